@@ -1,0 +1,5 @@
+// The registry of `kiln` subcommands, in the order `kiln help` lists them.
+
+import type { Command } from '../command.js';
+
+export const COMMANDS: Command[] = [];
