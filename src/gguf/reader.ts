@@ -4,7 +4,7 @@
 import { openSync, readSync, fstatSync, closeSync } from 'node:fs';
 import { GGMLType, isKnownType, typeInfo, typeName } from '../tensor/ggml-type.js';
 import {
-  GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC, GGUF_MAX_DIMS, GGUFError, GGUFValueType,
+  GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC, GGUF_MAX_ARRAY_NESTING, GGUF_MAX_DIMS, GGUFError, GGUFValueType,
   type GGUFHeader, type GGUFScalar, type GGUFTensorInfo, type GGUFValue,
 } from './types.js';
 
@@ -36,7 +36,8 @@ class FileSource implements ByteSource {
 }
 
 const CHUNK = 1 << 20;
-const textDecoder = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM keeps a leading U+FEFF (a real vocab token) instead of silently dropping it
+const textDecoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /** Sequential little-endian reader over a ByteSource, buffering a chunk at a time. */
 class Cursor {
@@ -136,13 +137,11 @@ function readScalar(cursor: Cursor, type: GGUFValueType, what: string): GGUFScal
   }
 }
 
-const MAX_ARRAY_NESTING = 8;
-
 function readValue(cursor: Cursor, type: GGUFValueType, what: string, depth = 0): GGUFValue {
   if (type !== GGUFValueType.ARRAY) {
     return { type, value: readScalar(cursor, type, what) } as GGUFValue;
   }
-  if (depth >= MAX_ARRAY_NESTING) throw new GGUFError('BAD_VALUE_TYPE', `${what}: arrays nested deeper than ${MAX_ARRAY_NESTING}`);
+  if (depth >= GGUF_MAX_ARRAY_NESTING) throw new GGUFError('BAD_VALUE_TYPE', `${what}: arrays nested deeper than ${GGUF_MAX_ARRAY_NESTING}`);
   const itemType = cursor.u32(`${what} item type`) as GGUFValueType;
   const count = cursor.size(`${what} count`);
   const need = count * minValueBytes(itemType);

@@ -11,6 +11,8 @@ export const GGUF_MAGIC = 0x46554747; // "GGUF" read as little-endian u32
 export const GGUF_DEFAULT_ALIGNMENT = 32;
 /** ggml's GGML_MAX_DIMS */
 export const GGUF_MAX_DIMS = 4;
+/** deepest nesting of arrays inside a metadata value that kiln reads or writes */
+export const GGUF_MAX_ARRAY_NESTING = 8;
 
 export enum GGUFValueType {
   UINT8 = 0,
@@ -74,6 +76,7 @@ export type GGUFErrorCode =
   | 'MISALIGNED_TENSOR'
   | 'TENSOR_OUT_OF_BOUNDS'
   | 'OVERLAPPING_TENSORS'
+  | 'BAD_TENSOR_DATA'
   | 'IO';
 
 /** Every problem found in a GGUF file is reported as this error; `code` says which. */
