@@ -1,6 +1,9 @@
 // The registry of `kiln` subcommands, in the order `kiln help` lists them.
 
 import type { Command } from '../command.js';
+import { runCommand } from './run.js';
+import { evalCommand } from './eval.js';
+import { perplexityCommand } from './perplexity.js';
 import { tokenizerCommand } from './tokenizer.js';
 
-export const COMMANDS: Command[] = [tokenizerCommand];
+export const COMMANDS: Command[] = [runCommand, evalCommand, perplexityCommand, tokenizerCommand];

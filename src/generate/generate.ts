@@ -1,0 +1,161 @@
+// Running a model over one sequence: teacher-forced evaluation of a prompt, perplexity, and the
+// prefill-then-decode generation loop with sampling, stop strings and end-of-generation tokens.
+
+import type { Model } from './model.js';
+import { BlockPool, SequenceBlocks, type KVCache } from './kv-cache.js';
+import { Sampler, type SamplingParams } from './sampler.js';
+import { StopMatcher } from './stop.js';
+import { StreamDecoder } from '../tokenizer/index.js';
+
+export class ContextOverflowError extends Error {
+  constructor(readonly needed: number, readonly contextLength: number) {
+    super(`prompt and generation need ${needed} positions, but the context holds ${contextLength}`);
+    this.name = 'ContextOverflowError';
+  }
+}
+
+/** One sequence in its own cache: feeds tokens and returns the logits after each fed token that asks for them. */
+export class SingleSequence {
+  readonly cache: KVCache;
+  private readonly pool: BlockPool;
+  private readonly blocks: SequenceBlocks;
+
+  constructor(private readonly model: Model, readonly contextLength: number) {
+    this.cache = model.createCache(contextLength);
+    this.pool = new BlockPool(this.cache.nBlocks);
+    this.blocks = new SequenceBlocks(this.cache.blockSize);
+  }
+
+  get length(): number { return this.blocks.length; }
+
+  /** Feeds `tokens` as one batch; returns logits [rows wanted, vocab] (all rows, or only the last). */
+  feed(tokens: readonly number[], allLogits = false): Float32Array {
+    const n = tokens.length;
+    const start = this.blocks.length;
+    if (start + n > this.contextLength) throw new ContextOverflowError(start + n, this.contextLength);
+    this.pool.ensureCapacity(this.blocks, start + n);
+    const logits = this.model.forward(this.cache, {
+      tokens: Int32Array.from(tokens),
+      positions: Int32Array.from(tokens, (_, i) => start + i),
+      sequences: new Array(n).fill(this.blocks),
+      outputRows: allLogits ? Array.from(tokens, (_, i) => i) : [n - 1],
+    });
+    this.blocks.length += n;
+    return logits;
+  }
+
+  reset(): void {
+    this.pool.releaseAll(this.blocks);
+  }
+}
+
+/** Logits after every prompt position (teacher forcing), [n, vocab]. */
+export function evaluate(model: Model, tokens: readonly number[]): Float32Array {
+  return new SingleSequence(model, tokens.length).feed(tokens, true);
+}
+
+/** log p(target) under softmax(logits), in float64 */
+export function logProbability(logits: Float32Array, offset: number, nVocab: number, target: number): number {
+  let max = -Infinity;
+  for (let i = 0; i < nVocab; i++) max = Math.max(max, logits[offset + i]);
+  let sum = 0;
+  for (let i = 0; i < nVocab; i++) sum += Math.exp(logits[offset + i] - max);
+  return logits[offset + target] - max - Math.log(sum);
+}
+
+export interface PerplexityResult {
+  ppl: number;
+  /** standard error of the ppl estimate */
+  pplError: number;
+  chunks: number;
+  scoredTokens: number;
+}
+
+/**
+ * Perplexity by llama.cpp's method: the text is tokenized once (with BOS), cut into chunks of `ctx` tokens,
+ * each chunk's first token replaced by BOS, and only the second half of each chunk is scored.
+ */
+export function perplexity(model: Model, text: string, ctx: number, maxChunks = Infinity, onChunk?: (i: number, n: number, ppl: number) => void): PerplexityResult {
+  const tokens = model.tokenizer.encode(text, { addSpecial: true, parseSpecial: false });
+  const nChunks = Math.min(maxChunks, Math.floor(tokens.length / ctx));
+  if (nChunks < 1) throw new Error(`text has ${tokens.length} tokens, fewer than one chunk of ${ctx}`);
+  const first = ctx >> 1;
+  const nVocab = model.vocabSize;
+  let nll = 0, nll2 = 0, count = 0;
+  for (let c = 0; c < nChunks; c++) {
+    const chunk = tokens.slice(c * ctx, (c + 1) * ctx);
+    chunk[0] = model.tokenizer.bosId;
+    const logits = evaluate(model, chunk);
+    for (let i = first; i < ctx - 1; i++) {
+      const lp = -logProbability(logits, i * nVocab, nVocab, chunk[i + 1]);
+      nll += lp;
+      nll2 += lp * lp;
+      count++;
+    }
+    onChunk?.(c + 1, nChunks, Math.exp(nll / count));
+  }
+  const mean = nll / count;
+  const variance = nll2 / count - mean * mean;
+  const ppl = Math.exp(mean);
+  return { ppl, pplError: count > 1 ? ppl * Math.sqrt(variance / (count - 1)) : 0, chunks: nChunks, scoredTokens: count };
+}
+
+export interface GenerateOptions {
+  maxTokens: number;
+  sampling: Partial<SamplingParams>;
+  stop?: string[];
+  /** called with each piece of text as soon as it is complete UTF-8 and clear of stop strings */
+  onText?: (text: string) => void;
+  /** context length to allocate (default: the model's, capped to prompt + maxTokens) */
+  contextLength?: number;
+}
+
+export type FinishReason = 'stop' | 'length';
+
+export interface GenerateResult {
+  promptTokens: number[];
+  tokens: number[];
+  text: string;
+  finishReason: FinishReason;
+  /** seconds spent in prefill and in decoding */
+  prefillSeconds: number;
+  decodeSeconds: number;
+}
+
+/** Prefill the prompt as one batch, then decode one token at a time until EOG, a stop string or maxTokens. */
+export function generate(model: Model, promptTokens: number[], options: GenerateOptions): GenerateResult {
+  const ctx = options.contextLength ?? Math.min(model.hparams.contextLength, promptTokens.length + options.maxTokens);
+  if (promptTokens.length + options.maxTokens > ctx) throw new ContextOverflowError(promptTokens.length + options.maxTokens, ctx);
+  if (promptTokens.length === 0) throw new Error('the prompt has no tokens');
+  const seq = new SingleSequence(model, ctx);
+  const sampler = new Sampler(options.sampling, model.vocabSize);
+  const decoder = new StreamDecoder(model.tokenizer);
+  const stop = new StopMatcher(options.stop ?? []);
+  const history = [...promptTokens];
+  const tokens: number[] = [];
+  let text = '';
+  let finishReason: FinishReason = 'length';
+  const emit = (piece: string) => {
+    if (!piece) return;
+    text += piece;
+    options.onText?.(piece);
+  };
+
+  const t0 = performance.now();
+  let logits = seq.feed(promptTokens);
+  const t1 = performance.now();
+  while (tokens.length < options.maxTokens) {
+    const token = sampler.sample(logits, history);
+    sampler.accept(token);
+    if (model.tokenizer.isEog(token)) { finishReason = 'stop'; break; }
+    tokens.push(token);
+    history.push(token);
+    const result = stop.push(decoder.push(token));
+    emit(result.text);
+    if (result.stopped) { finishReason = 'stop'; break; }
+    if (tokens.length < options.maxTokens) logits = seq.feed([token]);
+  }
+  if (finishReason === 'length' || !stop.stopped) emit(stop.flush(decoder.flush()));
+  const t2 = performance.now();
+  return { promptTokens, tokens, text, finishReason, prefillSeconds: (t1 - t0) / 1000, decodeSeconds: (t2 - t1) / 1000 };
+}

@@ -1,0 +1,59 @@
+// A model ready to run: the GGUF file, its hyper-parameters, tokenizer and architecture bound to its weights,
+// and a backend to compute with. `forward` runs one batch against a KV cache and returns its logits.
+
+import { loadGGUF, type GGUFModelFile } from '../gguf/model-file.js';
+import { readHParams, type HParams } from '../models/hparams.js';
+import { findArchitecture } from '../models/registry.js';
+import type { BoundModel } from '../models/architecture.js';
+import type { Backend } from '../kernels/backend.js';
+import { ReferenceBackend } from '../kernels/reference.js';
+import type { WeightTensor } from '../tensor/tensor.js';
+import { dequantizeTensor } from '../tensor/index.js';
+import { Tokenizer } from '../tokenizer/index.js';
+import { DEFAULT_BLOCK_SIZE, KVCache } from './kv-cache.js';
+import { InferenceOps, type ForwardBatch, type ForwardObserver } from './inference-ops.js';
+
+export interface LoadOptions {
+  backend?: Backend;
+}
+
+export class Model {
+  readonly hparams: HParams;
+  readonly tokenizer: Tokenizer;
+  private readonly bound: BoundModel<WeightTensor>;
+
+  constructor(readonly file: GGUFModelFile, readonly backend: Backend) {
+    this.hparams = readHParams(file.metadata);
+    this.tokenizer = Tokenizer.fromMetadata(file.metadata);
+    this.bound = findArchitecture(this.hparams.arch).bind<WeightTensor>(this.hparams, {
+      get: (name) => file.optionalTensor(name),
+      floats: (name) => (file.has(name) ? dequantizeTensor(file.tensor(name)) : undefined),
+    });
+  }
+
+  static load(path: string, options: LoadOptions = {}): Model {
+    return new Model(loadGGUF(path), options.backend ?? new ReferenceBackend());
+  }
+
+  get vocabSize(): number {
+    return this.hparams.vocabSize;
+  }
+
+  /** A KV cache able to hold `tokens` positions in total, in blocks of `blockSize`. */
+  createCache(tokens: number, blockSize = DEFAULT_BLOCK_SIZE): KVCache {
+    const hp = this.hparams;
+    return new KVCache({
+      nLayers: hp.blockCount,
+      keyDim: hp.headCountKv * hp.keyLength,
+      valueDim: hp.headCountKv * hp.valueLength,
+      nBlocks: Math.ceil(tokens / blockSize),
+      blockSize,
+    });
+  }
+
+  /** Runs one batch; returns logits [batch.outputRows.length, vocab], row-major. */
+  forward(cache: KVCache, batch: ForwardBatch, observer?: ForwardObserver): Float32Array {
+    const logits = this.bound.forward(new InferenceOps(this.backend, cache, batch, observer));
+    return logits.data;
+  }
+}

@@ -1,0 +1,67 @@
+// The compute backend: every numeric kernel a model's forward pass needs, on plain Float32Arrays.
+// Activations are row-major matrices [rows, cols] (one row per token). Weights stay in their stored
+// block format (WeightTensor); a backend may repack them once in `prepare`.
+// Backends: `reference` (plain TypeScript, the oracle) and, later, WASM SIMD with worker threads.
+
+import type { WeightTensor } from '../tensor/tensor.js';
+
+export interface RopeParams {
+  /** number of leading dims of each head that are rotated (`rope.dimension_count`) */
+  nDims: number;
+  /** θ_i = pos · freqScale · base^(−2i/nDims) */
+  freqBase: number;
+  freqScale: number;
+  /** NEOX pairs dims (i, i + nDims/2); normal rope pairs (2i, 2i+1) */
+  neox: boolean;
+  /** optional per-pair divisors of θ (llama3's `rope_freqs.weight`), length nDims/2 */
+  freqFactors?: Float32Array;
+}
+
+/** Where the keys and values of one attention call live (see generate/kv-cache.ts). */
+export interface AttentionCacheView {
+  /** f16 keys of this layer: [slot, nKvHeads × headDim] */
+  keys: Uint16Array;
+  /** f16 values of this layer: [slot, nKvHeads × headDim] */
+  values: Uint16Array;
+  /** for batch row t: the cache slot of each of its visible positions 0..n-1, in order */
+  slotsFor(row: number): Int32Array;
+}
+
+export interface AttentionShape {
+  nHeads: number;
+  nKvHeads: number;
+  headDim: number;
+  /** multiplies q·k before softmax (1/sqrt(headDim) unless the model says otherwise) */
+  scale: number;
+}
+
+export interface Backend {
+  readonly name: string;
+
+  /** out[t, r] = Σ_c W[r, c] · x[t, c]: x [nTokens, nIn], W dims [nIn, nOut], out [nTokens, nOut] */
+  matmul(out: Float32Array, x: Float32Array, w: WeightTensor, nTokens: number): void;
+
+  /** out[t] = row tokens[t] of the embedding table w (dims [dim, nVocab]), dequantized */
+  embedding(out: Float32Array, w: WeightTensor, tokens: Int32Array): void;
+
+  /** out[t, i] = x[t, i] / sqrt(mean_i(x[t]²) + eps) · weight[i]: x, out [nTokens, dim] */
+  rmsnorm(out: Float32Array, x: Float32Array, weight: Float32Array, nTokens: number, dim: number, eps: number): void;
+
+  /** rotates each head of x in place: x [nTokens, nHeads × headDim], positions [nTokens] */
+  rope(x: Float32Array, nTokens: number, nHeads: number, headDim: number, positions: Int32Array, params: RopeParams): void;
+
+  /**
+   * out[t, h] = Σ_j softmax_j(scale · q[t, h] · k[j, h']) · v[j, h'] over the cached positions j visible to row t,
+   * h' = h / (nHeads / nKvHeads) (grouped-query attention). q [nTokens, nHeads × headDim] f32.
+   */
+  attention(out: Float32Array, q: Float32Array, nTokens: number, cache: AttentionCacheView, shape: AttentionShape): void;
+
+  /** out = silu(gate) ⊙ up, silu(x) = x / (1 + e^−x) */
+  swiglu(out: Float32Array, gate: Float32Array, up: Float32Array, n: number): void;
+
+  /** a += b (element-wise, first n values) */
+  addInPlace(a: Float32Array, b: Float32Array, n: number): void;
+
+  /** x[t, i] += bias[i] for every row */
+  addBias(x: Float32Array, bias: Float32Array, nTokens: number, dim: number): void;
+}

@@ -1,0 +1,145 @@
+// The reference backend: plain TypeScript, written for clarity. It computes what llama.cpp's CPU backend
+// computes — including where ggml rounds: activations are quantized to the weight's `vec_dot_type` before a
+// quantized matmul, q and the softmax weights are rounded to f16 against the f16 KV cache — and it is the oracle
+// the WASM SIMD backend is checked against.
+
+import type { AttentionCacheView, AttentionShape, Backend, RopeParams } from './backend.js';
+import type { WeightTensor } from '../tensor/tensor.js';
+import { GGMLType, typeInfo } from '../tensor/ggml-type.js';
+import { activationRowBytes, dequantizeRow, fp16ToFp32, fp32ToFp16, quantizeRowForDot, vecDot, vecDotType } from '../tensor/index.js';
+
+/** A Float32Array over an F32 tensor's bytes (copied only if the bytes are not 4-byte aligned). */
+export function f32View(w: WeightTensor): Float32Array {
+  if (w.type !== GGMLType.F32) throw new Error(`tensor "${w.name}" is ${typeInfo(w.type).name}, expected F32`);
+  const { data } = w;
+  if (data.byteOffset % 4 === 0) return new Float32Array(data.buffer, data.byteOffset, data.byteLength / 4);
+  return new Float32Array(data.slice().buffer);
+}
+
+function matmulF32(out: Float32Array, x: Float32Array, w: Float32Array, nTokens: number, nIn: number, nOut: number): void {
+  for (let t = 0; t < nTokens; t++) {
+    const xo = t * nIn;
+    for (let r = 0; r < nOut; r++) {
+      const wo = r * nIn;
+      let sum = 0;
+      for (let c = 0; c < nIn; c++) sum += w[wo + c] * x[xo + c];
+      out[t * nOut + r] = sum;
+    }
+  }
+}
+
+/** Quantized (or f16/bf16) matmul: each activation row is converted once to the weight's vec_dot_type. */
+function matmulBlocks(out: Float32Array, x: Float32Array, w: WeightTensor, nTokens: number, nIn: number, nOut: number): void {
+  const dotType = vecDotType(w.type);
+  const actBytes = activationRowBytes(dotType, nIn);
+  const act = new Uint8Array(actBytes * nTokens);
+  for (let t = 0; t < nTokens; t++) quantizeRowForDot(dotType, x, t * nIn, nIn, act, t * actBytes);
+  const { blockSize, typeSize } = typeInfo(w.type);
+  const wRowBytes = (nIn / blockSize) * typeSize;
+  for (let t = 0; t < nTokens; t++) {
+    for (let r = 0; r < nOut; r++) out[t * nOut + r] = vecDot(w.type, w.data, r * wRowBytes, act, t * actBytes, nIn);
+  }
+}
+
+export class ReferenceBackend implements Backend {
+  readonly name = 'reference';
+
+  matmul(out: Float32Array, x: Float32Array, w: WeightTensor, nTokens: number): void {
+    const [nIn, nOut] = w.dims;
+    if (w.type === GGMLType.F32) matmulF32(out, x, f32View(w), nTokens, nIn, nOut);
+    else matmulBlocks(out, x, w, nTokens, nIn, nOut);
+  }
+
+  embedding(out: Float32Array, w: WeightTensor, tokens: Int32Array): void {
+    const [dim, nVocab] = w.dims;
+    const { blockSize, typeSize } = typeInfo(w.type);
+    const rowBytes = (dim / blockSize) * typeSize;
+    for (let t = 0; t < tokens.length; t++) {
+      const id = tokens[t];
+      if (id < 0 || id >= nVocab) throw new RangeError(`token id ${id} is outside the vocabulary (0..${nVocab - 1})`);
+      dequantizeRow(w.type, w.data.subarray(id * rowBytes, (id + 1) * rowBytes), dim, out, t * dim);
+    }
+  }
+
+  rmsnorm(out: Float32Array, x: Float32Array, weight: Float32Array, nTokens: number, dim: number, eps: number): void {
+    for (let t = 0; t < nTokens; t++) {
+      const o = t * dim;
+      let sumSq = 0;
+      for (let i = 0; i < dim; i++) sumSq += x[o + i] * x[o + i];
+      const scale = Math.fround(1 / Math.sqrt(Math.fround(sumSq / dim) + eps));
+      for (let i = 0; i < dim; i++) out[o + i] = Math.fround(x[o + i] * scale) * weight[i];
+    }
+  }
+
+  rope(x: Float32Array, nTokens: number, nHeads: number, headDim: number, positions: Int32Array, p: RopeParams): void {
+    const half = p.nDims / 2;
+    for (let t = 0; t < nTokens; t++) {
+      const pos = positions[t];
+      for (let i = 0; i < half; i++) {
+        // θ_i = pos · scale · base^(−2i/nDims), optionally divided by a per-pair factor (llama3)
+        let theta = p.freqScale * pos * Math.pow(p.freqBase, (-2 * i) / p.nDims);
+        if (p.freqFactors) theta /= p.freqFactors[i];
+        const cos = Math.cos(theta), sin = Math.sin(theta);
+        for (let h = 0; h < nHeads; h++) {
+          const base = t * nHeads * headDim + h * headDim;
+          // pair (a, b): NEOX rotates dims i and i + nDims/2, normal rope dims 2i and 2i+1
+          const a = base + (p.neox ? i : 2 * i);
+          const b = base + (p.neox ? i + half : 2 * i + 1);
+          const x0 = x[a], x1 = x[b];
+          x[a] = x0 * cos - x1 * sin;
+          x[b] = x0 * sin + x1 * cos;
+        }
+      }
+    }
+  }
+
+  attention(out: Float32Array, q: Float32Array, nTokens: number, cache: AttentionCacheView, s: AttentionShape): void {
+    const { nHeads, nKvHeads, headDim } = s;
+    const group = nHeads / nKvHeads;
+    const kvDim = nKvHeads * headDim;
+    const qh = new Float32Array(headDim);
+    for (let t = 0; t < nTokens; t++) {
+      const slots = cache.slotsFor(t);
+      const scores = new Float32Array(slots.length);
+      for (let h = 0; h < nHeads; h++) {
+        const kvOffset = Math.floor(h / group) * headDim;
+        const qOffset = t * nHeads * headDim + h * headDim;
+        // q is rounded to f16, as ggml converts it to the f16 cache's vec_dot_type
+        for (let d = 0; d < headDim; d++) qh[d] = fp16ToFp32(fp32ToFp16(q[qOffset + d]));
+        let max = -Infinity;
+        for (let j = 0; j < slots.length; j++) {
+          const k = slots[j] * kvDim + kvOffset;
+          let dot = 0;
+          for (let d = 0; d < headDim; d++) dot += qh[d] * fp16ToFp32(cache.keys[k + d]);
+          scores[j] = dot * s.scale;
+          if (scores[j] > max) max = scores[j];
+        }
+        let sum = 0;
+        for (let j = 0; j < slots.length; j++) sum += scores[j] = Math.exp(scores[j] - max);
+        const o = qOffset;
+        out.fill(0, o, o + headDim);
+        for (let j = 0; j < slots.length; j++) {
+          // softmax weight rounded to f16 before multiplying the f16 values (ggml's kq · v)
+          const p = fp16ToFp32(fp32ToFp16(scores[j] / sum));
+          const v = slots[j] * kvDim + kvOffset;
+          for (let d = 0; d < headDim; d++) out[o + d] += p * fp16ToFp32(cache.values[v + d]);
+        }
+      }
+    }
+  }
+
+  swiglu(out: Float32Array, gate: Float32Array, up: Float32Array, n: number): void {
+    for (let i = 0; i < n; i++) {
+      const g = gate[i];
+      out[i] = (g / (1 + Math.exp(-g))) * up[i];
+    }
+  }
+
+  addInPlace(a: Float32Array, b: Float32Array, n: number): void {
+    for (let i = 0; i < n; i++) a[i] += b[i];
+  }
+
+  addBias(x: Float32Array, bias: Float32Array, nTokens: number, dim: number): void {
+    for (let t = 0; t < nTokens; t++) for (let i = 0; i < dim; i++) x[t * dim + i] += bias[i];
+  }
+}
