@@ -22,16 +22,25 @@ class MemorySource implements ByteSource {
 
 class FileSource implements ByteSource {
   readonly size: number;
-  constructor(private readonly fd: number) { this.size = fstatSync(fd).size; }
+  constructor(private readonly fd: number, private readonly path: string) {
+    const stat = fstatSync(fd);
+    if (!stat.isFile()) throw new GGUFError('IO', `${path} is not a regular file`);
+    this.size = stat.size;
+  }
   read(position: number, length: number): Uint8Array {
     const out = Buffer.allocUnsafe(length);
     let done = 0;
     while (done < length) {
-      const n = readSync(this.fd, out, done, length - done, position + done);
-      if (n === 0) break;
+      let n: number;
+      try {
+        n = readSync(this.fd, out, done, length - done, position + done);
+      } catch (e) {
+        throw new GGUFError('IO', `cannot read ${this.path}: ${(e as Error).message}`);
+      }
+      if (n === 0) throw new GGUFError('TRUNCATED', `${this.path} ended at offset ${position + done} while being read`);
       done += n;
     }
-    return out.subarray(0, done);
+    return out;
   }
 }
 
@@ -184,7 +193,9 @@ export function tensorSize(name: string, dims: readonly number[], type: GGMLType
   if (dims[0] % blockSize !== 0) {
     throw new GGUFError('BAD_DIMS', `tensor "${name}": row length ${dims[0]} is not a multiple of ${typeName(type)}'s block size ${blockSize}`);
   }
-  return { nElements, nBytes: (nElements / blockSize) * typeSize };
+  const nBytes = (nElements / blockSize) * typeSize;
+  if (!Number.isSafeInteger(nBytes)) throw new GGUFError('BAD_DIMS', `tensor "${name}" shape [${dims.join(', ')}] needs more bytes than can be addressed`);
+  return { nElements, nBytes };
 }
 
 function parse(source: ByteSource): GGUFHeader {
@@ -264,7 +275,7 @@ export function readGGUFHeader(path: string): GGUFHeader {
     throw new GGUFError('IO', `cannot open ${path}: ${(e as Error).message}`);
   }
   try {
-    return parse(new FileSource(fd));
+    return parse(new FileSource(fd, path));
   } finally {
     closeSync(fd);
   }
