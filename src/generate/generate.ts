@@ -108,6 +108,8 @@ export interface GenerateOptions {
   onText?: (text: string) => void;
   /** context length to allocate (default: the model's, capped to prompt + maxTokens) */
   contextLength?: number;
+  /** end at an end-of-generation token (default true) */
+  stopAtEog?: boolean;
 }
 
 export type FinishReason = 'stop' | 'length';
@@ -147,7 +149,7 @@ export function generate(model: Model, promptTokens: number[], options: Generate
   while (tokens.length < options.maxTokens) {
     const token = sampler.sample(logits, history);
     sampler.accept(token);
-    if (model.tokenizer.isEog(token)) { finishReason = 'stop'; break; }
+    if (options.stopAtEog !== false && model.tokenizer.isEog(token)) { finishReason = 'stop'; break; }
     tokens.push(token);
     history.push(token);
     const result = stop.push(decoder.push(token));

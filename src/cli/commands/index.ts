@@ -4,6 +4,7 @@ import type { Command } from '../command.js';
 import { runCommand } from './run.js';
 import { evalCommand } from './eval.js';
 import { perplexityCommand } from './perplexity.js';
+import { chatCommand } from './chat.js';
 import { tokenizerCommand } from './tokenizer.js';
 
-export const COMMANDS: Command[] = [runCommand, evalCommand, perplexityCommand, tokenizerCommand];
+export const COMMANDS: Command[] = [runCommand, chatCommand, evalCommand, perplexityCommand, tokenizerCommand];

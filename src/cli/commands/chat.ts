@@ -1,0 +1,64 @@
+// `kiln chat MODEL`: an interactive conversation using the model's chat template.
+
+import { createInterface } from 'node:readline/promises';
+import { optInt, optString, UsageError, type ParsedArgs } from '../args.js';
+import type { Command } from '../command.js';
+import { Model } from '../../generate/model.js';
+import { generate } from '../../generate/generate.js';
+import { ChatTemplate, type ChatMessage } from '../../generate/chat-template.js';
+import { SAMPLING_OPTIONS, samplingFromArgs } from './model-options.js';
+
+/** Tokens of a rendered chat prompt: BOS is added only when the template did not already write it. */
+export function chatPromptTokens(model: Model, prompt: string): number[] {
+  const tok = model.tokenizer;
+  const bosText = tok.tokenText(tok.bosId);
+  return tok.encode(prompt, { addSpecial: !prompt.startsWith(bosText), parseSpecial: true });
+}
+
+export const chatCommand: Command = {
+  name: 'chat',
+  usage: 'MODEL [--system TEXT] [-n N] [sampling options]',
+  summary: 'chat interactively, using the model\'s chat template',
+  options: [
+    { name: 'system', short: 's', description: 'system prompt' },
+    { name: 'n-predict', short: 'n', description: 'maximum tokens per answer (default 256)' },
+    ...SAMPLING_OPTIONS,
+  ],
+  async run(args: ParsedArgs) {
+    const [path] = args.positionals;
+    if (!path) throw new UsageError('a model file is required');
+    const model = Model.load(path);
+    const tok = model.tokenizer;
+    const template = ChatTemplate.fromMetadata(model.file.metadata, tok.tokenText(tok.bosId), tok.tokenText(tok.eosId));
+    const messages: ChatMessage[] = [];
+    const system = optString(args, 'system');
+    if (system) messages.push({ role: 'system', content: system });
+    const sampling = samplingFromArgs(args);
+    const maxTokens = optInt(args, 'n-predict') ?? 256;
+    const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: process.stdin.isTTY });
+    console.error('kiln chat — type a message; an empty line or Ctrl-D ends the chat.');
+    try {
+      for (;;) {
+        let line: string;
+        try {
+          line = await rl.question('> ');
+        } catch {
+          break; // input closed
+        }
+        if (!line.trim()) break;
+        messages.push({ role: 'user', content: line });
+        const prompt = chatPromptTokens(model, template.render(messages));
+        const result = generate(model, prompt, {
+          maxTokens,
+          sampling,
+          contextLength: Math.min(model.hparams.contextLength, prompt.length + maxTokens),
+          onText: (text) => process.stdout.write(text),
+        });
+        process.stdout.write('\n');
+        messages.push({ role: 'assistant', content: result.text });
+      }
+    } finally {
+      rl.close();
+    }
+  },
+};

@@ -1,0 +1,52 @@
+// Chat prompts: the model's own `tokenizer.chat_template` (a Jinja template, rendered with @huggingface/jinja),
+// or ChatML when the model has none (llama.cpp's fallback).
+
+import { Template } from '@huggingface/jinja';
+import { getString, type Metadata } from '../gguf/metadata.js';
+
+export interface ChatMessage {
+  role: 'system' | 'user' | 'assistant' | string;
+  content: string;
+}
+
+export const CHATML_TEMPLATE =
+  "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}{% endfor %}" +
+  "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+
+export class ChatTemplateError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ChatTemplateError';
+  }
+}
+
+export class ChatTemplate {
+  private readonly template: Template;
+
+  constructor(readonly source: string, private readonly bosToken: string, private readonly eosToken: string) {
+    try {
+      this.template = new Template(source);
+    } catch (e) {
+      throw new ChatTemplateError(`the chat template does not parse: ${(e as Error).message}`);
+    }
+  }
+
+  /** The template of a model (or ChatML), with its BOS/EOS token texts. */
+  static fromMetadata(meta: Metadata, bosToken: string, eosToken: string): ChatTemplate {
+    return new ChatTemplate(getString(meta, 'tokenizer.chat_template') ?? CHATML_TEMPLATE, bosToken, eosToken);
+  }
+
+  /** The prompt text for a conversation, ending with the assistant's turn opened when `addGenerationPrompt`. */
+  render(messages: readonly ChatMessage[], addGenerationPrompt = true): string {
+    try {
+      return this.template.render({
+        messages,
+        add_generation_prompt: addGenerationPrompt,
+        bos_token: this.bosToken,
+        eos_token: this.eosToken,
+      });
+    } catch (e) {
+      throw new ChatTemplateError(`the chat template failed to render: ${(e as Error).message}`);
+    }
+  }
+}

@@ -1,0 +1,68 @@
+// The forward pass against llama.cpp: logits and greedy tokens of every reference run
+// (tolerances from ../shared/conformance/README.md and the foundation issue).
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { argmax, loadModel, maxTopKError, readReference, replay } from './reference.js';
+import { generate } from '../../src/generate/generate.js';
+
+interface Case {
+  model: string[];
+  refs: string[];
+  /** tolerance on logits */
+  tol: number;
+  /** greedy tokens must match exactly (else: only where the reference's top-2 margin exceeds 0.1) */
+  exactGreedy: boolean;
+}
+
+const conformance = (file: string) => ['conformance', 'models', file];
+const QUANTIZED = ['Q8_0', 'Q4_0', 'Q4_1', 'Q5_0', 'Q5_1', 'Q2_K', 'Q3_K_S', 'Q3_K_M', 'Q3_K_L', 'Q4_K_S', 'Q4_K_M', 'Q5_K_S', 'Q5_K_M', 'Q6_K'];
+
+const CASES: Case[] = [
+  { model: ['data', 'models', 'stories260K.gguf'], refs: ['s1', 's2', 's3', 's4'].map((s) => `stories260K.${s}.json`), tol: 1e-3, exactGreedy: true },
+  ...['f32', 'F16', 'BF16'].map((t) => ({ model: conformance(`kq-${t}.gguf`), refs: [`kq-${t}.s1.json`], tol: 1e-3, exactGreedy: true })),
+  { model: conformance('qwen2-f16.gguf'), refs: ['qwen2-f16.b1.json', 'qwen2-f16.b2.json'], tol: 1e-3, exactGreedy: true },
+  { model: conformance('moe-f32.gguf'), refs: ['moe-f32.s1.json'], tol: 1e-3, exactGreedy: true },
+  ...QUANTIZED.map((t) => ({ model: conformance(`kq-${t}.gguf`), refs: [`kq-${t}.s1.json`], tol: 2e-2, exactGreedy: false })),
+  { model: conformance('moe-q8_0.gguf'), refs: ['moe-q8_0.s2.json'], tol: 2e-2, exactGreedy: false },
+];
+
+for (const c of CASES) {
+  for (const refName of c.refs) {
+    test(`${refName}: prompt tokens, prompt logits, teacher-forced decode logits`, () => {
+      const model = loadModel(...c.model);
+      const ref = readReference(refName);
+      const n = ref.n_vocab;
+      assert.equal(model.vocabSize, n);
+      assert.deepEqual(model.tokenizer.encode(ref.prompt, { addSpecial: true, parseSpecial: false }), ref.prompt_tokens);
+
+      const { promptLogits, stepLogits } = replay(model, ref);
+      ref.prompt_topk.forEach((top, i) => {
+        const err = maxTopKError(promptLogits, i * n, top);
+        assert.ok(err <= c.tol, `prompt position ${i}: top-10 logit error ${err} > ${c.tol}`);
+      });
+      const last = stepLogits[0];
+      if (c.exactGreedy) {
+        const worst = ref.last_logits.reduce((m, v, i) => Math.max(m, Math.abs(last[i] - v)), 0);
+        assert.ok(worst <= c.tol, `last prompt position: full-vocab logit error ${worst} > ${c.tol}`);
+      }
+      ref.greedy_topk.forEach((top, j) => {
+        const err = maxTopKError(stepLogits[j], 0, top);
+        assert.ok(err <= c.tol, `greedy step ${j}: top-10 logit error ${err} > ${c.tol}`);
+        const margin = top[0][1] - top[1][1];
+        if (c.exactGreedy || margin > 0.1) {
+          assert.equal(argmax(stepLogits[j], 0, n), ref.greedy[j], `greedy step ${j} (reference margin ${margin.toFixed(4)})`);
+        }
+      });
+    });
+
+    if (c.exactGreedy) {
+      test(`${refName}: free-running greedy generation equals llama.cpp's`, () => {
+        const model = loadModel(...c.model);
+        const ref = readReference(refName);
+        const result = generate(model, ref.prompt_tokens, { maxTokens: ref.greedy.length, sampling: { temperature: 0 }, stopAtEog: false });
+        assert.deepEqual(result.tokens, ref.greedy);
+      });
+    }
+  }
+}
