@@ -1,0 +1,72 @@
+// Little-endian scalar reads and writes on block bytes, without allocating.
+
+import { FP16_TO_FP32, fp32ToFp16 } from './float16.js';
+
+const scratchF32 = new Float32Array(1);
+const scratchBytes = new Uint8Array(scratchF32.buffer);
+
+/** Thrown when a row or tensor's bytes do not fit the shape and type asked of them. */
+export class TensorDataError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'TensorDataError';
+  }
+}
+
+export function readInt8(bytes: Uint8Array, at: number): number {
+  return (bytes[at] << 24) >> 24;
+}
+
+export function readInt16(bytes: Uint8Array, at: number): number {
+  return ((bytes[at] | (bytes[at + 1] << 8)) << 16) >> 16;
+}
+
+export function readUint32(bytes: Uint8Array, at: number): number {
+  return (bytes[at] | (bytes[at + 1] << 8) | (bytes[at + 2] << 16) | (bytes[at + 3] << 24)) >>> 0;
+}
+
+export function readF16(bytes: Uint8Array, at: number): number {
+  return FP16_TO_FP32[bytes[at] | (bytes[at + 1] << 8)];
+}
+
+export function readF32(bytes: Uint8Array, at: number): number {
+  scratchBytes[0] = bytes[at];
+  scratchBytes[1] = bytes[at + 1];
+  scratchBytes[2] = bytes[at + 2];
+  scratchBytes[3] = bytes[at + 3];
+  return scratchF32[0];
+}
+
+export function writeUint16(bytes: Uint8Array, at: number, value: number): void {
+  bytes[at] = value & 0xff;
+  bytes[at + 1] = (value >> 8) & 0xff;
+}
+
+export function writeF16(bytes: Uint8Array, at: number, value: number): void {
+  writeUint16(bytes, at, fp32ToFp16(value));
+}
+
+export function writeF32(bytes: Uint8Array, at: number, value: number): void {
+  scratchF32[0] = value;
+  bytes[at] = scratchBytes[0];
+  bytes[at + 1] = scratchBytes[1];
+  bytes[at + 2] = scratchBytes[2];
+  bytes[at + 3] = scratchBytes[3];
+}
+
+// One Float32Array over each whole buffer, made once, so that aligned float32 rows are read in place.
+const float32Views = new WeakMap<ArrayBufferLike, Float32Array>();
+
+/**
+ * A Float32Array over the whole buffer behind `bytes`, in which bytes[at] starts element
+ * (bytes.byteOffset + at) / 4. The float32 data must be 4-byte aligned in its buffer.
+ */
+export function float32Alias(bytes: Uint8Array, at: number): Float32Array {
+  if ((bytes.byteOffset + at) % 4 !== 0) throw new TensorDataError('float32 data is not 4-byte aligned in its buffer');
+  let view = float32Views.get(bytes.buffer);
+  if (!view) {
+    view = new Float32Array(bytes.buffer, 0, bytes.buffer.byteLength >>> 2);
+    float32Views.set(bytes.buffer, view);
+  }
+  return view;
+}
