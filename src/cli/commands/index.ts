@@ -6,5 +6,6 @@ import { evalCommand } from './eval.js';
 import { perplexityCommand } from './perplexity.js';
 import { chatCommand } from './chat.js';
 import { tokenizerCommand } from './tokenizer.js';
+import { infoCommand } from './info.js';
 
-export const COMMANDS: Command[] = [runCommand, chatCommand, evalCommand, perplexityCommand, tokenizerCommand];
+export const COMMANDS: Command[] = [runCommand, chatCommand, evalCommand, perplexityCommand, tokenizerCommand, infoCommand];
