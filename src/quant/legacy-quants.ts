@@ -1,0 +1,140 @@
+// The 32-value block formats Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, quantized as ggml-quants.c does:
+// quantize_row_qX_Y_ref without an importance matrix, quantize_row_qX_Y_impl with one.
+//
+// Block layouts (little-endian, f16 = IEEE half):
+//   Q4_0  d:f16 | qs[16]                 x = d·(q − 8),   q = 4 bits: value j in the low nibble of qs[j], j+16 high
+//   Q4_1  d:f16 m:f16 | qs[16]           x = d·q + m
+//   Q5_0  d:f16 | qh:u32 | qs[16]        x = d·(q − 16),  q = 5 bits: low 4 as Q4, bit 4 of value j in qh bit j
+//   Q5_1  d:f16 m:f16 | qh:u32 | qs[16]  x = d·q + m
+//   Q8_0  d:f16 | qs[32] int8            x = d·q
+
+import { f32, nearestInt, roundAwayFromZero } from './float32-math.js';
+import { f32ToF16Bits } from './half.js';
+import { makeQkxQuants, makeQxQuants } from './scale-search.js';
+
+export const QK = 32;
+
+function writeF16(out: Uint8Array, o: number, x: number): void {
+  const h = f32ToF16Bits(x);
+  out[o] = h & 0xff;
+  out[o + 1] = h >>> 8;
+}
+
+/** Packs 32 levels of 4 bits: value j in the low nibble of byte j, value j+16 in its high nibble. */
+function packNibbles(L: ArrayLike<number>, out: Uint8Array, o: number): void {
+  for (let j = 0; j < 16; j++) out[o + j] = (L[j] & 0x0f) | ((L[j + 16] & 0x0f) << 4);
+}
+
+/** Packs 32 levels of 5 bits: qh (u32, bit 4 of each value) then the low nibbles. */
+function packFiveBits(L: ArrayLike<number>, out: Uint8Array, o: number): void {
+  let qh = 0;
+  for (let j = 0; j < 32; j++) qh |= ((L[j] >> 4) & 1) << j;
+  out[o] = qh & 0xff;
+  out[o + 1] = (qh >>> 8) & 0xff;
+  out[o + 2] = (qh >>> 16) & 0xff;
+  out[o + 3] = qh >>> 24;
+  packNibbles(L, out, o + 4);
+}
+
+/** quantize_row_q4_0_ref / q5_0_ref: d = (value of largest magnitude) / −2^(bits−1), q = trunc(x/d + 2^(bits−1) + ½). */
+function quantizeSymmetricRef(bits: 4 | 5, x: Float32Array, out: Uint8Array, o: number, L: Uint8Array): void {
+  const half = 1 << (bits - 1);
+  let amax = 0, max = 0;
+  for (let j = 0; j < QK; j++) {
+    if (amax < Math.abs(x[j])) { amax = Math.abs(x[j]); max = x[j]; }
+  }
+  const d = f32(max / -half);
+  const id = d ? f32(1 / d) : 0;
+  writeF16(out, o, d);
+  const offset = half + 0.5; // 8.5f or 16.5f
+  for (let j = 0; j < QK; j++) L[j] = Math.min(2 * half - 1, Math.trunc(f32(f32(x[j] * id) + offset)));
+  if (bits === 4) packNibbles(L, out, o + 2);
+  else packFiveBits(L, out, o + 2);
+}
+
+/** quantize_row_q4_1_ref / q5_1_ref: d = (max − min)/(2^bits − 1), m = min, q = trunc((x − min)/d + ½). */
+function quantizeAffineRef(bits: 4 | 5, x: Float32Array, out: Uint8Array, o: number, L: Uint8Array): void {
+  let min = Infinity, max = -Infinity;
+  for (let j = 0; j < QK; j++) {
+    if (x[j] < min) min = x[j];
+    if (x[j] > max) max = x[j];
+  }
+  const levels = (1 << bits) - 1;
+  const d = f32(f32(max - min) / levels);
+  const id = d ? f32(1 / d) : 0;
+  writeF16(out, o, d);
+  writeF16(out, o + 2, min);
+  for (let j = 0; j < QK; j++) {
+    const q = Math.trunc(f32(f32(f32(x[j] - min) * id) + 0.5));
+    // q4_1 clamps to 15; q5_1 stores the uint8 as is
+    L[j] = bits === 4 ? Math.min(15, q) : q & 0xff;
+  }
+  if (bits === 4) packNibbles(L, out, o + 4);
+  else packFiveBits(L, out, o + 4);
+}
+
+/** quantize_row_q8_0_ref: d = max|x|/127, q = roundf(x/d). */
+export function quantizeBlockQ8_0(x: Float32Array, out: Uint8Array, o: number): void {
+  let amax = 0;
+  for (let j = 0; j < QK; j++) amax = Math.max(amax, Math.abs(x[j]));
+  const d = f32(amax / 127);
+  const id = d ? f32(1 / d) : 0;
+  writeF16(out, o, d);
+  for (let j = 0; j < QK; j++) out[o + 2 + j] = roundAwayFromZero(f32(x[j] * id)) & 0xff;
+}
+
+/** Importance weights of one block for the imatrix variants: w = imatrix·sqrt(σ² + x²), σ² = mean x² of the row. */
+function blockWeights(x: Float32Array, importance: Float32Array, sigma2: number, w: Float32Array): void {
+  for (let j = 0; j < QK; j++) w[j] = f32(importance[j] * f32(Math.sqrt(f32(sigma2 + f32(x[j] * x[j])))));
+}
+
+/** Mean of x² over a whole row (float accumulation, as the _impl functions do). */
+export function rowSigma2(x: Float32Array, n: number): number {
+  let sum = 0;
+  for (let j = 0; j < n; j++) sum = f32(sum + f32(x[j] * x[j]));
+  return f32(sum / n);
+}
+
+export type LegacyType = 'Q4_0' | 'Q4_1' | 'Q5_0' | 'Q5_1' | 'Q8_0';
+
+export const LEGACY_BLOCK_BYTES: Record<LegacyType, number> = { Q4_0: 18, Q4_1: 20, Q5_0: 22, Q5_1: 24, Q8_0: 34 };
+
+/** Quantizes one row of n values (n a multiple of 32) to `type` at out[o..]. With `importance` (n values,
+ *  the imatrix column weights) Q4_0…Q5_1 use ggml's weighted search; Q8_0 never does. */
+export function quantizeRowLegacy(
+  type: LegacyType, x: Float32Array, n: number, out: Uint8Array, o: number, importance?: Float32Array,
+): void {
+  const blockBytes = LEGACY_BLOCK_BYTES[type];
+  const L = new Uint8Array(QK);
+  const Ls = new Int8Array(QK);
+  const Laux = new Uint8Array(QK);
+  const w = new Float32Array(QK);
+  const sigma2 = importance && type !== 'Q8_0' ? rowSigma2(x, n) : 0;
+  for (let b = 0; b < n / QK; b++) {
+    const xb = x.subarray(b * QK, (b + 1) * QK);
+    const ob = o + b * blockBytes;
+    if (type === 'Q8_0') { quantizeBlockQ8_0(xb, out, ob); continue; }
+    const bits = type === 'Q4_0' || type === 'Q4_1' ? 4 : 5;
+    const symmetric = type === 'Q4_0' || type === 'Q5_0';
+    if (!importance) {
+      if (symmetric) quantizeSymmetricRef(bits, xb, out, ob, L);
+      else quantizeAffineRef(bits, xb, out, ob, L);
+      continue;
+    }
+    blockWeights(xb, importance.subarray(b * QK, (b + 1) * QK), sigma2, w);
+    const nmax = 1 << (bits - 1);
+    if (symmetric) {
+      // quantize_row_q4_0_impl / q5_0_impl: x ≈ d·(L − nmax)
+      writeF16(out, ob, makeQxQuants(QK, nmax, xb, Ls, w));
+      if (bits === 4) packNibbles(Ls, out, ob + 2);
+      else packFiveBits(Ls, out, ob + 2);
+    } else {
+      // quantize_row_q4_1_impl / q5_1_impl: x ≈ d·L − min
+      const fit = makeQkxQuants(QK, (1 << bits) - 1, xb, w, L, Laux, -0.9, 0.05, 36, false);
+      writeF16(out, ob, fit.scale);
+      writeF16(out, ob + 2, -fit.min);
+      if (bits === 4) packNibbles(L, out, ob + 4);
+      else packFiveBits(L, out, ob + 4);
+    }
+  }
+}
