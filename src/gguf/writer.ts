@@ -87,13 +87,20 @@ class ByteWriter {
   i64(v: bigint): void { const i = this.grow(8); this.view.setBigInt64(i, v, true); }
   raw(b: Uint8Array): void { const at = this.grow(b.length); this.bytes.set(b, at); }
   /** u64 byte length + UTF-8 bytes */
-  string(s: string): void { const b = utf8.encode(s); this.u64(BigInt(b.length)); this.raw(b); }
+  string(s: string, what: string): void {
+    // a lone UTF-16 surrogate has no UTF-8 form (TextEncoder would silently write U+FFFD instead)
+    if (/\p{Surrogate}/u.test(s)) throw new GGUFError('BAD_STRING', `${what} contains a lone UTF-16 surrogate`);
+    const b = utf8.encode(s);
+    this.u64(BigInt(b.length));
+    this.raw(b);
+  }
   zeros(n: number): void { const at = this.grow(n); this.bytes.fill(0, at, at + n); }
   result(): Uint8Array { return this.bytes.subarray(0, this.length); }
 }
 
 function badValue(what: string, expected: string, value: unknown): GGUFError {
-  return new GGUFError('BAD_VALUE_TYPE', `${what}: expected ${expected}, got ${typeof value === 'bigint' ? `${value}n` : JSON.stringify(value)}`);
+  const got = typeof value === 'bigint' ? `${value}n` : typeof value === 'object' ? 'an object' : JSON.stringify(value);
+  return new GGUFError('BAD_VALUE_TYPE', `${what}: expected ${expected}, got ${got}`);
 }
 
 function intIn(value: GGUFScalar, min: number, max: number, what: string): number {
@@ -129,7 +136,7 @@ function writeScalar(w: ByteWriter, type: GGUFValueType, value: GGUFScalar, what
       return w.u8(value ? 1 : 0);
     case GGUFValueType.STRING:
       if (typeof value !== 'string') throw badValue(what, 'a string', value);
-      return w.string(value);
+      return w.string(value, what);
     default: throw new GGUFError('BAD_VALUE_TYPE', `${what}: unknown metadata value type ${type}`);
   }
 }
@@ -212,7 +219,7 @@ function layOut(input: GGUFWriteInput): Layout {
   w.u64(BigInt(input.tensors.length));
   w.u64(BigInt(metadata.size));
   for (const [key, value] of metadata) {
-    w.string(key);
+    w.string(key, `metadata key "${key}"`);
     w.u32(value.type);
     writeValue(w, value, `metadata "${key}"`);
   }
@@ -221,7 +228,7 @@ function layOut(input: GGUFWriteInput): Layout {
   let dataSize = 0;
   for (const t of input.tensors) {
     const nBytes = checkTensor(t, names);
-    w.string(t.name);
+    w.string(t.name, `tensor name "${t.name}"`);
     w.u32(t.dims.length);
     for (const d of t.dims) w.u64(BigInt(d));
     w.u32(t.type);

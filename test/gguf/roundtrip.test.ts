@@ -130,6 +130,10 @@ test('the writer refuses input that its reader would refuse', () => {
   refuses({ metadata: new Map([['k', metaU32(1.5)]]) }, 'BAD_VALUE_TYPE');
   refuses({ metadata: new Map([['k', metaArray(GGUFValueType.STRING, ['a', 3] as string[])]]) }, 'BAD_VALUE_TYPE');
   refuses({ metadata: new Map([['k', metaArray(GGUFValueType.ARRAY, ['a'])]]) }, 'BAD_VALUE_TYPE');
+  refuses({ metadata: new Map([['k', metaArray(GGUFValueType.UINT64, [metaU64(1)] as unknown as bigint[])]]) }, 'BAD_VALUE_TYPE');
+  refuses({ metadata: new Map([['k', metaString('a\uD800b')]]) }, 'BAD_STRING');
+  refuses({ metadata: new Map([['k\uDC00', metaU8(1)]]) }, 'BAD_STRING');
+  refuses({ tensors: [f32('w\uD800', [2])] }, 'BAD_STRING');
   let deep = metaArray(GGUFValueType.UINT8, []);
   for (let i = 0; i < 8; i++) deep = metaArray(GGUFValueType.ARRAY, [deep]);
   refuses({ metadata: new Map([['k', deep]]) }, 'BAD_VALUE_TYPE');
