@@ -3,7 +3,7 @@
 // importance-weighted search when an imatrix row of column weights is given (Q8_0 and F16/BF16 ignore it).
 
 import { GGMLType, rowBytes, typeName } from '../tensor/ggml-type.js';
-import { f32ToBF16Bits, f32ToF16Bits } from './half.js';
+import { fp32ToBf16, fp32ToFp16 } from '../tensor/float16.js';
 import { quantizeRowK, type KQuantType } from './k-quants.js';
 import { quantizeRowLegacy, type LegacyType } from './legacy-quants.js';
 
@@ -48,10 +48,10 @@ export function quantizeRow(
       for (let i = 0; i < n; i++) view.setFloat32(4 * i, row[i], true);
       return;
     case GGMLType.F16:
-      for (let i = 0; i < n; i++) view.setUint16(2 * i, f32ToF16Bits(row[i]), true);
+      for (let i = 0; i < n; i++) view.setUint16(2 * i, fp32ToFp16(row[i]), true);
       return;
     case GGMLType.BF16:
-      for (let i = 0; i < n; i++) view.setUint16(2 * i, f32ToBF16Bits(row[i]), true);
+      for (let i = 0; i < n; i++) view.setUint16(2 * i, fp32ToBf16(row[i]), true);
       return;
     default:
       throw new UnsupportedQuantTypeError(type);

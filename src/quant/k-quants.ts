@@ -13,7 +13,7 @@
 //         x = d·sc·(q − 32) over 16 sub-blocks of 16
 
 import { f32, nearestInt, toInt8, toUint8 } from './float32-math.js';
-import { f32ToF16Bits, f16BitsToF32 } from './half.js';
+import { fp16ToFp32, fp32ToFp16 } from '../tensor/float16.js';
 import { GROUP_MAX_EPS, makeQ3Quants, makeQkxQuants, makeQpQuants, makeQxQuants } from './scale-search.js';
 
 export const QK_K = 256;
@@ -24,10 +24,10 @@ export const K_BLOCK_BYTES: Record<KQuantType, number> = { Q2_K: 84, Q3_K: 110, 
 
 /** Stores x as f16 at out[o..o+2) and returns the stored value as a number. */
 function storeF16(out: Uint8Array, o: number, x: number): number {
-  const h = f32ToF16Bits(x);
+  const h = fp32ToFp16(x);
   out[o] = h & 0xff;
   out[o + 1] = h >>> 8;
-  return f16BitsToF32(h);
+  return fp16ToFp32(h);
 }
 
 function clamp(v: number, lo: number, hi: number): number {

@@ -9,13 +9,13 @@
 //   Q8_0  d:f16 | qs[32] int8            x = d·q
 
 import { f32, nearestInt, roundAwayFromZero } from './float32-math.js';
-import { f32ToF16Bits } from './half.js';
+import { fp32ToFp16 } from '../tensor/float16.js';
 import { makeQkxQuants, makeQxQuants } from './scale-search.js';
 
 export const QK = 32;
 
 function writeF16(out: Uint8Array, o: number, x: number): void {
-  const h = f32ToF16Bits(x);
+  const h = fp32ToFp16(x);
   out[o] = h & 0xff;
   out[o + 1] = h >>> 8;
 }
