@@ -1,0 +1,383 @@
+// Memory needed to run or train a model: each term (weights, KV cache, activations, gradients, optimizer states,
+// master weights, runtime overhead) with the formula that gives it, split over tensor / pipeline / data parallel
+// devices, checked against rules of thumb and a table of devices.
+
+import type { GGUFHeader } from '../gguf/types.js';
+import { deviceFits, type DeviceFit } from './devices.js';
+import { modelFromGGUF, type ModelDescription, type ModelShape, type ModelTensor } from './model.js';
+import {
+  BF16, F16, F32, NF4, bitsPerWeight, kvStorageType, mixBaseType, parseWeightType, storageBytes,
+  tensorStorageType, type MixContext, type StorageType,
+} from './storage.js';
+
+export const MODES = ['inference', 'lora', 'qlora', 'full', 'pretrain'] as const;
+export type Mode = (typeof MODES)[number];
+
+/** Optimizer state bytes per trainable parameter: AdamW m and v in fp32; 8-bit AdamW m and v in int8; SGD momentum fp32. */
+export const OPTIMIZER_BYTES = { adamw: 8, adamw8bit: 2, sgd: 4 } as const;
+export type Optimizer = keyof typeof OPTIMIZER_BYTES;
+
+/** LoRA target names and the GGUF roles of the matrices they adapt. */
+export const LORA_TARGETS: Record<string, readonly string[]> = {
+  q: ['attn_q'], k: ['attn_k'], v: ['attn_v'], o: ['attn_output'], qkv: ['attn_qkv'],
+  gate: ['ffn_gate', 'ffn_gate_exps'], up: ['ffn_up', 'ffn_up_exps'], down: ['ffn_down', 'ffn_down_exps'],
+};
+
+export class EstimateError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'EstimateError';
+  }
+}
+
+export interface EstimateSpec {
+  model: ModelDescription;
+  mode?: Mode;
+  /** tokens per sequence */
+  ctx?: number;
+  /** sequences (inference) or micro-batch size per device (training) */
+  batch?: number;
+  /** tokens per forward step of prompt processing (llama.cpp's n_ubatch, default 512) */
+  ubatch?: number;
+  /** F16, Q4_K_M, …: inference and (Q)LoRA base weights; F32/F16/BF16 trained weights in full/pretrain */
+  weightType?: string;
+  kvType?: string;
+  optimizer?: Optimizer;
+  mixedPrecision?: boolean;
+  gradCheckpointing?: boolean;
+  loraRank?: number;
+  loraTargets?: readonly string[];
+  tp?: number;
+  pp?: number;
+  dp?: number;
+  zero?: 0 | 1 | 2 | 3;
+  /** fixed allowance for the runtime itself (default 256 MiB inference, 1 GiB training) */
+  overheadBytes?: number;
+}
+
+export type Settings = Required<Omit<EstimateSpec, 'model' | 'weightType'>> & { weightType: string };
+
+export interface TermPart {
+  label: string;
+  bytes: number;
+  params?: number;
+}
+
+export interface Term {
+  id: 'weights' | 'kv_cache' | 'activations' | 'gradients' | 'optimizer' | 'master_weights' | 'overhead';
+  label: string;
+  /** one model replica on one device, no parallelism */
+  bytes: number;
+  /** what one of the tp·pp·dp devices holds */
+  perDevice: number;
+  formula: string;
+  parts?: TermPart[];
+  note?: string;
+}
+
+export interface RuleOfThumb {
+  rule: string;
+  formula: string;
+  low: number;
+  high: number;
+}
+
+export interface Estimate {
+  model: { name: string; source: ModelDescription['source']; shape: ModelShape; paramCount: number; shapeGuessed: boolean };
+  settings: Settings;
+  trainableParams: number;
+  terms: Term[];
+  /** Σ bytes: one replica without parallelism */
+  total: number;
+  /** Σ perDevice: the figure a device must hold */
+  perDevice: number;
+  /** tp · pp · dp */
+  devices: number;
+  rulesOfThumb: RuleOfThumb[];
+  fits: DeviceFit[];
+}
+
+const MiB = 2 ** 20, GiB = 2 ** 30;
+
+/** The types full training and pretraining keep their weights in. */
+const TRAINED_TYPES: Record<string, StorageType> = { F32, F16, BF16 };
+const training = (mode: Mode) => mode !== 'inference';
+
+// ---- settings ----
+
+function positiveInt(what: string, v: number, max: number): number {
+  if (!Number.isSafeInteger(v) || v < 1 || v > max) throw new EstimateError(`${what} must be an integer in [1, ${max}], got ${v}`);
+  return v;
+}
+
+function resolveSettings(spec: EstimateSpec): Settings {
+  const { model } = spec;
+  const mode = spec.mode ?? 'inference';
+  if (!MODES.includes(mode)) throw new EstimateError(`unknown mode "${mode}" (${MODES.join(', ')})`);
+  const optimizer = spec.optimizer ?? 'adamw';
+  if (!(optimizer in OPTIMIZER_BYTES)) throw new EstimateError(`unknown optimizer "${optimizer}" (${Object.keys(OPTIMIZER_BYTES).join(', ')})`);
+  const loraTargets = spec.loraTargets ?? Object.keys(LORA_TARGETS);
+  for (const t of loraTargets) if (!(t in LORA_TARGETS)) throw new EstimateError(`unknown LoRA target "${t}" (${Object.keys(LORA_TARGETS).join(', ')})`);
+  const zero = spec.zero ?? 0;
+  if (![0, 1, 2, 3].includes(zero)) throw new EstimateError(`--zero must be 0, 1, 2 or 3, got ${zero}`);
+  const settings: Settings = {
+    mode,
+    ctx: positiveInt('ctx', spec.ctx ?? 4096, 1 << 24),
+    batch: positiveInt('batch', spec.batch ?? 1, 1 << 20),
+    ubatch: positiveInt('ubatch', spec.ubatch ?? 512, 1 << 24),
+    weightType: spec.weightType ?? '',
+    kvType: (spec.kvType ?? 'f16').toLowerCase(),
+    optimizer,
+    mixedPrecision: spec.mixedPrecision ?? false,
+    gradCheckpointing: spec.gradCheckpointing ?? false,
+    loraRank: positiveInt('LoRA rank', spec.loraRank ?? 16, 1 << 16),
+    loraTargets,
+    tp: positiveInt('tp', spec.tp ?? 1, 1 << 16),
+    pp: positiveInt('pp', spec.pp ?? 1, model.shape.nLayer),
+    dp: positiveInt('dp', spec.dp ?? 1, 1 << 20),
+    zero,
+    overheadBytes: spec.overheadBytes ?? (training(mode) ? GiB : 256 * MiB),
+  };
+  settings.weightType = resolveWeightType(spec.weightType, model, settings);
+  kvStorageType(settings.kvType);
+  return settings;
+}
+
+/** The weight type the estimate uses: the one asked for, else the model's own; trained weights are F32/F16/BF16. */
+function resolveWeightType(asked: string | undefined, model: ModelDescription, s: Settings): string {
+  const native = model.nativeType;
+  if (s.mode === 'full' || s.mode === 'pretrain') {
+    const type = asked?.toUpperCase() ?? (s.mixedPrecision ? (native === 'F16' ? 'F16' : 'BF16') : 'F32');
+    if (!(type in TRAINED_TYPES)) throw new EstimateError(`${s.mode} trains F32, F16 or BF16 weights, not ${type}`);
+    if (s.mixedPrecision && type === 'F32') throw new EstimateError('--mixed-precision keeps 16-bit weights (F16 or BF16) beside an fp32 master copy');
+    return type;
+  }
+  if (asked !== undefined) return parseWeightType(asked);
+  if (s.mode === 'qlora') return 'NF4';
+  return native;
+}
+
+// ---- weights ----
+
+const mixContext = (shape: ModelShape): MixContext =>
+  ({ nLayer: shape.nLayer, nHead: shape.nHead, nKvHead: shape.nKvHead, nExpert: shape.nExpert, tiedOutput: shape.tiedEmbeddings });
+
+/** The storage type of one tensor under the settings (undefined: keep the GGUF file's stored bytes). */
+function typeOfTensor(t: ModelTensor, model: ModelDescription, s: Settings): StorageType | undefined {
+  const wt = s.weightType;
+  if (wt === 'GGUF') return undefined;
+  if (s.mode === 'full' || s.mode === 'pretrain') return TRAINED_TYPES[wt];
+  if (s.mode === 'qlora' && !(t.layer >= 0 && !t.isVector && t.role !== 'ffn_gate_inp')) {
+    // bitsandbytes quantizes only the Linear layers of the blocks; embeddings, output, norms and router stay 16-bit
+    return model.nativeType === 'F16' ? F16 : BF16;
+  }
+  if (wt === 'NF4') return NF4;
+  const mix = parseWeightType(wt);
+  if (t.role === 'other') return mixBaseType(mix);
+  return tensorStorageType(mix, t, mixContext(model.shape));
+}
+
+/**
+ * Weight bytes grouped by type. Exact per tensor for GGUF files, configs and explicit shapes. For a bare
+ * parameter count N the guessed shape's matrices only give the proportions of each type: N × share × bits / 8.
+ */
+export function weightParts(model: ModelDescription, s: Settings): TermPart[] {
+  const tensors = model.shapeGuessed ? model.tensors.filter((t) => !t.isVector) : model.tensors;
+  const groups = new Map<string, { type?: StorageType; params: number; bytes: number }>();
+  for (const t of tensors) {
+    const type = typeOfTensor(t, model, s);
+    const name = type?.name ?? t.stored!.type;
+    const g = groups.get(name) ?? { type, params: 0, bytes: 0 };
+    g.params += t.params;
+    g.bytes += type ? storageBytes(t.params, type) : t.stored!.bytes;
+    groups.set(name, g);
+  }
+  const covered = tensors.reduce((n, t) => n + t.params, 0);
+  const parts = [...groups].map(([name, g]) => {
+    if (!model.shapeGuessed) return { label: name, params: g.params, bytes: g.bytes };
+    const params = model.paramCount * (g.params / covered);
+    return { label: name, params, bytes: storageBytes(params, g.type!) };
+  });
+  return parts.sort((a, b) => b.bytes - a.bytes);
+}
+
+// ---- the estimate ----
+
+const sum = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0);
+const n = (x: number) => (Number.isInteger(x) ? x.toLocaleString('en-US') : x.toPrecision(4));
+
+/** LoRA parameters: rank × (n_in + n_out) for every adapted matrix (each expert's matrix counts). */
+export function loraParams(model: ModelDescription, rank: number, targets: readonly string[]): number {
+  const roles = new Set(targets.flatMap((t) => LORA_TARGETS[t]));
+  return sum(model.tensors.filter((t) => roles.has(t.role)).map((t) => rank * (t.nIn + t.nOut) * t.count));
+}
+
+/** KV cache: n_layer × n_kv_heads × (key + value width) × ctx × batch × bytes per value of the cache type. */
+export function kvCacheBytes(shape: ModelShape, ctx: number, batch: number, kvType: string): number {
+  const values = shape.nLayer * shape.nKvHead * (shape.keyLength + shape.valueLength) * ctx * batch;
+  return storageBytes(values, kvStorageType(kvType));
+}
+
+/**
+ * Inference scratch (f32) for one forward step of T = min(ubatch, batch·ctx) tokens; layers run one at a time, so
+ * one layer's buffers: hidden state, norm output and attention output (3·dim), k and v (2·kv width), the ffn
+ * gate and up rows (2·ffn·experts used), attention scores (heads × T × ctx) and one row of logits per sequence.
+ */
+export function inferenceActivationBytes(shape: ModelShape, ctx: number, batch: number, ubatch: number): number {
+  const T = Math.min(ubatch, batch * ctx);
+  const kvWidth = shape.nKvHead * (shape.keyLength + shape.valueLength);
+  const ffnWidth = shape.ffn * Math.max(1, shape.nExpertUsed);
+  return 4 * (T * (3 * shape.dim + kvWidth + 2 * ffnWidth) + shape.nHead * T * ctx + batch * shape.vocab);
+}
+
+/** Korthikanti et al. 2022: activations of one transformer layer in 16-bit, 34·s·b·h + 5·a·s²·b bytes. */
+export function layerActivationBytes(s: number, b: number, h: number, a: number): number {
+  return 34 * s * b * h + 5 * a * s * s * b;
+}
+
+export function estimateMemory(spec: EstimateSpec): Estimate {
+  const { model } = spec;
+  const s = resolveSettings(spec);
+  const { shape } = model;
+  const { tp, pp, dp, zero, ctx, batch } = s;
+  const L = shape.nLayer;
+  const layersPerStage = Math.ceil(L / pp);
+  // tensor parallel splits every matrix; pipeline parallel gives each stage ⌈L/pp⌉ layers (non-layer tensors
+  // are counted on every stage, the first holding the embeddings and the last the output)
+  const layerShare = sum(model.tensors.filter((t) => t.layer >= 0).map((t) => t.params)) / sum(model.tensors.map((t) => t.params));
+  const paramShare = (fracInLayers: number) => ((1 - fracInLayers) + (fracInLayers * layersPerStage) / L) / tp;
+  const zeroShare = (stage: number) => (zero >= stage ? 1 / dp : 1);
+  const terms: Term[] = [];
+  const isTraining = training(s.mode);
+  const isLora = s.mode === 'lora' || s.mode === 'qlora';
+
+  const trainable = !isTraining ? 0 : isLora ? loraParams(model, s.loraRank, s.loraTargets) : model.paramCount;
+  // bytes of a trained parameter (and of its gradient): 16-bit under mixed precision, else the weight type (fp32 LoRA)
+  const trainedBytes = !isTraining ? 0 : s.mixedPrecision ? 2 : isLora ? 4 : storageBytes(1, TRAINED_TYPES[s.weightType]);
+
+  // weights
+  const parts = weightParts(model, s);
+  const weightTypeLabel = s.weightType === 'GGUF' ? 'as stored in the GGUF file' : s.weightType;
+  let weightFormula = `Σ tensors params × bits/8 (${weightTypeLabel}): ${parts.map((p) => `${p.label} ${n(p.params!)}×${bitsPerWeightOf(p)}`).join(' + ')}`;
+  if (model.shapeGuessed) weightFormula += ` — N = ${n(model.paramCount)} split in the proportions of a llama-shaped guess`;
+  const baseWeights = sum(parts.map((p) => p.bytes));
+  let weightBytes = baseWeights, weightPerDevice = baseWeights * paramShare(layerShare);
+  if (isLora) {
+    const adapters = trainable * trainedBytes;
+    parts.push({ label: `LoRA adapters (${trainedBytes * 8}-bit)`, params: trainable, bytes: adapters });
+    weightFormula += ` + LoRA ${n(trainable)} × ${trainedBytes} B`;
+    weightBytes += adapters;
+    weightPerDevice += adapters * paramShare(1);
+  }
+  terms.push({ id: 'weights', label: isLora ? 'weights (frozen base + adapters)' : 'weights', bytes: weightBytes, perDevice: weightPerDevice * zeroShare(3), formula: weightFormula, parts });
+
+  if (!isTraining) {
+    const kv = kvCacheBytes(shape, ctx, batch, s.kvType);
+    const kvType = kvStorageType(s.kvType);
+    const widths = shape.keyLength === shape.valueLength ? `2 × ${L} layers × ${shape.nKvHead} kv heads × ${shape.keyLength} head dim`
+      : `${L} layers × ${shape.nKvHead} kv heads × (${shape.keyLength} + ${shape.valueLength})`;
+    terms.push({
+      id: 'kv_cache', label: `KV cache (${s.kvType})`, bytes: kv, perDevice: (kv * layersPerStage) / L / tp,
+      formula: `${widths} × ${ctx} ctx × ${batch} batch × ${bitsPerWeight(kvType) / 8} B`,
+    });
+    const act = inferenceActivationBytes(shape, ctx, batch, s.ubatch);
+    const T = Math.min(s.ubatch, batch * ctx);
+    const kvWidth = shape.nKvHead * (shape.keyLength + shape.valueLength);
+    terms.push({
+      id: 'activations', label: 'compute buffers', bytes: act, perDevice: act / tp,
+      formula: `4 B × [T·(3·${shape.dim} + ${kvWidth} + 2·${shape.ffn * Math.max(1, shape.nExpertUsed)}) + ${shape.nHead} heads·T·${ctx} ctx + ${batch}·${shape.vocab} vocab], T = min(ubatch ${s.ubatch}, batch·ctx) = ${T} tokens per step`,
+    });
+  } else {
+    terms.push({
+      id: 'gradients', label: 'gradients', bytes: trainable * trainedBytes,
+      perDevice: trainable * trainedBytes * paramShare(isLora ? 1 : layerShare) * zeroShare(2),
+      formula: `${n(trainable)} trainable × ${trainedBytes} B${isLora ? ` (LoRA r=${s.loraRank} on ${s.loraTargets.join(',')}: Σ r·(n_in + n_out))` : ''}`,
+    });
+    const optBytes = OPTIMIZER_BYTES[s.optimizer];
+    terms.push({
+      id: 'optimizer', label: `optimizer states (${s.optimizer})`, bytes: trainable * optBytes,
+      perDevice: trainable * optBytes * paramShare(isLora ? 1 : layerShare) * zeroShare(1),
+      formula: `${n(trainable)} trainable × ${optBytes} B`,
+    });
+    if (s.mixedPrecision) {
+      terms.push({
+        id: 'master_weights', label: 'fp32 master weights', bytes: trainable * 4,
+        perDevice: trainable * 4 * paramShare(isLora ? 1 : layerShare) * zeroShare(1),
+        formula: `${n(trainable)} trainable × 4 B`,
+      });
+    }
+    terms.push(trainingActivations(shape, s));
+  }
+  terms.push({ id: 'overhead', label: 'runtime overhead', bytes: s.overheadBytes, perDevice: s.overheadBytes, formula: `fixed allowance ${s.overheadBytes / MiB} MiB (${isTraining ? 'framework, device context, allocator slack' : 'runtime, code, tokenizer tables'})` });
+
+  const total = sum(terms.map((t) => t.bytes));
+  const perDevice = sum(terms.map((t) => t.perDevice));
+  return {
+    model: { name: model.name, source: model.source, shape, paramCount: model.paramCount, shapeGuessed: model.shapeGuessed },
+    settings: s,
+    trainableParams: trainable,
+    terms,
+    total,
+    perDevice,
+    devices: tp * pp * dp,
+    rulesOfThumb: rulesOfThumb(model.paramCount, baseWeights, s.mode),
+    fits: deviceFits(perDevice),
+  };
+}
+
+function bitsPerWeightOf(p: TermPart): string {
+  return `${+((8 * p.bytes) / p.params!).toFixed(4)} bits`;
+}
+
+/**
+ * Training activations (Korthikanti et al. 2022, 16-bit): 34·s·b·h + 5·a·s²·b per layer; with full activation
+ * checkpointing only each layer's input (2·s·b·h) is kept, plus one layer's full set while it is recomputed;
+ * plus the fp32 logits of the loss, 4·s·b·V. fp32 training doubles the layer terms. Under 1F1B pipelining the
+ * first stage keeps pp micro-batches of its ⌈L/pp⌉ layers in flight.
+ */
+function trainingActivations(shape: ModelShape, s: Settings): Term {
+  const { ctx: seq, batch: b, pp, tp } = s;
+  const h = shape.dim, a = shape.nHead, L = shape.nLayer;
+  const widthFactor = s.mixedPrecision || s.weightType !== 'F32' ? 1 : 2;
+  const perLayer = layerActivationBytes(seq, b, h, a) * widthFactor;
+  const layerInput = 2 * seq * b * h * widthFactor;
+  const logits = 4 * seq * b * shape.vocab;
+  const stored = (layers: number, checkpointing: boolean) => (checkpointing ? layers * layerInput + perLayer : layers * perLayer);
+  const bytes = stored(L, s.gradCheckpointing) + logits;
+  const stage = Math.ceil(L / pp);
+  const firstStage = stored(stage * pp, s.gradCheckpointing) + (pp === 1 ? logits : 0);
+  const lastStage = stored(stage, s.gradCheckpointing) + logits;
+  const layerFormula = `(34·s·b·h + 5·a·s²·b) = 34·${seq}·${b}·${h} + 5·${a}·${seq}²·${b}${widthFactor === 2 ? ' × 2 (fp32)' : ''}`;
+  const formula = s.gradCheckpointing
+    ? `checkpointing: ${L} layers × 2·s·b·h + one layer ${layerFormula} + logits 4·s·b·V (V = ${shape.vocab})`
+    : `${L} layers × ${layerFormula} + logits 4·s·b·V (V = ${shape.vocab})`;
+  return {
+    id: 'activations', label: `activations${s.gradCheckpointing ? ' (checkpointed)' : ''}`, bytes,
+    perDevice: Math.max(firstStage, lastStage) / tp, formula,
+    parts: [{ label: 'layers', bytes: bytes - logits }, { label: 'logits', bytes: logits }],
+    note: `${s.gradCheckpointing ? 'without' : 'with'} checkpointing: ${(stored(L, !s.gradCheckpointing) + logits).toLocaleString('en-US')} bytes`,
+  };
+}
+
+/**
+ * The source notes' rules of thumb: model size S = N×B (B bytes per parameter of the weights; for training the
+ * 16-bit model, B = 2), serving size S′ = N×B×k with k 1.1–1.2, and whole-job multiples of S per mode.
+ */
+function rulesOfThumb(N: number, weightBytes: number, mode: Mode): RuleOfThumb[] {
+  const B = mode === 'inference' ? weightBytes / N : 2;
+  const S = N * B;
+  const multiple: Record<Mode, [number, number, string]> = {
+    inference: [1.2, 5, 'inference'], lora: [1.2, 2, 'LoRA'], qlora: [1.2, 2, 'LoRA'], full: [8, 15, 'full fine-tune'], pretrain: [12, 20, 'training'],
+  };
+  const [lo, hi, what] = multiple[mode];
+  return [
+    { rule: 'S = N×B', formula: `${n(N)} × ${+B.toFixed(4)} B`, low: S, high: S },
+    { rule: "S′ = N×B×k, k 1.1–1.2", formula: `${n(N)} × ${+B.toFixed(4)} B × 1.1–1.2`, low: S * 1.1, high: S * 1.2 },
+    { rule: `${what} ${lo}–${hi}× S`, formula: `${lo}–${hi} × S`, low: S * lo, high: S * hi },
+  ];
+}
+
+/** The inference estimate of a GGUF model: a function of (header, ctx, batch, kv type) for comparison with measured RSS. */
+export function estimateInference(header: GGUFHeader, ctx: number, batch: number, kvType = 'f16'): Estimate {
+  return estimateMemory({ model: modelFromGGUF(header), mode: 'inference', ctx, batch, kvType });
+}

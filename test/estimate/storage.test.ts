@@ -1,0 +1,65 @@
+// Bytes per weight of each storage type, and llama.cpp's quantization mixes checked against files it wrote.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readGGUFHeader } from '../../src/gguf/reader.js';
+import { typeName } from '../../src/tensor/ggml-type.js';
+import { estimateMemory } from '../../src/estimate/estimate.js';
+import { modelFromGGUF, modelFromShape, shapeFromFlags } from '../../src/estimate/model.js';
+import { NF4, bitsPerWeight, storageBytes, storageType, tensorStorageType, UnknownStorageTypeError } from '../../src/estimate/storage.js';
+import { sharedPath } from '../shared.js';
+
+test('bits per weight follow the ggml block layouts', () => {
+  // Q4_K: 256 values in 2+2 (d, dmin) + 12 (scales) + 128 (nibbles) = 144 bytes → 4.5 bpw
+  assert.equal(bitsPerWeight(storageType('Q4_K')), 4.5);
+  // Q6_K: 128 + 64 + 16 + 2 = 210 bytes per 256 → 6.5625
+  assert.equal(bitsPerWeight(storageType('Q6_K')), 6.5625);
+  // Q8_0: 2 + 32 bytes per 32 → 8.5
+  assert.equal(bitsPerWeight(storageType('Q8_0')), 8.5);
+  assert.equal(bitsPerWeight(storageType('Q5_K')), 5.5);
+  assert.equal(bitsPerWeight(storageType('Q3_K')), 3.4375);
+  assert.equal(bitsPerWeight(storageType('Q2_K')), 2.625);
+  assert.equal(bitsPerWeight(storageType('f16')), 16);
+  // QLoRA's NF4 with double quantization: 4 + 8/64 + 32/(64·256) = 4.1269… bits
+  assert.ok(Math.abs(bitsPerWeight(NF4) - (4 + 8 / 64 + 32 / (64 * 256))) < 1e-12);
+  // whole blocks give exact integers: a 4096×4096 matrix in Q4_K is 4096·4096/256·144 bytes
+  assert.equal(storageBytes(4096 * 4096, storageType('Q4_K')), 9_437_184);
+  assert.throws(() => storageType('Q9_X'), UnknownStorageTypeError);
+});
+
+const MIXES = ['F16', 'BF16', 'Q8_0', 'Q4_0', 'Q4_1', 'Q5_0', 'Q5_1', 'Q2_K', 'Q3_K_S', 'Q3_K_M', 'Q3_K_L', 'Q4_K_S', 'Q4_K_M', 'Q5_K_S', 'Q5_K_M', 'Q6_K'];
+
+test('every mix types the tensors of kq-f32 exactly as llama-quantize did', () => {
+  const base = modelFromGGUF(readGGUFHeader(sharedPath('conformance', 'models', 'kq-f32.gguf')));
+  const shape = base.shape;
+  const context = { nLayer: shape.nLayer, nHead: shape.nHead, nKvHead: shape.nKvHead, nExpert: shape.nExpert, tiedOutput: shape.tiedEmbeddings };
+  for (const mix of MIXES) {
+    const quantized = readGGUFHeader(sharedPath('conformance', 'models', `kq-${mix}.gguf`));
+    const actual = new Map(quantized.tensors.map((t) => [t.name, typeName(t.type)]));
+    for (const t of base.tensors) {
+      assert.equal(tensorStorageType(mix as 'F16', t, context).name, actual.get(t.name), `${mix} ${t.name}`);
+    }
+    // and so the estimated weight bytes are the file's tensor bytes
+    const estimated = estimateMemory({ model: base, weightType: mix }).terms.find((t) => t.id === 'weights')!.bytes;
+    assert.equal(estimated, quantized.tensors.reduce((n, t) => n + t.nBytes, 0), mix);
+  }
+});
+
+test('Q4_K_M gives Q6_K to output and to half of attn_v and ffn_down in a 32-layer model (use_more_bits)', () => {
+  const model = modelFromShape(shapeFromFlags({ dim: 4096, layers: 32, heads: 32, ffn: 11008, vocab: 32000 }));
+  const weights = estimateMemory({ model, weightType: 'Q4_K_M' }).terms.find((t) => t.id === 'weights')!;
+  const q6 = weights.parts!.find((p) => p.label === 'Q6_K')!;
+  // layers 0-3, 28-31 and (i − 4) % 3 == 2: 6, 9, …, 27 → 16 of 32
+  const attnV = 4096 * 4096, ffnDown = 11008 * 4096, output = 4096 * 32000;
+  assert.equal(q6.params, output + 16 * attnV + 16 * ffnDown);
+});
+
+test('rows that do not fit a k-quant block fall back like llama-quantize (Q4_K → Q5_0, Q6_K → Q8_0, else F16)', () => {
+  const context = { nLayer: 4, nHead: 4, nKvHead: 4, nExpert: 0, tiedOutput: false };
+  const t = (role: string, nIn: number) => ({ role, layer: 0, nIn, isVector: false });
+  assert.equal(tensorStorageType('Q4_K_M', t('attn_q', 4096), context).name, 'Q4_K');
+  assert.equal(tensorStorageType('Q4_K_M', t('attn_q', 4160), context).name, 'Q5_0'); // 4160 = 130·32, not a multiple of 256
+  assert.equal(tensorStorageType('Q4_K_M', t('output', 4160), context).name, 'Q8_0');
+  assert.equal(tensorStorageType('Q4_K_M', t('attn_q', 4100), context).name, 'F16'); // not even a multiple of 32
+  assert.equal(tensorStorageType('Q4_K_M', { ...t('attn_norm', 4096), isVector: true }, context).name, 'F32');
+});
