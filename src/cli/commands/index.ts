@@ -7,5 +7,6 @@ import { perplexityCommand } from './perplexity.js';
 import { chatCommand } from './chat.js';
 import { tokenizerCommand } from './tokenizer.js';
 import { infoCommand } from './info.js';
+import { estimateCommand } from './estimate.js';
 
-export const COMMANDS: Command[] = [runCommand, chatCommand, evalCommand, perplexityCommand, tokenizerCommand, infoCommand];
+export const COMMANDS: Command[] = [runCommand, chatCommand, evalCommand, perplexityCommand, tokenizerCommand, infoCommand, estimateCommand];
