@@ -58,11 +58,11 @@ export function writeF32(bytes: Uint8Array, at: number, value: number): void {
 const float32Views = new WeakMap<ArrayBufferLike, Float32Array>();
 
 /**
- * A Float32Array over the whole buffer behind `bytes`, in which bytes[at] starts element
- * (bytes.byteOffset + at) / 4. The float32 data must be 4-byte aligned in its buffer.
+ * A Float32Array over the whole buffer behind `bytes`, in which bytes[at] starts element (bytes.byteOffset + at) / 4;
+ * undefined when bytes[at] is not 4-byte aligned in its buffer.
  */
-export function float32Alias(bytes: Uint8Array, at: number): Float32Array {
-  if ((bytes.byteOffset + at) % 4 !== 0) throw new TensorDataError('float32 data is not 4-byte aligned in its buffer');
+export function float32Alias(bytes: Uint8Array, at: number): Float32Array | undefined {
+  if ((bytes.byteOffset + at) % 4 !== 0) return undefined;
   let view = float32Views.get(bytes.buffer);
   if (!view) {
     view = new Float32Array(bytes.buffer, 0, bytes.buffer.byteLength >>> 2);

@@ -47,13 +47,18 @@ export function quantizeF32(x: Float32Array, xAt: number, n: number, out: Uint8A
   for (let i = 0; i < n; i++) writeF32(out, outAt + 4 * i, x[xAt + i]);
 }
 
-/** Σ w_i·a_i over n float32 (4-byte aligned in their buffers), accumulated in float32 (a fused multiply-add per step). */
+/** Σ w_i·a_i over n float32, accumulated in float32 (a fused multiply-add per step). */
 export function dotF32(w: Uint8Array, wAt: number, a: Uint8Array, aAt: number, n: number): number {
   const wf = float32Alias(w, wAt);
   const af = float32Alias(a, aAt);
-  const w0 = (w.byteOffset + wAt) / 4;
-  const a0 = (a.byteOffset + aAt) / 4;
   let sum = 0;
-  for (let i = 0; i < n; i++) sum = Math.fround(sum + wf[w0 + i] * af[a0 + i]);
+  if (wf && af) {
+    // both aligned: read in place
+    const w0 = (w.byteOffset + wAt) / 4;
+    const a0 = (a.byteOffset + aAt) / 4;
+    for (let i = 0; i < n; i++) sum = Math.fround(sum + wf[w0 + i] * af[a0 + i]);
+  } else {
+    for (let i = 0; i < n; i++) sum = Math.fround(sum + readF32(w, wAt + 4 * i) * readF32(a, aAt + 4 * i));
+  }
   return sum;
 }
