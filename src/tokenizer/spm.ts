@@ -1,0 +1,78 @@
+// SentencePiece BPE (`tokenizer.ggml.model` = "llama"), as llama.cpp's llm_tokenizer_spm does it: start from
+// single characters, repeatedly merge the adjacent pair whose joined text is the token with the highest score
+// (ties: leftmost), then emit each remaining piece as its token, or as <0xXX> byte tokens if it is none.
+
+import { PriorityQueue } from './priority-queue.js';
+import { utf8Bytes } from './unicode.js';
+import { TokenizerError, type Vocab } from './vocab.js';
+
+interface Bigram {
+  left: number;
+  right: number;
+  score: number;
+  /** length of left + right when queued; a different length now means one of them has merged since */
+  length: number;
+}
+
+export class SpmTokenizer {
+  /** [256] token id of each byte value */
+  private readonly byteTokens: Int32Array;
+
+  constructor(private readonly vocab: Vocab) {
+    this.byteTokens = new Int32Array(256).fill(-1);
+    for (let b = 0; b < 256; b++) {
+      const hex = `<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`;
+      this.byteTokens[b] = vocab.tokenToId.get(hex) ?? vocab.tokenToId.get(String.fromCharCode(b)) ?? vocab.special.unk ?? -1;
+    }
+  }
+
+  /** Appends the ids of `text` (spaces already replaced by ▁) to `out`. */
+  encode(text: string, out: number[]): void {
+    // symbols: one per code point; start/length index into `text`, prev/next link the live ones
+    const start: number[] = [], length: number[] = [], prev: number[] = [], next: number[] = [];
+    for (let offset = 0; offset < text.length;) {
+      const width = text.codePointAt(offset)! > 0xffff ? 2 : 1;
+      const index = start.length;
+      start.push(offset);
+      length.push(width);
+      prev.push(index - 1);
+      offset += width;
+      next.push(offset === text.length ? -1 : index + 1);
+    }
+    if (start.length === 0) return;
+
+    const queue = new PriorityQueue<Bigram>((a, b) => a.score > b.score || (a.score === b.score && a.left < b.left));
+    const tryAddBigram = (left: number, right: number) => {
+      if (left < 0 || right < 0) return;
+      const joined = length[left] + length[right];
+      const id = this.vocab.tokenToId.get(text.substr(start[left], joined));
+      if (id !== undefined) queue.push({ left, right, score: this.vocab.scores[id], length: joined });
+    };
+    for (let i = 1; i < start.length; i++) tryAddBigram(i - 1, i);
+
+    for (let bigram = queue.pop(); bigram !== undefined; bigram = queue.pop()) {
+      const { left, right } = bigram;
+      if (length[left] === 0 || length[right] === 0 || length[left] + length[right] !== bigram.length) continue;
+      // merge right into left and unlink right
+      length[left] += length[right];
+      length[right] = 0;
+      next[left] = next[right];
+      if (next[right] >= 0) prev[next[right]] = left;
+      tryAddBigram(prev[left], left);
+      tryAddBigram(left, next[left]);
+    }
+
+    for (let i = 0; i !== -1; i = next[i]) {
+      const piece = text.substr(start[i], length[i]);
+      const id = this.vocab.tokenToId.get(piece);
+      if (id !== undefined) {
+        out.push(id);
+        continue;
+      }
+      for (const byte of utf8Bytes(piece)) {
+        if (this.byteTokens[byte] < 0) throw new TokenizerError(`no token for byte 0x${byte.toString(16)} and no unknown token`);
+        out.push(this.byteTokens[byte]);
+      }
+    }
+  }
+}
