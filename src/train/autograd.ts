@@ -1,0 +1,500 @@
+// Reverse-mode automatic differentiation over row-major f32 matrices.
+// A Var is a value [rows, cols] plus, once backward reaches it, its gradient (same shape). Each operation below
+// computes its value eagerly and returns a Var that remembers its inputs and a closure adding its gradient into
+// theirs; `backward` runs those closures from the output back in reverse topological order.
+// A Param is a Var that is a trainable tensor: its gradient buffer lives as long as it does and accumulates over
+// backward passes until the optimizer clears it. Params keep GGUF's dims (a linear weight [nIn, nOut] is nOut rows
+// of nIn). Activation buffers come from `allocFloats` (the matmul kernel's memory) and live until released.
+
+import type { AttentionShape, RopeParams } from '../kernels/backend.js';
+import { allocFloats, matmul, transpose } from './matmul.js';
+
+export class Var {
+  grad: Float32Array | null = null;
+
+  constructor(
+    readonly value: Float32Array,
+    readonly rows: number,
+    readonly cols: number,
+    readonly parents: readonly Var[] = [],
+    /** adds this node's gradient `g` into its parents' gradients */
+    readonly backwardFn?: (g: Float32Array) => void,
+  ) {}
+
+  /** this node's gradient buffer, zeroed on first use */
+  gradient(): Float32Array {
+    return (this.grad ??= allocFloats(this.value.length));
+  }
+}
+
+export class Param extends Var {
+  override grad: Float32Array;
+
+  /** `dims`: ggml order, fastest-varying first; the value holds prod(dims[1..]) rows of dims[0] */
+  constructor(readonly name: string, readonly dims: readonly number[], value?: Float32Array) {
+    const cols = dims[0], rows = dims.slice(1).reduce((a, b) => a * b, 1);
+    super(value ?? new Float32Array(rows * cols), rows, cols);
+    if (this.value.length !== rows * cols) throw new RangeError(`${name}: ${this.value.length} values for dims [${dims.join(', ')}]`);
+    this.grad = new Float32Array(rows * cols);
+  }
+
+  override gradient(): Float32Array {
+    return this.grad;
+  }
+
+  /** rows [first, first + count) as a Param sharing this one's value and gradient (an expert of a stacked tensor) */
+  rowSlice(first: number, count: number): Param {
+    const p = new Param(`${this.name}[${first}:${first + count}]`, [this.cols, count], this.value.subarray(first * this.cols, (first + count) * this.cols));
+    p.grad = this.grad.subarray(first * this.cols, (first + count) * this.cols);
+    return p;
+  }
+}
+
+/** A constant (or an input to differentiate with respect to, as gradient checks do). */
+export function leaf(value: Float32Array, rows: number, cols: number): Var {
+  return new Var(value, rows, cols);
+}
+
+/** Backpropagates from `out`, seeded with `seed` (default: ones, i.e. d out / d out for a scalar loss). */
+export function backward(out: Var, seed?: Float32Array): void {
+  // reverse topological order by an iterative depth-first search
+  const order: Var[] = [];
+  const seen = new Set<Var>();
+  const stack: [Var, number][] = [[out, 0]];
+  seen.add(out);
+  while (stack.length > 0) {
+    const top = stack[stack.length - 1];
+    const [node, next] = top;
+    if (next < node.parents.length) {
+      top[1]++;
+      const parent = node.parents[next];
+      if (!seen.has(parent)) {
+        seen.add(parent);
+        stack.push([parent, 0]);
+      }
+    } else {
+      stack.pop();
+      order.push(node);
+    }
+  }
+  const g = out.gradient();
+  if (seed) g.set(seed);
+  else g.fill(1);
+  for (let i = order.length - 1; i >= 0; i--) {
+    const node = order[i];
+    if (node.backwardFn && node.grad) node.backwardFn(node.grad);
+  }
+}
+
+function result(rows: number, cols: number, parents: Var[], backwardFn: (g: Float32Array) => void, value = allocFloats(rows * cols)): Var {
+  return new Var(value, rows, cols, parents, backwardFn);
+}
+
+// ---- the operations a transformer's forward pass uses ----
+
+/** rows `tokens[t]` of `table` (vocabulary rows of dim) → [n, dim] */
+export function embedding(table: Var, tokens: Int32Array): Var {
+  const dim = table.cols, n = tokens.length;
+  for (const id of tokens) {
+    if (id < 0 || id >= table.rows) throw new RangeError(`token id ${id} is outside the vocabulary (0..${table.rows - 1})`);
+  }
+  const out = allocFloats(n * dim);
+  for (let t = 0; t < n; t++) out.set(table.value.subarray(tokens[t] * dim, (tokens[t] + 1) * dim), t * dim);
+  return result(n, dim, [table], (g) => {
+    const dt = table.gradient();
+    for (let t = 0; t < n; t++) {
+      const row = tokens[t] * dim;
+      for (let i = 0; i < dim; i++) dt[row + i] += g[t * dim + i];
+    }
+  }, out);
+}
+
+/** x·Wᵀ (+ bias): x [n, nIn], w nOut rows of nIn → [n, nOut] */
+export function linear(x: Var, w: Var, bias?: Var): Var {
+  const n = x.rows, nIn = x.cols, nOut = w.rows;
+  if (w.cols !== nIn) throw new RangeError(`linear: input has ${nIn} columns, weight expects ${w.cols}`);
+  const wT = allocFloats(nIn * nOut); // [nIn, nOut]
+  transpose(wT, w.value, nOut, nIn);
+  const out = allocFloats(n * nOut);
+  matmul(out, x.value, wT, n, nIn, nOut);
+  if (bias) addRowVector(out, bias.value, n, nOut);
+  const parents = bias ? [x, w, bias] : [x, w];
+  return result(n, nOut, parents, (g) => {
+    // dx += g·W (g [n, nOut], W [nOut, nIn]); dW += gᵀ·x; dbias += Σ_rows g
+    matmul(x.gradient(), g, w.value, n, nOut, nIn, true);
+    const gT = allocFloats(nOut * n);
+    transpose(gT, g, n, nOut);
+    matmul(w.gradient(), gT, x.value, nOut, n, nIn, true);
+    if (bias) sumRows(bias.gradient(), g, n, nOut);
+  }, out);
+}
+
+function addRowVector(x: Float32Array, v: Float32Array, rows: number, cols: number): void {
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) x[r * cols + c] += v[c];
+}
+
+/** into[c] += Σ_r x[r, c] */
+function sumRows(into: Float32Array, x: Float32Array, rows: number, cols: number): void {
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) into[c] += x[r * cols + c];
+}
+
+/** y = x · r ⊙ weight with r = 1/sqrt(mean(x²) + eps) per row */
+export function rmsnorm(x: Var, weight: Var, eps: number): Var {
+  const n = x.rows, d = x.cols;
+  const out = allocFloats(n * d);
+  const inv = new Float32Array(n); // r per row
+  const xv = x.value, w = weight.value;
+  for (let t = 0; t < n; t++) {
+    const o = t * d;
+    let sumSq = 0;
+    for (let i = 0; i < d; i++) sumSq += xv[o + i] * xv[o + i];
+    const r = 1 / Math.sqrt(sumSq / d + eps);
+    inv[t] = r;
+    for (let i = 0; i < d; i++) out[o + i] = xv[o + i] * r * w[i];
+  }
+  return result(n, d, [x, weight], (g) => {
+    // with u = g ⊙ weight: dx = r·u − x · r³/d · Σ(u ⊙ x); dweight += Σ_rows g ⊙ x · r
+    const dx = x.gradient(), dw = weight.gradient();
+    for (let t = 0; t < n; t++) {
+      const o = t * d, r = inv[t];
+      let dot = 0;
+      for (let i = 0; i < d; i++) dot += g[o + i] * w[i] * xv[o + i];
+      const k = (r * r * r * dot) / d;
+      for (let i = 0; i < d; i++) {
+        dx[o + i] += r * g[o + i] * w[i] - k * xv[o + i];
+        dw[i] += g[o + i] * xv[o + i] * r;
+      }
+    }
+  }, out);
+}
+
+/** cos and sin of every rotated pair of every row: [n, nDims/2] each (θ as in the inference backend) */
+function ropeAngles(positions: Int32Array, p: RopeParams): { cos: Float64Array; sin: Float64Array } {
+  const half = p.nDims / 2, n = positions.length;
+  const cos = new Float64Array(n * half), sin = new Float64Array(n * half);
+  for (let t = 0; t < n; t++) {
+    for (let i = 0; i < half; i++) {
+      // θ_i = pos · scale · base^(−2i/nDims), optionally divided by a per-pair factor (llama3)
+      let theta = p.freqScale * positions[t] * Math.pow(p.freqBase, (-2 * i) / p.nDims);
+      if (p.freqFactors) theta /= p.freqFactors[i];
+      cos[t * half + i] = Math.cos(theta);
+      sin[t * half + i] = Math.sin(theta);
+    }
+  }
+  return { cos, sin };
+}
+
+/** rotates src into dst pair by pair by +θ (direction 1) or −θ (direction −1), accumulating when `add` */
+function rotate(dst: Float32Array, src: Float32Array, n: number, nHeads: number, headDim: number, p: RopeParams,
+  angles: { cos: Float64Array; sin: Float64Array }, direction: number, add: boolean): void {
+  const half = p.nDims / 2, width = nHeads * headDim;
+  if (!add) dst.set(src.subarray(0, n * width)); // dims beyond nDims pass through
+  for (let t = 0; t < n; t++) {
+    for (let i = 0; i < half; i++) {
+      const cos = angles.cos[t * half + i], sin = direction * angles.sin[t * half + i];
+      for (let h = 0; h < nHeads; h++) {
+        const base = t * width + h * headDim;
+        // pair (a, b): NEOX rotates dims i and i + nDims/2, normal rope dims 2i and 2i+1
+        const a = base + (p.neox ? i : 2 * i), b = base + (p.neox ? i + half : 2 * i + 1);
+        const x0 = src[a], x1 = src[b];
+        if (add) {
+          dst[a] += x0 * cos - x1 * sin;
+          dst[b] += x0 * sin + x1 * cos;
+        } else {
+          dst[a] = x0 * cos - x1 * sin;
+          dst[b] = x0 * sin + x1 * cos;
+        }
+      }
+    }
+  }
+  if (add) {
+    // pass-through dims: gradient flows unchanged
+    for (let t = 0; t < n; t++) {
+      for (let h = 0; h < nHeads; h++) {
+        for (let d = p.nDims; d < headDim; d++) dst[t * width + h * headDim + d] += src[t * width + h * headDim + d];
+      }
+    }
+  }
+}
+
+/** rotary embedding of each head of x [n, nHeads·headDim] at `positions` [n] */
+export function rope(x: Var, nHeads: number, headDim: number, positions: Int32Array, p: RopeParams): Var {
+  const n = x.rows;
+  const angles = ropeAngles(positions, p);
+  const out = allocFloats(x.value.length);
+  rotate(out, x.value, n, nHeads, headDim, p, angles, 1, false);
+  // the rotation is orthogonal: its gradient is the rotation by −θ
+  return result(n, x.cols, [x], (g) => rotate(x.gradient(), g, n, nHeads, headDim, p, angles, -1, true), out);
+}
+
+/**
+ * Causal grouped-query attention within each of `nSeq` sequences of `seqLen` consecutive rows:
+ * out[s, h] = Σ_{j ≤ s} softmax_j(scale · q[s, h]·k[j, h']) · v[j, h'], h' = h / (nHeads / nKvHeads).
+ * q [n, nHeads·headDim], k and v [n, nKvHeads·headDim].
+ */
+export function attention(q: Var, k: Var, v: Var, shape: AttentionShape, nSeq: number, seqLen: number): Var {
+  const { nHeads, nKvHeads, headDim: hd, scale } = shape;
+  const n = q.rows, qw = nHeads * hd, kw = nKvHeads * hd, group = nHeads / nKvHeads;
+  if (n !== nSeq * seqLen) throw new RangeError(`attention: ${n} rows are not ${nSeq} sequences of ${seqLen}`);
+  const out = allocFloats(n * qw);
+  // probs [nSeq, nHeads, seqLen, seqLen]: the softmax weights, kept for the backward pass (upper triangle 0)
+  const probs = allocFloats(nSeq * nHeads * seqLen * seqLen);
+  const qv = q.value, kv = k.value, vv = v.value;
+  for (let b = 0; b < nSeq; b++) {
+    for (let h = 0; h < nHeads; h++) {
+      const kOff = Math.floor(h / group) * hd;
+      for (let s = 0; s < seqLen; s++) {
+        const qo = (b * seqLen + s) * qw + h * hd;
+        const po = ((b * nHeads + h) * seqLen + s) * seqLen;
+        let max = -Infinity;
+        for (let j = 0; j <= s; j++) {
+          const ko = (b * seqLen + j) * kw + kOff;
+          let dot = 0;
+          for (let d = 0; d < hd; d++) dot += qv[qo + d] * kv[ko + d];
+          const score = dot * scale;
+          probs[po + j] = score;
+          if (score > max) max = score;
+        }
+        let sum = 0;
+        for (let j = 0; j <= s; j++) sum += probs[po + j] = Math.exp(probs[po + j] - max);
+        for (let j = 0; j <= s; j++) {
+          const p = (probs[po + j] /= sum);
+          const vo = (b * seqLen + j) * kw + kOff;
+          for (let d = 0; d < hd; d++) out[qo + d] += p * vv[vo + d];
+        }
+      }
+    }
+  }
+  return result(n, qw, [q, k, v], (g) => {
+    // dP = g·vᵀ; dv += Pᵀ·g; dS = P ⊙ (dP − Σ_j P·dP); dq += scale·dS·k; dk += scale·dSᵀ·q
+    const dq = q.gradient(), dk = k.gradient(), dv = v.gradient();
+    const dS = new Float64Array(seqLen);
+    for (let b = 0; b < nSeq; b++) {
+      for (let h = 0; h < nHeads; h++) {
+        const kOff = Math.floor(h / group) * hd;
+        for (let s = 0; s < seqLen; s++) {
+          const qo = (b * seqLen + s) * qw + h * hd;
+          const po = ((b * nHeads + h) * seqLen + s) * seqLen;
+          let rowDot = 0;
+          for (let j = 0; j <= s; j++) {
+            const vo = (b * seqLen + j) * kw + kOff;
+            const p = probs[po + j];
+            let dp = 0;
+            for (let d = 0; d < hd; d++) {
+              dp += g[qo + d] * vv[vo + d];
+              dv[vo + d] += p * g[qo + d];
+            }
+            dS[j] = dp;
+            rowDot += p * dp;
+          }
+          for (let j = 0; j <= s; j++) {
+            const ds = probs[po + j] * (dS[j] - rowDot) * scale;
+            const ko = (b * seqLen + j) * kw + kOff;
+            for (let d = 0; d < hd; d++) {
+              dq[qo + d] += ds * kv[ko + d];
+              dk[ko + d] += ds * qv[qo + d];
+            }
+          }
+        }
+      }
+    }
+  }, out);
+}
+
+/** silu(gate) ⊙ up, silu(x) = x·σ(x) */
+export function swiglu(gate: Var, up: Var): Var {
+  const n = gate.value.length, gv = gate.value, uv = up.value;
+  const out = allocFloats(n);
+  for (let i = 0; i < n; i++) out[i] = (gv[i] / (1 + Math.exp(-gv[i]))) * uv[i];
+  return result(gate.rows, gate.cols, [gate, up], (g) => {
+    // d silu(x)/dx = σ(x)·(1 + x·(1 − σ(x)))
+    const dg = gate.gradient(), du = up.gradient();
+    for (let i = 0; i < n; i++) {
+      const x = gv[i], sig = 1 / (1 + Math.exp(-x));
+      dg[i] += g[i] * uv[i] * sig * (1 + x * (1 - sig));
+      du[i] += g[i] * x * sig;
+    }
+  }, out);
+}
+
+export function add(a: Var, b: Var): Var {
+  const n = a.value.length, av = a.value, bv = b.value;
+  if (b.value.length !== n) throw new RangeError(`add: ${n} values vs ${b.value.length}`);
+  const out = allocFloats(n);
+  for (let i = 0; i < n; i++) out[i] = av[i] + bv[i];
+  return result(a.rows, a.cols, [a, b], (g) => {
+    const da = a.gradient(), db = b.gradient();
+    for (let i = 0; i < n; i++) {
+      da[i] += g[i];
+      db[i] += g[i];
+    }
+  }, out);
+}
+
+/** rows `rows` of x → [rows.length, cols] */
+export function gatherRows(x: Var, rows: readonly number[]): Var {
+  const c = x.cols;
+  const out = allocFloats(rows.length * c);
+  rows.forEach((r, i) => out.set(x.value.subarray(r * c, (r + 1) * c), i * c));
+  return result(rows.length, c, [x], (g) => {
+    const dx = x.gradient();
+    rows.forEach((r, i) => { for (let j = 0; j < c; j++) dx[r * c + j] += g[i * c + j]; });
+  }, out);
+}
+
+// ---- mixture-of-experts routing ----
+
+/** Which experts each of n tokens uses: `experts[t][i]`, chosen outside the graph (selection has no gradient). */
+export interface ExpertChoice {
+  experts: number[][];
+}
+
+/**
+ * The chosen experts' weights from router logits [n, nExpert]: softmax over all experts, taken at the chosen ones,
+ * optionally renormalized over them → [n, nUsed]. Differentiable with respect to the logits.
+ */
+export function routerWeights(logits: Var, choice: ExpertChoice, normalize: boolean): Var {
+  const n = logits.rows, nE = logits.cols, nUsed = choice.experts[0]?.length ?? 0;
+  const probs = softmaxRows(logits.value, n, nE, 1);
+  const out = allocFloats(n * nUsed);
+  const totals = new Float64Array(n);
+  for (let t = 0; t < n; t++) {
+    let total = 0;
+    for (const e of choice.experts[t]) total += probs[t * nE + e];
+    totals[t] = normalize ? total : 1;
+    choice.experts[t].forEach((e, i) => { out[t * nUsed + i] = probs[t * nE + e] / totals[t]; });
+  }
+  return result(n, nUsed, [logits], (g) => {
+    const dl = logits.gradient();
+    for (let t = 0; t < n; t++) {
+      // w_i = p_{e_i} / T with T = Σ_chosen p (or 1): dp_{e_i} = g_i/T − Σ_k g_k·p_{e_k}/T² (only when normalizing)
+      const dp = new Float64Array(nE);
+      let gw = 0;
+      choice.experts[t].forEach((e, i) => { gw += g[t * nUsed + i] * out[t * nUsed + i]; });
+      choice.experts[t].forEach((e, i) => { dp[e] = g[t * nUsed + i] / totals[t] - (normalize ? gw / totals[t] : 0); });
+      // softmax: dl_j = p_j (dp_j − Σ_k p_k dp_k)
+      let dot = 0;
+      for (let j = 0; j < nE; j++) dot += probs[t * nE + j] * dp[j];
+      for (let j = 0; j < nE; j++) dl[t * nE + j] += probs[t * nE + j] * (dp[j] - dot);
+    }
+  }, out);
+}
+
+/**
+ * out[t] = Σ_i weights[t, i] · expertOut[e_i][row of t among expert e_i's tokens]: the weighted sum of each token's
+ * experts. `tokensOf[e]` lists expert e's tokens ascending; `expertOut[e]` is its output for them.
+ */
+export function combineExperts(weights: Var, choice: ExpertChoice, tokensOf: number[][], expertOut: (Var | undefined)[], dim: number): Var {
+  const n = weights.rows, nUsed = weights.cols;
+  const out = allocFloats(n * dim);
+  // rowIn[t][i]: row of token t in its i-th expert's output
+  const rowIn = choice.experts.map((es, t) => es.map((e) => tokensOf[e].indexOf(t)));
+  const present = expertOut.filter((v): v is Var => v !== undefined);
+  for (let t = 0; t < n; t++) {
+    choice.experts[t].forEach((e, i) => {
+      const w = weights.value[t * nUsed + i], y = expertOut[e]!.value, r = rowIn[t][i] * dim;
+      for (let d = 0; d < dim; d++) out[t * dim + d] += w * y[r + d];
+    });
+  }
+  return result(n, dim, [weights, ...present], (g) => {
+    const dw = weights.gradient();
+    for (let t = 0; t < n; t++) {
+      choice.experts[t].forEach((e, i) => {
+        const y = expertOut[e]!, dy = y.gradient(), r = rowIn[t][i] * dim, w = weights.value[t * nUsed + i];
+        let dot = 0;
+        for (let d = 0; d < dim; d++) {
+          dot += g[t * dim + d] * y.value[r + d];
+          dy[r + d] += w * g[t * dim + d];
+        }
+        dw[t * nUsed + i] += dot;
+      });
+    }
+  }, out);
+}
+
+// ---- losses and log-probabilities ----
+
+/** softmax of each row of x / temperature, in float64: [rows, cols] */
+function softmaxRows(x: Float32Array, rows: number, cols: number, temperature: number): Float64Array {
+  const out = new Float64Array(rows * cols);
+  for (let r = 0; r < rows; r++) {
+    const o = r * cols;
+    let max = -Infinity;
+    for (let c = 0; c < cols; c++) max = Math.max(max, x[o + c] / temperature);
+    let sum = 0;
+    for (let c = 0; c < cols; c++) sum += out[o + c] = Math.exp(x[o + c] / temperature - max);
+    for (let c = 0; c < cols; c++) out[o + c] /= sum;
+  }
+  return out;
+}
+
+function checkTargets(logits: Var, targets: Int32Array): void {
+  if (targets.length !== logits.rows) throw new RangeError(`${targets.length} targets for ${logits.rows} rows of logits`);
+  for (const t of targets) {
+    if (t >= logits.cols) throw new RangeError(`target ${t} is outside the vocabulary (0..${logits.cols - 1})`);
+  }
+}
+
+/**
+ * Mean cross-entropy −log softmax(logits[t])[targets[t]] over the rows whose target is ≥ 0 (a negative target
+ * masks its row out, e.g. prompt tokens in fine-tuning) → a scalar [1, 1].
+ */
+export function crossEntropy(logits: Var, targets: Int32Array): Var {
+  checkTargets(logits, targets);
+  const n = logits.rows, V = logits.cols;
+  const probs = softmaxRows(logits.value, n, V, 1);
+  let total = 0, count = 0;
+  for (let t = 0; t < n; t++) {
+    if (targets[t] < 0) continue;
+    total -= Math.log(probs[t * V + targets[t]]);
+    count++;
+  }
+  const out = allocFloats(1);
+  out[0] = count > 0 ? total / count : 0;
+  return result(1, 1, [logits], (g) => {
+    // d/dlogits = (softmax − onehot(target)) / count
+    const dl = logits.gradient(), k = g[0] / count;
+    for (let t = 0; t < n; t++) {
+      if (targets[t] < 0) continue;
+      for (let c = 0; c < V; c++) dl[t * V + c] += k * probs[t * V + c];
+      dl[t * V + targets[t]] -= k;
+    }
+  }, out);
+}
+
+/**
+ * Distillation loss T² · mean_rows KL(softmax(teacher/T) ‖ softmax(student/T)) → a scalar [1, 1].
+ * The teacher's logits [rows, vocab] are constants.
+ */
+export function klDivergence(student: Var, teacher: Float32Array, temperature: number): Var {
+  const n = student.rows, V = student.cols, T = temperature;
+  if (teacher.length !== n * V) throw new RangeError(`teacher logits: ${teacher.length} values for [${n}, ${V}]`);
+  const p = softmaxRows(teacher, n, V, T), q = softmaxRows(student.value, n, V, T);
+  let kl = 0;
+  for (let i = 0; i < n * V; i++) if (p[i] > 0) kl += p[i] * (Math.log(p[i]) - Math.log(q[i]));
+  const out = allocFloats(1);
+  out[0] = (T * T * kl) / n;
+  return result(1, 1, [student], (g) => {
+    // d/dstudent = T² · (q − p) / (T · n)
+    const ds = student.gradient(), k = (g[0] * T) / n;
+    for (let i = 0; i < n * V; i++) ds[i] += k * (q[i] - p[i]);
+  }, out);
+}
+
+/** log softmax(logits[t])[targets[t]] per row → [n, 1]; 0 (and no gradient) where the target is negative */
+export function tokenLogprobs(logits: Var, targets: Int32Array): Var {
+  checkTargets(logits, targets);
+  const n = logits.rows, V = logits.cols;
+  const probs = softmaxRows(logits.value, n, V, 1);
+  const out = allocFloats(n);
+  for (let t = 0; t < n; t++) if (targets[t] >= 0) out[t] = Math.log(probs[t * V + targets[t]]);
+  return result(n, 1, [logits], (g) => {
+    // d/dlogits = g · (onehot(target) − softmax)
+    const dl = logits.gradient();
+    for (let t = 0; t < n; t++) {
+      if (targets[t] < 0) continue;
+      for (let c = 0; c < V; c++) dl[t * V + c] -= g[t] * probs[t * V + c];
+      dl[t * V + targets[t]] += g[t];
+    }
+  }, out);
+}

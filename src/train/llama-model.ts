@@ -1,0 +1,213 @@
+// A llama-style model to train: its shape, seeded initial parameters named as in GGUF, the forward pass (the
+// same `llama` code inference runs, bound to Params), and export to a GGUF file that `kiln run` and llama.cpp load.
+
+import type { HParams } from '../models/hparams.js';
+import type { BoundModel } from '../models/architecture.js';
+import { llama } from '../models/llama.js';
+import { Rng } from '../generate/rng.js';
+import { GGMLType } from '../tensor/ggml-type.js';
+import { GGUFValueType, type GGUFValue } from '../gguf/types.js';
+import { metaArray, metaBool, metaF32, metaString, metaU32, type GGUFWriteInput } from '../gguf/writer.js';
+import { bytesToUnicode } from '../tokenizer/bytes-to-unicode.js';
+import type { TrainedBPE } from './bpe-trainer.js';
+import { Param, type Var } from './autograd.js';
+import { TrainOps } from './train-ops.js';
+
+export interface ModelShape {
+  /** embedding width */
+  dim: number;
+  layers: number;
+  heads: number;
+  /** key/value heads (grouped-query attention when fewer than heads) */
+  kvHeads: number;
+  /** feed-forward hidden width */
+  ffn: number;
+  vocab: number;
+  /** context length the model is trained for */
+  ctx: number;
+  /** rope base (default 10000) */
+  ropeBase?: number;
+  /** RMSNorm epsilon (default 1e-5) */
+  rmsEps?: number;
+  /** share token_embd as the output projection */
+  tiedEmbeddings?: boolean;
+  /** mixture of experts: experts per layer (0 or absent: dense) and experts used per token */
+  experts?: number;
+  expertsUsed?: number;
+}
+
+export class ModelShapeError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ModelShapeError';
+  }
+}
+
+export function checkShape(s: ModelShape): void {
+  const positive = ['dim', 'layers', 'heads', 'kvHeads', 'ffn', 'vocab', 'ctx'] as const;
+  for (const key of positive) {
+    if (!Number.isSafeInteger(s[key]) || s[key] < 1 || s[key] > 1 << 20) throw new ModelShapeError(`model.${key} must be an integer in 1..${1 << 20}, got ${s[key]}`);
+  }
+  if (s.dim % s.heads !== 0) throw new ModelShapeError(`model.dim ${s.dim} is not a multiple of model.heads ${s.heads}`);
+  if ((s.dim / s.heads) % 2 !== 0) throw new ModelShapeError(`head size ${s.dim / s.heads} must be even for rope`);
+  if (s.heads % s.kvHeads !== 0) throw new ModelShapeError(`model.heads ${s.heads} is not a multiple of model.kvHeads ${s.kvHeads}`);
+  const experts = s.experts ?? 0;
+  if (experts > 0 && !(Number.isInteger(s.expertsUsed) && s.expertsUsed! >= 1 && s.expertsUsed! <= experts)) {
+    throw new ModelShapeError(`model.expertsUsed must be an integer in 1..${experts}`);
+  }
+}
+
+export function shapeHParams(s: ModelShape): HParams {
+  const headDim = s.dim / s.heads;
+  return {
+    arch: 'llama',
+    contextLength: s.ctx,
+    embeddingLength: s.dim,
+    blockCount: s.layers,
+    feedForwardLength: s.ffn,
+    headCount: s.heads,
+    headCountKv: s.kvHeads,
+    keyLength: headDim,
+    valueLength: headDim,
+    rmsEps: s.rmsEps ?? 1e-5,
+    ropeDimensionCount: headDim,
+    ropeFreqBase: s.ropeBase ?? 10000,
+    ropeFreqScale: 1,
+    expertCount: s.experts ?? 0,
+    expertUsedCount: s.expertsUsed ?? 0,
+    vocabSize: s.vocab,
+  };
+}
+
+export interface TrainModel {
+  shape: ModelShape;
+  hparams: HParams;
+  /** in GGUF tensor order */
+  params: Param[];
+  bound: BoundModel<Param>;
+}
+
+/** name, ggml dims and init kind of every tensor, in the order GGUF files list them */
+function tensorSpecs(s: ModelShape): { name: string; dims: number[]; init: 'one' | 'normal' | 'residual' }[] {
+  const headDim = s.dim / s.heads, kvDim = s.kvHeads * headDim, experts = s.experts ?? 0;
+  const specs: { name: string; dims: number[]; init: 'one' | 'normal' | 'residual' }[] = [{ name: 'token_embd.weight', dims: [s.dim, s.vocab], init: 'normal' }];
+  for (let l = 0; l < s.layers; l++) {
+    const p = `blk.${l}.`;
+    specs.push(
+      { name: p + 'attn_norm.weight', dims: [s.dim], init: 'one' },
+      { name: p + 'attn_q.weight', dims: [s.dim, s.dim], init: 'normal' },
+      { name: p + 'attn_k.weight', dims: [s.dim, kvDim], init: 'normal' },
+      { name: p + 'attn_v.weight', dims: [s.dim, kvDim], init: 'normal' },
+      { name: p + 'attn_output.weight', dims: [s.dim, s.dim], init: 'residual' },
+      { name: p + 'ffn_norm.weight', dims: [s.dim], init: 'one' },
+    );
+    if (experts > 0) {
+      specs.push(
+        { name: p + 'ffn_gate_inp.weight', dims: [s.dim, experts], init: 'normal' },
+        { name: p + 'ffn_gate_exps.weight', dims: [s.dim, s.ffn, experts], init: 'normal' },
+        { name: p + 'ffn_up_exps.weight', dims: [s.dim, s.ffn, experts], init: 'normal' },
+        { name: p + 'ffn_down_exps.weight', dims: [s.ffn, s.dim, experts], init: 'residual' },
+      );
+    } else {
+      specs.push(
+        { name: p + 'ffn_gate.weight', dims: [s.dim, s.ffn], init: 'normal' },
+        { name: p + 'ffn_up.weight', dims: [s.dim, s.ffn], init: 'normal' },
+        { name: p + 'ffn_down.weight', dims: [s.ffn, s.dim], init: 'residual' },
+      );
+    }
+  }
+  specs.push({ name: 'output_norm.weight', dims: [s.dim], init: 'one' });
+  if (!s.tiedEmbeddings) specs.push({ name: 'output.weight', dims: [s.dim, s.vocab], init: 'normal' });
+  return specs;
+}
+
+const INIT_STD = 0.02;
+
+/**
+ * A fresh model: norms 1, matrices normal(0, 0.02), the projections that add into the residual stream
+ * (attn_output, ffn_down) scaled by 1/sqrt(2·layers) as in GPT-2. Seeded: the same seed gives the same model.
+ */
+export function createModel(shape: ModelShape, seed: number): TrainModel {
+  checkShape(shape);
+  const rng = new Rng(seed);
+  const residualStd = INIT_STD / Math.sqrt(2 * shape.layers);
+  const params = tensorSpecs(shape).map(({ name, dims, init }) => {
+    const p = new Param(name, dims);
+    if (init === 'one') p.value.fill(1);
+    else fillNormal(p.value, rng, init === 'residual' ? residualStd : INIT_STD);
+    return p;
+  });
+  return bindModel(shape, params);
+}
+
+/** Normal(0, std) samples by Box–Muller. */
+function fillNormal(out: Float32Array, rng: Rng, std: number): void {
+  for (let i = 0; i < out.length; i += 2) {
+    const r = Math.sqrt(-2 * Math.log(1 - rng.nextFloat())), theta = 2 * Math.PI * rng.nextFloat();
+    out[i] = std * r * Math.cos(theta);
+    if (i + 1 < out.length) out[i + 1] = std * r * Math.sin(theta);
+  }
+}
+
+/** The model over existing parameters (in GGUF tensor order, as createModel makes them). */
+export function bindModel(shape: ModelShape, params: Param[]): TrainModel {
+  const byName = new Map(params.map((p) => [p.name, p]));
+  const hparams = shapeHParams(shape);
+  const bound = llama.bind<Param>(hparams, { get: (name) => byName.get(name), floats: () => undefined });
+  return { shape, hparams, params, bound };
+}
+
+/** logits [nSeq · seqLen, vocab] for `tokens` [nSeq · seqLen] */
+export function forwardLogits(model: TrainModel, tokens: Int32Array, nSeq: number, seqLen: number): Var {
+  return model.bound.forward(new TrainOps(tokens, nSeq, seqLen));
+}
+
+/** The tokenizer of the raw bytes: token i is byte i. */
+export function byteTokenizer(): TrainedBPE {
+  return { vocab: Array.from({ length: 256 }, (_, b) => Uint8Array.of(b)), merges: [], specials: [] };
+}
+
+/** GGUF token types (llama.cpp's llama_token_type) */
+const TOKEN_NORMAL = 1, TOKEN_CONTROL = 3;
+
+/**
+ * The GGUF of a trained model: llama hyper-parameters, a GPT-2-style byte-level BPE tokenizer (tokens spelled in
+ * GPT-2's byte-to-unicode characters, merges "a b"), and every parameter as F32.
+ */
+export function modelGGUF(model: TrainModel, tokenizer: TrainedBPE, name: string): GGUFWriteInput {
+  const hp = model.hparams;
+  if (tokenizer.vocab.length !== hp.vocabSize) throw new ModelShapeError(`tokenizer has ${tokenizer.vocab.length} tokens, model.vocab is ${hp.vocabSize}`);
+  const special = new Map(tokenizer.specials.map((s) => [s.id, s.content]));
+  const meta = new Map<string, GGUFValue>([
+    ['general.architecture', metaString('llama')],
+    ['general.name', metaString(name)],
+    ['general.file_type', metaU32(0)], // all F32
+    ['llama.context_length', metaU32(hp.contextLength)],
+    ['llama.embedding_length', metaU32(hp.embeddingLength)],
+    ['llama.block_count', metaU32(hp.blockCount)],
+    ['llama.feed_forward_length', metaU32(hp.feedForwardLength)],
+    ['llama.attention.head_count', metaU32(hp.headCount)],
+    ['llama.attention.head_count_kv', metaU32(hp.headCountKv)],
+    ['llama.attention.layer_norm_rms_epsilon', metaF32(hp.rmsEps)],
+    ['llama.rope.dimension_count', metaU32(hp.ropeDimensionCount)],
+    ['llama.rope.freq_base', metaF32(hp.ropeFreqBase)],
+    ['llama.vocab_size', metaU32(hp.vocabSize)],
+  ]);
+  if (hp.expertCount > 0) {
+    meta.set('llama.expert_count', metaU32(hp.expertCount));
+    meta.set('llama.expert_used_count', metaU32(hp.expertUsedCount));
+  }
+  meta.set('tokenizer.ggml.model', metaString('gpt2'));
+  meta.set('tokenizer.ggml.pre', metaString('gpt-2'));
+  meta.set('tokenizer.ggml.tokens', metaArray(GGUFValueType.STRING, tokenizer.vocab.map((b, id) => special.get(id) ?? bytesToUnicode(b))));
+  meta.set('tokenizer.ggml.token_type', metaArray(GGUFValueType.INT32, tokenizer.vocab.map((_, id) => (special.has(id) ? TOKEN_CONTROL : TOKEN_NORMAL))));
+  meta.set('tokenizer.ggml.merges', metaArray(GGUFValueType.STRING, tokenizer.merges.map(([a, b]) => `${bytesToUnicode(a)} ${bytesToUnicode(b)}`)));
+  meta.set('tokenizer.ggml.add_bos_token', metaBool(false));
+  const tensors = model.params.map((p) => ({
+    name: p.name,
+    dims: p.dims,
+    type: GGMLType.F32,
+    data: new Uint8Array(p.value.buffer, p.value.byteOffset, p.value.byteLength),
+  }));
+  return { metadata: meta, tensors };
+}

@@ -1,0 +1,196 @@
+// Matrix multiplication for training, where it dominates the time: out[n, m] (+)= a[n, k] · b[k, m].
+// The bulk runs in the WebAssembly SIMD kernel of ./gemm-wasm.ts on a shared memory. Activations are allocated
+// there (`allocFloats`); other operands are copied in (O(n·k + k·m + n·m) against the product's O(n·k·m)). Rows are split between this thread and
+// `threads − 1` workers that run the same kernel on the same memory. Rows and columns beyond the kernel's tile
+// multiples are finished in plain TypeScript.
+
+import { Worker } from 'node:worker_threads';
+import { TILE_COLS, TILE_ROWS, gemmModuleBytes } from './gemm-wasm.js';
+
+// Node's WebAssembly global, which the ES library typings this project compiles against do not declare.
+interface WasmMemory { readonly buffer: ArrayBuffer; grow(pages: number): number }
+interface WasmApi {
+  Memory: new (descriptor: { initial: number; maximum: number; shared: boolean }) => WasmMemory;
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object, imports: object) => { exports: Record<string, unknown> };
+}
+const wasm = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
+
+const PAGE = 65536;
+const MAX_PAGES = 32768; // 2 GiB
+/** below this much work a product runs on one thread (waking the workers costs more) */
+const MIN_THREADED_FLOPS = 1 << 20;
+
+type Gemm = (c: number, a: number, b: number, i0: number, i1: number, k: number, m: number, j1: number) => void;
+
+// Control words shared with the workers: a generation counter the workers wait on, the call's arguments,
+// and one "done" word per worker holding the last generation it finished.
+const GEN = 0, ARGS = 1, N_ARGS = 8, DONE = ARGS + N_ARGS;
+
+// A worker: instantiate the kernel on the shared memory, then run its row range of every new generation.
+const WORKER_SOURCE = `
+const { workerData } = require('node:worker_threads');
+const { module, memory, control, index, threads } = workerData;
+const ctrl = new Int32Array(control);
+const gemm = new WebAssembly.Instance(module, { env: { memory } }).exports.gemm;
+let seen = 0;
+for (;;) {
+  Atomics.wait(ctrl, ${GEN}, seen);
+  seen = Atomics.load(ctrl, ${GEN});
+  const [c, a, b, i0, i1, k, m, j1] = ctrl.subarray(${ARGS}, ${ARGS + N_ARGS});
+  const [lo, hi] = share(i0, i1, index, threads, ${TILE_ROWS});
+  if (hi > lo) gemm(c, a, b, lo, hi, k, m, j1);
+  Atomics.store(ctrl, ${DONE} + index - 1, seen);
+  Atomics.notify(ctrl, ${DONE} + index - 1);
+}
+${share.toString()}
+`;
+
+/** Rows [lo, hi) of [i0, i1) for participant `index` of `count`, in whole tiles. */
+function share(i0: number, i1: number, index: number, count: number, tile: number): [number, number] {
+  const tiles = (i1 - i0) / tile;
+  const lo = i0 + Math.floor((tiles * index) / count) * tile;
+  const hi = i0 + Math.floor((tiles * (index + 1)) / count) * tile;
+  return [lo, hi];
+}
+
+class Kernel {
+  readonly memory = new wasm.Memory({ initial: 16, maximum: MAX_PAGES, shared: true });
+  private readonly module = new wasm.Module(gemmModuleBytes(MAX_PAGES));
+  private readonly gemm: Gemm;
+  private readonly control = new Int32Array(new SharedArrayBuffer(4 * (DONE + 16)));
+  private workers: Worker[] = [];
+  /** every `memory.buffer` handed out (growing the memory makes a new one over the same bytes) */
+  private readonly buffers = new WeakSet<ArrayBufferLike>();
+  /** bump allocator: bytes [0, top) are in use */
+  top = 0;
+
+  constructor() {
+    this.gemm = new wasm.Instance(this.module, { env: { memory: this.memory } }).exports.gemm as Gemm;
+  }
+
+  get threads(): number {
+    return this.workers.length + 1;
+  }
+
+  setThreads(n: number): void {
+    if (!Number.isInteger(n) || n < 1 || n > 16) throw new RangeError(`threads must be an integer in 1..16, got ${n}`);
+    for (const w of this.workers) void w.terminate();
+    this.workers = [];
+    this.control.fill(0);
+    for (let index = 1; index < n; index++) {
+      const worker = new Worker(WORKER_SOURCE, {
+        eval: true,
+        workerData: { module: this.module, memory: this.memory, control: this.control.buffer, index, threads: n },
+      });
+      worker.unref();
+      this.workers.push(worker);
+    }
+  }
+
+  /** `n` floats of the shared memory (16-byte aligned, zeroed), grown to fit */
+  alloc(n: number): Float32Array {
+    const at = this.top;
+    const end = at + Math.ceil(n / 4) * 16;
+    const have = this.memory.buffer.byteLength;
+    if (end > have) {
+      const pages = Math.min(MAX_PAGES - have / PAGE, Math.max(Math.ceil((end - have) / PAGE), have / PAGE));
+      if (have + pages * PAGE < end) throw new RangeError(`training memory exhausted: ${end} bytes needed, at most ${MAX_PAGES * PAGE}`);
+      this.memory.grow(pages);
+    }
+    this.top = end;
+    const buffer = this.memory.buffer;
+    this.buffers.add(buffer);
+    const view = new Float32Array(buffer, at, n);
+    view.fill(0);
+    return view;
+  }
+
+  /** `x` itself when it lives in the shared memory, else a copy of its first `n` floats there */
+  inMemory(x: Float32Array, n: number): Float32Array {
+    if (this.buffers.has(x.buffer)) return x;
+    const copy = this.alloc(n);
+    copy.set(x.subarray(0, n));
+    return copy;
+  }
+
+  /** runs the kernel on rows [0, rows), columns [0, j1) split across the threads; operands at byte addresses c, a, b */
+  run(c: number, a: number, b: number, rows: number, k: number, m: number, j1: number): void {
+    const threads = 2 * rows * k * j1 < MIN_THREADED_FLOPS ? 1 : this.threads;
+    if (threads === 1) return this.gemm(c, a, b, 0, rows, k, m, j1);
+    const ctrl = this.control;
+    ctrl.set([c, a, b, 0, rows, k, m, j1], ARGS);
+    const gen = ctrl[GEN] + 1;
+    Atomics.store(ctrl, GEN, gen);
+    Atomics.notify(ctrl, GEN);
+    const [lo, hi] = share(0, rows, 0, threads, TILE_ROWS);
+    if (hi > lo) this.gemm(c, a, b, lo, hi, k, m, j1);
+    for (let w = 0; w < this.workers.length; w++) {
+      for (;;) {
+        const done = Atomics.load(ctrl, DONE + w);
+        if (done === gen) break;
+        Atomics.wait(ctrl, DONE + w, done);
+      }
+    }
+  }
+}
+
+let kernel: Kernel | undefined;
+const theKernel = (): Kernel => (kernel ??= new Kernel());
+
+/** Number of threads the matmuls use (this one plus workers). */
+export function setMatmulThreads(n: number): void {
+  theKernel().setThreads(n);
+}
+
+/**
+ * `n` zeroed floats in the memory the kernel works on, so products of them need no copies. They stay valid until
+ * `releaseFloats(mark)` with a mark taken before them (a training step takes one mark and releases everything).
+ */
+export function allocFloats(n: number): Float32Array {
+  return theKernel().alloc(n);
+}
+
+/** The allocation mark to release back to. */
+export function floatsMark(): number {
+  return theKernel().top;
+}
+
+export function releaseFloats(mark: number): void {
+  theKernel().top = mark;
+}
+
+/** C[i, j] += Σ_p A[i, p] · B[p, j] for rows [i0, i1) and columns [j0, j1): the plain-TypeScript edges */
+function gemmEdge(c: Float32Array, a: Float32Array, b: Float32Array, k: number, m: number, i0: number, i1: number, j0: number, j1: number): void {
+  for (let i = i0; i < i1; i++) {
+    const ci = i * m;
+    for (let p = 0; p < k; p++) {
+      const av = a[i * k + p], bp = p * m;
+      for (let j = j0; j < j1; j++) c[ci + j] += av * b[bp + j];
+    }
+  }
+}
+
+/** out[n, m] = a[n, k] · b[k, m], or out += a · b when `accumulate` (all row-major). */
+export function matmul(out: Float32Array, a: Float32Array, b: Float32Array, n: number, k: number, m: number, accumulate = false): void {
+  if (!accumulate) out.fill(0, 0, n * m);
+  if (n === 0 || m === 0 || k === 0) return;
+  const n4 = n - (n % TILE_ROWS), m8 = m - (m % TILE_COLS);
+  if (n4 > 0 && m8 > 0) {
+    const kern = theKernel();
+    const mark = kern.top;
+    const wa = kern.inMemory(a, n4 * k), wb = kern.inMemory(b, k * m), wc = kern.inMemory(out, n4 * m);
+    kern.run(wc.byteOffset, wa.byteOffset, wb.byteOffset, n4, k, m, m8);
+    if (wc !== out) out.set(wc.subarray(0, n4 * m));
+    kern.top = mark;
+  }
+  gemmEdge(out, a, b, k, m, 0, n4, m8, m);
+  gemmEdge(out, a, b, k, m, n4, n, 0, m);
+}
+
+/** out[cols, rows] = xᵀ for x [rows, cols] */
+export function transpose(out: Float32Array, x: Float32Array, rows: number, cols: number): void {
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < cols; c++) out[c * rows + r] = x[r * cols + c];
+  }
+}
