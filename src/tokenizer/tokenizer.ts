@@ -140,15 +140,13 @@ export class Tokenizer {
   }
 
   /** Text of a token sequence (llama_detokenize): SentencePiece's prefix space is dropped from the first
-   *  token — but, as in llama.cpp, not when that token follows a BOS that skipSpecial removed — and for
-   *  models that ask for it spaces before punctuation and contractions are cleaned up. */
+   *  token, and for models that ask for it spaces before punctuation and contractions are cleaned up.
+   *  With skipSpecial the BOS is dropped and the space is taken from the token after it, as HF's
+   *  decode(skip_special_tokens) does (llama.cpp's remove_special keeps that space). */
   decode(ids: readonly number[], { skipSpecial = false }: DecodeOptions = {}): string {
     let first = 0, end = ids.length;
     let removeSpace = this.vocab.addSpacePrefix;
-    if (skipSpecial && this.addBos && ids.length > 0 && ids[0] === this.bosId) {
-      removeSpace = false;
-      first = 1;
-    }
+    if (skipSpecial && this.addBos && ids.length > 0 && ids[0] === this.bosId) first = 1;
     if (skipSpecial && this.addEos && end > first && ids[end - 1] === this.eosId) end--;
 
     const parts: Uint8Array[] = [];

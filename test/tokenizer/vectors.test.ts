@@ -34,9 +34,9 @@ function readExpected(path: string): number[][] {
   return lines.map((line) => (line.trim() === '' ? [] : line.trim().split(' ').map(Number)));
 }
 
-function checkSet(tokenizer: Tokenizer, vocabPath: string): void {
-  const inputs = readInputs(`${vocabPath}.inp`);
-  const expected = readExpected(`${vocabPath}.out`);
+function checkSet(tokenizer: Tokenizer, vectorPath: string): void {
+  const inputs = readInputs(`${vectorPath}.inp`);
+  const expected = readExpected(`${vectorPath}.out`);
   assert.equal(inputs.length, expected.length, 'inputs and expected lines differ in number');
   for (let i = 0; i < inputs.length; i++) {
     const ids = tokenizer.encode(inputs[i], { addSpecial: false, parseSpecial: false });
@@ -50,6 +50,11 @@ for (const name of SETS) {
     checkSet(Tokenizer.fromMetadata(readGGUFHeader(path).metadata), path);
   });
 }
+
+test('tokenizer vectors: llama-spm ids from the same vocabulary in llama-2-tiny-random.gguf', () => {
+  const model = sharedPath('data', 'models', 'llama-2-tiny-random.gguf');
+  checkSet(Tokenizer.fromMetadata(readGGUFHeader(model).metadata), sharedPath('conformance', 'tokenizers', 'ggml-vocab-llama-spm.gguf'));
+});
 
 test('tokenizer vectors: historical/dbrx', (t) => {
   const path = sharedPath('conformance', 'tokenizers', 'historical', 'ggml-vocab-dbrx.gguf');
