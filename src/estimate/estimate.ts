@@ -61,6 +61,8 @@ export interface TermPart {
   label: string;
   bytes: number;
   params?: number;
+  /** the bytes of this part inside the blocks (what pipeline stages split) */
+  inLayers?: number;
 }
 
 export interface Term {
@@ -183,20 +185,23 @@ function typeOfTensor(t: ModelTensor, model: ModelDescription, s: Settings): Sto
  */
 export function weightParts(model: ModelDescription, s: Settings): TermPart[] {
   const tensors = model.shapeGuessed ? model.tensors.filter((t) => !t.isVector) : model.tensors;
-  const groups = new Map<string, { type?: StorageType; params: number; bytes: number }>();
+  const groups = new Map<string, { type?: StorageType; params: number; bytes: number; inLayers: number }>();
   for (const t of tensors) {
     const type = typeOfTensor(t, model, s);
     const name = type?.name ?? t.stored!.type;
-    const g = groups.get(name) ?? { type, params: 0, bytes: 0 };
+    const g = groups.get(name) ?? { type, params: 0, bytes: 0, inLayers: 0 };
+    const bytes = type ? storageBytes(t.params, type) : t.stored!.bytes;
     g.params += t.params;
-    g.bytes += type ? storageBytes(t.params, type) : t.stored!.bytes;
+    g.bytes += bytes;
+    if (t.layer >= 0) g.inLayers += bytes;
     groups.set(name, g);
   }
   const covered = tensors.reduce((n, t) => n + t.params, 0);
-  const parts = [...groups].map(([name, g]) => {
-    if (!model.shapeGuessed) return { label: name, params: g.params, bytes: g.bytes };
+  const parts = [...groups].map(([label, g]) => {
+    if (!model.shapeGuessed) return { label, params: g.params, bytes: g.bytes, inLayers: g.inLayers };
     const params = model.paramCount * (g.params / covered);
-    return { label: name, params, bytes: storageBytes(params, g.type!) };
+    const bytes = storageBytes(params, g.type!);
+    return { label, params, bytes, inLayers: bytes * (g.inLayers / g.bytes) };
   });
   return parts.sort((a, b) => b.bytes - a.bytes);
 }
@@ -245,13 +250,15 @@ export function estimateMemory(spec: EstimateSpec): Estimate {
   // tensor parallel splits every matrix; pipeline parallel gives each stage ⌈L/pp⌉ layers (non-layer tensors
   // are counted on every stage, the first holding the embeddings and the last the output)
   const layerShare = sum(model.tensors.filter((t) => t.layer >= 0).map((t) => t.params)) / sum(model.tensors.map((t) => t.params));
-  const paramShare = (fracInLayers: number) => ((1 - fracInLayers) + (fracInLayers * layersPerStage) / L) / tp;
+  const onDevice = (bytes: number, inLayers: number) => (bytes - inLayers + (inLayers * layersPerStage) / L) / tp;
   const zeroShare = (stage: number) => (zero >= stage ? 1 / dp : 1);
   const terms: Term[] = [];
   const isTraining = training(s.mode);
   const isLora = s.mode === 'lora' || s.mode === 'qlora';
 
   const trainable = !isTraining ? 0 : isLora ? loraParams(model, s.loraRank, s.loraTargets) : model.paramCount;
+  // the share of trained parameters inside the blocks (all of them for LoRA adapters)
+  const trainedInLayers = isLora ? 1 : layerShare;
   // bytes of a trained parameter (and of its gradient): 16-bit under mixed precision, else the weight type (fp32 LoRA)
   const trainedBytes = !isTraining ? 0 : s.mixedPrecision ? 2 : isLora ? 4 : storageBytes(1, TRAINED_TYPES[s.weightType]);
 
@@ -261,13 +268,14 @@ export function estimateMemory(spec: EstimateSpec): Estimate {
   let weightFormula = `Σ tensors params × bits/8 (${weightTypeLabel}): ${parts.map((p) => `${p.label} ${n(p.params!)}×${bitsPerWeightOf(p)}`).join(' + ')}`;
   if (model.shapeGuessed) weightFormula += ` — N = ${n(model.paramCount)} split in the proportions of a llama-shaped guess`;
   const baseWeights = sum(parts.map((p) => p.bytes));
-  let weightBytes = baseWeights, weightPerDevice = baseWeights * paramShare(layerShare);
+  const baseInLayers = sum(parts.map((p) => p.inLayers!));
+  let weightBytes = baseWeights, weightPerDevice = onDevice(baseWeights, baseInLayers);
   if (isLora) {
     const adapters = trainable * trainedBytes;
-    parts.push({ label: `LoRA adapters (${trainedBytes * 8}-bit)`, params: trainable, bytes: adapters });
+    parts.push({ label: `LoRA adapters (${trainedBytes * 8}-bit)`, params: trainable, bytes: adapters, inLayers: adapters });
     weightFormula += ` + LoRA ${n(trainable)} × ${trainedBytes} B`;
     weightBytes += adapters;
-    weightPerDevice += adapters * paramShare(1);
+    weightPerDevice += onDevice(adapters, adapters);
   }
   terms.push({ id: 'weights', label: isLora ? 'weights (frozen base + adapters)' : 'weights', bytes: weightBytes, perDevice: weightPerDevice * zeroShare(3), formula: weightFormula, parts });
 
@@ -290,19 +298,19 @@ export function estimateMemory(spec: EstimateSpec): Estimate {
   } else {
     terms.push({
       id: 'gradients', label: 'gradients', bytes: trainable * trainedBytes,
-      perDevice: trainable * trainedBytes * paramShare(isLora ? 1 : layerShare) * zeroShare(2),
+      perDevice: onDevice(trainable * trainedBytes, trainable * trainedBytes * trainedInLayers) * zeroShare(2),
       formula: `${n(trainable)} trainable × ${trainedBytes} B${isLora ? ` (LoRA r=${s.loraRank} on ${s.loraTargets.join(',')}: Σ r·(n_in + n_out))` : ''}`,
     });
     const optBytes = OPTIMIZER_BYTES[s.optimizer];
     terms.push({
       id: 'optimizer', label: `optimizer states (${s.optimizer})`, bytes: trainable * optBytes,
-      perDevice: trainable * optBytes * paramShare(isLora ? 1 : layerShare) * zeroShare(1),
+      perDevice: onDevice(trainable * optBytes, trainable * optBytes * trainedInLayers) * zeroShare(1),
       formula: `${n(trainable)} trainable × ${optBytes} B`,
     });
     if (s.mixedPrecision) {
       terms.push({
         id: 'master_weights', label: 'fp32 master weights', bytes: trainable * 4,
-        perDevice: trainable * 4 * paramShare(isLora ? 1 : layerShare) * zeroShare(1),
+        perDevice: onDevice(trainable * 4, trainable * 4 * trainedInLayers) * zeroShare(1),
         formula: `${n(trainable)} trainable × 4 B`,
       });
     }
