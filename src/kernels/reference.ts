@@ -28,7 +28,20 @@ function matmulF32(out: Float32Array, x: Float32Array, w: Float32Array, nTokens:
   }
 }
 
-/** Quantized (or f16/bf16) matmul: each activation row is converted once to the weight's vec_dot_type. */
+/** F16 weights × f32 activations: each weight row widened to f32, activations kept as they are. */
+function matmulHalfRows(out: Float32Array, x: Float32Array, w: WeightTensor, nTokens: number, nIn: number, nOut: number): void {
+  const row = new Float32Array(nIn);
+  for (let r = 0; r < nOut; r++) {
+    dequantizeRow(w.type, w.data.subarray(r * nIn * 2, (r + 1) * nIn * 2), nIn, row);
+    for (let t = 0; t < nTokens; t++) {
+      let sum = 0;
+      for (let c = 0; c < nIn; c++) sum += row[c] * x[t * nIn + c];
+      out[t * nOut + r] = sum;
+    }
+  }
+}
+
+/** Quantized (or bf16) matmul: each activation row is converted once to the weight's vec_dot_type. */
 function matmulBlocks(out: Float32Array, x: Float32Array, w: WeightTensor, nTokens: number, nIn: number, nOut: number): void {
   const dotType = vecDotType(w.type);
   const actBytes = activationRowBytes(dotType, nIn);
@@ -47,6 +60,9 @@ export class ReferenceBackend implements Backend {
   matmul(out: Float32Array, x: Float32Array, w: WeightTensor, nTokens: number): void {
     const [nIn, nOut] = w.dims;
     if (w.type === GGMLType.F32) matmulF32(out, x, f32View(w), nTokens, nIn, nOut);
+    // llama.cpp's reference runs multiply F16 weights by unrounded f32 activations (its tinyBLAS F16×F32 path);
+    // every other type goes through the weight's vec_dot_type as ggml does
+    else if (w.type === GGMLType.F16) matmulHalfRows(out, x, w, nTokens, nIn, nOut);
     else matmulBlocks(out, x, w, nTokens, nIn, nOut);
   }
 
@@ -97,7 +113,9 @@ export class ReferenceBackend implements Backend {
     const { nHeads, nKvHeads, headDim } = s;
     const group = nHeads / nKvHeads;
     const kvDim = nKvHeads * headDim;
+    const scale = Math.fround(s.scale);
     const qh = new Float32Array(headDim);
+    const acc = new Float64Array(headDim);
     for (let t = 0; t < nTokens; t++) {
       const slots = cache.slotsFor(t);
       const scores = new Float32Array(slots.length);
@@ -111,19 +129,21 @@ export class ReferenceBackend implements Backend {
           const k = slots[j] * kvDim + kvOffset;
           let dot = 0;
           for (let d = 0; d < headDim; d++) dot += qh[d] * fp16ToFp32(cache.keys[k + d]);
-          scores[j] = dot * s.scale;
+          scores[j] = Math.fround(dot) * scale; // stored as f32
           if (scores[j] > max) max = scores[j];
         }
+        // softmax as ggml: e_j = expf(s_j − max) in f32, summed in f64, then scaled by the f32 1/sum
         let sum = 0;
         for (let j = 0; j < slots.length; j++) sum += scores[j] = Math.exp(scores[j] - max);
-        const o = qOffset;
-        out.fill(0, o, o + headDim);
+        const inv = Math.fround(1 / sum);
+        acc.fill(0);
         for (let j = 0; j < slots.length; j++) {
           // softmax weight rounded to f16 before multiplying the f16 values (ggml's kq · v)
-          const p = fp16ToFp32(fp32ToFp16(scores[j] / sum));
+          const p = fp16ToFp32(fp32ToFp16(scores[j] * inv));
           const v = slots[j] * kvDim + kvOffset;
-          for (let d = 0; d < headDim; d++) out[o + d] += p * fp16ToFp32(cache.values[v + d]);
+          for (let d = 0; d < headDim; d++) acc[d] += p * fp16ToFp32(cache.values[v + d]);
         }
+        for (let d = 0; d < headDim; d++) out[qOffset + d] = acc[d];
       }
     }
   }
