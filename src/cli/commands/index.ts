@@ -6,7 +6,8 @@ import { evalCommand } from './eval.js';
 import { perplexityCommand } from './perplexity.js';
 import { chatCommand } from './chat.js';
 import { tokenizerCommand } from './tokenizer.js';
+import { tokenizeCommand } from './tokenize.js';
 import { infoCommand } from './info.js';
 import { estimateCommand } from './estimate.js';
 
-export const COMMANDS: Command[] = [runCommand, chatCommand, evalCommand, perplexityCommand, tokenizerCommand, infoCommand, estimateCommand];
+export const COMMANDS: Command[] = [runCommand, chatCommand, evalCommand, perplexityCommand, tokenizeCommand, tokenizerCommand, infoCommand, estimateCommand];
