@@ -240,95 +240,127 @@ export function layerActivationBytes(s: number, b: number, h: number, a: number)
   return 34 * s * b * h + 5 * a * s * s * b;
 }
 
+/** How a term spreads over devices: tp splits every matrix, pp gives a stage ⌈L/pp⌉ layers, ZeRO shards over dp. */
+interface Split {
+  tp: number;
+  dp: number;
+  zero: number;
+  layers: number;
+  layersPerStage: number;
+}
+
+/**
+ * One device's share of a term of `bytes`, `inLayers` of them inside the blocks: non-layer tensors (embeddings,
+ * output) are counted whole on a stage, layers ⌈L/pp⌉ of L; all of it ÷ tp; ÷ dp from ZeRO stage `zeroStage` on.
+ */
+function onDevice(bytes: number, inLayers: number, split: Split, zeroStage = 4): number {
+  const stage = bytes - inLayers + (inLayers * split.layersPerStage) / split.layers;
+  return stage / split.tp / (split.zero >= zeroStage ? split.dp : 1);
+}
+
+/** Training facts shared by the terms: trainable parameters, their bytes, and their share inside the blocks. */
+interface Trained {
+  params: number;
+  /** bytes of a trained parameter and of its gradient: 16-bit under mixed precision, else the weight type (fp32 LoRA) */
+  bytes: number;
+  inLayers: number;
+  isLora: boolean;
+}
+
+function trainedParams(model: ModelDescription, s: Settings): Trained {
+  const isLora = s.mode === 'lora' || s.mode === 'qlora';
+  if (!training(s.mode)) return { params: 0, bytes: 0, inLayers: 0, isLora };
+  const inBlocks = sum(model.tensors.filter((t) => t.layer >= 0).map((t) => t.params)) / sum(model.tensors.map((t) => t.params));
+  return {
+    params: isLora ? loraParams(model, s.loraRank, s.loraTargets) : model.paramCount,
+    bytes: s.mixedPrecision ? 2 : isLora ? 4 : storageBytes(1, TRAINED_TYPES[s.weightType]),
+    inLayers: isLora ? 1 : inBlocks,
+    isLora,
+  };
+}
+
+function weightsTerm(model: ModelDescription, s: Settings, trained: Trained, split: Split): Term {
+  const parts = weightParts(model, s);
+  const label = s.weightType === 'GGUF' ? 'as stored in the GGUF file' : s.weightType;
+  let formula = `Σ tensors params × bits/8 (${label}): ${parts.map((p) => `${p.label} ${n(p.params!)}×${bitsPerWeightOf(p)}`).join(' + ')}`;
+  if (model.shapeGuessed) formula += ` — N = ${n(model.paramCount)} split in the proportions of a llama-shaped guess`;
+  if (trained.isLora) {
+    const adapters = trained.params * trained.bytes;
+    parts.push({ label: `LoRA adapters (${trained.bytes * 8}-bit)`, params: trained.params, bytes: adapters, inLayers: adapters });
+    formula += ` + LoRA ${n(trained.params)} × ${trained.bytes} B`;
+  }
+  const bytes = sum(parts.map((p) => p.bytes));
+  return {
+    id: 'weights', label: trained.isLora ? 'weights (frozen base + adapters)' : 'weights', bytes,
+    perDevice: onDevice(bytes, sum(parts.map((p) => p.inLayers!)), split, 3), formula, parts,
+  };
+}
+
+function kvCacheTerm(shape: ModelShape, s: Settings, split: Split): Term {
+  const bytes = kvCacheBytes(shape, s.ctx, s.batch, s.kvType);
+  const widths = shape.keyLength === shape.valueLength ? `2 × ${shape.nLayer} layers × ${shape.nKvHead} kv heads × ${shape.keyLength} head dim`
+    : `${shape.nLayer} layers × ${shape.nKvHead} kv heads × (${shape.keyLength} + ${shape.valueLength})`;
+  return {
+    id: 'kv_cache', label: `KV cache (${s.kvType})`, bytes, perDevice: onDevice(bytes, bytes, split),
+    formula: `${widths} × ${s.ctx} ctx × ${s.batch} batch × ${bitsPerWeight(kvStorageType(s.kvType)) / 8} B`,
+  };
+}
+
+function computeBufferTerm(shape: ModelShape, s: Settings, split: Split): Term {
+  const bytes = inferenceActivationBytes(shape, s.ctx, s.batch, s.ubatch);
+  const T = Math.min(s.ubatch, s.batch * s.ctx);
+  const kvWidth = shape.nKvHead * (shape.keyLength + shape.valueLength);
+  return {
+    id: 'activations', label: 'compute buffers', bytes, perDevice: bytes / split.tp,
+    formula: `4 B × [T·(3·${shape.dim} + ${kvWidth} + 2·${shape.ffn * Math.max(1, shape.nExpertUsed)}) + ${shape.nHead} heads·T·${s.ctx} ctx + ` +
+      `${s.batch}·${shape.vocab} vocab], T = min(ubatch ${s.ubatch}, batch·ctx) = ${T} tokens per step`,
+  };
+}
+
+/** Gradients, optimizer states and (under mixed precision) the fp32 master copy of the trained parameters. */
+function parameterStateTerms(trained: Trained, s: Settings, split: Split): Term[] {
+  const term = (id: Term['id'], label: string, bytesPerParam: number, zeroStage: number, detail = ''): Term => {
+    const bytes = trained.params * bytesPerParam;
+    return { id, label, bytes, perDevice: onDevice(bytes, bytes * trained.inLayers, split, zeroStage), formula: `${n(trained.params)} trainable × ${bytesPerParam} B${detail}` };
+  };
+  const lora = trained.isLora ? ` (LoRA r=${s.loraRank} on ${s.loraTargets.join(',')}: Σ r·(n_in + n_out))` : '';
+  const terms = [
+    term('gradients', 'gradients', trained.bytes, 2, lora),
+    term('optimizer', `optimizer states (${s.optimizer})`, OPTIMIZER_BYTES[s.optimizer], 1),
+  ];
+  if (s.mixedPrecision) terms.push(term('master_weights', 'fp32 master weights', 4, 1));
+  return terms;
+}
+
+function overheadTerm(s: Settings): Term {
+  const what = training(s.mode) ? 'framework, device context, allocator slack' : 'runtime, code, tokenizer tables';
+  return { id: 'overhead', label: 'runtime overhead', bytes: s.overheadBytes, perDevice: s.overheadBytes, formula: `fixed allowance ${s.overheadBytes / MiB} MiB (${what})` };
+}
+
 export function estimateMemory(spec: EstimateSpec): Estimate {
   const { model } = spec;
-  const s = resolveSettings(spec);
   const { shape } = model;
-  const { tp, pp, dp, zero, ctx, batch } = s;
-  const L = shape.nLayer;
-  const layersPerStage = Math.ceil(L / pp);
-  // tensor parallel splits every matrix; pipeline parallel gives each stage ⌈L/pp⌉ layers (non-layer tensors
-  // are counted on every stage, the first holding the embeddings and the last the output)
-  const layerShare = sum(model.tensors.filter((t) => t.layer >= 0).map((t) => t.params)) / sum(model.tensors.map((t) => t.params));
-  const onDevice = (bytes: number, inLayers: number) => (bytes - inLayers + (inLayers * layersPerStage) / L) / tp;
-  const zeroShare = (stage: number) => (zero >= stage ? 1 / dp : 1);
-  const terms: Term[] = [];
-  const isTraining = training(s.mode);
-  const isLora = s.mode === 'lora' || s.mode === 'qlora';
-
-  const trainable = !isTraining ? 0 : isLora ? loraParams(model, s.loraRank, s.loraTargets) : model.paramCount;
-  // the share of trained parameters inside the blocks (all of them for LoRA adapters)
-  const trainedInLayers = isLora ? 1 : layerShare;
-  // bytes of a trained parameter (and of its gradient): 16-bit under mixed precision, else the weight type (fp32 LoRA)
-  const trainedBytes = !isTraining ? 0 : s.mixedPrecision ? 2 : isLora ? 4 : storageBytes(1, TRAINED_TYPES[s.weightType]);
-
-  // weights
-  const parts = weightParts(model, s);
-  const weightTypeLabel = s.weightType === 'GGUF' ? 'as stored in the GGUF file' : s.weightType;
-  let weightFormula = `Σ tensors params × bits/8 (${weightTypeLabel}): ${parts.map((p) => `${p.label} ${n(p.params!)}×${bitsPerWeightOf(p)}`).join(' + ')}`;
-  if (model.shapeGuessed) weightFormula += ` — N = ${n(model.paramCount)} split in the proportions of a llama-shaped guess`;
-  const baseWeights = sum(parts.map((p) => p.bytes));
-  const baseInLayers = sum(parts.map((p) => p.inLayers!));
-  let weightBytes = baseWeights, weightPerDevice = onDevice(baseWeights, baseInLayers);
-  if (isLora) {
-    const adapters = trainable * trainedBytes;
-    parts.push({ label: `LoRA adapters (${trainedBytes * 8}-bit)`, params: trainable, bytes: adapters, inLayers: adapters });
-    weightFormula += ` + LoRA ${n(trainable)} × ${trainedBytes} B`;
-    weightBytes += adapters;
-    weightPerDevice += onDevice(adapters, adapters);
-  }
-  terms.push({ id: 'weights', label: isLora ? 'weights (frozen base + adapters)' : 'weights', bytes: weightBytes, perDevice: weightPerDevice * zeroShare(3), formula: weightFormula, parts });
-
-  if (!isTraining) {
-    const kv = kvCacheBytes(shape, ctx, batch, s.kvType);
-    const kvType = kvStorageType(s.kvType);
-    const widths = shape.keyLength === shape.valueLength ? `2 × ${L} layers × ${shape.nKvHead} kv heads × ${shape.keyLength} head dim`
-      : `${L} layers × ${shape.nKvHead} kv heads × (${shape.keyLength} + ${shape.valueLength})`;
-    terms.push({
-      id: 'kv_cache', label: `KV cache (${s.kvType})`, bytes: kv, perDevice: (kv * layersPerStage) / L / tp,
-      formula: `${widths} × ${ctx} ctx × ${batch} batch × ${bitsPerWeight(kvType) / 8} B`,
-    });
-    const act = inferenceActivationBytes(shape, ctx, batch, s.ubatch);
-    const T = Math.min(s.ubatch, batch * ctx);
-    const kvWidth = shape.nKvHead * (shape.keyLength + shape.valueLength);
-    terms.push({
-      id: 'activations', label: 'compute buffers', bytes: act, perDevice: act / tp,
-      formula: `4 B × [T·(3·${shape.dim} + ${kvWidth} + 2·${shape.ffn * Math.max(1, shape.nExpertUsed)}) + ${shape.nHead} heads·T·${ctx} ctx + ${batch}·${shape.vocab} vocab], T = min(ubatch ${s.ubatch}, batch·ctx) = ${T} tokens per step`,
-    });
-  } else {
-    terms.push({
-      id: 'gradients', label: 'gradients', bytes: trainable * trainedBytes,
-      perDevice: onDevice(trainable * trainedBytes, trainable * trainedBytes * trainedInLayers) * zeroShare(2),
-      formula: `${n(trainable)} trainable × ${trainedBytes} B${isLora ? ` (LoRA r=${s.loraRank} on ${s.loraTargets.join(',')}: Σ r·(n_in + n_out))` : ''}`,
-    });
-    const optBytes = OPTIMIZER_BYTES[s.optimizer];
-    terms.push({
-      id: 'optimizer', label: `optimizer states (${s.optimizer})`, bytes: trainable * optBytes,
-      perDevice: onDevice(trainable * optBytes, trainable * optBytes * trainedInLayers) * zeroShare(1),
-      formula: `${n(trainable)} trainable × ${optBytes} B`,
-    });
-    if (s.mixedPrecision) {
-      terms.push({
-        id: 'master_weights', label: 'fp32 master weights', bytes: trainable * 4,
-        perDevice: onDevice(trainable * 4, trainable * 4 * trainedInLayers) * zeroShare(1),
-        formula: `${n(trainable)} trainable × 4 B`,
-      });
-    }
-    terms.push(trainingActivations(shape, s));
-  }
-  terms.push({ id: 'overhead', label: 'runtime overhead', bytes: s.overheadBytes, perDevice: s.overheadBytes, formula: `fixed allowance ${s.overheadBytes / MiB} MiB (${isTraining ? 'framework, device context, allocator slack' : 'runtime, code, tokenizer tables'})` });
-
-  const total = sum(terms.map((t) => t.bytes));
+  const s = resolveSettings(spec);
+  const split: Split = { tp: s.tp, dp: s.dp, zero: s.zero, layers: shape.nLayer, layersPerStage: Math.ceil(shape.nLayer / s.pp) };
+  const trained = trainedParams(model, s);
+  const weights = weightsTerm(model, s, trained, split);
+  const terms = [
+    weights,
+    ...(training(s.mode)
+      ? [...parameterStateTerms(trained, s, split), trainingActivations(shape, s)]
+      : [kvCacheTerm(shape, s, split), computeBufferTerm(shape, s, split)]),
+    overheadTerm(s),
+  ];
   const perDevice = sum(terms.map((t) => t.perDevice));
   return {
     model: { name: model.name, source: model.source, shape, paramCount: model.paramCount, shapeGuessed: model.shapeGuessed },
     settings: s,
-    trainableParams: trainable,
+    trainableParams: trained.params,
     terms,
-    total,
+    total: sum(terms.map((t) => t.bytes)),
     perDevice,
-    devices: tp * pp * dp,
-    rulesOfThumb: rulesOfThumb(model.paramCount, baseWeights, s.mode),
+    devices: s.tp * s.pp * s.dp,
+    rulesOfThumb: rulesOfThumb(model.paramCount, weights.bytes, s.mode),
     fits: deviceFits(perDevice),
   };
 }

@@ -51,6 +51,9 @@ test('training activations: Korthikanti 34·s·b·h + 5·a·s²·b per layer, an
   const ckpt = term(estimateMemory({ ...base, gradCheckpointing: true }), 'activations')!;
   assert.equal(ckpt.bytes, 32 * 2 * 2048 * 4096 + 956_301_312 + logits);
   assert.match(ckpt.note!, /without checkpointing: 30,863,785,984 bytes/);
+  // tp 2: ÷2; pp 4 (1F1B): the first stage keeps 4 micro-batches of its 8 layers in flight, the logits are on the last
+  const split = term(estimateMemory({ ...base, tp: 2, pp: 4 }), 'activations')!;
+  assert.equal(split.perDevice, (32 * 956_301_312) / 2);
   // fp32 training doubles the layer activations
   const fp32 = term(estimateMemory({ ...base, mixedPrecision: false }), 'activations')!;
   assert.equal(fp32.bytes, 2 * 32 * 956_301_312 + logits);
