@@ -12,9 +12,12 @@
 //   Q6_K  ql[128] (bits 0-3) | qh[64] (bits 4-5) | scales[16] int8 | d:f16
 //         x = d·sc·(q − 32) over 16 sub-blocks of 16
 
-import { f32, nearestInt, toInt8, toUint8 } from './float32-math.js';
+import * as float32Math from './float32-math.js';
 import { fp16ToFp32, fp32ToFp16 } from '../tensor/float16.js';
 import { GROUP_MAX_EPS, makeQ3Quants, makeQkxQuants, makeQpQuants, makeQxQuants } from './scale-search.js';
+
+// copied into module constants once: calls through an imported binding are slower in the hot loops
+const { f32, nearestInt, toInt8, toUint8 } = float32Math;
 
 export const QK_K = 256;
 

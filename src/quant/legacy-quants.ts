@@ -8,9 +8,12 @@
 //   Q5_1  d:f16 m:f16 | qh:u32 | qs[16]  x = d·q + m
 //   Q8_0  d:f16 | qs[32] int8            x = d·q
 
-import { f32, nearestInt, roundAwayFromZero } from './float32-math.js';
+import * as float32Math from './float32-math.js';
 import { fp32ToFp16 } from '../tensor/float16.js';
 import { makeQkxQuants, makeQxQuants } from './scale-search.js';
+
+// copied into module constants once: calls through an imported binding are slower in the hot loops
+const { f32, roundAwayFromZero } = float32Math;
 
 export const QK = 32;
 

@@ -6,7 +6,10 @@
 //   symmetric: x ≈ scale·(L − nmax)          (L in [0, 2·nmax))
 //   affine:    x ≈ scale·L − min             (L in [0, nmax])
 
-import { f32, nearestInt } from './float32-math.js';
+import * as float32Math from './float32-math.js';
+
+// copied into module constants once: calls through an imported binding are slower in the hot loops
+const { f32, nearestInt } = float32Math;
 
 /** ggml's GROUP_MAX_EPS: groups whose largest |x| is below it are all zero. */
 export const GROUP_MAX_EPS = f32(1e-15);
@@ -105,6 +108,17 @@ export function makeQ3Quants(n: number, nmax: number, x: Float32Array, L: Int8Ar
   return suml2 > 0 ? f32(sumlx / suml2) : 0;
 }
 
+/** Weighted error of x ≈ scale·L + offset: Σ w·|diff| (useMad) or Σ w·diff². */
+function affineError(n: number, x: Float32Array, weights: Float32Array, scale: number, offset: number, L: Uint8Array, useMad: boolean): number {
+  let error = 0;
+  for (let i = 0; i < n; i++) {
+    let diff = f32(f32(f32(scale * L[i]) + offset) - x[i]);
+    diff = useMad ? Math.abs(diff) : f32(diff * diff);
+    error = f32(error + f32(weights[i] * diff));
+  }
+  return error;
+}
+
 /** Result of an affine fit: x ≈ scale·L − min. */
 export interface AffineFit { scale: number; min: number }
 
@@ -132,19 +146,10 @@ export function makeQkxQuants(
     L.fill(0, 0, n);
     return { scale: 0, min: -min };
   }
-  const errorOf = (scale: number, offset: number, levels: Uint8Array) => {
-    let error = 0;
-    for (let i = 0; i < n; i++) {
-      let diff = f32(f32(f32(scale * levels[i]) + offset) - x[i]);
-      diff = useMad ? Math.abs(diff) : f32(diff * diff);
-      error = f32(error + f32(weights[i] * diff));
-    }
-    return error;
-  };
   let iscale = f32(nmax / f32(max - min));
   let scale = f32(1 / iscale);
   for (let i = 0; i < n; i++) L[i] = clamp(nearestInt(f32(iscale * f32(x[i] - min))), 0, nmax);
-  let bestError = errorOf(scale, min, L);
+  let bestError = affineError(n, x, weights, scale, min, L, useMad);
   for (let is = 0; is <= nstep; is++) {
     // min is the best fit so far (as in ggml, later candidates start from it)
     iscale = f32(f32(f32(rmin + f32(rdelta * is)) + nmax) / f32(max - min));
@@ -165,7 +170,7 @@ export function makeQkxQuants(
         thisMin = 0;
         thisScale = f32(sumXL / sumL2);
       }
-      const error = errorOf(thisScale, thisMin, Laux);
+      const error = affineError(n, x, weights, thisScale, thisMin, Laux, useMad);
       if (error < bestError) {
         L.set(Laux.subarray(0, n));
         bestError = error;
