@@ -11,8 +11,8 @@ export interface StorageType {
 }
 
 export class UnknownStorageTypeError extends Error {
-  constructor(name: string, known: readonly string[]) {
-    super(`unknown weight type "${name}" (known: ${known.join(', ')})`);
+  constructor(name: string, known: readonly string[], what = 'weight type') {
+    super(`unknown ${what} "${name}" (known: ${known.join(', ')})`);
     this.name = 'UnknownStorageTypeError';
   }
 }
@@ -60,7 +60,7 @@ export function storageType(name: string): StorageType {
 export const KV_TYPE_NAMES = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1'] as const;
 
 export function kvStorageType(name: string): StorageType {
-  if (!(KV_TYPE_NAMES as readonly string[]).includes(name.toLowerCase())) throw new UnknownStorageTypeError(name, KV_TYPE_NAMES);
+  if (!(KV_TYPE_NAMES as readonly string[]).includes(name.toLowerCase())) throw new UnknownStorageTypeError(name, KV_TYPE_NAMES, 'KV cache type');
   return storageType(name);
 }
 
@@ -169,9 +169,12 @@ function mixChoice(mix: WeightTypeName, t: TypedTensor, m: MixContext): string {
 /** llama.cpp's fallback when a row is not a multiple of the chosen type's block. */
 const FALLBACK: Record<string, string> = { Q2_K: 'IQ4_NL', Q3_K: 'IQ4_NL', Q4_K: 'Q5_0', Q5_K: 'Q5_1', Q6_K: 'Q8_0' };
 
+/** Matrices that llama.cpp's converter writes in F32 and llama-quantize leaves alone: MoE routers, position tables. */
+const KEPT_F32 = new Set(['ffn_gate_inp', 'position_embd', 'token_types']);
+
 /** The storage type llama-quantize gives `t` under `mix`: 1-D tensors F32, rows that do not fit a block fall back. */
 export function tensorStorageType(mix: WeightTypeName, t: TypedTensor, m: MixContext): StorageType {
-  if (t.isVector) return F32;
+  if (t.isVector || KEPT_F32.has(t.role)) return F32;
   let name = mixChoice(mix, t, m);
   let type = storageType(name);
   if (t.nIn % type.blockSize !== 0) {

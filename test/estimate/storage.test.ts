@@ -45,6 +45,16 @@ test('every mix types the tensors of kq-f32 exactly as llama-quantize did', () =
   }
 });
 
+test('a mixture-of-experts model: Q8_0 of moe-f32 is moe-q8_0 (the router ffn_gate_inp stays F32)', () => {
+  const moe = modelFromGGUF(readGGUFHeader(sharedPath('conformance', 'models', 'moe-f32.gguf')));
+  const quantized = readGGUFHeader(sharedPath('conformance', 'models', 'moe-q8_0.gguf'));
+  const estimated = estimateMemory({ model: moe, weightType: 'Q8_0' }).terms.find((t) => t.id === 'weights')!;
+  assert.equal(estimated.bytes, quantized.tensors.reduce((n, t) => n + t.nBytes, 0));
+  const router = quantized.tensors.filter((t) => t.name.endsWith('ffn_gate_inp.weight'));
+  assert.deepEqual(router.map((t) => typeName(t.type)), ['F32', 'F32']);
+  assert.equal(estimated.parts!.find((p) => p.label === 'F32')!.params, router.reduce((n, t) => n + t.nElements, 0) + 5 * 64);
+});
+
 test('Q4_K_M gives Q6_K to output and to half of attn_v and ffn_down in a 32-layer model (use_more_bits)', () => {
   const model = modelFromShape(shapeFromFlags({ dim: 4096, layers: 32, heads: 32, ffn: 11008, vocab: 32000 }));
   const weights = estimateMemory({ model, weightType: 'Q4_K_M' }).terms.find((t) => t.id === 'weights')!;

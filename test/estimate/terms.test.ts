@@ -25,7 +25,7 @@ test('KV cache of LLaMA-7B at ctx 4096 in f16 is 2 × 32 × 32 × 128 × 4096 ×
   assert.equal(kvCacheBytes(LLAMA_7B.shape, 4096, 1, 'q8_0'), 1_140_850_688);
   const e = estimateMemory({ model: LLAMA_7B, ctx: 4096, kvType: 'f16' });
   assert.equal(term(e, 'kv_cache')!.bytes, 2 ** 31);
-  assert.throws(() => estimateMemory({ model: LLAMA_7B, kvType: 'q4_k' }), /unknown weight type/);
+  assert.throws(() => estimateMemory({ model: LLAMA_7B, kvType: 'q4_k' }), /unknown KV cache type "q4_k"/);
 });
 
 test('KV cache of a GQA model from its GGUF header (kq: 2 layers, 2 kv heads of 64)', () => {
