@@ -9,5 +9,6 @@ import { tokenizerCommand } from './tokenizer.js';
 import { tokenizeCommand } from './tokenize.js';
 import { infoCommand } from './info.js';
 import { estimateCommand } from './estimate.js';
+import { quantizeCommand } from './quantize.js';
 
-export const COMMANDS: Command[] = [runCommand, chatCommand, evalCommand, perplexityCommand, tokenizeCommand, tokenizerCommand, infoCommand, estimateCommand];
+export const COMMANDS: Command[] = [runCommand, chatCommand, evalCommand, perplexityCommand, tokenizeCommand, tokenizerCommand, infoCommand, estimateCommand, quantizeCommand];
