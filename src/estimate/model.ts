@@ -33,6 +33,8 @@ export interface ModelShape {
   norm: 'rms' | 'layer';
   /** biases on the q, k, v projections (qwen2) */
   qkvBias: boolean;
+  /** the context the model was trained with, when known */
+  ctxTrain?: number;
 }
 
 /** One weight tensor, named and shaped as in GGUF (ne[0] = values per row). */
@@ -151,6 +153,7 @@ export function modelFromGGUF(header: GGUFHeader, name = 'model.gguf'): ModelDes
     nExpertUsed: hp.expertUsedCount,
     norm: tensors.some((t) => t.role === 'attn_norm.bias') ? 'layer' : 'rms',
     qkvBias: tensors.some((t) => t.role === 'attn_q.bias'),
+    ctxTrain: hp.contextLength,
   });
   return { name, source: 'gguf', shape, tensors, paramCount: sumParams(tensors), shapeGuessed: false, nativeType: 'GGUF' };
 }
@@ -194,6 +197,7 @@ export function modelFromConfig(config: unknown, name = 'config.json'): ModelDes
     norm: 'rms',
     // qwen2 always has q/k/v biases; llama-style configs say so with attention_bias
     qkvBias: c.model_type === 'qwen2' || bool('attention_bias', false),
+    ctxTrain: c.max_position_embeddings === undefined ? undefined : int('max_position_embeddings'),
   };
   return { ...modelFromShape(shape, name, dtype ?? 'F16'), source: 'config' };
 }

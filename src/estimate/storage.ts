@@ -45,10 +45,13 @@ export function storageBytes(params: number, type: StorageType): number {
   return (params / type.blockSize) * type.typeSize;
 }
 
+/** Types kiln's ggml table does not hold. */
+const OTHER_TYPES: Record<string, StorageType> = { NF4, IQ4_NL };
+
 /** A plain ggml type by name (f16, Q8_0, …), or NF4. */
 export function storageType(name: string): StorageType {
-  if (name.toUpperCase() === 'NF4') return NF4;
-  if (name.toUpperCase() === 'IQ4_NL') return IQ4_NL;
+  const other = OTHER_TYPES[name.toUpperCase()];
+  if (other) return other;
   try {
     return ggml(typeFromName(name));
   } catch {
@@ -93,7 +96,7 @@ export const WEIGHT_TYPE_NAMES = [
 ] as const;
 export type WeightTypeName = (typeof WEIGHT_TYPE_NAMES)[number];
 
-export function isWeightTypeName(name: string): name is WeightTypeName {
+function isWeightTypeName(name: string): name is WeightTypeName {
   return (WEIGHT_TYPE_NAMES as readonly string[]).includes(name);
 }
 

@@ -62,6 +62,7 @@ const PUBLISHED_7B_GIB: Record<string, number> = {
 test('LLaMA-7B from its config: 6,738,415,616 parameters and llama.cpp\'s published sizes', () => {
   const llama = modelFromConfig(LLAMA_7B_CONFIG, 'llama-7b/config.json');
   assert.equal(llama.paramCount, 6_738_415_616);
+  assert.equal(llama.shape.ctxTrain, 2048); // max_position_embeddings
   assert.equal(weightsOf(llama, 'Q4_K_M'), 4_080_263_168);
   assert.equal(weightsOf(llama, 'Q8_0'), 7_160_348_672);
   for (const [type, published] of Object.entries(PUBLISHED_7B_GIB)) {
