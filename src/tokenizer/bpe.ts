@@ -5,17 +5,9 @@
 import { bytesToUnicode } from './bytes-to-unicode.js';
 import type { PreTokenizer } from './pre-tokenizers.js';
 import { splitWords } from './pre-tokenizers.js';
-import { PriorityQueue } from './priority-queue.js';
+import { BigramQueue } from './bigram-queue.js';
 import { utf8Bytes } from './unicode.js';
 import type { Vocab } from './vocab.js';
-
-interface Bigram {
-  left: number;
-  right: number;
-  rank: number;
-  /** length of left + right when queued; a different length now means one of them has merged since */
-  length: number;
-}
 
 /** words remembered with their ids; the cache is emptied when it reaches this size */
 const CACHE_LIMIT = 65536;
@@ -52,18 +44,19 @@ export class BpeTokenizer {
     const prev = Array.from({ length: n }, (_, i) => i - 1);
     const next = Array.from({ length: n }, (_, i) => (i + 1 < n ? i + 1 : -1));
 
-    const queue = new PriorityQueue<Bigram>((a, b) => a.rank < b.rank || (a.rank === b.rank && a.left < b.left));
+    const queue = new BigramQueue(n);
     const addBigram = (left: number, right: number) => {
       if (left < 0 || right < 0) return;
       const pair = word.substr(start[left], length[left]) + ' ' + word.substr(start[right], length[right]);
       const rank = mergeRanks.get(pair);
-      if (rank !== undefined) queue.push({ left, right, rank, length: length[left] + length[right] });
+      if (rank !== undefined) queue.push(rank, left, right, length[left] + length[right]);
     };
     for (let i = 1; i < n; i++) addBigram(i - 1, i);
 
-    for (let bigram = queue.pop(); bigram !== undefined; bigram = queue.pop()) {
-      const { left, right } = bigram;
-      if (length[left] === 0 || length[right] === 0 || length[left] + length[right] !== bigram.length) continue;
+    while (queue.pop()) {
+      const { left, right } = queue;
+      // a changed length means one of the two has merged since the pair was queued
+      if (length[left] === 0 || length[right] === 0 || length[left] + length[right] !== queue.length) continue;
       // merge right into left and unlink right
       length[left] += length[right];
       length[right] = 0;

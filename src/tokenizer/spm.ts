@@ -2,17 +2,9 @@
 // single characters, repeatedly merge the adjacent pair whose joined text is the token with the highest score
 // (ties: leftmost), then emit each remaining piece as its token, or as <0xXX> byte tokens if it is none.
 
-import { PriorityQueue } from './priority-queue.js';
+import { BigramQueue } from './bigram-queue.js';
 import { utf8Bytes } from './unicode.js';
 import { TokenizerError, type Vocab } from './vocab.js';
-
-interface Bigram {
-  left: number;
-  right: number;
-  score: number;
-  /** length of left + right when queued; a different length now means one of them has merged since */
-  length: number;
-}
 
 export class SpmTokenizer {
   /** [256] token id of each byte value */
@@ -41,18 +33,20 @@ export class SpmTokenizer {
     }
     if (start.length === 0) return;
 
-    const queue = new PriorityQueue<Bigram>((a, b) => a.score > b.score || (a.score === b.score && a.left < b.left));
+    // highest score first: the key is the negated score
+    const queue = new BigramQueue(start.length);
     const tryAddBigram = (left: number, right: number) => {
       if (left < 0 || right < 0) return;
       const joined = length[left] + length[right];
       const id = this.vocab.tokenToId.get(text.substr(start[left], joined));
-      if (id !== undefined) queue.push({ left, right, score: this.vocab.scores[id], length: joined });
+      if (id !== undefined) queue.push(-this.vocab.scores[id], left, right, joined);
     };
     for (let i = 1; i < start.length; i++) tryAddBigram(i - 1, i);
 
-    for (let bigram = queue.pop(); bigram !== undefined; bigram = queue.pop()) {
-      const { left, right } = bigram;
-      if (length[left] === 0 || length[right] === 0 || length[left] + length[right] !== bigram.length) continue;
+    while (queue.pop()) {
+      const { left, right } = queue;
+      // a changed length means one of the two has merged since the pair was queued
+      if (length[left] === 0 || length[right] === 0 || length[left] + length[right] !== queue.length) continue;
       // merge right into left and unlink right
       length[left] += length[right];
       length[right] = 0;
