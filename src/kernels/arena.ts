@@ -1,0 +1,80 @@
+// An arena: one shared WebAssembly memory (at most 4 GiB) holding weights that stay put and, above them, the
+// scratch of the op in progress (activations, quantized activations, outputs), reset after every op.
+// Layout: [0, 64) job counters | [64, weightsTop) weights, 64-byte aligned | [weightsTop, …) scratch.
+
+import { MAX_PAGES, PAGE, newSharedMemory, type KernelExports } from './wasm-module.js';
+
+/** Byte address of the atomic work counter that pooled kernels claim rows from. */
+export const COUNTER = 0;
+const FIRST_FREE = 64;
+export const ALIGN = 64;
+
+export class ArenaFullError extends Error {
+  constructor(bytes: number) {
+    super(`a WebAssembly memory cannot hold ${bytes} more bytes (4 GiB limit)`);
+    this.name = 'ArenaFullError';
+  }
+}
+
+/** Which arena a buffer belongs to: every SharedArrayBuffer handed out by an arena's `bytes()` is registered. */
+const owners = new WeakMap<ArrayBufferLike, Arena>();
+
+export function arenaOf(bytes: Uint8Array): Arena | undefined {
+  return owners.get(bytes.buffer);
+}
+
+const alignUp = (n: number, a: number) => Math.ceil(n / a) * a;
+
+export class Arena {
+  readonly memory: WebAssembly.Memory;
+  readonly exports: KernelExports;
+  private weightsTop = FIRST_FREE;
+  private scratchTop = FIRST_FREE;
+
+  constructor(module: WebAssembly.Module, readonly index: number) {
+    this.memory = newSharedMemory(1);
+    this.exports = new WebAssembly.Instance(module, { env: { memory: this.memory } }).exports as unknown as KernelExports;
+  }
+
+  /** Bytes still free for weights, keeping `reserve` for scratch. */
+  free(reserve: number): number {
+    return MAX_PAGES * PAGE - this.weightsTop - reserve;
+  }
+
+  /** A view of the whole memory as it is now (views stay valid when it grows; new bytes need a new view). */
+  bytes(): Uint8Array {
+    const buffer = this.memory.buffer;
+    if (!owners.has(buffer)) owners.set(buffer, this);
+    return new Uint8Array(buffer);
+  }
+
+  private ensure(end: number): void {
+    const have = this.memory.buffer.byteLength;
+    if (end <= have) return;
+    const pages = Math.ceil((end - have) / PAGE);
+    if (have / PAGE + pages > MAX_PAGES) throw new ArenaFullError(end - have);
+    this.memory.grow(pages);
+  }
+
+  /** Reserves `bytes` for weights (permanently); returns the address. Only between ops. */
+  allocWeights(bytes: number): number {
+    const at = alignUp(this.weightsTop, ALIGN);
+    // 64 spare bytes: SIMD kernels may read a little past the end of the last row
+    this.ensure(at + bytes + ALIGN);
+    this.weightsTop = at + bytes + ALIGN;
+    this.scratchTop = this.weightsTop;
+    return at;
+  }
+
+  /** Reserves `bytes` of scratch for the op in progress; released by `releaseScratch`. */
+  scratch(bytes: number): number {
+    const at = alignUp(this.scratchTop, ALIGN);
+    this.ensure(at + bytes + ALIGN);
+    this.scratchTop = at + bytes;
+    return at;
+  }
+
+  releaseScratch(): void {
+    this.scratchTop = this.weightsTop;
+  }
+}

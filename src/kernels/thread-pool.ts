@@ -1,0 +1,109 @@
+// A persistent pool of kernel threads (worker_threads) over shared WebAssembly memories. The calling thread is
+// thread 0 and works too; workers 1…n−1 wait on a shared control block. A job names an arena (memory), a kernel and
+// its arguments; every thread calls the kernel with the same arguments and the kernel claims work from an atomic
+// counter in the memory, so the split adapts to threads that start late. Workers spin briefly before sleeping so
+// the many small jobs of a decode step do not each pay a wake-up; they are unref'd and never keep the process alive.
+
+import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { KernelExports } from './wasm-module.js';
+import { packageRoot } from './wasm-module.js';
+
+/** The pooled kernels, by index in the control block. */
+export const POOLED_KERNELS = ['matmul', 'attention'] as const;
+export type PooledKernel = (typeof POOLED_KERNELS)[number];
+
+// control block: i32 [generation, pending, arena, function, number of args], f64 args from byte 64
+const GENERATION = 0, PENDING = 1, ARENA = 2, FUNCTION = 3, NARGS = 4;
+const STOP = -1, ADOPT = -2;
+/** busy-wait iterations before a worker sleeps (about a millisecond) */
+const SPIN = 200_000;
+
+export class ThreadPoolError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ThreadPoolError';
+  }
+}
+
+export class ThreadPool {
+  private readonly state: Int32Array;
+  private readonly args: Float64Array;
+  private readonly workers: Worker[] = [];
+  private readonly ports: MessagePort[] = [];
+  private closed = false;
+
+  /** threads in all, the calling thread included */
+  constructor(readonly threads: number, module: WebAssembly.Module) {
+    const control = new SharedArrayBuffer(64 + 16 * 8);
+    this.state = new Int32Array(control, 0, 16);
+    this.args = new Float64Array(control, 64, 16);
+    const script = pathToFileURL(join(packageRoot(), 'wasm', 'pool-worker.mjs'));
+    for (let index = 1; index < threads; index++) {
+      const { port1, port2 } = new MessageChannel();
+      const worker = new Worker(script, {
+        workerData: { control, module, port: port2, functions: POOLED_KERNELS, index, spin: SPIN },
+        transferList: [port2],
+      });
+      worker.unref();
+      port1.unref();
+      this.workers.push(worker);
+      this.ports.push(port1);
+    }
+  }
+
+  /** Gives every worker its own instance of the kernels over `memory` (the arena index is the adoption order). */
+  adopt(memory: WebAssembly.Memory): void {
+    for (const port of this.ports) port.postMessage(memory);
+    this.post(ADOPT, 0, []);
+    this.waitForWorkers();
+  }
+
+  /**
+   * Runs kernel `name` on arena `arena` in every thread: the calling thread uses `exports`, and each thread i gets
+   * its own scratch address scratch + i·scratchStride as the kernel's last argument.
+   */
+  run(exports: KernelExports, arena: number, name: PooledKernel, args: number[], scratch: number, scratchStride: number): void {
+    const kernel = exports[name] as (...a: number[]) => void;
+    if (this.workers.length === 0) {
+      kernel(...args, scratch);
+      return;
+    }
+    this.post(POOLED_KERNELS.indexOf(name), arena, [...args, scratch, scratchStride]);
+    kernel(...args, scratch);
+    this.waitForWorkers();
+  }
+
+  private post(fn: number, arena: number, args: number[]): void {
+    if (this.closed) throw new ThreadPoolError('the thread pool is closed');
+    this.args.set(args);
+    this.state[NARGS] = args.length;
+    this.state[ARENA] = arena;
+    this.state[FUNCTION] = fn;
+    Atomics.store(this.state, PENDING, this.workers.length);
+    Atomics.add(this.state, GENERATION, 1);
+    Atomics.notify(this.state, GENERATION);
+  }
+
+  private waitForWorkers(): void {
+    for (let i = 0; ; i++) {
+      const pending = Atomics.load(this.state, PENDING);
+      if (pending === 0) return;
+      if (i > SPIN) {
+        // a worker that died would leave us waiting forever: give up after a minute without progress
+        if (Atomics.wait(this.state, PENDING, pending, 60_000) === 'timed-out' && Atomics.load(this.state, PENDING) === pending) {
+          throw new ThreadPoolError('kernel threads stopped responding');
+        }
+      }
+    }
+  }
+
+  /** Stops the workers (they exit after their current job). */
+  close(): void {
+    if (this.closed || this.workers.length === 0) return;
+    this.post(STOP, 0, []);
+    this.closed = true;
+    for (const port of this.ports) port.close();
+  }
+}

@@ -1,0 +1,101 @@
+// Finds and compiles the WebAssembly kernels built by wasm/build.mjs (build/kernels-simd.wasm and
+// build/kernels-relaxed.wasm) and decides whether this runtime can use the relaxed-SIMD build.
+
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setFlagsFromString } from 'node:v8';
+
+export class KernelBuildMissingError extends Error {
+  constructor(path: string) {
+    super(`WebAssembly kernels not built: ${path} is missing (run \`npm run build:wasm\`)`);
+    this.name = 'KernelBuildMissingError';
+  }
+}
+
+/** The directory holding package.json above this module (src/kernels or dist/src/kernels). */
+export function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json'))) {
+    const up = dirname(dir);
+    if (up === dir) throw new KernelBuildMissingError('build/ (no package root found)');
+    dir = up;
+  }
+  return dir;
+}
+
+function readBuild(name: string): Uint8Array {
+  const path = join(packageRoot(), 'build', name);
+  if (!existsSync(path)) throw new KernelBuildMissingError(path);
+  return readFileSync(path);
+}
+
+export interface KernelModule {
+  module: WebAssembly.Module;
+  /** true for the build using relaxed-SIMD integer dot products */
+  relaxed: boolean;
+}
+
+/** WebAssembly memory pages of 64 KiB; a wasm32 memory holds at most 65536 of them (4 GiB). */
+export const PAGE = 65536;
+export const MAX_PAGES = 65536;
+
+export function newSharedMemory(pages: number): WebAssembly.Memory {
+  return new WebAssembly.Memory({ initial: pages, maximum: MAX_PAGES, shared: true });
+}
+
+let cache: { simd?: KernelModule; relaxed?: KernelModule | null } = {};
+
+/**
+ * Whether the relaxed build validates here and computes what the plain SIMD build computes on a Q4_0 · Q8_0 dot
+ * at extreme values (a runtime might lower relaxed dot products differently; the result must be exact).
+ */
+function relaxedWorks(relaxed: WebAssembly.Module, simd: WebAssembly.Module): boolean {
+  const memory = newSharedMemory(1);
+  const bytes = new Uint8Array(memory.buffer);
+  // weight block (18 bytes, d = 1.0) at 1024; activation block (34 bytes, d = 1.0) at 2048; sums at 3072; out at 4096
+  bytes[1024] = 0x00; bytes[1025] = 0x3c;
+  for (let j = 0; j < 16; j++) bytes[1026 + j] = (j * 37 + 11) & 0xff;
+  bytes[2048] = 0x00; bytes[2049] = 0x3c;
+  for (let j = 0; j < 32; j++) bytes[2050 + j] = (j % 3 === 0 ? -127 : 127 - j) & 0xff;
+  const run = (module: WebAssembly.Module) => {
+    new Int32Array(memory.buffer, 0, 1)[0] = 0;
+    const exports = new WebAssembly.Instance(module, { env: { memory } }).exports as unknown as KernelExports;
+    exports.matmul(2, 1024, 18, 2048, 34, 3072, 4096, 32, 1, 1, 0, 1, 0);
+    return new Float32Array(memory.buffer, 4096, 1)[0];
+  };
+  try {
+    let sum = 0;
+    for (let j = 0; j < 32; j++) sum += (j % 3 === 0 ? -127 : 127 - j);
+    new Float32Array(memory.buffer, 3072, 1)[0] = sum;
+    return run(relaxed) === run(simd);
+  } catch {
+    return false;
+  }
+}
+
+/** The kernels to use: the relaxed-SIMD build where it validates and computes exactly, else plain SIMD128. */
+export function kernelModule(preferRelaxed = true): KernelModule {
+  if (!cache.simd) cache.simd = { module: new WebAssembly.Module(readBuild('kernels-simd.wasm')), relaxed: false };
+  if (!preferRelaxed) return cache.simd;
+  if (cache.relaxed === undefined) {
+    // Node 20's V8 ships relaxed SIMD behind a flag; it only affects modules compiled after this call
+    setFlagsFromString('--experimental-wasm-relaxed-simd');
+    const bytes = readBuild('kernels-relaxed.wasm');
+    const module = WebAssembly.validate(bytes) ? new WebAssembly.Module(bytes) : undefined;
+    cache.relaxed = module && relaxedWorks(module, cache.simd.module) ? { module, relaxed: true } : null;
+  }
+  return cache.relaxed ?? cache.simd;
+}
+
+/** The functions exported by wasm/kernels.ts (addresses are byte offsets into the shared memory). */
+export interface KernelExports {
+  quantize_q8_0(x: number, out: number, sums: number, n: number): void;
+  quantize_q8_1(x: number, out: number, n: number): void;
+  quantize_q8_k(x: number, out: number, n: number): void;
+  quantize_floats(x: number, out: number, n: number, bf16: boolean): void;
+  matmul(type: number, w: number, wRowBytes: number, act: number, actRowBytes: number, sums: number,
+    out: number, nIn: number, nOut: number, nTokens: number, counter: number, chunk: number, scratch: number): void;
+  attention(q: number, out: number, keys: number, values: number, slots: number, rowStart: number, rowLength: number,
+    nTokens: number, nHeads: number, nKvHeads: number, headDim: number, scale: number, counter: number, scratch: number): void;
+}

@@ -1,0 +1,68 @@
+// Loads a GGUF file's tensors straight into WebAssembly memory: each tensor is read with readSync into an arena at
+// a 64-byte aligned address, in its stored block format, and WeightTensor.data is a view of those bytes (no other
+// copy exists). Tensors are placed in file order (layer by layer); when an arena cannot take the next tensor a new
+// one is started, so models larger than one 4 GiB wasm32 memory load as several arenas.
+
+import { closeSync, openSync, readSync } from 'node:fs';
+import { GGUFModelFile, MissingTensorError } from '../gguf/model-file.js';
+import { readGGUFHeader } from '../gguf/reader.js';
+import { GGUFError, type GGUFTensorInfo } from '../gguf/types.js';
+import type { WeightTensor } from '../tensor/tensor.js';
+import type { Arena } from './arena.js';
+
+/** Bytes kept free in every arena for the scratch of ops (activations of a long prefill). */
+export const SCRATCH_RESERVE = 512 * 1024 * 1024;
+
+export interface ArenaHost {
+  readonly memories: readonly Arena[];
+  newArena(): Arena;
+}
+
+/** A GGUF file whose tensor bytes live in WebAssembly memories. */
+export class ArenaModelFile extends GGUFModelFile {
+  constructor(path: string, header: GGUFModelFile['header'], private readonly placed: Map<string, { info: GGUFTensorInfo; arena: Arena; address: number }>) {
+    super(path, header, new Uint8Array(0));
+  }
+
+  override tensor(name: string): WeightTensor {
+    const p = this.placed.get(name);
+    if (!p) throw new MissingTensorError(name, this.path);
+    const data = p.arena.bytes().subarray(p.address, p.address + p.info.nBytes);
+    return { name, type: p.info.type, dims: p.info.dims, data };
+  }
+
+  /** How many memories hold this file's weights. */
+  get arenaCount(): number {
+    return new Set([...this.placed.values()].map((p) => p.arena)).size;
+  }
+}
+
+function readFully(fd: number, into: Uint8Array, at: number, length: number, position: number, path: string): void {
+  for (let done = 0; done < length; ) {
+    const n = readSync(fd, into, at + done, Math.min(length - done, 1 << 30), position + done);
+    if (n === 0) throw new GGUFError('TRUNCATED', `${path} ended while reading tensor data`);
+    done += n;
+  }
+}
+
+/** Reads every tensor of `path` into the host's arenas (starting with its newest), opening new ones as needed. */
+export function loadIntoArenas(path: string, host: ArenaHost, reserve = SCRATCH_RESERVE): ArenaModelFile {
+  const header = readGGUFHeader(path);
+  const placed = new Map<string, { info: GGUFTensorInfo; arena: Arena; address: number }>();
+  const fd = openSync(path, 'r');
+  try {
+    let arena = host.memories[host.memories.length - 1];
+    for (const info of [...header.tensors].sort((a, b) => a.offset - b.offset)) {
+      if (info.nBytes + 2 * 64 > arena.free(reserve)) {
+        arena = host.newArena();
+        if (info.nBytes + 2 * 64 > arena.free(reserve)) throw new GGUFError('BAD_TENSOR_DATA', `tensor "${info.name}" (${info.nBytes} bytes) is larger than one WebAssembly memory`);
+      }
+      const address = arena.allocWeights(info.nBytes);
+      readFully(fd, arena.bytes(), address, info.nBytes, header.dataOffset + info.offset, path);
+      placed.set(info.name, { info, arena, address });
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return new ArenaModelFile(path, header, placed);
+}

@@ -1,0 +1,227 @@
+// The WebAssembly backend: matrix products and attention run as SIMD128 kernels (wasm/kernels.ts) over shared
+// memories, split across a pool of threads; the light element-wise ops (rmsnorm, rope, swiglu, add) stay in
+// TypeScript, shared with the reference backend. Weights loaded through `loadFile` live in the memories already
+// (no copy per op); any other weight is copied in once, on first use.
+
+import { availableParallelism } from 'node:os';
+import type { AttentionCacheView, AttentionShape, Backend, RopeParams } from './backend.js';
+import { ReferenceBackend } from './reference.js';
+import { Arena, COUNTER, arenaOf } from './arena.js';
+import { ThreadPool } from './thread-pool.js';
+import { kernelModule, type KernelModule } from './wasm-module.js';
+import { loadIntoArenas } from './wasm-weights.js';
+import type { GGUFModelFile } from '../gguf/model-file.js';
+import type { WeightTensor } from '../tensor/tensor.js';
+import { GGMLType, typeInfo } from '../tensor/ggml-type.js';
+
+/** How activations are prepared for a weight type: the vec_dot_type's row bytes and the quantizer call. */
+interface ActivationFormat {
+  rowBytes(nIn: number): number;
+  /** quantizes row (f32 at x) to out; sums: Q8_0 block sums (d·Σq) or 0 */
+  quantize(k: Arena['exports'], x: number, out: number, sums: number, nIn: number): void;
+  /** kernels need nIn to be a multiple of this */
+  multiple: number;
+}
+
+const Q8_0_ACT: ActivationFormat = { rowBytes: (n) => (n / 32) * 34, quantize: (k, x, o, s, n) => k.quantize_q8_0(x, o, s, n), multiple: 32 };
+const Q8_1_ACT: ActivationFormat = { rowBytes: (n) => (n / 32) * 36, quantize: (k, x, o, _s, n) => k.quantize_q8_1(x, o, n), multiple: 32 };
+const Q8_K_ACT: ActivationFormat = { rowBytes: (n) => (n / 256) * 292, quantize: (k, x, o, _s, n) => k.quantize_q8_k(x, o, n), multiple: 256 };
+const floatAct = (bf16: boolean): ActivationFormat => ({ rowBytes: (n) => 4 * n, quantize: (k, x, o, _s, n) => k.quantize_floats(x, o, n, bf16), multiple: 8 });
+
+const ACTIVATIONS = new Map<GGMLType, ActivationFormat>([
+  [GGMLType.Q4_0, Q8_0_ACT], [GGMLType.Q5_0, Q8_0_ACT], [GGMLType.Q8_0, Q8_0_ACT],
+  [GGMLType.Q4_1, Q8_1_ACT], [GGMLType.Q5_1, Q8_1_ACT],
+  [GGMLType.Q2_K, Q8_K_ACT], [GGMLType.Q3_K, Q8_K_ACT], [GGMLType.Q4_K, Q8_K_ACT], [GGMLType.Q5_K, Q8_K_ACT], [GGMLType.Q6_K, Q8_K_ACT],
+  // F16 weights meet unrounded f32 activations (as the reference does, after llama.cpp's F16×F32 path)
+  [GGMLType.F32, floatAct(false)], [GGMLType.F16, floatAct(false)], [GGMLType.BF16, floatAct(true)],
+]);
+
+export interface WasmBackendOptions {
+  /** threads in all (default: the machine's cores) */
+  threads?: number;
+  /** use the relaxed-SIMD build where the runtime supports it (default true) */
+  relaxed?: boolean;
+}
+
+/** Where a weight's bytes live in WebAssembly memory. */
+interface Placement {
+  arena: Arena;
+  address: number;
+}
+
+export class WasmBackend implements Backend {
+  readonly name: string;
+  readonly threads: number;
+  private readonly kernels: KernelModule;
+  private readonly pool: ThreadPool;
+  private readonly arenas: Arena[] = [];
+  private readonly copies = new WeakMap<WeightTensor, Placement>();
+  private readonly scalar = new ReferenceBackend();
+  /** attention: compact index of each cache slot (−1: not gathered), reused across calls */
+  private slotIndex = new Int32Array(0);
+
+  constructor(options: WasmBackendOptions = {}) {
+    this.kernels = kernelModule(options.relaxed ?? true);
+    this.threads = Math.max(1, Math.floor(options.threads ?? availableParallelism()));
+    this.name = this.kernels.relaxed ? 'wasm-relaxed-simd' : 'wasm-simd';
+    this.pool = new ThreadPool(this.threads, this.kernels.module);
+    this.newArena();
+  }
+
+  /** A fresh memory, known to every thread. */
+  newArena(): Arena {
+    const arena = new Arena(this.kernels.module, this.arenas.length);
+    this.arenas.push(arena);
+    this.pool.adopt(arena.memory);
+    return arena;
+  }
+
+  /** All memories, in creation order (the first also holds the scratch of attention). */
+  get memories(): readonly Arena[] {
+    return this.arenas;
+  }
+
+  /** Opens a GGUF file with its tensors read straight into WebAssembly memory. */
+  loadFile(path: string): GGUFModelFile {
+    return loadIntoArenas(path, this);
+  }
+
+  /** Stops the worker threads; the backend is unusable afterwards. */
+  close(): void {
+    this.pool.close();
+  }
+
+  private place(w: WeightTensor): Placement {
+    const arena = arenaOf(w.data);
+    if (arena) return { arena, address: w.data.byteOffset };
+    let copy = this.copies.get(w);
+    if (!copy) {
+      const home = this.arenas[this.arenas.length - 1];
+      const address = home.allocWeights(w.data.byteLength);
+      home.bytes().set(w.data, address);
+      copy = { arena: home, address };
+      this.copies.set(w, copy);
+    }
+    return copy;
+  }
+
+  matmul(out: Float32Array, x: Float32Array, w: WeightTensor, nTokens: number): void {
+    const [nIn, nOut] = w.dims;
+    const format = ACTIVATIONS.get(w.type);
+    if (!format || nIn % format.multiple !== 0) return this.scalar.matmul(out, x, w, nTokens);
+    const { arena, address } = this.place(w);
+    const k = arena.exports;
+    const { blockSize, typeSize } = typeInfo(w.type);
+    const wRowBytes = (nIn / blockSize) * typeSize;
+    const actRowBytes = format.rowBytes(nIn);
+    try {
+      // scratch: x [nTokens, nIn] f32 | act [nTokens, actRowBytes] | sums [nTokens, nIn/32] f32 | out [nTokens, nOut] f32
+      const xAt = arena.scratch(4 * nTokens * nIn);
+      const actAt = arena.scratch(nTokens * actRowBytes);
+      const sumsAt = arena.scratch(4 * nTokens * (nIn / 32));
+      const outAt = arena.scratch(4 * nTokens * nOut);
+      const threadScratch = arena.scratch(64 * this.threads);
+      const buffer = arena.bytes().buffer;
+      new Float32Array(buffer, xAt, nTokens * nIn).set(x.subarray(0, nTokens * nIn));
+      for (let t = 0; t < nTokens; t++) {
+        format.quantize(k, xAt + 4 * t * nIn, actAt + t * actRowBytes, sumsAt + 4 * t * (nIn / 32), nIn);
+      }
+      new Int32Array(buffer, COUNTER, 1)[0] = 0;
+      // chunks small enough that threads finish together, large enough to amortize claiming one
+      const chunk = Math.max(1, Math.ceil(nOut / (this.threads * 16)));
+      const args = [w.type, address, wRowBytes, actAt, actRowBytes, sumsAt, outAt, nIn, nOut, nTokens, COUNTER, chunk];
+      this.pool.run(k, arena.index, 'matmul', args, threadScratch, 64);
+      out.set(new Float32Array(buffer, outAt, nTokens * nOut));
+    } finally {
+      arena.releaseScratch();
+    }
+  }
+
+  attention(out: Float32Array, q: Float32Array, nTokens: number, cache: AttentionCacheView, s: AttentionShape): void {
+    const { nHeads, nKvHeads, headDim } = s;
+    if (headDim % 4 !== 0) return this.scalar.attention(out, q, nTokens, cache, s);
+    const arena = this.arenas[0];
+    const kvDim = nKvHeads * headDim;
+    const rows = Array.from({ length: nTokens }, (_, t) => cache.slotsFor(t));
+    // gather the visible cache rows into one compact [nCtx, kvDim] block, mapping cache slot → compact index
+    const nSlots = cache.keys.length / kvDim;
+    if (this.slotIndex.length < nSlots) this.slotIndex = new Int32Array(nSlots).fill(-1);
+    const gathered: number[] = [];
+    let total = 0;
+    for (const slots of rows) {
+      total += slots.length;
+      for (const slot of slots) {
+        if (this.slotIndex[slot] < 0) {
+          this.slotIndex[slot] = gathered.length;
+          gathered.push(slot);
+        }
+      }
+    }
+    try {
+      const nCtx = gathered.length;
+      const maxLength = Math.max(...rows.map((r) => r.length));
+      const keysAt = arena.scratch(2 * nCtx * kvDim);
+      const valuesAt = arena.scratch(2 * nCtx * kvDim);
+      const slotsAt = arena.scratch(4 * total);
+      const startAt = arena.scratch(4 * nTokens);
+      const lengthAt = arena.scratch(4 * nTokens);
+      const qAt = arena.scratch(4 * nTokens * nHeads * headDim);
+      const outAt = arena.scratch(4 * nTokens * nHeads * headDim);
+      const stride = Math.ceil((4 * (headDim + maxLength)) / 64) * 64;
+      const threadScratch = arena.scratch(stride * this.threads);
+      const buffer = arena.bytes().buffer;
+      const keys = new Uint16Array(buffer, keysAt, nCtx * kvDim);
+      const values = new Uint16Array(buffer, valuesAt, nCtx * kvDim);
+      // copy runs of consecutive slots at once (a paged cache keeps each block's slots together)
+      for (let i = 0; i < nCtx; ) {
+        let j = i + 1;
+        while (j < nCtx && gathered[j] === gathered[j - 1] + 1) j++;
+        const from = gathered[i] * kvDim, to = (gathered[j - 1] + 1) * kvDim;
+        keys.set(cache.keys.subarray(from, to), i * kvDim);
+        values.set(cache.values.subarray(from, to), i * kvDim);
+        i = j;
+      }
+      const slotList = new Int32Array(buffer, slotsAt, total);
+      const starts = new Int32Array(buffer, startAt, nTokens);
+      const lengths = new Int32Array(buffer, lengthAt, nTokens);
+      let at = 0;
+      rows.forEach((slots, t) => {
+        starts[t] = at;
+        lengths[t] = slots.length;
+        for (const slot of slots) slotList[at++] = this.slotIndex[slot];
+      });
+      new Float32Array(buffer, qAt, nTokens * nHeads * headDim).set(q.subarray(0, nTokens * nHeads * headDim));
+      new Int32Array(buffer, COUNTER, 1)[0] = 0;
+      const args = [qAt, outAt, keysAt, valuesAt, slotsAt, startAt, lengthAt, nTokens, nHeads, nKvHeads, headDim, s.scale, COUNTER];
+      this.pool.run(arena.exports, arena.index, 'attention', args, threadScratch, stride);
+      out.set(new Float32Array(buffer, outAt, nTokens * nHeads * headDim));
+    } finally {
+      for (const slot of gathered) this.slotIndex[slot] = -1;
+      arena.releaseScratch();
+    }
+  }
+
+  embedding(out: Float32Array, w: WeightTensor, tokens: Int32Array): void {
+    this.scalar.embedding(out, w, tokens);
+  }
+
+  rmsnorm(out: Float32Array, x: Float32Array, weight: Float32Array, nTokens: number, dim: number, eps: number): void {
+    this.scalar.rmsnorm(out, x, weight, nTokens, dim, eps);
+  }
+
+  rope(x: Float32Array, nTokens: number, nHeads: number, headDim: number, positions: Int32Array, params: RopeParams): void {
+    this.scalar.rope(x, nTokens, nHeads, headDim, positions, params);
+  }
+
+  swiglu(out: Float32Array, gate: Float32Array, up: Float32Array, n: number): void {
+    this.scalar.swiglu(out, gate, up, n);
+  }
+
+  addInPlace(a: Float32Array, b: Float32Array, n: number): void {
+    this.scalar.addInPlace(a, b, n);
+  }
+
+  addBias(x: Float32Array, bias: Float32Array, nTokens: number, dim: number): void {
+    this.scalar.addBias(x, bias, nTokens, dim);
+  }
+}

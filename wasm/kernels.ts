@@ -1,0 +1,588 @@
+// kiln's CPU kernels in AssemblyScript, compiled to WebAssembly SIMD128 (and a relaxed-SIMD variant) over a shared,
+// imported memory. Every function takes byte addresses into that memory; the TypeScript side (src/kernels/wasm.ts)
+// places weights, activations and outputs there and splits the work across threads.
+//
+// Matrix products follow ggml: activations are quantized once per matmul to the weight type's vec_dot_type
+// (Q8_0, Q8_1, Q8_K, or rounded to f16/bf16), then every weight row is dotted with every activation row using
+// integer block sums (exact), scaled and accumulated in f32.
+//
+// Activation layouts written by the quantize_* functions, one row per token:
+//   Q8_0 / Q8_1 / Q8_K: ggml's block bytes, byte-identical to the reference quantizer;
+//   plus, for Q8_0, blockSums [nTokens, nBlocks] f32 = d·Σq per block (lets the Q4_0 kernel use unsigned nibbles);
+//   F16 / F32: f32 values; BF16: f32 values rounded to bf16 first; each group of 8 stored as the even elements
+//   then the odd ones, the order in which the 16-bit weight kernels widen them.
+
+const RELAXED: bool = ASC_FEATURE_RELAXED_SIMD;
+
+// ---- scalars ------------------------------------------------------------------------------------------------
+
+/** 2^112: moves an f16 exponent (bias 15) shifted into f32 position up to f32's bias (127). */
+const F16_EXP_ADJUST: f32 = reinterpret<f32>(0x77800000);
+
+/** f32 of the f16 pattern h (zero, subnormal, normal; inf/NaN are not expected in weights). */
+@inline function f16(h: u32): f32 {
+  const magnitude = reinterpret<f32>((h & 0x7fff) << 13) * F16_EXP_ADJUST;
+  return reinterpret<f32>(reinterpret<u32>(magnitude) | ((h & 0x8000) << 16));
+}
+
+/** The f16 pattern nearest to x (ties to even), as ggml's fp32 → fp16. */
+function toF16(x: f32): u32 {
+  const w = reinterpret<u32>(x);
+  const sign = (w >> 16) & 0x8000;
+  const magnitude = w & 0x7fffffff;
+  if (magnitude > 0x7f800000) return sign | 0x7e00;
+  if (magnitude >= 0x477ff000) return sign | 0x7c00;
+  if (magnitude < 0x38800000) {
+    // subnormal result: round(|x|·2^24) to nearest even
+    return sign | (<u32>nearest<f64>(<f64>reinterpret<f32>(magnitude) * 16777216.0));
+  }
+  const rebiased = magnitude - 0x38000000;
+  return sign | ((rebiased + 0xfff + ((rebiased >> 13) & 1)) >> 13);
+}
+
+/** The bf16 pattern of x, round to nearest even, NaN kept quiet (ggml_compute_fp32_to_bf16). */
+@inline function toBf16(x: f32): u32 {
+  const w = reinterpret<u32>(x);
+  if ((w & 0x7fffffff) > 0x7f800000) return ((w >> 16) | 64) & 0xffff;
+  return ((w + 0x7fff + ((w >> 16) & 1)) >> 16) & 0xffff;
+}
+
+@inline function hsum(v: v128): f32 {
+  return f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1) + f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3);
+}
+
+// ---- SIMD integer dot products --------------------------------------------------------------------------------
+
+/** i32x4 partial sums of Σ x_i·q_i over 16 lanes: x signed int8, q unsigned 0…127. */
+@inline function dotUnsigned(x: v128, q: v128): v128 {
+  if (RELAXED) return i32x4.extadd_pairwise_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(x, q));
+  return i32x4.add(
+    i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(x), i16x8.extend_low_i8x16_u(q)),
+    i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(x), i16x8.extend_high_i8x16_u(q)),
+  );
+}
+
+/** i32x4 partial sums of scale·Σ x_i·q_i over 16 lanes (x int8, q 0…127, scale an int16 splat). */
+@inline function dotUnsignedScaled(x: v128, q: v128, scale: i32): v128 {
+  if (RELAXED) return i32x4.dot_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(x, q), i16x8.splat(<i16>scale));
+  return i32x4.mul(dotUnsigned(x, q), i32x4.splat(scale));
+}
+
+/** i32x4 partial sums of Σ x_i·w_i over 16 signed int8 lanes. */
+@inline function dotSigned(x: v128, w: v128): v128 {
+  return i32x4.add(
+    i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(x), i16x8.extend_low_i8x16_s(w)),
+    i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(x), i16x8.extend_high_i8x16_s(w)),
+  );
+}
+
+const LOW_NIBBLES = i8x16.splat(0x0f);
+
+@inline function lowNibbles(v: v128): v128 {
+  return v128.and(v, LOW_NIBBLES);
+}
+
+@inline function highNibbles(v: v128): v128 {
+  return v128.and(i16x8.shr_u(v, 4), LOW_NIBBLES);
+}
+
+// ---- activation quantizers (one row of n values at x → out) -------------------------------------------------
+
+/** Q8_0 (34-byte blocks) or Q8_1 (36-byte blocks, withSum): d = amax/127, q = nearest-even(x·127/amax). */
+function quantizeQ8Blocks(x: usize, out: usize, sums: usize, n: i32, withSum: bool): void {
+  const blockBytes: usize = withSum ? 36 : 34;
+  const qsAt: usize = withSum ? 4 : 2;
+  for (let b = 0; b < n / 32; b++) {
+    let amax = f32x4.splat(0);
+    for (let j = 0; j < 32; j += 4) amax = f32x4.max(amax, f32x4.abs(v128.load(x + (<usize>j << 2))));
+    const a = max(max(f32x4.extract_lane(amax, 0), f32x4.extract_lane(amax, 1)), max(f32x4.extract_lane(amax, 2), f32x4.extract_lane(amax, 3)));
+    const d: f32 = a / 127;
+    const id: f32 = a != 0 ? <f32>127 / a : 0;
+    let sum = 0;
+    for (let j = 0; j < 32; j++) {
+      const q = <i32>nearest<f32>(load<f32>(x + (<usize>j << 2)) * id);
+      store<i8>(out + qsAt + j, <i8>q);
+      sum += q;
+    }
+    store<u16>(out, <u16>toF16(d));
+    if (withSum) store<u16>(out + 2, <u16>toF16(d * <f32>sum));
+    // block sums use the stored (f16) d, as the dot products do
+    if (sums) store<f32>(sums + (<usize>b << 2), f16(toF16(d)) * <f32>sum);
+    x += 128;
+    out += blockBytes;
+  }
+}
+
+export function quantize_q8_0(x: usize, out: usize, sums: usize, n: i32): void {
+  quantizeQ8Blocks(x, out, sums, n, false);
+}
+
+export function quantize_q8_1(x: usize, out: usize, n: i32): void {
+  quantizeQ8Blocks(x, out, 0, n, true);
+}
+
+/** Q8_K (292-byte super-blocks): iscale = −127/max (max = value of largest magnitude), q = min(127, nearest-even(iscale·x)). */
+export function quantize_q8_k(x: usize, out: usize, n: i32): void {
+  for (let b = 0; b < n / 256; b++) {
+    let amax: f32 = 0;
+    let maxValue: f32 = 0;
+    for (let j = 0; j < 256; j++) {
+      const v = load<f32>(x + (<usize>j << 2));
+      if (abs(v) > amax) { amax = abs(v); maxValue = v; }
+    }
+    if (amax == 0) {
+      memory.fill(out, 0, 292);
+    } else {
+      const iscale: f32 = <f32>-127 / maxValue;
+      for (let g = 0; g < 16; g++) {
+        let bsum = 0;
+        for (let i = 0; i < 16; i++) {
+          const j = g * 16 + i;
+          const q = min(127, <i32>nearest<f32>(iscale * load<f32>(x + (<usize>j << 2))));
+          store<i8>(out + 4 + j, <i8>q);
+          bsum += q;
+        }
+        store<i16>(out + 260 + (<usize>g << 1), <i16>bsum);
+      }
+      store<f32>(out, <f32>1 / iscale);
+    }
+    x += 1024;
+    out += 292;
+  }
+}
+
+/** Copies f32 activations (rounded to bf16 if `bf16`), writing the 8-group even/odd order. */
+export function quantize_floats(x: usize, out: usize, n: i32, bf16: bool): void {
+  for (let i = 0; i < n; i++) {
+    let v = load<f32>(x + (<usize>i << 2));
+    if (bf16) v = reinterpret<f32>(toBf16(v) << 16);
+    const within = i & 7;
+    const slot = (i & ~7) + (within & 1 ? 4 + (within >> 1) : within >> 1);
+    store<f32>(out + (<usize>slot << 2), v);
+  }
+}
+
+// ---- row dot products: one weight row (nb blocks at w) · one activation row (at x) ----------------------------
+
+function dotQ8_0(w: usize, x: usize, nb: i32): f32 {
+  let acc = f32x4.splat(0);
+  for (let b = 0; b < nb; b++) {
+    const s = i32x4.add(dotSigned(v128.load(x + 2), v128.load(w + 2)), dotSigned(v128.load(x + 18), v128.load(w + 18)));
+    const d = f16(load<u16>(w)) * f16(load<u16>(x));
+    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.splat(d)));
+    w += 34;
+    x += 34;
+  }
+  return hsum(acc);
+}
+
+/** Q4_0: value j = (nibble − 8)·d; Σ (nibble − 8)·x = Σ nibble·x − 8·Σx, with d_x·Σx from the activation's block sums. */
+function dotQ4_0(w: usize, x: usize, sums: usize, nb: i32): f32 {
+  let acc = f32x4.splat(0);
+  let correction: f32 = 0;
+  for (let b = 0; b < nb; b++) {
+    const qs = v128.load(w + 2);
+    const s = i32x4.add(dotUnsigned(v128.load(x + 2), lowNibbles(qs)), dotUnsigned(v128.load(x + 18), highNibbles(qs)));
+    const dw = f16(load<u16>(w));
+    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.splat(dw * f16(load<u16>(x)))));
+    correction += dw * load<f32>(sums + (<usize>b << 2));
+    w += 18;
+    x += 34;
+  }
+  return hsum(acc) - 8 * correction;
+}
+
+/** Q4_1 · Q8_1: d_w·d_x·Σ q·x + m_w·s_x (s_x = d_x·Σx). */
+function dotQ4_1(w: usize, x: usize, nb: i32): f32 {
+  let acc = f32x4.splat(0);
+  let minTerm: f32 = 0;
+  for (let b = 0; b < nb; b++) {
+    const qs = v128.load(w + 4);
+    const s = i32x4.add(dotUnsigned(v128.load(x + 4), lowNibbles(qs)), dotUnsigned(v128.load(x + 20), highNibbles(qs)));
+    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.splat(f16(load<u16>(w)) * f16(load<u16>(x)))));
+    minTerm += f16(load<u16>(w + 2)) * f16(load<u16>(x + 2));
+    w += 20;
+    x += 36;
+  }
+  return hsum(acc) + minTerm;
+}
+
+/** The 5th bits of a Q5 block (u32 qh, bit j for value j) as 0x10 in bytes: values 0…15 and 16…31. */
+@inline function fifthBits(qh: u32, upper: bool): v128 {
+  // spread 16 bits to 16 bytes: byte k gets bit k of the half
+  const half = upper ? qh >> 16 : qh & 0xffff;
+  const bytes = i8x16.swizzle(i16x8.splat(<i16>half), i8x16(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1));
+  const bit = v128.and(bytes, i8x16(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32, 64, -128));
+  return v128.and(i8x16.ne(bit, i8x16.splat(0)), i8x16.splat(0x10));
+}
+
+/** Q5_0 · Q8_0: q = nibble | fifth bit << 4, value (q − 16)·d. */
+function dotQ5_0(w: usize, x: usize, nb: i32): f32 {
+  let acc = f32x4.splat(0);
+  for (let b = 0; b < nb; b++) {
+    const qh = load<u32>(w + 2);
+    const qs = v128.load(w + 6);
+    const x0 = v128.load(x + 2), x1 = v128.load(x + 18);
+    const q0 = v128.or(lowNibbles(qs), fifthBits(qh, false));
+    const q1 = v128.or(highNibbles(qs), fifthBits(qh, true));
+    const s = i32x4.add(dotUnsigned(x0, q0), dotUnsigned(x1, q1));
+    const xsum = i32x4.add(dotUnsigned(x0, i8x16.splat(1)), dotUnsigned(x1, i8x16.splat(1)));
+    const d = f16(load<u16>(w)) * f16(load<u16>(x));
+    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(s, i32x4.shl(xsum, 4))), f32x4.splat(d)));
+    w += 22;
+    x += 34;
+  }
+  return hsum(acc);
+}
+
+/** Q5_1 · Q8_1: d_w·d_x·Σ q·x + m_w·s_x, q = nibble | fifth bit << 4. */
+function dotQ5_1(w: usize, x: usize, nb: i32): f32 {
+  let acc = f32x4.splat(0);
+  let minTerm: f32 = 0;
+  for (let b = 0; b < nb; b++) {
+    const qh = load<u32>(w + 4);
+    const qs = v128.load(w + 8);
+    const q0 = v128.or(lowNibbles(qs), fifthBits(qh, false));
+    const q1 = v128.or(highNibbles(qs), fifthBits(qh, true));
+    const s = i32x4.add(dotUnsigned(v128.load(x + 4), q0), dotUnsigned(v128.load(x + 20), q1));
+    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.splat(f16(load<u16>(w)) * f16(load<u16>(x)))));
+    minTerm += f16(load<u16>(w + 2)) * f16(load<u16>(x + 2));
+    w += 24;
+    x += 36;
+  }
+  return hsum(acc) + minTerm;
+}
+
+/** Q4_K/Q5_K 6-bit scale (kind 0) or min (kind 1) of sub-block j from the 12 packed bytes at p (get_scale_min_k4). */
+@inline function scaleMinK4(p: usize, j: i32, kind: i32): i32 {
+  if (j < 4) return load<u8>(p + j + 4 * kind) & 63;
+  const low = kind == 0 ? load<u8>(p + j + 4) & 0xf : load<u8>(p + j + 4) >> 4;
+  return low | ((load<u8>(p + j - 4 * (1 - kind)) >> 6) << 4);
+}
+
+/** Σ_j m_j·(bsum[2j] + bsum[2j+1]) over the 8 sub-blocks of 32 (Q4_K, Q5_K mins against Q8_K group sums). */
+@inline function minsDotBsums(scales: usize, bsums: usize): i32 {
+  let sum = 0;
+  for (let j = 0; j < 8; j++) sum += scaleMinK4(scales, j, 1) * (<i32>load<i16>(bsums + 4 * j) + <i32>load<i16>(bsums + 4 * j + 2));
+  return sum;
+}
+
+/** Q4_K · Q8_K: value = d·sc_j·q − dmin·m_j per sub-block j of 32; q the nibbles (low nibbles: even j). */
+function dotQ4_K(w: usize, x: usize, nb: i32): f32 {
+  let acc = f32x4.splat(0);
+  let minTerm: f32 = 0;
+  for (let b = 0; b < nb; b++) {
+    const dx = load<f32>(x);
+    const scales = w + 4;
+    let isum = i32x4.splat(0);
+    for (let pair = 0; pair < 4; pair++) {
+      const q = w + 16 + 32 * pair;
+      const xq = x + 4 + 64 * pair;
+      const qa = v128.load(q), qb = v128.load(q + 16);
+      const sLow = scaleMinK4(scales, 2 * pair, 0), sHigh = scaleMinK4(scales, 2 * pair + 1, 0);
+      isum = i32x4.add(isum, dotUnsignedScaled(v128.load(xq), lowNibbles(qa), sLow));
+      isum = i32x4.add(isum, dotUnsignedScaled(v128.load(xq + 16), lowNibbles(qb), sLow));
+      isum = i32x4.add(isum, dotUnsignedScaled(v128.load(xq + 32), highNibbles(qa), sHigh));
+      isum = i32x4.add(isum, dotUnsignedScaled(v128.load(xq + 48), highNibbles(qb), sHigh));
+    }
+    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(dx * f16(load<u16>(w)))));
+    minTerm += dx * f16(load<u16>(w + 2)) * <f32>minsDotBsums(scales, x + 260);
+    w += 144;
+    x += 292;
+  }
+  return hsum(acc) - minTerm;
+}
+
+/** Q5_K · Q8_K: as Q4_K with a fifth bit per value from qh (bit 2j / 2j+1 of qh[l] for sub-blocks 2j / 2j+1). */
+function dotQ5_K(w: usize, x: usize, nb: i32): f32 {
+  let acc = f32x4.splat(0);
+  let minTerm: f32 = 0;
+  for (let b = 0; b < nb; b++) {
+    const dx = load<f32>(x);
+    const scales = w + 4;
+    const qha = v128.load(w + 16), qhb = v128.load(w + 32);
+    let isum = i32x4.splat(0);
+    for (let pair = 0; pair < 4; pair++) {
+      const q = w + 48 + 32 * pair;
+      const xq = x + 4 + 64 * pair;
+      const qa = v128.load(q), qb = v128.load(q + 16);
+      const lowBit = i8x16.splat(<i8>(<i32>1 << (2 * pair))), highBit = i8x16.splat(<i8>(<i32>2 << (2 * pair)));
+      const fifth = i8x16.splat(0x10);
+      const la = v128.or(lowNibbles(qa), v128.and(i8x16.ne(v128.and(qha, lowBit), i8x16.splat(0)), fifth));
+      const lb = v128.or(lowNibbles(qb), v128.and(i8x16.ne(v128.and(qhb, lowBit), i8x16.splat(0)), fifth));
+      const ha = v128.or(highNibbles(qa), v128.and(i8x16.ne(v128.and(qha, highBit), i8x16.splat(0)), fifth));
+      const hb = v128.or(highNibbles(qb), v128.and(i8x16.ne(v128.and(qhb, highBit), i8x16.splat(0)), fifth));
+      const sLow = scaleMinK4(scales, 2 * pair, 0), sHigh = scaleMinK4(scales, 2 * pair + 1, 0);
+      isum = i32x4.add(isum, dotUnsignedScaled(v128.load(xq), la, sLow));
+      isum = i32x4.add(isum, dotUnsignedScaled(v128.load(xq + 16), lb, sLow));
+      isum = i32x4.add(isum, dotUnsignedScaled(v128.load(xq + 32), ha, sHigh));
+      isum = i32x4.add(isum, dotUnsignedScaled(v128.load(xq + 48), hb, sHigh));
+    }
+    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(dx * f16(load<u16>(w)))));
+    minTerm += dx * f16(load<u16>(w + 2)) * <f32>minsDotBsums(scales, x + 260);
+    w += 176;
+    x += 292;
+  }
+  return hsum(acc) - minTerm;
+}
+
+/**
+ * Q6_K · Q8_K: q = (4 bits of ql | 2 bits of qh << 4) − 32, a signed int8 scale per group of 16.
+ * Half h (128 values): value 32g + l takes ql[64h + l (+32 for g odd)] low (g < 2) or high nibble and bits 2g of qh[32h + l].
+ * Σ sc·(q − 32)·x = Σ sc·q·x − 32·Σ sc·bsum.
+ */
+function dotQ6_K(w: usize, x: usize, nb: i32): f32 {
+  let acc = f32x4.splat(0);
+  const mask2 = i8x16.splat(0x30);
+  for (let b = 0; b < nb; b++) {
+    const dx = load<f32>(x);
+    const scales = w + 192;
+    let isum = i32x4.splat(0);
+    for (let h = 0; h < 2; h++) {
+      const ql = w + 64 * h, qh = w + 128 + 32 * h, xq = x + 4 + 128 * h, sc = scales + 8 * h;
+      for (let half = 0; half < 2; half++) {
+        const l = 16 * half;
+        const qlA = v128.load(ql + l), qlB = v128.load(ql + 32 + l), qhv = v128.load(qh + l);
+        const q0 = v128.or(lowNibbles(qlA), v128.and(i16x8.shl(qhv, 4), mask2));
+        const q1 = v128.or(lowNibbles(qlB), v128.and(i16x8.shl(qhv, 2), mask2));
+        const q2 = v128.or(highNibbles(qlA), v128.and(qhv, mask2));
+        const q3 = v128.or(highNibbles(qlB), v128.and(i16x8.shr_u(qhv, 2), mask2));
+        isum = i32x4.add(isum, dotUnsignedScaled(v128.load(xq + l), q0, load<i8>(sc + half)));
+        isum = i32x4.add(isum, dotUnsignedScaled(v128.load(xq + 32 + l), q1, load<i8>(sc + 2 + half)));
+        isum = i32x4.add(isum, dotUnsignedScaled(v128.load(xq + 64 + l), q2, load<i8>(sc + 4 + half)));
+        isum = i32x4.add(isum, dotUnsignedScaled(v128.load(xq + 96 + l), q3, load<i8>(sc + 6 + half)));
+      }
+    }
+    let offset = 0;
+    for (let g = 0; g < 16; g++) offset += <i32>load<i8>(scales + g) * <i32>load<i16>(x + 260 + 2 * g);
+    isum = i32x4.sub(isum, i32x4(offset << 5, 0, 0, 0));
+    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(dx * f16(load<u16>(w + 208)))));
+    w += 210;
+    x += 292;
+  }
+  return hsum(acc);
+}
+
+/** Q2_K · Q8_K: value = d·(sc & 15)·q − dmin·(sc >> 4) per group of 16; q 2 bits, value 128h + 32g + l from qs[32h + l] >> 2g. */
+function dotQ2_K(w: usize, x: usize, nb: i32): f32 {
+  let acc = f32x4.splat(0);
+  let minTerm: f32 = 0;
+  const three = i8x16.splat(3);
+  for (let b = 0; b < nb; b++) {
+    const dx = load<f32>(x);
+    let isum = i32x4.splat(0);
+    let msum = 0;
+    for (let h = 0; h < 2; h++) {
+      const qa = v128.load(w + 16 + 32 * h), qb = v128.load(w + 32 + 32 * h);
+      for (let g = 0; g < 4; g++) {
+        const group = 8 * h + 2 * g;
+        const sa = load<u8>(w + group), sb = load<u8>(w + group + 1);
+        const xq = x + 4 + 128 * h + 32 * g;
+        const shift = 2 * g;
+        isum = i32x4.add(isum, dotUnsignedScaled(v128.load(xq), v128.and(i16x8.shr_u(qa, shift), three), sa & 15));
+        isum = i32x4.add(isum, dotUnsignedScaled(v128.load(xq + 16), v128.and(i16x8.shr_u(qb, shift), three), sb & 15));
+      }
+    }
+    for (let g = 0; g < 16; g++) msum += (load<u8>(w + g) >> 4) * <i32>load<i16>(x + 260 + 2 * g);
+    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(dx * f16(load<u16>(w + 80)))));
+    minTerm += dx * f16(load<u16>(w + 82)) * <f32>msum;
+    w += 84;
+    x += 292;
+  }
+  return hsum(acc) - minTerm;
+}
+
+/** The 16 6-bit scales of a Q3_K block (minus 32), into the 16 bytes at out. */
+@inline function unpackQ3Scales(p: usize, out: usize): void {
+  const a0 = load<u32>(p), a1 = load<u32>(p + 4), tmp = load<u32>(p + 8);
+  const kmask1: u32 = 0x03030303, kmask2: u32 = 0x0f0f0f0f;
+  store<u32>(out, (a0 & kmask2) | (((tmp >> 0) & kmask1) << 4));
+  store<u32>(out + 4, (a1 & kmask2) | (((tmp >> 2) & kmask1) << 4));
+  store<u32>(out + 8, ((a0 >> 4) & kmask2) | (((tmp >> 4) & kmask1) << 4));
+  store<u32>(out + 12, ((a1 >> 4) & kmask2) | (((tmp >> 6) & kmask1) << 4));
+}
+
+/** Q3_K · Q8_K: q = (2 bits) − 4 unless the hmask bit is set, 16 scales of 6 bits minus 32, value d·s·q (scratch: 16 bytes of the thread's own). */
+function dotQ3_K(w: usize, x: usize, nb: i32, scratch: usize): f32 {
+  let acc = f32x4.splat(0);
+  const three = i8x16.splat(3);
+  for (let b = 0; b < nb; b++) {
+    const dx = load<f32>(x);
+    unpackQ3Scales(w + 96, scratch);
+    let isum = i32x4.splat(0);
+    let offset = 0;
+    for (let h = 0; h < 2; h++) {
+      const qa = v128.load(w + 32 + 32 * h), qb = v128.load(w + 48 + 32 * h);
+      const ma = v128.load(w), mb = v128.load(w + 16);
+      for (let g = 0; g < 4; g++) {
+        const group = 8 * h + 2 * g;
+        const sa = <i32>load<u8>(scratch + group) - 32, sb = <i32>load<u8>(scratch + group + 1) - 32;
+        const xq = x + 4 + 128 * h + 32 * g;
+        const bit = i8x16.splat(<i8>(<i32>1 << (4 * h + g)));
+        // q + 4 = low 2 bits + 4·(hmask bit): unsigned 0…7; subtract 4·Σx per group afterwards
+        const ha = v128.and(i8x16.ne(v128.and(ma, bit), i8x16.splat(0)), i8x16.splat(4));
+        const hb = v128.and(i8x16.ne(v128.and(mb, bit), i8x16.splat(0)), i8x16.splat(4));
+        isum = i32x4.add(isum, dotUnsignedScaled(v128.load(xq), v128.or(v128.and(i16x8.shr_u(qa, 2 * g), three), ha), sa));
+        isum = i32x4.add(isum, dotUnsignedScaled(v128.load(xq + 16), v128.or(v128.and(i16x8.shr_u(qb, 2 * g), three), hb), sb));
+        offset += sa * <i32>load<i16>(x + 260 + 2 * group) + sb * <i32>load<i16>(x + 260 + 2 * group + 2);
+      }
+    }
+    isum = i32x4.sub(isum, i32x4(offset << 2, 0, 0, 0));
+    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(dx * f16(load<u16>(w + 108)))));
+    w += 110;
+    x += 292;
+  }
+  return hsum(acc);
+}
+
+/**
+ * Four f32 lanes of 16-bit floats: `bits` holds the pattern in the top half of each i32 lane (sign at bit 31).
+ * f16: shift exponent and mantissa down by 3 (sign copies fill bits 28–30, masked off), then rescale by 2^112.
+ */
+@inline function widenF16(bits: v128): v128 {
+  return f32x4.mul(v128.and(i32x4.shr_s(bits, 3), i32x4.splat(0x8fffe000)), f32x4.splat(F16_EXP_ADJUST));
+}
+
+/** F16 or BF16 · f32 activations in the 8-group even/odd order: each i32 of weights holds an even and an odd value. */
+function dotHalf(w: usize, x: usize, n: i32, isF16: bool): f32 {
+  let accEven = f32x4.splat(0), accOdd = f32x4.splat(0);
+  const topHalf = i32x4.splat(0xffff0000);
+  for (let i = 0; i < n; i += 8) {
+    const v = v128.load(w);
+    let even = i32x4.shl(v, 16), odd = v128.and(v, topHalf);
+    if (isF16) { even = widenF16(even); odd = widenF16(odd); }
+    accEven = f32x4.add(accEven, f32x4.mul(even, v128.load(x)));
+    accOdd = f32x4.add(accOdd, f32x4.mul(odd, v128.load(x + 16)));
+    w += 16;
+    x += 32;
+  }
+  return hsum(f32x4.add(accEven, accOdd));
+}
+
+/** F32 · f32 activations in the 8-group even/odd order. */
+function dotF32(w: usize, x: usize, n: i32): f32 {
+  let acc = f32x4.splat(0);
+  for (let i = 0; i < n; i += 8) {
+    const a = v128.load(w), b = v128.load(w + 16);
+    const even = i8x16.shuffle(a, b, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27);
+    const odd = i8x16.shuffle(a, b, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
+    acc = f32x4.add(acc, f32x4.add(f32x4.mul(even, v128.load(x)), f32x4.mul(odd, v128.load(x + 16))));
+    w += 32;
+    x += 32;
+  }
+  return hsum(acc);
+}
+
+// ggml type numbers
+const F32 = 0, F16 = 1, Q4_0 = 2, Q4_1 = 3, Q5_0 = 6, Q5_1 = 7, Q8_0 = 8, Q2_K = 10, Q3_K = 11, Q4_K = 12, Q5_K = 13, Q6_K = 14, BF16 = 30;
+
+/** One weight row · one activation row of n values. */
+@inline function dotRow(type: i32, w: usize, x: usize, sums: usize, n: i32, scratch: usize): f32 {
+  switch (type) {
+    case Q8_0: return dotQ8_0(w, x, n >> 5);
+    case Q4_0: return dotQ4_0(w, x, sums, n >> 5);
+    case Q4_1: return dotQ4_1(w, x, n >> 5);
+    case Q5_0: return dotQ5_0(w, x, n >> 5);
+    case Q5_1: return dotQ5_1(w, x, n >> 5);
+    case Q2_K: return dotQ2_K(w, x, n >> 8);
+    case Q3_K: return dotQ3_K(w, x, n >> 8, scratch);
+    case Q4_K: return dotQ4_K(w, x, n >> 8);
+    case Q5_K: return dotQ5_K(w, x, n >> 8);
+    case Q6_K: return dotQ6_K(w, x, n >> 8);
+    case F16: return dotHalf(w, x, n, true);
+    case BF16: return dotHalf(w, x, n, false);
+    case F32: return dotF32(w, x, n);
+    default: return NaN;
+  }
+}
+
+/**
+ * out[t, r] = W[r] · act[t] for rows claimed in chunks of `chunk` from the shared counter at `counter`
+ * (every thread calls this with the same arguments; atomic.add hands out disjoint chunks).
+ * w: [nOut rows of wRowBytes], act: [nTokens rows of actRowBytes], sums: [nTokens, nIn/32] f32 (Q4_0), out: [nTokens, nOut] f32.
+ * Tokens are visited in tiles of 32 so a tile's activations stay in cache while a chunk of rows is streamed past them.
+ */
+export function matmul(
+  type: i32, w: usize, wRowBytes: i32, act: usize, actRowBytes: i32, sums: usize,
+  out: usize, nIn: i32, nOut: i32, nTokens: i32, counter: usize, chunk: i32, scratch: usize,
+): void {
+  const sumsRowBytes = (nIn >> 5) << 2;
+  while (true) {
+    const r0 = atomic.add<i32>(counter, chunk);
+    if (r0 >= nOut) break;
+    const r1 = min(nOut, r0 + chunk);
+    for (let t0 = 0; t0 < nTokens; t0 += 32) {
+      const t1 = min(nTokens, t0 + 32);
+      for (let r = r0; r < r1; r++) {
+        const row = w + <usize>r * wRowBytes;
+        for (let t = t0; t < t1; t++) {
+          const value = dotRow(type, row, act + <usize>t * actRowBytes, sums + <usize>t * sumsRowBytes, nIn, scratch);
+          store<f32>(out + ((<usize>t * nOut + r) << 2), value);
+        }
+      }
+    }
+  }
+}
+
+// ---- attention over the f16 KV cache ---------------------------------------------------------------------------
+
+/** Σ q_d·k_d over headDim values: q f32 (already f16-rounded), k f16 at kp. */
+@inline function dotF16Plain(q: usize, k: usize, n: i32): f32 {
+  let acc = f32x4.splat(0);
+  for (let d = 0; d < n; d += 4) {
+    const kb = i32x4.shl(i32x4.extend_low_i16x8_u(v128.load64_zero(k + (<usize>d << 1))), 16);
+    acc = f32x4.add(acc, f32x4.mul(widenF16(kb), v128.load(q + (<usize>d << 2))));
+  }
+  return hsum(acc);
+}
+
+/**
+ * Attention for (row, head) pairs claimed from the counter, one pair at a time.
+ * q: [nTokens, nHeads·headDim] f32, keys/values: [nCtx, kvDim] f16 (gathered), slots: i32 indices into keys/values,
+ * rowStart/rowLength: [nTokens] i32 where each row's slot list lives in `slots`, out like q.
+ * scratch: per-thread area of headDim + maxLength floats (thread's own).
+ */
+export function attention(
+  q: usize, out: usize, keys: usize, values: usize, slots: usize, rowStart: usize, rowLength: usize,
+  nTokens: i32, nHeads: i32, nKvHeads: i32, headDim: i32, scale: f32, counter: usize, scratch: usize,
+): void {
+  const group = nHeads / nKvHeads;
+  const kvDim = nKvHeads * headDim;
+  const qh = scratch;
+  const scores = scratch + (<usize>headDim << 2);
+  while (true) {
+    const job = atomic.add<i32>(counter, 1);
+    if (job >= nTokens * nHeads) break;
+    const t = job / nHeads, h = job % nHeads;
+    const kvOffset = <usize>((h / group) * headDim) << 1;
+    const qAt = q + (<usize>(t * nHeads * headDim + h * headDim) << 2);
+    for (let d = 0; d < headDim; d++) store<f32>(qh + (<usize>d << 2), f16(toF16(load<f32>(qAt + (<usize>d << 2)))));
+    const n = load<i32>(rowLength + (<usize>t << 2));
+    const list = slots + (<usize>load<i32>(rowStart + (<usize>t << 2)) << 2);
+    let maxScore: f32 = -Infinity;
+    for (let j = 0; j < n; j++) {
+      const k = keys + ((<usize>load<i32>(list + (<usize>j << 2)) * kvDim) << 1) + kvOffset;
+      const s = dotF16Plain(qh, k, headDim) * scale;
+      store<f32>(scores + (<usize>j << 2), s);
+      if (s > maxScore) maxScore = s;
+    }
+    let sum: f32 = 0;
+    for (let j = 0; j < n; j++) {
+      const e = Mathf.exp(load<f32>(scores + (<usize>j << 2)) - maxScore);
+      store<f32>(scores + (<usize>j << 2), e);
+      sum += e;
+    }
+    const o = out + (<usize>(t * nHeads * headDim + h * headDim) << 2);
+    memory.fill(o, 0, <usize>headDim << 2);
+    for (let j = 0; j < n; j++) {
+      // the softmax weight rounded to f16, as ggml multiplies it with the f16 values
+      const p = f32x4.splat(f16(toF16(load<f32>(scores + (<usize>j << 2)) / sum)));
+      const v = values + ((<usize>load<i32>(list + (<usize>j << 2)) * kvDim) << 1) + kvOffset;
+      for (let d = 0; d < headDim; d += 4) {
+        const vb = i32x4.shl(i32x4.extend_low_i16x8_u(v128.load64_zero(v + (<usize>d << 1))), 16);
+        const od = o + (<usize>d << 2);
+        v128.store(od, f32x4.add(v128.load(od), f32x4.mul(widenF16(vb), p)));
+      }
+    }
+  }
+}
