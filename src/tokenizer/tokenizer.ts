@@ -13,7 +13,8 @@ import { WpmTokenizer } from './wpm.js';
 export interface EncodeOptions {
   /** add BOS / EOS (WordPiece: CLS / SEP) as the model asks; default true */
   addSpecial?: boolean;
-  /** turn the text of control tokens (e.g. "<s>") into those tokens; default true */
+  /** turn the text of control tokens (e.g. "<s>") into those tokens; default true (user-defined tokens are
+   *  always cut out of the text, as in llama.cpp) */
   parseSpecial?: boolean;
 }
 
@@ -44,7 +45,7 @@ export class Tokenizer {
   readonly padId: number | null;
   /** the token a lone "\n" becomes */
   readonly nlId: number | null;
-  /** whether encode({ addSpecial: true }) starts with BOS / ends with EOS */
+  /** whether encode({ addSpecial: true }) starts with BOS / ends with EOS (WordPiece always adds CLS and SEP) */
   readonly addBos: boolean;
   readonly addEos: boolean;
 
@@ -60,11 +61,10 @@ export class Tokenizer {
     this.addEos = vocab.addEos;
     this.pieces = new Array(vocab.tokens.length);
     switch (vocab.model) {
-      case 'llama': {
+      case 'llama':
         this.encoder = new SpmTokenizer(vocab);
         this.nlId = vocab.tokenToId.get('<0x0A>') ?? vocab.tokenToId.get('\n') ?? this.padId;
         break;
-      }
       case 'gpt2':
         this.encoder = new BpeTokenizer(vocab, vocab.preTokenizer!);
         this.nlId = this.encode('\n', { addSpecial: false, parseSpecial: false })[0] ?? this.padId;
