@@ -83,8 +83,12 @@ const KEY = 'tokenizer.ggml.';
 const EOT_TEXTS = ['<|eot_id|>', '<|im_end|>', '<|end|>', '<end_of_turn>', '<|endoftext|>', '<|end_of_text|>', '<EOT>', '_<EOT>',
   '<｜end▁of▁sentence｜>'];
 const EOM_TEXTS = ['<|eom_id|>'];
-const FIM_EOG_TEXTS = ['<|fim_pad|>', '<fim-pad>', '<fim_pad>', '<PAD>', '<|fim_repo|>', '<|repo_name|>', '<fim-repo>', '<REPO>',
-  '<reponame>', '<|file_sep|>'];
+/** fill-in-the-middle pad, repository and file-separator tokens also end generation: [metadata key, texts] */
+const FIM_EOG: [string, string[]][] = [
+  ['fim_pad_token_id', ['<|fim_pad|>', '<fim-pad>', '<fim_pad>', '<PAD>']],
+  ['fim_rep_token_id', ['<|fim_repo|>', '<|repo_name|>', '<fim-repo>', '<REPO>', '<reponame>']],
+  ['fim_sep_token_id', ['<|file_sep|>']],
+];
 const EOG_TEXTS = ['<|eot_id|>', '<|im_end|>', '<|end|>', '<end_of_turn>', '<|endoftext|>', '<|eom_id|>', '<EOT>', '_<EOT>',
   '<|end_of_text|>', '<end_of_utterance>'];
 
@@ -105,6 +109,12 @@ function defaultSpecialIds(model: TokenizerModel): SpecialIds {
     case 'bert': return { ...none, bos: 101, eos: null, unk: 100, sep: 102, pad: 0 };
     case 'gpt2': return { ...none, bos: 11, eos: 11, unk: null, sep: null, pad: null };
   }
+}
+
+/** A token id from the metadata; one outside the vocabulary (e.g. 0xFFFFFFFF for "none") counts as absent. */
+function tokenId(meta: Metadata, key: string, n: number): number | null {
+  const id = getNumber(meta, key);
+  return id !== undefined && Number.isInteger(id) && id >= 0 && id < n ? id : null;
 }
 
 /** The id of the first of `texts` in the vocabulary, marking it a control token. */
@@ -175,9 +185,7 @@ export function loadVocab(meta: Metadata): Vocab {
   for (const [name, key] of keys) {
     const current = special[name];
     if (current !== null && current >= n) special[name] = null;
-    const id = getNumber(meta, KEY + key);
-    // an id outside the vocabulary (e.g. 0xFFFFFFFF for "none") leaves the default in place
-    if (id !== undefined && Number.isInteger(id) && id >= 0 && id < n) special[name] = id;
+    special[name] = tokenId(meta, KEY + key, n) ?? special[name];
   }
   addBos = getBool(meta, KEY + 'add_bos_token') ?? addBos;
   const addEos = getBool(meta, KEY + 'add_eos_token') ?? false;
@@ -188,7 +196,11 @@ export function loadVocab(meta: Metadata): Vocab {
   special.eot ??= findByText(vocab, EOT_TEXTS);
   special.eom ??= findByText(vocab, EOM_TEXTS);
   const eogIds = new Set<number>();
-  for (const text of [...FIM_EOG_TEXTS, ...EOG_TEXTS]) {
+  for (const [key, texts] of FIM_EOG) {
+    const id = tokenId(meta, KEY + key, n) ?? findByText(vocab, texts);
+    if (id !== null) eogIds.add(id);
+  }
+  for (const text of EOG_TEXTS) {
     const id = findByText(vocab, [text]);
     if (id !== null) eogIds.add(id);
   }
