@@ -137,8 +137,9 @@ export function loadVocab(meta: Metadata): Vocab {
   const model: TokenizerModel = modelName;
   const pre = getString(meta, KEY + 'pre') ?? 'default';
 
-  const tokens = requireArray<string>(meta, KEY + 'tokens', 'string', 1);
-  if (tokens === undefined) throw new TokenizerError(`${KEY}tokens is missing`);
+  const stored = requireArray<string>(meta, KEY + 'tokens', 'string', 1);
+  if (stored === undefined) throw new TokenizerError(`${KEY}tokens is missing`);
+  const tokens = [...stored]; // a copy: empty texts get placeholders below
   const n = tokens.length;
   const scores = new Float32Array(n);
   scores.set(requireArray<number>(meta, KEY + 'scores', 'number', n)?.slice(0, n) ?? []);
