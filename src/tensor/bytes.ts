@@ -1,4 +1,4 @@
-// Little-endian scalar reads and writes on block bytes, without allocating.
+// Little-endian scalar reads and writes on block bytes, without allocating (the host is little-endian, as are GGUF files).
 
 import { FP16_TO_FP32, fp32ToFp16 } from './float16.js';
 
@@ -54,19 +54,39 @@ export function writeF32(bytes: Uint8Array, at: number, value: number): void {
   bytes[at + 3] = scratchBytes[3];
 }
 
-// One Float32Array over each whole buffer, made once, so that aligned float32 rows are read in place.
+// Typed views over whole buffers, made once per buffer, so that hot loops read block data in place.
+const int8Views = new WeakMap<ArrayBufferLike, Int8Array>();
+const uint16Views = new WeakMap<ArrayBufferLike, Uint16Array>();
 const float32Views = new WeakMap<ArrayBufferLike, Float32Array>();
 
+function wholeBufferView<T>(cache: WeakMap<ArrayBufferLike, T>, buffer: ArrayBufferLike, make: (buffer: ArrayBufferLike) => T): T {
+  let view = cache.get(buffer);
+  if (!view) {
+    view = make(buffer);
+    cache.set(buffer, view);
+  }
+  return view;
+}
+
+/** The bytes of `bytes`' whole buffer as int8: bytes[i] is element bytes.byteOffset + i. */
+export function int8Alias(bytes: Uint8Array): Int8Array {
+  return wholeBufferView(int8Views, bytes.buffer, (buffer) => new Int8Array(buffer));
+}
+
 /**
- * A Float32Array over the whole buffer behind `bytes`, in which bytes[at] starts element (bytes.byteOffset + at) / 4;
- * undefined when bytes[at] is not 4-byte aligned in its buffer.
+ * The whole buffer as little-endian uint16, where bytes[at] starts element (bytes.byteOffset + at) / 2;
+ * undefined when that is not 2-byte aligned.
+ */
+export function uint16Alias(bytes: Uint8Array, at: number): Uint16Array | undefined {
+  if ((bytes.byteOffset + at) % 2 !== 0) return undefined;
+  return wholeBufferView(uint16Views, bytes.buffer, (buffer) => new Uint16Array(buffer, 0, buffer.byteLength >>> 1));
+}
+
+/**
+ * The whole buffer as little-endian float32, where bytes[at] starts element (bytes.byteOffset + at) / 4;
+ * undefined when that is not 4-byte aligned.
  */
 export function float32Alias(bytes: Uint8Array, at: number): Float32Array | undefined {
   if ((bytes.byteOffset + at) % 4 !== 0) return undefined;
-  let view = float32Views.get(bytes.buffer);
-  if (!view) {
-    view = new Float32Array(bytes.buffer, 0, bytes.buffer.byteLength >>> 2);
-    float32Views.set(bytes.buffer, view);
-  }
-  return view;
+  return wholeBufferView(float32Views, bytes.buffer, (buffer) => new Float32Array(buffer, 0, buffer.byteLength >>> 2));
 }

@@ -55,7 +55,15 @@ function kQuantCodec(format: KQuantFormat): Codec {
   };
 }
 
-const CODECS: ReadonlyMap<GGMLType, Codec> = new Map<GGMLType, Codec>([
+/** A codec together with its type's block geometry. */
+interface TypeCodec extends Codec {
+  readonly type: GGMLType;
+  readonly name: string;
+  readonly blockSize: number;
+  readonly typeSize: number;
+}
+
+const CODECS: ReadonlyArray<[GGMLType, Codec]> = [
   [GGMLType.F32, { dequantize: dequantizeF32, quantize: quantizeF32, dot: { type: GGMLType.F32, blocks: dotF32 } }],
   [GGMLType.F16, halfCodec(F16_FORMAT, GGMLType.F16)],
   [GGMLType.BF16, halfCodec(BF16_FORMAT, GGMLType.BF16)],
@@ -77,21 +85,27 @@ const CODECS: ReadonlyMap<GGMLType, Codec> = new Map<GGMLType, Codec>([
   [GGMLType.Q5_K, kQuantCodec(Q5_K_FORMAT)],
   [GGMLType.Q6_K, kQuantCodec(Q6_K_FORMAT)],
   [GGMLType.Q8_K, { dequantize: dequantizeBlocksQ8_K, quantize: quantizeBlocksQ8_K }],
-]);
+];
 
-function codecOf(type: GGMLType): Codec {
-  const codec = CODECS.get(type);
+// indexed by type id, so that the per-row entry points cost an array read
+const BY_TYPE: (TypeCodec | undefined)[] = [];
+for (const [type, codec] of CODECS) {
+  const { blockSize, typeSize } = typeInfo(type);
+  BY_TYPE[type] = { ...codec, type, name: typeName(type), blockSize, typeSize };
+}
+
+function codecOf(type: GGMLType): TypeCodec {
+  const codec = BY_TYPE[type];
   if (!codec) throw new UnknownTensorTypeError(type, 'no block codec');
   return codec;
 }
 
-/** The block count of a row of n values of `type`; throws unless n is a whole number of blocks. */
-function blocksIn(type: GGMLType, n: number): number {
-  const { blockSize } = typeInfo(type);
-  if (!Number.isSafeInteger(n) || n < 0 || n % blockSize !== 0) {
-    throw new TensorDataError(`a row of ${n} values is not a whole number of ${typeName(type)} blocks of ${blockSize}`);
+/** The block count of a row of n values; throws unless n is a whole number of blocks. */
+function blocksIn(codec: TypeCodec, n: number): number {
+  if (!Number.isSafeInteger(n) || n < 0 || n % codec.blockSize !== 0) {
+    throw new TensorDataError(`a row of ${n} values is not a whole number of ${codec.name} blocks of ${codec.blockSize}`);
   }
-  return n / blockSize;
+  return n / codec.blockSize;
 }
 
 function checkRange(what: string, length: number, offset: number, needed: number): void {
@@ -102,14 +116,14 @@ function checkRange(what: string, length: number, offset: number, needed: number
 
 /** The types that can be decoded to float32. */
 export function canDequantize(type: GGMLType): boolean {
-  return CODECS.has(type);
+  return BY_TYPE[type] !== undefined;
 }
 
 /** Decodes the n values of a row of `type` whose bytes start at src[0] into out[outOffset…outOffset+n). */
 export function dequantizeRow(type: GGMLType, src: Uint8Array, n: number, out: Float32Array, outOffset = 0): void {
   const codec = codecOf(type);
-  const nBlocks = blocksIn(type, n);
-  checkRange(`${typeName(type)} row bytes`, src.length, 0, nBlocks * typeInfo(type).typeSize);
+  const nBlocks = blocksIn(codec, n);
+  checkRange(`${codec.name} row bytes`, src.length, 0, nBlocks * codec.typeSize);
   checkRange('output values', out.length, outOffset, n);
   codec.dequantize(src, 0, nBlocks, out, outOffset);
 }
@@ -123,38 +137,47 @@ export function dequantizeTensor(t: WeightTensor): Float32Array {
     nElements *= dim;
   }
   if (!Number.isSafeInteger(nElements)) throw new TensorDataError(`tensor "${t.name}" is too large`);
-  blocksIn(t.type, t.dims[0] ?? 1); // every row is whole blocks
-  const nBlocks = nElements / typeInfo(t.type).blockSize;
-  const nBytes = nBlocks * typeInfo(t.type).typeSize;
+  blocksIn(codec, t.dims[0] ?? 1); // every row is whole blocks
+  const nBlocks = nElements / codec.blockSize;
+  const nBytes = nBlocks * codec.typeSize;
   if (t.data.length < nBytes) {
-    throw new TensorDataError(`tensor "${t.name}" needs ${nBytes} bytes of ${typeName(t.type)} data, has ${t.data.length}`);
+    throw new TensorDataError(`tensor "${t.name}" needs ${nBytes} bytes of ${codec.name} data, has ${t.data.length}`);
   }
   const out = new Float32Array(nElements);
   codec.dequantize(t.data, 0, nBlocks, out, 0);
   return out;
 }
 
+function weightCodecOf(type: GGMLType): TypeCodec & Required<Pick<Codec, 'dot'>> {
+  const codec = codecOf(type);
+  if (!codec.dot) throw new UnknownTensorTypeError(type, 'not a weight type for matrix products');
+  return codec as TypeCodec & Required<Pick<Codec, 'dot'>>;
+}
+
+function activationCodecOf(type: GGMLType): TypeCodec & Required<Pick<Codec, 'quantize'>> {
+  const codec = codecOf(type);
+  if (!codec.quantize) throw new UnknownTensorTypeError(type, 'not an activation type');
+  return codec as TypeCodec & Required<Pick<Codec, 'quantize'>>;
+}
+
 /** The type ggml quantizes activations to before multiplying them with weights of `weightType` (its vec_dot_type). */
 export function vecDotType(weightType: GGMLType): GGMLType {
-  const dot = codecOf(weightType).dot;
-  if (!dot) throw new UnknownTensorTypeError(weightType, 'not a weight type for matrix products');
-  return dot.type;
+  return weightCodecOf(weightType).dot.type;
 }
 
 /** Bytes of one activation row of n values quantized to `type` (a vec_dot_type). */
 export function activationRowBytes(type: GGMLType, n: number): number {
-  if (!codecOf(type).quantize) throw new UnknownTensorTypeError(type, 'not an activation type');
-  return blocksIn(type, n) * typeInfo(type).typeSize;
+  const codec = activationCodecOf(type);
+  return blocksIn(codec, n) * codec.typeSize;
 }
 
 /** Quantizes x[xOffset…xOffset+n) to `type` (a vec_dot_type), writing activationRowBytes(type, n) bytes at out[outOffset]. */
 export function quantizeRowForDot(type: GGMLType, x: Float32Array, xOffset: number, n: number, out: Uint8Array, outOffset: number): void {
-  const quantize = codecOf(type).quantize;
-  if (!quantize) throw new UnknownTensorTypeError(type, 'not an activation type');
-  const nBlocks = blocksIn(type, n);
+  const codec = activationCodecOf(type);
+  const nBlocks = blocksIn(codec, n);
   checkRange('input values', x.length, xOffset, n);
-  checkRange(`${typeName(type)} output bytes`, out.length, outOffset, nBlocks * typeInfo(type).typeSize);
-  quantize(x, xOffset, nBlocks, out, outOffset);
+  checkRange(`${codec.name} output bytes`, out.length, outOffset, nBlocks * codec.typeSize);
+  codec.quantize(x, xOffset, nBlocks, out, outOffset);
 }
 
 /**
@@ -162,10 +185,10 @@ export function quantizeRowForDot(type: GGMLType, x: Float32Array, xOffset: numb
  * quantized by quantizeRowForDot(vecDotType(weightType), …) (bytes at a[aOffset]).
  */
 export function vecDot(weightType: GGMLType, w: Uint8Array, wOffset: number, a: Uint8Array, aOffset: number, n: number): number {
-  const dot = codecOf(weightType).dot;
-  if (!dot) throw new UnknownTensorTypeError(weightType, 'not a weight type for matrix products');
-  const nBlocks = blocksIn(weightType, n);
-  checkRange(`${typeName(weightType)} weight bytes`, w.length, wOffset, nBlocks * typeInfo(weightType).typeSize);
-  checkRange(`${typeName(dot.type)} activation bytes`, a.length, aOffset, blocksIn(dot.type, n) * typeInfo(dot.type).typeSize);
-  return dot.blocks(w, wOffset, a, aOffset, nBlocks);
+  const codec = weightCodecOf(weightType);
+  const activation = codecOf(codec.dot.type);
+  const nBlocks = blocksIn(codec, n);
+  checkRange(`${codec.name} weight bytes`, w.length, wOffset, nBlocks * codec.typeSize);
+  checkRange(`${activation.name} activation bytes`, a.length, aOffset, blocksIn(activation, n) * activation.typeSize);
+  return codec.dot.blocks(w, wOffset, a, aOffset, nBlocks);
 }

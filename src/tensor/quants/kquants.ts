@@ -3,7 +3,7 @@
 // A super-block of 256 values is 16 groups of 16; every format decodes to 256 integer quants q and, per group,
 // an integer scale s and min m (m = 0 where the format has none), so that a value is d·s·q − dmin·m.
 
-import { readF16, readF32, readInt8, readInt16, writeF32, writeUint16 } from '../bytes.js';
+import { int8Alias, readF16, readF32, readInt8, readInt16, writeF32, writeUint16 } from '../bytes.js';
 import { roundHalfEven } from './block32.js';
 import { QK_K, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K } from './layout.js';
 
@@ -166,16 +166,17 @@ export function dequantizeBlocksK(format: KQuantFormat, src: Uint8Array, at: num
  * (ggml_vec_dot_q2_K_q8_K … q6_K_q8_K): integer sums per super-block, super-blocks accumulated in float32.
  */
 export function dotBlocksK(format: KQuantFormat, w: Uint8Array, wAt: number, a: Uint8Array, aAt: number, nBlocks: number): number {
+  const a8 = int8Alias(a);
   let sum = 0;
   for (let b = 0; b < nBlocks; b++, wAt += format.bytes, aAt += Q8_K.bytes) {
     format.unpack(w, wAt, quants, groupScales, groupMins);
-    const aqs = aAt + Q8_K.qs;
+    const aqs = a.byteOffset + aAt + Q8_K.qs; // index of the activation quants in a8
     let isum = 0;
     let msum = 0;
     for (let group = 0; group < GROUPS; group++) {
       const v0 = group * GROUP;
       let part = 0;
-      for (let i = 0; i < GROUP; i++) part += quants[v0 + i] * readInt8(a, aqs + v0 + i);
+      for (let i = 0; i < GROUP; i++) part += quants[v0 + i] * a8[aqs + v0 + i];
       isum += groupScales[group] * part;
       msum += groupMins[group] * readInt16(a, aAt + Q8_K.bsums + 2 * group);
     }
