@@ -79,12 +79,14 @@ export function perplexity(model: Model, text: string, ctx: number, maxChunks = 
   const tokens = model.tokenizer.encode(text, { addSpecial: true, parseSpecial: false });
   const nChunks = Math.min(maxChunks, Math.floor(tokens.length / ctx));
   if (nChunks < 1) throw new Error(`text has ${tokens.length} tokens, fewer than one chunk of ${ctx}`);
+  const bos = model.tokenizer.bosId;
+  if (bos === null) throw new Error('perplexity needs a model with a BOS token');
   const first = ctx >> 1;
   const nVocab = model.vocabSize;
   let nll = 0, nll2 = 0, count = 0;
   for (let c = 0; c < nChunks; c++) {
     const chunk = tokens.slice(c * ctx, (c + 1) * ctx);
-    chunk[0] = model.tokenizer.bosId;
+    chunk[0] = bos;
     const logits = evaluate(model, chunk);
     for (let i = first; i < ctx - 1; i++) {
       const lp = -logProbability(logits, i * nVocab, nVocab, chunk[i + 1]);

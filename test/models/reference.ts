@@ -56,7 +56,7 @@ export function replay(model: Model, ref: ReferenceRun): ReplayResult {
   const seq = new SingleSequence(model, ref.prompt_tokens.length + ref.greedy.length);
   const promptLogits = seq.feed(ref.prompt_tokens, true);
   const n = ref.n_vocab;
-  const stepLogits = [promptLogits.slice((ref.prompt_tokens.length - 1) * n)];
+  const stepLogits: Float32Array[] = [promptLogits.slice((ref.prompt_tokens.length - 1) * n)];
   for (const token of ref.greedy.slice(0, -1)) stepLogits.push(seq.feed([token]));
   return { promptLogits, stepLogits };
 }

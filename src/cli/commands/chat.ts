@@ -11,8 +11,8 @@ import { SAMPLING_OPTIONS, samplingFromArgs } from './model-options.js';
 /** Tokens of a rendered chat prompt: BOS is added only when the template did not already write it. */
 export function chatPromptTokens(model: Model, prompt: string): number[] {
   const tok = model.tokenizer;
-  const bosText = tok.tokenText(tok.bosId);
-  return tok.encode(prompt, { addSpecial: !prompt.startsWith(bosText), parseSpecial: true });
+  const bosText = tok.bosId === null ? '' : tok.tokenText(tok.bosId);
+  return tok.encode(prompt, { addSpecial: bosText === '' || !prompt.startsWith(bosText), parseSpecial: true });
 }
 
 export const chatCommand: Command = {
@@ -29,7 +29,8 @@ export const chatCommand: Command = {
     if (!path) throw new UsageError('a model file is required');
     const model = Model.load(path);
     const tok = model.tokenizer;
-    const template = ChatTemplate.fromMetadata(model.file.metadata, tok.tokenText(tok.bosId), tok.tokenText(tok.eosId));
+    const text = (id: number | null) => (id === null ? '' : tok.tokenText(id));
+    const template = ChatTemplate.fromMetadata(model.file.metadata, text(tok.bosId), text(tok.eosId));
     const messages: ChatMessage[] = [];
     const system = optString(args, 'system');
     if (system) messages.push({ role: 'system', content: system });
