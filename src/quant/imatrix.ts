@@ -102,7 +102,7 @@ function parseGGUFImatrix(bytes: Uint8Array, path: string): Imatrix {
   return { entries, dataset: datasets?.join(', '), chunkCount: getNumber(file.metadata, 'imatrix.chunk_count') ?? 0 };
 }
 
-/** Little-endian float32 values of a byte range (copied, so any alignment works). */
+/** Little-endian float32 values of a byte range (copied into a new buffer, so any alignment works). */
 function floats(data: Uint8Array): Float32Array {
-  return new Float32Array(data.slice().buffer);
+  return new Float32Array(new Uint8Array(data).buffer);
 }

@@ -123,7 +123,7 @@ export function quantizeModel(file: GGUFModelFile, options: QuantizeModelOptions
     let data = source.data;
     let usedImatrix = false;
     if (to !== info.type) {
-      const x = info.type === GGMLType.F32 ? new Float32Array(source.data.slice().buffer) : dequantizeTensor(source);
+      const x = info.type === GGMLType.F32 ? new Float32Array(new Uint8Array(source.data).buffer) : dequantizeTensor(source);
       const nPerRow = info.dims[0];
       const nRows = info.dims[1] ?? 1;
       const nMatrices = info.nElements / (nPerRow * nRows);

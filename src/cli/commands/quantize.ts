@@ -34,7 +34,7 @@ export function tensorLogLine(p: TensorProgress, nameWidth: number): string {
   const index = `[${String(p.index).padStart(String(p.count).length)}/${p.count}]`;
   const types = p.converted ? `${ggmlName(p.from)} → ${ggmlName(p.to)}` : `${ggmlName(p.from)} (copied)`;
   const imatrix = p.usedImatrix ? '  imatrix' : '';
-  return `${index} ${p.name.padEnd(nameWidth)}  ${types.padEnd(14)}  [${p.dims.join(', ')}]  ${p.fromBytes} → ${p.toBytes} bytes${imatrix}`;
+  return `${index} ${p.name.padEnd(nameWidth)}  ${types}  [${p.dims.join(', ')}]  ${p.fromBytes} → ${p.toBytes} bytes${imatrix}`;
 }
 
 function progressBar(done: number, total: number, width = 30): string {

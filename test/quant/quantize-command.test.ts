@@ -1,0 +1,152 @@
+// `kiln quantize` end to end and the model-level rules around it: requantizing refused unless allowed,
+// imatrix files (legacy .dat and GGUF) read and recorded in the metadata, wrong-sized imatrix entries refused.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { sharedPath } from '../shared.js';
+import { loadGGUF } from '../../src/gguf/model-file.js';
+import { metaArray, metaString, metaU32, serializeGGUF } from '../../src/gguf/writer.js';
+import { GGUFValueType } from '../../src/gguf/types.js';
+import { GGMLType, typeName } from '../../src/tensor/ggml-type.js';
+import { LlamaFileType } from '../../src/quant/mix.js';
+import { ImatrixError, readImatrix, type Imatrix } from '../../src/quant/imatrix.js';
+import { quantizeModel, QuantizeError } from '../../src/quant/quantize-model.js';
+import { quantizeCommand, tensorLogLine } from '../../src/cli/commands/quantize.js';
+import { parseArgs, UsageError } from '../../src/cli/args.js';
+
+const modelPath = (name: string) => sharedPath('conformance', 'models', name);
+const dir = mkdtempSync(join(tmpdir(), 'kiln-quantize-'));
+process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+
+async function runQuantize(argv: string[]): Promise<void> {
+  await quantizeCommand.run(parseArgs(argv, quantizeCommand.options));
+}
+
+/** Importance of every 2-D weight of kq-f32: column i of a matrix with n columns weighs 1 + i/n. */
+function kqImportance(): Map<string, Float32Array> {
+  const entries = new Map<string, Float32Array>();
+  for (const t of loadGGUF(modelPath('kq-f32.gguf')).tensorInfos) {
+    if (t.dims.length < 2 || t.name === 'token_embd.weight') continue;
+    entries.set(t.name, new Float32Array(t.dims[0]).map((_, i) => 1 + i / t.dims[0]));
+  }
+  return entries;
+}
+
+/** The legacy .dat format: sums over `ncall` calls, then the chunk count and dataset name. */
+function legacyImatrixBytes(entries: Map<string, Float32Array>, ncall: number, chunks: number, dataset: string): Uint8Array {
+  const parts: Buffer[] = [];
+  const i32 = (v: number) => { const b = Buffer.alloc(4); b.writeInt32LE(v); parts.push(b); };
+  i32(entries.size);
+  for (const [name, values] of entries) {
+    i32(Buffer.byteLength(name)); parts.push(Buffer.from(name));
+    i32(ncall); i32(values.length);
+    parts.push(Buffer.from(new Float32Array(values.map((v) => v * ncall)).buffer));
+  }
+  i32(chunks); i32(Buffer.byteLength(dataset)); parts.push(Buffer.from(dataset));
+  return Buffer.concat(parts);
+}
+
+test('kiln quantize writes the llama-quantize file (Q8_0) and logs each tensor', async () => {
+  const out = join(dir, 'q8.gguf');
+  const lines: string[] = [];
+  const write = process.stderr.write;
+  process.stderr.write = ((chunk: string) => { lines.push(String(chunk)); return true; }) as typeof process.stderr.write;
+  const log = console.log;
+  console.log = () => undefined;
+  try {
+    await runQuantize([modelPath('kq-f32.gguf'), out, 'q8_0']);
+  } finally {
+    process.stderr.write = write;
+    console.log = log;
+  }
+  assert.ok(readFileSync(out).equals(readFileSync(modelPath('kq-Q8_0.gguf'))));
+  const text = lines.join('');
+  assert.match(text, /\[ 4\/21\] blk\.0\.attn_k\.weight +f32 → q8_0  \[256, 128\]  131072 → 34816 bytes/);
+  assert.match(text, /\[ 2\/21\] output_norm\.weight  +f32 \(copied\)  \[256\]  1024 → 1024 bytes/);
+});
+
+test('kiln quantize: usage errors', async () => {
+  await assert.rejects(runQuantize([modelPath('kq-f32.gguf'), join(dir, 'x.gguf')]), UsageError);
+  await assert.rejects(runQuantize([modelPath('kq-f32.gguf'), join(dir, 'x.gguf'), 'Q9_9']), UsageError);
+  await assert.rejects(runQuantize([modelPath('kq-f32.gguf'), join(dir, 'x.gguf'), 'Q4_0', '--output-type', 'iq4_nl']), UsageError);
+});
+
+test('already quantized input is refused unless requantizing is allowed', () => {
+  const q8 = loadGGUF(modelPath('kq-Q8_0.gguf'));
+  assert.throws(() => quantizeModel(q8, { ftype: LlamaFileType.MOSTLY_Q4_0 }), QuantizeError);
+  const result = quantizeModel(q8, { ftype: LlamaFileType.MOSTLY_Q4_0, allowRequantize: true });
+  const types = new Map(result.tensors.map((t) => [t.name, typeName(t.type)]));
+  assert.equal(types.get('blk.0.ffn_up.weight'), 'Q4_0');
+  assert.equal(types.get('output.weight'), 'Q6_K');
+  // converting to the type a tensor already has copies it
+  const same = quantizeModel(q8, { ftype: LlamaFileType.MOSTLY_Q8_0 });
+  assert.deepEqual(same.tensors.find((t) => t.name === 'blk.0.attn_q.weight')!.data, q8.tensor('blk.0.attn_q.weight').data);
+});
+
+test('F16 input converts without --allow-requantize (F16 → Q8_0 equals quantizing its float values)', () => {
+  const f16 = quantizeModel(loadGGUF(modelPath('kq-F16.gguf')), { ftype: LlamaFileType.MOSTLY_Q8_0 });
+  assert.equal(f16.tensors.find((t) => t.name === 'blk.1.ffn_down.weight')!.type, GGMLType.Q8_0);
+});
+
+test('imatrix (.dat and GGUF) is used for the weighted quantizers and recorded in the metadata', async () => {
+  const entries = kqImportance();
+  const datPath = join(dir, 'kq.imatrix.dat');
+  writeFileSync(datPath, legacyImatrixBytes(entries, 10, 7, 'calibration.txt'));
+  const dat = readImatrix(datPath);
+  assert.equal(dat.entries.size, entries.size);
+  assert.equal(dat.chunkCount, 7);
+  assert.equal(dat.dataset, 'calibration.txt');
+  const name = 'blk.0.ffn_down.weight';
+  dat.entries.get(name)!.forEach((v, i) => assert.ok(Math.abs(v - entries.get(name)![i]) < 1e-6));
+
+  // the same statistics as a GGUF imatrix: in_sum2 = mean·count
+  const tensors = [...entries].flatMap(([n, values]) => [
+    { name: `${n}.in_sum2`, dims: [values.length, 1], type: GGMLType.F32, data: new Uint8Array(new Float32Array(values.map((v) => v * 4)).buffer) },
+    { name: `${n}.counts`, dims: [1, 1], type: GGMLType.F32, data: new Uint8Array(new Float32Array([4]).buffer) },
+  ]);
+  const ggufPath = join(dir, 'kq.imatrix.gguf');
+  writeFileSync(ggufPath, serializeGGUF({
+    metadata: new Map([['general.type', metaString('imatrix')], ['imatrix.chunk_count', metaU32(7)], ['imatrix.datasets', metaArray(GGUFValueType.STRING, ['calibration.txt'])]]),
+    tensors,
+  }));
+  const gguf = readImatrix(ggufPath);
+  assert.equal(gguf.chunkCount, 7);
+  assert.deepEqual(gguf.entries.get(name), dat.entries.get(name));
+
+  const source = loadGGUF(modelPath('kq-f32.gguf'));
+  const used: string[] = [];
+  const weighted = quantizeModel(source, {
+    ftype: LlamaFileType.MOSTLY_Q4_K_M, imatrix: dat, imatrixPath: datPath, onTensor: (p) => { if (p.usedImatrix) used.push(p.name); },
+  });
+  const plain = quantizeModel(source, { ftype: LlamaFileType.MOSTLY_Q4_K_M });
+  assert.equal(used.length, entries.size);
+  const data = (r: typeof plain, n: string) => r.tensors.find((t) => t.name === n)!.data;
+  assert.notDeepEqual(data(weighted, name), data(plain, name));
+  assert.deepEqual(data(weighted, 'token_embd.weight'), data(plain, 'token_embd.weight')); // no entry: unweighted
+  const keys = [...weighted.metadata.keys()];
+  assert.deepEqual(keys.slice(-6), [
+    'general.quantization_version', 'general.file_type', 'quantize.imatrix.file', 'quantize.imatrix.dataset',
+    'quantize.imatrix.entries_count', 'quantize.imatrix.chunks_count',
+  ]);
+  assert.equal(weighted.metadata.get('quantize.imatrix.entries_count')!.value, entries.size);
+});
+
+test('an imatrix entry of the wrong size is refused; a broken imatrix file is a clear error', () => {
+  const bad: Imatrix = { entries: new Map([['blk.0.attn_q.weight', new Float32Array(100)]]), chunkCount: 0 };
+  assert.throws(() => quantizeModel(loadGGUF(modelPath('kq-f32.gguf')), { ftype: LlamaFileType.MOSTLY_Q4_0, imatrix: bad }), QuantizeError);
+  const truncated = join(dir, 'truncated.dat');
+  writeFileSync(truncated, legacyImatrixBytes(kqImportance(), 1, 1, 'x').subarray(0, 50));
+  assert.throws(() => readImatrix(truncated), ImatrixError);
+  assert.throws(() => readImatrix(join(dir, 'missing.dat')), ImatrixError);
+});
+
+test('log line format', () => {
+  const line = tensorLogLine({
+    index: 3, count: 21, name: 'blk.0.attn_k.weight', dims: [256, 128], from: GGMLType.F32, to: GGMLType.Q4_K,
+    fromBytes: 131072, toBytes: 18432, converted: true, usedImatrix: false,
+  }, 19);
+  assert.equal(line, '[ 3/21] blk.0.attn_k.weight  f32 → q4_K  [256, 128]  131072 → 18432 bytes');
+});
