@@ -11,6 +11,8 @@ import { loadGGUF } from '../../src/gguf/model-file.js';
 import { metaArray, metaString, metaU32, serializeGGUF } from '../../src/gguf/writer.js';
 import { GGUFValueType } from '../../src/gguf/types.js';
 import { GGMLType, typeName } from '../../src/tensor/ggml-type.js';
+import { dequantizeTensor } from '../../src/tensor/codec.js';
+import { quantizeRows } from '../../src/quant/ggml-quantize.js';
 import { LlamaFileType } from '../../src/quant/mix.js';
 import { ImatrixError, readImatrix, type Imatrix } from '../../src/quant/imatrix.js';
 import { quantizeModel, QuantizeError } from '../../src/quant/quantize-model.js';
@@ -87,8 +89,11 @@ test('already quantized input is refused unless requantizing is allowed', () => 
 });
 
 test('F16 input converts without --allow-requantize (F16 → Q8_0 equals quantizing its float values)', () => {
-  const f16 = quantizeModel(loadGGUF(modelPath('kq-F16.gguf')), { ftype: LlamaFileType.MOSTLY_Q8_0 });
-  assert.equal(f16.tensors.find((t) => t.name === 'blk.1.ffn_down.weight')!.type, GGMLType.Q8_0);
+  const input = loadGGUF(modelPath('kq-F16.gguf'));
+  const converted = quantizeModel(input, { ftype: LlamaFileType.MOSTLY_Q8_0 }).tensors.find((t) => t.name === 'blk.1.ffn_down.weight')!;
+  assert.equal(converted.type, GGMLType.Q8_0);
+  const source = input.tensor('blk.1.ffn_down.weight');
+  assert.deepEqual(converted.data, quantizeRows(GGMLType.Q8_0, dequantizeTensor(source), source.dims[0], source.dims[1]));
 });
 
 test('imatrix (.dat and GGUF) is used for the weighted quantizers and recorded in the metadata', async () => {
