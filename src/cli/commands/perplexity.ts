@@ -21,8 +21,8 @@ export const perplexityCommand: Command = {
     if (!path || !file) throw new UsageError('a model file and -f FILE are required');
     const model = Model.load(path);
     const result = perplexity(model, readFileSync(file, 'utf8'), optInt(args, 'ctx') ?? 512, optInt(args, 'chunks') ?? Infinity,
-      (i, n, ppl) => process.stderr.write(`\r[${i}/${n}] ${ppl.toFixed(4)}`));
-    process.stderr.write('\n');
+      (i, n, ppl) => process.stderr.isTTY && process.stderr.write(`\r[${i}/${n}] ${ppl.toFixed(4)}`));
+    if (process.stderr.isTTY) process.stderr.write('\n');
     console.log(`PPL = ${result.ppl.toFixed(4)} +/- ${result.pplError.toFixed(5)} (${result.chunks} chunks, ${result.scoredTokens} tokens scored)`);
   },
 };
