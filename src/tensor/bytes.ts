@@ -56,7 +56,6 @@ export function writeF32(bytes: Uint8Array, at: number, value: number): void {
 
 // Typed views over whole buffers, made once per buffer, so that hot loops read block data in place.
 const int8Views = new WeakMap<ArrayBufferLike, Int8Array>();
-const uint16Views = new WeakMap<ArrayBufferLike, Uint16Array>();
 const float32Views = new WeakMap<ArrayBufferLike, Float32Array>();
 
 function wholeBufferView<T>(cache: WeakMap<ArrayBufferLike, T>, buffer: ArrayBufferLike, make: (buffer: ArrayBufferLike) => T): T {
@@ -71,15 +70,6 @@ function wholeBufferView<T>(cache: WeakMap<ArrayBufferLike, T>, buffer: ArrayBuf
 /** The bytes of `bytes`' whole buffer as int8: bytes[i] is element bytes.byteOffset + i. */
 export function int8Alias(bytes: Uint8Array): Int8Array {
   return wholeBufferView(int8Views, bytes.buffer, (buffer) => new Int8Array(buffer));
-}
-
-/**
- * The whole buffer as little-endian uint16, where bytes[at] starts element (bytes.byteOffset + at) / 2;
- * undefined when that is not 2-byte aligned.
- */
-export function uint16Alias(bytes: Uint8Array, at: number): Uint16Array | undefined {
-  if ((bytes.byteOffset + at) % 2 !== 0) return undefined;
-  return wholeBufferView(uint16Views, bytes.buffer, (buffer) => new Uint16Array(buffer, 0, buffer.byteLength >>> 1));
 }
 
 /**

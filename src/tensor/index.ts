@@ -6,3 +6,4 @@ export * from './float16.js';
 export { TensorDataError } from './bytes.js';
 export * from './codec.js';
 export * as layout from './quants/layout.js';
+export { roundHalfEven } from './quants/block32.js';
