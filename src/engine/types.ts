@@ -47,3 +47,34 @@ export interface RequestMetrics {
   /** prompt tokens whose KV blocks came from the prefix cache */
   cachedPromptTokens: number;
 }
+
+export interface EngineStats {
+  running: number;
+  waiting: number;
+  kvBlocksUsed: number;
+  kvBlocksFree: number;
+  kvBlocksTotal: number;
+  /** share of looked-up prompt blocks found in the prefix cache, since start */
+  prefixCacheHitRate: number;
+  preemptions: number;
+}
+
+export interface SubmitRequest {
+  /** unique id (generated when absent) */
+  id?: string;
+  prompt: number[];
+  params: RequestParams;
+  /** aborting it aborts the request; its blocks are freed in the next step */
+  signal?: AbortSignal;
+}
+
+/** What the server, `kiln run` and `LLM.generate` see of the engine (implemented in engine.ts). */
+export interface ServingEngine {
+  /** streams the request's deltas until every one of its n completions has finished */
+  submit(request: SubmitRequest): AsyncIterable<CompletionDelta> & { readonly id: string; readonly metrics: RequestMetrics };
+  abort(id: string): void;
+  stats(): EngineStats;
+  /** context length per sequence */
+  readonly maxModelLength: number;
+  close(): Promise<void>;
+}
