@@ -263,3 +263,13 @@ test('F32 rows give the same dot product read in place (aligned) or byte by byte
   assert.equal(vecDot(GGMLType.F32, w, 0, unaligned, 0, 100), expected);
   assert.ok(Math.abs(expected - sumProducts(new Float32Array(w.buffer), x)) < 1e-5);
 });
+
+test('block layouts agree with the type table\'s block sizes', () => {
+  const sizes: [GGMLType, number][] = [
+    [GGMLType.Q4_0, layout.Q4_0.bytes], [GGMLType.Q4_1, layout.Q4_1.bytes], [GGMLType.Q5_0, layout.Q5_0.bytes],
+    [GGMLType.Q5_1, layout.Q5_1.bytes], [GGMLType.Q8_0, layout.Q8_0.bytes], [GGMLType.Q8_1, layout.Q8_1.bytes],
+    [GGMLType.Q2_K, layout.Q2_K.bytes], [GGMLType.Q3_K, layout.Q3_K.bytes], [GGMLType.Q4_K, layout.Q4_K.bytes],
+    [GGMLType.Q5_K, layout.Q5_K.bytes], [GGMLType.Q6_K, layout.Q6_K.bytes], [GGMLType.Q8_K, layout.Q8_K.bytes],
+  ];
+  for (const [type, bytes] of sizes) assert.equal(bytes, typeInfo(type).typeSize, typeName(type));
+});
