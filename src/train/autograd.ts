@@ -4,7 +4,8 @@
 // theirs; `backward` runs those closures from the output back in reverse topological order.
 // A Param is a Var that is a trainable tensor: its gradient buffer lives as long as it does and accumulates over
 // backward passes until the optimizer clears it. Params keep GGUF's dims (a linear weight [nIn, nOut] is nOut rows
-// of nIn). Activation buffers come from `allocFloats` (the matmul kernel's memory) and live until released.
+// of nIn). All buffers come from `allocFloats` (the matmul kernel's memory): activations live until the caller
+// releases them, so Params must be made before the mark a training step releases to.
 
 import type { AttentionShape, RopeParams } from '../kernels/backend.js';
 import { allocFloats, matmul, transpose } from './matmul.js';
@@ -30,12 +31,20 @@ export class Var {
 export class Param extends Var {
   override grad: Float32Array;
 
-  /** `dims`: ggml order, fastest-varying first; the value holds prod(dims[1..]) rows of dims[0] */
-  constructor(readonly name: string, readonly dims: readonly number[], value?: Float32Array) {
+  /**
+   * `dims`: ggml order, fastest-varying first; the value holds prod(dims[1..]) rows of dims[0]. `init`: initial
+   * values (copied), or existing value and gradient buffers to share; zeros when absent.
+   */
+  constructor(readonly name: string, readonly dims: readonly number[], init?: Float32Array | { value: Float32Array; grad: Float32Array }) {
     const cols = dims[0], rows = dims.slice(1).reduce((a, b) => a * b, 1);
-    super(value ?? new Float32Array(rows * cols), rows, cols);
-    if (this.value.length !== rows * cols) throw new RangeError(`${name}: ${this.value.length} values for dims [${dims.join(', ')}]`);
-    this.grad = new Float32Array(rows * cols);
+    const shared = init && !(init instanceof Float32Array) ? init : undefined;
+    const value = shared ? shared.value : allocFloats(rows * cols);
+    if (init instanceof Float32Array) {
+      if (init.length !== rows * cols) throw new RangeError(`${name}: ${init.length} values for dims [${dims.join(', ')}]`);
+      value.set(init);
+    }
+    super(value, rows, cols);
+    this.grad = shared ? shared.grad : allocFloats(rows * cols);
   }
 
   override gradient(): Float32Array {
@@ -44,9 +53,8 @@ export class Param extends Var {
 
   /** rows [first, first + count) as a Param sharing this one's value and gradient (an expert of a stacked tensor) */
   rowSlice(first: number, count: number): Param {
-    const p = new Param(`${this.name}[${first}:${first + count}]`, [this.cols, count], this.value.subarray(first * this.cols, (first + count) * this.cols));
-    p.grad = this.grad.subarray(first * this.cols, (first + count) * this.cols);
-    return p;
+    const [from, to] = [first * this.cols, (first + count) * this.cols];
+    return new Param(`${this.name}[${first}:${first + count}]`, [this.cols, count], { value: this.value.subarray(from, to), grad: this.grad.subarray(from, to) });
   }
 }
 
@@ -98,7 +106,7 @@ export function embedding(table: Var, tokens: Int32Array): Var {
   for (const id of tokens) {
     if (id < 0 || id >= table.rows) throw new RangeError(`token id ${id} is outside the vocabulary (0..${table.rows - 1})`);
   }
-  const out = allocFloats(n * dim);
+  const out = allocFloats(n * dim, false);
   for (let t = 0; t < n; t++) out.set(table.value.subarray(tokens[t] * dim, (tokens[t] + 1) * dim), t * dim);
   return result(n, dim, [table], (g) => {
     const dt = table.gradient();
@@ -113,18 +121,16 @@ export function embedding(table: Var, tokens: Int32Array): Var {
 export function linear(x: Var, w: Var, bias?: Var): Var {
   const n = x.rows, nIn = x.cols, nOut = w.rows;
   if (w.cols !== nIn) throw new RangeError(`linear: input has ${nIn} columns, weight expects ${w.cols}`);
-  const wT = allocFloats(nIn * nOut); // [nIn, nOut]
+  const wT = allocFloats(nIn * nOut, false); // [nIn, nOut]
   transpose(wT, w.value, nOut, nIn);
-  const out = allocFloats(n * nOut);
+  const out = allocFloats(n * nOut, false);
   matmul(out, x.value, wT, n, nIn, nOut);
   if (bias) addRowVector(out, bias.value, n, nOut);
   const parents = bias ? [x, w, bias] : [x, w];
   return result(n, nOut, parents, (g) => {
     // dx += g·W (g [n, nOut], W [nOut, nIn]); dW += gᵀ·x; dbias += Σ_rows g
     matmul(x.gradient(), g, w.value, n, nOut, nIn, true);
-    const gT = allocFloats(nOut * n);
-    transpose(gT, g, n, nOut);
-    matmul(w.gradient(), gT, x.value, nOut, n, nIn, true);
+    matmul(w.gradient(), g, x.value, nOut, n, nIn, true, true);
     if (bias) sumRows(bias.gradient(), g, n, nOut);
   }, out);
 }
@@ -141,7 +147,7 @@ function sumRows(into: Float32Array, x: Float32Array, rows: number, cols: number
 /** y = x · r ⊙ weight with r = 1/sqrt(mean(x²) + eps) per row */
 export function rmsnorm(x: Var, weight: Var, eps: number): Var {
   const n = x.rows, d = x.cols;
-  const out = allocFloats(n * d);
+  const out = allocFloats(n * d, false);
   const inv = new Float32Array(n); // r per row
   const xv = x.value, w = weight.value;
   for (let t = 0; t < n; t++) {
@@ -168,8 +174,14 @@ export function rmsnorm(x: Var, weight: Var, eps: number): Var {
   }, out);
 }
 
-/** cos and sin of every rotated pair of every row: [n, nDims/2] each (θ as in the inference backend) */
-function ropeAngles(positions: Int32Array, p: RopeParams): { cos: Float64Array; sin: Float64Array } {
+/** cos and sin of every rotated pair of every row: [n, nDims/2] each */
+export interface RopeAngles {
+  cos: Float64Array;
+  sin: Float64Array;
+}
+
+/** The rotation angles of every row at `positions` [n] (θ as in the inference backend). */
+export function ropeAngles(positions: Int32Array, p: RopeParams): RopeAngles {
   const half = p.nDims / 2, n = positions.length;
   const cos = new Float64Array(n * half), sin = new Float64Array(n * half);
   for (let t = 0; t < n; t++) {
@@ -186,7 +198,7 @@ function ropeAngles(positions: Int32Array, p: RopeParams): { cos: Float64Array; 
 
 /** rotates src into dst pair by pair by +θ (direction 1) or −θ (direction −1), accumulating when `add` */
 function rotate(dst: Float32Array, src: Float32Array, n: number, nHeads: number, headDim: number, p: RopeParams,
-  angles: { cos: Float64Array; sin: Float64Array }, direction: number, add: boolean): void {
+  angles: RopeAngles, direction: number, add: boolean): void {
   const half = p.nDims / 2, width = nHeads * headDim;
   if (!add) dst.set(src.subarray(0, n * width)); // dims beyond nDims pass through
   for (let t = 0; t < n; t++) {
@@ -217,85 +229,91 @@ function rotate(dst: Float32Array, src: Float32Array, n: number, nHeads: number,
   }
 }
 
-/** rotary embedding of each head of x [n, nHeads·headDim] at `positions` [n] */
-export function rope(x: Var, nHeads: number, headDim: number, positions: Int32Array, p: RopeParams): Var {
+/** rotary embedding of each head of x [n, nHeads·headDim], rows rotated by `angles` (see ropeAngles) */
+export function rope(x: Var, nHeads: number, headDim: number, angles: RopeAngles, p: RopeParams): Var {
   const n = x.rows;
-  const angles = ropeAngles(positions, p);
-  const out = allocFloats(x.value.length);
+  const out = allocFloats(x.value.length, false);
   rotate(out, x.value, n, nHeads, headDim, p, angles, 1, false);
   // the rotation is orthogonal: its gradient is the rotation by −θ
   return result(n, x.cols, [x], (g) => rotate(x.gradient(), g, n, nHeads, headDim, p, angles, -1, true), out);
 }
 
+/** Copies head columns [col, col + width) of rows [row0, row0 + count) of x (row length stride) into dst [count, width]. */
+function gatherHead(dst: Float32Array, x: Float32Array, stride: number, row0: number, count: number, col: number, width: number): void {
+  for (let s = 0; s < count; s++) dst.set(x.subarray((row0 + s) * stride + col, (row0 + s) * stride + col + width), s * width);
+}
+
+/** The inverse of gatherHead, adding: x[row0 + s, col + d] += src[s, d]. */
+function scatterAddHead(x: Float32Array, src: Float32Array, stride: number, row0: number, count: number, col: number, width: number): void {
+  for (let s = 0; s < count; s++) {
+    const o = (row0 + s) * stride + col;
+    for (let d = 0; d < width; d++) x[o + d] += src[s * width + d];
+  }
+}
+
 /**
  * Causal grouped-query attention within each of `nSeq` sequences of `seqLen` consecutive rows:
  * out[s, h] = Σ_{j ≤ s} softmax_j(scale · q[s, h]·k[j, h']) · v[j, h'], h' = h / (nHeads / nKvHeads).
- * q [n, nHeads·headDim], k and v [n, nKvHeads·headDim].
+ * q [n, nHeads·headDim], k and v [n, nKvHeads·headDim]. Per sequence and head the products are matmuls
+ * over the head's rows gathered into contiguous [seqLen, headDim] blocks.
  */
 export function attention(q: Var, k: Var, v: Var, shape: AttentionShape, nSeq: number, seqLen: number): Var {
   const { nHeads, nKvHeads, headDim: hd, scale } = shape;
-  const n = q.rows, qw = nHeads * hd, kw = nKvHeads * hd, group = nHeads / nKvHeads;
-  if (n !== nSeq * seqLen) throw new RangeError(`attention: ${n} rows are not ${nSeq} sequences of ${seqLen}`);
+  const n = q.rows, S = seqLen, qw = nHeads * hd, kw = nKvHeads * hd, group = nHeads / nKvHeads;
+  if (n !== nSeq * S) throw new RangeError(`attention: ${n} rows are not ${nSeq} sequences of ${S}`);
   const out = allocFloats(n * qw);
-  // probs [nSeq, nHeads, seqLen, seqLen]: the softmax weights, kept for the backward pass (upper triangle 0)
-  const probs = allocFloats(nSeq * nHeads * seqLen * seqLen);
-  const qv = q.value, kv = k.value, vv = v.value;
+  // probs [nSeq, nHeads, S, S]: the softmax weights, kept for the backward pass (upper triangle 0)
+  const probs = allocFloats(nSeq * nHeads * S * S);
+  const qh = allocFloats(S * hd), kh = allocFloats(S * hd), kT = allocFloats(hd * S), vh = allocFloats(S * hd), oh = allocFloats(S * hd, false);
   for (let b = 0; b < nSeq; b++) {
     for (let h = 0; h < nHeads; h++) {
-      const kOff = Math.floor(h / group) * hd;
-      for (let s = 0; s < seqLen; s++) {
-        const qo = (b * seqLen + s) * qw + h * hd;
-        const po = ((b * nHeads + h) * seqLen + s) * seqLen;
+      const kCol = Math.floor(h / group) * hd;
+      const P = probs.subarray((b * nHeads + h) * S * S, (b * nHeads + h + 1) * S * S);
+      gatherHead(qh, q.value, qw, b * S, S, h * hd, hd);
+      gatherHead(kh, k.value, kw, b * S, S, kCol, hd);
+      gatherHead(vh, v.value, kw, b * S, S, kCol, hd);
+      transpose(kT, kh, S, hd);
+      matmul(P, qh, kT, S, hd, S); // q·kᵀ
+      // causal softmax of scale · q·kᵀ, row s over j ≤ s
+      for (let s = 0; s < S; s++) {
+        const row = s * S;
         let max = -Infinity;
-        for (let j = 0; j <= s; j++) {
-          const ko = (b * seqLen + j) * kw + kOff;
-          let dot = 0;
-          for (let d = 0; d < hd; d++) dot += qv[qo + d] * kv[ko + d];
-          const score = dot * scale;
-          probs[po + j] = score;
-          if (score > max) max = score;
-        }
+        for (let j = 0; j <= s; j++) max = Math.max(max, P[row + j] * scale);
         let sum = 0;
-        for (let j = 0; j <= s; j++) sum += probs[po + j] = Math.exp(probs[po + j] - max);
-        for (let j = 0; j <= s; j++) {
-          const p = (probs[po + j] /= sum);
-          const vo = (b * seqLen + j) * kw + kOff;
-          for (let d = 0; d < hd; d++) out[qo + d] += p * vv[vo + d];
-        }
+        for (let j = 0; j <= s; j++) sum += P[row + j] = Math.exp(P[row + j] * scale - max);
+        for (let j = 0; j <= s; j++) P[row + j] /= sum;
+        P.fill(0, row + s + 1, row + S);
       }
+      matmul(oh, P, vh, S, S, hd); // P·v
+      scatterAddHead(out, oh, qw, b * S, S, h * hd, hd);
     }
   }
   return result(n, qw, [q, k, v], (g) => {
-    // dP = g·vᵀ; dv += Pᵀ·g; dS = P ⊙ (dP − Σ_j P·dP); dq += scale·dS·k; dk += scale·dSᵀ·q
+    // dP = g·vᵀ; dv += Pᵀ·g; dS = scale · P ⊙ (dP − Σ_j P·dP); dq += dS·k; dk += dSᵀ·q
     const dq = q.gradient(), dk = k.gradient(), dv = v.gradient();
-    const dS = new Float64Array(seqLen);
+    const gh = allocFloats(S * hd), vT = allocFloats(hd * S), dP = allocFloats(S * S, false), dh = allocFloats(S * hd, false);
     for (let b = 0; b < nSeq; b++) {
       for (let h = 0; h < nHeads; h++) {
-        const kOff = Math.floor(h / group) * hd;
-        for (let s = 0; s < seqLen; s++) {
-          const qo = (b * seqLen + s) * qw + h * hd;
-          const po = ((b * nHeads + h) * seqLen + s) * seqLen;
-          let rowDot = 0;
-          for (let j = 0; j <= s; j++) {
-            const vo = (b * seqLen + j) * kw + kOff;
-            const p = probs[po + j];
-            let dp = 0;
-            for (let d = 0; d < hd; d++) {
-              dp += g[qo + d] * vv[vo + d];
-              dv[vo + d] += p * g[qo + d];
-            }
-            dS[j] = dp;
-            rowDot += p * dp;
-          }
-          for (let j = 0; j <= s; j++) {
-            const ds = probs[po + j] * (dS[j] - rowDot) * scale;
-            const ko = (b * seqLen + j) * kw + kOff;
-            for (let d = 0; d < hd; d++) {
-              dq[qo + d] += ds * kv[ko + d];
-              dk[ko + d] += ds * qv[qo + d];
-            }
-          }
+        const kCol = Math.floor(h / group) * hd;
+        const P = probs.subarray((b * nHeads + h) * S * S, (b * nHeads + h + 1) * S * S);
+        gatherHead(gh, g, qw, b * S, S, h * hd, hd);
+        gatherHead(qh, q.value, qw, b * S, S, h * hd, hd);
+        gatherHead(kh, k.value, kw, b * S, S, kCol, hd);
+        gatherHead(vh, v.value, kw, b * S, S, kCol, hd);
+        transpose(vT, vh, S, hd);
+        matmul(dP, gh, vT, S, hd, S);
+        matmul(dh, P, gh, S, S, hd, false, true); // Pᵀ·g
+        scatterAddHead(dv, dh, kw, b * S, S, kCol, hd);
+        for (let s = 0; s < S; s++) {
+          const row = s * S;
+          let dot = 0;
+          for (let j = 0; j <= s; j++) dot += P[row + j] * dP[row + j];
+          for (let j = 0; j < S; j++) dP[row + j] = scale * P[row + j] * (dP[row + j] - dot); // now dS
         }
+        matmul(dh, dP, kh, S, S, hd);
+        scatterAddHead(dq, dh, qw, b * S, S, h * hd, hd);
+        matmul(dh, dP, qh, S, S, hd, false, true); // dSᵀ·q
+        scatterAddHead(dk, dh, kw, b * S, S, kCol, hd);
       }
     }
   }, out);
@@ -304,13 +322,17 @@ export function attention(q: Var, k: Var, v: Var, shape: AttentionShape, nSeq: n
 /** silu(gate) ⊙ up, silu(x) = x·σ(x) */
 export function swiglu(gate: Var, up: Var): Var {
   const n = gate.value.length, gv = gate.value, uv = up.value;
-  const out = allocFloats(n);
-  for (let i = 0; i < n; i++) out[i] = (gv[i] / (1 + Math.exp(-gv[i]))) * uv[i];
+  const out = allocFloats(n, false);
+  const sigmoid = allocFloats(n, false); // σ(gate), kept for the backward pass
+  for (let i = 0; i < n; i++) {
+    const sig = (sigmoid[i] = 1 / (1 + Math.exp(-gv[i])));
+    out[i] = gv[i] * sig * uv[i];
+  }
   return result(gate.rows, gate.cols, [gate, up], (g) => {
     // d silu(x)/dx = σ(x)·(1 + x·(1 − σ(x)))
     const dg = gate.gradient(), du = up.gradient();
     for (let i = 0; i < n; i++) {
-      const x = gv[i], sig = 1 / (1 + Math.exp(-x));
+      const x = gv[i], sig = sigmoid[i];
       dg[i] += g[i] * uv[i] * sig * (1 + x * (1 - sig));
       du[i] += g[i] * x * sig;
     }
@@ -320,7 +342,7 @@ export function swiglu(gate: Var, up: Var): Var {
 export function add(a: Var, b: Var): Var {
   const n = a.value.length, av = a.value, bv = b.value;
   if (b.value.length !== n) throw new RangeError(`add: ${n} values vs ${b.value.length}`);
-  const out = allocFloats(n);
+  const out = allocFloats(n, false);
   for (let i = 0; i < n; i++) out[i] = av[i] + bv[i];
   return result(a.rows, a.cols, [a, b], (g) => {
     const da = a.gradient(), db = b.gradient();

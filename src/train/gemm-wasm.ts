@@ -1,6 +1,7 @@
 // A WebAssembly SIMD matrix-multiply kernel, assembled here byte by byte (no toolchain needed):
-//   gemm(c, a, b, i0, i1, k, m, j1):  C[i, j] += Σ_p A[i, p] · B[p, j]   for rows i in [i0, i1), columns j in [0, j1)
-// A [·, k], B [k, m], C [·, m] are row-major f32 at byte addresses a, b, c of an imported (shared) memory.
+//   gemm(c, a, b, i0, i1, k, m, j1, aRow, aCol):  C[i, j] += Σ_p A[i, p] · B[p, j]   for i in [i0, i1), j in [0, j1)
+// B [k, m] and C [·, m] are row-major f32 at byte addresses b, c of an imported (shared) memory; A[i, p] is the
+// f32 at a + 4·(i·aRow + p·aCol), so A may be row-major (aRow = k, aCol = 1) or transposed (aRow = 1, aCol = rows).
 // Register tile: TILE_ROWS rows × TILE_COLS columns of C live in v128 locals while p runs over k; each step
 // loads TILE_COLS/4 vectors of B's row p and broadcasts one A value per tile row. The caller guarantees
 // (i1 − i0) % TILE_ROWS == 0, j1 % TILE_COLS == 0, j1 ≤ m and k ≥ 1.
@@ -53,9 +54,9 @@ const op = {
 // ---- the kernel ----
 
 // locals: parameters, then i32 scratch, then v128 accumulators [row r, vector v] and B vectors
-const C = 0, A = 1, B = 2, I0 = 3, I1 = 4, K = 5, M = 6, J1 = 7;
-const I = 8, J = 9, P = 10, PA = 11, PB = 12, PC = 13, ROW_A = 14, ROW_C = 15; // ROW_*: row strides in bytes
-const ACC = 16;                          // ACC + r·VECS + v
+const C = 0, A = 1, B = 2, I0 = 3, I1 = 4, K = 5, M = 6, J1 = 7, A_ROW = 8, A_COL = 9; // A strides: floats, then bytes
+const I = 10, J = 11, P = 12, PA = 13, PB = 14, PC = 15, ROW_C = 16; // ROW_C: C's and B's row stride in bytes
+const ACC = 17;                          // ACC + r·VECS + v
 const BV = ACC + TILE_ROWS * VECS;       // BV + v
 const N_I32 = ACC - I, N_V128 = TILE_ROWS * VECS + VECS;
 
@@ -66,7 +67,8 @@ const rowAddr = (base: number, stride: number, r: number): number[] =>
 function gemmBody(): number[] {
   const code: number[] = [];
   const emit = (...parts: number[][]) => { for (const p of parts) code.push(...p); };
-  emit(op.get(K), op.i32(2), op.shl, op.set(ROW_A));
+  emit(op.get(A_ROW), op.i32(2), op.shl, op.set(A_ROW));
+  emit(op.get(A_COL), op.i32(2), op.shl, op.set(A_COL));
   emit(op.get(M), op.i32(2), op.shl, op.set(ROW_C));
   emit(op.get(I0), op.set(I));
   emit(op.block, op.loop);                                               // for i in [i0, i1) step TILE_ROWS
@@ -74,9 +76,9 @@ function gemmBody(): number[] {
   emit(op.i32(0), op.set(J));
   emit(op.block, op.loop);                                               //   for j in [0, j1) step TILE_COLS
   emit(op.get(J), op.get(J1), op.geU, op.brIf(1));
-  // pc = c + i·rowC + 4j; pa = a + i·rowA; pb = b + 4j
+  // pc = c + i·rowC + 4j; pa = a + i·aRow; pb = b + 4j
   emit(op.get(C), op.get(I), op.get(ROW_C), op.mul, op.add, op.get(J), op.i32(2), op.shl, op.add, op.set(PC));
-  emit(op.get(A), op.get(I), op.get(ROW_A), op.mul, op.add, op.set(PA));
+  emit(op.get(A), op.get(I), op.get(A_ROW), op.mul, op.add, op.set(PA));
   emit(op.get(B), op.get(J), op.i32(2), op.shl, op.add, op.set(PB));
   for (let r = 0; r < TILE_ROWS; r++) {
     for (let v = 0; v < VECS; v++) emit(rowAddr(PC, ROW_C, r), op.v128Load(16 * v), op.set(ACC + r * VECS + v));
@@ -86,7 +88,7 @@ function gemmBody(): number[] {
   for (let v = 0; v < VECS; v++) emit(op.get(PB), op.v128Load(16 * v), op.set(BV + v));
   for (let r = 0; r < TILE_ROWS; r++) {
     // acc[r][v] += splat(A[i + r, p]) · B[p, j + 4v ..]
-    emit(rowAddr(PA, ROW_A, r), op.f32Load, op.f32x4Splat);
+    emit(rowAddr(PA, A_ROW, r), op.f32Load, op.f32x4Splat);
     const splat = BV + VECS; // one spare v128 local after the B vectors
     emit(op.set(splat));
     for (let v = 0; v < VECS; v++) {
@@ -94,7 +96,7 @@ function gemmBody(): number[] {
       emit(op.get(acc), op.get(splat), op.get(BV + v), op.f32x4Mul, op.f32x4Add, op.set(acc));
     }
   }
-  emit(op.get(PA), op.i32(4), op.add, op.set(PA));
+  emit(op.get(PA), op.get(A_COL), op.add, op.set(PA));
   emit(op.get(PB), op.get(ROW_C), op.add, op.set(PB));
   emit(op.get(P), op.i32(1), op.sub, op.tee(P), op.brIf(0), op.end);
   for (let r = 0; r < TILE_ROWS; r++) {
@@ -109,7 +111,7 @@ function gemmBody(): number[] {
 
 /** The module's bytes; it imports `env.memory` (shared, up to `maxPages` 64 KiB pages) and exports `gemm`. */
 export function gemmModuleBytes(maxPages: number): Uint8Array {
-  const gemmType = [0x60, ...vec([[I32], [I32], [I32], [I32], [I32], [I32], [I32], [I32]]), ...vec([])];
+  const gemmType = [0x60, ...vec(Array.from({ length: 10 }, () => [I32])), ...vec([])];
   const memoryImport = [...name('env'), ...name('memory'), 0x02, 0x03, ...uleb(1), ...uleb(maxPages)];
   return new Uint8Array([
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,

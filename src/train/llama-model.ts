@@ -4,7 +4,7 @@
 import type { HParams } from '../models/hparams.js';
 import type { BoundModel } from '../models/architecture.js';
 import { llama } from '../models/llama.js';
-import { Rng } from '../generate/rng.js';
+import type { Rng } from '../generate/rng.js';
 import { GGMLType } from '../tensor/ggml-type.js';
 import { GGUFValueType, type GGUFValue } from '../gguf/types.js';
 import { metaArray, metaBool, metaF32, metaString, metaU32, type GGUFWriteInput } from '../gguf/writer.js';
@@ -125,11 +125,10 @@ const INIT_STD = 0.02;
 
 /**
  * A fresh model: norms 1, matrices normal(0, 0.02), the projections that add into the residual stream
- * (attn_output, ffn_down) scaled by 1/sqrt(2·layers) as in GPT-2. Seeded: the same seed gives the same model.
+ * (attn_output, ffn_down) scaled by 1/sqrt(2·layers) as in GPT-2. Drawn from `rng`: the same seed, the same model.
  */
-export function createModel(shape: ModelShape, seed: number): TrainModel {
+export function createModel(shape: ModelShape, rng: Rng): TrainModel {
   checkShape(shape);
-  const rng = new Rng(seed);
   const residualStd = INIT_STD / Math.sqrt(2 * shape.layers);
   const params = tensorSpecs(shape).map(({ name, dims, init }) => {
     const p = new Param(name, dims);
@@ -171,13 +170,27 @@ export function byteTokenizer(): TrainedBPE {
 const TOKEN_NORMAL = 1, TOKEN_CONTROL = 3;
 
 /**
- * The GGUF of a trained model: llama hyper-parameters, a GPT-2-style byte-level BPE tokenizer (tokens spelled in
- * GPT-2's byte-to-unicode characters, merges "a b"), and every parameter as F32.
+ * A byte-level BPE as GGUF tokenizer metadata, GPT-2 style: tokens spelled in GPT-2's byte-to-unicode characters
+ * (specials as their text, typed CONTROL), merges as "a b". kiln's Tokenizer and llama.cpp both read it.
+ */
+export function tokenizerMetadata(tokenizer: TrainedBPE): Map<string, GGUFValue> {
+  const special = new Map(tokenizer.specials.map((s) => [s.id, s.content]));
+  return new Map([
+    ['tokenizer.ggml.model', metaString('gpt2')],
+    ['tokenizer.ggml.pre', metaString('gpt-2')],
+    ['tokenizer.ggml.tokens', metaArray(GGUFValueType.STRING, tokenizer.vocab.map((b, id) => special.get(id) ?? bytesToUnicode(b)))],
+    ['tokenizer.ggml.token_type', metaArray(GGUFValueType.INT32, tokenizer.vocab.map((_, id) => (special.has(id) ? TOKEN_CONTROL : TOKEN_NORMAL)))],
+    ['tokenizer.ggml.merges', metaArray(GGUFValueType.STRING, tokenizer.merges.map(([a, b]) => `${bytesToUnicode(a)} ${bytesToUnicode(b)}`))],
+    ['tokenizer.ggml.add_bos_token', metaBool(false)],
+  ]);
+}
+
+/**
+ * The GGUF of a trained model: llama hyper-parameters, the tokenizer's metadata and every parameter as F32.
  */
 export function modelGGUF(model: TrainModel, tokenizer: TrainedBPE, name: string): GGUFWriteInput {
   const hp = model.hparams;
   if (tokenizer.vocab.length !== hp.vocabSize) throw new ModelShapeError(`tokenizer has ${tokenizer.vocab.length} tokens, model.vocab is ${hp.vocabSize}`);
-  const special = new Map(tokenizer.specials.map((s) => [s.id, s.content]));
   const meta = new Map<string, GGUFValue>([
     ['general.architecture', metaString('llama')],
     ['general.name', metaString(name)],
@@ -197,12 +210,7 @@ export function modelGGUF(model: TrainModel, tokenizer: TrainedBPE, name: string
     meta.set('llama.expert_count', metaU32(hp.expertCount));
     meta.set('llama.expert_used_count', metaU32(hp.expertUsedCount));
   }
-  meta.set('tokenizer.ggml.model', metaString('gpt2'));
-  meta.set('tokenizer.ggml.pre', metaString('gpt-2'));
-  meta.set('tokenizer.ggml.tokens', metaArray(GGUFValueType.STRING, tokenizer.vocab.map((b, id) => special.get(id) ?? bytesToUnicode(b))));
-  meta.set('tokenizer.ggml.token_type', metaArray(GGUFValueType.INT32, tokenizer.vocab.map((_, id) => (special.has(id) ? TOKEN_CONTROL : TOKEN_NORMAL))));
-  meta.set('tokenizer.ggml.merges', metaArray(GGUFValueType.STRING, tokenizer.merges.map(([a, b]) => `${bytesToUnicode(a)} ${bytesToUnicode(b)}`)));
-  meta.set('tokenizer.ggml.add_bos_token', metaBool(false));
+  for (const [key, value] of tokenizerMetadata(tokenizer)) meta.set(key, value);
   const tensors = model.params.map((p) => ({
     name: p.name,
     dims: p.dims,

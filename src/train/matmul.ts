@@ -21,11 +21,11 @@ const MAX_PAGES = 32768; // 2 GiB
 /** below this much work a product runs on one thread (waking the workers costs more) */
 const MIN_THREADED_FLOPS = 1 << 20;
 
-type Gemm = (c: number, a: number, b: number, i0: number, i1: number, k: number, m: number, j1: number) => void;
+type Gemm = (c: number, a: number, b: number, i0: number, i1: number, k: number, m: number, j1: number, aRow: number, aCol: number) => void;
 
 // Control words shared with the workers: a generation counter the workers wait on, the call's arguments,
 // and one "done" word per worker holding the last generation it finished.
-const GEN = 0, ARGS = 1, N_ARGS = 8, DONE = ARGS + N_ARGS;
+const GEN = 0, ARGS = 1, N_ARGS = 10, DONE = ARGS + N_ARGS;
 
 // A worker: instantiate the kernel on the shared memory, then run its row range of every new generation.
 const WORKER_SOURCE = `
@@ -37,9 +37,9 @@ let seen = 0;
 for (;;) {
   Atomics.wait(ctrl, ${GEN}, seen);
   seen = Atomics.load(ctrl, ${GEN});
-  const [c, a, b, i0, i1, k, m, j1] = ctrl.subarray(${ARGS}, ${ARGS + N_ARGS});
+  const [c, a, b, i0, i1, k, m, j1, aRow, aCol] = ctrl.subarray(${ARGS}, ${ARGS + N_ARGS});
   const [lo, hi] = share(i0, i1, index, threads, ${TILE_ROWS});
-  if (hi > lo) gemm(c, a, b, lo, hi, k, m, j1);
+  if (hi > lo) gemm(c, a, b, lo, hi, k, m, j1, aRow, aCol);
   Atomics.store(ctrl, ${DONE} + index - 1, seen);
   Atomics.notify(ctrl, ${DONE} + index - 1);
 }
@@ -88,8 +88,8 @@ class Kernel {
     }
   }
 
-  /** `n` floats of the shared memory (16-byte aligned, zeroed), grown to fit */
-  alloc(n: number): Float32Array {
+  /** `n` floats of the shared memory (16-byte aligned, zeroed unless `zero` is false), grown to fit */
+  alloc(n: number, zero = true): Float32Array {
     const at = this.top;
     const end = at + Math.ceil(n / 4) * 16;
     const have = this.memory.buffer.byteLength;
@@ -102,29 +102,29 @@ class Kernel {
     const buffer = this.memory.buffer;
     this.buffers.add(buffer);
     const view = new Float32Array(buffer, at, n);
-    view.fill(0);
+    if (zero) view.fill(0);
     return view;
   }
 
   /** `x` itself when it lives in the shared memory, else a copy of its first `n` floats there */
   inMemory(x: Float32Array, n: number): Float32Array {
     if (this.buffers.has(x.buffer)) return x;
-    const copy = this.alloc(n);
+    const copy = this.alloc(n, false);
     copy.set(x.subarray(0, n));
     return copy;
   }
 
   /** runs the kernel on rows [0, rows), columns [0, j1) split across the threads; operands at byte addresses c, a, b */
-  run(c: number, a: number, b: number, rows: number, k: number, m: number, j1: number): void {
+  run(c: number, a: number, b: number, rows: number, k: number, m: number, j1: number, aRow: number, aCol: number): void {
     const threads = 2 * rows * k * j1 < MIN_THREADED_FLOPS ? 1 : this.threads;
-    if (threads === 1) return this.gemm(c, a, b, 0, rows, k, m, j1);
+    if (threads === 1) return this.gemm(c, a, b, 0, rows, k, m, j1, aRow, aCol);
     const ctrl = this.control;
-    ctrl.set([c, a, b, 0, rows, k, m, j1], ARGS);
+    ctrl.set([c, a, b, 0, rows, k, m, j1, aRow, aCol], ARGS);
     const gen = ctrl[GEN] + 1;
     Atomics.store(ctrl, GEN, gen);
     Atomics.notify(ctrl, GEN);
     const [lo, hi] = share(0, rows, 0, threads, TILE_ROWS);
-    if (hi > lo) this.gemm(c, a, b, lo, hi, k, m, j1);
+    if (hi > lo) this.gemm(c, a, b, lo, hi, k, m, j1, aRow, aCol);
     for (let w = 0; w < this.workers.length; w++) {
       for (;;) {
         const done = Atomics.load(ctrl, DONE + w);
@@ -144,11 +144,12 @@ export function setMatmulThreads(n: number): void {
 }
 
 /**
- * `n` zeroed floats in the memory the kernel works on, so products of them need no copies. They stay valid until
- * `releaseFloats(mark)` with a mark taken before them (a training step takes one mark and releases everything).
+ * `n` floats (zeroed unless `zero` is false) in the memory the kernel works on, so products of them need no copies.
+ * They stay valid until `releaseFloats(mark)` with a mark taken before them (a training step takes one mark and
+ * releases its activations).
  */
-export function allocFloats(n: number): Float32Array {
-  return theKernel().alloc(n);
+export function allocFloats(n: number, zero = true): Float32Array {
+  return theKernel().alloc(n, zero);
 }
 
 /** The allocation mark to release back to. */
@@ -160,32 +161,38 @@ export function releaseFloats(mark: number): void {
   theKernel().top = mark;
 }
 
-/** C[i, j] += Σ_p A[i, p] · B[p, j] for rows [i0, i1) and columns [j0, j1): the plain-TypeScript edges */
-function gemmEdge(c: Float32Array, a: Float32Array, b: Float32Array, k: number, m: number, i0: number, i1: number, j0: number, j1: number): void {
+/** C[i, j] += Σ_p A[i, p] · B[p, j] for rows [i0, i1) and columns [j0, j1), A[i, p] = a[i·aRow + p·aCol]: the edges */
+function gemmEdge(c: Float32Array, a: Float32Array, b: Float32Array, k: number, m: number, aRow: number, aCol: number,
+  i0: number, i1: number, j0: number, j1: number): void {
   for (let i = i0; i < i1; i++) {
     const ci = i * m;
     for (let p = 0; p < k; p++) {
-      const av = a[i * k + p], bp = p * m;
+      const av = a[i * aRow + p * aCol], bp = p * m;
       for (let j = j0; j < j1; j++) c[ci + j] += av * b[bp + j];
     }
   }
 }
 
-/** out[n, m] = a[n, k] · b[k, m], or out += a · b when `accumulate` (all row-major). */
-export function matmul(out: Float32Array, a: Float32Array, b: Float32Array, n: number, k: number, m: number, accumulate = false): void {
+/**
+ * out[n, m] = A · b[k, m], or out += A · b when `accumulate` (row-major). A is a [n, k], or with `transposeA`
+ * the transpose of a [k, n].
+ */
+export function matmul(out: Float32Array, a: Float32Array, b: Float32Array, n: number, k: number, m: number,
+  accumulate = false, transposeA = false): void {
   if (!accumulate) out.fill(0, 0, n * m);
   if (n === 0 || m === 0 || k === 0) return;
+  const aRow = transposeA ? 1 : k, aCol = transposeA ? n : 1;
   const n4 = n - (n % TILE_ROWS), m8 = m - (m % TILE_COLS);
   if (n4 > 0 && m8 > 0) {
     const kern = theKernel();
     const mark = kern.top;
-    const wa = kern.inMemory(a, n4 * k), wb = kern.inMemory(b, k * m), wc = kern.inMemory(out, n4 * m);
-    kern.run(wc.byteOffset, wa.byteOffset, wb.byteOffset, n4, k, m, m8);
+    const wa = kern.inMemory(a, n * k), wb = kern.inMemory(b, k * m), wc = kern.inMemory(out, n4 * m);
+    kern.run(wc.byteOffset, wa.byteOffset, wb.byteOffset, n4, k, m, m8, aRow, aCol);
     if (wc !== out) out.set(wc.subarray(0, n4 * m));
     kern.top = mark;
   }
-  gemmEdge(out, a, b, k, m, 0, n4, m8, m);
-  gemmEdge(out, a, b, k, m, n4, n, 0, m);
+  gemmEdge(out, a, b, k, m, aRow, aCol, 0, n4, m8, m);
+  gemmEdge(out, a, b, k, m, aRow, aCol, n4, n, 0, m);
 }
 
 /** out[cols, rows] = xᵀ for x [rows, cols] */

@@ -6,13 +6,15 @@ import type { AttentionShape, RopeParams } from '../kernels/backend.js';
 import type { ExpertWeights, ModelOps } from '../models/ops.js';
 import { routeToExperts } from '../models/ops.js';
 import {
-  add, attention, combineExperts, embedding, gatherRows, linear, rmsnorm, rope, routerWeights, swiglu,
-  type ExpertChoice, type Param, type Var,
+  add, attention, combineExperts, embedding, gatherRows, linear, rmsnorm, rope, ropeAngles, routerWeights, swiglu,
+  type ExpertChoice, type Param, type RopeAngles, type Var,
 } from './autograd.js';
 
 export class TrainOps implements ModelOps<Var, Param> {
   /** [nSeq · seqLen] position of each row within its sequence */
   readonly positions: Int32Array;
+  /** rotation angles at `positions`, per rope setting (the same for every layer) */
+  private readonly angles = new Map<RopeParams, RopeAngles>();
 
   /** `tokens` [nSeq · seqLen] */
   constructor(readonly tokens: Int32Array, readonly nSeq: number, readonly seqLen: number) {
@@ -33,7 +35,9 @@ export class TrainOps implements ModelOps<Var, Param> {
   }
 
   rope(x: Var, nHeads: number, headDim: number, params: RopeParams): Var {
-    return rope(x, nHeads, headDim, this.positions, params);
+    let angles = this.angles.get(params);
+    if (!angles) this.angles.set(params, (angles = ropeAngles(this.positions, params)));
+    return rope(x, nHeads, headDim, angles, params);
   }
 
   attention(_layer: number, q: Var, k: Var, v: Var, shape: AttentionShape): Var {

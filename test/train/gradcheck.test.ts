@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { Rng } from '../../src/generate/rng.js';
 import {
   Param, Var, add, attention, backward, combineExperts, crossEntropy, embedding, gatherRows, klDivergence, leaf, linear,
-  rmsnorm, rope, routerWeights, swiglu, tokenLogprobs, type ExpertChoice,
+  rmsnorm, rope, ropeAngles, routerWeights, swiglu, tokenLogprobs, type ExpertChoice,
 } from '../../src/train/autograd.js';
 import { TrainOps } from '../../src/train/train-ops.js';
 import { createModel, forwardLogits } from '../../src/train/llama-model.js';
@@ -89,7 +89,8 @@ test('rope, normal and NEOX, with pass-through dims', () => {
   const positions = Int32Array.of(0, 1, 2, 7);
   for (const neox of [false, true]) {
     const x = input(4, 2 * 6);
-    gradcheck([x], () => rope(x, 2, 6, positions, { ...rope4, neox, freqBase: 100 }));
+    const params = { ...rope4, neox, freqBase: 100 };
+    gradcheck([x], () => rope(x, 2, 6, ropeAngles(positions, params), params));
   }
 });
 
@@ -97,6 +98,12 @@ test('causal grouped-query attention over two sequences', () => {
   const shape = { nHeads: 4, nKvHeads: 2, headDim: 4, scale: 0.5 };
   const q = input(2 * 5, 16), k = input(2 * 5, 8), v = input(2 * 5, 8);
   gradcheck([q, k, v], () => attention(q, k, v, shape, 2, 5), { sample: 40 });
+});
+
+test('attention on tile-sized heads (the WebAssembly kernel path)', () => {
+  const shape = { nHeads: 2, nKvHeads: 1, headDim: 8, scale: 0.35 };
+  const q = input(2 * 8, 16), k = input(2 * 8, 8), v = input(2 * 8, 8);
+  gradcheck([q, k, v], () => attention(q, k, v, shape, 2, 8), { sample: 40 });
 });
 
 test('attention is causal: later tokens do not change earlier outputs', () => {
@@ -182,7 +189,7 @@ test('token log-probabilities', () => {
 });
 
 test('a whole tiny llama (2 layers, dim 16, GQA): loss gradient vs finite differences', () => {
-  const model = createModel({ dim: 16, layers: 2, heads: 4, kvHeads: 2, ffn: 32, vocab: 24, ctx: 8 }, 7);
+  const model = createModel({ dim: 16, layers: 2, heads: 4, kvHeads: 2, ffn: 32, vocab: 24, ctx: 8 }, new Rng(7));
   // larger weights than the 0.02 init make the gradients large against f32 rounding of the loss
   for (const p of model.params) if (p.dims.length > 1) for (let i = 0; i < p.value.length; i++) p.value[i] *= 15;
   const tokens = Int32Array.from({ length: 12 }, () => Math.floor(rng.nextFloat() * 24));
