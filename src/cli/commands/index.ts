@@ -9,6 +9,7 @@ import { tokenizerCommand } from './tokenizer.js';
 import { tokenizeCommand } from './tokenize.js';
 import { infoCommand } from './info.js';
 import { estimateCommand } from './estimate.js';
+import { trainCommand } from './train.js';
 import { quantizeCommand } from './quantize.js';
 
-export const COMMANDS: Command[] = [runCommand, chatCommand, evalCommand, perplexityCommand, tokenizeCommand, tokenizerCommand, infoCommand, estimateCommand, quantizeCommand];
+export const COMMANDS: Command[] = [runCommand, chatCommand, evalCommand, perplexityCommand, tokenizeCommand, tokenizerCommand, infoCommand, estimateCommand, trainCommand, quantizeCommand];
