@@ -15,6 +15,7 @@
 import * as float32Math from './float32-math.js';
 import { fp16ToFp32, fp32ToFp16 } from '../tensor/float16.js';
 import { GROUP_MAX_EPS, makeQ3Quants, makeQkxQuants, makeQpQuants, makeQxQuants } from './scale-search.js';
+import { Q2_K, Q3_K, Q4_K, Q5_K, Q6_K } from '../tensor/quants/layout.js';
 
 // copied into module constants once: calls through an imported binding are slower in the hot loops
 const { f32, nearestInt, toInt8, toUint8 } = float32Math;
@@ -23,7 +24,7 @@ export const QK_K = 256;
 
 export type KQuantType = 'Q2_K' | 'Q3_K' | 'Q4_K' | 'Q5_K' | 'Q6_K';
 
-export const K_BLOCK_BYTES: Record<KQuantType, number> = { Q2_K: 84, Q3_K: 110, Q4_K: 144, Q5_K: 176, Q6_K: 210 };
+export const K_BLOCK_BYTES: Record<KQuantType, number> = { Q2_K: Q2_K.bytes, Q3_K: Q3_K.bytes, Q4_K: Q4_K.bytes, Q5_K: Q5_K.bytes, Q6_K: Q6_K.bytes };
 
 /** Stores x as f16 at out[o..o+2) and returns the stored value as a number. */
 function storeF16(out: Uint8Array, o: number, x: number): number {
@@ -82,7 +83,7 @@ function quantizeQ2K(x: Float32Array, out: Uint8Array, o: number, importance?: F
   const Laux = new Uint8Array(16);
   const w = new Float32Array(16);
   const scales = new Float32Array(16), mins = new Float32Array(16);
-  const sc = out.subarray(o, o + 16);
+  const sc = out.subarray(o + Q2_K.scales, o + Q2_K.scales + 16);
   let d: number, dmin: number;
   if (!importance) {
     // quantize_row_q2_K_ref: weights |x|, 4-bit scales and mins relative to the largest of each
@@ -102,16 +103,16 @@ function quantizeQ2K(x: Float32Array, out: Uint8Array, o: number, importance?: F
     if (maxScale > 0) {
       const iscale = f32(15 / maxScale);
       for (let j = 0; j < 16; j++) sc[j] = nearestInt(f32(iscale * scales[j]));
-      d = storeF16(out, o + 80, f32(maxScale / 15));
+      d = storeF16(out, o + Q2_K.d, f32(maxScale / 15));
     } else {
-      d = storeF16(out, o + 80, 0);
+      d = storeF16(out, o + Q2_K.d, 0);
     }
     if (maxMin > 0) {
       const iscale = f32(15 / maxMin);
       for (let j = 0; j < 16; j++) sc[j] |= nearestInt(f32(iscale * mins[j])) << 4;
-      dmin = storeF16(out, o + 82, f32(maxMin / 15));
+      dmin = storeF16(out, o + Q2_K.dmin, f32(maxMin / 15));
     } else {
-      dmin = storeF16(out, o + 82, 0);
+      dmin = storeF16(out, o + Q2_K.dmin, 0);
     }
   } else {
     // quantize_row_q2_K_impl: imatrix weights, then scales and mins fitted with the same weights
@@ -125,15 +126,15 @@ function quantizeQ2K(x: Float32Array, out: Uint8Array, o: number, importance?: F
       mins[j] = fit.min;
     }
     const Ls = new Uint8Array(16), Lm = new Uint8Array(16);
-    d = storeF16(out, o + 80, makeQpQuants(16, 15, scales, Ls, sw));
-    dmin = storeF16(out, o + 82, makeQpQuants(16, 15, mins, Lm, sw));
+    d = storeF16(out, o + Q2_K.d, makeQpQuants(16, 15, scales, Ls, sw));
+    dmin = storeF16(out, o + Q2_K.dmin, makeQpQuants(16, 15, mins, Lm, sw));
     for (let j = 0; j < 16; j++) sc[j] = Ls[j] | (Lm[j] << 4);
   }
   for (let j = 0; j < 16; j++) {
     requantizeAffine(x.subarray(16 * j, 16 * j + 16), L.subarray(16 * j, 16 * j + 16),
       f32(d * (sc[j] & 0xf)), f32(dmin * (sc[j] >> 4)), 3);
   }
-  pack2Bits(L, out, o + 16);
+  pack2Bits(L, out, o + Q2_K.qs);
 }
 
 // ---- Q3_K ----
@@ -157,7 +158,7 @@ function q3Scale(scales: Uint8Array, j: number): number {
 function quantizeQ3K(x: Float32Array, out: Uint8Array, o: number, importance?: Float32Array): void {
   const L = new Int8Array(QK_K);
   const scales = new Float32Array(16);
-  const scaleBytes = out.subarray(o + 96, o + 108);
+  const scaleBytes = out.subarray(o + Q3_K.scales, o + Q3_K.scales + 12);
   let d: number;
   if (!importance) {
     // quantize_row_q3_K_ref: x²-weighted levels per sub-block, scales to 6 bits relative to the largest
@@ -172,10 +173,10 @@ function quantizeQ3K(x: Float32Array, out: Uint8Array, o: number, importance?: F
       const ls = new Array<number>(16);
       for (let j = 0; j < 16; j++) ls[j] = clamp(toInt8(nearestInt(f32(iscale * scales[j]))), -32, 31) + 32;
       packQ3Scales(ls, scaleBytes);
-      d = storeF16(out, o + 108, f32(1 / iscale));
+      d = storeF16(out, o + Q3_K.d, f32(1 / iscale));
     } else {
       scaleBytes.fill(0);
-      d = storeF16(out, o + 108, 0);
+      d = storeF16(out, o + Q3_K.d, 0);
     }
   } else {
     // quantize_row_q3_K_impl: imatrix-weighted levels, then the 16 scales fitted with make_qx_quants
@@ -189,13 +190,13 @@ function quantizeQ3K(x: Float32Array, out: Uint8Array, o: number, importance?: F
     const Ls = new Int8Array(16);
     const dBlock = makeQxQuants(16, 32, scales, Ls, sw);
     packQ3Scales(Ls, scaleBytes);
-    d = storeF16(out, o + 108, dBlock);
+    d = storeF16(out, o + Q3_K.d, dBlock);
   }
   for (let j = 0; j < 16; j++) {
     requantizeSymmetric(x.subarray(16 * j, 16 * j + 16), L.subarray(16 * j, 16 * j + 16), f32(d * q3Scale(scaleBytes, j)), 4);
   }
   // bit 2 of value j goes to hmask[j % 32], bit j / 32
-  const hmask = out.subarray(o, o + 32);
+  const hmask = out.subarray(o + Q3_K.hmask, o + Q3_K.hmask + 32);
   hmask.fill(0);
   for (let j = 0; j < QK_K; j++) {
     if (L[j] > 3) {
@@ -203,7 +204,7 @@ function quantizeQ3K(x: Float32Array, out: Uint8Array, o: number, importance?: F
       L[j] -= 4;
     }
   }
-  pack2Bits(L, out, o + 32);
+  pack2Bits(L, out, o + Q3_K.qs);
 }
 
 // ---- Q4_K and Q5_K ----
@@ -235,7 +236,7 @@ function quantizeK4Scales(bits: 4 | 5, x: Float32Array, out: Uint8Array, o: numb
   const Laux = new Uint8Array(32);
   const w = new Float32Array(32);
   const scales = new Float32Array(8), mins = new Float32Array(8);
-  const s = out.subarray(o + 4, o + 16);
+  const s = out.subarray(o + Q4_K.scales, o + Q4_K.scales + 12); // same place in Q5_K
   let d: number, dmin: number;
   if (!importance) {
     // quantize_row_q4_K_ref / q5_K_ref: weights av_x + |x| with av_x the sub-block's rms
@@ -264,8 +265,8 @@ function quantizeK4Scales(bits: 4 | 5, x: Float32Array, out: Uint8Array, o: numb
       lm[j] = Math.min(63, toUint8(nearestInt(f32(invMin * mins[j]))));
     }
     packScalesMinsK4(ls, lm, s);
-    d = storeF16(out, o, f32(maxScale / 63));
-    dmin = storeF16(out, o + 2, f32(maxMin / 63));
+    d = storeF16(out, o + Q4_K.d, f32(maxScale / 63));
+    dmin = storeF16(out, o + Q4_K.dmin, f32(maxMin / 63));
   } else {
     // quantize_row_q4_K_impl / q5_K_impl: imatrix weights, scales and mins fitted with make_qp_quants
     const sigma2 = f32(f32(2 * sumSquares(x)) / QK_K);
@@ -281,8 +282,8 @@ function quantizeK4Scales(bits: 4 | 5, x: Float32Array, out: Uint8Array, o: numb
     const dBlock = makeQpQuants(8, 63, scales, ls, sw);
     const mBlock = makeQpQuants(8, 63, mins, lm, sw);
     packScalesMinsK4(ls, lm, s);
-    d = storeF16(out, o, dBlock);
-    dmin = storeF16(out, o + 2, mBlock);
+    d = storeF16(out, o + Q4_K.d, dBlock);
+    dmin = storeF16(out, o + Q4_K.dmin, mBlock);
   }
   for (let j = 0; j < 8; j++) {
     const [sc, m] = scaleMinK4(j, s);
@@ -292,18 +293,18 @@ function quantizeK4Scales(bits: 4 | 5, x: Float32Array, out: Uint8Array, o: numb
 }
 
 function quantizeQ4K(x: Float32Array, out: Uint8Array, o: number, importance?: Float32Array): void {
-  out.fill(0, o + 4, o + 16);
+  out.fill(0, o + Q4_K.scales, o + Q4_K.scales + 12);
   const L = quantizeK4Scales(4, x, out, o, importance);
   // each 32-byte group holds 64 values: j in the low nibbles, j+32 in the high
   for (let j = 0; j < QK_K; j += 64) {
-    for (let l = 0; l < 32; l++) out[o + 16 + j / 2 + l] = L[j + l] | (L[j + l + 32] << 4);
+    for (let l = 0; l < 32; l++) out[o + Q4_K.qs + j / 2 + l] = L[j + l] | (L[j + l + 32] << 4);
   }
 }
 
 function quantizeQ5K(x: Float32Array, out: Uint8Array, o: number, importance?: Float32Array): void {
-  out.fill(0, o + 4, o + 16);
+  out.fill(0, o + Q5_K.scales, o + Q5_K.scales + 12);
   const L = quantizeK4Scales(5, x, out, o, importance);
-  const qh = out.subarray(o + 16, o + 48);
+  const qh = out.subarray(o + Q5_K.qh, o + Q5_K.qh + 32);
   qh.fill(0);
   // low nibbles as Q4_K; bit 4 of values n+j and n+j+32 (n = 0, 64, …) in bits 2n/64 and 2n/64+1 of qh[j]
   for (let n = 0, bit = 0; n < QK_K; n += 64, bit += 2) {
@@ -311,7 +312,7 @@ function quantizeQ5K(x: Float32Array, out: Uint8Array, o: number, importance?: F
       let l1 = L[n + j], l2 = L[n + j + 32];
       if (l1 > 15) { l1 -= 16; qh[j] |= 1 << bit; }
       if (l2 > 15) { l2 -= 16; qh[j] |= 2 << bit; }
-      out[o + 48 + n / 2 + j] = l1 | (l2 << 4);
+      out[o + Q5_K.qs + n / 2 + j] = l1 | (l2 << 4);
     }
   }
 }
@@ -330,17 +331,17 @@ function quantizeQ6K(x: Float32Array, out: Uint8Array, o: number, importance?: F
     const a = Math.abs(scales[ib]);
     if (a > maxAbsScale) { maxAbsScale = a; maxScale = scales[ib]; }
   }
-  out.fill(0, o, o + K_BLOCK_BYTES.Q6_K);
+  out.fill(0, o, o + Q6_K.bytes);
   if (maxAbsScale < GROUP_MAX_EPS) return;
   const iscale = f32(-128 / maxScale);
-  const d = storeF16(out, o + 208, f32(1 / iscale));
-  const sc = new Int8Array(out.buffer, out.byteOffset + o + 192, 16);
+  const d = storeF16(out, o + Q6_K.d, f32(1 / iscale));
+  const sc = new Int8Array(out.buffer, out.byteOffset + o + Q6_K.scales, 16);
   for (let ib = 0; ib < 16; ib++) sc[ib] = Math.min(127, nearestInt(f32(iscale * scales[ib])));
   for (let j = 0; j < 16; j++) {
     requantizeSymmetric(x.subarray(16 * j, 16 * j + 16), L.subarray(16 * j, 16 * j + 16), f32(d * sc[j]), 32);
   }
   // per 128 values: ql holds bits 0-3 (values l and l+64 in byte l, l+32 and l+96 in byte l+32), qh bits 4-5
-  for (let j = 0, ql = o, qh = o + 128; j < QK_K; j += 128, ql += 64, qh += 32) {
+  for (let j = 0, ql = o + Q6_K.ql, qh = o + Q6_K.qh; j < QK_K; j += 128, ql += 64, qh += 32) {
     for (let l = 0; l < 32; l++) {
       const q1 = L[j + l], q2 = L[j + l + 32], q3 = L[j + l + 64], q4 = L[j + l + 96];
       out[ql + l] = (q1 & 0xf) | ((q3 & 0xf) << 4);
