@@ -3,7 +3,7 @@
 
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import type { ModelShape } from './llama-model.js';
+import { checkShape, type ModelShape } from './llama-model.js';
 
 export interface TrainConfig {
   /** model shape; `vocab` defaults to the tokenizer's size */
@@ -94,6 +94,7 @@ export function parseTrainConfig(doc: unknown, baseDir: string): TrainConfig {
     model.experts = int('experts', 0);
     model.expertsUsed = int('expertsUsed');
   }
+  checkShape({ ...model, vocab: model.vocab ?? 1 });
   const n = (key: string, opts: { int?: boolean; min?: number; max?: number; fallback?: number }) => number(doc, key, '', opts);
   const tokenizer = string(doc, 'tokenizer');
   const steps = n('steps', { int: true, min: 1 });
