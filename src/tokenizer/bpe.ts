@@ -3,9 +3,8 @@
 // pair with the lowest merge rank (ties: leftmost) and emit each final piece as its token.
 
 import { bytesToUnicode } from './bytes-to-unicode.js';
-import type { PreTokenizer } from './pre-tokenizers.js';
-import { splitWords } from './pre-tokenizers.js';
 import { BigramQueue } from './bigram-queue.js';
+import { splitWords, type PreTokenizer } from './pre-tokenizers.js';
 import { utf8Bytes } from './unicode.js';
 import type { Vocab } from './vocab.js';
 

@@ -14,7 +14,9 @@ export class SpmTokenizer {
     this.byteTokens = new Int32Array(256).fill(-1);
     for (let b = 0; b < 256; b++) {
       const hex = `<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`;
-      this.byteTokens[b] = vocab.tokenToId.get(hex) ?? vocab.tokenToId.get(String.fromCharCode(b)) ?? vocab.special.unk ?? -1;
+      // llama.cpp falls back to a token that is the byte itself, which only an ASCII byte can be
+      const plain = b < 0x80 ? vocab.tokenToId.get(String.fromCharCode(b)) : undefined;
+      this.byteTokens[b] = vocab.tokenToId.get(hex) ?? plain ?? vocab.special.unk ?? -1;
     }
   }
 
