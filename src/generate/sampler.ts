@@ -71,6 +71,10 @@ function withoutUndefined<T extends object>(object: T): Partial<T> {
 // ---------------------------------------------------------------------------------------------------------
 // Candidate sets and the shared helpers
 
+// top-p's histogram: bins of 1/8 nat below the max logit, 32 nats in all (mass beyond is < e^-32 of p_max each)
+const BIN_WIDTH = 0.125;
+const DISTANCE_BINS = 256;
+
 /** The tokens still in play: entries [0, count) of ids/logits; `sorted` means by logit descending (ties: lower id first). */
 interface Candidates {
   ids: Int32Array;      // [vocab] token ids, first `count` valid
@@ -79,11 +83,12 @@ interface Candidates {
   sorted: boolean;
 }
 
-/** Two candidate buffers (stages that select write into the other one) and a count table for penalties. */
+/** Two candidate buffers (stages that select write into the other one) and tables for penalties and top-p. */
 class CandidateScratch {
   private readonly a: Candidates;
   private readonly b: Candidates;
   readonly counts: Uint32Array; // [vocab] occurrences in the penalty window; all zero between calls
+  readonly massByDistance = new Float64Array(DISTANCE_BINS); // [bins] top-p's probability histogram
 
   constructor(readonly vocabSize: number) {
     this.a = { ids: new Int32Array(vocabSize), logits: new Float32Array(vocabSize), count: 0, sorted: false };
@@ -226,33 +231,63 @@ function applyTopK(c: Candidates, k: number, scratch: CandidateScratch): Candida
 
 /**
  * Keeps the smallest set of most likely tokens whose probabilities (softmax of the current logits) sum
- * to ≥ p. Without a sorted set it sorts only a prefix, growing it until the prefix holds mass p.
+ * to ≥ p. An unsorted set is first cut to a bound that provably contains that set (a threshold pass),
+ * so only the survivors are sorted.
  */
 function applyTopP(c: Candidates, p: number, scratch: CandidateScratch): Candidates {
   if (p >= 1 || c.count <= 1) return c;
   const logZ = logSumExp(c.logits, c.count);
-  let prefix = c.sorted ? c.count : Math.min(c.count, 64);
-  for (;;) {
-    const sorted = c.sorted ? c : keepBest(c, prefix, scratch);
-    let cumulative = 0;
-    for (let i = 0; i < prefix; i++) {
-      cumulative += Math.exp(sorted.logits[i] - logZ);
-      if (cumulative >= p) {
-        sorted.count = i + 1;
-        return sorted;
-      }
-    }
-    if (prefix === c.count) return sorted; // rounding left the total just under p: keep everything
-    prefix = Math.min(c.count, prefix * 4);
+  if (!c.sorted) {
+    keepAtLeast(c, nucleusLowerBound(c, p, logZ, scratch.massByDistance));
+    c = keepBest(c, c.count, scratch);
   }
+  let cumulative = 0;
+  for (let i = 0; i < c.count; i++) {
+    cumulative += Math.exp(c.logits[i] - logZ);
+    if (cumulative >= p) {
+      c.count = i + 1;
+      break;
+    }
+  }
+  return c; // if rounding left the total just under p, everything stays
 }
 
-/** Keeps tokens with p_i ≥ min_p · p_max, i.e. logit_i ≥ logit_max + ln(min_p); order is preserved. */
+/**
+ * A logit below which no token of the top-p set lies: probability mass is binned by distance below the
+ * max logit (bins of BIN_WIDTH nats), and the bound is the lower edge of the bin where the mass counted
+ * from the top first reaches p. −Infinity if the bins (DISTANCE_BINS · BIN_WIDTH nats) never reach it.
+ */
+function nucleusLowerBound(c: Candidates, p: number, logZ: number, massByDistance: Float64Array): number {
+  massByDistance.fill(0);
+  const max = maxLogit(c);
+  for (let i = 0; i < c.count; i++) {
+    const bin = Math.floor((max - c.logits[i]) / BIN_WIDTH);
+    if (bin < DISTANCE_BINS) massByDistance[bin] += Math.exp(c.logits[i] - logZ);
+  }
+  let cumulative = 0;
+  for (let bin = 0; bin < DISTANCE_BINS; bin++) {
+    cumulative += massByDistance[bin];
+    if (cumulative >= p) return max - (bin + 1) * BIN_WIDTH;
+  }
+  return -Infinity;
+}
+
+/** Keeps tokens with p_i ≥ min_p · p_max, i.e. logit_i ≥ logit_max + ln(min_p). */
 function applyMinP(c: Candidates, minP: number): Candidates {
   if (minP <= 0 || c.count <= 1) return c;
+  keepAtLeast(c, maxLogit(c) + Math.log(minP));
+  return c;
+}
+
+function maxLogit(c: Candidates): number {
+  if (c.sorted) return c.logits[0];
   let max = -Infinity;
   for (let i = 0; i < c.count; i++) if (c.logits[i] > max) max = c.logits[i];
-  const threshold = max + Math.log(minP);
+  return max;
+}
+
+/** Drops candidates whose logit is below `threshold`, in place, preserving order. */
+function keepAtLeast(c: Candidates, threshold: number): void {
   let kept = 0;
   for (let i = 0; i < c.count; i++) {
     if (c.logits[i] >= threshold) {
@@ -262,7 +297,6 @@ function applyMinP(c: Candidates, minP: number): Candidates {
     }
   }
   c.count = kept;
-  return c;
 }
 
 /** logits /= temperature (temperature ≤ 0 was already reduced to one candidate by effectiveTopK). */
