@@ -3,6 +3,7 @@
 
 import { Template } from '@huggingface/jinja';
 import { getString, type Metadata } from '../gguf/metadata.js';
+import type { Tokenizer } from '../tokenizer/index.js';
 
 export interface ChatMessage {
   role: 'system' | 'user' | 'assistant' | string;
@@ -49,4 +50,10 @@ export class ChatTemplate {
       throw new ChatTemplateError(`the chat template failed to render: ${(e as Error).message}`);
     }
   }
+}
+
+/** Tokens of a rendered chat prompt: BOS is added only when the template did not already write it. */
+export function chatPromptTokens(tokenizer: Tokenizer, prompt: string): number[] {
+  const bosText = tokenizer.bosId === null ? '' : tokenizer.tokenText(tokenizer.bosId);
+  return tokenizer.encode(prompt, { addSpecial: bosText === '' || !prompt.startsWith(bosText), parseSpecial: true });
 }

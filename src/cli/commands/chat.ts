@@ -5,15 +5,8 @@ import { optInt, optString, UsageError, type ParsedArgs } from '../args.js';
 import type { Command } from '../command.js';
 import { Model } from '../../generate/model.js';
 import { generate } from '../../generate/generate.js';
-import { ChatTemplate, type ChatMessage } from '../../generate/chat-template.js';
+import { ChatTemplate, chatPromptTokens, type ChatMessage } from '../../generate/chat-template.js';
 import { SAMPLING_OPTIONS, samplingFromArgs } from './model-options.js';
-
-/** Tokens of a rendered chat prompt: BOS is added only when the template did not already write it. */
-export function chatPromptTokens(model: Model, prompt: string): number[] {
-  const tok = model.tokenizer;
-  const bosText = tok.bosId === null ? '' : tok.tokenText(tok.bosId);
-  return tok.encode(prompt, { addSpecial: bosText === '' || !prompt.startsWith(bosText), parseSpecial: true });
-}
 
 export const chatCommand: Command = {
   name: 'chat',
@@ -48,7 +41,7 @@ export const chatCommand: Command = {
         }
         if (!line.trim()) break;
         messages.push({ role: 'user', content: line });
-        const prompt = chatPromptTokens(model, template.render(messages));
+        const prompt = chatPromptTokens(tok, template.render(messages));
         const result = generate(model, prompt, {
           maxTokens,
           sampling,
