@@ -1,7 +1,7 @@
 // kiln quantize against llama.cpp's llama-quantize: kq-f32.gguf quantized to every conformance type must
 // give the same tensor names, types, shapes and order, blocks identical to kq-TYPE.gguf (≥ 99.5% per tensor
 // required; measured: 100% for every tensor of every type), the same metadata in the same order, the whole
-// file byte for byte, and the same logits.
+// file byte for byte, and the same logits. The MoE fixture (moe-q8_0.gguf) is checked byte for byte too.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -75,3 +75,8 @@ for (const type of TYPES) {
     assert.ok(worst <= LOGIT_TOLERANCE, `logits differ by ${worst}`);
   });
 }
+
+test('moe-f32 → Q8_0 (3-D expert tensors, router kept F32) matches llama-quantize', () => {
+  const bytes = serializeGGUF(quantizeModel(loadGGUF(modelPath('moe-f32.gguf')), { ftype: fileTypeFromName('Q8_0') }));
+  assert.ok(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).equals(readFileSync(modelPath('moe-q8_0.gguf'))));
+});
