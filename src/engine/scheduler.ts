@@ -1,0 +1,122 @@
+// Iteration-level scheduling (Orca / vLLM): every step picks which sequences advance and by how many
+// tokens, so one forward batch mixes the decode token of each running sequence with chunks of prompts
+// still being prefilled. A sequence's computed length is its block table's `length`; it advances by
+// tokens.length − length (one token when decoding, the rest of its prompt when prefilling, cut to the
+// token budget). When KV blocks run out, the newest running sequences are preempted by recompute: their
+// blocks are freed and they go back to the head of the waiting queue, to be prefilled again later from all
+// their tokens (prompt and generated so far), mostly out of the prefix cache.
+
+import type { BlockManager, BlockTable } from './block-manager.js';
+
+export interface SchedulableSequence {
+  /** every known token: the prompt, then the generated ones; the last one may not be computed yet */
+  readonly tokens: readonly number[];
+  readonly blocks: BlockTable;
+  /** running sequences it will occupy (n for a prompt that forks into n completions once prefilled) */
+  readonly width: number;
+}
+
+/** Positions start..start+count−1 of `seq` are computed this step. */
+export interface ScheduledChunk<S> {
+  seq: S;
+  start: number;
+  count: number;
+}
+
+export interface SchedulerLimits {
+  /** running sequences at most */
+  maxNumSeqs: number;
+  /** tokens in one step's batch at most */
+  maxNumBatchedTokens: number;
+}
+
+export class Scheduler<S extends SchedulableSequence> {
+  /** admission order; preempted sequences return to the front */
+  readonly waiting: S[] = [];
+  /** oldest first; the newest are preempted first */
+  readonly running: S[] = [];
+  preemptions = 0;
+  /** full prompt blocks looked up in the prefix cache / found there, at admission */
+  private prefixLookups = 0;
+  private prefixHits = 0;
+
+  constructor(private readonly blocks: BlockManager, private readonly limits: SchedulerLimits) {}
+
+  get prefixCacheHitRate(): number {
+    return this.prefixLookups === 0 ? 0 : this.prefixHits / this.prefixLookups;
+  }
+
+  add(seq: S): void {
+    this.waiting.push(seq);
+  }
+
+  /** a sequence that starts out running (a fork of a running one, already holding its blocks) */
+  addRunning(seq: S): void {
+    this.running.push(seq);
+  }
+
+  /** Takes a finished or aborted sequence out of the queues and frees its blocks. */
+  remove(seq: S): void {
+    for (const queue of [this.waiting, this.running]) {
+      const i = queue.indexOf(seq);
+      if (i >= 0) queue.splice(i, 1);
+    }
+    this.blocks.free(seq.blocks);
+  }
+
+  get hasWork(): boolean {
+    return this.waiting.length > 0 || this.running.length > 0;
+  }
+
+  /** This step's chunks (their blocks ready to be written), running sequences first. */
+  schedule(): ScheduledChunk<S>[] {
+    let budget = this.limits.maxNumBatchedTokens;
+    const chunks: ScheduledChunk<S>[] = [];
+    let preempted = false;
+    for (let i = 0; i < this.running.length && budget > 0; i++) {
+      const seq = this.running[i];
+      const start = seq.blocks.length;
+      const count = Math.min(seq.tokens.length - start, budget);
+      let preemptedItself = false;
+      while (!preemptedItself && !this.blocks.canWrite(seq.blocks, start + count)) {
+        const victim = this.running.pop() as S; // newest; never one already scheduled (those come before i)
+        this.preempt(victim);
+        preempted = true;
+        preemptedItself = victim === seq;
+      }
+      if (preemptedItself) break;
+      this.blocks.prepareWrite(seq.blocks, start + count);
+      chunks.push({ seq, start, count });
+      budget -= count;
+    }
+    // admit waiting sequences only when nothing had to be preempted (vLLM's rule: memory is short)
+    while (!preempted && budget > 0 && this.waiting.length > 0) {
+      const seq = this.waiting[0];
+      if (this.runningWidth() + seq.width > this.limits.maxNumSeqs) break;
+      this.blocks.attachCachedPrefix(seq.blocks, seq.tokens);
+      const start = seq.blocks.length;
+      const count = Math.min(seq.tokens.length - start, budget);
+      if (!this.blocks.canWrite(seq.blocks, start + count)) {
+        this.blocks.free(seq.blocks); // its cached blocks stay cached for the next try
+        break;
+      }
+      this.prefixLookups += Math.floor(seq.tokens.length / this.blocks.blockSize);
+      this.prefixHits += seq.blocks.blockTable.length;
+      this.blocks.prepareWrite(seq.blocks, start + count);
+      this.running.push(this.waiting.shift() as S);
+      chunks.push({ seq, start, count });
+      budget -= count;
+    }
+    return chunks;
+  }
+
+  private runningWidth(): number {
+    return this.running.reduce((sum, seq) => sum + seq.width, 0);
+  }
+
+  private preempt(seq: S): void {
+    this.blocks.free(seq.blocks);
+    this.waiting.unshift(seq);
+    this.preemptions++;
+  }
+}
