@@ -249,8 +249,9 @@ export function chooseTensorTypes(tensors: readonly TensorShape[], model: ModelS
     ]);
     const next = table.get(type);
     if (next === undefined) {
-      // llama.cpp falls back from Q2_K/Q3_K to IQ4_NL, which kiln does not write
-      throw new QuantMixError(`tensor ${t.name}: rows of ${nx} values do not split into ${typeName(type)} blocks and kiln has no fallback for it`);
+      // llama.cpp falls back from Q2_K/Q3_K to IQ4_NL, which kiln does not write, and refuses the rest
+      const why = type === GGMLType.Q2_K || type === GGMLType.Q3_K ? 'its fallback IQ4_NL is not supported by kiln' : 'there is no fallback for it';
+      throw new QuantMixError(`tensor ${t.name}: rows of ${nx} values do not split into ${typeName(type)} blocks and ${why}`);
     }
     return nx % typeInfo(next).blockSize === 0 ? next : GGMLType.F16;
   };
