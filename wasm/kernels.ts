@@ -586,3 +586,8 @@ export function attention(
     }
   }
 }
+
+/** End of this module's static data (constant tables at low addresses): arenas keep their first page for it. */
+export function static_data_end(): usize {
+  return __heap_base;
+}

@@ -32,7 +32,9 @@ export class Model {
   }
 
   static load(path: string, options: LoadOptions = {}): Model {
-    return new Model(loadGGUF(path), options.backend ?? new ReferenceBackend());
+    const backend: Backend = options.backend ?? new ReferenceBackend();
+    // a backend may place the weights where it computes on them (the WASM backend reads them into its memories)
+    return new Model(backend.loadFile ? backend.loadFile(path) : loadGGUF(path), backend);
   }
 
   get vocabSize(): number {

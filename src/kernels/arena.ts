@@ -1,12 +1,13 @@
 // An arena: one shared WebAssembly memory (at most 4 GiB) holding weights that stay put and, above them, the
 // scratch of the op in progress (activations, quantized activations, outputs), reset after every op.
-// Layout: [0, 64) job counters | [64, weightsTop) weights, 64-byte aligned | [weightsTop, …) scratch.
+// Layout: first page: [0, 64) job counter, then the kernels' static data (constant tables, rewritten whenever an
+// instance is created) | [64 KiB, weightsTop) weights, 64-byte aligned | [weightsTop, …) scratch.
 
 import { MAX_PAGES, PAGE, newSharedMemory, type KernelExports } from './wasm-module.js';
 
 /** Byte address of the atomic work counter that pooled kernels claim rows from. */
 export const COUNTER = 0;
-const FIRST_FREE = 64;
+const FIRST_FREE = PAGE;
 export const ALIGN = 64;
 
 export class ArenaFullError extends Error {
@@ -34,6 +35,7 @@ export class Arena {
   constructor(module: WebAssembly.Module, readonly index: number) {
     this.memory = newSharedMemory(1);
     this.exports = new WebAssembly.Instance(module, { env: { memory: this.memory } }).exports as unknown as KernelExports;
+    if (this.exports.static_data_end() > FIRST_FREE) throw new Error('kernel static data overflows the first page');
   }
 
   /** Bytes still free for weights, keeping `reserve` for scratch. */

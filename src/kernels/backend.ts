@@ -4,6 +4,7 @@
 // Backends: `reference` (plain TypeScript, the oracle) and, later, WASM SIMD with worker threads.
 
 import type { WeightTensor } from '../tensor/tensor.js';
+import type { GGUFModelFile } from '../gguf/model-file.js';
 
 export interface RopeParams {
   /** number of leading dims of each head that are rotated (`rope.dimension_count`) */
@@ -37,6 +38,9 @@ export interface AttentionShape {
 
 export interface Backend {
   readonly name: string;
+
+  /** optional: opens a model file with its tensor bytes placed where this backend computes on them */
+  loadFile?(path: string): GGUFModelFile;
 
   /** out[t, r] = Σ_c W[r, c] · x[t, c]: x [nTokens, nIn], W dims [nIn, nOut], out [nTokens, nOut] */
   matmul(out: Float32Array, x: Float32Array, w: WeightTensor, nTokens: number): void;

@@ -51,23 +51,25 @@ let cache: { simd?: KernelModule; relaxed?: KernelModule | null } = {};
  * at extreme values (a runtime might lower relaxed dot products differently; the result must be exact).
  */
 function relaxedWorks(relaxed: WebAssembly.Module, simd: WebAssembly.Module): boolean {
-  const memory = newSharedMemory(1);
+  const memory = newSharedMemory(2);
   const bytes = new Uint8Array(memory.buffer);
-  // weight block (18 bytes, d = 1.0) at 1024; activation block (34 bytes, d = 1.0) at 2048; sums at 3072; out at 4096
-  bytes[1024] = 0x00; bytes[1025] = 0x3c;
-  for (let j = 0; j < 16; j++) bytes[1026 + j] = (j * 37 + 11) & 0xff;
-  bytes[2048] = 0x00; bytes[2049] = 0x3c;
-  for (let j = 0; j < 32; j++) bytes[2050 + j] = (j % 3 === 0 ? -127 : 127 - j) & 0xff;
+  // in the second page (the first holds static data): weight block (18 bytes, d = 1.0) at +0,
+  // activation block (34 bytes, d = 1.0) at +1024, its block sum at +2048, the output at +3072
+  const w = PAGE, a = PAGE + 1024, sums = PAGE + 2048, out = PAGE + 3072;
+  bytes[w] = 0x00; bytes[w + 1] = 0x3c;
+  for (let j = 0; j < 16; j++) bytes[w + 2 + j] = (j * 37 + 11) & 0xff;
+  bytes[a] = 0x00; bytes[a + 1] = 0x3c;
+  for (let j = 0; j < 32; j++) bytes[a + 2 + j] = (j % 3 === 0 ? -127 : 127 - j) & 0xff;
   const run = (module: WebAssembly.Module) => {
     new Int32Array(memory.buffer, 0, 1)[0] = 0;
     const exports = new WebAssembly.Instance(module, { env: { memory } }).exports as unknown as KernelExports;
-    exports.matmul(2, 1024, 18, 2048, 34, 3072, 4096, 32, 1, 1, 0, 1, 0);
-    return new Float32Array(memory.buffer, 4096, 1)[0];
+    exports.matmul(2, w, 18, a, 34, sums, out, 32, 1, 1, 0, 1, 0);
+    return new Float32Array(memory.buffer, out, 1)[0];
   };
   try {
     let sum = 0;
     for (let j = 0; j < 32; j++) sum += (j % 3 === 0 ? -127 : 127 - j);
-    new Float32Array(memory.buffer, 3072, 1)[0] = sum;
+    new Float32Array(memory.buffer, sums, 1)[0] = sum;
     return run(relaxed) === run(simd);
   } catch {
     return false;
@@ -98,4 +100,5 @@ export interface KernelExports {
     out: number, nIn: number, nOut: number, nTokens: number, counter: number, chunk: number, scratch: number): void;
   attention(q: number, out: number, keys: number, values: number, slots: number, rowStart: number, rowLength: number,
     nTokens: number, nHeads: number, nKvHeads: number, headDim: number, scale: number, counter: number, scratch: number): void;
+  static_data_end(): number;
 }

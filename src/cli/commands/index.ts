@@ -11,5 +11,6 @@ import { infoCommand } from './info.js';
 import { estimateCommand } from './estimate.js';
 import { trainCommand } from './train.js';
 import { quantizeCommand } from './quantize.js';
+import { benchCommand } from './bench.js';
 
-export const COMMANDS: Command[] = [runCommand, chatCommand, evalCommand, perplexityCommand, tokenizeCommand, tokenizerCommand, infoCommand, estimateCommand, trainCommand, quantizeCommand];
+export const COMMANDS: Command[] = [runCommand, chatCommand, evalCommand, perplexityCommand, tokenizeCommand, tokenizerCommand, infoCommand, estimateCommand, trainCommand, quantizeCommand, benchCommand];

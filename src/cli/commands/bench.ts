@@ -1,0 +1,116 @@
+// `kiln bench MODEL [-p 512] [-n 128] [-t N] [-r 3] [--json]`: llama-bench style throughput. pp: one batch of p
+// prompt tokens from an empty cache; tg: n tokens decoded one at a time from an empty cache. Each test runs r
+// times after a short warm-up; the table shows the median tokens/s (± the spread), the resident memory after the
+// runs, and how that compares with the model's weights plus the KV cache.
+
+import { statSync } from 'node:fs';
+import { optBool, optInt, optString, UsageError, type ParsedArgs } from '../args.js';
+import type { Command } from '../command.js';
+import { Model } from '../../generate/model.js';
+import type { KVCache } from '../../generate/kv-cache.js';
+import { SequenceBlocks } from '../../generate/kv-cache.js';
+import type { Backend } from '../../kernels/backend.js';
+import { ReferenceBackend } from '../../kernels/reference.js';
+import { WasmBackend } from '../../kernels/wasm.js';
+
+export interface BenchResult {
+  model: string;
+  backend: string;
+  threads: number;
+  test: string;
+  /** tokens/s of each repeat */
+  samples: number[];
+  median: number;
+}
+
+/** Runs `tokens` through the model from an empty cache: one batch (pp) or one token at a time (tg). Returns seconds. */
+function timeRun(model: Model, cache: KVCache, tokens: number, batched: boolean): number {
+  const seq = new SequenceBlocks(cache.blockSize);
+  for (let b = 0; b < cache.nBlocks; b++) seq.blockTable.push(b);
+  const vocab = model.vocabSize;
+  const started = process.hrtime.bigint();
+  const step = batched ? tokens : 1;
+  for (let start = 0; start < tokens; start += step) {
+    const n = Math.min(step, tokens - start);
+    const ids = Int32Array.from({ length: n }, (_, i) => (start + i) * 7919 % vocab);
+    const positions = Int32Array.from({ length: n }, (_, i) => start + i);
+    model.forward(cache, { tokens: ids, positions, sequences: Array(n).fill(seq), outputRows: [n - 1] });
+  }
+  return Number(process.hrtime.bigint() - started) / 1e9;
+}
+
+function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+/** pp and tg tokens/s of one model and backend. */
+export function bench(model: Model, cache: KVCache, name: string, options: { prompt: number; generate: number; repeats: number }): BenchResult[] {
+  timeRun(model, cache, Math.min(16, cache.nBlocks * cache.blockSize), true); // warm-up: compile, fault in weights
+  timeRun(model, cache, 4, false);
+  const backend = model.backend;
+  const threads = backend instanceof WasmBackend ? backend.threads : 1;
+  const tests: [string, number, boolean][] = [];
+  if (options.prompt > 0) tests.push([`pp${options.prompt}`, options.prompt, true]);
+  if (options.generate > 0) tests.push([`tg${options.generate}`, options.generate, false]);
+  return tests.map(([test, tokens, batched]) => {
+    const samples = Array.from({ length: options.repeats }, () => tokens / timeRun(model, cache, tokens, batched));
+    return { model: name, backend: backend.name, threads, test, samples, median: median(samples) };
+  });
+}
+
+function makeBackend(name: string, threads: number | undefined): Backend {
+  if (name === 'reference') return new ReferenceBackend();
+  if (name === 'wasm') return new WasmBackend({ threads });
+  throw new UsageError(`unknown backend "${name}" (wasm, reference)`);
+}
+
+const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MiB`;
+
+export const benchCommand: Command = {
+  name: 'bench',
+  usage: 'MODEL [-p 512] [-n 128] [-t N] [-r 3] [--backend wasm|reference] [--json]',
+  summary: 'measure prompt processing (pp) and generation (tg) speed',
+  options: [
+    { name: 'n-prompt', short: 'p', description: 'prompt tokens for the pp test (0 = skip; default 512)' },
+    { name: 'n-gen', short: 'n', description: 'tokens for the tg test (0 = skip; default 128)' },
+    { name: 'threads', short: 't', description: 'threads (default: number of cores)' },
+    { name: 'repetitions', short: 'r', description: 'runs of each test (default 3)' },
+    { name: 'backend', description: 'wasm (default) or reference' },
+    { name: 'json', boolean: true, description: 'print the results as JSON' },
+  ],
+  run(args: ParsedArgs) {
+    const [path] = args.positionals;
+    if (!path) throw new UsageError('a model file is required');
+    const prompt = optInt(args, 'n-prompt') ?? 512;
+    const generate = optInt(args, 'n-gen') ?? 128;
+    const repeats = optInt(args, 'repetitions') ?? 3;
+    const threads = optInt(args, 'threads');
+    if (prompt < 0 || generate < 0 || repeats < 1 || (threads !== undefined && threads < 1)) {
+      throw new UsageError('-p and -n must be ≥ 0, -r and -t ≥ 1');
+    }
+    const backend = makeBackend(optString(args, 'backend') ?? 'wasm', threads);
+    try {
+      const model = Model.load(path, { backend });
+      const name = path.split('/').pop()!;
+      const cache = model.createCache(Math.max(prompt, generate, 16));
+      const results = bench(model, cache, name, { prompt, generate, repeats });
+      const fileBytes = statSync(path).size;
+      const cacheBytes = cache.bytes;
+      const rss = process.memoryUsage().rss;
+      if (optBool(args, 'json')) {
+        console.log(JSON.stringify({ results, fileBytes, cacheBytes, rssBytes: rss }, null, 2));
+        return;
+      }
+      console.log('| model | size | backend | threads | test | t/s |');
+      console.log('| --- | ---: | --- | ---: | --- | ---: |');
+      for (const r of results) {
+        const spread = Math.max(...r.samples.map((s) => Math.abs(s - r.median)));
+        console.log(`| ${r.model} | ${mib(fileBytes)} | ${r.backend} | ${r.threads} | ${r.test} | ${r.median.toFixed(2)} ± ${spread.toFixed(2)} |`);
+      }
+      console.log(`\nresident memory ${mib(rss)}; model file ${mib(fileBytes)} + KV cache ${mib(cacheBytes)} = ${mib(fileBytes + cacheBytes)} (${((rss / (fileBytes + cacheBytes)) * 100).toFixed(0)}%)`);
+    } finally {
+      if (backend instanceof WasmBackend) backend.close();
+    }
+  },
+};

@@ -1,0 +1,194 @@
+// The WASM backend against the reference backend (as ggml's test-backend-ops does): every op on random inputs, every
+// weight type, odd shapes (one row, one token, rows not divisible by the thread count, rows crossing the 32-token
+// tile, nIn not a multiple of 256 where the type allows), 1 and 2 threads, plain SIMD and relaxed SIMD.
+
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { WasmBackend } from '../../src/kernels/wasm.js';
+import { ReferenceBackend } from '../../src/kernels/reference.js';
+import { kernelModule } from '../../src/kernels/wasm-module.js';
+import { loadIntoArenas } from '../../src/kernels/wasm-weights.js';
+import { MAX_PAGES, PAGE } from '../../src/kernels/wasm-module.js';
+import type { AttentionCacheView } from '../../src/kernels/backend.js';
+import { GGMLType, typeInfo, typeName } from '../../src/tensor/ggml-type.js';
+import { activationRowBytes, dequantizeRow, fp32ToFp16, quantizeRowForDot } from '../../src/tensor/index.js';
+import { quantizeRows } from '../../src/quant/ggml-quantize.js';
+import { loadGGUF } from '../../src/gguf/model-file.js';
+import { writeGGUF } from '../../src/gguf/writer.js';
+import type { WeightTensor } from '../../src/tensor/tensor.js';
+
+/** mulberry32: reproducible uniform floats in [−1, 1) */
+function random(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
+  };
+}
+
+const floats = (n: number, rnd: () => number, scale = 1) => Float32Array.from({ length: n }, () => rnd() * scale);
+
+const reference = new ReferenceBackend();
+const variants = [
+  { relaxed: false, threads: 1 },
+  { relaxed: false, threads: 2 },
+  ...(kernelModule(true).relaxed ? [{ relaxed: true, threads: 1 }, { relaxed: true, threads: 2 }] : []),
+].map((v) => ({ ...v, backend: new WasmBackend(v) }));
+after(() => variants.forEach((v) => v.backend.close()));
+
+const ALL_TYPES = [
+  GGMLType.F32, GGMLType.F16, GGMLType.BF16, GGMLType.Q4_0, GGMLType.Q4_1, GGMLType.Q5_0, GGMLType.Q5_1, GGMLType.Q8_0,
+  GGMLType.Q2_K, GGMLType.Q3_K, GGMLType.Q4_K, GGMLType.Q5_K, GGMLType.Q6_K,
+];
+
+/** Row lengths to try: multiples of the block size, including ones that are not multiples of 256 or of 8. */
+function rowLengths(type: GGMLType): number[] {
+  const block = typeInfo(type).blockSize;
+  if (block === 256) return [256, 768, 512];
+  if (block === 32) return [32, 96, 288];
+  return [8, 44, 288]; // 44: not a multiple of the SIMD width, served by the reference path
+}
+
+function randomWeight(type: GGMLType, nIn: number, nOut: number, rnd: () => number): WeightTensor {
+  return { name: `w.${typeName(type)}`, type, dims: [nIn, nOut], data: quantizeRows(type, floats(nIn * nOut, rnd), nIn, nOut) };
+}
+
+/** |wasm − reference| must stay within float32 accumulation error: 2e-5 · Σ|w·x| per output. */
+function assertMatmulClose(actual: Float32Array, expected: Float32Array, w: WeightTensor, x: Float32Array, nTokens: number, label: string): void {
+  const [nIn, nOut] = w.dims;
+  const row = new Float32Array(nIn);
+  const rowBytes = w.data.length / nOut;
+  for (let r = 0; r < nOut; r++) {
+    dequantizeRow(w.type, w.data.subarray(r * rowBytes, (r + 1) * rowBytes), nIn, row);
+    for (let t = 0; t < nTokens; t++) {
+      let magnitude = 0;
+      for (let c = 0; c < nIn; c++) magnitude += Math.abs(row[c] * x[t * nIn + c]);
+      const i = t * nOut + r;
+      const diff = Math.abs(actual[i] - expected[i]);
+      assert.ok(diff <= 2e-5 * magnitude + 1e-6, `${label}: out[${t}, ${r}] = ${actual[i]}, reference ${expected[i]} (|w·x| ${magnitude})`);
+    }
+  }
+}
+
+for (const { relaxed, threads, backend } of variants) {
+  const name = `${relaxed ? 'relaxed' : 'simd'}, ${threads} thread${threads > 1 ? 's' : ''}`;
+
+  test(`matmul matches the reference for every weight type (${name})`, () => {
+    const rnd = random(threads * 10 + (relaxed ? 1 : 0));
+    for (const type of ALL_TYPES) {
+      const [a, b, c] = rowLengths(type);
+      // (nIn, nOut, nTokens): single row, single token, odd row counts, a batch crossing the 32-token tile
+      for (const [nIn, nOut, nTokens] of [[a, 1, 1], [b, 5, 2], [c, 33, 35], [a, 7, 3]]) {
+        const w = randomWeight(type, nIn, nOut, rnd);
+        const x = floats(nIn * nTokens, rnd, 2);
+        const actual = new Float32Array(nOut * nTokens).fill(NaN);
+        const expected = new Float32Array(nOut * nTokens);
+        backend.matmul(actual, x, w, nTokens);
+        reference.matmul(expected, x, w, nTokens);
+        assertMatmulClose(actual, expected, w, x, nTokens, `${typeName(type)} ${nIn}×${nOut}, ${nTokens} tokens`);
+      }
+    }
+  });
+
+  test(`attention over the f16 cache matches the reference (${name})`, () => {
+    const rnd = random(99 + threads);
+    for (const [nHeads, nKvHeads, headDim, nTokens] of [[4, 2, 8, 1], [4, 4, 64, 5], [6, 2, 32, 3]]) {
+      const kvDim = nKvHeads * headDim;
+      const nSlots = 40;
+      const keys = Uint16Array.from({ length: nSlots * kvDim }, () => fp32ToFp16(rnd()));
+      const values = Uint16Array.from({ length: nSlots * kvDim }, () => fp32ToFp16(rnd()));
+      // a sequence scattered over the cache: position p lives in slot order[p]; row t sees positions 0…(len − nTokens + t)
+      const order = Int32Array.from({ length: nSlots }, (_, i) => (i * 17 + 3) % nSlots);
+      const length = 23;
+      const cache: AttentionCacheView = { keys, values, slotsFor: (t) => order.subarray(0, length - nTokens + t + 1) };
+      const q = floats(nTokens * nHeads * headDim, rnd, 3);
+      const shape = { nHeads, nKvHeads, headDim, scale: 1 / Math.sqrt(headDim) };
+      const actual = new Float32Array(q.length).fill(NaN), expected = new Float32Array(q.length);
+      backend.attention(actual, q, nTokens, cache, shape);
+      reference.attention(expected, q, nTokens, cache, shape);
+      // softmax weights are rounded to f16 in both; a weight on a rounding boundary may differ by one f16 step
+      for (let i = 0; i < q.length; i++) assert.ok(Math.abs(actual[i] - expected[i]) <= 1e-3, `attention ${nHeads}/${nKvHeads}×${headDim}: out[${i}] ${actual[i]} vs ${expected[i]}`);
+    }
+  });
+}
+
+test('activation quantizers are byte-identical to the reference (Q8_0, Q8_1, Q8_K)', () => {
+  const rnd = random(7);
+  const { backend } = variants[0];
+  const arena = backend.memories[0];
+  const n = 512;
+  // a zero block, a block of ties (amax 127: x·127/amax = x lands on .5), and random blocks
+  const x = floats(n, rnd, 3);
+  x.fill(0, 0, 32);
+  x[32] = 127;
+  for (let j = 33; j < 64; j++) x[j] = (j % 2 ? 1 : -1) * ((j % 7) + 0.5);
+  for (const [type, run] of [
+    [GGMLType.Q8_0, (xa: number, out: number) => arena.exports.quantize_q8_0(xa, out, 0, n)],
+    [GGMLType.Q8_1, (xa: number, out: number) => arena.exports.quantize_q8_1(xa, out, n)],
+    [GGMLType.Q8_K, (xa: number, out: number) => arena.exports.quantize_q8_k(xa, out, n)],
+  ] as const) {
+    const bytes = activationRowBytes(type, n);
+    try {
+      const xa = arena.scratch(4 * n), out = arena.scratch(bytes);
+      const memory = arena.bytes();
+      new Float32Array(memory.buffer, xa, n).set(x);
+      run(xa, out);
+      const expected = new Uint8Array(bytes);
+      quantizeRowForDot(type, x, 0, n, expected, 0);
+      assert.deepEqual(memory.slice(out, out + bytes), expected, `${typeName(type)} bytes`);
+    } finally {
+      arena.releaseScratch();
+    }
+  }
+});
+
+test('element-wise ops and embedding agree with the reference', () => {
+  const rnd = random(5);
+  const { backend } = variants[variants.length - 1];
+  const [nTokens, dim] = [3, 64];
+  const x = floats(nTokens * dim, rnd), weight = floats(dim, rnd), gate = floats(dim, rnd), bias = floats(dim, rnd);
+  const table = randomWeight(GGMLType.Q8_0, dim, 4, rnd);
+  const pairs: [(b: WasmBackend | ReferenceBackend) => Float32Array, string][] = [
+    [(b) => { const o = new Float32Array(x.length); b.rmsnorm(o, x, weight, nTokens, dim, 1e-5); return o; }, 'rmsnorm'],
+    [(b) => { const o = x.slice(); b.rope(o, nTokens, 4, 16, Int32Array.of(0, 5, 9), { nDims: 16, freqBase: 10000, freqScale: 1, neox: false }); return o; }, 'rope'],
+    [(b) => { const o = new Float32Array(dim); b.swiglu(o, gate, weight, dim); return o; }, 'swiglu'],
+    [(b) => { const o = x.slice(); b.addInPlace(o, x, x.length); b.addBias(o, bias, nTokens, dim); return o; }, 'add'],
+    [(b) => { const o = new Float32Array(2 * dim); b.embedding(o, table, Int32Array.of(3, 1)); return o; }, 'embedding'],
+  ];
+  for (const [run, label] of pairs) assert.deepEqual(run(backend), run(reference), label);
+});
+
+test('a model file loads straight into several WebAssembly memories and computes the same products', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kiln-arenas-'));
+  const backend = new WasmBackend({ threads: 2 });
+  try {
+    const rnd = random(11);
+    const tensors = [GGMLType.Q8_0, GGMLType.Q4_K, GGMLType.F16, GGMLType.Q6_K].map((type, i) => ({
+      name: `w${i}.weight`, type, dims: [512, 40], data: quantizeRows(type, floats(512 * 40, rnd), 512, 40),
+    }));
+    const path = join(dir, 'model.gguf');
+    await writeGGUF(path, { metadata: new Map(), tensors });
+    // leave each memory room for about 50 KB of weights: the four tensors (13–40 KB each) need several memories
+    const file = loadIntoArenas(path, backend, MAX_PAGES * PAGE - PAGE - 50_000);
+    assert.ok(file.arenaCount >= 2, `weights spread over ${file.arenaCount} memories`);
+    const plain = loadGGUF(path);
+    for (const t of tensors) {
+      const w = file.tensor(t.name);
+      assert.deepEqual(Uint8Array.from(w.data), plain.tensor(t.name).data, `${t.name} bytes`);
+      const x = floats(512 * 3, rnd);
+      const actual = new Float32Array(40 * 3), expected = new Float32Array(40 * 3);
+      backend.matmul(actual, x, w, 3);
+      reference.matmul(expected, x, w, 3);
+      assertMatmulClose(actual, expected, w, x, 3, `${t.name} from arena ${file.arenaCount}`);
+    }
+  } finally {
+    backend.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
