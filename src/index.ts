@@ -1,0 +1,13 @@
+// kiln's public API: load GGUF models, tokenize, and generate through the serving engine.
+
+export { readGGUFHeader, parseGGUF } from './gguf/reader.js';
+export { loadGGUF, GGUFModelFile } from './gguf/model-file.js';
+export { GGUFError, type GGUFHeader, type GGUFTensorInfo, type GGUFValue } from './gguf/types.js';
+export { Model, type LoadOptions } from './generate/model.js';
+export { Tokenizer, StreamDecoder, TokenizerError } from './tokenizer/index.js';
+export { evaluate, perplexity } from './generate/generate.js';
+export { LLM, SamplingParams, type SamplingParamsInit, type RequestOutput, type CompletionOutput, type LLMOptions } from './engine/llm.js';
+export { LLMEngine, EngineConfigError, InvalidRequestError, EngineClosedError, type EngineOptions } from './engine/engine.js';
+export type {
+  ServingEngine, SubmitRequest, RequestParams, CompletionDelta, FinishReason, RequestMetrics, EngineStats, TokenLogprobs,
+} from './engine/types.js';
