@@ -5,6 +5,7 @@ import { runCommand } from './run.js';
 import { evalCommand } from './eval.js';
 import { perplexityCommand } from './perplexity.js';
 import { chatCommand } from './chat.js';
+import { serveCommand } from './serve.js';
 import { tokenizerCommand } from './tokenizer.js';
 import { tokenizeCommand } from './tokenize.js';
 import { infoCommand } from './info.js';
@@ -13,4 +14,4 @@ import { trainCommand } from './train.js';
 import { quantizeCommand } from './quantize.js';
 import { benchCommand } from './bench.js';
 
-export const COMMANDS: Command[] = [runCommand, chatCommand, evalCommand, perplexityCommand, tokenizeCommand, tokenizerCommand, infoCommand, estimateCommand, trainCommand, quantizeCommand, benchCommand];
+export const COMMANDS: Command[] = [runCommand, chatCommand, serveCommand, evalCommand, perplexityCommand, tokenizeCommand, tokenizerCommand, infoCommand, estimateCommand, trainCommand, quantizeCommand, benchCommand];

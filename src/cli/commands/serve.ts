@@ -1,0 +1,44 @@
+// `kiln serve MODEL`: an OpenAI-compatible HTTP server (with a web chat at /) over the serving engine.
+
+import { basename } from 'node:path';
+import { optInt, optString, UsageError, type ParsedArgs } from '../args.js';
+import type { Command } from '../command.js';
+import { Model } from '../../generate/model.js';
+import { LLMEngine } from '../../engine/engine.js';
+import { KilnServer } from '../../server/server.js';
+import { servedModel } from '../../server/openai-api.js';
+
+export const serveCommand: Command = {
+  name: 'serve',
+  usage: 'MODEL [--host H] [--port P] [--api-key K] [--ctx N] [--max-seqs N] [--max-waiting N]',
+  summary: 'serve a model over an OpenAI-compatible HTTP API, with a web chat',
+  options: [
+    { name: 'host', description: 'address to bind (default 127.0.0.1; 0.0.0.0 exposes the server to the network)' },
+    { name: 'port', description: 'port to listen on (default 8080; 0 picks a free one)' },
+    { name: 'api-key', description: 'require "Authorization: Bearer K" on /v1/* requests' },
+    { name: 'ctx', short: 'c', description: 'context length per sequence (default: the model\'s, at most 2048)' },
+    { name: 'max-seqs', description: 'sequences generated together at most (default 16)' },
+    { name: 'max-waiting', description: 'requests waiting for a slot before new ones get 429 (default 64)' },
+  ],
+  async run(args: ParsedArgs) {
+    const [path] = args.positionals;
+    if (!path) throw new UsageError('a model file is required: kiln serve MODEL.gguf');
+    const port = optInt(args, 'port') ?? 8080;
+    if (port < 0 || port > 65535) throw new UsageError(`--port must be from 0 to 65535, got ${port}`);
+    const maxWaiting = optInt(args, 'max-waiting') ?? 64;
+    if (maxWaiting < 1) throw new UsageError(`--max-waiting must be at least 1, got ${maxWaiting}`);
+    const model = Model.load(path);
+    const engine = new LLMEngine(model, { maxNumSeqs: optInt(args, 'max-seqs'), maxModelLength: optInt(args, 'ctx') });
+    const name = basename(path).replace(/\.gguf$/i, '');
+    const server = new KilnServer({ engine, model: servedModel(model, name), apiKey: optString(args, 'api-key'), maxWaiting });
+    const address = await server.listen(port, optString(args, 'host') ?? '127.0.0.1');
+    const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+    console.error(`kiln serve: ${name} (context ${engine.maxModelLength}) at http://${host}:${address.port}/ — API at /v1, Ctrl-C stops`);
+    await new Promise<void>((resolve) => {
+      process.once('SIGINT', resolve);
+      process.once('SIGTERM', resolve);
+    });
+    await server.close();
+    await engine.close();
+  },
+};

@@ -1,0 +1,300 @@
+// The two generation endpoints, /v1/completions and /v1/chat/completions. Both come down to the same work:
+// a list of prompts (token ids), each run as one engine request with n completions; choice i·n + j is
+// completion j of prompt i. They differ only in how a choice's text and log-probabilities are dressed, so
+// each endpoint is a `Flavor` over one shared runner that streams (SSE) or answers once at the end.
+
+import { randomUUID } from 'node:crypto';
+import type { ServerResponse } from 'node:http';
+import { ChatTemplate, chatPromptTokens } from '../generate/chat-template.js';
+import type { Model } from '../generate/model.js';
+import { resolveSamplingParams } from '../generate/sampler.js';
+import type { Tokenizer } from '../tokenizer/index.js';
+import type { CompletionDelta, FinishReason, ServingEngine, TokenLogprobs } from '../engine/types.js';
+import { ApiError, invalidRequest, notFound } from './errors.js';
+import type { ServerMetrics } from './metrics.js';
+import { parseChatRequest, parseCompletionRequest, type GenerationParams, type PromptInput } from './params.js';
+
+/** The model behind the server: its public name, tokenizer and chat template. */
+export interface ServedModel {
+  name: string;
+  tokenizer: Tokenizer;
+  chatTemplate: ChatTemplate;
+}
+
+/** A loaded model as the server presents it, with the chat template from its metadata (or ChatML). */
+export function servedModel(model: Model, name: string): ServedModel {
+  const tok = model.tokenizer;
+  const text = (id: number | null) => (id === null ? '' : tok.tokenText(id));
+  return { name, tokenizer: tok, chatTemplate: ChatTemplate.fromMetadata(model.file.metadata, text(tok.bosId), text(tok.eosId)) };
+}
+
+export interface ApiContext {
+  engine: ServingEngine;
+  model: ServedModel;
+  metrics: ServerMetrics;
+  /** requests waiting in the engine beyond which new ones get 429 */
+  maxWaiting: number;
+}
+
+/** tokens a completion request generates when it names no max_tokens (OpenAI's legacy default) */
+const DEFAULT_COMPLETION_TOKENS = 16;
+
+export async function handleCompletions(ctx: ApiContext, body: unknown, res: ServerResponse, arrival: number): Promise<void> {
+  const request = parseCompletionRequest(body);
+  checkModel(ctx, request.model);
+  const prompts = request.prompts.map((p) => promptTokens(ctx.model.tokenizer, p));
+  await run(ctx, COMPLETION_FLAVOR, request, prompts, request.maxTokens ?? DEFAULT_COMPLETION_TOKENS, res, arrival);
+}
+
+export async function handleChatCompletions(ctx: ApiContext, body: unknown, res: ServerResponse, arrival: number): Promise<void> {
+  const request = parseChatRequest(body);
+  checkModel(ctx, request.model);
+  const prompt = chatPromptTokens(ctx.model.tokenizer, ctx.model.chatTemplate.render(request.messages));
+  // without max_tokens a chat answer may fill the rest of the context
+  await run(ctx, CHAT_FLAVOR, request, [prompt], request.maxTokens ?? Math.max(1, ctx.engine.maxModelLength - prompt.length), res, arrival);
+}
+
+function checkModel(ctx: ApiContext, name: string | undefined): void {
+  if (name !== undefined && name !== ctx.model.name) {
+    throw notFound(`the model "${name}" does not exist; this server serves "${ctx.model.name}"`, 'model_not_found', 'model');
+  }
+}
+
+/** Text is tokenized as `kiln run` does (BOS added, special-token text parsed); ids must be in the vocabulary. */
+function promptTokens(tokenizer: Tokenizer, prompt: PromptInput): number[] {
+  if ('text' in prompt) return tokenizer.encode(prompt.text, { addSpecial: true, parseSpecial: true });
+  const bad = prompt.tokens.find((id) => id >= tokenizer.vocabSize);
+  if (bad !== undefined) throw invalidRequest(`token id ${bad} is outside the vocabulary (size ${tokenizer.vocabSize})`, 'prompt');
+  return prompt.tokens;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Running the prompts
+
+/** What one choice has produced so far. */
+interface Choice {
+  text: string;
+  tokens: number;
+  logprobs: TokenLogprobs[];
+  /** characters of text before the next token, for the legacy format's text_offset */
+  textOffset: number;
+  finishReason: FinishReason | undefined;
+}
+
+/** How an endpoint dresses choices. `logprobs` formats a run of tokens and advances choice.textOffset. */
+interface Flavor {
+  object: string;
+  chunkObject: string;
+  idPrefix: string;
+  logprobs(tokenizer: Tokenizer, tokens: TokenLogprobs[], choice: Choice): unknown;
+  choice(index: number, text: string, logprobs: unknown, finishReason: string | null): object;
+  chunkChoice(index: number, text: string, logprobs: unknown, finishReason: string | null, first: boolean): object;
+}
+
+async function run(
+  ctx: ApiContext, flavor: Flavor, request: GenerationParams, prompts: number[][], maxTokens: number, res: ServerResponse, arrival: number,
+): Promise<void> {
+  const { engine, model } = ctx;
+  for (const prompt of prompts) {
+    if (prompt.length === 0) throw invalidRequest('the prompt has no tokens', 'prompt');
+    if (prompt.length + maxTokens > engine.maxModelLength) {
+      throw invalidRequest(
+        `the context holds ${engine.maxModelLength} tokens, but this request needs ${prompt.length + maxTokens} ` +
+          `(${prompt.length} in the prompt and ${maxTokens} to generate); shorten the prompt or lower max_tokens`,
+        'max_tokens', 'context_length_exceeded',
+      );
+    }
+  }
+  resolveSamplingParams(request.sampling); // a SamplingError here is a 400, before any streaming starts
+  if (engine.stats().waiting >= ctx.maxWaiting) {
+    throw new ApiError(429, `the server is busy (${ctx.maxWaiting} requests waiting); retry later`, 'rate_limit_error', null, 'queue_full');
+  }
+
+  const id = `${flavor.idPrefix}-${randomUUID().replaceAll('-', '')}`;
+  const created = Math.floor(Date.now() / 1000);
+  const n = request.n;
+  const choices: Choice[] = Array.from({ length: prompts.length * n }, () => ({ text: '', tokens: 0, logprobs: [], textOffset: 0, finishReason: undefined }));
+  // a client that goes away aborts its engine requests, whose blocks are then freed in the engine's next step
+  const controller = new AbortController();
+  res.on('close', () => {
+    if (!res.writableFinished) controller.abort();
+  });
+
+  const stream = request.stream ? new SseWriter(res) : undefined;
+  const header = { id, object: flavor.chunkObject, created, model: model.name };
+  const usageField = request.includeUsage ? { usage: null } : {};
+  if (stream && flavor === CHAT_FLAVOR) {
+    // OpenAI opens every chat choice with its role
+    for (let i = 0; i < choices.length; i++) stream.send({ ...header, choices: [flavor.chunkChoice(i, '', null, null, true)], ...usageField });
+  }
+
+  const onDelta = (choiceIndex: number, delta: CompletionDelta) => {
+    const choice = choices[choiceIndex];
+    choice.text += delta.text;
+    choice.tokens += delta.tokens.length;
+    const logprobs = request.topLogprobs === null ? undefined : trimTop(delta.logprobs ?? [], request.topLogprobs);
+    if (delta.finishReason) choice.finishReason = delta.finishReason;
+    if (!stream) {
+      if (logprobs) choice.logprobs.push(...logprobs);
+      return;
+    }
+    if (delta.text === '' && !delta.finishReason && !logprobs?.length) return;
+    const formatted = logprobs ? flavor.logprobs(model.tokenizer, logprobs, choice) : null;
+    const finish = delta.finishReason ? openAiFinishReason(delta.finishReason) : null;
+    stream.send({ ...header, choices: [flavor.chunkChoice(choiceIndex, delta.text, formatted, finish, false)], ...usageField });
+  };
+
+  let cachedTokens = 0;
+  const runPrompt = async (prompt: number[], promptIndex: number) => {
+    const submitted = engine.submit({
+      prompt,
+      params: {
+        sampling: request.sampling,
+        maxTokens,
+        stop: request.stop,
+        n,
+        // the sampled token's own log-probability comes with its top list, so ask for at least one
+        topLogprobs: request.topLogprobs === null ? 0 : Math.max(1, request.topLogprobs),
+        ignoreEos: request.ignoreEos,
+      },
+      signal: controller.signal,
+    });
+    let firstTokenAt: number | undefined, lastTokenAt = 0;
+    const tokensPerChoice = new Array<number>(n).fill(0);
+    for await (const delta of submitted) {
+      if (delta.tokens.length > 0) {
+        lastTokenAt = performance.now();
+        firstTokenAt ??= lastTokenAt;
+        tokensPerChoice[delta.index] += delta.tokens.length;
+      }
+      onDelta(promptIndex * n + delta.index, delta);
+    }
+    // completions run side by side, so a request's pace is that of its longest completion
+    const longest = Math.max(...tokensPerChoice);
+    const total = tokensPerChoice.reduce((a, b) => a + b, 0);
+    cachedTokens += submitted.metrics.cachedPromptTokens;
+    ctx.metrics.countGeneration(
+      prompt.length, total,
+      firstTokenAt === undefined ? undefined : (firstTokenAt - arrival) / 1000,
+      firstTokenAt === undefined || longest < 2 ? undefined : (lastTokenAt - firstTokenAt) / 1000 / (longest - 1),
+    );
+  };
+
+  try {
+    await Promise.all(prompts.map(runPrompt));
+  } catch (e) {
+    controller.abort(); // the other prompts of this request stop too
+    if (res.destroyed) return;
+    if (!stream) throw e;
+    stream.send(errorBody(e));
+    stream.end();
+    return;
+  }
+  if (controller.signal.aborted || res.destroyed) return;
+
+  const promptTokens = prompts.reduce((sum, p) => sum + p.length, 0);
+  const completionTokens = choices.reduce((sum, c) => sum + c.tokens, 0);
+  const usage = {
+    prompt_tokens: promptTokens,
+    completion_tokens: completionTokens,
+    total_tokens: promptTokens + completionTokens,
+    prompt_tokens_details: { cached_tokens: cachedTokens },
+  };
+  if (stream) {
+    if (request.includeUsage) stream.send({ ...header, choices: [], usage });
+    stream.end();
+    return;
+  }
+  const body = {
+    id, object: flavor.object, created, model: model.name,
+    choices: choices.map((c, i) => flavor.choice(i, c.text, request.topLogprobs === null ? null : flavor.logprobs(model.tokenizer, c.logprobs, c), openAiFinishReason(c.finishReason ?? 'length'))),
+    usage,
+  };
+  sendJson(res, 200, body);
+}
+
+function trimTop(logprobs: TokenLogprobs[], k: number): TokenLogprobs[] {
+  return logprobs.map((lp) => ({ ...lp, top: lp.top.slice(0, k) }));
+}
+
+/** An aborted completion never reaches a client that is still listening except through a server shutdown. */
+function openAiFinishReason(reason: FinishReason): 'stop' | 'length' {
+  return reason === 'length' ? 'length' : 'stop';
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The two flavors
+
+/** A token's text: its bytes as UTF-8 (a lone byte of a longer character shows as U+FFFD), control tokens by name. */
+function tokenString(tokenizer: Tokenizer, id: number): string {
+  return new TextDecoder().decode(tokenizer.decodeToken(id, { special: true }));
+}
+
+const COMPLETION_FLAVOR: Flavor = {
+  object: 'text_completion',
+  chunkObject: 'text_completion',
+  idPrefix: 'cmpl',
+  // legacy format: parallel arrays, top_logprobs as {token text: logprob}, text_offset in characters of the completion
+  logprobs(tokenizer, tokens, choice) {
+    const out = { tokens: [] as string[], token_logprobs: [] as number[], top_logprobs: [] as Record<string, number>[], text_offset: [] as number[] };
+    for (const lp of tokens) {
+      const text = tokenString(tokenizer, lp.token);
+      out.tokens.push(text);
+      out.token_logprobs.push(lp.logprob);
+      out.top_logprobs.push(Object.fromEntries(lp.top.map((t) => [tokenString(tokenizer, t.token), t.logprob])));
+      out.text_offset.push(choice.textOffset);
+      choice.textOffset += text.length;
+    }
+    return out;
+  },
+  choice: (index, text, logprobs, finishReason) => ({ index, text, logprobs, finish_reason: finishReason }),
+  chunkChoice: (index, text, logprobs, finishReason) => ({ index, text, logprobs, finish_reason: finishReason }),
+};
+
+const CHAT_FLAVOR: Flavor = {
+  object: 'chat.completion',
+  chunkObject: 'chat.completion.chunk',
+  idPrefix: 'chatcmpl',
+  // chat format: one entry per token with its UTF-8 bytes and its top alternatives
+  logprobs(tokenizer, tokens) {
+    const entry = (id: number, logprob: number) => ({ token: tokenString(tokenizer, id), logprob, bytes: [...tokenizer.decodeToken(id, { special: true })] });
+    return { content: tokens.map((lp) => ({ ...entry(lp.token, lp.logprob), top_logprobs: lp.top.map((t) => entry(t.token, t.logprob)) })) };
+  },
+  choice: (index, text, logprobs, finishReason) => ({ index, message: { role: 'assistant', content: text }, logprobs, finish_reason: finishReason }),
+  chunkChoice: (index, text, logprobs, finishReason, first) => ({
+    index,
+    delta: first ? { role: 'assistant', content: '' } : text === '' ? {} : { content: text },
+    logprobs,
+    finish_reason: finishReason,
+  }),
+};
+
+// ---------------------------------------------------------------------------------------------------------
+// Writing responses
+
+export function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const json = JSON.stringify(body);
+  res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(json) });
+  res.end(json);
+}
+
+export function errorBody(e: unknown): ReturnType<ApiError['toJSON']> {
+  const error = e instanceof ApiError ? e : new ApiError(500, (e as Error).message ?? String(e), 'server_error');
+  return error.toJSON();
+}
+
+/** Server-sent events: `data: <json>\n\n` per chunk, closed by `data: [DONE]`. */
+class SseWriter {
+  constructor(private readonly res: ServerResponse) {
+    res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache', Connection: 'keep-alive' });
+    res.flushHeaders();
+  }
+
+  send(chunk: unknown): void {
+    if (!this.res.destroyed) this.res.write(`data: ${JSON.stringify(chunk)}\n\n`);
+  }
+
+  end(): void {
+    if (!this.res.destroyed) this.res.end('data: [DONE]\n\n');
+  }
+}

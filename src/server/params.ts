@@ -1,0 +1,244 @@
+// Request bodies of /v1/completions and /v1/chat/completions, checked field by field (type and range) and turned
+// into plain typed requests. Anything wrong is a 400 naming the parameter; unknown parameters are rejected
+// rather than silently ignored, so a client never believes a setting took effect when it did not.
+//
+// Sampling defaults are OpenAI's (temperature 1, top_p 1, no top-k / min-p), not the CLI's llama.cpp defaults.
+
+import type { ChatMessage } from '../generate/chat-template.js';
+import type { SamplingParams } from '../generate/sampler.js';
+import { invalidRequest } from './errors.js';
+
+/** most completions one request may ask for (each holds its own KV blocks while it runs) */
+export const MAX_N = 16;
+/** most top log-probabilities per token */
+export const MAX_TOP_LOGPROBS = 20;
+const MAX_STOP_STRINGS = 16;
+
+/** A prompt as the client sent it: text to tokenize, or token ids. */
+export type PromptInput = { text: string } | { tokens: number[] };
+
+/** What both endpoints share. */
+export interface GenerationParams {
+  model: string | undefined;
+  stream: boolean;
+  includeUsage: boolean;
+  n: number;
+  stop: string[];
+  /** undefined: the endpoint's default */
+  maxTokens: number | undefined;
+  sampling: Partial<SamplingParams>;
+  ignoreEos: boolean;
+  /** top log-probabilities per token; null when the client asked for no log-probabilities */
+  topLogprobs: number | null;
+}
+
+export interface CompletionRequest extends GenerationParams {
+  prompts: PromptInput[];
+}
+
+export interface ChatRequest extends GenerationParams {
+  messages: ChatMessage[];
+}
+
+const OPENAI_DEFAULTS: Partial<SamplingParams> = { temperature: 1, top_p: 1, top_k: 0, min_p: 0, repeat_penalty: 1, presence_penalty: 0, frequency_penalty: 0 };
+
+export function parseCompletionRequest(body: unknown): CompletionRequest {
+  const fields = new Fields(body);
+  const params = readGenerationParams(fields);
+  const logprobs = fields.integer('logprobs', 0, MAX_TOP_LOGPROBS);
+  fields.only('echo', false, 'echo is not supported');
+  fields.only('suffix', null, 'suffix is not supported');
+  const bestOf = fields.integer('best_of', 1, MAX_N);
+  if (bestOf !== undefined && bestOf !== params.n) throw invalidRequest('best_of other than n is not supported', 'best_of');
+  const prompts = readPrompts(fields.value('prompt'));
+  fields.rejectUnknown();
+  return { ...params, topLogprobs: logprobs ?? null, prompts };
+}
+
+export function parseChatRequest(body: unknown): ChatRequest {
+  const fields = new Fields(body);
+  const params = readGenerationParams(fields);
+  const logprobs = fields.boolean('logprobs') ?? false;
+  const top = fields.integer('top_logprobs', 0, MAX_TOP_LOGPROBS);
+  if (top !== undefined && !logprobs) throw invalidRequest('top_logprobs needs logprobs: true', 'top_logprobs');
+  const maxCompletionTokens = fields.integer('max_completion_tokens', 1);
+  if (maxCompletionTokens !== undefined && params.maxTokens !== undefined && maxCompletionTokens !== params.maxTokens) {
+    throw invalidRequest('max_tokens and max_completion_tokens differ; give one', 'max_completion_tokens');
+  }
+  fields.only('response_format', { type: 'text' }, 'only response_format {"type":"text"} is supported');
+  fields.only('tools', null, 'tools are not supported');
+  fields.only('tool_choice', 'none', 'tool_choice other than "none" is not supported');
+  const messages = readMessages(fields.value('messages'));
+  fields.rejectUnknown();
+  return { ...params, maxTokens: params.maxTokens ?? maxCompletionTokens, topLogprobs: logprobs ? (top ?? 0) : null, messages };
+}
+
+function readGenerationParams(fields: Fields): Omit<GenerationParams, 'topLogprobs'> {
+  const model = fields.string('model');
+  const stream = fields.boolean('stream') ?? false;
+  const streamOptions = fields.value('stream_options');
+  let includeUsage = false;
+  if (streamOptions !== undefined && streamOptions !== null) {
+    if (!stream) throw invalidRequest('stream_options is only allowed with stream: true', 'stream_options');
+    const options = new Fields(streamOptions, 'stream_options');
+    includeUsage = options.boolean('include_usage') ?? false;
+    options.rejectUnknown();
+  }
+  const sampling: Partial<SamplingParams> = {
+    ...OPENAI_DEFAULTS,
+    ...defined({
+      temperature: fields.number('temperature', 0, 2),
+      top_p: fields.number('top_p', 0, 1),
+      top_k: fields.integer('top_k', -1),
+      min_p: fields.number('min_p', 0, 1),
+      repeat_penalty: fields.number('repetition_penalty', Number.MIN_VALUE, 10),
+      presence_penalty: fields.number('presence_penalty', -2, 2),
+      frequency_penalty: fields.number('frequency_penalty', -2, 2),
+      seed: fields.integer('seed', Number.MIN_SAFE_INTEGER),
+    }),
+  };
+  fields.only('logit_bias', {}, 'logit_bias is not supported');
+  fields.string('user'); // accepted and unused, as an end-user id is only for the client's records
+  return {
+    model,
+    stream,
+    includeUsage,
+    n: fields.integer('n', 1, MAX_N) ?? 1,
+    stop: readStop(fields.value('stop')),
+    maxTokens: fields.integer('max_tokens', 1),
+    sampling,
+    ignoreEos: fields.boolean('ignore_eos') ?? false,
+  };
+}
+
+function readStop(value: unknown): string[] {
+  if (value === undefined || value === null) return [];
+  const list = typeof value === 'string' ? [value] : value;
+  if (!Array.isArray(list) || !list.every((s) => typeof s === 'string' && s.length > 0)) {
+    throw invalidRequest('stop must be a non-empty string or an array of non-empty strings', 'stop');
+  }
+  if (list.length > MAX_STOP_STRINGS) throw invalidRequest(`stop holds at most ${MAX_STOP_STRINGS} strings, got ${list.length}`, 'stop');
+  return list;
+}
+
+/** prompt: a string, an array of strings, an array of token ids, or an array of token-id arrays */
+function readPrompts(value: unknown): PromptInput[] {
+  if (value === undefined || value === null) throw invalidRequest('prompt is required', 'prompt');
+  if (typeof value === 'string') return [{ text: value }];
+  const wrong = () => invalidRequest('prompt must be a string, an array of strings, an array of token ids or an array of token-id arrays', 'prompt');
+  if (!Array.isArray(value) || value.length === 0) throw wrong();
+  if (value.every((v) => typeof v === 'number')) return [{ tokens: readTokenIds(value) }];
+  if (value.every((v) => typeof v === 'string')) return value.map((text: string) => ({ text }));
+  if (value.every((v) => Array.isArray(v))) return value.map((ids: unknown[]) => ({ tokens: readTokenIds(ids) }));
+  throw wrong();
+}
+
+function readTokenIds(ids: unknown[]): number[] {
+  if (ids.length === 0) throw invalidRequest('a token-id prompt must not be empty', 'prompt');
+  if (!ids.every((id) => Number.isInteger(id) && (id as number) >= 0)) throw invalidRequest('token ids must be non-negative integers', 'prompt');
+  return ids as number[];
+}
+
+const ROLES = new Set(['system', 'developer', 'user', 'assistant']);
+
+/** messages: [{role, content}] where content is a string or an array of {type: "text", text} parts */
+function readMessages(value: unknown): ChatMessage[] {
+  if (!Array.isArray(value) || value.length === 0) throw invalidRequest('messages must be a non-empty array', 'messages');
+  return value.map((message, i) => {
+    const fields = new Fields(message, `messages[${i}]`);
+    const role = fields.string('role');
+    if (role === undefined || !ROLES.has(role)) {
+      throw invalidRequest(`messages[${i}].role must be one of ${[...ROLES].join(', ')}`, `messages[${i}].role`);
+    }
+    const content = readContent(fields.value('content'), `messages[${i}].content`);
+    fields.string('name');
+    fields.rejectUnknown();
+    // templates know "system"; "developer" is OpenAI's newer name for it
+    return { role: role === 'developer' ? 'system' : role, content };
+  });
+}
+
+function readContent(value: unknown, param: string): string {
+  if (typeof value === 'string') return value;
+  const parts = Array.isArray(value) ? value : [];
+  const texts = parts.map((part) => (part && typeof part === 'object' && part.type === 'text' && typeof part.text === 'string' ? part.text : undefined));
+  if (!Array.isArray(value) || texts.includes(undefined)) {
+    throw invalidRequest(`${param} must be a string or an array of {"type": "text", "text": ...} parts`, param);
+  }
+  return texts.join('');
+}
+
+function defined<T extends object>(object: T): Partial<T> {
+  return Object.fromEntries(Object.entries(object).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+/**
+ * Typed reads of one JSON object's fields; null counts as absent. Remembers which fields were read so that
+ * `rejectUnknown` can name the first one nobody asked for.
+ */
+class Fields {
+  private readonly object: Record<string, unknown>;
+  private readonly seen = new Set<string>();
+
+  constructor(value: unknown, private readonly path = '') {
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+      throw invalidRequest(path ? `${path} must be an object` : 'the request body must be a JSON object', path || null);
+    }
+    this.object = value as Record<string, unknown>;
+  }
+
+  value(name: string): unknown {
+    this.seen.add(name);
+    return this.object[name];
+  }
+
+  number(name: string, min = -Infinity, max = Infinity): number | undefined {
+    const v = this.value(name);
+    if (v === undefined || v === null) return undefined;
+    if (typeof v !== 'number' || !Number.isFinite(v)) throw invalidRequest(`${this.param(name)} must be a number`, this.param(name));
+    if (v < min || v > max) throw invalidRequest(`${this.param(name)} must be in [${min}, ${max}], got ${v}`, this.param(name));
+    return v;
+  }
+
+  integer(name: string, min = Number.MIN_SAFE_INTEGER, max = Number.MAX_SAFE_INTEGER): number | undefined {
+    const v = this.value(name);
+    if (v === undefined || v === null) return undefined;
+    if (!Number.isSafeInteger(v)) throw invalidRequest(`${this.param(name)} must be an integer`, this.param(name));
+    const n = v as number;
+    if (n < min || n > max) {
+      const range = max === Number.MAX_SAFE_INTEGER ? `≥ ${min}` : `in [${min}, ${max}]`;
+      throw invalidRequest(`${this.param(name)} must be an integer ${range}, got ${n}`, this.param(name));
+    }
+    return n;
+  }
+
+  boolean(name: string): boolean | undefined {
+    const v = this.value(name);
+    if (v === undefined || v === null) return undefined;
+    if (typeof v !== 'boolean') throw invalidRequest(`${this.param(name)} must be a boolean`, this.param(name));
+    return v;
+  }
+
+  string(name: string): string | undefined {
+    const v = this.value(name);
+    if (v === undefined || v === null) return undefined;
+    if (typeof v !== 'string') throw invalidRequest(`${this.param(name)} must be a string`, this.param(name));
+    return v;
+  }
+
+  /** A parameter the server accepts only with the value that changes nothing (or absent). */
+  only(name: string, allowed: unknown, message: string): void {
+    const v = this.value(name);
+    if (v === undefined || v === null || JSON.stringify(v) === JSON.stringify(allowed)) return;
+    throw invalidRequest(message, this.param(name));
+  }
+
+  rejectUnknown(): void {
+    const unknown = Object.keys(this.object).find((key) => !this.seen.has(key));
+    if (unknown !== undefined) throw invalidRequest(`unrecognized parameter: ${this.param(unknown)}`, this.param(unknown));
+  }
+
+  private param(name: string): string {
+    return this.path ? `${this.path}.${name}` : name;
+  }
+}
