@@ -22,3 +22,7 @@ export function toInt8(x: number): number {
 export function toUint8(x: number): number {
   return x & 0xff;
 }
+
+export function clamp(v: number, lo: number, hi: number): number {
+  return v < lo ? lo : v > hi ? hi : v;
+}

@@ -16,11 +16,10 @@ import * as float32Math from './float32-math.js';
 import { fp16ToFp32, fp32ToFp16 } from '../tensor/float16.js';
 import { GROUP_MAX_EPS, makeQ3Quants, makeQkxQuants, makeQpQuants, makeQxQuants } from './scale-search.js';
 import { Q2_K, Q3_K, Q4_K, Q5_K, Q6_K } from '../tensor/quants/layout.js';
+import { QK_K } from '../tensor/ggml-type.js';
 
 // copied into module constants once: calls through an imported binding are slower in the hot loops
-const { f32, nearestInt, toInt8, toUint8 } = float32Math;
-
-export const QK_K = 256;
+const { clamp, f32, nearestInt, toInt8, toUint8 } = float32Math;
 
 export type KQuantType = 'Q2_K' | 'Q3_K' | 'Q4_K' | 'Q5_K' | 'Q6_K';
 
@@ -32,10 +31,6 @@ function storeF16(out: Uint8Array, o: number, x: number): number {
   out[o] = h & 0xff;
   out[o + 1] = h >>> 8;
   return fp16ToFp32(h);
-}
-
-function clamp(v: number, lo: number, hi: number): number {
-  return v < lo ? lo : v > hi ? hi : v;
 }
 
 /** Sum of x² over the super-block, in float. */

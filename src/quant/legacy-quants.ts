@@ -16,7 +16,7 @@ import * as layout from '../tensor/quants/layout.js';
 // copied into module constants once: calls through an imported binding are slower in the hot loops
 const { f32, roundAwayFromZero } = float32Math;
 
-export const QK = 32;
+const QK = layout.QK32;
 
 function writeF16(out: Uint8Array, o: number, x: number): void {
   const h = fp32ToFp16(x);

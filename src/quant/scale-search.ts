@@ -9,16 +9,12 @@
 import * as float32Math from './float32-math.js';
 
 // copied into module constants once: calls through an imported binding are slower in the hot loops
-const { f32, nearestInt } = float32Math;
+const { clamp, f32, nearestInt } = float32Math;
 
 /** ggml's GROUP_MAX_EPS: groups whose largest |x| is below it are all zero. */
 export const GROUP_MAX_EPS = f32(1e-15);
 
 const TENTH = f32(0.1);
-
-function clamp(v: number, lo: number, hi: number): number {
-  return v < lo ? lo : v > hi ? hi : v;
-}
 
 /** make_qx_quants: symmetric levels by weighted least squares over 19 candidate scales around −nmax/max.
  *  Weights: `weights` when given, else x² (rmseType 1, the only kind ggml's k-quants use). */
