@@ -1,0 +1,81 @@
+// A real server for the server tests: stories260K on LLMEngine, listening on an ephemeral port of 127.0.0.1.
+
+import OpenAI from 'openai';
+import { Model } from '../../src/generate/model.js';
+import { LLMEngine, type EngineOptions } from '../../src/engine/engine.js';
+import type { CompletionDelta, FinishReason, ServingEngine, SubmitRequest } from '../../src/engine/types.js';
+import { KilnServer, type ServerOptions } from '../../src/server/server.js';
+import { servedModel } from '../../src/server/openai-api.js';
+import { sharedPath } from '../shared.js';
+
+export const MODEL_PATH = sharedPath('data', 'models', 'stories260K.gguf');
+export const MODEL_NAME = 'stories260K';
+
+let model: Model | undefined;
+export function loadModel(): Model {
+  return (model ??= Model.load(MODEL_PATH));
+}
+
+/** The engine as the server sees it, recording how each request's completions finished. */
+export class RecordingEngine implements ServingEngine {
+  /** request id → finish reasons of its completions, in arrival order */
+  readonly finishes = new Map<string, FinishReason[]>();
+
+  constructor(readonly inner: LLMEngine) {}
+
+  get maxModelLength(): number { return this.inner.maxModelLength; }
+  stats() { return this.inner.stats(); }
+  abort(id: string): void { this.inner.abort(id); }
+  close(): Promise<void> { return this.inner.close(); }
+
+  submit(request: SubmitRequest) {
+    const stream = this.inner.submit(request);
+    const finishes: FinishReason[] = [];
+    this.finishes.set(stream.id, finishes);
+    return {
+      id: stream.id,
+      metrics: stream.metrics,
+      async *[Symbol.asyncIterator](): AsyncGenerator<CompletionDelta> {
+        for await (const delta of stream) {
+          if (delta.finishReason) finishes.push(delta.finishReason);
+          yield delta;
+        }
+      },
+    };
+  }
+}
+
+export interface TestServer {
+  server: KilnServer;
+  engine: RecordingEngine;
+  baseURL: string;
+  client: OpenAI;
+  close(): Promise<void>;
+}
+
+export async function startServer(
+  engineOptions: EngineOptions = {}, serverOptions: Partial<Omit<ServerOptions, 'engine' | 'model'>> = {},
+): Promise<TestServer> {
+  const m = loadModel();
+  const engine = new RecordingEngine(new LLMEngine(m, { maxModelLength: 256, ...engineOptions }));
+  const server = new KilnServer({ engine, model: servedModel(m, MODEL_NAME), ...serverOptions });
+  const { port } = await server.listen(0, '127.0.0.1');
+  const baseURL = `http://127.0.0.1:${port}`;
+  const client = new OpenAI({ baseURL: `${baseURL}/v1`, apiKey: serverOptions.apiKey ?? 'unused', maxRetries: 0, timeout: 30_000 });
+  return {
+    server, engine, baseURL, client,
+    async close() {
+      await server.close();
+      await engine.close();
+    },
+  };
+}
+
+/** Polls until `check` holds (or fails after `ms`). */
+export async function waitFor(check: () => boolean, what: string, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
