@@ -21,11 +21,11 @@ const MAX_PAGES = 32768; // 2 GiB
 /** below this much work a product runs on one thread (waking the workers costs more) */
 const MIN_THREADED_FLOPS = 1 << 20;
 
-type Gemm = (c: number, a: number, b: number, i0: number, i1: number, k: number, m: number, j1: number, aRow: number, aCol: number) => void;
+type Gemm = (c: number, a: number, b: number, i0: number, i1: number, k: number, m: number, j1: number, aRow: number, aCol: number, add: number) => void;
 
 // Control words shared with the workers: a generation counter the workers wait on, the call's arguments,
 // and one "done" word per worker holding the last generation it finished.
-const GEN = 0, ARGS = 1, N_ARGS = 10, DONE = ARGS + N_ARGS;
+const GEN = 0, ARGS = 1, N_ARGS = 11, DONE = ARGS + N_ARGS;
 
 // A worker: instantiate the kernel on the shared memory, then run its row range of every new generation.
 const WORKER_SOURCE = `
@@ -37,9 +37,9 @@ let seen = 0;
 for (;;) {
   Atomics.wait(ctrl, ${GEN}, seen);
   seen = Atomics.load(ctrl, ${GEN});
-  const [c, a, b, i0, i1, k, m, j1, aRow, aCol] = ctrl.subarray(${ARGS}, ${ARGS + N_ARGS});
+  const [c, a, b, i0, i1, k, m, j1, aRow, aCol, add] = ctrl.subarray(${ARGS}, ${ARGS + N_ARGS});
   const [lo, hi] = share(i0, i1, index, threads, ${TILE_ROWS});
-  if (hi > lo) gemm(c, a, b, lo, hi, k, m, j1, aRow, aCol);
+  if (hi > lo) gemm(c, a, b, lo, hi, k, m, j1, aRow, aCol, add);
   Atomics.store(ctrl, ${DONE} + index - 1, seen);
   Atomics.notify(ctrl, ${DONE} + index - 1);
 }
@@ -58,6 +58,7 @@ class Kernel {
   readonly memory = new wasm.Memory({ initial: 16, maximum: MAX_PAGES, shared: true });
   private readonly module = new wasm.Module(gemmModuleBytes(MAX_PAGES));
   private readonly gemm: Gemm;
+  private readonly zero: (at: number, bytes: number) => void;
   private readonly control = new Int32Array(new SharedArrayBuffer(4 * (DONE + 16)));
   private workers: Worker[] = [];
   /** every `memory.buffer` handed out (growing the memory makes a new one over the same bytes) */
@@ -66,7 +67,9 @@ class Kernel {
   top = 0;
 
   constructor() {
-    this.gemm = new wasm.Instance(this.module, { env: { memory: this.memory } }).exports.gemm as Gemm;
+    const { exports } = new wasm.Instance(this.module, { env: { memory: this.memory } });
+    this.gemm = exports.gemm as Gemm;
+    this.zero = exports.zero as (at: number, bytes: number) => void;
   }
 
   get threads(): number {
@@ -102,29 +105,33 @@ class Kernel {
     const buffer = this.memory.buffer;
     this.buffers.add(buffer);
     const view = new Float32Array(buffer, at, n);
-    if (zero) view.fill(0);
+    if (zero) this.zero(at, 4 * n);
     return view;
+  }
+
+  owns(x: Float32Array): boolean {
+    return this.buffers.has(x.buffer);
   }
 
   /** `x` itself when it lives in the shared memory, else a copy of its first `n` floats there */
   inMemory(x: Float32Array, n: number): Float32Array {
-    if (this.buffers.has(x.buffer)) return x;
+    if (this.owns(x)) return x;
     const copy = this.alloc(n, false);
     copy.set(x.subarray(0, n));
     return copy;
   }
 
   /** runs the kernel on rows [0, rows), columns [0, j1) split across the threads; operands at byte addresses c, a, b */
-  run(c: number, a: number, b: number, rows: number, k: number, m: number, j1: number, aRow: number, aCol: number): void {
+  run(c: number, a: number, b: number, rows: number, k: number, m: number, j1: number, aRow: number, aCol: number, add: number): void {
     const threads = 2 * rows * k * j1 < MIN_THREADED_FLOPS ? 1 : this.threads;
-    if (threads === 1) return this.gemm(c, a, b, 0, rows, k, m, j1, aRow, aCol);
+    if (threads === 1) return this.gemm(c, a, b, 0, rows, k, m, j1, aRow, aCol, add);
     const ctrl = this.control;
-    ctrl.set([c, a, b, 0, rows, k, m, j1, aRow, aCol], ARGS);
+    ctrl.set([c, a, b, 0, rows, k, m, j1, aRow, aCol, add], ARGS);
     const gen = ctrl[GEN] + 1;
     Atomics.store(ctrl, GEN, gen);
     Atomics.notify(ctrl, GEN);
     const [lo, hi] = share(0, rows, 0, threads, TILE_ROWS);
-    if (hi > lo) this.gemm(c, a, b, lo, hi, k, m, j1, aRow, aCol);
+    if (hi > lo) this.gemm(c, a, b, lo, hi, k, m, j1, aRow, aCol, add);
     for (let w = 0; w < this.workers.length; w++) {
       for (;;) {
         const done = Atomics.load(ctrl, DONE + w);
@@ -179,16 +186,27 @@ function gemmEdge(c: Float32Array, a: Float32Array, b: Float32Array, k: number, 
  */
 export function matmul(out: Float32Array, a: Float32Array, b: Float32Array, n: number, k: number, m: number,
   accumulate = false, transposeA = false): void {
-  if (!accumulate) out.fill(0, 0, n * m);
-  if (n === 0 || m === 0 || k === 0) return;
   const aRow = transposeA ? 1 : k, aCol = transposeA ? n : 1;
   const n4 = n - (n % TILE_ROWS), m8 = m - (m % TILE_COLS);
-  if (n4 > 0 && m8 > 0) {
+  const kernelDoes = n4 > 0 && m8 > 0 && k > 0;
+  if (!accumulate) {
+    // the kernel overwrites its block; the edges start from zero
+    if (!kernelDoes) out.fill(0, 0, n * m);
+    else {
+      for (let i = 0; i < n4; i++) out.fill(0, i * m + m8, (i + 1) * m);
+      out.fill(0, n4 * m, n * m);
+    }
+  }
+  if (n === 0 || m === 0 || k === 0) return;
+  if (kernelDoes) {
     const kern = theKernel();
     const mark = kern.top;
-    const wa = kern.inMemory(a, n * k), wb = kern.inMemory(b, k * m), wc = kern.inMemory(out, n4 * m);
-    kern.run(wc.byteOffset, wa.byteOffset, wb.byteOffset, n4, k, m, m8, aRow, aCol);
-    if (wc !== out) out.set(wc.subarray(0, n4 * m));
+    const wa = kern.inMemory(a, n * k), wb = kern.inMemory(b, k * m);
+    const wc = accumulate ? kern.inMemory(out, n4 * m) : kern.owns(out) ? out : kern.alloc(n4 * m, false);
+    kern.run(wc.byteOffset, wa.byteOffset, wb.byteOffset, n4, k, m, m8, aRow, aCol, accumulate ? 1 : 0);
+    if (wc !== out) {
+      for (let i = 0; i < n4; i++) out.set(wc.subarray(i * m, i * m + m8), i * m);
+    }
     kern.top = mark;
   }
   gemmEdge(out, a, b, k, m, aRow, aCol, 0, n4, m8, m);
