@@ -4,6 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import type OpenAI from 'openai';
 import { promisify } from 'node:util';
 import { evaluate, generate } from '../../src/generate/generate.js';
 import { chatPromptTokens, ChatTemplate } from '../../src/generate/chat-template.js';
@@ -96,7 +97,7 @@ test('chat completion: the chat template\'s prompt, greedy text equal to generat
   assert.equal(chat.usage?.completion_tokens, reference.tokens.length);
 
   const stream = await s.client.chat.completions.create({ model: MODEL_NAME, messages, max_completion_tokens: 24, temperature: 0, stream: true });
-  const chunks = [];
+  const chunks: OpenAI.Chat.Completions.ChatCompletionChunk[] = [];
   for await (const chunk of stream) chunks.push(chunk);
   assert.equal(chunks[0].choices[0].delta.role, 'assistant');
   assert.equal(chunks.map((c) => c.choices[0]?.delta.content ?? '').join(''), reference.text);
@@ -185,7 +186,7 @@ test('chat logprobs: content entries with bytes and top_logprobs, streamed or no
   assert.deepEqual(noTop.choices[0].logprobs!.content!.map((c) => [c.token, c.logprob, c.top_logprobs.length]), content.map((c) => [c.token, c.logprob, 0]));
 
   const stream = await s.client.chat.completions.create({ model: MODEL_NAME, messages, max_tokens: 6, temperature: 0, logprobs: true, top_logprobs: 2, stream: true });
-  const streamed = [];
+  const streamed: OpenAI.Chat.Completions.ChatCompletionTokenLogprob[] = [];
   for await (const chunk of stream) streamed.push(...(chunk.choices[0]?.logprobs?.content ?? []));
   assert.deepEqual(streamed, content);
 });
