@@ -124,6 +124,8 @@ export function quantizeModel(file: GGUFModelFile, options: QuantizeModelOptions
     let usedImatrix = false;
     if (to !== info.type) {
       const x = info.type === GGMLType.F32 ? new Float32Array(new Uint8Array(source.data).buffer) : dequantizeTensor(source);
+      // llama-quantize loads with check_tensors and refuses such data
+      if (!x.every(Number.isFinite)) throw new QuantizeError(`tensor ${info.name} contains NaN or infinite values`);
       const nPerRow = info.dims[0];
       const nRows = info.dims[1] ?? 1;
       const nMatrices = info.nElements / (nPerRow * nRows);

@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sharedPath } from '../shared.js';
-import { loadGGUF } from '../../src/gguf/model-file.js';
+import { GGUFModelFile, loadGGUF } from '../../src/gguf/model-file.js';
 import { metaArray, metaString, metaU32, serializeGGUF } from '../../src/gguf/writer.js';
 import { GGUFValueType } from '../../src/gguf/types.js';
 import { GGMLType, typeName } from '../../src/tensor/ggml-type.js';
@@ -154,4 +154,13 @@ test('log line format', () => {
     fromBytes: 131072, toBytes: 18432, converted: true, usedImatrix: false,
   }, 19);
   assert.equal(line, '[ 3/21] blk.0.attn_k.weight  f32 → q4_K  [256, 128]  131072 → 18432 bytes');
+});
+
+test('non-finite weights are refused', () => {
+  const file = loadGGUF(modelPath('kq-f32.gguf'));
+  const data = new Uint8Array(file.data);
+  const info = file.tensorInfos.find((t) => t.name === 'blk.1.attn_q.weight')!;
+  new DataView(data.buffer).setFloat32(info.offset + 4 * 1000, NaN, true);
+  const broken = new GGUFModelFile(file.path, file.header, data);
+  assert.throws(() => quantizeModel(broken, { ftype: LlamaFileType.MOSTLY_Q4_0 }), /blk\.1\.attn_q\.weight contains NaN/);
 });
