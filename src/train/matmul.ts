@@ -171,6 +171,7 @@ export function releaseFloats(mark: number): void {
 /** C[i, j] += Σ_p A[i, p] · B[p, j] for rows [i0, i1) and columns [j0, j1), A[i, p] = a[i·aRow + p·aCol]: the edges */
 function gemmEdge(c: Float32Array, a: Float32Array, b: Float32Array, k: number, m: number, aRow: number, aCol: number,
   i0: number, i1: number, j0: number, j1: number): void {
+  if (j0 >= j1) return;
   for (let i = i0; i < i1; i++) {
     const ci = i * m;
     for (let p = 0; p < k; p++) {
@@ -193,8 +194,8 @@ export function matmul(out: Float32Array, a: Float32Array, b: Float32Array, n: n
     // the kernel overwrites its block; the edges start from zero
     if (!kernelDoes) out.fill(0, 0, n * m);
     else {
-      for (let i = 0; i < n4; i++) out.fill(0, i * m + m8, (i + 1) * m);
-      out.fill(0, n4 * m, n * m);
+      if (m8 < m) for (let i = 0; i < n4; i++) out.fill(0, i * m + m8, (i + 1) * m);
+      if (n4 < n) out.fill(0, n4 * m, n * m);
     }
   }
   if (n === 0 || m === 0 || k === 0) return;
