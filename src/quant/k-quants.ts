@@ -23,7 +23,7 @@ const { clamp, f32, nearestInt, toInt8, toUint8 } = float32Math;
 
 export type KQuantType = 'Q2_K' | 'Q3_K' | 'Q4_K' | 'Q5_K' | 'Q6_K';
 
-export const K_BLOCK_BYTES: Record<KQuantType, number> = { Q2_K: Q2_K.bytes, Q3_K: Q3_K.bytes, Q4_K: Q4_K.bytes, Q5_K: Q5_K.bytes, Q6_K: Q6_K.bytes };
+const K_BLOCK_BYTES: Record<KQuantType, number> = { Q2_K: Q2_K.bytes, Q3_K: Q3_K.bytes, Q4_K: Q4_K.bytes, Q5_K: Q5_K.bytes, Q6_K: Q6_K.bytes };
 
 /** Stores x as f16 at out[o..o+2) and returns the stored value as a number. */
 function storeF16(out: Uint8Array, o: number, x: number): number {

@@ -70,7 +70,7 @@ function quantizeAffineRef(lay: layout.Block32Layout, bits: 4 | 5, x: Float32Arr
 }
 
 /** quantize_row_q8_0_ref: d = max|x|/127, q = roundf(x/d). */
-export function quantizeBlockQ8_0(x: Float32Array, out: Uint8Array, o: number): void {
+function quantizeBlockQ8_0(x: Float32Array, out: Uint8Array, o: number): void {
   let amax = 0;
   for (let j = 0; j < QK; j++) amax = Math.max(amax, Math.abs(x[j]));
   const d = f32(amax / 127);
@@ -85,7 +85,7 @@ function blockWeights(x: Float32Array, importance: Float32Array, sigma2: number,
 }
 
 /** Mean of x² over a whole row (float accumulation, as the _impl functions do). */
-export function rowSigma2(x: Float32Array, n: number): number {
+function rowSigma2(x: Float32Array, n: number): number {
   let sum = 0;
   for (let j = 0; j < n; j++) sum = f32(sum + f32(x[j] * x[j]));
   return f32(sum / n);

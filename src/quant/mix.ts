@@ -70,7 +70,7 @@ export function fileTypeName(ftype: LlamaFileType): string {
   return FILE_TYPES.find(([, f]) => f === ftype)?.[0] ?? `ftype ${ftype}`;
 }
 
-export function defaultTypeOf(ftype: LlamaFileType): GGMLType {
+function defaultTypeOf(ftype: LlamaFileType): GGMLType {
   const entry = FILE_TYPES.find(([, f]) => f === ftype);
   if (!entry) throw new QuantMixError(`unsupported file type ${ftype}`);
   return entry[2];
@@ -135,7 +135,7 @@ const NEVER_QUANTIZED = [
 ];
 
 /** Whether llama-quantize would quantize this tensor at all. */
-export function isQuantizable(t: TensorShape): boolean {
+function isQuantizable(t: TensorShape): boolean {
   const name = t.name;
   if (!name.endsWith('weight') || nDims(t.dims) < 2) return false;
   if (name.includes('_norm.weight')) return false;

@@ -14,7 +14,7 @@ import type { Imatrix } from './imatrix.js';
 import { chooseTensorTypes, quantizationOrder, type MixOptions, type ModelShape } from './mix.js';
 
 /** ggml's GGML_QNT_VERSION */
-export const QUANTIZATION_VERSION = 2;
+const QUANTIZATION_VERSION = 2;
 
 export class QuantizeError extends Error {
   constructor(message: string) {
