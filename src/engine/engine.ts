@@ -8,8 +8,7 @@ import type { Model } from '../generate/model.js';
 import type { KVCache } from '../generate/kv-cache.js';
 import { DEFAULT_BLOCK_SIZE } from '../generate/kv-cache.js';
 import type { ForwardBatch } from '../generate/inference-ops.js';
-import { logProbability } from '../generate/generate.js';
-import { Sampler, SamplingError, topLogprobs } from '../generate/sampler.js';
+import { Sampler, SamplingError, logSoftmax, topLogprobs } from '../generate/sampler.js';
 import { StopMatcher, StopStringError } from '../generate/stop.js';
 import { StreamDecoder } from '../tokenizer/index.js';
 import { BlockManager, BlockTable } from './block-manager.js';
@@ -98,7 +97,15 @@ class Request {
   finished = 0;
   aborted = false;
 
-  constructor(readonly id: string, readonly params: ResolvedParams, readonly metrics: RequestMetrics) {}
+  constructor(
+    readonly id: string, readonly params: ResolvedParams, readonly metrics: RequestMetrics,
+    readonly onDelta?: (delta: CompletionDelta) => void,
+  ) {}
+
+  push(delta: CompletionDelta): void {
+    this.onDelta?.(delta);
+    this.deltas.push(delta);
+  }
 }
 
 /** One completion: its tokens, blocks, sampler and text state. */
@@ -169,7 +176,7 @@ export class LLMEngine implements ServingEngine {
     if (this.requests.has(id)) throw new InvalidRequestError(`request id ${id} is already running`);
     const params = this.checkParams(request);
     const metrics: RequestMetrics = { arrivalTime: now(), promptTokens: request.prompt.length, completionTokens: 0, cachedPromptTokens: 0 };
-    const req = new Request(id, params, metrics);
+    const req = new Request(id, params, metrics, request.onDelta);
     const first = new Sequence(req, 0, [...request.prompt], new BlockTable(this.cache.blockSize), this.samplerFor(req, 0), this.model);
     req.sequences.push(first);
     this.requests.set(id, req);
@@ -219,6 +226,16 @@ export class LLMEngine implements ServingEngine {
     for (const id of this.requests.keys()) this.abort(id);
     if (!this.looping) return Promise.resolve();
     return new Promise((resolve) => this.idle.push(resolve));
+  }
+
+  /** Steps until every submitted request has finished, without yielding (for synchronous callers). */
+  runUntilIdle(): void {
+    try {
+      while (this.requests.size > 0) this.step();
+    } catch (error) {
+      this.failAll(error);
+      throw error;
+    }
   }
 
   /** One iteration: schedule, one forward pass, sample and stream. */
@@ -306,7 +323,7 @@ export class LLMEngine implements ServingEngine {
     const out: CompletionDelta = { requestId: seq.request.id, index: seq.index, tokens: delta.tokens, text: delta.text };
     if (delta.logprobs) out.logprobs = delta.logprobs;
     if (delta.finishReason) out.finishReason = delta.finishReason;
-    seq.request.deltas.push(out);
+    seq.request.push(out);
   }
 
   /** Emits the completion's last delta and frees its blocks; ends the request after its last completion. */
@@ -318,7 +335,7 @@ export class LLMEngine implements ServingEngine {
     req.finished++;
     // an aborted prompt that never forked ends its unborn completions as well
     for (; seq.forks > 0; seq.forks--) {
-      req.deltas.push({ requestId: req.id, index: req.params.n - seq.forks, tokens: [], text: '', finishReason: reason });
+      req.push({ requestId: req.id, index: req.params.n - seq.forks, tokens: [], text: '', finishReason: reason });
       req.finished++;
     }
     if (req.finished < req.params.n) return;
@@ -399,7 +416,7 @@ function buildBatch(chunks: ScheduledChunk<Sequence>[]): ForwardBatch {
 }
 
 function tokenLogprobs(logits: Float32Array, token: number, k: number): TokenLogprobs {
-  return { token, logprob: logProbability(logits, 0, logits.length, token), top: topLogprobs(logits, k) };
+  return { token, logprob: logSoftmax(logits)[token], top: topLogprobs(logits, k) };
 }
 
 function positiveInt(name: string, value: number): number {

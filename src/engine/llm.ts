@@ -4,7 +4,7 @@
 import { Model } from '../generate/model.js';
 import type { SamplingParams as SamplerParams } from '../generate/sampler.js';
 import { LLMEngine, type EngineOptions } from './engine.js';
-import type { FinishReason, RequestMetrics, RequestParams, TokenLogprobs } from './types.js';
+import type { CompletionDelta, FinishReason, RequestMetrics, RequestParams, TokenLogprobs } from './types.js';
 
 /** vLLM's sampling parameters, with vLLM's defaults. */
 export interface SamplingParamsInit {
@@ -111,16 +111,23 @@ export class LLM {
   private async complete(prompt: string, params: RequestParams): Promise<RequestOutput> {
     const promptTokens = this.model.tokenizer.encode(prompt, { addSpecial: true, parseSpecial: true });
     const stream = this.engine.submit({ prompt: promptTokens, params });
-    const outputs: CompletionOutput[] = Array.from({ length: params.n ?? 1 }, (_, index) => ({
-      index, text: '', token_ids: [], finish_reason: 'length',
-    }));
-    for await (const delta of stream) {
-      const out = outputs[delta.index];
-      out.text += delta.text;
-      out.token_ids.push(...delta.tokens);
-      if (delta.logprobs) (out.logprobs ??= []).push(...delta.logprobs);
-      if (delta.finishReason) out.finish_reason = delta.finishReason;
-    }
+    const outputs = await collectCompletions(stream, params.n ?? 1);
     return { request_id: stream.id, prompt, prompt_token_ids: promptTokens, outputs, metrics: stream.metrics };
   }
+}
+
+/** Gathers a request's deltas into its n completions; `onDelta` sees each delta as it arrives. */
+export async function collectCompletions(
+  stream: AsyncIterable<CompletionDelta>, n: number, onDelta?: (delta: CompletionDelta) => void,
+): Promise<CompletionOutput[]> {
+  const outputs: CompletionOutput[] = Array.from({ length: n }, (_, index) => ({ index, text: '', token_ids: [], finish_reason: 'length' }));
+  for await (const delta of stream) {
+    onDelta?.(delta);
+    const out = outputs[delta.index];
+    out.text += delta.text;
+    out.token_ids.push(...delta.tokens);
+    if (delta.logprobs) (out.logprobs ??= []).push(...delta.logprobs);
+    if (delta.finishReason) out.finish_reason = delta.finishReason;
+  }
+  return outputs;
 }

@@ -38,6 +38,7 @@ export interface CompletionDelta {
   finishReason?: FinishReason;
 }
 
+/** times in seconds since the epoch */
 export interface RequestMetrics {
   arrivalTime: number;
   firstTokenTime?: number;
@@ -66,6 +67,8 @@ export interface SubmitRequest {
   params: RequestParams;
   /** aborting it aborts the request; its blocks are freed in the next step */
   signal?: AbortSignal;
+  /** sees each delta as the step produces it (synchronously), before the stream yields it */
+  onDelta?: (delta: CompletionDelta) => void;
 }
 
 /** What the server, `kiln run` and `LLM.generate` see of the engine (implemented in engine.ts). */

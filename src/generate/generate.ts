@@ -1,11 +1,11 @@
-// Running a model over one sequence: teacher-forced evaluation of a prompt, perplexity, and the
-// prefill-then-decode generation loop with sampling, stop strings and end-of-generation tokens.
+// Running a model over one sequence: teacher-forced evaluation of a prompt and perplexity, and `generate`,
+// a synchronous single-request front of the serving engine (src/engine), which is the one generation loop.
 
 import type { Model } from './model.js';
 import { BlockPool, SequenceBlocks, type KVCache } from './kv-cache.js';
-import { Sampler, type SamplingParams } from './sampler.js';
-import { StopMatcher } from './stop.js';
-import { StreamDecoder } from '../tokenizer/index.js';
+import type { SamplingParams } from './sampler.js';
+import { LLMEngine } from '../engine/engine.js';
+import type { FinishReason } from '../engine/types.js';
 
 export class ContextOverflowError extends Error {
   constructor(readonly needed: number, readonly contextLength: number) {
@@ -114,8 +114,6 @@ export interface GenerateOptions {
   stopAtEog?: boolean;
 }
 
-export type FinishReason = 'stop' | 'length';
-
 export interface GenerateResult {
   promptTokens: number[];
   tokens: number[];
@@ -126,40 +124,25 @@ export interface GenerateResult {
   decodeSeconds: number;
 }
 
-/** Prefill the prompt as one batch, then decode one token at a time until EOG, a stop string or maxTokens. */
+/** One prompt, one completion, synchronously: a single request run to the end in its own serving engine. */
 export function generate(model: Model, promptTokens: number[], options: GenerateOptions): GenerateResult {
   const ctx = options.contextLength ?? Math.min(model.hparams.contextLength, promptTokens.length + options.maxTokens);
   if (promptTokens.length + options.maxTokens > ctx) throw new ContextOverflowError(promptTokens.length + options.maxTokens, ctx);
-  if (promptTokens.length === 0) throw new Error('the prompt has no tokens');
-  const seq = new SingleSequence(model, ctx);
-  const sampler = new Sampler(options.sampling, model.vocabSize);
-  const decoder = new StreamDecoder(model.tokenizer);
-  const stop = new StopMatcher(options.stop ?? []);
-  const history = [...promptTokens];
+  const engine = new LLMEngine(model, { maxNumSeqs: 1, maxModelLength: ctx, enablePrefixCaching: false });
   const tokens: number[] = [];
   let text = '';
   let finishReason: FinishReason = 'length';
-  const emit = (piece: string) => {
-    if (!piece) return;
-    text += piece;
-    options.onText?.(piece);
-  };
-
-  const t0 = performance.now();
-  let logits = seq.feed(promptTokens);
-  const t1 = performance.now();
-  while (tokens.length < options.maxTokens) {
-    const token = sampler.sample(logits, history);
-    sampler.accept(token);
-    if (options.stopAtEog !== false && model.tokenizer.isEog(token)) { finishReason = 'stop'; break; }
-    tokens.push(token);
-    history.push(token);
-    const result = stop.push(decoder.push(token));
-    emit(result.text);
-    if (result.stopped) { finishReason = 'stop'; break; }
-    if (tokens.length < options.maxTokens) logits = seq.feed([token]);
-  }
-  if (finishReason === 'length' || !stop.stopped) emit(stop.flush(decoder.flush()));
-  const t2 = performance.now();
-  return { promptTokens, tokens, text, finishReason, prefillSeconds: (t1 - t0) / 1000, decodeSeconds: (t2 - t1) / 1000 };
+  const stream = engine.submit({
+    prompt: promptTokens,
+    params: { sampling: options.sampling, maxTokens: options.maxTokens, stop: options.stop, ignoreEos: options.stopAtEog === false },
+    onDelta: (delta) => {
+      tokens.push(...delta.tokens);
+      text += delta.text;
+      if (delta.text) options.onText?.(delta.text);
+      if (delta.finishReason) finishReason = delta.finishReason;
+    },
+  });
+  engine.runUntilIdle();
+  const { arrivalTime, firstTokenTime = arrivalTime, finishedTime = firstTokenTime } = stream.metrics;
+  return { promptTokens, tokens, text, finishReason, prefillSeconds: firstTokenTime - arrivalTime, decodeSeconds: finishedTime - firstTokenTime };
 }

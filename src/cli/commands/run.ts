@@ -1,9 +1,10 @@
-// `kiln run MODEL -p TEXT`: generate a continuation, streamed to stdout (or as JSON).
+// `kiln run MODEL -p TEXT`: generate a continuation through the serving engine, streamed to stdout (or as JSON).
 
 import { optBool, optInt, optList, optString, UsageError, type ParsedArgs } from '../args.js';
 import type { Command } from '../command.js';
 import { Model } from '../../generate/model.js';
-import { generate } from '../../generate/generate.js';
+import { LLMEngine } from '../../engine/engine.js';
+import { collectCompletions } from '../../engine/llm.js';
 import { SAMPLING_OPTIONS, samplingFromArgs } from './model-options.js';
 
 export const runCommand: Command = {
@@ -19,30 +20,32 @@ export const runCommand: Command = {
     { name: 'json', boolean: true, description: 'print {"prompt_tokens","tokens","text"} instead of streaming' },
     ...SAMPLING_OPTIONS,
   ],
-  run(args: ParsedArgs) {
+  async run(args: ParsedArgs) {
     const [path] = args.positionals;
     if (!path) throw new UsageError('a model file is required');
     const prompt = optString(args, 'prompt') ?? '';
     const model = Model.load(path);
     const promptTokens = model.tokenizer.encode(prompt, { addSpecial: !optBool(args, 'no-bos'), parseSpecial: true });
+    const maxTokens = optInt(args, 'n-predict') ?? 128;
     const json = optBool(args, 'json');
-    const result = generate(model, promptTokens, {
-      maxTokens: optInt(args, 'n-predict') ?? 128,
-      sampling: samplingFromArgs(args),
-      stop: optList(args, 'stop'),
-      contextLength: optInt(args, 'ctx'),
-      onText: json ? undefined : (text) => process.stdout.write(text),
-    });
+    // one sequence; generation also ends where the context does
+    const ctx = optInt(args, 'ctx') ?? Math.min(model.hparams.contextLength, promptTokens.length + maxTokens);
+    const engine = new LLMEngine(model, { maxNumSeqs: 1, maxModelLength: ctx, enablePrefixCaching: false });
+    const stream = engine.submit({ prompt: promptTokens, params: { sampling: samplingFromArgs(args), maxTokens, stop: optList(args, 'stop') } });
+    const [result] = await collectCompletions(stream, 1, json ? undefined : (delta) => process.stdout.write(delta.text));
+    await engine.close();
     if (json) {
-      console.log(JSON.stringify({ prompt_tokens: result.promptTokens, tokens: result.tokens, text: result.text }));
+      console.log(JSON.stringify({ prompt_tokens: promptTokens, tokens: result.token_ids, text: result.text }));
       return;
     }
     process.stdout.write('\n');
-    const n = result.tokens.length;
+    const { arrivalTime, firstTokenTime = arrivalTime, finishedTime = firstTokenTime } = stream.metrics;
+    const prefillSeconds = firstTokenTime - arrivalTime, decodeSeconds = finishedTime - firstTokenTime;
+    const n = result.token_ids.length;
     console.error(
-      `prompt ${promptTokens.length} tokens in ${result.prefillSeconds.toFixed(3)} s` +
-        ` (${(promptTokens.length / result.prefillSeconds).toFixed(1)} t/s); ` +
-        `generated ${n} tokens in ${result.decodeSeconds.toFixed(3)} s (${(n / result.decodeSeconds).toFixed(1)} t/s)`,
+      `prompt ${promptTokens.length} tokens in ${prefillSeconds.toFixed(3)} s` +
+        ` (${(promptTokens.length / prefillSeconds).toFixed(1)} t/s); ` +
+        `generated ${n} tokens in ${decodeSeconds.toFixed(3)} s (${(n / decodeSeconds).toFixed(1)} t/s)`,
     );
   },
 };
