@@ -129,7 +129,7 @@ test('API key: missing or wrong → 401, right → 200; /health needs none', asy
   const keyed = await startServer({}, { apiKey: 'sekret' });
   try {
     const post = (headers: Record<string, string>) =>
-      fetch(`${keyed.baseURL}/v1/models`, { headers }).then(async (r) => ({ status: r.status, body: await r.json() }));
+      fetch(`${keyed.baseURL}/v1/models`, { headers }).then(async (r) => ({ status: r.status, body: (await r.json()) as any }));
     const missing = await post({});
     assert.equal(missing.status, 401);
     assert.equal(missing.body.error.type, 'authentication_error');
