@@ -128,14 +128,14 @@ test('body too large: 413 (by Content-Length and when streamed in chunks)', asyn
 test('API key: missing or wrong → 401, right → 200; /health needs none', async () => {
   const keyed = await startServer({}, { apiKey: 'sekret' });
   try {
-    const post = (headers: Record<string, string>) =>
+    const models = (headers: Record<string, string>) =>
       fetch(`${keyed.baseURL}/v1/models`, { headers }).then(async (r) => ({ status: r.status, body: (await r.json()) as any }));
-    const missing = await post({});
+    const missing = await models({});
     assert.equal(missing.status, 401);
     assert.equal(missing.body.error.type, 'authentication_error');
-    assert.equal((await post({ Authorization: 'Bearer wrong' })).status, 401);
-    assert.equal((await post({ Authorization: 'Bearer sekretX' })).status, 401);
-    assert.equal((await post({ Authorization: 'Bearer sekret' })).status, 200);
+    assert.equal((await models({ Authorization: 'Bearer wrong' })).status, 401);
+    assert.equal((await models({ Authorization: 'Bearer sekretX' })).status, 401);
+    assert.equal((await models({ Authorization: 'Bearer sekret' })).status, 200);
     assert.equal((await fetch(`${keyed.baseURL}/health`)).status, 200);
     const completion = await keyed.client.completions.create({ model: MODEL_NAME, prompt: 'Hi', max_tokens: 2 });
     assert.equal(completion.usage?.completion_tokens, 2);
