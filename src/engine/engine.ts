@@ -96,6 +96,8 @@ class Request {
   /** completions that have finished */
   finished = 0;
   aborted = false;
+  /** stops listening to the request's abort signal */
+  detach?: () => void;
 
   constructor(
     readonly id: string, readonly params: ResolvedParams, readonly metrics: RequestMetrics,
@@ -181,9 +183,12 @@ export class LLMEngine implements ServingEngine {
     req.sequences.push(first);
     this.requests.set(id, req);
     this.scheduler.add(first);
-    if (request.signal) {
-      if (request.signal.aborted) req.aborted = true;
-      else request.signal.addEventListener('abort', () => this.abort(id), { once: true });
+    const signal = request.signal;
+    if (signal?.aborted) req.aborted = true;
+    else if (signal) {
+      const onAbort = () => this.abort(id);
+      signal.addEventListener('abort', onAbort, { once: true });
+      req.detach = () => signal.removeEventListener('abort', onAbort);
     }
     this.wake();
     const engine = this;
@@ -341,6 +346,7 @@ export class LLMEngine implements ServingEngine {
     if (req.finished < req.params.n) return;
     req.metrics.finishedTime = now();
     this.requests.delete(req.id);
+    req.detach?.();
     req.deltas.end();
   }
 
@@ -355,6 +361,7 @@ export class LLMEngine implements ServingEngine {
   private failAll(error: unknown): void {
     for (const req of this.requests.values()) {
       for (const seq of req.sequences) if (!seq.done) this.scheduler.remove(seq);
+      req.detach?.();
       req.deltas.fail(error);
     }
     this.requests.clear();

@@ -68,6 +68,31 @@ test('a mixed-length batch with chunked prefill gives each prompt the tokens it 
   assert.equal(engine.stats().kvBlocksUsed, 0);
 });
 
+test('each step is one forward batch mixing decode tokens with prefill chunks, within the limits', async () => {
+  const recorder = Model.load(sharedPath('data', 'models', 'stories260K.gguf'));
+  const steps: { rows: number; sequences: number; decodes: number; prefillRows: number }[] = [];
+  const forward = recorder.forward.bind(recorder);
+  recorder.forward = (cache, batch) => {
+    const rowsPerSequence = new Map<object, number>();
+    for (const seq of batch.sequences) rowsPerSequence.set(seq, (rowsPerSequence.get(seq) ?? 0) + 1);
+    const counts = [...rowsPerSequence.values()];
+    steps.push({ rows: batch.tokens.length, sequences: counts.length, decodes: counts.filter((c) => c === 1).length, prefillRows: counts.filter((c) => c > 1).reduce((a, b) => a + b, 0) });
+    return forward(cache, batch);
+  };
+  const engine = new LLMEngine(recorder, { maxNumSeqs: 4, maxNumBatchedTokens: 10 });
+  const [early, other] = PROMPTS.slice(0, 2).map((p) => engine.submit(greedy(p)));
+  const earlyDeltas = early[Symbol.asyncIterator]();
+  for (let i = 0; i < 3; i++) await earlyDeltas.next(); // decoding by now
+  const late = runAll(engine, PROMPTS.slice(2).map(greedy)); // these join while the first two run
+  for (let r = await earlyDeltas.next(); !r.done; r = await earlyDeltas.next());
+  await runStream(other);
+  assert.ok(steps.every((s) => s.rows <= 10 && s.sequences <= 4), 'limits hold');
+  assert.ok(steps.some((s) => s.decodes > 0 && s.prefillRows > 0), 'some step mixes decodes with a prefill chunk');
+  assert.ok(steps.some((s) => s.sequences === 4), 'the batch fills up to maxNumSeqs');
+  const alone = await runAlone(PROMPTS.slice(2).map(greedy));
+  (await late).forEach((out, i) => assert.deepEqual(out[0].tokens, alone[i][0].tokens));
+});
+
 test('preemption in a tiny block pool leaves seeded outputs unchanged', async () => {
   const requests = PROMPTS.map((p, i) => seeded(p, 100 + i));
   const alone = await runAlone(requests);
