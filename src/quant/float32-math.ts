@@ -4,10 +4,9 @@
 
 export const f32 = Math.fround;
 
-/** ggml's nearest_int: adding 1.5·2^23 in float32 rounds to an integer, halves to even. Valid for |x| < 2^22. */
-export function nearestInt(x: number): number {
-  return f32(x + 12582912) - 12582912;
-}
+/** ggml's nearest_int (adding 1.5·2^23 in float32, valid for |x| < 2^22) is, for float32 x, rounding to the
+ *  nearest integer with halves to even. */
+export { roundHalfEven as nearestInt } from '../tensor/quants/block32.js';
 
 /** C's roundf: halves away from zero. */
 export function roundAwayFromZero(x: number): number {
