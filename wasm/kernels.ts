@@ -47,6 +47,22 @@ function toF16(x: f32): u32 {
   return ((w + 0x7fff + ((w >> 16) & 1)) >> 16) & 0xffff;
 }
 
+/**
+ * F16_TABLE: f32 of every f16 pattern (256 KiB at 64 KiB, filled once per memory by init_tables): one load per
+ * block scale instead of a dozen integer ops in the hot loops.
+ */
+const F16_TABLE: usize = 65536;
+const TABLES_END: usize = F16_TABLE + (65536 << 2);
+
+export function init_tables(): void {
+  for (let h: u32 = 0; h < 65536; h++) store<f32>(F16_TABLE + (<usize>h << 2), f16(h));
+}
+
+/** f32 of the f16 stored at p, by table. */
+@inline function loadF16(p: usize): f32 {
+  return load<f32>(F16_TABLE + (<usize>load<u16>(p) << 2));
+}
+
 @inline function hsum(v: v128): f32 {
   return f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1) + f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3);
 }
@@ -54,6 +70,13 @@ function toF16(x: f32): u32 {
 // ---- SIMD integer dot products --------------------------------------------------------------------------------
 
 /** i32x4 partial sums of Σ x_i·q_i over 16 lanes: x signed int8, q unsigned 0…127. */
+/** i32x4 partial sums of Σ x_i·q_i over two pairs of 16 lanes: x signed int8, q unsigned 0…31. */
+@inline function dotUnsigned2(x0: v128, q0: v128, x1: v128, q1: v128): v128 {
+  // relaxed: the int16 pair sums of both halves fit int16 together (|Σ| ≤ 4·127·31 < 2^15)
+  if (RELAXED) return i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(x0, q0), i16x8.relaxed_dot_i8x16_i7x16_s(x1, q1)));
+  return i32x4.add(dotUnsigned(x0, q0), dotUnsigned(x1, q1));
+}
+
 @inline function dotUnsigned(x: v128, q: v128): v128 {
   if (RELAXED) return i32x4.extadd_pairwise_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(x, q));
   return i32x4.add(
@@ -68,8 +91,13 @@ function toF16(x: f32): u32 {
   return i32x4.mul(dotUnsigned(x, q), i32x4.splat(scale));
 }
 
-/** i32x4 partial sums of Σ x_i·w_i over 16 signed int8 lanes. */
+/** i32x4 partial sums of Σ x_i·w_i over 16 signed int8 lanes (|w| ≤ 127). */
 @inline function dotSigned(x: v128, w: v128): v128 {
+  // relaxed: move w's sign onto x, then an unsigned·signed dot product (ggml's maddubs trick)
+  if (RELAXED) {
+    const negative = i8x16.lt_s(w, i8x16.splat(0));
+    return i32x4.extadd_pairwise_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(i8x16.sub(v128.xor(x, negative), negative), i8x16.abs(w)));
+  }
   return i32x4.add(
     i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(x), i16x8.extend_low_i8x16_s(w)),
     i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(x), i16x8.extend_high_i8x16_s(w)),
@@ -168,7 +196,7 @@ function dotQ8_0(w: usize, x: usize, nb: i32): f32 {
   let acc = f32x4.splat(0);
   for (let b = 0; b < nb; b++) {
     const s = i32x4.add(dotSigned(v128.load(x + 2), v128.load(w + 2)), dotSigned(v128.load(x + 18), v128.load(w + 18)));
-    const d = f16(load<u16>(w)) * f16(load<u16>(x));
+    const d = loadF16(w) * loadF16(x);
     acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.splat(d)));
     w += 34;
     x += 34;
@@ -182,9 +210,9 @@ function dotQ4_0(w: usize, x: usize, sums: usize, nb: i32): f32 {
   let correction: f32 = 0;
   for (let b = 0; b < nb; b++) {
     const qs = v128.load(w + 2);
-    const s = i32x4.add(dotUnsigned(v128.load(x + 2), lowNibbles(qs)), dotUnsigned(v128.load(x + 18), highNibbles(qs)));
-    const dw = f16(load<u16>(w));
-    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.splat(dw * f16(load<u16>(x)))));
+    const s = dotUnsigned2(v128.load(x + 2), lowNibbles(qs), v128.load(x + 18), highNibbles(qs));
+    const dw = loadF16(w);
+    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.splat(dw * loadF16(x))));
     correction += dw * load<f32>(sums + (<usize>b << 2));
     w += 18;
     x += 34;
@@ -198,9 +226,9 @@ function dotQ4_1(w: usize, x: usize, nb: i32): f32 {
   let minTerm: f32 = 0;
   for (let b = 0; b < nb; b++) {
     const qs = v128.load(w + 4);
-    const s = i32x4.add(dotUnsigned(v128.load(x + 4), lowNibbles(qs)), dotUnsigned(v128.load(x + 20), highNibbles(qs)));
-    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.splat(f16(load<u16>(w)) * f16(load<u16>(x)))));
-    minTerm += f16(load<u16>(w + 2)) * f16(load<u16>(x + 2));
+    const s = dotUnsigned2(v128.load(x + 4), lowNibbles(qs), v128.load(x + 20), highNibbles(qs));
+    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.splat(loadF16(w) * loadF16(x))));
+    minTerm += loadF16(w + 2) * loadF16(x + 2);
     w += 20;
     x += 36;
   }
@@ -225,9 +253,9 @@ function dotQ5_0(w: usize, x: usize, nb: i32): f32 {
     const x0 = v128.load(x + 2), x1 = v128.load(x + 18);
     const q0 = v128.or(lowNibbles(qs), fifthBits(qh, false));
     const q1 = v128.or(highNibbles(qs), fifthBits(qh, true));
-    const s = i32x4.add(dotUnsigned(x0, q0), dotUnsigned(x1, q1));
-    const xsum = i32x4.add(dotUnsigned(x0, i8x16.splat(1)), dotUnsigned(x1, i8x16.splat(1)));
-    const d = f16(load<u16>(w)) * f16(load<u16>(x));
+    const s = dotUnsigned2(x0, q0, x1, q1);
+    const xsum = dotUnsigned2(x0, i8x16.splat(1), x1, i8x16.splat(1));
+    const d = loadF16(w) * loadF16(x);
     acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(s, i32x4.shl(xsum, 4))), f32x4.splat(d)));
     w += 22;
     x += 34;
@@ -244,9 +272,9 @@ function dotQ5_1(w: usize, x: usize, nb: i32): f32 {
     const qs = v128.load(w + 8);
     const q0 = v128.or(lowNibbles(qs), fifthBits(qh, false));
     const q1 = v128.or(highNibbles(qs), fifthBits(qh, true));
-    const s = i32x4.add(dotUnsigned(v128.load(x + 4), q0), dotUnsigned(v128.load(x + 20), q1));
-    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.splat(f16(load<u16>(w)) * f16(load<u16>(x)))));
-    minTerm += f16(load<u16>(w + 2)) * f16(load<u16>(x + 2));
+    const s = dotUnsigned2(v128.load(x + 4), q0, v128.load(x + 20), q1);
+    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.splat(loadF16(w) * loadF16(x))));
+    minTerm += loadF16(w + 2) * loadF16(x + 2);
     w += 24;
     x += 36;
   }
@@ -285,8 +313,8 @@ function dotQ4_K(w: usize, x: usize, nb: i32): f32 {
       isum = i32x4.add(isum, dotUnsignedScaled(v128.load(xq + 32), highNibbles(qa), sHigh));
       isum = i32x4.add(isum, dotUnsignedScaled(v128.load(xq + 48), highNibbles(qb), sHigh));
     }
-    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(dx * f16(load<u16>(w)))));
-    minTerm += dx * f16(load<u16>(w + 2)) * <f32>minsDotBsums(scales, x + 260);
+    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(dx * loadF16(w))));
+    minTerm += dx * loadF16(w + 2) * <f32>minsDotBsums(scales, x + 260);
     w += 144;
     x += 292;
   }
@@ -318,8 +346,8 @@ function dotQ5_K(w: usize, x: usize, nb: i32): f32 {
       isum = i32x4.add(isum, dotUnsignedScaled(v128.load(xq + 32), ha, sHigh));
       isum = i32x4.add(isum, dotUnsignedScaled(v128.load(xq + 48), hb, sHigh));
     }
-    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(dx * f16(load<u16>(w)))));
-    minTerm += dx * f16(load<u16>(w + 2)) * <f32>minsDotBsums(scales, x + 260);
+    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(dx * loadF16(w))));
+    minTerm += dx * loadF16(w + 2) * <f32>minsDotBsums(scales, x + 260);
     w += 176;
     x += 292;
   }
@@ -356,7 +384,7 @@ function dotQ6_K(w: usize, x: usize, nb: i32): f32 {
     let offset = 0;
     for (let g = 0; g < 16; g++) offset += <i32>load<i8>(scales + g) * <i32>load<i16>(x + 260 + 2 * g);
     isum = i32x4.sub(isum, i32x4(offset << 5, 0, 0, 0));
-    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(dx * f16(load<u16>(w + 208)))));
+    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(dx * loadF16(w + 208))));
     w += 210;
     x += 292;
   }
@@ -384,8 +412,8 @@ function dotQ2_K(w: usize, x: usize, nb: i32): f32 {
       }
     }
     for (let g = 0; g < 16; g++) msum += (load<u8>(w + g) >> 4) * <i32>load<i16>(x + 260 + 2 * g);
-    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(dx * f16(load<u16>(w + 80)))));
-    minTerm += dx * f16(load<u16>(w + 82)) * <f32>msum;
+    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(dx * loadF16(w + 80))));
+    minTerm += dx * loadF16(w + 82) * <f32>msum;
     w += 84;
     x += 292;
   }
@@ -428,7 +456,7 @@ function dotQ3_K(w: usize, x: usize, nb: i32, scratch: usize): f32 {
       }
     }
     isum = i32x4.sub(isum, i32x4(offset << 2, 0, 0, 0));
-    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(dx * f16(load<u16>(w + 108)))));
+    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(dx * loadF16(w + 108))));
     w += 110;
     x += 292;
   }
@@ -443,20 +471,37 @@ function dotQ3_K(w: usize, x: usize, nb: i32, scratch: usize): f32 {
   return f32x4.mul(v128.and(i32x4.shr_s(bits, 3), i32x4.splat(0x8fffe000)), f32x4.splat(F16_EXP_ADJUST));
 }
 
+/** acc + a·b (fused where the relaxed build allows). */
+@inline function madd(a: v128, b: v128, acc: v128): v128 {
+  if (RELAXED) return f32x4.relaxed_madd(a, b, acc);
+  return f32x4.add(acc, f32x4.mul(a, b));
+}
+
 /** F16 or BF16 · f32 activations in the 8-group even/odd order: each i32 of weights holds an even and an odd value. */
 function dotHalf(w: usize, x: usize, n: i32, isF16: bool): f32 {
-  let accEven = f32x4.splat(0), accOdd = f32x4.splat(0);
+  // four independent accumulators: 16 values per step keep the adds' latency hidden
+  let acc0 = f32x4.splat(0), acc1 = f32x4.splat(0), acc2 = f32x4.splat(0), acc3 = f32x4.splat(0);
   const topHalf = i32x4.splat(0xffff0000);
-  for (let i = 0; i < n; i += 8) {
+  let i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const v = v128.load(w), u = v128.load(w + 16);
+    let e0 = i32x4.shl(v, 16), o0 = v128.and(v, topHalf), e1 = i32x4.shl(u, 16), o1 = v128.and(u, topHalf);
+    if (isF16) { e0 = widenF16(e0); o0 = widenF16(o0); e1 = widenF16(e1); o1 = widenF16(o1); }
+    acc0 = madd(e0, v128.load(x), acc0);
+    acc1 = madd(o0, v128.load(x + 16), acc1);
+    acc2 = madd(e1, v128.load(x + 32), acc2);
+    acc3 = madd(o1, v128.load(x + 48), acc3);
+    w += 32;
+    x += 64;
+  }
+  if (i < n) {
     const v = v128.load(w);
     let even = i32x4.shl(v, 16), odd = v128.and(v, topHalf);
     if (isF16) { even = widenF16(even); odd = widenF16(odd); }
-    accEven = f32x4.add(accEven, f32x4.mul(even, v128.load(x)));
-    accOdd = f32x4.add(accOdd, f32x4.mul(odd, v128.load(x + 16)));
-    w += 16;
-    x += 32;
+    acc0 = madd(even, v128.load(x), acc0);
+    acc1 = madd(odd, v128.load(x + 16), acc1);
   }
-  return hsum(f32x4.add(accEven, accOdd));
+  return hsum(f32x4.add(f32x4.add(acc0, acc1), f32x4.add(acc2, acc3)));
 }
 
 /** F32 · f32 activations in the 8-group even/odd order. */
@@ -587,7 +632,7 @@ export function attention(
   }
 }
 
-/** End of this module's static data (constant tables at low addresses): arenas keep their first page for it. */
-export function static_data_end(): usize {
-  return __heap_base;
+/** Where the area this module reserves ends (static data, then F16_TABLE); 0 if its static data overflows. */
+export function reserved_end(): usize {
+  return __heap_base <= F16_TABLE ? TABLES_END : 0;
 }

@@ -1,13 +1,15 @@
 // An arena: one shared WebAssembly memory (at most 4 GiB) holding weights that stay put and, above them, the
 // scratch of the op in progress (activations, quantized activations, outputs), reset after every op.
-// Layout: first page: [0, 64) job counter, then the kernels' static data (constant tables, rewritten whenever an
-// instance is created) | [64 KiB, weightsTop) weights, 64-byte aligned | [weightsTop, …) scratch.
+// Layout: first page: [0, 64) job counter, then the kernels' static data (rewritten whenever an instance is
+// created) | [64 KiB, 320 KiB) the kernels' f16 table | [320 KiB, weightsTop) weights, 64-byte aligned |
+// [weightsTop, …) scratch.
 
 import { MAX_PAGES, PAGE, newSharedMemory, type KernelExports } from './wasm-module.js';
 
 /** Byte address of the atomic work counter that pooled kernels claim rows from. */
 export const COUNTER = 0;
-const FIRST_FREE = PAGE;
+/** Where weights start: after the kernels' reserved area. */
+export const WEIGHTS_START = 5 * PAGE;
 export const ALIGN = 64;
 
 export class ArenaFullError extends Error {
@@ -29,13 +31,15 @@ const alignUp = (n: number, a: number) => Math.ceil(n / a) * a;
 export class Arena {
   readonly memory: WebAssembly.Memory;
   readonly exports: KernelExports;
-  private weightsTop = FIRST_FREE;
-  private scratchTop = FIRST_FREE;
+  private weightsTop = WEIGHTS_START;
+  private scratchTop = WEIGHTS_START;
 
   constructor(module: WebAssembly.Module, readonly index: number) {
     this.memory = newSharedMemory(1);
     this.exports = new WebAssembly.Instance(module, { env: { memory: this.memory } }).exports as unknown as KernelExports;
-    if (this.exports.static_data_end() > FIRST_FREE) throw new Error('kernel static data overflows the first page');
+    this.memory.grow(WEIGHTS_START / PAGE - 1);
+    if (this.exports.reserved_end() !== WEIGHTS_START) throw new Error('the kernels reserve a different area than the arena expects');
+    this.exports.init_tables();
   }
 
   /** Bytes still free for weights, keeping `reserve` for scratch. */

@@ -17,8 +17,8 @@ export type PooledKernel = (typeof POOLED_KERNELS)[number];
 // control block: i32 [generation, pending, arena, function, number of args], f64 args from byte 64
 const GENERATION = 0, PENDING = 1, ARENA = 2, FUNCTION = 3, NARGS = 4;
 const STOP = -1, ADOPT = -2;
-/** busy-wait iterations before a worker sleeps (about a millisecond) */
-const SPIN = 200_000;
+/** busy-wait iterations before a thread sleeps (about 100 µs) */
+const SPIN = 20_000;
 
 export class ThreadPoolError extends Error {
   constructor(message: string) {

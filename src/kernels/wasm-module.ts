@@ -51,11 +51,12 @@ let cache: { simd?: KernelModule; relaxed?: KernelModule | null } = {};
  * at extreme values (a runtime might lower relaxed dot products differently; the result must be exact).
  */
 function relaxedWorks(relaxed: WebAssembly.Module, simd: WebAssembly.Module): boolean {
-  const memory = newSharedMemory(2);
+  const memory = newSharedMemory(6);
   const bytes = new Uint8Array(memory.buffer);
-  // in the second page (the first holds static data): weight block (18 bytes, d = 1.0) at +0,
+  // past the kernels' reserved area (static data, f16 table): weight block (18 bytes, d = 1.0) at +0,
   // activation block (34 bytes, d = 1.0) at +1024, its block sum at +2048, the output at +3072
-  const w = PAGE, a = PAGE + 1024, sums = PAGE + 2048, out = PAGE + 3072;
+  const base = 5 * PAGE;
+  const w = base, a = base + 1024, sums = base + 2048, out = base + 3072;
   bytes[w] = 0x00; bytes[w + 1] = 0x3c;
   for (let j = 0; j < 16; j++) bytes[w + 2 + j] = (j * 37 + 11) & 0xff;
   bytes[a] = 0x00; bytes[a + 1] = 0x3c;
@@ -63,6 +64,7 @@ function relaxedWorks(relaxed: WebAssembly.Module, simd: WebAssembly.Module): bo
   const run = (module: WebAssembly.Module) => {
     new Int32Array(memory.buffer, 0, 1)[0] = 0;
     const exports = new WebAssembly.Instance(module, { env: { memory } }).exports as unknown as KernelExports;
+    exports.init_tables();
     exports.matmul(2, w, 18, a, 34, sums, out, 32, 1, 1, 0, 1, 0);
     return new Float32Array(memory.buffer, out, 1)[0];
   };
@@ -100,5 +102,6 @@ export interface KernelExports {
     out: number, nIn: number, nOut: number, nTokens: number, counter: number, chunk: number, scratch: number): void;
   attention(q: number, out: number, keys: number, values: number, slots: number, rowStart: number, rowLength: number,
     nTokens: number, nHeads: number, nKvHeads: number, headDim: number, scale: number, counter: number, scratch: number): void;
-  static_data_end(): number;
+  reserved_end(): number;
+  init_tables(): void;
 }

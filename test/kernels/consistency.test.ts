@@ -12,6 +12,7 @@ import { ReferenceBackend } from '../../src/kernels/reference.js';
 import { kernelModule } from '../../src/kernels/wasm-module.js';
 import { loadIntoArenas } from '../../src/kernels/wasm-weights.js';
 import { MAX_PAGES, PAGE } from '../../src/kernels/wasm-module.js';
+import { WEIGHTS_START } from '../../src/kernels/arena.js';
 import type { AttentionCacheView } from '../../src/kernels/backend.js';
 import { GGMLType, typeInfo, typeName } from '../../src/tensor/ggml-type.js';
 import { activationRowBytes, dequantizeRow, fp32ToFp16, quantizeRowForDot } from '../../src/tensor/index.js';
@@ -175,7 +176,7 @@ test('a model file loads straight into several WebAssembly memories and computes
     const path = join(dir, 'model.gguf');
     await writeGGUF(path, { metadata: new Map(), tensors });
     // leave each memory room for about 50 KB of weights: the four tensors (13–40 KB each) need several memories
-    const file = loadIntoArenas(path, backend, MAX_PAGES * PAGE - PAGE - 50_000);
+    const file = loadIntoArenas(path, backend, MAX_PAGES * PAGE - WEIGHTS_START - 50_000);
     assert.ok(file.arenaCount >= 2, `weights spread over ${file.arenaCount} memories`);
     const plain = loadGGUF(path);
     for (const t of tensors) {
