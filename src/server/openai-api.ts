@@ -7,7 +7,6 @@ import { randomUUID } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import { ChatTemplate, chatPromptTokens } from '../generate/chat-template.js';
 import type { Model } from '../generate/model.js';
-import { resolveSamplingParams } from '../generate/sampler.js';
 import type { Tokenizer } from '../tokenizer/index.js';
 import type { CompletionDelta, FinishReason, ServingEngine, TokenLogprobs } from '../engine/types.js';
 import { ApiError, invalidRequest, notFound } from './errors.js';
@@ -88,7 +87,9 @@ interface Flavor {
   idPrefix: string;
   logprobs(tokenizer: Tokenizer, tokens: TokenLogprobs[], choice: Choice): unknown;
   choice(index: number, text: string, logprobs: unknown, finishReason: string | null): object;
-  chunkChoice(index: number, text: string, logprobs: unknown, finishReason: string | null, first: boolean): object;
+  chunkChoice(index: number, text: string, logprobs: unknown, finishReason: string | null): object;
+  /** the chunk that opens each streamed choice, if any */
+  opening: ((index: number) => object) | null;
 }
 
 async function run(
@@ -96,7 +97,6 @@ async function run(
 ): Promise<void> {
   const { engine, model } = ctx;
   for (const prompt of prompts) {
-    if (prompt.length === 0) throw invalidRequest('the prompt has no tokens', 'prompt');
     if (prompt.length + maxTokens > engine.maxModelLength) {
       throw invalidRequest(
         `the context holds ${engine.maxModelLength} tokens, but this request needs ${prompt.length + maxTokens} ` +
@@ -105,28 +105,45 @@ async function run(
       );
     }
   }
-  resolveSamplingParams(request.sampling); // a SamplingError here is a 400, before any streaming starts
   if (engine.stats().waiting >= ctx.maxWaiting) {
     throw new ApiError(429, `the server is busy (${ctx.maxWaiting} requests waiting); retry later`, 'rate_limit_error', null, 'queue_full');
   }
 
-  const id = `${flavor.idPrefix}-${randomUUID().replaceAll('-', '')}`;
-  const created = Math.floor(Date.now() / 1000);
-  const n = request.n;
-  const choices: Choice[] = Array.from({ length: prompts.length * n }, () => ({ text: '', tokens: 0, logprobs: [], textOffset: 0, finishReason: undefined }));
   // a client that goes away aborts its engine requests, whose blocks are then freed in the engine's next step
   const controller = new AbortController();
   res.on('close', () => {
     if (!res.writableFinished) controller.abort();
   });
+  // submitted before any response is written, so that a request the engine refuses is still a plain 400
+  const n = request.n;
+  let submitted: ReturnType<ServingEngine['submit']>[];
+  try {
+    submitted = prompts.map((prompt) => engine.submit({
+      prompt,
+      params: {
+        sampling: request.sampling,
+        maxTokens,
+        stop: request.stop,
+        n,
+        // the sampled token's own log-probability comes with its top list, so ask for at least one
+        topLogprobs: request.topLogprobs === null ? 0 : Math.max(1, request.topLogprobs),
+        ignoreEos: request.ignoreEos,
+      },
+      signal: controller.signal,
+    }));
+  } catch (e) {
+    controller.abort(); // prompts submitted before the refused one
+    throw e;
+  }
 
+  const id = `${flavor.idPrefix}-${randomUUID().replaceAll('-', '')}`;
+  const created = Math.floor(Date.now() / 1000);
+  const choices: Choice[] = Array.from({ length: prompts.length * n }, () => ({ text: '', tokens: 0, logprobs: [], textOffset: 0, finishReason: undefined }));
   const stream = request.stream ? new SseWriter(res) : undefined;
   const header = { id, object: flavor.chunkObject, created, model: model.name };
   const usageField = request.includeUsage ? { usage: null } : {};
-  if (stream && flavor === CHAT_FLAVOR) {
-    // OpenAI opens every chat choice with its role
-    for (let i = 0; i < choices.length; i++) stream.send({ ...header, choices: [flavor.chunkChoice(i, '', null, null, true)], ...usageField });
-  }
+  const sendChoice = (choice: object) => stream?.send({ ...header, choices: [choice], ...usageField });
+  if (flavor.opening) choices.forEach((_, i) => sendChoice(flavor.opening!(i)));
 
   const onDelta = (choiceIndex: number, delta: CompletionDelta) => {
     const choice = choices[choiceIndex];
@@ -140,28 +157,14 @@ async function run(
     }
     if (delta.text === '' && !delta.finishReason && !logprobs?.length) return;
     const formatted = logprobs ? flavor.logprobs(model.tokenizer, logprobs, choice) : null;
-    const finish = delta.finishReason ? openAiFinishReason(delta.finishReason) : null;
-    stream.send({ ...header, choices: [flavor.chunkChoice(choiceIndex, delta.text, formatted, finish, false)], ...usageField });
+    sendChoice(flavor.chunkChoice(choiceIndex, delta.text, formatted, delta.finishReason ? openAiFinishReason(delta.finishReason) : null));
   };
 
   let cachedTokens = 0;
-  const runPrompt = async (prompt: number[], promptIndex: number) => {
-    const submitted = engine.submit({
-      prompt,
-      params: {
-        sampling: request.sampling,
-        maxTokens,
-        stop: request.stop,
-        n,
-        // the sampled token's own log-probability comes with its top list, so ask for at least one
-        topLogprobs: request.topLogprobs === null ? 0 : Math.max(1, request.topLogprobs),
-        ignoreEos: request.ignoreEos,
-      },
-      signal: controller.signal,
-    });
+  const consume = async (deltas: ReturnType<ServingEngine['submit']>, promptIndex: number) => {
     let firstTokenAt: number | undefined, lastTokenAt = 0;
     const tokensPerChoice = new Array<number>(n).fill(0);
-    for await (const delta of submitted) {
+    for await (const delta of deltas) {
       if (delta.tokens.length > 0) {
         lastTokenAt = performance.now();
         firstTokenAt ??= lastTokenAt;
@@ -171,17 +174,16 @@ async function run(
     }
     // completions run side by side, so a request's pace is that of its longest completion
     const longest = Math.max(...tokensPerChoice);
-    const total = tokensPerChoice.reduce((a, b) => a + b, 0);
-    cachedTokens += submitted.metrics.cachedPromptTokens;
+    cachedTokens += deltas.metrics.cachedPromptTokens;
     ctx.metrics.countGeneration(
-      prompt.length, total,
+      prompts[promptIndex].length, tokensPerChoice.reduce((a, b) => a + b, 0),
       firstTokenAt === undefined ? undefined : (firstTokenAt - arrival) / 1000,
       firstTokenAt === undefined || longest < 2 ? undefined : (lastTokenAt - firstTokenAt) / 1000 / (longest - 1),
     );
   };
 
   try {
-    await Promise.all(prompts.map(runPrompt));
+    await Promise.all(submitted.map(consume));
   } catch (e) {
     controller.abort(); // the other prompts of this request stop too
     if (res.destroyed) return;
@@ -205,12 +207,12 @@ async function run(
     stream.end();
     return;
   }
-  const body = {
+  const logprobsOf = (c: Choice) => (request.topLogprobs === null ? null : flavor.logprobs(model.tokenizer, c.logprobs, c));
+  sendJson(res, 200, {
     id, object: flavor.object, created, model: model.name,
-    choices: choices.map((c, i) => flavor.choice(i, c.text, request.topLogprobs === null ? null : flavor.logprobs(model.tokenizer, c.logprobs, c), openAiFinishReason(c.finishReason ?? 'length'))),
+    choices: choices.map((c, i) => flavor.choice(i, c.text, logprobsOf(c), openAiFinishReason(c.finishReason ?? 'length'))),
     usage,
-  };
-  sendJson(res, 200, body);
+  });
 }
 
 function trimTop(logprobs: TokenLogprobs[], k: number): TokenLogprobs[] {
@@ -249,6 +251,7 @@ const COMPLETION_FLAVOR: Flavor = {
   },
   choice: (index, text, logprobs, finishReason) => ({ index, text, logprobs, finish_reason: finishReason }),
   chunkChoice: (index, text, logprobs, finishReason) => ({ index, text, logprobs, finish_reason: finishReason }),
+  opening: null,
 };
 
 const CHAT_FLAVOR: Flavor = {
@@ -261,12 +264,9 @@ const CHAT_FLAVOR: Flavor = {
     return { content: tokens.map((lp) => ({ ...entry(lp.token, lp.logprob), top_logprobs: lp.top.map((t) => entry(t.token, t.logprob)) })) };
   },
   choice: (index, text, logprobs, finishReason) => ({ index, message: { role: 'assistant', content: text }, logprobs, finish_reason: finishReason }),
-  chunkChoice: (index, text, logprobs, finishReason, first) => ({
-    index,
-    delta: first ? { role: 'assistant', content: '' } : text === '' ? {} : { content: text },
-    logprobs,
-    finish_reason: finishReason,
-  }),
+  chunkChoice: (index, text, logprobs, finishReason) => ({ index, delta: text === '' ? {} : { content: text }, logprobs, finish_reason: finishReason }),
+  // OpenAI opens every chat choice with its role
+  opening: (index) => ({ index, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }),
 };
 
 // ---------------------------------------------------------------------------------------------------------

@@ -165,8 +165,8 @@ test('completion logprobs: legacy format, values equal to the model\'s log-softm
     assert.ok(Math.abs(lp.token_logprobs![i] - row[token]) < 1e-4, `token ${i}: ${lp.token_logprobs![i]} vs ${row[token]}`);
     const top = Object.values(lp.top_logprobs![i]);
     assert.ok(top.length >= 1 && top.length <= 3);
-    // greedy: the chosen token is the most likely one
-    assert.ok(Math.abs(Math.max(...top) - lp.token_logprobs![i]) < 1e-9);
+    // greedy: the chosen token is the most likely one (the two values may be rounded to float32 apart)
+    assert.ok(Math.abs(Math.max(...top) - lp.token_logprobs![i]) < 1e-6, `token ${i}: top ${Math.max(...top)}`);
   });
 });
 

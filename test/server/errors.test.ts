@@ -81,7 +81,10 @@ test('every invalid parameter is a 400 naming it', async () => {
     assert.equal(answer.status, 400, `${JSON.stringify(extra)} → ${answer.status}`);
     assert.equal(answer.body.error.param, param, JSON.stringify(extra));
   }
-  await assertServing();
+  // refused by the engine (n above its 1 sequence): still a plain 400 before any stream opens
+  const tooMany = await call('/v1/completions', completion({ n: 2, stream: true }));
+  await assertError(tooMany, 400);
+  assert.match(tooMany.body.error.message, /\bn\b/);
 });
 
 test('unknown model, unknown route: 404; wrong method: 405 with Allow', async () => {
