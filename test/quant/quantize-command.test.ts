@@ -164,3 +164,28 @@ test('non-finite weights are refused', () => {
   const broken = new GGUFModelFile(file.path, file.header, data);
   assert.throws(() => quantizeModel(broken, { ftype: LlamaFileType.MOSTLY_Q4_0 }), /blk\.1\.attn_q\.weight contains NaN/);
 });
+
+test('kiln quantize --imatrix --pure --output-type --token-embedding-type', async () => {
+  const datPath = join(dir, 'cli.imatrix.dat');
+  writeFileSync(datPath, legacyImatrixBytes(kqImportance(), 2, 3, 'calib.txt'));
+  const out = join(dir, 'cli-imatrix.gguf');
+  const write = process.stderr.write, log = console.log;
+  process.stderr.write = (() => true) as typeof process.stderr.write;
+  console.log = () => undefined;
+  try {
+    await runQuantize([modelPath('kq-f32.gguf'), out, 'Q4_K_M', '--imatrix', datPath, '--pure', '--output-type', 'q8_0', '--token-embedding-type', 'F16']);
+  } finally {
+    process.stderr.write = write;
+    console.log = log;
+  }
+  const result = loadGGUF(out);
+  const types = new Map(result.tensorInfos.map((t) => [t.name, typeName(t.type)]));
+  assert.equal(types.get('output.weight'), 'Q8_0');
+  assert.equal(types.get('token_embd.weight'), 'F16');
+  assert.equal(types.get('blk.1.attn_v.weight'), 'Q4_K'); // --pure: no Q6_K bump
+  assert.equal(types.get('blk.1.ffn_norm.weight'), 'F32');
+  assert.equal(result.metadata.get('general.file_type')!.value, LlamaFileType.MOSTLY_Q4_K_M);
+  assert.equal(result.metadata.get('quantize.imatrix.file')!.value, datPath);
+  assert.equal(result.metadata.get('quantize.imatrix.dataset')!.value, 'calib.txt');
+  assert.equal(result.metadata.get('quantize.imatrix.chunks_count')!.value, 3);
+});
