@@ -190,3 +190,13 @@ test('chat logprobs: content entries with bytes and top_logprobs, streamed or no
   for await (const chunk of stream) streamed.push(...(chunk.choices[0]?.logprobs?.content ?? []));
   assert.deepEqual(streamed, content);
 });
+
+test('concurrent requests, batched by the engine, each get the answer they get alone', async () => {
+  const prompts = [PROMPT, OTHER_PROMPT, 'Tim and Sue', 'The sun was'];
+  const ask = (prompt: string) => s.client.completions.create({ model: MODEL_NAME, prompt, max_tokens: 20, temperature: 0 }).then((c) => c.choices[0].text);
+  const together = await Promise.all(prompts.map(ask));
+  const alone = [];
+  for (const prompt of prompts) alone.push(await ask(prompt));
+  assert.deepEqual(together, alone);
+  assert.equal(together[0], reference.text.slice(0, together[0].length));
+});

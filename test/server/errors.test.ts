@@ -224,8 +224,8 @@ test('/health and /metrics in Prometheus text format', async () => {
     assert.equal(value('kiln_time_to_first_token_seconds_bucket{le="+Inf"}'), 2);
     assert.equal(value('kiln_time_per_output_token_seconds_count'), 2);
     assert.ok(value('kiln_time_to_first_token_seconds_sum') > 0);
-    assert.equal(value('kiln_num_requests_running'), 0);
-    assert.equal(value('kiln_num_requests_waiting'), 0);
+    assert.equal(value('kiln_num_sequences_running'), 0);
+    assert.equal(value('kiln_num_sequences_waiting'), 0);
     assert.equal(value('kiln_kv_blocks_used'), 0);
     assert.equal(value('kiln_kv_blocks_free'), value('kiln_kv_blocks_total'));
     assert.ok(value('kiln_prefix_cache_hit_rate') >= 0);
