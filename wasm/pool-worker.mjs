@@ -8,21 +8,22 @@ const { control, module, port, functions, index, spin } = workerData;
 const state = new Int32Array(control, 0, 16);
 const args = new Float64Array(control, 64, 16);
 const GENERATION = 0, PENDING = 1, ARENA = 2, FUNCTION = 3, NARGS = 4;
-const STOP = -1, ADOPT = -2;
+const ADOPT = -2, RELEASE = -3;
 
 const instances = [];
 let seen = 0;
-for (;;) {
+for (;;) { // ends with the process (the worker is unref'd)
   // spin briefly (jobs come back to back during a forward pass), then sleep until the generation changes
   for (let i = 0; Atomics.load(state, GENERATION) === seen; i++) {
     if (i > spin) Atomics.wait(state, GENERATION, seen);
   }
   seen = Atomics.load(state, GENERATION);
   const fn = state[FUNCTION];
-  if (fn === STOP) break;
   if (fn === ADOPT) {
     const { message: memory } = receiveMessageOnPort(port);
     instances.push(new WebAssembly.Instance(module, { env: { memory } }).exports);
+  } else if (fn === RELEASE) {
+    instances[state[ARENA]] = undefined; // lets the memory be collected
   } else {
     // the last argument of every pooled kernel is its scratch address: base + thread index · stride
     const n = state[NARGS];

@@ -6,7 +6,7 @@ import { readHParams, type HParams } from '../models/hparams.js';
 import { findArchitecture } from '../models/registry.js';
 import type { BoundModel } from '../models/architecture.js';
 import type { Backend } from '../kernels/backend.js';
-import { ReferenceBackend } from '../kernels/reference.js';
+import { createBackend } from '../kernels/select.js';
 import type { WeightTensor } from '../tensor/tensor.js';
 import { dequantizeTensor } from '../tensor/index.js';
 import { Tokenizer } from '../tokenizer/index.js';
@@ -32,7 +32,7 @@ export class Model {
   }
 
   static load(path: string, options: LoadOptions = {}): Model {
-    const backend: Backend = options.backend ?? new ReferenceBackend();
+    const backend: Backend = options.backend ?? createBackend();
     // a backend may place the weights where it computes on them (the WASM backend reads them into its memories)
     return new Model(backend.loadFile ? backend.loadFile(path) : loadGGUF(path), backend);
   }

@@ -34,7 +34,10 @@ export class Arena {
   private weightsTop = WEIGHTS_START;
   private scratchTop = WEIGHTS_START;
 
-  constructor(module: WebAssembly.Module, readonly index: number) {
+  /** this memory's index in the thread pool (set when the pool adopts it) */
+  index = -1;
+
+  constructor(module: WebAssembly.Module) {
     this.memory = newSharedMemory(1);
     this.exports = new WebAssembly.Instance(module, { env: { memory: this.memory } }).exports as unknown as KernelExports;
     this.memory.grow(WEIGHTS_START / PAGE - 1);

@@ -16,7 +16,7 @@ export type PooledKernel = (typeof POOLED_KERNELS)[number];
 
 // control block: i32 [generation, pending, arena, function, number of args], f64 args from byte 64
 const GENERATION = 0, PENDING = 1, ARENA = 2, FUNCTION = 3, NARGS = 4;
-const STOP = -1, ADOPT = -2;
+const ADOPT = -2, RELEASE = -3;
 /** busy-wait iterations before a thread sleeps (about 100 µs) */
 const SPIN = 20_000;
 
@@ -27,12 +27,22 @@ export class ThreadPoolError extends Error {
   }
 }
 
+const pools = new Map<WebAssembly.Module, Map<number, ThreadPool>>();
+
+/** The process-wide pool of `threads` threads for kernels of `module` (made on first use, shared by backends). */
+export function sharedPool(threads: number, module: WebAssembly.Module): ThreadPool {
+  let byThreads = pools.get(module);
+  if (!byThreads) pools.set(module, (byThreads = new Map()));
+  let pool = byThreads.get(threads);
+  if (!pool) byThreads.set(threads, (pool = new ThreadPool(threads, module)));
+  return pool;
+}
+
 export class ThreadPool {
   private readonly state: Int32Array;
   private readonly args: Float64Array;
   private readonly workers: Worker[] = [];
   private readonly ports: MessagePort[] = [];
-  private closed = false;
 
   /** threads in all, the calling thread included */
   constructor(readonly threads: number, module: WebAssembly.Module) {
@@ -53,10 +63,20 @@ export class ThreadPool {
     }
   }
 
-  /** Gives every worker its own instance of the kernels over `memory` (the arena index is the adoption order). */
-  adopt(memory: WebAssembly.Memory): void {
+  private adopted = 0;
+
+  /** Gives every worker its own instance of the kernels over `memory`; returns the arena's index in this pool. */
+  adopt(memory: WebAssembly.Memory): number {
     for (const port of this.ports) port.postMessage(memory);
     this.post(ADOPT, 0, []);
+    this.waitForWorkers();
+    return this.adopted++;
+  }
+
+  /** The workers drop their instances of arena `index` (its memory can then be collected). */
+  release(index: number): void {
+    if (this.workers.length === 0) return;
+    this.post(RELEASE, index, []);
     this.waitForWorkers();
   }
 
@@ -76,7 +96,6 @@ export class ThreadPool {
   }
 
   private post(fn: number, arena: number, args: number[]): void {
-    if (this.closed) throw new ThreadPoolError('the thread pool is closed');
     this.args.set(args);
     this.state[NARGS] = args.length;
     this.state[ARENA] = arena;
@@ -97,13 +116,5 @@ export class ThreadPool {
         }
       }
     }
-  }
-
-  /** Stops the workers (they exit after their current job). */
-  close(): void {
-    if (this.closed || this.workers.length === 0) return;
-    this.post(STOP, 0, []);
-    this.closed = true;
-    for (const port of this.ports) port.close();
   }
 }

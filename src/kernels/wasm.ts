@@ -7,7 +7,7 @@ import { availableParallelism } from 'node:os';
 import type { AttentionCacheView, AttentionShape, Backend, RopeParams } from './backend.js';
 import { ReferenceBackend } from './reference.js';
 import { Arena, COUNTER, arenaOf } from './arena.js';
-import { ThreadPool } from './thread-pool.js';
+import { sharedPool, type ThreadPool } from './thread-pool.js';
 import { kernelModule, type KernelModule } from './wasm-module.js';
 import { loadIntoArenas } from './wasm-weights.js';
 import type { GGUFModelFile } from '../gguf/model-file.js';
@@ -35,6 +35,12 @@ const ACTIVATIONS = new Map<GGMLType, ActivationFormat>([
   // F16 weights meet unrounded f32 activations (as the reference does, after llama.cpp's F16×F32 path)
   [GGMLType.F32, floatAct(false)], [GGMLType.F16, floatAct(false)], [GGMLType.BF16, floatAct(true)],
 ]);
+
+function releaseArenas({ pool, indices }: { pool: ThreadPool; indices: number[] }): void {
+  for (const index of indices.splice(0)) pool.release(index);
+}
+
+const releaseOnCollect = new FinalizationRegistry(releaseArenas);
 
 export interface WasmBackendOptions {
   /** threads in all (default: the machine's cores) */
@@ -64,15 +70,21 @@ export class WasmBackend implements Backend {
     this.kernels = kernelModule(options.relaxed ?? true);
     this.threads = Math.max(1, Math.floor(options.threads ?? availableParallelism()));
     this.name = this.kernels.relaxed ? 'wasm-relaxed-simd' : 'wasm-simd';
-    this.pool = new ThreadPool(this.threads, this.kernels.module);
+    this.pool = sharedPool(this.threads, this.kernels.module);
     this.newArena();
+    // when the backend is collected, the pool's workers let go of its memories too
+    releaseOnCollect.register(this, { pool: this.pool, indices: this.arenaIndices }, this);
   }
+
+  /** the pool indices of this backend's arenas (shared with the collection callback, which must not hold `this`) */
+  private readonly arenaIndices: number[] = [];
 
   /** A fresh memory, known to every thread. */
   newArena(): Arena {
-    const arena = new Arena(this.kernels.module, this.arenas.length);
+    const arena = new Arena(this.kernels.module);
+    arena.index = this.pool.adopt(arena.memory);
     this.arenas.push(arena);
-    this.pool.adopt(arena.memory);
+    this.arenaIndices.push(arena.index);
     return arena;
   }
 
@@ -86,9 +98,11 @@ export class WasmBackend implements Backend {
     return loadIntoArenas(path, this);
   }
 
-  /** Stops the worker threads; the backend is unusable afterwards. */
+  /** Releases this backend's memories in the worker threads; the backend is unusable afterwards. */
   close(): void {
-    this.pool.close();
+    releaseOnCollect.unregister(this);
+    releaseArenas({ pool: this.pool, indices: this.arenaIndices });
+    this.arenas.length = 0;
   }
 
   private place(w: WeightTensor): Placement {

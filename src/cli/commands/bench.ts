@@ -9,9 +9,8 @@ import type { Command } from '../command.js';
 import { Model } from '../../generate/model.js';
 import type { KVCache } from '../../generate/kv-cache.js';
 import { SequenceBlocks } from '../../generate/kv-cache.js';
-import type { Backend } from '../../kernels/backend.js';
-import { ReferenceBackend } from '../../kernels/reference.js';
 import { WasmBackend } from '../../kernels/wasm.js';
+import { createBackend } from '../../kernels/select.js';
 
 export interface BenchResult {
   model: string;
@@ -59,12 +58,6 @@ export function bench(model: Model, cache: KVCache, name: string, options: { pro
   });
 }
 
-function makeBackend(name: string, threads: number | undefined): Backend {
-  if (name === 'reference') return new ReferenceBackend();
-  if (name === 'wasm') return new WasmBackend({ threads });
-  throw new UsageError(`unknown backend "${name}" (wasm, reference)`);
-}
-
 const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MiB`;
 
 export const benchCommand: Command = {
@@ -76,7 +69,7 @@ export const benchCommand: Command = {
     { name: 'n-gen', short: 'n', description: 'tokens for the tg test (0 = skip; default 128)' },
     { name: 'threads', short: 't', description: 'threads (default: number of cores)' },
     { name: 'repetitions', short: 'r', description: 'runs of each test (default 3)' },
-    { name: 'backend', description: 'wasm (default) or reference' },
+    { name: 'backend', description: 'wasm (default, or $KILN_BACKEND) or reference' },
     { name: 'json', boolean: true, description: 'print the results as JSON' },
   ],
   run(args: ParsedArgs) {
@@ -89,7 +82,7 @@ export const benchCommand: Command = {
     if (prompt < 0 || generate < 0 || repeats < 1 || (threads !== undefined && threads < 1)) {
       throw new UsageError('-p and -n must be ≥ 0, -r and -t ≥ 1');
     }
-    const backend = makeBackend(optString(args, 'backend') ?? 'wasm', threads);
+    const backend = createBackend(optString(args, 'backend'), threads);
     try {
       const model = Model.load(path, { backend });
       const name = path.split('/').pop()!;
