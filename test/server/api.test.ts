@@ -200,3 +200,14 @@ test('concurrent requests, batched by the engine, each get the answer they get a
   assert.deepEqual(together, alone);
   assert.equal(together[0], reference.text.slice(0, together[0].length));
 });
+
+test('sampling parameters reach the sampler: top_k 1, top_p 0 and min_p 1 are greedy at any temperature; penalties change the text', async () => {
+  const ask = (extra: object) =>
+    s.client.completions.create({ model: MODEL_NAME, prompt: PROMPT, max_tokens: N, temperature: 1.5, seed: 11, ...extra } as OpenAI.CompletionCreateParamsNonStreaming)
+      .then((c) => c.choices[0].text);
+  assert.notEqual(await ask({}), reference.text, 'temperature 1.5 alone is not greedy');
+  for (const extra of [{ top_k: 1 }, { top_p: 0 }, { min_p: 1 }]) assert.equal(await ask(extra), reference.text, JSON.stringify(extra));
+  for (const extra of [{ frequency_penalty: 2 }, { presence_penalty: 2 }, { repetition_penalty: 1.5 }]) {
+    assert.notEqual(await ask({ ...extra, temperature: 0 }), reference.text, JSON.stringify(extra));
+  }
+});
