@@ -80,11 +80,12 @@ export class KilnServer {
     const path = new URL(req.url ?? '/', 'http://localhost').pathname;
     const methods = this.routes.get(path);
     const route = methods ? path : path.startsWith('/v1/models/') ? '/v1/models/{id}' : 'other';
-    res.on('close', () => this.metrics.countRequest(route, res.statusCode));
+    // 499 (nginx's "client closed request"): the client left before any answer was sent
+    res.on('close', () => this.metrics.countRequest(route, res.headersSent ? res.statusCode : 499));
     try {
       if (!methods) {
         throw path.startsWith('/v1/models/')
-          ? notFound(`the model "${decodeURIComponent(path.slice('/v1/models/'.length))}" does not exist`, 'model_not_found')
+          ? notFound(`the model "${path.slice('/v1/models/'.length)}" does not exist`, 'model_not_found')
           : notFound(`no route ${req.method} ${path}`, 'unknown_route');
       }
       const handler = methods.get(req.method ?? '');
@@ -128,6 +129,7 @@ export class KilnServer {
   }
 
   private sendError(res: ServerResponse, e: unknown): void {
+    if (res.destroyed) return; // the client left (while sending its body, say): nobody to answer
     // errors in the request's content found below the API layer (template, sampling, engine checks) are the client's
     const clientsFault = e instanceof ChatTemplateError || e instanceof SamplingError || e instanceof InvalidRequestError;
     const error = clientsFault ? invalidRequest((e as Error).message) : e;
