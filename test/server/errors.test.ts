@@ -196,6 +196,9 @@ test('a client that disconnects mid-stream or mid-request has its request aborte
 
   const aborted = [...s.engine.finishes].filter(([id]) => !before.has(id)).map(([, reasons]) => reasons);
   assert.deepEqual(aborted, [['abort'], ['abort']]);
+  // the request cut before any answer counts as 499 (only this test disconnects before an answer)
+  const metrics = await fetch(`${s.baseURL}/metrics`).then((r) => r.text());
+  assert.match(metrics, /^kiln_requests_total\{route="\/v1\/completions",status="499"\} 1$/m);
   await assertServing();
 });
 
