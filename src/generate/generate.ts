@@ -3,6 +3,7 @@
 
 import type { Model } from './model.js';
 import { BlockPool, SequenceBlocks, type KVCache } from './kv-cache.js';
+import type { ForwardObserver } from './inference-ops.js';
 import type { SamplingParams } from './sampler.js';
 import { LLMEngine } from '../engine/engine.js';
 import type { FinishReason } from '../engine/types.js';
@@ -29,7 +30,7 @@ export class SingleSequence {
   get length(): number { return this.blocks.length; }
 
   /** Feeds `tokens` as one batch; returns logits [rows wanted, vocab] (all rows, or only the last). */
-  feed(tokens: readonly number[], allLogits = false): Float32Array {
+  feed(tokens: readonly number[], allLogits = false, observer?: ForwardObserver): Float32Array {
     const n = tokens.length;
     const start = this.blocks.length;
     if (start + n > this.contextLength) throw new ContextOverflowError(start + n, this.contextLength);
@@ -39,7 +40,7 @@ export class SingleSequence {
       positions: Int32Array.from(tokens, (_, i) => start + i),
       sequences: new Array(n).fill(this.blocks),
       outputRows: allLogits ? Array.from(tokens, (_, i) => i) : [n - 1],
-    });
+    }, observer);
     this.blocks.length += n;
     return logits;
   }

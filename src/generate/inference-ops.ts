@@ -34,6 +34,12 @@ export interface ForwardBatch {
 /** Optional observers of what happens inside (the inspector uses them). */
 export interface ForwardObserver {
   expertChoice?(layer: number, row: number, experts: number[], weights: number[]): void;
+  /**
+   * Softmax attention weights of batch row `row` in `layer`: weights [nHeads, stride], head h's weight on
+   * position j of the row's sequence at h·stride + j, for j = 0..positions[row]. Asking for them costs a
+   * buffer and a copy per layer; a backend that cannot report them leaves NaN.
+   */
+  attentionWeights?(layer: number, row: number, weights: Float32Array, stride: number): void;
 }
 
 const f32Cache = new WeakMap<WeightTensor, Float32Array>();
@@ -115,7 +121,17 @@ export class InferenceOps implements ModelOps<Act, WeightTensor> {
       for (let i = 0; i < v.cols; i++) values[slot * v.cols + i] = fp32ToFp16(v.data[t * v.cols + i]);
     }
     const out = this.act(this.n, shape.nHeads * shape.headDim);
-    this.backend.attention(out.data, q.data, this.n, { keys, values, slotsFor: this.slotsFor }, shape);
+    const view = { keys, values, slotsFor: this.slotsFor };
+    if (!this.observer?.attentionWeights) {
+      this.backend.attention(out.data, q.data, this.n, view, shape);
+      return out;
+    }
+    // [n, nHeads, stride]: stride = the longest row's visible positions
+    const stride = Math.max(...this.batch.positions) + 1;
+    const weights = { data: new Float32Array(this.n * shape.nHeads * stride).fill(NaN), stride };
+    this.backend.attention(out.data, q.data, this.n, view, shape, weights);
+    const perRow = shape.nHeads * stride;
+    for (let t = 0; t < this.n; t++) this.observer.attentionWeights(layer, t, weights.data.subarray(t * perRow, (t + 1) * perRow), stride);
     return out;
   }
 

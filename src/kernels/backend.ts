@@ -28,6 +28,14 @@ export interface AttentionCacheView {
   slotsFor(row: number): Int32Array;
 }
 
+/** Where attention reports its softmax weights (for inspection): row t, head h, key j at data[(t·nHeads + h)·stride + j]. */
+export interface AttentionWeights {
+  /** [nTokens, nHeads, stride] */
+  data: Float32Array;
+  /** at least the longest row's visible positions */
+  stride: number;
+}
+
 export interface AttentionShape {
   nHeads: number;
   nKvHeads: number;
@@ -57,8 +65,9 @@ export interface Backend {
   /**
    * out[t, h] = Σ_j softmax_j(scale · q[t, h] · k[j, h']) · v[j, h'] over the cached positions j visible to row t,
    * h' = h / (nHeads / nKvHeads) (grouped-query attention). q [nTokens, nHeads × headDim] f32.
+   * `weights`, when given, receives the softmax weights; a backend that cannot report them leaves it untouched.
    */
-  attention(out: Float32Array, q: Float32Array, nTokens: number, cache: AttentionCacheView, shape: AttentionShape): void;
+  attention(out: Float32Array, q: Float32Array, nTokens: number, cache: AttentionCacheView, shape: AttentionShape, weights?: AttentionWeights): void;
 
   /** out = silu(gate) ⊙ up, silu(x) = x / (1 + e^−x) */
   swiglu(out: Float32Array, gate: Float32Array, up: Float32Array, n: number): void;

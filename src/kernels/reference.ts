@@ -3,7 +3,7 @@
 // quantized matmul, q and the softmax weights are rounded to f16 against the f16 KV cache — and it is the oracle
 // the WASM SIMD backend is checked against.
 
-import type { AttentionCacheView, AttentionShape, Backend, RopeParams } from './backend.js';
+import type { AttentionCacheView, AttentionShape, AttentionWeights, Backend, RopeParams } from './backend.js';
 import type { WeightTensor } from '../tensor/tensor.js';
 import { GGMLType, typeInfo } from '../tensor/ggml-type.js';
 import { activationRowBytes, dequantizeRow, fp16ToFp32, fp32ToFp16, quantizeRowForDot, vecDot, vecDotType } from '../tensor/index.js';
@@ -109,7 +109,7 @@ export class ReferenceBackend implements Backend {
     }
   }
 
-  attention(out: Float32Array, q: Float32Array, nTokens: number, cache: AttentionCacheView, s: AttentionShape): void {
+  attention(out: Float32Array, q: Float32Array, nTokens: number, cache: AttentionCacheView, s: AttentionShape, weights?: AttentionWeights): void {
     const { nHeads, nKvHeads, headDim } = s;
     const group = nHeads / nKvHeads;
     const kvDim = nKvHeads * headDim;
@@ -136,6 +136,7 @@ export class ReferenceBackend implements Backend {
         let sum = 0;
         for (let j = 0; j < slots.length; j++) sum += scores[j] = Math.exp(scores[j] - max);
         const inv = Math.fround(1 / sum);
+        if (weights) for (let j = 0; j < slots.length; j++) weights.data[(t * nHeads + h) * weights.stride + j] = scores[j] * inv;
         acc.fill(0);
         for (let j = 0; j < slots.length; j++) {
           // softmax weight rounded to f16 before multiplying the f16 values (ggml's kq · v)
