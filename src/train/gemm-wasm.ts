@@ -4,7 +4,8 @@
 // B [k, m] and C [·, m] are row-major f32 at byte addresses b, c of an imported (shared) memory; A[i, p] is the
 // f32 at a + 4·(i·aRow + p·aCol), so A may be row-major (aRow = k, aCol = 1) or transposed (aRow = 1, aCol = rows).
 // Register tile: TILE_ROWS rows × TILE_COLS columns of C live in v128 locals while p runs over k; each step
-// loads TILE_COLS/4 vectors of B's row p and broadcasts one A value per tile row. The caller guarantees
+// loads TILE_COLS/4 vectors of B's row p and broadcasts one A value per tile row; with `fma` the multiply-add is
+// relaxed SIMD's f32x4.relaxed_madd (one fused instruction where the CPU has FMA). The caller guarantees
 // (i1 − i0) % TILE_ROWS == 0, j1 % TILE_COLS == 0, j1 ≤ m and k ≥ 1.
 
 export const TILE_ROWS = 2;
@@ -51,6 +52,7 @@ const op = {
   v128Load: (offset: number) => [0xfd, ...uleb(0x00), 2, ...uleb(offset)],
   v128Store: (offset: number) => [0xfd, ...uleb(0x0b), 2, ...uleb(offset)],
   f32x4Splat: [0xfd, ...uleb(0x13)], f32x4Add: [0xfd, ...uleb(0xe4)], f32x4Mul: [0xfd, ...uleb(0xe6)],
+  f32x4RelaxedMadd: [0xfd, ...uleb(0x105)], // a·b + c
 };
 
 // ---- the kernel ----
@@ -66,7 +68,7 @@ const N_I32 = ACC - I, N_V128 = TILE_ROWS * VECS + VECS;
 const rowAddr = (base: number, stride: number, r: number): number[] =>
   r === 0 ? op.get(base) : [...op.get(base), ...op.get(stride), ...op.i32(r), ...op.mul, ...op.add];
 
-function gemmBody(): number[] {
+function gemmBody(fma: boolean): number[] {
   const code: number[] = [];
   const emit = (...parts: number[][]) => { for (const p of parts) code.push(...p); };
   emit(op.get(A_ROW), op.i32(2), op.shl, op.set(A_ROW));
@@ -100,7 +102,8 @@ function gemmBody(): number[] {
     emit(op.set(splat));
     for (let v = 0; v < VECS; v++) {
       const acc = ACC + r * VECS + v;
-      emit(op.get(acc), op.get(splat), op.get(BV + v), op.f32x4Mul, op.f32x4Add, op.set(acc));
+      if (fma) emit(op.get(splat), op.get(BV + v), op.get(acc), op.f32x4RelaxedMadd, op.set(acc));
+      else emit(op.get(acc), op.get(splat), op.get(BV + v), op.f32x4Mul, op.f32x4Add, op.set(acc));
     }
   }
   emit(op.get(PA), op.get(A_COL), op.add, op.set(PA));
@@ -123,7 +126,7 @@ function zeroBody(): number[] {
 }
 
 /** The module's bytes; it imports `env.memory` (shared, up to `maxPages` 64 KiB pages) and exports `gemm`, `zero`. */
-export function gemmModuleBytes(maxPages: number): Uint8Array {
+export function gemmModuleBytes(maxPages: number, fma: boolean): Uint8Array {
   const i32s = (n: number) => vec(Array.from({ length: n }, () => [I32]));
   const gemmType = [0x60, ...i32s(11), ...vec([])];
   const zeroType = [0x60, ...i32s(2), ...vec([])];
@@ -134,6 +137,6 @@ export function gemmModuleBytes(maxPages: number): Uint8Array {
     ...section(2, vec([memoryImport])),
     ...section(3, vec([uleb(0), uleb(1)])),
     ...section(7, vec([[...name('gemm'), 0x00, ...uleb(0)], [...name('zero'), 0x00, ...uleb(1)]])),
-    ...section(10, vec([gemmBody(), zeroBody()])),
+    ...section(10, vec([gemmBody(fma), zeroBody()])),
   ]);
 }

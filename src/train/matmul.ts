@@ -1,9 +1,10 @@
 // Matrix multiplication for training, where it dominates the time: out[n, m] (+)= a[n, k] · b[k, m].
-// The bulk runs in the WebAssembly SIMD kernel of ./gemm-wasm.ts on a shared memory. Activations are allocated
-// there (`allocFloats`); other operands are copied in (O(n·k + k·m + n·m) against the product's O(n·k·m)). Rows are split between this thread and
-// `threads − 1` workers that run the same kernel on the same memory. Rows and columns beyond the kernel's tile
-// multiples are finished in plain TypeScript.
+// The bulk runs in the WebAssembly SIMD kernel of ./gemm-wasm.ts on a shared memory. Activations and parameters
+// are allocated there (`allocFloats`); other operands are copied in (O(n·k + k·m + n·m) against the product's
+// O(n·k·m)). Rows are split between this thread and `threads − 1` workers that run the same kernel on the same
+// memory. Rows and columns beyond the kernel's tile multiples are finished in plain TypeScript.
 
+import { setFlagsFromString } from 'node:v8';
 import { Worker } from 'node:worker_threads';
 import { TILE_COLS, TILE_ROWS, gemmModuleBytes } from './gemm-wasm.js';
 
@@ -54,9 +55,19 @@ function share(i0: number, i1: number, index: number, count: number, tile: numbe
   return [lo, hi];
 }
 
+/** The kernel with fused multiply-adds where this V8 compiles relaxed SIMD, else with separate multiply and add. */
+function compileKernel(): object {
+  setFlagsFromString('--experimental-wasm-relaxed-simd'); // on by default from V8 11.4 (Node 21); Node 20 needs it
+  try {
+    return new wasm.Module(gemmModuleBytes(MAX_PAGES, true));
+  } catch {
+    return new wasm.Module(gemmModuleBytes(MAX_PAGES, false));
+  }
+}
+
 class Kernel {
   readonly memory = new wasm.Memory({ initial: 16, maximum: MAX_PAGES, shared: true });
-  private readonly module = new wasm.Module(gemmModuleBytes(MAX_PAGES));
+  private readonly module = compileKernel();
   private readonly gemm: Gemm;
   private readonly zero: (at: number, bytes: number) => void;
   private readonly control = new Int32Array(new SharedArrayBuffer(4 * (DONE + 16)));
@@ -188,14 +199,14 @@ function gemmEdge(c: Float32Array, a: Float32Array, b: Float32Array, k: number, 
 export function matmul(out: Float32Array, a: Float32Array, b: Float32Array, n: number, k: number, m: number,
   accumulate = false, transposeA = false): void {
   const aRow = transposeA ? 1 : k, aCol = transposeA ? n : 1;
-  const n4 = n - (n % TILE_ROWS), m8 = m - (m % TILE_COLS);
-  const kernelDoes = n4 > 0 && m8 > 0 && k > 0;
+  const nTiled = n - (n % TILE_ROWS), mTiled = m - (m % TILE_COLS);
+  const kernelDoes = nTiled > 0 && mTiled > 0 && k > 0;
   if (!accumulate) {
     // the kernel overwrites its block; the edges start from zero
     if (!kernelDoes) out.fill(0, 0, n * m);
     else {
-      if (m8 < m) for (let i = 0; i < n4; i++) out.fill(0, i * m + m8, (i + 1) * m);
-      if (n4 < n) out.fill(0, n4 * m, n * m);
+      if (mTiled < m) for (let i = 0; i < nTiled; i++) out.fill(0, i * m + mTiled, (i + 1) * m);
+      if (nTiled < n) out.fill(0, nTiled * m, n * m);
     }
   }
   if (n === 0 || m === 0 || k === 0) return;
@@ -203,15 +214,15 @@ export function matmul(out: Float32Array, a: Float32Array, b: Float32Array, n: n
     const kern = theKernel();
     const mark = kern.top;
     const wa = kern.inMemory(a, n * k), wb = kern.inMemory(b, k * m);
-    const wc = accumulate ? kern.inMemory(out, n4 * m) : kern.owns(out) ? out : kern.alloc(n4 * m, false);
-    kern.run(wc.byteOffset, wa.byteOffset, wb.byteOffset, n4, k, m, m8, aRow, aCol, accumulate ? 1 : 0);
+    const wc = accumulate ? kern.inMemory(out, nTiled * m) : kern.owns(out) ? out : kern.alloc(nTiled * m, false);
+    kern.run(wc.byteOffset, wa.byteOffset, wb.byteOffset, nTiled, k, m, mTiled, aRow, aCol, accumulate ? 1 : 0);
     if (wc !== out) {
-      for (let i = 0; i < n4; i++) out.set(wc.subarray(i * m, i * m + m8), i * m);
+      for (let i = 0; i < nTiled; i++) out.set(wc.subarray(i * m, i * m + mTiled), i * m);
     }
     kern.top = mark;
   }
-  gemmEdge(out, a, b, k, m, aRow, aCol, 0, n4, m8, m);
-  gemmEdge(out, a, b, k, m, aRow, aCol, n4, n, 0, m);
+  gemmEdge(out, a, b, k, m, aRow, aCol, 0, nTiled, mTiled, m);
+  gemmEdge(out, a, b, k, m, aRow, aCol, nTiled, n, 0, m);
 }
 
 /** out[cols, rows] = xᵀ for x [rows, cols] */
