@@ -1,14 +1,16 @@
-// A kernel thread of src/kernels/thread-pool.ts: waits for jobs posted in the shared control block, runs the named
-// WebAssembly kernel on its own instance of the memory (arena) the job names, and reports completion.
-// Plain JavaScript so that it runs as-is from the source tree and from dist/ alike.
+// A kernel thread of src/kernels/thread-pool.ts: waits for jobs posted in the shared control block and runs the named
+// WebAssembly kernel on its own instance of the memory (arena) the job names. A kernel job is joined only while it
+// is open: the posting thread closes it once its own share is done, so a thread that wakes late skips it rather
+// than making everyone wait. Plain JavaScript so that it runs as-is from the source tree and from dist/ alike.
 import { receiveMessageOnPort, workerData } from 'node:worker_threads';
 
 const { control, module, port, functions, index, spin } = workerData;
-// control block (see thread-pool.ts): i32 [generation, pending, arena, function], f64 args from byte 64
+// control block (see thread-pool.ts): i32 [generation, pending, arena, function, nargs, joined], f64 args from byte 64
 const state = new Int32Array(control, 0, 16);
 const args = new Float64Array(control, 64, 16);
-const GENERATION = 0, PENDING = 1, ARENA = 2, FUNCTION = 3, NARGS = 4;
+const GENERATION = 0, PENDING = 1, ARENA = 2, FUNCTION = 3, NARGS = 4, JOINED = 5;
 const ADOPT = -2, RELEASE = -3;
+const CLOSED = 1 << 30;
 
 const instances = [];
 let seen = 0;
@@ -18,19 +20,22 @@ for (;;) { // ends with the process (the worker is unref'd)
     if (i > spin) Atomics.wait(state, GENERATION, seen);
   }
   seen = Atomics.load(state, GENERATION);
-  const fn = state[FUNCTION];
-  if (fn === ADOPT) {
-    const { message: memory } = receiveMessageOnPort(port);
-    instances.push(new WebAssembly.Instance(module, { env: { memory } }).exports);
-  } else if (fn === RELEASE) {
-    instances[state[ARENA]] = undefined; // lets the memory be collected
-  } else {
-    // the last argument of every pooled kernel is its scratch address: base + thread index · stride
+  const control = state[FUNCTION];
+  if (control === ADOPT || control === RELEASE) {
+    // every worker takes part in these; the poster waits for all
+    if (control === ADOPT) instances.push(new WebAssembly.Instance(module, { env: { memory: receiveMessageOnPort(port).message } }).exports);
+    else instances[state[ARENA]] = undefined; // lets the memory be collected
+    if (Atomics.sub(state, PENDING, 1) === 1) Atomics.notify(state, PENDING);
+    continue;
+  }
+  if ((Atomics.add(state, JOINED, 1) & CLOSED) === 0) {
+    // joined an open job: its description stays put until every joined thread has left
     const n = state[NARGS];
     const list = Array.from(args.subarray(0, n));
+    // the last argument of every pooled kernel is its scratch address: base + thread index · stride
     const stride = list.pop();
     list[n - 2] += index * stride;
-    instances[state[ARENA]][functions[fn]](...list);
+    instances[state[ARENA]][functions[state[FUNCTION]]](...list);
   }
-  if (Atomics.sub(state, PENDING, 1) === 1) Atomics.notify(state, PENDING);
+  if (Atomics.sub(state, JOINED, 1) === (CLOSED | 1)) Atomics.notify(state, JOINED);
 }

@@ -1,8 +1,10 @@
 // A persistent pool of kernel threads (worker_threads) over shared WebAssembly memories. The calling thread is
 // thread 0 and works too; workers 1…n−1 wait on a shared control block. A job names an arena (memory), a kernel and
 // its arguments; every thread calls the kernel with the same arguments and the kernel claims work from an atomic
-// counter in the memory, so the split adapts to threads that start late. Workers spin briefly before sleeping so
-// the many small jobs of a decode step do not each pay a wake-up; they are unref'd and never keep the process alive.
+// counter in the memory, so the split adapts to threads that start late. When the calling thread has finished its
+// share it closes the job and waits only for the workers that joined it: a worker that is not scheduled in time
+// (a busy machine) costs nothing. Workers spin briefly before sleeping so the many small jobs of a decode step do
+// not each pay a wake-up; they are unref'd and never keep the process alive.
 
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { join } from 'node:path';
@@ -14,9 +16,11 @@ import { packageRoot } from './wasm-module.js';
 export const POOLED_KERNELS = ['matmul', 'attention'] as const;
 export type PooledKernel = (typeof POOLED_KERNELS)[number];
 
-// control block: i32 [generation, pending, arena, function, number of args], f64 args from byte 64
-const GENERATION = 0, PENDING = 1, ARENA = 2, FUNCTION = 3, NARGS = 4;
+// control block: i32 [generation, pending (control jobs), arena, function, number of args, joined (kernel jobs)],
+// f64 args from byte 64. joined counts the workers inside the current kernel job, plus CLOSED once it is closed.
+const GENERATION = 0, PENDING = 1, ARENA = 2, FUNCTION = 3, NARGS = 4, JOINED = 5;
 const ADOPT = -2, RELEASE = -3;
+const CLOSED = 1 << 30;
 /** busy-wait iterations before a thread sleeps (about 100 µs) */
 const SPIN = 20_000;
 
@@ -49,6 +53,7 @@ export class ThreadPool {
     const control = new SharedArrayBuffer(64 + 16 * 8);
     this.state = new Int32Array(control, 0, 16);
     this.args = new Float64Array(control, 64, 16);
+    this.state[JOINED] = CLOSED;
     const script = pathToFileURL(join(packageRoot(), 'wasm', 'pool-worker.mjs'));
     for (let index = 1; index < threads; index++) {
       const { port1, port2 } = new MessageChannel();
@@ -68,16 +73,24 @@ export class ThreadPool {
   /** Gives every worker its own instance of the kernels over `memory`; returns the arena's index in this pool. */
   adopt(memory: WebAssembly.Memory): number {
     for (const port of this.ports) port.postMessage(memory);
-    this.post(ADOPT, 0, []);
-    this.waitForWorkers();
+    this.control(ADOPT, 0);
     return this.adopted++;
   }
 
   /** The workers drop their instances of arena `index` (its memory can then be collected). */
   release(index: number): void {
+    this.control(RELEASE, index);
+  }
+
+  /** A job every worker must run (adopt, release): waits for all of them. */
+  private control(fn: number, arena: number): void {
     if (this.workers.length === 0) return;
-    this.post(RELEASE, index, []);
-    this.waitForWorkers();
+    this.state[ARENA] = arena;
+    this.state[FUNCTION] = fn;
+    Atomics.store(this.state, PENDING, this.workers.length);
+    Atomics.add(this.state, GENERATION, 1);
+    Atomics.notify(this.state, GENERATION);
+    this.waitUntil(PENDING, 0);
   }
 
   /**
@@ -90,28 +103,26 @@ export class ThreadPool {
       kernel(...args, scratch);
       return;
     }
-    this.post(POOLED_KERNELS.indexOf(name), arena, [...args, scratch, scratchStride]);
-    kernel(...args, scratch);
-    this.waitForWorkers();
-  }
-
-  private post(fn: number, arena: number, args: number[]): void {
-    this.args.set(args);
-    this.state[NARGS] = args.length;
+    // describe the job, open it, wake the workers; then do our share, close it and wait for those who joined
+    this.args.set([...args, scratch, scratchStride]);
+    this.state[NARGS] = args.length + 2;
     this.state[ARENA] = arena;
-    this.state[FUNCTION] = fn;
-    Atomics.store(this.state, PENDING, this.workers.length);
+    this.state[FUNCTION] = POOLED_KERNELS.indexOf(name);
+    Atomics.store(this.state, JOINED, 0);
     Atomics.add(this.state, GENERATION, 1);
     Atomics.notify(this.state, GENERATION);
+    kernel(...args, scratch);
+    Atomics.or(this.state, JOINED, CLOSED);
+    this.waitUntil(JOINED, CLOSED);
   }
 
-  private waitForWorkers(): void {
+  private waitUntil(slot: number, value: number): void {
     for (let i = 0; ; i++) {
-      const pending = Atomics.load(this.state, PENDING);
-      if (pending === 0) return;
+      const now = Atomics.load(this.state, slot);
+      if (now === value) return;
       if (i > SPIN) {
         // a worker that died would leave us waiting forever: give up after a minute without progress
-        if (Atomics.wait(this.state, PENDING, pending, 60_000) === 'timed-out' && Atomics.load(this.state, PENDING) === pending) {
+        if (Atomics.wait(this.state, slot, now, 60_000) === 'timed-out' && Atomics.load(this.state, slot) === now) {
           throw new ThreadPoolError('kernel threads stopped responding');
         }
       }
