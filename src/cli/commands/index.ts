@@ -13,5 +13,6 @@ import { estimateCommand } from './estimate.js';
 import { trainCommand } from './train.js';
 import { quantizeCommand } from './quantize.js';
 import { benchCommand } from './bench.js';
+import { inspectCommand } from './inspect.js';
 
-export const COMMANDS: Command[] = [runCommand, chatCommand, serveCommand, evalCommand, perplexityCommand, tokenizeCommand, tokenizerCommand, infoCommand, estimateCommand, trainCommand, quantizeCommand, benchCommand];
+export const COMMANDS: Command[] = [runCommand, chatCommand, serveCommand, evalCommand, perplexityCommand, tokenizeCommand, tokenizerCommand, infoCommand, estimateCommand, trainCommand, quantizeCommand, benchCommand, inspectCommand];
