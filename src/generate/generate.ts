@@ -72,22 +72,41 @@ export interface PerplexityResult {
   scoredTokens: number;
 }
 
+/** The first position scored in a chunk of `ctx` tokens: only the second half counts (as llama.cpp). */
+export function firstScored(ctx: number): number {
+  return ctx >> 1;
+}
+
 /**
- * Perplexity by llama.cpp's method: the text is tokenized once (with BOS), cut into chunks of `ctx` tokens,
- * each chunk's first token replaced by BOS, and only the second half of each chunk is scored.
+ * The chunks perplexity scores: the text tokenized once (with BOS), cut into chunks of `ctx` tokens (at most
+ * `maxChunks`), each chunk's first token replaced by BOS.
  */
-export function perplexity(model: Model, text: string, ctx: number, maxChunks = Infinity, onChunk?: (i: number, n: number, ppl: number) => void): PerplexityResult {
+export function perplexityChunks(model: Model, text: string, ctx: number, maxChunks = Infinity): number[][] {
   const tokens = model.tokenizer.encode(text, { addSpecial: true, parseSpecial: false });
   const nChunks = Math.min(maxChunks, Math.floor(tokens.length / ctx));
   if (nChunks < 1) throw new Error(`text has ${tokens.length} tokens, fewer than one chunk of ${ctx}`);
   const bos = model.tokenizer.bosId;
   if (bos === null) throw new Error('perplexity needs a model with a BOS token');
-  const first = ctx >> 1;
-  const nVocab = model.vocabSize;
-  let nll = 0, nll2 = 0, count = 0;
-  for (let c = 0; c < nChunks; c++) {
+  return Array.from({ length: nChunks }, (_, c) => {
     const chunk = tokens.slice(c * ctx, (c + 1) * ctx);
     chunk[0] = bos;
+    return chunk;
+  });
+}
+
+/**
+ * Perplexity by llama.cpp's method: over perplexityChunks, positions firstScored(ctx) .. ctx−2 of each chunk
+ * predict the next token. `onLogits` sees each chunk's tokens and logits [ctx, vocab] (for KL divergence).
+ */
+export function perplexity(
+  model: Model, text: string, ctx: number, maxChunks = Infinity, onChunk?: (i: number, n: number, ppl: number) => void,
+  onLogits?: (chunk: number, tokens: readonly number[], logits: Float32Array) => void,
+): PerplexityResult {
+  const chunks = perplexityChunks(model, text, ctx, maxChunks);
+  const first = firstScored(ctx);
+  const nVocab = model.vocabSize;
+  let nll = 0, nll2 = 0, count = 0;
+  chunks.forEach((chunk, c) => {
     const logits = evaluate(model, chunk);
     for (let i = first; i < ctx - 1; i++) {
       const lp = -logProbability(logits, i * nVocab, nVocab, chunk[i + 1]);
@@ -95,12 +114,13 @@ export function perplexity(model: Model, text: string, ctx: number, maxChunks = 
       nll2 += lp * lp;
       count++;
     }
-    onChunk?.(c + 1, nChunks, Math.exp(nll / count));
-  }
+    onLogits?.(c, chunk, logits);
+    onChunk?.(c + 1, chunks.length, Math.exp(nll / count));
+  });
   const mean = nll / count;
   const variance = nll2 / count - mean * mean;
   const ppl = Math.exp(mean);
-  return { ppl, pplError: count > 1 ? ppl * Math.sqrt(variance / (count - 1)) : 0, chunks: nChunks, scoredTokens: count };
+  return { ppl, pplError: count > 1 ? ppl * Math.sqrt(variance / (count - 1)) : 0, chunks: chunks.length, scoredTokens: count };
 }
 
 export interface GenerateOptions {
