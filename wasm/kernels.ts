@@ -541,11 +541,225 @@ const F32 = 0, F16 = 1, Q4_0 = 2, Q4_1 = 3, Q5_0 = 6, Q5_1 = 7, Q8_0 = 8, Q2_K =
   }
 }
 
+// ---- 4-token tiles: each weight block is decoded once and multiplied with four activation rows ----------------
+
+/** Where a 4-token tile writes: token t's value goes to out + t·outStride (only the first nt are real tokens). */
+@inline function storeTile(out: usize, outStride: usize, nt: i32, a0: f32, a1: f32, a2: f32, a3: f32): void {
+  store<f32>(out, a0);
+  if (nt > 1) store<f32>(out + outStride, a1);
+  if (nt > 2) store<f32>(out + 2 * outStride, a2);
+  if (nt > 3) store<f32>(out + 3 * outStride, a3);
+}
+
+/** acc + (Σ over one Q8_0 block of w·x)·d for a block whose weights were prepared by the caller. */
+@inline function q8_0TokenBlock(acc: v128, x: usize, w0: v128, w1: v128, neg0: v128, neg1: v128, abs0: v128, abs1: v128, dw: f32): v128 {
+  let s: v128;
+  if (RELAXED) {
+    s = i32x4.add(
+      i32x4.extadd_pairwise_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(i8x16.sub(v128.xor(v128.load(x + 2), neg0), neg0), abs0)),
+      i32x4.extadd_pairwise_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(i8x16.sub(v128.xor(v128.load(x + 18), neg1), neg1), abs1)),
+    );
+  } else {
+    s = i32x4.add(dotSigned(v128.load(x + 2), w0), dotSigned(v128.load(x + 18), w1));
+  }
+  return f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.splat(dw * loadF16(x))));
+}
+
+function tileQ8_0(w: usize, x: usize, xStride: usize, nb: i32, out: usize, outStride: usize, nt: i32): void {
+  const x1 = nt > 1 ? x + xStride : x, x2 = nt > 2 ? x + 2 * xStride : x, x3 = nt > 3 ? x + 3 * xStride : x;
+  let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
+  for (let b = 0; b < nb; b++) {
+    const w0 = v128.load(w + 2), w1 = v128.load(w + 18);
+    const neg0 = i8x16.lt_s(w0, i8x16.splat(0)), neg1 = i8x16.lt_s(w1, i8x16.splat(0));
+    const abs0 = i8x16.abs(w0), abs1 = i8x16.abs(w1);
+    const dw = loadF16(w);
+    const o = <usize>b * 34;
+    a0 = q8_0TokenBlock(a0, x + o, w0, w1, neg0, neg1, abs0, abs1, dw);
+    a1 = q8_0TokenBlock(a1, x1 + o, w0, w1, neg0, neg1, abs0, abs1, dw);
+    a2 = q8_0TokenBlock(a2, x2 + o, w0, w1, neg0, neg1, abs0, abs1, dw);
+    a3 = q8_0TokenBlock(a3, x3 + o, w0, w1, neg0, neg1, abs0, abs1, dw);
+    w += 34;
+  }
+  storeTile(out, outStride, nt, hsum(a0), hsum(a1), hsum(a2), hsum(a3));
+}
+
+/** acc + dw·dx·Σ nibble·x for one Q4_0 block (the −8·Σx part is added from the block sums by the caller). */
+@inline function q4_0TokenBlock(acc: v128, x: usize, lo: v128, hi: v128, dw: f32): v128 {
+  const s = dotUnsigned2(v128.load(x + 2), lo, v128.load(x + 18), hi);
+  return f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.splat(dw * loadF16(x))));
+}
+
+function tileQ4_0(w: usize, x: usize, xStride: usize, sums: usize, sumsStride: usize, nb: i32, out: usize, outStride: usize, nt: i32): void {
+  const x1 = nt > 1 ? x + xStride : x, x2 = nt > 2 ? x + 2 * xStride : x, x3 = nt > 3 ? x + 3 * xStride : x;
+  const s1 = nt > 1 ? sums + sumsStride : sums, s2 = nt > 2 ? sums + 2 * sumsStride : sums, s3 = nt > 3 ? sums + 3 * sumsStride : sums;
+  let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
+  let c0: f32 = 0, c1: f32 = 0, c2: f32 = 0, c3: f32 = 0;
+  for (let b = 0; b < nb; b++) {
+    const qs = v128.load(w + 2);
+    const lo = lowNibbles(qs), hi = highNibbles(qs);
+    const dw = loadF16(w);
+    const o = <usize>b * 34, so = <usize>b << 2;
+    a0 = q4_0TokenBlock(a0, x + o, lo, hi, dw);
+    a1 = q4_0TokenBlock(a1, x1 + o, lo, hi, dw);
+    a2 = q4_0TokenBlock(a2, x2 + o, lo, hi, dw);
+    a3 = q4_0TokenBlock(a3, x3 + o, lo, hi, dw);
+    c0 += dw * load<f32>(sums + so);
+    c1 += dw * load<f32>(s1 + so);
+    c2 += dw * load<f32>(s2 + so);
+    c3 += dw * load<f32>(s3 + so);
+    w += 18;
+  }
+  storeTile(out, outStride, nt, hsum(a0) - 8 * c0, hsum(a1) - 8 * c1, hsum(a2) - 8 * c2, hsum(a3) - 8 * c3);
+}
+
+/** acc + w·x over 16 F16/BF16 weights already widened (e0/o0/e1/o1, even/odd order) for one token. */
+@inline function halfTokenStep(acc: v128, x: usize, e0: v128, o0: v128, e1: v128, o1: v128): v128 {
+  return madd(e0, v128.load(x), madd(o0, v128.load(x + 16), madd(e1, v128.load(x + 32), madd(o1, v128.load(x + 48), acc))));
+}
+
+function tileHalf(w: usize, x: usize, xStride: usize, n: i32, isF16: bool, out: usize, outStride: usize, nt: i32): void {
+  const x1 = nt > 1 ? x + xStride : x, x2 = nt > 2 ? x + 2 * xStride : x, x3 = nt > 3 ? x + 3 * xStride : x;
+  let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
+  const topHalf = i32x4.splat(0xffff0000);
+  let i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const v = v128.load(w), u = v128.load(w + 16);
+    let e0 = i32x4.shl(v, 16), o0 = v128.and(v, topHalf), e1 = i32x4.shl(u, 16), o1 = v128.and(u, topHalf);
+    if (isF16) { e0 = widenF16(e0); o0 = widenF16(o0); e1 = widenF16(e1); o1 = widenF16(o1); }
+    const o = <usize>i << 2;
+    a0 = halfTokenStep(a0, x + o, e0, o0, e1, o1);
+    a1 = halfTokenStep(a1, x1 + o, e0, o0, e1, o1);
+    a2 = halfTokenStep(a2, x2 + o, e0, o0, e1, o1);
+    a3 = halfTokenStep(a3, x3 + o, e0, o0, e1, o1);
+    w += 32;
+  }
+  if (i < n) {
+    // a last group of 8
+    const v = v128.load(w);
+    let e = i32x4.shl(v, 16), od = v128.and(v, topHalf);
+    if (isF16) { e = widenF16(e); od = widenF16(od); }
+    const o = <usize>i << 2;
+    a0 = madd(e, v128.load(x + o), madd(od, v128.load(x + o + 16), a0));
+    a1 = madd(e, v128.load(x1 + o), madd(od, v128.load(x1 + o + 16), a1));
+    a2 = madd(e, v128.load(x2 + o), madd(od, v128.load(x2 + o + 16), a2));
+    a3 = madd(e, v128.load(x3 + o), madd(od, v128.load(x3 + o + 16), a3));
+  }
+  storeTile(out, outStride, nt, hsum(a0), hsum(a1), hsum(a2), hsum(a3));
+}
+
+// K-quant super-blocks unpacked once (into the thread's scratch) for the tokens of a tile:
+//   +0 q[256] unsigned quants in value order | +256 scale[16] i32 (the int16 scale in both halves) |
+//   +320 c[16] i16 per-group correction | +352 f32 d | +356 f32 dmin
+// value = d·scale·q − dmin·c (Q4_K: c = the min) or d·scale·q − d·c (Q6_K: c = 32·scale, the −32 offset).
+const UQ: usize = 0, US: usize = 256, UC: usize = 320, UD: usize = 352, UDMIN: usize = 356;
+
+@inline function storeScale(u: usize, g: i32, scale: i32): void {
+  store<i32>(u + US + (<usize>g << 2), (scale & 0xffff) | (scale << 16));
+}
+
+function unpackQ4_K(w: usize, u: usize): void {
+  const scales = w + 4;
+  for (let pair = 0; pair < 4; pair++) {
+    const qa = v128.load(w + 16 + 32 * pair), qb = v128.load(w + 32 + 32 * pair);
+    const q = u + UQ + 64 * pair;
+    v128.store(q, lowNibbles(qa));
+    v128.store(q + 16, lowNibbles(qb));
+    v128.store(q + 32, highNibbles(qa));
+    v128.store(q + 48, highNibbles(qb));
+  }
+  for (let j = 0; j < 8; j++) {
+    const sc = scaleMinK4(scales, j, 0), m = scaleMinK4(scales, j, 1);
+    storeScale(u, 2 * j, sc);
+    storeScale(u, 2 * j + 1, sc);
+    store<i16>(u + UC + 4 * j, <i16>m);
+    store<i16>(u + UC + 4 * j + 2, <i16>m);
+  }
+  store<f32>(u + UD, loadF16(w));
+  store<f32>(u + UDMIN, loadF16(w + 2));
+}
+
+function unpackQ6_K(w: usize, u: usize): void {
+  const mask2 = i8x16.splat(0x30);
+  for (let h = 0; h < 2; h++) {
+    const ql = w + 64 * h, qh = w + 128 + 32 * h, q = u + UQ + 128 * h;
+    for (let half = 0; half < 2; half++) {
+      const l = 16 * half;
+      const qlA = v128.load(ql + l), qlB = v128.load(ql + 32 + l), qhv = v128.load(qh + l);
+      v128.store(q + l, v128.or(lowNibbles(qlA), v128.and(i16x8.shl(qhv, 4), mask2)));
+      v128.store(q + 32 + l, v128.or(lowNibbles(qlB), v128.and(i16x8.shl(qhv, 2), mask2)));
+      v128.store(q + 64 + l, v128.or(highNibbles(qlA), v128.and(qhv, mask2)));
+      v128.store(q + 96 + l, v128.or(highNibbles(qlB), v128.and(i16x8.shr_u(qhv, 2), mask2)));
+    }
+  }
+  for (let g = 0; g < 16; g++) {
+    const sc = <i32>load<i8>(w + 192 + g);
+    storeScale(u, g, sc);
+    store<i16>(u + UC + 2 * g, <i16>(sc << 5));
+  }
+  store<f32>(u + UD, loadF16(w + 208));
+  store<f32>(u + UDMIN, 0);
+}
+
+/**
+ * acc + this super-block's share for one token: d·dx·Σ_g scale_g·Σ q·x − (dmin or d)·dx·Σ_g c_g·bsum_g.
+ * offsetKind: c scales with d (folded into the integer sum) rather than with dmin.
+ */
+@inline function kTokenBlock(acc: v128, u: usize, x: usize, offsetKind: bool): v128 {
+  let isum = i32x4.splat(0);
+  for (let g = 0; g < 16; g++) {
+    const q = v128.load(u + UQ + (<usize>g << 4)), xv = v128.load(x + 4 + (<usize>g << 4));
+    if (RELAXED) isum = i32x4.add(isum, i32x4.dot_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(xv, q), v128.load32_splat(u + US + (<usize>g << 2))));
+    else isum = i32x4.add(isum, i32x4.mul(dotUnsigned(xv, q), i32x4.splat(load<i16>(u + US + (<usize>g << 2)))));
+  }
+  const corr = i32x4.add(i32x4.dot_i16x8_s(v128.load(x + 260), v128.load(u + UC)), i32x4.dot_i16x8_s(v128.load(x + 276), v128.load(u + UC + 16)));
+  const dx = load<f32>(x);
+  if (offsetKind) return f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(isum, corr)), f32x4.splat(dx * load<f32>(u + UD))));
+  return f32x4.sub(
+    f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(dx * load<f32>(u + UD)))),
+    f32x4.mul(f32x4.convert_i32x4_s(corr), f32x4.splat(dx * load<f32>(u + UDMIN))),
+  );
+}
+
+function tileK(type: i32, w: usize, wBlockBytes: usize, x: usize, xStride: usize, nb: i32, u: usize, out: usize, outStride: usize, nt: i32): void {
+  const x1 = nt > 1 ? x + xStride : x, x2 = nt > 2 ? x + 2 * xStride : x, x3 = nt > 3 ? x + 3 * xStride : x;
+  const offsetKind = type == Q6_K;
+  let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
+  for (let b = 0; b < nb; b++) {
+    if (type == Q4_K) unpackQ4_K(w, u);
+    else unpackQ6_K(w, u);
+    const o = <usize>b * 292;
+    a0 = kTokenBlock(a0, u, x + o, offsetKind);
+    a1 = kTokenBlock(a1, u, x1 + o, offsetKind);
+    a2 = kTokenBlock(a2, u, x2 + o, offsetKind);
+    a3 = kTokenBlock(a3, u, x3 + o, offsetKind);
+    w += wBlockBytes;
+  }
+  storeTile(out, outStride, nt, hsum(a0), hsum(a1), hsum(a2), hsum(a3));
+}
+
+/** Whether a 4-token tile kernel exists for this type (others multiply token by token). */
+@inline function hasTile(type: i32): bool {
+  return type == Q8_0 || type == Q4_0 || type == Q4_K || type == Q6_K || type == F16 || type == BF16;
+}
+
+/** W[row] · the nt (≤ 4) activation rows at x, x + xStride, …, written to out + t·outStride. */
+@inline function dotTile(type: i32, row: usize, x: usize, xStride: usize, sums: usize, sumsStride: usize, n: i32, scratch: usize, out: usize, outStride: usize, nt: i32): void {
+  switch (type) {
+    case Q8_0: tileQ8_0(row, x, xStride, n >> 5, out, outStride, nt); break;
+    case Q4_0: tileQ4_0(row, x, xStride, sums, sumsStride, n >> 5, out, outStride, nt); break;
+    case Q4_K: tileK(Q4_K, row, 144, x, xStride, n >> 8, scratch, out, outStride, nt); break;
+    case Q6_K: tileK(Q6_K, row, 210, x, xStride, n >> 8, scratch, out, outStride, nt); break;
+    case F16: tileHalf(row, x, xStride, n, true, out, outStride, nt); break;
+    default: tileHalf(row, x, xStride, n, false, out, outStride, nt); break;
+  }
+}
+
 /**
  * out[t, r] = W[r] · act[t] for rows claimed in chunks of `chunk` from the shared counter at `counter`
  * (every thread calls this with the same arguments; atomic.add hands out disjoint chunks).
  * w: [nOut rows of wRowBytes], act: [nTokens rows of actRowBytes], sums: [nTokens, nIn/32] f32 (Q4_0), out: [nTokens, nOut] f32.
- * Tokens are visited in tiles of 32 so a tile's activations stay in cache while a chunk of rows is streamed past them.
+ * Tokens are visited in tiles of 32 so a tile's activations stay in cache while a chunk of rows is streamed past them;
+ * within a tile, types with a tile kernel decode each weight block once for 4 tokens. scratch: 512 bytes of the thread's own.
  */
 export function matmul(
   type: i32, w: usize, wRowBytes: i32, act: usize, actRowBytes: i32, sums: usize,
@@ -560,6 +774,13 @@ export function matmul(
       const t1 = min(nTokens, t0 + 32);
       for (let r = r0; r < r1; r++) {
         const row = w + <usize>r * wRowBytes;
+        if (nTokens > 1 && hasTile(type)) {
+          for (let t = t0; t < t1; t += 4) {
+            dotTile(type, row, act + <usize>t * actRowBytes, actRowBytes, sums + <usize>t * sumsRowBytes, sumsRowBytes, nIn, scratch,
+              out + ((<usize>t * nOut + r) << 2), <usize>nOut << 2, min(4, t1 - t));
+          }
+          continue;
+        }
         for (let t = t0; t < t1; t++) {
           const value = dotRow(type, row, act + <usize>t * actRowBytes, sums + <usize>t * sumsRowBytes, nIn, scratch);
           store<f32>(out + ((<usize>t * nOut + r) << 2), value);

@@ -134,7 +134,7 @@ export class WasmBackend implements Backend {
       const actAt = arena.scratch(nTokens * actRowBytes);
       const sumsAt = arena.scratch(4 * nTokens * (nIn / 32));
       const outAt = arena.scratch(4 * nTokens * nOut);
-      const threadScratch = arena.scratch(64 * this.threads);
+      const threadScratch = arena.scratch(512 * this.threads);
       const buffer = arena.bytes().buffer;
       new Float32Array(buffer, xAt, nTokens * nIn).set(x.subarray(0, nTokens * nIn));
       for (let t = 0; t < nTokens; t++) {
@@ -144,7 +144,7 @@ export class WasmBackend implements Backend {
       // chunks small enough that threads finish together, large enough to amortize claiming one
       const chunk = Math.max(1, Math.ceil(nOut / (this.threads * 16)));
       const args = [w.type, address, wRowBytes, actAt, actRowBytes, sumsAt, outAt, nIn, nOut, nTokens, COUNTER, chunk];
-      this.pool.run(k, arena.index, 'matmul', args, threadScratch, 64);
+      this.pool.run(k, arena.index, 'matmul', args, threadScratch, 512);
       out.set(new Float32Array(buffer, outAt, nTokens * nOut));
     } finally {
       arena.releaseScratch();
