@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { argmax, loadModel, maxTopKError, readReference, replay } from './reference.js';
-import { generate } from '../../src/generate/generate.js';
+import { LLMEngine } from '../../src/engine/engine.js';
 
 interface Case {
   model: string[];
@@ -81,11 +81,14 @@ for (const c of CASES) {
     });
 
     if (c.exactGreedy) {
-      test(`${refName}: free-running greedy generation equals llama.cpp's`, () => {
+      test(`${refName}: free-running greedy generation (serving engine) equals llama.cpp's`, async () => {
         const model = loadModel(...c.model);
         const ref = readReference(refName);
-        const result = generate(model, ref.prompt_tokens, { maxTokens: ref.greedy.length, sampling: { temperature: 0 }, stopAtEog: false });
-        assert.deepEqual(result.tokens, ref.greedy);
+        const engine = new LLMEngine(model, { maxNumSeqs: 1, maxModelLength: ref.prompt_tokens.length + ref.greedy.length });
+        const request = { prompt: ref.prompt_tokens, params: { sampling: { temperature: 0 }, maxTokens: ref.greedy.length, ignoreEos: true } };
+        const tokens: number[] = [];
+        for await (const delta of engine.submit(request)) tokens.push(...delta.tokens);
+        assert.deepEqual(tokens, ref.greedy);
       });
     }
   }
