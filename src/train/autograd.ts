@@ -94,7 +94,8 @@ export function backward(out: Var, seed?: Float32Array): void {
   }
 }
 
-function result(rows: number, cols: number, parents: Var[], backwardFn: (g: Float32Array) => void, value = allocFloats(rows * cols)): Var {
+/** an operation's output Var: its value [rows, cols], inputs, and the closure that backpropagates through it */
+function result(rows: number, cols: number, parents: Var[], backwardFn: (g: Float32Array) => void, value: Float32Array): Var {
   return new Var(value, rows, cols, parents, backwardFn);
 }
 

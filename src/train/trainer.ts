@@ -7,7 +7,8 @@
 // Everything random comes from one generator whose state the checkpoint keeps, so a resumed run continues
 // bit-identically.
 
-import { readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { Rng } from '../generate/rng.js';
 import { Tokenizer } from '../tokenizer/index.js';
 import { writeGGUF } from '../gguf/writer.js';
@@ -128,6 +129,7 @@ export async function train(cfg: TrainConfig, options: TrainOptions = {}): Promi
   const started = performance.now();
   setMatmulThreads(cfg.threads);
   const paths = runPaths(cfg.output);
+  mkdirSync(dirname(cfg.output), { recursive: true });
   const corpus = loadCorpus(cfg);
   const shape: ModelShape = { ...cfg.model, vocab: cfg.model.vocab ?? corpus.tokenizer.vocab.length };
 
