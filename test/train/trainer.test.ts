@@ -12,6 +12,8 @@ import { Param } from '../../src/train/autograd.js';
 import { bindModel, forwardLogits } from '../../src/train/llama-model.js';
 import { Model } from '../../src/generate/model.js';
 import { evaluate, generate } from '../../src/generate/generate.js';
+import { trainBPE } from '../../src/train/bpe-trainer.js';
+import { writeHFTokenizerJson } from '../../src/train/hf-tokenizer-json.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'kiln-train-'));
 const corpus = join(dir, 'corpus.txt');
@@ -87,6 +89,20 @@ test('the exported GGUF loads for inference: logits within 1e-3, same greedy con
   const generated = generate(model, prompt, { maxTokens: 24 - prompt.length, sampling: { temperature: 0 }, stopAtEog: false });
   assert.deepEqual(generated.tokens, tokens.slice(prompt.length));
   assert.equal(generated.text, Buffer.from(tokens.slice(prompt.length)).toString('latin1'));
+});
+
+test('a tokenizer.json vocabulary: the corpus is encoded with it and the GGUF carries it', async () => {
+  const bpe = trainBPE(readFileSync(corpus, 'utf8'), { vocabSize: 280, specials: ['<|endoftext|>'] });
+  const tokenizerPath = join(dir, 'tokenizer.json');
+  writeHFTokenizerJson(tokenizerPath, bpe);
+  const result = await train(config('bpe', { tokenizer: 'tokenizer.json', steps: 3 }));
+  const model = Model.load(result.modelPath!);
+  assert.equal(model.vocabSize, 280);
+  const text = 'the owl sat on mat 3.';
+  const ids = model.tokenizer.encode(text, { addSpecial: false });
+  assert.ok(ids.length < text.length, 'merges apply');
+  assert.equal(model.tokenizer.decode(ids), text);
+  assert.equal(model.tokenizer.encode('<|endoftext|>', { addSpecial: false }).length, 1);
 });
 
 test('configuration errors are reported clearly', () => {
