@@ -42,8 +42,6 @@ export class BlockManager {
   private readonly hashOfBlock = new Map<number, string>();
   /** cached blocks without an owner, least recently freed first (a Set iterates in insertion order) */
   private readonly evictable = new Set<number>();
-  private lookups = 0;
-  private hits = 0;
 
   constructor(readonly cache: KVCache, readonly enablePrefixCaching = true) {
     this.pool = new BlockPool(cache.nBlocks);
@@ -54,11 +52,6 @@ export class BlockManager {
   usage(): BlockUsage {
     const cached = this.evictable.size;
     return { used: this.pool.usedCount - cached, free: this.pool.freeCount + cached, cached, total: this.pool.nBlocks };
-  }
-
-  /** share of looked-up full prompt blocks that were found in the cache */
-  get hitRate(): number {
-    return this.lookups === 0 ? 0 : this.hits / this.lookups;
   }
 
   /** owners of a block: sequences holding it (an evictable block has none) */
@@ -78,14 +71,9 @@ export class BlockManager {
     const nFull = Math.floor(tokens.length / bs);
     let parent = '';
     for (let i = 0; i < nFull; i++) {
-      this.lookups++;
       const hash = chainHash(parent, tokens.slice(i * bs, (i + 1) * bs));
       const block = this.blockByHash.get(hash);
-      if (block === undefined) {
-        this.lookups += nFull - i - 1; // the rest cannot hit either: their chains pass through this block
-        break;
-      }
-      this.hits++;
+      if (block === undefined) break; // a cached prefix needs every block before it
       // an evictable block's reference (the cache's) becomes this sequence's; a held one gains an owner
       if (!this.evictable.delete(block)) this.pool.retain(block);
       table.blockTable.push(block);
