@@ -792,21 +792,27 @@ export function matmul(
 
 // ---- attention over the f16 KV cache ---------------------------------------------------------------------------
 
-/** Σ q_d·k_d over headDim values: q f32 (already f16-rounded), k f16 at kp. */
-@inline function dotF16Plain(q: usize, k: usize, n: i32): f32 {
-  let acc = f32x4.splat(0);
-  for (let d = 0; d < n; d += 4) {
-    const kb = i32x4.shl(i32x4.extend_low_i16x8_u(v128.load64_zero(k + (<usize>d << 1))), 16);
-    acc = f32x4.add(acc, f32x4.mul(widenF16(kb), v128.load(q + (<usize>d << 2))));
+/** dst[i] = f32 of the f16 src[i] for i < n (n a multiple of 8). */
+export function widen_f16(src: usize, dst: usize, n: i32): void {
+  for (let i = 0; i < n; i += 8) {
+    const v = v128.load(src + (<usize>i << 1));
+    v128.store(dst + (<usize>i << 2), widenF16(i32x4.shl(i32x4.extend_low_i16x8_u(v), 16)));
+    v128.store(dst + (<usize>i << 2) + 16, widenF16(i32x4.shl(i32x4.extend_high_i16x8_u(v), 16)));
   }
+}
+
+/** Σ a_d·b_d over n f32 values (n a multiple of 4). */
+@inline function dotF32Plain(a: usize, b: usize, n: i32): f32 {
+  let acc = f32x4.splat(0);
+  for (let d = 0; d < n; d += 4) acc = madd(v128.load(a + (<usize>d << 2)), v128.load(b + (<usize>d << 2)), acc);
   return hsum(acc);
 }
 
 /**
  * Attention for (row, head) pairs claimed from the counter, one pair at a time.
- * q: [nTokens, nHeads·headDim] f32, keys/values: [nCtx, kvDim] f16 (gathered), slots: i32 indices into keys/values,
- * rowStart/rowLength: [nTokens] i32 where each row's slot list lives in `slots`, out like q.
- * scratch: per-thread area of headDim + maxLength floats (thread's own).
+ * q: [nTokens, nHeads·headDim] f32, keys/values: [nCtx, kvDim] f32 (the gathered f16 cache rows, widened),
+ * slots: i32 indices into keys/values, rowStart/rowLength: [nTokens] i32 where each row's slot list lives in
+ * `slots`, out like q. scratch: per-thread area of headDim + maxLength floats.
  */
 export function attention(
   q: usize, out: usize, keys: usize, values: usize, slots: usize, rowStart: usize, rowLength: usize,
@@ -820,15 +826,16 @@ export function attention(
     const job = atomic.add<i32>(counter, 1);
     if (job >= nTokens * nHeads) break;
     const t = job / nHeads, h = job % nHeads;
-    const kvOffset = <usize>((h / group) * headDim) << 1;
+    const kvOffset = <usize>((h / group) * headDim) << 2;
     const qAt = q + (<usize>(t * nHeads * headDim + h * headDim) << 2);
+    // q rounded to f16, as ggml converts it to the cache's type
     for (let d = 0; d < headDim; d++) store<f32>(qh + (<usize>d << 2), f16(toF16(load<f32>(qAt + (<usize>d << 2)))));
     const n = load<i32>(rowLength + (<usize>t << 2));
     const list = slots + (<usize>load<i32>(rowStart + (<usize>t << 2)) << 2);
     let maxScore: f32 = -Infinity;
     for (let j = 0; j < n; j++) {
-      const k = keys + ((<usize>load<i32>(list + (<usize>j << 2)) * kvDim) << 1) + kvOffset;
-      const s = dotF16Plain(qh, k, headDim) * scale;
+      const k = keys + ((<usize>load<i32>(list + (<usize>j << 2)) * kvDim) << 2) + kvOffset;
+      const s = dotF32Plain(qh, k, headDim) * scale;
       store<f32>(scores + (<usize>j << 2), s);
       if (s > maxScore) maxScore = s;
     }
@@ -843,11 +850,10 @@ export function attention(
     for (let j = 0; j < n; j++) {
       // the softmax weight rounded to f16, as ggml multiplies it with the f16 values
       const p = f32x4.splat(f16(toF16(load<f32>(scores + (<usize>j << 2)) / sum)));
-      const v = values + ((<usize>load<i32>(list + (<usize>j << 2)) * kvDim) << 1) + kvOffset;
+      const v = values + ((<usize>load<i32>(list + (<usize>j << 2)) * kvDim) << 2) + kvOffset;
       for (let d = 0; d < headDim; d += 4) {
-        const vb = i32x4.shl(i32x4.extend_low_i16x8_u(v128.load64_zero(v + (<usize>d << 1))), 16);
         const od = o + (<usize>d << 2);
-        v128.store(od, f32x4.add(v128.load(od), f32x4.mul(widenF16(vb), p)));
+        v128.store(od, madd(v128.load(v + (<usize>d << 2)), p, v128.load(od)));
       }
     }
   }

@@ -153,7 +153,8 @@ export class WasmBackend implements Backend {
 
   attention(out: Float32Array, q: Float32Array, nTokens: number, cache: AttentionCacheView, s: AttentionShape): void {
     const { nHeads, nKvHeads, headDim } = s;
-    if (headDim % 4 !== 0) return this.scalar.attention(out, q, nTokens, cache, s);
+    // the kernels work in vectors of 4 (head) and 8 (cache rows) values
+    if (headDim % 4 !== 0 || (nKvHeads * headDim) % 8 !== 0) return this.scalar.attention(out, q, nTokens, cache, s);
     const arena = this.arenas[0];
     const kvDim = nKvHeads * headDim;
     const rows = Array.from({ length: nTokens }, (_, t) => cache.slotsFor(t));
@@ -174,8 +175,11 @@ export class WasmBackend implements Backend {
     try {
       const nCtx = gathered.length;
       const maxLength = Math.max(...rows.map((r) => r.length));
-      const keysAt = arena.scratch(2 * nCtx * kvDim);
-      const valuesAt = arena.scratch(2 * nCtx * kvDim);
+      // the gathered rows arrive as f16 (keys16, values16) and are widened once to f32 (keys, values)
+      const keys16At = arena.scratch(2 * nCtx * kvDim);
+      const values16At = arena.scratch(2 * nCtx * kvDim);
+      const keysAt = arena.scratch(4 * nCtx * kvDim);
+      const valuesAt = arena.scratch(4 * nCtx * kvDim);
       const slotsAt = arena.scratch(4 * total);
       const startAt = arena.scratch(4 * nTokens);
       const lengthAt = arena.scratch(4 * nTokens);
@@ -184,8 +188,8 @@ export class WasmBackend implements Backend {
       const stride = Math.ceil((4 * (headDim + maxLength)) / 64) * 64;
       const threadScratch = arena.scratch(stride * this.threads);
       const buffer = arena.bytes().buffer;
-      const keys = new Uint16Array(buffer, keysAt, nCtx * kvDim);
-      const values = new Uint16Array(buffer, valuesAt, nCtx * kvDim);
+      const keys = new Uint16Array(buffer, keys16At, nCtx * kvDim);
+      const values = new Uint16Array(buffer, values16At, nCtx * kvDim);
       // copy runs of consecutive slots at once (a paged cache keeps each block's slots together)
       for (let i = 0; i < nCtx; ) {
         let j = i + 1;
@@ -195,6 +199,8 @@ export class WasmBackend implements Backend {
         values.set(cache.values.subarray(from, to), i * kvDim);
         i = j;
       }
+      arena.exports.widen_f16(keys16At, keysAt, nCtx * kvDim);
+      arena.exports.widen_f16(values16At, valuesAt, nCtx * kvDim);
       const slotList = new Int32Array(buffer, slotsAt, total);
       const starts = new Int32Array(buffer, startAt, nTokens);
       const lengths = new Int32Array(buffer, lengthAt, nTokens);
