@@ -31,7 +31,10 @@ test('web chat: type a message, read the streamed answer, take a screenshot', { 
     await page.fill('#message', 'Tell me about a dog.');
     await page.press('#message', 'Enter');
     const answer = page.locator('.msg.assistant[data-done="true"]');
-    await answer.waitFor({ timeout: 60_000 });
+    await answer.waitFor({ timeout: 30_000 }).catch(async (e) => {
+      const state = { page: await page.locator('main').innerText(), engine: server.engine.stats() };
+      throw new Error(`no finished answer: ${(e as Error).message}\n${JSON.stringify(state)}`);
+    });
     const text = await answer.locator('.content').textContent();
     const status = await page.locator('#status').textContent();
 
