@@ -13,6 +13,10 @@ import {
 export const MODES = ['inference', 'lora', 'qlora', 'full', 'pretrain'] as const;
 export type Mode = (typeof MODES)[number];
 
+/** Whose inference compute buffers: llama.cpp's ggml graph, or kiln's own (see kilnComputeBytes). */
+export const RUNTIMES = ['llama.cpp', 'kiln'] as const;
+export type Runtime = (typeof RUNTIMES)[number];
+
 /** Optimizer state bytes per trainable parameter: AdamW m and v in fp32; 8-bit AdamW m and v in int8; SGD momentum fp32. */
 export const OPTIMIZER_BYTES = { adamw: 8, adamw8bit: 2, sgd: 4 } as const;
 export type Optimizer = keyof typeof OPTIMIZER_BYTES;
@@ -53,6 +57,8 @@ export interface EstimateSpec {
   zero?: 0 | 1 | 2 | 3;
   /** fixed allowance for the runtime itself (default 256 MiB inference, 1 GiB training) */
   overheadBytes?: number;
+  /** inference compute buffers as llama.cpp (default) or kiln lays them out */
+  runtime?: Runtime;
 }
 
 export type Settings = Required<Omit<EstimateSpec, 'model' | 'weightType'>> & { weightType: string };
@@ -139,7 +145,9 @@ function resolveSettings(spec: EstimateSpec): Settings {
     dp: positiveInt('dp', spec.dp ?? 1, 1 << 20),
     zero,
     overheadBytes: spec.overheadBytes ?? (training(mode) ? GiB : 256 * MiB),
+    runtime: spec.runtime ?? 'llama.cpp',
   };
+  if (!RUNTIMES.includes(settings.runtime)) throw new EstimateError(`unknown runtime "${settings.runtime}" (${RUNTIMES.join(', ')})`);
   settings.weightType = resolveWeightType(spec.weightType, model, settings);
   kvStorageType(settings.kvType);
   return settings;
@@ -306,7 +314,42 @@ function kvCacheTerm(shape: ModelShape, s: Settings, split: Split): Term {
   };
 }
 
+/** V8's external-allocation soft limit: ArrayBuffer memory allocated past it since the last collection triggers one. */
+export const V8_EXTERNAL_SOFT_LIMIT = 64 * MiB;
+
+/**
+ * kiln's compute memory for one step of T = min(ubatch, batch·ctx) tokens. Every op returns a fresh f32 array:
+ * per layer 4·T·(4·dim + q + k + v + attention out + 3·ffn·used) bytes (norm, q, k, v, attention, output projection,
+ * ffn norm, gate, up, swiglu, down). Arrays of finished layers are garbage that V8 frees only after about
+ * V8_EXTERNAL_SOFT_LIMIT of new ArrayBuffer memory, so resident activations are min(L · layer, that limit).
+ * On top: the WebAssembly scratch of the largest op, which stays committed (x, its activation copy and the output of
+ * the widest matmul, 4·T·(2·ffn + dim), or attention's gathered f16 keys and values plus q and its output), and the
+ * logits of one row per sequence, 4·batch·vocab.
+ */
+export function kilnComputeBytes(shape: ModelShape, ctx: number, batch: number, ubatch: number): number {
+  const T = Math.min(ubatch, batch * ctx);
+  const q = shape.nHead * shape.keyLength, attentionOut = shape.nHead * shape.valueLength;
+  const k = shape.nKvHead * shape.keyLength, v = shape.nKvHead * shape.valueLength;
+  const ffn = shape.ffn * Math.max(1, shape.nExpertUsed);
+  const layer = 4 * T * (4 * shape.dim + q + k + v + attentionOut + 3 * ffn);
+  const activations = Math.min(shape.nLayer * layer, V8_EXTERNAL_SOFT_LIMIT);
+  const matmulScratch = 4 * T * (2 * Math.max(ffn, shape.dim) + Math.min(ffn, shape.dim));
+  const attentionScratch = 2 * Math.min(batch * ctx, T * ctx) * (k + v) + 4 * T * (q + attentionOut);
+  return activations + Math.max(matmulScratch, attentionScratch) + 4 * batch * shape.vocab;
+}
+
+function kilnComputeTerm(shape: ModelShape, s: Settings, split: Split): Term {
+  const T = Math.min(s.ubatch, s.batch * s.ctx);
+  const bytes = kilnComputeBytes(shape, s.ctx, s.batch, s.ubatch);
+  return {
+    id: 'activations', label: 'compute buffers (kiln)', bytes, perDevice: bytes / split.tp,
+    formula: `min(${shape.nLayer} layers × 4 B·T·(4·dim + q + k + v + attn + 3·ffn), V8's 64 MiB GC threshold) + largest wasm op scratch + 4 B·${s.batch}·${shape.vocab} logits, ` +
+      `T = min(ubatch ${s.ubatch}, batch·ctx) = ${T} tokens per step`,
+  };
+}
+
 function computeBufferTerm(shape: ModelShape, s: Settings, split: Split): Term {
+  if (s.runtime === 'kiln') return kilnComputeTerm(shape, s, split);
   const bytes = inferenceActivationBytes(shape, s.ctx, s.batch, s.ubatch);
   const T = Math.min(s.ubatch, s.batch * s.ctx);
   const kvWidth = shape.nKvHead * (shape.keyLength + shape.valueLength);
@@ -417,7 +460,11 @@ function rulesOfThumb(N: number, weightBytes: number, mode: Mode): RuleOfThumb[]
   ];
 }
 
-/** The inference estimate of a GGUF model: a function of (header, ctx, batch, kv type) for comparison with measured RSS. */
-export function estimateInference(header: GGUFHeader, ctx: number, batch: number, kvType = 'f16'): Estimate {
-  return estimateMemory({ model: modelFromGGUF(header), mode: 'inference', ctx, batch, kvType });
+/**
+ * The memory kiln itself needs to run a GGUF model with `batch` sequences of `ctx` positions, for comparison with
+ * a measured peak RSS: runtime overhead (`overheadBytes`: Node, kiln's code and its worker threads; 256 MiB when not
+ * measured) + the weights as stored (read once into WebAssembly memory) + the f16 KV cache + kiln's compute buffers.
+ */
+export function estimateInference(header: GGUFHeader, ctx: number, batch: number, kvType = 'f16', overheadBytes?: number): Estimate {
+  return estimateMemory({ model: modelFromGGUF(header), mode: 'inference', ctx, batch, kvType, overheadBytes, runtime: 'kiln' });
 }

@@ -1,0 +1,66 @@
+// kiln's measured peak memory against its estimate. Each configuration runs in a child process that loads a model
+// and fills batch × ctx positions (the estimate is for a full context: kiln's KV cache is zero pages until written);
+// its peak RSS (VmHWM) must be within 10% of estimateInference(header, ctx, batch) =
+//   runtime baseline + weights as stored + f16 KV cache + kiln's compute buffers.
+// The baseline is measured once, not fitted: the peak RSS of the same child running a model too small to matter
+// (dim 64, one layer: weights, KV and activations under 0.2 MB), i.e. Node, tsx, kiln's code, the WASM kernels
+// and their worker threads, as they stand once a model has run.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { makeModel, type ModelShapeSpec } from '../../bench/make-models.js';
+import { readGGUFHeader } from '../../src/gguf/reader.js';
+import { estimateInference } from '../../src/estimate/estimate.js';
+import { sharedPath } from '../shared.js';
+
+const CHILD = join(import.meta.dirname, 'rss-child.ts');
+const MiB = 2 ** 20;
+const TOLERANCE = 0.1;
+
+/** dim 512, 8 layers, vocab 8000: ~34M parameters, so weights and KV dominate the baseline */
+const MEDIUM: ModelShapeSpec = { name: 'medium', dim: 512, layers: 8, heads: 8, kvHeads: 8, ffn: 1408, vocab: 8000, tied: false };
+const TINY: ModelShapeSpec = { name: 'tiny', dim: 64, layers: 1, heads: 2, kvHeads: 2, ffn: 64, vocab: 300, tied: false };
+
+function peakRss(model: string, ctx: number, batch: number): number {
+  const child = spawnSync(process.execPath, ['--import', 'tsx', CHILD, model, String(ctx), String(batch)], { encoding: 'utf8', timeout: 120_000 });
+  assert.equal(child.status, 0, `child failed: ${child.stderr}`);
+  const { peakRss, generated } = JSON.parse(child.stdout.trim().split('\n').pop()!);
+  assert.equal(generated, 4 * batch, 'every sequence ran to its full context');
+  return peakRss;
+}
+
+let dir: string;
+const models: Record<string, string> = {};
+let baseline: number;
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'kiln-rss-'));
+  models.tiny = await makeModel(TINY, 'F32', dir);
+  models.f32 = await makeModel(MEDIUM, 'F32', dir);
+  models.f16 = await makeModel(MEDIUM, 'F16', dir);
+  models.stories = sharedPath('data', 'models', 'stories260K.gguf');
+  baseline = peakRss(models.tiny, 64, 1);
+});
+
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+const CONFIGS = [
+  { name: 'stories260K, ctx 256, batch 1', model: 'stories', ctx: 256, batch: 1 },
+  { name: 'random llama dim 512 × 8 layers F32, ctx 512, batch 1', model: 'f32', ctx: 512, batch: 1 },
+  { name: 'random llama dim 512 × 8 layers F16, ctx 256, batch 4', model: 'f16', ctx: 256, batch: 4 },
+];
+
+for (const c of CONFIGS) {
+  test(`peak RSS within 10% of the estimate: ${c.name}`, { timeout: 180_000 }, (t) => {
+    const measured = peakRss(models[c.model], c.ctx, c.batch);
+    const estimate = estimateInference(readGGUFHeader(models[c.model]), c.ctx, c.batch, 'f16', baseline);
+    const terms = estimate.terms.map((term) => `${term.id} ${(term.bytes / MiB).toFixed(1)}`).join(', ');
+    const error = estimate.total / measured - 1;
+    t.diagnostic(`measured ${(measured / MiB).toFixed(1)} MiB, estimated ${(estimate.total / MiB).toFixed(1)} MiB (${terms}), error ${(100 * error).toFixed(1)}%`);
+    assert.ok(Math.abs(error) <= TOLERANCE, `estimate off by ${(100 * error).toFixed(1)}%`);
+  });
+}
