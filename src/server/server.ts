@@ -53,7 +53,13 @@ export class KilnServer {
       ['/v1/completions', new Map([['POST', json(handleCompletions)]])],
       ['/v1/chat/completions', new Map([['POST', json(handleChatCompletions)]])],
     ]);
-    this.http = createServer((req, res) => void this.handle(req, res));
+    this.http = createServer((req, res) => {
+      // handle() answers every error itself; this is the net under a failure to answer one
+      this.handle(req, res).catch((e) => {
+        console.error(`kiln serve: ${(e as Error).stack ?? e}`);
+        res.destroy();
+      });
+    });
   }
 
   /** Starts listening; port 0 picks a free port. Resolves with the bound address. */
