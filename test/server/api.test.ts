@@ -211,3 +211,16 @@ test('sampling parameters reach the sampler: top_k 1, top_p 0 and min_p 1 are gr
     assert.notEqual(await ask({ ...extra, temperature: 0 }), reference.text, JSON.stringify(extra));
   }
 });
+
+test('a repeated prompt reports its prefix-cached tokens in usage and in /metrics', async () => {
+  const prompt = 'Once upon a time, there was a little girl named Lily. She loved to play outside in the park with her friends.';
+  const ask = () => s.client.completions.create({ model: MODEL_NAME, prompt, max_tokens: 4, temperature: 0 });
+  const first = await ask();
+  const second = await ask();
+  assert.equal(first.choices[0].text, second.choices[0].text);
+  const cached = (second.usage as { prompt_tokens_details?: { cached_tokens: number } }).prompt_tokens_details!.cached_tokens;
+  assert.ok(cached > 0 && cached < second.usage!.prompt_tokens, `cached ${cached} of ${second.usage!.prompt_tokens}`);
+  const metrics = await fetch(`${s.baseURL}/metrics`).then((r) => r.text());
+  const rate = Number(/^kiln_prefix_cache_hit_rate (\S+)$/m.exec(metrics)?.[1]);
+  assert.ok(rate > 0 && rate <= 1, `hit rate ${rate}`);
+});
