@@ -4,15 +4,19 @@
 import { evaluate, firstScored } from '../generate/generate.js';
 import { Model } from '../generate/model.js';
 import type { GGUFModelFile } from '../gguf/model-file.js';
+import type { Backend } from '../kernels/backend.js';
 import { createBackend } from '../kernels/select.js';
 import { WasmBackend } from '../kernels/wasm.js';
 import { KLDStats, type KLDSummary } from './kld.js';
 
-/** Runs fn on a Model of `file` with a backend of its own, released afterwards (weights copied into it go too). */
-export function withModel<T>(file: GGUFModelFile, fn: (model: Model) => T): T {
+/**
+ * Runs fn on a Model of `file` with a backend of its own, released afterwards (weights copied into it go too);
+ * `wrap` may put a layer around the backend (e.g. one observing the matrix products).
+ */
+export function withModel<T>(file: GGUFModelFile, fn: (model: Model) => T, wrap: (b: Backend) => Backend = (b) => b): T {
   const backend = createBackend();
   try {
-    return fn(new Model(file, backend));
+    return fn(new Model(file, wrap(backend)));
   } finally {
     if (backend instanceof WasmBackend) backend.close();
   }

@@ -135,7 +135,7 @@ const NEVER_QUANTIZED = [
 ];
 
 /** Whether llama-quantize would quantize this tensor at all. */
-function isQuantizable(t: TensorShape): boolean {
+export function isQuantizable(t: TensorShape): boolean {
   const name = t.name;
   if (!name.endsWith('weight') || nDims(t.dims) < 2) return false;
   if (name.includes('_norm.weight')) return false;
@@ -152,6 +152,22 @@ function useMoreBits(iLayer: number, nLayers: number): boolean {
 /** C integer division (truncating). */
 function div(a: number, b: number): number {
   return Math.trunc(a / b);
+}
+
+/** The fallback when the row length is not a multiple of the chosen type's block. */
+export function fallbackType(t: TensorShape, type: GGMLType): GGMLType {
+  const nx = t.dims[0];
+  if (nx % typeInfo(type).blockSize === 0) return type;
+  const table = new Map<GGMLType, GGMLType>([
+    [GGMLType.Q4_K, GGMLType.Q5_0], [GGMLType.Q5_K, GGMLType.Q5_1], [GGMLType.Q6_K, GGMLType.Q8_0],
+  ]);
+  const next = table.get(type);
+  if (next === undefined) {
+    // llama.cpp falls back from Q2_K/Q3_K to IQ4_NL, which kiln does not write, and refuses the rest
+    const why = type === GGMLType.Q2_K || type === GGMLType.Q3_K ? 'its fallback IQ4_NL is not supported by kiln' : 'there is no fallback for it';
+    throw new QuantMixError(`tensor ${t.name}: rows of ${nx} values do not split into ${typeName(type)} blocks and ${why}`);
+  }
+  return nx % typeInfo(next).blockSize === 0 ? next : GGMLType.F16;
 }
 
 /**
@@ -240,26 +256,10 @@ export function chooseTensorTypes(tensors: readonly TensorShape[], model: ModelS
     return type;
   };
 
-  /** The fallback when the row length is not a multiple of the chosen type's block. */
-  const fallback = (t: TensorShape, type: GGMLType): GGMLType => {
-    const nx = t.dims[0];
-    if (nx % typeInfo(type).blockSize === 0) return type;
-    const table = new Map<GGMLType, GGMLType>([
-      [GGMLType.Q4_K, GGMLType.Q5_0], [GGMLType.Q5_K, GGMLType.Q5_1], [GGMLType.Q6_K, GGMLType.Q8_0],
-    ]);
-    const next = table.get(type);
-    if (next === undefined) {
-      // llama.cpp falls back from Q2_K/Q3_K to IQ4_NL, which kiln does not write, and refuses the rest
-      const why = type === GGMLType.Q2_K || type === GGMLType.Q3_K ? 'its fallback IQ4_NL is not supported by kiln' : 'there is no fallback for it';
-      throw new QuantMixError(`tensor ${t.name}: rows of ${nx} values do not split into ${typeName(type)} blocks and ${why}`);
-    }
-    return nx % typeInfo(next).blockSize === 0 ? next : GGMLType.F16;
-  };
-
   return tensors.map((t) => {
     if (!isQuantizable(t)) return t.type;
     let type = defaultType;
-    if (!options.pure && isQuantized(defaultType)) type = fallback(t, mixType(t, type));
+    if (!options.pure && isQuantized(defaultType)) type = fallbackType(t, mixType(t, type));
     if (options.tokenEmbeddingType !== undefined && t.name === 'token_embd.weight') type = options.tokenEmbeddingType;
     if (options.outputType !== undefined && t.name === 'output.weight') type = options.outputType;
     return type;

@@ -46,6 +46,8 @@ export interface QuantizeModelOptions extends Omit<MixOptions, 'hasImatrix'> {
   /** recorded as quantize.imatrix.file */
   imatrixPath?: string;
   onTensor?: (progress: TensorProgress) => void;
+  /** explicit types by tensor name, over the mix rules (e.g. from a sensitivity search) */
+  tensorTypes?: ReadonlyMap<string, GGMLType>;
 }
 
 /** What the mix rules need to know about the model, from its metadata. */
@@ -104,7 +106,8 @@ function importanceFor(name: string, dims: readonly number[], imatrix: Imatrix |
 /** Quantizes every tensor of `file` as llama-quantize would; returns what writeGGUF needs. */
 export function quantizeModel(file: GGUFModelFile, options: QuantizeModelOptions): GGUFWriteInput {
   const infos = quantizationOrder(file.tensorInfos);
-  const types = chooseTensorTypes(infos, modelShapeOf(file), { ...options, hasImatrix: options.imatrix !== undefined });
+  const types = chooseTensorTypes(infos, modelShapeOf(file), { ...options, hasImatrix: options.imatrix !== undefined })
+    .map((type, i) => options.tensorTypes?.get(infos[i].name) ?? type);
 
   infos.forEach((info, i) => {
     const to = types[i];

@@ -10,6 +10,7 @@ import { canQuantizeTo } from '../../quant/ggml-quantize.js';
 import { readImatrix } from '../../quant/imatrix.js';
 import { FILE_TYPE_NAMES, fileTypeFromName, fileTypeName } from '../../quant/mix.js';
 import { quantizeModel, type TensorProgress } from '../../quant/quantize-model.js';
+import { PTQ_OPTIONS, runPtqQuantize } from './quantize-ptq.js';
 
 /** ggml's spelling of a type name: f32, bf16, q4_K, q8_0. */
 function ggmlName(type: GGMLType): string {
@@ -48,7 +49,7 @@ function mib(bytes: number): string {
 
 export const quantizeCommand: Command = {
   name: 'quantize',
-  usage: `IN.gguf OUT.gguf TYPE [--imatrix FILE] [--pure] [--output-type T] [--token-embedding-type T] [--allow-requantize]`,
+  usage: `IN.gguf OUT.gguf TYPE [--imatrix FILE] [--pure] [--output-type T] [--token-embedding-type T] [--allow-requantize] | IN.gguf OUT.gguf (--scheme S | --target-bpw X) [-f CALIB]`,
   summary: `quantize a GGUF model exactly as llama.cpp's llama-quantize (TYPE: ${FILE_TYPE_NAMES.join(', ')})`,
   options: [
     { name: 'imatrix', description: 'importance matrix (llama-imatrix .dat or GGUF) for the weighted quantizers' },
@@ -56,8 +57,10 @@ export const quantizeCommand: Command = {
     { name: 'output-type', description: 'tensor type for output.weight (e.g. q8_0, f16)' },
     { name: 'token-embedding-type', description: 'tensor type for token_embd.weight' },
     { name: 'allow-requantize', boolean: true, description: 'allow converting tensors that are already quantized' },
+    ...PTQ_OPTIONS,
   ],
   async run(args: ParsedArgs) {
+    if (await runPtqQuantize(args)) return;
     const [input, output, typeArg, ...extra] = args.positionals;
     if (typeArg === undefined || extra.length > 0) throw new UsageError(`usage: kiln quantize ${quantizeCommand.usage}`);
     let ftype;
