@@ -225,6 +225,9 @@ export class LLMEngine implements ServingEngine {
     };
   }
 
+  /** Running sequences, oldest first, read-only (the inspector page shows their KV block tables). */
+  get running(): readonly { readonly request: { readonly id: string }; readonly index: number; readonly tokens: readonly number[]; readonly blocks: BlockTable }[] { return this.scheduler.running; }
+
   /** Aborts every request and resolves once the run loop has stopped. */
   close(): Promise<void> {
     this.closed = true;

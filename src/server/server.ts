@@ -15,6 +15,7 @@ import { InvalidRequestError } from '../engine/engine.js';
 import { ApiError, invalidRequest, notFound } from './errors.js';
 import { ServerMetrics } from './metrics.js';
 import { errorBody, handleChatCompletions, handleCompletions, sendJson, type ApiContext, type ServedModel } from './openai-api.js';
+import { inspectRoutes } from '../inspect/routes.js';
 
 export interface ServerOptions {
   engine: ServingEngine;
@@ -53,6 +54,8 @@ export class KilnServer {
       ['/v1/completions', new Map([['POST', json(handleCompletions)]])],
       ['/v1/chat/completions', new Map([['POST', json(handleChatCompletions)]])],
     ]);
+    // the inspector and estimator pages and their APIs (src/inspect/routes.ts)
+    for (const [path, methods] of inspectRoutes(options.engine, (req) => this.readJson(req))) this.routes.set(path, methods);
     this.http = createServer((req, res) => {
       // handle() answers every error itself; this is the net under a failure to answer one
       this.handle(req, res).catch((e) => {
