@@ -105,9 +105,10 @@ function pieceText(tokenizer: Tokenizer, id: number): string {
 const round = (x: number) => +x.toPrecision(4);
 
 /**
- * Each token's span in the detokenized text: token i ends where the text of tokens 0..i ends (control tokens
- * render as nothing, so they get empty spans). Char spans round outwards, so the tokens of a character split
- * into bytes all cover that character.
+ * Each token's span in the detokenized text: tokens cover their pieces' bytes in order (control tokens have none).
+ * The text may be shorter than the pieces by SentencePiece's prefix space, which detokenizing drops from the
+ * front; models that also clean up spaces inside the text get spans clamped to it. Char spans round outwards, so
+ * the tokens of a character split into bytes all cover that character.
  */
 export function tokenSpans(tokenizer: Tokenizer, ids: readonly number[]): { text: string; spans: { bytes: [number, number]; chars: [number, number] }[] } {
   const text = tokenizer.decode(ids, { skipSpecial: true });
@@ -122,10 +123,14 @@ export function tokenSpans(tokenizer: Tokenizer, ids: readonly number[]): { text
     c += ch.length;
   }
   charAt[textBytes] = text.length;
+  const pieces = ids.map((id) => tokenizer.decodeToken(id).length);
+  let dropped = Math.max(0, pieces.reduce((a, n) => a + n, 0) - textBytes);
   let end = 0;
-  const spans = ids.map((_, i) => {
+  const spans = pieces.map((n) => {
+    const drop = Math.min(dropped, n);
+    dropped -= drop;
     const start = end;
-    end = Math.min(textBytes, Math.max(start, utf8.encode(tokenizer.decode(ids.slice(0, i + 1), { skipSpecial: true })).length));
+    end = Math.min(textBytes, start + n - drop);
     const charEnd = end === start ? charAt[start] : charAt[end - 1] + (text.codePointAt(charAt[end - 1])! > 0xffff ? 2 : 1);
     return { bytes: [start, end] as [number, number], chars: [charAt[start], charEnd] as [number, number] };
   });
