@@ -1,25 +1,25 @@
-// `kiln chat MODEL`: an interactive conversation using the model's chat template.
+// `kiln chat [MODEL]`: an interactive conversation using the model's chat template.
 
 import { createInterface } from 'node:readline/promises';
-import { optInt, optString, UsageError, type ParsedArgs } from '../args.js';
+import { optInt, optString, type ParsedArgs } from '../args.js';
 import type { Command } from '../command.js';
 import { Model } from '../../generate/model.js';
 import { generate } from '../../generate/generate.js';
 import { ChatTemplate, chatPromptTokens, type ChatMessage } from '../../generate/chat-template.js';
 import { SAMPLING_OPTIONS, samplingFromArgs } from './model-options.js';
+import { modelArgument } from '../default-model.js';
 
 export const chatCommand: Command = {
   name: 'chat',
-  usage: 'MODEL [--system TEXT] [-n N] [sampling options]',
-  summary: 'chat interactively, using the model\'s chat template',
+  usage: '[MODEL] [--system TEXT] [-n N] [sampling options]',
+  summary: 'chat interactively, using the model\'s chat template (MODEL defaults to models/kiln-brown.gguf)',
   options: [
     { name: 'system', short: 's', description: 'system prompt' },
     { name: 'n-predict', short: 'n', description: 'maximum tokens per answer (default 256)' },
     ...SAMPLING_OPTIONS,
   ],
   async run(args: ParsedArgs) {
-    const [path] = args.positionals;
-    if (!path) throw new UsageError('a model file is required');
+    const path = modelArgument(args);
     const model = Model.load(path);
     const tok = model.tokenizer;
     const text = (id: number | null) => (id === null ? '' : tok.tokenText(id));

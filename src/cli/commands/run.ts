@@ -1,16 +1,17 @@
-// `kiln run MODEL -p TEXT`: generate a continuation through the serving engine, streamed to stdout (or as JSON).
+// `kiln run [MODEL] -p TEXT`: generate a continuation through the serving engine, streamed to stdout (or as JSON).
 
-import { optBool, optInt, optList, optString, UsageError, type ParsedArgs } from '../args.js';
+import { optBool, optInt, optList, optString, type ParsedArgs } from '../args.js';
 import type { Command } from '../command.js';
 import { Model } from '../../generate/model.js';
 import { LLMEngine } from '../../engine/engine.js';
 import { collectCompletions } from '../../engine/llm.js';
 import { SAMPLING_OPTIONS, samplingFromArgs } from './model-options.js';
+import { modelArgument } from '../default-model.js';
 
 export const runCommand: Command = {
   name: 'run',
-  usage: 'MODEL -p TEXT [-n N] [--temp T --top-k K --top-p P --min-p M --seed S] [--json]',
-  summary: 'generate text from a prompt',
+  usage: '[MODEL] -p TEXT [-n N] [--temp T --top-k K --top-p P --min-p M --seed S] [--json]',
+  summary: 'generate text from a prompt (MODEL defaults to models/kiln-brown.gguf)',
   options: [
     { name: 'prompt', short: 'p', description: 'the prompt' },
     { name: 'n-predict', short: 'n', description: 'tokens to generate (default 128)' },
@@ -21,8 +22,7 @@ export const runCommand: Command = {
     ...SAMPLING_OPTIONS,
   ],
   async run(args: ParsedArgs) {
-    const [path] = args.positionals;
-    if (!path) throw new UsageError('a model file is required');
+    const path = modelArgument(args);
     const prompt = optString(args, 'prompt') ?? '';
     const model = Model.load(path);
     const promptTokens = model.tokenizer.encode(prompt, { addSpecial: !optBool(args, 'no-bos'), parseSpecial: true });

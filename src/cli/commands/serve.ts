@@ -1,4 +1,4 @@
-// `kiln serve MODEL`: an OpenAI-compatible HTTP server (with a web chat at /) over the serving engine.
+// `kiln serve [MODEL]`: an OpenAI-compatible HTTP server (with a web chat at /) over the serving engine.
 
 import { basename } from 'node:path';
 import { optInt, optString, UsageError, type ParsedArgs } from '../args.js';
@@ -7,11 +7,12 @@ import { Model } from '../../generate/model.js';
 import { LLMEngine } from '../../engine/engine.js';
 import { KilnServer } from '../../server/server.js';
 import { servedModel } from '../../server/openai-api.js';
+import { modelArgument } from '../default-model.js';
 
 export const serveCommand: Command = {
   name: 'serve',
-  usage: 'MODEL [--host H] [--port P] [--api-key K] [--ctx N] [--max-seqs N] [--max-waiting N]',
-  summary: 'serve a model over an OpenAI-compatible HTTP API, with a web chat',
+  usage: '[MODEL] [--host H] [--port P] [--api-key K] [--ctx N] [--max-seqs N] [--max-waiting N]',
+  summary: 'serve a model over an OpenAI-compatible HTTP API, with a web chat (MODEL defaults to models/kiln-brown.gguf)',
   options: [
     { name: 'host', description: 'address to bind (default 127.0.0.1; 0.0.0.0 exposes the server to the network)' },
     { name: 'port', description: 'port to listen on (default 8080; 0 picks a free one)' },
@@ -21,8 +22,7 @@ export const serveCommand: Command = {
     { name: 'max-waiting', description: 'requests waiting for a slot before new ones get 429 (default 64)' },
   ],
   async run(args: ParsedArgs) {
-    const [path] = args.positionals;
-    if (!path) throw new UsageError('a model file is required: kiln serve MODEL.gguf');
+    const path = modelArgument(args);
     const port = optInt(args, 'port') ?? 8080;
     if (port < 0 || port > 65535) throw new UsageError(`--port must be from 0 to 65535, got ${port}`);
     const maxWaiting = optInt(args, 'max-waiting') ?? 64;

@@ -1,0 +1,40 @@
+// The model that `kiln run`, `kiln chat` and `kiln serve` use when given none: models/kiln-brown.gguf, which kiln
+// trained itself on the Brown corpus (models/README.md). It is found from the package root, so the same lookup
+// works from the TypeScript sources (src/cli/) and from the compiled CLI (dist/src/cli/).
+
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { ParsedArgs } from './args.js';
+
+export const DEFAULT_MODEL = join('models', 'kiln-brown.gguf');
+
+export class DefaultModelError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'DefaultModelError';
+  }
+}
+
+/** The nearest folder above this file that holds a package.json: kiln's root. */
+function packageRoot(): string {
+  const here = dirname(fileURLToPath(import.meta.url));
+  for (let dir = here; ; dir = dirname(dir)) {
+    if (existsSync(join(dir, 'package.json'))) return dir;
+    if (dirname(dir) === dir) throw new DefaultModelError(`no package.json above ${here}: cannot locate the default model`);
+  }
+}
+
+/** The default model's absolute path; a DefaultModelError if the file is not there. */
+export function defaultModelPath(): string {
+  const path = join(packageRoot(), DEFAULT_MODEL);
+  if (!existsSync(path)) {
+    throw new DefaultModelError(`no MODEL given and the default model ${path} is missing: pass a GGUF file, or rebuild it with \`npx tsx scripts/train-default-model.ts\``);
+  }
+  return path;
+}
+
+/** The command's MODEL argument (its first positional), or the default model when there is none. */
+export function modelArgument(args: ParsedArgs): string {
+  return args.positionals[0] ?? defaultModelPath();
+}
