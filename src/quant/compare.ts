@@ -9,17 +9,19 @@ import { createBackend } from '../kernels/select.js';
 import { WasmBackend } from '../kernels/wasm.js';
 import { KLDStats, type KLDSummary } from './kld.js';
 
-/**
- * Runs fn on a Model of `file` with a backend of its own, released afterwards (weights copied into it go too);
- * `wrap` may put a layer around the backend (e.g. one observing the matrix products).
- */
-export function withModel<T>(file: GGUFModelFile, fn: (model: Model) => T, wrap: (b: Backend) => Backend = (b) => b): T {
+/** Runs fn with a backend of its own, released afterwards (with every weight copied into it). */
+export function withBackend<T>(fn: (backend: Backend) => T): T {
   const backend = createBackend();
   try {
-    return fn(new Model(file, wrap(backend)));
+    return fn(backend);
   } finally {
     if (backend instanceof WasmBackend) backend.close();
   }
+}
+
+/** Runs fn on a Model of `file` with a backend of its own; `wrap` may put a layer around the backend. */
+export function withModel<T>(file: GGUFModelFile, fn: (model: Model) => T, wrap: (b: Backend) => Backend = (b) => b): T {
+  return withBackend((backend) => fn(new Model(file, wrap(backend))));
 }
 
 /** The scored positions' logits of each chunk: [ctx − 1 − firstScored(ctx), vocab] per chunk. */

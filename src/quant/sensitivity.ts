@@ -15,7 +15,8 @@ import type { WeightTensor } from '../tensor/tensor.js';
 import { dequantizeTensor } from '../tensor/codec.js';
 import { GGMLType, typeName } from '../tensor/ggml-type.js';
 import { canQuantizeTo, quantizeRows } from './ggml-quantize.js';
-import { compareWithBase, scoredLogits, withModel } from './compare.js';
+import { Model } from '../generate/model.js';
+import { compareWithBase, scoredLogits, withBackend, withModel } from './compare.js';
 import { fallbackType, isQuantizable } from './mix.js';
 
 export class BudgetError extends Error {
@@ -27,9 +28,12 @@ export class BudgetError extends Error {
 
 export const DEFAULT_CANDIDATES: readonly GGMLType[] = [GGMLType.Q2_K, GGMLType.Q3_K, GGMLType.Q4_K, GGMLType.Q5_K, GGMLType.Q6_K, GGMLType.Q8_0, GGMLType.F16];
 
-/** `file` with some tensors replaced (the rest are the same views of its data). */
+/**
+ * `file` with some tensors replaced. The others come from `shared`, one object per tensor for all variants, so
+ * that a backend which copies weights in (keyed by the tensor object) does so once, not once per variant.
+ */
 class FileWithTensors extends GGUFModelFile {
-  constructor(base: GGUFModelFile, private readonly replaced: ReadonlyMap<string, WeightTensor>) {
+  constructor(base: GGUFModelFile, private readonly replaced: ReadonlyMap<string, WeightTensor>, private readonly shared: Map<string, WeightTensor>) {
     super(base.path, {
       ...base.header,
       tensors: base.header.tensors.map((t) => {
@@ -40,7 +44,11 @@ class FileWithTensors extends GGUFModelFile {
   }
 
   override tensor(name: string): WeightTensor {
-    return this.replaced.get(name) ?? super.tensor(name);
+    const replaced = this.replaced.get(name);
+    if (replaced) return replaced;
+    let t = this.shared.get(name);
+    if (!t) this.shared.set(name, t = super.tensor(name));
+    return t;
   }
 }
 
@@ -77,28 +85,31 @@ export function calibrationChunks(file: GGUFModelFile, text: string | undefined,
 /** Step 1: the KL divergence caused by each (tensor, candidate type) alone. */
 export function measureSensitivity(file: GGUFModelFile, chunks: readonly number[][], options: SensitivityOptions = {}): TensorSensitivity[] {
   const log = options.log ?? (() => undefined);
-  const baseScored = withModel(file, (model) => scoredLogits(model, chunks));
-  const quantizable = file.tensorInfos.filter((t) => isQuantizable(t));
-  return quantizable.map((info, i) => {
-    const x = dequantizeTensor(file.tensor(info.name));
-    const nPerRow = info.dims[0];
-    const types = new Set<GGMLType>();
-    for (const candidate of options.candidates ?? DEFAULT_CANDIDATES) {
-      try {
-        const type = fallbackType(info, candidate);
-        if (canQuantizeTo(type)) types.add(type);
-      } catch {
-        // no way to store this candidate in rows of this length
+  const shared = new Map<string, WeightTensor>();
+  const variant = (replaced: ReadonlyMap<string, WeightTensor>) => new FileWithTensors(file, replaced, shared);
+  return withBackend((backend) => {
+    const baseScored = scoredLogits(new Model(variant(new Map()), backend), chunks);
+    const quantizable = file.tensorInfos.filter((t) => isQuantizable(t));
+    return quantizable.map((info, i) => {
+      const x = dequantizeTensor(file.tensor(info.name));
+      const nPerRow = info.dims[0];
+      const types = new Set<GGMLType>();
+      for (const candidate of options.candidates ?? DEFAULT_CANDIDATES) {
+        try {
+          const type = fallbackType(info, candidate);
+          if (canQuantizeTo(type)) types.add(type);
+        } catch {
+          // no way to store this candidate in rows of this length
+        }
       }
-    }
-    const candidates = [...types].map((type): CandidateMeasure => {
-      const data = quantizeRows(type, x, nPerRow, x.length / nPerRow);
-      const replaced = new Map([[info.name, { name: info.name, type, dims: info.dims, data }]]);
-      const kld = withModel(new FileWithTensors(file, replaced), (model) => compareWithBase(model, chunks, baseScored).meanKld);
-      return { type, bytes: data.length, kld };
-    }).sort((a, b) => a.bytes - b.bytes);
-    log(`[${i + 1}/${quantizable.length}] ${info.name}: ${candidates.map((c) => `${typeName(c.type)} ${c.kld.toExponential(2)}`).join(', ')}`);
-    return { name: info.name, nElements: info.nElements, candidates };
+      const candidates = [...types].map((type): CandidateMeasure => {
+        const data = quantizeRows(type, x, nPerRow, x.length / nPerRow);
+        const model = new Model(variant(new Map([[info.name, { name: info.name, type, dims: info.dims, data }]])), backend);
+        return { type, bytes: data.length, kld: compareWithBase(model, chunks, baseScored).meanKld };
+      }).sort((a, b) => a.bytes - b.bytes);
+      log(`[${i + 1}/${quantizable.length}] ${info.name}: ${candidates.map((c) => `${typeName(c.type)} ${c.kld.toExponential(2)}`).join(', ')}`);
+      return { name: info.name, nElements: info.nElements, candidates };
+    });
   });
 }
 

@@ -1,0 +1,60 @@
+// kiln quant-report on kq-f32 (two types, c 64, 2 chunks): the table's rows agree with perplexity and with each
+// other's ordering, report.md and report.svg are written; a type llama.cpp cannot make for a model is reported as such.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { sharedPath } from '../shared.js';
+import { loadGGUF } from '../../src/gguf/model-file.js';
+import { Model } from '../../src/generate/model.js';
+import { perplexity } from '../../src/generate/generate.js';
+import { quantReport, reportMarkdown } from '../../src/quant/report.js';
+import { quantReportCommand } from '../../src/cli/commands/quant-report.js';
+import { parseArgs, UsageError } from '../../src/cli/args.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'kiln-quant-report-'));
+process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+const textPath = sharedPath('data', 'text', 'tinystories-sample-197k.txt');
+const kqPath = sharedPath('conformance', 'models', 'kq-f32.gguf');
+
+test('kiln quant-report kq-f32 --types Q8_0,Q4_0 -c 64 --chunks 2 writes the table and the plot', async () => {
+  const out: string[] = [];
+  const write = process.stdout.write, errWrite = process.stderr.write;
+  process.stdout.write = ((s: string) => { out.push(String(s)); return true; }) as typeof process.stdout.write;
+  process.stderr.write = (() => true) as typeof process.stderr.write;
+  try {
+    await quantReportCommand.run(parseArgs([kqPath, '-f', textPath, '--types', 'Q8_0,Q4_0', '-c', '64', '--chunks', '2', '-o', dir], quantReportCommand.options));
+  } finally {
+    process.stdout.write = write;
+    process.stderr.write = errWrite;
+  }
+  const table = out.join('');
+  const rows = table.split('\n').filter((l) => /^\| (base|Q8_0|Q4_0) \|/.test(l)).map((l) => l.split('|').map((c) => c.trim()));
+  assert.equal(rows.length, 3, table);
+  const [base, q8, q4] = rows;
+  // the base PPL is perplexity's over the same chunks
+  const ppl = perplexity(Model.load(kqPath), readFileSync(textPath, 'utf8'), 64, 2).ppl;
+  assert.equal(Number(base[4].split(' ')[0]), Number(ppl.toFixed(4)));
+  assert.ok(Number(q8[2]) > Number(q4[2]), 'Q8_0 is larger than Q4_0');
+  assert.ok(Number(q8[3]) > 8 && Number(q8[3]) < 9, `Q8_0 bpw ${q8[3]}`);
+  const kld = (row: string[]) => Number(row[6].split(' ')[0]);
+  assert.ok(kld(q8) > 0 && kld(q8) < kld(q4), `KLD Q8_0 ${kld(q8)}, Q4_0 ${kld(q4)}`);
+  assert.ok(Number(q8[7].split(' ')[0]) >= Number(q4[7].split(' ')[0]), 'top-1 agreement');
+  assert.equal(readFileSync(join(dir, 'report.md'), 'utf8').includes(table.trim()), true);
+  const svg = readFileSync(join(dir, 'report.svg'), 'utf8');
+  assert.match(svg, /^<svg xmlns="http:\/\/www.w3.org\/2000\/svg"/);
+  assert.match(svg, />Q8_0</);
+  assert.match(svg, />Q4_0</);
+  assert.equal(svg.match(/<circle /g)?.length, 2);
+  assert.match(svg, /<\/svg>\n$/);
+});
+
+test('a type whose blocks do not fit the model is reported as not made, and unknown types are usage errors', async () => {
+  const report = quantReport(loadGGUF(sharedPath('data', 'models', 'stories260K.gguf')), 'stories260K', readFileSync(textPath, 'utf8'), ['Q2_K'], { ctx: 32, maxChunks: 1 });
+  assert.equal(report.rows[0].summary, undefined);
+  assert.match(report.rows[0].error!, /IQ4_NL/);
+  assert.match(reportMarkdown(report), /\| Q2_K \| — .* not made: /);
+  await assert.rejects(async () => quantReportCommand.run(parseArgs([kqPath, '-f', textPath, '--types', 'Q9_X'], quantReportCommand.options)), UsageError);
+});
