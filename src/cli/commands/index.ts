@@ -14,6 +14,7 @@ import { trainCommand } from './train.js';
 import { quantizeCommand } from './quantize.js';
 import { benchCommand } from './bench.js';
 import { quantReportCommand } from './quant-report.js';
+import { imatrixCommand } from './imatrix.js';
 import { inspectCommand } from './inspect.js';
 
-export const COMMANDS: Command[] = [runCommand, chatCommand, serveCommand, evalCommand, perplexityCommand, tokenizeCommand, tokenizerCommand, infoCommand, estimateCommand, trainCommand, quantizeCommand, quantReportCommand, benchCommand, inspectCommand];
+export const COMMANDS: Command[] = [runCommand, chatCommand, serveCommand, evalCommand, perplexityCommand, tokenizeCommand, tokenizerCommand, infoCommand, estimateCommand, trainCommand, quantizeCommand, quantReportCommand, imatrixCommand, benchCommand, inspectCommand];
