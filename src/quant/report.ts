@@ -1,14 +1,19 @@
 // The quantization report: a model quantized to each of several llama-quantize types (in memory, by
-// ./quantize-model.ts), each evaluated on a text against the original model (perplexity and KL divergence
-// over the same chunks, ./compare.ts), summarized as a markdown table and an SVG plot of size against ΔPPL.
+// ./quantize-model.ts) or PTQ schemes (./ptq), each evaluated on a text against the original model (perplexity
+// and KL divergence over the same chunks, ./compare.ts), summarized as a markdown table and an SVG plot of size
+// against ΔPPL and mean KLD. A simulated scheme's size is that of its packed form (ptq/fake-quant.ts packedBits),
+// its file being F32.
 
 import { ggufFromBytes, type GGUFModelFile } from '../gguf/model-file.js';
-import { serializeGGUF } from '../gguf/writer.js';
+import { serializeGGUF, type GGUFWriteInput } from '../gguf/writer.js';
 import { perplexityChunks } from '../generate/generate.js';
 import { compareWithBase, scoredLogits, withModel } from './compare.js';
 import type { KLDSummary } from './kld.js';
-import { fileTypeFromName, fileTypeName } from './mix.js';
+import { fileTypeFromName, fileTypeName, QuantMixError, type LlamaFileType } from './mix.js';
 import { quantizeModel } from './quantize-model.js';
+import { packedBits } from './ptq/fake-quant.js';
+import { quantizeWithScheme, type SchemeTensorResult } from './ptq/quantize-model.js';
+import { ggufTypeForScheme, parseScheme, SchemeError, type QuantScheme } from './ptq/scheme.js';
 
 export interface QuantReportOptions {
   ctx: number;
@@ -19,7 +24,10 @@ export interface QuantReportOptions {
 
 export interface QuantReportRow {
   type: string;
+  /** the file's size, or for a simulated scheme the size of its packed form */
   fileBytes: number;
+  /** a PTQ scheme stored as dequantized F32 */
+  simulated?: boolean;
   /** tensor bits per weight */
   bpw: number;
   /** absent for the base row and when quantizing failed */
@@ -35,40 +43,80 @@ export interface QuantReport {
   rows: QuantReportRow[];
 }
 
-function bitsPerWeight(file: GGUFModelFile): number {
-  const bytes = file.tensorInfos.reduce((sum, t) => sum + t.nBytes, 0);
-  return (8 * bytes) / file.tensorInfos.reduce((sum, t) => sum + t.nElements, 0);
+/** What a report row is made by: a llama-quantize file type or a PTQ scheme. */
+export type ReportTarget = { name: string; ftype: LlamaFileType } | { name: string; scheme: QuantScheme };
+
+export class ReportTargetError extends Error {
+  constructor(text: string) {
+    super(`"${text}" is neither a quantization type (Q8_0, Q4_K_M, ...) nor a PTQ scheme (int8, int4-asym-g32, fp8-e4m3, ...)`);
+    this.name = 'ReportTargetError';
+  }
 }
 
-/** Quantizes `base` to each type and compares each result with it on `text`. */
-export function quantReport(base: GGUFModelFile, baseName: string, text: string, types: readonly string[], options: QuantReportOptions): QuantReport {
+export function parseReportTarget(text: string): ReportTarget {
+  try {
+    const ftype = fileTypeFromName(text);
+    return { name: fileTypeName(ftype), ftype };
+  } catch (e) {
+    if (!(e instanceof QuantMixError)) throw e;
+  }
+  try {
+    return { name: text.toLowerCase(), scheme: parseScheme(text) };
+  } catch (e) {
+    if (e instanceof SchemeError) throw new ReportTargetError(text);
+    throw e;
+  }
+}
+
+/** The quantized model, and its tensors' bytes (for a simulated scheme, with its quantized tensors packed). */
+function quantizeTarget(base: GGUFModelFile, target: ReportTarget): { output: GGUFWriteInput; tensorBytes: number; simulated: boolean } {
+  if ('ftype' in target) {
+    const output = quantizeModel(base, { ftype: target.ftype });
+    return { output, tensorBytes: output.tensors.reduce((sum, t) => sum + t.data.length, 0), simulated: false };
+  }
+  const scheme = target.scheme;
+  const simulated = ggufTypeForScheme(scheme) === undefined;
+  const results: SchemeTensorResult[] = []; // in the order of output.tensors
+  const output = quantizeWithScheme(base, scheme, { onTensor: (r) => results.push(r) });
+  const tensorBytes = output.tensors.reduce((sum, t, i) => {
+    const nElements = t.dims.reduce((a, b) => a * b, 1);
+    return sum + (simulated && results[i].quantized ? packedBits(scheme, t.dims[0], nElements) / 8 : t.data.length);
+  }, 0);
+  return { output, tensorBytes, simulated };
+}
+
+/** Quantizes `base` to each target (type or scheme) and compares each result with it on `text`. */
+export function quantReport(base: GGUFModelFile, baseName: string, text: string, targets: readonly string[], options: QuantReportOptions): QuantReport {
   const log = options.log ?? (() => undefined);
+  const parsed = targets.map(parseReportTarget);
   const { chunks, baseScored } = withModel(base, (model) => {
     const chunks = perplexityChunks(model, text, options.ctx, options.maxChunks);
     log(`${baseName}: base logits over ${chunks.length} chunks of ${options.ctx} tokens`);
     return { chunks, baseScored: scoredLogits(model, chunks) };
   });
-  const rows = types.map((type): QuantReportRow => {
-    const ftype = fileTypeFromName(type);
-    let bytes: Uint8Array;
+  const nValues = base.tensorInfos.reduce((sum, t) => sum + t.nElements, 0);
+  const rows = parsed.map((target): QuantReportRow => {
+    let made;
     try {
-      bytes = serializeGGUF(quantizeModel(base, { ftype }));
+      made = quantizeTarget(base, target);
     } catch (e) {
-      log(`${fileTypeName(ftype)}: cannot quantize: ${(e as Error).message}`);
-      return { type: fileTypeName(ftype), fileBytes: 0, bpw: 0, error: (e as Error).message };
+      log(`${target.name}: cannot quantize: ${(e as Error).message}`);
+      return { type: target.name, fileBytes: 0, bpw: 0, error: (e as Error).message };
     }
-    const file = ggufFromBytes(bytes, `${baseName}-${fileTypeName(ftype)}`);
-    const summary = withModel(file, (model) => compareWithBase(model, chunks, baseScored));
-    log(`${fileTypeName(ftype)}: ${(bytes.length / 1048576).toFixed(3)} MiB, PPL ${summary.ppl.toFixed(4)}, mean KLD ${summary.meanKld.toFixed(6)}`);
-    return { type: fileTypeName(ftype), fileBytes: bytes.length, bpw: bitsPerWeight(file), summary };
+    const bytes = serializeGGUF(made.output);
+    const fileBytes = bytes.length - made.output.tensors.reduce((sum, t) => sum + t.data.length, 0) + made.tensorBytes;
+    const summary = withModel(ggufFromBytes(bytes, `${baseName}-${target.name}`), (model) => compareWithBase(model, chunks, baseScored));
+    log(`${target.name}: ${(fileBytes / 1048576).toFixed(3)} MiB${made.simulated ? ' (packed; simulated in F32)' : ''}, PPL ${summary.ppl.toFixed(4)}, mean KLD ${summary.meanKld.toFixed(6)}`);
+    return { type: target.name, fileBytes, bpw: (8 * made.tensorBytes) / nValues, simulated: made.simulated, summary };
   });
   // every row's summary carries the same base perplexity (same chunks, same base logits)
   const baseSummary = rows.find((r) => r.summary)?.summary;
+  const baseBytes = base.tensorInfos.reduce((sum, t) => sum + t.nBytes, 0);
   return {
     chunks: chunks.length,
     ctx: options.ctx,
     base: {
-      type: 'base', fileBytes: base.header.fileSize, bpw: bitsPerWeight(base),
+      type: 'base', fileBytes: base.header.fileSize, bpw: (8 * baseBytes) / nValues,
       ppl: baseSummary?.basePpl ?? NaN, pplError: baseSummary?.basePplError ?? NaN,
     },
     rows,
@@ -90,7 +138,10 @@ export function reportMarkdown(r: QuantReport): string {
     const s = row.summary;
     if (!s) { lines.push(`| ${row.type} | — | — | — | — | — | not made: ${row.error?.replace(/\|/g, '/')} |`); continue; }
     const delta = s.ppl - s.basePpl;
-    lines.push(`| ${row.type} | ${mib(row.fileBytes)} | ${row.bpw.toFixed(2)} | ${s.ppl.toFixed(4)} ± ${s.pplError.toFixed(4)} | ${delta >= 0 ? '+' : ''}${delta.toFixed(4)} | ${s.meanKld.toFixed(6)} ± ${s.meanKldError.toFixed(6)} | ${(100 * s.sameTop).toFixed(2)} ± ${(100 * s.sameTopError).toFixed(2)}% |`);
+    lines.push(`| ${row.type} | ${mib(row.fileBytes)}${row.simulated ? '*' : ''} | ${row.bpw.toFixed(2)}${row.simulated ? '*' : ''} | ${s.ppl.toFixed(4)} ± ${s.pplError.toFixed(4)} | ${delta >= 0 ? '+' : ''}${delta.toFixed(4)} | ${s.meanKld.toFixed(6)} ± ${s.meanKldError.toFixed(6)} | ${(100 * s.sameTop).toFixed(2)} ± ${(100 * s.sameTopError).toFixed(2)}% |`);
+  }
+  if (r.rows.some((row) => row.simulated)) {
+    lines.push('', '\\* simulated PTQ scheme: the size of its packed form (values plus float32 scales and zero points); kiln stores and runs the dequantized values as F32.');
   }
   return `${lines.join('\n')}\n`;
 }
@@ -106,37 +157,60 @@ function linearTicks(lo: number, hi: number): number[] {
   return ticks;
 }
 
+/** 0.08, 1.5, 2e+4, 1e-5 */
+function tickLabel(t: number): string {
+  return t !== 0 && (Math.abs(t) >= 1e4 || Math.abs(t) < 1e-3) ? t.toExponential(0) : String(Number(t.toPrecision(3)));
+}
+
+interface Point { label: string; x: number; y: number; reference?: boolean }
+
 /**
- * Size (MiB) against ΔPPL, one labelled point per type: a self-contained SVG. The y axis is logarithmic when
- * every ΔPPL is positive and they span more than a factor 10, linear otherwise.
+ * One scatter plot in the box [left, top, width, height]: labelled points, a logarithmic y axis when every y is
+ * positive and they span more than a factor 10 (else linear, with 0 in range).
  */
-export function reportSvg(r: QuantReport, title: string): string {
-  const points = r.rows.filter((row) => row.summary).map((row) => ({ label: row.type, x: row.fileBytes / 1048576, y: row.summary!.ppl - row.summary!.basePpl }));
-  const W = 640, H = 420, left = 80, right = 30, top = 50, bottom = 60;
+function scatter(points: Point[], box: { left: number; top: number; width: number; height: number }, xTitle: string, yTitle: string): string[] {
+  const { left, top, width, height } = box;
+  const bottom = top + height, right = left + width;
   const xs = points.map((p) => p.x), ys = points.map((p) => p.y);
   const logY = ys.length > 1 && ys.every((y) => y > 0) && Math.max(...ys) / Math.min(...ys) > 10;
   const pad = (lo: number, hi: number) => { const d = (hi - lo) * 0.08 || Math.abs(hi) * 0.1 || 1; return [lo - d, hi + d]; };
-  const [x0, x1] = pad(Math.min(0, ...xs), Math.max(...xs, 0.001));
+  const [x0, x1] = pad(0, Math.max(...xs, 0.001));
   const [y0, y1] = logY
-    ? [Math.log10(Math.min(...ys)) - 0.2, Math.log10(Math.max(...ys)) + 0.2]
+    ? [Math.floor(Math.log10(Math.min(...ys))), Math.ceil(Math.log10(Math.max(...ys)))]
     : pad(Math.min(0, ...ys), Math.max(0, ...ys));
-  const sx = (x: number) => left + ((x - x0) / (x1 - x0)) * (W - left - right);
-  const sy = (y: number) => top + (1 - ((logY ? Math.log10(y) : y) - y0) / (y1 - y0)) * (H - top - bottom);
-  const yTicks = logY
-    ? Array.from({ length: Math.floor(y1) - Math.ceil(y0) + 1 }, (_, i) => 10 ** (Math.ceil(y0) + i))
-    : linearTicks(y0, y1);
+  const sx = (x: number) => left + ((x - x0) / (x1 - x0)) * width;
+  const sy = (y: number) => top + (1 - ((logY ? Math.log10(y) : y) - y0) / (y1 - y0)) * height;
+  const yTicks = logY ? Array.from({ length: y1 - y0 + 1 }, (_, i) => 10 ** (y0 + i)) : linearTicks(y0, y1);
+  return [
+    `<line x1="${left}" y1="${bottom}" x2="${right}" y2="${bottom}" stroke="black"/>`,
+    `<line x1="${left}" y1="${top}" x2="${left}" y2="${bottom}" stroke="black"/>`,
+    ...linearTicks(x0, x1).map((t) => `<line x1="${sx(t)}" y1="${bottom}" x2="${sx(t)}" y2="${bottom + 5}" stroke="black"/><text x="${sx(t)}" y="${bottom + 18}" text-anchor="middle">${tickLabel(t)}</text>`),
+    ...yTicks.map((t) => `<line x1="${left - 5}" y1="${sy(t)}" x2="${right}" y2="${sy(t)}" stroke="${t === 0 ? '#888' : '#ddd'}"/><text x="${left - 8}" y="${sy(t) + 4}" text-anchor="end">${tickLabel(t)}</text>`),
+    `<text x="${left + width / 2}" y="${bottom + 38}" text-anchor="middle">${escapeXml(xTitle)}</text>`,
+    `<text transform="translate(${left - 58} ${top + height / 2}) rotate(-90)" text-anchor="middle">${escapeXml(yTitle)}${logY ? ' (log scale)' : ''}</text>`,
+    ...points.map((p) => `<circle cx="${sx(p.x)}" cy="${sy(p.y)}" r="4" fill="${p.reference ? 'white' : '#1f77b4'}" stroke="#1f77b4"/><text x="${sx(p.x) + 6}" y="${sy(p.y) - 6}">${escapeXml(p.label)}</text>`),
+  ];
+}
+
+/** Size (MiB) against ΔPPL and against mean KLD, one labelled point per made type: a self-contained SVG. */
+export function reportSvg(r: QuantReport, title: string): string {
+  const made = r.rows.filter((row) => row.summary);
+  const size = (row: QuantReportRow) => row.fileBytes / 1048576;
+  const label = (row: QuantReportRow) => `${row.type}${row.simulated ? '*' : ''}`;
+  const deltaPpl: Point[] = [
+    { label: 'base', x: size(r.base), y: 0, reference: true },
+    ...made.map((row) => ({ label: label(row), x: size(row), y: row.summary!.ppl - row.summary!.basePpl })),
+  ];
+  const kld: Point[] = made.map((row) => ({ label: label(row), x: size(row), y: row.summary!.meanKld }));
+  const W = 1000, H = 440, panel = { top: 60, width: 360, height: 300 };
   const parts = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
     `<rect width="${W}" height="${H}" fill="white"/>`,
-    `<text x="${W / 2}" y="24" text-anchor="middle" font-size="15">${escapeXml(title)}</text>`,
-    `<line x1="${left}" y1="${H - bottom}" x2="${W - right}" y2="${H - bottom}" stroke="black"/>`,
-    `<line x1="${left}" y1="${top}" x2="${left}" y2="${H - bottom}" stroke="black"/>`,
-    ...linearTicks(x0, x1).map((t) => `<line x1="${sx(t)}" y1="${H - bottom}" x2="${sx(t)}" y2="${H - bottom + 5}" stroke="black"/><text x="${sx(t)}" y="${H - bottom + 18}" text-anchor="middle">${t}</text>`),
-    ...yTicks.map((t) => `<line x1="${left - 5}" y1="${sy(t)}" x2="${W - right}" y2="${sy(t)}" stroke="#ddd"/><text x="${left - 8}" y="${sy(t) + 4}" text-anchor="end">${t.toPrecision(3)}</text>`),
-    `<text x="${(left + W - right) / 2}" y="${H - 18}" text-anchor="middle">file size (MiB)</text>`,
-    `<text transform="translate(18 ${(top + H - bottom) / 2}) rotate(-90)" text-anchor="middle">ΔPPL vs base${logY ? ' (log scale)' : ''}</text>`,
-    ...points.map((p) => `<circle cx="${sx(p.x)}" cy="${sy(p.y)}" r="4" fill="#1f77b4"/><text x="${sx(p.x) + 7}" y="${sy(p.y) - 6}">${escapeXml(p.label)}</text>`),
-    '</svg>',
+    `<text x="${W / 2}" y="26" text-anchor="middle" font-size="15">${escapeXml(title)}</text>`,
+    ...scatter(deltaPpl, { left: 90, ...panel }, 'size (MiB)', 'ΔPPL vs base'),
+    ...(kld.length > 0 ? scatter(kld, { left: 590, ...panel }, 'size (MiB)', 'mean KL divergence from base') : []),
   ];
+  if (made.some((row) => row.simulated)) parts.push(`<text x="20" y="${H - 8}" font-size="11">* simulated PTQ scheme: size of its packed form</text>`);
+  parts.push('</svg>');
   return `${parts.join('\n')}\n`;
 }

@@ -1,14 +1,13 @@
 // `kiln quant-report MODEL -f TEXT --types Q8_0,Q6_K,... [-c CTX] [--chunks N] [-o DIR]`: quantizes the model to
-// each type, measures perplexity and KL divergence against it, prints a markdown table and writes DIR/report.md
-// and DIR/report.svg (size against ΔPPL). Progress goes to stderr.
+// each type (or PTQ scheme), measures perplexity and KL divergence against it, prints a markdown table and writes
+// DIR/report.md and DIR/report.svg (size against ΔPPL and mean KLD). Progress goes to stderr.
 
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { optInt, optString, UsageError, type ParsedArgs } from '../args.js';
 import type { Command } from '../command.js';
 import { loadGGUF } from '../../gguf/model-file.js';
-import { fileTypeFromName } from '../../quant/mix.js';
-import { quantReport, reportMarkdown, reportSvg } from '../../quant/report.js';
+import { parseReportTarget, quantReport, reportMarkdown, reportSvg } from '../../quant/report.js';
 
 const DEFAULT_TYPES = 'Q8_0,Q6_K,Q5_K_M,Q4_K_M,Q4_0,Q3_K_M,Q2_K';
 
@@ -18,7 +17,7 @@ export const quantReportCommand: Command = {
   summary: 'quantize a model to several types and tabulate size, perplexity and KL divergence against it',
   options: [
     { name: 'file', short: 'f', description: 'text to evaluate on' },
-    { name: 'types', description: `comma-separated llama-quantize types (default ${DEFAULT_TYPES})` },
+    { name: 'types', description: `comma-separated llama-quantize types and/or PTQ schemes, e.g. int4-asym-g32 (default ${DEFAULT_TYPES})` },
     { name: 'ctx', short: 'c', description: 'tokens per chunk (default 512)' },
     { name: 'chunks', description: 'evaluate at most N chunks' },
     { name: 'output', short: 'o', description: 'directory for report.md and report.svg' },
@@ -29,7 +28,7 @@ export const quantReportCommand: Command = {
     if (!path || !textPath || extra.length > 0) throw new UsageError(`usage: kiln quant-report ${quantReportCommand.usage}`);
     const types = (optString(args, 'types') ?? DEFAULT_TYPES).split(',').map((t) => t.trim()).filter(Boolean);
     for (const t of types) {
-      try { fileTypeFromName(t); } catch (e) { throw new UsageError((e as Error).message); }
+      try { parseReportTarget(t); } catch (e) { throw new UsageError((e as Error).message); }
     }
     const ctx = optInt(args, 'ctx') ?? 512;
     if (ctx < 4) throw new UsageError('-c must be at least 4');
@@ -42,7 +41,7 @@ export const quantReportCommand: Command = {
     if (dir) {
       mkdirSync(dir, { recursive: true });
       writeFileSync(join(dir, 'report.md'), `# Quantization report: ${basename(path)} on ${basename(textPath)}\n\n${markdown}`);
-      writeFileSync(join(dir, 'report.svg'), reportSvg(report, `${basename(path)}: size vs ΔPPL (${basename(textPath)}, c ${ctx})`));
+      writeFileSync(join(dir, 'report.svg'), reportSvg(report, `${basename(path)} on ${basename(textPath)} (${report.chunks} chunks of ${ctx} tokens)`));
       process.stderr.write(`wrote ${join(dir, 'report.md')} and ${join(dir, 'report.svg')}\n`);
     }
   },

@@ -80,3 +80,14 @@ export function fakeQuantize(x: Float32Array, nPerRow: number, scheme: QuantSche
   }
   return { values, scales, zeroPoints, groupLength: length };
 }
+
+/**
+ * Bits a packed form of the scheme would take for `total` values in rows of `nPerRow`: b bits per value
+ * (8 for FP8) plus a float32 scale and, if asymmetric, a b-bit zero point per group. kiln stores simulated
+ * schemes as F32, so this is the size the scheme stands for, not the file's.
+ */
+export function packedBits(scheme: QuantScheme, nPerRow: number, total: number): number {
+  const valueBits = integerBits(scheme.format) ?? 8;
+  const nGroups = Math.ceil(total / groupLength(scheme, nPerRow, total));
+  return total * valueBits + nGroups * (32 + (scheme.symmetric ? 0 : valueBits));
+}
