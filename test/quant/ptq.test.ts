@@ -15,7 +15,10 @@ import { parseScheme, SchemeError, ggufTypeForScheme, describeScheme } from '../
 import { fakeQuantize } from '../../src/quant/ptq/fake-quant.js';
 import { calibrateThreshold } from '../../src/quant/ptq/calibrate.js';
 import { quantizeWithScheme } from '../../src/quant/ptq/quantize-model.js';
-import { calibrateActivations } from '../../src/quant/ptq/activations.js';
+import { calibrateActivations, withActivationQuantization } from '../../src/quant/ptq/activations.js';
+import { Model } from '../../src/generate/model.js';
+import { createBackend } from '../../src/kernels/select.js';
+import { compareWithBase, scoredLogits } from '../../src/quant/compare.js';
 
 /** Seeded uniform [0, 1) (LCG) and standard normal (Box–Muller). */
 function randomSource(seed: number) {
@@ -176,11 +179,29 @@ test('a scheme applied to kq-f32: int4-asym-g32 is stored as Q4_1, int4-g64 simu
   const ranges = calibrateActivations(model, chunks, { method: 'percentile', percentile: 99 });
   assert.equal(ranges.length, 2 * 7 + 1); // 7 matrix products per layer and output
   for (const r of ranges) assert.ok(r.clip > 0 && r.clip <= r.amax, `${r.tensor}: clip ${r.clip}, amax ${r.amax}`);
-  const simulated = ggufFromBytes(serializeGGUF(quantizeWithScheme(model, parseScheme('int4-g64'), { activations: { method: 'percentile', ranges } })));
+  const simulated = ggufFromBytes(serializeGGUF(quantizeWithScheme(model, parseScheme('int4-g64'), { activations: { method: 'percentile', format: 'int8', ranges } })));
   const w = simulated.tensor('blk.1.attn_q.weight');
   assert.equal(w.type, GGMLType.F32);
   const expected = fakeQuantize(dequantizeTensor(model.tensor('blk.1.attn_q.weight')), 256, parseScheme('int4-g64')).values;
   assert.deepEqual(dequantizeTensor(w), expected);
   assert.equal(getString(simulated.metadata, 'kiln.quant.scheme'), 'int4 sym per-group 64; stored as dequantized F32 (simulated)');
   assert.equal(getString(simulated.metadata, 'kiln.quant.activation.method'), 'percentile');
+});
+
+test('calibrated activation ranges quantize matmul inputs at run time (W8A8 on stories260K)', () => {
+  const base = loadGGUF(sharedPath('data', 'models', 'stories260K.gguf'));
+  const backend = createBackend();
+  const chunks = [[1, ...Array.from({ length: 31 }, (_, i) => 30 + ((i * 53) % 400))]];
+  const baseScored = scoredLogits(new Model(base, backend), chunks);
+  const ranges = calibrateActivations(base, chunks, { method: 'minmax' });
+  const withRanges = (scale: number) => ggufFromBytes(serializeGGUF(quantizeWithScheme(base, parseScheme('int8-channel'),
+    { activations: { method: 'minmax', format: 'int8', ranges: ranges.map((r) => ({ ...r, clip: r.clip * scale })) } })));
+  const kld = (model: Model) => compareWithBase(model, chunks, baseScored).meanKld;
+  const weightsOnly = kld(new Model(withRanges(1), backend));
+  const w8a8 = kld(withActivationQuantization(new Model(withRanges(1), backend)));
+  const clipped = kld(withActivationQuantization(new Model(withRanges(0.05), backend)));
+  assert.ok(weightsOnly > 0 && w8a8 > weightsOnly && clipped > 10 * w8a8, `KLD weights only ${weightsOnly}, W8A8 ${w8a8}, clipped to 5 % ${clipped}`);
+  // a file without ranges runs unchanged
+  const plain = new Model(base, backend);
+  assert.equal(withActivationQuantization(plain), plain);
 });

@@ -7,6 +7,7 @@ import { optInt, optString, UsageError, type ParsedArgs } from '../args.js';
 import type { Command } from '../command.js';
 import { Model } from '../../generate/model.js';
 import { perplexity } from '../../generate/generate.js';
+import { withActivationQuantization } from '../../quant/ptq/activations.js';
 import { formatKLDReport, KLDStats, LogitsFileError, LogitsReader, LogitsWriter } from '../../quant/kld.js';
 
 export const perplexityCommand: Command = {
@@ -32,7 +33,8 @@ export const perplexityCommand: Command = {
     if (base && ctx !== base.nCtx) throw new UsageError(`-c ${ctx} differs from the ${base.nCtx} tokens per chunk of ${basePath}`);
     const maxChunks = Math.min(optInt(args, 'chunks') ?? Infinity, base?.nChunks ?? Infinity);
 
-    const model = Model.load(path);
+    // a PTQ file with calibrated activation ranges runs with its activations quantized
+    const model = withActivationQuantization(Model.load(path));
     if (base && base.nVocab !== model.vocabSize) throw new LogitsFileError(`${basePath} has ${base.nVocab} logits per position, the model ${model.vocabSize}`);
     const writer = savePath ? new LogitsWriter(savePath, model.vocabSize, ctx) : undefined;
     const stats = base ? new KLDStats(model.vocabSize) : undefined;

@@ -1,6 +1,7 @@
 // The options `kiln quantize` gains beyond llama-quantize (its TYPE argument is then not needed):
-//   --scheme S [--calibrate minmax|percentile|kl -f CALIB [--percentile P]]: a PTQ scheme (src/quant/ptq),
-//       with the activation clipping ranges calibrated on CALIB, reported and recorded in the metadata;
+//   --scheme S [--calibrate minmax|percentile|kl -f CALIB [--percentile P] [--act-format F]]: a PTQ scheme
+//       (src/quant/ptq), with the activation clipping ranges calibrated on CALIB, reported and recorded in the
+//       metadata (kiln perplexity then simulates activations quantized to F within them);
 //   --target-bpw X [-f CALIB]: a type per tensor chosen by sensitivity (src/quant/sensitivity.ts) within
 //       X bits per weight, measured on CALIB (or seeded random tokens without -f).
 // Calibration chunks: -c tokens each (default 128), at most --chunks of them (default 8).
@@ -13,15 +14,16 @@ import { typeName } from '../../tensor/ggml-type.js';
 import { LlamaFileType } from '../../quant/mix.js';
 import { quantizeModel } from '../../quant/quantize-model.js';
 import { assignTypes, calibrationChunks, measureSensitivity } from '../../quant/sensitivity.js';
-import { calibrateActivations } from '../../quant/ptq/activations.js';
+import { ACTIVATION_FORMATS, calibrateActivations } from '../../quant/ptq/activations.js';
 import { CALIBRATION_METHODS, type CalibrationMethod } from '../../quant/ptq/calibrate.js';
 import { quantizeWithScheme } from '../../quant/ptq/quantize-model.js';
-import { describeScheme, parseScheme, SchemeError } from '../../quant/ptq/scheme.js';
+import { describeScheme, parseScheme, SchemeError, type NumberFormat } from '../../quant/ptq/scheme.js';
 
 export const PTQ_OPTIONS: OptionSpec[] = [
   { name: 'scheme', description: 'PTQ scheme instead of TYPE: int8|int4|int2|fp8-e4m3|fp8-e5m2[-sym|-asym][-tensor|-channel|-gN]' },
   { name: 'calibrate', description: `with --scheme: calibrate activation ranges on -f by ${CALIBRATION_METHODS.join('|')}` },
   { name: 'percentile', description: 'share of |x| kept by --calibrate percentile (default 99.99)' },
+  { name: 'act-format', description: `with --calibrate: activation format simulated by kiln perplexity, ${ACTIVATION_FORMATS.join('|')} (default int8)` },
   { name: 'target-bpw', description: 'instead of TYPE: a type per tensor by sensitivity, within this many bits per weight' },
   { name: 'file', short: 'f', description: 'calibration text for --calibrate and --target-bpw' },
   { name: 'ctx', short: 'c', description: 'calibration tokens per chunk (default 128)' },
@@ -47,6 +49,8 @@ function schemeOutput(model: GGUFModelFile, args: ParsedArgs, schemeText: string
   let activations;
   if (method !== undefined) {
     if (!CALIBRATION_METHODS.includes(method)) throw new UsageError(`--calibrate: one of ${CALIBRATION_METHODS.join(', ')}`);
+    const format = (optString(args, 'act-format') ?? 'int8') as NumberFormat;
+    if (!ACTIVATION_FORMATS.includes(format)) throw new UsageError(`--act-format: one of ${ACTIVATION_FORMATS.join(', ')}`);
     const text = calibrationText(args);
     if (text === undefined) throw new UsageError('--calibrate needs a calibration text (-f FILE)');
     const chunks = calibrationChunks(model, text, optInt(args, 'ctx') ?? 128, optInt(args, 'chunks') ?? 8);
@@ -56,7 +60,7 @@ function schemeOutput(model: GGUFModelFile, args: ParsedArgs, schemeText: string
     for (const r of ranges) {
       console.error(`  ${r.tensor.padEnd(width)}  amax ${r.amax.toPrecision(5).padStart(10)}  clip ${r.clip.toPrecision(5).padStart(10)}  (${((100 * r.clip) / r.amax).toFixed(1)}% of amax)`);
     }
-    activations = { method, ranges };
+    activations = { method, format, ranges };
   }
   console.error(`scheme: ${describeScheme(scheme)}`);
   const width = Math.max(...model.tensorInfos.map((t) => t.name.length));
@@ -100,6 +104,7 @@ export async function runPtqQuantize(args: ParsedArgs): Promise<boolean> {
   await writeGGUF(output, result);
   const bytes = result.tensors.reduce((sum, t) => sum + t.data.length, 0);
   const nValues = model.tensorInfos.reduce((sum, t) => sum + t.nElements, 0);
-  console.log(`${output}: tensors ${(bytes / 1048576).toFixed(2)} MiB (${((8 * bytes) / nValues).toFixed(2)} bits per weight)`);
+  const scheme = result.metadata.get('kiln.quant.scheme')?.value;
+  console.log(`${output}: tensors ${(bytes / 1048576).toFixed(2)} MiB (${((8 * bytes) / nValues).toFixed(2)} bits per weight)${scheme ? `, ${scheme}` : ''}`);
   return true;
 }

@@ -2,7 +2,8 @@
 // product (keyed by its weight's name):
 //   - clipping ranges: over calibration chunks, in two passes (amax, then a histogram of |x| over [0, amax]),
 //     each input's threshold chosen by ./calibrate.ts;
-//   - an importance matrix as llama-imatrix collects it: the mean squared value of each input column.
+//   - an importance matrix as llama-imatrix collects it: the mean squared value of each input column;
+// and, with clipping ranges known, the same layer quantizes those inputs to simulate quantized activations.
 
 import type { Backend } from '../../kernels/backend.js';
 import type { GGUFModelFile } from '../../gguf/model-file.js';
@@ -10,6 +11,10 @@ import type { WeightTensor } from '../../tensor/tensor.js';
 import { evaluate, perplexity, type PerplexityResult } from '../../generate/generate.js';
 import { withModel } from '../compare.js';
 import { absMax, AbsHistogram, thresholdOf, type CalibrationOptions } from './calibrate.js';
+import { quantizeRun, rangeParams } from './fake-quant.js';
+import { SchemeError, type NumberFormat, type QuantScheme } from './scheme.js';
+import { Model } from '../../generate/model.js';
+import { getArray, getString } from '../../gguf/metadata.js';
 
 /** A backend whose matmul first shows its input x [nTokens, nIn] and the weight (dims [nIn, nOut]) to `watch`. */
 export function watchingMatmulInputs(inner: Backend, watch: (weight: WeightTensor, x: Float32Array) => void): Backend {
@@ -76,4 +81,48 @@ export function collectImportance(file: GGUFModelFile, text: string, ctx: number
   const result = withModel(file, (model) => perplexity(model, text, ctx, maxChunks, onChunk), (b) => watchingMatmulInputs(b, watch));
   const entries = new Map([...sums].map(([name, s]) => [name, Float32Array.from(s.squares, (v) => v / s.rows)]));
   return { entries, calls: result.chunks, perplexity: result };
+}
+
+/** The formats activations can be simulated in: symmetric per-tensor, one clipping threshold per input. */
+export const ACTIVATION_FORMATS: readonly NumberFormat[] = ['int8', 'fp8-e4m3', 'fp8-e5m2'];
+
+/**
+ * A backend that fake-quantizes every matrix product's input whose weight has a clipping threshold: per tensor,
+ * symmetric, scale = clip / the format's largest value (integer values are clamped to the grid, FP8 saturates).
+ */
+export function quantizingMatmulInputs(inner: Backend, clips: ReadonlyMap<string, number>, format: NumberFormat): Backend {
+  const scheme: QuantScheme = { format, symmetric: true, granularity: 'tensor', groupSize: 0 };
+  let scratch = new Float32Array(0);
+  const matmul: Backend['matmul'] = (out, x, w, nTokens) => {
+    const clip = clips.get(w.name);
+    if (clip === undefined) return inner.matmul(out, x, w, nTokens);
+    const n = nTokens * w.dims[0];
+    if (scratch.length < n) scratch = new Float32Array(n);
+    const { scale } = rangeParams(scheme, -clip, clip);
+    quantizeRun(scheme, x, 0, n, scale, 0, scratch);
+    inner.matmul(out, scratch, w, nTokens);
+  };
+  return new Proxy(inner, {
+    get(target, key) {
+      if (key === 'matmul') return matmul;
+      const value = Reflect.get(target, key);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+}
+
+/**
+ * The model with its activations quantized as its file's kiln.quant.activation.* metadata says (written by
+ * quantizeWithScheme with calibrated ranges), or the model itself when there is none.
+ */
+export function withActivationQuantization(model: Model): Model {
+  const meta = model.file.metadata;
+  const tensors = getArray<string>(meta, 'kiln.quant.activation.tensors');
+  const clips = getArray<number>(meta, 'kiln.quant.activation.clip');
+  if (!tensors || !clips) return model;
+  const format = getString(meta, 'kiln.quant.activation.format') as NumberFormat | undefined;
+  if (!format || !ACTIVATION_FORMATS.includes(format) || clips.length !== tensors.length) {
+    throw new SchemeError(`${model.file.path}: malformed kiln.quant.activation metadata`);
+  }
+  return new Model(model.file, quantizingMatmulInputs(model.backend, new Map(tensors.map((t, i) => [t, clips[i]])), format));
 }

@@ -4,7 +4,9 @@
 // dequantized values: kiln runs such a file as any F32 model and its accuracy is the scheme's, but it is no
 // smaller (simulation). A tensor whose rows do not split into the scheme's groups is left as it is.
 // Metadata: kiln.quant.scheme (e.g. "int4 asym per-group 32; stored as dequantized F32 (simulated)") and, when
-// activations were calibrated, kiln.quant.activation.{method,tensors,clip} (the clipping threshold per input).
+// activations were calibrated, kiln.quant.activation.{method,format,tensors,clip} (the clipping threshold per
+// matrix product input), which kiln perplexity and quant-report apply (ptq/activations.ts
+// withActivationQuantization); other commands run such a file with float activations.
 
 import type { GGUFModelFile } from '../../gguf/model-file.js';
 import { GGUFValueType, type GGUFValue } from '../../gguf/types.js';
@@ -16,7 +18,7 @@ import { isQuantizable, LlamaFileType } from '../mix.js';
 import type { ActivationRange } from './activations.js';
 import type { CalibrationMethod } from './calibrate.js';
 import { fakeQuantize } from './fake-quant.js';
-import { describeScheme, ggufTypeForScheme, type QuantScheme } from './scheme.js';
+import { describeScheme, ggufTypeForScheme, type NumberFormat, type QuantScheme } from './scheme.js';
 
 export interface SchemeTensorResult {
   name: string;
@@ -32,7 +34,8 @@ export interface SchemeTensorResult {
 }
 
 export interface SchemeQuantizeOptions {
-  activations?: { method: CalibrationMethod; ranges: readonly ActivationRange[] };
+  /** calibrated activation clipping ranges and the format activations are to be simulated in */
+  activations?: { method: CalibrationMethod; format: NumberFormat; ranges: readonly ActivationRange[] };
   onTensor?: (result: SchemeTensorResult) => void;
 }
 
@@ -81,6 +84,7 @@ export function quantizeWithScheme(file: GGUFModelFile, scheme: QuantScheme, opt
   const activations = options.activations;
   if (activations) {
     metadata.set('kiln.quant.activation.method', metaString(activations.method));
+    metadata.set('kiln.quant.activation.format', metaString(activations.format));
     metadata.set('kiln.quant.activation.tensors', metaArray(GGUFValueType.STRING, activations.ranges.map((r) => r.tensor)));
     metadata.set('kiln.quant.activation.clip', metaArray(GGUFValueType.FLOAT32, activations.ranges.map((r) => r.clip)));
   }
