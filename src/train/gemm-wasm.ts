@@ -57,12 +57,13 @@ const op = {
 
 // ---- the kernel ----
 
-// locals: parameters, then i32 scratch, then v128 accumulators [row r, vector v] and B vectors
+// locals: parameters, then i32 scratch, then v128 accumulators [row r, vector v], B vectors and the broadcast A
 const C = 0, A = 1, B = 2, I0 = 3, I1 = 4, K = 5, M = 6, J1 = 7, A_ROW = 8, A_COL = 9, ADD = 10; // A strides: floats, then bytes
 const I = 11, J = 12, P = 13, PA = 14, PB = 15, PC = 16, ROW_C = 17; // ROW_C: C's and B's row stride in bytes
 const ACC = 18;                          // ACC + r·VECS + v
 const BV = ACC + TILE_ROWS * VECS;       // BV + v
-const N_I32 = ACC - I, N_V128 = TILE_ROWS * VECS + VECS;
+const SPLAT = BV + VECS;
+const N_I32 = ACC - I, N_V128 = SPLAT + 1 - ACC;
 
 /** address of row r of a tile: base + r · stride (row 0 is the base itself) */
 const rowAddr = (base: number, stride: number, r: number): number[] =>
@@ -97,13 +98,11 @@ function gemmBody(fma: boolean): number[] {
   for (let v = 0; v < VECS; v++) emit(op.get(PB), op.v128Load(16 * v), op.set(BV + v));
   for (let r = 0; r < TILE_ROWS; r++) {
     // acc[r][v] += splat(A[i + r, p]) · B[p, j + 4v ..]
-    emit(rowAddr(PA, A_ROW, r), op.f32Load, op.f32x4Splat);
-    const splat = BV + VECS; // one spare v128 local after the B vectors
-    emit(op.set(splat));
+    emit(rowAddr(PA, A_ROW, r), op.f32Load, op.f32x4Splat, op.set(SPLAT));
     for (let v = 0; v < VECS; v++) {
       const acc = ACC + r * VECS + v;
-      if (fma) emit(op.get(splat), op.get(BV + v), op.get(acc), op.f32x4RelaxedMadd, op.set(acc));
-      else emit(op.get(acc), op.get(splat), op.get(BV + v), op.f32x4Mul, op.f32x4Add, op.set(acc));
+      if (fma) emit(op.get(SPLAT), op.get(BV + v), op.get(acc), op.f32x4RelaxedMadd, op.set(acc));
+      else emit(op.get(acc), op.get(SPLAT), op.get(BV + v), op.f32x4Mul, op.f32x4Add, op.set(acc));
     }
   }
   emit(op.get(PA), op.get(A_COL), op.add, op.set(PA));
@@ -114,7 +113,7 @@ function gemmBody(fma: boolean): number[] {
   }
   emit(op.get(J), op.i32(TILE_COLS), op.add, op.set(J), op.br(0), op.end, op.end);
   emit(op.get(I), op.i32(TILE_ROWS), op.add, op.set(I), op.br(0), op.end, op.end);
-  const locals = vec([[...uleb(N_I32), I32], [...uleb(N_V128 + 1), V128]]);
+  const locals = vec([[...uleb(N_I32), I32], [...uleb(N_V128), V128]]);
   const body = [...locals, ...code, ...op.end];
   return [...uleb(body.length), ...body];
 }
