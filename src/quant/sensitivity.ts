@@ -17,7 +17,7 @@ import { GGMLType, typeName } from '../tensor/ggml-type.js';
 import { canQuantizeTo, quantizeRows } from './ggml-quantize.js';
 import { Model } from '../generate/model.js';
 import { compareWithBase, scoredLogits, withBackend, withModel } from './compare.js';
-import { fallbackType, isQuantizable } from './mix.js';
+import { fallbackType, isQuantizable, QuantMixError } from './mix.js';
 
 export class BudgetError extends Error {
   constructor(message: string) {
@@ -61,7 +61,6 @@ export interface CandidateMeasure {
 
 export interface TensorSensitivity {
   name: string;
-  nElements: number;
   /** by increasing size */
   candidates: CandidateMeasure[];
 }
@@ -82,7 +81,7 @@ export function calibrationChunks(file: GGUFModelFile, text: string | undefined,
   });
 }
 
-/** Step 1: the KL divergence caused by each (tensor, candidate type) alone. */
+/** Step 1: the KL divergence caused by each (tensor, candidate type) alone; tensors no candidate fits are left out. */
 export function measureSensitivity(file: GGUFModelFile, chunks: readonly number[][], options: SensitivityOptions = {}): TensorSensitivity[] {
   const log = options.log ?? (() => undefined);
   const shared = new Map<string, WeightTensor>();
@@ -90,7 +89,7 @@ export function measureSensitivity(file: GGUFModelFile, chunks: readonly number[
   return withBackend((backend) => {
     const baseScored = scoredLogits(new Model(variant(new Map()), backend), chunks);
     const quantizable = file.tensorInfos.filter((t) => isQuantizable(t));
-    return quantizable.map((info, i) => {
+    return quantizable.flatMap((info, i) => {
       const x = dequantizeTensor(file.tensor(info.name));
       const nPerRow = info.dims[0];
       const types = new Set<GGMLType>();
@@ -98,8 +97,8 @@ export function measureSensitivity(file: GGUFModelFile, chunks: readonly number[
         try {
           const type = fallbackType(info, candidate);
           if (canQuantizeTo(type)) types.add(type);
-        } catch {
-          // no way to store this candidate in rows of this length
+        } catch (e) {
+          if (!(e instanceof QuantMixError)) throw e; // else: no way to store this candidate in rows of this length
         }
       }
       const candidates = [...types].map((type): CandidateMeasure => {
@@ -107,8 +106,9 @@ export function measureSensitivity(file: GGUFModelFile, chunks: readonly number[
         const model = new Model(variant(new Map([[info.name, { name: info.name, type, dims: info.dims, data }]])), backend);
         return { type, bytes: data.length, kld: compareWithBase(model, chunks, baseScored).meanKld };
       }).sort((a, b) => a.bytes - b.bytes);
-      log(`[${i + 1}/${quantizable.length}] ${info.name}: ${candidates.map((c) => `${typeName(c.type)} ${c.kld.toExponential(2)}`).join(', ')}`);
-      return { name: info.name, nElements: info.nElements, candidates };
+      const measured = candidates.map((c) => `${typeName(c.type)} ${c.kld.toExponential(2)}`).join(', ');
+      log(`[${i + 1}/${quantizable.length}] ${info.name}: ${measured || `no candidate fits rows of ${nPerRow}: kept ${typeName(info.type)}`}`);
+      return candidates.length > 0 ? [{ name: info.name, candidates }] : [];
     });
   });
 }

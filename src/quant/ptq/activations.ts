@@ -7,27 +7,31 @@
 
 import type { Backend } from '../../kernels/backend.js';
 import type { GGUFModelFile } from '../../gguf/model-file.js';
+import { getArray, getString } from '../../gguf/metadata.js';
 import type { WeightTensor } from '../../tensor/tensor.js';
 import { evaluate, perplexity, type PerplexityResult } from '../../generate/generate.js';
+import { Model } from '../../generate/model.js';
 import { withModel } from '../compare.js';
 import { absMax, AbsHistogram, thresholdOf, type CalibrationOptions } from './calibrate.js';
 import { quantizeRun, rangeParams } from './fake-quant.js';
 import { SchemeError, type NumberFormat, type QuantScheme } from './scheme.js';
-import { Model } from '../../generate/model.js';
-import { getArray, getString } from '../../gguf/metadata.js';
 
-/** A backend whose matmul first shows its input x [nTokens, nIn] and the weight (dims [nIn, nOut]) to `watch`. */
-export function watchingMatmulInputs(inner: Backend, watch: (weight: WeightTensor, x: Float32Array) => void): Backend {
-  const matmul: Backend['matmul'] = (out, x, w, nTokens) => {
-    watch(w, x.subarray(0, nTokens * w.dims[0]));
-    inner.matmul(out, x, w, nTokens);
-  };
+/** `inner` with its matmul replaced (every other member is inner's own, bound to it). */
+function withMatmul(inner: Backend, matmul: Backend['matmul']): Backend {
   return new Proxy(inner, {
     get(target, key) {
       if (key === 'matmul') return matmul;
       const value = Reflect.get(target, key);
       return typeof value === 'function' ? value.bind(target) : value;
     },
+  });
+}
+
+/** A backend whose matmul first shows its input x [nTokens, nIn] and the weight (dims [nIn, nOut]) to `watch`. */
+export function watchingMatmulInputs(inner: Backend, watch: (weight: WeightTensor, x: Float32Array) => void): Backend {
+  return withMatmul(inner, (out, x, w, nTokens) => {
+    watch(w, x.subarray(0, nTokens * w.dims[0]));
+    inner.matmul(out, x, w, nTokens);
   });
 }
 
@@ -92,8 +96,8 @@ export const ACTIVATION_FORMATS: readonly NumberFormat[] = ['int8', 'fp8-e4m3', 
  */
 export function quantizingMatmulInputs(inner: Backend, clips: ReadonlyMap<string, number>, format: NumberFormat): Backend {
   const scheme: QuantScheme = { format, symmetric: true, granularity: 'tensor', groupSize: 0 };
-  let scratch = new Float32Array(0);
-  const matmul: Backend['matmul'] = (out, x, w, nTokens) => {
+  let scratch = new Float32Array(0); // [nTokens, nIn] of the largest input so far
+  return withMatmul(inner, (out, x, w, nTokens) => {
     const clip = clips.get(w.name);
     if (clip === undefined) return inner.matmul(out, x, w, nTokens);
     const n = nTokens * w.dims[0];
@@ -101,13 +105,6 @@ export function quantizingMatmulInputs(inner: Backend, clips: ReadonlyMap<string
     const { scale } = rangeParams(scheme, -clip, clip);
     quantizeRun(scheme, x, 0, n, scale, 0, scratch);
     inner.matmul(out, scratch, w, nTokens);
-  };
-  return new Proxy(inner, {
-    get(target, key) {
-      if (key === 'matmul') return matmul;
-      const value = Reflect.get(target, key);
-      return typeof value === 'function' ? value.bind(target) : value;
-    },
   });
 }
 
