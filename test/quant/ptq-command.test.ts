@@ -1,0 +1,74 @@
+// kiln quantize --scheme / --target-bpw end to end: the written files' tensor types, metadata and size, and the
+// usage errors of the new options.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { sharedPath } from '../shared.js';
+import { loadGGUF } from '../../src/gguf/model-file.js';
+import { getArray, getNumber, getString } from '../../src/gguf/metadata.js';
+import { GGMLType } from '../../src/tensor/ggml-type.js';
+import { quantizeCommand } from '../../src/cli/commands/quantize.js';
+import { parseArgs, UsageError } from '../../src/cli/args.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'kiln-ptq-command-'));
+process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+const kq = sharedPath('conformance', 'models', 'kq-f32.gguf');
+const stories = sharedPath('data', 'models', 'stories260K.gguf');
+const text = sharedPath('data', 'text', 'tinystories-sample-197k.txt');
+
+async function quantize(argv: string[]): Promise<string> {
+  const out: string[] = [];
+  const log = console.log, error = console.error;
+  console.log = (...a: unknown[]) => { out.push(a.join(' ')); };
+  console.error = () => undefined;
+  try {
+    await quantizeCommand.run(parseArgs(argv, quantizeCommand.options));
+  } finally {
+    console.log = log;
+    console.error = error;
+  }
+  return out.join('\n');
+}
+
+test('--scheme int8-g32 writes Q8_0 matrices; --scheme fp8-e4m3 with --calibrate kl records the activation ranges', async () => {
+  const q8 = join(dir, 'q8.gguf');
+  assert.match(await quantize([kq, q8, '--scheme', 'int8-g32']), /int8 sym per-group 32; stored as Q8_0/);
+  const file = loadGGUF(q8);
+  assert.equal(file.tensor('blk.0.attn_q.weight').type, GGMLType.Q8_0);
+  assert.equal(file.tensor('output_norm.weight').type, GGMLType.F32);
+  assert.equal(getNumber(file.metadata, 'general.file_type'), 7);
+
+  const fp8 = join(dir, 'fp8.gguf');
+  await quantize([stories, fp8, '--scheme', 'fp8-e4m3-channel', '--calibrate', 'kl', '--act-format', 'fp8-e4m3', '-f', text, '-c', '32', '--chunks', '2']);
+  const simulated = loadGGUF(fp8);
+  assert.equal(simulated.tensor('blk.0.ffn_down.weight').type, GGMLType.F32);
+  assert.equal(getString(simulated.metadata, 'kiln.quant.activation.format'), 'fp8-e4m3');
+  const tensors = getArray<string>(simulated.metadata, 'kiln.quant.activation.tensors')!;
+  const clips = getArray<number>(simulated.metadata, 'kiln.quant.activation.clip')!;
+  assert.equal(tensors.length, 5 * 7 + 1);
+  assert.ok(clips.every((c) => c > 0));
+});
+
+test('--target-bpw 9 on stories260K (random calibration tokens) stays within 9 bits per weight', async () => {
+  const out = join(dir, 'bpw.gguf');
+  const line = await quantize([stories, out, '--target-bpw', '9', '-c', '16', '--chunks', '1']);
+  const bpw = Number(/\(([0-9.]+) bits per weight\)/.exec(line)![1]);
+  assert.ok(bpw <= 9 && bpw > 8, line);
+  const file = loadGGUF(out);
+  assert.equal(getNumber(file.metadata, 'general.file_type'), 1024);
+  const bits = file.tensorInfos.reduce((s, t) => s + 8 * t.nBytes, 0) / file.tensorInfos.reduce((s, t) => s + t.nElements, 0);
+  assert.ok(bits <= 9, `file ${bits} bits per weight`);
+  assert.equal(file.tensor('blk.0.ffn_down.weight').type, GGMLType.F16); // rows of 172: the only candidate that fits
+});
+
+test('usage errors of the PTQ options', async () => {
+  const out = join(dir, 'never.gguf');
+  await assert.rejects(quantize([kq, out, 'Q8_0', '--scheme', 'int8']), UsageError);
+  await assert.rejects(quantize([kq, out, '--scheme', 'int5']), UsageError);
+  await assert.rejects(quantize([kq, out, '--scheme', 'int8', '--calibrate', 'kl']), /needs a calibration text/);
+  await assert.rejects(quantize([kq, out, '--scheme', 'int8', '--target-bpw', '4']), UsageError);
+  await assert.rejects(quantize([kq, out, '--target-bpw', '-1']), UsageError);
+});
