@@ -47,6 +47,8 @@ export interface WasmBackendOptions {
   threads?: number;
   /** use the relaxed-SIMD build where the runtime supports it (default true) */
   relaxed?: boolean;
+  /** scratch bytes one matmul may use; a larger batch is done in parts (default 128 MiB) */
+  maxScratchBytes?: number;
 }
 
 /** Where a weight's bytes live in WebAssembly memory. */
@@ -58,9 +60,12 @@ interface Placement {
 export class WasmBackend implements Backend {
   readonly name: string;
   readonly threads: number;
+  private readonly maxScratch: number;
   private readonly kernels: KernelModule;
   private readonly pool: ThreadPool;
   private readonly arenas: Arena[] = [];
+  /** the pool indices of this backend's arenas (shared with the collection callback, which must not hold `this`) */
+  private readonly arenaIndices: number[] = [];
   private readonly copies = new WeakMap<WeightTensor, Placement>();
   private readonly scalar = new ReferenceBackend();
   /** attention: compact index of each cache slot (−1: not gathered), reused across calls */
@@ -69,15 +74,13 @@ export class WasmBackend implements Backend {
   constructor(options: WasmBackendOptions = {}) {
     this.kernels = kernelModule(options.relaxed ?? true);
     this.threads = Math.max(1, Math.floor(options.threads ?? availableParallelism()));
+    this.maxScratch = options.maxScratchBytes ?? 128 * 1024 * 1024;
     this.name = this.kernels.relaxed ? 'wasm-relaxed-simd' : 'wasm-simd';
     this.pool = sharedPool(this.threads, this.kernels.module);
     this.newArena();
     // when the backend is collected, the pool's workers let go of its memories too
     releaseOnCollect.register(this, { pool: this.pool, indices: this.arenaIndices }, this);
   }
-
-  /** the pool indices of this backend's arenas (shared with the collection callback, which must not hold `this`) */
-  private readonly arenaIndices: number[] = [];
 
   /** A fresh memory, known to every thread. */
   newArena(): Arena {
@@ -123,6 +126,17 @@ export class WasmBackend implements Backend {
     const [nIn, nOut] = w.dims;
     const format = ACTIVATIONS.get(w.type);
     if (!format || nIn % format.multiple !== 0) return this.scalar.matmul(out, x, w, nTokens);
+    // bound the scratch of a large batch (e.g. logits of every row of a long prompt)
+    const perToken = 4 * nIn + format.rowBytes(nIn) + nIn / 8 + 4 * nOut;
+    const step = Math.max(1, Math.floor(this.maxScratch / perToken));
+    for (let t = 0; t < nTokens; t += step) {
+      const n = Math.min(step, nTokens - t);
+      this.matmulTokens(out.subarray(t * nOut, (t + n) * nOut), x.subarray(t * nIn, (t + n) * nIn), w, n, format);
+    }
+  }
+
+  private matmulTokens(out: Float32Array, x: Float32Array, w: WeightTensor, nTokens: number, format: ActivationFormat): void {
+    const [nIn, nOut] = w.dims;
     const { arena, address } = this.place(w);
     const k = arena.exports;
     const { blockSize, typeSize } = typeInfo(w.type);

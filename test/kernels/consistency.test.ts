@@ -119,6 +119,21 @@ for (const { relaxed, threads, backend } of variants) {
   });
 }
 
+test('a batch larger than the scratch limit is multiplied in parts with the same result', () => {
+  const rnd = random(21);
+  const backend = new WasmBackend({ threads: 2, maxScratchBytes: 20_000 });
+  try {
+    const w = randomWeight(GGMLType.Q4_K, 256, 9, rnd);
+    const x = floats(256 * 40, rnd);
+    const actual = new Float32Array(9 * 40).fill(NaN), expected = new Float32Array(9 * 40);
+    backend.matmul(actual, x, w, 40);
+    reference.matmul(expected, x, w, 40);
+    assertMatmulClose(actual, expected, w, x, 40, 'Q4_K in parts');
+  } finally {
+    backend.close();
+  }
+});
+
 test('activation quantizers are byte-identical to the reference (Q8_0, Q8_1, Q8_K)', () => {
   const rnd = random(7);
   const { backend } = variants[0];
