@@ -46,9 +46,9 @@ test('--target-bpw on kq-f32: per-tensor KL sensitivity, greedy assignment withi
 test('candidates follow llama.cpp\'s fallbacks on stories260K (rows of 64 and 172)', () => {
   const file = loadGGUF(sharedPath('data', 'models', 'stories260K.gguf'));
   const chunks = calibrationChunks(file, undefined, 16, 1);
-  const sensitivity = measureSensitivity(file, chunks, { candidates: [GGMLType.Q2_K, GGMLType.Q4_K, GGMLType.Q8_0] });
+  const sensitivity = measureSensitivity(file, chunks, { candidates: [GGMLType.Q4_K, GGMLType.Q8_0] });
   const typesOf = (name: string) => sensitivity.find((s) => s.name === name)!.candidates.map((c) => c.type);
-  // rows of 64: Q2_K has no supported fallback (IQ4_NL), Q4_K becomes Q5_0; rows of 172: Q4_K → Q5_0 → F16, Q8_0 none
+  // rows of 64: Q4_K becomes Q5_0; rows of 172: Q4_K → Q5_0 → F16, and Q8_0 has no fallback
   assert.deepEqual(typesOf('blk.0.attn_q.weight'), [GGMLType.Q5_0, GGMLType.Q8_0]);
   assert.deepEqual(typesOf('blk.0.ffn_down.weight'), [GGMLType.F16]);
   const a = assignTypes(file, sensitivity, 9);
