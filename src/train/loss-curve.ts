@@ -18,10 +18,12 @@ function ticks(lo: number, hi: number, count: number): number[] {
 export function lossCurveSvg(train: readonly LossPoint[], val: readonly LossPoint[], title: string): string {
   const all = [...train, ...val];
   const maxStep = Math.max(1, ...all.map((p) => p.step));
-  let lo = Math.min(...all.map((p) => p.loss)), hi = Math.max(...all.map((p) => p.loss));
+  // the first 2% of steps (loss falling from ln(vocab)) would flatten the rest: they are clipped at the top
+  const shown = [...val, ...train.filter((p) => p.step >= maxStep / 50)];
+  let lo = Math.min(...all.map((p) => p.loss)), hi = Math.max(...(shown.length ? shown : all).map((p) => p.loss));
   if (!(hi > lo)) { lo -= 0.5; hi += 0.5; }
   const x = (step: number) => LEFT + (step / maxStep) * (W - LEFT - RIGHT);
-  const y = (loss: number) => TOP + ((hi - loss) / (hi - lo)) * (H - TOP - BOTTOM);
+  const y = (loss: number) => TOP + ((hi - Math.min(loss, hi)) / (hi - lo)) * (H - TOP - BOTTOM);
   const path = (pts: readonly LossPoint[]) => pts.map((p) => `${x(p.step).toFixed(1)},${y(p.loss).toFixed(1)}`).join(' ');
   const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;');
   const parts = [
