@@ -281,53 +281,59 @@ function dotQ5_1(w: usize, x: usize, nb: i32): f32 {
   return hsum(acc) + minTerm;
 }
 
-/** Q4_K/Q5_K 6-bit scale (kind 0) or min (kind 1) of sub-block j from the 12 packed bytes at p (get_scale_min_k4). */
-@inline function scaleMinK4(p: usize, j: i32, kind: i32): i32 {
-  if (j < 4) return load<u8>(p + j + 4 * kind) & 63;
-  const low = kind == 0 ? load<u8>(p + j + 4) & 0xf : load<u8>(p + j + 4) >> 4;
-  return low | ((load<u8>(p + j - 4 * (1 - kind)) >> 6) << 4);
+/**
+ * The 8 6-bit scales and 8 6-bit mins of a Q4_K/Q5_K super-block (12 packed bytes at p, get_scale_min_k4's
+ * layout) into 16 bytes at out: scales at out[0…7], mins at out[8…15]; four 32-bit steps, as ggml's utmp trick.
+ */
+@inline function unpackScalesK4(p: usize, out: usize): void {
+  const kmask1: u32 = 0x3f3f3f3f, kmask2: u32 = 0x0f0f0f0f, kmask3: u32 = 0x03030303;
+  const a = load<u32>(p), b = load<u32>(p + 4), c = load<u32>(p + 8);
+  store<u32>(out, a & kmask1);
+  store<u32>(out + 4, (c & kmask2) | (((a >> 6) & kmask3) << 4));
+  store<u32>(out + 8, b & kmask1);
+  store<u32>(out + 12, ((c >> 4) & kmask2) | (((b >> 6) & kmask3) << 4));
 }
 
-/** Σ_j m_j·(bsum[2j] + bsum[2j+1]) over the 8 sub-blocks of 32 (Q4_K, Q5_K mins against Q8_K group sums). */
-@inline function minsDotBsums(scales: usize, bsums: usize): i32 {
-  let sum = 0;
-  for (let j = 0; j < 8; j++) sum += scaleMinK4(scales, j, 1) * (<i32>load<i16>(bsums + 4 * j) + <i32>load<i16>(bsums + 4 * j + 2));
-  return sum;
+/** i32x4 partial sums of Σ_j m_j·(bsum[2j] + bsum[2j+1]): mins as unpacked at `unpacked` + 8, bsums of a Q8_K block. */
+@inline function minsDotBsums(unpacked: usize, bsums: usize): v128 {
+  const v = v128.load(unpacked), zero = i8x16.splat(0);
+  // each min widened to int16 twice: it covers two groups of 16
+  const low = i8x16.shuffle(v, zero, 8, 16, 8, 16, 9, 16, 9, 16, 10, 16, 10, 16, 11, 16, 11, 16);
+  const high = i8x16.shuffle(v, zero, 12, 16, 12, 16, 13, 16, 13, 16, 14, 16, 14, 16, 15, 16, 15, 16);
+  return i32x4.add(i32x4.dot_i16x8_s(v128.load(bsums), low), i32x4.dot_i16x8_s(v128.load(bsums + 16), high));
 }
 
-/** Q4_K · Q8_K: value = d·sc_j·q − dmin·m_j per sub-block j of 32; q the nibbles (low nibbles: even j). */
-function dotQ4_K(w: usize, x: usize, nb: i32): f32 {
-  let acc = f32x4.splat(0);
-  let minTerm: f32 = 0;
+/** Q4_K · Q8_K: value = d·sc_j·q − dmin·m_j per sub-block j of 32; q the nibbles (low nibbles: even j). scratch: 16 bytes. */
+function dotQ4_K(w: usize, x: usize, nb: i32, scratch: usize): f32 {
+  let acc = f32x4.splat(0), minAcc = f32x4.splat(0);
   for (let b = 0; b < nb; b++) {
     const dx = load<f32>(x);
-    const scales = w + 4;
+    unpackScalesK4(w + 4, scratch);
     let isum = i32x4.splat(0);
     for (let pair = 0; pair < 4; pair++) {
       const q = w + 16 + 32 * pair;
       const xq = x + 4 + 64 * pair;
       const qa = v128.load(q), qb = v128.load(q + 16);
-      const sLow = scaleMinK4(scales, 2 * pair, 0), sHigh = scaleMinK4(scales, 2 * pair + 1, 0);
+      const sLow = <i32>load<u8>(scratch + 2 * pair), sHigh = <i32>load<u8>(scratch + 2 * pair + 1);
       isum = i32x4.add(isum, dotUnsignedScaled(v128.load(xq), lowNibbles(qa), sLow));
       isum = i32x4.add(isum, dotUnsignedScaled(v128.load(xq + 16), lowNibbles(qb), sLow));
       isum = i32x4.add(isum, dotUnsignedScaled(v128.load(xq + 32), highNibbles(qa), sHigh));
       isum = i32x4.add(isum, dotUnsignedScaled(v128.load(xq + 48), highNibbles(qb), sHigh));
     }
     acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(dx * loadF16(w))));
-    minTerm += dx * loadF16(w + 2) * <f32>minsDotBsums(scales, x + 260);
+    minAcc = f32x4.add(minAcc, f32x4.mul(f32x4.convert_i32x4_s(minsDotBsums(scratch, x + 260)), f32x4.splat(dx * loadF16(w + 2))));
     w += 144;
     x += 292;
   }
-  return hsum(acc) - minTerm;
+  return hsum(acc) - hsum(minAcc);
 }
 
 /** Q5_K · Q8_K: as Q4_K with a fifth bit per value from qh (bit 2j / 2j+1 of qh[l] for sub-blocks 2j / 2j+1). */
-function dotQ5_K(w: usize, x: usize, nb: i32): f32 {
-  let acc = f32x4.splat(0);
-  let minTerm: f32 = 0;
+function dotQ5_K(w: usize, x: usize, nb: i32, scratch: usize): f32 {
+  let acc = f32x4.splat(0), minAcc = f32x4.splat(0);
   for (let b = 0; b < nb; b++) {
     const dx = load<f32>(x);
-    const scales = w + 4;
+    unpackScalesK4(w + 4, scratch);
     const qha = v128.load(w + 16), qhb = v128.load(w + 32);
     let isum = i32x4.splat(0);
     for (let pair = 0; pair < 4; pair++) {
@@ -340,18 +346,18 @@ function dotQ5_K(w: usize, x: usize, nb: i32): f32 {
       const lb = v128.or(lowNibbles(qb), v128.and(i8x16.ne(v128.and(qhb, lowBit), i8x16.splat(0)), fifth));
       const ha = v128.or(highNibbles(qa), v128.and(i8x16.ne(v128.and(qha, highBit), i8x16.splat(0)), fifth));
       const hb = v128.or(highNibbles(qb), v128.and(i8x16.ne(v128.and(qhb, highBit), i8x16.splat(0)), fifth));
-      const sLow = scaleMinK4(scales, 2 * pair, 0), sHigh = scaleMinK4(scales, 2 * pair + 1, 0);
+      const sLow = <i32>load<u8>(scratch + 2 * pair), sHigh = <i32>load<u8>(scratch + 2 * pair + 1);
       isum = i32x4.add(isum, dotUnsignedScaled(v128.load(xq), la, sLow));
       isum = i32x4.add(isum, dotUnsignedScaled(v128.load(xq + 16), lb, sLow));
       isum = i32x4.add(isum, dotUnsignedScaled(v128.load(xq + 32), ha, sHigh));
       isum = i32x4.add(isum, dotUnsignedScaled(v128.load(xq + 48), hb, sHigh));
     }
     acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(dx * loadF16(w))));
-    minTerm += dx * loadF16(w + 2) * <f32>minsDotBsums(scales, x + 260);
+    minAcc = f32x4.add(minAcc, f32x4.mul(f32x4.convert_i32x4_s(minsDotBsums(scratch, x + 260)), f32x4.splat(dx * loadF16(w + 2))));
     w += 176;
     x += 292;
   }
-  return hsum(acc) - minTerm;
+  return hsum(acc) - hsum(minAcc);
 }
 
 /**
@@ -531,8 +537,8 @@ const F32 = 0, F16 = 1, Q4_0 = 2, Q4_1 = 3, Q5_0 = 6, Q5_1 = 7, Q8_0 = 8, Q2_K =
     case Q5_1: return dotQ5_1(w, x, n >> 5);
     case Q2_K: return dotQ2_K(w, x, n >> 8);
     case Q3_K: return dotQ3_K(w, x, n >> 8, scratch);
-    case Q4_K: return dotQ4_K(w, x, n >> 8);
-    case Q5_K: return dotQ5_K(w, x, n >> 8);
+    case Q4_K: return dotQ4_K(w, x, n >> 8, scratch);
+    case Q5_K: return dotQ5_K(w, x, n >> 8, scratch);
     case Q6_K: return dotQ6_K(w, x, n >> 8);
     case F16: return dotHalf(w, x, n, true);
     case BF16: return dotHalf(w, x, n, false);
@@ -649,9 +655,9 @@ function tileHalf(w: usize, x: usize, xStride: usize, n: i32, isF16: bool, out: 
 
 // K-quant super-blocks unpacked once (into the thread's scratch) for the tokens of a tile:
 //   +0 q[256] unsigned quants in value order | +256 scale[16] i32 (the int16 scale in both halves) |
-//   +320 c[16] i16 per-group correction | +352 f32 d | +356 f32 dmin
+//   +320 c[16] i16 per-group correction | +352 f32 d | +356 f32 dmin | +368 16 bytes of packed-scale work space
 // value = d·scale·q − dmin·c (Q4_K: c = the min) or d·scale·q − d·c (Q6_K: c = 32·scale, the −32 offset).
-const UQ: usize = 0, US: usize = 256, UC: usize = 320, UD: usize = 352, UDMIN: usize = 356;
+const UQ: usize = 0, US: usize = 256, UC: usize = 320, UD: usize = 352, UDMIN: usize = 356, UPACKED: usize = 368;
 
 @inline function storeScale(u: usize, g: i32, scale: i32): void {
   store<i32>(u + US + (<usize>g << 2), (scale & 0xffff) | (scale << 16));
@@ -667,8 +673,9 @@ function unpackQ4_K(w: usize, u: usize): void {
     v128.store(q + 32, highNibbles(qa));
     v128.store(q + 48, highNibbles(qb));
   }
+  unpackScalesK4(scales, u + UPACKED);
   for (let j = 0; j < 8; j++) {
-    const sc = scaleMinK4(scales, j, 0), m = scaleMinK4(scales, j, 1);
+    const sc = <i32>load<u8>(u + UPACKED + j), m = <i32>load<u8>(u + UPACKED + 8 + j);
     storeScale(u, 2 * j, sc);
     storeScale(u, 2 * j + 1, sc);
     store<i16>(u + UC + 4 * j, <i16>m);
