@@ -71,4 +71,6 @@ test('usage errors of the PTQ options', async () => {
   await assert.rejects(quantize([kq, out, '--scheme', 'int8', '--calibrate', 'kl']), /needs a calibration text/);
   await assert.rejects(quantize([kq, out, '--scheme', 'int8', '--target-bpw', '4']), UsageError);
   await assert.rejects(quantize([kq, out, '--target-bpw', '-1']), UsageError);
+  await assert.rejects(quantize([kq, out, '--scheme', 'int8', '--calibrate', 'percentile', '--percentile', '150', '-f', text]), /--percentile/);
+  await assert.rejects(quantize([kq, out, '--target-bpw', '6', '--chunks', '0']), UsageError);
 });

@@ -33,6 +33,13 @@ export const PTQ_OPTIONS: OptionSpec[] = [
 /** llama.cpp's LLAMA_FTYPE_GUESSED: a file whose tensors follow no single file type. */
 const FILE_TYPE_GUESSED = 1024;
 
+/** -c and --chunks, checked. */
+function calibrationShape(args: ParsedArgs): { ctx: number; chunks: number } {
+  const ctx = optInt(args, 'ctx') ?? 128, chunks = optInt(args, 'chunks') ?? 8;
+  if (ctx < 4 || chunks < 1) throw new UsageError('calibration needs -c of at least 4 and --chunks of at least 1');
+  return { ctx, chunks };
+}
+
 function calibrationText(args: ParsedArgs): string | undefined {
   const path = optString(args, 'file');
   return path === undefined ? undefined : readFileSync(path, 'utf8');
@@ -53,8 +60,11 @@ function schemeOutput(model: GGUFModelFile, args: ParsedArgs, schemeText: string
     if (!ACTIVATION_FORMATS.includes(format)) throw new UsageError(`--act-format: one of ${ACTIVATION_FORMATS.join(', ')}`);
     const text = calibrationText(args);
     if (text === undefined) throw new UsageError('--calibrate needs a calibration text (-f FILE)');
-    const chunks = calibrationChunks(model, text, optInt(args, 'ctx') ?? 128, optInt(args, 'chunks') ?? 8);
-    const ranges = calibrateActivations(model, chunks, { method, percentile: optNumber(args, 'percentile') });
+    const percentile = optNumber(args, 'percentile');
+    if (percentile !== undefined && !(percentile > 0 && percentile <= 100)) throw new UsageError('--percentile must be in (0, 100]');
+    const { ctx, chunks: maxChunks } = calibrationShape(args);
+    const chunks = calibrationChunks(model, text, ctx, maxChunks);
+    const ranges = calibrateActivations(model, chunks, { method, percentile });
     console.error(`activation clipping ranges (${method}, ${chunks.length} chunks):`);
     const width = Math.max(...ranges.map((r) => r.tensor.length));
     for (const r of ranges) {
@@ -73,7 +83,8 @@ function schemeOutput(model: GGUFModelFile, args: ParsedArgs, schemeText: string
 
 function targetBpwOutput(model: GGUFModelFile, args: ParsedArgs, targetBpw: number): GGUFWriteInput {
   const text = calibrationText(args);
-  const chunks = calibrationChunks(model, text, optInt(args, 'ctx') ?? 128, optInt(args, 'chunks') ?? 8);
+  const { ctx, chunks: maxChunks } = calibrationShape(args);
+  const chunks = calibrationChunks(model, text, ctx, maxChunks);
   console.error(`sensitivity: mean KL divergence over ${chunks.length} chunks of ${chunks[0].length} ${text === undefined ? 'random tokens' : 'tokens'} with one tensor quantized`);
   const sensitivity = measureSensitivity(model, chunks, { log: (line) => console.error(`  ${line}`) });
   const assignment = assignTypes(model, sensitivity, targetBpw);
