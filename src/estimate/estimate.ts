@@ -6,9 +6,11 @@ import type { GGUFHeader } from '../gguf/types.js';
 import { deviceFits, type DeviceFit } from './devices.js';
 import { modelFromGGUF, type ModelDescription, type ModelShape, type ModelTensor } from './model.js';
 import {
-  BF16, F16, F32, NF4, bitsPerWeight, kvStorageType, mixBaseType, parseWeightType, storageBytes,
-  tensorStorageType, type MixContext, type StorageType,
+  BF16, F16, F32, NF4, bitsPerWeight, kvStorageType, parseWeightType, storageBytes, storageType,
+  type StorageType, type WeightTypeName,
 } from './storage.js';
+import { chooseTensorTypes, defaultTypeOf, fileTypeFromName, quantizationOrder } from '../quant/mix.js';
+import { GGMLType, typeName } from '../tensor/ggml-type.js';
 
 export const MODES = ['inference', 'lora', 'qlora', 'full', 'pretrain'] as const;
 export type Mode = (typeof MODES)[number];
@@ -169,11 +171,20 @@ function resolveWeightType(asked: string | undefined, model: ModelDescription, s
 
 // ---- weights ----
 
-const mixContext = (shape: ModelShape): MixContext =>
-  ({ nLayer: shape.nLayer, nHead: shape.nHead, nKvHead: shape.nKvHead, nExpert: shape.nExpert, tiedOutput: shape.tiedEmbeddings });
+/** The type llama-quantize's `mix` gives each tensor, by name: the quantizer's own rules (src/quant/mix.ts). */
+export function mixTypes(model: ModelDescription, mix: WeightTypeName): Map<string, StorageType> {
+  const shapes = quantizationOrder(model.tensors.map((t) => ({
+    name: t.name,
+    dims: t.isVector ? [t.nIn] : [t.nIn, t.nOut, t.count],
+    type: GGMLType.F32,
+  })));
+  const { arch, nLayer, nHead, nKvHead, nExpert } = model.shape;
+  const types = chooseTensorTypes(shapes, { arch, nLayer, nHead, nHeadKv: nKvHead, nExpert }, { ftype: fileTypeFromName(mix) });
+  return new Map(shapes.map((t, i) => [t.name, storageType(typeName(types[i]))]));
+}
 
 /** The storage type of one tensor under the settings (undefined: keep the GGUF file's stored bytes). */
-function typeOfTensor(t: ModelTensor, model: ModelDescription, s: Settings): StorageType | undefined {
+function typeOfTensor(t: ModelTensor, model: ModelDescription, s: Settings, mixed: () => Map<string, StorageType>): StorageType | undefined {
   const wt = s.weightType;
   if (wt === 'GGUF') return undefined;
   if (s.mode === 'full' || s.mode === 'pretrain') return TRAINED_TYPES[wt];
@@ -182,9 +193,9 @@ function typeOfTensor(t: ModelTensor, model: ModelDescription, s: Settings): Sto
     return model.nativeType === 'F16' ? F16 : BF16;
   }
   if (wt === 'NF4') return NF4;
-  const mix = parseWeightType(wt);
-  if (t.role === 'other') return mixBaseType(mix);
-  return tensorStorageType(mix, t, mixContext(model.shape));
+  // the parameters a bare count adds beyond the guessed shape's tensors get the mix's default type
+  if (t.role === 'other') return storageType(typeName(defaultTypeOf(fileTypeFromName(wt))));
+  return mixed().get(t.name);
 }
 
 /**
@@ -194,8 +205,10 @@ function typeOfTensor(t: ModelTensor, model: ModelDescription, s: Settings): Sto
 export function weightParts(model: ModelDescription, s: Settings): TermPart[] {
   const tensors = model.shapeGuessed ? model.tensors.filter((t) => !t.isVector) : model.tensors;
   const groups = new Map<string, { type?: StorageType; params: number; bytes: number; inLayers: number }>();
+  let mixed: Map<string, StorageType> | undefined;
+  const mixedTypes = () => (mixed ??= mixTypes(model, parseWeightType(s.weightType)));
   for (const t of tensors) {
-    const type = typeOfTensor(t, model, s);
+    const type = typeOfTensor(t, model, s, mixedTypes);
     const name = type?.name ?? t.stored!.type;
     const g = groups.get(name) ?? { type, params: 0, bytes: 0, inLayers: 0 };
     const bytes = type ? storageBytes(t.params, type) : t.stored!.bytes;

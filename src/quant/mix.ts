@@ -70,7 +70,8 @@ export function fileTypeName(ftype: LlamaFileType): string {
   return FILE_TYPES.find(([, f]) => f === ftype)?.[0] ?? `ftype ${ftype}`;
 }
 
-function defaultTypeOf(ftype: LlamaFileType): GGMLType {
+/** The type a file type gives every quantized tensor its rules do not single out (llama-quant.cpp's default_type). */
+export function defaultTypeOf(ftype: LlamaFileType): GGMLType {
   const entry = FILE_TYPES.find(([, f]) => f === ftype);
   if (!entry) throw new QuantMixError(`unsupported file type ${ftype}`);
   return entry[2];
@@ -154,19 +155,16 @@ function div(a: number, b: number): number {
   return Math.trunc(a / b);
 }
 
-/** The fallback when the row length is not a multiple of the chosen type's block. */
+/** The fallback when the row length is not a multiple of the chosen type's block (llama_tensor_get_type). */
 export function fallbackType(t: TensorShape, type: GGMLType): GGMLType {
   const nx = t.dims[0];
   if (nx % typeInfo(type).blockSize === 0) return type;
   const table = new Map<GGMLType, GGMLType>([
+    [GGMLType.Q2_K, GGMLType.IQ4_NL], [GGMLType.Q3_K, GGMLType.IQ4_NL],
     [GGMLType.Q4_K, GGMLType.Q5_0], [GGMLType.Q5_K, GGMLType.Q5_1], [GGMLType.Q6_K, GGMLType.Q8_0],
   ]);
   const next = table.get(type);
-  if (next === undefined) {
-    // llama.cpp falls back from Q2_K/Q3_K to IQ4_NL, which kiln does not write, and refuses the rest
-    const why = type === GGMLType.Q2_K || type === GGMLType.Q3_K ? 'its fallback IQ4_NL is not supported by kiln' : 'there is no fallback for it';
-    throw new QuantMixError(`tensor ${t.name}: rows of ${nx} values do not split into ${typeName(type)} blocks and ${why}`);
-  }
+  if (next === undefined) throw new QuantMixError(`tensor ${t.name}: rows of ${nx} values do not split into ${typeName(type)} blocks and there is no fallback for it`);
   return nx % typeInfo(next).blockSize === 0 ? next : GGMLType.F16;
 }
 

@@ -16,6 +16,7 @@ export enum GGMLType {
   Q5_K = 13,
   Q6_K = 14,
   Q8_K = 15,
+  IQ4_NL = 20,
   I8 = 24,
   I16 = 25,
   I32 = 26,
@@ -68,6 +69,9 @@ const TYPE_INFO: ReadonlyMap<GGMLType, TypeInfo> = new Map<GGMLType, TypeInfo>([
   [GGMLType.Q6_K, { name: 'Q6_K', blockSize: QK_K, typeSize: 128 + 64 + 16 + 2 }],
   // d (f32) + qs[256] int8 + bsums[16] int16
   [GGMLType.Q8_K, { name: 'Q8_K', blockSize: QK_K, typeSize: 4 + 256 + 32 }],
+  // d (f16) + 16 bytes of 4-bit indices into a non-linear table: llama.cpp's fallback for Q2_K/Q3_K rows
+  // that do not split into 256-value blocks (kiln sizes it but has no codec for it)
+  [GGMLType.IQ4_NL, { name: 'IQ4_NL', blockSize: 32, typeSize: 2 + 16 }],
 ]);
 
 /** Thrown for a type number that kiln does not know how to store. */

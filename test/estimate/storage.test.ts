@@ -4,10 +4,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readGGUFHeader } from '../../src/gguf/reader.js';
 import { typeName } from '../../src/tensor/ggml-type.js';
-import { estimateMemory } from '../../src/estimate/estimate.js';
+import { estimateMemory, mixTypes } from '../../src/estimate/estimate.js';
 import { modelFromGGUF, modelFromShape, shapeFromFlags } from '../../src/estimate/model.js';
-import { NF4, bitsPerWeight, storageBytes, storageType, tensorStorageType, UnknownStorageTypeError } from '../../src/estimate/storage.js';
+import { NF4, bitsPerWeight, storageBytes, storageType, UnknownStorageTypeError } from '../../src/estimate/storage.js';
 import { sharedPath } from '../shared.js';
+import { QuantMixError } from '../../src/quant/mix.js';
 
 test('bits per weight follow the ggml block layouts', () => {
   // Q4_K: 256 values in 2+2 (d, dmin) + 12 (scales) + 128 (nibbles) = 144 bytes → 4.5 bpw
@@ -31,14 +32,11 @@ const MIXES = ['F16', 'BF16', 'Q8_0', 'Q4_0', 'Q4_1', 'Q5_0', 'Q5_1', 'Q2_K', 'Q
 
 test('every mix types the tensors of kq-f32 exactly as llama-quantize did', () => {
   const base = modelFromGGUF(readGGUFHeader(sharedPath('conformance', 'models', 'kq-f32.gguf')));
-  const shape = base.shape;
-  const context = { nLayer: shape.nLayer, nHead: shape.nHead, nKvHead: shape.nKvHead, nExpert: shape.nExpert, tiedOutput: shape.tiedEmbeddings };
   for (const mix of MIXES) {
     const quantized = readGGUFHeader(sharedPath('conformance', 'models', `kq-${mix}.gguf`));
     const actual = new Map(quantized.tensors.map((t) => [t.name, typeName(t.type)]));
-    for (const t of base.tensors) {
-      assert.equal(tensorStorageType(mix as 'F16', t, context).name, actual.get(t.name), `${mix} ${t.name}`);
-    }
+    const types = mixTypes(base, mix as 'F16');
+    for (const t of base.tensors) assert.equal(types.get(t.name)!.name, actual.get(t.name), `${mix} ${t.name}`);
     // and so the estimated weight bytes are the file's tensor bytes
     const estimated = estimateMemory({ model: base, weightType: mix }).terms.find((t) => t.id === 'weights')!.bytes;
     assert.equal(estimated, quantized.tensors.reduce((n, t) => n + t.nBytes, 0), mix);
@@ -64,12 +62,17 @@ test('Q4_K_M gives Q6_K to output and to half of attn_v and ffn_down in a 32-lay
   assert.equal(q6.params, output + 16 * attnV + 16 * ffnDown);
 });
 
-test('rows that do not fit a k-quant block fall back like llama-quantize (Q4_K → Q5_0, Q6_K → Q8_0, else F16)', () => {
-  const context = { nLayer: 4, nHead: 4, nKvHead: 4, nExpert: 0, tiedOutput: false };
-  const t = (role: string, nIn: number) => ({ role, layer: 0, nIn, isVector: false });
-  assert.equal(tensorStorageType('Q4_K_M', t('attn_q', 4096), context).name, 'Q4_K');
-  assert.equal(tensorStorageType('Q4_K_M', t('attn_q', 4160), context).name, 'Q5_0'); // 4160 = 130·32, not a multiple of 256
-  assert.equal(tensorStorageType('Q4_K_M', t('output', 4160), context).name, 'Q8_0');
-  assert.equal(tensorStorageType('Q4_K_M', t('attn_q', 4100), context).name, 'F16'); // not even a multiple of 32
-  assert.equal(tensorStorageType('Q4_K_M', { ...t('attn_norm', 4096), isVector: true }, context).name, 'F32');
+test('rows that do not fit a k-quant block fall back like llama-quantize (Q4_K → Q5_0, Q6_K → Q8_0, Q2_K → IQ4_NL, else F16)', () => {
+  const typesFor = (dim: number, ffn: number, mix: 'Q4_K_M' | 'Q2_K') =>
+    mixTypes(modelFromShape(shapeFromFlags({ dim, layers: 4, heads: 4, ffn, vocab: 512 })), mix);
+  const fits = typesFor(4096, 4096, 'Q4_K_M');
+  assert.equal(fits.get('blk.0.attn_q.weight')!.name, 'Q4_K');
+  assert.equal(fits.get('blk.0.attn_norm.weight')!.name, 'F32');
+  const rows4160 = typesFor(4160, 4160, 'Q4_K_M'); // 4160 = 130·32, not a multiple of 256
+  assert.equal(rows4160.get('blk.0.attn_q.weight')!.name, 'Q5_0');
+  assert.equal(rows4160.get('output.weight')!.name, 'Q8_0');
+  // rows of 4100 are not even a multiple of 32: attn_q falls back to F16, but output's Q8_0 has no fallback and
+  // llama-quantize refuses the model
+  assert.throws(() => typesFor(4100, 4100, 'Q4_K_M'), QuantMixError);
+  assert.equal(typesFor(4160, 4160, 'Q2_K').get('blk.0.attn_q.weight')!.name, 'IQ4_NL');
 });

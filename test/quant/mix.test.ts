@@ -95,7 +95,7 @@ test('tied embeddings: token_embd is treated as the output (Q6_K)', () => {
   assert.equal(types.get('token_embd.weight'), 'Q6_K');
 });
 
-test('rows that do not split into 256-blocks fall back (Q4_K→Q5_0, Q5_K→Q5_1, Q6_K→Q8_0, else F16); Q2_K/Q3_K refuse', () => {
+test('rows that do not split into 256-blocks fall back (Q2_K/Q3_K→IQ4_NL, Q4_K→Q5_0, Q5_K→Q5_1, Q6_K→Q8_0, else F16)', () => {
   const shape = { ...SHAPE_32, nLayer: 2 };
   const odd = llamaTensors(2, { ffn: 288 }); // ffn_down rows of 288 = 9·32
   const q4 = typesByName(odd, shape, { ftype: LlamaFileType.MOSTLY_Q4_K_S });
@@ -105,7 +105,9 @@ test('rows that do not split into 256-blocks fall back (Q4_K→Q5_0, Q5_K→Q5_1
   assert.equal(typesByName(odd, shape, { ftype: LlamaFileType.MOSTLY_Q6_K }).get('blk.1.ffn_down.weight'), 'Q8_0');
   const odder = llamaTensors(2, { ffn: 100 });
   assert.equal(typesByName(odder, shape, { ftype: LlamaFileType.MOSTLY_Q4_K_S }).get('blk.0.ffn_down.weight'), 'F16');
-  assert.throws(() => chooseTensorTypes(odd, shape, { ftype: LlamaFileType.MOSTLY_Q3_K_S }), QuantMixError);
+  assert.equal(typesByName(odd, shape, { ftype: LlamaFileType.MOSTLY_Q3_K_S }).get('blk.0.ffn_down.weight'), 'IQ4_NL');
+  // Q8_0 has no fallback: llama-quantize refuses rows of 100 values
+  assert.throws(() => chooseTensorTypes(odder, shape, { ftype: LlamaFileType.MOSTLY_Q8_0 }), QuantMixError);
 });
 
 test('--pure, --output-type and --token-embedding-type', () => {
