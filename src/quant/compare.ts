@@ -32,11 +32,14 @@ export function scoredLogits(model: Model, chunks: readonly number[][]): Float32
   });
 }
 
-/** KL divergence and the rest of KLDSummary of `model` against the base's scored logits over the same chunks. */
-export function compareWithBase(model: Model, chunks: readonly number[][], baseScored: readonly Float32Array[], onChunk?: (done: number) => void): KLDSummary {
+/**
+ * KL divergence and the rest of KLDSummary of `model` against the base over the same chunks; `baseScored(c)` gives
+ * chunk c's scored logits of the base (from memory or a logits file).
+ */
+export function compareWithBase(model: Model, chunks: readonly number[][], baseScored: (chunk: number) => Float32Array, onChunk?: (done: number) => void): KLDSummary {
   const stats = new KLDStats(model.vocabSize);
   chunks.forEach((chunk, c) => {
-    stats.addChunk(baseScored[c], evaluate(model, chunk), chunk);
+    stats.addChunk(baseScored(c), evaluate(model, chunk), chunk);
     onChunk?.(c + 1);
   });
   return stats.summary();

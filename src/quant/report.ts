@@ -4,11 +4,14 @@
 // against ΔPPL and mean KLD. A simulated scheme's size is that of its packed form (ptq/fake-quant.ts packedBits),
 // its file being F32.
 
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { ggufFromBytes, type GGUFModelFile } from '../gguf/model-file.js';
 import { serializeGGUF, type GGUFWriteInput } from '../gguf/writer.js';
-import { perplexityChunks } from '../generate/generate.js';
-import { compareWithBase, scoredLogits, withModel } from './compare.js';
-import type { KLDSummary } from './kld.js';
+import { evaluate, perplexityChunks } from '../generate/generate.js';
+import { compareWithBase, withModel } from './compare.js';
+import { LogitsReader, LogitsWriter, type KLDSummary } from './kld.js';
 import { fileTypeFromName, fileTypeName, QuantMixError, type LlamaFileType } from './mix.js';
 import { quantizeModel } from './quantize-model.js';
 import { packedBits } from './ptq/fake-quant.js';
@@ -89,38 +92,51 @@ function quantizeTarget(base: GGUFModelFile, target: ReportTarget): { output: GG
 export function quantReport(base: GGUFModelFile, baseName: string, text: string, targets: readonly string[], options: QuantReportOptions): QuantReport {
   const log = options.log ?? (() => undefined);
   const parsed = targets.map(parseReportTarget);
-  const { chunks, baseScored } = withModel(base, (model) => {
-    const chunks = perplexityChunks(model, text, options.ctx, options.maxChunks);
-    log(`${baseName}: base logits over ${chunks.length} chunks of ${options.ctx} tokens`);
-    return { chunks, baseScored: scoredLogits(model, chunks) };
-  });
   const nValues = base.tensorInfos.reduce((sum, t) => sum + t.nElements, 0);
-  const rows = parsed.map((target): QuantReportRow => {
-    let made;
-    try {
-      made = quantizeTarget(base, target);
-    } catch (e) {
-      log(`${target.name}: cannot quantize: ${(e as Error).message}`);
-      return { type: target.name, fileBytes: 0, bpw: 0, error: (e as Error).message };
-    }
-    const bytes = serializeGGUF(made.output);
-    const fileBytes = bytes.length - made.output.tensors.reduce((sum, t) => sum + t.data.length, 0) + made.tensorBytes;
-    const summary = withModel(ggufFromBytes(bytes, `${baseName}-${target.name}`), (model) => compareWithBase(model, chunks, baseScored));
-    log(`${target.name}: ${(fileBytes / 1048576).toFixed(3)} MiB${made.simulated ? ' (packed; simulated in F32)' : ''}, PPL ${summary.ppl.toFixed(4)}, mean KLD ${summary.meanKld.toFixed(6)}`);
-    return { type: target.name, fileBytes, bpw: (8 * made.tensorBytes) / nValues, simulated: made.simulated, summary };
-  });
-  // every row's summary carries the same base perplexity (same chunks, same base logits)
-  const baseSummary = rows.find((r) => r.summary)?.summary;
-  const baseBytes = base.tensorInfos.reduce((sum, t) => sum + t.nBytes, 0);
-  return {
-    chunks: chunks.length,
-    ctx: options.ctx,
-    base: {
-      type: 'base', fileBytes: base.header.fileSize, bpw: (8 * baseBytes) / nValues,
-      ppl: baseSummary?.basePpl ?? NaN, pplError: baseSummary?.basePplError ?? NaN,
-    },
-    rows,
-  };
+  // the base's logits go to a temporary file (they can be large: chunks × positions × vocab), read back per chunk
+  const tmp = mkdtempSync(join(tmpdir(), 'kiln-quant-report-'));
+  const basePath = join(tmp, 'base.logits');
+  let baseLogits: LogitsReader | undefined;
+  try {
+    const chunks = withModel(base, (model) => {
+      const chunks = perplexityChunks(model, text, options.ctx, options.maxChunks);
+      log(`${baseName}: base logits over ${chunks.length} chunks of ${options.ctx} tokens`);
+      const writer = new LogitsWriter(basePath, model.vocabSize, options.ctx);
+      for (const chunk of chunks) writer.addChunk(chunk, evaluate(model, chunk));
+      writer.close();
+      return chunks;
+    });
+    const reader = baseLogits = new LogitsReader(basePath);
+    const rows = parsed.map((target): QuantReportRow => {
+      let made;
+      try {
+        made = quantizeTarget(base, target);
+      } catch (e) {
+        log(`${target.name}: cannot quantize: ${(e as Error).message}`);
+        return { type: target.name, fileBytes: 0, bpw: 0, error: (e as Error).message };
+      }
+      const bytes = serializeGGUF(made.output);
+      const fileBytes = bytes.length - made.output.tensors.reduce((sum, t) => sum + t.data.length, 0) + made.tensorBytes;
+      const summary = withModel(ggufFromBytes(bytes, `${baseName}-${target.name}`), (model) => compareWithBase(model, chunks, (c) => reader.chunk(c).logits));
+      log(`${target.name}: ${(fileBytes / 1048576).toFixed(3)} MiB${made.simulated ? ' (packed; simulated in F32)' : ''}, PPL ${summary.ppl.toFixed(4)}, mean KLD ${summary.meanKld.toFixed(6)}`);
+      return { type: target.name, fileBytes, bpw: (8 * made.tensorBytes) / nValues, simulated: made.simulated, summary };
+    });
+    // every row's summary carries the same base perplexity (same chunks, same base logits)
+    const baseSummary = rows.find((r) => r.summary)?.summary;
+    const baseBytes = base.tensorInfos.reduce((sum, t) => sum + t.nBytes, 0);
+    return {
+      chunks: chunks.length,
+      ctx: options.ctx,
+      base: {
+        type: 'base', fileBytes: base.header.fileSize, bpw: (8 * baseBytes) / nValues,
+        ppl: baseSummary?.basePpl ?? NaN, pplError: baseSummary?.basePplError ?? NaN,
+      },
+      rows,
+    };
+  } finally {
+    baseLogits?.close();
+    rmSync(tmp, { recursive: true, force: true });
+  }
 }
 
 const mib = (bytes: number) => (bytes / 1048576).toFixed(3);

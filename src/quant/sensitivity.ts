@@ -104,7 +104,7 @@ export function measureSensitivity(file: GGUFModelFile, chunks: readonly number[
       const candidates = [...types].map((type): CandidateMeasure => {
         const data = quantizeRows(type, x, nPerRow, x.length / nPerRow);
         const model = new Model(variant(new Map([[info.name, { name: info.name, type, dims: info.dims, data }]])), backend);
-        return { type, bytes: data.length, kld: compareWithBase(model, chunks, baseScored).meanKld };
+        return { type, bytes: data.length, kld: compareWithBase(model, chunks, (c) => baseScored[c]).meanKld };
       }).sort((a, b) => a.bytes - b.bytes);
       const measured = candidates.map((c) => `${typeName(c.type)} ${c.kld.toExponential(2)}`).join(', ');
       log(`[${i + 1}/${quantizable.length}] ${info.name}: ${measured || `no candidate fits rows of ${nPerRow}: kept ${typeName(info.type)}`}`);
