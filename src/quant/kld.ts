@@ -88,12 +88,20 @@ export class LogitsReader {
     }
   }
 
+  /** Chunk c's tokens [nCtx]. */
+  tokens(c: number): Int32Array {
+    return new Int32Array(this.read(this.chunkAt(c), 4 * this.nCtx).buffer);
+  }
+
   /** Chunk c: its tokens [nCtx] and the scored positions' logits [scoredPerChunk(nCtx), nVocab]. */
   chunk(c: number): { tokens: Int32Array; logits: Float32Array } {
-    const at = HEADER_BYTES + c * chunkBytes(this.nVocab, this.nCtx);
-    const tokens = new Int32Array(this.read(at, 4 * this.nCtx).buffer);
-    const logits = new Float32Array(this.read(at + 4 * this.nCtx, 4 * scoredPerChunk(this.nCtx) * this.nVocab).buffer);
-    return { tokens, logits };
+    const logits = new Float32Array(this.read(this.chunkAt(c) + 4 * this.nCtx, 4 * scoredPerChunk(this.nCtx) * this.nVocab).buffer);
+    return { tokens: this.tokens(c), logits };
+  }
+
+  private chunkAt(c: number): number {
+    if (!Number.isInteger(c) || c < 0 || c >= this.nChunks) throw new LogitsFileError(`${this.path} has no chunk ${c}`);
+    return HEADER_BYTES + c * chunkBytes(this.nVocab, this.nCtx);
   }
 
   close(): void {

@@ -64,6 +64,8 @@ test('the logits file reads back what was written and refuses damaged files', ()
   assert.deepEqual([...second.tokens], chunks[1].tokens);
   assert.equal(second.logits.length, scoredPerChunk(nCtx) * nVocab);
   assert.deepEqual(second.logits, chunks[1].logits.slice((nCtx >> 1) * nVocab, (nCtx - 1) * nVocab));
+  assert.deepEqual([...reader.tokens(0)], chunks[0].tokens);
+  assert.throws(() => reader.chunk(2), LogitsFileError);
   reader.close();
 
   truncateSync(path, 100);
@@ -95,6 +97,9 @@ test('kiln perplexity --save-logits then --kl-base: the same model has KLD 0 and
   const kld = Number(/Mean    KLD:\s+(\S+)/.exec(q4)![1]);
   assert.ok(kld > 1e-4 && kld < 1, `Q4_0 mean KLD ${kld}`);
   assert.match(q4, /Mean ln\(PPL\(Q\)\/PPL\(base\)\)/);
+  // without -f the base file's own tokens are used: the same numbers
+  const q4NoText = await run([sharedPath('conformance', 'models', 'kq-Q4_0.gguf'), '--kl-base', base]);
+  assert.equal(q4NoText, q4);
   await assert.rejects(run([model, '-f', text, '-c', '64', '--kl-base', base]), /differs from the 32 tokens per chunk/);
   assert.ok(readFileSync(base).length > 0);
 });

@@ -1,6 +1,7 @@
 // `kiln perplexity MODEL -f FILE -c CTX [--chunks N] [--save-logits FILE] [--kl-base FILE]`: perplexity by
 // llama.cpp's method; --save-logits keeps the scored positions' logits (of a full-precision model) and
-// --kl-base compares this model's distributions with such a file (KL divergence, top-token agreement, Δp).
+// --kl-base compares this model's distributions with such a file (KL divergence, top-token agreement, Δp),
+// over the text's chunks (checked against the file's tokens) or, without -f, over the file's own tokens.
 
 import { readFileSync } from 'node:fs';
 import { optInt, optString, UsageError, type ParsedArgs } from '../args.js';
@@ -8,11 +9,23 @@ import type { Command } from '../command.js';
 import { Model } from '../../generate/model.js';
 import { perplexity } from '../../generate/generate.js';
 import { withActivationQuantization } from '../../quant/ptq/activations.js';
+import { compareWithBase } from '../../quant/compare.js';
 import { formatKLDReport, KLDStats, LogitsFileError, LogitsReader, LogitsWriter } from '../../quant/kld.js';
+
+/** KL mode without a text (as llama.cpp's): the chunks are the base file's own tokens. */
+function compareOnBaseTokens(model: Model, base: LogitsReader, maxChunks: number): void {
+  const chunks = Array.from({ length: maxChunks }, (_, c) => Array.from(base.tokens(c)));
+  const summary = compareWithBase(model, chunks, (c) => base.chunk(c).logits,
+    (done) => process.stderr.isTTY && process.stderr.write(`\r[${done}/${chunks.length}]`));
+  base.close();
+  if (process.stderr.isTTY) process.stderr.write('\n');
+  console.log(`PPL = ${summary.ppl.toFixed(4)} +/- ${summary.pplError.toFixed(5)} (${chunks.length} chunks, ${summary.positions} tokens scored)`);
+  console.log(`\n${formatKLDReport(summary)}`);
+}
 
 export const perplexityCommand: Command = {
   name: 'perplexity',
-  usage: 'MODEL -f FILE [-c CTX] [--chunks N] [--save-logits FILE] [--kl-base FILE]',
+  usage: 'MODEL -f FILE [-c CTX] [--chunks N] [--save-logits FILE] | MODEL [-f FILE] --kl-base FILE [--chunks N]',
   summary: 'perplexity of a text (second half of each context-sized chunk scored, as llama.cpp), optionally KL divergence from a base model',
   options: [
     { name: 'file', short: 'f', description: 'text file to score' },
@@ -24,18 +37,19 @@ export const perplexityCommand: Command = {
   run(args: ParsedArgs) {
     const [path] = args.positionals;
     const file = optString(args, 'file');
-    if (!path || !file) throw new UsageError('a model file and -f FILE are required');
     const savePath = optString(args, 'save-logits');
     const basePath = optString(args, 'kl-base');
+    if (!path || (!file && !basePath)) throw new UsageError('a model file and -f FILE (or --kl-base FILE) are required');
     if (savePath && basePath) throw new UsageError('--save-logits and --kl-base do not go together');
     const base = basePath ? new LogitsReader(basePath) : undefined;
-    let ctx = optInt(args, 'ctx') ?? base?.nCtx ?? 512;
+    const ctx = optInt(args, 'ctx') ?? base?.nCtx ?? 512;
     if (base && ctx !== base.nCtx) throw new UsageError(`-c ${ctx} differs from the ${base.nCtx} tokens per chunk of ${basePath}`);
     const maxChunks = Math.min(optInt(args, 'chunks') ?? Infinity, base?.nChunks ?? Infinity);
 
     // a PTQ file with calibrated activation ranges runs with its activations quantized
     const model = withActivationQuantization(Model.load(path));
     if (base && base.nVocab !== model.vocabSize) throw new LogitsFileError(`${basePath} has ${base.nVocab} logits per position, the model ${model.vocabSize}`);
+    if (file === undefined) return compareOnBaseTokens(model, base!, maxChunks); // --kl-base is given (checked above)
     const writer = savePath ? new LogitsWriter(savePath, model.vocabSize, ctx) : undefined;
     const stats = base ? new KLDStats(model.vocabSize) : undefined;
     const result = perplexity(model, readFileSync(file, 'utf8'), ctx, maxChunks,
