@@ -85,12 +85,6 @@ function varyingRows(rows: number, cols: number, seed: number): Float32Array {
   return Float32Array.from({ length: rows * cols }, (_, i) => normal() * 2 ** (Math.floor(i / cols) % 6));
 }
 
-function maxAbsError(x: Float32Array, y: Float32Array): number {
-  let m = 0;
-  for (let i = 0; i < x.length; i++) m = Math.max(m, Math.abs(x[i] - y[i]));
-  return m;
-}
-
 function rmsError(x: Float32Array, y: Float32Array): number {
   let s = 0;
   for (let i = 0; i < x.length; i++) s += (x[i] - y[i]) ** 2;
