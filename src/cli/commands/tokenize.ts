@@ -20,7 +20,7 @@ function showPiece(bytes: Uint8Array): string {
 export const tokenizeCommand: Command = {
   name: 'tokenize',
   usage: 'MODEL TEXT [--no-bos] [--no-parse-special] [--ids]',
-  summary: 'Show the tokens a model\'s tokenizer makes of a text',
+  summary: 'show the tokens a model\'s tokenizer makes of a text',
   options: [
     { name: 'no-bos', boolean: true, description: 'do not add the BOS/EOS tokens the model asks for' },
     { name: 'no-parse-special', boolean: true, description: 'treat the text of special tokens (e.g. "<s>") as plain text' },

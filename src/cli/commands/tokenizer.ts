@@ -10,7 +10,7 @@ import { writeHFTokenizerJson } from '../../train/hf-tokenizer-json.js';
 export const tokenizerCommand: Command = {
   name: 'tokenizer',
   usage: 'train CORPUS --vocab-size N [--special TOKEN]... -o tokenizer.json',
-  summary: 'Train a byte-level BPE tokenizer (GPT-2 pre-tokenization) and write a tokenizer.json',
+  summary: 'train a byte-level BPE tokenizer (GPT-2 pre-tokenization) and write a tokenizer.json',
   options: [
     { name: 'vocab-size', description: 'final vocab size, including specials and the 256 bytes' },
     { name: 'special', multiple: true, description: 'special token (repeatable); gets an id, is never merged' },
