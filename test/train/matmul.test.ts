@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Rng } from '../../src/generate/rng.js';
 import { allocFloats, matmul, setMatmulThreads } from '../../src/train/matmul.js';
+import { gemmModuleBytes } from '../../src/train/gemm-wasm.js';
 
 const rng = new Rng(99);
 const random = (n: number, inKernel: boolean): Float32Array => {
@@ -47,3 +48,21 @@ for (const threads of [1, 2]) {
     setMatmulThreads(1);
   });
 }
+
+test('the kernel module without fused multiply-add (the fallback) computes the same product', () => {
+  const WA = (globalThis as unknown as { WebAssembly: {
+    Memory: new (d: object) => { buffer: ArrayBuffer };
+    Module: new (b: Uint8Array) => object;
+    Instance: new (m: object, i: object) => { exports: Record<string, (...args: number[]) => void> };
+  } }).WebAssembly;
+  const memory = new WA.Memory({ initial: 1, maximum: 1, shared: true });
+  const { gemm } = new WA.Instance(new WA.Module(gemmModuleBytes(1, false)), { env: { memory } }).exports;
+  const [n, k, m] = [4, 3, 32];
+  const f = new Float32Array(memory.buffer);
+  const a = f.subarray(0, n * k), b = f.subarray(n * k, n * k + k * m), c = f.subarray(n * k + k * m, n * k + k * m + n * m);
+  a.set(random(n * k, false));
+  b.set(random(k * m, false));
+  gemm(4 * (n * k + k * m), 0, 4 * n * k, 0, n, k, m, m, k, 1, 0);
+  const want = reference(c, a, b, n, k, m, false, false);
+  for (let i = 0; i < n * m; i++) assert.ok(Math.abs(c[i] - want[i]) < 1e-6, `at ${i}: ${c[i]} vs ${want[i]}`);
+});
