@@ -5,26 +5,28 @@
 import { receiveMessageOnPort, workerData } from 'node:worker_threads';
 
 const { control, module, port, functions, index, spin } = workerData;
-// control block (see thread-pool.ts): i32 [generation, pending, arena, function, nargs, joined], f64 args from byte 64
+// control block (see thread-pool.ts): i32 [generation, pending, arena, function, nargs, joined, control number],
+// f64 args from byte 64
 const state = new Int32Array(control, 0, 16);
 const args = new Float64Array(control, 64, 16);
-const GENERATION = 0, PENDING = 1, ARENA = 2, FUNCTION = 3, NARGS = 4, JOINED = 5;
-const ADOPT = -2, RELEASE = -3;
+const GENERATION = 0, PENDING = 1, ARENA = 2, FUNCTION = 3, NARGS = 4, JOINED = 5, CONTROL = 6;
+const ADOPT = -2;
 const CLOSED = 1 << 30;
 
 const instances = [];
 let seen = 0;
+let controlsDone = 0;
 for (;;) { // ends with the process (the worker is unref'd)
   // spin briefly (jobs come back to back during a forward pass), then sleep until the generation changes
   for (let i = 0; Atomics.load(state, GENERATION) === seen; i++) {
     if (i > spin) Atomics.wait(state, GENERATION, seen);
   }
   seen = Atomics.load(state, GENERATION);
-  const control = state[FUNCTION];
-  if (control === ADOPT || control === RELEASE) {
-    // every worker takes part in these; the poster waits for all
-    if (control === ADOPT) instances.push(new WebAssembly.Instance(module, { env: { memory: receiveMessageOnPort(port).message } }).exports);
-    else instances[state[ARENA]] = undefined; // lets the memory be collected
+  if (Atomics.load(state, CONTROL) !== controlsDone) {
+    // a control job (adopt, release) is posted, numbered so that each is done exactly once; the poster waits for all
+    controlsDone = Atomics.load(state, CONTROL);
+    if (state[FUNCTION] === ADOPT) instances.push(new WebAssembly.Instance(module, { env: { memory: receiveMessageOnPort(port).message } }).exports);
+    else instances[state[ARENA]] = undefined; // release: lets the memory be collected
     if (Atomics.sub(state, PENDING, 1) === 1) Atomics.notify(state, PENDING);
     continue;
   }

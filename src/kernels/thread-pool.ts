@@ -16,9 +16,10 @@ import { packageRoot } from './wasm-module.js';
 export const POOLED_KERNELS = ['matmul', 'attention'] as const;
 export type PooledKernel = (typeof POOLED_KERNELS)[number];
 
-// control block: i32 [generation, pending (control jobs), arena, function, number of args, joined (kernel jobs)],
-// f64 args from byte 64. joined counts the workers inside the current kernel job, plus CLOSED once it is closed.
-const GENERATION = 0, PENDING = 1, ARENA = 2, FUNCTION = 3, NARGS = 4, JOINED = 5;
+// control block: i32 [generation, pending (control jobs), arena, function, number of args, joined (kernel jobs),
+// control number (of the last control job)], f64 args from byte 64. joined counts the workers inside the current
+// kernel job, plus CLOSED once it is closed.
+const GENERATION = 0, PENDING = 1, ARENA = 2, FUNCTION = 3, NARGS = 4, JOINED = 5, CONTROL = 6;
 const ADOPT = -2, RELEASE = -3;
 const CLOSED = 1 << 30;
 /** busy-wait iterations before a thread sleeps (about 100 µs) */
@@ -88,6 +89,7 @@ export class ThreadPool {
     this.state[ARENA] = arena;
     this.state[FUNCTION] = fn;
     Atomics.store(this.state, PENDING, this.workers.length);
+    Atomics.add(this.state, CONTROL, 1); // after the fields above: a worker that sees the number sees them
     Atomics.add(this.state, GENERATION, 1);
     Atomics.notify(this.state, GENERATION);
     this.waitUntil(PENDING, 0);

@@ -134,6 +134,22 @@ test('a batch larger than the scratch limit is multiplied in parts with the same
   }
 });
 
+test('the shared thread pool stays consistent while backends come and go between jobs', () => {
+  const rnd = random(31);
+  const w = randomWeight(GGMLType.Q8_0, 64, 3, rnd);
+  const x = floats(64 * 2, rnd);
+  const expected = new Float32Array(6);
+  reference.matmul(expected, x, w, 2);
+  for (let i = 0; i < 30; i++) {
+    // each backend adopts a memory in every worker, then releases it: control jobs between kernel jobs
+    const backend = new WasmBackend({ threads: 2 });
+    const actual = new Float32Array(6).fill(NaN);
+    backend.matmul(actual, x, w, 2);
+    backend.close();
+    assertMatmulClose(actual, expected, w, x, 2, `round ${i}`);
+  }
+});
+
 test('activation quantizers are byte-identical to the reference (Q8_0, Q8_1, Q8_K)', () => {
   const rnd = random(7);
   const { backend } = variants[0];
