@@ -91,6 +91,20 @@ test('the exported GGUF loads for inference: logits within 1e-3, same greedy con
   assert.equal(generated.text, Buffer.from(tokens.slice(prompt.length)).toString('latin1'));
 });
 
+test('a mixture-of-experts model trains and its GGUF gives the same logits in inference', async () => {
+  const result = await train(config('moe', { model: { dim: 16, layers: 2, heads: 2, kvHeads: 1, ffn: 16, ctx: 24, experts: 4, expertsUsed: 2 }, steps: 4 }));
+  const ckpt = readCheckpoint(runPaths(result.modelPath!).checkpoint);
+  assert.ok(ckpt.params.some((p) => p.name === 'blk.0.ffn_gate_exps.weight'));
+  const trained = bindModel(ckpt.shape, ckpt.params.map((p) => new Param(p.name, p.dims, p.value)));
+  const model = Model.load(result.modelPath!);
+  const prompt = [...Buffer.from('the owl sat')];
+  const ours = forwardLogits(trained, Int32Array.from(prompt), 1, prompt.length).value;
+  const theirs = evaluate(model, prompt);
+  let maxDiff = 0;
+  for (let i = 0; i < ours.length; i++) maxDiff = Math.max(maxDiff, Math.abs(ours[i] - theirs[i]));
+  assert.ok(maxDiff < 1e-3, `max logit difference ${maxDiff}`);
+});
+
 test('a tokenizer.json vocabulary: the corpus is encoded with it and the GGUF carries it', async () => {
   const bpe = trainBPE(readFileSync(corpus, 'utf8'), { vocabSize: 280, specials: ['<|endoftext|>'] });
   const tokenizerPath = join(dir, 'tokenizer.json');
