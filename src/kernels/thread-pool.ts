@@ -110,7 +110,8 @@ export class ThreadPool {
     this.state[NARGS] = args.length + 2;
     this.state[ARENA] = arena;
     this.state[FUNCTION] = POOLED_KERNELS.indexOf(name);
-    Atomics.store(this.state, JOINED, 0);
+    // open: clear CLOSED but keep the count (a late worker may be between skipping the last job and leaving it)
+    Atomics.sub(this.state, JOINED, CLOSED);
     Atomics.add(this.state, GENERATION, 1);
     Atomics.notify(this.state, GENERATION);
     kernel(...args, scratch);
