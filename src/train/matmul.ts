@@ -8,15 +8,6 @@ import { setFlagsFromString } from 'node:v8';
 import { Worker } from 'node:worker_threads';
 import { TILE_COLS, TILE_ROWS, gemmModuleBytes } from './gemm-wasm.js';
 
-// Node's WebAssembly global, which the ES library typings this project compiles against do not declare.
-interface WasmMemory { readonly buffer: ArrayBuffer; grow(pages: number): number }
-interface WasmApi {
-  Memory: new (descriptor: { initial: number; maximum: number; shared: boolean }) => WasmMemory;
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object, imports: object) => { exports: Record<string, unknown> };
-}
-const wasm = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
-
 const PAGE = 65536;
 const MAX_PAGES = 32768; // 2 GiB
 /** below this much work a product runs on one thread (waking the workers costs more) */
@@ -56,17 +47,17 @@ function share(i0: number, i1: number, index: number, count: number, tile: numbe
 }
 
 /** The kernel with fused multiply-adds where this V8 compiles relaxed SIMD, else with separate multiply and add. */
-function compileKernel(): object {
+function compileKernel(): WebAssembly.Module {
   setFlagsFromString('--experimental-wasm-relaxed-simd'); // on by default from V8 11.4 (Node 21); Node 20 needs it
   try {
-    return new wasm.Module(gemmModuleBytes(MAX_PAGES, true));
+    return new WebAssembly.Module(gemmModuleBytes(MAX_PAGES, true));
   } catch {
-    return new wasm.Module(gemmModuleBytes(MAX_PAGES, false));
+    return new WebAssembly.Module(gemmModuleBytes(MAX_PAGES, false));
   }
 }
 
 class Kernel {
-  readonly memory = new wasm.Memory({ initial: 16, maximum: MAX_PAGES, shared: true });
+  readonly memory = new WebAssembly.Memory({ initial: 16, maximum: MAX_PAGES, shared: true });
   private readonly module = compileKernel();
   private readonly gemm: Gemm;
   private readonly zero: (at: number, bytes: number) => void;
@@ -78,7 +69,7 @@ class Kernel {
   top = 0;
 
   constructor() {
-    const { exports } = new wasm.Instance(this.module, { env: { memory: this.memory } });
+    const { exports } = new WebAssembly.Instance(this.module, { env: { memory: this.memory } });
     this.gemm = exports.gemm as Gemm;
     this.zero = exports.zero as (at: number, bytes: number) => void;
   }

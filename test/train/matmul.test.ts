@@ -50,13 +50,8 @@ for (const threads of [1, 2]) {
 }
 
 test('the kernel module without fused multiply-add (the fallback) computes the same product', () => {
-  const WA = (globalThis as unknown as { WebAssembly: {
-    Memory: new (d: object) => { buffer: ArrayBuffer };
-    Module: new (b: Uint8Array) => object;
-    Instance: new (m: object, i: object) => { exports: Record<string, (...args: number[]) => void> };
-  } }).WebAssembly;
-  const memory = new WA.Memory({ initial: 1, maximum: 1, shared: true });
-  const { gemm } = new WA.Instance(new WA.Module(gemmModuleBytes(1, false)), { env: { memory } }).exports;
+  const memory = new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
+  const gemm = new WebAssembly.Instance(new WebAssembly.Module(gemmModuleBytes(1, false)), { env: { memory } }).exports.gemm as (...args: number[]) => void;
   const [n, k, m] = [4, 3, 32];
   const f = new Float32Array(memory.buffer);
   const a = f.subarray(0, n * k), b = f.subarray(n * k, n * k + k * m), c = f.subarray(n * k + k * m, n * k + k * m + n * m);
