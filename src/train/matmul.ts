@@ -1,8 +1,8 @@
 // Matrix multiplication for training, where it dominates the time: out[n, m] (+)= a[n, k] · b[k, m].
 // The bulk runs in the WebAssembly SIMD kernel of ./gemm-wasm.ts on a shared memory. Activations and parameters
 // are allocated there (`allocFloats`); other operands are copied in (O(n·k + k·m + n·m) against the product's
-// O(n·k·m)). Rows are split between this thread and `threads − 1` workers that run the same kernel on the same
-// memory. Rows and columns beyond the kernel's tile multiples are finished in plain TypeScript.
+// O(n·k·m)). Chunks of rows are claimed by this thread and `threads − 1` workers that run the same kernel on the
+// same memory. Rows and columns beyond the kernel's tile multiples are finished in plain TypeScript.
 
 import { setFlagsFromString } from 'node:v8';
 import { Worker } from 'node:worker_threads';
@@ -15,36 +15,47 @@ const MIN_THREADED_FLOPS = 1 << 20;
 
 type Gemm = (c: number, a: number, b: number, i0: number, i1: number, k: number, m: number, j1: number, aRow: number, aCol: number, add: number) => void;
 
-// Control words shared with the workers: a generation counter the workers wait on, the call's arguments,
-// and one "done" word per worker holding the last generation it finished.
-const GEN = 0, ARGS = 1, N_ARGS = 11, DONE = ARGS + N_ARGS;
+// Control words shared with the workers: the job's generation (workers wait on it), its arguments, the claim word
+// (generation · 2^12 + next unclaimed chunk) and the count of chunks done.
+const GEN = 0, ARGS = 1, N_ARGS = 11, CLAIM = ARGS + N_ARGS, DONE = CLAIM + 1;
+/** generations wrap below this so that generation · 2^12 stays a positive int32 */
+const GEN_LIMIT = 1 << 18;
+/** a job's rows are cut into at most this many chunks, claimed one at a time by whichever thread is free */
+const MAX_CHUNKS = 16;
 
-// A worker: instantiate the kernel on the shared memory, then run its row range of every new generation.
+/**
+ * Claims chunks of job `gen` one at a time and runs each on its rows [lo, hi); returns when none is left. A thread
+ * that arrives after the job was taken (or finished) claims nothing, so a worker that is not scheduled in time
+ * (a busy machine) only means the others do more.
+ */
+function workChunks(ctrl: Int32Array, gen: number, rows: number, nChunks: number, tile: number, claimAt: number, doneAt: number,
+  run: (lo: number, hi: number) => void): void {
+  const tiles = rows / tile;
+  for (;;) {
+    const word = Atomics.load(ctrl, claimAt), chunk = word & 0xfff;
+    if (word >>> 12 !== gen || chunk >= nChunks) return;
+    if (Atomics.compareExchange(ctrl, claimAt, word, word + 1) !== word) continue;
+    run(Math.floor((tiles * chunk) / nChunks) * tile, Math.floor((tiles * (chunk + 1)) / nChunks) * tile);
+    Atomics.add(ctrl, doneAt, 1);
+    Atomics.notify(ctrl, doneAt);
+  }
+}
+
+// A worker: instantiate the kernel on the shared memory, then help with every new job.
 const WORKER_SOURCE = `
 const { workerData } = require('node:worker_threads');
-const { module, memory, control, index, threads } = workerData;
+const { module, memory, control } = workerData;
 const ctrl = new Int32Array(control);
 const gemm = new WebAssembly.Instance(module, { env: { memory } }).exports.gemm;
 let seen = 0;
 for (;;) {
   Atomics.wait(ctrl, ${GEN}, seen);
   seen = Atomics.load(ctrl, ${GEN});
-  const [c, a, b, i0, i1, k, m, j1, aRow, aCol, add] = ctrl.subarray(${ARGS}, ${ARGS + N_ARGS});
-  const [lo, hi] = share(i0, i1, index, threads, ${TILE_ROWS});
-  if (hi > lo) gemm(c, a, b, lo, hi, k, m, j1, aRow, aCol, add);
-  Atomics.store(ctrl, ${DONE} + index - 1, seen);
-  Atomics.notify(ctrl, ${DONE} + index - 1);
+  const [c, a, b, rows, k, m, j1, aRow, aCol, add, nChunks] = ctrl.subarray(${ARGS}, ${ARGS + N_ARGS});
+  workChunks(ctrl, seen, rows, nChunks, ${TILE_ROWS}, ${CLAIM}, ${DONE}, (lo, hi) => gemm(c, a, b, lo, hi, k, m, j1, aRow, aCol, add));
 }
-${share.toString()}
+${workChunks.toString()}
 `;
-
-/** Rows [lo, hi) of [i0, i1) for participant `index` of `count`, in whole tiles. */
-function share(i0: number, i1: number, index: number, count: number, tile: number): [number, number] {
-  const tiles = (i1 - i0) / tile;
-  const lo = i0 + Math.floor((tiles * index) / count) * tile;
-  const hi = i0 + Math.floor((tiles * (index + 1)) / count) * tile;
-  return [lo, hi];
-}
 
 /** The kernel with fused multiply-adds where this V8 compiles relaxed SIMD, else with separate multiply and add. */
 function compileKernel(): WebAssembly.Module {
@@ -61,8 +72,9 @@ class Kernel {
   private readonly module = compileKernel();
   private readonly gemm: Gemm;
   private readonly zero: (at: number, bytes: number) => void;
-  private readonly control = new Int32Array(new SharedArrayBuffer(4 * (DONE + 16)));
+  private readonly control = new Int32Array(new SharedArrayBuffer(4 * (DONE + 1)));
   private workers: Worker[] = [];
+  private generation = 0;
   /** every `memory.buffer` handed out (growing the memory makes a new one over the same bytes) */
   private readonly buffers = new WeakSet<ArrayBufferLike>();
   /** bump allocator: bytes [0, top) are in use */
@@ -74,19 +86,16 @@ class Kernel {
     this.zero = exports.zero as (at: number, bytes: number) => void;
   }
 
-  get threads(): number {
-    return this.workers.length + 1;
-  }
-
   setThreads(n: number): void {
     if (!Number.isInteger(n) || n < 1 || n > 16) throw new RangeError(`threads must be an integer in 1..16, got ${n}`);
     for (const w of this.workers) void w.terminate();
     this.workers = [];
     this.control.fill(0);
+    this.generation = 0;
     for (let index = 1; index < n; index++) {
       const worker = new Worker(WORKER_SOURCE, {
         eval: true,
-        workerData: { module: this.module, memory: this.memory, control: this.control.buffer, index, threads: n },
+        workerData: { module: this.module, memory: this.memory, control: this.control.buffer },
       });
       worker.unref();
       this.workers.push(worker);
@@ -125,22 +134,18 @@ class Kernel {
 
   /** runs the kernel on rows [0, rows), columns [0, j1) split across the threads; operands at byte addresses c, a, b */
   run(c: number, a: number, b: number, rows: number, k: number, m: number, j1: number, aRow: number, aCol: number, add: number): void {
-    const threads = 2 * rows * k * j1 < MIN_THREADED_FLOPS ? 1 : this.threads;
-    if (threads === 1) return this.gemm(c, a, b, 0, rows, k, m, j1, aRow, aCol, add);
+    if (this.workers.length === 0 || 2 * rows * k * j1 < MIN_THREADED_FLOPS) return this.gemm(c, a, b, 0, rows, k, m, j1, aRow, aCol, add);
     const ctrl = this.control;
-    ctrl.set([c, a, b, 0, rows, k, m, j1, aRow, aCol, add], ARGS);
-    const gen = ctrl[GEN] + 1;
+    const nChunks = Math.min(MAX_CHUNKS, rows / TILE_ROWS);
+    const gen = (this.generation = (this.generation % (GEN_LIMIT - 1)) + 1);
+    ctrl.set([c, a, b, rows, k, m, j1, aRow, aCol, add, nChunks], ARGS);
+    Atomics.store(ctrl, CLAIM, gen << 12);
+    Atomics.store(ctrl, DONE, 0);
     Atomics.store(ctrl, GEN, gen);
     Atomics.notify(ctrl, GEN);
-    const [lo, hi] = share(0, rows, 0, threads, TILE_ROWS);
-    if (hi > lo) this.gemm(c, a, b, lo, hi, k, m, j1, aRow, aCol, add);
-    for (let w = 0; w < this.workers.length; w++) {
-      for (;;) {
-        const done = Atomics.load(ctrl, DONE + w);
-        if (done === gen) break;
-        Atomics.wait(ctrl, DONE + w, done);
-      }
-    }
+    workChunks(ctrl, gen, rows, nChunks, TILE_ROWS, CLAIM, DONE, (lo, hi) => this.gemm(c, a, b, lo, hi, k, m, j1, aRow, aCol, add));
+    // wait for the chunks workers are still running
+    for (let done = Atomics.load(ctrl, DONE); done < nChunks; done = Atomics.load(ctrl, DONE)) Atomics.wait(ctrl, DONE, done);
   }
 }
 
