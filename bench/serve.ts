@@ -178,16 +178,23 @@ async function streamCompletion(url: string, spec: RequestSpec, runOver: AbortSi
 // ---------------------------------------------------------------------------------------------------------
 // The server: its metrics and memory
 
-/** Prometheus text → metric name (labels kept) → value */
+/** Prometheus text → metric name (labels kept) → value; a failed scrape is retried twice */
 async function scrapeMetrics(url: string): Promise<Map<string, number>> {
-  // a connection of its own: a kept-alive socket can be closed by a server whose event loop was busy for seconds
-  const text = await (await fetch(`${url}/metrics`, { headers: { Connection: 'close' } })).text();
-  const values = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    const match = /^([a-z_]+(?:\{[^}]*\})?) (\S+)$/.exec(line);
-    if (match) values.set(match[1], Number(match[2]));
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const text = await (await fetch(`${url}/metrics`)).text();
+      const values = new Map<string, number>();
+      for (const line of text.split('\n')) {
+        const match = /^([a-z_]+(?:\{[^}]*\})?) (\S+)$/.exec(line);
+        if (match) values.set(match[1], Number(match[2]));
+      }
+      return values;
+    } catch (e) {
+      console.error(`bench/serve: GET /metrics failed (attempt ${attempt}): ${(e as Error).message} (${(e as Error).cause})`);
+      if (attempt === 3) throw e;
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
   }
-  return values;
 }
 
 /** resident memory of a process in MiB (Linux) */
@@ -412,14 +419,9 @@ function tableRow(cells: string[]): string {
   return `| ${cells.join(' | ')} |`;
 }
 
-function printHeader(): void {
-  console.log(tableRow(COLUMNS.map(([name]) => name)));
-  console.log(tableRow(COLUMNS.map(() => '---')));
-}
+const tableHeader = (): string => `${tableRow(COLUMNS.map(([name]) => name))}\n${tableRow(COLUMNS.map(() => '---'))}`;
 
-function printRow(r: RunSummary, note = ''): void {
-  console.log(tableRow(COLUMNS.map(([, cell], i) => (i === 0 ? r.workload + note : cell(r)))));
-}
+const tableLine = (r: RunSummary, note = ''): string => tableRow(COLUMNS.map(([, cell], i) => (i === 0 ? r.workload + note : cell(r))));
 
 // ---------------------------------------------------------------------------------------------------------
 // Main
@@ -488,6 +490,7 @@ async function soakRun(server: Server, plan: RunPlan, log: (line: string) => voi
     rssEndMiB: server.pid === undefined ? undefined : residentMiB(server.pid),
     rssEvery30sMiB: rssEvery30s,
   };
+  log(tableLine(summary));
   logFailures(outcomes, log);
   log(`soak: ${summary.completed} finished, ${summary.aborted} disconnected on purpose, ${summary.failed} failed; ` +
     `KV blocks in use once idle: ${report.kvBlocksUsedAtEnd} (running ${report.runningAtEnd}, waiting ${report.waitingAtEnd})`);
@@ -520,11 +523,12 @@ async function main(): Promise<void> {
   const duration = soak ?? optNumber(args, 'duration');
   const seed = optInt(args, 'seed') ?? 1;
   const json = optBool(args, 'json');
+  // with --json the tables go to stderr, the JSON alone to stdout
   const log = (line: string) => (json ? console.error(line) : console.log(line));
 
   const runs: RunSummary[] = [];
   const soakReports: object[] = [];
-  if (!json) printHeader();
+  log(tableHeader());
   // repeats are interleaved (round r runs every setting and client count) so that the machine's drift
   // spreads over all configurations alike
   for (let r = 0; r < repeat; r++) {
@@ -559,7 +563,7 @@ async function main(): Promise<void> {
           }
           const { summary, outcomes } = await runLoad(server, plan);
           runs.push(summary);
-          if (!json) printRow(summary, repeat > 1 ? ` (run ${r + 1})` : '');
+          log(tableLine(summary, repeat > 1 ? ` (run ${r + 1})` : ''));
           logFailures(outcomes, log);
         }
       } finally {
@@ -570,7 +574,7 @@ async function main(): Promise<void> {
   const medians = repeat > 1
     ? prefixSettings.flatMap((p) => clientCounts.map((c) => medianOf(runs.filter((run) => run.prefixCaching === p && run.clients === c))))
     : [];
-  if (!json) for (const m of medians) printRow(m, ` (median of ${repeat})`);
+  for (const m of medians) log(tableLine(m, ` (median of ${repeat})`));
   if (json) console.log(JSON.stringify({ runs, medians, soak: soakReports }, null, 2));
 }
 
