@@ -14,7 +14,6 @@ import { readTrainConfig } from '../src/train/config.js';
 import { runPaths } from '../src/train/trainer.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const work = join(root, 'tmp', 'kiln-brown');
 const configPath = join(root, 'models', 'kiln-brown.config.json');
 const modelPath = join(root, 'models', 'kiln-brown.gguf');
 const VOCAB_SIZE = 2048;
@@ -84,7 +83,7 @@ async function kiln(...argv: string[]): Promise<void> {
 
 const started = performance.now();
 const cfg = readTrainConfig(configPath);
-mkdirSync(work, { recursive: true });
+mkdirSync(dirname(cfg.corpus), { recursive: true });
 writeFileSync(cfg.corpus, brownText());
 console.log(`wrote ${cfg.corpus}`);
 await kiln('tokenizer', 'train', cfg.corpus, '--vocab-size', String(VOCAB_SIZE), ...SPECIALS.flatMap((s) => ['--special', s]), '-o', cfg.tokenizer);
