@@ -48,6 +48,8 @@ export class ThreadPool {
   private readonly args: Float64Array;
   private readonly workers: Worker[] = [];
   private readonly ports: MessagePort[] = [];
+  /** memories adopted so far (the next one's index) */
+  private adopted = 0;
 
   /** threads in all, the calling thread included */
   constructor(readonly threads: number, module: WebAssembly.Module) {
@@ -68,8 +70,6 @@ export class ThreadPool {
       this.ports.push(port1);
     }
   }
-
-  private adopted = 0;
 
   /** Gives every worker its own instance of the kernels over `memory`; returns the arena's index in this pool. */
   adopt(memory: WebAssembly.Memory): number {
