@@ -10,6 +10,7 @@ import type { WeightTensor } from '../tensor/tensor.js';
 import { typeInfo } from '../tensor/ggml-type.js';
 import { dequantizeTensor, fp32ToFp16 } from '../tensor/index.js';
 import type { KVCache, SequenceBlocks } from './kv-cache.js';
+import { addLoraDelta, type LoraDelta } from './lora-adapter.js';
 import type { AttentionShape, RopeParams } from '../kernels/backend.js';
 
 /** A row-major activation matrix [rows, cols]. */
@@ -71,6 +72,8 @@ export class InferenceOps implements ModelOps<Act, WeightTensor> {
     private readonly cache: KVCache,
     private readonly batch: ForwardBatch,
     private readonly observer?: ForwardObserver,
+    /** LoRA deltas by adapted weight name */
+    private readonly lora?: ReadonlyMap<string, LoraDelta[]>,
   ) {
     this.n = batch.tokens.length;
   }
@@ -90,6 +93,7 @@ export class InferenceOps implements ModelOps<Act, WeightTensor> {
     if (x.cols !== nIn) throw new Error(`linear: input has ${x.cols} columns, ${w.name} expects ${nIn}`);
     const out = this.act(x.rows, nOut);
     this.backend.matmul(out.data, x.data, w, x.rows);
+    for (const delta of this.lora?.get(w.name) ?? []) addLoraDelta(out.data, x.data, x.rows, delta);
     if (bias) this.backend.addBias(out.data, floats(bias), x.rows, nOut);
     return out;
   }

@@ -12,15 +12,20 @@ import { dequantizeTensor } from '../tensor/index.js';
 import { Tokenizer } from '../tokenizer/index.js';
 import { DEFAULT_BLOCK_SIZE, KVCache } from './kv-cache.js';
 import { InferenceOps, type ForwardBatch, type ForwardObserver } from './inference-ops.js';
+import { loadLoraAdapters, type LoraDelta, type LoraSpec } from './lora-adapter.js';
 
 export interface LoadOptions {
   backend?: Backend;
+  /** LoRA adapters to apply to the weights (llama.cpp's --lora) */
+  lora?: LoraSpec[];
 }
 
 export class Model {
   readonly hparams: HParams;
   readonly tokenizer: Tokenizer;
   private readonly bound: BoundModel<WeightTensor>;
+  /** LoRA deltas by adapted weight name (empty: the plain model) */
+  lora = new Map<string, LoraDelta[]>();
 
   constructor(readonly file: GGUFModelFile, readonly backend: Backend) {
     this.hparams = readHParams(file.metadata);
@@ -34,7 +39,9 @@ export class Model {
   static load(path: string, options: LoadOptions = {}): Model {
     const backend: Backend = options.backend ?? createBackend();
     // a backend may place the weights where it computes on them (the WASM backend reads them into its memories)
-    return new Model(backend.loadFile ? backend.loadFile(path) : loadGGUF(path), backend);
+    const model = new Model(backend.loadFile ? backend.loadFile(path) : loadGGUF(path), backend);
+    if (options.lora?.length) model.lora = loadLoraAdapters(options.lora, model.file);
+    return model;
   }
 
   get vocabSize(): number {
@@ -55,7 +62,7 @@ export class Model {
 
   /** Runs one batch; returns logits [batch.outputRows.length, vocab], row-major. */
   forward(cache: KVCache, batch: ForwardBatch, observer?: ForwardObserver): Float32Array {
-    const logits = this.bound.forward(new InferenceOps(this.backend, cache, batch, observer));
+    const logits = this.bound.forward(new InferenceOps(this.backend, cache, batch, observer, this.lora));
     return logits.data;
   }
 }
