@@ -1,7 +1,8 @@
 // Options shared by the commands that load a model and sample from it.
 
-import { optInt, optNumber, type OptionSpec, type ParsedArgs } from '../args.js';
+import { optInt, optList, optNumber, type OptionSpec, type ParsedArgs } from '../args.js';
 import type { SamplingParams } from '../../generate/sampler.js';
+import type { LoraSpec } from '../../generate/lora-adapter.js';
 
 export const SAMPLING_OPTIONS: OptionSpec[] = [
   { name: 'temp', description: 'temperature (0 = greedy; default 0.8)' },
@@ -30,4 +31,14 @@ export function samplingFromArgs(args: ParsedArgs): Partial<SamplingParams> {
   set('frequency_penalty', optNumber(args, 'frequency-penalty'));
   set('seed', optInt(args, 'seed'));
   return params;
+}
+
+export const LORA_OPTIONS: OptionSpec[] = [
+  { name: 'lora', multiple: true, description: 'apply a LoRA adapter GGUF (repeatable)' },
+  { name: 'lora-scale', description: 'scale s of the adapters: y = W·x + s·(alpha/r)·B·A·x (default 1)' },
+];
+
+export function loraFromArgs(args: ParsedArgs): LoraSpec[] {
+  const scale = optNumber(args, 'lora-scale') ?? 1;
+  return optList(args, 'lora').map((path) => ({ path, scale }));
 }

@@ -5,12 +5,12 @@ import type { Command } from '../command.js';
 import { Model } from '../../generate/model.js';
 import { LLMEngine } from '../../engine/engine.js';
 import { collectCompletions } from '../../engine/llm.js';
-import { SAMPLING_OPTIONS, samplingFromArgs } from './model-options.js';
+import { LORA_OPTIONS, SAMPLING_OPTIONS, loraFromArgs, samplingFromArgs } from './model-options.js';
 import { modelArgument } from '../default-model.js';
 
 export const runCommand: Command = {
   name: 'run',
-  usage: '[MODEL] -p TEXT [-n N] [--temp T --top-k K --top-p P --min-p M --seed S] [--json]',
+  usage: '[MODEL] -p TEXT [-n N] [--temp T --top-k K --top-p P --min-p M --seed S] [--json] [--lora FILE --lora-scale S]',
   summary: 'generate text from a prompt (MODEL defaults to models/kiln-brown.gguf)',
   options: [
     { name: 'prompt', short: 'p', description: 'the prompt' },
@@ -20,11 +20,12 @@ export const runCommand: Command = {
     { name: 'no-bos', boolean: true, description: 'do not add BOS/EOS tokens' },
     { name: 'json', boolean: true, description: 'print {"prompt_tokens","tokens","text"} instead of streaming' },
     ...SAMPLING_OPTIONS,
+    ...LORA_OPTIONS,
   ],
   async run(args: ParsedArgs) {
     const path = modelArgument(args);
     const prompt = optString(args, 'prompt') ?? '';
-    const model = Model.load(path);
+    const model = Model.load(path, { lora: loraFromArgs(args) });
     const promptTokens = model.tokenizer.encode(prompt, { addSpecial: !optBool(args, 'no-bos'), parseSpecial: true });
     const maxTokens = optInt(args, 'n-predict') ?? 128;
     const json = optBool(args, 'json');

@@ -8,10 +8,11 @@ import { LLMEngine } from '../../engine/engine.js';
 import { KilnServer } from '../../server/server.js';
 import { servedModel } from '../../server/openai-api.js';
 import { modelArgument } from '../default-model.js';
+import { LORA_OPTIONS, loraFromArgs } from './model-options.js';
 
 export const serveCommand: Command = {
   name: 'serve',
-  usage: '[MODEL] [--host H] [--port P] [--api-key K] [--ctx N] [--max-seqs N] [--max-waiting N]',
+  usage: '[MODEL] [--host H] [--port P] [--api-key K] [--ctx N] [--max-seqs N] [--max-waiting N] [--lora FILE --lora-scale S]',
   summary: 'serve a model over an OpenAI-compatible HTTP API, with a web chat (MODEL defaults to models/kiln-brown.gguf)',
   options: [
     { name: 'host', description: 'address to bind (default 127.0.0.1; 0.0.0.0 exposes the server to the network)' },
@@ -20,6 +21,7 @@ export const serveCommand: Command = {
     { name: 'ctx', short: 'c', description: 'context length per sequence (default: the model\'s, at most 2048)' },
     { name: 'max-seqs', description: 'sequences generated together at most (default 16)' },
     { name: 'max-waiting', description: 'requests waiting for a slot before new ones get 429 (default 64)' },
+    ...LORA_OPTIONS,
   ],
   async run(args: ParsedArgs) {
     const path = modelArgument(args);
@@ -27,7 +29,7 @@ export const serveCommand: Command = {
     if (port < 0 || port > 65535) throw new UsageError(`--port must be from 0 to 65535, got ${port}`);
     const maxWaiting = optInt(args, 'max-waiting') ?? 64;
     if (maxWaiting < 1) throw new UsageError(`--max-waiting must be at least 1, got ${maxWaiting}`);
-    const model = Model.load(path);
+    const model = Model.load(path, { lora: loraFromArgs(args) });
     const engine = new LLMEngine(model, { maxNumSeqs: optInt(args, 'max-seqs'), maxModelLength: optInt(args, 'ctx') });
     const name = basename(path).replace(/\.gguf$/i, '');
     const server = new KilnServer({ engine, model: servedModel(model, name), apiKey: optString(args, 'api-key'), maxWaiting });
