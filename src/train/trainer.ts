@@ -61,13 +61,13 @@ export function runPaths(output: string): { checkpoint: string; curve: string } 
   return { checkpoint: `${stem}.ckpt`, curve: `${stem}.loss.svg` };
 }
 
-interface Corpus {
+export interface Corpus {
   tokenizer: TrainedBPE;
   train: Int32Array;
   val: Int32Array;
 }
 
-function loadCorpus(cfg: TrainConfig): Corpus {
+export function loadCorpus(cfg: TrainConfig): Corpus {
   const bytes = readFileSync(cfg.corpus);
   let tokenizer: TrainedBPE, tokens: Int32Array;
   if (cfg.tokenizer === 'bytes') {
@@ -87,7 +87,7 @@ function loadCorpus(cfg: TrainConfig): Corpus {
 }
 
 /** inputs and next-token targets of windows starting at `offsets`, each seqLen long: both [offsets.length · seqLen] */
-function windows(data: Int32Array, offsets: readonly number[], seqLen: number): { tokens: Int32Array; targets: Int32Array } {
+export function windows(data: Int32Array, offsets: readonly number[], seqLen: number): { tokens: Int32Array; targets: Int32Array } {
   const tokens = new Int32Array(offsets.length * seqLen), targets = new Int32Array(offsets.length * seqLen);
   offsets.forEach((o, b) => {
     tokens.set(data.subarray(o, o + seqLen), b * seqLen);
@@ -97,7 +97,7 @@ function windows(data: Int32Array, offsets: readonly number[], seqLen: number): 
 }
 
 /** mean next-token loss over the windows at `offsets`, batchSize windows at a time (no gradients kept) */
-function evaluate(model: TrainModel, data: Int32Array, offsets: number[], batchSize: number, seqLen: number): number {
+export function evaluate(model: TrainModel, data: Int32Array, offsets: number[], batchSize: number, seqLen: number): number {
   let total = 0;
   for (let i = 0; i < offsets.length; i += batchSize) {
     const batch = offsets.slice(i, i + batchSize);
@@ -110,13 +110,13 @@ function evaluate(model: TrainModel, data: Int32Array, offsets: number[], batchS
 }
 
 /** `count` window starts spread evenly over data (the periodic validation set) */
-function spreadWindows(data: Int32Array, seqLen: number, count: number): number[] {
+export function spreadWindows(data: Int32Array, seqLen: number, count: number): number[] {
   const last = data.length - seqLen - 1;
   return Array.from({ length: count }, (_, i) => Math.floor((i * last) / Math.max(1, count - 1)));
 }
 
 /** every non-overlapping window (the final validation pass) */
-function allWindows(data: Int32Array, seqLen: number): number[] {
+export function allWindows(data: Int32Array, seqLen: number): number[] {
   return Array.from({ length: Math.floor((data.length - 1) / seqLen) }, (_, i) => i * seqLen);
 }
 
