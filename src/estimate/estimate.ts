@@ -59,8 +59,10 @@ export interface EstimateSpec {
   zero?: 0 | 1 | 2 | 3;
   /** fixed allowance for the runtime itself (default 256 MiB inference, 1 GiB training) */
   overheadBytes?: number;
-  /** inference compute buffers as llama.cpp (default) or kiln lays them out */
+  /** inference compute buffers as llama.cpp (default) or kiln lays them out; full/pretrain: kiln's own trainer */
   runtime?: Runtime;
+  /** kiln training: tokens of the corpus, held as an Int32Array for the whole run (default 0) */
+  datasetTokens?: number;
 }
 
 export type Settings = Required<Omit<EstimateSpec, 'model' | 'weightType'>> & { weightType: string };
@@ -74,7 +76,7 @@ export interface TermPart {
 }
 
 export interface Term {
-  id: 'weights' | 'kv_cache' | 'activations' | 'gradients' | 'optimizer' | 'master_weights' | 'overhead';
+  id: 'weights' | 'kv_cache' | 'activations' | 'gradients' | 'optimizer' | 'master_weights' | 'dataset' | 'checkpoint' | 'overhead';
   label: string;
   /** one model replica on one device, no parallelism */
   bytes: number;
@@ -146,12 +148,15 @@ function resolveSettings(spec: EstimateSpec): Settings {
     pp: positiveInt('pp', spec.pp ?? 1, model.shape.nLayer),
     dp: positiveInt('dp', spec.dp ?? 1, 1 << 20),
     zero,
-    overheadBytes: spec.overheadBytes ?? (training(mode) ? GiB : 256 * MiB),
+    overheadBytes: spec.overheadBytes ?? (training(mode) && spec.runtime !== 'kiln' ? GiB : 256 * MiB),
     runtime: spec.runtime ?? 'llama.cpp',
+    datasetTokens: spec.datasetTokens ?? 0,
   };
+  if (!Number.isSafeInteger(settings.datasetTokens) || settings.datasetTokens < 0) throw new EstimateError(`datasetTokens must be a non-negative integer, got ${settings.datasetTokens}`);
   if (!RUNTIMES.includes(settings.runtime)) throw new EstimateError(`unknown runtime "${settings.runtime}" (${RUNTIMES.join(', ')})`);
   settings.weightType = resolveWeightType(spec.weightType, model, settings);
   kvStorageType(settings.kvType);
+  if (kilnTraining(settings)) checkKilnTraining(model.shape, settings);
   return settings;
 }
 
@@ -373,6 +378,75 @@ function computeBufferTerm(shape: ModelShape, s: Settings, split: Split): Term {
   };
 }
 
+// ---- kiln's own trainer (src/train) ----
+
+const kilnTraining = (s: Settings) => s.runtime === 'kiln' && (s.mode === 'full' || s.mode === 'pretrain');
+
+/** kiln trains dense llama models in f32 with AdamW on one device; anything else has no kiln-specific model. */
+function checkKilnTraining(shape: ModelShape, s: Settings): void {
+  const unsupported = [
+    shape.nExpert > 0 && 'a mixture of experts', shape.qkvBias && 'q/k/v biases', shape.norm !== 'rms' && 'layer norm',
+    s.weightType !== 'F32' && `${s.weightType} weights`, s.mixedPrecision && 'mixed precision',
+    s.gradCheckpointing && 'gradient checkpointing', s.optimizer !== 'adamw' && `optimizer ${s.optimizer}`,
+    s.tp * s.pp * s.dp > 1 && 'parallelism',
+  ].filter((x): x is string => typeof x === 'string');
+  if (unsupported.length > 0) throw new EstimateError(`kiln's trainer runs dense llama models in f32 with AdamW on one device, not ${unsupported.join(', ')}`);
+}
+
+/**
+ * The bytes one step of kiln's trainer holds at its peak, the end of backward, for nSeq sequences of S tokens
+ * (n = nSeq·S rows). Every autograd op allocates its outputs in the matmul kernel's WebAssembly memory and none is
+ * released before the step ends, so the memory's high-water mark is the sum (f32, 4 B a float). Per layer:
+ *   values     n·(6·dim + 2·q + 2·k + v + attn + 4·ffn): attn norm, wo out, residual sum, ffn norm, down out,
+ *              residual sum; q and k before and after rope; v; attention out; gate, up, swiglu and its kept σ(gate)
+ *   gradients  of the same Vars but σ: n·(6·dim + 2·q + 2·k + v + attn + 3·ffn)
+ *   weightsT   each linear's transposed weight copy: dim·(q + k + v) + attn·dim + 3·dim·ffn
+ *   attention  probabilities nSeq·heads·S² kept for backward; per-head gathers 5·S·hd (forward) + 3·S·hd + S² (backward)
+ * Outside the blocks: embedding rows and final norm with their gradients 4·n·dim, logits and their gradient 2·n·V,
+ * the output's transposed weight dim·V. Beside the WebAssembly memory, on the JS heap: the loss's softmax in f64
+ * 8·n·V, rope's cos and sin in f64 8·n·hd, and each norm's 1/rms, 4·n·(2·L + 1).
+ */
+export function kilnTrainingStepBytes(shape: ModelShape, seqLen: number, nSeq: number): TermPart[] {
+  const n = nSeq * seqLen, S = seqLen, L = shape.nLayer, hd = shape.keyLength;
+  const { dim, ffn, vocab: V } = shape;
+  const q = shape.nHead * hd, k = shape.nKvHead * hd, v = shape.nKvHead * shape.valueLength, attn = shape.nHead * shape.valueLength;
+  const values = L * n * (6 * dim + 2 * q + 2 * k + v + attn + 4 * ffn) + 2 * n * dim + n * V;
+  const gradients = L * n * (6 * dim + 2 * q + 2 * k + v + attn + 3 * ffn) + 2 * n * dim + n * V;
+  const weightsT = L * (dim * (q + k + v) + attn * dim + 3 * dim * ffn) + dim * V;
+  const attention = L * (nSeq * shape.nHead * S * S + 8 * S * hd + S * S);
+  return [
+    { label: 'activations (f32, tape)', bytes: 4 * values },
+    { label: 'activation gradients (f32)', bytes: 4 * gradients },
+    { label: 'transposed weight copies (f32)', bytes: 4 * weightsT },
+    { label: 'attention probabilities + head scratch (f32)', bytes: 4 * attention },
+    { label: 'loss softmax (f64), rope angles (f64), 1/rms (JS heap)', bytes: 8 * n * V + 8 * n * hd + 4 * n * (2 * L + 1) },
+  ];
+}
+
+function kilnTrainingActivationsTerm(shape: ModelShape, s: Settings): Term {
+  const parts = kilnTrainingStepBytes(shape, s.ctx, s.batch);
+  const bytes = sum(parts.map((p) => p.bytes));
+  return {
+    id: 'activations', label: 'training step (kiln autograd)', bytes, perDevice: bytes, parts,
+    formula: `one step of ${s.batch} × ${s.ctx} tokens held until backward ends: ${shape.nLayer} layers × ` +
+      '[values + grads n·(12·dim + 4·q + 4·k + 2·v + 2·attn + 7·ffn) + wᵀ + nSeq·heads·S² probs] + 4·n·dim + 2·n·V + dim·V, f32; + 8·n·V f64 softmax',
+  };
+}
+
+/**
+ * Saving a checkpoint concatenates every parameter with its AdamW m and v into one buffer before writing it
+ * (src/train/checkpoint.ts): 12 B per parameter on top of the rest, which stays resident.
+ */
+function kilnCheckpointTerm(params: number): Term {
+  const bytes = 12 * params;
+  return { id: 'checkpoint', label: 'checkpoint buffer (while saving)', bytes, perDevice: bytes, formula: `${n(params)} parameters × (value + m + v) 12 B` };
+}
+
+function datasetTerm(s: Settings): Term {
+  const bytes = 4 * s.datasetTokens;
+  return { id: 'dataset', label: 'dataset tokens', bytes, perDevice: bytes, formula: `${n(s.datasetTokens)} tokens × 4 B (Int32Array)` };
+}
+
 /** Gradients, optimizer states and (under mixed precision) the fp32 master copy of the trained parameters. */
 function parameterStateTerms(trained: Trained, s: Settings, split: Split): Term[] {
   const term = (id: Term['id'], label: string, bytesPerParam: number, zeroStage: number, detail = ''): Term => {
@@ -402,9 +476,11 @@ export function estimateMemory(spec: EstimateSpec): Estimate {
   const weights = weightsTerm(model, s, trained, split);
   const terms = [
     weights,
-    ...(training(s.mode)
-      ? [...parameterStateTerms(trained, s, split), trainingActivations(shape, s)]
-      : [kvCacheTerm(shape, s, split), computeBufferTerm(shape, s, split)]),
+    ...(kilnTraining(s)
+      ? [...parameterStateTerms(trained, s, split), kilnTrainingActivationsTerm(shape, s), datasetTerm(s), kilnCheckpointTerm(model.paramCount)]
+      : training(s.mode)
+        ? [...parameterStateTerms(trained, s, split), trainingActivations(shape, s)]
+        : [kvCacheTerm(shape, s, split), computeBufferTerm(shape, s, split)]),
     overheadTerm(s),
   ];
   const perDevice = sum(terms.map((t) => t.perDevice));
