@@ -4,7 +4,7 @@ import { openSync, readSync, closeSync, readFileSync } from 'node:fs';
 import { optBool, optInt, optString, UsageError, type ParsedArgs } from '../args.js';
 import type { Command } from '../command.js';
 import { readGGUFHeader } from '../../gguf/reader.js';
-import { estimateMemory, MODES, OPTIMIZER_BYTES, type EstimateSpec, type Mode, type Optimizer } from '../../estimate/estimate.js';
+import { estimateMemory, MODES, OPTIMIZER_BYTES, RUNTIMES, type EstimateSpec, type Mode, type Optimizer, type Runtime } from '../../estimate/estimate.js';
 import { formatEstimate } from '../../estimate/format.js';
 import {
   ModelSpecError, modelFromConfig, modelFromGGUF, modelFromParamCount, modelFromShape, parseParamCount, shapeFromFlags,
@@ -110,6 +110,7 @@ export const estimateCommand: Command = {
     { name: 'pp', description: 'pipeline-parallel degree' },
     { name: 'dp', description: 'data-parallel degree' },
     { name: 'zero', description: 'ZeRO stage 0-3 across the data-parallel devices' },
+    { name: 'runtime', description: `${RUNTIMES.join(' | ')}: whose inference buffers, or kiln's own trainer for full/pretrain (default llama.cpp)` },
     { name: 'json', boolean: true, description: 'print the estimate as JSON' },
   ],
   run(args) {
@@ -132,6 +133,7 @@ export const estimateCommand: Command = {
       pp: optInt(args, 'pp'),
       dp: optInt(args, 'dp'),
       zero: zero as EstimateSpec['zero'],
+      runtime: oneOf<Runtime>(args, 'runtime', RUNTIMES),
     };
     const estimate = estimateMemory(spec);
     console.log(optBool(args, 'json') ? JSON.stringify(estimate, null, 2) : formatEstimate(estimate));
