@@ -430,6 +430,7 @@ function kilnTrainingActivationsTerm(shape: ModelShape, s: Settings): Term {
     id: 'activations', label: 'training step (kiln autograd)', bytes, perDevice: bytes, parts,
     formula: `one step of ${s.batch} × ${s.ctx} tokens held until backward ends: ${shape.nLayer} layers × ` +
       '[values + grads n·(12·dim + 4·q + 4·k + 2·v + 2·attn + 7·ffn) + wᵀ + nSeq·heads·S² probs] + 4·n·dim + 2·n·V + dim·V, f32; + 8·n·V f64 softmax',
+    note: 'one step\'s JS-heap arrays; those of earlier steps linger until V8 collects them, up to its 64 MiB external-memory threshold over a long run',
   };
 }
 

@@ -27,6 +27,7 @@ interface Run {
   dim: number;
   layers: number;
   heads: number;
+  kvHeads: number;
   ffn: number;
   seqLen: number;
   batchSize: number;
@@ -34,10 +35,11 @@ interface Run {
   corpusBytes: number;
 }
 
-const TINY: Run = { name: 'tiny', dim: 16, layers: 1, heads: 2, ffn: 32, seqLen: 8, batchSize: 1, steps: 2, corpusBytes: 4096 };
+const TINY: Run = { name: 'tiny', dim: 16, layers: 1, heads: 2, kvHeads: 2, ffn: 32, seqLen: 8, batchSize: 1, steps: 2, corpusBytes: 4096 };
 const RUNS: Run[] = [
-  { name: 'dim 128 × 4 layers, ffn 384, seq 64, batch 8', dim: 128, layers: 4, heads: 4, ffn: 384, seqLen: 64, batchSize: 8, steps: 3, corpusBytes: 60_000 },
-  { name: 'dim 256 × 4 layers, ffn 768, seq 128, batch 4', dim: 256, layers: 4, heads: 4, ffn: 768, seqLen: 128, batchSize: 4, steps: 3, corpusBytes: 60_000 },
+  { name: 'dim 128 × 4 layers, ffn 384, seq 64, batch 8', dim: 128, layers: 4, heads: 4, kvHeads: 4, ffn: 384, seqLen: 64, batchSize: 8, steps: 3, corpusBytes: 60_000 },
+  { name: 'dim 256 × 4 layers, ffn 768, seq 128, batch 4', dim: 256, layers: 4, heads: 4, kvHeads: 4, ffn: 768, seqLen: 128, batchSize: 4, steps: 3, corpusBytes: 60_000 },
+  { name: 'dim 192 × 3 layers, 6 heads / 2 kv, ffn 512, seq 96, batch 6', dim: 192, layers: 3, heads: 6, kvHeads: 2, ffn: 512, seqLen: 96, batchSize: 6, steps: 3, corpusBytes: 60_000 },
 ];
 
 let dir: string;
@@ -48,7 +50,7 @@ function writeRun(run: Run, index: number): string {
   const corpus = join(dir, `corpus-${index}.txt`);
   writeFileSync(corpus, readFileSync(sharedPath('data', 'text', 'tinyshakespeare.txt')).subarray(0, run.corpusBytes));
   const config = {
-    model: { dim: run.dim, layers: run.layers, heads: run.heads, kvHeads: run.heads, ffn: run.ffn, ctx: run.seqLen },
+    model: { dim: run.dim, layers: run.layers, heads: run.heads, kvHeads: run.kvHeads, ffn: run.ffn, ctx: run.seqLen },
     tokenizer: 'bytes', corpus, valFraction: 0.05, steps: run.steps, batchSize: run.batchSize, seqLen: run.seqLen,
     lr: 1e-3, evalTokens: 1024, threads: 1, output: join(dir, `run-${index}`, 'model.gguf'),
   };
@@ -68,7 +70,7 @@ function peakRss(run: Run, index: number): number {
 function shapeOf(run: Run): ModelShape {
   const head = run.dim / run.heads;
   return {
-    arch: 'llama', nLayer: run.layers, dim: run.dim, nHead: run.heads, nKvHead: run.heads, keyLength: head, valueLength: head,
+    arch: 'llama', nLayer: run.layers, dim: run.dim, nHead: run.heads, nKvHead: run.kvHeads, keyLength: head, valueLength: head,
     ffn: run.ffn, vocab: BYTE_VOCAB, tiedEmbeddings: false, nExpert: 0, nExpertUsed: 0, norm: 'rms', qkvBias: false,
   };
 }
