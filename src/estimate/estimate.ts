@@ -57,7 +57,7 @@ export interface EstimateSpec {
   pp?: number;
   dp?: number;
   zero?: 0 | 1 | 2 | 3;
-  /** fixed allowance for the runtime itself (default 256 MiB inference, 1 GiB training) */
+  /** fixed allowance for the runtime itself (default 256 MiB inference and kiln's trainer, 1 GiB other training) */
   overheadBytes?: number;
   /** inference compute buffers as llama.cpp (default) or kiln lays them out; full/pretrain: kiln's own trainer */
   runtime?: Runtime;
@@ -430,7 +430,7 @@ function kilnTrainingActivationsTerm(shape: ModelShape, s: Settings): Term {
     id: 'activations', label: 'training step (kiln autograd)', bytes, perDevice: bytes, parts,
     formula: `one step of ${s.batch} × ${s.ctx} tokens held until backward ends: ${shape.nLayer} layers × ` +
       '[values + grads n·(12·dim + 4·q + 4·k + 2·v + 2·attn + 7·ffn) + wᵀ + nSeq·heads·S² probs] + 4·n·dim + 2·n·V + dim·V, f32; + 8·n·V f64 softmax',
-    note: 'one step\'s JS-heap arrays; those of earlier steps linger until V8 collects them, up to its 64 MiB external-memory threshold over a long run',
+    note: 'one step\'s JS-heap arrays; those of earlier steps linger until V8 collects them, so a long run can hold tens of MiB more (at most V8\'s 64 MiB external-memory threshold)',
   };
 }
 
