@@ -11,10 +11,14 @@ import { tokenizeCommand } from './tokenize.js';
 import { infoCommand } from './info.js';
 import { estimateCommand } from './estimate.js';
 import { trainCommand } from './train.js';
+import { finetuneCommand } from './finetune.js';
 import { quantizeCommand } from './quantize.js';
 import { benchCommand } from './bench.js';
 import { quantReportCommand } from './quant-report.js';
 import { imatrixCommand } from './imatrix.js';
 import { inspectCommand } from './inspect.js';
+import { distillCommand } from './distill.js';
+import { dpoCommand } from './dpo.js';
+import { qatCommand } from './qat.js';
 
-export const COMMANDS: Command[] = [runCommand, chatCommand, serveCommand, evalCommand, perplexityCommand, tokenizeCommand, tokenizerCommand, infoCommand, estimateCommand, trainCommand, quantizeCommand, quantReportCommand, imatrixCommand, benchCommand, inspectCommand];
+export const COMMANDS: Command[] = [runCommand, chatCommand, serveCommand, evalCommand, perplexityCommand, tokenizeCommand, tokenizerCommand, infoCommand, estimateCommand, trainCommand, distillCommand, dpoCommand, qatCommand, quantizeCommand, quantReportCommand, imatrixCommand, benchCommand, inspectCommand];
