@@ -37,16 +37,26 @@ function metaString(file: GGUFModelFile, key: string): string | undefined {
   return v && typeof v.value === 'string' ? v.value : undefined;
 }
 
+/** What an adapter is checked against: the model's architecture and its weights' ggml dims. */
+export interface AdaptedModel {
+  architecture: string | undefined;
+  dims(name: string): readonly number[] | undefined;
+}
+
+export function adaptedGGUF(file: GGUFModelFile): AdaptedModel {
+  return { architecture: metaString(file, 'general.architecture'), dims: (name) => file.optionalTensor(name)?.dims };
+}
+
 /**
  * The deltas of `adapter` for the weights of `base`, keyed by weight name. Checks the adapter's type, architecture
  * and that every pair's shapes fit the weight it adapts.
  */
-export function readLoraDeltas(adapter: GGUFModelFile, base: GGUFModelFile, userScale: number): Map<string, LoraDelta> {
+export function readLoraDeltas(adapter: GGUFModelFile, base: AdaptedModel, userScale: number): Map<string, LoraDelta> {
   const where = adapter.path;
   if (metaString(adapter, 'general.type') !== 'adapter' || metaString(adapter, 'adapter.type') !== 'lora') {
     throw new LoraAdapterError(`${where} is not a LoRA adapter (general.type = adapter, adapter.type = lora)`);
   }
-  const arch = metaString(adapter, 'general.architecture'), baseArch = metaString(base, 'general.architecture');
+  const arch = metaString(adapter, 'general.architecture'), baseArch = base.architecture;
   if (arch !== baseArch) throw new LoraAdapterError(`${where} adapts a ${arch} model, the model is ${baseArch}`);
   const alphaValue = adapter.metadata.get('adapter.lora.alpha')?.value;
   const deltas = new Map<string, LoraDelta>();
@@ -58,11 +68,12 @@ export function readLoraDeltas(adapter: GGUFModelFile, base: GGUFModelFile, user
     }
     const name = info.name.slice(0, -'.lora_a'.length);
     if (!adapter.has(`${name}.lora_b`)) throw new LoraAdapterError(`${where}: ${info.name} has no lora_b`);
-    if (!base.has(name)) throw new LoraAdapterError(`${where} adapts ${name}, which the model does not have`);
-    const a = adapter.tensor(`${name}.lora_a`), b = adapter.tensor(`${name}.lora_b`), w = base.tensor(name);
-    const [nIn, nOut] = w.dims, rank = a.dims[1];
-    if (w.dims.length !== 2 || a.dims.length !== 2 || b.dims.length !== 2 || a.dims[0] !== nIn || b.dims[0] !== rank || b.dims[1] !== nOut) {
-      throw new LoraAdapterError(`${where}: ${name} is [${w.dims}] but lora_a is [${a.dims}] and lora_b [${b.dims}]`);
+    const dims = base.dims(name);
+    if (!dims) throw new LoraAdapterError(`${where} adapts ${name}, which the model does not have`);
+    const a = adapter.tensor(`${name}.lora_a`), b = adapter.tensor(`${name}.lora_b`);
+    const [nIn, nOut] = dims, rank = a.dims[1];
+    if (dims.length !== 2 || a.dims.length !== 2 || b.dims.length !== 2 || a.dims[0] !== nIn || b.dims[0] !== rank || b.dims[1] !== nOut) {
+      throw new LoraAdapterError(`${where}: ${name} is [${dims}] but lora_a is [${a.dims}] and lora_b [${b.dims}]`);
     }
     // llama.cpp: scale = s · alpha / rank, or s alone when the adapter has no alpha
     const alpha = typeof alphaValue === 'number' && alphaValue > 0 ? alphaValue : rank;
@@ -76,7 +87,7 @@ export function readLoraDeltas(adapter: GGUFModelFile, base: GGUFModelFile, user
 export function loadLoraAdapters(specs: readonly LoraSpec[], base: GGUFModelFile): Map<string, LoraDelta[]> {
   const byWeight = new Map<string, LoraDelta[]>();
   for (const spec of specs) {
-    for (const [name, delta] of readLoraDeltas(loadGGUF(spec.path), base, spec.scale)) {
+    for (const [name, delta] of readLoraDeltas(loadGGUF(spec.path), adaptedGGUF(base), spec.scale)) {
       byWeight.set(name, [...(byWeight.get(name) ?? []), delta]);
     }
   }

@@ -13,6 +13,8 @@ import { add, linear, Param, Var } from './autograd.js';
 import { allocFloats, matmul, transpose } from './matmul.js';
 import { TrainOps } from './train-ops.js';
 import type { TrainModel } from './llama-model.js';
+import type { GGUFModelFile } from '../gguf/model-file.js';
+import { readLoraDeltas } from '../generate/lora-adapter.js';
 
 export class LoraConfigError extends Error {
   constructor(message: string) {
@@ -171,4 +173,26 @@ export function mergedWeights(model: TrainModel, adapter: LoraAdapter): Map<stri
     merged.set(name, Float32Array.from(w.value, (v, i) => v + adapter.scale * delta[i]));
   }
   return merged;
+}
+
+/**
+ * An adapter GGUF (as loraAdapterGGUF writes it, or llama.cpp's) as trainable pairs over `model`, to continue
+ * training it or to run it through the training forward. Rank and alpha come from the file; dropout is 0.
+ */
+export function loraFromGGUF(model: TrainModel, file: GGUFModelFile): LoraAdapter {
+  const byName = new Map(model.params.map((p) => [p.name, p]));
+  const deltas = readLoraDeltas(file, { architecture: model.hparams.arch, dims: (name) => byName.get(name)?.dims }, 1);
+  const ranks = new Set([...deltas.values()].map((d) => d.rank));
+  if (ranks.size !== 1) throw new LoraConfigError(`${file.path}: adapters of several ranks (${[...ranks].join(', ')})`);
+  const [rank] = ranks, alpha = [...deltas.values()][0].scale * rank;
+  const pairs = new Map<string, LoraPair>(), params: Param[] = [];
+  for (const w of model.params) {
+    const d = deltas.get(w.name);
+    if (!d) continue;
+    const pair = { a: new Param(`${w.name}.lora_a`, [d.nIn, rank], d.a), b: new Param(`${w.name}.lora_b`, [rank, d.nOut], d.b) };
+    pairs.set(w.name, pair);
+    params.push(pair.a, pair.b);
+  }
+  const targets = Object.keys(TARGET_TENSORS).filter((t) => [...pairs.keys()].some((name) => isTarget(name, [t])));
+  return { config: { rank, alpha, dropout: 0, targets }, pairs, params, scale: alpha / rank };
 }
