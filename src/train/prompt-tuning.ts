@@ -7,6 +7,8 @@ import { allocFloats } from './matmul.js';
 import { TrainOps } from './train-ops.js';
 import type { Rng } from '../generate/rng.js';
 import type { TrainModel } from './llama-model.js';
+import { GGMLType } from '../tensor/ggml-type.js';
+import { metaString, metaU32, type GGUFWriteInput } from '../gguf/writer.js';
 
 export interface PromptTuning {
   /** [k rows of dim] the virtual token embeddings, ggml dims [dim, k] */
@@ -67,4 +69,19 @@ export class PromptTuningOps extends TrainOps {
 /** logits [nSeq · seqLen, vocab] of the real tokens with the virtual tokens before them */
 export function promptTuningLogits(model: TrainModel, tuning: PromptTuning, tokens: Int32Array, nSeq: number, seqLen: number): Var {
   return model.bound.forward(new PromptTuningOps(tokens, nSeq, seqLen, tuning));
+}
+
+/** The virtual tokens as a GGUF (kiln's own record: llama.cpp has no prompt-tuning adapter type). */
+export function promptTuningGGUF(tuning: PromptTuning, architecture: string, name: string): GGUFWriteInput {
+  const p = tuning.prompt;
+  return {
+    metadata: new Map([
+      ['general.architecture', metaString(architecture)],
+      ['general.type', metaString('adapter')],
+      ['adapter.type', metaString('prompt_tuning')],
+      ['adapter.prompt_tuning.tokens', metaU32(p.rows)],
+      ['general.name', metaString(name)],
+    ]),
+    tensors: [{ name: p.name, dims: p.dims, type: GGMLType.F32, data: new Uint8Array(p.value.buffer, p.value.byteOffset, p.value.byteLength) }],
+  };
 }

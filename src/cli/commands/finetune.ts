@@ -4,8 +4,6 @@
 
 import { writeGGUF } from '../../gguf/writer.js';
 import { loadGGUF } from '../../gguf/model-file.js';
-import { metaString, metaU32 } from '../../gguf/writer.js';
-import { GGMLType } from '../../tensor/ggml-type.js';
 import { Tokenizer } from '../../tokenizer/index.js';
 import { ChatTemplate } from '../../generate/chat-template.js';
 import { Rng } from '../../generate/rng.js';
@@ -13,7 +11,7 @@ import { optBool, optInt, optNumber, optString, UsageError, type ParsedArgs } fr
 import type { Command } from '../command.js';
 import { loadTrainModel, ggufWithTensors } from '../../train/load-gguf-params.js';
 import { createLora, DEFAULT_LORA, loraAdapterGGUF, loraParamCount, mergedWeights } from '../../train/lora.js';
-import { createPromptTuning } from '../../train/prompt-tuning.js';
+import { createPromptTuning, promptTuningGGUF } from '../../train/prompt-tuning.js';
 import { evaluateSft, fullTuning, loraTuning, promptTuning, readSftExamples, sft, type Tuning } from '../../train/sft.js';
 import { setMatmulThreads } from '../../train/matmul.js';
 
@@ -80,14 +78,7 @@ export const finetuneCommand: Command = {
       tuning = promptTuning(model, tuned);
       lr = 1e-2;
       const p = tuned.prompt;
-      // kiln's own record of the virtual tokens (no llama.cpp counterpart)
-      write = () => writeGGUF(output, {
-        metadata: new Map([
-          ['general.architecture', metaString(model.hparams.arch)], ['general.type', metaString('adapter')],
-          ['adapter.type', metaString('prompt_tuning')], ['adapter.prompt_tuning.tokens', metaU32(promptTokens)], ['general.name', metaString(name)],
-        ]),
-        tensors: [{ name: p.name, dims: p.dims, type: GGMLType.F32, data: new Uint8Array(p.value.buffer, p.value.byteOffset, p.value.byteLength) }],
-      });
+      write = () => writeGGUF(output, promptTuningGGUF(tuned, model.hparams.arch, name));
       console.error(`prompt tuning: ${p.value.length} trainable parameters (${((100 * p.value.length) / total).toFixed(3)}% of ${total})`);
     } else {
       tuning = fullTuning(model);
