@@ -1,15 +1,15 @@
-// Fine-tuning starts from a GGUF: its llama hyper-parameters become a ModelShape, every tensor is dequantized into
-// a trainable Param (F32), and the result is written back with the source's metadata (tokenizer included) and
+// Fine-tuning starts from a GGUF: every tensor is dequantized into a trainable Param (F32, see load-gguf-params.ts),
+// and the result is written back with the source's metadata (tokenizer included) and
 // each tensor in the type `typeOf` picks (F32 by default; see qat.ts for quantized exports).
 
 import { loadGGUF, type GGUFModelFile } from '../gguf/model-file.js';
 import { metaU32, writeGGUF } from '../gguf/writer.js';
-import { readHParams } from '../models/hparams.js';
-import { GGMLType, dequantizeTensor } from '../tensor/index.js';
+import { GGMLType } from '../tensor/index.js';
 import { quantizeRows } from '../quant/ggml-quantize.js';
 import { Tokenizer } from '../tokenizer/index.js';
-import { Param } from './autograd.js';
-import { bindModel, ModelShapeError, type ModelShape, type TrainModel } from './llama-model.js';
+import type { Param } from './autograd.js';
+import type { TrainModel } from './llama-model.js';
+import { loadTrainModel } from './load-gguf-params.js';
 
 export interface LoadedModel {
   model: TrainModel;
@@ -17,19 +17,10 @@ export interface LoadedModel {
   tokenizer: Tokenizer;
 }
 
-/** A llama GGUF (any dequantizable tensor types) as a trainable model. */
-export function loadTrainModel(path: string): LoadedModel {
+/** A GGUF (any dequantizable tensor types) as a trainable model, with its file and tokenizer. */
+export function openModelForTraining(path: string): LoadedModel {
   const file = loadGGUF(path);
-  const hp = readHParams(file.metadata);
-  if (hp.arch !== 'llama') throw new ModelShapeError(`${path}: architecture ${hp.arch}; fine-tuning reads llama models`);
-  const shape: ModelShape = {
-    dim: hp.embeddingLength, layers: hp.blockCount, heads: hp.headCount, kvHeads: hp.headCountKv, ffn: hp.feedForwardLength,
-    vocab: hp.vocabSize, ctx: hp.contextLength, ropeBase: hp.ropeFreqBase, rmsEps: hp.rmsEps,
-    tiedEmbeddings: !file.has('output.weight'),
-  };
-  if (hp.expertCount > 0) Object.assign(shape, { experts: hp.expertCount, expertsUsed: hp.expertUsedCount });
-  const params = file.tensorInfos.map((info) => new Param(info.name, info.dims, dequantizeTensor(file.tensor(info.name))));
-  return { model: bindModel(shape, params), file, tokenizer: Tokenizer.fromMetadata(file.metadata) };
+  return { model: loadTrainModel(file), file, tokenizer: Tokenizer.fromMetadata(file.metadata) };
 }
 
 /** Writes `model`'s parameters under `source`'s metadata; `typeOf` chooses each tensor's type (F32 when absent). */

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { backward, leaf } from '../../src/train/autograd.js';
 import { parseTrainConfig, TrainConfigError } from '../../src/train/config.js';
 import { train } from '../../src/train/trainer.js';
-import { loadTrainModel } from '../../src/train/load-model.js';
+import { openModelForTraining } from '../../src/train/load-model.js';
 import { distill, meanSquaredError, weightedSum } from '../../src/train/distill.js';
 import { sharedPath } from '../shared.js';
 
@@ -36,7 +36,7 @@ const base = { tokenizer: 'bytes', corpus: 'corpus.txt', batchSize: 8, seqLen: 3
 await train(parseTrainConfig({
   ...base, model: { dim: 48, layers: 2, heads: 4, kvHeads: 4, ffn: 128, ctx: 32 }, steps: 150, lr: 1e-2, seed: 1, output: 'teacher.gguf',
 }, dir));
-const teacher = loadTrainModel(join(dir, 'teacher.gguf')).model;
+const teacher = openModelForTraining(join(dir, 'teacher.gguf')).model;
 const student = (name: string) => parseTrainConfig({
   ...base, model: { dim: 16, layers: 1, heads: 2, kvHeads: 2, ffn: 48, ctx: 32 }, steps: 60, lr: 1e-2, seed: 7, output: `${name}.gguf`,
 }, dir);

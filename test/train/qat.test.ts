@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseTrainConfig } from '../../src/train/config.js';
 import { train } from '../../src/train/trainer.js';
-import { loadTrainModel, writeLike } from '../../src/train/load-model.js';
+import { openModelForTraining, writeLike } from '../../src/train/load-model.js';
 import { FakeQuantizer, exportTypeOf, heldOutLoss, quantizeRoundTrip, trainQat } from '../../src/train/qat.js';
 import { loadGGUF } from '../../src/gguf/model-file.js';
 import { Model } from '../../src/generate/model.js';
@@ -30,7 +30,7 @@ await train(parseTrainConfig({
 }, dir));
 
 test('fake quantization writes dequant(quant(W)) into matrices only, and restore gives W back bit-exactly', () => {
-  const { model } = loadTrainModel(floatPath);
+  const { model } = openModelForTraining(floatPath);
   const before = model.params.map((p) => Float32Array.from(p.value));
   const fake = new FakeQuantizer(model.params, GGMLType.Q4_0);
   fake.apply();
@@ -46,7 +46,7 @@ test('fake quantization writes dequant(quant(W)) into matrices only, and restore
 });
 
 test('QAT to Q4_0: the export is the quantized float weights, and its held-out loss beats PTQ', async () => {
-  const loaded = loadTrainModel(floatPath);
+  const loaded = openModelForTraining(floatPath);
   const ptqPath = join(dir, 'ptq.gguf'), qatPath = join(dir, 'qat.gguf');
   await writeLike(ptqPath, loaded.file, loaded.model, exportTypeOf(GGMLType.Q4_0), 2);
   trainQat(loaded.model, trainTokens, { type: GGMLType.Q4_0, steps: 40, batchSize: 8, seqLen: 32, lr: 2e-3, minLr: 2e-4, seed: 9, gradClip: 1 });

@@ -5,7 +5,7 @@
 import type { Command } from '../command.js';
 import { optBool, optNumber, optString, UsageError, type ParsedArgs } from '../args.js';
 import { readTrainConfig } from '../../train/config.js';
-import { loadTrainModel } from '../../train/load-model.js';
+import { openModelForTraining } from '../../train/load-model.js';
 import { distill } from '../../train/distill.js';
 
 export const distillCommand: Command = {
@@ -24,7 +24,7 @@ export const distillCommand: Command = {
     const teacherPath = optString(args, 'teacher'), configPath = optString(args, 'student-config');
     if (!teacherPath || !configPath) throw new UsageError('--teacher FILE and --student-config FILE are required');
     const cfg = readTrainConfig(configPath);
-    const teacher = loadTrainModel(teacherPath).model;
+    const teacher = openModelForTraining(teacherPath).model;
     const result = await distill(teacher, cfg, {
       alpha: optNumber(args, 'alpha') ?? 0.5,
       temperature: optNumber(args, 'temperature') ?? 2,

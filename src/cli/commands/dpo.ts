@@ -5,7 +5,7 @@
 
 import type { Command } from '../command.js';
 import { optInt, optNumber, optString, UsageError, type ParsedArgs } from '../args.js';
-import { loadTrainModel, writeLike } from '../../train/load-model.js';
+import { openModelForTraining, writeLike } from '../../train/load-model.js';
 import { preferenceStats, readPreferences, tokenizePairs, trainDpo, type TokenizedPair } from '../../train/dpo.js';
 import type { TrainModel } from '../../train/llama-model.js';
 
@@ -28,8 +28,8 @@ export const dpoCommand: Command = {
   async run(args: ParsedArgs) {
     const modelPath = optString(args, 'model'), dataPath = optString(args, 'data'), output = optString(args, 'output');
     if (!modelPath || !dataPath || !output) throw new UsageError('--model FILE, --data FILE and --output FILE are required');
-    const policy = loadTrainModel(modelPath);
-    const reference = loadTrainModel(optString(args, 'reference') ?? modelPath);
+    const policy = openModelForTraining(modelPath);
+    const reference = openModelForTraining(optString(args, 'reference') ?? modelPath);
     const ctx = policy.model.shape.ctx;
     const pairs = tokenizePairs(readPreferences(dataPath), policy.tokenizer, ctx);
     const evalPath = optString(args, 'eval');

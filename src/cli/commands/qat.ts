@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from '../command.js';
 import { optInt, optNumber, optString, UsageError, type ParsedArgs } from '../args.js';
-import { loadTrainModel, writeLike } from '../../train/load-model.js';
+import { openModelForTraining, writeLike } from '../../train/load-model.js';
 import { exportTypeOf, trainQat } from '../../train/qat.js';
 import { defaultTypeOf, fileTypeFromName } from '../../quant/mix.js';
 
@@ -28,7 +28,7 @@ export const qatCommand: Command = {
     const modelPath = optString(args, 'model'), corpusPath = optString(args, 'corpus'), typeName = optString(args, 'type'), output = optString(args, 'output');
     if (!modelPath || !corpusPath || !typeName || !output) throw new UsageError('--model, --corpus, --type and --output are required');
     const ftype = fileTypeFromName(typeName), type = defaultTypeOf(ftype);
-    const loaded = loadTrainModel(modelPath);
+    const loaded = openModelForTraining(modelPath);
     const seqLen = optInt(args, 'seq-len') ?? Math.min(64, loaded.model.shape.ctx);
     if (seqLen < 1 || seqLen > loaded.model.shape.ctx) throw new UsageError(`--seq-len must be in 1..${loaded.model.shape.ctx}`);
     const data = Int32Array.from(loaded.tokenizer.encode(readFileSync(corpusPath, 'utf8'), { addSpecial: false, parseSpecial: false }));
