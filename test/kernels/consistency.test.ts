@@ -20,17 +20,12 @@ import { quantizeRows } from '../../src/quant/ggml-quantize.js';
 import { loadGGUF } from '../../src/gguf/model-file.js';
 import { writeGGUF } from '../../src/gguf/writer.js';
 import type { WeightTensor } from '../../src/tensor/tensor.js';
+import { mulberry32 } from '../helpers/random.js';
 
-/** mulberry32: reproducible uniform floats in [−1, 1) */
+/** reproducible uniform floats in [−1, 1) */
 function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
-  };
+  const next = mulberry32(seed);
+  return () => next() * 2 - 1;
 }
 
 const floats = (n: number, rnd: () => number, scale = 1) => Float32Array.from({ length: n }, () => rnd() * scale);

@@ -9,21 +9,10 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { GGMLType, typeName } from '../../src/tensor/ggml-type.js';
 import { quantizeRows } from '../../src/quant/ggml-quantize.js';
+import { mulberry32 as rng } from '../helpers/random.js';
 
 const N_PER_ROW = 512;
 const N_ROWS = 16;
-
-/** mulberry32 */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Weights: Gaussian, 2% of them 10× larger; importances: log-normal. */
 function fixture(): { x: Float32Array; importance: Float32Array } {

@@ -16,18 +16,7 @@ import assert from 'node:assert/strict';
 import { GGMLType, rowBytes, typeName } from '../../src/tensor/ggml-type.js';
 import { dequantizeRow, fp16ToFp32 } from '../../src/tensor/index.js';
 import { quantizeRow, quantizeRows } from '../../src/quant/ggml-quantize.js';
-
-/** mulberry32 */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 as rng } from '../helpers/random.js';
 
 /** Rows of Gaussian values (Box–Muller) with a few large outliers, as weights have. */
 function randomRows(seed: number, n: number): Float32Array {

@@ -5,15 +5,7 @@ import assert from 'node:assert/strict';
 import {
   bf16ToFp32, bf16ToFp32Array, fp16ToFp32, fp16ToFp32Array, fp32ToBf16, fp32ToBf16Array, fp32ToFp16, fp32ToFp16Array,
 } from '../../src/tensor/index.js';
-
-function mulberry32(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from '../helpers/random.js';
 
 function floatFromBits(bits: number): number {
   return new Float32Array(new Uint32Array([bits]).buffer)[0];

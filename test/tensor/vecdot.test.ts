@@ -8,15 +8,7 @@ import {
   GGMLType, TensorDataError, UnknownTensorTypeError, activationRowBytes, dequantizeRow, fp16ToFp32, fp32ToFp16, fp32ToBf16,
   layout, quantizeRowForDot, rowBytes, typeInfo, typeName, vecDot, vecDotType,
 } from '../../src/tensor/index.js';
-
-function mulberry32(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from '../helpers/random.js';
 
 const WEIGHT_TYPES = [
   GGMLType.F32, GGMLType.F16, GGMLType.BF16, GGMLType.Q4_0, GGMLType.Q4_1, GGMLType.Q5_0, GGMLType.Q5_1, GGMLType.Q8_0,
