@@ -86,3 +86,40 @@ export class BigramQueue {
     this.lengths = grown(this.lengths, (n) => new Int32Array(n));
   }
 }
+
+/**
+ * The merge loop shared by the BPE-style tokenizers. Symbol i is text.substr(start[i], length[i]); adjacent
+ * symbols are merged, smallest `pairKey` first, until no adjacent pair has a key. Merged-away symbols get
+ * length 0; returns `next`, which links the surviving symbols from index 0 (−1 ends the list).
+ */
+export function mergeSymbols(
+  text: string,
+  start: readonly number[],
+  length: number[],
+  pairKey: (left: string, right: string) => number | undefined,
+): number[] {
+  const n = start.length;
+  const prev = Array.from({ length: n }, (_, i) => i - 1);
+  const next = Array.from({ length: n }, (_, i) => (i + 1 < n ? i + 1 : -1));
+  const queue = new BigramQueue(n);
+  const addBigram = (left: number, right: number) => {
+    if (left < 0 || right < 0) return;
+    const key = pairKey(text.substr(start[left], length[left]), text.substr(start[right], length[right]));
+    if (key !== undefined) queue.push(key, left, right, length[left] + length[right]);
+  };
+  for (let i = 1; i < n; i++) addBigram(i - 1, i);
+
+  while (queue.pop()) {
+    const { left, right } = queue;
+    // a changed length means one of the two has merged since the pair was queued
+    if (length[left] === 0 || length[right] === 0 || length[left] + length[right] !== queue.length) continue;
+    // merge right into left and unlink right
+    length[left] += length[right];
+    length[right] = 0;
+    next[left] = next[right];
+    if (next[right] >= 0) prev[next[right]] = left;
+    addBigram(prev[left], left);
+    addBigram(left, next[left]);
+  }
+  return next;
+}

@@ -3,7 +3,7 @@
 // pair with the lowest merge rank (ties: leftmost) and emit each final piece as its token.
 
 import { bytesToUnicode } from './bytes-to-unicode.js';
-import { BigramQueue } from './bigram-queue.js';
+import { mergeSymbols } from './bigram-queue.js';
 import { splitWords, type PreTokenizer } from './pre-tokenizers.js';
 import { utf8Bytes } from './unicode.js';
 import type { Vocab } from './vocab.js';
@@ -36,34 +36,11 @@ export class BpeTokenizer {
       const id = tokenToId.get(word);
       if (id !== undefined) return [id];
     }
-    // symbols: one per character; start/length index into `word`, prev/next link the live ones
+    // symbols: one per character, merged by rank
     const n = word.length;
     const start = Array.from({ length: n }, (_, i) => i);
     const length = new Array<number>(n).fill(1);
-    const prev = Array.from({ length: n }, (_, i) => i - 1);
-    const next = Array.from({ length: n }, (_, i) => (i + 1 < n ? i + 1 : -1));
-
-    const queue = new BigramQueue(n);
-    const addBigram = (left: number, right: number) => {
-      if (left < 0 || right < 0) return;
-      const pair = word.substr(start[left], length[left]) + ' ' + word.substr(start[right], length[right]);
-      const rank = mergeRanks.get(pair);
-      if (rank !== undefined) queue.push(rank, left, right, length[left] + length[right]);
-    };
-    for (let i = 1; i < n; i++) addBigram(i - 1, i);
-
-    while (queue.pop()) {
-      const { left, right } = queue;
-      // a changed length means one of the two has merged since the pair was queued
-      if (length[left] === 0 || length[right] === 0 || length[left] + length[right] !== queue.length) continue;
-      // merge right into left and unlink right
-      length[left] += length[right];
-      length[right] = 0;
-      next[left] = next[right];
-      if (next[right] >= 0) prev[next[right]] = left;
-      addBigram(prev[left], left);
-      addBigram(left, next[left]);
-    }
+    const next = mergeSymbols(word, start, length, (left, right) => mergeRanks.get(left + ' ' + right));
 
     const ids: number[] = [];
     for (let i = n > 0 ? 0 : -1; i !== -1; i = next[i]) {

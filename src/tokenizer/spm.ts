@@ -2,7 +2,7 @@
 // single characters, repeatedly merge the adjacent pair whose joined text is the token with the highest score
 // (ties: leftmost), then emit each remaining piece as its token, or as <0xXX> byte tokens if it is none.
 
-import { BigramQueue } from './bigram-queue.js';
+import { mergeSymbols } from './bigram-queue.js';
 import { utf8Bytes } from './unicode.js';
 import { TokenizerError, type Vocab } from './vocab.js';
 
@@ -22,41 +22,19 @@ export class SpmTokenizer {
 
   /** Appends the ids of `text` (spaces already replaced by ▁) to `out`. */
   encode(text: string, out: number[]): void {
-    // symbols: one per code point; start/length index into `text`, prev/next link the live ones
-    const start: number[] = [], length: number[] = [], prev: number[] = [], next: number[] = [];
+    // symbols: one per code point, merged highest score first (the key is the negated score)
+    const start: number[] = [], length: number[] = [];
     for (let offset = 0; offset < text.length;) {
       const width = text.codePointAt(offset)! > 0xffff ? 2 : 1;
-      const index = start.length;
       start.push(offset);
       length.push(width);
-      prev.push(index - 1);
       offset += width;
-      next.push(offset === text.length ? -1 : index + 1);
     }
     if (start.length === 0) return;
-
-    // highest score first: the key is the negated score
-    const queue = new BigramQueue(start.length);
-    const tryAddBigram = (left: number, right: number) => {
-      if (left < 0 || right < 0) return;
-      const joined = length[left] + length[right];
-      const id = this.vocab.tokenToId.get(text.substr(start[left], joined));
-      if (id !== undefined) queue.push(-this.vocab.scores[id], left, right, joined);
-    };
-    for (let i = 1; i < start.length; i++) tryAddBigram(i - 1, i);
-
-    while (queue.pop()) {
-      const { left, right } = queue;
-      // a changed length means one of the two has merged since the pair was queued
-      if (length[left] === 0 || length[right] === 0 || length[left] + length[right] !== queue.length) continue;
-      // merge right into left and unlink right
-      length[left] += length[right];
-      length[right] = 0;
-      next[left] = next[right];
-      if (next[right] >= 0) prev[next[right]] = left;
-      tryAddBigram(prev[left], left);
-      tryAddBigram(left, next[left]);
-    }
+    const next = mergeSymbols(text, start, length, (left, right) => {
+      const id = this.vocab.tokenToId.get(left + right);
+      return id === undefined ? undefined : -this.vocab.scores[id];
+    });
 
     for (let i = 0; i !== -1; i = next[i]) {
       const piece = text.substr(start[i], length[i]);
