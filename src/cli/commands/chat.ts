@@ -6,7 +6,7 @@ import type { Command } from '../command.js';
 import { Model } from '../../generate/model.js';
 import { generate } from '../../generate/generate.js';
 import { ChatTemplate, chatPromptTokens, type ChatMessage } from '../../generate/chat-template.js';
-import { SAMPLING_OPTIONS, samplingFromArgs } from './model-options.js';
+import { MODEL_LOAD_OPTIONS, SAMPLING_OPTIONS, modelLoadOptions, samplingFromArgs } from './model-options.js';
 import { modelArgument } from '../default-model.js';
 
 export const chatCommand: Command = {
@@ -17,10 +17,11 @@ export const chatCommand: Command = {
     { name: 'system', short: 's', description: 'system prompt' },
     { name: 'n-predict', short: 'n', description: 'maximum tokens per answer (default 256)' },
     ...SAMPLING_OPTIONS,
+    ...MODEL_LOAD_OPTIONS,
   ],
   async run(args: ParsedArgs) {
     const path = modelArgument(args);
-    const model = Model.load(path);
+    const model = Model.load(path, modelLoadOptions(args));
     const tok = model.tokenizer;
     const text = (id: number | null) => (id === null ? '' : tok.tokenText(id));
     const template = ChatTemplate.fromMetadata(model.file.metadata, text(tok.bosId), text(tok.eosId));

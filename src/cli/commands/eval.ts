@@ -4,6 +4,7 @@ import { optBool, optInt, optString, UsageError, type ParsedArgs } from '../args
 import type { Command } from '../command.js';
 import { Model } from '../../generate/model.js';
 import { evaluate } from '../../generate/generate.js';
+import { MODEL_LOAD_OPTIONS, modelLoadOptions } from './model-options.js';
 
 /** The k largest logits of one row as [[id, logit], …], largest first (ties to the lower id). */
 export function topLogits(logits: Float32Array, offset: number, nVocab: number, k: number): [number, number][] {
@@ -21,11 +22,12 @@ export const evalCommand: Command = {
     { name: 'top', description: 'logits per position (default 10)' },
     { name: 'no-bos', boolean: true, description: 'do not add BOS/EOS tokens' },
     { name: 'json', boolean: true, description: 'print JSON {"prompt_tokens", "top"}' },
+    ...MODEL_LOAD_OPTIONS,
   ],
   run(args: ParsedArgs) {
     const [path] = args.positionals;
     if (!path) throw new UsageError('a model file is required');
-    const model = Model.load(path);
+    const model = Model.load(path, modelLoadOptions(args));
     const tokens = model.tokenizer.encode(optString(args, 'prompt') ?? '', { addSpecial: !optBool(args, 'no-bos'), parseSpecial: false });
     const k = optInt(args, 'top') ?? 10;
     const logits = evaluate(model, tokens);

@@ -2,7 +2,8 @@
 
 import { optInt, optList, optNumber, type OptionSpec, type ParsedArgs } from '../args.js';
 import type { SamplingParams } from '../../generate/sampler.js';
-import type { LoraSpec } from '../../generate/lora-adapter.js';
+import type { LoadOptions } from '../../generate/model.js';
+import { createBackend } from '../../kernels/select.js';
 
 export const SAMPLING_OPTIONS: OptionSpec[] = [
   { name: 'temp', description: 'temperature (0 = greedy; default 0.8)' },
@@ -33,12 +34,18 @@ export function samplingFromArgs(args: ParsedArgs): Partial<SamplingParams> {
   return params;
 }
 
-export const LORA_OPTIONS: OptionSpec[] = [
+/** How a command loads its model: compute threads and LoRA adapters. */
+export const MODEL_LOAD_OPTIONS: OptionSpec[] = [
+  { name: 'threads', short: 't', description: 'compute threads (default: number of cores)' },
   { name: 'lora', multiple: true, description: 'apply a LoRA adapter GGUF (repeatable)' },
   { name: 'lora-scale', description: 'scale s of the adapters: y = W·x + s·(alpha/r)·B·A·x (default 1)' },
 ];
 
-export function loraFromArgs(args: ParsedArgs): LoraSpec[] {
+export function modelLoadOptions(args: ParsedArgs): LoadOptions {
+  const threads = optInt(args, 'threads');
   const scale = optNumber(args, 'lora-scale') ?? 1;
-  return optList(args, 'lora').map((path) => ({ path, scale }));
+  return {
+    backend: threads === undefined ? undefined : createBackend(undefined, threads),
+    lora: optList(args, 'lora').map((path) => ({ path, scale })),
+  };
 }

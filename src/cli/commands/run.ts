@@ -5,7 +5,7 @@ import type { Command } from '../command.js';
 import { Model } from '../../generate/model.js';
 import { LLMEngine } from '../../engine/engine.js';
 import { collectCompletions } from '../../engine/llm.js';
-import { LORA_OPTIONS, SAMPLING_OPTIONS, loraFromArgs, samplingFromArgs } from './model-options.js';
+import { MODEL_LOAD_OPTIONS, SAMPLING_OPTIONS, modelLoadOptions, samplingFromArgs } from './model-options.js';
 import { modelArgument } from '../default-model.js';
 
 export const runCommand: Command = {
@@ -20,12 +20,12 @@ export const runCommand: Command = {
     { name: 'no-bos', boolean: true, description: 'do not add BOS/EOS tokens' },
     { name: 'json', boolean: true, description: 'print {"prompt_tokens","tokens","text"} instead of streaming' },
     ...SAMPLING_OPTIONS,
-    ...LORA_OPTIONS,
+    ...MODEL_LOAD_OPTIONS,
   ],
   async run(args: ParsedArgs) {
     const path = modelArgument(args);
     const prompt = optString(args, 'prompt') ?? '';
-    const model = Model.load(path, { lora: loraFromArgs(args) });
+    const model = Model.load(path, modelLoadOptions(args));
     const promptTokens = model.tokenizer.encode(prompt, { addSpecial: !optBool(args, 'no-bos'), parseSpecial: true });
     const maxTokens = optInt(args, 'n-predict') ?? 128;
     const json = optBool(args, 'json');

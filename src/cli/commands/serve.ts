@@ -8,7 +8,7 @@ import { LLMEngine } from '../../engine/engine.js';
 import { KilnServer } from '../../server/server.js';
 import { servedModel } from '../../server/openai-api.js';
 import { modelArgument } from '../default-model.js';
-import { LORA_OPTIONS, loraFromArgs } from './model-options.js';
+import { MODEL_LOAD_OPTIONS, modelLoadOptions } from './model-options.js';
 
 export const serveCommand: Command = {
   name: 'serve',
@@ -21,7 +21,7 @@ export const serveCommand: Command = {
     { name: 'ctx', short: 'c', description: 'context length per sequence (default: the model\'s, at most 2048)' },
     { name: 'max-seqs', description: 'sequences generated together at most (default 16)' },
     { name: 'max-waiting', description: 'requests waiting for a slot before new ones get 429 (default 64)' },
-    ...LORA_OPTIONS,
+    ...MODEL_LOAD_OPTIONS,
   ],
   async run(args: ParsedArgs) {
     const path = modelArgument(args);
@@ -29,7 +29,7 @@ export const serveCommand: Command = {
     if (port < 0 || port > 65535) throw new UsageError(`--port must be from 0 to 65535, got ${port}`);
     const maxWaiting = optInt(args, 'max-waiting') ?? 64;
     if (maxWaiting < 1) throw new UsageError(`--max-waiting must be at least 1, got ${maxWaiting}`);
-    const model = Model.load(path, { lora: loraFromArgs(args) });
+    const model = Model.load(path, modelLoadOptions(args));
     const engine = new LLMEngine(model, { maxNumSeqs: optInt(args, 'max-seqs'), maxModelLength: optInt(args, 'ctx') });
     const name = basename(path).replace(/\.gguf$/i, '');
     const server = new KilnServer({ engine, model: servedModel(model, name), apiKey: optString(args, 'api-key'), maxWaiting });
