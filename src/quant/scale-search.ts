@@ -16,14 +16,20 @@ export const GROUP_MAX_EPS = f32(1e-15);
 
 const TENTH = f32(0.1);
 
-/** make_qx_quants: symmetric levels by weighted least squares over 19 candidate scales around −nmax/max.
- *  Weights: `weights` when given, else x² (rmseType 1, the only kind ggml's k-quants use). */
-export function makeQxQuants(n: number, nmax: number, x: Float32Array, L: Int8Array, weights: Float32Array | null): number {
+/** The value of largest magnitude among x[0..n) (the first one on ties) and that magnitude. */
+function signedMaxAbs(x: Float32Array, n: number): { max: number; amax: number } {
   let max = 0, amax = 0;
   for (let i = 0; i < n; i++) {
     const ax = Math.abs(x[i]);
     if (ax > amax) { amax = ax; max = x[i]; }
   }
+  return { max, amax };
+}
+
+/** make_qx_quants: symmetric levels by weighted least squares over 19 candidate scales around −nmax/max.
+ *  Weights: `weights` when given, else x² (rmseType 1, the only kind ggml's k-quants use). */
+export function makeQxQuants(n: number, nmax: number, x: Float32Array, L: Int8Array, weights: Float32Array | null): number {
+  const { max, amax } = signedMaxAbs(x, n);
   if (amax < GROUP_MAX_EPS) {
     L.fill(0, 0, n);
     return 0;
@@ -62,11 +68,7 @@ export function makeQxQuants(n: number, nmax: number, x: Float32Array, L: Int8Ar
 /** make_q3_quants (with do_rmse): symmetric levels, then up to 5 rounds of moving single levels while the
  *  x²-weighted fit improves. */
 export function makeQ3Quants(n: number, nmax: number, x: Float32Array, L: Int8Array): number {
-  let max = 0, amax = 0;
-  for (let i = 0; i < n; i++) {
-    const ax = Math.abs(x[i]);
-    if (ax > amax) { amax = ax; max = x[i]; }
-  }
+  const { max, amax } = signedMaxAbs(x, n);
   if (amax < GROUP_MAX_EPS) {
     L.fill(0, 0, n);
     return 0;
