@@ -69,7 +69,6 @@ export function init_tables(): void {
 
 // ---- SIMD integer dot products --------------------------------------------------------------------------------
 
-/** i32x4 partial sums of Σ x_i·q_i over 16 lanes: x signed int8, q unsigned 0…127. */
 /** i32x4 partial sums of Σ x_i·q_i over two pairs of 16 lanes: x signed int8, q unsigned 0…31. */
 @inline function dotUnsigned2(x0: v128, q0: v128, x1: v128, q1: v128): v128 {
   // relaxed: the int16 pair sums of both halves fit int16 together (|Σ| ≤ 4·127·31 < 2^15)
@@ -77,6 +76,7 @@ export function init_tables(): void {
   return i32x4.add(dotUnsigned(x0, q0), dotUnsigned(x1, q1));
 }
 
+/** i32x4 partial sums of Σ x_i·q_i over 16 lanes: x signed int8, q unsigned 0…127. */
 @inline function dotUnsigned(x: v128, q: v128): v128 {
   if (RELAXED) return i32x4.extadd_pairwise_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(x, q));
   return i32x4.add(
@@ -91,19 +91,6 @@ export function init_tables(): void {
   return i32x4.mul(dotUnsigned(x, q), i32x4.splat(scale));
 }
 
-/** i32x4 partial sums of Σ x_i·w_i over 16 signed int8 lanes (|w| ≤ 127). */
-@inline function dotSigned(x: v128, w: v128): v128 {
-  // relaxed: move w's sign onto x, then an unsigned·signed dot product (ggml's maddubs trick)
-  if (RELAXED) {
-    const negative = i8x16.lt_s(w, i8x16.splat(0));
-    return i32x4.extadd_pairwise_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(i8x16.sub(v128.xor(x, negative), negative), i8x16.abs(w)));
-  }
-  return i32x4.add(
-    i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(x), i16x8.extend_low_i8x16_s(w)),
-    i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(x), i16x8.extend_high_i8x16_s(w)),
-  );
-}
-
 const LOW_NIBBLES = i8x16.splat(0x0f);
 
 @inline function lowNibbles(v: v128): v128 {
@@ -116,37 +103,57 @@ const LOW_NIBBLES = i8x16.splat(0x0f);
 
 // ---- activation quantizers (one row of n values at x → out) -------------------------------------------------
 
-/** Q8_0 (34-byte blocks) or Q8_1 (36-byte blocks, withSum): d = amax/127, q = nearest-even(x·127/amax). */
-function quantizeQ8Blocks(x: usize, out: usize, sums: usize, n: i32, withSum: bool): void {
-  const blockBytes: usize = withSum ? 36 : 34;
-  const qsAt: usize = withSum ? 4 : 2;
-  for (let b = 0; b < n / 32; b++) {
+// Q8_0 and Q8_1 share one quantizer (d = amax/127, q = nearest-even(x·127/amax)) and differ in how a row is stored:
+//   Q8_0: ggml's 34-byte blocks [d f16, q[32]];  Q8_1: 36-byte blocks [d f16, d·Σq f16, q[32]];
+//   Q8_0_SUMS (for Q4_0 weights): q [nb, 32] int8 | d [nb] f32 (the f16-rounded d) | Σq [nb] i32;
+//   Q8_0_SIGNS (for Q8_0 weights): per block |q| [32] then sign masks [32] (0xff where q < 0) | d [nb] f32.
+// The last two feed the 4-row kernels: scales as f32 vectors, and Q8_0's signs moved off the weights (see q8_0BlockSum).
+const Q8_0_LAYOUT = 0, Q8_1_LAYOUT = 1, Q8_0_SUMS = 2, Q8_0_SIGNS = 3;
+
+function quantizeQ8Blocks(x: usize, out: usize, n: i32, layout: i32): void {
+  const nb = n >> 5;
+  const tail = out + <usize>nb * (layout == Q8_0_SIGNS ? 64 : 32); // where the split layouts keep d (and Σq)
+  for (let b = 0; b < nb; b++) {
     let amax = f32x4.splat(0);
     for (let j = 0; j < 32; j += 4) amax = f32x4.max(amax, f32x4.abs(v128.load(x + (<usize>j << 2))));
     const a = max(max(f32x4.extract_lane(amax, 0), f32x4.extract_lane(amax, 1)), max(f32x4.extract_lane(amax, 2), f32x4.extract_lane(amax, 3)));
     const d: f32 = a / 127;
     const id: f32 = a != 0 ? <f32>127 / a : 0;
+    const block: usize = layout == Q8_0_LAYOUT ? out + 34 * <usize>b : layout == Q8_1_LAYOUT ? out + 36 * <usize>b : out + (<usize>b << (layout == Q8_0_SIGNS ? 6 : 5));
+    const qs: usize = layout == Q8_0_LAYOUT ? block + 2 : layout == Q8_1_LAYOUT ? block + 4 : block;
     let sum = 0;
     for (let j = 0; j < 32; j++) {
       const q = <i32>nearest<f32>(load<f32>(x + (<usize>j << 2)) * id);
-      store<i8>(out + qsAt + j, <i8>q);
+      if (layout == Q8_0_SIGNS) {
+        store<u8>(qs + j, <u8>abs(q));
+        store<u8>(qs + 32 + j, q < 0 ? 0xff : 0);
+      } else {
+        store<i8>(qs + j, <i8>q);
+      }
       sum += q;
     }
-    store<u16>(out, <u16>toF16(d));
-    if (withSum) store<u16>(out + 2, <u16>toF16(d * <f32>sum));
-    // block sums use the stored (f16) d, as the dot products do
-    if (sums) store<f32>(sums + (<usize>b << 2), f16(toF16(d)) * <f32>sum);
+    if (layout <= Q8_1_LAYOUT) store<u16>(block, <u16>toF16(d));
+    if (layout == Q8_1_LAYOUT) store<u16>(block + 2, <u16>toF16(d * <f32>sum));
+    if (layout >= Q8_0_SUMS) store<f32>(tail + (<usize>b << 2), f16(toF16(d)));
+    if (layout == Q8_0_SUMS) store<i32>(tail + (<usize>nb << 2) + (<usize>b << 2), sum);
     x += 128;
-    out += blockBytes;
   }
 }
 
-export function quantize_q8_0(x: usize, out: usize, sums: usize, n: i32): void {
-  quantizeQ8Blocks(x, out, sums, n, false);
+export function quantize_q8_0(x: usize, out: usize, n: i32): void {
+  quantizeQ8Blocks(x, out, n, Q8_0_LAYOUT);
 }
 
 export function quantize_q8_1(x: usize, out: usize, n: i32): void {
-  quantizeQ8Blocks(x, out, 0, n, true);
+  quantizeQ8Blocks(x, out, n, Q8_1_LAYOUT);
+}
+
+export function quantize_q8_0_sums(x: usize, out: usize, n: i32): void {
+  quantizeQ8Blocks(x, out, n, Q8_0_SUMS);
+}
+
+export function quantize_q8_0_signs(x: usize, out: usize, n: i32): void {
+  quantizeQ8Blocks(x, out, n, Q8_0_SIGNS);
 }
 
 /** Q8_K (292-byte super-blocks): iscale = −127/max (max = value of largest magnitude), q = min(127, nearest-even(iscale·x)). */
@@ -191,34 +198,6 @@ export function quantize_floats(x: usize, out: usize, n: i32, bf16: bool): void 
 }
 
 // ---- row dot products: one weight row (nb blocks at w) · one activation row (at x) ----------------------------
-
-function dotQ8_0(w: usize, x: usize, nb: i32): f32 {
-  let acc = f32x4.splat(0);
-  for (let b = 0; b < nb; b++) {
-    const s = i32x4.add(dotSigned(v128.load(x + 2), v128.load(w + 2)), dotSigned(v128.load(x + 18), v128.load(w + 18)));
-    const d = loadF16(w) * loadF16(x);
-    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.splat(d)));
-    w += 34;
-    x += 34;
-  }
-  return hsum(acc);
-}
-
-/** Q4_0: value j = (nibble − 8)·d; Σ (nibble − 8)·x = Σ nibble·x − 8·Σx, with d_x·Σx from the activation's block sums. */
-function dotQ4_0(w: usize, x: usize, sums: usize, nb: i32): f32 {
-  let acc = f32x4.splat(0);
-  let correction: f32 = 0;
-  for (let b = 0; b < nb; b++) {
-    const qs = v128.load(w + 2);
-    const s = dotUnsigned2(v128.load(x + 2), lowNibbles(qs), v128.load(x + 18), highNibbles(qs));
-    const dw = loadF16(w);
-    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.splat(dw * loadF16(x))));
-    correction += dw * load<f32>(sums + (<usize>b << 2));
-    w += 18;
-    x += 34;
-  }
-  return hsum(acc) - 8 * correction;
-}
 
 /** Q4_1 · Q8_1: d_w·d_x·Σ q·x + m_w·s_x (s_x = d_x·Σx). */
 function dotQ4_1(w: usize, x: usize, nb: i32): f32 {
@@ -528,10 +507,8 @@ function dotF32(w: usize, x: usize, n: i32): f32 {
 const F32 = 0, F16 = 1, Q4_0 = 2, Q4_1 = 3, Q5_0 = 6, Q5_1 = 7, Q8_0 = 8, Q2_K = 10, Q3_K = 11, Q4_K = 12, Q5_K = 13, Q6_K = 14, BF16 = 30;
 
 /** One weight row · one activation row of n values. */
-@inline function dotRow(type: i32, w: usize, x: usize, sums: usize, n: i32, scratch: usize): f32 {
+@inline function dotRow(type: i32, w: usize, x: usize, n: i32, scratch: usize): f32 {
   switch (type) {
-    case Q8_0: return dotQ8_0(w, x, n >> 5);
-    case Q4_0: return dotQ4_0(w, x, sums, n >> 5);
     case Q4_1: return dotQ4_1(w, x, n >> 5);
     case Q5_0: return dotQ5_0(w, x, n >> 5);
     case Q5_1: return dotQ5_1(w, x, n >> 5);
@@ -547,6 +524,106 @@ const F32 = 0, F16 = 1, Q4_0 = 2, Q4_1 = 3, Q5_0 = 6, Q5_1 = 7, Q8_0 = 8, Q2_K =
   }
 }
 
+// ---- 4-row kernels (Q8_0, Q4_0): four weight rows at once, against 1 token (decode) or 4 (prefill) -----------------
+// Every (row, token) block product is an exact integer, as in ggml. rowSums4 gathers the four rows' partial sums into
+// one vector, so converting, scaling by d_w·d_x and accumulating happen once per four rows. A last group of fewer than
+// four rows is done one row at a time with a row stride of 0 (the row repeated, lane 0 stored).
+
+/** [Σ s0, Σ s1, Σ s2, Σ s3]: the lane sums of four i32x4 vectors. */
+@inline function rowSums4(s0: v128, s1: v128, s2: v128, s3: v128): v128 {
+  // [s0₀+s0₂, s1₀+s1₂, s0₁+s0₃, s1₁+s1₃], likewise for s2, s3; then add the halves
+  const t0 = i32x4.add(i8x16.shuffle(s0, s1, 0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23), i8x16.shuffle(s0, s1, 8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31));
+  const t1 = i32x4.add(i8x16.shuffle(s2, s3, 0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23), i8x16.shuffle(s2, s3, 8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31));
+  return i32x4.add(i8x16.shuffle(t0, t1, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), i8x16.shuffle(t0, t1, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31));
+}
+
+/** f32 of the four f16 values at p, p + stride, p + 2·stride, p + 3·stride. */
+@inline function scales4(p: usize, stride: usize): v128 {
+  let v = i16x8.splat(<i16>load<u16>(p));
+  v = v128.load16_lane(p + stride, v, 1);
+  v = v128.load16_lane(p + 2 * stride, v, 2);
+  v = v128.load16_lane(p + 3 * stride, v, 3);
+  return widenF16(i32x4.shl(i32x4.extend_low_i16x8_u(v), 16));
+}
+
+/** The four rows' values of one token: all four lanes, or lane 0 for a single row. */
+@inline function storeRows(out: usize, acc: v128, nRows: i32): void {
+  if (nRows == 4) v128.store(out, acc);
+  else store<f32>(out, f32x4.extract_lane(acc, 0));
+}
+
+/** i32x4 partial sums of one Q8_0 weight block (at w) · one Q8_0_SIGNS activation block (at x): x's signs move onto w. */
+@inline function q8_0BlockSum(w: usize, x: usize): v128 {
+  const s0 = v128.load(x + 32), s1 = v128.load(x + 48);
+  return i32x4.add(
+    dotUnsigned(i8x16.sub(v128.xor(v128.load(w + 2), s0), s0), v128.load(x)),
+    dotUnsigned(i8x16.sub(v128.xor(v128.load(w + 18), s1), s1), v128.load(x + 16)),
+  );
+}
+
+/** acc + (d_w · d_x)·Σ w·x for one block of four rows (at w, stride rb) and one token. */
+@inline function q8_0Token(acc: v128, w: usize, rb: usize, x: usize, dw: v128, dx: f32): v128 {
+  const s = rowSums4(q8_0BlockSum(w, x), q8_0BlockSum(w + rb, x), q8_0BlockSum(w + 2 * rb, x), q8_0BlockSum(w + 3 * rb, x));
+  return madd(f32x4.convert_i32x4_s(s), f32x4.mul(dw, f32x4.splat(dx)), acc);
+}
+
+/** i32x4 partial sums of Σ nibble·x for one Q4_0 weight block (at w) and 32 int8 activations (at x). */
+@inline function q4_0BlockSum(w: usize, x: usize): v128 {
+  const qs = v128.load(w + 2);
+  return dotUnsigned2(v128.load(x), lowNibbles(qs), v128.load(x + 16), highNibbles(qs));
+}
+
+/** acc + (d_w · d_x)·Σ (nibble − 8)·x for one block of four rows and one token: Σ nibble·x − 8·Σx, in integers. */
+@inline function q4_0Token(acc: v128, w: usize, rb: usize, x: usize, xSum: i32, dw: v128, dx: f32): v128 {
+  const s = rowSums4(q4_0BlockSum(w, x), q4_0BlockSum(w + rb, x), q4_0BlockSum(w + 2 * rb, x), q4_0BlockSum(w + 3 * rb, x));
+  return madd(f32x4.convert_i32x4_s(i32x4.sub(s, i32x4.splat(xSum << 3))), f32x4.mul(dw, f32x4.splat(dx)), acc);
+}
+
+/**
+ * Rows at w, w + rb, w + 2·rb, w + 3·rb (nb blocks each) · nt (1 or 4, a constant where inlined) activation rows at
+ * x + t·xStride → out + t·outStride (four floats, or one when nRows is 1).
+ */
+@inline function rows4(type: i32, w: usize, rb: usize, x: usize, xStride: usize, nb: i32, out: usize, outStride: usize, nt: i32, nRows: i32): void {
+  const blockBytes: usize = type == Q8_0 ? 34 : 18;
+  const qBytes: usize = type == Q8_0 ? 64 : 32;                 // activation bytes per block
+  const dAt = x + <usize>nb * qBytes, sumAt = dAt + (<usize>nb << 2); // the activation's d [nb] f32 (and Σq [nb] i32)
+  let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
+  for (let b = 0; b < nb; b++) {
+    const dw = scales4(w, rb);
+    const xb = x + <usize>b * qBytes, db = dAt + (<usize>b << 2), sb = sumAt + (<usize>b << 2);
+    if (type == Q8_0) {
+      a0 = q8_0Token(a0, w, rb, xb, dw, load<f32>(db));
+      if (nt == 4) {
+        a1 = q8_0Token(a1, w, rb, xb + xStride, dw, load<f32>(db + xStride));
+        a2 = q8_0Token(a2, w, rb, xb + 2 * xStride, dw, load<f32>(db + 2 * xStride));
+        a3 = q8_0Token(a3, w, rb, xb + 3 * xStride, dw, load<f32>(db + 3 * xStride));
+      }
+    } else {
+      a0 = q4_0Token(a0, w, rb, xb, load<i32>(sb), dw, load<f32>(db));
+      if (nt == 4) {
+        a1 = q4_0Token(a1, w, rb, xb + xStride, load<i32>(sb + xStride), dw, load<f32>(db + xStride));
+        a2 = q4_0Token(a2, w, rb, xb + 2 * xStride, load<i32>(sb + 2 * xStride), dw, load<f32>(db + 2 * xStride));
+        a3 = q4_0Token(a3, w, rb, xb + 3 * xStride, load<i32>(sb + 3 * xStride), dw, load<f32>(db + 3 * xStride));
+      }
+    }
+    w += blockBytes;
+  }
+  storeRows(out, a0, nRows);
+  if (nt == 4) {
+    storeRows(out + outStride, a1, nRows);
+    storeRows(out + 2 * outStride, a2, nRows);
+    storeRows(out + 3 * outStride, a3, nRows);
+  }
+}
+
+function rows4Token1(type: i32, w: usize, rb: usize, x: usize, nb: i32, out: usize, nRows: i32): void {
+  rows4(type, w, rb, x, 0, nb, out, 0, 1, nRows);
+}
+
+function rows4Tokens4(type: i32, w: usize, rb: usize, x: usize, xStride: usize, nb: i32, out: usize, outStride: usize, nRows: i32): void {
+  rows4(type, w, rb, x, xStride, nb, out, outStride, 4, nRows);
+}
+
 // ---- 4-token tiles: each weight block is decoded once and multiplied with four activation rows ----------------
 
 /** Where a 4-token tile writes: token t's value goes to out + t·outStride (only the first nt are real tokens). */
@@ -555,67 +632,6 @@ const F32 = 0, F16 = 1, Q4_0 = 2, Q4_1 = 3, Q5_0 = 6, Q5_1 = 7, Q8_0 = 8, Q2_K =
   if (nt > 1) store<f32>(out + outStride, a1);
   if (nt > 2) store<f32>(out + 2 * outStride, a2);
   if (nt > 3) store<f32>(out + 3 * outStride, a3);
-}
-
-/** acc + (Σ over one Q8_0 block of w·x)·d for a block whose weights were prepared by the caller. */
-@inline function q8_0TokenBlock(acc: v128, x: usize, w0: v128, w1: v128, neg0: v128, neg1: v128, abs0: v128, abs1: v128, dw: f32): v128 {
-  let s: v128;
-  if (RELAXED) {
-    s = i32x4.add(
-      i32x4.extadd_pairwise_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(i8x16.sub(v128.xor(v128.load(x + 2), neg0), neg0), abs0)),
-      i32x4.extadd_pairwise_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(i8x16.sub(v128.xor(v128.load(x + 18), neg1), neg1), abs1)),
-    );
-  } else {
-    s = i32x4.add(dotSigned(v128.load(x + 2), w0), dotSigned(v128.load(x + 18), w1));
-  }
-  return f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.splat(dw * loadF16(x))));
-}
-
-function tileQ8_0(w: usize, x: usize, xStride: usize, nb: i32, out: usize, outStride: usize, nt: i32): void {
-  const x1 = nt > 1 ? x + xStride : x, x2 = nt > 2 ? x + 2 * xStride : x, x3 = nt > 3 ? x + 3 * xStride : x;
-  let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
-  for (let b = 0; b < nb; b++) {
-    const w0 = v128.load(w + 2), w1 = v128.load(w + 18);
-    const neg0 = i8x16.lt_s(w0, i8x16.splat(0)), neg1 = i8x16.lt_s(w1, i8x16.splat(0));
-    const abs0 = i8x16.abs(w0), abs1 = i8x16.abs(w1);
-    const dw = loadF16(w);
-    const o = <usize>b * 34;
-    a0 = q8_0TokenBlock(a0, x + o, w0, w1, neg0, neg1, abs0, abs1, dw);
-    a1 = q8_0TokenBlock(a1, x1 + o, w0, w1, neg0, neg1, abs0, abs1, dw);
-    a2 = q8_0TokenBlock(a2, x2 + o, w0, w1, neg0, neg1, abs0, abs1, dw);
-    a3 = q8_0TokenBlock(a3, x3 + o, w0, w1, neg0, neg1, abs0, abs1, dw);
-    w += 34;
-  }
-  storeTile(out, outStride, nt, hsum(a0), hsum(a1), hsum(a2), hsum(a3));
-}
-
-/** acc + dw·dx·Σ nibble·x for one Q4_0 block (the −8·Σx part is added from the block sums by the caller). */
-@inline function q4_0TokenBlock(acc: v128, x: usize, lo: v128, hi: v128, dw: f32): v128 {
-  const s = dotUnsigned2(v128.load(x + 2), lo, v128.load(x + 18), hi);
-  return f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.splat(dw * loadF16(x))));
-}
-
-function tileQ4_0(w: usize, x: usize, xStride: usize, sums: usize, sumsStride: usize, nb: i32, out: usize, outStride: usize, nt: i32): void {
-  const x1 = nt > 1 ? x + xStride : x, x2 = nt > 2 ? x + 2 * xStride : x, x3 = nt > 3 ? x + 3 * xStride : x;
-  const s1 = nt > 1 ? sums + sumsStride : sums, s2 = nt > 2 ? sums + 2 * sumsStride : sums, s3 = nt > 3 ? sums + 3 * sumsStride : sums;
-  let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
-  let c0: f32 = 0, c1: f32 = 0, c2: f32 = 0, c3: f32 = 0;
-  for (let b = 0; b < nb; b++) {
-    const qs = v128.load(w + 2);
-    const lo = lowNibbles(qs), hi = highNibbles(qs);
-    const dw = loadF16(w);
-    const o = <usize>b * 34, so = <usize>b << 2;
-    a0 = q4_0TokenBlock(a0, x + o, lo, hi, dw);
-    a1 = q4_0TokenBlock(a1, x1 + o, lo, hi, dw);
-    a2 = q4_0TokenBlock(a2, x2 + o, lo, hi, dw);
-    a3 = q4_0TokenBlock(a3, x3 + o, lo, hi, dw);
-    c0 += dw * load<f32>(sums + so);
-    c1 += dw * load<f32>(s1 + so);
-    c2 += dw * load<f32>(s2 + so);
-    c3 += dw * load<f32>(s3 + so);
-    w += 18;
-  }
-  storeTile(out, outStride, nt, hsum(a0) - 8 * c0, hsum(a1) - 8 * c1, hsum(a2) - 8 * c2, hsum(a3) - 8 * c3);
 }
 
 /** acc + w·x over 16 F16/BF16 weights already widened (e0/o0/e1/o1, even/odd order) for one token. */
@@ -746,14 +762,12 @@ function tileK(type: i32, w: usize, wBlockBytes: usize, x: usize, xStride: usize
 
 /** Whether a 4-token tile kernel exists for this type (others multiply token by token). */
 @inline function hasTile(type: i32): bool {
-  return type == Q8_0 || type == Q4_0 || type == Q4_K || type == Q6_K || type == F16 || type == BF16;
+  return type == Q4_K || type == Q6_K || type == F16 || type == BF16;
 }
 
 /** W[row] · the nt (≤ 4) activation rows at x, x + xStride, …, written to out + t·outStride. */
-@inline function dotTile(type: i32, row: usize, x: usize, xStride: usize, sums: usize, sumsStride: usize, n: i32, scratch: usize, out: usize, outStride: usize, nt: i32): void {
+@inline function dotTile(type: i32, row: usize, x: usize, xStride: usize, n: i32, scratch: usize, out: usize, outStride: usize, nt: i32): void {
   switch (type) {
-    case Q8_0: tileQ8_0(row, x, xStride, n >> 5, out, outStride, nt); break;
-    case Q4_0: tileQ4_0(row, x, xStride, sums, sumsStride, n >> 5, out, outStride, nt); break;
     case Q4_K: tileK(Q4_K, row, 144, x, xStride, n >> 8, scratch, out, outStride, nt); break;
     case Q6_K: tileK(Q6_K, row, 210, x, xStride, n >> 8, scratch, out, outStride, nt); break;
     case F16: tileHalf(row, x, xStride, n, true, out, outStride, nt); break;
@@ -762,36 +776,45 @@ function tileK(type: i32, w: usize, wBlockBytes: usize, x: usize, xStride: usize
 }
 
 /**
- * out[t, r] = W[r] · act[t] for rows claimed in chunks of `chunk` from the shared counter at `counter`
- * (every thread calls this with the same arguments; atomic.add hands out disjoint chunks).
- * w: [nOut rows of wRowBytes], act: [nTokens rows of actRowBytes], sums: [nTokens, nIn/32] f32 (Q4_0), out: [nTokens, nOut] f32.
- * Tokens are visited in tiles of 32 so a tile's activations stay in cache while a chunk of rows is streamed past them;
- * within a tile, types with a tile kernel decode each weight block once for 4 tokens. scratch: 512 bytes of the thread's own.
+ * out[t, r] = W[r] · act[t] for rows claimed in chunks of `chunk` (a multiple of 4) from the shared counter at
+ * `counter` (every thread calls this with the same arguments; atomic.add hands out disjoint chunks).
+ * w: [nOut rows of wRowBytes], act: [nTokens rows of actRowBytes], out: [nTokens, nOut] f32.
+ * Tokens are visited in tiles of 32 so a tile's activations stay in cache while a chunk of rows is streamed past them.
+ * Within a tile, Q8_0 and Q4_0 go four rows at a time (rows4), types with a tile kernel decode each weight block
+ * once for 4 tokens, and the rest multiply row by token. scratch: 512 bytes of the thread's own.
  */
 export function matmul(
-  type: i32, w: usize, wRowBytes: i32, act: usize, actRowBytes: i32, sums: usize,
+  type: i32, w: usize, wRowBytes: i32, act: usize, actRowBytes: i32,
   out: usize, nIn: i32, nOut: i32, nTokens: i32, counter: usize, chunk: i32, scratch: usize,
 ): void {
-  const sumsRowBytes = (nIn >> 5) << 2;
+  const outStride = <usize>nOut << 2;
+  const actStride = <usize>actRowBytes;
   while (true) {
     const r0 = atomic.add<i32>(counter, chunk);
     if (r0 >= nOut) break;
     const r1 = min(nOut, r0 + chunk);
     for (let t0 = 0; t0 < nTokens; t0 += 32) {
       const t1 = min(nTokens, t0 + 32);
+      if (type == Q8_0 || type == Q4_0) {
+        for (let r = r0; r < r1; ) {
+          const nRows = r + 4 <= r1 ? 4 : 1;
+          const row = w + <usize>r * wRowBytes, rb: usize = nRows == 4 ? wRowBytes : 0;
+          let t = t0;
+          for (; t + 4 <= t1; t += 4) rows4Tokens4(type, row, rb, act + <usize>t * actStride, actStride, nIn >> 5, out + <usize>t * outStride + (<usize>r << 2), outStride, nRows);
+          for (; t < t1; t++) rows4Token1(type, row, rb, act + <usize>t * actStride, nIn >> 5, out + <usize>t * outStride + (<usize>r << 2), nRows);
+          r += nRows;
+        }
+        continue;
+      }
       for (let r = r0; r < r1; r++) {
         const row = w + <usize>r * wRowBytes;
         if (nTokens > 1 && hasTile(type)) {
           for (let t = t0; t < t1; t += 4) {
-            dotTile(type, row, act + <usize>t * actRowBytes, actRowBytes, sums + <usize>t * sumsRowBytes, sumsRowBytes, nIn, scratch,
-              out + ((<usize>t * nOut + r) << 2), <usize>nOut << 2, min(4, t1 - t));
+            dotTile(type, row, act + <usize>t * actStride, actStride, nIn, scratch, out + <usize>t * outStride + (<usize>r << 2), outStride, min(4, t1 - t));
           }
           continue;
         }
-        for (let t = t0; t < t1; t++) {
-          const value = dotRow(type, row, act + <usize>t * actRowBytes, sums + <usize>t * sumsRowBytes, nIn, scratch);
-          store<f32>(out + ((<usize>t * nOut + r) << 2), value);
-        }
+        for (let t = t0; t < t1; t++) store<f32>(out + <usize>t * outStride + (<usize>r << 2), dotRow(type, row, act + <usize>t * actStride, nIn, scratch));
       }
     }
   }

@@ -47,32 +47,36 @@ export function newSharedMemory(pages: number): WebAssembly.Memory {
 let cache: { simd?: KernelModule; relaxed?: KernelModule | null } = {};
 
 /**
- * Whether the relaxed build validates here and computes what the plain SIMD build computes on a Q4_0 · Q8_0 dot
- * at extreme values (a runtime might lower relaxed dot products differently; the result must be exact).
+ * Whether the relaxed build validates here and computes what the plain SIMD build computes on Q4_0 and Q8_0 block
+ * products at extreme values (a runtime might lower relaxed dot products differently; the result must be exact).
  */
 function relaxedWorks(relaxed: WebAssembly.Module, simd: WebAssembly.Module): boolean {
   const memory = newSharedMemory(6);
   const bytes = new Uint8Array(memory.buffer);
-  // past the kernels' reserved area (static data, f16 table): weight block (18 bytes, d = 1.0) at +0,
-  // activation block (34 bytes, d = 1.0) at +1024, its block sum at +2048, the output at +3072
+  // past the kernels' reserved area (static data, f16 table): a Q4_0 and a Q8_0 weight block (d = 1.0),
+  // 32 activations, their quantized row and two outputs
   const base = 5 * PAGE;
-  const w = base, a = base + 1024, sums = base + 2048, out = base + 3072;
-  bytes[w] = 0x00; bytes[w + 1] = 0x3c;
-  for (let j = 0; j < 16; j++) bytes[w + 2 + j] = (j * 37 + 11) & 0xff;
-  bytes[a] = 0x00; bytes[a + 1] = 0x3c;
-  for (let j = 0; j < 32; j++) bytes[a + 2 + j] = (j % 3 === 0 ? -127 : 127 - j) & 0xff;
+  const q4 = base, q8 = base + 64, x = base + 1024, act = base + 2048, out = base + 3072;
+  bytes[q4] = 0x00; bytes[q4 + 1] = 0x3c;
+  for (let j = 0; j < 16; j++) bytes[q4 + 2 + j] = (j * 37 + 11) & 0xff;
+  bytes[q8] = 0x00; bytes[q8 + 1] = 0x3c;
+  for (let j = 0; j < 32; j++) bytes[q8 + 2 + j] = (j % 2 ? -127 : 127 - 3 * j) & 0xff;
   const run = (module: WebAssembly.Module) => {
-    new Int32Array(memory.buffer, 0, 1)[0] = 0;
     const exports = new WebAssembly.Instance(module, { env: { memory } }).exports as unknown as KernelExports;
     exports.init_tables();
-    exports.matmul(2, w, 18, a, 34, sums, out, 32, 1, 1, 0, 1, 0);
-    return new Float32Array(memory.buffer, out, 1)[0];
+    new Float32Array(memory.buffer, x, 32).set(Array.from({ length: 32 }, (_, j) => (j % 3 === 0 ? -1 : 1 - j / 40)));
+    const counter = new Int32Array(memory.buffer, 0, 1);
+    exports.quantize_q8_0_sums(x, act, 32);
+    counter[0] = 0;
+    exports.matmul(2, q4, 18, act, 40, out, 32, 1, 1, 0, 4, 0);
+    exports.quantize_q8_0_signs(x, act, 32);
+    counter[0] = 0;
+    exports.matmul(8, q8, 34, act, 68, out + 4, 32, 1, 1, 0, 4, 0);
+    return Array.from(new Float32Array(memory.buffer, out, 2));
   };
   try {
-    let sum = 0;
-    for (let j = 0; j < 32; j++) sum += (j % 3 === 0 ? -127 : 127 - j);
-    new Float32Array(memory.buffer, sums, 1)[0] = sum;
-    return run(relaxed) === run(simd);
+    const [a, b] = [run(relaxed), run(simd)];
+    return a[0] === b[0] && a[1] === b[1];
   } catch {
     return false;
   }
@@ -94,11 +98,13 @@ export function kernelModule(preferRelaxed = true): KernelModule {
 
 /** The functions exported by wasm/kernels.ts (addresses are byte offsets into the shared memory). */
 export interface KernelExports {
-  quantize_q8_0(x: number, out: number, sums: number, n: number): void;
+  quantize_q8_0(x: number, out: number, n: number): void;
+  quantize_q8_0_sums(x: number, out: number, n: number): void;
+  quantize_q8_0_signs(x: number, out: number, n: number): void;
   quantize_q8_1(x: number, out: number, n: number): void;
   quantize_q8_k(x: number, out: number, n: number): void;
   quantize_floats(x: number, out: number, n: number, bf16: boolean): void;
-  matmul(type: number, w: number, wRowBytes: number, act: number, actRowBytes: number, sums: number,
+  matmul(type: number, w: number, wRowBytes: number, act: number, actRowBytes: number,
     out: number, nIn: number, nOut: number, nTokens: number, counter: number, chunk: number, scratch: number): void;
   attention(q: number, out: number, keys: number, values: number, slots: number, rowStart: number, rowLength: number,
     nTokens: number, nHeads: number, nKvHeads: number, headDim: number, scale: number, counter: number, scratch: number): void;

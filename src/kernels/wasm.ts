@@ -14,22 +14,25 @@ import type { GGUFModelFile } from '../gguf/model-file.js';
 import type { WeightTensor } from '../tensor/tensor.js';
 import { GGMLType, typeInfo } from '../tensor/ggml-type.js';
 
-/** How activations are prepared for a weight type: the vec_dot_type's row bytes and the quantizer call. */
+/** How activations are prepared for a weight type: bytes per row and the quantizer (see wasm/kernels.ts for layouts). */
 interface ActivationFormat {
   rowBytes(nIn: number): number;
-  /** quantizes row (f32 at x) to out; sums: Q8_0 block sums (d·Σq) or 0 */
-  quantize(k: Arena['exports'], x: number, out: number, sums: number, nIn: number): void;
+  /** quantizes one row (f32 at x) to out */
+  quantize(k: Arena['exports'], x: number, out: number, nIn: number): void;
   /** kernels need nIn to be a multiple of this */
   multiple: number;
 }
 
-const Q8_0_ACT: ActivationFormat = { rowBytes: (n) => (n / 32) * 34, quantize: (k, x, o, s, n) => k.quantize_q8_0(x, o, s, n), multiple: 32 };
-const Q8_1_ACT: ActivationFormat = { rowBytes: (n) => (n / 32) * 36, quantize: (k, x, o, _s, n) => k.quantize_q8_1(x, o, n), multiple: 32 };
-const Q8_K_ACT: ActivationFormat = { rowBytes: (n) => (n / 256) * 292, quantize: (k, x, o, _s, n) => k.quantize_q8_k(x, o, n), multiple: 256 };
-const floatAct = (bf16: boolean): ActivationFormat => ({ rowBytes: (n) => 4 * n, quantize: (k, x, o, _s, n) => k.quantize_floats(x, o, n, bf16), multiple: 8 });
+const Q8_0_ACT: ActivationFormat = { rowBytes: (n) => (n / 32) * 34, quantize: (k, x, o, n) => k.quantize_q8_0(x, o, n), multiple: 32 };
+// for the 4-row kernels: Q8_0 with f32 scales and block sums (Q4_0 weights) or with signs split off (Q8_0 weights)
+const Q8_0_SUMS_ACT: ActivationFormat = { rowBytes: (n) => (n / 32) * 40, quantize: (k, x, o, n) => k.quantize_q8_0_sums(x, o, n), multiple: 32 };
+const Q8_0_SIGNS_ACT: ActivationFormat = { rowBytes: (n) => (n / 32) * 68, quantize: (k, x, o, n) => k.quantize_q8_0_signs(x, o, n), multiple: 32 };
+const Q8_1_ACT: ActivationFormat = { rowBytes: (n) => (n / 32) * 36, quantize: (k, x, o, n) => k.quantize_q8_1(x, o, n), multiple: 32 };
+const Q8_K_ACT: ActivationFormat = { rowBytes: (n) => (n / 256) * 292, quantize: (k, x, o, n) => k.quantize_q8_k(x, o, n), multiple: 256 };
+const floatAct = (bf16: boolean): ActivationFormat => ({ rowBytes: (n) => 4 * n, quantize: (k, x, o, n) => k.quantize_floats(x, o, n, bf16), multiple: 8 });
 
 const ACTIVATIONS = new Map<GGMLType, ActivationFormat>([
-  [GGMLType.Q4_0, Q8_0_ACT], [GGMLType.Q5_0, Q8_0_ACT], [GGMLType.Q8_0, Q8_0_ACT],
+  [GGMLType.Q4_0, Q8_0_SUMS_ACT], [GGMLType.Q5_0, Q8_0_ACT], [GGMLType.Q8_0, Q8_0_SIGNS_ACT],
   [GGMLType.Q4_1, Q8_1_ACT], [GGMLType.Q5_1, Q8_1_ACT],
   [GGMLType.Q2_K, Q8_K_ACT], [GGMLType.Q3_K, Q8_K_ACT], [GGMLType.Q4_K, Q8_K_ACT], [GGMLType.Q5_K, Q8_K_ACT], [GGMLType.Q6_K, Q8_K_ACT],
   // F16 weights meet unrounded f32 activations (as the reference does, after llama.cpp's F16×F32 path)
@@ -127,7 +130,7 @@ export class WasmBackend implements Backend {
     const format = ACTIVATIONS.get(w.type);
     if (!format || nIn % format.multiple !== 0) return this.scalar.matmul(out, x, w, nTokens);
     // bound the scratch of a large batch (e.g. logits of every row of a long prompt)
-    const perToken = 4 * nIn + format.rowBytes(nIn) + nIn / 8 + 4 * nOut;
+    const perToken = 4 * nIn + format.rowBytes(nIn) + 4 * nOut;
     const step = Math.max(1, Math.floor(this.maxScratch / perToken));
     for (let t = 0; t < nTokens; t += step) {
       const n = Math.min(step, nTokens - t);
@@ -143,21 +146,21 @@ export class WasmBackend implements Backend {
     const wRowBytes = (nIn / blockSize) * typeSize;
     const actRowBytes = format.rowBytes(nIn);
     try {
-      // scratch: x [nTokens, nIn] f32 | act [nTokens, actRowBytes] | sums [nTokens, nIn/32] f32 | out [nTokens, nOut] f32
+      // scratch: x [nTokens, nIn] f32 | act [nTokens, actRowBytes] | out [nTokens, nOut] f32
       const xAt = arena.scratch(4 * nTokens * nIn);
       const actAt = arena.scratch(nTokens * actRowBytes);
-      const sumsAt = arena.scratch(4 * nTokens * (nIn / 32));
       const outAt = arena.scratch(4 * nTokens * nOut);
       const threadScratch = arena.scratch(512 * this.threads);
       const buffer = arena.bytes().buffer;
       new Float32Array(buffer, xAt, nTokens * nIn).set(x.subarray(0, nTokens * nIn));
       for (let t = 0; t < nTokens; t++) {
-        format.quantize(k, xAt + 4 * t * nIn, actAt + t * actRowBytes, sumsAt + 4 * t * (nIn / 32), nIn);
+        format.quantize(k, xAt + 4 * t * nIn, actAt + t * actRowBytes, nIn);
       }
       new Int32Array(buffer, COUNTER, 1)[0] = 0;
-      // chunks small enough that threads finish together, large enough to amortize claiming one
-      const chunk = Math.max(1, Math.ceil(nOut / (this.threads * 16)));
-      const args = [w.type, address, wRowBytes, actAt, actRowBytes, sumsAt, outAt, nIn, nOut, nTokens, COUNTER, chunk];
+      // chunks small enough that threads finish together, large enough to amortize claiming one; whole groups of
+      // four rows for the 4-row kernels
+      const chunk = 4 * Math.max(1, Math.ceil(nOut / (this.threads * 64)));
+      const args = [w.type, address, wRowBytes, actAt, actRowBytes, outAt, nIn, nOut, nTokens, COUNTER, chunk];
       this.pool.run(k, arena.index, 'matmul', args, threadScratch, 512);
       out.set(new Float32Array(buffer, outAt, nTokens * nOut));
     } finally {

@@ -156,7 +156,7 @@ test('activation quantizers are byte-identical to the reference (Q8_0, Q8_1, Q8_
   x[32] = 127;
   for (let j = 33; j < 64; j++) x[j] = (j % 2 ? 1 : -1) * ((j % 7) + 0.5);
   for (const [type, run] of [
-    [GGMLType.Q8_0, (xa: number, out: number) => arena.exports.quantize_q8_0(xa, out, 0, n)],
+    [GGMLType.Q8_0, (xa: number, out: number) => arena.exports.quantize_q8_0(xa, out, n)],
     [GGMLType.Q8_1, (xa: number, out: number) => arena.exports.quantize_q8_1(xa, out, n)],
     [GGMLType.Q8_K, (xa: number, out: number) => arena.exports.quantize_q8_k(xa, out, n)],
   ] as const) {
