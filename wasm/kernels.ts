@@ -121,17 +121,25 @@ function quantizeQ8Blocks(x: usize, out: usize, n: i32, layout: i32): void {
     const id: f32 = a != 0 ? <f32>127 / a : 0;
     const block: usize = layout == Q8_0_LAYOUT ? out + 34 * <usize>b : layout == Q8_1_LAYOUT ? out + 36 * <usize>b : out + (<usize>b << (layout == Q8_0_SIGNS ? 6 : 5));
     const qs: usize = layout == Q8_0_LAYOUT ? block + 2 : layout == Q8_1_LAYOUT ? block + 4 : block;
-    let sum = 0;
-    for (let j = 0; j < 32; j++) {
-      const q = <i32>nearest<f32>(load<f32>(x + (<usize>j << 2)) * id);
+    // q = nearest-even(x·id) for 32 values, narrowed to two vectors of 16 int8; Σq from the i32 lanes
+    const scale = f32x4.splat(id);
+    let q32 = i32x4.splat(0);
+    for (let half = 0; half < 2; half++) {
+      const at = x + (<usize>half << 6);
+      const a0 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(at), scale)));
+      const a1 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(at + 16), scale)));
+      const a2 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(at + 32), scale)));
+      const a3 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(at + 48), scale)));
+      q32 = i32x4.add(q32, i32x4.add(i32x4.add(a0, a1), i32x4.add(a2, a3)));
+      const q = i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(a0, a1), i16x8.narrow_i32x4_s(a2, a3));
       if (layout == Q8_0_SIGNS) {
-        store<u8>(qs + j, <u8>abs(q));
-        store<u8>(qs + 32 + j, q < 0 ? 0xff : 0);
+        v128.store(qs + (<usize>half << 4), i8x16.abs(q));
+        v128.store(qs + 32 + (<usize>half << 4), i8x16.lt_s(q, i8x16.splat(0)));
       } else {
-        store<i8>(qs + j, <i8>q);
+        v128.store(qs + (<usize>half << 4), q);
       }
-      sum += q;
     }
+    const sum = i32x4.extract_lane(q32, 0) + i32x4.extract_lane(q32, 1) + i32x4.extract_lane(q32, 2) + i32x4.extract_lane(q32, 3);
     if (layout <= Q8_1_LAYOUT) store<u16>(block, <u16>toF16(d));
     if (layout == Q8_1_LAYOUT) store<u16>(block + 2, <u16>toF16(d * <f32>sum));
     if (layout >= Q8_0_SUMS) store<f32>(tail + (<usize>b << 2), f16(toF16(d)));
@@ -140,24 +148,8 @@ function quantizeQ8Blocks(x: usize, out: usize, n: i32, layout: i32): void {
   }
 }
 
-export function quantize_q8_0(x: usize, out: usize, n: i32): void {
-  quantizeQ8Blocks(x, out, n, Q8_0_LAYOUT);
-}
-
-export function quantize_q8_1(x: usize, out: usize, n: i32): void {
-  quantizeQ8Blocks(x, out, n, Q8_1_LAYOUT);
-}
-
-export function quantize_q8_0_sums(x: usize, out: usize, n: i32): void {
-  quantizeQ8Blocks(x, out, n, Q8_0_SUMS);
-}
-
-export function quantize_q8_0_signs(x: usize, out: usize, n: i32): void {
-  quantizeQ8Blocks(x, out, n, Q8_0_SIGNS);
-}
-
 /** Q8_K (292-byte super-blocks): iscale = −127/max (max = value of largest magnitude), q = min(127, nearest-even(iscale·x)). */
-export function quantize_q8_k(x: usize, out: usize, n: i32): void {
+function quantizeQ8K(x: usize, out: usize, n: i32): void {
   for (let b = 0; b < n / 256; b++) {
     let amax: f32 = 0;
     let maxValue: f32 = 0;
@@ -187,13 +179,26 @@ export function quantize_q8_k(x: usize, out: usize, n: i32): void {
 }
 
 /** Copies f32 activations (rounded to bf16 if `bf16`), writing the 8-group even/odd order. */
-export function quantize_floats(x: usize, out: usize, n: i32, bf16: bool): void {
+function quantizeFloats(x: usize, out: usize, n: i32, bf16: bool): void {
   for (let i = 0; i < n; i++) {
     let v = load<f32>(x + (<usize>i << 2));
     if (bf16) v = reinterpret<f32>(toBf16(v) << 16);
     const within = i & 7;
     const slot = (i & ~7) + (within & 1 ? 4 + (within >> 1) : within >> 1);
     store<f32>(out + (<usize>slot << 2), v);
+  }
+}
+
+/** Quantizes one activation row (n f32 values at x) into the layout the kernels for weight `type` read. */
+export function quantize_row(type: i32, x: usize, out: usize, n: i32): void {
+  switch (type) {
+    case Q8_0: quantizeQ8Blocks(x, out, n, Q8_0_SIGNS); break;
+    case Q4_0: quantizeQ8Blocks(x, out, n, Q8_0_SUMS); break;
+    case Q5_0: quantizeQ8Blocks(x, out, n, Q8_0_LAYOUT); break;
+    case Q4_1: case Q5_1: quantizeQ8Blocks(x, out, n, Q8_1_LAYOUT); break;
+    case F32: case F16: quantizeFloats(x, out, n, false); break;
+    case BF16: quantizeFloats(x, out, n, true); break;
+    default: quantizeQ8K(x, out, n); // the K-quants' Q8_K
   }
 }
 
@@ -776,19 +781,26 @@ function tileK(type: i32, w: usize, wBlockBytes: usize, x: usize, xStride: usize
 }
 
 /**
- * out[t, r] = W[r] · act[t] for rows claimed in chunks of `chunk` (a multiple of 4) from the shared counter at
- * `counter` (every thread calls this with the same arguments; atomic.add hands out disjoint chunks).
- * w: [nOut rows of wRowBytes], act: [nTokens rows of actRowBytes], out: [nTokens, nOut] f32.
+ * out[t, r] = W[r] · x[t] (every thread calls this with the same arguments). First the threads quantize the rows of
+ * x into act, claiming tokens from the counter at counter + 4 and counting finished ones at counter + 8; once all are
+ * done they claim weight rows in chunks of `chunk` (a multiple of 4) from the counter at `counter`.
+ * w: [nOut rows of wRowBytes], x: [nTokens, nIn] f32, act: [nTokens rows of actRowBytes], out: [nTokens, nOut] f32.
  * Tokens are visited in tiles of 32 so a tile's activations stay in cache while a chunk of rows is streamed past them.
  * Within a tile, Q8_0 and Q4_0 go four rows at a time (rows4), types with a tile kernel decode each weight block
  * once for 4 tokens, and the rest multiply row by token. scratch: 512 bytes of the thread's own.
  */
 export function matmul(
-  type: i32, w: usize, wRowBytes: i32, act: usize, actRowBytes: i32,
+  type: i32, w: usize, wRowBytes: i32, x: usize, act: usize, actRowBytes: i32,
   out: usize, nIn: i32, nOut: i32, nTokens: i32, counter: usize, chunk: i32, scratch: usize,
 ): void {
   const outStride = <usize>nOut << 2;
   const actStride = <usize>actRowBytes;
+  for (let t = atomic.add<i32>(counter + 4, 1); t < nTokens; t = atomic.add<i32>(counter + 4, 1)) {
+    quantize_row(type, x + <usize>t * (<usize>nIn << 2), act + <usize>t * actStride, nIn);
+    atomic.add<i32>(counter + 8, 1);
+  }
+  // rows claimed by other threads are being quantized now: wait for them
+  while (atomic.load<i32>(counter + 8) < nTokens) {}
   while (true) {
     const r0 = atomic.add<i32>(counter, chunk);
     if (r0 >= nOut) break;
@@ -823,7 +835,7 @@ export function matmul(
 // ---- attention over the f16 KV cache ---------------------------------------------------------------------------
 
 /** dst[i] = f32 of the f16 src[i] for i < n (n a multiple of 8). */
-export function widen_f16(src: usize, dst: usize, n: i32): void {
+@inline function widenHalfs(src: usize, dst: usize, n: i32): void {
   for (let i = 0; i < n; i += 8) {
     const v = v128.load(src + (<usize>i << 1));
     v128.store(dst + (<usize>i << 2), widenF16(i32x4.shl(i32x4.extend_low_i16x8_u(v), 16)));
@@ -839,53 +851,66 @@ export function widen_f16(src: usize, dst: usize, n: i32): void {
 }
 
 /**
- * Attention for (row, head) pairs claimed from the counter, one pair at a time.
- * q: [nTokens, nHeads·headDim] f32, keys/values: [nCtx, kvDim] f32 (the gathered f16 cache rows, widened),
- * slots: i32 indices into keys/values, rowStart/rowLength: [nTokens] i32 where each row's slot list lives in
- * `slots`, out like q. scratch: per-thread area of headDim + maxLength floats.
+ * Attention straight from the paged f16 cache, for (row, kv head) pairs claimed from the counter: the `group` query
+ * heads that share a kv head go together, so each cached key and value row is widened to f32 once for all of them.
+ * q: [nTokens, nHeads·headDim] f32, out like q; keys/values: the layer's f16 cache [slot, kvDim];
+ * slots: i32 cache slots, row t's visible positions at slots[rowStart[t] … rowStart[t] + rowLength[t]).
+ * scratch (per thread, floats): q of the group [group, headDim] | widened row [headDim] | accumulators [group, headDim] |
+ * scores [group, maxLength].
  */
 export function attention(
   q: usize, out: usize, keys: usize, values: usize, slots: usize, rowStart: usize, rowLength: usize,
   nTokens: i32, nHeads: i32, nKvHeads: i32, headDim: i32, scale: f32, counter: usize, scratch: usize,
 ): void {
   const group = nHeads / nKvHeads;
-  const kvDim = nKvHeads * headDim;
-  const qh = scratch;
-  const scores = scratch + (<usize>headDim << 2);
+  const kvRowBytes = <usize>(nKvHeads * headDim) << 1;
+  const headBytes = <usize>headDim << 2;
+  const qg = scratch;
+  const row = qg + <usize>group * headBytes;
+  const acc = row + headBytes;
+  const scores = acc + <usize>group * headBytes;
   while (true) {
     const job = atomic.add<i32>(counter, 1);
-    if (job >= nTokens * nHeads) break;
-    const t = job / nHeads, h = job % nHeads;
-    const kvOffset = <usize>((h / group) * headDim) << 2;
-    const qAt = q + (<usize>(t * nHeads * headDim + h * headDim) << 2);
-    // q rounded to f16, as ggml converts it to the cache's type
-    for (let d = 0; d < headDim; d++) store<f32>(qh + (<usize>d << 2), f16(toF16(load<f32>(qAt + (<usize>d << 2)))));
+    if (job >= nTokens * nKvHeads) break;
+    const t = job / nKvHeads, g = job % nKvHeads;
     const n = load<i32>(rowLength + (<usize>t << 2));
     const list = slots + (<usize>load<i32>(rowStart + (<usize>t << 2)) << 2);
-    let maxScore: f32 = -Infinity;
+    const kvOffset = <usize>(g * headDim) << 1;
+    const qAt = q + <usize>(t * nHeads + g * group) * headBytes;
+    // q rounded to f16, as ggml converts it to the cache's type
+    for (let i = 0; i < group * headDim; i++) store<f32>(qg + (<usize>i << 2), f16(toF16(load<f32>(qAt + (<usize>i << 2)))));
     for (let j = 0; j < n; j++) {
-      const k = keys + ((<usize>load<i32>(list + (<usize>j << 2)) * kvDim) << 2) + kvOffset;
-      const s = dotF32Plain(qh, k, headDim) * scale;
-      store<f32>(scores + (<usize>j << 2), s);
-      if (s > maxScore) maxScore = s;
-    }
-    let sum: f32 = 0;
-    for (let j = 0; j < n; j++) {
-      const e = Mathf.exp(load<f32>(scores + (<usize>j << 2)) - maxScore);
-      store<f32>(scores + (<usize>j << 2), e);
-      sum += e;
-    }
-    const o = out + (<usize>(t * nHeads * headDim + h * headDim) << 2);
-    memory.fill(o, 0, <usize>headDim << 2);
-    for (let j = 0; j < n; j++) {
-      // the softmax weight rounded to f16, as ggml multiplies it with the f16 values
-      const p = f32x4.splat(f16(toF16(load<f32>(scores + (<usize>j << 2)) / sum)));
-      const v = values + ((<usize>load<i32>(list + (<usize>j << 2)) * kvDim) << 2) + kvOffset;
-      for (let d = 0; d < headDim; d += 4) {
-        const od = o + (<usize>d << 2);
-        v128.store(od, madd(v128.load(v + (<usize>d << 2)), p, v128.load(od)));
+      widenHalfs(keys + <usize>load<i32>(list + (<usize>j << 2)) * kvRowBytes + kvOffset, row, headDim);
+      for (let h = 0; h < group; h++) {
+        store<f32>(scores + ((<usize>(h * n + j)) << 2), dotF32Plain(qg + <usize>h * headBytes, row, headDim) * scale);
       }
     }
+    // softmax per head: e_j = exp(s_j − max), then weights e_j / Σe rounded to f16 (ggml multiplies them with f16 values)
+    for (let h = 0; h < group; h++) {
+      const s = scores + (<usize>(h * n) << 2);
+      let maxScore: f32 = -Infinity;
+      for (let j = 0; j < n; j++) maxScore = max(maxScore, load<f32>(s + (<usize>j << 2)));
+      let sum: f32 = 0;
+      for (let j = 0; j < n; j++) {
+        const e = Mathf.exp(load<f32>(s + (<usize>j << 2)) - maxScore);
+        store<f32>(s + (<usize>j << 2), e);
+        sum += e;
+      }
+      for (let j = 0; j < n; j++) store<f32>(s + (<usize>j << 2), f16(toF16(load<f32>(s + (<usize>j << 2)) / sum)));
+    }
+    memory.fill(acc, 0, <usize>group * headBytes);
+    for (let j = 0; j < n; j++) {
+      widenHalfs(values + <usize>load<i32>(list + (<usize>j << 2)) * kvRowBytes + kvOffset, row, headDim);
+      for (let h = 0; h < group; h++) {
+        const p = v128.load32_splat(scores + (<usize>(h * n + j) << 2));
+        const o = acc + <usize>h * headBytes;
+        for (let d = 0; d < headDim; d += 4) {
+          const od = o + (<usize>d << 2);
+          v128.store(od, madd(v128.load(row + (<usize>d << 2)), p, v128.load(od)));
+        }
+      }
+    }
+    memory.copy(qAt - q + out, acc, <usize>group * headBytes);
   }
 }
 

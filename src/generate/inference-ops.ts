@@ -8,7 +8,7 @@ import type { ExpertWeights, ModelOps } from '../models/ops.js';
 import { routeToExperts } from '../models/ops.js';
 import type { WeightTensor } from '../tensor/tensor.js';
 import { typeInfo } from '../tensor/ggml-type.js';
-import { dequantizeTensor, fp32ToFp16 } from '../tensor/index.js';
+import { dequantizeTensor, fp32ToFp16Array } from '../tensor/index.js';
 import type { KVCache, SequenceBlocks } from './kv-cache.js';
 import { addLoraDelta, type LoraDelta } from './lora-adapter.js';
 import type { AttentionShape, RopeParams } from '../kernels/backend.js';
@@ -121,8 +121,8 @@ export class InferenceOps implements ModelOps<Act, WeightTensor> {
     // store this batch's keys and values (f16) at their positions' slots
     for (let t = 0; t < this.n; t++) {
       const slot = this.batch.sequences[t].slot(this.batch.positions[t]);
-      for (let i = 0; i < k.cols; i++) keys[slot * k.cols + i] = fp32ToFp16(k.data[t * k.cols + i]);
-      for (let i = 0; i < v.cols; i++) values[slot * v.cols + i] = fp32ToFp16(v.data[t * v.cols + i]);
+      fp32ToFp16Array(k.data.subarray(t * k.cols, (t + 1) * k.cols), keys.subarray(slot * k.cols, (slot + 1) * k.cols));
+      fp32ToFp16Array(v.data.subarray(t * v.cols, (t + 1) * v.cols), values.subarray(slot * v.cols, (slot + 1) * v.cols));
     }
     const out = this.act(this.n, shape.nHeads * shape.headDim);
     const view = { keys, values, slotsFor: this.slotsFor };

@@ -28,10 +28,15 @@ export class KVCache {
   /** per layer: f16 values [nBlocks · blockSize, valueDim] */
   readonly values: Uint16Array[];
 
-  constructor(readonly shape: KVCacheShape) {
+  /** `allocate`: zeroed storage for n f16 values (a backend's, so that its attention reads the cache in place) */
+  constructor(readonly shape: KVCacheShape, allocate: (n: number) => Uint16Array = (n) => new Uint16Array(n)) {
     const slots = shape.nBlocks * shape.blockSize;
-    this.keys = Array.from({ length: shape.nLayers }, () => new Uint16Array(slots * shape.keyDim));
-    this.values = Array.from({ length: shape.nLayers }, () => new Uint16Array(slots * shape.valueDim));
+    const [keySize, valueSize] = [slots * shape.keyDim, slots * shape.valueDim];
+    // one allocation: layer l's keys, then its values
+    const storage = allocate(shape.nLayers * (keySize + valueSize));
+    const layerAt = (l: number) => l * (keySize + valueSize);
+    this.keys = Array.from({ length: shape.nLayers }, (_, l) => storage.subarray(layerAt(l), layerAt(l) + keySize));
+    this.values = Array.from({ length: shape.nLayers }, (_, l) => storage.subarray(layerAt(l) + keySize, layerAt(l + 1)));
   }
 
   get blockSize(): number { return this.shape.blockSize; }

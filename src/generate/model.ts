@@ -57,7 +57,7 @@ export class Model {
       valueDim: hp.headCountKv * hp.valueLength,
       nBlocks: Math.ceil(tokens / blockSize),
       blockSize,
-    });
+    }, this.backend.allocateHalfs?.bind(this.backend));
   }
 
   /** Runs one batch; returns logits [batch.outputRows.length, vocab], row-major. */

@@ -22,8 +22,8 @@ export class ArenaFullError extends Error {
 /** Which arena a buffer belongs to: every SharedArrayBuffer handed out by an arena's `bytes()` is registered. */
 const owners = new WeakMap<ArrayBufferLike, Arena>();
 
-export function arenaOf(bytes: Uint8Array): Arena | undefined {
-  return owners.get(bytes.buffer);
+export function arenaOf(view: ArrayBufferView): Arena | undefined {
+  return owners.get(view.buffer);
 }
 
 const alignUp = (n: number, a: number) => Math.ceil(n / a) * a;

@@ -50,6 +50,9 @@ export interface Backend {
   /** optional: opens a model file with its tensor bytes placed where this backend computes on them */
   loadFile?(path: string): GGUFModelFile;
 
+  /** optional: zeroed storage for `count` f16 values (the KV cache) placed where this backend's attention reads it */
+  allocateHalfs?(count: number): Uint16Array;
+
   /** out[t, r] = Σ_c W[r, c] · x[t, c]: x [nTokens, nIn], W dims [nIn, nOut], out [nTokens, nOut] */
   matmul(out: Float32Array, x: Float32Array, w: WeightTensor, nTokens: number): void;
 

@@ -65,13 +65,11 @@ function relaxedWorks(relaxed: WebAssembly.Module, simd: WebAssembly.Module): bo
     const exports = new WebAssembly.Instance(module, { env: { memory } }).exports as unknown as KernelExports;
     exports.init_tables();
     new Float32Array(memory.buffer, x, 32).set(Array.from({ length: 32 }, (_, j) => (j % 3 === 0 ? -1 : 1 - j / 40)));
-    const counter = new Int32Array(memory.buffer, 0, 1);
-    exports.quantize_q8_0_sums(x, act, 32);
-    counter[0] = 0;
-    exports.matmul(2, q4, 18, act, 40, out, 32, 1, 1, 0, 4, 0);
-    exports.quantize_q8_0_signs(x, act, 32);
-    counter[0] = 0;
-    exports.matmul(8, q8, 34, act, 68, out + 4, 32, 1, 1, 0, 4, 0);
+    const counters = new Int32Array(memory.buffer, 0, 3);
+    counters.fill(0);
+    exports.matmul(2, q4, 18, x, act, 40, out, 32, 1, 1, 0, 4, 0);
+    counters.fill(0);
+    exports.matmul(8, q8, 34, x, act, 68, out + 4, 32, 1, 1, 0, 4, 0);
     return Array.from(new Float32Array(memory.buffer, out, 2));
   };
   try {
@@ -98,13 +96,9 @@ export function kernelModule(preferRelaxed = true): KernelModule {
 
 /** The functions exported by wasm/kernels.ts (addresses are byte offsets into the shared memory). */
 export interface KernelExports {
-  quantize_q8_0(x: number, out: number, n: number): void;
-  quantize_q8_0_sums(x: number, out: number, n: number): void;
-  quantize_q8_0_signs(x: number, out: number, n: number): void;
-  quantize_q8_1(x: number, out: number, n: number): void;
-  quantize_q8_k(x: number, out: number, n: number): void;
-  quantize_floats(x: number, out: number, n: number, bf16: boolean): void;
-  matmul(type: number, w: number, wRowBytes: number, act: number, actRowBytes: number,
+  /** one activation row in the layout the kernels for weight type `type` read */
+  quantize_row(type: number, x: number, out: number, n: number): void;
+  matmul(type: number, w: number, wRowBytes: number, x: number, act: number, actRowBytes: number,
     out: number, nIn: number, nOut: number, nTokens: number, counter: number, chunk: number, scratch: number): void;
   attention(q: number, out: number, keys: number, values: number, slots: number, rowStart: number, rowLength: number,
     nTokens: number, nHeads: number, nKvHeads: number, headDim: number, scale: number, counter: number, scratch: number): void;

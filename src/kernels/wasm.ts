@@ -14,29 +14,27 @@ import type { GGUFModelFile } from '../gguf/model-file.js';
 import type { WeightTensor } from '../tensor/tensor.js';
 import { GGMLType, typeInfo } from '../tensor/ggml-type.js';
 
-/** How activations are prepared for a weight type: bytes per row and the quantizer (see wasm/kernels.ts for layouts). */
+/** How the kernels for a weight type take their activations (quantized inside the matmul job; layouts in wasm/kernels.ts). */
 interface ActivationFormat {
   rowBytes(nIn: number): number;
-  /** quantizes one row (f32 at x) to out */
-  quantize(k: Arena['exports'], x: number, out: number, nIn: number): void;
   /** kernels need nIn to be a multiple of this */
   multiple: number;
 }
 
-const Q8_0_ACT: ActivationFormat = { rowBytes: (n) => (n / 32) * 34, quantize: (k, x, o, n) => k.quantize_q8_0(x, o, n), multiple: 32 };
+const Q8_0_ACT: ActivationFormat = { rowBytes: (n) => (n / 32) * 34, multiple: 32 };
 // for the 4-row kernels: Q8_0 with f32 scales and block sums (Q4_0 weights) or with signs split off (Q8_0 weights)
-const Q8_0_SUMS_ACT: ActivationFormat = { rowBytes: (n) => (n / 32) * 40, quantize: (k, x, o, n) => k.quantize_q8_0_sums(x, o, n), multiple: 32 };
-const Q8_0_SIGNS_ACT: ActivationFormat = { rowBytes: (n) => (n / 32) * 68, quantize: (k, x, o, n) => k.quantize_q8_0_signs(x, o, n), multiple: 32 };
-const Q8_1_ACT: ActivationFormat = { rowBytes: (n) => (n / 32) * 36, quantize: (k, x, o, n) => k.quantize_q8_1(x, o, n), multiple: 32 };
-const Q8_K_ACT: ActivationFormat = { rowBytes: (n) => (n / 256) * 292, quantize: (k, x, o, n) => k.quantize_q8_k(x, o, n), multiple: 256 };
-const floatAct = (bf16: boolean): ActivationFormat => ({ rowBytes: (n) => 4 * n, quantize: (k, x, o, n) => k.quantize_floats(x, o, n, bf16), multiple: 8 });
+const Q8_0_SUMS_ACT: ActivationFormat = { rowBytes: (n) => (n / 32) * 40, multiple: 32 };
+const Q8_0_SIGNS_ACT: ActivationFormat = { rowBytes: (n) => (n / 32) * 68, multiple: 32 };
+const Q8_1_ACT: ActivationFormat = { rowBytes: (n) => (n / 32) * 36, multiple: 32 };
+const Q8_K_ACT: ActivationFormat = { rowBytes: (n) => (n / 256) * 292, multiple: 256 };
+// F16 weights meet unrounded f32 activations (as the reference does, after llama.cpp's F16×F32 path); BF16 ones bf16-rounded
+const FLOAT_ACT: ActivationFormat = { rowBytes: (n) => 4 * n, multiple: 8 };
 
 const ACTIVATIONS = new Map<GGMLType, ActivationFormat>([
   [GGMLType.Q4_0, Q8_0_SUMS_ACT], [GGMLType.Q5_0, Q8_0_ACT], [GGMLType.Q8_0, Q8_0_SIGNS_ACT],
   [GGMLType.Q4_1, Q8_1_ACT], [GGMLType.Q5_1, Q8_1_ACT],
   [GGMLType.Q2_K, Q8_K_ACT], [GGMLType.Q3_K, Q8_K_ACT], [GGMLType.Q4_K, Q8_K_ACT], [GGMLType.Q5_K, Q8_K_ACT], [GGMLType.Q6_K, Q8_K_ACT],
-  // F16 weights meet unrounded f32 activations (as the reference does, after llama.cpp's F16×F32 path)
-  [GGMLType.F32, floatAct(false)], [GGMLType.F16, floatAct(false)], [GGMLType.BF16, floatAct(true)],
+  [GGMLType.F32, FLOAT_ACT], [GGMLType.F16, FLOAT_ACT], [GGMLType.BF16, FLOAT_ACT],
 ]);
 
 function releaseArenas({ pool, indices }: { pool: ThreadPool; indices: number[] }): void {
@@ -71,8 +69,6 @@ export class WasmBackend implements Backend {
   private readonly arenaIndices: number[] = [];
   private readonly copies = new WeakMap<WeightTensor, Placement>();
   private readonly scalar = new ReferenceBackend();
-  /** attention: compact index of each cache slot (−1: not gathered), reused across calls */
-  private slotIndex = new Int32Array(0);
 
   constructor(options: WasmBackendOptions = {}) {
     this.kernels = kernelModule(options.relaxed ?? true);
@@ -153,14 +149,11 @@ export class WasmBackend implements Backend {
       const threadScratch = arena.scratch(512 * this.threads);
       const buffer = arena.bytes().buffer;
       new Float32Array(buffer, xAt, nTokens * nIn).set(x.subarray(0, nTokens * nIn));
-      for (let t = 0; t < nTokens; t++) {
-        format.quantize(k, xAt + 4 * t * nIn, actAt + t * actRowBytes, nIn);
-      }
-      new Int32Array(buffer, COUNTER, 1)[0] = 0;
+      new Int32Array(buffer, COUNTER, 3).fill(0); // rows claimed, tokens claimed, tokens quantized
       // chunks small enough that threads finish together, large enough to amortize claiming one; whole groups of
       // four rows for the 4-row kernels
       const chunk = 4 * Math.max(1, Math.ceil(nOut / (this.threads * 64)));
-      const args = [w.type, address, wRowBytes, actAt, actRowBytes, outAt, nIn, nOut, nTokens, COUNTER, chunk];
+      const args = [w.type, address, wRowBytes, xAt, actAt, actRowBytes, outAt, nIn, nOut, nTokens, COUNTER, chunk];
       this.pool.run(k, arena.index, 'matmul', args, threadScratch, 512);
       out.set(new Float32Array(buffer, outAt, nTokens * nOut));
     } finally {
@@ -168,56 +161,35 @@ export class WasmBackend implements Backend {
     }
   }
 
+  /** KV cache storage in a memory of its own, released to the pool once the cache is collected. */
+  allocateHalfs(count: number): Uint16Array {
+    const arena = new Arena(this.kernels.module);
+    arena.index = this.pool.adopt(arena.memory);
+    const at = arena.allocWeights(2 * count);
+    const buffer = arena.bytes().buffer;
+    releaseOnCollect.register(buffer, { pool: this.pool, indices: [arena.index] });
+    return new Uint16Array(buffer, at, count);
+  }
+
   attention(out: Float32Array, q: Float32Array, nTokens: number, cache: AttentionCacheView, s: AttentionShape): void {
     const { nHeads, nKvHeads, headDim } = s;
-    // the kernels work in vectors of 4 (head) and 8 (cache rows) values
-    if (headDim % 4 !== 0 || (nKvHeads * headDim) % 8 !== 0) return this.scalar.attention(out, q, nTokens, cache, s);
-    const arena = this.arenas[0];
-    const kvDim = nKvHeads * headDim;
+    // the kernel reads the cache where it lies (storage from allocateHalfs) and widens rows 8 values at a time
+    const arena = arenaOf(cache.keys);
+    if (!arena || arenaOf(cache.values) !== arena || headDim % 8 !== 0) return this.scalar.attention(out, q, nTokens, cache, s);
     const rows = Array.from({ length: nTokens }, (_, t) => cache.slotsFor(t));
-    // gather the visible cache rows into one compact [nCtx, kvDim] block, mapping cache slot → compact index
-    const nSlots = cache.keys.length / kvDim;
-    if (this.slotIndex.length < nSlots) this.slotIndex = new Int32Array(nSlots).fill(-1);
-    const gathered: number[] = [];
-    let total = 0;
-    for (const slots of rows) {
-      total += slots.length;
-      for (const slot of slots) {
-        if (this.slotIndex[slot] < 0) {
-          this.slotIndex[slot] = gathered.length;
-          gathered.push(slot);
-        }
-      }
-    }
+    const total = rows.reduce((n, slots) => n + slots.length, 0);
+    const maxLength = Math.max(...rows.map((r) => r.length));
+    const group = nHeads / nKvHeads;
     try {
-      const nCtx = gathered.length;
-      const maxLength = Math.max(...rows.map((r) => r.length));
-      // the gathered rows arrive as f16 (keys16, values16) and are widened once to f32 (keys, values)
-      const keys16At = arena.scratch(2 * nCtx * kvDim);
-      const values16At = arena.scratch(2 * nCtx * kvDim);
-      const keysAt = arena.scratch(4 * nCtx * kvDim);
-      const valuesAt = arena.scratch(4 * nCtx * kvDim);
       const slotsAt = arena.scratch(4 * total);
       const startAt = arena.scratch(4 * nTokens);
       const lengthAt = arena.scratch(4 * nTokens);
       const qAt = arena.scratch(4 * nTokens * nHeads * headDim);
       const outAt = arena.scratch(4 * nTokens * nHeads * headDim);
-      const stride = Math.ceil((4 * (headDim + maxLength)) / 64) * 64;
+      // per thread: q of the group, a widened row, accumulators, scores (see the kernel)
+      const stride = Math.ceil((4 * ((2 * group + 1) * headDim + group * maxLength)) / 64) * 64;
       const threadScratch = arena.scratch(stride * this.threads);
       const buffer = arena.bytes().buffer;
-      const keys = new Uint16Array(buffer, keys16At, nCtx * kvDim);
-      const values = new Uint16Array(buffer, values16At, nCtx * kvDim);
-      // copy runs of consecutive slots at once (a paged cache keeps each block's slots together)
-      for (let i = 0; i < nCtx; ) {
-        let j = i + 1;
-        while (j < nCtx && gathered[j] === gathered[j - 1] + 1) j++;
-        const from = gathered[i] * kvDim, to = (gathered[j - 1] + 1) * kvDim;
-        keys.set(cache.keys.subarray(from, to), i * kvDim);
-        values.set(cache.values.subarray(from, to), i * kvDim);
-        i = j;
-      }
-      arena.exports.widen_f16(keys16At, keysAt, nCtx * kvDim);
-      arena.exports.widen_f16(values16At, valuesAt, nCtx * kvDim);
       const slotList = new Int32Array(buffer, slotsAt, total);
       const starts = new Int32Array(buffer, startAt, nTokens);
       const lengths = new Int32Array(buffer, lengthAt, nTokens);
@@ -225,15 +197,15 @@ export class WasmBackend implements Backend {
       rows.forEach((slots, t) => {
         starts[t] = at;
         lengths[t] = slots.length;
-        for (const slot of slots) slotList[at++] = this.slotIndex[slot];
+        slotList.set(slots, at);
+        at += slots.length;
       });
       new Float32Array(buffer, qAt, nTokens * nHeads * headDim).set(q.subarray(0, nTokens * nHeads * headDim));
       new Int32Array(buffer, COUNTER, 1)[0] = 0;
-      const args = [qAt, outAt, keysAt, valuesAt, slotsAt, startAt, lengthAt, nTokens, nHeads, nKvHeads, headDim, s.scale, COUNTER];
+      const args = [qAt, outAt, cache.keys.byteOffset, cache.values.byteOffset, slotsAt, startAt, lengthAt, nTokens, nHeads, nKvHeads, headDim, s.scale, COUNTER];
       this.pool.run(arena.exports, arena.index, 'attention', args, threadScratch, stride);
       out.set(new Float32Array(buffer, outAt, nTokens * nHeads * headDim));
     } finally {
-      for (const slot of gathered) this.slotIndex[slot] = -1;
       arena.releaseScratch();
     }
   }

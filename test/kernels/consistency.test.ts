@@ -92,13 +92,15 @@ for (const { relaxed, threads, backend } of variants) {
     }
   });
 
-  test(`attention over the f16 cache matches the reference (${name})`, () => {
+  test(`attention over the paged f16 cache matches the reference (${name})`, () => {
     const rnd = random(99 + threads);
     for (const [nHeads, nKvHeads, headDim, nTokens] of [[4, 2, 8, 1], [4, 4, 64, 5], [6, 2, 32, 3]]) {
       const kvDim = nKvHeads * headDim;
       const nSlots = 40;
-      const keys = Uint16Array.from({ length: nSlots * kvDim }, () => fp32ToFp16(rnd()));
-      const values = Uint16Array.from({ length: nSlots * kvDim }, () => fp32ToFp16(rnd()));
+      // the cache in the backend's own storage, where its attention reads it in place
+      const storage = backend.allocateHalfs(2 * nSlots * kvDim);
+      storage.set(Array.from({ length: 2 * nSlots * kvDim }, () => fp32ToFp16(rnd())));
+      const keys = storage.subarray(0, nSlots * kvDim), values = storage.subarray(nSlots * kvDim);
       // a sequence scattered over the cache: position p lives in slot order[p]; row t sees positions 0…(len − nTokens + t)
       const order = Int32Array.from({ length: nSlots }, (_, i) => (i * 17 + 3) % nSlots);
       const length = 23;
@@ -145,7 +147,7 @@ test('the shared thread pool stays consistent while backends come and go between
   }
 });
 
-test('activation quantizers are byte-identical to the reference (Q8_0, Q8_1, Q8_K)', () => {
+test('activation quantizers are byte-identical to the reference (Q8_0, Q8_1, Q8_K: for Q5_0, Q4_1, Q4_K weights)', () => {
   const rnd = random(7);
   const { backend } = variants[0];
   const arena = backend.memories[0];
@@ -156,9 +158,9 @@ test('activation quantizers are byte-identical to the reference (Q8_0, Q8_1, Q8_
   x[32] = 127;
   for (let j = 33; j < 64; j++) x[j] = (j % 2 ? 1 : -1) * ((j % 7) + 0.5);
   for (const [type, run] of [
-    [GGMLType.Q8_0, (xa: number, out: number) => arena.exports.quantize_q8_0(xa, out, n)],
-    [GGMLType.Q8_1, (xa: number, out: number) => arena.exports.quantize_q8_1(xa, out, n)],
-    [GGMLType.Q8_K, (xa: number, out: number) => arena.exports.quantize_q8_k(xa, out, n)],
+    [GGMLType.Q8_0, (xa: number, out: number) => arena.exports.quantize_row(GGMLType.Q5_0, xa, out, n)],
+    [GGMLType.Q8_1, (xa: number, out: number) => arena.exports.quantize_row(GGMLType.Q4_1, xa, out, n)],
+    [GGMLType.Q8_K, (xa: number, out: number) => arena.exports.quantize_row(GGMLType.Q4_K, xa, out, n)],
   ] as const) {
     const bytes = activationRowBytes(type, n);
     try {
