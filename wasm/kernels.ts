@@ -674,36 +674,63 @@ function tileHalf(w: usize, x: usize, xStride: usize, n: i32, isF16: bool, out: 
   storeTile(out, outStride, nt, hsum(a0), hsum(a1), hsum(a2), hsum(a3));
 }
 
-// K-quant super-blocks unpacked once (into the thread's scratch) for the tokens of a tile:
-//   +0 q[256] unsigned quants in value order | +256 scale[16] i32 (the int16 scale in both halves) |
-//   +320 c[16] i16 per-group correction | +352 f32 d | +356 f32 dmin | +368 16 bytes of packed-scale work space
-// value = d·scale·q − dmin·c (Q4_K: c = the min) or d·scale·q − d·c (Q6_K: c = 32·scale, the −32 offset).
-const UQ: usize = 0, US: usize = 256, UC: usize = 320, UD: usize = 352, UDMIN: usize = 356, UPACKED: usize = 368;
+/**
+ * Q4_K for a tile of 4 tokens (x, x1…x3: their Q8_K rows): the nibbles of each pair of sub-blocks are extracted once
+ * and used by all four tokens; per token and sub-block of 32, the two int16 dot products are added before the
+ * sub-block's scale multiplies them. scratch: 16 bytes for the unpacked scales and mins.
+ */
+@inline function q4_KTokenPair(isum: v128, x: usize, lowA: v128, lowB: v128, highA: v128, highB: v128, scaleLow: i32, scaleHigh: i32): v128 {
+  if (RELAXED) {
+    const low = i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x), lowA), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x + 16), lowB));
+    const high = i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x + 32), highA), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x + 48), highB));
+    return i32x4.add(isum, i32x4.add(i32x4.dot_i16x8_s(low, i16x8.splat(<i16>scaleLow)), i32x4.dot_i16x8_s(high, i16x8.splat(<i16>scaleHigh))));
+  }
+  const low = i32x4.add(dotUnsigned(v128.load(x), lowA), dotUnsigned(v128.load(x + 16), lowB));
+  const high = i32x4.add(dotUnsigned(v128.load(x + 32), highA), dotUnsigned(v128.load(x + 48), highB));
+  return i32x4.add(isum, i32x4.add(i32x4.mul(low, i32x4.splat(scaleLow)), i32x4.mul(high, i32x4.splat(scaleHigh))));
+}
+
+/** acc + dx·(d·isum − dmin·Σ m_j·bsums) for one token's share of a Q4_K super-block. */
+@inline function q4_KTokenFinish(acc: v128, x: usize, isum: v128, scales: usize, d: f32, dmin: f32): v128 {
+  const dx = load<f32>(x);
+  const withScales = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(dx * d)));
+  return f32x4.sub(withScales, f32x4.mul(f32x4.convert_i32x4_s(minsDotBsums(scales, x + 260)), f32x4.splat(dx * dmin)));
+}
+
+function tileQ4_K(w: usize, x: usize, xStride: usize, nb: i32, scratch: usize, out: usize, outStride: usize, nt: i32): void {
+  const x1 = nt > 1 ? x + xStride : x, x2 = nt > 2 ? x + 2 * xStride : x, x3 = nt > 3 ? x + 3 * xStride : x;
+  let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
+  for (let b = 0; b < nb; b++) {
+    unpackScalesK4(w + 4, scratch);
+    const o = <usize>b * 292;
+    let i0 = i32x4.splat(0), i1 = i0, i2 = i0, i3 = i0;
+    for (let pair = 0; pair < 4; pair++) {
+      const qa = v128.load(w + 16 + 32 * pair), qb = v128.load(w + 32 + 32 * pair);
+      const lowA = lowNibbles(qa), lowB = lowNibbles(qb), highA = highNibbles(qa), highB = highNibbles(qb);
+      const sLow = <i32>load<u8>(scratch + 2 * pair), sHigh = <i32>load<u8>(scratch + 2 * pair + 1);
+      const xo = o + 4 + 64 * pair;
+      i0 = q4_KTokenPair(i0, x + xo, lowA, lowB, highA, highB, sLow, sHigh);
+      i1 = q4_KTokenPair(i1, x1 + xo, lowA, lowB, highA, highB, sLow, sHigh);
+      i2 = q4_KTokenPair(i2, x2 + xo, lowA, lowB, highA, highB, sLow, sHigh);
+      i3 = q4_KTokenPair(i3, x3 + xo, lowA, lowB, highA, highB, sLow, sHigh);
+    }
+    const d = loadF16(w), dmin = loadF16(w + 2);
+    a0 = q4_KTokenFinish(a0, x + o, i0, scratch, d, dmin);
+    a1 = q4_KTokenFinish(a1, x1 + o, i1, scratch, d, dmin);
+    a2 = q4_KTokenFinish(a2, x2 + o, i2, scratch, d, dmin);
+    a3 = q4_KTokenFinish(a3, x3 + o, i3, scratch, d, dmin);
+    w += 144;
+  }
+  storeTile(out, outStride, nt, hsum(a0), hsum(a1), hsum(a2), hsum(a3));
+}
+
+// Q6_K super-blocks unpacked once (into the thread's scratch) for the tokens of a tile:
+//   +0 q[256] unsigned quants (0…63) in value order | +256 scale[16] i32 (the int16 scale in both halves) |
+//   +320 c[16] i16 = 32·scale (the −32 offset) | +352 f32 d;  value = d·scale·(q − 32)
+const UQ: usize = 0, US: usize = 256, UC: usize = 320, UD: usize = 352;
 
 @inline function storeScale(u: usize, g: i32, scale: i32): void {
   store<i32>(u + US + (<usize>g << 2), (scale & 0xffff) | (scale << 16));
-}
-
-function unpackQ4_K(w: usize, u: usize): void {
-  const scales = w + 4;
-  for (let pair = 0; pair < 4; pair++) {
-    const qa = v128.load(w + 16 + 32 * pair), qb = v128.load(w + 32 + 32 * pair);
-    const q = u + UQ + 64 * pair;
-    v128.store(q, lowNibbles(qa));
-    v128.store(q + 16, lowNibbles(qb));
-    v128.store(q + 32, highNibbles(qa));
-    v128.store(q + 48, highNibbles(qb));
-  }
-  unpackScalesK4(scales, u + UPACKED);
-  for (let j = 0; j < 8; j++) {
-    const sc = <i32>load<u8>(u + UPACKED + j), m = <i32>load<u8>(u + UPACKED + 8 + j);
-    storeScale(u, 2 * j, sc);
-    storeScale(u, 2 * j + 1, sc);
-    store<i16>(u + UC + 4 * j, <i16>m);
-    store<i16>(u + UC + 4 * j + 2, <i16>m);
-  }
-  store<f32>(u + UD, loadF16(w));
-  store<f32>(u + UDMIN, loadF16(w + 2));
 }
 
 function unpackQ6_K(w: usize, u: usize): void {
@@ -725,14 +752,10 @@ function unpackQ6_K(w: usize, u: usize): void {
     store<i16>(u + UC + 2 * g, <i16>(sc << 5));
   }
   store<f32>(u + UD, loadF16(w + 208));
-  store<f32>(u + UDMIN, 0);
 }
 
-/**
- * acc + this super-block's share for one token: d·dx·Σ_g scale_g·Σ q·x − (dmin or d)·dx·Σ_g c_g·bsum_g.
- * offsetKind: c scales with d (folded into the integer sum) rather than with dmin.
- */
-@inline function kTokenBlock(acc: v128, u: usize, x: usize, offsetKind: bool): v128 {
+/** acc + d·dx·(Σ_g scale_g·Σ q·x − Σ_g c_g·bsum_g) for one token and an unpacked Q6_K super-block. */
+@inline function q6_KTokenBlock(acc: v128, u: usize, x: usize): v128 {
   let isum = i32x4.splat(0);
   for (let g = 0; g < 16; g++) {
     const q = v128.load(u + UQ + (<usize>g << 4)), xv = v128.load(x + 4 + (<usize>g << 4));
@@ -740,27 +763,20 @@ function unpackQ6_K(w: usize, u: usize): void {
     else isum = i32x4.add(isum, i32x4.mul(dotUnsigned(xv, q), i32x4.splat(load<i16>(u + US + (<usize>g << 2)))));
   }
   const corr = i32x4.add(i32x4.dot_i16x8_s(v128.load(x + 260), v128.load(u + UC)), i32x4.dot_i16x8_s(v128.load(x + 276), v128.load(u + UC + 16)));
-  const dx = load<f32>(x);
-  if (offsetKind) return f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(isum, corr)), f32x4.splat(dx * load<f32>(u + UD))));
-  return f32x4.sub(
-    f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(dx * load<f32>(u + UD)))),
-    f32x4.mul(f32x4.convert_i32x4_s(corr), f32x4.splat(dx * load<f32>(u + UDMIN))),
-  );
+  return f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(isum, corr)), f32x4.splat(load<f32>(x) * load<f32>(u + UD))));
 }
 
-function tileK(type: i32, w: usize, wBlockBytes: usize, x: usize, xStride: usize, nb: i32, u: usize, out: usize, outStride: usize, nt: i32): void {
+function tileQ6_K(w: usize, x: usize, xStride: usize, nb: i32, u: usize, out: usize, outStride: usize, nt: i32): void {
   const x1 = nt > 1 ? x + xStride : x, x2 = nt > 2 ? x + 2 * xStride : x, x3 = nt > 3 ? x + 3 * xStride : x;
-  const offsetKind = type == Q6_K;
   let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
   for (let b = 0; b < nb; b++) {
-    if (type == Q4_K) unpackQ4_K(w, u);
-    else unpackQ6_K(w, u);
+    unpackQ6_K(w, u);
     const o = <usize>b * 292;
-    a0 = kTokenBlock(a0, u, x + o, offsetKind);
-    a1 = kTokenBlock(a1, u, x1 + o, offsetKind);
-    a2 = kTokenBlock(a2, u, x2 + o, offsetKind);
-    a3 = kTokenBlock(a3, u, x3 + o, offsetKind);
-    w += wBlockBytes;
+    a0 = q6_KTokenBlock(a0, u, x + o);
+    a1 = q6_KTokenBlock(a1, u, x1 + o);
+    a2 = q6_KTokenBlock(a2, u, x2 + o);
+    a3 = q6_KTokenBlock(a3, u, x3 + o);
+    w += 210;
   }
   storeTile(out, outStride, nt, hsum(a0), hsum(a1), hsum(a2), hsum(a3));
 }
@@ -773,8 +789,8 @@ function tileK(type: i32, w: usize, wBlockBytes: usize, x: usize, xStride: usize
 /** W[row] · the nt (≤ 4) activation rows at x, x + xStride, …, written to out + t·outStride. */
 @inline function dotTile(type: i32, row: usize, x: usize, xStride: usize, n: i32, scratch: usize, out: usize, outStride: usize, nt: i32): void {
   switch (type) {
-    case Q4_K: tileK(Q4_K, row, 144, x, xStride, n >> 8, scratch, out, outStride, nt); break;
-    case Q6_K: tileK(Q6_K, row, 210, x, xStride, n >> 8, scratch, out, outStride, nt); break;
+    case Q4_K: tileQ4_K(row, x, xStride, n >> 8, scratch, out, outStride, nt); break;
+    case Q6_K: tileQ6_K(row, x, xStride, n >> 8, scratch, out, outStride, nt); break;
     case F16: tileHalf(row, x, xStride, n, true, out, outStride, nt); break;
     default: tileHalf(row, x, xStride, n, false, out, outStride, nt); break;
   }
@@ -911,6 +927,24 @@ export function attention(
       }
     }
     memory.copy(qAt - q + out, acc, <usize>group * headBytes);
+  }
+}
+
+// ---- element-wise ---------------------------------------------------------------------------------------------
+
+/**
+ * out[i] = silu(gate[i])·up[i] = gate[i] / (1 + e^−gate[i]) · up[i], computed in f64 as the reference backend does,
+ * for chunks of `chunk` values claimed from the counter. (`scratch`: the pooled kernels' per-thread area, unused.)
+ */
+export function swiglu(gate: usize, up: usize, out: usize, n: i32, counter: usize, chunk: i32, scratch: usize): void {
+  while (true) {
+    const i0 = atomic.add<i32>(counter, chunk);
+    if (i0 >= n) break;
+    const i1 = min(n, i0 + chunk);
+    for (let i = i0; i < i1; i++) {
+      const g = <f64>load<f32>(gate + (<usize>i << 2));
+      store<f32>(out + (<usize>i << 2), <f32>((g / (1 + Math.exp(-g))) * <f64>load<f32>(up + (<usize>i << 2))));
+    }
   }
 }
 

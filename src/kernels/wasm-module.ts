@@ -103,6 +103,7 @@ export interface KernelExports {
   attention(q: number, out: number, keys: number, values: number, slots: number, rowStart: number, rowLength: number,
     nTokens: number, nHeads: number, nKvHeads: number, headDim: number, scale: number, counter: number, scratch: number): void;
   widen_f16(src: number, dst: number, n: number): void;
+  swiglu(gate: number, up: number, out: number, n: number, counter: number, chunk: number, scratch: number): void;
   reserved_end(): number;
   init_tables(): void;
 }

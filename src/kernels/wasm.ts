@@ -1,5 +1,5 @@
-// The WebAssembly backend: matrix products and attention run as SIMD128 kernels (wasm/kernels.ts) over shared
-// memories, split across a pool of threads; the light element-wise ops (rmsnorm, rope, swiglu, add) stay in
+// The WebAssembly backend: matrix products, attention and swiglu run as kernels (wasm/kernels.ts, SIMD128) over
+// shared memories, split across a pool of threads; the light element-wise ops (rmsnorm, rope, add) stay in
 // TypeScript, shared with the reference backend. Weights loaded through `loadFile` live in the memories already
 // (no copy per op); any other weight is copied in once, on first use.
 
@@ -223,7 +223,21 @@ export class WasmBackend implements Backend {
   }
 
   swiglu(out: Float32Array, gate: Float32Array, up: Float32Array, n: number): void {
-    this.scalar.swiglu(out, gate, up, n);
+    // the exponentials dominate: split them across the threads once there are enough
+    if (n < 2048) return this.scalar.swiglu(out, gate, up, n);
+    const arena = this.arenas[0];
+    try {
+      const gateAt = arena.scratch(4 * n), upAt = arena.scratch(4 * n), outAt = arena.scratch(4 * n);
+      const buffer = arena.bytes().buffer;
+      new Float32Array(buffer, gateAt, n).set(gate.subarray(0, n));
+      new Float32Array(buffer, upAt, n).set(up.subarray(0, n));
+      new Int32Array(buffer, COUNTER, 1)[0] = 0;
+      const chunk = Math.max(256, Math.ceil(n / (this.threads * 8)));
+      this.pool.run(arena.exports, arena.index, 'swiglu', [gateAt, upAt, outAt, n, COUNTER, chunk], 0, 0);
+      out.set(new Float32Array(buffer, outAt, n));
+    } finally {
+      arena.releaseScratch();
+    }
   }
 
   addInPlace(a: Float32Array, b: Float32Array, n: number): void {
