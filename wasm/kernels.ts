@@ -644,9 +644,14 @@ function rows4Tokens4(type: i32, w: usize, rb: usize, x: usize, xStride: usize, 
   return madd(e0, v128.load(x), madd(o0, v128.load(x + 16), madd(e1, v128.load(x + 32), madd(o1, v128.load(x + 48), acc))));
 }
 
-function tileHalf(w: usize, x: usize, xStride: usize, n: i32, isF16: bool, out: usize, outStride: usize, nt: i32): void {
+/**
+ * F16/BF16 · up to `width` tokens (4 or 8, a constant where inlined): widening the weights costs more than a
+ * multiply-add, so each widened group serves as many tokens as the registers allow.
+ */
+@inline function tileHalf(w: usize, x: usize, xStride: usize, n: i32, isF16: bool, out: usize, outStride: usize, nt: i32, width: i32): void {
   const x1 = nt > 1 ? x + xStride : x, x2 = nt > 2 ? x + 2 * xStride : x, x3 = nt > 3 ? x + 3 * xStride : x;
-  let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
+  const x4 = nt > 4 ? x + 4 * xStride : x, x5 = nt > 5 ? x + 5 * xStride : x, x6 = nt > 6 ? x + 6 * xStride : x, x7 = nt > 7 ? x + 7 * xStride : x;
+  let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
   const topHalf = i32x4.splat(0xffff0000);
   let i = 0;
   for (; i + 16 <= n; i += 16) {
@@ -658,6 +663,10 @@ function tileHalf(w: usize, x: usize, xStride: usize, n: i32, isF16: bool, out: 
     a1 = halfTokenStep(a1, x1 + o, e0, o0, e1, o1);
     a2 = halfTokenStep(a2, x2 + o, e0, o0, e1, o1);
     a3 = halfTokenStep(a3, x3 + o, e0, o0, e1, o1);
+    if (width > 4) a4 = halfTokenStep(a4, x4 + o, e0, o0, e1, o1);
+    if (width > 4) a5 = halfTokenStep(a5, x5 + o, e0, o0, e1, o1);
+    if (width > 4) a6 = halfTokenStep(a6, x6 + o, e0, o0, e1, o1);
+    if (width > 4) a7 = halfTokenStep(a7, x7 + o, e0, o0, e1, o1);
     w += 32;
   }
   if (i < n) {
@@ -670,8 +679,21 @@ function tileHalf(w: usize, x: usize, xStride: usize, n: i32, isF16: bool, out: 
     a1 = madd(e, v128.load(x1 + o), madd(od, v128.load(x1 + o + 16), a1));
     a2 = madd(e, v128.load(x2 + o), madd(od, v128.load(x2 + o + 16), a2));
     a3 = madd(e, v128.load(x3 + o), madd(od, v128.load(x3 + o + 16), a3));
+    if (width > 4) a4 = madd(e, v128.load(x4 + o), madd(od, v128.load(x4 + o + 16), a4));
+    if (width > 4) a5 = madd(e, v128.load(x5 + o), madd(od, v128.load(x5 + o + 16), a5));
+    if (width > 4) a6 = madd(e, v128.load(x6 + o), madd(od, v128.load(x6 + o + 16), a6));
+    if (width > 4) a7 = madd(e, v128.load(x7 + o), madd(od, v128.load(x7 + o + 16), a7));
   }
   storeTile(out, outStride, nt, hsum(a0), hsum(a1), hsum(a2), hsum(a3));
+  if (nt > 4) storeTile(out + 4 * outStride, outStride, nt - 4, hsum(a4), hsum(a5), hsum(a6), hsum(a7));
+}
+
+function tileHalf4(w: usize, x: usize, xStride: usize, n: i32, isF16: bool, out: usize, outStride: usize, nt: i32): void {
+  tileHalf(w, x, xStride, n, isF16, out, outStride, nt, 4);
+}
+
+function tileHalf8(w: usize, x: usize, xStride: usize, n: i32, isF16: bool, out: usize, outStride: usize, nt: i32): void {
+  tileHalf(w, x, xStride, n, isF16, out, outStride, nt, 8);
 }
 
 /**
@@ -781,18 +803,19 @@ function tileQ6_K(w: usize, x: usize, xStride: usize, nb: i32, u: usize, out: us
   storeTile(out, outStride, nt, hsum(a0), hsum(a1), hsum(a2), hsum(a3));
 }
 
-/** Whether a 4-token tile kernel exists for this type (others multiply token by token). */
+/** Whether a tile kernel (4 tokens, F16/BF16 8) exists for this type (others multiply token by token). */
 @inline function hasTile(type: i32): bool {
   return type == Q4_K || type == Q6_K || type == F16 || type == BF16;
 }
 
-/** W[row] · the nt (≤ 4) activation rows at x, x + xStride, …, written to out + t·outStride. */
+/** W[row] · the nt (≤ 4, F16/BF16 ≤ 8) activation rows at x, x + xStride, …, written to out + t·outStride. */
 @inline function dotTile(type: i32, row: usize, x: usize, xStride: usize, n: i32, scratch: usize, out: usize, outStride: usize, nt: i32): void {
   switch (type) {
     case Q4_K: tileQ4_K(row, x, xStride, n >> 8, scratch, out, outStride, nt); break;
     case Q6_K: tileQ6_K(row, x, xStride, n >> 8, scratch, out, outStride, nt); break;
-    case F16: tileHalf(row, x, xStride, n, true, out, outStride, nt); break;
-    default: tileHalf(row, x, xStride, n, false, out, outStride, nt); break;
+    default: // F16, BF16
+      if (nt > 4) tileHalf8(row, x, xStride, n, type == F16, out, outStride, nt);
+      else tileHalf4(row, x, xStride, n, type == F16, out, outStride, nt);
   }
 }
 
@@ -837,8 +860,9 @@ export function matmul(
       for (let r = r0; r < r1; r++) {
         const row = w + <usize>r * wRowBytes;
         if (nTokens > 1 && hasTile(type)) {
-          for (let t = t0; t < t1; t += 4) {
-            dotTile(type, row, act + <usize>t * actStride, actStride, nIn, scratch, out + <usize>t * outStride + (<usize>r << 2), outStride, min(4, t1 - t));
+          const width = type == F16 || type == BF16 ? 8 : 4;
+          for (let t = t0; t < t1; t += width) {
+            dotTile(type, row, act + <usize>t * actStride, actStride, nIn, scratch, out + <usize>t * outStride + (<usize>r << 2), outStride, min(width, t1 - t));
           }
           continue;
         }
