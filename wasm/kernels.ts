@@ -639,61 +639,46 @@ function rows4Tokens4(type: i32, w: usize, rb: usize, x: usize, xStride: usize, 
   if (nt > 3) store<f32>(out + 3 * outStride, a3);
 }
 
-/** acc + w·x over 16 F16/BF16 weights already widened (e0/o0/e1/o1, even/odd order) for one token. */
-@inline function halfTokenStep(acc: v128, x: usize, e0: v128, o0: v128, e1: v128, o1: v128): v128 {
-  return madd(e0, v128.load(x), madd(o0, v128.load(x + 16), madd(e1, v128.load(x + 32), madd(o1, v128.load(x + 48), acc))));
+// ---- float weights (F32, F16, BF16) for many tokens: rows widened once per token tile, then an f32 2×4 GEMM ----------
+
+/** Weight row (n values at w) as f32 at dst, in the activations' order (each group of 8: even values, then odd). */
+@inline function widenRow(type: i32, w: usize, dst: usize, n: i32): void {
+  const topHalf = i32x4.splat(0xffff0000);
+  for (let i = 0; i < n; i += 8) {
+    let even: v128, odd: v128;
+    if (type == F32) {
+      const a = v128.load(w + (<usize>i << 2)), b = v128.load(w + (<usize>i << 2) + 16);
+      even = i8x16.shuffle(a, b, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27);
+      odd = i8x16.shuffle(a, b, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
+    } else {
+      const v = v128.load(w + (<usize>i << 1));
+      even = i32x4.shl(v, 16);
+      odd = v128.and(v, topHalf);
+      if (type == F16) { even = widenF16(even); odd = widenF16(odd); }
+    }
+    v128.store(dst + (<usize>i << 2), even);
+    v128.store(dst + (<usize>i << 2) + 16, odd);
+  }
 }
 
 /**
- * F16/BF16 · up to `width` tokens (4 or 8, a constant where inlined): widening the weights costs more than a
- * multiply-add, so each widened group serves as many tokens as the registers allow.
+ * Two widened rows (w0, w1; f32, n values) · nt ≤ 4 activation rows (x + t·xStride) → out + t·outStride (+4 for
+ * row w1 when nRows is 2). Eight independent accumulators keep both multiply-add units busy.
  */
-@inline function tileHalf(w: usize, x: usize, xStride: usize, n: i32, isF16: bool, out: usize, outStride: usize, nt: i32, width: i32): void {
+function gemmF32(w0: usize, w1: usize, x: usize, xStride: usize, n: i32, out: usize, outStride: usize, nt: i32, nRows: i32): void {
   const x1 = nt > 1 ? x + xStride : x, x2 = nt > 2 ? x + 2 * xStride : x, x3 = nt > 3 ? x + 3 * xStride : x;
-  const x4 = nt > 4 ? x + 4 * xStride : x, x5 = nt > 5 ? x + 5 * xStride : x, x6 = nt > 6 ? x + 6 * xStride : x, x7 = nt > 7 ? x + 7 * xStride : x;
-  let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
-  const topHalf = i32x4.splat(0xffff0000);
-  let i = 0;
-  for (; i + 16 <= n; i += 16) {
-    const v = v128.load(w), u = v128.load(w + 16);
-    let e0 = i32x4.shl(v, 16), o0 = v128.and(v, topHalf), e1 = i32x4.shl(u, 16), o1 = v128.and(u, topHalf);
-    if (isF16) { e0 = widenF16(e0); o0 = widenF16(o0); e1 = widenF16(e1); o1 = widenF16(o1); }
+  let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+  for (let i = 0; i < n; i += 4) {
     const o = <usize>i << 2;
-    a0 = halfTokenStep(a0, x + o, e0, o0, e1, o1);
-    a1 = halfTokenStep(a1, x1 + o, e0, o0, e1, o1);
-    a2 = halfTokenStep(a2, x2 + o, e0, o0, e1, o1);
-    a3 = halfTokenStep(a3, x3 + o, e0, o0, e1, o1);
-    if (width > 4) a4 = halfTokenStep(a4, x4 + o, e0, o0, e1, o1);
-    if (width > 4) a5 = halfTokenStep(a5, x5 + o, e0, o0, e1, o1);
-    if (width > 4) a6 = halfTokenStep(a6, x6 + o, e0, o0, e1, o1);
-    if (width > 4) a7 = halfTokenStep(a7, x7 + o, e0, o0, e1, o1);
-    w += 32;
-  }
-  if (i < n) {
-    // a last group of 8
-    const v = v128.load(w);
-    let e = i32x4.shl(v, 16), od = v128.and(v, topHalf);
-    if (isF16) { e = widenF16(e); od = widenF16(od); }
-    const o = <usize>i << 2;
-    a0 = madd(e, v128.load(x + o), madd(od, v128.load(x + o + 16), a0));
-    a1 = madd(e, v128.load(x1 + o), madd(od, v128.load(x1 + o + 16), a1));
-    a2 = madd(e, v128.load(x2 + o), madd(od, v128.load(x2 + o + 16), a2));
-    a3 = madd(e, v128.load(x3 + o), madd(od, v128.load(x3 + o + 16), a3));
-    if (width > 4) a4 = madd(e, v128.load(x4 + o), madd(od, v128.load(x4 + o + 16), a4));
-    if (width > 4) a5 = madd(e, v128.load(x5 + o), madd(od, v128.load(x5 + o + 16), a5));
-    if (width > 4) a6 = madd(e, v128.load(x6 + o), madd(od, v128.load(x6 + o + 16), a6));
-    if (width > 4) a7 = madd(e, v128.load(x7 + o), madd(od, v128.load(x7 + o + 16), a7));
+    const u = v128.load(w0 + o), v = v128.load(w1 + o);
+    const v0 = v128.load(x + o), v1 = v128.load(x1 + o), v2 = v128.load(x2 + o), v3 = v128.load(x3 + o);
+    a0 = madd(u, v0, a0); b0 = madd(v, v0, b0);
+    a1 = madd(u, v1, a1); b1 = madd(v, v1, b1);
+    a2 = madd(u, v2, a2); b2 = madd(v, v2, b2);
+    a3 = madd(u, v3, a3); b3 = madd(v, v3, b3);
   }
   storeTile(out, outStride, nt, hsum(a0), hsum(a1), hsum(a2), hsum(a3));
-  if (nt > 4) storeTile(out + 4 * outStride, outStride, nt - 4, hsum(a4), hsum(a5), hsum(a6), hsum(a7));
-}
-
-function tileHalf4(w: usize, x: usize, xStride: usize, n: i32, isF16: bool, out: usize, outStride: usize, nt: i32): void {
-  tileHalf(w, x, xStride, n, isF16, out, outStride, nt, 4);
-}
-
-function tileHalf8(w: usize, x: usize, xStride: usize, n: i32, isF16: bool, out: usize, outStride: usize, nt: i32): void {
-  tileHalf(w, x, xStride, n, isF16, out, outStride, nt, 8);
+  if (nRows > 1) storeTile(out + 4, outStride, nt, hsum(b0), hsum(b1), hsum(b2), hsum(b3));
 }
 
 /**
@@ -803,19 +788,16 @@ function tileQ6_K(w: usize, x: usize, xStride: usize, nb: i32, u: usize, out: us
   storeTile(out, outStride, nt, hsum(a0), hsum(a1), hsum(a2), hsum(a3));
 }
 
-/** Whether a tile kernel (4 tokens, F16/BF16 8) exists for this type (others multiply token by token). */
+/** Whether a 4-token tile kernel exists for this type (others multiply token by token). */
 @inline function hasTile(type: i32): bool {
-  return type == Q4_K || type == Q6_K || type == F16 || type == BF16;
+  return type == Q4_K || type == Q6_K;
 }
 
-/** W[row] · the nt (≤ 4, F16/BF16 ≤ 8) activation rows at x, x + xStride, …, written to out + t·outStride. */
+/** W[row] · the nt (≤ 4) activation rows at x, x + xStride, …, written to out + t·outStride (Q4_K or Q6_K). */
 @inline function dotTile(type: i32, row: usize, x: usize, xStride: usize, n: i32, scratch: usize, out: usize, outStride: usize, nt: i32): void {
   switch (type) {
     case Q4_K: tileQ4_K(row, x, xStride, n >> 8, scratch, out, outStride, nt); break;
-    case Q6_K: tileQ6_K(row, x, xStride, n >> 8, scratch, out, outStride, nt); break;
-    default: // F16, BF16
-      if (nt > 4) tileHalf8(row, x, xStride, n, type == F16, out, outStride, nt);
-      else tileHalf4(row, x, xStride, n, type == F16, out, outStride, nt);
+    default: tileQ6_K(row, x, xStride, n >> 8, scratch, out, outStride, nt); break;
   }
 }
 
@@ -826,7 +808,8 @@ function tileQ6_K(w: usize, x: usize, xStride: usize, nb: i32, u: usize, out: us
  * w: [nOut rows of wRowBytes], x: [nTokens, nIn] f32, act: [nTokens rows of actRowBytes], out: [nTokens, nOut] f32.
  * Tokens are visited in tiles of 32 so a tile's activations stay in cache while a chunk of rows is streamed past them.
  * Within a tile, Q8_0 and Q4_0 go four rows at a time (rows4), types with a tile kernel decode each weight block
- * once for 4 tokens, and the rest multiply row by token. scratch: 512 bytes of the thread's own.
+ * once for 4 tokens, and the rest multiply row by token. Float weights for many tokens take tiles of 64 tokens and
+ * widened row pairs (gemmF32). scratch: the thread's own, 512 bytes (float weights: 8·nIn).
  */
 export function matmul(
   type: i32, w: usize, wRowBytes: i32, x: usize, act: usize, actRowBytes: i32,
@@ -844,6 +827,22 @@ export function matmul(
     const r0 = atomic.add<i32>(counter, chunk);
     if (r0 >= nOut) break;
     const r1 = min(nOut, r0 + chunk);
+    if (nTokens > 1 && (type == F32 || type == F16 || type == BF16)) {
+      // per tile of 64 tokens (their activations stay in L2), each pair of rows is widened into scratch once
+      const w1At = scratch + (<usize>nIn << 2);
+      for (let t0 = 0; t0 < nTokens; t0 += 64) {
+        const t1 = min(nTokens, t0 + 64);
+        for (let r = r0; r < r1; r += 2) {
+          const nRows = r + 1 < r1 ? 2 : 1;
+          widenRow(type, w + <usize>r * wRowBytes, scratch, nIn);
+          if (nRows == 2) widenRow(type, w + <usize>(r + 1) * wRowBytes, w1At, nIn);
+          for (let t = t0; t < t1; t += 4) {
+            gemmF32(scratch, nRows == 2 ? w1At : scratch, act + <usize>t * actStride, actStride, nIn, out + <usize>t * outStride + (<usize>r << 2), outStride, min(4, t1 - t), nRows);
+          }
+        }
+      }
+      continue;
+    }
     for (let t0 = 0; t0 < nTokens; t0 += 32) {
       const t1 = min(nTokens, t0 + 32);
       if (type == Q8_0 || type == Q4_0) {
@@ -860,9 +859,8 @@ export function matmul(
       for (let r = r0; r < r1; r++) {
         const row = w + <usize>r * wRowBytes;
         if (nTokens > 1 && hasTile(type)) {
-          const width = type == F16 || type == BF16 ? 8 : 4;
-          for (let t = t0; t < t1; t += width) {
-            dotTile(type, row, act + <usize>t * actStride, actStride, nIn, scratch, out + <usize>t * outStride + (<usize>r << 2), outStride, min(width, t1 - t));
+          for (let t = t0; t < t1; t += 4) {
+            dotTile(type, row, act + <usize>t * actStride, actStride, nIn, scratch, out + <usize>t * outStride + (<usize>r << 2), outStride, min(4, t1 - t));
           }
           continue;
         }

@@ -146,7 +146,9 @@ export class WasmBackend implements Backend {
       const xAt = arena.scratch(4 * nTokens * nIn);
       const actAt = arena.scratch(nTokens * actRowBytes);
       const outAt = arena.scratch(4 * nTokens * nOut);
-      const threadScratch = arena.scratch(512 * this.threads);
+      // per thread: 512 bytes, or two widened rows for float weights (see the kernel)
+      const stride = format === FLOAT_ACT ? Math.max(512, Math.ceil((8 * nIn) / 64) * 64) : 512;
+      const threadScratch = arena.scratch(stride * this.threads);
       const buffer = arena.bytes().buffer;
       new Float32Array(buffer, xAt, nTokens * nIn).set(x.subarray(0, nTokens * nIn));
       new Int32Array(buffer, COUNTER, 3).fill(0); // rows claimed, tokens claimed, tokens quantized
@@ -154,7 +156,7 @@ export class WasmBackend implements Backend {
       // four rows for the 4-row kernels
       const chunk = 4 * Math.max(1, Math.ceil(nOut / (this.threads * 64)));
       const args = [w.type, address, wRowBytes, xAt, actAt, actRowBytes, outAt, nIn, nOut, nTokens, COUNTER, chunk];
-      this.pool.run(k, arena.index, 'matmul', args, threadScratch, 512);
+      this.pool.run(k, arena.index, 'matmul', args, threadScratch, stride);
       out.set(new Float32Array(buffer, outAt, nTokens * nOut));
     } finally {
       arena.releaseScratch();
