@@ -889,12 +889,40 @@ export function matmul(
 }
 
 /**
+ * e^x for x ≤ 0 in four lanes: x = n·ln2 + r with |r| ≤ ln2/2, e^r by its Taylor polynomial to r⁶ (relative error
+ * about 1e-7, within an ulp or two of expf), times 2^n through the exponent bits; below −87 the result would be
+ * subnormal and is taken at −87 (≈ 1.6e-38; softmax weights that small round to 0 in f16 anyway).
+ */
+@inline function expNonPositive(x: v128): v128 {
+  const clamped = f32x4.max(x, f32x4.splat(-87));
+  const n = f32x4.nearest(f32x4.mul(clamped, f32x4.splat(1.4426950408889634)));
+  // ln 2 in two parts, so that n·ln2 is subtracted without rounding error
+  const r = f32x4.sub(f32x4.sub(clamped, f32x4.mul(n, f32x4.splat(0.693145751953125))), f32x4.mul(n, f32x4.splat(1.428606765330187e-6)));
+  let p = f32x4.splat(<f32>1 / 720);
+  p = madd(p, r, f32x4.splat(<f32>1 / 120));
+  p = madd(p, r, f32x4.splat(<f32>1 / 24));
+  p = madd(p, r, f32x4.splat(<f32>1 / 6));
+  p = madd(p, r, f32x4.splat(0.5));
+  p = madd(p, r, f32x4.splat(1));
+  p = madd(p, r, f32x4.splat(1));
+  return i32x4.add(p, i32x4.shl(i32x4.trunc_sat_f32x4_s(n), 23));
+}
+
+/** Four non-negative f32 values rounded to the nearest f16 value (ties to even), as f32; f16 subnormals below 2^−14. */
+@inline function roundToF16(x: v128): v128 {
+  // normal range: keep 10 mantissa bits; subnormal range: multiples of 2^−24
+  const normal = v128.and(i32x4.add(x, i32x4.add(i32x4.splat(0xfff), v128.and(i32x4.shr_u(x, 13), i32x4.splat(1)))), i32x4.splat(0xffffe000));
+  const subnormal = f32x4.mul(f32x4.nearest(f32x4.mul(x, f32x4.splat(16777216))), f32x4.splat(5.960464477539063e-8));
+  return v128.bitselect(subnormal, normal, f32x4.lt(x, f32x4.splat(6.103515625e-5)));
+}
+
+/**
  * Attention straight from the paged f16 cache, for (row, kv head) pairs claimed from the counter: the `group` query
  * heads that share a kv head go together, so each cached key and value row is widened to f32 once for all of them.
  * q: [nTokens, nHeads·headDim] f32, out like q; keys/values: the layer's f16 cache [slot, kvDim];
  * slots: i32 cache slots, row t's visible positions at slots[rowStart[t] … rowStart[t] + rowLength[t]).
  * scratch (per thread, floats): q of the group [group, headDim] | widened row [headDim] | accumulators [group, headDim] |
- * scores [group, maxLength].
+ * scores [group, maxLength rounded up to 4].
  */
 export function attention(
   q: usize, out: usize, keys: usize, values: usize, slots: usize, rowStart: usize, rowLength: usize,
@@ -917,30 +945,40 @@ export function attention(
     const qAt = q + <usize>(t * nHeads + g * group) * headBytes;
     // q rounded to f16, as ggml converts it to the cache's type
     for (let i = 0; i < group * headDim; i++) store<f32>(qg + (<usize>i << 2), f16(toF16(load<f32>(qAt + (<usize>i << 2)))));
+    // scores [group, n4]: head h's scores at scores + h·n4, the lanes past n padded
+    const n4 = (n + 3) & ~3;
     for (let j = 0; j < n; j++) {
       widenHalfs(keys + <usize>load<i32>(list + (<usize>j << 2)) * kvRowBytes + kvOffset, row, headDim);
       for (let h = 0; h < group; h++) {
-        store<f32>(scores + ((<usize>(h * n + j)) << 2), dotF32Plain(qg + <usize>h * headBytes, row, headDim) * scale);
+        store<f32>(scores + ((<usize>(h * n4 + j)) << 2), dotF32Plain(qg + <usize>h * headBytes, row, headDim) * scale);
       }
     }
     // softmax per head: e_j = exp(s_j − max), then weights e_j / Σe rounded to f16 (ggml multiplies them with f16 values)
     for (let h = 0; h < group; h++) {
-      const s = scores + (<usize>(h * n) << 2);
-      let maxScore: f32 = -Infinity;
-      for (let j = 0; j < n; j++) maxScore = max(maxScore, load<f32>(s + (<usize>j << 2)));
-      let sum: f32 = 0;
-      for (let j = 0; j < n; j++) {
-        const e = Mathf.exp(load<f32>(s + (<usize>j << 2)) - maxScore);
-        store<f32>(s + (<usize>j << 2), e);
-        sum += e;
+      const s = scores + (<usize>(h * n4) << 2);
+      for (let j = n; j < n4; j++) store<f32>(s + (<usize>j << 2), -Infinity);
+      let top = f32x4.splat(-Infinity);
+      for (let j = 0; j < n4; j += 4) top = f32x4.max(top, v128.load(s + (<usize>j << 2)));
+      const maxScore = f32x4.splat(max(max(f32x4.extract_lane(top, 0), f32x4.extract_lane(top, 1)), max(f32x4.extract_lane(top, 2), f32x4.extract_lane(top, 3))));
+      let sum = f32x4.splat(0);
+      for (let j = 0; j < n4; j += 4) {
+        const at = s + (<usize>j << 2);
+        // padding lanes (−∞) come out as 0
+        const e = v128.and(expNonPositive(f32x4.sub(v128.load(at), maxScore)), f32x4.ne(v128.load(at), f32x4.splat(-Infinity)));
+        v128.store(at, e);
+        sum = f32x4.add(sum, e);
       }
-      for (let j = 0; j < n; j++) store<f32>(s + (<usize>j << 2), f16(toF16(load<f32>(s + (<usize>j << 2)) / sum)));
+      const total = f32x4.splat(hsum(sum));
+      for (let j = 0; j < n4; j += 4) {
+        const at = s + (<usize>j << 2);
+        v128.store(at, roundToF16(f32x4.div(v128.load(at), total)));
+      }
     }
     memory.fill(acc, 0, <usize>group * headBytes);
     for (let j = 0; j < n; j++) {
       widenHalfs(values + <usize>load<i32>(list + (<usize>j << 2)) * kvRowBytes + kvOffset, row, headDim);
       for (let h = 0; h < group; h++) {
-        const p = v128.load32_splat(scores + (<usize>(h * n + j) << 2));
+        const p = v128.load32_splat(scores + (<usize>(h * n4 + j) << 2));
         const o = acc + <usize>h * headBytes;
         for (let d = 0; d < headDim; d += 4) {
           const od = o + (<usize>d << 2);

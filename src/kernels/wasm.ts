@@ -189,7 +189,7 @@ export class WasmBackend implements Backend {
       const qAt = arena.scratch(4 * nTokens * nHeads * headDim);
       const outAt = arena.scratch(4 * nTokens * nHeads * headDim);
       // per thread: q of the group, a widened row, accumulators, scores (see the kernel)
-      const stride = Math.ceil((4 * ((2 * group + 1) * headDim + group * maxLength)) / 64) * 64;
+      const stride = Math.ceil((4 * ((2 * group + 1) * headDim + group * (maxLength + 3))) / 64) * 64;
       const threadScratch = arena.scratch(stride * this.threads);
       const buffer = arena.bytes().buffer;
       const slotList = new Int32Array(buffer, slotsAt, total);
