@@ -5,11 +5,11 @@
 import { receiveMessageOnPort, workerData } from 'node:worker_threads';
 
 const { control, module, port, functions, index, spin } = workerData;
-// control block (see thread-pool.ts): i32 [generation, pending, arena, function, nargs, joined, control number],
-// f64 args from byte 64
+// control block (see thread-pool.ts): i32 [generation, pending, arena, function, nargs, joined, control number,
+// failed], f64 args from byte 64
 const state = new Int32Array(control, 0, 16);
 const args = new Float64Array(control, 64, 16);
-const GENERATION = 0, PENDING = 1, ARENA = 2, FUNCTION = 3, NARGS = 4, JOINED = 5, CONTROL = 6;
+const GENERATION = 0, PENDING = 1, ARENA = 2, FUNCTION = 3, NARGS = 4, JOINED = 5, CONTROL = 6, FAILED = 7;
 const ADOPT = -2;
 const CLOSED = 1 << 30;
 
@@ -37,7 +37,13 @@ for (;;) { // ends with the process (the worker is unref'd)
     // the last argument of every pooled kernel is its scratch address: base + thread index · stride
     const stride = list.pop();
     list[n - 2] += index * stride;
-    instances[state[ARENA]][functions[state[FUNCTION]]](...list);
+    try {
+      instances[state[ARENA]][functions[state[FUNCTION]]](...list);
+    } catch (error) {
+      // report to the posting thread (it throws after the job) and stay in the pool
+      port.postMessage(String(error?.message ?? error));
+      Atomics.store(state, FAILED, 1);
+    }
   }
   if (Atomics.sub(state, JOINED, 1) === (CLOSED | 1)) Atomics.notify(state, JOINED);
 }

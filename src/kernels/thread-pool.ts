@@ -6,7 +6,7 @@
 // (a busy machine) costs nothing. Workers spin briefly before sleeping so the many small jobs of a decode step do
 // not each pay a wake-up; they are unref'd and never keep the process alive.
 
-import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
+import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { KernelExports } from './wasm-module.js';
@@ -17,9 +17,10 @@ export const POOLED_KERNELS = ['matmul', 'attention', 'swiglu'] as const;
 export type PooledKernel = (typeof POOLED_KERNELS)[number];
 
 // control block: i32 [generation, pending (control jobs), arena, function, number of args, joined (kernel jobs),
-// control number (of the last control job)], f64 args from byte 64. joined counts the workers inside the current
-// kernel job, plus CLOSED once it is closed.
-const GENERATION = 0, PENDING = 1, ARENA = 2, FUNCTION = 3, NARGS = 4, JOINED = 5, CONTROL = 6;
+// control number (of the last control job), failed], f64 args from byte 64. joined counts the workers inside the
+// current kernel job, plus CLOSED once it is closed; failed is set by a worker whose kernel threw (its message
+// follows on the worker's port).
+const GENERATION = 0, PENDING = 1, ARENA = 2, FUNCTION = 3, NARGS = 4, JOINED = 5, CONTROL = 6, FAILED = 7;
 const ADOPT = -2, RELEASE = -3;
 const CLOSED = 1 << 30;
 /** busy-wait iterations before a thread sleeps (about 100 µs) */
@@ -114,9 +115,27 @@ export class ThreadPool {
     Atomics.sub(this.state, JOINED, CLOSED);
     Atomics.add(this.state, GENERATION, 1);
     Atomics.notify(this.state, GENERATION);
-    kernel(...args, scratch);
+    let failure: unknown;
+    try {
+      kernel(...args, scratch);
+    } catch (error) {
+      failure = error; // the job is still closed and waited for, so that the pool stays usable
+    }
     Atomics.or(this.state, JOINED, CLOSED);
     this.waitUntil(JOINED, CLOSED);
+    const workerFailure = this.takeWorkerFailure();
+    if (failure !== undefined) throw failure;
+    if (workerFailure !== undefined) throw new ThreadPoolError(`a kernel thread failed: ${workerFailure}`);
+  }
+
+  /** The messages of workers whose kernel threw during the last job (clearing the flag), or undefined. */
+  private takeWorkerFailure(): string | undefined {
+    if (Atomics.exchange(this.state, FAILED, 0) === 0) return undefined;
+    const messages: string[] = [];
+    for (const port of this.ports) {
+      for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port)) messages.push(String(m.message));
+    }
+    return messages.join('; ') || 'unknown error';
   }
 
   private waitUntil(slot: number, value: number): void {

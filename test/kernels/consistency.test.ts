@@ -12,7 +12,8 @@ import { ReferenceBackend } from '../../src/kernels/reference.js';
 import { kernelModule } from '../../src/kernels/wasm-module.js';
 import { loadIntoArenas } from '../../src/kernels/wasm-weights.js';
 import { MAX_PAGES, PAGE } from '../../src/kernels/wasm-module.js';
-import { WEIGHTS_START } from '../../src/kernels/arena.js';
+import { COUNTER, WEIGHTS_START } from '../../src/kernels/arena.js';
+import { sharedPool } from '../../src/kernels/thread-pool.js';
 import type { AttentionCacheView } from '../../src/kernels/backend.js';
 import { GGMLType, typeInfo, typeName } from '../../src/tensor/ggml-type.js';
 import { activationRowBytes, dequantizeRow, fp32ToFp16, quantizeRowForDot } from '../../src/tensor/index.js';
@@ -144,6 +145,30 @@ test('the shared thread pool stays consistent while backends come and go between
     backend.matmul(actual, x, w, 2);
     backend.close();
     assertMatmulClose(actual, expected, w, x, 2, `round ${i}`);
+  }
+});
+
+test('a kernel that traps is reported, and the pool goes on serving', () => {
+  const rnd = random(41);
+  const w = randomWeight(GGMLType.Q8_0, 64, 3, rnd);
+  const x = floats(64 * 2, rnd);
+  const expected = new Float32Array(6);
+  reference.matmul(expected, x, w, 2);
+  const backend = new WasmBackend({ threads: 2 });
+  try {
+    const arena = backend.memories[0];
+    const pool = sharedPool(2, kernelModule(true).module);
+    const xAt = arena.scratch(4 * 64), actAt = arena.scratch(68 * 2), outAt = arena.scratch(4 * 4096), scratch = arena.scratch(1024);
+    new Int32Array(arena.bytes().buffer, COUNTER, 3).fill(0);
+    // weights "at" 4 GiB − 64 KiB: every thread that takes a row reads out of bounds
+    const args = [GGMLType.Q8_0, 2 ** 32 - 65536, 68, xAt, actAt, 68, outAt, 64, 4096, 1, COUNTER, 4];
+    assert.throws(() => pool.run(arena.exports, arena.index, 'matmul', args, scratch, 512), /out of bounds|kernel thread failed/);
+    arena.releaseScratch();
+    const actual = new Float32Array(6).fill(NaN);
+    backend.matmul(actual, x, w, 2);
+    assertMatmulClose(actual, expected, w, x, 2, 'after the trap');
+  } finally {
+    backend.close();
   }
 });
 
