@@ -12,6 +12,7 @@ import { dequantizeTensor, fp32ToFp16Array } from '../tensor/index.js';
 import type { KVCache, SequenceBlocks } from './kv-cache.js';
 import { addLoraDelta, type LoraDelta } from './lora-adapter.js';
 import type { AttentionShape, RopeParams } from '../kernels/backend.js';
+import { ropeAngles, type RopeAngles } from '../kernels/rope.js';
 
 /** A row-major activation matrix [rows, cols]. */
 export interface Act {
@@ -66,6 +67,8 @@ function expertSlice(w: WeightTensor, e: number): WeightTensor {
 export class InferenceOps implements ModelOps<Act, WeightTensor> {
   private readonly n: number;
   private slotCache: Int32Array[] = [];
+  /** rotation angles at the batch's positions, per rope setting (the same for every layer) */
+  private readonly angles = new Map<RopeParams, RopeAngles>();
 
   constructor(
     private readonly backend: Backend,
@@ -105,7 +108,9 @@ export class InferenceOps implements ModelOps<Act, WeightTensor> {
   }
 
   rope(x: Act, nHeads: number, headDim: number, params: RopeParams): Act {
-    this.backend.rope(x.data, x.rows, nHeads, headDim, this.batch.positions, params);
+    let angles = this.angles.get(params);
+    if (!angles) this.angles.set(params, (angles = ropeAngles(this.batch.positions, params)));
+    this.backend.rope(x.data, x.rows, nHeads, headDim, angles, params);
     return x;
   }
 

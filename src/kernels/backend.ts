@@ -5,6 +5,7 @@
 
 import type { WeightTensor } from '../tensor/tensor.js';
 import type { GGUFModelFile } from '../gguf/model-file.js';
+import type { RopeAngles } from './rope.js';
 
 export interface RopeParams {
   /** number of leading dims of each head that are rotated (`rope.dimension_count`) */
@@ -62,8 +63,8 @@ export interface Backend {
   /** out[t, i] = x[t, i] / sqrt(mean_i(x[t]²) + eps) · weight[i]: x, out [nTokens, dim] */
   rmsnorm(out: Float32Array, x: Float32Array, weight: Float32Array, nTokens: number, dim: number, eps: number): void;
 
-  /** rotates each head of x in place: x [nTokens, nHeads × headDim], positions [nTokens] */
-  rope(x: Float32Array, nTokens: number, nHeads: number, headDim: number, positions: Int32Array, params: RopeParams): void;
+  /** rotates each head of x in place by the rows' angles (see rope.ts): x [nTokens, nHeads × headDim] */
+  rope(x: Float32Array, nTokens: number, nHeads: number, headDim: number, angles: RopeAngles, params: RopeParams): void;
 
   /**
    * out[t, h] = Σ_j softmax_j(scale · q[t, h] · k[j, h']) · v[j, h'] over the cached positions j visible to row t,

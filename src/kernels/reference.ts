@@ -4,6 +4,7 @@
 // the WASM SIMD backend is checked against.
 
 import type { AttentionCacheView, AttentionShape, AttentionWeights, Backend, RopeParams } from './backend.js';
+import type { RopeAngles } from './rope.js';
 import type { WeightTensor } from '../tensor/tensor.js';
 import { GGMLType, typeInfo } from '../tensor/ggml-type.js';
 import { activationRowBytes, dequantizeRow, fp16ToFp32, fp32ToFp16, quantizeRowForDot, vecDot, vecDotType } from '../tensor/index.js';
@@ -87,15 +88,11 @@ export class ReferenceBackend implements Backend {
     }
   }
 
-  rope(x: Float32Array, nTokens: number, nHeads: number, headDim: number, positions: Int32Array, p: RopeParams): void {
+  rope(x: Float32Array, nTokens: number, nHeads: number, headDim: number, angles: RopeAngles, p: RopeParams): void {
     const half = p.nDims / 2;
     for (let t = 0; t < nTokens; t++) {
-      const pos = positions[t];
       for (let i = 0; i < half; i++) {
-        // θ_i = pos · scale · base^(−2i/nDims), optionally divided by a per-pair factor (llama3)
-        let theta = p.freqScale * pos * Math.pow(p.freqBase, (-2 * i) / p.nDims);
-        if (p.freqFactors) theta /= p.freqFactors[i];
-        const cos = Math.cos(theta), sin = Math.sin(theta);
+        const cos = angles.cos[t * half + i], sin = angles.sin[t * half + i];
         for (let h = 0; h < nHeads; h++) {
           const base = t * nHeads * headDim + h * headDim;
           // pair (a, b): NEOX rotates dims i and i + nDims/2, normal rope dims 2i and 2i+1

@@ -6,6 +6,7 @@
 import { availableParallelism } from 'node:os';
 import type { AttentionCacheView, AttentionShape, Backend, RopeParams } from './backend.js';
 import { ReferenceBackend } from './reference.js';
+import type { RopeAngles } from './rope.js';
 import { Arena, COUNTER, arenaOf } from './arena.js';
 import { sharedPool, type ThreadPool } from './thread-pool.js';
 import { kernelModule, type KernelModule } from './wasm-module.js';
@@ -220,8 +221,8 @@ export class WasmBackend implements Backend {
     this.scalar.rmsnorm(out, x, weight, nTokens, dim, eps);
   }
 
-  rope(x: Float32Array, nTokens: number, nHeads: number, headDim: number, positions: Int32Array, params: RopeParams): void {
-    this.scalar.rope(x, nTokens, nHeads, headDim, positions, params);
+  rope(x: Float32Array, nTokens: number, nHeads: number, headDim: number, angles: RopeAngles, params: RopeParams): void {
+    this.scalar.rope(x, nTokens, nHeads, headDim, angles, params);
   }
 
   swiglu(out: Float32Array, gate: Float32Array, up: Float32Array, n: number): void {

@@ -8,6 +8,7 @@
 // releases them, so Params must be made before the mark a training step releases to.
 
 import type { AttentionShape, RopeParams } from '../kernels/backend.js';
+import type { RopeAngles } from '../kernels/rope.js';
 import { allocFloats, matmul, transpose } from './matmul.js';
 
 export class Var {
@@ -173,28 +174,6 @@ export function rmsnorm(x: Var, weight: Var, eps: number): Var {
       }
     }
   }, out);
-}
-
-/** cos and sin of every rotated pair of every row: [n, nDims/2] each */
-export interface RopeAngles {
-  cos: Float64Array;
-  sin: Float64Array;
-}
-
-/** The rotation angles of every row at `positions` [n] (θ as in the inference backend). */
-export function ropeAngles(positions: Int32Array, p: RopeParams): RopeAngles {
-  const half = p.nDims / 2, n = positions.length;
-  const cos = new Float64Array(n * half), sin = new Float64Array(n * half);
-  for (let t = 0; t < n; t++) {
-    for (let i = 0; i < half; i++) {
-      // θ_i = pos · scale · base^(−2i/nDims), optionally divided by a per-pair factor (llama3)
-      let theta = p.freqScale * positions[t] * Math.pow(p.freqBase, (-2 * i) / p.nDims);
-      if (p.freqFactors) theta /= p.freqFactors[i];
-      cos[t * half + i] = Math.cos(theta);
-      sin[t * half + i] = Math.sin(theta);
-    }
-  }
-  return { cos, sin };
 }
 
 /** rotates src into dst pair by pair by +θ (direction 1) or −θ (direction −1), accumulating when `add` */

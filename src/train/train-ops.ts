@@ -6,9 +6,10 @@ import type { AttentionShape, RopeParams } from '../kernels/backend.js';
 import type { ExpertWeights, ModelOps } from '../models/ops.js';
 import { routeToExperts } from '../models/ops.js';
 import {
-  add, attention, combineExperts, embedding, gatherRows, linear, rmsnorm, rope, ropeAngles, routerWeights, swiglu,
-  type ExpertChoice, type Param, type RopeAngles, type Var,
+  add, attention, combineExperts, embedding, gatherRows, linear, rmsnorm, rope, routerWeights, swiglu,
+  type ExpertChoice, type Param, type Var,
 } from './autograd.js';
+import { ropeAngles, type RopeAngles } from '../kernels/rope.js';
 
 export class TrainOps implements ModelOps<Var, Param> {
   /** [nSeq · seqLen] position of each row within its sequence */

@@ -14,6 +14,7 @@ import { loadIntoArenas } from '../../src/kernels/wasm-weights.js';
 import { MAX_PAGES, PAGE } from '../../src/kernels/wasm-module.js';
 import { COUNTER, WEIGHTS_START } from '../../src/kernels/arena.js';
 import { sharedPool } from '../../src/kernels/thread-pool.js';
+import { ropeAngles } from '../../src/kernels/rope.js';
 import type { AttentionCacheView } from '../../src/kernels/backend.js';
 import { GGMLType, typeInfo, typeName } from '../../src/tensor/ggml-type.js';
 import { activationRowBytes, dequantizeRow, fp32ToFp16, quantizeRowForDot } from '../../src/tensor/index.js';
@@ -209,9 +210,10 @@ test('element-wise ops and embedding agree with the reference', () => {
   const x = floats(nTokens * dim, rnd), weight = floats(dim, rnd), gate = floats(dim, rnd), bias = floats(dim, rnd);
   const table = randomWeight(GGMLType.Q8_0, dim, 4, rnd);
   const long = floats(5001, rnd, 12), longUp = floats(5001, rnd);
+  const rope = { nDims: 16, freqBase: 10000, freqScale: 1, neox: false };
   const pairs: [(b: WasmBackend | ReferenceBackend) => Float32Array, string][] = [
     [(b) => { const o = new Float32Array(x.length); b.rmsnorm(o, x, weight, nTokens, dim, 1e-5); return o; }, 'rmsnorm'],
-    [(b) => { const o = x.slice(); b.rope(o, nTokens, 4, 16, Int32Array.of(0, 5, 9), { nDims: 16, freqBase: 10000, freqScale: 1, neox: false }); return o; }, 'rope'],
+    [(b) => { const o = x.slice(); b.rope(o, nTokens, 4, 16, ropeAngles(Int32Array.of(0, 5, 9), rope), rope); return o; }, 'rope'],
     [(b) => { const o = new Float32Array(dim); b.swiglu(o, gate, weight, dim); return o; }, 'swiglu'],
     // long enough for the threaded kernel; values from −12 to 12
     [(b) => { const o = new Float32Array(long.length); b.swiglu(o, long, longUp, long.length); return o; }, 'swiglu (threads)'],

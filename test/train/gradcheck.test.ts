@@ -4,8 +4,9 @@ import assert from 'node:assert/strict';
 import { Rng } from '../../src/generate/rng.js';
 import {
   Param, Var, add, attention, backward, combineExperts, crossEntropy, embedding, gatherRows, klDivergence, leaf, linear,
-  rmsnorm, rope, ropeAngles, routerWeights, swiglu, tokenLogprobs, type ExpertChoice,
+  rmsnorm, rope, routerWeights, swiglu, tokenLogprobs, type ExpertChoice,
 } from '../../src/train/autograd.js';
+import { ropeAngles } from '../../src/kernels/rope.js';
 import { TrainOps } from '../../src/train/train-ops.js';
 import { createModel, forwardLogits } from '../../src/train/llama-model.js';
 
