@@ -848,7 +848,7 @@ export function matmul(
       if (type == Q8_0 || type == Q4_0) {
         for (let r = r0; r < r1; ) {
           const nRows = r + 4 <= r1 ? 4 : 1;
-          const row = w + <usize>r * wRowBytes, rb: usize = nRows == 4 ? wRowBytes : 0;
+          const row = w + <usize>r * wRowBytes, rb: usize = nRows == 4 ? <usize>wRowBytes : 0;
           let t = t0;
           for (; t + 4 <= t1; t += 4) rows4Tokens4(type, row, rb, act + <usize>t * actStride, actStride, nIn >> 5, out + <usize>t * outStride + (<usize>r << 2), outStride, nRows);
           for (; t < t1; t++) rows4Token1(type, row, rb, act + <usize>t * actStride, nIn >> 5, out + <usize>t * outStride + (<usize>r << 2), nRows);
@@ -917,41 +917,90 @@ export function matmul(
 }
 
 /**
- * Attention straight from the paged f16 cache, for (row, kv head) pairs claimed from the counter: the `group` query
- * heads that share a kv head go together, so each cached key and value row is widened to f32 once for all of them.
- * q: [nTokens, nHeads·headDim] f32, out like q; keys/values: the layer's f16 cache [slot, kvDim];
- * slots: i32 cache slots, row t's visible positions at slots[rowStart[t] … rowStart[t] + rowLength[t]).
- * scratch (per thread, floats): q of the group [group, headDim] | widened row [headDim] | accumulators [group, headDim] |
- * scores [group, maxLength rounded up to 4].
+ * Four dot products at once: [q·k0, q·k1, q·k2, q·k3] for k_i at k + i·kStride (n f32 values, n a multiple of 4):
+ * each load of q serves four keys, and the four sums are reduced together.
+ */
+@inline function dot4Keys(q: usize, k: usize, kStride: usize, n: i32): v128 {
+  let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
+  for (let d: usize = 0; d < <usize>n << 2; d += 16) {
+    const qv = v128.load(q + d);
+    a0 = madd(qv, v128.load(k + d), a0);
+    a1 = madd(qv, v128.load(k + kStride + d), a1);
+    a2 = madd(qv, v128.load(k + 2 * kStride + d), a2);
+    a3 = madd(qv, v128.load(k + 3 * kStride + d), a3);
+  }
+  // transpose-add: lane i = Σ of a_i's lanes
+  const t0 = f32x4.add(i8x16.shuffle(a0, a1, 0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23), i8x16.shuffle(a0, a1, 8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31));
+  const t1 = f32x4.add(i8x16.shuffle(a2, a3, 0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23), i8x16.shuffle(a2, a3, 8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31));
+  return f32x4.add(i8x16.shuffle(t0, t1, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), i8x16.shuffle(t0, t1, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31));
+}
+
+/**
+ * Attention over the paged f16 cache. Every thread calls this with the same arguments.
+ * Rows see entries of `list` (i32 cache slots): row t sees entries rowStart[t] … rowStart[t] + rowLength[t] − 1
+ * (rows of one sequence share its entries). When wideKeys is not 0 (rows share entries: prefill), phase 1 widens
+ * the listed cache rows to f32 once, in chunks of 16 entries claimed from counter + 4 (finished ones counted at
+ * counter + 8): keys/values [slot, kvDim] f16 → wideKeys/wideValues [nList, kvDim] f32. Otherwise (decode: each row
+ * its own sequence) each job widens its own rows' head into its scratch.
+ * Phase 2: (row, kv head) pairs claimed from the counter; the `group` query heads sharing a kv head go together.
+ * q: [nTokens, nHeads·headDim] f32, out like q. scratch (per thread, floats): q of the group [group, headDim] |
+ * scores [group, maxLength + 3] | without wideKeys: keys and values of the job [2, maxLength + 3, headDim].
  */
 export function attention(
-  q: usize, out: usize, keys: usize, values: usize, slots: usize, rowStart: usize, rowLength: usize,
-  nTokens: i32, nHeads: i32, nKvHeads: i32, headDim: i32, scale: f32, counter: usize, scratch: usize,
+  q: usize, out: usize, keys: usize, values: usize, list: usize, nList: i32, wideKeys: usize, wideValues: usize,
+  rowStart: usize, rowLength: usize, nTokens: i32, nHeads: i32, nKvHeads: i32, headDim: i32, maxLength: i32, scale: f32,
+  counter: usize, scratch: usize,
 ): void {
+  const kvDim = nKvHeads * headDim;
+  const kvRowBytes = <usize>kvDim << 1, wideRowBytes = <usize>kvDim << 2;
+  if (wideKeys) {
+    for (let i0 = atomic.add<i32>(counter + 4, 16); i0 < nList; i0 = atomic.add<i32>(counter + 4, 16)) {
+      const i1 = min(nList, i0 + 16);
+      for (let i = i0; i < i1; i++) {
+        const slot = <usize>load<i32>(list + (<usize>i << 2));
+        widenHalfs(keys + slot * kvRowBytes, wideKeys + <usize>i * wideRowBytes, kvDim);
+        widenHalfs(values + slot * kvRowBytes, wideValues + <usize>i * wideRowBytes, kvDim);
+      }
+      atomic.add<i32>(counter + 8, i1 - i0);
+    }
+    // entries claimed by other threads are being widened now: wait for them
+    while (atomic.load<i32>(counter + 8) < nList) {}
+  }
+
   const group = nHeads / nKvHeads;
-  const kvRowBytes = <usize>(nKvHeads * headDim) << 1;
   const headBytes = <usize>headDim << 2;
+  const padded = <usize>(maxLength + 3) & ~3;
   const qg = scratch;
-  const row = qg + <usize>group * headBytes;
-  const acc = row + headBytes;
-  const scores = acc + <usize>group * headBytes;
+  const scores = qg + <usize>group * headBytes;
+  const ownKeys = scores + <usize>group * (padded << 2), ownValues = ownKeys + padded * headBytes;
   while (true) {
     const job = atomic.add<i32>(counter, 1);
     if (job >= nTokens * nKvHeads) break;
     const t = job / nKvHeads, g = job % nKvHeads;
     const n = load<i32>(rowLength + (<usize>t << 2));
-    const list = slots + (<usize>load<i32>(rowStart + (<usize>t << 2)) << 2);
-    const kvOffset = <usize>(g * headDim) << 1;
+    const n4 = (n + 3) & ~3;
+    const first = <usize>load<i32>(rowStart + (<usize>t << 2));
+    const headAt = <usize>g * headBytes;
+    // this job's keys and values: rows of `stride` bytes, widened by phase 1 or here (this kv head's part only)
+    if (!wideKeys) {
+      for (let j = 0; j < n; j++) {
+        const slot = <usize>load<i32>(list + ((first + <usize>j) << 2));
+        widenHalfs(keys + slot * kvRowBytes + (headAt >> 1), ownKeys + <usize>j * headBytes, headDim);
+        widenHalfs(values + slot * kvRowBytes + (headAt >> 1), ownValues + <usize>j * headBytes, headDim);
+      }
+    }
+    const k = wideKeys ? wideKeys + first * wideRowBytes + headAt : ownKeys;
+    const v = wideKeys ? wideValues + first * wideRowBytes + headAt : ownValues;
+    const stride = wideKeys ? wideRowBytes : headBytes;
     const qAt = q + <usize>(t * nHeads + g * group) * headBytes;
     // q rounded to f16, as ggml converts it to the cache's type
     for (let i = 0; i < group * headDim; i++) store<f32>(qg + (<usize>i << 2), f16(toF16(load<f32>(qAt + (<usize>i << 2)))));
-    // scores [group, n4]: head h's scores at scores + h·n4, the lanes past n padded
-    const n4 = (n + 3) & ~3;
-    for (let j = 0; j < n; j++) {
-      widenHalfs(keys + <usize>load<i32>(list + (<usize>j << 2)) * kvRowBytes + kvOffset, row, headDim);
-      for (let h = 0; h < group; h++) {
-        store<f32>(scores + ((<usize>(h * n4 + j)) << 2), dotF32Plain(qg + <usize>h * headBytes, row, headDim) * scale);
-      }
+    // scores [group, n4]: head h's at scores + h·n4; four keys at a time
+    for (let h = 0; h < group; h++) {
+      const s = scores + (<usize>(h * n4) << 2), qh = qg + <usize>h * headBytes;
+      let j = 0;
+      for (; j + 4 <= n; j += 4) v128.store(s + (<usize>j << 2), f32x4.mul(dot4Keys(qh, k + <usize>j * stride, stride, headDim), f32x4.splat(scale)));
+      for (; j < n; j++) store<f32>(s + (<usize>j << 2), dotF32Plain(qh, k + <usize>j * stride, headDim) * scale);
     }
     // softmax per head: e_j = exp(s_j − max), then weights e_j / Σe rounded to f16 (ggml multiplies them with f16 values)
     for (let h = 0; h < group; h++) {
@@ -974,19 +1023,37 @@ export function attention(
         v128.store(at, roundToF16(f32x4.div(v128.load(at), total)));
       }
     }
-    memory.fill(acc, 0, <usize>group * headBytes);
-    for (let j = 0; j < n; j++) {
-      widenHalfs(values + <usize>load<i32>(list + (<usize>j << 2)) * kvRowBytes + kvOffset, row, headDim);
-      for (let h = 0; h < group; h++) {
-        const p = v128.load32_splat(scores + (<usize>(h * n4 + j) << 2));
-        const o = acc + <usize>h * headBytes;
-        for (let d = 0; d < headDim; d += 4) {
-          const od = o + (<usize>d << 2);
-          v128.store(od, madd(v128.load(row + (<usize>d << 2)), p, v128.load(od)));
+    // out = Σ_j p_j · v_j, 16 dims at a time in registers (then the last dims 4 at a time)
+    for (let h = 0; h < group; h++) {
+      const p = scores + (<usize>(h * n4) << 2);
+      const o = qAt - q + out + <usize>h * headBytes;
+      let d: usize = 0;
+      for (; d + 16 <= <usize>headDim; d += 16) {
+        let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
+        let vj = v + (d << 2);
+        for (let j = 0; j < n; j++) {
+          const w = v128.load32_splat(p + (<usize>j << 2));
+          a0 = madd(v128.load(vj), w, a0);
+          a1 = madd(v128.load(vj + 16), w, a1);
+          a2 = madd(v128.load(vj + 32), w, a2);
+          a3 = madd(v128.load(vj + 48), w, a3);
+          vj += stride;
         }
+        v128.store(o + (d << 2), a0);
+        v128.store(o + (d << 2) + 16, a1);
+        v128.store(o + (d << 2) + 32, a2);
+        v128.store(o + (d << 2) + 48, a3);
+      }
+      for (; d < <usize>headDim; d += 4) {
+        let a = f32x4.splat(0);
+        let vj = v + (d << 2);
+        for (let j = 0; j < n; j++) {
+          a = madd(v128.load(vj), v128.load32_splat(p + (<usize>j << 2)), a);
+          vj += stride;
+        }
+        v128.store(o + (d << 2), a);
       }
     }
-    memory.copy(qAt - q + out, acc, <usize>group * headBytes);
   }
 }
 

@@ -4,11 +4,11 @@
 // than making everyone wait. Plain JavaScript so that it runs as-is from the source tree and from dist/ alike.
 import { receiveMessageOnPort, workerData } from 'node:worker_threads';
 
-const { control, module, port, functions, index, spin } = workerData;
+const { control, module, port, functions, index, spin, maxArgs } = workerData;
 // control block (see thread-pool.ts): i32 [generation, pending, arena, function, nargs, joined, control number,
 // failed], f64 args from byte 64
 const state = new Int32Array(control, 0, 16);
-const args = new Float64Array(control, 64, 16);
+const args = new Float64Array(control, 64, maxArgs);
 const GENERATION = 0, PENDING = 1, ARENA = 2, FUNCTION = 3, NARGS = 4, JOINED = 5, CONTROL = 6, FAILED = 7;
 const ADOPT = -2;
 const CLOSED = 1 << 30;

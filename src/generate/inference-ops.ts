@@ -67,6 +67,7 @@ function expertSlice(w: WeightTensor, e: number): WeightTensor {
 export class InferenceOps implements ModelOps<Act, WeightTensor> {
   private readonly n: number;
   private slotCache: Int32Array[] = [];
+  private readonly sequenceSlots = new Map<SequenceBlocks, Int32Array>();
   /** rotation angles at the batch's positions, per rope setting (the same for every layer) */
   private readonly angles = new Map<RopeParams, RopeAngles>();
 
@@ -114,10 +115,21 @@ export class InferenceOps implements ModelOps<Act, WeightTensor> {
     return x;
   }
 
-  /** slots of the positions row t may attend to: its sequence's positions 0..pos[t] */
+  /**
+   * slots of the positions row t may attend to: its sequence's positions 0..pos[t], a view of one array per sequence
+   * (holding its slots up to the batch's last position in it), so that a backend can tell rows of a sequence apart
+   */
   private slotsFor = (row: number): Int32Array => {
     let slots = this.slotCache[row];
-    if (!slots) slots = this.slotCache[row] = this.batch.sequences[row].slots(this.batch.positions[row] + 1);
+    if (!slots) {
+      const seq = this.batch.sequences[row];
+      let all = this.sequenceSlots.get(seq);
+      if (!all) {
+        const last = this.batch.positions.reduce((m, p, t) => (this.batch.sequences[t] === seq ? Math.max(m, p) : m), 0);
+        this.sequenceSlots.set(seq, (all = seq.slots(last + 1)));
+      }
+      slots = this.slotCache[row] = all.subarray(0, this.batch.positions[row] + 1);
+    }
     return slots;
   };
 

@@ -25,7 +25,10 @@ export interface AttentionCacheView {
   keys: Uint16Array;
   /** f16 values of this layer: [slot, nKvHeads × headDim] */
   values: Uint16Array;
-  /** for batch row t: the cache slot of each of its visible positions 0..n-1, in order */
+  /**
+   * for batch row t: the cache slot of each of its visible positions 0..n-1, in order. Rows of one sequence return
+   * views of one array, which a backend may use to read the sequence's cache rows once for all of them.
+   */
   slotsFor(row: number): Int32Array;
 }
 

@@ -23,6 +23,8 @@ export type PooledKernel = (typeof POOLED_KERNELS)[number];
 const GENERATION = 0, PENDING = 1, ARENA = 2, FUNCTION = 3, NARGS = 4, JOINED = 5, CONTROL = 6, FAILED = 7;
 const ADOPT = -2, RELEASE = -3;
 const CLOSED = 1 << 30;
+/** f64 argument slots of a job (a kernel's arguments, its scratch address and stride) */
+const MAX_ARGS = 24;
 /** busy-wait iterations before a thread sleeps (about 100 µs) */
 const SPIN = 20_000;
 
@@ -54,15 +56,15 @@ export class ThreadPool {
 
   /** threads in all, the calling thread included */
   constructor(readonly threads: number, module: WebAssembly.Module) {
-    const control = new SharedArrayBuffer(64 + 16 * 8);
+    const control = new SharedArrayBuffer(64 + MAX_ARGS * 8);
     this.state = new Int32Array(control, 0, 16);
-    this.args = new Float64Array(control, 64, 16);
+    this.args = new Float64Array(control, 64, MAX_ARGS);
     this.state[JOINED] = CLOSED;
     const script = pathToFileURL(join(packageRoot(), 'wasm', 'pool-worker.mjs'));
     for (let index = 1; index < threads; index++) {
       const { port1, port2 } = new MessageChannel();
       const worker = new Worker(script, {
-        workerData: { control, module, port: port2, functions: POOLED_KERNELS, index, spin: SPIN },
+        workerData: { control, module, port: port2, functions: POOLED_KERNELS, index, spin: SPIN, maxArgs: MAX_ARGS },
         transferList: [port2],
       });
       worker.unref();

@@ -100,8 +100,9 @@ export interface KernelExports {
   quantize_row(type: number, x: number, out: number, n: number): void;
   matmul(type: number, w: number, wRowBytes: number, x: number, act: number, actRowBytes: number,
     out: number, nIn: number, nOut: number, nTokens: number, counter: number, chunk: number, scratch: number): void;
-  attention(q: number, out: number, keys: number, values: number, slots: number, rowStart: number, rowLength: number,
-    nTokens: number, nHeads: number, nKvHeads: number, headDim: number, scale: number, counter: number, scratch: number): void;
+  attention(q: number, out: number, keys: number, values: number, list: number, nList: number, wideKeys: number,
+    wideValues: number, rowStart: number, rowLength: number, nTokens: number, nHeads: number, nKvHeads: number,
+    headDim: number, maxLength: number, scale: number, counter: number, scratch: number): void;
   widen_f16(src: number, dst: number, n: number): void;
   swiglu(gate: number, up: number, out: number, n: number, counter: number, chunk: number, scratch: number): void;
   reserved_end(): number;

@@ -179,33 +179,48 @@ export class WasmBackend implements Backend {
     // the kernel reads the cache where it lies (storage from allocateHalfs) and widens rows 8 values at a time
     const arena = arenaOf(cache.keys);
     if (!arena || arenaOf(cache.values) !== arena || headDim % 8 !== 0) return this.scalar.attention(out, q, nTokens, cache, s);
+    const kvDim = nKvHeads * headDim;
     const rows = Array.from({ length: nTokens }, (_, t) => cache.slotsFor(t));
-    const total = rows.reduce((n, slots) => n + slots.length, 0);
+    // the list of cache rows to read: rows whose slot lists are views of one array (a sequence's) share one range of it
+    const ranges = new Map<ArrayBufferLike, { start: number; end: number; at: number }>();
+    for (const slots of rows) {
+      const start = slots.byteOffset / 4, range = ranges.get(slots.buffer);
+      if (!range) ranges.set(slots.buffer, { start, end: start + slots.length, at: 0 });
+      else [range.start, range.end] = [Math.min(range.start, start), Math.max(range.end, start + slots.length)];
+    }
+    let nList = 0;
+    for (const range of ranges.values()) [range.at, nList] = [nList, nList + range.end - range.start];
     const maxLength = Math.max(...rows.map((r) => r.length));
     const group = nHeads / nKvHeads;
+    // rows sharing cache rows (prefill): widen each listed row once for all of them; else each job widens its own
+    const total = rows.reduce((n, slots) => n + slots.length, 0);
+    const widenOnce = 2 * nList <= total;
+    const padded = (maxLength + 3) & ~3;
     try {
-      const slotsAt = arena.scratch(4 * total);
+      const listAt = arena.scratch(4 * nList);
+      const wideKeysAt = widenOnce ? arena.scratch(4 * nList * kvDim) : 0;
+      const wideValuesAt = widenOnce ? arena.scratch(4 * nList * kvDim) : 0;
       const startAt = arena.scratch(4 * nTokens);
       const lengthAt = arena.scratch(4 * nTokens);
       const qAt = arena.scratch(4 * nTokens * nHeads * headDim);
       const outAt = arena.scratch(4 * nTokens * nHeads * headDim);
-      // per thread: q of the group, a widened row, accumulators, scores (see the kernel)
-      const stride = Math.ceil((4 * ((2 * group + 1) * headDim + group * (maxLength + 3))) / 64) * 64;
+      // per thread: q of the group, scores, and without the shared widening the job's keys and values (see the kernel)
+      const stride = Math.ceil((4 * (group * headDim + group * padded + (widenOnce ? 0 : 2 * padded * headDim))) / 64) * 64;
       const threadScratch = arena.scratch(stride * this.threads);
       const buffer = arena.bytes().buffer;
-      const slotList = new Int32Array(buffer, slotsAt, total);
+      const list = new Int32Array(buffer, listAt, nList);
+      for (const [source, range] of ranges) list.set(new Int32Array(source, 4 * range.start, range.end - range.start), range.at);
       const starts = new Int32Array(buffer, startAt, nTokens);
       const lengths = new Int32Array(buffer, lengthAt, nTokens);
-      let at = 0;
       rows.forEach((slots, t) => {
-        starts[t] = at;
+        const range = ranges.get(slots.buffer)!;
+        starts[t] = range.at + slots.byteOffset / 4 - range.start;
         lengths[t] = slots.length;
-        slotList.set(slots, at);
-        at += slots.length;
       });
       new Float32Array(buffer, qAt, nTokens * nHeads * headDim).set(q.subarray(0, nTokens * nHeads * headDim));
-      new Int32Array(buffer, COUNTER, 1)[0] = 0;
-      const args = [qAt, outAt, cache.keys.byteOffset, cache.values.byteOffset, slotsAt, startAt, lengthAt, nTokens, nHeads, nKvHeads, headDim, s.scale, COUNTER];
+      new Int32Array(buffer, COUNTER, 3).fill(0); // jobs claimed, list entries claimed, list entries widened
+      const args = [qAt, outAt, cache.keys.byteOffset, cache.values.byteOffset, listAt, nList, wideKeysAt, wideValuesAt,
+        startAt, lengthAt, nTokens, nHeads, nKvHeads, headDim, maxLength, s.scale, COUNTER];
       this.pool.run(arena.exports, arena.index, 'attention', args, threadScratch, stride);
       out.set(new Float32Array(buffer, outAt, nTokens * nHeads * headDim));
     } finally {

@@ -103,10 +103,11 @@ for (const { relaxed, threads, backend } of variants) {
       const storage = backend.allocateHalfs(2 * nSlots * kvDim);
       storage.set(Array.from({ length: 2 * nSlots * kvDim }, () => fp32ToFp16(rnd())));
       const keys = storage.subarray(0, nSlots * kvDim), values = storage.subarray(nSlots * kvDim);
-      // a sequence scattered over the cache: position p lives in slot order[p]; row t sees positions 0…(len − nTokens + t)
-      const order = Int32Array.from({ length: nSlots }, (_, i) => (i * 17 + 3) % nSlots);
+      // two sequences scattered over the cache (position p of sequence s lives in slot orders[s][p]), rows alternating
+      // between them; row t sees positions 0…(len − nTokens + t)
+      const orders = [17, 13].map((step) => Int32Array.from({ length: nSlots }, (_, i) => (i * step + 3) % nSlots));
       const length = 23;
-      const cache: AttentionCacheView = { keys, values, slotsFor: (t) => order.subarray(0, length - nTokens + t + 1) };
+      const cache: AttentionCacheView = { keys, values, slotsFor: (t) => orders[t % 2].subarray(0, length - nTokens + t + 1) };
       const q = floats(nTokens * nHeads * headDim, rnd, 3);
       const shape = { nHeads, nKvHeads, headDim, scale: 1 / Math.sqrt(headDim) };
       const actual = new Float32Array(q.length).fill(NaN), expected = new Float32Array(q.length);
