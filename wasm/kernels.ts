@@ -551,10 +551,18 @@ const F32 = 0, F16 = 1, Q4_0 = 2, Q4_1 = 3, Q5_0 = 6, Q5_1 = 7, Q8_0 = 8, Q2_K =
   return widenF16(i32x4.shl(i32x4.extend_low_i16x8_u(v), 16));
 }
 
-/** The four rows' values of one token: all four lanes, or lane 0 for a single row. */
-@inline function storeRows(out: usize, acc: v128, nRows: i32): void {
-  if (nRows == 4) v128.store(out, acc);
-  else store<f32>(out, f32x4.extract_lane(acc, 0));
+/** The four rows' values of one token, row k's at out + k·laneStride (laneStride 0: a single row, lane 0). */
+@inline function storeRows(out: usize, acc: v128, laneStride: usize): void {
+  if (laneStride == 4) {
+    v128.store(out, acc);
+  } else {
+    store<f32>(out, f32x4.extract_lane(acc, 0));
+    if (laneStride) {
+      store<f32>(out + laneStride, f32x4.extract_lane(acc, 1));
+      store<f32>(out + 2 * laneStride, f32x4.extract_lane(acc, 2));
+      store<f32>(out + 3 * laneStride, f32x4.extract_lane(acc, 3));
+    }
+  }
 }
 
 /** i32x4 partial sums of one Q8_0 weight block (at w) · one Q8_0_SIGNS activation block (at x): x's signs move onto w. */
@@ -586,9 +594,9 @@ const F32 = 0, F16 = 1, Q4_0 = 2, Q4_1 = 3, Q5_0 = 6, Q5_1 = 7, Q8_0 = 8, Q2_K =
 
 /**
  * Rows at w, w + rb, w + 2·rb, w + 3·rb (nb blocks each) · nt (1 or 4, a constant where inlined) activation rows at
- * x + t·xStride → out + t·outStride (four floats, or one when nRows is 1).
+ * x + t·xStride → out + t·outStride + k·laneStride for row k (laneStride 0: one row, rb 0).
  */
-@inline function rows4(type: i32, w: usize, rb: usize, x: usize, xStride: usize, nb: i32, out: usize, outStride: usize, nt: i32, nRows: i32): void {
+@inline function rows4(type: i32, w: usize, rb: usize, x: usize, xStride: usize, nb: i32, out: usize, outStride: usize, nt: i32, laneStride: usize): void {
   const blockBytes: usize = type == Q8_0 ? 34 : 18;
   const qBytes: usize = type == Q8_0 ? 64 : 32;                 // activation bytes per block
   const dAt = x + <usize>nb * qBytes, sumAt = dAt + (<usize>nb << 2); // the activation's d [nb] f32 (and Σq [nb] i32)
@@ -613,20 +621,20 @@ const F32 = 0, F16 = 1, Q4_0 = 2, Q4_1 = 3, Q5_0 = 6, Q5_1 = 7, Q8_0 = 8, Q2_K =
     }
     w += blockBytes;
   }
-  storeRows(out, a0, nRows);
+  storeRows(out, a0, laneStride);
   if (nt == 4) {
-    storeRows(out + outStride, a1, nRows);
-    storeRows(out + 2 * outStride, a2, nRows);
-    storeRows(out + 3 * outStride, a3, nRows);
+    storeRows(out + outStride, a1, laneStride);
+    storeRows(out + 2 * outStride, a2, laneStride);
+    storeRows(out + 3 * outStride, a3, laneStride);
   }
 }
 
-function rows4Token1(type: i32, w: usize, rb: usize, x: usize, nb: i32, out: usize, nRows: i32): void {
-  rows4(type, w, rb, x, 0, nb, out, 0, 1, nRows);
+function rows4Token1(type: i32, w: usize, rb: usize, x: usize, nb: i32, out: usize, laneStride: usize): void {
+  rows4(type, w, rb, x, 0, nb, out, 0, 1, laneStride);
 }
 
-function rows4Tokens4(type: i32, w: usize, rb: usize, x: usize, xStride: usize, nb: i32, out: usize, outStride: usize, nRows: i32): void {
-  rows4(type, w, rb, x, xStride, nb, out, outStride, 4, nRows);
+function rows4Tokens4(type: i32, w: usize, rb: usize, x: usize, xStride: usize, nb: i32, out: usize, outStride: usize, laneStride: usize): void {
+  rows4(type, w, rb, x, xStride, nb, out, outStride, 4, laneStride);
 }
 
 // ---- 4-token tiles: each weight block is decoded once and multiplied with four activation rows ----------------
@@ -846,13 +854,18 @@ export function matmul(
     for (let t0 = 0; t0 < nTokens; t0 += 32) {
       const t1 = min(nTokens, t0 + 32);
       if (type == Q8_0 || type == Q4_0) {
-        for (let r = r0; r < r1; ) {
-          const nRows = r + 4 <= r1 ? 4 : 1;
-          const row = w + <usize>r * wRowBytes, rb: usize = nRows == 4 ? <usize>wRowBytes : 0;
+        // four long streams: rows r0 + i, r0 + q + i, r0 + 2q + i, r0 + 3q + i (q = a quarter of the chunk) go
+        // together, so each stream reads consecutive rows (four streams keep more reads in flight than one); the last
+        // (length mod 4) rows one at a time
+        const q = (r1 - r0) >> 2;
+        for (let i = 0; i < r1 - r0 - 3 * q; i++) {
+          const grouped = i < q;
+          const r = grouped ? r0 + i : r0 + 3 * q + i;
+          const rb: usize = grouped ? <usize>q * wRowBytes : 0, laneStride: usize = grouped ? <usize>q << 2 : 0;
+          const row = w + <usize>r * wRowBytes;
           let t = t0;
-          for (; t + 4 <= t1; t += 4) rows4Tokens4(type, row, rb, act + <usize>t * actStride, actStride, nIn >> 5, out + <usize>t * outStride + (<usize>r << 2), outStride, nRows);
-          for (; t < t1; t++) rows4Token1(type, row, rb, act + <usize>t * actStride, nIn >> 5, out + <usize>t * outStride + (<usize>r << 2), nRows);
-          r += nRows;
+          for (; t + 4 <= t1; t += 4) rows4Tokens4(type, row, rb, act + <usize>t * actStride, actStride, nIn >> 5, out + <usize>t * outStride + (<usize>r << 2), outStride, laneStride);
+          for (; t < t1; t++) rows4Token1(type, row, rb, act + <usize>t * actStride, nIn >> 5, out + <usize>t * outStride + (<usize>r << 2), laneStride);
         }
         continue;
       }

@@ -153,9 +153,9 @@ export class WasmBackend implements Backend {
       const buffer = arena.bytes().buffer;
       new Float32Array(buffer, xAt, nTokens * nIn).set(x.subarray(0, nTokens * nIn));
       new Int32Array(buffer, COUNTER, 3).fill(0); // rows claimed, tokens claimed, tokens quantized
-      // chunks small enough that threads finish together, large enough to amortize claiming one; whole groups of
-      // four rows for the 4-row kernels
-      const chunk = 4 * Math.max(1, Math.ceil(nOut / (this.threads * 64)));
+      // 32 chunks per thread: small enough that threads finish together, long enough that the 4-row kernels' four
+      // streams (a quarter of a chunk each) read runs of consecutive rows
+      const chunk = 4 * Math.max(1, Math.ceil(nOut / (this.threads * 32)));
       const args = [w.type, address, wRowBytes, xAt, actAt, actRowBytes, outAt, nIn, nOut, nTokens, COUNTER, chunk];
       this.pool.run(k, arena.index, 'matmul', args, threadScratch, stride);
       out.set(new Float32Array(buffer, outAt, nTokens * nOut));
