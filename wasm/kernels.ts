@@ -796,6 +796,54 @@ function tileQ6_K(w: usize, x: usize, xStride: usize, nb: i32, u: usize, out: us
   storeTile(out, outStride, nt, hsum(a0), hsum(a1), hsum(a2), hsum(a3));
 }
 
+/** Bytes that the first `values` values of a row take: in the weight's own format, and in its activation layout. */
+@inline function weightBytes(type: i32, values: i32): usize {
+  switch (type) {
+    case F32: return <usize>values << 2;
+    case F16: case BF16: return <usize>values << 1;
+    case Q4_1: return <usize>(values >> 5) * 20;
+    case Q5_0: return <usize>(values >> 5) * 22;
+    case Q5_1: return <usize>(values >> 5) * 24;
+    case Q2_K: return <usize>(values >> 8) * 84;
+    case Q3_K: return <usize>(values >> 8) * 110;
+    case Q4_K: return <usize>(values >> 8) * 144;
+    case Q5_K: return <usize>(values >> 8) * 176;
+    default: return <usize>(values >> 8) * 210; // Q6_K
+  }
+}
+
+@inline function activationBytes(type: i32, values: i32): usize {
+  switch (type) {
+    case F32: case F16: case BF16: return <usize>values << 2;
+    case Q5_0: return <usize>(values >> 5) * 34;
+    case Q4_1: case Q5_1: return <usize>(values >> 5) * 36;
+    default: return <usize>(values >> 8) * 292; // the K-quants' Q8_K
+  }
+}
+
+/** Values per step of dotRowsInStreams: each stream reads a run of this many values' bytes before the next takes its turn. */
+const STREAM_RUN: i32 = 512;
+
+/**
+ * Rows at w, w + rb, w + 2·rb, w + 3·rb · one activation row x → out + k·laneStride for row k: the rows are read
+ * in turns of STREAM_RUN values, so that four streams advance together (more reads in flight than one row at a time).
+ */
+function dotRowsInStreams(type: i32, w: usize, rb: usize, x: usize, n: i32, scratch: usize, out: usize, laneStride: usize): void {
+  let a0: f32 = 0, a1: f32 = 0, a2: f32 = 0, a3: f32 = 0;
+  for (let v = 0; v < n; v += STREAM_RUN) {
+    const len = min(STREAM_RUN, n - v);
+    const row = w + weightBytes(type, v), xv = x + activationBytes(type, v);
+    a0 += dotRow(type, row, xv, len, scratch);
+    a1 += dotRow(type, row + rb, xv, len, scratch);
+    a2 += dotRow(type, row + 2 * rb, xv, len, scratch);
+    a3 += dotRow(type, row + 3 * rb, xv, len, scratch);
+  }
+  store<f32>(out, a0);
+  store<f32>(out + laneStride, a1);
+  store<f32>(out + 2 * laneStride, a2);
+  store<f32>(out + 3 * laneStride, a3);
+}
+
 /** Whether a 4-token tile kernel exists for this type (others multiply token by token). */
 @inline function hasTile(type: i32): bool {
   return type == Q4_K || type == Q6_K;
@@ -869,9 +917,19 @@ export function matmul(
         }
         continue;
       }
+      if (nTokens == 1) {
+        // one token (decode): four rows at a time from four long streams, as for the 4-row kernels above
+        const q = (r1 - r0) >> 2;
+        for (let i = 0; i < q; i++) {
+          const r = r0 + i;
+          dotRowsInStreams(type, w + <usize>r * wRowBytes, <usize>q * wRowBytes, act, nIn, scratch, out + (<usize>r << 2), <usize>q << 2);
+        }
+        for (let r = r0 + 4 * q; r < r1; r++) store<f32>(out + (<usize>r << 2), dotRow(type, w + <usize>r * wRowBytes, act, nIn, scratch));
+        continue;
+      }
       for (let r = r0; r < r1; r++) {
         const row = w + <usize>r * wRowBytes;
-        if (nTokens > 1 && hasTile(type)) {
+        if (hasTile(type)) {
           for (let t = t0; t < t1; t += 4) {
             dotTile(type, row, act + <usize>t * actStride, actStride, nIn, scratch, out + <usize>t * outStride + (<usize>r << 2), outStride, min(4, t1 - t));
           }
