@@ -104,11 +104,11 @@ const LOW_NIBBLES = i8x16.splat(0x0f);
 // ---- activation quantizers (one row of n values at x → out) -------------------------------------------------
 
 // Q8_0 and Q8_1 share one quantizer (d = amax/127, q = nearest-even(x·127/amax)) and differ in how a row is stored:
-//   Q8_0: ggml's 34-byte blocks [d f16, q[32]];  Q8_1: 36-byte blocks [d f16, d·Σq f16, q[32]];
-//   Q8_0_SUMS (for Q4_0 weights): q [nb, 32] int8 | d [nb] f32 (the f16-rounded d) | Σq [nb] i32;
+//   Q8_1: ggml's 36-byte blocks [d f16, d·Σq f16, q[32]];
+//   Q8_0_SUMS (for Q4_0 and Q5_0 weights): q [nb, 32] int8 | d [nb] f32 (the f16-rounded d) | Σq [nb] i32;
 //   Q8_0_SIGNS (for Q8_0 weights): per block |q| [32] then sign masks [32] (0xff where q < 0) | d [nb] f32.
 // The last two feed the 4-row kernels: scales as f32 vectors, and Q8_0's signs moved off the weights (see q8_0BlockSum).
-const Q8_0_LAYOUT = 0, Q8_1_LAYOUT = 1, Q8_0_SUMS = 2, Q8_0_SIGNS = 3;
+const Q8_1_LAYOUT = 1, Q8_0_SUMS = 2, Q8_0_SIGNS = 3;
 
 function quantizeQ8Blocks(x: usize, out: usize, n: i32, layout: i32): void {
   const nb = n >> 5;
@@ -119,8 +119,8 @@ function quantizeQ8Blocks(x: usize, out: usize, n: i32, layout: i32): void {
     const a = max(max(f32x4.extract_lane(amax, 0), f32x4.extract_lane(amax, 1)), max(f32x4.extract_lane(amax, 2), f32x4.extract_lane(amax, 3)));
     const d: f32 = a / 127;
     const id: f32 = a != 0 ? <f32>127 / a : 0;
-    const block: usize = layout == Q8_0_LAYOUT ? out + 34 * <usize>b : layout == Q8_1_LAYOUT ? out + 36 * <usize>b : out + (<usize>b << (layout == Q8_0_SIGNS ? 6 : 5));
-    const qs: usize = layout == Q8_0_LAYOUT ? block + 2 : layout == Q8_1_LAYOUT ? block + 4 : block;
+    const block: usize = layout == Q8_1_LAYOUT ? out + 36 * <usize>b : out + (<usize>b << (layout == Q8_0_SIGNS ? 6 : 5));
+    const qs: usize = layout == Q8_1_LAYOUT ? block + 4 : block;
     // q = nearest-even(x·id) for 32 values, narrowed to two vectors of 16 int8; Σq from the i32 lanes
     const scale = f32x4.splat(id);
     let q32 = i32x4.splat(0);
@@ -140,8 +140,10 @@ function quantizeQ8Blocks(x: usize, out: usize, n: i32, layout: i32): void {
       }
     }
     const sum = i32x4.extract_lane(q32, 0) + i32x4.extract_lane(q32, 1) + i32x4.extract_lane(q32, 2) + i32x4.extract_lane(q32, 3);
-    if (layout <= Q8_1_LAYOUT) store<u16>(block, <u16>toF16(d));
-    if (layout == Q8_1_LAYOUT) store<u16>(block + 2, <u16>toF16(d * <f32>sum));
+    if (layout == Q8_1_LAYOUT) {
+      store<u16>(block, <u16>toF16(d));
+      store<u16>(block + 2, <u16>toF16(d * <f32>sum));
+    }
     if (layout >= Q8_0_SUMS) store<f32>(tail + (<usize>b << 2), f16(toF16(d)));
     if (layout == Q8_0_SUMS) store<i32>(tail + (<usize>nb << 2) + (<usize>b << 2), sum);
     x += 128;
@@ -193,8 +195,7 @@ function quantizeFloats(x: usize, out: usize, n: i32, bf16: bool): void {
 export function quantize_row(type: i32, x: usize, out: usize, n: i32): void {
   switch (type) {
     case Q8_0: quantizeQ8Blocks(x, out, n, Q8_0_SIGNS); break;
-    case Q4_0: quantizeQ8Blocks(x, out, n, Q8_0_SUMS); break;
-    case Q5_0: quantizeQ8Blocks(x, out, n, Q8_0_LAYOUT); break;
+    case Q4_0: case Q5_0: quantizeQ8Blocks(x, out, n, Q8_0_SUMS); break;
     case Q4_1: case Q5_1: quantizeQ8Blocks(x, out, n, Q8_1_LAYOUT); break;
     case F32: case F16: quantizeFloats(x, out, n, false); break;
     case BF16: quantizeFloats(x, out, n, true); break;
@@ -226,25 +227,6 @@ function dotQ4_1(w: usize, x: usize, nb: i32): f32 {
   const bytes = i8x16.swizzle(i16x8.splat(<i16>half), i8x16(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1));
   const bit = v128.and(bytes, i8x16(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32, 64, -128));
   return v128.and(i8x16.ne(bit, i8x16.splat(0)), i8x16.splat(0x10));
-}
-
-/** Q5_0 · Q8_0: q = nibble | fifth bit << 4, value (q − 16)·d. */
-function dotQ5_0(w: usize, x: usize, nb: i32): f32 {
-  let acc = f32x4.splat(0);
-  for (let b = 0; b < nb; b++) {
-    const qh = load<u32>(w + 2);
-    const qs = v128.load(w + 6);
-    const x0 = v128.load(x + 2), x1 = v128.load(x + 18);
-    const q0 = v128.or(lowNibbles(qs), fifthBits(qh, false));
-    const q1 = v128.or(highNibbles(qs), fifthBits(qh, true));
-    const s = dotUnsigned2(x0, q0, x1, q1);
-    const xsum = dotUnsigned2(x0, i8x16.splat(1), x1, i8x16.splat(1));
-    const d = loadF16(w) * loadF16(x);
-    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(s, i32x4.shl(xsum, 4))), f32x4.splat(d)));
-    w += 22;
-    x += 34;
-  }
-  return hsum(acc);
 }
 
 /** Q5_1 · Q8_1: d_w·d_x·Σ q·x + m_w·s_x, q = nibble | fifth bit << 4. */
@@ -515,7 +497,6 @@ const F32 = 0, F16 = 1, Q4_0 = 2, Q4_1 = 3, Q5_0 = 6, Q5_1 = 7, Q8_0 = 8, Q2_K =
 @inline function dotRow(type: i32, w: usize, x: usize, n: i32, scratch: usize): f32 {
   switch (type) {
     case Q4_1: return dotQ4_1(w, x, n >> 5);
-    case Q5_0: return dotQ5_0(w, x, n >> 5);
     case Q5_1: return dotQ5_1(w, x, n >> 5);
     case Q2_K: return dotQ2_K(w, x, n >> 8);
     case Q3_K: return dotQ3_K(w, x, n >> 8, scratch);
@@ -529,7 +510,7 @@ const F32 = 0, F16 = 1, Q4_0 = 2, Q4_1 = 3, Q5_0 = 6, Q5_1 = 7, Q8_0 = 8, Q2_K =
   }
 }
 
-// ---- 4-row kernels (Q8_0, Q4_0): four weight rows at once, against 1 token (decode) or 4 (prefill) -----------------
+// ---- 4-row kernels (Q8_0, Q4_0, Q5_0): four weight rows at once, against 1 token (decode) or 4 (prefill) ----------
 // Every (row, token) block product is an exact integer, as in ggml. rowSums4 gathers the four rows' partial sums into
 // one vector, so converting, scaling by d_w·d_x and accumulating happen once per four rows. A last group of fewer than
 // four rows is done one row at a time with a row stride of 0 (the row repeated, lane 0 stored).
@@ -592,12 +573,29 @@ const F32 = 0, F16 = 1, Q4_0 = 2, Q4_1 = 3, Q5_0 = 6, Q5_1 = 7, Q8_0 = 8, Q2_K =
   return madd(f32x4.convert_i32x4_s(i32x4.sub(s, i32x4.splat(xSum << 3))), f32x4.mul(dw, f32x4.splat(dx)), acc);
 }
 
+/** i32x4 partial sums of Σ q·x for one Q5_0 weight block (q = nibble | fifth bit << 4, 0…31) and 32 int8 activations. */
+@inline function q5_0BlockSum(w: usize, x: usize): v128 {
+  const qh = load<u32>(w + 2), qs = v128.load(w + 6);
+  return dotUnsigned2(v128.load(x), v128.or(lowNibbles(qs), fifthBits(qh, false)), v128.load(x + 16), v128.or(highNibbles(qs), fifthBits(qh, true)));
+}
+
+/** acc + (d_w · d_x)·Σ (q − 16)·x for one block of four rows and one token: Σ q·x − 16·Σx, in integers. */
+@inline function q5_0Token(acc: v128, w: usize, rb: usize, x: usize, xSum: i32, dw: v128, dx: f32): v128 {
+  const s = rowSums4(q5_0BlockSum(w, x), q5_0BlockSum(w + rb, x), q5_0BlockSum(w + 2 * rb, x), q5_0BlockSum(w + 3 * rb, x));
+  return madd(f32x4.convert_i32x4_s(i32x4.sub(s, i32x4.splat(xSum << 4))), f32x4.mul(dw, f32x4.splat(dx)), acc);
+}
+
+/** acc for one token of a Q4_0 or Q5_0 block of four rows (activations in the Q8_0_SUMS layout). */
+@inline function nibbleToken(type: i32, acc: v128, w: usize, rb: usize, x: usize, xSum: i32, dw: v128, dx: f32): v128 {
+  return type == Q4_0 ? q4_0Token(acc, w, rb, x, xSum, dw, dx) : q5_0Token(acc, w, rb, x, xSum, dw, dx);
+}
+
 /**
  * Rows at w, w + rb, w + 2·rb, w + 3·rb (nb blocks each) · nt (1 or 4, a constant where inlined) activation rows at
  * x + t·xStride → out + t·outStride + k·laneStride for row k (laneStride 0: one row, rb 0).
  */
 @inline function rows4(type: i32, w: usize, rb: usize, x: usize, xStride: usize, nb: i32, out: usize, outStride: usize, nt: i32, laneStride: usize): void {
-  const blockBytes: usize = type == Q8_0 ? 34 : 18;
+  const blockBytes: usize = type == Q8_0 ? 34 : type == Q4_0 ? 18 : 22;
   const qBytes: usize = type == Q8_0 ? 64 : 32;                 // activation bytes per block
   const dAt = x + <usize>nb * qBytes, sumAt = dAt + (<usize>nb << 2); // the activation's d [nb] f32 (and Σq [nb] i32)
   let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
@@ -612,11 +610,11 @@ const F32 = 0, F16 = 1, Q4_0 = 2, Q4_1 = 3, Q5_0 = 6, Q5_1 = 7, Q8_0 = 8, Q2_K =
         a3 = q8_0Token(a3, w, rb, xb + 3 * xStride, dw, load<f32>(db + 3 * xStride));
       }
     } else {
-      a0 = q4_0Token(a0, w, rb, xb, load<i32>(sb), dw, load<f32>(db));
+      a0 = nibbleToken(type, a0, w, rb, xb, load<i32>(sb), dw, load<f32>(db));
       if (nt == 4) {
-        a1 = q4_0Token(a1, w, rb, xb + xStride, load<i32>(sb + xStride), dw, load<f32>(db + xStride));
-        a2 = q4_0Token(a2, w, rb, xb + 2 * xStride, load<i32>(sb + 2 * xStride), dw, load<f32>(db + 2 * xStride));
-        a3 = q4_0Token(a3, w, rb, xb + 3 * xStride, load<i32>(sb + 3 * xStride), dw, load<f32>(db + 3 * xStride));
+        a1 = nibbleToken(type, a1, w, rb, xb + xStride, load<i32>(sb + xStride), dw, load<f32>(db + xStride));
+        a2 = nibbleToken(type, a2, w, rb, xb + 2 * xStride, load<i32>(sb + 2 * xStride), dw, load<f32>(db + 2 * xStride));
+        a3 = nibbleToken(type, a3, w, rb, xb + 3 * xStride, load<i32>(sb + 3 * xStride), dw, load<f32>(db + 3 * xStride));
       }
     }
     w += blockBytes;
@@ -802,7 +800,6 @@ function tileQ6_K(w: usize, x: usize, xStride: usize, nb: i32, u: usize, out: us
     case F32: return <usize>values << 2;
     case F16: case BF16: return <usize>values << 1;
     case Q4_1: return <usize>(values >> 5) * 20;
-    case Q5_0: return <usize>(values >> 5) * 22;
     case Q5_1: return <usize>(values >> 5) * 24;
     case Q2_K: return <usize>(values >> 8) * 84;
     case Q3_K: return <usize>(values >> 8) * 110;
@@ -815,7 +812,6 @@ function tileQ6_K(w: usize, x: usize, xStride: usize, nb: i32, u: usize, out: us
 @inline function activationBytes(type: i32, values: i32): usize {
   switch (type) {
     case F32: case F16: case BF16: return <usize>values << 2;
-    case Q5_0: return <usize>(values >> 5) * 34;
     case Q4_1: case Q5_1: return <usize>(values >> 5) * 36;
     default: return <usize>(values >> 8) * 292; // the K-quants' Q8_K
   }
@@ -844,6 +840,13 @@ function dotRowsInStreams(type: i32, w: usize, rb: usize, x: usize, n: i32, scra
   store<f32>(out + 3 * laneStride, a3);
 }
 
+/** Four rows (rb apart; rb 0: one row) · tokens t0…t1−1 of act, in tiles of 4 tokens and then one by one. */
+@inline function rows4Tokens(type: i32, row: usize, rb: usize, act: usize, actStride: usize, nIn: i32, out: usize, outStride: usize, laneStride: usize, t0: i32, t1: i32): void {
+  let t = t0;
+  for (; t + 4 <= t1; t += 4) rows4Tokens4(type, row, rb, act + <usize>t * actStride, actStride, nIn >> 5, out + <usize>t * outStride, outStride, laneStride);
+  for (; t < t1; t++) rows4Token1(type, row, rb, act + <usize>t * actStride, nIn >> 5, out + <usize>t * outStride, laneStride);
+}
+
 /** Whether a 4-token tile kernel exists for this type (others multiply token by token). */
 @inline function hasTile(type: i32): bool {
   return type == Q4_K || type == Q6_K;
@@ -863,7 +866,7 @@ function dotRowsInStreams(type: i32, w: usize, rb: usize, x: usize, n: i32, scra
  * done they claim weight rows in chunks of `chunk` (a multiple of 4) from the counter at `counter`.
  * w: [nOut rows of wRowBytes], x: [nTokens, nIn] f32, act: [nTokens rows of actRowBytes], out: [nTokens, nOut] f32.
  * Tokens are visited in tiles of 32 so a tile's activations stay in cache while a chunk of rows is streamed past them.
- * Within a tile, Q8_0 and Q4_0 go four rows at a time (rows4), types with a tile kernel decode each weight block
+ * Within a tile, Q8_0, Q4_0 and Q5_0 go four rows at a time (rows4), types with a tile kernel decode each weight block
  * once for 4 tokens, and the rest multiply row by token. Float weights for many tokens take tiles of 64 tokens and
  * widened row pairs (gemmF32). scratch: the thread's own, 512 bytes (float weights: 8·nIn).
  */
@@ -901,20 +904,17 @@ export function matmul(
     }
     for (let t0 = 0; t0 < nTokens; t0 += 32) {
       const t1 = min(nTokens, t0 + 32);
-      if (type == Q8_0 || type == Q4_0) {
-        // four long streams: rows r0 + i, r0 + q + i, r0 + 2q + i, r0 + 3q + i (q = a quarter of the chunk) go
-        // together, so each stream reads consecutive rows (four streams keep more reads in flight than one); the last
-        // (length mod 4) rows one at a time
-        const q = (r1 - r0) >> 2;
-        for (let i = 0; i < r1 - r0 - 3 * q; i++) {
-          const grouped = i < q;
-          const r = grouped ? r0 + i : r0 + 3 * q + i;
-          const rb: usize = grouped ? <usize>q * wRowBytes : 0, laneStride: usize = grouped ? <usize>q << 2 : 0;
-          const row = w + <usize>r * wRowBytes;
-          let t = t0;
-          for (; t + 4 <= t1; t += 4) rows4Tokens4(type, row, rb, act + <usize>t * actStride, actStride, nIn >> 5, out + <usize>t * outStride + (<usize>r << 2), outStride, laneStride);
-          for (; t < t1; t++) rows4Token1(type, row, rb, act + <usize>t * actStride, nIn >> 5, out + <usize>t * outStride + (<usize>r << 2), laneStride);
+      if (type == Q8_0 || type == Q4_0 || type == Q5_0) {
+        // decode: four long streams, rows r0 + g + k·q (q = a quarter of the chunk, k = 0…3) go together, so that each
+        // stream reads consecutive rows (four streams keep more reads in flight than one); many tokens: four adjacent
+        // rows, whose outputs are adjacent too. The last (length mod 4) rows one at a time.
+        const groups = (r1 - r0) >> 2;
+        const span = nTokens == 1 ? groups : 1;
+        for (let g = 0; g < groups; g++) {
+          const r = r0 + (span == 1 ? 4 * g : g);
+          rows4Tokens(type, w + <usize>r * wRowBytes, <usize>span * wRowBytes, act, actStride, nIn, out + (<usize>r << 2), outStride, <usize>span << 2, t0, t1);
         }
+        for (let r = r0 + 4 * groups; r < r1; r++) rows4Tokens(type, w + <usize>r * wRowBytes, 0, act, actStride, nIn, out + (<usize>r << 2), outStride, 0, t0, t1);
         continue;
       }
       if (nTokens == 1) {

@@ -22,8 +22,7 @@ interface ActivationFormat {
   multiple: number;
 }
 
-const Q8_0_ACT: ActivationFormat = { rowBytes: (n) => (n / 32) * 34, multiple: 32 };
-// for the 4-row kernels: Q8_0 with f32 scales and block sums (Q4_0 weights) or with signs split off (Q8_0 weights)
+// for the 4-row kernels: Q8_0 with f32 scales and block sums (Q4_0, Q5_0 weights) or with signs split off (Q8_0 weights)
 const Q8_0_SUMS_ACT: ActivationFormat = { rowBytes: (n) => (n / 32) * 40, multiple: 32 };
 const Q8_0_SIGNS_ACT: ActivationFormat = { rowBytes: (n) => (n / 32) * 68, multiple: 32 };
 const Q8_1_ACT: ActivationFormat = { rowBytes: (n) => (n / 32) * 36, multiple: 32 };
@@ -32,7 +31,7 @@ const Q8_K_ACT: ActivationFormat = { rowBytes: (n) => (n / 256) * 292, multiple:
 const FLOAT_ACT: ActivationFormat = { rowBytes: (n) => 4 * n, multiple: 8 };
 
 const ACTIVATIONS = new Map<GGMLType, ActivationFormat>([
-  [GGMLType.Q4_0, Q8_0_SUMS_ACT], [GGMLType.Q5_0, Q8_0_ACT], [GGMLType.Q8_0, Q8_0_SIGNS_ACT],
+  [GGMLType.Q4_0, Q8_0_SUMS_ACT], [GGMLType.Q5_0, Q8_0_SUMS_ACT], [GGMLType.Q8_0, Q8_0_SIGNS_ACT],
   [GGMLType.Q4_1, Q8_1_ACT], [GGMLType.Q5_1, Q8_1_ACT],
   [GGMLType.Q2_K, Q8_K_ACT], [GGMLType.Q3_K, Q8_K_ACT], [GGMLType.Q4_K, Q8_K_ACT], [GGMLType.Q5_K, Q8_K_ACT], [GGMLType.Q6_K, Q8_K_ACT],
   [GGMLType.F32, FLOAT_ACT], [GGMLType.F16, FLOAT_ACT], [GGMLType.BF16, FLOAT_ACT],

@@ -17,7 +17,7 @@ import { sharedPool } from '../../src/kernels/thread-pool.js';
 import { ropeAngles } from '../../src/kernels/rope.js';
 import type { AttentionCacheView } from '../../src/kernels/backend.js';
 import { GGMLType, typeInfo, typeName } from '../../src/tensor/ggml-type.js';
-import { activationRowBytes, dequantizeRow, fp32ToFp16, quantizeRowForDot } from '../../src/tensor/index.js';
+import { activationRowBytes, dequantizeRow, fp16ToFp32, fp32ToFp16, quantizeRowForDot } from '../../src/tensor/index.js';
 import { quantizeRows } from '../../src/quant/ggml-quantize.js';
 import { loadGGUF } from '../../src/gguf/model-file.js';
 import { writeGGUF } from '../../src/gguf/writer.js';
@@ -174,33 +174,53 @@ test('a kernel that traps is reported, and the pool goes on serving', () => {
   }
 });
 
-test('activation quantizers are byte-identical to the reference (Q8_0, Q8_1, Q8_K: for Q5_0, Q4_1, Q4_K weights)', () => {
+test('activation quantizers match the reference bit for bit (Q8_0 in both split layouts, Q8_1, Q8_K)', () => {
   const rnd = random(7);
   const { backend } = variants[0];
   const arena = backend.memories[0];
-  const n = 512;
+  const n = 512, nb = n / 32;
   // a zero block, a block of ties (amax 127: x·127/amax = x lands on .5), and random blocks
   const x = floats(n, rnd, 3);
   x.fill(0, 0, 32);
   x[32] = 127;
   for (let j = 33; j < 64; j++) x[j] = (j % 2 ? 1 : -1) * ((j % 7) + 0.5);
-  for (const [type, run] of [
-    [GGMLType.Q8_0, (xa: number, out: number) => arena.exports.quantize_row(GGMLType.Q5_0, xa, out, n)],
-    [GGMLType.Q8_1, (xa: number, out: number) => arena.exports.quantize_row(GGMLType.Q4_1, xa, out, n)],
-    [GGMLType.Q8_K, (xa: number, out: number) => arena.exports.quantize_row(GGMLType.Q4_K, xa, out, n)],
-  ] as const) {
-    const bytes = activationRowBytes(type, n);
+  /** the kernels' layout for weights of type `weight`, as written by quantize_row */
+  const quantized = (weight: GGMLType, bytes: number): Uint8Array => {
     try {
       const xa = arena.scratch(4 * n), out = arena.scratch(bytes);
-      const memory = arena.bytes();
-      new Float32Array(memory.buffer, xa, n).set(x);
-      run(xa, out);
-      const expected = new Uint8Array(bytes);
-      quantizeRowForDot(type, x, 0, n, expected, 0);
-      assert.deepEqual(memory.slice(out, out + bytes), expected, `${typeName(type)} bytes`);
+      new Float32Array(arena.bytes().buffer, xa, n).set(x);
+      arena.exports.quantize_row(weight, xa, out, n);
+      return arena.bytes().slice(out, out + bytes);
     } finally {
       arena.releaseScratch();
     }
+  };
+  const reference = (type: GGMLType) => {
+    const expected = new Uint8Array(activationRowBytes(type, n));
+    quantizeRowForDot(type, x, 0, n, expected, 0);
+    return expected;
+  };
+  // Q8_1 and Q8_K are stored as ggml stores them
+  assert.deepEqual(quantized(GGMLType.Q4_1, activationRowBytes(GGMLType.Q8_1, n)), reference(GGMLType.Q8_1), 'Q8_1 bytes');
+  assert.deepEqual(quantized(GGMLType.Q4_K, activationRowBytes(GGMLType.Q8_K, n)), reference(GGMLType.Q8_K), 'Q8_K bytes');
+  // Q8_0 blocks [d f16, q[32]] against the split layouts: q | d f32 | Σq (Q4_0, Q5_0) and |q|, signs | d f32 (Q8_0)
+  const q8_0 = reference(GGMLType.Q8_0);
+  const refD = (b: number) => fp16ToFp32(q8_0[34 * b] | (q8_0[34 * b + 1] << 8));
+  const refQ = (b: number, j: number) => (q8_0[34 * b + 2 + j] << 24) >> 24;
+  const sums = quantized(GGMLType.Q4_0, 40 * nb);
+  const signs = quantized(GGMLType.Q8_0, 68 * nb);
+  const sumsD = new Float32Array(sums.buffer, 32 * nb, nb), sumsQ = new Int32Array(sums.buffer, 36 * nb, nb);
+  const signsD = new Float32Array(signs.buffer, 64 * nb, nb);
+  for (let b = 0; b < nb; b++) {
+    let sum = 0;
+    for (let j = 0; j < 32; j++) {
+      sum += refQ(b, j);
+      assert.equal((sums[32 * b + j] << 24) >> 24, refQ(b, j), `sums layout q[${b}, ${j}]`);
+      assert.equal(signs[64 * b + 32 + j] ? -signs[64 * b + j] : signs[64 * b + j], refQ(b, j), `signs layout q[${b}, ${j}]`);
+    }
+    assert.equal(sumsQ[b], sum, `Σq of block ${b}`);
+    assert.equal(sumsD[b], refD(b), `sums layout d of block ${b}`);
+    assert.equal(signsD[b], refD(b), `signs layout d of block ${b}`);
   }
 });
 
