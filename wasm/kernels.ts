@@ -546,48 +546,46 @@ const F32 = 0, F16 = 1, Q4_0 = 2, Q4_1 = 3, Q5_0 = 6, Q5_1 = 7, Q8_0 = 8, Q2_K =
   }
 }
 
-/** i32x4 partial sums of one Q8_0 weight block (at w) · one Q8_0_SIGNS activation block (at x): x's signs move onto w. */
-@inline function q8_0BlockSum(w: usize, x: usize): v128 {
-  const s0 = v128.load(x + 32), s1 = v128.load(x + 48);
-  return i32x4.add(
-    dotUnsigned(i8x16.sub(v128.xor(v128.load(w + 2), s0), s0), v128.load(x)),
-    dotUnsigned(i8x16.sub(v128.xor(v128.load(w + 18), s1), s1), v128.load(x + 16)),
-  );
+/**
+ * i32x4 partial sums of one Q8_0 weight block (at w) · one Q8_0_SIGNS activation block (|x| in a0, a1, sign masks in
+ * s0, s1): x's signs move onto w.
+ */
+@inline function q8_0BlockSum(w: usize, a0: v128, a1: v128, s0: v128, s1: v128): v128 {
+  return i32x4.add(dotUnsigned(i8x16.sub(v128.xor(v128.load(w + 2), s0), s0), a0), dotUnsigned(i8x16.sub(v128.xor(v128.load(w + 18), s1), s1), a1));
 }
 
-/** acc + (d_w · d_x)·Σ w·x for one block of four rows (at w, stride rb) and one token. */
+/** acc + (d_w · d_x)·Σ w·x for one block of four rows (at w, stride rb) and one token (its block at x, loaded once). */
 @inline function q8_0Token(acc: v128, w: usize, rb: usize, x: usize, dw: v128, dx: f32): v128 {
-  const s = rowSums4(q8_0BlockSum(w, x), q8_0BlockSum(w + rb, x), q8_0BlockSum(w + 2 * rb, x), q8_0BlockSum(w + 3 * rb, x));
+  const a0 = v128.load(x), a1 = v128.load(x + 16), s0 = v128.load(x + 32), s1 = v128.load(x + 48);
+  const s = rowSums4(q8_0BlockSum(w, a0, a1, s0, s1), q8_0BlockSum(w + rb, a0, a1, s0, s1), q8_0BlockSum(w + 2 * rb, a0, a1, s0, s1), q8_0BlockSum(w + 3 * rb, a0, a1, s0, s1));
   return madd(f32x4.convert_i32x4_s(s), f32x4.mul(dw, f32x4.splat(dx)), acc);
 }
 
-/** i32x4 partial sums of Σ nibble·x for one Q4_0 weight block (at w) and 32 int8 activations (at x). */
-@inline function q4_0BlockSum(w: usize, x: usize): v128 {
+/** i32x4 partial sums of Σ nibble·x for one Q4_0 weight block (at w) and 32 int8 activations (x0, x1). */
+@inline function q4_0BlockSum(w: usize, x0: v128, x1: v128): v128 {
   const qs = v128.load(w + 2);
-  return dotUnsigned2(v128.load(x), lowNibbles(qs), v128.load(x + 16), highNibbles(qs));
-}
-
-/** acc + (d_w · d_x)·Σ (nibble − 8)·x for one block of four rows and one token: Σ nibble·x − 8·Σx, in integers. */
-@inline function q4_0Token(acc: v128, w: usize, rb: usize, x: usize, xSum: i32, dw: v128, dx: f32): v128 {
-  const s = rowSums4(q4_0BlockSum(w, x), q4_0BlockSum(w + rb, x), q4_0BlockSum(w + 2 * rb, x), q4_0BlockSum(w + 3 * rb, x));
-  return madd(f32x4.convert_i32x4_s(i32x4.sub(s, i32x4.splat(xSum << 3))), f32x4.mul(dw, f32x4.splat(dx)), acc);
+  return dotUnsigned2(x0, lowNibbles(qs), x1, highNibbles(qs));
 }
 
 /** i32x4 partial sums of Σ q·x for one Q5_0 weight block (q = nibble | fifth bit << 4, 0…31) and 32 int8 activations. */
-@inline function q5_0BlockSum(w: usize, x: usize): v128 {
+@inline function q5_0BlockSum(w: usize, x0: v128, x1: v128): v128 {
   const qh = load<u32>(w + 2), qs = v128.load(w + 6);
-  return dotUnsigned2(v128.load(x), v128.or(lowNibbles(qs), fifthBits(qh, false)), v128.load(x + 16), v128.or(highNibbles(qs), fifthBits(qh, true)));
+  return dotUnsigned2(x0, v128.or(lowNibbles(qs), fifthBits(qh, false)), x1, v128.or(highNibbles(qs), fifthBits(qh, true)));
 }
 
-/** acc + (d_w · d_x)·Σ (q − 16)·x for one block of four rows and one token: Σ q·x − 16·Σx, in integers. */
-@inline function q5_0Token(acc: v128, w: usize, rb: usize, x: usize, xSum: i32, dw: v128, dx: f32): v128 {
-  const s = rowSums4(q5_0BlockSum(w, x), q5_0BlockSum(w + rb, x), q5_0BlockSum(w + 2 * rb, x), q5_0BlockSum(w + 3 * rb, x));
-  return madd(f32x4.convert_i32x4_s(i32x4.sub(s, i32x4.splat(xSum << 4))), f32x4.mul(dw, f32x4.splat(dx)), acc);
-}
-
-/** acc for one token of a Q4_0 or Q5_0 block of four rows (activations in the Q8_0_SUMS layout). */
+/**
+ * acc + (d_w · d_x)·Σ (q − offset)·x for one token (its block at x, loaded once) and a Q4_0 (q a nibble, offset 8) or
+ * Q5_0 (q 5 bits, offset 16) block of four rows: Σ q·x − offset·Σx, in integers (activations in the Q8_0_SUMS layout).
+ */
 @inline function nibbleToken(type: i32, acc: v128, w: usize, rb: usize, x: usize, xSum: i32, dw: v128, dx: f32): v128 {
-  return type == Q4_0 ? q4_0Token(acc, w, rb, x, xSum, dw, dx) : q5_0Token(acc, w, rb, x, xSum, dw, dx);
+  const x0 = v128.load(x), x1 = v128.load(x + 16);
+  let s: v128;
+  if (type == Q4_0) {
+    s = i32x4.sub(rowSums4(q4_0BlockSum(w, x0, x1), q4_0BlockSum(w + rb, x0, x1), q4_0BlockSum(w + 2 * rb, x0, x1), q4_0BlockSum(w + 3 * rb, x0, x1)), i32x4.splat(xSum << 3));
+  } else {
+    s = i32x4.sub(rowSums4(q5_0BlockSum(w, x0, x1), q5_0BlockSum(w + rb, x0, x1), q5_0BlockSum(w + 2 * rb, x0, x1), q5_0BlockSum(w + 3 * rb, x0, x1)), i32x4.splat(xSum << 4));
+  }
+  return madd(f32x4.convert_i32x4_s(s), f32x4.mul(dw, f32x4.splat(dx)), acc);
 }
 
 /**
