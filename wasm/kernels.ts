@@ -561,30 +561,27 @@ const F32 = 0, F16 = 1, Q4_0 = 2, Q4_1 = 3, Q5_0 = 6, Q5_1 = 7, Q8_0 = 8, Q2_K =
   return madd(f32x4.convert_i32x4_s(s), f32x4.mul(dw, f32x4.splat(dx)), acc);
 }
 
-/** i32x4 partial sums of Σ nibble·x for one Q4_0 weight block (at w) and 32 int8 activations (x0, x1). */
-@inline function q4_0BlockSum(w: usize, x0: v128, x1: v128): v128 {
-  const qs = v128.load(w + 2);
-  return dotUnsigned2(x0, lowNibbles(qs), x1, highNibbles(qs));
+/** The 32 unsigned values of a Q4_0 (nibbles) or Q5_0 (nibble | fifth bit << 4) weight block at w: values 0–15, 16–31. */
+@inline function nibbleValuesLow(type: i32, w: usize): v128 {
+  if (type == Q4_0) return lowNibbles(v128.load(w + 2));
+  return v128.or(lowNibbles(v128.load(w + 6)), fifthBits(load<u32>(w + 2), false));
 }
 
-/** i32x4 partial sums of Σ q·x for one Q5_0 weight block (q = nibble | fifth bit << 4, 0…31) and 32 int8 activations. */
-@inline function q5_0BlockSum(w: usize, x0: v128, x1: v128): v128 {
-  const qh = load<u32>(w + 2), qs = v128.load(w + 6);
-  return dotUnsigned2(x0, v128.or(lowNibbles(qs), fifthBits(qh, false)), x1, v128.or(highNibbles(qs), fifthBits(qh, true)));
+@inline function nibbleValuesHigh(type: i32, w: usize): v128 {
+  if (type == Q4_0) return highNibbles(v128.load(w + 2));
+  return v128.or(highNibbles(v128.load(w + 6)), fifthBits(load<u32>(w + 2), true));
 }
 
 /**
- * acc + (d_w · d_x)·Σ (q − offset)·x for one token (its block at x, loaded once) and a Q4_0 (q a nibble, offset 8) or
- * Q5_0 (q 5 bits, offset 16) block of four rows: Σ q·x − offset·Σx, in integers (activations in the Q8_0_SUMS layout).
+ * acc + (d_w · d_x)·Σ (q − offset)·x for one token (its block at x) and a Q4_0 (offset 8) or Q5_0 (offset 16) block
+ * of four rows whose values (q, 0…31) were extracted once for all tokens (lowK, highK for row k):
+ * Σ q·x − offset·Σx, in integers (activations in the Q8_0_SUMS layout).
  */
-@inline function nibbleToken(type: i32, acc: v128, w: usize, rb: usize, x: usize, xSum: i32, dw: v128, dx: f32): v128 {
+@inline function nibbleToken(type: i32, acc: v128, x: usize, xSum: i32, dw: v128, dx: f32,
+  low0: v128, high0: v128, low1: v128, high1: v128, low2: v128, high2: v128, low3: v128, high3: v128): v128 {
   const x0 = v128.load(x), x1 = v128.load(x + 16);
-  let s: v128;
-  if (type == Q4_0) {
-    s = i32x4.sub(rowSums4(q4_0BlockSum(w, x0, x1), q4_0BlockSum(w + rb, x0, x1), q4_0BlockSum(w + 2 * rb, x0, x1), q4_0BlockSum(w + 3 * rb, x0, x1)), i32x4.splat(xSum << 3));
-  } else {
-    s = i32x4.sub(rowSums4(q5_0BlockSum(w, x0, x1), q5_0BlockSum(w + rb, x0, x1), q5_0BlockSum(w + 2 * rb, x0, x1), q5_0BlockSum(w + 3 * rb, x0, x1)), i32x4.splat(xSum << 4));
-  }
+  const sums = rowSums4(dotUnsigned2(x0, low0, x1, high0), dotUnsigned2(x0, low1, x1, high1), dotUnsigned2(x0, low2, x1, high2), dotUnsigned2(x0, low3, x1, high3));
+  const s = i32x4.sub(sums, i32x4.splat(xSum << (type == Q4_0 ? 3 : 4)));
   return madd(f32x4.convert_i32x4_s(s), f32x4.mul(dw, f32x4.splat(dx)), acc);
 }
 
@@ -608,11 +605,15 @@ const F32 = 0, F16 = 1, Q4_0 = 2, Q4_1 = 3, Q5_0 = 6, Q5_1 = 7, Q8_0 = 8, Q2_K =
         a3 = q8_0Token(a3, w, rb, xb + 3 * xStride, dw, load<f32>(db + 3 * xStride));
       }
     } else {
-      a0 = nibbleToken(type, a0, w, rb, xb, load<i32>(sb), dw, load<f32>(db));
+      const l0 = nibbleValuesLow(type, w), h0 = nibbleValuesHigh(type, w);
+      const l1 = nibbleValuesLow(type, w + rb), h1 = nibbleValuesHigh(type, w + rb);
+      const l2 = nibbleValuesLow(type, w + 2 * rb), h2 = nibbleValuesHigh(type, w + 2 * rb);
+      const l3 = nibbleValuesLow(type, w + 3 * rb), h3 = nibbleValuesHigh(type, w + 3 * rb);
+      a0 = nibbleToken(type, a0, xb, load<i32>(sb), dw, load<f32>(db), l0, h0, l1, h1, l2, h2, l3, h3);
       if (nt == 4) {
-        a1 = nibbleToken(type, a1, w, rb, xb + xStride, load<i32>(sb + xStride), dw, load<f32>(db + xStride));
-        a2 = nibbleToken(type, a2, w, rb, xb + 2 * xStride, load<i32>(sb + 2 * xStride), dw, load<f32>(db + 2 * xStride));
-        a3 = nibbleToken(type, a3, w, rb, xb + 3 * xStride, load<i32>(sb + 3 * xStride), dw, load<f32>(db + 3 * xStride));
+        a1 = nibbleToken(type, a1, xb + xStride, load<i32>(sb + xStride), dw, load<f32>(db + xStride), l0, h0, l1, h1, l2, h2, l3, h3);
+        a2 = nibbleToken(type, a2, xb + 2 * xStride, load<i32>(sb + 2 * xStride), dw, load<f32>(db + 2 * xStride), l0, h0, l1, h1, l2, h2, l3, h3);
+        a3 = nibbleToken(type, a3, xb + 3 * xStride, load<i32>(sb + 3 * xStride), dw, load<f32>(db + 3 * xStride), l0, h0, l1, h1, l2, h2, l3, h3);
       }
     }
     w += blockBytes;
