@@ -515,12 +515,19 @@ const F32 = 0, F16 = 1, Q4_0 = 2, Q4_1 = 3, Q5_0 = 6, Q5_1 = 7, Q8_0 = 8, Q2_K =
 // one vector, so converting, scaling by d_w·d_x and accumulating happen once per four rows. A last group of fewer than
 // four rows is done one row at a time with a row stride of 0 (the row repeated, lane 0 stored).
 
-/** [Σ s0, Σ s1, Σ s2, Σ s3]: the lane sums of four i32x4 vectors. */
-@inline function rowSums4(s0: v128, s1: v128, s2: v128, s3: v128): v128 {
+/** [Σ s0, Σ s1, Σ s2, Σ s3]: the lane sums of four vectors, of i32 lanes or (`floats`) of f32 lanes. */
+@inline function laneSums4(s0: v128, s1: v128, s2: v128, s3: v128, floats: bool): v128 {
   // [s0₀+s0₂, s1₀+s1₂, s0₁+s0₃, s1₁+s1₃], likewise for s2, s3; then add the halves
-  const t0 = i32x4.add(i8x16.shuffle(s0, s1, 0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23), i8x16.shuffle(s0, s1, 8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31));
-  const t1 = i32x4.add(i8x16.shuffle(s2, s3, 0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23), i8x16.shuffle(s2, s3, 8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31));
-  return i32x4.add(i8x16.shuffle(t0, t1, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), i8x16.shuffle(t0, t1, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31));
+  const a0 = i8x16.shuffle(s0, s1, 0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23), b0 = i8x16.shuffle(s0, s1, 8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31);
+  const a1 = i8x16.shuffle(s2, s3, 0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23), b1 = i8x16.shuffle(s2, s3, 8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31);
+  const t0 = floats ? f32x4.add(a0, b0) : i32x4.add(a0, b0), t1 = floats ? f32x4.add(a1, b1) : i32x4.add(a1, b1);
+  const a = i8x16.shuffle(t0, t1, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), b = i8x16.shuffle(t0, t1, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+  return floats ? f32x4.add(a, b) : i32x4.add(a, b);
+}
+
+/** [Σ s0, Σ s1, Σ s2, Σ s3] of four i32x4 vectors. */
+@inline function rowSums4(s0: v128, s1: v128, s2: v128, s3: v128): v128 {
+  return laneSums4(s0, s1, s2, s3, false);
 }
 
 /** f32 of the four f16 values at p, p + stride, p + 2·stride, p + 3·stride. */
@@ -999,10 +1006,7 @@ export function matmul(
     a2 = madd(qv, v128.load(k + 2 * kStride + d), a2);
     a3 = madd(qv, v128.load(k + 3 * kStride + d), a3);
   }
-  // transpose-add: lane i = Σ of a_i's lanes
-  const t0 = f32x4.add(i8x16.shuffle(a0, a1, 0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23), i8x16.shuffle(a0, a1, 8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31));
-  const t1 = f32x4.add(i8x16.shuffle(a2, a3, 0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23), i8x16.shuffle(a2, a3, 8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31));
-  return f32x4.add(i8x16.shuffle(t0, t1, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), i8x16.shuffle(t0, t1, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31));
+  return laneSums4(a0, a1, a2, a3, true);
 }
 
 /**

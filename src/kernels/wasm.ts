@@ -183,12 +183,20 @@ export class WasmBackend implements Backend {
     // the list of cache rows to read: rows whose slot lists are views of one array (a sequence's) share one range of it
     const ranges = new Map<ArrayBufferLike, { start: number; end: number; at: number }>();
     for (const slots of rows) {
-      const start = slots.byteOffset / 4, range = ranges.get(slots.buffer);
-      if (!range) ranges.set(slots.buffer, { start, end: start + slots.length, at: 0 });
-      else [range.start, range.end] = [Math.min(range.start, start), Math.max(range.end, start + slots.length)];
+      const start = slots.byteOffset / 4, end = start + slots.length;
+      const range = ranges.get(slots.buffer);
+      if (!range) {
+        ranges.set(slots.buffer, { start, end, at: 0 });
+      } else {
+        range.start = Math.min(range.start, start);
+        range.end = Math.max(range.end, end);
+      }
     }
     let nList = 0;
-    for (const range of ranges.values()) [range.at, nList] = [nList, nList + range.end - range.start];
+    for (const range of ranges.values()) {
+      range.at = nList;
+      nList += range.end - range.start;
+    }
     const maxLength = Math.max(...rows.map((r) => r.length));
     const group = nHeads / nKvHeads;
     // rows sharing cache rows (prefill): widen each listed row once for all of them; else each job widens its own

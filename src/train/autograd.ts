@@ -119,14 +119,21 @@ export function embedding(table: Var, tokens: Int32Array): Var {
   }, out);
 }
 
-/** x·Wᵀ (+ bias): x [n, nIn], w nOut rows of nIn → [n, nOut] */
-export function linear(x: Var, w: Var, bias?: Var): Var {
+/** The values of x·Wᵀ: x [n, nIn], w nOut rows of nIn → [n, nOut] (no graph node). */
+export function linearValues(x: Var, w: Var): Float32Array {
   const n = x.rows, nIn = x.cols, nOut = w.rows;
   if (w.cols !== nIn) throw new RangeError(`linear: input has ${nIn} columns, weight expects ${w.cols}`);
   const wT = allocFloats(nIn * nOut, false); // [nIn, nOut]
   transpose(wT, w.value, nOut, nIn);
   const out = allocFloats(n * nOut, false);
   matmul(out, x.value, wT, n, nIn, nOut);
+  return out;
+}
+
+/** x·Wᵀ (+ bias): x [n, nIn], w nOut rows of nIn → [n, nOut] */
+export function linear(x: Var, w: Var, bias?: Var): Var {
+  const n = x.rows, nIn = x.cols, nOut = w.rows;
+  const out = linearValues(x, w);
   if (bias) addRowVector(out, bias.value, n, nOut);
   const parents = bias ? [x, w, bias] : [x, w];
   return result(n, nOut, parents, (g) => {

@@ -9,8 +9,8 @@ import type { Rng } from '../generate/rng.js';
 import { GGMLType } from '../tensor/ggml-type.js';
 import type { GGUFValue } from '../gguf/types.js';
 import { metaF32, metaString, type GGUFWriteInput } from '../gguf/writer.js';
-import { add, linear, Param, Var } from './autograd.js';
-import { allocFloats, matmul, transpose } from './matmul.js';
+import { add, linear, linearValues, Param, Var } from './autograd.js';
+import { allocFloats, matmul } from './matmul.js';
 import { TrainOps } from './train-ops.js';
 import type { TrainModel } from './llama-model.js';
 import type { GGUFModelFile } from '../gguf/model-file.js';
@@ -97,12 +97,7 @@ export function createLora(model: TrainModel, config: LoraConfig, rng: Rng): Lor
 /** x·Wᵀ for a frozen W (nOut rows of nIn): the gradient flows to x only */
 function frozenLinear(x: Var, w: Var): Var {
   const n = x.rows, nIn = x.cols, nOut = w.rows;
-  if (w.cols !== nIn) throw new RangeError(`linear: input has ${nIn} columns, weight expects ${w.cols}`);
-  const wT = allocFloats(nIn * nOut, false); // [nIn, nOut]
-  transpose(wT, w.value, nOut, nIn);
-  const out = allocFloats(n * nOut, false);
-  matmul(out, x.value, wT, n, nIn, nOut);
-  return new Var(out, n, nOut, [x], (g) => matmul(x.gradient(), g, w.value, n, nOut, nIn, true)); // dx += g·W
+  return new Var(linearValues(x, w), n, nOut, [x], (g) => matmul(x.gradient(), g, w.value, n, nOut, nIn, true)); // dx += g·W
 }
 
 /** s · x with each value dropped with probability p and the kept ones scaled by 1/(1 − p) (no rng: no dropout) */
