@@ -449,32 +449,69 @@ function dotQ3_K(w: usize, x: usize, nb: i32, scratch: usize): f32 {
   return f32x4.add(acc, f32x4.mul(a, b));
 }
 
+/**
+ * Four f32 lanes of f16 patterns (as for widenF16) without the multiply: the exponent is rebased by an integer add.
+ * Exact for normal values (and as widenF16 for inf/NaN, which weights do not hold). A zero or subnormal
+ * (exponent field 0, value ±m·2^−24) comes out as ±2^−15·(1 + m/1024), which is ±2^−25·(1024 − m) too much; the
+ * row's correction list takes that back off (f16_corrections). Subnormal operands would send widenF16's multiply down
+ * the CPU's slow denormal path (random-like weights hold ~0.2% of them), so decode uses this one.
+ */
+@inline function widenF16Rebased(bits: v128): v128 {
+  return i32x4.add(v128.and(i32x4.shr_s(bits, 3), i32x4.splat(0x8fffe000)), i32x4.splat(0x38000000));
+}
+
+// how dotHalf turns 16-bit weights into f32
+const HALF_BF16 = 0, HALF_F16 = 1, HALF_F16_REBASED = 2;
+
+@inline function widenHalf(bits: v128, widening: i32): v128 {
+  if (widening == HALF_F16) return widenF16(bits);
+  if (widening == HALF_F16_REBASED) return widenF16Rebased(bits);
+  return bits;
+}
+
+/**
+ * Bytes ahead of the row being read that the decode kernels touch: a load whose value is not waited for starts the
+ * next lines' transfer early (WebAssembly has no prefetch instruction), so memory reads overlap the arithmetic.
+ */
+const READ_AHEAD: usize = 384;
+
+/** The odd values of 8 halves in the top of each i32 lane (f16 widening masks the even ones off by itself). */
+@inline function oddHalves(v: v128, widening: i32): v128 {
+  return widening == HALF_BF16 ? v128.and(v, i32x4.splat(0xffff0000)) : v;
+}
+
 /** F16 or BF16 · f32 activations in the 8-group even/odd order: each i32 of weights holds an even and an odd value. */
-function dotHalf(w: usize, x: usize, n: i32, isF16: bool): f32 {
+@inline function dotHalf(w: usize, x: usize, n: i32, widening: i32): f32 {
   // four independent accumulators: 16 values per step keep the adds' latency hidden
   let acc0 = f32x4.splat(0), acc1 = f32x4.splat(0), acc2 = f32x4.splat(0), acc3 = f32x4.splat(0);
-  const topHalf = i32x4.splat(0xffff0000);
+  let touched: u32 = 0;
   let i = 0;
   for (; i + 16 <= n; i += 16) {
     const v = v128.load(w), u = v128.load(w + 16);
-    let e0 = i32x4.shl(v, 16), o0 = v128.and(v, topHalf), e1 = i32x4.shl(u, 16), o1 = v128.and(u, topHalf);
-    if (isF16) { e0 = widenF16(e0); o0 = widenF16(o0); e1 = widenF16(e1); o1 = widenF16(o1); }
-    acc0 = madd(e0, v128.load(x), acc0);
-    acc1 = madd(o0, v128.load(x + 16), acc1);
-    acc2 = madd(e1, v128.load(x + 32), acc2);
-    acc3 = madd(o1, v128.load(x + 48), acc3);
+    touched += load<u8>(w + READ_AHEAD);
+    acc0 = madd(widenHalf(i32x4.shl(v, 16), widening), v128.load(x), acc0);
+    acc1 = madd(widenHalf(oddHalves(v, widening), widening), v128.load(x + 16), acc1);
+    acc2 = madd(widenHalf(i32x4.shl(u, 16), widening), v128.load(x + 32), acc2);
+    acc3 = madd(widenHalf(oddHalves(u, widening), widening), v128.load(x + 48), acc3);
     w += 32;
     x += 64;
   }
   if (i < n) {
     const v = v128.load(w);
-    let even = i32x4.shl(v, 16), odd = v128.and(v, topHalf);
-    if (isF16) { even = widenF16(even); odd = widenF16(odd); }
-    acc0 = madd(even, v128.load(x), acc0);
-    acc1 = madd(odd, v128.load(x + 16), acc1);
+    acc0 = madd(widenHalf(i32x4.shl(v, 16), widening), v128.load(x), acc0);
+    acc1 = madd(widenHalf(oddHalves(v, widening), widening), v128.load(x + 16), acc1);
   }
+  readAheadSink += touched;
   return hsum(f32x4.add(f32x4.add(acc0, acc1), f32x4.add(acc2, acc3)));
 }
+
+// dotHalf made once per widening
+function dotF16(w: usize, x: usize, n: i32): f32 { return dotHalf(w, x, n, HALF_F16); }
+function dotF16Rebased(w: usize, x: usize, n: i32): f32 { return dotHalf(w, x, n, HALF_F16_REBASED); }
+function dotBF16(w: usize, x: usize, n: i32): f32 { return dotHalf(w, x, n, HALF_BF16); }
+
+/** Keeps the read-ahead loads alive (their values are otherwise unused). */
+let readAheadSink: u32 = 0;
 
 /** F32 · f32 activations in the 8-group even/odd order. */
 function dotF32(w: usize, x: usize, n: i32): f32 {
@@ -492,6 +529,8 @@ function dotF32(w: usize, x: usize, n: i32): f32 {
 
 // ggml type numbers
 const F32 = 0, F16 = 1, Q4_0 = 2, Q4_1 = 3, Q5_0 = 6, Q5_1 = 7, Q8_0 = 8, Q2_K = 10, Q3_K = 11, Q4_K = 12, Q5_K = 13, Q6_K = 14, BF16 = 30;
+/** kiln's own: F16 weights read with widenF16Rebased, for rows that have a correction list */
+const F16_REBASED = -1;
 
 /** One weight row · one activation row of n values. */
 @inline function dotRow(type: i32, w: usize, x: usize, n: i32, scratch: usize): f32 {
@@ -503,8 +542,9 @@ const F32 = 0, F16 = 1, Q4_0 = 2, Q4_1 = 3, Q5_0 = 6, Q5_1 = 7, Q8_0 = 8, Q2_K =
     case Q4_K: return dotQ4_K(w, x, n >> 8, scratch);
     case Q5_K: return dotQ5_K(w, x, n >> 8, scratch);
     case Q6_K: return dotQ6_K(w, x, n >> 8);
-    case F16: return dotHalf(w, x, n, true);
-    case BF16: return dotHalf(w, x, n, false);
+    case F16: return dotF16(w, x, n);
+    case F16_REBASED: return dotF16Rebased(w, x, n);
+    case BF16: return dotBF16(w, x, n);
     case F32: return dotF32(w, x, n);
     default: return NaN;
   }
@@ -804,7 +844,7 @@ function tileQ6_K(w: usize, x: usize, xStride: usize, nb: i32, u: usize, out: us
 @inline function weightBytes(type: i32, values: i32): usize {
   switch (type) {
     case F32: return <usize>values << 2;
-    case F16: case BF16: return <usize>values << 1;
+    case F16: case F16_REBASED: case BF16: return <usize>values << 1;
     case Q4_1: return <usize>(values >> 5) * 20;
     case Q5_1: return <usize>(values >> 5) * 24;
     case Q2_K: return <usize>(values >> 8) * 84;
@@ -817,9 +857,58 @@ function tileQ6_K(w: usize, x: usize, xStride: usize, nb: i32, u: usize, out: us
 
 @inline function activationBytes(type: i32, values: i32): usize {
   switch (type) {
-    case F32: case F16: case BF16: return <usize>values << 2;
+    case F32: case F16: case F16_REBASED: case BF16: return <usize>values << 2;
     case Q4_1: case Q5_1: return <usize>(values >> 5) * 36;
     default: return <usize>(values >> 8) * 292; // the K-quants' Q8_K
+  }
+}
+
+/**
+ * Correction lists for F16 weights read by widenF16Rebased: for every row, one entry per value whose exponent field is
+ * 0 (zeros and subnormals): bit 31 its sign, bits 30…21 its mantissa m, bits 20…0 its activation slot (8-group
+ * even/odd order). Layout at `table`: starts [nRows + 1] u32 (each row's first entry), then the entries u32. With
+ * `fill` false only the starts are written. Returns the number of entries. nIn is a multiple of 8, below 2^21.
+ */
+export function f16_corrections(w: usize, nRows: i32, nIn: i32, table: usize, fill: bool): u32 {
+  const entries = table + ((<usize>nRows + 1) << 2);
+  let count: u32 = 0;
+  for (let r = 0; r < nRows; r++) {
+    store<u32>(table + (<usize>r << 2), count);
+    const row = w + <usize>r * (<usize>nIn << 1);
+    for (let i = 0; i < nIn; i += 8) {
+      const exponents = v128.and(v128.load(row + (<usize>i << 1)), i16x8.splat(0x7c00));
+      let zero = i16x8.bitmask(i16x8.eq(exponents, i16x8.splat(0)));
+      for (; zero != 0; zero &= zero - 1) {
+        if (fill) {
+          const k = ctz(zero);
+          const slot = <u32>(i + (k & 1 ? 4 + (k >> 1) : k >> 1));
+          const h = <u32>load<u16>(row + (<usize>(i + k) << 1));
+          store<u32>(entries + (<usize>count << 2), (h >> 15) << 31 | (h & 0x3ff) << 21 | slot);
+        }
+        count++;
+      }
+    }
+  }
+  store<u32>(table + (<usize>nRows << 2), count);
+  return count;
+}
+
+/** 2^−25: the unit of widenF16Rebased's excess on exponent-0 values. */
+const F16_REBASE_UNIT: f32 = reinterpret<f32>(0x33000000);
+
+/** Takes back widenF16Rebased's excess in rows r0…r1−1 (table: f16_corrections of all nRows rows): out[r] −= Σ ±2^−25·(1024 − m)·x. */
+function correctRebasedRows(table: usize, nRows: i32, r0: i32, r1: i32, x: usize, out: usize): void {
+  const entries = table + ((<usize>nRows + 1) << 2);
+  for (let r = r0; r < r1; r++) {
+    let sum: f32 = 0;
+    const end = load<u32>(table + (<usize>(r + 1) << 2));
+    for (let e = load<u32>(table + (<usize>r << 2)); e < end; e++) {
+      const entry = load<u32>(entries + (<usize>e << 2));
+      const excess = <f32>(<u32>1024 - ((entry >> 21) & 0x3ff)) * load<f32>(x + (<usize>(entry & 0x1fffff) << 2));
+      sum += entry >> 31 ? -excess : excess;
+    }
+    const at = out + (<usize>r << 2);
+    store<f32>(at, load<f32>(at) - F16_REBASE_UNIT * sum);
   }
 }
 
@@ -878,7 +967,7 @@ function dotRowsInStreams(type: i32, w: usize, rb: usize, x: usize, n: i32, scra
  */
 export function matmul(
   type: i32, w: usize, wRowBytes: i32, x: usize, act: usize, actRowBytes: i32,
-  out: usize, nIn: i32, nOut: i32, nTokens: i32, counter: usize, chunk: i32, scratch: usize,
+  out: usize, nIn: i32, nOut: i32, nTokens: i32, corrections: usize, counter: usize, chunk: i32, scratch: usize,
 ): void {
   const outStride = <usize>nOut << 2;
   const actStride = <usize>actRowBytes;
@@ -925,12 +1014,14 @@ export function matmul(
       }
       if (nTokens == 1) {
         // one token (decode): four rows at a time from four long streams, as for the 4-row kernels above
+        const rowType = type == F16 && corrections != 0 ? F16_REBASED : type;
         const q = (r1 - r0) >> 2;
         for (let i = 0; i < q; i++) {
           const r = r0 + i;
-          dotRowsInStreams(type, w + <usize>r * wRowBytes, <usize>q * wRowBytes, act, nIn, scratch, out + (<usize>r << 2), <usize>q << 2);
+          dotRowsInStreams(rowType, w + <usize>r * wRowBytes, <usize>q * wRowBytes, act, nIn, scratch, out + (<usize>r << 2), <usize>q << 2);
         }
-        for (let r = r0 + 4 * q; r < r1; r++) store<f32>(out + (<usize>r << 2), dotRow(type, w + <usize>r * wRowBytes, act, nIn, scratch));
+        for (let r = r0 + 4 * q; r < r1; r++) store<f32>(out + (<usize>r << 2), dotRow(rowType, w + <usize>r * wRowBytes, act, nIn, scratch));
+        if (rowType == F16_REBASED) correctRebasedRows(corrections, nOut, r0, r1, act, out);
         continue;
       }
       for (let r = r0; r < r1; r++) {

@@ -11,6 +11,8 @@ export const COUNTER = 0;
 /** Where weights start: after the kernels' reserved area. */
 export const WEIGHTS_START = 5 * PAGE;
 export const ALIGN = 64;
+/** Spare bytes after the weights: SIMD kernels read a little past a row's end, and decode kernels touch 384 bytes ahead. */
+export const SPARE = 512;
 
 export class ArenaFullError extends Error {
   constructor(bytes: number) {
@@ -68,9 +70,8 @@ export class Arena {
   /** Reserves `bytes` for weights (permanently); returns the address. Only between ops. */
   allocWeights(bytes: number): number {
     const at = alignUp(this.weightsTop, ALIGN);
-    // 64 spare bytes: SIMD kernels may read a little past the end of the last row
-    this.ensure(at + bytes + ALIGN);
-    this.weightsTop = at + bytes + ALIGN;
+    this.ensure(at + bytes + SPARE);
+    this.weightsTop = at + bytes + SPARE;
     this.scratchTop = this.weightsTop;
     return at;
   }

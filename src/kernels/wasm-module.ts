@@ -67,9 +67,9 @@ function relaxedWorks(relaxed: WebAssembly.Module, simd: WebAssembly.Module): bo
     new Float32Array(memory.buffer, x, 32).set(Array.from({ length: 32 }, (_, j) => (j % 3 === 0 ? -1 : 1 - j / 40)));
     const counters = new Int32Array(memory.buffer, 0, 3);
     counters.fill(0);
-    exports.matmul(2, q4, 18, x, act, 40, out, 32, 1, 1, 0, 4, 0);
+    exports.matmul(2, q4, 18, x, act, 40, out, 32, 1, 1, 0, 0, 4, 0);
     counters.fill(0);
-    exports.matmul(8, q8, 34, x, act, 68, out + 4, 32, 1, 1, 0, 4, 0);
+    exports.matmul(8, q8, 34, x, act, 68, out + 4, 32, 1, 1, 0, 0, 4, 0);
     return Array.from(new Float32Array(memory.buffer, out, 2));
   };
   try {
@@ -99,7 +99,10 @@ export interface KernelExports {
   /** one activation row in the layout the kernels for weight type `type` read */
   quantize_row(type: number, x: number, out: number, n: number): void;
   matmul(type: number, w: number, wRowBytes: number, x: number, act: number, actRowBytes: number,
-    out: number, nIn: number, nOut: number, nTokens: number, counter: number, chunk: number, scratch: number): void;
+    out: number, nIn: number, nOut: number, nTokens: number, corrections: number, counter: number, chunk: number,
+    scratch: number): void;
+  /** F16 rows' correction lists for the rebased decode kernel; returns the entry count */
+  f16_corrections(w: number, nRows: number, nIn: number, table: number, fill: boolean): number;
   attention(q: number, out: number, keys: number, values: number, list: number, nList: number, wideKeys: number,
     wideValues: number, rowStart: number, rowLength: number, nTokens: number, nHeads: number, nKvHeads: number,
     headDim: number, maxLength: number, scale: number, counter: number, scratch: number): void;

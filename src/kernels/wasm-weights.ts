@@ -8,7 +8,7 @@ import { GGUFModelFile, MissingTensorError } from '../gguf/model-file.js';
 import { readGGUFHeader } from '../gguf/reader.js';
 import { GGUFError, type GGUFTensorInfo } from '../gguf/types.js';
 import type { WeightTensor } from '../tensor/tensor.js';
-import type { Arena } from './arena.js';
+import { ALIGN, SPARE, type Arena } from './arena.js';
 
 /** Bytes kept free in every arena for the scratch of ops (activations of a long prefill). */
 export const SCRATCH_RESERVE = 512 * 1024 * 1024;
@@ -53,9 +53,9 @@ export function loadIntoArenas(path: string, host: ArenaHost, reserve = SCRATCH_
   try {
     let arena = host.memories[host.memories.length - 1];
     for (const info of [...header.tensors].sort((a, b) => a.offset - b.offset)) {
-      if (info.nBytes + 2 * 64 > arena.free(reserve)) {
+      if (info.nBytes + ALIGN + SPARE > arena.free(reserve)) {
         arena = host.newArena();
-        if (info.nBytes + 2 * 64 > arena.free(reserve)) throw new GGUFError('BAD_TENSOR_DATA', `tensor "${info.name}" (${info.nBytes} bytes) is larger than one WebAssembly memory`);
+        if (info.nBytes + ALIGN + SPARE > arena.free(reserve)) throw new GGUFError('BAD_TENSOR_DATA', `tensor "${info.name}" (${info.nBytes} bytes) is larger than one WebAssembly memory`);
       }
       const address = arena.allocWeights(info.nBytes);
       readFully(fd, arena.bytes(), address, info.nBytes, header.dataOffset + info.offset, path);

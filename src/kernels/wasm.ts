@@ -7,7 +7,7 @@ import { availableParallelism } from 'node:os';
 import type { AttentionCacheView, AttentionShape, Backend, RopeParams } from './backend.js';
 import { ReferenceBackend } from './reference.js';
 import type { RopeAngles } from './rope.js';
-import { Arena, COUNTER, arenaOf } from './arena.js';
+import { Arena, ArenaFullError, COUNTER, arenaOf } from './arena.js';
 import { sharedPool, type ThreadPool } from './thread-pool.js';
 import { kernelModule, type KernelModule } from './wasm-module.js';
 import { loadIntoArenas } from './wasm-weights.js';
@@ -68,6 +68,8 @@ export class WasmBackend implements Backend {
   /** the pool indices of this backend's arenas (shared with the collection callback, which must not hold `this`) */
   private readonly arenaIndices: number[] = [];
   private readonly copies = new WeakMap<WeightTensor, Placement>();
+  /** F16 weights' correction lists for the rebased decode kernel (address, or 0 for none); see f16Corrections */
+  private readonly correctionTables = new WeakMap<WeightTensor, number>();
   private readonly scalar = new ReferenceBackend();
 
   constructor(options: WasmBackendOptions = {}) {
@@ -121,6 +123,33 @@ export class WasmBackend implements Backend {
     return copy;
   }
 
+  /**
+   * The correction lists of an F16 weight (wasm/kernels.ts f16_corrections), made on its first decode: single tokens
+   * read F16 rows with an integer exponent rebase instead of a multiply, and the lists take back what that adds for
+   * zeros and subnormals. 0 (the exact, slower kernel) where the lists would be long (more than one value in 16:
+   * mostly zeros), where rows are too long for the lists' 21-bit slots, or where the weight's memory is full.
+   */
+  private f16Corrections(w: WeightTensor, { arena, address }: Placement): number {
+    let table = this.correctionTables.get(w);
+    if (table !== undefined) return table;
+    const [nIn, nOut] = w.dims;
+    table = 0;
+    try {
+      const count = arena.exports.f16_corrections(address, nOut, nIn, arena.scratch(4 * (nOut + 1)), false);
+      arena.releaseScratch();
+      if (count <= (nIn * nOut) / 16 && nIn < 2 ** 21) {
+        table = arena.allocWeights(4 * (nOut + 1 + count));
+        arena.exports.f16_corrections(address, nOut, nIn, table, true);
+      }
+    } catch (error) {
+      if (!(error instanceof ArenaFullError)) throw error;
+    } finally {
+      arena.releaseScratch();
+    }
+    this.correctionTables.set(w, table);
+    return table;
+  }
+
   matmul(out: Float32Array, x: Float32Array, w: WeightTensor, nTokens: number): void {
     const [nIn, nOut] = w.dims;
     const format = ACTIVATIONS.get(w.type);
@@ -136,7 +165,9 @@ export class WasmBackend implements Backend {
 
   private matmulTokens(out: Float32Array, x: Float32Array, w: WeightTensor, nTokens: number, format: ActivationFormat): void {
     const [nIn, nOut] = w.dims;
-    const { arena, address } = this.place(w);
+    const placement = this.place(w);
+    const { arena, address } = placement;
+    const corrections = w.type === GGMLType.F16 && nTokens === 1 ? this.f16Corrections(w, placement) : 0;
     const k = arena.exports;
     const { blockSize, typeSize } = typeInfo(w.type);
     const wRowBytes = (nIn / blockSize) * typeSize;
@@ -155,7 +186,7 @@ export class WasmBackend implements Backend {
       // 32 chunks per thread: small enough that threads finish together, long enough that the 4-row kernels' four
       // streams (a quarter of a chunk each) read runs of consecutive rows
       const chunk = 4 * Math.max(1, Math.ceil(nOut / (this.threads * 32)));
-      const args = [w.type, address, wRowBytes, xAt, actAt, actRowBytes, outAt, nIn, nOut, nTokens, COUNTER, chunk];
+      const args = [w.type, address, wRowBytes, xAt, actAt, actRowBytes, outAt, nIn, nOut, nTokens, corrections, COUNTER, chunk];
       this.pool.run(k, arena.index, 'matmul', args, threadScratch, stride);
       out.set(new Float32Array(buffer, outAt, nTokens * nOut));
     } finally {

@@ -94,6 +94,34 @@ for (const { relaxed, threads, backend } of variants) {
     }
   });
 
+  test(`F16 decode is exact for zeros, subnormals and both signs (rebased kernel, and the exact one when lists are long) (${name})`, () => {
+    const rnd = random(7 + threads);
+    const nIn = 296, nOut = 13; // rows not a multiple of 4 (tail rows) nor nIn of 16 (tail values)
+    const halfs = (pick: () => number) => Uint16Array.from({ length: nIn * nOut }, pick);
+    const subnormal = () => (rnd() < 0 ? 0x8000 : 0) | (1 + Math.floor(Math.abs(rnd()) * 1022));
+    const mixes: [string, Uint16Array][] = [
+      // 2% zeros and subnormals among small normal values (a missed correction would stand out): the correction lists
+      ['mixed', halfs(() => {
+        const u = rnd();
+        if (u < -0.97) return subnormal();
+        if (u < -0.96) return u < -0.965 ? 0x8000 : 0;
+        return fp32ToFp16(Math.sign(u) * (1e-4 + Math.abs(rnd()) * 2e-3));
+      })],
+      // mostly zeros: lists too long, the exact kernel instead
+      ['mostly zeros', halfs(() => (rnd() < 0.5 ? 0 : subnormal()))],
+    ];
+    for (const [label, bits] of mixes) {
+      const w: WeightTensor = { name: `w.${label}`, type: GGMLType.F16, dims: [nIn, nOut], data: new Uint8Array(bits.buffer) };
+      const x = floats(nIn, rnd, 2);
+      const actual = new Float32Array(nOut).fill(NaN), expected = new Float32Array(nOut);
+      for (let round = 0; round < 2; round++) { // the first call makes the lists, the second uses the kept ones
+        backend.matmul(actual, x, w, 1);
+        reference.matmul(expected, x, w, 1);
+        assertMatmulClose(actual, expected, w, x, 1, `F16 ${label}, call ${round + 1}`);
+      }
+    }
+  });
+
   test(`attention over the paged f16 cache matches the reference (${name})`, () => {
     const rnd = random(99 + threads);
     for (const [nHeads, nKvHeads, headDim, nTokens] of [[4, 2, 8, 1], [4, 4, 64, 5], [6, 2, 32, 3]]) {
@@ -163,7 +191,7 @@ test('a kernel that traps is reported, and the pool goes on serving', () => {
     const xAt = arena.scratch(4 * 64), actAt = arena.scratch(68 * 2), outAt = arena.scratch(4 * 4096), scratch = arena.scratch(1024);
     new Int32Array(arena.bytes().buffer, COUNTER, 3).fill(0);
     // weights "at" 4 GiB − 64 KiB: every thread that takes a row reads out of bounds
-    const args = [GGMLType.Q8_0, 2 ** 32 - 65536, 68, xAt, actAt, 68, outAt, 64, 4096, 1, COUNTER, 4];
+    const args = [GGMLType.Q8_0, 2 ** 32 - 65536, 68, xAt, actAt, 68, outAt, 64, 4096, 1, 0, COUNTER, 4];
     assert.throws(() => pool.run(arena.exports, arena.index, 'matmul', args, scratch, 512), /out of bounds|kernel thread failed/);
     arena.releaseScratch();
     const actual = new Float32Array(6).fill(NaN);
