@@ -67,9 +67,13 @@ export class WasmBackend implements Backend {
   private readonly arenas: Arena[] = [];
   /** the pool indices of this backend's arenas (shared with the collection callback, which must not hold `this`) */
   private readonly arenaIndices: number[] = [];
-  private readonly copies = new WeakMap<WeightTensor, Placement>();
-  /** F16 weights' correction lists for the rebased decode kernel (address, or 0 for none); see f16Corrections */
-  private readonly correctionTables = new WeakMap<WeightTensor, number>();
+  /** weights from outside the memories, copied in once: by their bytes' buffer and range (not by tensor object) */
+  private readonly copies = new WeakMap<ArrayBufferLike, Map<string, Placement>>();
+  /**
+   * F16 weights' correction lists for the rebased decode kernel (address, or 0 for none), by arena and weight
+   * address: callers may describe the same bytes with new tensor objects (an expert's slice, per call)
+   */
+  private readonly correctionTables = new WeakMap<Arena, Map<number, number>>();
   private readonly scalar = new ReferenceBackend();
 
   constructor(options: WasmBackendOptions = {}) {
@@ -112,13 +116,16 @@ export class WasmBackend implements Backend {
   private place(w: WeightTensor): Placement {
     const arena = arenaOf(w.data);
     if (arena) return { arena, address: w.data.byteOffset };
-    let copy = this.copies.get(w);
+    let copies = this.copies.get(w.data.buffer);
+    if (!copies) this.copies.set(w.data.buffer, (copies = new Map()));
+    const range = `${w.data.byteOffset}+${w.data.byteLength}`;
+    let copy = copies.get(range);
     if (!copy) {
       const home = this.arenas[this.arenas.length - 1];
       const address = home.allocWeights(w.data.byteLength);
       home.bytes().set(w.data, address);
       copy = { arena: home, address };
-      this.copies.set(w, copy);
+      copies.set(range, copy);
     }
     return copy;
   }
@@ -130,7 +137,9 @@ export class WasmBackend implements Backend {
    * mostly zeros), where rows are too long for the lists' 21-bit slots, or where the weight's memory is full.
    */
   private f16Corrections(w: WeightTensor, { arena, address }: Placement): number {
-    let table = this.correctionTables.get(w);
+    let tables = this.correctionTables.get(arena);
+    if (!tables) this.correctionTables.set(arena, (tables = new Map()));
+    let table = tables.get(address);
     if (table !== undefined) return table;
     const [nIn, nOut] = w.dims;
     table = 0;
@@ -146,7 +155,7 @@ export class WasmBackend implements Backend {
     } finally {
       arena.releaseScratch();
     }
-    this.correctionTables.set(w, table);
+    tables.set(address, table);
     return table;
   }
 
