@@ -94,7 +94,7 @@ for (const { relaxed, threads, backend } of variants) {
     }
   });
 
-  test(`F16 decode is exact for zeros, subnormals and both signs (rebased kernel, and the exact one when lists are long) (${name})`, () => {
+  test(`F16 products are exact for zeros, subnormals and both signs (decode: rebased kernel, or the exact one when lists are long; prefill) (${name})`, () => {
     const rnd = random(7 + threads);
     const nIn = 296, nOut = 13; // rows not a multiple of 4 (tail rows) nor nIn of 16 (tail values)
     const halfs = (pick: () => number) => Uint16Array.from({ length: nIn * nOut }, pick);
@@ -125,6 +125,12 @@ for (const { relaxed, threads, backend } of variants) {
         reference.matmul(expected, x, w, 1);
         assertMatmulClose(actual, expected, w, x, 1, `F16 ${label}, call ${round + 1}`);
       }
+      // several tokens: rows widened once per tile, exactly in every lane
+      const xs = floats(nIn * 5, rnd, 2);
+      const many = new Float32Array(nOut * 5).fill(NaN), manyExpected = new Float32Array(nOut * 5);
+      backend.matmul(many, xs, w, 5);
+      reference.matmul(manyExpected, xs, w, 5);
+      assertMatmulClose(many, manyExpected, w, xs, 5, `F16 ${label}, 5 tokens`);
     }
   });
 
