@@ -868,13 +868,13 @@ function tileQ6_K(w: usize, x: usize, xStride: usize, nb: i32, u: usize, out: us
  * Correction lists for F16 weights read by widenF16Rebased: for every row, one entry per value whose exponent field is
  * 0 (zeros and subnormals): bit 31 its sign, bits 30…21 its mantissa m, bits 20…0 its activation slot (8-group
  * even/odd order). Layout at `table`: starts [nRows + 1] u32 (each row's first entry), then the entries u32. With
- * `fill` false only the starts are written. Returns the number of entries. nIn is a multiple of 8, below 2^21.
+ * `fill` false nothing is written (table unused). Returns the number of entries. nIn is a multiple of 8, below 2^21.
  */
 export function f16_corrections(w: usize, nRows: i32, nIn: i32, table: usize, fill: bool): u32 {
   const entries = table + ((<usize>nRows + 1) << 2);
   let count: u32 = 0;
   for (let r = 0; r < nRows; r++) {
-    store<u32>(table + (<usize>r << 2), count);
+    if (fill) store<u32>(table + (<usize>r << 2), count);
     const row = w + <usize>r * (<usize>nIn << 1);
     for (let i = 0; i < nIn; i += 8) {
       const exponents = v128.and(v128.load(row + (<usize>i << 1)), i16x8.splat(0x7c00));
@@ -890,7 +890,7 @@ export function f16_corrections(w: usize, nRows: i32, nIn: i32, table: usize, fi
       }
     }
   }
-  store<u32>(table + (<usize>nRows << 2), count);
+  if (fill) store<u32>(table + (<usize>nRows << 2), count);
   return count;
 }
 

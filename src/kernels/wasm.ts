@@ -143,17 +143,16 @@ export class WasmBackend implements Backend {
     if (table !== undefined) return table;
     const [nIn, nOut] = w.dims;
     table = 0;
-    try {
-      const count = arena.exports.f16_corrections(address, nOut, nIn, arena.scratch(4 * (nOut + 1)), false);
-      arena.releaseScratch();
-      if (count <= (nIn * nOut) / 16 && nIn < 2 ** 21) {
-        table = arena.allocWeights(4 * (nOut + 1 + count));
-        arena.exports.f16_corrections(address, nOut, nIn, table, true);
+    if (nIn < 2 ** 21) {
+      const count = arena.exports.f16_corrections(address, nOut, nIn, 0, false);
+      if (count <= (nIn * nOut) / 16) {
+        try {
+          table = arena.allocWeights(4 * (nOut + 1 + count));
+        } catch (error) {
+          if (!(error instanceof ArenaFullError)) throw error;
+        }
+        if (table !== 0) arena.exports.f16_corrections(address, nOut, nIn, table, true);
       }
-    } catch (error) {
-      if (!(error instanceof ArenaFullError)) throw error;
-    } finally {
-      arena.releaseScratch();
     }
     tables.set(address, table);
     return table;

@@ -174,12 +174,18 @@ test('a batch larger than the scratch limit is multiplied in parts with the same
   }
 });
 
-test('the shared thread pool stays consistent while backends come and go between jobs', () => {
-  const rnd = random(31);
+/** A small Q8_0 product (64 → 3, 2 tokens) and the reference's result. */
+function smallQ8Product(seed: number) {
+  const rnd = random(seed);
   const w = randomWeight(GGMLType.Q8_0, 64, 3, rnd);
   const x = floats(64 * 2, rnd);
   const expected = new Float32Array(6);
   reference.matmul(expected, x, w, 2);
+  return { w, x, expected };
+}
+
+test('the shared thread pool stays consistent while backends come and go between jobs', () => {
+  const { w, x, expected } = smallQ8Product(31);
   for (let i = 0; i < 30; i++) {
     // each backend adopts a memory in every worker, then releases it: control jobs between kernel jobs
     const backend = new WasmBackend({ threads: 2 });
@@ -191,11 +197,7 @@ test('the shared thread pool stays consistent while backends come and go between
 });
 
 test('a kernel that traps is reported, and the pool goes on serving', () => {
-  const rnd = random(41);
-  const w = randomWeight(GGMLType.Q8_0, 64, 3, rnd);
-  const x = floats(64 * 2, rnd);
-  const expected = new Float32Array(6);
-  reference.matmul(expected, x, w, 2);
+  const { w, x, expected } = smallQ8Product(41);
   const backend = new WasmBackend({ threads: 2 });
   try {
     const arena = backend.memories[0];
