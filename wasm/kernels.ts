@@ -106,20 +106,23 @@ const LOW_NIBBLES = i8x16.splat(0x0f);
 // Q8_0 and Q8_1 share one quantizer (d = amax/127, q = nearest-even(x·127/amax)) and differ in how a row is stored:
 //   Q8_1: ggml's 36-byte blocks [d f16, d·Σq f16, q[32]];
 //   Q8_0_SUMS (for Q4_0 and Q5_0 weights): q [nb, 32] int8 | d [nb] f32 (the f16-rounded d) | Σq [nb] i32;
-//   Q8_0_SIGNS (for Q8_0 weights): per block |q| [32] then sign masks [32] (0xff where q < 0) | d [nb] f32.
-// The last two feed the 4-row kernels: scales as f32 vectors, and Q8_0's signs moved off the weights (see q8_0BlockSum).
-const Q8_1_LAYOUT = 1, Q8_0_SUMS = 2, Q8_0_SIGNS = 3;
+//   Q8_0_SIGNS (for Q8_0 weights): per block |q| [32] then sign masks [32] (0xff where q < 0) | d [nb] f32;
+//   Q8_0_WIDE (for Q8_0 weights times several tokens): q [nb, 32] int16 | d [nb] f32.
+// SUMS and SIGNS feed the 4-row kernels: scales as f32 vectors, and Q8_0's signs moved off the weights (see
+// q8_0BlockSum); WIDE feeds the int16 tile (wideTokens4).
+const Q8_1_LAYOUT = 1, Q8_0_SUMS = 2, Q8_0_SIGNS = 3, Q8_0_WIDE = 4;
 
 function quantizeQ8Blocks(x: usize, out: usize, n: i32, layout: i32): void {
   const nb = n >> 5;
-  const tail = out + <usize>nb * (layout == Q8_0_SIGNS ? 64 : 32); // where the split layouts keep d (and Σq)
+  const blockShift: usize = layout >= Q8_0_SIGNS ? 6 : 5; // bytes per block of the split layouts: 64 or 32
+  const tail = out + (<usize>nb << blockShift); // where the split layouts keep d (and Σq)
   for (let b = 0; b < nb; b++) {
     let amax = f32x4.splat(0);
     for (let j = 0; j < 32; j += 4) amax = f32x4.max(amax, f32x4.abs(v128.load(x + (<usize>j << 2))));
     const a = max(max(f32x4.extract_lane(amax, 0), f32x4.extract_lane(amax, 1)), max(f32x4.extract_lane(amax, 2), f32x4.extract_lane(amax, 3)));
     const d: f32 = a / 127;
     const id: f32 = a != 0 ? <f32>127 / a : 0;
-    const block: usize = layout == Q8_1_LAYOUT ? out + 36 * <usize>b : out + (<usize>b << (layout == Q8_0_SIGNS ? 6 : 5));
+    const block: usize = layout == Q8_1_LAYOUT ? out + 36 * <usize>b : out + (<usize>b << blockShift);
     const qs: usize = layout == Q8_1_LAYOUT ? block + 4 : block;
     // q = nearest-even(x·id) for 32 values, narrowed to two vectors of 16 int8; Σq from the i32 lanes
     const scale = f32x4.splat(id);
@@ -131,8 +134,12 @@ function quantizeQ8Blocks(x: usize, out: usize, n: i32, layout: i32): void {
       const a2 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(at + 32), scale)));
       const a3 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(at + 48), scale)));
       q32 = i32x4.add(q32, i32x4.add(i32x4.add(a0, a1), i32x4.add(a2, a3)));
-      const q = i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(a0, a1), i16x8.narrow_i32x4_s(a2, a3));
-      if (layout == Q8_0_SIGNS) {
+      const q01 = i16x8.narrow_i32x4_s(a0, a1), q23 = i16x8.narrow_i32x4_s(a2, a3);
+      const q = i8x16.narrow_i16x8_s(q01, q23);
+      if (layout == Q8_0_WIDE) {
+        v128.store(qs + (<usize>half << 5), q01);
+        v128.store(qs + (<usize>half << 5) + 16, q23);
+      } else if (layout == Q8_0_SIGNS) {
         v128.store(qs + (<usize>half << 4), i8x16.abs(q));
         v128.store(qs + 32 + (<usize>half << 4), i8x16.lt_s(q, i8x16.splat(0)));
       } else {
@@ -682,6 +689,108 @@ function rows4Tokens4(type: i32, w: usize, rb: usize, x: usize, xStride: usize, 
   rows4(type, w, rb, x, xStride, nb, out, outStride, 4, laneStride);
 }
 
+// ---- Q8_0 times several tokens: four rows widened to int16 once per token tile -----------------------------------
+//
+// widenRows4 writes four weight rows into scratch as int16, each block as 16 vectors of value pairs
+//   vector v = [row0 (q_2v, q_2v+1), row1 (q_2v, q_2v+1), row2 (…), row3 (…)]
+// then the rows' d as f32x4 (WIDE_BLOCK bytes per block). i32x4.dot_i16x8_s of vector v with a token's pair
+// (x_2v, x_2v+1) splat to all lanes adds that pair's products to every row's lane, so a block's four row sums come out
+// in one vector: no sign transfer (both operands are signed) and no per-token transposition, as the 4-row kernels
+// need. The integer sums are the exact ones of ggml; widening costs once per row and token tile, not per token.
+
+const WIDE_BLOCK: usize = 272;
+/** The fewest tokens for which matmul widens rows (fewer go through the 4-row kernels, faster below this). */
+const WIDE_TOKENS: i32 = 8;
+
+/** Four rows' int16 vectors, their i32 lanes (value pairs) transposed: dst + 16·v = [a_v, b_v, c_v, d_v], v = 0…3. */
+@inline function storePairsTransposed(a: v128, b: v128, c: v128, d: v128, dst: usize): void {
+  const ab01 = v128.shuffle<i32>(a, b, 0, 4, 1, 5), ab23 = v128.shuffle<i32>(a, b, 2, 6, 3, 7);
+  const cd01 = v128.shuffle<i32>(c, d, 0, 4, 1, 5), cd23 = v128.shuffle<i32>(c, d, 2, 6, 3, 7);
+  v128.store(dst, v128.shuffle<i64>(ab01, cd01, 0, 2));
+  v128.store(dst + 16, v128.shuffle<i64>(ab01, cd01, 1, 3));
+  v128.store(dst + 32, v128.shuffle<i64>(ab23, cd23, 0, 2));
+  v128.store(dst + 48, v128.shuffle<i64>(ab23, cd23, 1, 3));
+}
+
+/** Q8_0 rows at w, w + rb, w + 2·rb, w + 3·rb (nb blocks each; rb 0: one row, repeated) → dst, widened as above. */
+function widenRows4(w: usize, rb: usize, nb: i32, dst: usize): void {
+  for (let b = 0; b < nb; b++) {
+    for (let half: usize = 0; half < 2; half++) { // values 0–15, 16–31
+      const at = dst + (half << 7), q = w + 2 + (half << 4);
+      const q0 = v128.load(q), q1 = v128.load(q + rb), q2 = v128.load(q + 2 * rb), q3 = v128.load(q + 3 * rb);
+      storePairsTransposed(i16x8.extend_low_i8x16_s(q0), i16x8.extend_low_i8x16_s(q1), i16x8.extend_low_i8x16_s(q2), i16x8.extend_low_i8x16_s(q3), at);
+      storePairsTransposed(i16x8.extend_high_i8x16_s(q0), i16x8.extend_high_i8x16_s(q1), i16x8.extend_high_i8x16_s(q2), i16x8.extend_high_i8x16_s(q3), at + 64);
+    }
+    v128.store(dst + 256, scales4(w, rb));
+    w += 34;
+    dst += WIDE_BLOCK;
+  }
+}
+
+/** s + the four rows' products with four value pairs of a token (its eight int16 values at x; the rows' in w0…w3). */
+@inline function widePairs4(s: v128, w0: v128, w1: v128, w2: v128, w3: v128, x: usize): v128 {
+  const p01 = i32x4.add(i32x4.dot_i16x8_s(w0, v128.load32_splat(x)), i32x4.dot_i16x8_s(w1, v128.load32_splat(x, 4)));
+  const p23 = i32x4.add(i32x4.dot_i16x8_s(w2, v128.load32_splat(x, 8)), i32x4.dot_i16x8_s(w3, v128.load32_splat(x, 12)));
+  return i32x4.add(s, i32x4.add(p01, p23));
+}
+
+/**
+ * One step of a block: the four rows' next four value pairs (vectors at w) times each token's (int16 values at x0…x3),
+ * added to the tokens' block sums at sums (i32x4 each). The sums stay in memory: each store keeps the engine from
+ * loading every step's values up front, which would spill registers.
+ */
+@inline function wideStep(w: usize, x0: usize, x1: usize, x2: usize, x3: usize, sums: usize): void {
+  const w0 = v128.load(w), w1 = v128.load(w, 16), w2 = v128.load(w, 32), w3 = v128.load(w, 48);
+  v128.store(sums, widePairs4(v128.load(sums), w0, w1, w2, w3, x0));
+  v128.store(sums, widePairs4(v128.load(sums, 16), w0, w1, w2, w3, x1), 16);
+  v128.store(sums, widePairs4(v128.load(sums, 32), w0, w1, w2, w3, x2), 32);
+  v128.store(sums, widePairs4(v128.load(sums, 48), w0, w1, w2, w3, x3), 48);
+}
+
+/** The f32 accumulator at acc + (d_w · d_x)·s (s: a block's integer sums of four rows, dw their d, dx the token's). */
+@inline function wideScaleInto(acc: usize, s: v128, dw: v128, dx: f32): void {
+  v128.store(acc, madd(f32x4.convert_i32x4_s(s), f32x4.mul(dw, f32x4.splat(dx)), v128.load(acc)));
+}
+
+/**
+ * Four widened rows (at wide, nb blocks) · four tokens' Q8_0_WIDE rows at x, x1, x2, x3 (only the first nt are real;
+ * the others repeat one) → out + t·outStride, row k at + k·laneStride (laneStride 0: a single row, lane 0).
+ * wide is followed by 128 bytes for the block sums and the f32 accumulators (in memory, see wideStep).
+ */
+function wideTokens4(wide: usize, nb: i32, x: usize, x1: usize, x2: usize, x3: usize, out: usize, outStride: usize, laneStride: usize, nt: i32): void {
+  const dAt = <usize>nb << 6; // the tokens' d [nb] f32 follow their values
+  const sums = wide + <usize>nb * WIDE_BLOCK, acc = sums + 64; // [4] i32x4, [4] f32x4
+  const zero = f32x4.splat(0);
+  v128.store(acc, zero); v128.store(acc, zero, 16); v128.store(acc, zero, 32); v128.store(acc, zero, 48);
+  for (let b = 0; b < nb; b++) {
+    const wb = wide + <usize>b * WIDE_BLOCK, xb = <usize>b << 6;
+    v128.store(sums, zero); v128.store(sums, zero, 16); v128.store(sums, zero, 32); v128.store(sums, zero, 48);
+    wideStep(wb, x + xb, x1 + xb, x2 + xb, x3 + xb, sums); // value pairs 0–3
+    wideStep(wb + 64, x + xb + 16, x1 + xb + 16, x2 + xb + 16, x3 + xb + 16, sums);
+    wideStep(wb + 128, x + xb + 32, x1 + xb + 32, x2 + xb + 32, x3 + xb + 32, sums);
+    wideStep(wb + 192, x + xb + 48, x1 + xb + 48, x2 + xb + 48, x3 + xb + 48, sums);
+    const dw = v128.load(wb + 256), db = dAt + (<usize>b << 2);
+    wideScaleInto(acc, v128.load(sums), dw, load<f32>(x + db));
+    wideScaleInto(acc + 16, v128.load(sums, 16), dw, load<f32>(x1 + db));
+    wideScaleInto(acc + 32, v128.load(sums, 32), dw, load<f32>(x2 + db));
+    wideScaleInto(acc + 48, v128.load(sums, 48), dw, load<f32>(x3 + db));
+  }
+  storeRows(out, v128.load(acc), laneStride);
+  if (nt > 1) storeRows(out + outStride, v128.load(acc, 16), laneStride);
+  if (nt > 2) storeRows(out + 2 * outStride, v128.load(acc, 32), laneStride);
+  if (nt > 3) storeRows(out + 3 * outStride, v128.load(acc, 48), laneStride);
+}
+
+/** Four Q8_0 rows (rb apart; rb 0: one row) · tokens t0…t1−1 of act (Q8_0_WIDE), the rows widened into scratch first. */
+@inline function wideRowsTokens(row: usize, rb: usize, act: usize, actStride: usize, nb: i32, out: usize, outStride: usize, laneStride: usize, t0: i32, t1: i32, scratch: usize): void {
+  widenRows4(row, rb, nb, scratch);
+  for (let t = t0; t < t1; t += 4) {
+    const nt = min(4, t1 - t), x = act + <usize>t * actStride;
+    const x1 = x + (nt > 1 ? actStride : 0), x2 = x + (nt > 2 ? 2 * actStride : 0), x3 = x + (nt > 3 ? 3 * actStride : 0);
+    wideTokens4(scratch, nb, x, x1, x2, x3, out + <usize>t * outStride, outStride, laneStride, nt);
+  }
+}
+
 // ---- 4-token tiles: each weight block is decoded once and multiplied with four activation rows ----------------
 
 /** Where a 4-token tile writes: token t's value goes to out + t·outStride (only the first nt are real tokens). */
@@ -962,9 +1071,10 @@ function dotRowsInStreams(type: i32, w: usize, rb: usize, x: usize, n: i32, scra
  * done they claim weight rows in chunks of `chunk` (a multiple of 4) from the counter at `counter`.
  * w: [nOut rows of wRowBytes], x: [nTokens, nIn] f32, act: [nTokens rows of actRowBytes], out: [nTokens, nOut] f32.
  * Tokens are visited in tiles of 32 so a tile's activations stay in cache while a chunk of rows is streamed past them.
- * Within a tile, Q8_0, Q4_0 and Q5_0 go four rows at a time (rows4), types with a tile kernel decode each weight block
- * once for 4 tokens, and the rest multiply row by token. Float weights for many tokens take tiles of 64 tokens and
- * widened row pairs (gemmF32). scratch: the thread's own, 512 bytes (float weights: 8·nIn).
+ * Within a tile, Q8_0 widens four rows at a time to int16 (wideTokens4) from WIDE_TOKENS tokens on; Q8_0 for fewer
+ * tokens, Q4_0 and Q5_0 go four rows at a time (rows4), types with a tile kernel decode each weight block once for 4
+ * tokens, and the rest multiply row by token. Float weights for many tokens take tiles of 64 tokens and widened row
+ * pairs (gemmF32). scratch: the thread's own, 512 bytes (float weights: 8·nIn; Q8_0: 8.5·nIn + 128).
  */
 export function matmul(
   type: i32, w: usize, wRowBytes: i32, x: usize, act: usize, actRowBytes: i32,
@@ -972,8 +1082,11 @@ export function matmul(
 ): void {
   const outStride = <usize>nOut << 2;
   const actStride = <usize>actRowBytes;
+  const wide = type == Q8_0 && nTokens >= WIDE_TOKENS;
   for (let t = atomic.add<i32>(counter + 4, 1); t < nTokens; t = atomic.add<i32>(counter + 4, 1)) {
-    quantize_row(type, x + <usize>t * (<usize>nIn << 2), act + <usize>t * actStride, nIn);
+    const xt = x + <usize>t * (<usize>nIn << 2), at = act + <usize>t * actStride;
+    if (wide) quantizeQ8Blocks(xt, at, nIn, Q8_0_WIDE);
+    else quantize_row(type, xt, at, nIn);
     atomic.add<i32>(counter + 8, 1);
   }
   // rows claimed by other threads are being quantized now: wait for them
@@ -1000,6 +1113,15 @@ export function matmul(
     }
     for (let t0 = 0; t0 < nTokens; t0 += 32) {
       const t1 = min(nTokens, t0 + 32);
+      if (wide) {
+        const groups = (r1 - r0) >> 2;
+        for (let g = 0; g < groups; g++) {
+          const r = r0 + 4 * g;
+          wideRowsTokens(w + <usize>r * wRowBytes, wRowBytes, act, actStride, nIn >> 5, out + (<usize>r << 2), outStride, 4, t0, t1, scratch);
+        }
+        for (let r = r0 + 4 * groups; r < r1; r++) wideRowsTokens(w + <usize>r * wRowBytes, 0, act, actStride, nIn >> 5, out + (<usize>r << 2), outStride, 0, t0, t1, scratch);
+        continue;
+      }
       if (type == Q8_0 || type == Q4_0 || type == Q5_0) {
         // decode: four long streams, rows r0 + g + k·q (q = a quarter of the chunk, k = 0…3) go together, so that each
         // stream reads consecutive rows (four streams keep more reads in flight than one); many tokens: four adjacent

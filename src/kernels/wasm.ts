@@ -20,18 +20,22 @@ interface ActivationFormat {
   rowBytes(nIn: number): number;
   /** kernels need nIn to be a multiple of this */
   multiple: number;
+  /** scratch bytes per thread for many tokens (widened weight rows; the least is 512) */
+  threadScratch?(nIn: number): number;
 }
 
-// for the 4-row kernels: Q8_0 with f32 scales and block sums (Q4_0, Q5_0 weights) or with signs split off (Q8_0 weights)
+// Q8_0 with f32 scales and block sums (Q4_0, Q5_0 weights); Q8_0 weights: with signs split off (one token) or as int16
+// (several; each thread widens four weight rows to int16: 272 bytes per block, then 128 bytes of sums), both 68 bytes
 const Q8_0_SUMS_ACT: ActivationFormat = { rowBytes: (n) => (n / 32) * 40, multiple: 32 };
-const Q8_0_SIGNS_ACT: ActivationFormat = { rowBytes: (n) => (n / 32) * 68, multiple: 32 };
+const Q8_0_SPLIT_ACT: ActivationFormat = { rowBytes: (n) => (n / 32) * 68, multiple: 32, threadScratch: (n) => (n / 32) * 272 + 128 };
 const Q8_1_ACT: ActivationFormat = { rowBytes: (n) => (n / 32) * 36, multiple: 32 };
 const Q8_K_ACT: ActivationFormat = { rowBytes: (n) => (n / 256) * 292, multiple: 256 };
-// F16 weights meet unrounded f32 activations (as the reference does, after llama.cpp's F16×F32 path); BF16 ones bf16-rounded
-const FLOAT_ACT: ActivationFormat = { rowBytes: (n) => 4 * n, multiple: 8 };
+// F16 weights meet unrounded f32 activations (as the reference does, after llama.cpp's F16×F32 path); BF16 ones
+// bf16-rounded. For many tokens each thread widens two weight rows to f32.
+const FLOAT_ACT: ActivationFormat = { rowBytes: (n) => 4 * n, multiple: 8, threadScratch: (n) => 8 * n };
 
 const ACTIVATIONS = new Map<GGMLType, ActivationFormat>([
-  [GGMLType.Q4_0, Q8_0_SUMS_ACT], [GGMLType.Q5_0, Q8_0_SUMS_ACT], [GGMLType.Q8_0, Q8_0_SIGNS_ACT],
+  [GGMLType.Q4_0, Q8_0_SUMS_ACT], [GGMLType.Q5_0, Q8_0_SUMS_ACT], [GGMLType.Q8_0, Q8_0_SPLIT_ACT],
   [GGMLType.Q4_1, Q8_1_ACT], [GGMLType.Q5_1, Q8_1_ACT],
   [GGMLType.Q2_K, Q8_K_ACT], [GGMLType.Q3_K, Q8_K_ACT], [GGMLType.Q4_K, Q8_K_ACT], [GGMLType.Q5_K, Q8_K_ACT], [GGMLType.Q6_K, Q8_K_ACT],
   [GGMLType.F32, FLOAT_ACT], [GGMLType.F16, FLOAT_ACT], [GGMLType.BF16, FLOAT_ACT],
@@ -185,8 +189,8 @@ export class WasmBackend implements Backend {
       const xAt = arena.scratch(4 * nTokens * nIn);
       const actAt = arena.scratch(nTokens * actRowBytes);
       const outAt = arena.scratch(4 * nTokens * nOut);
-      // per thread: 512 bytes, or two widened rows for float weights (see the kernel)
-      const stride = format === FLOAT_ACT ? Math.max(512, Math.ceil((8 * nIn) / 64) * 64) : 512;
+      // per thread: 512 bytes, or the format's widened rows (see the kernel)
+      const stride = Math.max(512, Math.ceil((format.threadScratch?.(nIn) ?? 0) / 64) * 64);
       const threadScratch = arena.scratch(stride * this.threads);
       const buffer = arena.bytes().buffer;
       new Float32Array(buffer, xAt, nTokens * nIn).set(x.subarray(0, nTokens * nIn));
