@@ -702,8 +702,8 @@ const WIDE_BLOCK: usize = 272;
 /** The fewest tokens for which matmul widens rows (fewer go through the 4-row kernels, faster below this). */
 const WIDE_TOKENS: i32 = 8;
 
-/** Four rows' int16 vectors, their i32 lanes (value pairs) transposed: dst + 16·v = [a_v, b_v, c_v, d_v], v = 0…3. */
-@inline function storePairsTransposed(a: v128, b: v128, c: v128, d: v128, dst: usize): void {
+/** Four rows' vectors, their i32 lanes transposed: dst + 16·v = [a_v, b_v, c_v, d_v], v = 0…3. */
+@inline function storeLanesTransposed(a: v128, b: v128, c: v128, d: v128, dst: usize): void {
   const ab01 = v128.shuffle<i32>(a, b, 0, 4, 1, 5), ab23 = v128.shuffle<i32>(a, b, 2, 6, 3, 7);
   const cd01 = v128.shuffle<i32>(c, d, 0, 4, 1, 5), cd23 = v128.shuffle<i32>(c, d, 2, 6, 3, 7);
   v128.store(dst, v128.shuffle<i64>(ab01, cd01, 0, 2));
@@ -718,8 +718,8 @@ function widenRows4(w: usize, rb: usize, nb: i32, dst: usize): void {
     for (let half: usize = 0; half < 2; half++) { // values 0–15, 16–31
       const at = dst + (half << 7), q = w + 2 + (half << 4);
       const q0 = v128.load(q), q1 = v128.load(q + rb), q2 = v128.load(q + 2 * rb), q3 = v128.load(q + 3 * rb);
-      storePairsTransposed(i16x8.extend_low_i8x16_s(q0), i16x8.extend_low_i8x16_s(q1), i16x8.extend_low_i8x16_s(q2), i16x8.extend_low_i8x16_s(q3), at);
-      storePairsTransposed(i16x8.extend_high_i8x16_s(q0), i16x8.extend_high_i8x16_s(q1), i16x8.extend_high_i8x16_s(q2), i16x8.extend_high_i8x16_s(q3), at + 64);
+      storeLanesTransposed(i16x8.extend_low_i8x16_s(q0), i16x8.extend_low_i8x16_s(q1), i16x8.extend_low_i8x16_s(q2), i16x8.extend_low_i8x16_s(q3), at);
+      storeLanesTransposed(i16x8.extend_high_i8x16_s(q0), i16x8.extend_high_i8x16_s(q1), i16x8.extend_high_i8x16_s(q2), i16x8.extend_high_i8x16_s(q3), at + 64);
     }
     v128.store(dst + 256, scales4(w, rb));
     w += 34;
@@ -788,6 +788,85 @@ function wideTokens4(wide: usize, nb: i32, x: usize, x1: usize, x2: usize, x3: u
     const nt = min(4, t1 - t), x = act + <usize>t * actStride;
     const x1 = x + (nt > 1 ? actStride : 0), x2 = x + (nt > 2 ? 2 * actStride : 0), x3 = x + (nt > 3 ? 3 * actStride : 0);
     wideTokens4(scratch, nb, x, x1, x2, x3, out + <usize>t * outStride, outStride, laneStride, nt);
+  }
+}
+
+// ---- Q4_0 and Q5_0 times several tokens: four rows' values interleaved once per token tile -----------------------
+//
+// packRows4 writes four weight rows into scratch with each block as 8 vectors of value quads
+//   vector v = [row0 (q_4v … q_4v+3), row1 (…), row2 (…), row3 (…)]   (unsigned: nibbles 0…15, Q5_0 0…31)
+// then the rows' d as f32x4 (PACKED_BLOCK bytes per block). The int8 dot of vector v with a token's quad
+// (x_4v … x_4v+3) splat to all lanes gives each row's two pair sums in int16; summed over half a block
+// (|Σ| ≤ 16·127·31 < 2^15; Q4_0: a whole block, 32·127·15) and widened once, lane k holds row k's Σ q·x. Then, as in
+// nibbleToken, Σ (q − offset)·x = Σ q·x − offset·Σx, exactly.
+
+const PACKED_BLOCK: usize = 144;
+/** The fewest tokens for which matmul packs Q4_0/Q5_0 rows (fewer go through the 4-row kernels; relaxed build only). */
+const PACKED_TOKENS: i32 = 4;
+
+/** Q4_0/Q5_0 rows at w, w + rb, w + 2·rb, w + 3·rb (nb blocks each; rb 0: one row, repeated) → dst, packed as above. */
+function packRows4(type: i32, w: usize, rb: usize, nb: i32, dst: usize): void {
+  const blockBytes: usize = type == Q4_0 ? 18 : 22;
+  for (let b = 0; b < nb; b++) {
+    storeLanesTransposed(nibbleValuesLow(type, w), nibbleValuesLow(type, w + rb), nibbleValuesLow(type, w + 2 * rb), nibbleValuesLow(type, w + 3 * rb), dst);
+    storeLanesTransposed(nibbleValuesHigh(type, w), nibbleValuesHigh(type, w + rb), nibbleValuesHigh(type, w + 2 * rb), nibbleValuesHigh(type, w + 3 * rb), dst + 64);
+    v128.store(dst + 128, scales4(w, rb));
+    w += blockBytes;
+    dst += PACKED_BLOCK;
+  }
+}
+
+/** int16 pair sums of x (int8) and q (0…127) lane by lane (relaxed build only: the SIMD128 build never packs). */
+@inline function pairSums(x: v128, q: v128): v128 {
+  if (RELAXED) return i16x8.relaxed_dot_i8x16_i7x16_s(x, q);
+  return unreachable();
+}
+
+/** The four rows' int16 pair sums over four value quads (vectors at w) with a token's quads (int8 at x). */
+@inline function quads4(w: usize, x: usize): v128 {
+  const s01 = i16x8.add(pairSums(v128.load32_splat(x), v128.load(w)), pairSums(v128.load32_splat(x, 4), v128.load(w, 16)));
+  const s23 = i16x8.add(pairSums(v128.load32_splat(x, 8), v128.load(w, 32)), pairSums(v128.load32_splat(x, 12), v128.load(w, 48)));
+  return i16x8.add(s01, s23);
+}
+
+/**
+ * Four packed rows (at packed, nb blocks) · one token's Q8_0_SUMS row at x → out, row k at out + k·laneStride
+ * (laneStride 0: a single row, lane 0). order: 16 bytes of scratch, where each block's first half is stored so that the
+ * engine does not load the second half's values up front (which spills registers).
+ */
+@inline function packedToken(type: i32, packed: usize, nb: i32, x: usize, out: usize, laneStride: usize, order: usize): void {
+  let d = x + (<usize>nb << 5); // the token's d [nb] f32, then Σq [nb] i32
+  const end = d;
+  let acc = f32x4.splat(0);
+  for (; x < end; x += 32) {
+    const low = quads4(packed, x); // values 0–15
+    v128.store(order, low);
+    const high = quads4(packed + 64, x + 16); // values 16–31
+    const qx = type == Q4_0 ? i32x4.extadd_pairwise_i16x8_s(i16x8.add(low, high)) : i32x4.add(i32x4.extadd_pairwise_i16x8_s(low), i32x4.extadd_pairwise_i16x8_s(high));
+    const s = i32x4.sub(qx, i32x4.splat(load<i32>(d + (<usize>nb << 2)) << (type == Q4_0 ? 3 : 4)));
+    acc = madd(f32x4.convert_i32x4_s(s), f32x4.mul(v128.load(packed + 128), f32x4.splat(load<f32>(d))), acc);
+    packed += PACKED_BLOCK;
+    d += 4;
+  }
+  storeRows(out, acc, laneStride);
+}
+
+function packedTokenQ4_0(packed: usize, nb: i32, x: usize, out: usize, laneStride: usize, order: usize): void {
+  packedToken(Q4_0, packed, nb, x, out, laneStride, order);
+}
+
+function packedTokenQ5_0(packed: usize, nb: i32, x: usize, out: usize, laneStride: usize, order: usize): void {
+  packedToken(Q5_0, packed, nb, x, out, laneStride, order);
+}
+
+/** Four Q4_0/Q5_0 rows (rb apart; rb 0: one row) · tokens t0…t1−1 of act (Q8_0_SUMS), the rows packed into scratch first. */
+@inline function packedRowsTokens(type: i32, row: usize, rb: usize, act: usize, actStride: usize, nb: i32, out: usize, outStride: usize, laneStride: usize, t0: i32, t1: i32, scratch: usize): void {
+  packRows4(type, row, rb, nb, scratch);
+  const order = scratch + <usize>nb * PACKED_BLOCK;
+  for (let t = t0; t < t1; t++) {
+    const x = act + <usize>t * actStride, o = out + <usize>t * outStride;
+    if (type == Q4_0) packedTokenQ4_0(scratch, nb, x, o, laneStride, order);
+    else packedTokenQ5_0(scratch, nb, x, o, laneStride, order);
   }
 }
 
@@ -1071,10 +1150,11 @@ function dotRowsInStreams(type: i32, w: usize, rb: usize, x: usize, n: i32, scra
  * done they claim weight rows in chunks of `chunk` (a multiple of 4) from the counter at `counter`.
  * w: [nOut rows of wRowBytes], x: [nTokens, nIn] f32, act: [nTokens rows of actRowBytes], out: [nTokens, nOut] f32.
  * Tokens are visited in tiles of 32 so a tile's activations stay in cache while a chunk of rows is streamed past them.
- * Within a tile, Q8_0 widens four rows at a time to int16 (wideTokens4) from WIDE_TOKENS tokens on; Q8_0 for fewer
- * tokens, Q4_0 and Q5_0 go four rows at a time (rows4), types with a tile kernel decode each weight block once for 4
- * tokens, and the rest multiply row by token. Float weights for many tokens take tiles of 64 tokens and widened row
- * pairs (gemmF32). scratch: the thread's own, 512 bytes (float weights: 8·nIn; Q8_0: 8.5·nIn + 128).
+ * Within a tile, Q8_0 widens four rows at a time to int16 (wideTokens4) from WIDE_TOKENS tokens on, Q4_0 and Q5_0
+ * pack four rows (packedToken) from PACKED_TOKENS on; fewer tokens of these go four rows at a time (rows4). Types with
+ * a tile kernel decode each weight block once for 4 tokens, and the rest multiply row by token. Float weights for many
+ * tokens take tiles of 64 tokens and widened row pairs (gemmF32). scratch: the thread's own, 512 bytes (float weights:
+ * 8·nIn; Q8_0: 8.5·nIn + 128; Q4_0, Q5_0: 4.5·nIn + 16).
  */
 export function matmul(
   type: i32, w: usize, wRowBytes: i32, x: usize, act: usize, actRowBytes: i32,
@@ -1083,6 +1163,8 @@ export function matmul(
   const outStride = <usize>nOut << 2;
   const actStride = <usize>actRowBytes;
   const wide = type == Q8_0 && nTokens >= WIDE_TOKENS;
+  // (the SIMD128 build's int8 products through int16 make packing slower than the 4-row kernels)
+  const packed = RELAXED && (type == Q4_0 || type == Q5_0) && nTokens >= PACKED_TOKENS;
   for (let t = atomic.add<i32>(counter + 4, 1); t < nTokens; t = atomic.add<i32>(counter + 4, 1)) {
     const xt = x + <usize>t * (<usize>nIn << 2), at = act + <usize>t * actStride;
     if (wide) quantizeQ8Blocks(xt, at, nIn, Q8_0_WIDE);
@@ -1113,13 +1195,15 @@ export function matmul(
     }
     for (let t0 = 0; t0 < nTokens; t0 += 32) {
       const t1 = min(nTokens, t0 + 32);
-      if (wide) {
+      if (wide || packed) {
+        // four adjacent rows at a time, whose outputs are adjacent too; the last (length mod 4) rows one at a time
         const groups = (r1 - r0) >> 2;
-        for (let g = 0; g < groups; g++) {
-          const r = r0 + 4 * g;
-          wideRowsTokens(w + <usize>r * wRowBytes, wRowBytes, act, actStride, nIn >> 5, out + (<usize>r << 2), outStride, 4, t0, t1, scratch);
+        for (let r = r0; r < r1;) {
+          const four = r < r0 + 4 * groups, row = w + <usize>r * wRowBytes, rb: usize = four ? <usize>wRowBytes : 0, o = out + (<usize>r << 2);
+          if (wide) wideRowsTokens(row, rb, act, actStride, nIn >> 5, o, outStride, four ? 4 : 0, t0, t1, scratch);
+          else packedRowsTokens(type, row, rb, act, actStride, nIn >> 5, o, outStride, four ? 4 : 0, t0, t1, scratch);
+          r += four ? 4 : 1;
         }
-        for (let r = r0 + 4 * groups; r < r1; r++) wideRowsTokens(w + <usize>r * wRowBytes, 0, act, actStride, nIn >> 5, out + (<usize>r << 2), outStride, 0, t0, t1, scratch);
         continue;
       }
       if (type == Q8_0 || type == Q4_0 || type == Q5_0) {

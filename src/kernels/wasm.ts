@@ -24,9 +24,10 @@ interface ActivationFormat {
   threadScratch?(nIn: number): number;
 }
 
-// Q8_0 with f32 scales and block sums (Q4_0, Q5_0 weights); Q8_0 weights: with signs split off (one token) or as int16
-// (several; each thread widens four weight rows to int16: 272 bytes per block, then 128 bytes of sums), both 68 bytes
-const Q8_0_SUMS_ACT: ActivationFormat = { rowBytes: (n) => (n / 32) * 40, multiple: 32 };
+// Q8_0 with f32 scales and block sums for Q4_0, Q5_0 weights (for several tokens each thread packs four weight rows:
+// 144 bytes per block, then 16); Q8_0 weights: with signs split off (one token) or as int16 (several; each thread
+// widens four weight rows to int16: 272 bytes per block, then 128 bytes of sums), both 68 bytes per block
+const Q8_0_SUMS_ACT: ActivationFormat = { rowBytes: (n) => (n / 32) * 40, multiple: 32, threadScratch: (n) => (n / 32) * 144 + 16 };
 const Q8_0_SPLIT_ACT: ActivationFormat = { rowBytes: (n) => (n / 32) * 68, multiple: 32, threadScratch: (n) => (n / 32) * 272 + 128 };
 const Q8_1_ACT: ActivationFormat = { rowBytes: (n) => (n / 32) * 36, multiple: 32 };
 const Q8_K_ACT: ActivationFormat = { rowBytes: (n) => (n / 256) * 292, multiple: 256 };
