@@ -859,14 +859,80 @@ function packedTokenQ5_0(packed: usize, nb: i32, x: usize, out: usize, laneStrid
   packedToken(Q5_0, packed, nb, x, out, laneStride, order);
 }
 
-/** Four Q4_0/Q5_0 rows (rb apart; rb 0: one row) · tokens t0…t1−1 of act (Q8_0_SUMS), the rows packed into scratch first. */
-@inline function packedRowsTokens(type: i32, row: usize, rb: usize, act: usize, actStride: usize, nb: i32, out: usize, outStride: usize, laneStride: usize, t0: i32, t1: i32, scratch: usize): void {
-  packRows4(type, row, rb, nb, scratch);
-  const order = scratch + <usize>nb * PACKED_BLOCK;
+// Q4_K the same way, per super-block of 256 values (PACKED_K_BLOCK bytes): 64 vectors of value quads (sub-block j's
+// quads u = 0…7 at 8·j + u), then per sub-block j the rows' scales as int16 pairs [sc_r0,j (twice), sc_r1,j (twice), …]
+// (SC), the rows' mins the same way (MN), and the rows' d and dmin as f32x4. A sub-block's pair sums (int16, |Σ| ≤
+// 32·127·15) times its scales through i32x4.dot_i16x8_s give each row's sc_j·Σ q·x; the mins times the token's two
+// bsums of the sub-block (splat) give m_j·Σx the same way. value = d·sc_j·q − dmin·m_j, as in dotQ4_K.
+const PACKED_K_BLOCK: usize = 1312, PK_SC: usize = 1024, PK_MN: usize = 1152, PK_D: usize = 1280, PK_DMIN: usize = 1296;
+/** The fewest tokens for which matmul packs Q4_K rows (fewer go through tileQ4_K; relaxed build only). */
+const PACKED_K_TOKENS: i32 = 8;
+
+/** Q4_K rows at w, w + rb, w + 2·rb, w + 3·rb (nb super-blocks each; rb 0: one row, repeated) → dst, packed as above. */
+function packRows4Q4_K(w: usize, rb: usize, nb: i32, dst: usize, unpacked: usize): void {
+  for (let b = 0; b < nb; b++) {
+    for (let j: usize = 0; j < 8; j++) { // sub-block j: nibbles (low for even j, high for odd) of bytes 32·(j >> 1)…
+      const q = w + 16 + ((j >> 1) << 5), at = dst + (j << 7);
+      if (j & 1) {
+        storeLanesTransposed(highNibbles(v128.load(q)), highNibbles(v128.load(q + rb)), highNibbles(v128.load(q + 2 * rb)), highNibbles(v128.load(q + 3 * rb)), at);
+        storeLanesTransposed(highNibbles(v128.load(q, 16)), highNibbles(v128.load(q + rb, 16)), highNibbles(v128.load(q + 2 * rb, 16)), highNibbles(v128.load(q + 3 * rb, 16)), at + 64);
+      } else {
+        storeLanesTransposed(lowNibbles(v128.load(q)), lowNibbles(v128.load(q + rb)), lowNibbles(v128.load(q + 2 * rb)), lowNibbles(v128.load(q + 3 * rb)), at);
+        storeLanesTransposed(lowNibbles(v128.load(q, 16)), lowNibbles(v128.load(q + rb, 16)), lowNibbles(v128.load(q + 2 * rb, 16)), lowNibbles(v128.load(q + 3 * rb, 16)), at + 64);
+      }
+    }
+    for (let r: usize = 0; r < 4; r++) {
+      unpackScalesK4(w + r * rb + 4, unpacked);
+      for (let j: usize = 0; j < 8; j++) {
+        const sc = <u32>load<u8>(unpacked + j), m = <u32>load<u8>(unpacked + 8 + j);
+        store<u32>(dst + PK_SC + (j << 4) + (r << 2), sc | (sc << 16));
+        store<u32>(dst + PK_MN + (j << 4) + (r << 2), m | (m << 16));
+      }
+    }
+    v128.store(dst + PK_D, scales4(w, rb));
+    v128.store(dst + PK_DMIN, scales4(w + 2, rb));
+    w += 144;
+    dst += PACKED_K_BLOCK;
+  }
+}
+
+/** Four packed Q4_K rows (nb super-blocks) · one token's Q8_K row at x → out, as packedToken (order: 16 bytes). */
+function packedTokenQ4_K(packed: usize, nb: i32, x: usize, out: usize, laneStride: usize, order: usize): void {
+  let acc = f32x4.splat(0);
+  for (let b = 0; b < nb; b++) {
+    let isum = i32x4.splat(0), mins = i32x4.splat(0);
+    for (let j: usize = 0; j < 8; j++) {
+      const w = packed + (j << 7), xq = x + 4 + (j << 5);
+      const low = quads4(w, xq);
+      v128.store(order, low);
+      const pairs = i16x8.add(low, quads4(w + 64, xq + 16));
+      isum = i32x4.add(isum, i32x4.dot_i16x8_s(pairs, v128.load(packed + PK_SC + (j << 4))));
+      mins = i32x4.add(mins, i32x4.dot_i16x8_s(v128.load(packed + PK_MN + (j << 4)), v128.load32_splat(x + 260 + (j << 2))));
+      v128.store(order, isum);
+    }
+    const dx = f32x4.splat(load<f32>(x));
+    acc = madd(f32x4.convert_i32x4_s(isum), f32x4.mul(v128.load(packed + PK_D), dx), acc);
+    acc = f32x4.sub(acc, f32x4.mul(f32x4.convert_i32x4_s(mins), f32x4.mul(v128.load(packed + PK_DMIN), dx)));
+    packed += PACKED_K_BLOCK;
+    x += 292;
+  }
+  storeRows(out, acc, laneStride);
+}
+
+/**
+ * Four Q4_0/Q5_0/Q4_K rows (rb apart; rb 0: one row) · tokens t0…t1−1 of act (Q8_0_SUMS; Q4_K: Q8_K), the rows packed
+ * into scratch first.
+ */
+@inline function packedRowsTokens(type: i32, row: usize, rb: usize, act: usize, actStride: usize, nIn: i32, out: usize, outStride: usize, laneStride: usize, t0: i32, t1: i32, scratch: usize): void {
+  const nb = type == Q4_K ? nIn >> 8 : nIn >> 5;
+  const order = scratch + <usize>nb * (type == Q4_K ? PACKED_K_BLOCK : PACKED_BLOCK);
+  if (type == Q4_K) packRows4Q4_K(row, rb, nb, scratch, order);
+  else packRows4(type, row, rb, nb, scratch);
   for (let t = t0; t < t1; t++) {
     const x = act + <usize>t * actStride, o = out + <usize>t * outStride;
     if (type == Q4_0) packedTokenQ4_0(scratch, nb, x, o, laneStride, order);
-    else packedTokenQ5_0(scratch, nb, x, o, laneStride, order);
+    else if (type == Q5_0) packedTokenQ5_0(scratch, nb, x, o, laneStride, order);
+    else packedTokenQ4_K(scratch, nb, x, o, laneStride, order);
   }
 }
 
@@ -1150,11 +1216,12 @@ function dotRowsInStreams(type: i32, w: usize, rb: usize, x: usize, n: i32, scra
  * done they claim weight rows in chunks of `chunk` (a multiple of 4) from the counter at `counter`.
  * w: [nOut rows of wRowBytes], x: [nTokens, nIn] f32, act: [nTokens rows of actRowBytes], out: [nTokens, nOut] f32.
  * Tokens are visited in tiles of 32 so a tile's activations stay in cache while a chunk of rows is streamed past them.
- * Within a tile, Q8_0 widens four rows at a time to int16 (wideTokens4) from WIDE_TOKENS tokens on, Q4_0 and Q5_0
- * pack four rows (packedToken) from PACKED_TOKENS on; fewer tokens of these go four rows at a time (rows4). Types with
- * a tile kernel decode each weight block once for 4 tokens, and the rest multiply row by token. Float weights for many
- * tokens take tiles of 64 tokens and widened row pairs (gemmF32). scratch: the thread's own, 512 bytes (float weights:
- * 8·nIn; Q8_0: 8.5·nIn + 128; Q4_0, Q5_0: 4.5·nIn + 16).
+ * Within a tile, Q8_0 widens four rows at a time to int16 (wideTokens4) from WIDE_TOKENS tokens on; in the relaxed
+ * build Q4_0 and Q5_0 pack four rows (packedToken) from PACKED_TOKENS on, Q4_K from PACKED_K_TOKENS. Fewer tokens of
+ * Q8_0, Q4_0, Q5_0 go four rows at a time (rows4); types with a tile kernel (Q4_K, Q6_K) decode each weight block once
+ * for 4 tokens, and the rest multiply row by token. Float weights for many tokens take tiles of 64 tokens and widened
+ * row pairs (gemmF32). scratch: the thread's own, 512 bytes (float weights: 8·nIn; Q8_0: 8.5·nIn + 128; Q4_0, Q5_0:
+ * 4.5·nIn + 16; Q4_K: 5.125·nIn + 32).
  */
 export function matmul(
   type: i32, w: usize, wRowBytes: i32, x: usize, act: usize, actRowBytes: i32,
@@ -1164,7 +1231,7 @@ export function matmul(
   const actStride = <usize>actRowBytes;
   const wide = type == Q8_0 && nTokens >= WIDE_TOKENS;
   // (the SIMD128 build's int8 products through int16 make packing slower than the 4-row kernels)
-  const packed = RELAXED && (type == Q4_0 || type == Q5_0) && nTokens >= PACKED_TOKENS;
+  const packed = RELAXED && ((type == Q4_0 || type == Q5_0) && nTokens >= PACKED_TOKENS || type == Q4_K && nTokens >= PACKED_K_TOKENS);
   for (let t = atomic.add<i32>(counter + 4, 1); t < nTokens; t = atomic.add<i32>(counter + 4, 1)) {
     const xt = x + <usize>t * (<usize>nIn << 2), at = act + <usize>t * actStride;
     if (wide) quantizeQ8Blocks(xt, at, nIn, Q8_0_WIDE);
@@ -1201,7 +1268,7 @@ export function matmul(
         for (let r = r0; r < r1;) {
           const four = r < r0 + 4 * groups, row = w + <usize>r * wRowBytes, rb: usize = four ? <usize>wRowBytes : 0, o = out + (<usize>r << 2);
           if (wide) wideRowsTokens(row, rb, act, actStride, nIn >> 5, o, outStride, four ? 4 : 0, t0, t1, scratch);
-          else packedRowsTokens(type, row, rb, act, actStride, nIn >> 5, o, outStride, four ? 4 : 0, t0, t1, scratch);
+          else packedRowsTokens(type, row, rb, act, actStride, nIn, o, outStride, four ? 4 : 0, t0, t1, scratch);
           r += four ? 4 : 1;
         }
         continue;
