@@ -7,8 +7,7 @@
 // integer block sums (exact), scaled and accumulated in f32.
 //
 // Activation layouts written by the quantize_* functions, one row per token:
-//   Q8_0 / Q8_1 / Q8_K: ggml's block bytes, byte-identical to the reference quantizer;
-//   plus, for Q8_0, blockSums [nTokens, nBlocks] f32 = d·Σq per block (lets the Q4_0 kernel use unsigned nibbles);
+//   Q8_0 (values split from scales; see quantizeQ8Blocks) / Q8_1 / Q8_K: the reference quantizer's values exactly;
 //   F16 / F32: f32 values; BF16: f32 values rounded to bf16 first; each group of 8 stored as the even elements
 //   then the odd ones, the order in which the 16-bit weight kernels widen them.
 
