@@ -785,8 +785,7 @@ function wideTokens4(wide: usize, nb: i32, x: usize, x1: usize, x2: usize, x3: u
   widenRows4(row, rb, nb, scratch);
   for (let t = t0; t < t1; t += 4) {
     const nt = min(4, t1 - t), x = act + <usize>t * actStride;
-    const x1 = x + (nt > 1 ? actStride : 0), x2 = x + (nt > 2 ? 2 * actStride : 0), x3 = x + (nt > 3 ? 3 * actStride : 0);
-    wideTokens4(scratch, nb, x, x1, x2, x3, out + <usize>t * outStride, outStride, laneStride, nt);
+    wideTokens4(scratch, nb, x, tileRow(x, actStride, 1, nt), tileRow(x, actStride, 2, nt), tileRow(x, actStride, 3, nt), out + <usize>t * outStride, outStride, laneStride, nt);
   }
 }
 
@@ -937,6 +936,14 @@ function packedTokenQ4_K(packed: usize, nb: i32, x: usize, out: usize, laneStrid
 
 // ---- 4-token tiles: each weight block is decoded once and multiplied with four activation rows ----------------
 
+/**
+ * Token k's activation row in a tile of nt tokens at x, xStride apart; past nt, the first row again. Kernels take the
+ * four rows as arguments: computed inside, V8 evaluates these selects again on every loop iteration.
+ */
+@inline function tileRow(x: usize, xStride: usize, k: i32, nt: i32): usize {
+  return nt > k ? x + <usize>k * xStride : x;
+}
+
 /** Where a 4-token tile writes: token t's value goes to out + t·outStride (only the first nt are real tokens). */
 @inline function storeTile(out: usize, outStride: usize, nt: i32, a0: f32, a1: f32, a2: f32, a3: f32): void {
   store<f32>(out, a0);
@@ -971,8 +978,7 @@ function packedTokenQ4_K(packed: usize, nb: i32, x: usize, out: usize, laneStrid
  * Two widened rows (w0, w1; f32, n values) · nt ≤ 4 activation rows (x + t·xStride) → out + t·outStride (+4 for
  * row w1 when nRows is 2). Eight independent accumulators keep both multiply-add units busy.
  */
-function gemmF32(w0: usize, w1: usize, x: usize, xStride: usize, n: i32, out: usize, outStride: usize, nt: i32, nRows: i32): void {
-  const x1 = nt > 1 ? x + xStride : x, x2 = nt > 2 ? x + 2 * xStride : x, x3 = nt > 3 ? x + 3 * xStride : x;
+function gemmF32(w0: usize, w1: usize, x: usize, x1: usize, x2: usize, x3: usize, n: i32, out: usize, outStride: usize, nt: i32, nRows: i32): void {
   let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
   for (let i = 0; i < n; i += 4) {
     const o = <usize>i << 2;
@@ -1010,8 +1016,7 @@ function gemmF32(w0: usize, w1: usize, x: usize, xStride: usize, n: i32, out: us
   return f32x4.sub(withScales, f32x4.mul(f32x4.convert_i32x4_s(minsDotBsums(scales, x + 260)), f32x4.splat(dx * dmin)));
 }
 
-function tileQ4_K(w: usize, x: usize, xStride: usize, nb: i32, scratch: usize, out: usize, outStride: usize, nt: i32): void {
-  const x1 = nt > 1 ? x + xStride : x, x2 = nt > 2 ? x + 2 * xStride : x, x3 = nt > 3 ? x + 3 * xStride : x;
+function tileQ4_K(w: usize, x: usize, x1: usize, x2: usize, x3: usize, nb: i32, scratch: usize, out: usize, outStride: usize, nt: i32): void {
   let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
   for (let b = 0; b < nb; b++) {
     unpackScalesK4(w + 4, scratch);
@@ -1079,8 +1084,7 @@ function unpackQ6_K(w: usize, u: usize): void {
   return f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(isum, corr)), f32x4.splat(load<f32>(x) * load<f32>(u + UD))));
 }
 
-function tileQ6_K(w: usize, x: usize, xStride: usize, nb: i32, u: usize, out: usize, outStride: usize, nt: i32): void {
-  const x1 = nt > 1 ? x + xStride : x, x2 = nt > 2 ? x + 2 * xStride : x, x3 = nt > 3 ? x + 3 * xStride : x;
+function tileQ6_K(w: usize, x: usize, x1: usize, x2: usize, x3: usize, nb: i32, u: usize, out: usize, outStride: usize, nt: i32): void {
   let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
   for (let b = 0; b < nb; b++) {
     unpackQ6_K(w, u);
@@ -1203,9 +1207,10 @@ function dotRowsInStreams(type: i32, w: usize, rb: usize, x: usize, n: i32, scra
 
 /** W[row] · the nt (≤ 4) activation rows at x, x + xStride, …, written to out + t·outStride (Q4_K or Q6_K). */
 @inline function dotTile(type: i32, row: usize, x: usize, xStride: usize, n: i32, scratch: usize, out: usize, outStride: usize, nt: i32): void {
+  const x1 = tileRow(x, xStride, 1, nt), x2 = tileRow(x, xStride, 2, nt), x3 = tileRow(x, xStride, 3, nt);
   switch (type) {
-    case Q4_K: tileQ4_K(row, x, xStride, n >> 8, scratch, out, outStride, nt); break;
-    default: tileQ6_K(row, x, xStride, n >> 8, scratch, out, outStride, nt); break;
+    case Q4_K: tileQ4_K(row, x, x1, x2, x3, n >> 8, scratch, out, outStride, nt); break;
+    default: tileQ6_K(row, x, x1, x2, x3, n >> 8, scratch, out, outStride, nt); break;
   }
 }
 
@@ -1253,7 +1258,8 @@ export function matmul(
           widenRow(type, w + <usize>r * wRowBytes, scratch, nIn);
           if (nRows == 2) widenRow(type, w + <usize>(r + 1) * wRowBytes, w1At, nIn);
           for (let t = t0; t < t1; t += 4) {
-            gemmF32(scratch, nRows == 2 ? w1At : scratch, act + <usize>t * actStride, actStride, nIn, out + <usize>t * outStride + (<usize>r << 2), outStride, min(4, t1 - t), nRows);
+            const nt = min(4, t1 - t), x = act + <usize>t * actStride;
+            gemmF32(scratch, nRows == 2 ? w1At : scratch, x, tileRow(x, actStride, 1, nt), tileRow(x, actStride, 2, nt), tileRow(x, actStride, 3, nt), nIn, out + <usize>t * outStride + (<usize>r << 2), outStride, nt, nRows);
           }
         }
       }
