@@ -92,6 +92,10 @@ export function init_tables(): void {
 
 const LOW_NIBBLES = i8x16.splat(0x0f);
 
+@inline function nibbles(v: v128, high: bool): v128 {
+  return high ? highNibbles(v) : lowNibbles(v);
+}
+
 @inline function lowNibbles(v: v128): v128 {
   return v128.and(v, LOW_NIBBLES);
 }
@@ -794,9 +798,9 @@ function wideTokens4(wide: usize, nb: i32, x: usize, x1: usize, x2: usize, x3: u
 // packRows4 writes four weight rows into scratch with each block as 8 vectors of value quads
 //   vector v = [row0 (q_4v … q_4v+3), row1 (…), row2 (…), row3 (…)]   (unsigned: nibbles 0…15, Q5_0 0…31)
 // then the rows' d as f32x4 (PACKED_BLOCK bytes per block). The int8 dot of vector v with a token's quad
-// (x_4v … x_4v+3) splat to all lanes gives each row's two pair sums in int16; summed over half a block
-// (|Σ| ≤ 16·127·31 < 2^15; Q4_0: a whole block, 32·127·15) and widened once, lane k holds row k's Σ q·x. Then, as in
-// nibbleToken, Σ (q − offset)·x = Σ q·x − offset·Σx, exactly.
+// (x_4v … x_4v+3) splat to all lanes gives each row's two pair sums in int16. Added up in int16 over half a block (8
+// products per lane, |Σ| ≤ 8·127·31 < 2^15; Q4_0 over a whole block, 16·127·15) and widened once, lanes 2k, 2k+1 hold
+// row k's Σ q·x. Then, as in nibbleToken, Σ (q − offset)·x = Σ q·x − offset·Σx, exactly.
 
 const PACKED_BLOCK: usize = 144;
 /** The fewest tokens for which matmul packs Q4_0/Q5_0 rows (fewer go through the 4-row kernels; relaxed build only). */
@@ -859,8 +863,8 @@ function packedTokenQ5_0(packed: usize, nb: i32, x: usize, out: usize, laneStrid
 
 // Q4_K the same way, per super-block of 256 values (PACKED_K_BLOCK bytes): 64 vectors of value quads (sub-block j's
 // quads u = 0…7 at 8·j + u), then per sub-block j the rows' scales as int16 pairs [sc_r0,j (twice), sc_r1,j (twice), …]
-// (SC), the rows' mins the same way (MN), and the rows' d and dmin as f32x4. A sub-block's pair sums (int16, |Σ| ≤
-// 32·127·15) times its scales through i32x4.dot_i16x8_s give each row's sc_j·Σ q·x; the mins times the token's two
+// (SC), the rows' mins the same way (MN), and the rows' d and dmin as f32x4. A sub-block's pair sums (int16, 16
+// products per lane, |Σ| ≤ 16·127·15) times its scales through i32x4.dot_i16x8_s give each row's sc_j·Σ q·x; the mins times the token's two
 // bsums of the sub-block (splat) give m_j·Σx the same way. value = d·sc_j·q − dmin·m_j, as in dotQ4_K.
 const PACKED_K_BLOCK: usize = 1312, PK_SC: usize = 1024, PK_MN: usize = 1152, PK_D: usize = 1280, PK_DMIN: usize = 1296;
 /** The fewest tokens for which matmul packs Q4_K rows (fewer go through tileQ4_K; relaxed build only). */
@@ -869,15 +873,10 @@ const PACKED_K_TOKENS: i32 = 8;
 /** Q4_K rows at w, w + rb, w + 2·rb, w + 3·rb (nb super-blocks each; rb 0: one row, repeated) → dst, packed as above. */
 function packRows4Q4_K(w: usize, rb: usize, nb: i32, dst: usize, unpacked: usize): void {
   for (let b = 0; b < nb; b++) {
-    for (let j: usize = 0; j < 8; j++) { // sub-block j: nibbles (low for even j, high for odd) of bytes 32·(j >> 1)…
-      const q = w + 16 + ((j >> 1) << 5), at = dst + (j << 7);
-      if (j & 1) {
-        storeLanesTransposed(highNibbles(v128.load(q)), highNibbles(v128.load(q + rb)), highNibbles(v128.load(q + 2 * rb)), highNibbles(v128.load(q + 3 * rb)), at);
-        storeLanesTransposed(highNibbles(v128.load(q, 16)), highNibbles(v128.load(q + rb, 16)), highNibbles(v128.load(q + 2 * rb, 16)), highNibbles(v128.load(q + 3 * rb, 16)), at + 64);
-      } else {
-        storeLanesTransposed(lowNibbles(v128.load(q)), lowNibbles(v128.load(q + rb)), lowNibbles(v128.load(q + 2 * rb)), lowNibbles(v128.load(q + 3 * rb)), at);
-        storeLanesTransposed(lowNibbles(v128.load(q, 16)), lowNibbles(v128.load(q + rb, 16)), lowNibbles(v128.load(q + 2 * rb, 16)), lowNibbles(v128.load(q + 3 * rb, 16)), at + 64);
-      }
+    for (let j: usize = 0; j < 16; j++) { // sub-block j >> 1, its values 0–15 (j even) or 16–31
+      // sub-block i: low nibbles (i even) or high nibbles of bytes 32·(i >> 1) …
+      const high = (j & 2) != 0, q = w + 16 + ((j >> 2) << 5) + ((j & 1) << 4);
+      storeLanesTransposed(nibbles(v128.load(q), high), nibbles(v128.load(q + rb), high), nibbles(v128.load(q + 2 * rb), high), nibbles(v128.load(q + 3 * rb), high), dst + (j << 6));
     }
     for (let r: usize = 0; r < 4; r++) {
       unpackScalesK4(w + r * rb + 4, unpacked);
