@@ -138,11 +138,13 @@ function quantizeQ8Blocks(x: usize, out: usize, n: i32, layout: i32): void {
       const a3 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(at + 48), scale)));
       q32 = i32x4.add(q32, i32x4.add(i32x4.add(a0, a1), i32x4.add(a2, a3)));
       const q01 = i16x8.narrow_i32x4_s(a0, a1), q23 = i16x8.narrow_i32x4_s(a2, a3);
-      const q = i8x16.narrow_i16x8_s(q01, q23);
       if (layout == Q8_0_WIDE) {
         v128.store(qs + (<usize>half << 5), q01);
         v128.store(qs + (<usize>half << 5) + 16, q23);
-      } else if (layout == Q8_0_SIGNS) {
+        continue;
+      }
+      const q = i8x16.narrow_i16x8_s(q01, q23);
+      if (layout == Q8_0_SIGNS) {
         v128.store(qs + (<usize>half << 4), i8x16.abs(q));
         v128.store(qs + 32 + (<usize>half << 4), i8x16.lt_s(q, i8x16.splat(0)));
       } else {
