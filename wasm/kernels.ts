@@ -1504,19 +1504,114 @@ export function attention(
 
 // ---- element-wise ---------------------------------------------------------------------------------------------
 
+// e^t in f64 lanes, step for step as the reference backend's expF64 (src/kernels/reference.ts), so both give the same
+// bits: t clamped to [−708, 709]; n = round(t·log2 e) by the 1.5·2^52 trick; r = t − n·ln2 in two parts (n·LN2_HI is
+// exact); e^r by its degree-12 Taylor polynomial (|r| ≤ 0.35: truncation below 2e−16 relative), evaluated by
+// Estrin's scheme; times 2^n built in the exponent bits.
+const EXP_ROUND: f64 = 6755399441055744; // 1.5·2^52
+const LOG2E: f64 = 1.4426950408889634;
+const LN2_HI: f64 = 0.6931471803691238; // ln 2 to 32 bits
+const LN2_LO: f64 = 1.9082149292705877e-10; // ln 2 − LN2_HI
+
+@inline function expF64x2(t: v128): v128 {
+  t = f64x2.pmin(f64x2.pmax(t, f64x2.splat(-708)), f64x2.splat(709)); // NaN stays NaN
+  const z = f64x2.add(f64x2.mul(t, f64x2.splat(LOG2E)), f64x2.splat(EXP_ROUND));
+  const n = f64x2.sub(z, f64x2.splat(EXP_ROUND));
+  const r = f64x2.sub(f64x2.sub(t, f64x2.mul(n, f64x2.splat(LN2_HI))), f64x2.mul(n, f64x2.splat(LN2_LO)));
+  // Σ r^k/k!, k = 0 … 12, by Estrin's scheme (pairs, then powers r², r⁴, r⁸): a short dependency chain
+  const r2 = f64x2.mul(r, r), r4 = f64x2.mul(r2, r2), r8 = f64x2.mul(r4, r4);
+  const q0 = f64x2.add(f64x2.splat(1), r); // 1/0! + r/1!
+  const q1 = f64x2.add(f64x2.splat(0.5), f64x2.mul(r, f64x2.splat(1.0 / 6)));
+  const q2 = f64x2.add(f64x2.splat(1.0 / 24), f64x2.mul(r, f64x2.splat(1.0 / 120)));
+  const q3 = f64x2.add(f64x2.splat(1.0 / 720), f64x2.mul(r, f64x2.splat(1.0 / 5040)));
+  const q4 = f64x2.add(f64x2.splat(1.0 / 40320), f64x2.mul(r, f64x2.splat(1.0 / 362880)));
+  const q5 = f64x2.add(f64x2.splat(1.0 / 3628800), f64x2.mul(r, f64x2.splat(1.0 / 39916800)));
+  const s0 = f64x2.add(q0, f64x2.mul(q1, r2)), s1 = f64x2.add(q2, f64x2.mul(q3, r2));
+  const s2 = f64x2.add(q4, f64x2.mul(q5, r2));
+  const u0 = f64x2.add(s0, f64x2.mul(s1, r4));
+  const u1 = f64x2.add(s2, f64x2.mul(f64x2.splat(1.0 / 479001600), r4));
+  const p = f64x2.add(u0, f64x2.mul(u1, r8));
+  // z's low mantissa bits hold n: shifted into the exponent field and added to 1.0's bits, they make 2^n
+  return f64x2.mul(p, i64x2.add(i64x2.shl(z, 52), i64x2.splat(0x3ff0000000000000)));
+}
+
+/** silu(g)·u = g / (1 + e^−g) · u in f64 lanes. */
+@inline function swigluF64x2(g: v128, u: v128): v128 {
+  return f64x2.mul(f64x2.div(g, f64x2.add(f64x2.splat(1), expF64x2(f64x2.neg(g)))), u);
+}
+
 /**
- * out[i] = silu(gate[i])·up[i] = gate[i] / (1 + e^−gate[i]) · up[i], computed in f64 as the reference backend does,
- * for chunks of `chunk` values claimed from the counter. (`scratch`: the pooled kernels' per-thread area, unused.)
+ * out[i] = silu(gate[i])·up[i] (in f64, rounded once to f32) for chunks of `chunk` values claimed from the counter.
+ * (`scratch`: the pooled kernels' per-thread area, unused.)
  */
 export function swiglu(gate: usize, up: usize, out: usize, n: i32, counter: usize, chunk: i32, scratch: usize): void {
   while (true) {
     const i0 = atomic.add<i32>(counter, chunk);
     if (i0 >= n) break;
     const i1 = min(n, i0 + chunk);
-    for (let i = i0; i < i1; i++) {
-      const g = <f64>load<f32>(gate + (<usize>i << 2));
-      store<f32>(out + (<usize>i << 2), <f32>((g / (1 + Math.exp(-g))) * <f64>load<f32>(up + (<usize>i << 2))));
+    // two values at a time, widened to f64 and rounded back once
+    let i = i0;
+    for (; i + 2 <= i1; i += 2) {
+      const at = <usize>i << 2;
+      const g = f64x2.promote_low_f32x4(v128.load64_zero(gate + at)), u = f64x2.promote_low_f32x4(v128.load64_zero(up + at));
+      v128.store64_lane(out + at, f32x4.demote_f64x2_zero(swigluF64x2(g, u)), 0);
     }
+    if (i < i1) {
+      const at = <usize>i << 2;
+      const g = f64x2.promote_low_f32x4(v128.load32_zero(gate + at)), u = f64x2.promote_low_f32x4(v128.load32_zero(up + at));
+      v128.store32_lane(out + at, f32x4.demote_f64x2_zero(swigluF64x2(g, u)), 0);
+    }
+  }
+}
+
+/** Σ x[i]² of two rows a and b of n values, each summed in f64 in order (lane 0: a, lane 1: b). */
+@inline function sumSquaresPair(a: usize, b: usize, n: i32): v128 {
+  let acc = f64x2.splat(0);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const va = v128.load(a + (<usize>i << 2)), vb = v128.load(b + (<usize>i << 2));
+    const lo = f64x2.promote_low_f32x4(i8x16.shuffle(va, vb, 0, 1, 2, 3, 16, 17, 18, 19, 0, 0, 0, 0, 0, 0, 0, 0));
+    const l1 = f64x2.promote_low_f32x4(i8x16.shuffle(va, vb, 4, 5, 6, 7, 20, 21, 22, 23, 0, 0, 0, 0, 0, 0, 0, 0));
+    const l2 = f64x2.promote_low_f32x4(i8x16.shuffle(va, vb, 8, 9, 10, 11, 24, 25, 26, 27, 0, 0, 0, 0, 0, 0, 0, 0));
+    const l3 = f64x2.promote_low_f32x4(i8x16.shuffle(va, vb, 12, 13, 14, 15, 28, 29, 30, 31, 0, 0, 0, 0, 0, 0, 0, 0));
+    acc = f64x2.add(f64x2.add(f64x2.add(f64x2.add(acc, f64x2.mul(lo, lo)), f64x2.mul(l1, l1)), f64x2.mul(l2, l2)), f64x2.mul(l3, l3));
+  }
+  for (; i < n; i++) {
+    const v = f64x2(<f64>load<f32>(a + (<usize>i << 2)), <f64>load<f32>(b + (<usize>i << 2)));
+    acc = f64x2.add(acc, f64x2.mul(v, v));
+  }
+  return acc;
+}
+
+/** out = x · s · weight over a row of n values (s: the row's f32 scale; x·s rounded to f32 first). */
+@inline function scaleRow(x: usize, weight: usize, out: usize, n: i32, s: f32): void {
+  const vs = f32x4.splat(s);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const at = <usize>i << 2;
+    v128.store(out + at, f32x4.mul(f32x4.mul(v128.load(x + at), vs), v128.load(weight + at)));
+  }
+  for (; i < n; i++) store<f32>(out + (<usize>i << 2), (load<f32>(x + (<usize>i << 2)) * s) * load<f32>(weight + (<usize>i << 2)));
+}
+
+/** 1 / sqrt(mean + eps) rounded to f32, the mean of squares rounded to f32 first (as the reference backend). */
+@inline function rmsScale(sumSquares: f64, n: i32, eps: f64): f32 {
+  return <f32>(1 / Math.sqrt(<f64><f32>(sumSquares / n) + eps));
+}
+
+/**
+ * RMS norm of rows [nTokens, dim]: out = x / sqrt(mean(x²) + eps) · weight. Two rows at a time share the f64 lanes;
+ * each row's squares are summed in order, as the reference backend does.
+ */
+export function rmsnorm(x: usize, weight: usize, out: usize, nTokens: i32, dim: i32, eps: f64): void {
+  const rowBytes = <usize>dim << 2;
+  let t = 0;
+  for (; t < nTokens; t += 2) {
+    const a = x + <usize>t * rowBytes;
+    const b = t + 1 < nTokens ? a + rowBytes : a;
+    const sums = sumSquaresPair(a, b, dim);
+    scaleRow(a, weight, out + <usize>t * rowBytes, dim, rmsScale(f64x2.extract_lane(sums, 0), dim, eps));
+    if (t + 1 < nTokens) scaleRow(b, weight, out + <usize>(t + 1) * rowBytes, dim, rmsScale(f64x2.extract_lane(sums, 1), dim, eps));
   }
 }
 

@@ -55,6 +55,34 @@ function matmulBlocks(out: Float32Array, x: Float32Array, w: WeightTensor, nToke
   }
 }
 
+// constants of expF64 (the same as wasm/kernels.ts expF64x2)
+const EXP_ROUND = 6755399441055744; // 1.5·2^52: adding it rounds to an integer
+const LOG2E = 1.4426950408889634;
+const LN2_HI = 0.6931471803691238; // ln 2 to 32 bits: n·LN2_HI is exact for the n that occur
+const LN2_LO = 1.9082149292705877e-10; // ln 2 − LN2_HI
+/** 1/k! for k = 0 … 12 */
+const C = Array.from({ length: 13 }, (_, k) => 1 / Array.from({ length: k }, (_, j) => j + 1).reduce((a, b) => a * b, 1));
+
+/**
+ * e^t in f64, step for step as the WASM kernels' expF64x2 (so both backends give the same bits; within 2 ulp of
+ * Math.exp): t clamped to [−708, 709]; n = round(t·log2 e); r = t − n·ln2 (two parts); e^r by its degree-12 Taylor
+ * polynomial (|r| ≤ 0.35: truncation below 2e−16 relative), by Estrin's scheme; times 2^n.
+ */
+export function expF64(t: number): number {
+  if (t < -708) t = -708; // NaN stays NaN
+  if (t > 709) t = 709;
+  const z = t * LOG2E + EXP_ROUND;
+  const n = z - EXP_ROUND;
+  const r = t - n * LN2_HI - n * LN2_LO;
+  // Σ r^k/k! by Estrin's scheme: pairs, then the powers r², r⁴, r⁸
+  const r2 = r * r, r4 = r2 * r2, r8 = r4 * r4;
+  const s0 = C[0] + r + (C[2] + r * C[3]) * r2;
+  const s1 = C[4] + r * C[5] + (C[6] + r * C[7]) * r2;
+  const s2 = C[8] + r * C[9] + (C[10] + r * C[11]) * r2;
+  const p = s0 + s1 * r4 + (s2 + C[12] * r4) * r8;
+  return p * 2 ** n;
+}
+
 export class ReferenceBackend implements Backend {
   readonly name = 'reference';
 
@@ -147,9 +175,10 @@ export class ReferenceBackend implements Backend {
   }
 
   swiglu(out: Float32Array, gate: Float32Array, up: Float32Array, n: number): void {
+    // silu(g) = g / (1 + e^−g) in f64, rounded once to f32 (llama.cpp's references match this rounding)
     for (let i = 0; i < n; i++) {
       const g = gate[i];
-      out[i] = (g / (1 + Math.exp(-g))) * up[i];
+      out[i] = (g / (1 + expF64(-g))) * up[i];
     }
   }
 

@@ -108,6 +108,7 @@ export interface KernelExports {
     headDim: number, maxLength: number, scale: number, counter: number, scratch: number): void;
   widen_f16(src: number, dst: number, n: number): void;
   swiglu(gate: number, up: number, out: number, n: number, counter: number, chunk: number, scratch: number): void;
+  rmsnorm(x: number, weight: number, out: number, nTokens: number, dim: number, eps: number): void;
   reserved_end(): number;
   init_tables(): void;
 }

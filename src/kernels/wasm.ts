@@ -1,7 +1,7 @@
-// The WebAssembly backend: matrix products, attention and swiglu run as kernels (wasm/kernels.ts, SIMD128) over
-// shared memories, split across a pool of threads; the light element-wise ops (rmsnorm, rope, add) stay in
-// TypeScript, shared with the reference backend. Weights loaded through `loadFile` live in the memories already
-// (no copy per op); any other weight is copied in once, on first use.
+// The WebAssembly backend: matrix products, attention, swiglu and (for batches) rmsnorm run as kernels
+// (wasm/kernels.ts, SIMD128) over shared memories, the first three split across a pool of threads; the lightest
+// element-wise ops (rope, add) stay in TypeScript, shared with the reference backend. Weights loaded through
+// `loadFile` live in the memories already (no copy per op); any other weight is copied in once, on first use.
 
 import { availableParallelism } from 'node:os';
 import type { AttentionCacheView, AttentionShape, Backend, RopeParams } from './backend.js';
@@ -9,7 +9,7 @@ import { ReferenceBackend } from './reference.js';
 import type { RopeAngles } from './rope.js';
 import { Arena, ArenaFullError, COUNTER, arenaOf } from './arena.js';
 import { sharedPool, type ThreadPool } from './thread-pool.js';
-import { kernelModule, type KernelModule } from './wasm-module.js';
+import { kernelModule, type KernelExports, type KernelModule } from './wasm-module.js';
 import { loadIntoArenas } from './wasm-weights.js';
 import type { GGUFModelFile } from '../gguf/model-file.js';
 import type { WeightTensor } from '../tensor/tensor.js';
@@ -49,6 +49,11 @@ function releaseArenas({ pool, indices }: { pool: ThreadPool; indices: number[] 
 }
 
 const releaseOnCollect = new FinalizationRegistry(releaseArenas);
+
+/** rmsnorm of fewer values stays in TypeScript: copying them into WebAssembly memory costs more than it saves. */
+const RMSNORM_KERNEL_MIN = 2048;
+/** swiglu of fewer values runs on the calling thread: waking the pool would cost more than it saves. */
+const POOLED_SWIGLU_MIN = 12288;
 
 export interface WasmBackendOptions {
   /** threads in all (default: the machine's cores) */
@@ -285,8 +290,27 @@ export class WasmBackend implements Backend {
     this.scalar.embedding(out, w, tokens);
   }
 
+  /**
+   * An element-wise kernel over copies of `inputs` in scratch: `run` gets their addresses and writes its result over
+   * the first one, which is copied to `out`.
+   */
+  private elementwise(out: Float32Array, inputs: Float32Array[], run: (k: KernelExports, at: number[], arena: Arena) => void): void {
+    const arena = this.arenas[0];
+    try {
+      const at = inputs.map((v) => arena.scratch(4 * v.length));
+      const buffer = arena.bytes().buffer;
+      inputs.forEach((v, i) => new Float32Array(buffer, at[i], v.length).set(v));
+      run(arena.exports, at, arena);
+      out.set(new Float32Array(buffer, at[0], inputs[0].length));
+    } finally {
+      arena.releaseScratch();
+    }
+  }
+
   rmsnorm(out: Float32Array, x: Float32Array, weight: Float32Array, nTokens: number, dim: number, eps: number): void {
-    this.scalar.rmsnorm(out, x, weight, nTokens, dim, eps);
+    const n = nTokens * dim;
+    if (n < RMSNORM_KERNEL_MIN) return this.scalar.rmsnorm(out, x, weight, nTokens, dim, eps);
+    this.elementwise(out, [x.subarray(0, n), weight.subarray(0, dim)], (k, [xAt, weightAt]) => k.rmsnorm(xAt, weightAt, xAt, nTokens, dim, eps));
   }
 
   rope(x: Float32Array, nTokens: number, nHeads: number, headDim: number, angles: RopeAngles, params: RopeParams): void {
@@ -294,21 +318,13 @@ export class WasmBackend implements Backend {
   }
 
   swiglu(out: Float32Array, gate: Float32Array, up: Float32Array, n: number): void {
-    // the exponentials dominate: split them across the threads once there are enough
-    if (n < 2048) return this.scalar.swiglu(out, gate, up, n);
-    const arena = this.arenas[0];
-    try {
-      const gateAt = arena.scratch(4 * n), upAt = arena.scratch(4 * n), outAt = arena.scratch(4 * n);
-      const buffer = arena.bytes().buffer;
-      new Float32Array(buffer, gateAt, n).set(gate.subarray(0, n));
-      new Float32Array(buffer, upAt, n).set(up.subarray(0, n));
-      new Int32Array(buffer, COUNTER, 1)[0] = 0;
-      const chunk = Math.max(256, Math.ceil(n / (this.threads * 8)));
-      this.pool.run(arena.exports, arena.index, 'swiglu', [gateAt, upAt, outAt, n, COUNTER, chunk], 0, 0);
-      out.set(new Float32Array(buffer, outAt, n));
-    } finally {
-      arena.releaseScratch();
-    }
+    // the exponentials dominate: above POOLED_SWIGLU_MIN values the threads share them
+    const chunk = n < POOLED_SWIGLU_MIN ? n : Math.max(256, Math.ceil(n / (this.threads * 8)));
+    this.elementwise(out, [gate.subarray(0, n), up.subarray(0, n)], (k, [gateAt, upAt], arena) => {
+      new Int32Array(arena.bytes().buffer, COUNTER, 1)[0] = 0;
+      if (chunk === n) k.swiglu(gateAt, upAt, gateAt, n, COUNTER, chunk, 0);
+      else this.pool.run(k, arena.index, 'swiglu', [gateAt, upAt, gateAt, n, COUNTER, chunk], 0, 0);
+    });
   }
 
   addInPlace(a: Float32Array, b: Float32Array, n: number): void {

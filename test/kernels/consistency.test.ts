@@ -272,14 +272,20 @@ test('element-wise ops and embedding agree with the reference', () => {
   const [nTokens, dim] = [3, 64];
   const x = floats(nTokens * dim, rnd), weight = floats(dim, rnd), gate = floats(dim, rnd), bias = floats(dim, rnd);
   const table = randomWeight(GGMLType.Q8_0, dim, 4, rnd);
-  const long = floats(5001, rnd, 12), longUp = floats(5001, rnd);
+  // long enough for the WASM rmsnorm and the threaded swiglu (smaller inputs take other paths); 5 rows of 2602: an
+  // odd row count, and rows that are not a multiple of 4
+  const long = floats(5 * 2602, rnd, 12), longUp = floats(long.length, rnd), longWeight = floats(2602, rnd);
+  const extremes = long.slice();
+  extremes.set([-200, -90, -87.5, 88.5, 100, 0, -0, 1e-30, -1e-30, 3.4e38, -3.4e38], 1001);
   const rope = { nDims: 16, freqBase: 10000, freqScale: 1, neox: false };
   const pairs: [(b: WasmBackend | ReferenceBackend) => Float32Array, string][] = [
     [(b) => { const o = new Float32Array(x.length); b.rmsnorm(o, x, weight, nTokens, dim, 1e-5); return o; }, 'rmsnorm'],
     [(b) => { const o = x.slice(); b.rope(o, nTokens, 4, 16, ropeAngles(Int32Array.of(0, 5, 9), rope), rope); return o; }, 'rope'],
     [(b) => { const o = new Float32Array(dim); b.swiglu(o, gate, weight, dim); return o; }, 'swiglu'],
-    // long enough for the threaded kernel; values from −12 to 12
-    [(b) => { const o = new Float32Array(long.length); b.swiglu(o, long, longUp, long.length); return o; }, 'swiglu (threads)'],
+    [(b) => { const o = new Float32Array(long.length); b.rmsnorm(o, long, longWeight, 5, 2602, 1e-6); return o; }, 'rmsnorm (kernel)'],
+    // values from −12 to 12, and the exponential's clamped range
+    [(b) => { const o = new Float32Array(long.length); b.swiglu(o, long, longUp, long.length); return o; }, 'swiglu (kernel)'],
+    [(b) => { const o = new Float32Array(long.length); b.swiglu(o, extremes, longUp, long.length); return o; }, 'swiglu (extremes)'],
     [(b) => { const o = x.slice(); b.addInPlace(o, x, x.length); b.addBias(o, bias, nTokens, dim); return o; }, 'add'],
     [(b) => { const o = new Float32Array(2 * dim); b.embedding(o, table, Int32Array.of(3, 1)); return o; }, 'embedding'],
   ];
