@@ -1605,8 +1605,7 @@ export function swiglu(gate: usize, up: usize, out: usize, n: i32, counter: usiz
  */
 export function rmsnorm(x: usize, weight: usize, out: usize, nTokens: i32, dim: i32, eps: f64): void {
   const rowBytes = <usize>dim << 2;
-  let t = 0;
-  for (; t < nTokens; t += 2) {
+  for (let t = 0; t < nTokens; t += 2) {
     const a = x + <usize>t * rowBytes;
     const b = t + 1 < nTokens ? a + rowBytes : a;
     const sums = sumSquaresPair(a, b, dim);

@@ -61,7 +61,7 @@ const LOG2E = 1.4426950408889634;
 const LN2_HI = 0.6931471803691238; // ln 2 to 32 bits: n·LN2_HI is exact for the n that occur
 const LN2_LO = 1.9082149292705877e-10; // ln 2 − LN2_HI
 /** 1/k! for k = 0 … 12 */
-const C = Array.from({ length: 13 }, (_, k) => 1 / Array.from({ length: k }, (_, j) => j + 1).reduce((a, b) => a * b, 1));
+const INV_FACTORIAL = Array.from({ length: 13 }, (_, k) => 1 / Array.from({ length: k }, (_, j) => j + 1).reduce((a, b) => a * b, 1));
 
 /**
  * e^t in f64, step for step as the WASM kernels' expF64x2 (so both backends give the same bits; within 2 ulp of
@@ -75,11 +75,12 @@ export function expF64(t: number): number {
   const n = z - EXP_ROUND;
   const r = t - n * LN2_HI - n * LN2_LO;
   // Σ r^k/k! by Estrin's scheme: pairs, then the powers r², r⁴, r⁸
+  const c = INV_FACTORIAL;
   const r2 = r * r, r4 = r2 * r2, r8 = r4 * r4;
-  const s0 = C[0] + r + (C[2] + r * C[3]) * r2;
-  const s1 = C[4] + r * C[5] + (C[6] + r * C[7]) * r2;
-  const s2 = C[8] + r * C[9] + (C[10] + r * C[11]) * r2;
-  const p = s0 + s1 * r4 + (s2 + C[12] * r4) * r8;
+  const s0 = c[0] + r + (c[2] + r * c[3]) * r2;
+  const s1 = c[4] + r * c[5] + (c[6] + r * c[7]) * r2;
+  const s2 = c[8] + r * c[9] + (c[10] + r * c[11]) * r2;
+  const p = s0 + s1 * r4 + (s2 + c[12] * r4) * r8;
   return p * 2 ** n;
 }
 

@@ -318,12 +318,11 @@ export class WasmBackend implements Backend {
   }
 
   swiglu(out: Float32Array, gate: Float32Array, up: Float32Array, n: number): void {
-    // the exponentials dominate: above POOLED_SWIGLU_MIN values the threads share them
-    const chunk = n < POOLED_SWIGLU_MIN ? n : Math.max(256, Math.ceil(n / (this.threads * 8)));
+    // the exponentials dominate: from POOLED_SWIGLU_MIN values on the threads share them
     this.elementwise(out, [gate.subarray(0, n), up.subarray(0, n)], (k, [gateAt, upAt], arena) => {
       new Int32Array(arena.bytes().buffer, COUNTER, 1)[0] = 0;
-      if (chunk === n) k.swiglu(gateAt, upAt, gateAt, n, COUNTER, chunk, 0);
-      else this.pool.run(k, arena.index, 'swiglu', [gateAt, upAt, gateAt, n, COUNTER, chunk], 0, 0);
+      if (n < POOLED_SWIGLU_MIN) k.swiglu(gateAt, upAt, gateAt, n, COUNTER, n, 0);
+      else this.pool.run(k, arena.index, 'swiglu', [gateAt, upAt, gateAt, n, COUNTER, Math.max(256, Math.ceil(n / (this.threads * 8)))], 0, 0);
     });
   }
 
