@@ -167,8 +167,7 @@ export class LLMEngine implements ServingEngine {
   /** blocks that fit in `bytes`, if a budget was given */
   private blocksForBudget(bytes: number | undefined, blockSize: number): number | undefined {
     if (bytes === undefined) return undefined;
-    const hp = this.model.hparams;
-    const bytesPerBlock = 2 * hp.blockCount * blockSize * hp.headCountKv * (hp.keyLength + hp.valueLength); // f16 K and V
+    const bytesPerBlock = 2 * blockSize * this.model.cacheValuesPerPosition; // f16 keys and values
     return Math.floor(bytes / bytesPerBlock);
   }
 

@@ -2,7 +2,7 @@
 // config.json, explicit shape numbers, or a bare parameter count (with a llama-shaped guess).
 
 import type { GGUFHeader } from '../gguf/types.js';
-import { readHParams } from '../models/hparams.js';
+import { readBaseHParams } from '../models/hparams.js';
 import { typeName } from '../tensor/ggml-type.js';
 
 export class ModelSpecError extends Error {
@@ -132,7 +132,8 @@ export function modelFromShape(shape: ModelShape, name = 'model', nativeType = '
 
 /** The model in a GGUF file: shape from its metadata, tensors (with their exact stored bytes) from its tensor infos. */
 export function modelFromGGUF(header: GGUFHeader, name = 'model.gguf'): ModelDescription {
-  const hp = readHParams(header.metadata);
+  const { hp, keys } = readBaseHParams(header.metadata);
+  const headDim = Math.floor(hp.embeddingLength / hp.headCount);
   const tensors = header.tensors.map((t) => {
     const layer = /^blk\.(\d+)\./.exec(t.name);
     return { ...tensor(t.name, layer ? Number(layer[1]) : -1, t.dims), params: t.nElements, stored: { type: typeName(t.type), bytes: t.nBytes } };
@@ -144,8 +145,8 @@ export function modelFromGGUF(header: GGUFHeader, name = 'model.gguf'): ModelDes
     dim: hp.embeddingLength,
     nHead: hp.headCount,
     nKvHead: hp.headCountKv,
-    keyLength: hp.keyLength,
-    valueLength: hp.valueLength,
+    keyLength: keys.count('attention.key_length', headDim),
+    valueLength: keys.count('attention.value_length', headDim),
     ffn: hp.feedForwardLength || 1,
     vocab: hp.vocabSize || embd?.nOut || 1,
     tiedEmbeddings: !tensors.some((t) => t.role === 'output'),

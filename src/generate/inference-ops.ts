@@ -4,14 +4,15 @@
 
 import type { Backend } from '../kernels/backend.js';
 import { f32View } from '../kernels/reference.js';
-import type { ExpertWeights, ModelOps } from '../models/ops.js';
+import type { AttentionMask, ExpertWeights, LatentAttentionShape, ModelOps } from '../models/ops.js';
 import { routeToExperts } from '../models/ops.js';
 import type { WeightTensor } from '../tensor/tensor.js';
 import { typeInfo } from '../tensor/ggml-type.js';
 import { dequantizeTensor, fp32ToFp16Array } from '../tensor/index.js';
 import type { KVCache, SequenceBlocks } from './kv-cache.js';
 import { addLoraDelta, type LoraDelta } from './lora-adapter.js';
-import type { AttentionShape, RopeParams } from '../kernels/backend.js';
+import type { AttentionCacheView, AttentionShape, RopeParams } from '../kernels/backend.js';
+import { GGMLType } from '../tensor/ggml-type.js';
 import { ropeAngles, type RopeAngles } from '../kernels/rope.js';
 
 /** A row-major activation matrix [rows, cols]. */
@@ -56,17 +57,53 @@ function floats(w: WeightTensor): Float32Array {
   return v;
 }
 
+/** Rows [first, first + count) of a 2-D weight (dims [nIn, nOut]) as a weight of its own (no copy). */
+function rowSlice(w: WeightTensor, first: number, count: number, name: string): WeightTensor {
+  const { blockSize, typeSize } = typeInfo(w.type);
+  const rowBytes = (w.dims[0] / blockSize) * typeSize;
+  return { name, type: w.type, dims: [w.dims[0], count], data: w.data.subarray(first * rowBytes, (first + count) * rowBytes) };
+}
+
 /** Expert e of a stacked [nIn, nOut, nExpert] tensor as a 2-D weight. */
 function expertSlice(w: WeightTensor, e: number): WeightTensor {
-  const [nIn, nOut] = w.dims;
-  const { blockSize, typeSize } = typeInfo(w.type);
-  const bytes = (nIn / blockSize) * typeSize * nOut;
-  return { name: `${w.name}[${e}]`, type: w.type, dims: [nIn, nOut], data: w.data.subarray(e * bytes, (e + 1) * bytes) };
+  const nOut = w.dims[1];
+  return rowSlice({ ...w, dims: [w.dims[0], nOut * w.dims[2]] }, e * nOut, nOut, `${w.name}[${e}]`);
+}
+
+/**
+ * MLA's weights per head, made once per kv_b tensor: the key part transposed (F32 dims [nopeDim, kvRank]: it
+ * maps a head's q onto the latent, "absorbing" the key expansion into the query) and the value part as a slice.
+ */
+const latentHeads = new WeakMap<WeightTensor, { keys: WeightTensor[]; values: WeightTensor[] }>();
+
+function latentHeadWeights(kvB: WeightTensor, s: LatentAttentionShape): { keys: WeightTensor[]; values: WeightTensor[] } {
+  let heads = latentHeads.get(kvB);
+  if (heads) return heads;
+  const { nHeads, nopeDim, valueDim, kvRank } = s;
+  const all = dequantizeTensor(kvB); // [nHeads · (nopeDim + valueDim), kvRank]
+  heads = { keys: [], values: [] };
+  for (let h = 0; h < nHeads; h++) {
+    const first = h * (nopeDim + valueDim);
+    const transposed = new Float32Array(kvRank * nopeDim); // [kvRank, nopeDim]: row r holds Wk[i][r] over i
+    for (let i = 0; i < nopeDim; i++) {
+      for (let r = 0; r < kvRank; r++) transposed[r * nopeDim + i] = all[(first + i) * kvRank + r];
+    }
+    heads.keys.push({ name: `${kvB.name}.k[${h}]ᵀ`, type: GGMLType.F32, dims: [nopeDim, kvRank], data: new Uint8Array(transposed.buffer) });
+    heads.values.push(rowSlice(kvB, first + nopeDim, valueDim, `${kvB.name}.v[${h}]`));
+  }
+  latentHeads.set(kvB, heads);
+  return heads;
+}
+
+/** columns [start, start + width) of every row of x [rows, cols] into out [rows, width] at column `at` of width `outCols` */
+function copyColumns(out: Float32Array, outCols: number, at: number, x: Float32Array, cols: number, start: number, width: number, rows: number): void {
+  for (let t = 0; t < rows; t++) out.set(x.subarray(t * cols + start, t * cols + start + width), t * outCols + at);
 }
 
 export class InferenceOps implements ModelOps<Act, WeightTensor> {
   private readonly n: number;
-  private slotCache: Int32Array[] = [];
+  /** per mask: the visible slots of each row */
+  private readonly slotCache = new Map<string, Int32Array[]>();
   private readonly sequenceSlots = new Map<SequenceBlocks, Int32Array>();
   /** rotation angles at the batch's positions, per rope setting (the same for every layer) */
   private readonly angles = new Map<RopeParams, RopeAngles>();
@@ -86,9 +123,10 @@ export class InferenceOps implements ModelOps<Act, WeightTensor> {
     return { data: new Float32Array(rows * cols), rows, cols };
   }
 
-  embed(table: WeightTensor): Act {
+  embed(table: WeightTensor, rows: 'tokens' | 'positions' | number = 'tokens'): Act {
     const out = this.act(this.n, table.dims[0]);
-    this.backend.embedding(out.data, table, this.batch.tokens);
+    const ids = rows === 'tokens' ? this.batch.tokens : rows === 'positions' ? this.batch.positions : new Int32Array(this.n).fill(rows);
+    this.backend.embedding(out.data, table, ids);
     return out;
   }
 
@@ -102,9 +140,21 @@ export class InferenceOps implements ModelOps<Act, WeightTensor> {
     return out;
   }
 
+  columns(x: Act, start: number, width: number): Act {
+    const out = this.act(x.rows, width);
+    copyColumns(out.data, width, 0, x.data, x.cols, start, width, x.rows);
+    return out;
+  }
+
   rmsnorm(x: Act, weight: WeightTensor, eps: number): Act {
     const out = this.act(x.rows, x.cols);
     this.backend.rmsnorm(out.data, x.data, floats(weight), x.rows, x.cols, eps);
+    return out;
+  }
+
+  layernorm(x: Act, weight: WeightTensor, bias: WeightTensor, eps: number): Act {
+    const out = this.act(x.rows, x.cols);
+    this.backend.layernorm(out.data, x.data, floats(weight), floats(bias), x.rows, x.cols, eps);
     return out;
   }
 
@@ -115,44 +165,103 @@ export class InferenceOps implements ModelOps<Act, WeightTensor> {
     return x;
   }
 
-  /**
-   * slots of the positions row t may attend to: its sequence's positions 0..pos[t], a view of one array per sequence
-   * (holding its slots up to the batch's last position in it), so that a backend can tell rows of a sequence apart
-   */
-  private slotsFor = (row: number): Int32Array => {
-    let slots = this.slotCache[row];
-    if (!slots) {
-      const seq = this.batch.sequences[row];
-      let all = this.sequenceSlots.get(seq);
-      if (!all) {
-        const last = this.batch.positions.reduce((m, p, t) => (this.batch.sequences[t] === seq ? Math.max(m, p) : m), 0);
-        this.sequenceSlots.set(seq, (all = seq.slots(last + 1)));
-      }
-      slots = this.slotCache[row] = all.subarray(0, this.batch.positions[row] + 1);
+  /** the slots of every position of row t's sequence in the cache up to the batch's last one in it (one array per sequence) */
+  private sequenceSlotsOf(row: number): Int32Array {
+    const seq = this.batch.sequences[row];
+    let all = this.sequenceSlots.get(seq);
+    if (!all) {
+      const last = this.batch.positions.reduce((m, p, t) => (this.batch.sequences[t] === seq ? Math.max(m, p) : m), 0);
+      this.sequenceSlots.set(seq, (all = seq.slots(last + 1)));
     }
-    return slots;
-  };
+    return all;
+  }
 
-  attention(layer: number, q: Act, k: Act, v: Act, shape: AttentionShape): Act {
-    const keys = this.cache.keys[layer], values = this.cache.values[layer];
-    // store this batch's keys and values (f16) at their positions' slots
+  /**
+   * slots of the positions row t may attend to under `mask`, in order: views of one array per sequence, so that a
+   * backend can tell rows of a sequence apart. Causal: 0..pos; a window of w: pos−w+1..pos; bidirectional: the
+   * whole sequence.
+   */
+  private slotsFor(mask: AttentionMask): (row: number) => Int32Array {
+    const key = mask.kind === 'window' ? `window ${mask.window}` : mask.kind;
+    let rows = this.slotCache.get(key);
+    if (!rows) this.slotCache.set(key, (rows = []));
+    return (row) => {
+      let slots = rows[row];
+      if (!slots) {
+        const all = this.sequenceSlotsOf(row), pos = this.batch.positions[row];
+        const [start, end] = mask.kind === 'bidirectional' ? [0, all.length]
+          : [mask.kind === 'window' ? Math.max(0, pos - mask.window + 1) : 0, pos + 1];
+        slots = rows[row] = all.subarray(start, end);
+      }
+      return slots;
+    };
+  }
+
+  /** stores f16 rows of `from` [n, from.cols] at this batch's slots in `to` (rows of `stride`, starting at column `at`) */
+  private store(to: Uint16Array, stride: number, at: number, from: Act): void {
     for (let t = 0; t < this.n; t++) {
       const slot = this.batch.sequences[t].slot(this.batch.positions[t]);
-      fp32ToFp16Array(k.data.subarray(t * k.cols, (t + 1) * k.cols), keys.subarray(slot * k.cols, (slot + 1) * k.cols));
-      fp32ToFp16Array(v.data.subarray(t * v.cols, (t + 1) * v.cols), values.subarray(slot * v.cols, (slot + 1) * v.cols));
+      fp32ToFp16Array(from.data.subarray(t * from.cols, (t + 1) * from.cols), to.subarray(slot * stride + at, slot * stride + at + from.cols));
     }
-    const out = this.act(this.n, shape.nHeads * shape.headDim);
-    const view = { keys, values, slotsFor: this.slotsFor };
+  }
+
+  attention(layer: number, q: Act, k: Act, v: Act, shape: AttentionShape, mask: AttentionMask = { kind: 'causal' }): Act {
+    const keys = this.cache.keys[layer], values = this.cache.values[layer];
+    this.store(keys, k.cols, 0, k);
+    this.store(values, v.cols, 0, v);
+    return this.attend(layer, q, { keys, values, keyStride: k.cols, valueStride: v.cols, slotsFor: this.slotsFor(mask) }, shape);
+  }
+
+  latentAttention(layer: number, q: Act, latent: Act, kRope: Act, kvB: WeightTensor, s: LatentAttentionShape): Act {
+    const { nHeads, nopeDim, ropeDim, kvRank, valueDim } = s;
+    const keyDim = kvRank + ropeDim, qDim = nopeDim + ropeDim;
+    // the cache row of a position: [latent | roped key], shared by every head; the values are the latent part
+    const keys = this.cache.keys[layer];
+    this.store(keys, keyDim, 0, latent);
+    this.store(keys, keyDim, kvRank, kRope);
+    const heads = latentHeadWeights(kvB, s);
+    // each head's query against the latent: [Wkᵀ·q_nope | q_rope] → qLatent [n, nHeads × keyDim]
+    const qLatent = this.act(this.n, nHeads * keyDim);
+    for (let h = 0; h < nHeads; h++) {
+      const absorbed = this.linear(this.columns(q, h * qDim, nopeDim), heads.keys[h]); // [n, kvRank]
+      copyColumns(qLatent.data, qLatent.cols, h * keyDim, absorbed.data, kvRank, 0, kvRank, this.n);
+      copyColumns(qLatent.data, qLatent.cols, h * keyDim + kvRank, q.data, q.cols, h * qDim + nopeDim, ropeDim, this.n);
+    }
+    const view = { keys, values: keys, keyStride: keyDim, valueStride: keyDim, slotsFor: this.slotsFor({ kind: 'causal' }) };
+    const latentOut = this.attend(layer, qLatent, view, { nHeads, nKvHeads: 1, headDim: keyDim, valueDim: kvRank, scale: s.scale }); // [n, nHeads × kvRank]
+    // each head's value: Wv · (attention-weighted latent)
+    const out = this.act(this.n, nHeads * valueDim);
+    for (let h = 0; h < nHeads; h++) {
+      const value = this.linear(this.columns(latentOut, h * kvRank, kvRank), heads.values[h]); // [n, valueDim]
+      copyColumns(out.data, out.cols, h * valueDim, value.data, valueDim, 0, valueDim, this.n);
+    }
+    return out;
+  }
+
+  /** attention over the cache `view`; reports the weights to an observer that asks for them */
+  private attend(layer: number, q: Act, view: AttentionCacheView, shape: AttentionShape): Act {
+    const valueDim = shape.valueDim ?? shape.headDim;
+    const out = this.act(this.n, shape.nHeads * valueDim);
     if (!this.observer?.attentionWeights) {
       this.backend.attention(out.data, q.data, this.n, view, shape);
       return out;
     }
-    // [n, nHeads, stride]: stride = the longest row's visible positions
+    // [n, nHeads, stride]: stride = the longest row's visible positions; the observer gets weights by position
     const stride = Math.max(...this.batch.positions) + 1;
-    const weights = { data: new Float32Array(this.n * shape.nHeads * stride).fill(NaN), stride };
+    const rows = Array.from({ length: this.n }, (_, t) => view.slotsFor(t));
+    const longest = Math.max(...rows.map((r) => r.length));
+    const weights = { data: new Float32Array(this.n * shape.nHeads * longest).fill(NaN), stride: longest };
     this.backend.attention(out.data, q.data, this.n, view, shape, weights);
-    const perRow = shape.nHeads * stride;
-    for (let t = 0; t < this.n; t++) this.observer.attentionWeights(layer, t, weights.data.subarray(t * perRow, (t + 1) * perRow), stride);
+    for (let t = 0; t < this.n; t++) {
+      // the row's first visible position (a window starts later than 0): where its slots begin in its sequence's
+      const first = (rows[t].byteOffset - this.sequenceSlotsOf(t).byteOffset) / 4;
+      const byPosition = new Float32Array(shape.nHeads * stride);
+      for (let h = 0; h < shape.nHeads; h++) {
+        const from = (t * shape.nHeads + h) * longest;
+        byPosition.set(weights.data.subarray(from, from + rows[t].length), h * stride + first);
+      }
+      this.observer.attentionWeights(layer, t, byPosition, stride);
+    }
     return out;
   }
 
@@ -160,6 +269,28 @@ export class InferenceOps implements ModelOps<Act, WeightTensor> {
     const out = this.act(gate.rows, gate.cols);
     this.backend.swiglu(out.data, gate.data, up.data, gate.data.length);
     return out;
+  }
+
+  geglu(gate: Act, up: Act): Act {
+    const out = this.act(gate.rows, gate.cols);
+    this.backend.gelu(out.data, gate.data, gate.data.length, up.data);
+    return out;
+  }
+
+  gelu(x: Act): Act {
+    const out = this.act(x.rows, x.cols);
+    this.backend.gelu(out.data, x.data, x.data.length);
+    return out;
+  }
+
+  softcap(x: Act, cap: number): Act {
+    this.backend.softcap(x.data, x.data.length, cap);
+    return x;
+  }
+
+  scale(x: Act, s: number): Act {
+    this.backend.scale(x.data, x.data.length, s);
+    return x;
   }
 
   add(a: Act, b: Act): Act {
@@ -174,7 +305,7 @@ export class InferenceOps implements ModelOps<Act, WeightTensor> {
     for (let t = 0; t < x.rows; t++) {
       const row: Act = { data: x.data.subarray(t * dim, (t + 1) * dim), rows: 1, cols: dim };
       const logits = router.data.subarray(t * router.cols, (t + 1) * router.cols);
-      const choice = routeToExperts(logits, experts.nUsed, experts.normalizeWeights);
+      const choice = routeToExperts(logits, experts.nUsed, experts.normalizeWeights, experts.weightScale);
       this.observer?.expertChoice?.(layer, t, choice.experts, choice.weights);
       choice.experts.forEach((e, i) => {
         const hidden = this.swiglu(this.linear(row, expertSlice(experts.gate, e)), this.linear(row, expertSlice(experts.up, e)));

@@ -14,9 +14,9 @@ export class OutOfBlocksError extends Error {
 
 export interface KVCacheShape {
   nLayers: number;
-  /** nKvHeads × keyLength */
+  /** f16 values per position in one layer's keys (nKvHeads × keyLength; MLA: latent + roped key) */
   keyDim: number;
-  /** nKvHeads × valueLength */
+  /** f16 values per position in one layer's values (nKvHeads × valueLength); 0 when attention reads the values from the keys (MLA) */
   valueDim: number;
   nBlocks: number;
   blockSize: number;
@@ -25,7 +25,7 @@ export interface KVCacheShape {
 export class KVCache {
   /** per layer: f16 keys [nBlocks · blockSize, keyDim] */
   readonly keys: Uint16Array[];
-  /** per layer: f16 values [nBlocks · blockSize, valueDim] */
+  /** per layer: f16 values [nBlocks · blockSize, valueDim] (the keys themselves when valueDim is 0) */
   readonly values: Uint16Array[];
 
   /** `allocate`: zeroed storage for n f16 values (a backend's, so that its attention reads the cache in place) */
@@ -36,7 +36,7 @@ export class KVCache {
     const storage = allocate(shape.nLayers * (keySize + valueSize));
     const layerAt = (l: number) => l * (keySize + valueSize);
     this.keys = Array.from({ length: shape.nLayers }, (_, l) => storage.subarray(layerAt(l), layerAt(l) + keySize));
-    this.values = Array.from({ length: shape.nLayers }, (_, l) => storage.subarray(layerAt(l) + keySize, layerAt(l + 1)));
+    this.values = shape.valueDim === 0 ? this.keys : Array.from({ length: shape.nLayers }, (_, l) => storage.subarray(layerAt(l) + keySize, layerAt(l + 1)));
   }
 
   get blockSize(): number { return this.shape.blockSize; }

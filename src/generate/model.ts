@@ -2,16 +2,17 @@
 // and a backend to compute with. `forward` runs one batch against a KV cache and returns its logits.
 
 import { loadGGUF, type GGUFModelFile } from '../gguf/model-file.js';
-import { readHParams, type HParams } from '../models/hparams.js';
+import type { HParams } from '../models/hparams.js';
 import { findArchitecture } from '../models/registry.js';
-import type { BoundModel } from '../models/architecture.js';
+import { checkedSource, type Architecture, type BoundModel, type ModelOutput } from '../models/architecture.js';
 import type { Backend } from '../kernels/backend.js';
 import { createBackend } from '../kernels/select.js';
 import type { WeightTensor } from '../tensor/tensor.js';
 import { dequantizeTensor } from '../tensor/index.js';
 import { Tokenizer } from '../tokenizer/index.js';
 import { DEFAULT_BLOCK_SIZE, KVCache } from './kv-cache.js';
-import { InferenceOps, type ForwardBatch, type ForwardObserver } from './inference-ops.js';
+import { InferenceOps, type Act, type ForwardBatch, type ForwardObserver } from './inference-ops.js';
+import { getString, MetadataError } from '../gguf/metadata.js';
 import { loadLoraAdapters, type LoraDelta, type LoraSpec } from './lora-adapter.js';
 
 export interface LoadOptions {
@@ -20,20 +21,30 @@ export interface LoadOptions {
   lora?: LoraSpec[];
 }
 
+/** Asked for logits of a model that has no language-model head (an encoder: use its hidden states). */
+export class NoLanguageModelHeadError extends Error {
+  constructor(readonly arch: string) {
+    super(`a ${arch} model has no language-model head: it embeds text (kiln embed) but does not generate`);
+    this.name = 'NoLanguageModelHeadError';
+  }
+}
+
 export class Model {
+  readonly architecture: Architecture;
   readonly hparams: HParams;
   readonly tokenizer: Tokenizer;
   private readonly bound: BoundModel<WeightTensor>;
   /** LoRA deltas by adapted weight name (empty: the plain model) */
   lora = new Map<string, LoraDelta[]>();
 
+  /** Binds the file's tensors to its architecture, checking each tensor's shape (TensorShapeError). */
   constructor(readonly file: GGUFModelFile, readonly backend: Backend) {
-    this.hparams = readHParams(file.metadata);
+    const arch = getString(file.metadata, 'general.architecture');
+    if (arch === undefined) throw new MetadataError('metadata "general.architecture" is missing');
+    this.architecture = findArchitecture(arch);
+    this.hparams = this.architecture.hparams(file.metadata);
     this.tokenizer = Tokenizer.fromMetadata(file.metadata);
-    this.bound = findArchitecture(this.hparams.arch).bind<WeightTensor>(this.hparams, {
-      get: (name) => file.optionalTensor(name),
-      floats: (name) => (file.has(name) ? dequantizeTensor(file.tensor(name)) : undefined),
-    });
+    this.bound = this.architecture.bind<WeightTensor>(this.hparams, checkedSource(arch, (name) => file.optionalTensor(name), dequantizeTensor));
   }
 
   static load(path: string, options: LoadOptions = {}): Model {
@@ -48,21 +59,37 @@ export class Model {
     return this.hparams.vocabSize;
   }
 
+  /** f16 values one position takes in the KV cache, over all layers */
+  get cacheValuesPerPosition(): number {
+    const row = this.architecture.cacheRow(this.hparams);
+    return this.hparams.blockCount * (row.keys + row.values);
+  }
+
   /** A KV cache able to hold `tokens` positions in total, in blocks of `blockSize`. */
   createCache(tokens: number, blockSize = DEFAULT_BLOCK_SIZE): KVCache {
-    const hp = this.hparams;
+    const row = this.architecture.cacheRow(this.hparams);
     return new KVCache({
-      nLayers: hp.blockCount,
-      keyDim: hp.headCountKv * hp.keyLength,
-      valueDim: hp.headCountKv * hp.valueLength,
+      nLayers: this.hparams.blockCount,
+      keyDim: row.keys,
+      valueDim: row.values,
       nBlocks: Math.ceil(tokens / blockSize),
       blockSize,
     }, this.backend.allocateHalfs?.bind(this.backend));
   }
 
+  private run(cache: KVCache, batch: ForwardBatch, observer?: ForwardObserver): ModelOutput<Act> {
+    return this.bound.forward(new InferenceOps(this.backend, cache, batch, observer, this.lora));
+  }
+
   /** Runs one batch; returns logits [batch.outputRows.length, vocab], row-major. */
   forward(cache: KVCache, batch: ForwardBatch, observer?: ForwardObserver): Float32Array {
-    const logits = this.bound.forward(new InferenceOps(this.backend, cache, batch, observer, this.lora));
-    return logits.data;
+    const { logits } = this.run(cache, batch, observer);
+    if (!logits) throw new NoLanguageModelHeadError(this.hparams.arch);
+    return logits().data;
+  }
+
+  /** Runs one batch; returns the final hidden states [batch.outputRows.length, dim] (what embeddings pool). */
+  hiddenStates(cache: KVCache, batch: ForwardBatch, observer?: ForwardObserver): Float32Array {
+    return this.run(cache, batch, observer).hidden.data;
   }
 }

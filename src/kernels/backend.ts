@@ -17,14 +17,19 @@ export interface RopeParams {
   neox: boolean;
   /** optional per-pair divisors of θ (llama3's `rope_freqs.weight`), length nDims/2 */
   freqFactors?: Float32Array;
+  /** first rotated dim of each head (default 0; DeepSeek's decoupled rope rotates the last dims of a head) */
+  offset?: number;
 }
 
 /** Where the keys and values of one attention call live (see generate/kv-cache.ts). */
 export interface AttentionCacheView {
-  /** f16 keys of this layer: [slot, nKvHeads × headDim] */
+  /** f16 keys of this layer: [slot, keyStride], kv head h's key at h·headDim */
   keys: Uint16Array;
-  /** f16 values of this layer: [slot, nKvHeads × headDim] */
+  /** f16 values of this layer: [slot, valueStride], kv head h's value at h·valueDim (may be `keys` itself: MLA) */
   values: Uint16Array;
+  /** halfs per slot in `keys` and in `values` */
+  keyStride: number;
+  valueStride: number;
   /**
    * for batch row t: the cache slot of each of its visible positions 0..n-1, in order. Rows of one sequence return
    * views of one array, which a backend may use to read the sequence's cache rows once for all of them.
@@ -43,9 +48,14 @@ export interface AttentionWeights {
 export interface AttentionShape {
   nHeads: number;
   nKvHeads: number;
+  /** per-head width of q and k */
   headDim: number;
+  /** per-head width of v (default headDim) */
+  valueDim?: number;
   /** multiplies q·k before softmax (1/sqrt(headDim) unless the model says otherwise) */
   scale: number;
+  /** soft-cap c of the scores: s → c·tanh(s/c) before softmax (gemma2); absent: none */
+  softcap?: number;
 }
 
 export interface Backend {
@@ -70,14 +80,27 @@ export interface Backend {
   rope(x: Float32Array, nTokens: number, nHeads: number, headDim: number, angles: RopeAngles, params: RopeParams): void;
 
   /**
-   * out[t, h] = Σ_j softmax_j(scale · q[t, h] · k[j, h']) · v[j, h'] over the cached positions j visible to row t,
-   * h' = h / (nHeads / nKvHeads) (grouped-query attention). q [nTokens, nHeads × headDim] f32.
+   * out[t, h] = Σ_j softmax_j(cap(scale · q[t, h] · k[j, h'])) · v[j, h'] over the cached positions j visible to row t
+   * (the mask — causal, sliding window or bidirectional — is in `cache.slotsFor`), h' = h / (nHeads / nKvHeads)
+   * (grouped-query attention), cap the optional soft-cap. q [nTokens, nHeads × headDim] f32, out [nTokens, nHeads × valueDim].
    * `weights`, when given, receives the softmax weights; a backend that cannot report them leaves it untouched.
    */
   attention(out: Float32Array, q: Float32Array, nTokens: number, cache: AttentionCacheView, shape: AttentionShape, weights?: AttentionWeights): void;
 
+  /** out[t, i] = (x[t, i] − mean(x[t])) / sqrt(var(x[t]) + eps) · weight[i] + bias[i]: x, out [nTokens, dim] */
+  layernorm(out: Float32Array, x: Float32Array, weight: Float32Array, bias: Float32Array, nTokens: number, dim: number, eps: number): void;
+
   /** out = silu(gate) ⊙ up, silu(x) = x / (1 + e^−x) */
   swiglu(out: Float32Array, gate: Float32Array, up: Float32Array, n: number): void;
+
+  /** out = gelu(gate) ⊙ up (GeGLU); without `up`, out = gelu(gate). gelu: the tanh form, see formulas.ts */
+  gelu(out: Float32Array, gate: Float32Array, n: number, up?: Float32Array): void;
+
+  /** x = c·tanh(x/c) in place (soft-capped logits) */
+  softcap(x: Float32Array, n: number, cap: number): void;
+
+  /** x = s·x in place */
+  scale(x: Float32Array, n: number, s: number): void;
 
   /** a += b (element-wise, first n values) */
   addInPlace(a: Float32Array, b: Float32Array, n: number): void;

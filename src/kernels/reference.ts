@@ -8,6 +8,7 @@ import type { RopeAngles } from './rope.js';
 import type { WeightTensor } from '../tensor/tensor.js';
 import { GGMLType, typeInfo } from '../tensor/ggml-type.js';
 import { activationRowBytes, dequantizeRow, fp16ToFp32, fp32ToFp16, quantizeRowForDot, vecDot, vecDotType } from '../tensor/index.js';
+import { gelu, geluHalfTable, layerNormStats, softcap } from './formulas.js';
 
 /** A Float32Array over an F32 tensor's bytes (copied only if the bytes are not 4-byte aligned). */
 export function f32View(w: WeightTensor): Float32Array {
@@ -118,12 +119,12 @@ export class ReferenceBackend implements Backend {
   }
 
   rope(x: Float32Array, nTokens: number, nHeads: number, headDim: number, angles: RopeAngles, p: RopeParams): void {
-    const half = p.nDims / 2;
+    const half = p.nDims / 2, first = p.offset ?? 0;
     for (let t = 0; t < nTokens; t++) {
       for (let i = 0; i < half; i++) {
         const cos = angles.cos[t * half + i], sin = angles.sin[t * half + i];
         for (let h = 0; h < nHeads; h++) {
-          const base = t * nHeads * headDim + h * headDim;
+          const base = t * nHeads * headDim + h * headDim + first;
           // pair (a, b): NEOX rotates dims i and i + nDims/2, normal rope dims 2i and 2i+1
           const a = base + (p.neox ? i : 2 * i);
           const b = base + (p.neox ? i + half : 2 * i + 1);
@@ -137,25 +138,27 @@ export class ReferenceBackend implements Backend {
 
   attention(out: Float32Array, q: Float32Array, nTokens: number, cache: AttentionCacheView, s: AttentionShape, weights?: AttentionWeights): void {
     const { nHeads, nKvHeads, headDim } = s;
+    const valueDim = s.valueDim ?? headDim;
     const group = nHeads / nKvHeads;
-    const kvDim = nKvHeads * headDim;
     const scale = Math.fround(s.scale);
     const qh = new Float32Array(headDim);
-    const acc = new Float64Array(headDim);
+    const acc = new Float64Array(valueDim);
     for (let t = 0; t < nTokens; t++) {
       const slots = cache.slotsFor(t);
       const scores = new Float32Array(slots.length);
       for (let h = 0; h < nHeads; h++) {
-        const kvOffset = Math.floor(h / group) * headDim;
+        const kvHead = Math.floor(h / group);
         const qOffset = t * nHeads * headDim + h * headDim;
         // q is rounded to f16, as ggml converts it to the f16 cache's vec_dot_type
         for (let d = 0; d < headDim; d++) qh[d] = fp16ToFp32(fp32ToFp16(q[qOffset + d]));
         let max = -Infinity;
         for (let j = 0; j < slots.length; j++) {
-          const k = slots[j] * kvDim + kvOffset;
+          const k = slots[j] * cache.keyStride + kvHead * headDim;
           let dot = 0;
           for (let d = 0; d < headDim; d++) dot += qh[d] * fp16ToFp32(cache.keys[k + d]);
-          scores[j] = Math.fround(dot) * scale; // stored as f32
+          // stored as f32: kq, then the soft-cap, then softmax's scale (ggml's order)
+          const kq = Math.fround(dot);
+          scores[j] = (s.softcap ? softcap(kq, s.softcap) : kq) * scale;
           if (scores[j] > max) max = scores[j];
         }
         // softmax as ggml: e_j = expf(s_j − max) in f32, summed in f64, then scaled by the f32 1/sum
@@ -167,11 +170,21 @@ export class ReferenceBackend implements Backend {
         for (let j = 0; j < slots.length; j++) {
           // softmax weight rounded to f16 before multiplying the f16 values (ggml's kq · v)
           const p = fp16ToFp32(fp32ToFp16(scores[j] * inv));
-          const v = slots[j] * kvDim + kvOffset;
-          for (let d = 0; d < headDim; d++) acc[d] += p * fp16ToFp32(cache.values[v + d]);
+          const v = slots[j] * cache.valueStride + kvHead * valueDim;
+          for (let d = 0; d < valueDim; d++) acc[d] += p * fp16ToFp32(cache.values[v + d]);
         }
-        for (let d = 0; d < headDim; d++) out[qOffset + d] = acc[d];
+        const outOffset = (t * nHeads + h) * valueDim;
+        for (let d = 0; d < valueDim; d++) out[outOffset + d] = acc[d];
       }
+    }
+  }
+
+  layernorm(out: Float32Array, x: Float32Array, weight: Float32Array, bias: Float32Array, nTokens: number, dim: number, eps: number): void {
+    const f = Math.fround;
+    for (let t = 0; t < nTokens; t++) {
+      const o = t * dim;
+      const [mean, scale] = layerNormStats(x, o, dim, eps);
+      for (let i = 0; i < dim; i++) out[o + i] = f(f(f(x[o + i] - mean) * scale) * weight[i]) + bias[i];
     }
   }
 
@@ -181,6 +194,20 @@ export class ReferenceBackend implements Backend {
       const g = gate[i];
       out[i] = (g / (1 + expF64(-g))) * up[i];
     }
+  }
+
+  gelu(out: Float32Array, gate: Float32Array, n: number, up?: Float32Array): void {
+    const table = geluHalfTable();
+    for (let i = 0; i < n; i++) out[i] = up ? gelu(gate[i], table) * up[i] : gelu(gate[i], table);
+  }
+
+  softcap(x: Float32Array, n: number, cap: number): void {
+    for (let i = 0; i < n; i++) x[i] = softcap(x[i], cap);
+  }
+
+  scale(x: Float32Array, n: number, s: number): void {
+    const f32 = Math.fround(s);
+    for (let i = 0; i < n; i++) x[i] *= f32;
   }
 
   addInPlace(a: Float32Array, b: Float32Array, n: number): void {

@@ -228,8 +228,10 @@ export class WasmBackend implements Backend {
     const { nHeads, nKvHeads, headDim } = s;
     // the kernel reads the cache where it lies (storage from allocateHalfs) and widens rows 8 values at a time
     const arena = arenaOf(cache.keys);
-    if (!arena || arenaOf(cache.values) !== arena || headDim % 8 !== 0) return this.scalar.attention(out, q, nTokens, cache, s);
     const kvDim = nKvHeads * headDim;
+    // the kernel handles equal key and value widths in separate, packed rows, without a soft-cap
+    const plain = (s.valueDim ?? headDim) === headDim && !s.softcap && cache.keyStride === kvDim && cache.valueStride === kvDim;
+    if (!arena || arenaOf(cache.values) !== arena || headDim % 8 !== 0 || !plain) return this.scalar.attention(out, q, nTokens, cache, s);
     const rows = Array.from({ length: nTokens }, (_, t) => cache.slotsFor(t));
     // the list of cache rows to read: rows whose slot lists are views of one array (a sequence's) share one range of it
     const ranges = new Map<ArrayBufferLike, { start: number; end: number; at: number }>();
@@ -324,6 +326,22 @@ export class WasmBackend implements Backend {
       if (n < POOLED_SWIGLU_MIN) k.swiglu(gateAt, upAt, gateAt, n, COUNTER, n, 0);
       else this.pool.run(k, arena.index, 'swiglu', [gateAt, upAt, gateAt, n, COUNTER, Math.max(256, Math.ceil(n / (this.threads * 8)))], 0, 0);
     });
+  }
+
+  layernorm(out: Float32Array, x: Float32Array, weight: Float32Array, bias: Float32Array, nTokens: number, dim: number, eps: number): void {
+    this.scalar.layernorm(out, x, weight, bias, nTokens, dim, eps);
+  }
+
+  gelu(out: Float32Array, gate: Float32Array, n: number, up?: Float32Array): void {
+    this.scalar.gelu(out, gate, n, up);
+  }
+
+  softcap(x: Float32Array, n: number, cap: number): void {
+    this.scalar.softcap(x, n, cap);
+  }
+
+  scale(x: Float32Array, n: number, s: number): void {
+    this.scalar.scale(x, n, s);
   }
 
   addInPlace(a: Float32Array, b: Float32Array, n: number): void {

@@ -1,6 +1,11 @@
-// Hyper-parameters of a transformer, named as in the GGUF metadata (`{arch}.embedding_length`, …).
+// Hyper-parameters, named as in the GGUF metadata (`{arch}.embedding_length`, …). `HParams` holds what every
+// architecture has and what code outside the model files uses (the engine, the inspector, the estimator); each
+// architecture file extends it with its own, read by its own keys.
 
-import { getNumber, getString, requireNumber, requireString, type Metadata } from '../gguf/metadata.js';
+import { getBool, getNumber, getString, MetadataError, requireNumber, requireString, type Metadata } from '../gguf/metadata.js';
+
+/** How an embedding is pooled from a sequence's final hidden states. */
+export type Pooling = 'mean' | 'cls' | 'last';
 
 export interface HParams {
   arch: string;
@@ -10,59 +15,81 @@ export interface HParams {
   embeddingLength: number;
   /** `{arch}.block_count` */
   blockCount: number;
-  /** `{arch}.feed_forward_length` */
+  /** `{arch}.feed_forward_length` (0 when the architecture has none of one width) */
   feedForwardLength: number;
   /** `{arch}.attention.head_count` */
   headCount: number;
   /** `{arch}.attention.head_count_kv` (defaults to head_count: no GQA) */
   headCountKv: number;
-  /** `{arch}.attention.key_length` (defaults to embedding_length / head_count) */
-  keyLength: number;
-  /** `{arch}.attention.value_length` */
-  valueLength: number;
-  /** `{arch}.attention.layer_norm_rms_epsilon` */
-  rmsEps: number;
-  /** `{arch}.rope.dimension_count` (defaults to the head dim) */
-  ropeDimensionCount: number;
-  /** `{arch}.rope.freq_base` (default 10000) */
-  ropeFreqBase: number;
-  /** 1 / `{arch}.rope.scaling.factor` for linear scaling, else 1 */
-  ropeFreqScale: number;
   /** `{arch}.expert_count` (0 = dense) */
   expertCount: number;
   /** `{arch}.expert_used_count` */
   expertUsedCount: number;
   /** `{arch}.vocab_size`, else the tokenizer's token count */
   vocabSize: number;
+  /** a decoder whose positions see only earlier ones (false: an encoder such as bert) */
+  causal: boolean;
+  /** the pooling the model was made for, when it is an embedding model (`{arch}.pooling_type`) */
+  pooling?: Pooling;
 }
 
-export function readHParams(meta: Metadata): HParams {
+/** Reads `{arch}.KEY` metadata: typed getters with defaults, and a clear error for what must be there. */
+export class ArchMetadata {
+  constructor(readonly meta: Metadata, readonly arch: string) {}
+
+  number(key: string, fallback: number): number {
+    return getNumber(this.meta, `${this.arch}.${key}`) ?? fallback;
+  }
+
+  optionalNumber(key: string): number | undefined {
+    return getNumber(this.meta, `${this.arch}.${key}`);
+  }
+
+  required(key: string): number {
+    return requireNumber(this.meta, `${this.arch}.${key}`);
+  }
+
+  /** a count read from the file: a positive integer no larger than `max` (a hostile file cannot ask for more) */
+  count(key: string, fallback?: number, max = 1 << 24): number {
+    const v = fallback === undefined ? this.required(key) : this.number(key, fallback);
+    if (!Number.isSafeInteger(v) || v < 0 || v > max) throw new MetadataError(`metadata ${this.arch}.${key} = ${v} is not an integer in [0, ${max}]`);
+    return v;
+  }
+
+  string(key: string): string | undefined {
+    return getString(this.meta, `${this.arch}.${key}`);
+  }
+
+  bool(key: string, fallback: boolean): boolean {
+    return getBool(this.meta, `${this.arch}.${key}`) ?? fallback;
+  }
+}
+
+// llama.cpp's pooling types (enum llama_pooling_type)
+const POOLING_TYPES: Record<number, Pooling> = { 1: 'mean', 2: 'cls', 3: 'last' };
+
+/** The hyper-parameters every architecture reads the same way. */
+export function readBaseHParams(meta: Metadata): { hp: HParams; keys: ArchMetadata } {
   const arch = requireString(meta, 'general.architecture');
-  const key = (k: string) => `${arch}.${k}`;
-  const embeddingLength = requireNumber(meta, key('embedding_length'));
-  const headCount = requireNumber(meta, key('attention.head_count'));
-  const headDim = Math.floor(embeddingLength / headCount);
-  const keyLength = getNumber(meta, key('attention.key_length')) ?? headDim;
-  const scalingType = getString(meta, key('rope.scaling.type'));
-  const scalingFactor = getNumber(meta, key('rope.scaling.factor')) ?? 0;
+  const keys = new ArchMetadata(meta, arch);
+  const headCount = keys.count('attention.head_count');
+  if (headCount === 0) throw new MetadataError(`metadata ${arch}.attention.head_count is 0`);
   const tokens = meta.get('tokenizer.ggml.tokens');
   const vocabFromTokens = tokens && Array.isArray(tokens.value) ? tokens.value.length : 0;
-  return {
+  const pooling = keys.optionalNumber('pooling_type');
+  const hp: HParams = {
     arch,
-    contextLength: getNumber(meta, key('context_length')) ?? 2048,
-    embeddingLength,
-    blockCount: requireNumber(meta, key('block_count')),
-    feedForwardLength: getNumber(meta, key('feed_forward_length')) ?? 0,
+    contextLength: keys.count('context_length', 2048),
+    embeddingLength: keys.count('embedding_length'),
+    blockCount: keys.count('block_count', undefined, 1 << 16),
+    feedForwardLength: keys.count('feed_forward_length', 0),
     headCount,
-    headCountKv: getNumber(meta, key('attention.head_count_kv')) ?? headCount,
-    keyLength,
-    valueLength: getNumber(meta, key('attention.value_length')) ?? headDim,
-    rmsEps: getNumber(meta, key('attention.layer_norm_rms_epsilon')) ?? 1e-5,
-    ropeDimensionCount: getNumber(meta, key('rope.dimension_count')) ?? keyLength,
-    ropeFreqBase: getNumber(meta, key('rope.freq_base')) ?? 10000,
-    ropeFreqScale: scalingType === 'linear' && scalingFactor > 0 ? 1 / scalingFactor : 1,
-    expertCount: getNumber(meta, key('expert_count')) ?? 0,
-    expertUsedCount: getNumber(meta, key('expert_used_count')) ?? 0,
-    vocabSize: getNumber(meta, key('vocab_size')) ?? vocabFromTokens,
+    headCountKv: keys.count('attention.head_count_kv', headCount),
+    expertCount: keys.count('expert_count', 0, 1 << 16),
+    expertUsedCount: keys.count('expert_used_count', 0, 1 << 16),
+    vocabSize: keys.count('vocab_size', vocabFromTokens),
+    causal: keys.bool('attention.causal', true),
+    pooling: pooling === undefined ? undefined : POOLING_TYPES[pooling],
   };
+  return { hp, keys };
 }

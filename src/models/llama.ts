@@ -1,26 +1,38 @@
-// The Llama family: llama (incl. Mixtral-style mixture of experts) and qwen2, which differ only in
-// rope style and q/k/v biases. One pre-norm decoder block, repeated:
+// The Llama family: llama (incl. Mixtral-style mixture of experts) and qwen2, which differ only in rope style and
+// q/k/v biases. One pre-norm decoder block, repeated:
 //   h = x + Wo · attention(rope(Wq·norm(x)), rope(Wk·norm(x)), Wv·norm(x))
 //   out = h + W2 · (silu(W1·norm(h)) ⊙ W3·norm(h))          (or a mixture of such experts)
 // and logits = Wout · norm(x_last). Tensor names are GGUF's (`blk.N.attn_q.weight`, …).
 
-import type { ExpertWeights, ModelOps } from './ops.js';
-import type { HParams } from './hparams.js';
+import type { Metadata } from '../gguf/metadata.js';
 import type { RopeParams } from '../kernels/backend.js';
 import type { Architecture, BoundModel, TensorSource } from './architecture.js';
+import { readBaseHParams, type HParams } from './hparams.js';
+import { gatedFFNTensors, layers, ropeFromMetadata, swigluFFN, type GatedFFN } from './layers.js';
+import type { ExpertWeights, ModelOps } from './ops.js';
+
+export interface LlamaHParams extends HParams {
+  /** `{arch}.attention.key_length` / `value_length` (default embedding_length / head_count) */
+  keyLength: number;
+  valueLength: number;
+  /** `{arch}.attention.layer_norm_rms_epsilon` */
+  rmsEps: number;
+  /** `{arch}.rope.*`: dims rotated, base, linear scaling; NEOX pairs for qwen2 */
+  rope: RopeParams;
+}
 
 export interface LlamaLayer<W> {
   attnNorm: W;          // [dim]
   wq: W;                // [dim, nHead·headDim]
   wk: W;                // [dim, nKvHead·headDim]
-  wv: W;                // [dim, nKvHead·headDim]
+  wv: W;                // [dim, nKvHead·valueDim]
   bq?: W;               // [nHead·headDim] (qwen2)
   bk?: W;               // [nKvHead·headDim]
-  bv?: W;               // [nKvHead·headDim]
-  wo: W;                // [nHead·headDim, dim]
+  bv?: W;               // [nKvHead·valueDim]
+  wo: W;                // [nHead·valueDim, dim]
   ffnNorm: W;           // [dim]
   /** dense SwiGLU: gate/up [dim, nFF], down [nFF, dim] */
-  ffn?: { gate: W; up: W; down: W };
+  ffn?: GatedFFN<W>;
   /** sparse SwiGLU experts (llama with expert_count > 0) */
   experts?: ExpertWeights<W>;
 }
@@ -30,104 +42,94 @@ export interface LlamaWeights<W> {
   layers: LlamaLayer<W>[];
   outputNorm: W;        // [dim]
   output: W;            // [dim, nVocab] (token_embd itself when tied)
-}
-
-export interface LlamaConfig {
-  hparams: HParams;
-  /** NEOX-style rope (qwen2) instead of the original interleaved pairs (llama) */
-  ropeNeox: boolean;
   /** llama3's per-pair rope frequency divisors (`rope_freqs.weight`), [ropeDims/2] */
   ropeFreqFactors?: Float32Array;
 }
 
-/** Names the tensors of a llama-family GGUF and fetches them with `get` (undefined when absent). */
-export function llamaWeights<W>(hp: HParams, get: (name: string) => W | undefined): LlamaWeights<W> {
-  const need = (name: string): W => {
-    const w = get(name);
-    if (w === undefined) throw new Error(`model is missing tensor "${name}"`);
-    return w;
-  };
-  const layers: LlamaLayer<W>[] = [];
-  for (let i = 0; i < hp.blockCount; i++) {
-    const p = `blk.${i}.`;
-    const layer: LlamaLayer<W> = {
-      attnNorm: need(p + 'attn_norm.weight'),
-      wq: need(p + 'attn_q.weight'),
-      wk: need(p + 'attn_k.weight'),
-      wv: need(p + 'attn_v.weight'),
-      bq: get(p + 'attn_q.bias'),
-      bk: get(p + 'attn_k.bias'),
-      bv: get(p + 'attn_v.bias'),
-      wo: need(p + 'attn_output.weight'),
-      ffnNorm: need(p + 'ffn_norm.weight'),
-    };
-    if (hp.expertCount > 0) {
-      layer.experts = {
-        router: need(p + 'ffn_gate_inp.weight'),
-        gate: need(p + 'ffn_gate_exps.weight'),
-        up: need(p + 'ffn_up_exps.weight'),
-        down: need(p + 'ffn_down_exps.weight'),
-        nUsed: hp.expertUsedCount,
-        normalizeWeights: true,
-      };
-    } else {
-      layer.ffn = { gate: need(p + 'ffn_gate.weight'), up: need(p + 'ffn_up.weight'), down: need(p + 'ffn_down.weight') };
-    }
-    layers.push(layer);
-  }
-  const tokenEmbd = need('token_embd.weight');
+export function readLlamaHParams(meta: Metadata, neox: boolean): LlamaHParams {
+  const { hp, keys } = readBaseHParams(meta);
+  const headDim = Math.floor(hp.embeddingLength / hp.headCount);
+  const keyLength = keys.count('attention.key_length', headDim);
   return {
-    tokenEmbd,
-    layers,
-    outputNorm: need('output_norm.weight'),
-    output: get('output.weight') ?? tokenEmbd,
+    ...hp,
+    keyLength,
+    valueLength: keys.count('attention.value_length', headDim),
+    rmsEps: keys.number('attention.layer_norm_rms_epsilon', 1e-5),
+    rope: ropeFromMetadata(keys, keyLength, neox),
   };
 }
 
-/** The forward pass: logits [nOutputRows, nVocab] for the batch the ops were made for. */
-export function llamaForward<T, W>(ops: ModelOps<T, W>, cfg: LlamaConfig, weights: LlamaWeights<W>): T {
-  const hp = cfg.hparams;
-  const headDim = hp.keyLength;
-  const rope: RopeParams = {
-    nDims: hp.ropeDimensionCount,
-    freqBase: hp.ropeFreqBase,
-    freqScale: hp.ropeFreqScale,
-    neox: cfg.ropeNeox,
-    freqFactors: cfg.ropeFreqFactors,
+/** The tensors of a llama-family model; q/k/v biases are required (qwen2) or taken when present (llama). */
+export function llamaWeights<W>(hp: LlamaHParams, t: TensorSource<W>, biases: 'required' | 'optional'): LlamaWeights<W> {
+  const dim = hp.embeddingLength, nFF = hp.feedForwardLength, nExpert = hp.expertCount;
+  const [q, k, v] = [hp.headCount * hp.keyLength, hp.headCountKv * hp.keyLength, hp.headCountKv * hp.valueLength];
+  const bias = biases === 'required' ? t.need : t.optional;
+  const tokenEmbd = t.need('token_embd.weight', [dim, hp.vocabSize]);
+  return {
+    tokenEmbd,
+    layers: layers(hp.blockCount, (_, p) => ({
+      attnNorm: t.need(p + 'attn_norm.weight', [dim]),
+      wq: t.need(p + 'attn_q.weight', [dim, q]),
+      wk: t.need(p + 'attn_k.weight', [dim, k]),
+      wv: t.need(p + 'attn_v.weight', [dim, v]),
+      bq: bias(p + 'attn_q.bias', [q]),
+      bk: bias(p + 'attn_k.bias', [k]),
+      bv: bias(p + 'attn_v.bias', [v]),
+      wo: t.need(p + 'attn_output.weight', [hp.headCount * hp.valueLength, dim]),
+      ffnNorm: t.need(p + 'ffn_norm.weight', [dim]),
+      ...(nExpert > 0
+        ? {
+          experts: {
+            router: t.need(p + 'ffn_gate_inp.weight', [dim, nExpert]),
+            gate: t.need(p + 'ffn_gate_exps.weight', [dim, nFF, nExpert]),
+            up: t.need(p + 'ffn_up_exps.weight', [dim, nFF, nExpert]),
+            down: t.need(p + 'ffn_down_exps.weight', [nFF, dim, nExpert]),
+            nUsed: hp.expertUsedCount,
+            normalizeWeights: true,
+          },
+        }
+        : { ffn: gatedFFNTensors(t.need, p, dim, nFF) }),
+    })),
+    outputNorm: t.need('output_norm.weight', [dim]),
+    output: t.optional('output.weight', [dim, hp.vocabSize]) ?? tokenEmbd,
+    ropeFreqFactors: t.floats('rope_freqs.weight', [hp.rope.nDims / 2]),
   };
-  const shape = { nHeads: hp.headCount, nKvHeads: hp.headCountKv, headDim, scale: 1 / Math.sqrt(headDim) };
+}
+
+/** The forward pass over the batch the ops were made for. */
+export function llamaForward<T, W>(ops: ModelOps<T, W>, hp: LlamaHParams, weights: LlamaWeights<W>) {
+  const rope: RopeParams = { ...hp.rope, freqFactors: weights.ropeFreqFactors };
+  const shape = { nHeads: hp.headCount, nKvHeads: hp.headCountKv, headDim: hp.keyLength, valueDim: hp.valueLength, scale: 1 / Math.sqrt(hp.keyLength) };
 
   let x = ops.embed(weights.tokenEmbd); // [n, dim]
   for (let l = 0; l < weights.layers.length; l++) {
     const layer = weights.layers[l];
     // self-attention
     const h = ops.rmsnorm(x, layer.attnNorm, hp.rmsEps);
-    const q = ops.rope(ops.linear(h, layer.wq, layer.bq), hp.headCount, headDim, rope);   // [n, nHead·headDim]
-    const k = ops.rope(ops.linear(h, layer.wk, layer.bk), hp.headCountKv, headDim, rope); // [n, nKvHead·headDim]
-    const v = ops.linear(h, layer.wv, layer.bv);                                          // [n, nKvHead·headDim]
-    const attn = ops.attention(l, q, k, v, shape);                                        // [n, nHead·headDim]
+    const q = ops.rope(ops.linear(h, layer.wq, layer.bq), hp.headCount, hp.keyLength, rope);   // [n, nHead·headDim]
+    const k = ops.rope(ops.linear(h, layer.wk, layer.bk), hp.headCountKv, hp.keyLength, rope); // [n, nKvHead·headDim]
+    const v = ops.linear(h, layer.wv, layer.bv);                                                // [n, nKvHead·valueDim]
+    const attn = ops.attention(l, q, k, v, shape);                                              // [n, nHead·valueDim]
     x = ops.add(x, ops.linear(attn, layer.wo));
     // feed-forward
     const f = ops.rmsnorm(x, layer.ffnNorm, hp.rmsEps);
-    const ffnOut = layer.experts
-      ? ops.mixtureOfExperts(l, f, layer.experts)
-      : ops.linear(ops.swiglu(ops.linear(f, layer.ffn!.gate), ops.linear(f, layer.ffn!.up)), layer.ffn!.down);
-    x = ops.add(x, ffnOut);
+    x = ops.add(x, layer.experts ? ops.mixtureOfExperts(l, f, layer.experts) : swigluFFN(ops, f, layer.ffn!));
   }
-  x = ops.outputRows(x);
-  return ops.linear(ops.rmsnorm(x, weights.outputNorm, hp.rmsEps), weights.output); // [nOut, nVocab]
+  const hidden = ops.rmsnorm(ops.outputRows(x), weights.outputNorm, hp.rmsEps); // [nOut, dim]
+  return { hidden, logits: () => ops.linear(hidden, weights.output) }; // [nOut, nVocab]
 }
 
-/** A llama-family architecture: `ropeNeox` selects the rope style (q/k/v biases are used when present). */
-export function llamaFamily(names: string[], ropeNeox: boolean): Architecture {
+/** A llama-family architecture: `neox` selects the rope style, `biases` whether q/k/v biases must be there. */
+export function llamaFamily(names: string[], neox: boolean, biases: 'required' | 'optional'): Architecture<LlamaHParams> {
   return {
     names,
-    bind<W>(hp: HParams, tensors: TensorSource<W>): BoundModel<W> {
-      const cfg: LlamaConfig = { hparams: hp, ropeNeox, ropeFreqFactors: tensors.floats('rope_freqs.weight') };
-      const weights = llamaWeights(hp, (name) => tensors.get(name));
-      return { forward: (ops) => llamaForward(ops, cfg, weights) };
+    hparams: (meta) => readLlamaHParams(meta, neox),
+    cacheRow: (hp) => ({ keys: hp.headCountKv * hp.keyLength, values: hp.headCountKv * hp.valueLength }),
+    bind<W>(hp: LlamaHParams, tensors: TensorSource<W>): BoundModel<W> {
+      const weights = llamaWeights(hp, tensors, biases);
+      return { forward: (ops) => llamaForward(ops, hp, weights) };
     },
   };
 }
 
-export const llama = llamaFamily(['llama'], false);
+export const llama = llamaFamily(['llama'], false, 'optional');

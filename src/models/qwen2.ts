@@ -2,4 +2,4 @@
 
 import { llamaFamily } from './llama.js';
 
-export const qwen2 = llamaFamily(['qwen2'], true);
+export const qwen2 = llamaFamily(['qwen2'], true, 'required');

@@ -6,9 +6,12 @@ import { qwen2 } from './qwen2.js';
 
 const ARCHITECTURES: readonly Architecture[] = [llama, qwen2];
 
+/** every `general.architecture` name kiln runs */
+export const SUPPORTED_ARCHITECTURES: readonly string[] = ARCHITECTURES.flatMap((a) => a.names);
+
 export class UnsupportedArchitectureError extends Error {
   constructor(readonly arch: string) {
-    super(`architecture "${arch}" is not supported (supported: ${ARCHITECTURES.flatMap((a) => a.names).join(', ')})`);
+    super(`architecture "${arch}" is not supported (supported: ${SUPPORTED_ARCHITECTURES.join(', ')})`);
     this.name = 'UnsupportedArchitectureError';
   }
 }

@@ -10,6 +10,7 @@
 import type { AttentionShape, RopeParams } from '../kernels/backend.js';
 import type { RopeAngles } from '../kernels/rope.js';
 import { allocFloats, matmul, transpose } from './matmul.js';
+import { geluDerivative, geluF32, layerNormStats, softcap as softcapValue } from '../kernels/formulas.js';
 
 export class Var {
   grad: Float32Array | null = null;
@@ -186,13 +187,13 @@ export function rmsnorm(x: Var, weight: Var, eps: number): Var {
 /** rotates src into dst pair by pair by +θ (direction 1) or −θ (direction −1), accumulating when `add` */
 function rotate(dst: Float32Array, src: Float32Array, n: number, nHeads: number, headDim: number, p: RopeParams,
   angles: RopeAngles, direction: number, add: boolean): void {
-  const half = p.nDims / 2, width = nHeads * headDim;
-  if (!add) dst.set(src.subarray(0, n * width)); // dims beyond nDims pass through
+  const half = p.nDims / 2, width = nHeads * headDim, first = p.offset ?? 0;
+  if (!add) dst.set(src.subarray(0, n * width)); // dims outside the rotated ones pass through
   for (let t = 0; t < n; t++) {
     for (let i = 0; i < half; i++) {
       const cos = angles.cos[t * half + i], sin = direction * angles.sin[t * half + i];
       for (let h = 0; h < nHeads; h++) {
-        const base = t * width + h * headDim;
+        const base = t * width + h * headDim + first;
         // pair (a, b): NEOX rotates dims i and i + nDims/2, normal rope dims 2i and 2i+1
         const a = base + (p.neox ? i : 2 * i), b = base + (p.neox ? i + half : 2 * i + 1);
         const x0 = src[a], x1 = src[b];
@@ -210,7 +211,9 @@ function rotate(dst: Float32Array, src: Float32Array, n: number, nHeads: number,
     // pass-through dims: gradient flows unchanged
     for (let t = 0; t < n; t++) {
       for (let h = 0; h < nHeads; h++) {
-        for (let d = p.nDims; d < headDim; d++) dst[t * width + h * headDim + d] += src[t * width + h * headDim + d];
+        for (let d = 0; d < headDim; d++) {
+          if (d < first || d >= first + p.nDims) dst[t * width + h * headDim + d] += src[t * width + h * headDim + d];
+        }
       }
     }
   }
@@ -337,6 +340,91 @@ export function add(a: Var, b: Var): Var {
       da[i] += g[i];
       db[i] += g[i];
     }
+  }, out);
+}
+
+/** columns [start, start + width) of x → [rows, width] (a fused projection's parts) */
+export function columns(x: Var, start: number, width: number): Var {
+  const n = x.rows, c = x.cols;
+  if (start < 0 || start + width > c) throw new RangeError(`columns: [${start}, ${start + width}) outside ${c} columns`);
+  const out = allocFloats(n * width, false);
+  for (let t = 0; t < n; t++) out.set(x.value.subarray(t * c + start, t * c + start + width), t * width);
+  return result(n, width, [x], (g) => {
+    const dx = x.gradient();
+    for (let t = 0; t < n; t++) for (let j = 0; j < width; j++) dx[t * c + start + j] += g[t * width + j];
+  }, out);
+}
+
+/** y = (x − mean) · r ⊙ weight + bias with r = 1/sqrt(var(x) + eps) per row (formulas.ts's statistics) */
+export function layernorm(x: Var, weight: Var, bias: Var, eps: number): Var {
+  const n = x.rows, d = x.cols, xv = x.value, w = weight.value;
+  const out = allocFloats(n * d, false);
+  const xhat = allocFloats(n * d, false); // (x − mean)·r, kept for the backward pass
+  const inv = new Float32Array(n);
+  for (let t = 0; t < n; t++) {
+    const o = t * d;
+    const [mean, r] = layerNormStats(xv, o, d, eps);
+    inv[t] = r;
+    for (let i = 0; i < d; i++) out[o + i] = (xhat[o + i] = (xv[o + i] - mean) * r) * w[i] + bias.value[i];
+  }
+  return result(n, d, [x, weight, bias], (g) => {
+    // with u = g ⊙ weight: dx = r·(u − mean(u) − x̂·mean(u ⊙ x̂)); dweight += Σ g ⊙ x̂; dbias += Σ g
+    const dx = x.gradient(), dw = weight.gradient(), db = bias.gradient();
+    for (let t = 0; t < n; t++) {
+      const o = t * d;
+      let meanU = 0, meanUX = 0;
+      for (let i = 0; i < d; i++) {
+        const u = g[o + i] * w[i];
+        meanU += u;
+        meanUX += u * xhat[o + i];
+        dw[i] += g[o + i] * xhat[o + i];
+        db[i] += g[o + i];
+      }
+      meanU /= d;
+      meanUX /= d;
+      for (let i = 0; i < d; i++) dx[o + i] += inv[t] * (g[o + i] * w[i] - meanU - xhat[o + i] * meanUX);
+    }
+  }, out);
+}
+
+/** gelu(x) (the tanh form, formulas.ts), or gelu(gate) ⊙ up (GeGLU) */
+export function gelu(x: Var, up?: Var): Var {
+  const n = x.value.length, xv = x.value;
+  const out = allocFloats(n, false);
+  for (let i = 0; i < n; i++) out[i] = up ? geluF32(xv[i]) * up.value[i] : geluF32(xv[i]);
+  return result(x.rows, x.cols, up ? [x, up] : [x], (g) => {
+    const dx = x.gradient(), du = up?.gradient();
+    for (let i = 0; i < n; i++) {
+      const u = up ? up.value[i] : 1;
+      dx[i] += g[i] * u * geluDerivative(xv[i]);
+      if (du) du[i] += g[i] * geluF32(xv[i]);
+    }
+  }, out);
+}
+
+/** c·tanh(x/c) */
+export function softcap(x: Var, cap: number): Var {
+  const n = x.value.length, xv = x.value;
+  const out = allocFloats(n, false);
+  for (let i = 0; i < n; i++) out[i] = softcapValue(xv[i], cap);
+  return result(x.rows, x.cols, [x], (g) => {
+    // d/dx c·tanh(x/c) = 1 − tanh²(x/c)
+    const dx = x.gradient();
+    for (let i = 0; i < n; i++) {
+      const t = Math.tanh(xv[i] / cap);
+      dx[i] += g[i] * (1 - t * t);
+    }
+  }, out);
+}
+
+/** s·x */
+export function scale(x: Var, s: number): Var {
+  const n = x.value.length, xv = x.value;
+  const out = allocFloats(n, false);
+  for (let i = 0; i < n; i++) out[i] = xv[i] * s;
+  return result(x.rows, x.cols, [x], (g) => {
+    const dx = x.gradient();
+    for (let i = 0; i < n; i++) dx[i] += g[i] * s;
   }, out);
 }
 

@@ -1,8 +1,8 @@
 // Knowledge distillation (Hinton et al. 2015) of a teacher model into a student trained from scratch:
 //   loss = α · T² · KL(softmax(z_t/T) ‖ softmax(z_s/T)) + (1 − α) · CE(z_s, y) [+ w · MSE(P·h_s, h_t)]
 // The optional last term is FitNets-style hint matching (Romero et al. 2015): the student's final hidden states
-// h_s [n, dimS] (the residual stream before the output norm) are mapped by a learned projection P (dimS → dimT) onto
-// the teacher's h_t [n, dimT]. The teacher runs the same TrainOps forward; only its values are used (no gradient).
+// h_s [n, dimS] (after the output norm: the forward's `hidden`) are mapped by a learned projection P (dimS → dimT)
+// onto the teacher's h_t [n, dimT]. The teacher runs the same TrainOps forward; only its values are used (no gradient).
 // Reading order: the student and its corpus as `kiln train` makes them, then the loop of trainer.ts with the loss above.
 
 import { mkdirSync } from 'node:fs';
@@ -12,7 +12,7 @@ import { Rng } from '../generate/rng.js';
 import { Param, Var, backward, crossEntropy, klDivergence, linear } from './autograd.js';
 import { allocFloats, floatsMark, releaseFloats, setMatmulThreads } from './matmul.js';
 import { AdamW, clipGradNorm, learningRate } from './optim.js';
-import { createModel, modelGGUF, type TrainModel } from './llama-model.js';
+import { createModel, logitsOf, modelGGUF, type TrainModel } from './llama-model.js';
 import { TrainOps } from './train-ops.js';
 import { allWindows, evaluate, loadCorpus, spreadWindows, windows } from './trainer.js';
 import type { LossPoint } from './checkpoint.js';
@@ -32,16 +32,6 @@ export interface DistillResult {
   /** the student's cross-entropy over the whole validation split */
   finalValLoss: number;
   modelPath: string;
-}
-
-/** TrainOps that also keep the final hidden states (the rows handed to the output head). */
-class HiddenOps extends TrainOps {
-  hidden?: Var;
-
-  override outputRows(x: Var): Var {
-    this.hidden = x;
-    return x;
-  }
 }
 
 /** mean over all values of (x − target)², target constant → a scalar [1, 1] */
@@ -99,14 +89,13 @@ export async function distill(teacher: TrainModel, cfg: TrainConfig, options: Di
       const mark = floatsMark();
       const offsets = Array.from({ length: cfg.batchSize }, () => Math.floor(rng.nextFloat() * (corpus.train.length - cfg.seqLen)));
       const { tokens, targets } = windows(corpus.train, offsets, cfg.seqLen);
-      const ops = new HiddenOps(tokens, cfg.batchSize, cfg.seqLen);
-      const logits = student.bound.forward(ops); // [n, vocab]
+      const out = student.bound.forward(new TrainOps(tokens, cfg.batchSize, cfg.seqLen));
+      const logits = logitsOf(out); // [n, vocab]
       const terms: [Var, number][] = [[crossEntropy(logits, targets), 1 - alpha]];
       if (useTeacher) {
-        const teacherOps = new HiddenOps(tokens, cfg.batchSize, cfg.seqLen);
-        const teacherLogits = teacher.bound.forward(teacherOps); // [n, vocab], values only
-        if (alpha > 0) terms.push([klDivergence(logits, teacherLogits.value, temperature), alpha]);
-        if (projection) terms.push([meanSquaredError(linear(ops.hidden!, projection), teacherOps.hidden!.value), hiddenWeight]);
+        const teacherOut = teacher.bound.forward(new TrainOps(tokens, cfg.batchSize, cfg.seqLen)); // values only
+        if (alpha > 0) terms.push([klDivergence(logits, logitsOf(teacherOut).value, temperature), alpha]);
+        if (projection) terms.push([meanSquaredError(linear(out.hidden, projection), teacherOut.hidden.value), hiddenWeight]);
       }
       const l = weightedSum(terms);
       backward(l, Float32Array.of(1 / cfg.accumulation));

@@ -1,9 +1,8 @@
 // A llama-style model to train: its shape, seeded initial parameters named as in GGUF, the forward pass (the
 // same `llama` code inference runs, bound to Params), and export to a GGUF file that `kiln run` and llama.cpp load.
 
-import type { HParams } from '../models/hparams.js';
-import type { BoundModel } from '../models/architecture.js';
-import { llama } from '../models/llama.js';
+import { checkedSource, tensorList, type BoundModel, type ModelOutput } from '../models/architecture.js';
+import { llama, type LlamaHParams } from '../models/llama.js';
 import type { Rng } from '../generate/rng.js';
 import { GGMLType } from '../tensor/ggml-type.js';
 import { GGUFValueType, type GGUFValue } from '../gguf/types.js';
@@ -57,7 +56,7 @@ export function checkShape(s: ModelShape): void {
   }
 }
 
-export function shapeHParams(s: ModelShape): HParams {
+export function shapeHParams(s: ModelShape): LlamaHParams {
   const headDim = s.dim / s.heads;
   return {
     arch: 'llama',
@@ -67,58 +66,37 @@ export function shapeHParams(s: ModelShape): HParams {
     feedForwardLength: s.ffn,
     headCount: s.heads,
     headCountKv: s.kvHeads,
-    keyLength: headDim,
-    valueLength: headDim,
-    rmsEps: s.rmsEps ?? 1e-5,
-    ropeDimensionCount: headDim,
-    ropeFreqBase: s.ropeBase ?? 10000,
-    ropeFreqScale: 1,
     expertCount: s.experts ?? 0,
     expertUsedCount: s.expertsUsed ?? 0,
     vocabSize: s.vocab,
+    causal: true,
+    keyLength: headDim,
+    valueLength: headDim,
+    rmsEps: s.rmsEps ?? 1e-5,
+    rope: { nDims: headDim, freqBase: s.ropeBase ?? 10000, freqScale: 1, neox: false },
   };
 }
 
 export interface TrainModel {
   shape: ModelShape;
-  hparams: HParams;
+  hparams: LlamaHParams;
   /** in GGUF tensor order */
   params: Param[];
   bound: BoundModel<Param>;
 }
 
-/** name, ggml dims and init kind of every tensor, in the order GGUF files list them */
-function tensorSpecs(s: ModelShape): { name: string; dims: number[]; init: 'one' | 'normal' | 'residual' }[] {
-  const headDim = s.dim / s.heads, kvDim = s.kvHeads * headDim, experts = s.experts ?? 0;
-  const specs: { name: string; dims: number[]; init: 'one' | 'normal' | 'residual' }[] = [{ name: 'token_embd.weight', dims: [s.dim, s.vocab], init: 'normal' }];
-  for (let l = 0; l < s.layers; l++) {
-    const p = `blk.${l}.`;
-    specs.push(
-      { name: p + 'attn_norm.weight', dims: [s.dim], init: 'one' },
-      { name: p + 'attn_q.weight', dims: [s.dim, s.dim], init: 'normal' },
-      { name: p + 'attn_k.weight', dims: [s.dim, kvDim], init: 'normal' },
-      { name: p + 'attn_v.weight', dims: [s.dim, kvDim], init: 'normal' },
-      { name: p + 'attn_output.weight', dims: [s.dim, s.dim], init: 'residual' },
-      { name: p + 'ffn_norm.weight', dims: [s.dim], init: 'one' },
-    );
-    if (experts > 0) {
-      specs.push(
-        { name: p + 'ffn_gate_inp.weight', dims: [s.dim, experts], init: 'normal' },
-        { name: p + 'ffn_gate_exps.weight', dims: [s.dim, s.ffn, experts], init: 'normal' },
-        { name: p + 'ffn_up_exps.weight', dims: [s.dim, s.ffn, experts], init: 'normal' },
-        { name: p + 'ffn_down_exps.weight', dims: [s.ffn, s.dim, experts], init: 'residual' },
-      );
-    } else {
-      specs.push(
-        { name: p + 'ffn_gate.weight', dims: [s.dim, s.ffn], init: 'normal' },
-        { name: p + 'ffn_up.weight', dims: [s.dim, s.ffn], init: 'normal' },
-        { name: p + 'ffn_down.weight', dims: [s.ffn, s.dim], init: 'residual' },
-      );
-    }
-  }
-  specs.push({ name: 'output_norm.weight', dims: [s.dim], init: 'one' });
-  if (!s.tiedEmbeddings) specs.push({ name: 'output.weight', dims: [s.dim, s.vocab], init: 'normal' });
-  return specs;
+type Init = 'one' | 'normal' | 'residual';
+
+/** How a tensor starts: norms at 1, the projections that add into the residual stream scaled down, the rest normal. */
+function initOf(name: string): Init {
+  if (/_norm\.weight$/.test(name)) return 'one';
+  return /(attn_output|ffn_down(_exps)?)\.weight$/.test(name) ? 'residual' : 'normal';
+}
+
+/** name, ggml dims and init kind of every tensor, in the order the llama architecture reads them */
+function tensorSpecs(s: ModelShape): { name: string; dims: number[]; init: Init }[] {
+  const untied = (name: string) => name === 'output.weight' && !s.tiedEmbeddings;
+  return tensorList(llama, shapeHParams(s), untied).map(({ name, dims }) => ({ name, dims, init: initOf(name) }));
 }
 
 const INIT_STD = 0.02;
@@ -152,13 +130,19 @@ function fillNormal(out: Float32Array, rng: Rng, std: number): void {
 export function bindModel(shape: ModelShape, params: Param[]): TrainModel {
   const byName = new Map(params.map((p) => [p.name, p]));
   const hparams = shapeHParams(shape);
-  const bound = llama.bind<Param>(hparams, { get: (name) => byName.get(name), floats: () => undefined });
+  const bound = llama.bind<Param>(hparams, checkedSource('llama', (name) => byName.get(name), (p) => p.value));
   return { shape, hparams, params, bound };
+}
+
+/** The logits of a training forward pass (every architecture kiln trains has a language-model head). */
+export function logitsOf(output: ModelOutput<Var>): Var {
+  if (!output.logits) throw new ModelShapeError('the model has no language-model head to train');
+  return output.logits();
 }
 
 /** logits [nSeq · seqLen, vocab] for `tokens` [nSeq · seqLen] */
 export function forwardLogits(model: TrainModel, tokens: Int32Array, nSeq: number, seqLen: number): Var {
-  return model.bound.forward(new TrainOps(tokens, nSeq, seqLen));
+  return logitsOf(model.bound.forward(new TrainOps(tokens, nSeq, seqLen)));
 }
 
 /** The tokenizer of the raw bytes: token i is byte i. */
@@ -202,8 +186,8 @@ export function modelGGUF(model: TrainModel, tokenizer: TrainedBPE, name: string
     ['llama.attention.head_count', metaU32(hp.headCount)],
     ['llama.attention.head_count_kv', metaU32(hp.headCountKv)],
     ['llama.attention.layer_norm_rms_epsilon', metaF32(hp.rmsEps)],
-    ['llama.rope.dimension_count', metaU32(hp.ropeDimensionCount)],
-    ['llama.rope.freq_base', metaF32(hp.ropeFreqBase)],
+    ['llama.rope.dimension_count', metaU32(hp.rope.nDims)],
+    ['llama.rope.freq_base', metaF32(hp.rope.freqBase)],
     ['llama.vocab_size', metaU32(hp.vocabSize)],
   ]);
   if (hp.expertCount > 0) {

@@ -4,25 +4,28 @@
 import type { GGUFModelFile } from '../gguf/model-file.js';
 import type { GGUFWriteInput } from '../gguf/writer.js';
 import { metaU32 } from '../gguf/writer.js';
-import { readHParams } from '../models/hparams.js';
 import { findArchitecture } from '../models/registry.js';
+import { checkedSource } from '../models/architecture.js';
+import type { LlamaHParams } from '../models/llama.js';
+import { requireString } from '../gguf/metadata.js';
 import { GGMLType } from '../tensor/ggml-type.js';
 import { dequantizeTensor } from '../tensor/index.js';
 import { Param } from './autograd.js';
-import type { ModelShape, TrainModel } from './llama-model.js';
+import { ModelShapeError, type ModelShape, type TrainModel } from './llama-model.js';
 
 /** The model of `file` with every tensor a Param holding its f32 values. */
 export function loadTrainModel(file: GGUFModelFile): TrainModel {
-  const hparams = readHParams(file.metadata);
+  const arch = findArchitecture(requireString(file.metadata, 'general.architecture'));
+  if (!arch.names.some((name) => name === 'llama' || name === 'qwen2')) {
+    throw new ModelShapeError(`kiln trains llama-family models; this one is ${arch.names[0]}`);
+  }
+  const hparams = arch.hparams(file.metadata) as LlamaHParams;
   const params = file.tensorInfos.map((info) => new Param(info.name, info.dims, dequantizeTensor(file.tensor(info.name))));
   const byName = new Map(params.map((p) => [p.name, p]));
-  const bound = findArchitecture(hparams.arch).bind<Param>(hparams, {
-    get: (name) => byName.get(name),
-    floats: (name) => byName.get(name)?.value,
-  });
+  const bound = arch.bind<Param>(hparams, checkedSource(hparams.arch, (name) => byName.get(name), (p) => p.value));
   const shape: ModelShape = {
     dim: hparams.embeddingLength, layers: hparams.blockCount, heads: hparams.headCount, kvHeads: hparams.headCountKv,
-    ffn: hparams.feedForwardLength, vocab: hparams.vocabSize, ctx: hparams.contextLength, ropeBase: hparams.ropeFreqBase,
+    ffn: hparams.feedForwardLength, vocab: hparams.vocabSize, ctx: hparams.contextLength, ropeBase: hparams.rope.freqBase,
     rmsEps: hparams.rmsEps, tiedEmbeddings: !byName.has('output.weight'), experts: hparams.expertCount, expertsUsed: hparams.expertUsedCount,
   };
   return { shape, hparams, params, bound };

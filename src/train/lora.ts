@@ -12,7 +12,7 @@ import { metaF32, metaString, type GGUFWriteInput } from '../gguf/writer.js';
 import { add, linear, linearValues, Param, Var } from './autograd.js';
 import { allocFloats, matmul } from './matmul.js';
 import { TrainOps } from './train-ops.js';
-import type { TrainModel } from './llama-model.js';
+import { logitsOf, type TrainModel } from './llama-model.js';
 import type { GGUFModelFile } from '../gguf/model-file.js';
 import { readLoraDeltas } from '../generate/lora-adapter.js';
 
@@ -134,7 +134,7 @@ export class LoraTrainOps extends TrainOps {
 
 /** The logits [nSeq · seqLen, vocab] of the adapted model. */
 export function loraForwardLogits(model: TrainModel, adapter: LoraAdapter, tokens: Int32Array, nSeq: number, seqLen: number, rng?: Rng): Var {
-  return model.bound.forward(new LoraTrainOps(tokens, nSeq, seqLen, adapter, rng));
+  return logitsOf(model.bound.forward(new LoraTrainOps(tokens, nSeq, seqLen, adapter, rng)));
 }
 
 /** Trainable parameter count of the adapter. */

@@ -6,7 +6,7 @@ import { embedding, gatherRows, Param, Var } from './autograd.js';
 import { allocFloats } from './matmul.js';
 import { TrainOps } from './train-ops.js';
 import type { Rng } from '../generate/rng.js';
-import type { TrainModel } from './llama-model.js';
+import { logitsOf, type TrainModel } from './llama-model.js';
 import { GGMLType } from '../tensor/ggml-type.js';
 import { metaString, metaU32, type GGUFWriteInput } from '../gguf/writer.js';
 
@@ -68,7 +68,7 @@ export class PromptTuningOps extends TrainOps {
 
 /** logits [nSeq · seqLen, vocab] of the real tokens with the virtual tokens before them */
 export function promptTuningLogits(model: TrainModel, tuning: PromptTuning, tokens: Int32Array, nSeq: number, seqLen: number): Var {
-  return model.bound.forward(new PromptTuningOps(tokens, nSeq, seqLen, tuning));
+  return logitsOf(model.bound.forward(new PromptTuningOps(tokens, nSeq, seqLen, tuning)));
 }
 
 /** The virtual tokens as a GGUF (kiln's own record: llama.cpp has no prompt-tuning adapter type). */

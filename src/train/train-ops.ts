@@ -3,12 +3,20 @@
 // Attention is causal within each sequence; there is no KV cache, and every row's logits are wanted.
 
 import type { AttentionShape, RopeParams } from '../kernels/backend.js';
-import type { ExpertWeights, ModelOps } from '../models/ops.js';
+import type { AttentionMask, ExpertWeights, LatentAttentionShape, ModelOps } from '../models/ops.js';
 import { routeToExperts } from '../models/ops.js';
 import {
-  add, attention, combineExperts, embedding, gatherRows, linear, rmsnorm, rope, routerWeights, swiglu,
-  type ExpertChoice, type Param, type Var,
+  add, attention, columns, combineExperts, embedding, gatherRows, gelu, layernorm, linear, rmsnorm, rope, routerWeights,
+  scale, softcap, swiglu, type ExpertChoice, type Param, type Var,
 } from './autograd.js';
+
+/** A forward pass asked training for an op it does not differentiate yet. */
+export class UnsupportedTrainingOpError extends Error {
+  constructor(what: string) {
+    super(`training does not support ${what} yet (kiln trains llama-family models)`);
+    this.name = 'UnsupportedTrainingOpError';
+  }
+}
 import { ropeAngles, type RopeAngles } from '../kernels/rope.js';
 
 export class TrainOps implements ModelOps<Var, Param> {
@@ -23,16 +31,25 @@ export class TrainOps implements ModelOps<Var, Param> {
     this.positions = Int32Array.from(tokens, (_, i) => i % seqLen);
   }
 
-  embed(table: Param): Var {
-    return embedding(table, this.tokens);
+  embed(table: Param, rows: 'tokens' | 'positions' | number = 'tokens'): Var {
+    const ids = rows === 'tokens' ? this.tokens : rows === 'positions' ? this.positions : new Int32Array(this.tokens.length).fill(rows);
+    return embedding(table, ids);
   }
 
   linear(x: Var, w: Param, bias?: Param): Var {
     return linear(x, w, bias);
   }
 
+  columns(x: Var, start: number, width: number): Var {
+    return columns(x, start, width);
+  }
+
   rmsnorm(x: Var, weight: Param, eps: number): Var {
     return rmsnorm(x, weight, eps);
+  }
+
+  layernorm(x: Var, weight: Param, bias: Param, eps: number): Var {
+    return layernorm(x, weight, bias, eps);
   }
 
   rope(x: Var, nHeads: number, headDim: number, params: RopeParams): Var {
@@ -41,12 +58,35 @@ export class TrainOps implements ModelOps<Var, Param> {
     return rope(x, nHeads, headDim, angles, params);
   }
 
-  attention(_layer: number, q: Var, k: Var, v: Var, shape: AttentionShape): Var {
+  attention(_layer: number, q: Var, k: Var, v: Var, shape: AttentionShape, mask: AttentionMask = { kind: 'causal' }): Var {
+    if (mask.kind !== 'causal') throw new UnsupportedTrainingOpError(`${mask.kind} attention`);
+    if (shape.softcap !== undefined) throw new UnsupportedTrainingOpError('soft-capped attention');
+    if ((shape.valueDim ?? shape.headDim) !== shape.headDim) throw new UnsupportedTrainingOpError('values narrower than keys');
     return attention(q, k, v, shape, this.nSeq, this.seqLen);
+  }
+
+  latentAttention(_layer: number, _q: Var, _latent: Var, _kRope: Var, _kvB: Param, _shape: LatentAttentionShape): Var {
+    throw new UnsupportedTrainingOpError('multi-head latent attention');
   }
 
   swiglu(gate: Var, up: Var): Var {
     return swiglu(gate, up);
+  }
+
+  geglu(gate: Var, up: Var): Var {
+    return gelu(gate, up);
+  }
+
+  gelu(x: Var): Var {
+    return gelu(x);
+  }
+
+  softcap(x: Var, cap: number): Var {
+    return softcap(x, cap);
+  }
+
+  scale(x: Var, s: number): Var {
+    return scale(x, s);
   }
 
   add(a: Var, b: Var): Var {
@@ -55,12 +95,13 @@ export class TrainOps implements ModelOps<Var, Param> {
 
   /** route each token (no gradient through the choice), run every expert on its tokens, sum with router weights */
   mixtureOfExperts(_layer: number, x: Var, experts: ExpertWeights<Param>): Var {
+    if ((experts.weightScale ?? 1) !== 1) throw new UnsupportedTrainingOpError('scaled expert weights');
     const logits = linear(x, experts.router); // [n, nExpert]
     const nExpert = logits.cols, nFF = experts.gate.dims[1];
     const choice: ExpertChoice = { experts: [] };
     const tokensOf: number[][] = Array.from({ length: nExpert }, () => []);
     for (let t = 0; t < x.rows; t++) {
-      const { experts: chosen } = routeToExperts(logits.value.subarray(t * nExpert, (t + 1) * nExpert), experts.nUsed, experts.normalizeWeights);
+      const { experts: chosen } = routeToExperts(logits.value.subarray(t * nExpert, (t + 1) * nExpert), experts.nUsed, experts.normalizeWeights, experts.weightScale);
       choice.experts.push(chosen);
       for (const e of chosen) tokensOf[e].push(t);
     }

@@ -147,7 +147,7 @@ for (const { relaxed, threads, backend } of variants) {
       // between them; row t sees positions 0…(len − nTokens + t)
       const orders = [17, 13].map((step) => Int32Array.from({ length: nSlots }, (_, i) => (i * step + 3) % nSlots));
       const length = 23;
-      const cache: AttentionCacheView = { keys, values, slotsFor: (t) => orders[t % 2].subarray(0, length - nTokens + t + 1) };
+      const cache: AttentionCacheView = { keys, values, keyStride: kvDim, valueStride: kvDim, slotsFor: (t) => orders[t % 2].subarray(0, length - nTokens + t + 1) };
       const q = floats(nTokens * nHeads * headDim, rnd, 3);
       const shape = { nHeads, nKvHeads, headDim, scale: 1 / Math.sqrt(headDim) };
       const actual = new Float32Array(q.length).fill(NaN), expected = new Float32Array(q.length);

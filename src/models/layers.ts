@@ -1,0 +1,43 @@
+// Pieces several architectures share: per-layer tensor naming, feed-forward blocks, and the rope settings read
+// from metadata.
+
+import type { RopeParams } from '../kernels/backend.js';
+import type { ArchMetadata } from './hparams.js';
+import type { ModelOps } from './ops.js';
+
+/** `count` layers, layer i built by `make(i, "blk.i.")` */
+export function layers<L>(count: number, make: (i: number, prefix: string) => L): L[] {
+  return Array.from({ length: count }, (_, i) => make(i, `blk.${i}.`));
+}
+
+/** A gated feed-forward block's weights: gate/up dims [dim, nFF], down [nFF, dim]. */
+export interface GatedFFN<W> {
+  gate: W;
+  up: W;
+  down: W;
+}
+
+/** down · (silu(gate · x) ⊙ up · x) */
+export function swigluFFN<T, W>(ops: ModelOps<T, W>, x: T, ffn: GatedFFN<W>): T {
+  return ops.linear(ops.swiglu(ops.linear(x, ffn.gate), ops.linear(x, ffn.up)), ffn.down);
+}
+
+/** the gated FFN tensors blk.N.{gate,up,down}{suffix}.weight */
+export function gatedFFNTensors<W>(need: (name: string, dims: readonly number[]) => W, prefix: string, dim: number, nFF: number, suffix = ''): GatedFFN<W> {
+  return {
+    gate: need(`${prefix}ffn_gate${suffix}.weight`, [dim, nFF]),
+    up: need(`${prefix}ffn_up${suffix}.weight`, [dim, nFF]),
+    down: need(`${prefix}ffn_down${suffix}.weight`, [nFF, dim]),
+  };
+}
+
+/** Rope settings from `{arch}.rope.*`: base (default 10000), linear scaling, dims rotated (default `headDim`). */
+export function ropeFromMetadata(keys: ArchMetadata, headDim: number, neox: boolean): RopeParams {
+  const scalingFactor = keys.number('rope.scaling.factor', 0);
+  return {
+    nDims: keys.count('rope.dimension_count', headDim),
+    freqBase: keys.number('rope.freq_base', 10000),
+    freqScale: keys.string('rope.scaling.type') === 'linear' && scalingFactor > 0 ? 1 / scalingFactor : 1,
+    neox,
+  };
+}
