@@ -3,7 +3,7 @@
 
 import type { Model } from './model.js';
 import { BlockPool, SequenceBlocks, type KVCache } from './kv-cache.js';
-import type { ForwardObserver } from './inference-ops.js';
+import type { ForwardBatch, ForwardObserver } from './inference-ops.js';
 import type { SamplingParams } from './sampler.js';
 import { LLMEngine } from '../engine/engine.js';
 import type { FinishReason } from '../engine/types.js';
@@ -31,18 +31,27 @@ export class SingleSequence {
 
   /** Feeds `tokens` as one batch; returns logits [rows wanted, vocab] (all rows, or only the last). */
   feed(tokens: readonly number[], allLogits = false, observer?: ForwardObserver): Float32Array {
+    return this.run(tokens, allLogits, (cache, batch) => this.model.forward(cache, batch, observer));
+  }
+
+  /** Feeds `tokens` as one batch; returns the final hidden states [rows wanted, dim] (all rows, or only the last). */
+  feedHidden(tokens: readonly number[], allRows = true): Float32Array {
+    return this.run(tokens, allRows, (cache, batch) => this.model.hiddenStates(cache, batch));
+  }
+
+  private run(tokens: readonly number[], allRows: boolean, forward: (cache: KVCache, batch: ForwardBatch) => Float32Array): Float32Array {
     const n = tokens.length;
     const start = this.blocks.length;
     if (start + n > this.contextLength) throw new ContextOverflowError(start + n, this.contextLength);
     this.pool.ensureCapacity(this.blocks, start + n);
-    const logits = this.model.forward(this.cache, {
+    const out = forward(this.cache, {
       tokens: Int32Array.from(tokens),
       positions: Int32Array.from(tokens, (_, i) => start + i),
       sequences: new Array(n).fill(this.blocks),
-      outputRows: allLogits ? Array.from(tokens, (_, i) => i) : [n - 1],
-    }, observer);
+      outputRows: allRows ? Array.from(tokens, (_, i) => i) : [n - 1],
+    });
     this.blocks.length += n;
-    return logits;
+    return out;
   }
 
   reset(): void {

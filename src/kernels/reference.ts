@@ -56,6 +56,15 @@ function matmulBlocks(out: Float32Array, x: Float32Array, w: WeightTensor, nToke
   }
 }
 
+/**
+ * Whether F16 weights meet unrounded f32 activations: llama.cpp's reference runs multiply them through tinyBLAS's
+ * F16×F32 path, which takes rows of a multiple of 16 values (AVX-512); other widths go through ggml's vec_dot_f16,
+ * with the activations rounded to f16.
+ */
+export function halfTimesFloat(type: GGMLType, nIn: number): boolean {
+  return type === GGMLType.F16 && nIn % 16 === 0;
+}
+
 // constants of expF64 (the same as wasm/kernels.ts expF64x2)
 const EXP_ROUND = 6755399441055744; // 1.5·2^52: adding it rounds to an integer
 const LOG2E = 1.4426950408889634;
@@ -91,9 +100,8 @@ export class ReferenceBackend implements Backend {
   matmul(out: Float32Array, x: Float32Array, w: WeightTensor, nTokens: number): void {
     const [nIn, nOut] = w.dims;
     if (w.type === GGMLType.F32) matmulF32(out, x, f32View(w), nTokens, nIn, nOut);
-    // llama.cpp's reference runs multiply F16 weights by unrounded f32 activations (its tinyBLAS F16×F32 path);
-    // every other type goes through the weight's vec_dot_type as ggml does
-    else if (w.type === GGMLType.F16) matmulHalfRows(out, x, w, nTokens, nIn, nOut);
+    else if (halfTimesFloat(w.type, nIn)) matmulHalfRows(out, x, w, nTokens, nIn, nOut);
+    // every other type goes through the weight's vec_dot_type as ggml does (F16 rows of other widths too)
     else matmulBlocks(out, x, w, nTokens, nIn, nOut);
   }
 

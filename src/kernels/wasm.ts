@@ -5,7 +5,7 @@
 
 import { availableParallelism } from 'node:os';
 import type { AttentionCacheView, AttentionShape, Backend, RopeParams } from './backend.js';
-import { ReferenceBackend } from './reference.js';
+import { halfTimesFloat, ReferenceBackend } from './reference.js';
 import type { RopeAngles } from './rope.js';
 import { Arena, ArenaFullError, COUNTER, arenaOf } from './arena.js';
 import { sharedPool, type ThreadPool } from './thread-pool.js';
@@ -14,6 +14,7 @@ import { loadIntoArenas } from './wasm-weights.js';
 import type { GGUFModelFile } from '../gguf/model-file.js';
 import type { WeightTensor } from '../tensor/tensor.js';
 import { GGMLType, typeInfo } from '../tensor/ggml-type.js';
+import { fp16ToFp32, fp32ToFp16 } from '../tensor/float16.js';
 
 /** How the kernels for a weight type take their activations (quantized inside the matmul job; layouts in wasm/kernels.ts). */
 interface ActivationFormat {
@@ -43,6 +44,11 @@ const ACTIVATIONS = new Map<GGMLType, ActivationFormat>([
   [GGMLType.Q2_K, Q8_K_ACT], [GGMLType.Q3_K, Q8_K_ACT], [GGMLType.Q4_K, Q8_K_PACKED_ACT], [GGMLType.Q5_K, Q8_K_ACT], [GGMLType.Q6_K, Q8_K_ACT],
   [GGMLType.F32, FLOAT_ACT], [GGMLType.F16, FLOAT_ACT], [GGMLType.BF16, FLOAT_ACT],
 ]);
+
+/** a copy of x with every value rounded to f16 */
+function roundToHalfs(x: Float32Array): Float32Array {
+  return Float32Array.from(x, (v) => fp16ToFp32(fp32ToFp16(v)));
+}
 
 function releaseArenas({ pool, indices }: { pool: ThreadPool; indices: number[] }): void {
   for (const index of indices.splice(0)) pool.release(index);
@@ -174,6 +180,8 @@ export class WasmBackend implements Backend {
     const [nIn, nOut] = w.dims;
     const format = ACTIVATIONS.get(w.type);
     if (!format || nIn % format.multiple !== 0) return this.scalar.matmul(out, x, w, nTokens);
+    // F16 rows that llama.cpp multiplies with f16 activations (see halfTimesFloat)
+    if (w.type === GGMLType.F16 && !halfTimesFloat(w.type, nIn)) x = roundToHalfs(x.subarray(0, nTokens * nIn));
     // bound the scratch of a large batch (e.g. logits of every row of a long prompt)
     const perToken = 4 * nIn + format.rowBytes(nIn) + 4 * nOut;
     const step = Math.max(1, Math.floor(this.maxScratch / perToken));

@@ -11,6 +11,8 @@ interface Case {
   refs: string[];
   /** tolerance on every compared logit */
   tol: number;
+  /** tolerance on the last prompt position's full-vocabulary logits (default: tol) */
+  fullTol?: number;
   /** [tolerance, share]: at least this share of positions has all top-10 logits within the tolerance */
   within?: [number, number];
   /** greedy steps where kiln's drifted logits pick another token despite a reference margin > 0.1 (measured) */
@@ -32,6 +34,17 @@ const CASES: Case[] = [
   { model: conformance('kq-BF16.gguf'), refs: ['kq-BF16.s1.json'], tol: 3e-2, within: [1e-3, 0.2], exactGreedy: true },
   { model: conformance('qwen2-f16.gguf'), refs: ['qwen2-f16.b1.json', 'qwen2-f16.b2.json'], tol: 1e-2, exactGreedy: true },
   { model: conformance('moe-f32.gguf'), refs: ['moe-f32.s1.json'], tol: 1e-3, exactGreedy: true },
+  // The model zoo. gpt2: llama.cpp's gelu table is reproduced exactly; worst measured 2.7e-3 (wasm), most within 1e-4.
+  { model: conformance('gpt2-f16.gguf'), refs: ['gpt2-f16.b1.json'], tol: 5e-3, within: [1e-3, 0.9], exactGreedy: true },
+  // phi3: fused q/k/v and gate/up, a sliding window of 8 over 21 positions; worst measured 4.1e-3 (wasm), most within 1e-4.
+  { model: conformance('phi3-f32.gguf'), refs: ['phi3-f32.s1.json'], tol: 5e-3, within: [1e-3, 0.9], exactGreedy: true },
+  // gemma2: 26 layers carry an f16 rounding flip of the KV cache further than the 2-layer fixtures (position 0,
+  // where attention only reads its own value, is within 1.5e-3); measured worst 4.0e-2 (reference backend, one step;
+  // wasm 2.4e-2), full vocabulary 6.9e-2.
+  { model: conformance('gemma2-f32.gguf'), refs: ['gemma2-f32.s1.json'], tol: 5e-2, fullTol: 8e-2, within: [1.5e-2, 0.5], exactGreedy: true },
+  // deepseek2: kiln caches MLA's f16 latent where llama.cpp c392e509 cached the expanded f16 keys and values; the two
+  // round at different places (an exact f32 latent differs from the reference as much), measured worst 1.6e-2.
+  { model: conformance('deepseek2-f32.gguf'), refs: ['deepseek2-f32.s1.json'], tol: 2e-2, within: [1e-2, 0.6], exactGreedy: true },
   // Quantized models agree to ~1e-5 until an activation lands within float32 rounding of a quantization step
   // boundary and rounds the other way in llama.cpp (its f32 summation order is not reproduced): from there
   // the logits of these small random models drift by up to ~0.25. Greedy tokens still agree wherever the
@@ -62,7 +75,8 @@ for (const c of CASES) {
       const last = stepLogits[0];
       if (c.exactGreedy) {
         const worst = ref.last_logits.reduce((m, v, i) => Math.max(m, Math.abs(last[i] - v)), 0);
-        assert.ok(worst <= c.tol, `last prompt position: full-vocab logit error ${worst} > ${c.tol}`);
+        const fullTol = c.fullTol ?? c.tol;
+        assert.ok(worst <= fullTol, `last prompt position: full-vocab logit error ${worst} > ${fullTol}`);
       }
       ref.greedy_topk.forEach((top, j) => {
         const err = maxTopKError(stepLogits[j], 0, top);

@@ -1,0 +1,146 @@
+// DeepSeek-V2: multi-head latent attention (MLA) and a mixture of experts with shared experts.
+// Attention: q comes through a low-rank bottleneck (Wq_b · norm(Wq_a · x)); keys and values are compressed into one
+// latent per position, c = norm(first kv_lora_rank dims of Wkv_a · x), and expanded per head by Wkv_b; each head's
+// q and k are the expanded "nope" part followed by `rope.dimension_count` roped dims — for k shared by all heads
+// (the last dims of Wkv_a · x). The KV cache keeps only [c | roped k] per position (see InferenceOps.latentAttention).
+// Feed-forward: the first `leading_dense_block_count` blocks are dense SwiGLU; the others route each token to
+// expert_used_count of expert_count SwiGLU experts (softmax gate, weights × expert_weights_scale) and add the
+// shared experts' SwiGLU.
+
+import type { Metadata } from '../gguf/metadata.js';
+import { MetadataError } from '../gguf/metadata.js';
+import type { RopeParams } from '../kernels/backend.js';
+import type { Architecture, BoundModel, TensorSource } from './architecture.js';
+import { readBaseHParams, type HParams } from './hparams.js';
+import { gatedFFNTensors, layers, ropeFromMetadata, swigluFFN, type GatedFFN } from './layers.js';
+import type { ExpertWeights, LatentAttentionShape, ModelOps } from './ops.js';
+
+export interface DeepSeek2HParams extends HParams {
+  /** per-head q/k width (`attention.key_length`: nope + rope dims) and value width */
+  keyLength: number;
+  valueLength: number;
+  /** `attention.q_lora_rank` (0: q is one full projection, as in V2-Lite), `attention.kv_lora_rank` */
+  qLoraRank: number;
+  kvLoraRank: number;
+  rmsEps: number;
+  /** the roped dims of each head (`rope.dimension_count`): normal (not NEOX) rope */
+  rope: RopeParams;
+  /** `leading_dense_block_count`: blocks before the first mixture of experts */
+  leadingDenseBlocks: number;
+  /** `expert_feed_forward_length`, `expert_shared_count`, `expert_weights_scale`, `expert_weights_norm` */
+  expertFeedForwardLength: number;
+  expertSharedCount: number;
+  expertWeightsScale: number;
+  expertWeightsNorm: boolean;
+}
+
+interface DeepSeek2Layer<W> {
+  attnNorm: W;                      // [dim]
+  /** q through the low-rank bottleneck: a [dim, qRank], its norm [qRank], b [qRank, nHead·keyLength]; or one [dim, nHead·keyLength] */
+  q: { a: W; norm: W; b: W } | { full: W };
+  kvA: W;                           // [dim, kvRank + ropeDims]
+  kvANorm: W;                       // [kvRank]
+  kvB: W;                           // [kvRank, nHead·(nope + valueLength)]
+  wo: W;                            // [nHead·valueLength, dim]
+  ffnNorm: W;                       // [dim]
+  ffn?: GatedFFN<W>;                // dense blocks
+  experts?: ExpertWeights<W>;       // the others, with
+  shared?: GatedFFN<W>;             // their shared experts
+}
+
+/** llama.cpp's expert gating functions (LLAMA_EXPERT_GATING_FUNC_TYPE_*) */
+const GATING_SOFTMAX = 1;
+
+function readHParams(meta: Metadata): DeepSeek2HParams {
+  const { hp, keys } = readBaseHParams(meta);
+  const keyLength = keys.count('attention.key_length');
+  const rope = { ...ropeFromMetadata(keys, keyLength, false) };
+  if (rope.nDims > keyLength) throw new MetadataError(`deepseek2: ${rope.nDims} roped dims exceed the key length ${keyLength}`);
+  const gating = keys.number('expert_gating_func', GATING_SOFTMAX);
+  if (gating !== GATING_SOFTMAX) throw new MetadataError(`deepseek2: expert gating function ${gating} is not supported (softmax gating is)`);
+  const scaling = keys.string('rope.scaling.type');
+  if (scaling !== undefined && scaling !== 'none' && scaling !== 'linear') throw new MetadataError(`deepseek2: rope scaling "${scaling}" is not supported yet`);
+  return {
+    ...hp,
+    keyLength,
+    valueLength: keys.count('attention.value_length'),
+    qLoraRank: keys.count('attention.q_lora_rank', 0),
+    kvLoraRank: keys.count('attention.kv_lora_rank'),
+    rmsEps: keys.number('attention.layer_norm_rms_epsilon', 1e-6),
+    // the roped dims are the last of each q head
+    rope: { ...rope, offset: keyLength - rope.nDims },
+    leadingDenseBlocks: keys.count('leading_dense_block_count', 0, 1 << 16),
+    expertFeedForwardLength: keys.count('expert_feed_forward_length', 0),
+    expertSharedCount: keys.count('expert_shared_count', 0, 1 << 16),
+    expertWeightsScale: keys.number('expert_weights_scale', 1),
+    expertWeightsNorm: keys.bool('expert_weights_norm', false),
+  };
+}
+
+function bind<W>(hp: DeepSeek2HParams, t: TensorSource<W>): BoundModel<W> {
+  const dim = hp.embeddingLength, nHead = hp.headCount, ropeDims = hp.rope.nDims;
+  const nope = hp.keyLength - ropeDims, kvRank = hp.kvLoraRank;
+  const nFFExpert = hp.expertFeedForwardLength, nExpert = hp.expertCount;
+  const tokenEmbd = t.need('token_embd.weight', [dim, hp.vocabSize]);
+  const blocks: DeepSeek2Layer<W>[] = layers(hp.blockCount, (l, p) => ({
+    attnNorm: t.need(p + 'attn_norm.weight', [dim]),
+    q: hp.qLoraRank > 0
+      ? {
+        a: t.need(p + 'attn_q_a.weight', [dim, hp.qLoraRank]),
+        norm: t.need(p + 'attn_q_a_norm.weight', [hp.qLoraRank]),
+        b: t.need(p + 'attn_q_b.weight', [hp.qLoraRank, nHead * hp.keyLength]),
+      }
+      : { full: t.need(p + 'attn_q.weight', [dim, nHead * hp.keyLength]) },
+    kvA: t.need(p + 'attn_kv_a_mqa.weight', [dim, kvRank + ropeDims]),
+    kvANorm: t.need(p + 'attn_kv_a_norm.weight', [kvRank]),
+    kvB: t.need(p + 'attn_kv_b.weight', [kvRank, nHead * (nope + hp.valueLength)]),
+    wo: t.need(p + 'attn_output.weight', [nHead * hp.valueLength, dim]),
+    ffnNorm: t.need(p + 'ffn_norm.weight', [dim]),
+    ...(l < hp.leadingDenseBlocks || nExpert === 0
+      ? { ffn: gatedFFNTensors(t.need, p, dim, hp.feedForwardLength) }
+      : {
+        experts: {
+          router: t.need(p + 'ffn_gate_inp.weight', [dim, nExpert]),
+          gate: t.need(p + 'ffn_gate_exps.weight', [dim, nFFExpert, nExpert]),
+          up: t.need(p + 'ffn_up_exps.weight', [dim, nFFExpert, nExpert]),
+          down: t.need(p + 'ffn_down_exps.weight', [nFFExpert, dim, nExpert]),
+          nUsed: hp.expertUsedCount,
+          normalizeWeights: hp.expertWeightsNorm,
+          weightScale: hp.expertWeightsScale,
+        },
+        shared: gatedFFNTensors(t.need, p, dim, nFFExpert * hp.expertSharedCount, '_shexp'),
+      }),
+  }));
+  const outputNorm = t.need('output_norm.weight', [dim]);
+  const output = t.optional('output.weight', [dim, hp.vocabSize]) ?? tokenEmbd;
+  const shape: LatentAttentionShape = { nHeads: nHead, nopeDim: nope, ropeDim: ropeDims, kvRank, valueDim: hp.valueLength, scale: 1 / Math.sqrt(hp.keyLength) };
+  const keyRope: RopeParams = { ...hp.rope, offset: 0 }; // the shared roped key is a head of its own
+  const eps = hp.rmsEps;
+
+  return {
+    forward<T>(ops: ModelOps<T, W>) {
+      let x = ops.embed(tokenEmbd); // [n, dim]
+      blocks.forEach((b, l) => {
+        const h = ops.rmsnorm(x, b.attnNorm, eps);
+        const qIn = 'full' in b.q ? ops.linear(h, b.q.full) : ops.linear(ops.rmsnorm(ops.linear(h, b.q.a), b.q.norm, eps), b.q.b);
+        const q = ops.rope(qIn, nHead, hp.keyLength, hp.rope); // [n, nHead·keyLength]
+        const kvA = ops.linear(h, b.kvA); // [n, kvRank + ropeDims]
+        const latent = ops.rmsnorm(ops.columns(kvA, 0, kvRank), b.kvANorm, eps); // [n, kvRank]
+        const kRope = ops.rope(ops.columns(kvA, kvRank, ropeDims), 1, ropeDims, keyRope); // [n, ropeDims]
+        x = ops.add(x, ops.linear(ops.latentAttention(l, q, latent, kRope, b.kvB, shape), b.wo));
+        const f = ops.rmsnorm(x, b.ffnNorm, eps);
+        x = ops.add(x, b.ffn ? swigluFFN(ops, f, b.ffn) : ops.add(ops.mixtureOfExperts(l, f, b.experts!), swigluFFN(ops, f, b.shared!)));
+      });
+      const hidden = ops.rmsnorm(ops.outputRows(x), outputNorm, eps); // [nOut, dim]
+      return { hidden, logits: () => ops.linear(hidden, output) };
+    },
+  };
+}
+
+export const deepseek2: Architecture<DeepSeek2HParams> = {
+  names: ['deepseek2'],
+  hparams: readHParams,
+  // one row per position: the latent and the shared roped key; the values are read from the latent
+  cacheRow: (hp) => ({ keys: hp.kvLoraRank + hp.rope.nDims, values: 0 }),
+  bind,
+};

@@ -1,0 +1,105 @@
+// Gemma 2: the llama block with the input embeddings scaled by sqrt(dim), an RMS norm after attention and after the
+// feed-forward as well as before them, a GeGLU feed-forward (gelu(W1·x) ⊙ W3·x), q scaled by 1/sqrt(key_length)
+// before attention, attention scores and final logits soft-capped (c·tanh(x/c)), and a sliding window on the even
+// layers (0, 2, …). The output projection is the embedding table (tied).
+//   h = x + norm(Wo · attention(rope(Wq·norm(x)) / sqrt(d_k), rope(Wk·norm(x)), Wv·norm(x)))
+//   out = h + norm(W2 · (gelu(W1·norm(h)) ⊙ W3·norm(h)))
+
+import type { Metadata } from '../gguf/metadata.js';
+import type { RopeParams } from '../kernels/backend.js';
+import type { Architecture, BoundModel, TensorSource } from './architecture.js';
+import { readBaseHParams, type HParams } from './hparams.js';
+import { gatedFFNTensors, layers, ropeFromMetadata, type GatedFFN } from './layers.js';
+import type { AttentionMask, ModelOps } from './ops.js';
+
+export interface Gemma2HParams extends HParams {
+  keyLength: number;
+  valueLength: number;
+  rmsEps: number;
+  rope: RopeParams;
+  /** `gemma2.attention.sliding_window`: keys a query sees on the sliding layers */
+  slidingWindow: number;
+  /** `gemma2.attn_logit_softcapping`, `gemma2.final_logit_softcapping` (0: none) */
+  attnSoftcap: number;
+  finalSoftcap: number;
+}
+
+interface Gemma2Layer<W> {
+  attnNorm: W;          // [dim]
+  wq: W;                // [dim, nHead·headDim]
+  wk: W;                // [dim, nKvHead·headDim]
+  wv: W;                // [dim, nKvHead·valueDim]
+  wo: W;                // [nHead·valueDim, dim]
+  postAttnNorm: W;      // [dim]
+  ffnNorm: W;           // [dim]
+  ffn: GatedFFN<W>;     // GeGLU: gate/up [dim, nFF], down [nFF, dim]
+  postFfnNorm: W;       // [dim]
+}
+
+function readHParams(meta: Metadata): Gemma2HParams {
+  const { hp, keys } = readBaseHParams(meta);
+  const headDim = Math.floor(hp.embeddingLength / hp.headCount);
+  const keyLength = keys.count('attention.key_length', headDim);
+  return {
+    ...hp,
+    keyLength,
+    valueLength: keys.count('attention.value_length', headDim),
+    rmsEps: keys.number('attention.layer_norm_rms_epsilon', 1e-6),
+    rope: ropeFromMetadata(keys, keyLength, true),
+    slidingWindow: keys.count('attention.sliding_window', 4096),
+    attnSoftcap: keys.number('attn_logit_softcapping', 0),
+    finalSoftcap: keys.number('final_logit_softcapping', 0),
+  };
+}
+
+function bind<W>(hp: Gemma2HParams, t: TensorSource<W>): BoundModel<W> {
+  const dim = hp.embeddingLength;
+  const [q, kv, v] = [hp.headCount * hp.keyLength, hp.headCountKv * hp.keyLength, hp.headCountKv * hp.valueLength];
+  const tokenEmbd = t.need('token_embd.weight', [dim, hp.vocabSize]);
+  const blocks: Gemma2Layer<W>[] = layers(hp.blockCount, (_, p) => ({
+    attnNorm: t.need(p + 'attn_norm.weight', [dim]),
+    wq: t.need(p + 'attn_q.weight', [dim, q]),
+    wk: t.need(p + 'attn_k.weight', [dim, kv]),
+    wv: t.need(p + 'attn_v.weight', [dim, v]),
+    wo: t.need(p + 'attn_output.weight', [hp.headCount * hp.valueLength, dim]),
+    postAttnNorm: t.need(p + 'post_attention_norm.weight', [dim]),
+    ffnNorm: t.need(p + 'ffn_norm.weight', [dim]),
+    ffn: gatedFFNTensors(t.need, p, dim, hp.feedForwardLength),
+    postFfnNorm: t.need(p + 'post_ffw_norm.weight', [dim]),
+  }));
+  const outputNorm = t.need('output_norm.weight', [dim]);
+  const output = t.optional('output.weight', [dim, hp.vocabSize]) ?? tokenEmbd;
+  // q is scaled before attention (llama.cpp's gemma2 graph), so the softmax scale is 1
+  const shape = { nHeads: hp.headCount, nKvHeads: hp.headCountKv, headDim: hp.keyLength, valueDim: hp.valueLength, scale: 1, softcap: hp.attnSoftcap || undefined };
+  const sliding: AttentionMask = { kind: 'window', window: hp.slidingWindow };
+  const eps = hp.rmsEps;
+
+  return {
+    forward<T>(ops: ModelOps<T, W>) {
+      let x = ops.scale(ops.embed(tokenEmbd), Math.sqrt(dim)); // [n, dim]
+      blocks.forEach((b, l) => {
+        const h = ops.rmsnorm(x, b.attnNorm, eps);
+        const qh = ops.scale(ops.rope(ops.linear(h, b.wq), hp.headCount, hp.keyLength, hp.rope), 1 / Math.sqrt(hp.keyLength));
+        const kh = ops.rope(ops.linear(h, b.wk), hp.headCountKv, hp.keyLength, hp.rope);
+        const attn = ops.attention(l, qh, kh, ops.linear(h, b.wv), shape, l % 2 === 0 ? sliding : undefined);
+        x = ops.add(x, ops.rmsnorm(ops.linear(attn, b.wo), b.postAttnNorm, eps));
+        const f = ops.rmsnorm(x, b.ffnNorm, eps);
+        const ffn = ops.linear(ops.geglu(ops.linear(f, b.ffn.gate), ops.linear(f, b.ffn.up)), b.ffn.down);
+        x = ops.add(x, ops.rmsnorm(ffn, b.postFfnNorm, eps));
+      });
+      const hidden = ops.rmsnorm(ops.outputRows(x), outputNorm, eps); // [nOut, dim]
+      const logits = () => {
+        const z = ops.linear(hidden, output); // [nOut, nVocab]
+        return hp.finalSoftcap ? ops.softcap(z, hp.finalSoftcap) : z;
+      };
+      return { hidden, logits };
+    },
+  };
+}
+
+export const gemma2: Architecture<Gemma2HParams> = {
+  names: ['gemma2'],
+  hparams: readHParams,
+  cacheRow: (hp) => ({ keys: hp.headCountKv * hp.keyLength, values: hp.headCountKv * hp.valueLength }),
+  bind,
+};

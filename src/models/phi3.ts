@@ -1,0 +1,82 @@
+// Phi-3: the llama block with one fused q/k/v projection, one fused gate/up projection (the first half of its
+// output is the gate, the second the up: silu(gate) ⊙ up), q scaled by 1/sqrt(head_dim) before attention, NEOX
+// rope, and a sliding window on every layer.
+
+import type { Metadata } from '../gguf/metadata.js';
+import type { RopeParams } from '../kernels/backend.js';
+import type { Architecture, BoundModel, TensorSource } from './architecture.js';
+import { readBaseHParams, type HParams } from './hparams.js';
+import { layers, ropeFromMetadata } from './layers.js';
+import type { AttentionMask, ModelOps } from './ops.js';
+
+export interface Phi3HParams extends HParams {
+  headDim: number;
+  rmsEps: number;
+  rope: RopeParams;
+  /** `phi3.attention.sliding_window` (0: none) */
+  slidingWindow: number;
+}
+
+interface Phi3Layer<W> {
+  attnNorm: W;          // [dim]
+  wqkv: W;              // [dim, (nHead + 2·nKvHead)·headDim]: q, k, v rows
+  wo: W;                // [nHead·headDim, dim]
+  ffnNorm: W;           // [dim]
+  gateUp: W;            // [dim, 2·nFF]: gate rows, then up rows
+  down: W;              // [nFF, dim]
+}
+
+function readHParams(meta: Metadata): Phi3HParams {
+  const { hp, keys } = readBaseHParams(meta);
+  const headDim = Math.floor(hp.embeddingLength / hp.headCount);
+  return {
+    ...hp,
+    headDim,
+    rmsEps: keys.number('attention.layer_norm_rms_epsilon', 1e-5),
+    rope: ropeFromMetadata(keys, headDim, true),
+    slidingWindow: keys.count('attention.sliding_window', 0),
+  };
+}
+
+function bind<W>(hp: Phi3HParams, t: TensorSource<W>): BoundModel<W> {
+  const dim = hp.embeddingLength, nFF = hp.feedForwardLength, hd = hp.headDim;
+  const [q, kv] = [hp.headCount * hd, hp.headCountKv * hd];
+  const tokenEmbd = t.need('token_embd.weight', [dim, hp.vocabSize]);
+  const blocks: Phi3Layer<W>[] = layers(hp.blockCount, (_, p) => ({
+    attnNorm: t.need(p + 'attn_norm.weight', [dim]),
+    wqkv: t.need(p + 'attn_qkv.weight', [dim, q + 2 * kv]),
+    wo: t.need(p + 'attn_output.weight', [q, dim]),
+    ffnNorm: t.need(p + 'ffn_norm.weight', [dim]),
+    gateUp: t.need(p + 'ffn_up.weight', [dim, 2 * nFF]),
+    down: t.need(p + 'ffn_down.weight', [nFF, dim]),
+  }));
+  const outputNorm = t.need('output_norm.weight', [dim]);
+  const output = t.optional('output.weight', [dim, hp.vocabSize]) ?? tokenEmbd;
+  // q is scaled before attention (llama.cpp's phi3 graph), so the softmax scale is 1
+  const shape = { nHeads: hp.headCount, nKvHeads: hp.headCountKv, headDim: hd, scale: 1 };
+  const mask: AttentionMask | undefined = hp.slidingWindow > 0 ? { kind: 'window', window: hp.slidingWindow } : undefined;
+  const eps = hp.rmsEps;
+
+  return {
+    forward<T>(ops: ModelOps<T, W>) {
+      let x = ops.embed(tokenEmbd); // [n, dim]
+      blocks.forEach((b, l) => {
+        const qkv = ops.linear(ops.rmsnorm(x, b.attnNorm, eps), b.wqkv); // [n, q + 2·kv]
+        const qh = ops.scale(ops.rope(ops.columns(qkv, 0, q), hp.headCount, hd, hp.rope), 1 / Math.sqrt(hd));
+        const kh = ops.rope(ops.columns(qkv, q, kv), hp.headCountKv, hd, hp.rope);
+        x = ops.add(x, ops.linear(ops.attention(l, qh, kh, ops.columns(qkv, q + kv, kv), shape, mask), b.wo));
+        const gateUp = ops.linear(ops.rmsnorm(x, b.ffnNorm, eps), b.gateUp); // [n, 2·nFF]
+        x = ops.add(x, ops.linear(ops.swiglu(ops.columns(gateUp, 0, nFF), ops.columns(gateUp, nFF, nFF)), b.down));
+      });
+      const hidden = ops.rmsnorm(ops.outputRows(x), outputNorm, eps); // [nOut, dim]
+      return { hidden, logits: () => ops.linear(hidden, output) };
+    },
+  };
+}
+
+export const phi3: Architecture<Phi3HParams> = {
+  names: ['phi3'],
+  hparams: readHParams,
+  cacheRow: (hp) => ({ keys: hp.headCountKv * hp.headDim, values: hp.headCountKv * hp.headDim }),
+  bind,
+};
