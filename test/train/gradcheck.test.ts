@@ -3,8 +3,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Rng } from '../../src/generate/rng.js';
 import {
-  Param, Var, add, attention, backward, combineExperts, crossEntropy, embedding, gatherRows, klDivergence, leaf, linear,
-  rmsnorm, rope, routerWeights, swiglu, tokenLogprobs, type ExpertChoice,
+  Param, Var, add, attention, backward, columns, combineExperts, crossEntropy, embedding, gatherRows, gelu, klDivergence,
+  layernorm, leaf, linear, rmsnorm, rope, routerWeights, scale, softcap, swiglu, tokenLogprobs, type ExpertChoice,
 } from '../../src/train/autograd.js';
 import { ropeAngles } from '../../src/kernels/rope.js';
 import { TrainOps } from '../../src/train/train-ops.js';
@@ -93,6 +93,31 @@ test('rope, normal and NEOX, with pass-through dims', () => {
     const params = { ...rope4, neox, freqBase: 100 };
     gradcheck([x], () => rope(x, 2, 6, ropeAngles(positions, params), params));
   }
+});
+
+test('rope of the last dims of each head (decoupled rope, offset)', () => {
+  const positions = Int32Array.of(0, 3, 5);
+  const x = input(3, 2 * 8);
+  const params = { ...rope4, freqBase: 100, offset: 4 };
+  gradcheck([x], () => rope(x, 2, 8, ropeAngles(positions, params), params));
+});
+
+test('layernorm with weight and bias', () => {
+  const x = input(5, 12), w = param('w', [12]), b = param('b', [12]);
+  gradcheck([x, w, b], () => layernorm(x, w, b, 1e-5));
+});
+
+test('gelu and GeGLU (tanh form)', () => {
+  const x = input(4, 10, 3), up = input(4, 10);
+  gradcheck([x], () => gelu(x));
+  gradcheck([x, up], () => gelu(x, up));
+});
+
+test('soft-cap, scale and columns', () => {
+  const x = input(3, 12, 20);
+  gradcheck([x], () => softcap(x, 10), { h: 1e-2 });
+  gradcheck([x], () => scale(x, 0.375));
+  gradcheck([x], () => columns(x, 4, 5));
 });
 
 test('causal grouped-query attention over two sequences', () => {
