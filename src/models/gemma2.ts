@@ -22,7 +22,12 @@ export interface Gemma2HParams extends HParams {
   /** `gemma2.attn_logit_softcapping`, `gemma2.final_logit_softcapping` (0: none) */
   attnSoftcap: number;
   finalSoftcap: number;
+  /** q's scale before attention: 1/sqrt(key_length), but 1/sqrt(dim/heads) for the 27B model (46 layers), as llama.cpp */
+  queryScale: number;
 }
+
+/** gemma2 27B's block count: its query_pre_attn_scalar is dim/heads, not the head size */
+const GEMMA2_27B_LAYERS = 46;
 
 interface Gemma2Layer<W> {
   attnNorm: W;          // [dim]
@@ -49,6 +54,7 @@ function readHParams(meta: Metadata): Gemma2HParams {
     slidingWindow: keys.count('attention.sliding_window', 4096),
     attnSoftcap: keys.number('attn_logit_softcapping', 0),
     finalSoftcap: keys.number('final_logit_softcapping', 0),
+    queryScale: 1 / Math.sqrt(hp.blockCount === GEMMA2_27B_LAYERS ? hp.embeddingLength / hp.headCount : keyLength),
   };
 }
 
@@ -79,7 +85,7 @@ function bind<W>(hp: Gemma2HParams, t: TensorSource<W>): BoundModel<W> {
       let x = ops.scale(ops.embed(tokenEmbd), Math.sqrt(dim)); // [n, dim]
       blocks.forEach((b, l) => {
         const h = ops.rmsnorm(x, b.attnNorm, eps);
-        const qh = ops.scale(ops.rope(ops.linear(h, b.wq), hp.headCount, hp.keyLength, hp.rope), 1 / Math.sqrt(hp.keyLength));
+        const qh = ops.scale(ops.rope(ops.linear(h, b.wq), hp.headCount, hp.keyLength, hp.rope), hp.queryScale);
         const kh = ops.rope(ops.linear(h, b.wk), hp.headCountKv, hp.keyLength, hp.rope);
         const attn = ops.attention(l, qh, kh, ops.linear(h, b.wv), shape, l % 2 === 0 ? sliding : undefined);
         x = ops.add(x, ops.rmsnorm(ops.linear(attn, b.wo), b.postAttnNorm, eps));
