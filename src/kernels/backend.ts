@@ -19,6 +19,21 @@ export interface RopeParams {
   freqFactors?: Float32Array;
   /** first rotated dim of each head (default 0; DeepSeek's decoupled rope rotates the last dims of a head) */
   offset?: number;
+  /** YaRN context extension (with freqScale = 1 / the scaling factor), see rope.ts */
+  yarn?: YarnParams;
+}
+
+/** YaRN (Peng et al. 2023) as llama.cpp applies it: `{arch}.rope.scaling.*` with type "yarn". */
+export interface YarnParams {
+  /** the context the model was pre-trained with (`rope.scaling.original_context_length`) */
+  originalContext: number;
+  /** how much of the extrapolated frequency to mix in (llama.cpp's yarn_ext_factor: 1 for YaRN models) */
+  extFactor: number;
+  /** magnitude multiplier of cos/sin before YaRN's own 1 + 0.1·ln(1/freqScale) (llama.cpp's attn_factor) */
+  attnFactor: number;
+  /** rotations per original context above which a pair extrapolates, below which it interpolates (32, 1) */
+  betaFast: number;
+  betaSlow: number;
 }
 
 /** Where the keys and values of one attention call live (see generate/kv-cache.ts). */

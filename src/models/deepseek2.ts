@@ -32,6 +32,8 @@ export interface DeepSeek2HParams extends HParams {
   expertSharedCount: number;
   expertWeightsScale: number;
   expertWeightsNorm: boolean;
+  /** multiplies q·k: 1/sqrt(key_length), times YaRN's mscale² */
+  attentionScale: number;
 }
 
 interface DeepSeek2Layer<W> {
@@ -54,12 +56,15 @@ const GATING_SOFTMAX = 1;
 function readHParams(meta: Metadata): DeepSeek2HParams {
   const { hp, keys } = readBaseHParams(meta);
   const keyLength = keys.count('attention.key_length');
-  const rope = { ...ropeFromMetadata(keys, keyLength, false) };
+  const rope = ropeFromMetadata(keys, keyLength, false);
   if (rope.nDims > keyLength) throw new MetadataError(`deepseek2: ${rope.nDims} roped dims exceed the key length ${keyLength}`);
   const gating = keys.number('expert_gating_func', GATING_SOFTMAX);
   if (gating !== GATING_SOFTMAX) throw new MetadataError(`deepseek2: expert gating function ${gating} is not supported (softmax gating is)`);
-  const scaling = keys.string('rope.scaling.type');
-  if (scaling !== undefined && scaling !== 'none' && scaling !== 'linear') throw new MetadataError(`deepseek2: rope scaling "${scaling}" is not supported yet`);
+  // YaRN's magnitude goes into the attention scale instead of cos/sin (llama.cpp's deepseek2 graph):
+  // mscale = 1 + yarn_log_multiplier·ln(1/freqScale), scores × mscale², rope magnitude × 1/(1 + 0.1·ln(1/freqScale))
+  const stretch = Math.log(1 / rope.freqScale);
+  const mscale = 1 + keys.number('rope.scaling.yarn_log_multiplier', 0) * stretch;
+  if (rope.yarn) rope.yarn.attnFactor = 1 / (1 + 0.1 * stretch);
   return {
     ...hp,
     keyLength,
@@ -74,6 +79,7 @@ function readHParams(meta: Metadata): DeepSeek2HParams {
     expertSharedCount: keys.count('expert_shared_count', 0, 1 << 16),
     expertWeightsScale: keys.number('expert_weights_scale', 1),
     expertWeightsNorm: keys.bool('expert_weights_norm', false),
+    attentionScale: (rope.yarn ? mscale * mscale : 1) / Math.sqrt(keyLength),
   };
 }
 
@@ -113,7 +119,7 @@ function bind<W>(hp: DeepSeek2HParams, t: TensorSource<W>): BoundModel<W> {
   }));
   const outputNorm = t.need('output_norm.weight', [dim]);
   const output = t.optional('output.weight', [dim, hp.vocabSize]) ?? tokenEmbd;
-  const shape: LatentAttentionShape = { nHeads: nHead, nopeDim: nope, ropeDim: ropeDims, kvRank, valueDim: hp.valueLength, scale: 1 / Math.sqrt(hp.keyLength) };
+  const shape: LatentAttentionShape = { nHeads: nHead, nopeDim: nope, ropeDim: ropeDims, kvRank, valueDim: hp.valueLength, scale: hp.attentionScale };
   const keyRope: RopeParams = { ...hp.rope, offset: 0 }; // the shared roped key is a head of its own
   const eps = hp.rmsEps;
 

@@ -3,6 +3,7 @@
 
 import type { RopeParams } from '../kernels/backend.js';
 import type { ArchMetadata } from './hparams.js';
+import { MetadataError } from '../gguf/metadata.js';
 import type { ModelOps } from './ops.js';
 
 /** `count` layers, layer i built by `make(i, "blk.i.")` */
@@ -31,13 +32,26 @@ export function gatedFFNTensors<W>(need: (name: string, dims: readonly number[])
   };
 }
 
-/** Rope settings from `{arch}.rope.*`: base (default 10000), linear scaling, dims rotated (default `headDim`). */
+/**
+ * Rope settings from `{arch}.rope.*`: base (default 10000), dims rotated (default `headDim`), and context scaling:
+ * linear (positions divided by the factor) or YaRN (freqScale = 1/factor with YaRN's ramp, llama.cpp's defaults).
+ */
 export function ropeFromMetadata(keys: ArchMetadata, headDim: number, neox: boolean): RopeParams {
-  const scalingFactor = keys.number('rope.scaling.factor', 0);
-  return {
+  const scaling = keys.string('rope.scaling.type') ?? 'none';
+  const factor = keys.number('rope.scaling.factor', 0);
+  const rope: RopeParams = {
     nDims: keys.count('rope.dimension_count', headDim),
     freqBase: keys.number('rope.freq_base', 10000),
-    freqScale: keys.string('rope.scaling.type') === 'linear' && scalingFactor > 0 ? 1 / scalingFactor : 1,
+    freqScale: scaling !== 'none' && factor > 0 ? 1 / factor : 1,
     neox,
   };
+  if (scaling === 'yarn') {
+    rope.yarn = {
+      originalContext: keys.count('rope.scaling.original_context_length', keys.count('context_length', 2048)),
+      extFactor: 1, attnFactor: 1, betaFast: 32, betaSlow: 1,
+    };
+  } else if (scaling !== 'none' && scaling !== 'linear') {
+    throw new MetadataError(`rope scaling "${scaling}" is not supported (none, linear and yarn are)`);
+  }
+  return rope;
 }
