@@ -1446,9 +1446,21 @@ const LN2_LO: f64 = 1.9082149292705877e-10; // ln 2 − LN2_HI
   return laneSums4(a0, a1, a2, a3, true);
 }
 
-/** Scores from four kq values: soft-capped when cap is not 0 (capInverse = 1/c), then times scale (ggml's order). */
+/**
+ * tanh(y) in f32 lanes as (1 − e^−2|y|) / (1 + e^−2|y|) with y's sign, e^−2|y| by expNonPositive: absolute error
+ * below 1.3e-7 (measured; relative below 7e-7 from |y| = 0.1 on, growing as |y| → 0 where 1 − e cancels), far below
+ * the f16 rounding of the softmax weights that the capped scores become. (The soft-cap op uses tanhF64x2: exact bits.)
+ */
+@inline function tanhF32x4(y: v128): v128 {
+  const e = expNonPositive(f32x4.mul(f32x4.abs(y), f32x4.splat(-2)));
+  const t = f32x4.div(f32x4.sub(f32x4.splat(1), e), f32x4.add(f32x4.splat(1), e));
+  return v128.or(t, v128.and(y, i32x4.splat(0x80000000)));
+}
+
+/** Scores from four kq values: soft-capped when cap is not 0 (c·tanh(kq/c), capInverse = 1/c), then times scale (ggml's order). */
 @inline function scoresOf(kq: v128, scale: f32, capInverse: f32, cap: f32): v128 {
-  return f32x4.mul(cap != 0 ? softcapF32x4(kq, capInverse, cap) : kq, f32x4.splat(scale));
+  const capped = cap != 0 ? f32x4.mul(tanhF32x4(f32x4.mul(kq, f32x4.splat(capInverse))), f32x4.splat(cap)) : kq;
+  return f32x4.mul(capped, f32x4.splat(scale));
 }
 
 /**

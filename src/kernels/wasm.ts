@@ -1,6 +1,7 @@
-// The WebAssembly backend: matrix products, attention, swiglu and (for batches) rmsnorm run as kernels
-// (wasm/kernels.ts, SIMD128) over shared memories, the first three split across a pool of threads; the lightest
-// element-wise ops (rope, add) stay in TypeScript, shared with the reference backend. Weights loaded through
+// The WebAssembly backend: matrix products, attention, the activations (swiglu, gelu, geglu), soft-cap and (for
+// batches) layernorm, rmsnorm and scale run as kernels (wasm/kernels.ts, SIMD128) over shared memories, all but
+// rmsnorm and scale split across a pool of threads where the work is large enough; the lightest element-wise ops
+// (rope, add) stay in TypeScript, shared with the reference backend. Weights loaded through
 // `loadFile` live in the memories already (no copy per op); any other weight is copied in once, on first use.
 
 import { availableParallelism } from 'node:os';
@@ -9,7 +10,7 @@ import { ReferenceBackend } from './reference.js';
 import type { RopeAngles } from './rope.js';
 import { Arena, ArenaFullError, COUNTER, arenaOf } from './arena.js';
 import { sharedPool, type ThreadPool } from './thread-pool.js';
-import { kernelModule, type KernelExports, type KernelModule } from './wasm-module.js';
+import { kernelModule, type KernelModule } from './wasm-module.js';
 import { loadIntoArenas } from './wasm-weights.js';
 import { geluHalfTable } from './formulas.js';
 import type { GGUFModelFile } from '../gguf/model-file.js';
@@ -51,11 +52,14 @@ function releaseArenas({ pool, indices }: { pool: ThreadPool; indices: number[] 
 
 const releaseOnCollect = new FinalizationRegistry(releaseArenas);
 
-/** rmsnorm of fewer values stays in TypeScript: copying them into WebAssembly memory costs more than it saves. */
-const RMSNORM_KERNEL_MIN = 2048;
+/**
+ * The light ops (rmsnorm, layernorm, scale) of fewer values stay in TypeScript: copying them into WebAssembly memory
+ * costs more than it saves.
+ */
+const LIGHT_KERNEL_MIN = 2048;
 
 /** The element-wise kernel's ops (wasm/kernels.ts `elementwise`). */
-const enum ElementwiseOp { Swiglu = 0, Gelu = 1, Geglu = 2, Softcap = 3, Scale = 4 }
+enum ElementwiseOp { Swiglu = 0, Gelu = 1, Geglu = 2, Softcap = 3, Scale = 4 }
 
 /**
  * Values from which an op's work is shared by the pool (below, waking the threads would cost more than it saves):
@@ -312,13 +316,13 @@ export class WasmBackend implements Backend {
    * An element-wise kernel over copies of `inputs` in scratch: `run` gets their addresses and writes its result over
    * the first one, which is copied to `out`.
    */
-  private elementwise(out: Float32Array, inputs: Float32Array[], run: (k: KernelExports, at: number[], arena: Arena) => void): void {
+  private elementwise(out: Float32Array, inputs: Float32Array[], run: (at: number[], arena: Arena) => void): void {
     const arena = this.arenas[0];
     try {
       const at = inputs.map((v) => arena.scratch(4 * v.length));
       const buffer = arena.bytes().buffer;
       inputs.forEach((v, i) => new Float32Array(buffer, at[i], v.length).set(v));
-      run(arena.exports, at, arena);
+      run(at, arena);
       out.set(new Float32Array(buffer, at[0], inputs[0].length));
     } finally {
       arena.releaseScratch();
@@ -327,8 +331,8 @@ export class WasmBackend implements Backend {
 
   rmsnorm(out: Float32Array, x: Float32Array, weight: Float32Array, nTokens: number, dim: number, eps: number): void {
     const n = nTokens * dim;
-    if (n < RMSNORM_KERNEL_MIN) return this.scalar.rmsnorm(out, x, weight, nTokens, dim, eps);
-    this.elementwise(out, [x.subarray(0, n), weight.subarray(0, dim)], (k, [xAt, weightAt]) => k.rmsnorm(xAt, weightAt, xAt, nTokens, dim, eps));
+    if (n < LIGHT_KERNEL_MIN) return this.scalar.rmsnorm(out, x, weight, nTokens, dim, eps);
+    this.elementwise(out, [x.subarray(0, n), weight.subarray(0, dim)], ([xAt, weightAt], arena) => arena.exports.rmsnorm(xAt, weightAt, xAt, nTokens, dim, eps));
   }
 
   rope(x: Float32Array, nTokens: number, nHeads: number, headDim: number, angles: RopeAngles, params: RopeParams): void {
@@ -349,7 +353,7 @@ export class WasmBackend implements Backend {
   /** Element-wise op `op` of x (and y) into out, over n values: a = 1/c and b = c for the soft-cap, a the factor for scale. */
   private elementwiseOp(op: ElementwiseOp, out: Float32Array, x: Float32Array, n: number, y?: Float32Array, a = 0, b = 0): void {
     const inputs = y ? [x.subarray(0, n), y.subarray(0, n)] : [x.subarray(0, n)];
-    this.elementwise(out, inputs, (k, [xAt, yAt], arena) => this.claimed(arena, 'elementwise', [op, xAt, yAt ?? 0, xAt, n, a, b], n, POOLED_MIN[op], 256));
+    this.elementwise(out, inputs, ([xAt, yAt], arena) => this.claimed(arena, 'elementwise', [op, xAt, yAt ?? 0, xAt, n, a, b], n, POOLED_MIN[op], 256));
   }
 
   swiglu(out: Float32Array, gate: Float32Array, up: Float32Array, n: number): void {
@@ -358,8 +362,8 @@ export class WasmBackend implements Backend {
 
   layernorm(out: Float32Array, x: Float32Array, weight: Float32Array, bias: Float32Array, nTokens: number, dim: number, eps: number): void {
     const n = nTokens * dim;
-    if (n < RMSNORM_KERNEL_MIN) return this.scalar.layernorm(out, x, weight, bias, nTokens, dim, eps);
-    this.elementwise(out, [x.subarray(0, n), weight.subarray(0, dim), bias.subarray(0, dim)], (k, [xAt, weightAt, biasAt], arena) =>
+    if (n < LIGHT_KERNEL_MIN) return this.scalar.layernorm(out, x, weight, bias, nTokens, dim, eps);
+    this.elementwise(out, [x.subarray(0, n), weight.subarray(0, dim), bias.subarray(0, dim)], ([xAt, weightAt, biasAt], arena) =>
       // chunks of whole row pairs (the kernel sums two rows at a time)
       this.claimed(arena, 'layernorm', [xAt, weightAt, biasAt, xAt, nTokens, dim, eps], nTokens, Math.ceil(POOLED_MIN.layernorm / dim), 2));
   }
@@ -378,6 +382,7 @@ export class WasmBackend implements Backend {
   }
 
   scale(x: Float32Array, n: number, s: number): void {
+    if (n < LIGHT_KERNEL_MIN) return this.scalar.scale(x, n, s);
     this.elementwiseOp(ElementwiseOp.Scale, x, x, n, undefined, s);
   }
 
