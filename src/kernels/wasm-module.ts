@@ -109,7 +109,7 @@ export interface KernelExports {
     nList: number, wideKeys: number, wideValues: number, spans: number, nTokens: number, nHeads: number,
     nKvHeads: number, headDim: number, valueDim: number, headsPerJob: number, maxLength: number, scale: number,
     capInverse: number, cap: number, counter: number, scratch: number): void;
-  /** out = op(x, y) for the element-wise ops numbered in wasm/kernels.ts (ELEMENTWISE in wasm.ts) */
+  /** out = op(x, y) for the element-wise ops numbered in wasm/kernels.ts (ElementwiseOp in wasm.ts) */
   elementwise(op: number, x: number, y: number, out: number, n: number, a: number, b: number, counter: number, chunk: number, scratch: number): void;
   rmsnorm(x: number, weight: number, out: number, nTokens: number, dim: number, eps: number): void;
   layernorm(x: number, weight: number, bias: number, out: number, nTokens: number, dim: number, eps: number, counter: number, chunk: number, scratch: number): void;
