@@ -49,9 +49,16 @@ function toF16(x: f32): u32 {
 /**
  * F16_TABLE: f32 of every f16 pattern (256 KiB at 64 KiB, filled once per memory by init_tables): one load per
  * block scale instead of a dozen integer ops in the hot loops.
+ * GELU_TABLE: gelu of every f16 pattern as f32 (the next 256 KiB), the table llama.cpp evaluates gelu through; the
+ * backend writes it (formulas.ts geluHalfTable) into the memory its element-wise kernels use, before their first gelu.
  */
 const F16_TABLE: usize = 65536;
-const TABLES_END: usize = F16_TABLE + (65536 << 2);
+const GELU_TABLE: usize = F16_TABLE + (65536 << 2);
+const TABLES_END: usize = GELU_TABLE + (65536 << 2);
+
+export function gelu_table(): usize {
+  return GELU_TABLE;
+}
 
 export function init_tables(): void {
   for (let h: u32 = 0; h < 65536; h++) store<f32>(F16_TABLE + (<usize>h << 2), f16(h));
@@ -1320,13 +1327,15 @@ export function matmul(
 
 // ---- attention over the f16 KV cache ---------------------------------------------------------------------------
 
-/** dst[i] = f32 of the f16 src[i] for i < n (n a multiple of 8). */
+/** dst[i] = f32 of the f16 src[i] for i < n (n a multiple of 4). */
 @inline function widenHalfs(src: usize, dst: usize, n: i32): void {
-  for (let i = 0; i < n; i += 8) {
+  let i = 0;
+  for (; i + 8 <= n; i += 8) {
     const v = v128.load(src + (<usize>i << 1));
     v128.store(dst + (<usize>i << 2), widenF16(i32x4.shl(i32x4.extend_low_i16x8_u(v), 16)));
     v128.store(dst + (<usize>i << 2) + 16, widenF16(i32x4.shl(i32x4.extend_high_i16x8_u(v), 16)));
   }
+  if (i < n) v128.store(dst + (<usize>i << 2), widenF16(i32x4.shl(i32x4.extend_low_i16x8_u(v128.load64_zero(src + (<usize>i << 1))), 16)));
 }
 
 /** Σ a_d·b_d over n f32 values (n a multiple of 4). */
@@ -1381,30 +1390,51 @@ export function matmul(
 }
 
 /**
+ * tanh(y) in f32 lanes as (1 − e^−2|y|) / (1 + e^−2|y|) with y's sign, e^−2|y| by expNonPositive: absolute error
+ * below 1.3e-7 (measured; relative below 7e-7 from |y| = 0.1 on, growing as |y| → 0 where 1 − e cancels), far below
+ * the f16 rounding of the softmax weights that the capped scores become. (The soft-cap op uses tanhF64x2: exact bits.)
+ */
+@inline function tanhF32x4(y: v128): v128 {
+  const e = expNonPositive(f32x4.mul(f32x4.abs(y), f32x4.splat(-2)));
+  const t = f32x4.div(f32x4.sub(f32x4.splat(1), e), f32x4.add(f32x4.splat(1), e));
+  return v128.or(t, v128.and(y, i32x4.splat(0x80000000)));
+}
+
+/** Scores from four kq values: soft-capped when cap is not 0 (c·tanh(kq/c), capInverse = 1/c), then times scale (ggml's order). */
+@inline function scoresOf(kq: v128, scale: f32, capInverse: f32, cap: f32): v128 {
+  const capped = cap != 0 ? f32x4.mul(tanhF32x4(f32x4.mul(kq, f32x4.splat(capInverse))), f32x4.splat(cap)) : kq;
+  return f32x4.mul(capped, f32x4.splat(scale));
+}
+
+/**
  * Attention over the paged f16 cache. Every thread calls this with the same arguments.
- * Rows see entries of `list` (i32 cache slots): row t sees entries rowStart[t] … rowStart[t] + rowLength[t] − 1
- * (rows of one sequence share its entries). When wideKeys is not 0 (rows share entries: prefill), phase 1 widens
- * the listed cache rows to f32 once, in chunks of 16 entries claimed from counter + 4 (finished ones counted at
- * counter + 8): keys/values [slot, kvDim] f16 → wideKeys/wideValues [nList, kvDim] f32. Otherwise (decode: each row
- * its own sequence) each job widens its own rows' head into its scratch.
- * Phase 2: (row, kv head) pairs claimed from the counter; the `group` query heads sharing a kv head go together.
- * q: [nTokens, nHeads·headDim] f32, out like q. scratch (per thread, floats): q of the group [group, headDim] |
- * scores [group, maxLength + 3] | without wideKeys: keys and values of the job [2, maxLength + 3, headDim].
+ * The cache: keys [slot, keyStride] f16 with kv head g's key at g·headDim, values [slot, valueStride] f16 with its
+ * value at g·valueDim (values may be the key rows themselves: MLA reads the latent at the start of each row).
+ * Rows see entries of `list` (i32 cache slots): row t sees the spans[2t + 1] entries from spans[2t] on (rows of one
+ * sequence share its entries; a causal, windowed or bidirectional mask is just where a row's span lies).
+ * When wideKeys is not 0 (rows or jobs share entries), phase 1 widens the listed cache rows to f32 once, in chunks
+ * of 16 entries claimed from counter + 4 (finished ones counted at counter + 8): → wideKeys [nList, nKvHeads·headDim],
+ * wideValues [nList, nKvHeads·valueDim]. Otherwise each job widens its own rows' head into its scratch.
+ * Phase 2: jobs (row, kv head, part) claimed from the counter, a part being up to headsPerJob of the query heads that
+ * share the kv head. Scores: q·k, soft-capped when cap is not 0 (c·tanh(q·k/c), capInverse = 1/c), times scale.
+ * q: [nTokens, nHeads·headDim] f32, out [nTokens, nHeads·valueDim]; headDim and valueDim multiples of 4. scratch (per
+ * thread, floats): q of the job's heads [headsPerJob, headDim] | scores [headsPerJob, maxLength + 3] | without
+ * wideKeys: the job's keys [maxLength + 3, headDim] and values [maxLength + 3, valueDim].
  */
 export function attention(
-  q: usize, out: usize, keys: usize, values: usize, list: usize, nList: i32, wideKeys: usize, wideValues: usize,
-  rowStart: usize, rowLength: usize, nTokens: i32, nHeads: i32, nKvHeads: i32, headDim: i32, maxLength: i32, scale: f32,
-  counter: usize, scratch: usize,
+  q: usize, out: usize, keys: usize, values: usize, keyStride: i32, valueStride: i32, list: usize, nList: i32,
+  wideKeys: usize, wideValues: usize, spans: usize, nTokens: i32, nHeads: i32, nKvHeads: i32, headDim: i32,
+  valueDim: i32, headsPerJob: i32, maxLength: i32, scale: f32, capInverse: f32, cap: f32, counter: usize, scratch: usize,
 ): void {
-  const kvDim = nKvHeads * headDim;
-  const kvRowBytes = <usize>kvDim << 1, wideRowBytes = <usize>kvDim << 2;
+  const keyRowBytes = <usize>keyStride << 1, valueRowBytes = <usize>valueStride << 1;
+  const wideKeyBytes = <usize>(nKvHeads * headDim) << 2, wideValueBytes = <usize>(nKvHeads * valueDim) << 2;
   if (wideKeys) {
     for (let i0 = atomic.add<i32>(counter + 4, 16); i0 < nList; i0 = atomic.add<i32>(counter + 4, 16)) {
       const i1 = min(nList, i0 + 16);
       for (let i = i0; i < i1; i++) {
         const slot = <usize>load<i32>(list + (<usize>i << 2));
-        widenHalfs(keys + slot * kvRowBytes, wideKeys + <usize>i * wideRowBytes, kvDim);
-        widenHalfs(values + slot * kvRowBytes, wideValues + <usize>i * wideRowBytes, kvDim);
+        widenHalfs(keys + slot * keyRowBytes, wideKeys + <usize>i * wideKeyBytes, nKvHeads * headDim);
+        widenHalfs(values + slot * valueRowBytes, wideValues + <usize>i * wideValueBytes, nKvHeads * valueDim);
       }
       atomic.add<i32>(counter + 8, i1 - i0);
     }
@@ -1413,42 +1443,44 @@ export function attention(
   }
 
   const group = nHeads / nKvHeads;
-  const headBytes = <usize>headDim << 2;
+  const parts = (group + headsPerJob - 1) / headsPerJob;
+  const headBytes = <usize>headDim << 2, valueBytes = <usize>valueDim << 2;
   const padded = <usize>(maxLength + 3) & ~3;
   const qg = scratch;
-  const scores = qg + <usize>group * headBytes;
-  const ownKeys = scores + <usize>group * (padded << 2), ownValues = ownKeys + padded * headBytes;
+  const scores = qg + <usize>headsPerJob * headBytes;
+  const ownKeys = scores + <usize>headsPerJob * (padded << 2), ownValues = ownKeys + padded * headBytes;
   while (true) {
     const job = atomic.add<i32>(counter, 1);
-    if (job >= nTokens * nKvHeads) break;
-    const t = job / nKvHeads, g = job % nKvHeads;
-    const n = load<i32>(rowLength + (<usize>t << 2));
+    if (job >= nTokens * nKvHeads * parts) break;
+    const t = job / (nKvHeads * parts), g = job / parts % nKvHeads, part = job % parts;
+    // query heads h0 … h0 + nh − 1
+    const h0 = g * group + part * headsPerJob, nh = min(headsPerJob, group - part * headsPerJob);
+    const first = <usize>load<i32>(spans + (<usize>t << 3));
+    const n = load<i32>(spans + (<usize>t << 3) + 4);
     const n4 = (n + 3) & ~3;
-    const first = <usize>load<i32>(rowStart + (<usize>t << 2));
-    const headAt = <usize>g * headBytes;
-    // this job's keys and values: rows of `stride` bytes, widened by phase 1 or here (this kv head's part only)
+    // this job's keys and values: rows of kStride / vStride bytes, widened by phase 1 or here (this kv head's part only)
     if (!wideKeys) {
       for (let j = 0; j < n; j++) {
         const slot = <usize>load<i32>(list + ((first + <usize>j) << 2));
-        widenHalfs(keys + slot * kvRowBytes + (headAt >> 1), ownKeys + <usize>j * headBytes, headDim);
-        widenHalfs(values + slot * kvRowBytes + (headAt >> 1), ownValues + <usize>j * headBytes, headDim);
+        widenHalfs(keys + slot * keyRowBytes + (<usize>g * headBytes >> 1), ownKeys + <usize>j * headBytes, headDim);
+        widenHalfs(values + slot * valueRowBytes + (<usize>g * valueBytes >> 1), ownValues + <usize>j * valueBytes, valueDim);
       }
     }
-    const k = wideKeys ? wideKeys + first * wideRowBytes + headAt : ownKeys;
-    const v = wideKeys ? wideValues + first * wideRowBytes + headAt : ownValues;
-    const stride = wideKeys ? wideRowBytes : headBytes;
-    const qAt = q + <usize>(t * nHeads + g * group) * headBytes;
+    const k = wideKeys ? wideKeys + first * wideKeyBytes + <usize>g * headBytes : ownKeys;
+    const v = wideKeys ? wideValues + first * wideValueBytes + <usize>g * valueBytes : ownValues;
+    const kStride = wideKeys ? wideKeyBytes : headBytes, vStride = wideKeys ? wideValueBytes : valueBytes;
+    const qAt = q + <usize>(t * nHeads + h0) * headBytes;
     // q rounded to f16, as ggml converts it to the cache's type
-    for (let i = 0; i < group * headDim; i++) store<f32>(qg + (<usize>i << 2), f16(toF16(load<f32>(qAt + (<usize>i << 2)))));
-    // scores [group, n4]: head h's at scores + h·n4; four keys at a time
-    for (let h = 0; h < group; h++) {
+    for (let i = 0; i < nh * headDim; i++) store<f32>(qg + (<usize>i << 2), f16(toF16(load<f32>(qAt + (<usize>i << 2)))));
+    // scores [nh, n4]: head h's at scores + h·n4; four keys at a time
+    for (let h = 0; h < nh; h++) {
       const s = scores + (<usize>(h * n4) << 2), qh = qg + <usize>h * headBytes;
       let j = 0;
-      for (; j + 4 <= n; j += 4) v128.store(s + (<usize>j << 2), f32x4.mul(dot4Keys(qh, k + <usize>j * stride, stride, headDim), f32x4.splat(scale)));
-      for (; j < n; j++) store<f32>(s + (<usize>j << 2), dotF32Plain(qh, k + <usize>j * stride, headDim) * scale);
+      for (; j + 4 <= n; j += 4) v128.store(s + (<usize>j << 2), scoresOf(dot4Keys(qh, k + <usize>j * kStride, kStride, headDim), scale, capInverse, cap));
+      for (; j < n; j++) store<f32>(s + (<usize>j << 2), f32x4.extract_lane(scoresOf(f32x4.splat(dotF32Plain(qh, k + <usize>j * kStride, headDim)), scale, capInverse, cap), 0));
     }
     // softmax per head: e_j = exp(s_j − max), then weights e_j / Σe rounded to f16 (ggml multiplies them with f16 values)
-    for (let h = 0; h < group; h++) {
+    for (let h = 0; h < nh; h++) {
       const s = scores + (<usize>(h * n4) << 2);
       for (let j = n; j < n4; j++) store<f32>(s + (<usize>j << 2), -Infinity);
       let top = f32x4.splat(-Infinity);
@@ -1469,11 +1501,11 @@ export function attention(
       }
     }
     // out = Σ_j p_j · v_j, 16 dims at a time in registers (then the last dims 4 at a time)
-    for (let h = 0; h < group; h++) {
+    for (let h = 0; h < nh; h++) {
       const p = scores + (<usize>(h * n4) << 2);
-      const o = qAt - q + out + <usize>h * headBytes;
+      const o = out + <usize>(t * nHeads + h0 + h) * valueBytes;
       let d: usize = 0;
-      for (; d + 16 <= <usize>headDim; d += 16) {
+      for (; d + 16 <= <usize>valueDim; d += 16) {
         let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
         let vj = v + (d << 2);
         for (let j = 0; j < n; j++) {
@@ -1482,19 +1514,19 @@ export function attention(
           a1 = madd(v128.load(vj + 16), w, a1);
           a2 = madd(v128.load(vj + 32), w, a2);
           a3 = madd(v128.load(vj + 48), w, a3);
-          vj += stride;
+          vj += vStride;
         }
         v128.store(o + (d << 2), a0);
         v128.store(o + (d << 2) + 16, a1);
         v128.store(o + (d << 2) + 32, a2);
         v128.store(o + (d << 2) + 48, a3);
       }
-      for (; d < <usize>headDim; d += 4) {
+      for (; d < <usize>valueDim; d += 4) {
         let a = f32x4.splat(0);
         let vj = v + (d << 2);
         for (let j = 0; j < n; j++) {
           a = madd(v128.load(vj), v128.load32_splat(p + (<usize>j << 2)), a);
-          vj += stride;
+          vj += vStride;
         }
         v128.store(o + (d << 2), a);
       }
@@ -1535,51 +1567,151 @@ const LN2_LO: f64 = 1.9082149292705877e-10; // ln 2 − LN2_HI
   return f64x2.mul(p, i64x2.add(i64x2.shl(z, 52), i64x2.splat(0x3ff0000000000000)));
 }
 
+/**
+ * tanh(y) in f64 lanes: (1 − e^−2|y|) / (1 + e^−2|y|) with y's sign; below |y| = 1/64, where 1 − e^−2|y| would
+ * cancel, its Taylor polynomial y − y³/3 + 2y⁵/15 − 17y⁷/315 (truncation below 1e-16 relative). Relative error about
+ * 1e-14 at worst (near 1/64), far below an f32 step: rounded to f32 it is the correctly rounded tanh nearly always.
+ */
+@inline function tanhF64x2(y: v128): v128 {
+  const a = f64x2.abs(y);
+  const e = expF64x2(f64x2.mul(a, f64x2.splat(-2)));
+  const large = f64x2.div(f64x2.sub(f64x2.splat(1), e), f64x2.add(f64x2.splat(1), e));
+  const a2 = f64x2.mul(a, a);
+  let p = f64x2.add(f64x2.splat(2.0 / 15), f64x2.mul(a2, f64x2.splat(-17.0 / 315)));
+  p = f64x2.add(f64x2.splat(-1.0 / 3), f64x2.mul(a2, p));
+  const small = f64x2.add(a, f64x2.mul(f64x2.mul(a, a2), p));
+  return v128.or(v128.bitselect(small, large, f64x2.lt(a, f64x2.splat(1.0 / 64))), v128.and(y, i64x2.splat(0x8000000000000000)));
+}
+
+/** f32 lanes 2, 3 of v widened to f64 (lanes 0, 1: f64x2.promote_low_f32x4). */
+@inline function promoteHigh(v: v128): v128 {
+  return f64x2.promote_low_f32x4(i8x16.shuffle(v, v, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/** Four f32 lanes from two f64x2 (low: lanes 0, 1; high: lanes 2, 3), each rounded once. */
+@inline function demotePairs(low: v128, high: v128): v128 {
+  return i8x16.shuffle(f32x4.demote_f64x2_zero(low), f32x4.demote_f64x2_zero(high), 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
+}
+
+/** c·tanh(x/c) in four f32 lanes, in ggml's steps: x·(1/c) in f32, tanh rounded to f32, times c in f32. */
+@inline function softcapF32x4(x: v128, inverse: f32, cap: f32): v128 {
+  const y = f32x4.mul(x, f32x4.splat(inverse));
+  return f32x4.mul(demotePairs(tanhF64x2(f64x2.promote_low_f32x4(y)), tanhF64x2(promoteHigh(y))), f32x4.splat(cap));
+}
+
+/** The f16 patterns nearest to four f32 values (ties to even, as toF16: overflow to ±inf, NaN to ±0x7e00), in i32 lanes. */
+@inline function toF16x4(x: v128): v128 {
+  const magnitude = v128.and(x, i32x4.splat(0x7fffffff));
+  const rebiased = i32x4.sub(magnitude, i32x4.splat(0x38000000));
+  const normal = i32x4.shr_u(i32x4.add(rebiased, i32x4.add(i32x4.splat(0xfff), v128.and(i32x4.shr_u(rebiased, 13), i32x4.splat(1)))), 13);
+  // below 2^−14: a subnormal, round(|x|·2^24)
+  const subnormal = i32x4.trunc_sat_f32x4_u(f32x4.nearest(f32x4.mul(magnitude, f32x4.splat(16777216))));
+  let h = v128.bitselect(subnormal, normal, i32x4.lt_s(magnitude, i32x4.splat(0x38800000)));
+  h = v128.bitselect(i32x4.splat(0x7c00), h, i32x4.ge_s(magnitude, i32x4.splat(0x477ff000)));
+  h = v128.bitselect(i32x4.splat(0x7e00), h, i32x4.gt_s(magnitude, i32x4.splat(0x7f800000)));
+  return v128.or(h, v128.and(i32x4.shr_u(x, 16), i32x4.splat(0x8000)));
+}
+
+/** gelu as llama.cpp's CPU evaluates it (formulas.ts gelu): 0 at or below −10, x at or above 10, else GELU_TABLE at x's f16 pattern. */
+@inline function geluF32x4(x: v128): v128 {
+  const h = i32x4.shl(toF16x4(x), 2);
+  let g = v128.load32_zero(GELU_TABLE + <usize>i32x4.extract_lane(h, 0));
+  g = v128.load32_lane(GELU_TABLE + <usize>i32x4.extract_lane(h, 1), g, 1);
+  g = v128.load32_lane(GELU_TABLE + <usize>i32x4.extract_lane(h, 2), g, 2);
+  g = v128.load32_lane(GELU_TABLE + <usize>i32x4.extract_lane(h, 3), g, 3);
+  return v128.andnot(v128.bitselect(x, g, f32x4.ge(x, f32x4.splat(10))), f32x4.le(x, f32x4.splat(-10)));
+}
+
 /** silu(g)·u = g / (1 + e^−g) · u in f64 lanes. */
 @inline function swigluF64x2(g: v128, u: v128): v128 {
   return f64x2.mul(f64x2.div(g, f64x2.add(f64x2.splat(1), expF64x2(f64x2.neg(g)))), u);
 }
 
+/** swiglu of four f32 lanes: silu(g)·u in f64, rounded once to f32. */
+@inline function swigluF32x4(g: v128, u: v128): v128 {
+  return demotePairs(swigluF64x2(f64x2.promote_low_f32x4(g), f64x2.promote_low_f32x4(u)), swigluF64x2(promoteHigh(g), promoteHigh(u)));
+}
+
+// the element-wise ops of `elementwise`: out = swiglu(x, y), gelu(x), gelu(x)·y, c·tanh(x/c) (a = 1/c, b = c), a·x
+const SWIGLU = 0, GELU = 1, GEGLU = 2, SOFTCAP = 3, SCALE = 4;
+
+@inline function opF32x4(op: i32, x: v128, y: v128, a: f32, b: f32): v128 {
+  switch (op) {
+    case SWIGLU: return swigluF32x4(x, y);
+    case GELU: return geluF32x4(x);
+    case GEGLU: return f32x4.mul(geluF32x4(x), y);
+    case SOFTCAP: return softcapF32x4(x, a, b);
+    default: return f32x4.mul(x, f32x4.splat(a));
+  }
+}
+
+/** out[i] = op(x[i], y[i]) for i0 ≤ i < i1: four values at a time, the last ones one by one. */
+@inline function opValues(op: i32, x: usize, y: usize, out: usize, i0: i32, i1: i32, a: f32, b: f32): void {
+  const binary = op == SWIGLU || op == GEGLU;
+  let i = i0;
+  for (; i + 4 <= i1; i += 4) {
+    const at = <usize>i << 2;
+    v128.store(out + at, opF32x4(op, v128.load(x + at), binary ? v128.load(y + at) : f32x4.splat(0), a, b));
+  }
+  for (; i < i1; i++) {
+    const at = <usize>i << 2;
+    v128.store32_lane(out + at, opF32x4(op, v128.load32_zero(x + at), binary ? v128.load32_zero(y + at) : f32x4.splat(0), a, b), 0);
+  }
+}
+
 /**
- * out[i] = silu(gate[i])·up[i] (in f64, rounded once to f32) for chunks of `chunk` values claimed from the counter.
- * (`scratch`: the pooled kernels' per-thread area, unused.)
+ * out[i] = op(x[i], y[i]) (the ops above; y only for SWIGLU and GEGLU) for chunks of `chunk` values claimed from the
+ * counter. (`scratch`: the pooled kernels' per-thread area, unused.)
  */
-export function swiglu(gate: usize, up: usize, out: usize, n: i32, counter: usize, chunk: i32, scratch: usize): void {
+export function elementwise(op: i32, x: usize, y: usize, out: usize, n: i32, a: f32, b: f32, counter: usize, chunk: i32, scratch: usize): void {
   while (true) {
     const i0 = atomic.add<i32>(counter, chunk);
     if (i0 >= n) break;
     const i1 = min(n, i0 + chunk);
-    // two values at a time, widened to f64 and rounded back once
-    let i = i0;
-    for (; i + 2 <= i1; i += 2) {
-      const at = <usize>i << 2;
-      const g = f64x2.promote_low_f32x4(v128.load64_zero(gate + at)), u = f64x2.promote_low_f32x4(v128.load64_zero(up + at));
-      v128.store64_lane(out + at, f32x4.demote_f64x2_zero(swigluF64x2(g, u)), 0);
-    }
-    if (i < i1) {
-      const at = <usize>i << 2;
-      const g = f64x2.promote_low_f32x4(v128.load32_zero(gate + at)), u = f64x2.promote_low_f32x4(v128.load32_zero(up + at));
-      v128.store32_lane(out + at, f32x4.demote_f64x2_zero(swigluF64x2(g, u)), 0);
+    switch (op) {
+      case SWIGLU: opValues(SWIGLU, x, y, out, i0, i1, a, b); break;
+      case GELU: opValues(GELU, x, y, out, i0, i1, a, b); break;
+      case GEGLU: opValues(GEGLU, x, y, out, i0, i1, a, b); break;
+      case SOFTCAP: opValues(SOFTCAP, x, y, out, i0, i1, a, b); break;
+      default: opValues(SCALE, x, y, out, i0, i1, a, b); break;
     }
   }
 }
 
-/** Σ x[i]² of two rows a and b of n values, each summed in f64 in order (lane 0: a, lane 1: b). */
-@inline function sumSquaresPair(a: usize, b: usize, n: i32): v128 {
+// what rowSumsPair adds up: x² in f64 (rmsnorm), x, or (x − mean)² with the difference and its square rounded to f32 (layernorm)
+const SQUARES = 0, VALUES = 1, CENTRED_SQUARES = 2;
+
+/** The terms of rowSumsPair for four values of row a and four of row b: [a_k, b_k] in f64, k = 0…3, in t0…t3. */
+@inline function pairTerms(va: v128, vb: v128, kind: i32, meanA: f32, meanB: f32, k: i32): v128 {
+  if (kind == CENTRED_SQUARES) {
+    va = f32x4.sub(va, f32x4.splat(meanA));
+    vb = f32x4.sub(vb, f32x4.splat(meanB));
+    va = f32x4.mul(va, va);
+    vb = f32x4.mul(vb, vb);
+  }
+  let pair: v128;
+  switch (k) {
+    case 0: pair = i8x16.shuffle(va, vb, 0, 1, 2, 3, 16, 17, 18, 19, 0, 0, 0, 0, 0, 0, 0, 0); break;
+    case 1: pair = i8x16.shuffle(va, vb, 4, 5, 6, 7, 20, 21, 22, 23, 0, 0, 0, 0, 0, 0, 0, 0); break;
+    case 2: pair = i8x16.shuffle(va, vb, 8, 9, 10, 11, 24, 25, 26, 27, 0, 0, 0, 0, 0, 0, 0, 0); break;
+    default: pair = i8x16.shuffle(va, vb, 12, 13, 14, 15, 28, 29, 30, 31, 0, 0, 0, 0, 0, 0, 0, 0); break;
+  }
+  const wide = f64x2.promote_low_f32x4(pair);
+  return kind == SQUARES ? f64x2.mul(wide, wide) : wide;
+}
+
+/** Σ over two rows a and b of n values of the terms `kind`, each row summed in f64 in order (lane 0: a, lane 1: b). */
+@inline function rowSumsPair(a: usize, b: usize, n: i32, kind: i32, meanA: f32, meanB: f32): v128 {
   let acc = f64x2.splat(0);
   let i = 0;
   for (; i + 4 <= n; i += 4) {
     const va = v128.load(a + (<usize>i << 2)), vb = v128.load(b + (<usize>i << 2));
-    const lo = f64x2.promote_low_f32x4(i8x16.shuffle(va, vb, 0, 1, 2, 3, 16, 17, 18, 19, 0, 0, 0, 0, 0, 0, 0, 0));
-    const l1 = f64x2.promote_low_f32x4(i8x16.shuffle(va, vb, 4, 5, 6, 7, 20, 21, 22, 23, 0, 0, 0, 0, 0, 0, 0, 0));
-    const l2 = f64x2.promote_low_f32x4(i8x16.shuffle(va, vb, 8, 9, 10, 11, 24, 25, 26, 27, 0, 0, 0, 0, 0, 0, 0, 0));
-    const l3 = f64x2.promote_low_f32x4(i8x16.shuffle(va, vb, 12, 13, 14, 15, 28, 29, 30, 31, 0, 0, 0, 0, 0, 0, 0, 0));
-    acc = f64x2.add(f64x2.add(f64x2.add(f64x2.add(acc, f64x2.mul(lo, lo)), f64x2.mul(l1, l1)), f64x2.mul(l2, l2)), f64x2.mul(l3, l3));
+    acc = f64x2.add(acc, pairTerms(va, vb, kind, meanA, meanB, 0));
+    acc = f64x2.add(acc, pairTerms(va, vb, kind, meanA, meanB, 1));
+    acc = f64x2.add(acc, pairTerms(va, vb, kind, meanA, meanB, 2));
+    acc = f64x2.add(acc, pairTerms(va, vb, kind, meanA, meanB, 3));
   }
-  for (; i < n; i++) {
-    const v = f64x2(<f64>load<f32>(a + (<usize>i << 2)), <f64>load<f32>(b + (<usize>i << 2)));
-    acc = f64x2.add(acc, f64x2.mul(v, v));
-  }
+  for (; i < n; i++) acc = f64x2.add(acc, pairTerms(v128.load32_zero(a + (<usize>i << 2)), v128.load32_zero(b + (<usize>i << 2)), kind, meanA, meanB, 0));
   return acc;
 }
 
@@ -1608,13 +1740,54 @@ export function rmsnorm(x: usize, weight: usize, out: usize, nTokens: i32, dim: 
   for (let t = 0; t < nTokens; t += 2) {
     const a = x + <usize>t * rowBytes;
     const b = t + 1 < nTokens ? a + rowBytes : a;
-    const sums = sumSquaresPair(a, b, dim);
+    const sums = rowSumsPair(a, b, dim, SQUARES, 0, 0);
     scaleRow(a, weight, out + <usize>t * rowBytes, dim, rmsScale(f64x2.extract_lane(sums, 0), dim, eps));
     if (t + 1 < nTokens) scaleRow(b, weight, out + <usize>(t + 1) * rowBytes, dim, rmsScale(f64x2.extract_lane(sums, 1), dim, eps));
   }
 }
 
-/** Where the area this module reserves ends (static data, then F16_TABLE); 0 if its static data overflows. */
+/** out = ((x − mean)·scale)·weight + bias over a row of n values, each step rounded to f32 (as formulas.ts layerNormStats' callers). */
+@inline function normalizeRow(x: usize, weight: usize, bias: usize, out: usize, n: i32, mean: f32, scale: f32): void {
+  const vm = f32x4.splat(mean), vs = f32x4.splat(scale);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const at = <usize>i << 2;
+    v128.store(out + at, f32x4.add(f32x4.mul(f32x4.mul(f32x4.sub(v128.load(x + at), vm), vs), v128.load(weight + at)), v128.load(bias + at)));
+  }
+  for (; i < n; i++) {
+    const at = <usize>i << 2;
+    store<f32>(out + at, ((load<f32>(x + at) - mean) * scale) * load<f32>(weight + at) + load<f32>(bias + at));
+  }
+}
+
+/**
+ * LayerNorm of rows [nTokens, dim] as ggml_norm (formulas.ts layerNormStats): mean = Σx / dim and var = Σ(x − mean)² / dim,
+ * both sums in f64 in order, scale = 1 / sqrt(var + eps) in f32; then out = (x − mean)·scale·weight + bias. Rows in
+ * chunks of `chunk` claimed from the counter, two at a time sharing the f64 lanes. (`scratch`: unused.)
+ */
+export function layernorm(x: usize, weight: usize, bias: usize, out: usize, nTokens: i32, dim: i32, eps: f32, counter: usize, chunk: i32, scratch: usize): void {
+  const rowBytes = <usize>dim << 2;
+  while (true) {
+    const t0 = atomic.add<i32>(counter, chunk);
+    if (t0 >= nTokens) break;
+    const t1 = min(nTokens, t0 + chunk);
+    for (let t = t0; t < t1; t += 2) {
+      const a = x + <usize>t * rowBytes;
+      const b = t + 1 < t1 ? a + rowBytes : a;
+      const sums = rowSumsPair(a, b, dim, VALUES, 0, 0);
+      const meanA = <f32>(f64x2.extract_lane(sums, 0) / <f64>dim), meanB = <f32>(f64x2.extract_lane(sums, 1) / <f64>dim);
+      const squares = rowSumsPair(a, b, dim, CENTRED_SQUARES, meanA, meanB);
+      const scaleA = <f32>1 / Mathf.sqrt(<f32>(f64x2.extract_lane(squares, 0) / <f64>dim) + eps);
+      normalizeRow(a, weight, bias, out + <usize>t * rowBytes, dim, meanA, scaleA);
+      if (t + 1 < t1) {
+        const scaleB = <f32>1 / Mathf.sqrt(<f32>(f64x2.extract_lane(squares, 1) / <f64>dim) + eps);
+        normalizeRow(b, weight, bias, out + <usize>(t + 1) * rowBytes, dim, meanB, scaleB);
+      }
+    }
+  }
+}
+
+/** Where the area this module reserves ends (static data, then F16_TABLE and GELU_TABLE); 0 if its static data overflows. */
 export function reserved_end(): usize {
   return __heap_base <= F16_TABLE ? TABLES_END : 0;
 }

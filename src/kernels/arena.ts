@@ -1,15 +1,15 @@
 // An arena: one shared WebAssembly memory (at most 4 GiB) holding weights that stay put and, above them, the
 // scratch of the op in progress (activations, quantized activations, outputs), reset after every op.
 // Layout: first page: [0, 64) job counter, then the kernels' static data (rewritten whenever an instance is
-// created) | [64 KiB, 320 KiB) the kernels' f16 table | [320 KiB, weightsTop) weights, 64-byte aligned |
-// [weightsTop, …) scratch.
+// created) | [64 KiB, 320 KiB) the kernels' f16 table | [320 KiB, 576 KiB) their gelu table (filled by the backend
+// where it runs gelu) | [576 KiB, weightsTop) weights, 64-byte aligned | [weightsTop, …) scratch.
 
-import { MAX_PAGES, PAGE, newSharedMemory, type KernelExports } from './wasm-module.js';
+import { MAX_PAGES, PAGE, RESERVED_PAGES, newSharedMemory, type KernelExports } from './wasm-module.js';
 
 /** Byte address of the atomic work counter that pooled kernels claim rows from. */
 export const COUNTER = 0;
 /** Where weights start: after the kernels' reserved area. */
-export const WEIGHTS_START = 5 * PAGE;
+export const WEIGHTS_START = RESERVED_PAGES * PAGE;
 export const ALIGN = 64;
 /** Spare bytes after the weights: SIMD kernels read a little past a row's end, and decode kernels touch 384 bytes ahead. */
 export const SPARE = 512;

@@ -39,6 +39,8 @@ export interface KernelModule {
 /** WebAssembly memory pages of 64 KiB; a wasm32 memory holds at most 65536 of them (4 GiB). */
 export const PAGE = 65536;
 export const MAX_PAGES = 65536;
+/** Pages the kernels reserve at the start of a memory (static data, the f16 and gelu tables: see reserved_end). */
+export const RESERVED_PAGES = 9;
 
 export function newSharedMemory(pages: number): WebAssembly.Memory {
   return new WebAssembly.Memory({ initial: pages, maximum: MAX_PAGES, shared: true });
@@ -51,11 +53,11 @@ let cache: { simd?: KernelModule; relaxed?: KernelModule | null } = {};
  * products at extreme values (a runtime might lower relaxed dot products differently; the result must be exact).
  */
 function relaxedWorks(relaxed: WebAssembly.Module, simd: WebAssembly.Module): boolean {
-  const memory = newSharedMemory(6);
+  const memory = newSharedMemory(RESERVED_PAGES + 1);
   const bytes = new Uint8Array(memory.buffer);
-  // past the kernels' reserved area (static data, f16 table): a Q4_0 and a Q8_0 weight block (d = 1.0),
+  // past the kernels' reserved area (static data, tables): a Q4_0 and a Q8_0 weight block (d = 1.0),
   // 32 activations, their quantized row and two outputs
-  const base = 5 * PAGE;
+  const base = RESERVED_PAGES * PAGE;
   const q4 = base, q8 = base + 64, x = base + 1024, act = base + 2048, out = base + 3072;
   bytes[q4] = 0x00; bytes[q4 + 1] = 0x3c;
   for (let j = 0; j < 16; j++) bytes[q4 + 2 + j] = (j * 37 + 11) & 0xff;
@@ -103,12 +105,16 @@ export interface KernelExports {
     scratch: number): void;
   /** F16 rows' correction lists for the rebased decode kernel; returns the entry count */
   f16_corrections(w: number, nRows: number, nIn: number, table: number, fill: boolean): number;
-  attention(q: number, out: number, keys: number, values: number, list: number, nList: number, wideKeys: number,
-    wideValues: number, rowStart: number, rowLength: number, nTokens: number, nHeads: number, nKvHeads: number,
-    headDim: number, maxLength: number, scale: number, counter: number, scratch: number): void;
-  widen_f16(src: number, dst: number, n: number): void;
-  swiglu(gate: number, up: number, out: number, n: number, counter: number, chunk: number, scratch: number): void;
+  attention(q: number, out: number, keys: number, values: number, keyStride: number, valueStride: number, list: number,
+    nList: number, wideKeys: number, wideValues: number, spans: number, nTokens: number, nHeads: number,
+    nKvHeads: number, headDim: number, valueDim: number, headsPerJob: number, maxLength: number, scale: number,
+    capInverse: number, cap: number, counter: number, scratch: number): void;
+  /** out = op(x, y) for the element-wise ops numbered in wasm/kernels.ts (ElementwiseOp in wasm.ts) */
+  elementwise(op: number, x: number, y: number, out: number, n: number, a: number, b: number, counter: number, chunk: number, scratch: number): void;
   rmsnorm(x: number, weight: number, out: number, nTokens: number, dim: number, eps: number): void;
+  layernorm(x: number, weight: number, bias: number, out: number, nTokens: number, dim: number, eps: number, counter: number, chunk: number, scratch: number): void;
+  /** the address of the gelu table the backend fills (65536 f32) */
+  gelu_table(): number;
   reserved_end(): number;
   init_tables(): void;
 }

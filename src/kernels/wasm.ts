@@ -1,6 +1,7 @@
-// The WebAssembly backend: matrix products, attention, swiglu and (for batches) rmsnorm run as kernels
-// (wasm/kernels.ts, SIMD128) over shared memories, the first three split across a pool of threads; the lightest
-// element-wise ops (rope, add) stay in TypeScript, shared with the reference backend. Weights loaded through
+// The WebAssembly backend: matrix products, attention, the activations (swiglu, gelu, geglu), soft-cap and (for
+// batches) layernorm, rmsnorm and scale run as kernels (wasm/kernels.ts, SIMD128) over shared memories, all but
+// rmsnorm and scale split across a pool of threads where the work is large enough; the lightest element-wise ops
+// (rope, add) stay in TypeScript, shared with the reference backend. Weights loaded through
 // `loadFile` live in the memories already (no copy per op); any other weight is copied in once, on first use.
 
 import { availableParallelism } from 'node:os';
@@ -9,8 +10,9 @@ import { halfTimesFloat, ReferenceBackend } from './reference.js';
 import type { RopeAngles } from './rope.js';
 import { Arena, ArenaFullError, COUNTER, arenaOf } from './arena.js';
 import { sharedPool, type ThreadPool } from './thread-pool.js';
-import { kernelModule, type KernelExports, type KernelModule } from './wasm-module.js';
+import { kernelModule, type KernelModule } from './wasm-module.js';
 import { loadIntoArenas } from './wasm-weights.js';
+import { geluHalfTable } from './formulas.js';
 import type { GGUFModelFile } from '../gguf/model-file.js';
 import type { WeightTensor } from '../tensor/tensor.js';
 import { GGMLType, typeInfo } from '../tensor/ggml-type.js';
@@ -56,10 +58,24 @@ function releaseArenas({ pool, indices }: { pool: ThreadPool; indices: number[] 
 
 const releaseOnCollect = new FinalizationRegistry(releaseArenas);
 
-/** rmsnorm of fewer values stays in TypeScript: copying them into WebAssembly memory costs more than it saves. */
-const RMSNORM_KERNEL_MIN = 2048;
-/** swiglu of fewer values runs on the calling thread: waking the pool would cost more than it saves. */
-const POOLED_SWIGLU_MIN = 12288;
+/**
+ * The light ops (rmsnorm, layernorm, scale) of fewer values stay in TypeScript: copying them into WebAssembly memory
+ * costs more than it saves.
+ */
+const LIGHT_KERNEL_MIN = 2048;
+
+/** The element-wise kernel's ops (wasm/kernels.ts `elementwise`). */
+enum ElementwiseOp { Swiglu = 0, Gelu = 1, Geglu = 2, Softcap = 3, Scale = 4 }
+
+/**
+ * Values from which an op's work is shared by the pool (below, waking the threads would cost more than it saves):
+ * by what one value costs (swiglu, soft-cap: an f64 exponential; gelu: four table loads a vector; layernorm: two f64
+ * sums in order); scale never (a multiply: copying dominates).
+ */
+const POOLED_MIN: Record<ElementwiseOp | 'layernorm', number> = {
+  [ElementwiseOp.Swiglu]: 12288, [ElementwiseOp.Softcap]: 12288, [ElementwiseOp.Gelu]: 32768, [ElementwiseOp.Geglu]: 32768,
+  [ElementwiseOp.Scale]: Infinity, layernorm: 16384,
+};
 
 export interface WasmBackendOptions {
   /** threads in all (default: the machine's cores) */
@@ -93,6 +109,8 @@ export class WasmBackend implements Backend {
    */
   private readonly correctionTables = new WeakMap<Arena, Map<number, number>>();
   private readonly scalar = new ReferenceBackend();
+  /** whether the first memory holds the gelu table (wasm/kernels.ts GELU_TABLE), written on the first gelu */
+  private geluTableReady = false;
 
   constructor(options: WasmBackendOptions = {}) {
     this.kernels = kernelModule(options.relaxed ?? true);
@@ -234,12 +252,10 @@ export class WasmBackend implements Backend {
 
   attention(out: Float32Array, q: Float32Array, nTokens: number, cache: AttentionCacheView, s: AttentionShape): void {
     const { nHeads, nKvHeads, headDim } = s;
-    // the kernel reads the cache where it lies (storage from allocateHalfs) and widens rows 8 values at a time
+    const valueDim = s.valueDim ?? headDim;
+    // the kernel reads the cache where it lies (storage from allocateHalfs) and widens rows 4 or 8 values at a time
     const arena = arenaOf(cache.keys);
-    const kvDim = nKvHeads * headDim;
-    // the kernel handles equal key and value widths in separate, packed rows, without a soft-cap
-    const plain = (s.valueDim ?? headDim) === headDim && !s.softcap && cache.keyStride === kvDim && cache.valueStride === kvDim;
-    if (!arena || arenaOf(cache.values) !== arena || headDim % 8 !== 0 || !plain) return this.scalar.attention(out, q, nTokens, cache, s);
+    if (!arena || arenaOf(cache.values) !== arena || headDim % 4 !== 0 || valueDim % 4 !== 0) return this.scalar.attention(out, q, nTokens, cache, s);
     const rows = Array.from({ length: nTokens }, (_, t) => cache.slotsFor(t));
     // the list of cache rows to read: rows whose slot lists are views of one array (a sequence's) share one range of it
     const ranges = new Map<ArrayBufferLike, { start: number; end: number; at: number }>();
@@ -258,39 +274,43 @@ export class WasmBackend implements Backend {
       range.at = nList;
       nList += range.end - range.start;
     }
-    const maxLength = Math.max(...rows.map((r) => r.length));
+    const maxLength = rows.reduce((m, slots) => Math.max(m, slots.length), 0);
     const group = nHeads / nKvHeads;
-    // rows sharing cache rows (prefill): widen each listed row once for all of them; else each job widens its own
+    // fewer (row, kv head) pairs than threads (decode with one kv head: MLA): the query heads of a pair are split too
+    const parts = Math.min(group, Math.ceil(this.threads / (nTokens * nKvHeads)));
+    const headsPerJob = Math.ceil(group / parts);
+    // rows or jobs sharing cache rows: widen each listed row once for all of them; else each job widens its own
     const total = rows.reduce((n, slots) => n + slots.length, 0);
-    const widenOnce = 2 * nList <= total;
+    const widenOnce = 2 * nList <= total || parts > 1;
     const padded = (maxLength + 3) & ~3;
     try {
       const listAt = arena.scratch(4 * nList);
-      const wideKeysAt = widenOnce ? arena.scratch(4 * nList * kvDim) : 0;
-      const wideValuesAt = widenOnce ? arena.scratch(4 * nList * kvDim) : 0;
-      const startAt = arena.scratch(4 * nTokens);
-      const lengthAt = arena.scratch(4 * nTokens);
+      const wideKeysAt = widenOnce ? arena.scratch(4 * nList * nKvHeads * headDim) : 0;
+      const wideValuesAt = widenOnce ? arena.scratch(4 * nList * nKvHeads * valueDim) : 0;
+      const spansAt = arena.scratch(8 * nTokens);
       const qAt = arena.scratch(4 * nTokens * nHeads * headDim);
-      const outAt = arena.scratch(4 * nTokens * nHeads * headDim);
-      // per thread: q of the group, scores, and without the shared widening the job's keys and values (see the kernel)
-      const stride = Math.ceil((4 * (group * headDim + group * padded + (widenOnce ? 0 : 2 * padded * headDim))) / 64) * 64;
+      const outAt = arena.scratch(4 * nTokens * nHeads * valueDim);
+      // per thread: q of the job's heads, their scores, and without the shared widening the job's keys and values
+      const stride = Math.ceil((4 * (headsPerJob * (headDim + padded) + (widenOnce ? 0 : padded * (headDim + valueDim)))) / 64) * 64;
       const threadScratch = arena.scratch(stride * this.threads);
       const buffer = arena.bytes().buffer;
       const list = new Int32Array(buffer, listAt, nList);
       for (const [source, range] of ranges) list.set(new Int32Array(source, 4 * range.start, range.end - range.start), range.at);
-      const starts = new Int32Array(buffer, startAt, nTokens);
-      const lengths = new Int32Array(buffer, lengthAt, nTokens);
+      // per row: [first entry of list, entries]
+      const spans = new Int32Array(buffer, spansAt, 2 * nTokens);
       rows.forEach((slots, t) => {
         const range = ranges.get(slots.buffer)!;
-        starts[t] = range.at + slots.byteOffset / 4 - range.start;
-        lengths[t] = slots.length;
+        spans[2 * t] = range.at + slots.byteOffset / 4 - range.start;
+        spans[2 * t + 1] = slots.length;
       });
       new Float32Array(buffer, qAt, nTokens * nHeads * headDim).set(q.subarray(0, nTokens * nHeads * headDim));
       new Int32Array(buffer, COUNTER, 3).fill(0); // jobs claimed, list entries claimed, list entries widened
-      const args = [qAt, outAt, cache.keys.byteOffset, cache.values.byteOffset, listAt, nList, wideKeysAt, wideValuesAt,
-        startAt, lengthAt, nTokens, nHeads, nKvHeads, headDim, maxLength, s.scale, COUNTER];
+      const cap = s.softcap ?? 0;
+      const args = [qAt, outAt, cache.keys.byteOffset, cache.values.byteOffset, cache.keyStride, cache.valueStride, listAt, nList,
+        wideKeysAt, wideValuesAt, spansAt, nTokens, nHeads, nKvHeads, headDim, valueDim, headsPerJob, maxLength, s.scale,
+        cap ? Math.fround(1 / cap) : 0, cap, COUNTER];
       this.pool.run(arena.exports, arena.index, 'attention', args, threadScratch, stride);
-      out.set(new Float32Array(buffer, outAt, nTokens * nHeads * headDim));
+      out.set(new Float32Array(buffer, outAt, nTokens * nHeads * valueDim));
     } finally {
       arena.releaseScratch();
     }
@@ -304,13 +324,13 @@ export class WasmBackend implements Backend {
    * An element-wise kernel over copies of `inputs` in scratch: `run` gets their addresses and writes its result over
    * the first one, which is copied to `out`.
    */
-  private elementwise(out: Float32Array, inputs: Float32Array[], run: (k: KernelExports, at: number[], arena: Arena) => void): void {
+  private elementwise(out: Float32Array, inputs: Float32Array[], run: (at: number[], arena: Arena) => void): void {
     const arena = this.arenas[0];
     try {
       const at = inputs.map((v) => arena.scratch(4 * v.length));
       const buffer = arena.bytes().buffer;
       inputs.forEach((v, i) => new Float32Array(buffer, at[i], v.length).set(v));
-      run(arena.exports, at, arena);
+      run(at, arena);
       out.set(new Float32Array(buffer, at[0], inputs[0].length));
     } finally {
       arena.releaseScratch();
@@ -319,37 +339,59 @@ export class WasmBackend implements Backend {
 
   rmsnorm(out: Float32Array, x: Float32Array, weight: Float32Array, nTokens: number, dim: number, eps: number): void {
     const n = nTokens * dim;
-    if (n < RMSNORM_KERNEL_MIN) return this.scalar.rmsnorm(out, x, weight, nTokens, dim, eps);
-    this.elementwise(out, [x.subarray(0, n), weight.subarray(0, dim)], (k, [xAt, weightAt]) => k.rmsnorm(xAt, weightAt, xAt, nTokens, dim, eps));
+    if (n < LIGHT_KERNEL_MIN) return this.scalar.rmsnorm(out, x, weight, nTokens, dim, eps);
+    this.elementwise(out, [x.subarray(0, n), weight.subarray(0, dim)], ([xAt, weightAt], arena) => arena.exports.rmsnorm(xAt, weightAt, xAt, nTokens, dim, eps));
   }
 
   rope(x: Float32Array, nTokens: number, nHeads: number, headDim: number, angles: RopeAngles, params: RopeParams): void {
     this.scalar.rope(x, nTokens, nHeads, headDim, angles, params);
   }
 
+  /**
+   * Runs a pooled kernel whose work is `n` units (values, rows) claimed in chunks from the counter: on the calling
+   * thread (one chunk) below `pooledMin` units, else on the pool in about 8 chunks per thread, each a multiple of
+   * `minChunk`.
+   */
+  private claimed(arena: Arena, kernel: 'elementwise' | 'layernorm', args: number[], n: number, pooledMin: number, minChunk: number): void {
+    new Int32Array(arena.bytes().buffer, COUNTER, 1)[0] = 0;
+    if (n < pooledMin || this.threads === 1) return (arena.exports[kernel] as (...a: number[]) => void)(...args, COUNTER, n, 0);
+    this.pool.run(arena.exports, arena.index, kernel, [...args, COUNTER, minChunk * Math.ceil(n / (this.threads * 8 * minChunk))], 0, 0);
+  }
+
+  /** Element-wise op `op` of x (and y) into out, over n values: a = 1/c and b = c for the soft-cap, a the factor for scale. */
+  private elementwiseOp(op: ElementwiseOp, out: Float32Array, x: Float32Array, n: number, y?: Float32Array, a = 0, b = 0): void {
+    const inputs = y ? [x.subarray(0, n), y.subarray(0, n)] : [x.subarray(0, n)];
+    this.elementwise(out, inputs, ([xAt, yAt], arena) => this.claimed(arena, 'elementwise', [op, xAt, yAt ?? 0, xAt, n, a, b], n, POOLED_MIN[op], 256));
+  }
+
   swiglu(out: Float32Array, gate: Float32Array, up: Float32Array, n: number): void {
-    // the exponentials dominate: from POOLED_SWIGLU_MIN values on the threads share them
-    this.elementwise(out, [gate.subarray(0, n), up.subarray(0, n)], (k, [gateAt, upAt], arena) => {
-      new Int32Array(arena.bytes().buffer, COUNTER, 1)[0] = 0;
-      if (n < POOLED_SWIGLU_MIN) k.swiglu(gateAt, upAt, gateAt, n, COUNTER, n, 0);
-      else this.pool.run(k, arena.index, 'swiglu', [gateAt, upAt, gateAt, n, COUNTER, Math.max(256, Math.ceil(n / (this.threads * 8)))], 0, 0);
-    });
+    this.elementwiseOp(ElementwiseOp.Swiglu, out, gate, n, up);
   }
 
   layernorm(out: Float32Array, x: Float32Array, weight: Float32Array, bias: Float32Array, nTokens: number, dim: number, eps: number): void {
-    this.scalar.layernorm(out, x, weight, bias, nTokens, dim, eps);
+    const n = nTokens * dim;
+    if (n < LIGHT_KERNEL_MIN) return this.scalar.layernorm(out, x, weight, bias, nTokens, dim, eps);
+    this.elementwise(out, [x.subarray(0, n), weight.subarray(0, dim), bias.subarray(0, dim)], ([xAt, weightAt, biasAt], arena) =>
+      // chunks of whole row pairs (the kernel sums two rows at a time)
+      this.claimed(arena, 'layernorm', [xAt, weightAt, biasAt, xAt, nTokens, dim, eps], nTokens, Math.ceil(POOLED_MIN.layernorm / dim), 2));
   }
 
   gelu(out: Float32Array, gate: Float32Array, n: number, up?: Float32Array): void {
-    this.scalar.gelu(out, gate, n, up);
+    const arena = this.arenas[0];
+    if (!this.geluTableReady) {
+      new Float32Array(arena.bytes().buffer, arena.exports.gelu_table(), 65536).set(geluHalfTable());
+      this.geluTableReady = true;
+    }
+    this.elementwiseOp(up ? ElementwiseOp.Geglu : ElementwiseOp.Gelu, out, gate, n, up);
   }
 
   softcap(x: Float32Array, n: number, cap: number): void {
-    this.scalar.softcap(x, n, cap);
+    this.elementwiseOp(ElementwiseOp.Softcap, x, x, n, undefined, Math.fround(1 / cap), cap);
   }
 
   scale(x: Float32Array, n: number, s: number): void {
-    this.scalar.scale(x, n, s);
+    if (n < LIGHT_KERNEL_MIN) return this.scalar.scale(x, n, s);
+    this.elementwiseOp(ElementwiseOp.Scale, x, x, n, undefined, s);
   }
 
   addInPlace(a: Float32Array, b: Float32Array, n: number): void {

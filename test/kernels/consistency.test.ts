@@ -40,6 +40,40 @@ const variants = [
 ].map((v) => ({ ...v, backend: new WasmBackend(v) }));
 after(() => variants.forEach((v) => v.backend.close()));
 
+/** Runs `body` with the backend's scalar fallback for `ops` disabled: the kernels must serve every call. */
+function kernelsOnly(backend: WasmBackend, ops: string[], body: () => void): void {
+  const scalar = Reflect.get(backend, 'scalar') as Record<string, unknown>;
+  for (const op of ops) scalar[op] = () => assert.fail(`${op} fell back to the scalar path`);
+  try {
+    body();
+  } finally {
+    for (const op of ops) delete scalar[op];
+  }
+}
+
+/** Attention cases: widths (multiples of 4, 8, 16), GQA groups, masks, soft-cap and cache layouts of every architecture. */
+const ATTENTION_CASES: {
+  label: string; nHeads: number; nKvHeads: number; headDim: number; nTokens: number; mask: 'causal' | 'window' | 'bidirectional';
+  valueDim?: number; softcap?: number;
+  /** values read from the key rows (MLA: one row [latent | roped key] per slot, the latent the value) */
+  shared?: boolean;
+  /** halfs after each cache row (rows wider than their heads) */
+  pad?: number;
+}[] = [
+  { label: 'GQA, head dim 8 (gpt2), one row', nHeads: 4, nKvHeads: 2, headDim: 8, nTokens: 1, mask: 'causal' },
+  { label: 'head dim 64', nHeads: 4, nKvHeads: 4, headDim: 64, nTokens: 5, mask: 'causal' },
+  { label: 'GQA 3:1, head dim 32', nHeads: 6, nKvHeads: 2, headDim: 32, nTokens: 3, mask: 'causal' },
+  { label: 'head dim 40 (a multiple of 8, not 16), padded rows', nHeads: 2, nKvHeads: 1, headDim: 40, nTokens: 4, mask: 'causal', pad: 4 },
+  { label: 'head dim 12 (a multiple of 4, not 8)', nHeads: 3, nKvHeads: 3, headDim: 12, nTokens: 2, mask: 'causal' },
+  { label: 'values narrower than keys', nHeads: 4, nKvHeads: 2, headDim: 32, valueDim: 16, nTokens: 3, mask: 'causal' },
+  { label: 'MLA (deepseek2 widths: keys 24, latent values 16 in the key rows), one row', nHeads: 4, nKvHeads: 1, headDim: 24, valueDim: 16, shared: true, nTokens: 1, mask: 'causal' },
+  { label: 'MLA, six rows', nHeads: 4, nKvHeads: 1, headDim: 24, valueDim: 16, shared: true, nTokens: 6, mask: 'causal' },
+  { label: 'soft-cap (gemma2) in a sliding window of 8', nHeads: 4, nKvHeads: 2, headDim: 32, softcap: 5, nTokens: 6, mask: 'window' },
+  { label: 'soft-cap, causal, one row', nHeads: 4, nKvHeads: 2, headDim: 16, softcap: 2, nTokens: 1, mask: 'causal' },
+  { label: 'sliding window of 8 (phi3), one row', nHeads: 4, nKvHeads: 2, headDim: 16, nTokens: 1, mask: 'window' },
+  { label: 'bidirectional (bert)', nHeads: 4, nKvHeads: 4, headDim: 16, nTokens: 7, mask: 'bidirectional' },
+];
+
 const ALL_TYPES = [
   GGMLType.F32, GGMLType.F16, GGMLType.BF16, GGMLType.Q4_0, GGMLType.Q4_1, GGMLType.Q5_0, GGMLType.Q5_1, GGMLType.Q8_0,
   GGMLType.Q2_K, GGMLType.Q3_K, GGMLType.Q4_K, GGMLType.Q5_K, GGMLType.Q6_K,
@@ -134,28 +168,78 @@ for (const { relaxed, threads, backend } of variants) {
     }
   });
 
-  test(`attention over the paged f16 cache matches the reference (${name})`, () => {
+  test(`attention over the paged f16 cache matches the reference: masks, soft-cap, value widths, cache layouts (${name})`, () => {
     const rnd = random(99 + threads);
-    for (const [nHeads, nKvHeads, headDim, nTokens] of [[4, 2, 8, 1], [4, 4, 64, 5], [6, 2, 32, 3]]) {
-      const kvDim = nKvHeads * headDim;
-      const nSlots = 40;
-      // the cache in the backend's own storage, where its attention reads it in place
-      const storage = backend.allocateHalfs(2 * nSlots * kvDim);
-      storage.set(Array.from({ length: 2 * nSlots * kvDim }, () => fp32ToFp16(rnd())));
-      const keys = storage.subarray(0, nSlots * kvDim), values = storage.subarray(nSlots * kvDim);
-      // two sequences scattered over the cache (position p of sequence s lives in slot orders[s][p]), rows alternating
-      // between them; row t sees positions 0…(len − nTokens + t)
-      const orders = [17, 13].map((step) => Int32Array.from({ length: nSlots }, (_, i) => (i * step + 3) % nSlots));
-      const length = 23;
-      const cache: AttentionCacheView = { keys, values, keyStride: kvDim, valueStride: kvDim, slotsFor: (t) => orders[t % 2].subarray(0, length - nTokens + t + 1) };
-      const q = floats(nTokens * nHeads * headDim, rnd, 3);
-      const shape = { nHeads, nKvHeads, headDim, scale: 1 / Math.sqrt(headDim) };
-      const actual = new Float32Array(q.length).fill(NaN), expected = new Float32Array(q.length);
-      backend.attention(actual, q, nTokens, cache, shape);
-      reference.attention(expected, q, nTokens, cache, shape);
-      // softmax weights are rounded to f16 in both; a weight on a rounding boundary may differ by one f16 step
-      for (let i = 0; i < q.length; i++) assert.ok(Math.abs(actual[i] - expected[i]) <= 1e-3, `attention ${nHeads}/${nKvHeads}×${headDim}: out[${i}] ${actual[i]} vs ${expected[i]}`);
-    }
+    kernelsOnly(backend, ['attention'], () => {
+      for (const c of ATTENTION_CASES) {
+        const { nHeads, nKvHeads, headDim, nTokens } = c;
+        const valueDim = c.valueDim ?? headDim;
+        const nSlots = 40;
+        // cache rows of nKvHeads keys (and values), plus padding; MLA: one row per slot, the value the head of the key
+        const keyStride = nKvHeads * headDim + (c.pad ?? 0), valueStride = c.shared ? keyStride : nKvHeads * valueDim + (c.pad ?? 0);
+        const size = nSlots * (keyStride + (c.shared ? 0 : valueStride));
+        // the cache in the backend's own storage, where its attention reads it in place
+        const storage = backend.allocateHalfs(size);
+        storage.set(Array.from({ length: size }, () => fp32ToFp16(rnd())));
+        const keys = storage.subarray(0, nSlots * keyStride), values = c.shared ? keys : storage.subarray(nSlots * keyStride);
+        // two sequences scattered over the cache (position p of sequence s lives in slot orders[s][p]), rows alternating
+        // between them; row t is at position p = length − nTokens + t and sees, by the mask: positions 0…p (causal),
+        // p − 7…p (window of 8), or all `length` positions (bidirectional)
+        const orders = [17, 13].map((step) => Int32Array.from({ length: nSlots }, (_, i) => (i * step + 3) % nSlots));
+        const length = 23;
+        const slotsFor = (t: number) => {
+          const p = length - nTokens + t;
+          if (c.mask === 'bidirectional') return orders[t % 2].subarray(0, length);
+          return orders[t % 2].subarray(c.mask === 'window' ? Math.max(0, p - 7) : 0, p + 1);
+        };
+        const cache: AttentionCacheView = { keys, values, keyStride, valueStride, slotsFor };
+        const q = floats(nTokens * nHeads * headDim, rnd, 3);
+        const shape = { nHeads, nKvHeads, headDim, valueDim, scale: 1 / Math.sqrt(headDim), softcap: c.softcap };
+        const actual = new Float32Array(nTokens * nHeads * valueDim).fill(NaN), expected = new Float32Array(actual.length);
+        backend.attention(actual, q, nTokens, cache, shape);
+        reference.attention(expected, q, nTokens, cache, shape);
+        // softmax weights are rounded to f16 in both; a weight on a rounding boundary may differ by one f16 step
+        for (let i = 0; i < actual.length; i++) assert.ok(Math.abs(actual[i] - expected[i]) <= 1e-3, `attention, ${c.label}: out[${i}] ${actual[i]} vs ${expected[i]}`);
+      }
+    });
+  });
+
+  test(`layernorm, gelu, geglu, soft-cap, scale and swiglu kernels give the reference's bits (${name})`, () => {
+    const rnd = random(3 + threads);
+    // every f16 value (inf and NaN too) and the midpoints between neighbours (ties of the rounding to f16): every
+    // entry of gelu's table and both sides of every rounding step
+    const halfs = Float32Array.from({ length: 2 * 65536 }, (_, i) => {
+      const h = i >> 1;
+      return i % 2 === 0 || (h & 0x3ff) === 0x3ff ? fp16ToFp32(h) : (fp16ToFp32(h) + fp16ToFp32(h + 1)) / 2;
+    });
+    const up = floats(halfs.length, rnd, 4);
+    // soft-cap: magnitudes from 1e-6 to 1e3 (tanh's polynomial below |x/c| = 1/64, the exponential form above), specials
+    const capped = Float32Array.from({ length: 50_000 }, () => rnd() * 10 ** (3 * rnd() * 3 - 6));
+    capped.set([0, -0, Infinity, -Infinity, 30 / 64, -30 / 64, Math.fround(30 / 64) * (1 + 2 ** -23), 1e-40, 30, 3e38]);
+    // layernorm: rows off-centre (the centred sums matter), a few tiny values (f64 sums depend on their order), an odd
+    // row count and rows that are not a multiple of 4: on the calling thread (5 × 2602) and shared by the pool (40 × 520)
+    const rows = (nTokens: number, dim: number) => {
+      const x = floats(nTokens * dim, rnd, 4).map((v, i) => (i % 97 === 0 ? v * 1e-30 : v + 3));
+      return { x, nTokens, dim, weight: floats(dim, rnd, 2), bias: floats(dim, rnd) };
+    };
+    const norms = [rows(5, 2602), rows(40, 520)];
+    const same = (label: string, run: (b: WasmBackend | ReferenceBackend) => Float32Array) => assert.deepEqual(run(backend), run(reference), label);
+    kernelsOnly(backend, ['layernorm', 'gelu', 'softcap', 'scale', 'swiglu'], () => {
+      for (const { x, nTokens, dim, weight, bias } of norms) {
+        for (const eps of [1e-5, 1e-12]) {
+          same(`layernorm ${nTokens}×${dim}, eps ${eps}`, (b) => { const o = new Float32Array(x.length); b.layernorm(o, x, weight, bias, nTokens, dim, eps); return o; });
+        }
+      }
+      // all of them (pooled), and a short run on the calling thread
+      for (const n of [halfs.length, 1001]) {
+        same(`gelu of ${n}`, (b) => { const o = new Float32Array(n); b.gelu(o, halfs.subarray(halfs.length - n), n); return o; });
+        same(`geglu of ${n}`, (b) => { const o = new Float32Array(n); b.gelu(o, halfs.subarray(halfs.length - n), n, up); return o; });
+      }
+      for (const cap of [30, 5.3]) same(`soft-cap ${cap}`, (b) => { const o = capped.slice(); b.softcap(o, o.length, cap); return o; });
+      // a factor that f32 cannot hold (the reference rounds it first)
+      for (const factor of [8, 0.1]) same(`scale by ${factor}`, (b) => { const o = up.slice(0, 5003); b.scale(o, o.length, factor); return o; });
+      same('swiglu', (b) => { const o = new Float32Array(30_001); b.swiglu(o, up, halfs.subarray(40_000), o.length); return o; });
+    });
   });
 }
 
