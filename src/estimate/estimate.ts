@@ -435,7 +435,7 @@ function widthRange(blocks: readonly BlockWidths[], key: keyof BlockWidths): str
   return lo === hi ? `${hi}` : `${lo}–${hi}`;
 }
 
-/** "4 B·batch·V logits" or an encoder's "4 B·batch·dim hidden states" */
+/** "batch·V logits", or an encoder's "batch·dim hidden states" */
 const outputFormula = (model: ModelDescription, batch: number) =>
   `${batch}·${outputWidth(model)} ${model.hparams.causal ? 'logits' : 'hidden states'}`;
 
@@ -468,7 +468,8 @@ const kilnTraining = (s: Settings) => s.runtime === 'kiln' && (s.mode === 'full'
 /** kiln trains dense llama models in f32 with AdamW on one device; anything else has no kiln-specific model. */
 function checkKilnTraining(shape: ModelShape, s: Settings): void {
   const unsupported = [
-    shape.arch !== 'llama' && `the ${shape.arch} architecture`, shape.nExpert > 0 && 'a mixture of experts', shape.qkvBias && 'q/k/v biases', shape.norm !== 'rms' && 'layer norm',
+    shape.arch !== 'llama' && `the ${shape.arch} architecture`, shape.nExpert > 0 && 'a mixture of experts',
+    shape.qkvBias && 'q/k/v biases', shape.norm !== 'rms' && 'layer norm',
     s.weightType !== 'F32' && `${s.weightType} weights`, s.mixedPrecision && 'mixed precision',
     s.gradCheckpointing && 'gradient checkpointing', s.optimizer !== 'adamw' && `optimizer ${s.optimizer}`,
     s.tp * s.pp * s.dp > 1 && 'parallelism',
