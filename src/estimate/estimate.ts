@@ -95,7 +95,7 @@ export interface RuleOfThumb {
 }
 
 export interface Estimate {
-  model: { name: string; source: ModelDescription['source']; shape: ModelShape; paramCount: number; shapeGuessed: boolean };
+  model: { name: string; source: ModelDescription['source']; shape: ModelShape; paramCount: number; shapeGuessed: boolean; note?: string };
   settings: Settings;
   trainableParams: number;
   terms: Term[];
@@ -243,22 +243,86 @@ export function loraParams(model: ModelDescription, rank: number, targets: reado
   return sum(model.tensors.filter((t) => roles.has(t.role)).map((t) => rank * (t.nIn + t.nOut) * t.count));
 }
 
-/** KV cache: n_layer × n_kv_heads × (key + value width) × ctx × batch × bytes per value of the cache type. */
-export function kvCacheBytes(shape: ModelShape, ctx: number, batch: number, kvType: string): number {
-  const values = shape.nLayer * shape.nKvHead * (shape.keyLength + shape.valueLength) * ctx * batch;
-  return storageBytes(values, kvStorageType(kvType));
+/** f16 values one position takes in the KV cache of one layer: the architecture's cache row, keys + values. */
+const cacheRowWidth = (model: ModelDescription) => model.cacheRow.keys + model.cacheRow.values;
+
+/**
+ * KV cache: n_layer × (the architecture's cache row per position: n_kv_heads × (key + value width) for full K/V,
+ * MLA's latent + roped key) × ctx × batch × bytes per value of the cache type.
+ */
+export function kvCacheBytes(model: ModelDescription, ctx: number, batch: number, kvType: string): number {
+  return storageBytes(model.shape.nLayer * cacheRowWidth(model) * ctx * batch, kvStorageType(kvType));
 }
 
 /**
- * Inference scratch (f32) for one forward step of T = min(ubatch, batch·ctx) tokens; layers run one at a time, so
- * one layer's buffers: hidden state, norm output and attention output (3·dim), k and v (2·kv width), the ffn
- * gate and up rows (2·ffn·experts used), attention scores (heads × T × ctx) and one row of logits per sequence.
+ * What one block computes per token, read from its tensors, so that it follows the architecture (LayerNorm,
+ * GELU or gated feed-forwards, fused projections, latent attention): a matrix turns n_in values into n_out (an
+ * expert stack, for each expert used), a norm returns its width, attention returns attn_output's input width and
+ * the feed-forward activation ffn_down's.
  */
-export function inferenceActivationBytes(shape: ModelShape, ctx: number, batch: number, ubatch: number): number {
-  const T = Math.min(ubatch, batch * ctx);
-  const kvWidth = shape.nKvHead * (shape.keyLength + shape.valueLength);
-  const ffnWidth = shape.ffn * Math.max(1, shape.nExpertUsed);
-  return 4 * (T * (3 * shape.dim + kvWidth + 2 * ffnWidth) + shape.nHead * T * ctx + batch * shape.vocab);
+export interface BlockWidths {
+  /**
+   * f32 values kiln's ops return per token, each op a fresh array: every matrix's output, every norm's, the
+   * attention output, the feed-forward activation, and a copy of each fused output the block splits into parts
+   * (q/k/v, gate/up, MLA's latent and roped key)
+   */
+  kilnValues: number;
+  /** rows of the feed-forward's input projections (gate and up; each expert used; shared experts): llama.cpp's 2·ffn */
+  ffnInputs: number;
+  /** the attention output, attn_output's input width */
+  attention: number;
+  /** the widest matmul over every token: its input, the input's activation copy and its output, 2·n_in + n_out */
+  widestMatmul: number;
+}
+
+/** roles whose output a block splits into parts (column copies) */
+const SPLIT_OUTPUTS = new Set(['attn_qkv', 'attn_kv_a_mqa']);
+
+function widthsOf(tensors: readonly ModelTensor[], expertsUsed: number): BlockWidths {
+  const byRole = (role: string) => tensors.find((t) => t.role === role);
+  const [up, down] = [byRole('ffn_up'), byRole('ffn_down')];
+  // phi3's ffn_up holds the gate rows too: twice ffn_down's input, and no ffn_gate
+  const fusedGateUp = up !== undefined && down !== undefined && !byRole('ffn_gate') && up.nOut === 2 * down.nIn;
+  const w: BlockWidths = { kilnValues: 0, ffnInputs: 0, attention: 0, widestMatmul: 0 };
+  for (const t of tensors) {
+    if (t.isVector) {
+      if (t.role.endsWith('_norm')) w.kilnValues += t.nIn;
+      continue;
+    }
+    const used = t.count > 1 ? expertsUsed : 1;
+    const out = t.nOut * used;
+    w.kilnValues += SPLIT_OUTPUTS.has(t.role) || (t === up && fusedGateUp) ? 2 * out : out;
+    if (t.role === 'attn_output') w.attention = t.nIn;
+    if (/^ffn_down(_exps|_shexp)?$/.test(t.role)) w.kilnValues += t.nIn * used;
+    if (/^ffn_(gate|up)(_exps|_shexp)?$/.test(t.role)) w.ffnInputs += out;
+    if (t.count === 1) w.widestMatmul = Math.max(w.widestMatmul, 2 * t.nIn + t.nOut);
+  }
+  w.kilnValues += w.attention;
+  return w;
+}
+
+/** Each block's widths (blocks differ: deepseek2's first is dense, the others mixtures of experts). */
+export function blockWidths(model: ModelDescription): BlockWidths[] {
+  const blocks: ModelTensor[][] = Array.from({ length: model.shape.nLayer }, () => []);
+  for (const t of model.tensors) blocks[t.layer]?.push(t);
+  return blocks.map((tensors) => widthsOf(tensors, Math.max(1, model.shape.nExpertUsed)));
+}
+
+const maxOf = (blocks: readonly BlockWidths[], key: keyof BlockWidths) => Math.max(0, ...blocks.map((b) => b[key]));
+
+/** Values per output row: logits for a decoder, final hidden states for an encoder (no language-model head). */
+const outputWidth = (model: ModelDescription) => (model.hparams.causal ? model.shape.vocab : model.shape.dim);
+
+/**
+ * Inference scratch (f32) for one forward step of T = min(ubatch, batch·ctx) tokens; layers run one at a time, so
+ * one layer's buffers: hidden state, norm output and attention output (3·dim), the step's cache rows (k and v),
+ * the feed-forward's input rows (gate and up, each expert used: 2·ffn·used for llama), attention scores
+ * (heads × T × ctx) and one output row per sequence.
+ */
+export function inferenceActivationBytes(model: ModelDescription, ctx: number, batch: number, ubatch: number): number {
+  const T = Math.min(ubatch, batch * ctx), { shape } = model;
+  const ffnInputs = maxOf(blockWidths(model), 'ffnInputs');
+  return 4 * (T * (3 * shape.dim + cacheRowWidth(model) + ffnInputs) + shape.nHead * T * ctx + batch * outputWidth(model));
 }
 
 /** Korthikanti et al. 2022: activations of one transformer layer in 16-bit, 34·s·b·h + 5·a·s²·b bytes. */
@@ -322,13 +386,22 @@ function weightsTerm(model: ModelDescription, s: Settings, trained: Trained, spl
   };
 }
 
-function kvCacheTerm(shape: ModelShape, s: Settings, split: Split): Term {
-  const bytes = kvCacheBytes(shape, s.ctx, s.batch, s.kvType);
-  const widths = shape.keyLength === shape.valueLength ? `2 × ${shape.nLayer} layers × ${shape.nKvHead} kv heads × ${shape.keyLength} head dim`
-    : `${shape.nLayer} layers × ${shape.nKvHead} kv heads × (${shape.keyLength} + ${shape.valueLength})`;
+/** The cache row in words: by heads where it holds full keys and values, else as the architecture states it. */
+function cacheRowFormula(model: ModelDescription): string {
+  const { shape, cacheRow: row } = model;
+  const fullKV = row.keys === shape.nKvHead * shape.keyLength && row.values === shape.nKvHead * shape.valueLength;
+  if (fullKV && shape.keyLength === shape.valueLength) return `2 × ${shape.nLayer} layers × ${shape.nKvHead} kv heads × ${shape.keyLength} head dim`;
+  if (fullKV) return `${shape.nLayer} layers × ${shape.nKvHead} kv heads × (${shape.keyLength} + ${shape.valueLength})`;
+  if (row.values === 0) return `${shape.nLayer} layers × ${row.keys} values (one row for keys and values, shared by every head)`;
+  return `${shape.nLayer} layers × (${row.keys} + ${row.values})`;
+}
+
+function kvCacheTerm(model: ModelDescription, s: Settings, split: Split): Term {
+  const bytes = kvCacheBytes(model, s.ctx, s.batch, s.kvType);
   return {
     id: 'kv_cache', label: `KV cache (${s.kvType})`, bytes, perDevice: onDevice(bytes, bytes, split),
-    formula: `${widths} × ${s.ctx} ctx × ${s.batch} batch × ${bitsPerWeight(kvStorageType(s.kvType)) / 8} B`,
+    formula: `${cacheRowFormula(model)} × ${s.ctx} ctx × ${s.batch} batch × ${bitsPerWeight(kvStorageType(s.kvType)) / 8} B`,
+    note: model.hparams.causal ? undefined : 'an encoder keeps no cache between requests: these are the keys and values of the batch it encodes',
   };
 }
 
@@ -337,44 +410,54 @@ export const V8_EXTERNAL_SOFT_LIMIT = 64 * MiB;
 
 /**
  * kiln's compute memory for one step of T = min(ubatch, batch·ctx) tokens. Every op returns a fresh f32 array:
- * per layer 4·T·(4·dim + q + k + v + attention out + 3·ffn·used) bytes (norm, q, k, v, attention, output projection,
- * ffn norm, gate, up, swiglu, down). Arrays of finished layers are garbage that V8 frees only after about
- * V8_EXTERNAL_SOFT_LIMIT of new ArrayBuffer memory, so resident activations are min(L · layer, that limit).
- * On top: the WebAssembly scratch of the largest op, which stays committed (x, its activation copy and the output of
- * the widest matmul, 4·T·(2·ffn + dim), or attention's gathered f16 keys and values plus q and its output), and the
- * logits of one row per sequence, 4·batch·vocab.
+ * per layer 4·T·(the values its ops return per token, BlockWidths.kilnValues: 4·dim + q + k + v + attention out +
+ * 3·ffn·used for llama's norm, q, k, v, attention, output projection, ffn norm, gate, up, swiglu, down). Arrays of
+ * finished layers are garbage that V8 frees only after about V8_EXTERNAL_SOFT_LIMIT of new ArrayBuffer memory, so
+ * resident activations are min(Σ layers, that limit). On top: the WebAssembly scratch of the largest op, which
+ * stays committed (x, its activation copy and the output of the widest matmul, 4·T·(2·n_in + n_out), or
+ * attention's gathered f16 cache rows plus q and its output), and one output row per sequence (logits, or an
+ * encoder's hidden states).
  */
-export function kilnComputeBytes(shape: ModelShape, ctx: number, batch: number, ubatch: number): number {
-  const T = Math.min(ubatch, batch * ctx);
-  const q = shape.nHead * shape.keyLength, attentionOut = shape.nHead * shape.valueLength;
-  const k = shape.nKvHead * shape.keyLength, v = shape.nKvHead * shape.valueLength;
-  const ffn = shape.ffn * Math.max(1, shape.nExpertUsed);
-  const layer = 4 * T * (4 * shape.dim + q + k + v + attentionOut + 3 * ffn);
-  const activations = Math.min(shape.nLayer * layer, V8_EXTERNAL_SOFT_LIMIT);
-  const matmulScratch = 4 * T * (2 * Math.max(ffn, shape.dim) + Math.min(ffn, shape.dim));
-  const attentionScratch = 2 * Math.min(batch * ctx, T * ctx) * (k + v) + 4 * T * (q + attentionOut);
-  return activations + Math.max(matmulScratch, attentionScratch) + 4 * batch * shape.vocab;
+export function kilnComputeBytes(model: ModelDescription, ctx: number, batch: number, ubatch: number): number {
+  const T = Math.min(ubatch, batch * ctx), { shape } = model;
+  const blocks = blockWidths(model);
+  const activations = Math.min(4 * T * blocks.reduce((n, b) => n + b.kilnValues, 0), V8_EXTERNAL_SOFT_LIMIT);
+  const matmulScratch = 4 * T * maxOf(blocks, 'widestMatmul');
+  const q = shape.nHead * shape.keyLength;
+  const attentionScratch = 2 * Math.min(batch * ctx, T * ctx) * cacheRowWidth(model) + 4 * T * (q + maxOf(blocks, 'attention'));
+  return activations + Math.max(matmulScratch, attentionScratch) + 4 * batch * outputWidth(model);
 }
 
-function kilnComputeTerm(shape: ModelShape, s: Settings, split: Split): Term {
+/** "V" or "lo–hi": a width over the blocks */
+function widthRange(blocks: readonly BlockWidths[], key: keyof BlockWidths): string {
+  const values = blocks.map((b) => b[key]);
+  const [lo, hi] = [Math.min(...values), Math.max(...values)];
+  return lo === hi ? `${hi}` : `${lo}–${hi}`;
+}
+
+/** "batch·V logits", or an encoder's "batch·dim hidden states" */
+const outputFormula = (model: ModelDescription, batch: number) =>
+  `${batch}·${outputWidth(model)} ${model.hparams.causal ? 'logits' : 'hidden states'}`;
+
+function kilnComputeTerm(model: ModelDescription, s: Settings, split: Split): Term {
   const T = Math.min(s.ubatch, s.batch * s.ctx);
-  const bytes = kilnComputeBytes(shape, s.ctx, s.batch, s.ubatch);
+  const bytes = kilnComputeBytes(model, s.ctx, s.batch, s.ubatch);
   return {
     id: 'activations', label: 'compute buffers (kiln)', bytes, perDevice: bytes / split.tp,
-    formula: `min(${shape.nLayer} layers × 4 B·T·(4·dim + q + k + v + attn + 3·ffn), V8's 64 MiB GC threshold) + largest wasm op scratch + 4 B·${s.batch}·${shape.vocab} logits, ` +
+    formula: `min(${model.shape.nLayer} layers × 4 B·T·${widthRange(blockWidths(model), 'kilnValues')} values their ops return per token ` +
+      `(matmul outputs, norms, attention, activations), V8's 64 MiB GC threshold) + largest wasm op scratch + 4 B·${outputFormula(model, s.batch)}, ` +
       `T = min(ubatch ${s.ubatch}, batch·ctx) = ${T} tokens per step`,
   };
 }
 
-function computeBufferTerm(shape: ModelShape, s: Settings, split: Split): Term {
-  if (s.runtime === 'kiln') return kilnComputeTerm(shape, s, split);
-  const bytes = inferenceActivationBytes(shape, s.ctx, s.batch, s.ubatch);
-  const T = Math.min(s.ubatch, s.batch * s.ctx);
-  const kvWidth = shape.nKvHead * (shape.keyLength + shape.valueLength);
+function computeBufferTerm(model: ModelDescription, s: Settings, split: Split): Term {
+  if (s.runtime === 'kiln') return kilnComputeTerm(model, s, split);
+  const bytes = inferenceActivationBytes(model, s.ctx, s.batch, s.ubatch);
+  const T = Math.min(s.ubatch, s.batch * s.ctx), { shape } = model;
   return {
     id: 'activations', label: 'compute buffers', bytes, perDevice: bytes / split.tp,
-    formula: `4 B × [T·(3·${shape.dim} + ${kvWidth} + 2·${shape.ffn * Math.max(1, shape.nExpertUsed)}) + ${shape.nHead} heads·T·${s.ctx} ctx + ` +
-      `${s.batch}·${shape.vocab} vocab], T = min(ubatch ${s.ubatch}, batch·ctx) = ${T} tokens per step`,
+    formula: `4 B × [T·(3·${shape.dim} + ${cacheRowWidth(model)} cache row + ${maxOf(blockWidths(model), 'ffnInputs')} ffn input rows) + ` +
+      `${shape.nHead} heads·T·${s.ctx} ctx + ${outputFormula(model, s.batch)}], T = min(ubatch ${s.ubatch}, batch·ctx) = ${T} tokens per step`,
   };
 }
 
@@ -385,7 +468,8 @@ const kilnTraining = (s: Settings) => s.runtime === 'kiln' && (s.mode === 'full'
 /** kiln trains dense llama models in f32 with AdamW on one device; anything else has no kiln-specific model. */
 function checkKilnTraining(shape: ModelShape, s: Settings): void {
   const unsupported = [
-    shape.nExpert > 0 && 'a mixture of experts', shape.qkvBias && 'q/k/v biases', shape.norm !== 'rms' && 'layer norm',
+    shape.arch !== 'llama' && `the ${shape.arch} architecture`, shape.nExpert > 0 && 'a mixture of experts',
+    shape.qkvBias && 'q/k/v biases', shape.norm !== 'rms' && 'layer norm',
     s.weightType !== 'F32' && `${s.weightType} weights`, s.mixedPrecision && 'mixed precision',
     s.gradCheckpointing && 'gradient checkpointing', s.optimizer !== 'adamw' && `optimizer ${s.optimizer}`,
     s.tp * s.pp * s.dp > 1 && 'parallelism',
@@ -481,12 +565,12 @@ export function estimateMemory(spec: EstimateSpec): Estimate {
       ? [...parameterStateTerms(trained, s, split), kilnTrainingActivationsTerm(shape, s), datasetTerm(s), kilnCheckpointTerm(model.paramCount)]
       : training(s.mode)
         ? [...parameterStateTerms(trained, s, split), trainingActivations(shape, s)]
-        : [kvCacheTerm(shape, s, split), computeBufferTerm(shape, s, split)]),
+        : [kvCacheTerm(model, s, split), computeBufferTerm(model, s, split)]),
     overheadTerm(s),
   ];
   const perDevice = sum(terms.map((t) => t.perDevice));
   return {
-    model: { name: model.name, source: model.source, shape, paramCount: model.paramCount, shapeGuessed: model.shapeGuessed },
+    model: { name: model.name, source: model.source, shape, paramCount: model.paramCount, shapeGuessed: model.shapeGuessed, note: model.note },
     settings: s,
     trainableParams: trained.params,
     terms,

@@ -24,9 +24,10 @@ function table(rows: string[][]): string {
 export function formatEstimate(e: Estimate): string {
   const s = e.settings, shape = e.model.shape;
   const lines: string[] = [];
-  lines.push(`${e.model.name} (${e.model.source}${e.model.shapeGuessed ? ', llama-shaped guess' : ''}): ${int(e.model.paramCount)} parameters, ` +
+  lines.push(`${e.model.name} (${e.model.source}, ${shape.arch}${e.model.shapeGuessed ? ', llama-shaped guess' : ''}): ${int(e.model.paramCount)} parameters, ` +
     `${shape.nLayer} layers, dim ${shape.dim}, ${shape.nHead} heads / ${shape.nKvHead} kv, ffn ${shape.ffn}${shape.nExpert ? ` × ${shape.nExpert} experts (${shape.nExpertUsed} used)` : ''}, vocab ${shape.vocab}` +
     (shape.ctxTrain ? `, trained ctx ${shape.ctxTrain}` : ''));
+  if (e.model.note) lines.push(`note: ${e.model.note}`);
   const training = s.mode !== 'inference';
   lines.push(`mode ${s.mode}, ctx ${s.ctx}, batch ${s.batch}, weights ${s.weightType}` +
     (training ? `, optimizer ${s.optimizer}${s.mixedPrecision ? ', mixed precision' : ''}${s.gradCheckpointing ? ', gradient checkpointing' : ''}, ${int(e.trainableParams)} trainable`

@@ -54,15 +54,15 @@ before(async () => {
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 test('kiln\'s compute buffers: the terms of kilnComputeBytes', () => {
-  const shape = modelFromShape({
+  const model = modelFromShape({
     arch: 'llama', nLayer: 8, dim: 512, nHead: 8, nKvHead: 8, keyLength: 64, valueLength: 64, ffn: 1408, vocab: 8000,
     tiedEmbeddings: false, nExpert: 0, nExpertUsed: 0, norm: 'rms', qkvBias: false,
-  }).shape;
+  });
   // T = 512: one layer allocates 4·512·(4·512 + 4·512 + 3·1408) = 17,039,360 B; 8 layers exceed V8's 64 MiB, so 64 MiB;
   // widest matmul scratch 4·512·(2·1408 + 512) = 6,815,744 B; logits 4·8000
-  assert.equal(kilnComputeBytes(shape, 512, 1, 512), V8_EXTERNAL_SOFT_LIMIT + 6_815_744 + 32_000);
+  assert.equal(kilnComputeBytes(model, 512, 1, 512), V8_EXTERNAL_SOFT_LIMIT + 6_815_744 + 32_000);
   // T = 16: 8 layers of 4·16·8320 B stay under the GC threshold; attention's gathered keys/values 2·16·1024 + q/out 4·16·1024
-  assert.equal(kilnComputeBytes(shape, 16, 1, 512), 8 * 4 * 16 * 8320 + Math.max(4 * 16 * 3328, 2 * 16 * 1024 + 4 * 16 * 1024) + 32_000);
+  assert.equal(kilnComputeBytes(model, 16, 1, 512), 8 * 4 * 16 * 8320 + Math.max(4 * 16 * 3328, 2 * 16 * 1024 + 4 * 16 * 1024) + 32_000);
 });
 
 const CONFIGS = [

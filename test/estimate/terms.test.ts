@@ -18,11 +18,11 @@ const LLAMA_7B = modelFromConfig({
 const term = (e: Estimate, id: Term['id']) => e.terms.find((t) => t.id === id);
 
 test('KV cache of LLaMA-7B at ctx 4096 in f16 is 2 × 32 × 32 × 128 × 4096 × 2 B = 2 GiB exactly', () => {
-  assert.equal(kvCacheBytes(LLAMA_7B.shape, 4096, 1, 'f16'), 2 ** 31);
-  assert.equal(kvCacheBytes(LLAMA_7B.shape, 4096, 1, 'f32'), 2 ** 32);
-  assert.equal(kvCacheBytes(LLAMA_7B.shape, 4096, 4, 'f16'), 2 ** 33);
+  assert.equal(kvCacheBytes(LLAMA_7B, 4096, 1, 'f16'), 2 ** 31);
+  assert.equal(kvCacheBytes(LLAMA_7B, 4096, 1, 'f32'), 2 ** 32);
+  assert.equal(kvCacheBytes(LLAMA_7B, 4096, 4, 'f16'), 2 ** 33);
   // q8_0: 34 bytes per 32 values → 2³⁰ values × 34/32
-  assert.equal(kvCacheBytes(LLAMA_7B.shape, 4096, 1, 'q8_0'), 1_140_850_688);
+  assert.equal(kvCacheBytes(LLAMA_7B, 4096, 1, 'q8_0'), 1_140_850_688);
   const e = estimateMemory({ model: LLAMA_7B, ctx: 4096, kvType: 'f16' });
   assert.equal(term(e, 'kv_cache')!.bytes, 2 ** 31);
   assert.throws(() => estimateMemory({ model: LLAMA_7B, kvType: 'q4_k' }), /unknown KV cache type "q4_k"/);
@@ -30,14 +30,14 @@ test('KV cache of LLaMA-7B at ctx 4096 in f16 is 2 × 32 × 32 × 128 × 4096 ×
 
 test('KV cache of a GQA model from its GGUF header (kq: 2 layers, 2 kv heads of 64)', () => {
   const kq = modelFromGGUF(readGGUFHeader(sharedPath('conformance', 'models', 'kq-f32.gguf')));
-  assert.equal(kvCacheBytes(kq.shape, 512, 1, 'f16'), 2 * 2 * 2 * 64 * 512 * 2);
+  assert.equal(kvCacheBytes(kq, 512, 1, 'f16'), 2 * 2 * 2 * 64 * 512 * 2);
 });
 
 test('inference compute buffers: 4 B × [T·(3·dim + kv width + 2·ffn) + heads·T·ctx + batch·vocab]', () => {
   // LLaMA-7B, ctx 4096, batch 1, T = 512: 512·(12288 + 8192 + 22016) + 32·512·4096 + 32000 = 88,898,816 floats
-  assert.equal(inferenceActivationBytes(LLAMA_7B.shape, 4096, 1, 512), 4 * 88_898_816);
+  assert.equal(inferenceActivationBytes(LLAMA_7B, 4096, 1, 512), 4 * 88_898_816);
   // a 100-token context: T = 100
-  assert.equal(inferenceActivationBytes(LLAMA_7B.shape, 100, 1, 512), 4 * (100 * 42_496 + 32 * 100 * 100 + 32000));
+  assert.equal(inferenceActivationBytes(LLAMA_7B, 100, 1, 512), 4 * (100 * 42_496 + 32 * 100 * 100 + 32000));
 });
 
 test('training activations: Korthikanti 34·s·b·h + 5·a·s²·b per layer, and with checkpointing', () => {

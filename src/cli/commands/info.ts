@@ -7,6 +7,9 @@ import { readGGUFHeader } from '../../gguf/reader.js';
 import { getArray, getNumber, getString, MetadataError, plainValue, type Metadata } from '../../gguf/metadata.js';
 import { GGUFValueType, type GGUFHeader, type GGUFScalar, type GGUFValue } from '../../gguf/types.js';
 import { typeName } from '../../tensor/ggml-type.js';
+import { architectureOf } from '../../estimate/model.js';
+import type { CacheRow } from '../../models/architecture.js';
+import type { HParams } from '../../models/hparams.js';
 
 /** Arrays longer than this are summarized unless --all is given. */
 const ARRAY_SHOWN = 8;
@@ -57,11 +60,11 @@ function firstLayer(meta: Metadata, key: string): number | undefined {
 }
 
 /**
- * F16 KV cache for 1024 tokens: Σ_layers n_head_kv × (key_length + value_length) × 1024 × 2 B, which is
- * 2 × n_layer × n_head_kv × head_dim × 1024 × 2 B when keys and values are head_dim = embedding_length / head_count wide.
- * Null when the metadata does not give the attention shape.
+ * F16 KV cache per token from the attention shape alone (for metadata kiln cannot read as an architecture):
+ * Σ_layers n_head_kv × (key_length + value_length) × 2 B, which is 2 × n_layer × n_head_kv × head_dim × 2 B when keys
+ * and values are head_dim = embedding_length / head_count wide. Null when the metadata does not give that shape.
  */
-export function kvCacheBytesPer1kTokens(meta: Metadata): number | null {
+function attentionShapeKvBytesPerToken(meta: Metadata): number | null {
   try {
     const arch = getString(meta, 'general.architecture');
     const nLayer = arch === undefined ? undefined : getNumber(meta, `${arch}.block_count`);
@@ -73,12 +76,46 @@ export function kvCacheBytesPer1kTokens(meta: Metadata): number | null {
     const keyLength = getNumber(meta, `${arch}.attention.key_length`) ?? headDim;
     const valueLength = getNumber(meta, `${arch}.attention.value_length`) ?? headDim;
     if (headsKV === undefined || keyLength === undefined || valueLength === undefined) return null;
-    const bytes = headsKV * (keyLength + valueLength) * 1024 * 2;
+    const bytes = headsKV * (keyLength + valueLength) * 2;
     return Number.isFinite(bytes) ? bytes : null;
   } catch (e) {
     if (e instanceof MetadataError) return null; // a key of an unexpected type: the shape is unknown
     throw e;
   }
+}
+
+/** The file's architecture as kiln reads it. */
+export interface ArchitectureSummary {
+  /** `general.architecture` */
+  name: string | null;
+  /** the typed hyper-parameters the architecture's `hparams()` returns (the base ones where kiln does not know it); null when unreadable */
+  hparams: HParams | null;
+  /** f16 values one position takes in one layer's KV cache (the architecture's `cacheRow`) */
+  cacheRow: CacheRow | null;
+  /** f16 KV cache bytes one token takes over all layers */
+  kvCacheBytesPerToken: number | null;
+  /** what kiln had to assume, or why it could not read the hyper-parameters */
+  note?: string;
+}
+
+export function summarizeArchitecture(meta: Metadata): ArchitectureSummary {
+  try {
+    const { hparams, cacheRow, note } = architectureOf(meta);
+    return { name: hparams.arch, hparams, cacheRow, kvCacheBytesPerToken: 2 * hparams.blockCount * (cacheRow.keys + cacheRow.values), note };
+  } catch (e) {
+    if (!(e instanceof MetadataError)) throw e;
+    const name = meta.get('general.architecture')?.value;
+    return {
+      name: typeof name === 'string' ? name : null, hparams: null, cacheRow: null, kvCacheBytesPerToken: attentionShapeKvBytesPerToken(meta),
+      note: `kiln cannot read the hyper-parameters: ${e.message}`,
+    };
+  }
+}
+
+/** F16 KV cache for 1024 tokens of context: the architecture's per-token figure × 1024; null when unknown. */
+export function kvCacheBytesPer1kTokens(meta: Metadata): number | null {
+  const perToken = summarizeArchitecture(meta).kvCacheBytesPerToken;
+  return perToken === null ? null : perToken * 1024;
 }
 
 export function summarizeMemory(header: GGUFHeader): MemorySummary {
@@ -112,6 +149,9 @@ function shortestF32(x: number): number {
   }
   return x;
 }
+
+/** a fraction shown as the f32 it was read from (1e-5); integers as they are */
+const plainNumber = (v: unknown): unknown => (typeof v === 'number' && !Number.isInteger(v) ? shortestF32(v) : v);
 
 function jsonScalar(type: GGUFValueType, s: GGUFScalar): unknown {
   if (type === GGUFValueType.FLOAT32 && typeof s === 'number') return shortestF32(s);
@@ -163,6 +203,41 @@ function table(rows: string[][], rightAligned: boolean[]): string[] {
   return rows.map((r) => `  ${r.map((cell, c) => (rightAligned[c] ? cell.padStart(widths[c]) : cell.padEnd(widths[c]))).join('  ')}`.trimEnd());
 }
 
+/** The hyper-parameters as [name, value] rows; nested settings (rope) as `rope.nDims`. */
+function hparamRows(values: object, prefix = ''): [string, unknown][] {
+  return Object.entries(values).flatMap(([key, v]): [string, unknown][] => {
+    if (v === undefined) return [];
+    return typeof v === 'object' && v !== null ? hparamRows(v, `${prefix}${key}.`) : [[prefix + key, v]];
+  });
+}
+
+/** "6,656 bytes = 26 layers × (64 keys + 64 values) × 2 B" */
+function kvPerTokenText(a: ArchitectureSummary): string {
+  const bytes = a.kvCacheBytesPerToken;
+  if (bytes === null) return 'unknown (no attention shape in the metadata)';
+  if (!a.hparams || !a.cacheRow) return `${count(bytes)} bytes`;
+  const row = a.cacheRow.values ? `(${a.cacheRow.keys} keys + ${a.cacheRow.values} values)` : `${a.cacheRow.keys} values (one row for keys and values)`;
+  return `${count(bytes)} bytes = ${a.hparams.blockCount} layers × ${row} × 2 B`;
+}
+
+function architectureLines(a: ArchitectureSummary): string[] {
+  const lines = [`architecture: ${a.name ?? 'unknown'}${a.hparams ? ', hyper-parameters as kiln reads them' : ''}`];
+  if (a.note) lines.push(`  note: ${a.note}`);
+  if (a.hparams) lines.push(...table(hparamRows(a.hparams).map(([key, v]) => [key, String(plainNumber(v))]), [false, false]));
+  lines.push(`  KV cache per token (F16): ${kvPerTokenText(a)}`);
+  return lines;
+}
+
+function architectureJSON(a: ArchitectureSummary): object {
+  return {
+    name: a.name,
+    hparams: a.hparams && JSON.parse(JSON.stringify(a.hparams, (_key, v) => plainNumber(v))),
+    cache_row: a.cacheRow,
+    kv_cache_f16_bytes_per_token: a.kvCacheBytesPerToken,
+    note: a.note ?? null,
+  };
+}
+
 export function infoText(path: string, header: GGUFHeader, all: boolean): string {
   const memory = summarizeMemory(header);
   const lines = [
@@ -179,6 +254,7 @@ export function infoText(path: string, header: GGUFHeader, all: boolean): string
     const rows = header.tensors.map((t) => [t.name, typeName(t.type), shape(t.dims), count(t.nBytes)]);
     lines.push(...table([['name', 'type', 'shape', 'bytes'], ...rows], [false, false, false, true]));
   }
+  lines.push('', ...architectureLines(summarizeArchitecture(header.metadata)));
   lines.push('', 'memory');
   const typeRows = memory.byType.map((t) => [t.type, `${count(t.tensors)} tensors`, `${count(t.parameters)} params`, `${count(t.bytes)} bytes`, `${t.bitsPerWeight.toFixed(2)} bits/weight`]);
   const totalRow = ['total', `${count(header.tensors.length)} tensors`, `${count(memory.parameters)} params`, `${count(memory.tensorBytes)} bytes`, `${memory.bitsPerWeight.toFixed(2)} bits/weight`];
@@ -199,6 +275,7 @@ export function infoJSON(path: string, header: GGUFHeader, all: boolean): object
     data_offset: header.dataOffset,
     metadata: Object.fromEntries([...header.metadata].map(([key, v]) => [key, jsonValue(v, all)])),
     tensors: header.tensors.map((t) => ({ name: t.name, type: typeName(t.type), shape: t.dims, bytes: t.nBytes })),
+    architecture: architectureJSON(summarizeArchitecture(header.metadata)),
     memory: {
       parameters: memory.parameters,
       tensor_bytes: memory.tensorBytes,
