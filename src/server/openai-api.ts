@@ -23,9 +23,7 @@ export interface ServedModel {
 
 /** A loaded model as the server presents it, with the chat template from its metadata (or ChatML). */
 export function servedModel(model: Model, name: string): ServedModel {
-  const tok = model.tokenizer;
-  const text = (id: number | null) => (id === null ? '' : tok.tokenText(id));
-  return { name, tokenizer: tok, chatTemplate: ChatTemplate.fromMetadata(model.file.metadata, text(tok.bosId), text(tok.eosId)) };
+  return { name, tokenizer: model.tokenizer, chatTemplate: ChatTemplate.forModel(model.file.metadata, model.tokenizer) };
 }
 
 export interface ApiContext {

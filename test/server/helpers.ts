@@ -1,6 +1,7 @@
 // A real server for the server tests: stories260K (or a model given) on LLMEngine, listening on an ephemeral port of
 // 127.0.0.1.
 
+import { setTimeout } from 'node:timers/promises';
 import OpenAI from 'openai';
 import { Model } from '../../src/generate/model.js';
 import { LLMEngine, type EngineOptions } from '../../src/engine/engine.js';
@@ -62,7 +63,8 @@ export async function startServer(
   const server = new KilnServer({ engine, model: servedModel(served.model, served.name), ...serverOptions });
   const { port } = await server.listen(0, '127.0.0.1');
   const baseURL = `http://127.0.0.1:${port}`;
-  const client = new OpenAI({ baseURL: `${baseURL}/v1`, apiKey: serverOptions.apiKey ?? 'unused', maxRetries: 0, timeout: 30_000 });
+  // a loaded machine may take long to answer: the test's own timeout guards against a hang
+  const client = new OpenAI({ baseURL: `${baseURL}/v1`, apiKey: serverOptions.apiKey ?? 'unused', maxRetries: 0, timeout: 600_000 });
   return {
     server, engine, baseURL, client,
     async close() {
@@ -72,11 +74,14 @@ export async function startServer(
   };
 }
 
-/** Polls until `check` holds (or fails after `ms`). */
-export async function waitFor(check: () => boolean, what: string, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
+/**
+ * Polls until `check` holds; fails, naming `what`, only after 5 minutes: what it waits for takes milliseconds, so
+ * the limit catches a state that never comes, however loaded the machine.
+ */
+export async function waitFor(check: () => boolean, what: string): Promise<void> {
+  const deadline = performance.now() + 300_000;
   while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
+    if (performance.now() > deadline) throw new Error(`waited 5 minutes for ${what}`);
+    await setTimeout(5);
   }
 }

@@ -49,8 +49,7 @@ export interface ChatOptions {
  */
 export async function chat(model: Model, options: ChatOptions): Promise<number> {
   const tok = model.tokenizer;
-  const text = (id: number | null) => (id === null ? '' : tok.tokenText(id));
-  const template = ChatTemplate.fromMetadata(model.file.metadata, text(tok.bosId), text(tok.eosId));
+  const template = ChatTemplate.forModel(model.file.metadata, tok);
   const render = (messages: ChatMessage[]) => chatPromptTokens(tok, template.render(messages));
   const { contextLength, maxTokens } = options;
   // room an answer should have: dropping old turns makes it, when it is not there
