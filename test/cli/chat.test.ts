@@ -74,7 +74,7 @@ test('kiln chat: a message too long for the context is refused in one line; the 
   const long = 'the old man said that '.repeat(80);
   const { code, stdout, stderr } = await kilnChat(['-n', '8', '--temp', '0'], `${long}\nHi\n`);
   assert.equal(code, 1);
-  assert.match(stderr, /^kiln chat: this message needs \d+ tokens with the chat template, but the context holds 256; it was not sent\n$/);
+  assert.match(stderr, /^kiln chat: this message takes \d+ tokens with the chat template, and -n asks for 8 more in a context of 256; it was not sent\n$/);
   // the refused message is not part of the conversation
   assert.equal(stdout, `${answer([user('Hi')], 8)}\n`);
 });

@@ -35,7 +35,7 @@ export const chatCommand: Command = {
   },
 };
 
-export interface ChatOptions {
+interface ChatOptions {
   system?: string;
   /** tokens per answer at most; undefined: until end of generation or the context is full */
   maxTokens?: number;
@@ -47,7 +47,7 @@ export interface ChatOptions {
  * Answers every line of stdin until it ends (at a terminal, also at an empty line); the answers go to stdout.
  * Returns how many messages were refused because they do not fit in the context on their own.
  */
-export async function chat(model: Model, options: ChatOptions): Promise<number> {
+async function chat(model: Model, options: ChatOptions): Promise<number> {
   const tok = model.tokenizer;
   const template = ChatTemplate.forModel(model.file.metadata, tok);
   const render = (messages: ChatMessage[]) => chatPromptTokens(tok, template.render(messages));
@@ -76,9 +76,9 @@ export async function chat(model: Model, options: ChatOptions): Promise<number> 
       console.error(`kiln chat: the conversation outgrew the context (${contextLength} tokens); dropping its oldest turns`);
       toldDropping = true;
     }
-    const needed = prompt.length + (maxTokens ?? 1);
-    if (needed > contextLength) {
-      console.error(`kiln chat: this message needs ${needed} tokens with the chat template, but the context holds ${contextLength}; it was not sent`);
+    if (prompt.length + (maxTokens ?? 1) > contextLength) {
+      const room = maxTokens === undefined ? 'leaving no room for an answer' : `and -n asks for ${maxTokens} more`;
+      console.error(`kiln chat: this message takes ${prompt.length} tokens with the chat template, ${room} in a context of ${contextLength}; it was not sent`);
       messages.pop();
       refused++;
     } else {
