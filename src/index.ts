@@ -7,7 +7,10 @@ export { Model, type LoadOptions } from './generate/model.js';
 export { Tokenizer, StreamDecoder, TokenizerError } from './tokenizer/index.js';
 export { evaluate, perplexity } from './generate/generate.js';
 export { LLM, SamplingParams, type SamplingParamsInit, type RequestOutput, type CompletionOutput, type LLMOptions } from './engine/llm.js';
-export { LLMEngine, EngineConfigError, InvalidRequestError, EngineClosedError, type EngineOptions } from './engine/engine.js';
+export {
+  LLMEngine, EngineConfigError, InvalidRequestError, ContextLengthError, EngineClosedError, type EngineOptions,
+} from './engine/engine.js';
+export { defaultModelPath } from './cli/default-model.js';
 export type {
   ServingEngine, SubmitRequest, RequestParams, CompletionDelta, FinishReason, RequestMetrics, EngineStats, TokenLogprobs,
 } from './engine/types.js';

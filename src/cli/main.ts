@@ -3,6 +3,8 @@
 import { parseArgs, describeOptions, UsageError } from './args.js';
 import { COMMANDS } from './commands/index.js';
 
+const BUILTIN_ERRORS: Function[] = [TypeError, RangeError, ReferenceError, SyntaxError, EvalError, URIError];
+
 function printHelp(): void {
   const lines = ['kiln — transformer language models in TypeScript', '', 'usage: kiln COMMAND [options]', '', 'commands:'];
   for (const c of COMMANDS) lines.push(`  ${c.name.padEnd(14)} ${c.summary}`);
@@ -30,7 +32,8 @@ export async function main(argv: string[]): Promise<void> {
     await command.run(parseArgs(rest, command.options));
   } catch (e) {
     const err = e as Error;
-    console.error(`kiln ${command.name}: ${err.name === 'Error' ? '' : `${err.name}: `}${err.message}`);
+    // kiln's own errors say what went wrong in their message; a built-in one (TypeError, …) is a bug and says so by its name
+    console.error(`kiln ${command.name}: ${BUILTIN_ERRORS.some((type) => err.constructor === type) ? `${err.name}: ` : ''}${err.message}`);
     if (process.env.KILN_DEBUG) console.error(err.stack);
     process.exitCode = err instanceof UsageError ? 2 : 1;
   }

@@ -34,6 +34,11 @@ export interface EngineOptions {
   enablePrefixCaching?: boolean;
 }
 
+/** The context per sequence when none is asked for: the model's, at most 2048 (KV memory grows with it). */
+export function defaultMaxModelLength(model: Model): number {
+  return Math.min(model.hparams.contextLength, 2048);
+}
+
 export class EngineConfigError extends Error {
   constructor(message: string) {
     super(message);
@@ -46,6 +51,19 @@ export class InvalidRequestError extends Error {
   constructor(message: string) {
     super(message);
     this.name = 'InvalidRequestError';
+  }
+}
+
+/** A prompt that leaves no room in the context to generate (or, when maxTokens is given, not that much room). */
+export class ContextLengthError extends InvalidRequestError {
+  constructor(readonly promptTokens: number, readonly maxTokens: number | undefined, readonly contextLength: number) {
+    super(
+      maxTokens === undefined
+        ? `the context holds ${contextLength} tokens and the prompt has ${promptTokens}, leaving no room to generate`
+        : `the context holds ${contextLength} tokens, but this request needs ${promptTokens + maxTokens} ` +
+            `(${promptTokens} in the prompt and ${maxTokens} to generate)`,
+    );
+    this.name = 'ContextLengthError';
   }
 }
 
@@ -88,7 +106,7 @@ class DeltaQueue {
   }
 }
 
-type ResolvedParams = RequestParams & { n: number; topLogprobs: number; ignoreEos: boolean };
+type ResolvedParams = RequestParams & { maxTokens: number; n: number; topLogprobs: number; ignoreEos: boolean };
 
 class Request {
   readonly sequences: Sequence[] = [];
@@ -149,7 +167,7 @@ export class LLMEngine implements ServingEngine {
     const maxNumSeqs = positiveInt('maxNumSeqs', options.maxNumSeqs ?? 16);
     const maxNumBatchedTokens = positiveInt('maxNumBatchedTokens', options.maxNumBatchedTokens ?? 512);
     const blockSize = positiveInt('blockSize', options.blockSize ?? DEFAULT_BLOCK_SIZE);
-    this.maxModelLength = positiveInt('maxModelLength', options.maxModelLength ?? Math.min(model.hparams.contextLength, 2048));
+    this.maxModelLength = positiveInt('maxModelLength', options.maxModelLength ?? defaultMaxModelLength(model));
     if (this.maxModelLength > model.hparams.contextLength) {
       throw new EngineConfigError(`maxModelLength ${this.maxModelLength} exceeds the model's context ${model.hparams.contextLength}`);
     }
@@ -382,12 +400,12 @@ export class LLMEngine implements ServingEngine {
     for (const token of prompt) {
       if (!Number.isInteger(token) || token < 0 || token >= vocab) throw new InvalidRequestError(`prompt token ${token} is not an id below ${vocab}`);
     }
-    if (prompt.length >= this.maxModelLength) {
-      throw new InvalidRequestError(`the prompt has ${prompt.length} tokens; the context holds ${this.maxModelLength}, leaving no room to generate`);
-    }
+    if (prompt.length >= this.maxModelLength) throw new ContextLengthError(prompt.length, undefined, this.maxModelLength);
     const n = params.n ?? 1;
     if (!Number.isSafeInteger(n) || n < 1 || n > this.maxNumSeqs) throw new InvalidRequestError(`n must be an integer from 1 to ${this.maxNumSeqs}, got ${n}`);
-    if (!Number.isSafeInteger(params.maxTokens) || params.maxTokens < 1) throw new InvalidRequestError(`maxTokens must be a positive integer, got ${params.maxTokens}`);
+    // without maxTokens the context bounds the completion
+    const maxTokens = params.maxTokens ?? this.maxModelLength - prompt.length;
+    if (!Number.isSafeInteger(maxTokens) || maxTokens < 1) throw new InvalidRequestError(`maxTokens must be a positive integer, got ${maxTokens}`);
     const topLogprobs = params.topLogprobs ?? 0;
     if (!Number.isSafeInteger(topLogprobs) || topLogprobs < 0 || topLogprobs > vocab) {
       throw new InvalidRequestError(`topLogprobs must be an integer from 0 to ${vocab}, got ${topLogprobs}`);
@@ -399,7 +417,7 @@ export class LLMEngine implements ServingEngine {
       if (error instanceof SamplingError || error instanceof StopStringError) throw new InvalidRequestError(error.message);
       throw error;
     }
-    return { ...params, n, topLogprobs, ignoreEos: params.ignoreEos ?? false };
+    return { ...params, maxTokens, n, topLogprobs, ignoreEos: params.ignoreEos ?? false };
   }
 }
 

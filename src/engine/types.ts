@@ -5,8 +5,8 @@ import type { SamplingParams } from '../generate/sampler.js';
 
 export interface RequestParams {
   sampling: Partial<SamplingParams>;
-  /** tokens to generate at most */
-  maxTokens: number;
+  /** tokens to generate at most; absent: until an end-of-generation token or the context is full */
+  maxTokens?: number;
   stop?: string[];
   /** independent completions sharing the prompt's KV blocks */
   n?: number;

@@ -37,6 +37,12 @@ export class ChatTemplate {
     return new ChatTemplate(getString(meta, 'tokenizer.chat_template') ?? CHATML_TEMPLATE, bosToken, eosToken);
   }
 
+  /** The template of a model (or ChatML), with the BOS/EOS token texts of its tokenizer. */
+  static forModel(meta: Metadata, tokenizer: Tokenizer): ChatTemplate {
+    const text = (id: number | null) => (id === null ? '' : tokenizer.tokenText(id));
+    return ChatTemplate.fromMetadata(meta, text(tokenizer.bosId), text(tokenizer.eosId));
+  }
+
   /** The prompt text for a conversation, ending with the assistant's turn opened when `addGenerationPrompt`. */
   render(messages: readonly ChatMessage[], addGenerationPrompt = true): string {
     try {

@@ -133,12 +133,13 @@ export function perplexity(
 }
 
 export interface GenerateOptions {
-  maxTokens: number;
+  /** tokens to generate at most; absent: until an end-of-generation token or the context is full */
+  maxTokens?: number;
   sampling: Partial<SamplingParams>;
   stop?: string[];
   /** called with each piece of text as soon as it is complete UTF-8 and clear of stop strings */
   onText?: (text: string) => void;
-  /** context length to allocate (default: the model's, capped to prompt + maxTokens) */
+  /** context length to allocate (default: the model's, capped to prompt + maxTokens when that is given) */
   contextLength?: number;
   /** end at an end-of-generation token (default true) */
   stopAtEog?: boolean;
@@ -156,15 +157,18 @@ export interface GenerateResult {
 
 /** One prompt, one completion, synchronously: a single request run to the end in its own serving engine. */
 export function generate(model: Model, promptTokens: number[], options: GenerateOptions): GenerateResult {
-  const ctx = options.contextLength ?? Math.min(model.hparams.contextLength, promptTokens.length + options.maxTokens);
-  if (promptTokens.length + options.maxTokens > ctx) throw new ContextOverflowError(promptTokens.length + options.maxTokens, ctx);
+  const { maxTokens } = options;
+  const ctx = options.contextLength ?? Math.min(model.hparams.contextLength, promptTokens.length + (maxTokens ?? Infinity));
+  // at least one token must fit after the prompt
+  const needed = promptTokens.length + (maxTokens ?? 1);
+  if (needed > ctx) throw new ContextOverflowError(needed, ctx);
   const engine = new LLMEngine(model, { maxNumSeqs: 1, maxModelLength: ctx, enablePrefixCaching: false });
   const tokens: number[] = [];
   let text = '';
   let finishReason: FinishReason = 'length';
   const stream = engine.submit({
     prompt: promptTokens,
-    params: { sampling: options.sampling, maxTokens: options.maxTokens, stop: options.stop, ignoreEos: options.stopAtEog === false },
+    params: { sampling: options.sampling, maxTokens, stop: options.stop, ignoreEos: options.stopAtEog === false },
     onDelta: (delta) => {
       tokens.push(...delta.tokens);
       text += delta.text;

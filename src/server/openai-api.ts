@@ -9,6 +9,7 @@ import { ChatTemplate, chatPromptTokens } from '../generate/chat-template.js';
 import type { Model } from '../generate/model.js';
 import type { Tokenizer } from '../tokenizer/index.js';
 import type { CompletionDelta, FinishReason, ServingEngine, TokenLogprobs } from '../engine/types.js';
+import { ContextLengthError } from '../engine/engine.js';
 import { ApiError, invalidRequest, notFound } from './errors.js';
 import type { ServerMetrics } from './metrics.js';
 import { parseChatRequest, parseCompletionRequest, type GenerationParams, type PromptInput } from './params.js';
@@ -22,9 +23,7 @@ export interface ServedModel {
 
 /** A loaded model as the server presents it, with the chat template from its metadata (or ChatML). */
 export function servedModel(model: Model, name: string): ServedModel {
-  const tok = model.tokenizer;
-  const text = (id: number | null) => (id === null ? '' : tok.tokenText(id));
-  return { name, tokenizer: tok, chatTemplate: ChatTemplate.fromMetadata(model.file.metadata, text(tok.bosId), text(tok.eosId)) };
+  return { name, tokenizer: model.tokenizer, chatTemplate: ChatTemplate.forModel(model.file.metadata, model.tokenizer) };
 }
 
 export interface ApiContext {
@@ -35,22 +34,20 @@ export interface ApiContext {
   maxWaiting: number;
 }
 
-/** tokens a completion request generates when it names no max_tokens (OpenAI's legacy default) */
-const DEFAULT_COMPLETION_TOKENS = 16;
+// Without max_tokens a completion runs until an end-of-generation token or the context is full (vLLM's default).
 
 export async function handleCompletions(ctx: ApiContext, body: unknown, res: ServerResponse, arrival: number): Promise<void> {
   const request = parseCompletionRequest(body);
   checkModel(ctx, request.model);
   const prompts = request.prompts.map((p) => promptTokens(ctx.model.tokenizer, p));
-  await run(ctx, COMPLETION_FLAVOR, request, prompts, request.maxTokens ?? DEFAULT_COMPLETION_TOKENS, res, arrival);
+  await run(ctx, COMPLETION_FLAVOR, request, prompts, res, arrival);
 }
 
 export async function handleChatCompletions(ctx: ApiContext, body: unknown, res: ServerResponse, arrival: number): Promise<void> {
   const request = parseChatRequest(body);
   checkModel(ctx, request.model);
   const prompt = chatPromptTokens(ctx.model.tokenizer, ctx.model.chatTemplate.render(request.messages));
-  // without max_tokens a chat answer may fill the rest of the context
-  await run(ctx, CHAT_FLAVOR, request, [prompt], request.maxTokens ?? Math.max(1, ctx.engine.maxModelLength - prompt.length), res, arrival);
+  await run(ctx, CHAT_FLAVOR, request, [prompt], res, arrival);
 }
 
 function checkModel(ctx: ApiContext, name: string | undefined): void {
@@ -90,19 +87,19 @@ interface Flavor {
   chunkChoice(index: number, text: string, logprobs: unknown, finishReason: string | null): object;
   /** the chunk that opens each streamed choice, if any */
   opening: ((index: number) => object) | null;
+  /** the request field holding the prompt */
+  promptParam: 'prompt' | 'messages';
 }
 
 async function run(
-  ctx: ApiContext, flavor: Flavor, request: GenerationParams, prompts: number[][], maxTokens: number, res: ServerResponse, arrival: number,
+  ctx: ApiContext, flavor: Flavor, request: GenerationParams, prompts: number[][], res: ServerResponse, arrival: number,
 ): Promise<void> {
   const { engine, model } = ctx;
+  const { maxTokens } = request;
   for (const prompt of prompts) {
-    if (prompt.length + maxTokens > engine.maxModelLength) {
-      throw invalidRequest(
-        `the context holds ${engine.maxModelLength} tokens, but this request needs ${prompt.length + maxTokens} ` +
-          `(${prompt.length} in the prompt and ${maxTokens} to generate); shorten the prompt or lower max_tokens`,
-        'max_tokens', 'context_length_exceeded',
-      );
+    // at least one token must fit after the prompt
+    if (prompt.length + (maxTokens ?? 1) > engine.maxModelLength) {
+      throw contextLengthExceeded(new ContextLengthError(prompt.length, maxTokens, engine.maxModelLength), flavor.promptParam);
     }
   }
   if (engine.stats().waiting >= ctx.maxWaiting) {
@@ -215,6 +212,12 @@ async function run(
   });
 }
 
+/** 400 with OpenAI's code context_length_exceeded, naming the field to change. */
+function contextLengthExceeded(e: ContextLengthError, promptParam: string): ApiError {
+  const [param, advice] = e.maxTokens === undefined ? [promptParam, `shorten the ${promptParam}`] : ['max_tokens', `shorten the ${promptParam} or lower max_tokens`];
+  return invalidRequest(`${e.message}; ${advice}`, param, 'context_length_exceeded');
+}
+
 function trimTop(logprobs: TokenLogprobs[], k: number): TokenLogprobs[] {
   return logprobs.map((lp) => ({ ...lp, top: lp.top.slice(0, k) }));
 }
@@ -252,6 +255,7 @@ const COMPLETION_FLAVOR: Flavor = {
   choice: (index, text, logprobs, finishReason) => ({ index, text, logprobs, finish_reason: finishReason }),
   chunkChoice: (index, text, logprobs, finishReason) => ({ index, text, logprobs, finish_reason: finishReason }),
   opening: null,
+  promptParam: 'prompt',
 };
 
 const CHAT_FLAVOR: Flavor = {
@@ -267,6 +271,7 @@ const CHAT_FLAVOR: Flavor = {
   chunkChoice: (index, text, logprobs, finishReason) => ({ index, delta: text === '' ? {} : { content: text }, logprobs, finish_reason: finishReason }),
   // OpenAI opens every chat choice with its role
   opening: (index) => ({ index, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }),
+  promptParam: 'messages',
 };
 
 // ---------------------------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { sharedPath } from '../shared.js';
 import { Model } from '../../src/generate/model.js';
-import { LLMEngine, InvalidRequestError, type EngineOptions } from '../../src/engine/engine.js';
+import { LLMEngine, InvalidRequestError, ContextLengthError, type EngineOptions } from '../../src/engine/engine.js';
 import { LLM, SamplingParams } from '../../src/engine/llm.js';
 import type { CompletionDelta, RequestParams } from '../../src/engine/types.js';
 
@@ -182,6 +182,25 @@ test('stop strings end the text before the match; bad requests are refused with 
   assert.equal(model.tokenizer.decode(free.tokens), free.text);
   assert.throws(() => engine.submit({ prompt: [], params: { sampling: {}, maxTokens: 4 } }), InvalidRequestError);
   assert.throws(() => engine.submit({ prompt: [1], params: { sampling: { temperature: NaN }, maxTokens: 4 } }), InvalidRequestError);
+});
+
+test('without maxTokens a completion runs until the context is full; a prompt that fills it is a ContextLengthError', async () => {
+  const engine = new LLMEngine(model, { maxModelLength: 40 });
+  const prompt = PROMPTS[2];
+  const full = await runStream(engine.submit({ prompt, params: { sampling: { temperature: 0 }, ignoreEos: true } }));
+  assert.equal(full.finishReason, 'length');
+  assert.equal(prompt.length + full.tokens.length, 40);
+  // the same as asking for exactly the room left
+  const asked = await runStream(engine.submit({ prompt, params: { sampling: { temperature: 0 }, maxTokens: 40 - prompt.length, ignoreEos: true } }));
+  assert.deepEqual(full.tokens, asked.tokens);
+  const long = Array.from({ length: 40 }, (_, i) => prompt[i % prompt.length]);
+  assert.throws(() => engine.submit({ prompt: long, params: { sampling: {} } }), (e: unknown) => {
+    assert.ok(e instanceof ContextLengthError && e instanceof InvalidRequestError);
+    assert.deepEqual([e.promptTokens, e.maxTokens, e.contextLength], [40, undefined, 40]);
+    assert.match(e.message, /context holds 40 tokens and the prompt has 40/);
+    return true;
+  });
+  assert.equal(engine.stats().kvBlocksUsed, 0);
 });
 
 test('LLM.generate returns outputs in prompt order with logprobs', async () => {

@@ -1,13 +1,18 @@
 // The web chat in headless Chromium (Debian's /usr/bin/chromium, driven by playwright-core): a typed message
-// gets a streamed answer equal to the API's greedy answer, and the page reports tokens/s.
+// gets a streamed answer equal to the API's greedy answer, and the page reports tokens/s; the page's default
+// request on the default model succeeds; a conversation that outgrows the context drops its oldest turns.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
-import { MODEL_NAME, startServer } from './helpers.js';
+import { chromium, type Locator, type Page } from 'playwright-core';
+import { Model } from '../../src/generate/model.js';
+import { chatPromptTokens, type ChatMessage } from '../../src/generate/chat-template.js';
+import { servedModel } from '../../src/server/openai-api.js';
+import { defaultModelPath } from '../../src/cli/default-model.js';
+import { MODEL_NAME, loadModel, startServer, type TestServer } from './helpers.js';
 
 const CHROMIUM = process.env.KILN_CHROMIUM ?? '/usr/bin/chromium';
 const CHROMIUM_ARGS = [
@@ -15,26 +20,52 @@ const CHROMIUM_ARGS = [
   '--disable-background-networking', '--disable-component-update', '--disable-sync',
 ];
 const skip = existsSync(CHROMIUM) ? false : `no Chromium at ${CHROMIUM} (install the Debian package "chromium"; .ci/run does)`;
+// waits end with the test (its timeout guards against a hang), not with a guess at how fast a loaded machine is
+const TIMEOUT = { skip, timeout: 600_000 };
 
-test('web chat: type a message, read the streamed answer, take a screenshot', { skip, timeout: 120_000 }, async (t) => {
-  const server = await startServer();
+/** Opens the chat page of `server` in a fresh browser profile and runs `use` on it. */
+async function withChatPage(server: TestServer, modelName: string, use: (page: Page, dir: string) => Promise<void>): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'kiln-chat-'));
-  const context = await chromium.launchPersistentContext(join(dir, 'profile'), { executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+  const context = await chromium.launchPersistentContext(join(dir, 'profile'), { executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, timeout: 0 });
+  context.setDefaultTimeout(0);
   try {
     const page = await context.newPage();
     await page.goto(server.baseURL + '/');
-    await page.locator('#model-name', { hasText: MODEL_NAME }).waitFor();
+    await page.locator('#model-name', { hasText: modelName }).waitFor();
+    await use(page, dir);
+  } finally {
+    await context.close();
+    await server.close();
+    if (!process.env.KILN_KEEP_SCREENSHOTS) rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Types a message, waits for its answer to finish, and returns the answer (the nth of the page). */
+async function send(page: Page, text: string, nth: number): Promise<Locator> {
+  await page.fill('#message', text);
+  await page.press('#message', 'Enter');
+  const answer = page.locator('.msg.assistant[data-done="true"]').nth(nth);
+  await answer.waitFor();
+  return answer;
+}
+
+/** The JSON bodies the page posts to /v1/chat/completions, in order. */
+function recordRequests(page: Page): Record<string, unknown>[] {
+  const bodies: Record<string, unknown>[] = [];
+  page.on('request', (request) => {
+    if (request.url().endsWith('/v1/chat/completions')) bodies.push(JSON.parse(request.postData() ?? 'null'));
+  });
+  return bodies;
+}
+
+test('web chat: type a message, read the streamed answer, take a screenshot', TIMEOUT, async (t) => {
+  const server = await startServer();
+  await withChatPage(server, MODEL_NAME, async (page, dir) => {
     const system = 'You tell stories about animals.';
     await page.fill('#system', system);
     await page.fill('#temperature', '0');
     await page.fill('#max_tokens', '48');
-    await page.fill('#message', 'Tell me about a dog.');
-    await page.press('#message', 'Enter');
-    const answer = page.locator('.msg.assistant[data-done="true"]');
-    await answer.waitFor({ timeout: 30_000 }).catch(async (e) => {
-      const state = { page: await page.locator('main').innerText(), engine: server.engine.stats() };
-      throw new Error(`no finished answer: ${(e as Error).message}\n${JSON.stringify(state)}`);
-    });
+    const answer = await send(page, 'Tell me about a dog.', 0);
     const text = await answer.locator('.content').textContent();
     const status = await page.locator('#status').textContent();
 
@@ -52,9 +83,44 @@ test('web chat: type a message, read the streamed answer, take a screenshot', { 
     });
     assert.equal(text, reference.choices[0].message.content);
     assert.ok(statSync(screenshot).size > 1000);
-  } finally {
-    await context.close();
-    await server.close();
-    if (!process.env.KILN_KEEP_SCREENSHOTS) rmSync(dir, { recursive: true, force: true });
-  }
+  });
+});
+
+test('web chat on the default model with the default settings: two messages get answers', TIMEOUT, async () => {
+  const server = await startServer({}, {}, { model: Model.load(defaultModelPath()), name: 'kiln-brown' });
+  await withChatPage(server, 'kiln-brown', async (page) => {
+    const requests = recordRequests(page);
+    for (const [i, message] of ['Hello, how are you?', 'Tell me about the weather.'].entries()) {
+      const answer = await send(page, message, i);
+      const text = await answer.locator('.content').textContent();
+      assert.equal(await answer.getAttribute('class'), 'msg assistant', `answer ${i} failed: ${text}`);
+      assert.ok(text && text.length > 0, `answer ${i} is empty`);
+      assert.match(await page.locator('#status').textContent() ?? '', /^[1-9]\d* tokens · /);
+    }
+    // the default request names no max_tokens: the server lets the answer run to its end or the context's
+    assert.ok(requests.length >= 2);
+    for (const body of requests) assert.equal('max_tokens' in body, false, JSON.stringify(body));
+  });
+});
+
+test('web chat: a conversation that outgrows the context drops its oldest turn, once told', TIMEOUT, async () => {
+  const context = 96;
+  const first = 'Tell me a story about a cat.';
+  const second = 'Lily had a big red ball and she liked to play with it in the park every day with Tom.';
+  // the two messages alone overflow the context, the second one alone leaves room to answer
+  const { chatTemplate, tokenizer } = servedModel(loadModel(), MODEL_NAME);
+  const size = (messages: ChatMessage[]) => chatPromptTokens(tokenizer, chatTemplate.render(messages)).length;
+  const user = (content: string): ChatMessage => ({ role: 'user', content });
+  assert.ok(size([user(first), user(second)]) >= context && size([user(second)]) < context - 4);
+
+  const server = await startServer({ maxModelLength: context });
+  await withChatPage(server, MODEL_NAME, async (page) => {
+    await page.fill('#temperature', '0');
+    await send(page, first, 0);
+    const answer = await send(page, second, 1);
+    assert.equal(await answer.getAttribute('class'), 'msg assistant');
+    assert.equal(await page.locator('.msg.note').count(), 1);
+    const reference = await server.client.chat.completions.create({ model: MODEL_NAME, messages: [{ role: 'user', content: second }], temperature: 0 });
+    assert.equal(await answer.locator('.content').textContent(), reference.choices[0].message.content);
+  });
 });

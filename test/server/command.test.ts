@@ -1,17 +1,23 @@
-// `kiln serve` as a process: it binds 127.0.0.1 on the port asked for, answers, and stops cleanly on SIGTERM;
-// without MODEL it serves the default model, or says how to get it when that file is missing.
+// `kiln serve` as a process: it binds 127.0.0.1 on the port asked for, answers, and stops cleanly on SIGTERM,
+// also when the signal goes to the `npx kiln serve` process that started it; without MODEL it serves the default
+// model, or says how to get it when that file is missing.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { MODEL_PATH } from './helpers.js';
 
 type Started = { child: ChildProcess; stderr: string } & ({ url: string } | { exitCode: number });
 
-/** Runs `kiln serve ARGS` until it announces its address or exits. */
-function serve(args: string[]): Promise<Started> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/run-dev.ts', 'serve', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+/** Runs `kiln serve ARGS` (from the sources, or through `npx kiln serve`) until it announces its address or exits. */
+function serve(args: string[], through: 'sources' | 'npx' = 'sources'): Promise<Started> {
+  const stdio: ['ignore', 'ignore', 'pipe'] = ['ignore', 'ignore', 'pipe'];
+  const child = through === 'npx'
+    ? spawn('npx', ['--offline', 'kiln', 'serve', ...args], { stdio })
+    : spawn(process.execPath, ['--import', 'tsx', 'src/cli/run-dev.ts', 'serve', ...args], { stdio });
   let stderr = '';
   return new Promise((resolve) => {
     child.stderr!.on('data', (data: Buffer) => {
@@ -31,7 +37,7 @@ async function stop(child: ChildProcess): Promise<void> {
   assert.equal(code, 0);
 }
 
-test('kiln serve MODEL --port 0: serves on 127.0.0.1, stops on SIGTERM with status 0', { timeout: 60_000 }, async () => {
+test('kiln serve MODEL --port 0: serves on 127.0.0.1, stops on SIGTERM with status 0', { timeout: 600_000 }, async () => {
   const started = await serve([MODEL_PATH, '--port', '0', '--ctx', '128']);
   assert.ok('url' in started, `kiln serve exited: ${started.stderr}`);
   try {
@@ -46,7 +52,7 @@ test('kiln serve MODEL --port 0: serves on 127.0.0.1, stops on SIGTERM with stat
   }
 });
 
-test('kiln serve without MODEL: the default model, or a clear error naming it', { timeout: 60_000 }, async () => {
+test('kiln serve without MODEL: the default model, or a clear error naming it', { timeout: 600_000 }, async () => {
   const started = await serve(['--port', '0']);
   if ('url' in started) {
     assert.equal((await fetch(`${started.url}/health`)).status, 200);
@@ -55,6 +61,38 @@ test('kiln serve without MODEL: the default model, or a clear error naming it', 
   }
   assert.notEqual(started.exitCode, 0);
   assert.match(started.stderr, /default model .*missing/);
+});
+
+/** The ids of the processes below `pid` (Linux: from ps). */
+function descendants(pid: number): number[] {
+  const rows = execFileSync('ps', ['-e', '-o', 'pid=,ppid='], { encoding: 'utf8' }).trim().split('\n').map((row) => row.trim().split(/\s+/).map(Number));
+  const below = (parent: number): number[] => rows.filter(([, ppid]) => ppid === parent).flatMap(([child]) => [child, ...below(child)]);
+  return below(pid);
+}
+
+/** Whether a process is still running (a zombie waiting for its new parent to reap it has ended). */
+function running(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '')[0] !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+test('SIGTERM to `npx kiln serve` ends the node server too: its process is gone and its port closed', { timeout: 600_000 }, async () => {
+  const started = await serve(['--port', '0'], 'npx');
+  assert.ok('url' in started, `npx kiln serve exited: ${started.stderr}`);
+  const npx = started.child.pid!;
+  // the node process that holds the port: npm exec → sh -c → node
+  const servers = descendants(npx).filter((pid) => /\bkiln\b.*\bserve\b/.test(readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ')) && /node/.test(readFileSync(`/proc/${pid}/comm`, 'utf8')));
+  assert.equal(servers.length, 1, `processes below npx ${npx}: ${descendants(npx)}`);
+  assert.equal((await fetch(`${started.url}/health`)).status, 200);
+  const exited = once(started.child, 'exit');
+  process.kill(npx, 'SIGTERM');
+  await exited;
+  // no deadline here: a server left running fails the test by its timeout
+  while (running(servers[0])) await sleep(50);
+  await assert.rejects(fetch(`${started.url}/health`), (e: Error & { cause?: { code?: string } }) => e.cause?.code === 'ECONNREFUSED');
 });
 
 test('kiln serve with a bad option value is a usage error', async () => {

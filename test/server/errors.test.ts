@@ -112,6 +112,28 @@ test('prompt + max_tokens over the context: 400 with the numbers', async () => {
   assert.match(long.body.error.message, /\b301\b/);
 });
 
+test('without max_tokens an answer may fill the context; a prompt that fills it: 400 context_length_exceeded', async () => {
+  const full = await call('/v1/completions', { body: { prompt: 'Once upon a time', temperature: 0, ignore_eos: true } });
+  assert.equal(full.status, 200, JSON.stringify(full.body));
+  assert.equal(full.body.choices[0].finish_reason, 'length');
+  assert.equal(full.body.usage.total_tokens, 256);
+
+  const words = 'the cat sat on the mat and looked at the dog '.repeat(40);
+  const chatAnswer = await call('/v1/chat/completions', { body: { messages: [{ role: 'user', content: words }] } });
+  await assertError(chatAnswer, 400, 'messages');
+  assert.equal(chatAnswer.body.error.code, 'context_length_exceeded');
+  assert.equal(chatAnswer.body.error.type, 'invalid_request_error');
+  assert.match(chatAnswer.body.error.message, /^the context holds 256 tokens and the prompt has \d+, leaving no room to generate; shorten the messages$/);
+  const ids = await call('/v1/completions', { body: { prompt: Array(256).fill(5) } });
+  await assertError(ids, 400, 'prompt');
+  assert.equal(ids.body.error.code, 'context_length_exceeded');
+  // what the OpenAI client makes of it
+  await assert.rejects(
+    s.client.chat.completions.create({ model: MODEL_NAME, messages: [{ role: 'user', content: words }] }),
+    (e: any) => e.status === 400 && e.code === 'context_length_exceeded' && e.param === 'messages',
+  );
+});
+
 test('body too large: 413 (by Content-Length and when streamed in chunks)', async () => {
   await assertError(await call('/v1/completions', completion({ prompt: 'x'.repeat(5000) })), 413);
   const chunked = await new Promise<number>((resolve, reject) => {

@@ -1,5 +1,7 @@
-// A real server for the server tests: stories260K on LLMEngine, listening on an ephemeral port of 127.0.0.1.
+// A real server for the server tests: stories260K (or a model given) on LLMEngine, listening on an ephemeral port of
+// 127.0.0.1.
 
+import { setTimeout } from 'node:timers/promises';
 import OpenAI from 'openai';
 import { Model } from '../../src/generate/model.js';
 import { LLMEngine, type EngineOptions } from '../../src/engine/engine.js';
@@ -55,13 +57,14 @@ export interface TestServer {
 
 export async function startServer(
   engineOptions: EngineOptions = {}, serverOptions: Partial<Omit<ServerOptions, 'engine' | 'model'>> = {},
+  served: { model: Model; name: string } = { model: loadModel(), name: MODEL_NAME },
 ): Promise<TestServer> {
-  const m = loadModel();
-  const engine = new RecordingEngine(new LLMEngine(m, { maxModelLength: 256, ...engineOptions }));
-  const server = new KilnServer({ engine, model: servedModel(m, MODEL_NAME), ...serverOptions });
+  const engine = new RecordingEngine(new LLMEngine(served.model, { maxModelLength: 256, ...engineOptions }));
+  const server = new KilnServer({ engine, model: servedModel(served.model, served.name), ...serverOptions });
   const { port } = await server.listen(0, '127.0.0.1');
   const baseURL = `http://127.0.0.1:${port}`;
-  const client = new OpenAI({ baseURL: `${baseURL}/v1`, apiKey: serverOptions.apiKey ?? 'unused', maxRetries: 0, timeout: 30_000 });
+  // a loaded machine may take long to answer: the test's own timeout guards against a hang
+  const client = new OpenAI({ baseURL: `${baseURL}/v1`, apiKey: serverOptions.apiKey ?? 'unused', maxRetries: 0, timeout: 600_000 });
   return {
     server, engine, baseURL, client,
     async close() {
@@ -71,11 +74,14 @@ export async function startServer(
   };
 }
 
-/** Polls until `check` holds (or fails after `ms`). */
-export async function waitFor(check: () => boolean, what: string, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
+/**
+ * Polls until `check` holds; fails, naming `what`, only after 5 minutes: what it waits for takes milliseconds, so
+ * the limit catches a state that never comes, however loaded the machine.
+ */
+export async function waitFor(check: () => boolean, what: string): Promise<void> {
+  const deadline = performance.now() + 300_000;
   while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
+    if (performance.now() > deadline) throw new Error(`waited 5 minutes for ${what}`);
+    await setTimeout(5);
   }
 }

@@ -1,11 +1,15 @@
-// `kiln chat [MODEL]`: an interactive conversation using the model's chat template.
+// `kiln chat [MODEL]`: a conversation using the model's chat template, typed at a terminal or piped in one
+// message per line. Each answer runs until an end-of-generation token or the context is full (or -n tokens);
+// when the conversation outgrows the context, its oldest turns are dropped.
 
-import { createInterface } from 'node:readline/promises';
+import { createInterface } from 'node:readline';
 import { optInt, optString, type ParsedArgs } from '../args.js';
 import type { Command } from '../command.js';
 import { Model } from '../../generate/model.js';
 import { generate } from '../../generate/generate.js';
+import type { SamplingParams } from '../../generate/sampler.js';
 import { ChatTemplate, chatPromptTokens, type ChatMessage } from '../../generate/chat-template.js';
+import { defaultMaxModelLength } from '../../engine/engine.js';
 import { MODEL_LOAD_OPTIONS, SAMPLING_OPTIONS, modelLoadOptions, samplingFromArgs } from './model-options.js';
 import { modelArgument } from '../default-model.js';
 
@@ -15,45 +19,89 @@ export const chatCommand: Command = {
   summary: 'chat interactively, using the model\'s chat template (MODEL defaults to models/kiln-brown.gguf)',
   options: [
     { name: 'system', short: 's', description: 'system prompt' },
-    { name: 'n-predict', short: 'n', description: 'maximum tokens per answer (default 256)' },
+    { name: 'n-predict', short: 'n', description: 'maximum tokens per answer (default: until the model ends it or the context is full)' },
     ...SAMPLING_OPTIONS,
     ...MODEL_LOAD_OPTIONS,
   ],
   async run(args: ParsedArgs) {
-    const path = modelArgument(args);
-    const model = Model.load(path, modelLoadOptions(args));
-    const tok = model.tokenizer;
-    const text = (id: number | null) => (id === null ? '' : tok.tokenText(id));
-    const template = ChatTemplate.fromMetadata(model.file.metadata, text(tok.bosId), text(tok.eosId));
-    const messages: ChatMessage[] = [];
-    const system = optString(args, 'system');
-    if (system) messages.push({ role: 'system', content: system });
-    const sampling = samplingFromArgs(args);
-    const maxTokens = optInt(args, 'n-predict') ?? 256;
-    const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: process.stdin.isTTY });
-    console.error('kiln chat — type a message; an empty line or Ctrl-D ends the chat.');
-    try {
-      for (;;) {
-        let line: string;
-        try {
-          line = await rl.question('> ');
-        } catch {
-          break; // input closed
-        }
-        if (!line.trim()) break;
-        messages.push({ role: 'user', content: line });
-        const prompt = chatPromptTokens(tok, template.render(messages));
-        const result = generate(model, prompt, {
-          maxTokens,
-          sampling,
-          contextLength: Math.min(model.hparams.contextLength, prompt.length + maxTokens),
-          onText: (text) => process.stdout.write(text),
-        });
-        process.stdout.write('\n');
-        messages.push({ role: 'assistant', content: result.text });
-      }
-    } finally {
-      rl.close();
-    }
+    const model = Model.load(modelArgument(args), modelLoadOptions(args));
+    const refused = await chat(model, {
+      system: optString(args, 'system'),
+      maxTokens: optInt(args, 'n-predict'),
+      sampling: samplingFromArgs(args),
+      contextLength: defaultMaxModelLength(model),
+    });
+    if (refused > 0) process.exitCode = 1;
   },
 };
+
+interface ChatOptions {
+  system?: string;
+  /** tokens per answer at most; undefined: until end of generation or the context is full */
+  maxTokens?: number;
+  sampling: Partial<SamplingParams>;
+  contextLength: number;
+}
+
+/**
+ * Answers every line of stdin until it ends (at a terminal, also at an empty line); the answers go to stdout.
+ * Returns how many messages were refused because they do not fit in the context on their own.
+ */
+async function chat(model: Model, options: ChatOptions): Promise<number> {
+  const tok = model.tokenizer;
+  const template = ChatTemplate.forModel(model.file.metadata, tok);
+  const render = (messages: ChatMessage[]) => chatPromptTokens(tok, template.render(messages));
+  const { contextLength, maxTokens } = options;
+  // room an answer should have: dropping old turns makes it, when it is not there
+  const answerRoom = maxTokens ?? Math.ceil(contextLength / 4);
+  const messages: ChatMessage[] = options.system ? [{ role: 'system', content: options.system }] : [];
+  const interactive = process.stdin.isTTY === true;
+  const rl = createInterface({ input: process.stdin, output: interactive ? process.stdout : undefined, terminal: interactive });
+  let refused = 0, toldDropping = false;
+  if (interactive) {
+    console.error('kiln chat — type a message; an empty line or Ctrl-D ends the chat.');
+    rl.setPrompt('> ');
+    rl.prompt();
+  }
+  // the async iterator buffers lines that arrive while an answer is generated (piped input arrives all at once)
+  for await (const line of rl) {
+    if (!line.trim()) {
+      if (interactive) break;
+      continue;
+    }
+    messages.push({ role: 'user', content: line });
+    const before = messages.length;
+    const prompt = fitConversation(messages, render, contextLength - answerRoom);
+    if (messages.length < before && !toldDropping) {
+      console.error(`kiln chat: the conversation outgrew the context (${contextLength} tokens); dropping its oldest turns`);
+      toldDropping = true;
+    }
+    if (prompt.length + (maxTokens ?? 1) > contextLength) {
+      const room = maxTokens === undefined ? 'leaving no room for an answer' : `and -n asks for ${maxTokens} more`;
+      console.error(`kiln chat: this message takes ${prompt.length} tokens with the chat template, ${room} in a context of ${contextLength}; it was not sent`);
+      messages.pop();
+      refused++;
+    } else {
+      const result = generate(model, prompt, { maxTokens, sampling: options.sampling, contextLength, onText: (piece) => process.stdout.write(piece) });
+      process.stdout.write('\n');
+      messages.push({ role: 'assistant', content: result.text });
+    }
+    if (interactive) rl.prompt();
+  }
+  rl.close();
+  return refused;
+}
+
+/**
+ * Drops the oldest turns (a user message and the answers after it; the system message stays) until the rendered
+ * conversation has at most `budget` tokens or only the latest message is left. Returns the rendered prompt.
+ */
+export function fitConversation(messages: ChatMessage[], render: (messages: ChatMessage[]) => number[], budget: number): number[] {
+  for (;;) {
+    const prompt = render(messages);
+    const first = messages.findIndex((m) => m.role !== 'system');
+    const next = messages.findIndex((m, i) => i > first && m.role === 'user');
+    if (prompt.length <= budget || next < 0) return prompt;
+    messages.splice(first, next - first);
+  }
+}

@@ -36,11 +36,29 @@ export const serveCommand: Command = {
     const address = await server.listen(port, optString(args, 'host') ?? '127.0.0.1');
     const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
     console.error(`kiln serve: ${name} (context ${engine.maxModelLength}) at http://${host}:${address.port}/ — API at /v1, Ctrl-C stops`);
-    await new Promise<void>((resolve) => {
-      process.once('SIGINT', resolve);
-      process.once('SIGTERM', resolve);
-    });
+    const reason = await stopRequested();
+    console.error(`kiln serve: ${reason}; stopping (requests in flight are aborted)`);
     await server.close();
     await engine.close();
   },
 };
+
+/**
+ * Resolves, with the reason, at SIGINT or SIGTERM; a second signal ends the process at once. Started by npm (npx,
+ * npm run), kiln runs under `sh -c`, and npm forwards a signal it gets to that shell only, which dies without
+ * passing it on: the server would be left running, so then it also stops when its parent process goes away.
+ */
+function stopRequested(): Promise<string> {
+  return new Promise((resolve) => {
+    const parent = process.ppid;
+    const watch = process.env.npm_lifecycle_event === undefined ? undefined : setInterval(() => {
+      if (process.ppid !== parent) stop(`the process that started it (pid ${parent}) ended`);
+    }, 200).unref();
+    const stop = (reason: string) => {
+      clearInterval(watch);
+      process.off('SIGINT', stop).off('SIGTERM', stop);
+      resolve(reason);
+    };
+    process.once('SIGINT', stop).once('SIGTERM', stop);
+  });
+}
