@@ -22,6 +22,7 @@ export const chatCommand: Command = {
   async run(args: ParsedArgs) {
     const path = modelArgument(args);
     const model = Model.load(path, modelLoadOptions(args));
+    model.requireLanguageModelHead();
     const tok = model.tokenizer;
     const text = (id: number | null) => (id === null ? '' : tok.tokenText(id));
     const template = ChatTemplate.fromMetadata(model.file.metadata, text(tok.bosId), text(tok.eosId));
