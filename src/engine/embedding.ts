@@ -46,7 +46,7 @@ export class EmbeddingSequence implements SchedulableSequence {
 
   /** Pools the hidden states [outputRows.length, dim] of its step and delivers the vector. */
   finish(hidden: Float32Array, dim: number, finishedTime: number): void {
-    this.metrics.firstTokenTime = this.metrics.finishedTime = finishedTime;
+    this.metrics.finishedTime = finishedTime;
     this.detach?.();
     this.settle.resolve({ requestId: this.request.id, embedding: poolEmbedding(hidden, dim, this.pooling, this.normalize), metrics: this.metrics });
   }

@@ -12,7 +12,7 @@ import type { ForwardBatch } from '../generate/inference-ops.js';
 import { Sampler, SamplingError, logSoftmax, topLogprobs } from '../generate/sampler.js';
 import { StopMatcher, StopStringError } from '../generate/stop.js';
 import { StreamDecoder } from '../tokenizer/index.js';
-import { defaultPooling } from '../generate/embed.js';
+import { defaultPooling, POOLINGS } from '../generate/embed.js';
 import { BlockManager, BlockTable } from './block-manager.js';
 import { Scheduler, type ScheduledChunk } from './scheduler.js';
 import { EmbeddingSequence, RequestAbortedError } from './embedding.js';
@@ -136,8 +136,6 @@ class Sequence {
 
   get width(): number { return 1 + this.forks; }
 }
-
-const POOLINGS: readonly string[] = ['mean', 'cls', 'last'];
 
 export class LLMEngine implements ServingEngine {
   readonly maxModelLength: number;

@@ -5,6 +5,8 @@ import type { Pooling } from '../models/hparams.js';
 import type { Model } from './model.js';
 import { ContextOverflowError, SingleSequence } from './generate.js';
 
+export const POOLINGS: readonly Pooling[] = ['mean', 'cls', 'last'];
+
 /** Pools hidden states [n, dim] of one sequence into one vector [dim] (the mean summed in f64). */
 export function poolHidden(hidden: Float32Array, n: number, dim: number, pooling: Pooling): Float32Array {
   if (pooling === 'cls') return hidden.slice(0, dim);

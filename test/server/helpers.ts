@@ -1,4 +1,5 @@
-// A real server for the server tests: stories260K on LLMEngine, listening on an ephemeral port of 127.0.0.1.
+// A real server for the server tests: stories260K (or a model given) on LLMEngine, listening on an ephemeral port of
+// 127.0.0.1.
 
 import OpenAI from 'openai';
 import { Model } from '../../src/generate/model.js';
@@ -58,10 +59,10 @@ export interface TestServer {
 
 export async function startServer(
   engineOptions: EngineOptions = {}, serverOptions: Partial<Omit<ServerOptions, 'engine' | 'model'>> = {},
+  served: { model: Model; name: string } = { model: loadModel(), name: MODEL_NAME },
 ): Promise<TestServer> {
-  const m = loadModel();
-  const engine = new RecordingEngine(new LLMEngine(m, { maxModelLength: 256, ...engineOptions }));
-  const server = new KilnServer({ engine, model: servedModel(m, MODEL_NAME), ...serverOptions });
+  const engine = new RecordingEngine(new LLMEngine(served.model, { maxModelLength: 256, ...engineOptions }));
+  const server = new KilnServer({ engine, model: servedModel(served.model, served.name), ...serverOptions });
   const { port } = await server.listen(0, '127.0.0.1');
   const baseURL = `http://127.0.0.1:${port}`;
   const client = new OpenAI({ baseURL: `${baseURL}/v1`, apiKey: serverOptions.apiKey ?? 'unused', maxRetries: 0, timeout: 30_000 });

@@ -2,22 +2,15 @@
 // serving engine, L2-normalized by default as llama-embedding does; one line per text (its first values and
 // norm), or the vectors as a JSON array of arrays.
 
-import { optBool, optString, UsageError, type ParsedArgs } from '../args.js';
+import { optBool, optOneOf, UsageError, type ParsedArgs } from '../args.js';
 import type { Command } from '../command.js';
 import { LLM } from '../../engine/llm.js';
 import { Model } from '../../generate/model.js';
-import type { Pooling } from '../../models/hparams.js';
+import { POOLINGS } from '../../generate/embed.js';
 import { MODEL_LOAD_OPTIONS, modelLoadOptions } from './model-options.js';
 
-const POOLINGS = ['mean', 'cls', 'last'];
 /** leading values shown per text */
 const SHOWN = 6;
-
-function poolingOption(args: ParsedArgs): Pooling | undefined {
-  const pooling = optString(args, 'pooling');
-  if (pooling !== undefined && !POOLINGS.includes(pooling)) throw new UsageError(`--pooling must be one of ${POOLINGS.join(', ')}, got "${pooling}"`);
-  return pooling as Pooling | undefined;
-}
 
 export const embedCommand: Command = {
   name: 'embed',
@@ -34,7 +27,7 @@ export const embedCommand: Command = {
     const [path, ...texts] = args.positionals;
     if (path === undefined || texts.length === 0) throw new UsageError('expected MODEL and at least one TEXT');
     if (optBool(args, 'normalize') && optBool(args, 'no-normalize')) throw new UsageError('--normalize and --no-normalize contradict each other');
-    const pooling = poolingOption(args);
+    const pooling = optOneOf(args, 'pooling', POOLINGS);
     const model = Model.load(path, modelLoadOptions(args));
     const inputs = texts.map((text) => model.tokenizer.encode(text, { addSpecial: true, parseSpecial: true }));
     // an engine just large enough for these inputs, all at once (a longer one than the model's context is refused)
