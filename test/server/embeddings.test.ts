@@ -82,6 +82,7 @@ test('errors: empty, wrong types, too long for the context, dimensions, unknown 
   await assertRejected({ input: { text: 'a' } }, 400, 'input');
   await assertRejected({ input: [1.5] }, 400, 'input');
   await assertRejected({ input: [bert.vocabSize] }, 400, 'input', null, /outside the vocabulary/);
+  await assertRejected({ input: new Array(2049).fill('a') }, 400, 'input', null, /at most 2048 items, got 2049/);
   await assertRejected({ input: 'word '.repeat(300) }, 400, 'input', 'context_length_exceeded', /input 0 has 302 tokens, but the context holds 256/);
   await assertRejected({ input: ['fine', 'word '.repeat(300)] }, 400, 'input', 'context_length_exceeded', /input 1 has/);
   await assertRejected({ dimensions: 32 }, 400, 'dimensions', null, /64 dimensions/);
