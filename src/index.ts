@@ -1,4 +1,4 @@
-// kiln's public API: load GGUF models, tokenize, and generate through the serving engine.
+// kiln's public API: load GGUF models, tokenize, and generate and embed through the serving engine.
 
 export { readGGUFHeader, parseGGUF } from './gguf/reader.js';
 export { loadGGUF, GGUFModelFile } from './gguf/model-file.js';
@@ -14,3 +14,8 @@ export { defaultModelPath } from './cli/default-model.js';
 export type {
   ServingEngine, SubmitRequest, RequestParams, CompletionDelta, FinishReason, RequestMetrics, EngineStats, TokenLogprobs,
 } from './engine/types.js';
+export { embedTokens, EmptyInputError } from './generate/embed.js';
+export { RequestAbortedError } from './engine/embedding.js';
+export type { EmbedOptions, EmbeddingRequestOutput } from './engine/llm.js';
+export type { EmbedRequest, EmbeddingResult } from './engine/types.js';
+export type { Pooling } from './models/hparams.js';

@@ -79,6 +79,13 @@ export function optBool(args: ParsedArgs, name: string): boolean {
   return args.options.get(name) === true;
 }
 
+/** an option whose value must be one of `allowed` */
+export function optOneOf<T extends string>(args: ParsedArgs, name: string, allowed: readonly T[]): T | undefined {
+  const v = optString(args, name);
+  if (v !== undefined && !allowed.includes(v as T)) throw new UsageError(`--${name} must be one of ${allowed.join(', ')}, got "${v}"`);
+  return v as T | undefined;
+}
+
 export function optNumber(args: ParsedArgs, name: string): number | undefined {
   const v = optString(args, name);
   if (v === undefined) return undefined;

@@ -2,7 +2,8 @@
 // forward pass per step. A step schedules (scheduler.ts), builds one batch of all scheduled tokens,
 // runs the model once, then samples the next token of every sequence whose computed tokens caught up
 // with its known ones, checks its stop conditions and streams a CompletionDelta to its request.
-// A run loop steps while there is work, yielding to the event loop between steps.
+// A run loop steps while there is work, yielding to the event loop between steps. Inputs to embed
+// (embedding.ts) share the steps: each is computed whole in one, and its pooled hidden states delivered.
 
 import type { Model } from '../generate/model.js';
 import type { KVCache } from '../generate/kv-cache.js';
@@ -11,16 +12,19 @@ import type { ForwardBatch } from '../generate/inference-ops.js';
 import { Sampler, SamplingError, logSoftmax, topLogprobs } from '../generate/sampler.js';
 import { StopMatcher, StopStringError } from '../generate/stop.js';
 import { StreamDecoder } from '../tokenizer/index.js';
+import { defaultPooling, POOLINGS } from '../generate/embed.js';
 import { BlockManager, BlockTable } from './block-manager.js';
 import { Scheduler, type ScheduledChunk } from './scheduler.js';
+import { EmbeddingSequence, RequestAbortedError } from './embedding.js';
 import type {
-  CompletionDelta, EngineStats, FinishReason, RequestMetrics, RequestParams, ServingEngine, SubmitRequest, TokenLogprobs,
+  CompletionDelta, EmbeddingResult, EmbedRequest, EngineStats, FinishReason, RequestMetrics, RequestParams, ServingEngine, SubmitRequest,
+  TokenLogprobs,
 } from './types.js';
 
 export interface EngineOptions {
   /** running sequences at most (default 16) */
   maxNumSeqs?: number;
-  /** tokens in one step's batch at most (default 512) */
+  /** tokens in one step's batch at most (default 512); an input to embed that is longer runs as a step's first admission */
   maxNumBatchedTokens?: number;
   /** context length per sequence (default: the model's, at most 2048) */
   maxModelLength?: number;
@@ -155,9 +159,10 @@ export class LLMEngine implements ServingEngine {
   readonly maxModelLength: number;
   readonly cache: KVCache;
   readonly blocks: BlockManager;
-  private readonly scheduler: Scheduler<Sequence>;
+  private readonly scheduler: Scheduler<Sequence | EmbeddingSequence>;
   private readonly maxNumSeqs: number;
   private readonly requests = new Map<string, Request>();
+  private readonly embeddings = new Map<string, EmbeddingSequence>();
   private nextId = 0;
   private looping = false;
   private closed = false;
@@ -191,8 +196,8 @@ export class LLMEngine implements ServingEngine {
 
   submit(request: SubmitRequest): AsyncIterable<CompletionDelta> & { readonly id: string; readonly metrics: RequestMetrics } {
     if (this.closed) throw new EngineClosedError();
-    const id = request.id ?? `req-${this.nextId++}`;
-    if (this.requests.has(id)) throw new InvalidRequestError(`request id ${id} is already running`);
+    this.model.requireLanguageModelHead();
+    const id = this.requestId(request.id);
     const params = this.checkParams(request);
     const metrics: RequestMetrics = { arrivalTime: now(), promptTokens: request.prompt.length, completionTokens: 0, cachedPromptTokens: 0 };
     const req = new Request(id, params, metrics, request.onDelta);
@@ -200,13 +205,7 @@ export class LLMEngine implements ServingEngine {
     req.sequences.push(first);
     this.requests.set(id, req);
     this.scheduler.add(first);
-    const signal = request.signal;
-    if (signal?.aborted) req.aborted = true;
-    else if (signal) {
-      const onAbort = () => this.abort(id);
-      signal.addEventListener('abort', onAbort, { once: true });
-      req.detach = () => signal.removeEventListener('abort', onAbort);
-    }
+    req.detach = this.follow(request.signal, id);
     this.wake();
     const engine = this;
     return {
@@ -222,12 +221,51 @@ export class LLMEngine implements ServingEngine {
     };
   }
 
+  embed(request: EmbedRequest): Promise<EmbeddingResult> {
+    if (this.closed) throw new EngineClosedError();
+    const id = this.requestId(request.id);
+    const tokens = this.checkInput(request.tokens);
+    const pooling = request.pooling ?? defaultPooling(this.model);
+    if (!POOLINGS.includes(pooling)) throw new InvalidRequestError(`pooling must be one of ${POOLINGS.join(', ')}, got ${pooling}`);
+    const metrics: RequestMetrics = { arrivalTime: now(), promptTokens: tokens.length, completionTokens: 0, cachedPromptTokens: 0 };
+    const seq = new EmbeddingSequence(id, tokens, pooling, request.normalize ?? true, this.cache.blockSize, metrics);
+    this.embeddings.set(id, seq);
+    this.scheduler.add(seq);
+    seq.detach = this.follow(request.signal, id);
+    this.wake();
+    return seq.result;
+  }
+
+  get generates(): boolean { return this.model.generates; }
+  get embeddingLength(): number { return this.model.hparams.embeddingLength; }
+
   abort(id: string): void {
-    const req = this.requests.get(id);
-    if (!req) return;
-    req.aborted = true;
+    const target = this.requests.get(id) ?? this.embeddings.get(id);
+    if (!target) return;
+    target.aborted = true;
     this.wake();
   }
+
+  /** Aborts request `id` when `signal` fires (now, if it has); returns how to stop listening. */
+  private follow(signal: AbortSignal | undefined, id: string): (() => void) | undefined {
+    if (!signal) return undefined;
+    if (signal.aborted) {
+      this.abort(id);
+      return undefined;
+    }
+    const onAbort = () => this.abort(id);
+    signal.addEventListener('abort', onAbort, { once: true });
+    return () => signal.removeEventListener('abort', onAbort);
+  }
+
+  private requestId(given: string | undefined): string {
+    const id = given ?? `req-${this.nextId++}`;
+    if (this.requests.has(id) || this.embeddings.has(id)) throw new InvalidRequestError(`request id ${id} is already running`);
+    return id;
+  }
+
+  /** whether any request is unfinished */
+  private get busy(): boolean { return this.requests.size + this.embeddings.size > 0; }
 
   stats(): EngineStats {
     const usage = this.blocks.usage();
@@ -248,7 +286,7 @@ export class LLMEngine implements ServingEngine {
   /** Aborts every request and resolves once the run loop has stopped. */
   close(): Promise<void> {
     this.closed = true;
-    for (const id of this.requests.keys()) this.abort(id);
+    for (const id of [...this.requests.keys(), ...this.embeddings.keys()]) this.abort(id);
     if (!this.looping) return Promise.resolve();
     return new Promise((resolve) => this.idle.push(resolve));
   }
@@ -256,14 +294,14 @@ export class LLMEngine implements ServingEngine {
   /** Steps until every submitted request has finished, without yielding (for synchronous callers). */
   runUntilIdle(): void {
     try {
-      while (this.requests.size > 0) this.step();
+      while (this.busy) this.step();
     } catch (error) {
       this.failAll(error);
       throw error;
     }
   }
 
-  /** One iteration: schedule, one forward pass, sample and stream. */
+  /** One iteration: schedule, one forward pass, sample and stream; pool and deliver the embeddings. */
   step(): void {
     this.finishAborted();
     const preemptions = this.scheduler.preemptions;
@@ -273,10 +311,17 @@ export class LLMEngine implements ServingEngine {
       if (this.scheduler.hasWork && this.scheduler.preemptions === preemptions) throw new Error('the scheduler made no progress');
       return;
     }
-    const logits = this.model.forward(this.cache, buildBatch(chunks));
-    const vocab = this.model.vocabSize;
-    let row = 0;
+    const { batch, logitRows } = buildBatch(chunks);
+    const { hidden, logits } = this.model.forwardOutputs(this.cache, batch, logitRows);
+    const vocab = this.model.vocabSize, dim = this.model.hparams.embeddingLength;
+    let row = 0, logitRow = 0; // the next output row, and the next row of logits
     for (const { seq, start, count } of chunks) {
+      if (seq instanceof EmbeddingSequence) {
+        const rows = seq.outputRows.length;
+        this.finishEmbedding(seq, hidden.subarray(row * dim, (row + rows) * dim));
+        row += rows;
+        continue;
+      }
       this.blocks.commit(seq.blocks, seq.tokens, start + count);
       if (!seq.admitted) {
         seq.admitted = true;
@@ -284,9 +329,17 @@ export class LLMEngine implements ServingEngine {
         if (seq.index === 0) seq.request.metrics.cachedPromptTokens = start;
       }
       if (start + count < seq.tokens.length) continue; // prefill continues next step
-      this.advance(seq, logits.subarray(row * vocab, (row + 1) * vocab));
+      this.advance(seq, logits.subarray(logitRow * vocab, (logitRow + 1) * vocab));
       row++;
+      logitRow++;
     }
+  }
+
+  /** Delivers the embedding pooled from its hidden states [outputRows, dim] and frees its blocks. */
+  private finishEmbedding(seq: EmbeddingSequence, hidden: Float32Array): void {
+    this.scheduler.remove(seq);
+    this.embeddings.delete(seq.request.id);
+    seq.finish(hidden, this.model.hparams.embeddingLength, now());
   }
 
   private wake(): void {
@@ -301,7 +354,7 @@ export class LLMEngine implements ServingEngine {
     } catch (error) {
       this.failAll(error);
     }
-    if (this.requests.size > 0) {
+    if (this.busy) {
       setImmediate(this.loop);
       return;
     }
@@ -375,6 +428,13 @@ export class LLMEngine implements ServingEngine {
       if (!req.aborted) continue;
       for (const seq of req.sequences) if (!seq.done) this.finish(seq, 'abort', { tokens: [], text: '' });
     }
+    for (const seq of [...this.embeddings.values()]) if (seq.aborted) this.dropEmbedding(seq, new RequestAbortedError(seq.request.id));
+  }
+
+  private dropEmbedding(seq: EmbeddingSequence, error: unknown): void {
+    this.scheduler.remove(seq);
+    this.embeddings.delete(seq.request.id);
+    seq.fail(error);
   }
 
   /** A failed step fails every request: their streams throw the error, their blocks are freed. */
@@ -385,12 +445,23 @@ export class LLMEngine implements ServingEngine {
       req.deltas.fail(error);
     }
     this.requests.clear();
+    for (const seq of [...this.embeddings.values()]) this.dropEmbedding(seq, error);
   }
 
   private samplerFor(req: Request, index: number): Sampler {
     const { seed } = req.params.sampling;
     // completion i of a seeded request draws from seed + i, so n = 1 output equals completion 0 of n > 1
     return new Sampler({ ...req.params.sampling, seed: seed === undefined ? undefined : seed + index }, this.model.vocabSize);
+  }
+
+  /** an input to embed: token ids of the vocabulary, within the context */
+  private checkInput(tokens: readonly number[]): number[] {
+    const vocab = this.model.vocabSize;
+    if (!Array.isArray(tokens) || tokens.length === 0) throw new InvalidRequestError('the input to embed has no tokens');
+    const bad = tokens.find((token) => !Number.isInteger(token) || token < 0 || token >= vocab);
+    if (bad !== undefined) throw new InvalidRequestError(`input token ${bad} is not an id below ${vocab}`);
+    if (tokens.length > this.maxModelLength) throw new InvalidRequestError(`the input has ${tokens.length} tokens; the context holds ${this.maxModelLength}`);
+    return [...tokens];
   }
 
   private checkParams(request: SubmitRequest): ResolvedParams {
@@ -421,8 +492,11 @@ export class LLMEngine implements ServingEngine {
   }
 }
 
-/** One batch of every scheduled chunk's tokens; the logits wanted are the last row of each chunk that completes its sequence. */
-function buildBatch(chunks: ScheduledChunk<Sequence>[]): ForwardBatch {
+/**
+ * One batch of every scheduled chunk's tokens. Its output rows: the last row of each chunk that completes a
+ * sequence to generate (`logitRows` numbers those among the output rows), and the rows an embedding pools.
+ */
+function buildBatch(chunks: ScheduledChunk<Sequence | EmbeddingSequence>[]): { batch: ForwardBatch; logitRows: number[] } {
   const total = chunks.reduce((sum, c) => sum + c.count, 0);
   const batch: ForwardBatch = {
     tokens: new Int32Array(total), // [total]
@@ -430,6 +504,7 @@ function buildBatch(chunks: ScheduledChunk<Sequence>[]): ForwardBatch {
     sequences: [],
     outputRows: [],
   };
+  const logitRows: number[] = [];
   let row = 0;
   for (const { seq, start, count } of chunks) {
     for (let p = start; p < start + count; p++, row++) {
@@ -437,9 +512,14 @@ function buildBatch(chunks: ScheduledChunk<Sequence>[]): ForwardBatch {
       batch.positions[row] = p;
       batch.sequences.push(seq.blocks);
     }
-    if (start + count === seq.tokens.length) batch.outputRows.push(row - 1);
+    // an embedding's chunk is its whole sequence, from position 0
+    if (seq instanceof EmbeddingSequence) batch.outputRows.push(...seq.outputRows.map((r) => row - count + r));
+    else if (start + count === seq.tokens.length) {
+      logitRows.push(batch.outputRows.length);
+      batch.outputRows.push(row - 1);
+    }
   }
-  return batch;
+  return { batch, logitRows };
 }
 
 function tokenLogprobs(logits: Float32Array, token: number, k: number): TokenLogprobs {

@@ -1,8 +1,10 @@
 // The offline API, shaped like vLLM's: `new LLM({ model }).generate(prompts, new SamplingParams({...}))`
-// runs every prompt through one engine at once and resolves to their outputs in prompt order.
+// runs every prompt through one engine at once and resolves to their outputs in prompt order; `embed(inputs)`
+// does the same for sentence embeddings.
 
 import { Model } from '../generate/model.js';
 import type { SamplingParams as SamplerParams } from '../generate/sampler.js';
+import type { Pooling } from '../models/hparams.js';
 import { LLMEngine, type EngineOptions } from './engine.js';
 import type { CompletionDelta, FinishReason, RequestMetrics, RequestParams, TokenLogprobs } from './types.js';
 
@@ -83,6 +85,23 @@ export interface RequestOutput {
   metrics: RequestMetrics;
 }
 
+export interface EmbedOptions {
+  /** default: the model's own, else mean for an encoder and last for a decoder */
+  pooling?: Pooling;
+  /** L2-normalize each vector (default true) */
+  normalize?: boolean;
+}
+
+/** vLLM's EmbeddingRequestOutput: one input and its vector. */
+export interface EmbeddingRequestOutput {
+  request_id: string;
+  /** the text, or null for an input given as token ids */
+  prompt: string | null;
+  prompt_token_ids: number[];
+  outputs: { embedding: Float32Array };
+  metrics: RequestMetrics;
+}
+
 export interface LLMOptions extends EngineOptions {
   /** a GGUF path or a loaded model */
   model: string | Model;
@@ -102,6 +121,21 @@ export class LLM {
     const list = typeof prompts === 'string' ? [prompts] : prompts;
     const requestParams = params.toRequestParams();
     return Promise.all(list.map((prompt) => this.complete(prompt, requestParams)));
+  }
+
+  /**
+   * Embeds every input — texts (tokenized with the model's special tokens, e.g. [CLS] … [SEP]) or token-id
+   * arrays — through the engine at once; outputs are in input order.
+   */
+  embed(inputs: string | string[] | number[] | number[][], options: EmbedOptions = {}): Promise<EmbeddingRequestOutput[]> {
+    const list: (string | number[])[] = typeof inputs === 'string' ? [inputs]
+      : inputs.length > 0 && inputs.every((x) => typeof x === 'number') ? [inputs as number[]] : inputs as (string | number[])[];
+    const tokenized = list.map((input) => (typeof input === 'string' ? this.model.tokenizer.encode(input, { addSpecial: true, parseSpecial: true }) : input));
+    return Promise.all(tokenized.map(async (tokens, i) => {
+      const { requestId, embedding, metrics } = await this.engine.embed({ tokens, ...options });
+      const input = list[i];
+      return { request_id: requestId, prompt: typeof input === 'string' ? input : null, prompt_token_ids: tokens, outputs: { embedding }, metrics };
+    }));
   }
 
   close(): Promise<void> {

@@ -5,6 +5,8 @@
 // token budget). When KV blocks run out, the newest running sequences are preempted by recompute: their
 // blocks are freed and they go back to the head of the waiting queue, to be prefilled again later from all
 // their tokens (prompt and generated so far), mostly out of the prefix cache.
+// A sequence to embed is computed whole in one step, from position 0 and outside the prefix cache: an
+// encoder's positions see each other, so none of its keys is known before the whole input is.
 
 import type { BlockManager, BlockTable } from './block-manager.js';
 
@@ -14,6 +16,8 @@ export interface SchedulableSequence {
   readonly blocks: BlockTable;
   /** running sequences it will occupy (n for a prompt that forks into n completions once prefilled) */
   readonly width: number;
+  /** computed whole in one step, without the prefix cache (an input to embed) */
+  readonly whole?: boolean;
 }
 
 /** Positions start..start+count−1 of `seq` are computed this step. */
@@ -90,18 +94,23 @@ export class Scheduler<S extends SchedulableSequence> {
       budget -= count;
     }
     // admit waiting sequences only when nothing had to be preempted (vLLM's rule: memory is short)
-    while (!preempted && budget > 0 && this.waiting.length > 0) {
+    for (let first = true; !preempted && budget > 0 && this.waiting.length > 0; first = false) {
       const seq = this.waiting[0];
       if (this.runningWidth() + seq.width > this.limits.maxNumSeqs) break;
-      this.blocks.attachCachedPrefix(seq.blocks, seq.tokens);
+      if (!seq.whole) this.blocks.attachCachedPrefix(seq.blocks, seq.tokens);
       const start = seq.blocks.length;
-      const count = Math.min(seq.tokens.length - start, budget);
+      // a whole sequence longer than the budget left waits for a step's first admission, which may exceed the
+      // budget by that sequence (at most the context length): it never starves behind running decodes
+      const count = seq.whole ? seq.tokens.length : Math.min(seq.tokens.length - start, budget);
+      if (seq.whole && count > budget && !first) break;
       if (!this.blocks.canWrite(seq.blocks, start + count)) {
         this.blocks.free(seq.blocks); // its cached blocks stay cached for the next try
         break;
       }
-      this.prefixLookups += Math.floor(seq.tokens.length / this.blocks.blockSize);
-      this.prefixHits += seq.blocks.blockTable.length;
+      if (!seq.whole) {
+        this.prefixLookups += Math.floor(seq.tokens.length / this.blocks.blockSize);
+        this.prefixHits += seq.blocks.blockTable.length;
+      }
       this.blocks.prepareWrite(seq.blocks, start + count);
       this.running.push(this.waiting.shift() as S);
       chunks.push({ seq, start, count });

@@ -2,6 +2,7 @@
 // it on top of the scheduler, block manager and model runner; the server, `kiln run` and `LLM.generate` use it.
 
 import type { SamplingParams } from '../generate/sampler.js';
+import type { Pooling } from '../models/hparams.js';
 
 export interface RequestParams {
   sampling: Partial<SamplingParams>;
@@ -71,12 +72,38 @@ export interface SubmitRequest {
   onDelta?: (delta: CompletionDelta) => void;
 }
 
+/** One input to embed (vLLM's pooling request): its final hidden states, pooled. */
+export interface EmbedRequest {
+  /** unique id (generated when absent) */
+  id?: string;
+  tokens: number[];
+  /** default: the model's own (`{arch}.pooling_type`), else mean for an encoder and last for a decoder */
+  pooling?: Pooling;
+  /** L2-normalize the pooled vector (default true) */
+  normalize?: boolean;
+  /** aborting it before its step runs rejects the request with RequestAbortedError */
+  signal?: AbortSignal;
+}
+
+export interface EmbeddingResult {
+  requestId: string;
+  /** [embeddingLength] */
+  embedding: Float32Array;
+  metrics: RequestMetrics;
+}
+
 /** What the server, `kiln run` and `LLM.generate` see of the engine (implemented in engine.ts). */
 export interface ServingEngine {
   /** streams the request's deltas until every one of its n completions has finished */
   submit(request: SubmitRequest): AsyncIterable<CompletionDelta> & { readonly id: string; readonly metrics: RequestMetrics };
+  /** queues one input to embed, computed whole in one step beside other requests; resolves to its vector */
+  embed(request: EmbedRequest): Promise<EmbeddingResult>;
   abort(id: string): void;
   stats(): EngineStats;
+  /** whether the model generates (false: an encoder, which only embeds) */
+  readonly generates: boolean;
+  /** width of the model's embeddings (its hidden states) */
+  readonly embeddingLength: number;
   /** context length per sequence */
   readonly maxModelLength: number;
   close(): Promise<void>;

@@ -5,6 +5,8 @@ import type { Pooling } from '../models/hparams.js';
 import type { Model } from './model.js';
 import { ContextOverflowError, SingleSequence } from './generate.js';
 
+export const POOLINGS: readonly Pooling[] = ['mean', 'cls', 'last'];
+
 /** Pools hidden states [n, dim] of one sequence into one vector [dim] (the mean summed in f64). */
 export function poolHidden(hidden: Float32Array, n: number, dim: number, pooling: Pooling): Float32Array {
   if (pooling === 'cls') return hidden.slice(0, dim);
@@ -21,6 +23,19 @@ export function normalizeL2(x: Float32Array): Float32Array {
   const norm = Math.sqrt(sum);
   if (norm > 0) for (let i = 0; i < x.length; i++) x[i] /= norm;
   return x;
+}
+
+/** The rows of an n-token sequence whose final hidden states `pooling` reads: all (mean), the first (cls), the last. */
+export function pooledRows(n: number, pooling: Pooling): number[] {
+  if (pooling === 'cls') return [0];
+  if (pooling === 'last') return [n - 1];
+  return Array.from({ length: n }, (_, i) => i);
+}
+
+/** The embedding of one sequence from the hidden states [rows, dim] of its pooledRows: pooled, then L2-normalized unless told not to. */
+export function poolEmbedding(hidden: Float32Array, dim: number, pooling: Pooling, normalize = true): Float32Array {
+  const pooled = poolHidden(hidden, hidden.length / dim, dim, pooling);
+  return normalize ? normalizeL2(pooled) : pooled;
 }
 
 /** The pooling a model asks for (bert.pooling_type), else the one that suits it: mean for encoders, last for decoders. */
@@ -42,6 +57,5 @@ export function embedTokens(model: Model, tokens: readonly number[], options: { 
   const pooling = options.pooling ?? defaultPooling(model);
   // the whole sequence in one batch (an encoder's positions see each other); last-token pooling needs only that row
   const hidden = new SingleSequence(model, tokens.length).feedHidden(tokens, pooling !== 'last');
-  const pooled = poolHidden(hidden, pooling === 'last' ? 1 : tokens.length, model.hparams.embeddingLength, pooling);
-  return options.normalize === false ? pooled : normalizeL2(pooled);
+  return poolEmbedding(hidden, model.hparams.embeddingLength, pooling, options.normalize);
 }

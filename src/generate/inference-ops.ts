@@ -100,6 +100,13 @@ function copyColumns(out: Float32Array, outCols: number, at: number, x: Float32A
   for (let t = 0; t < rows; t++) out.set(x.subarray(t * cols + start, t * cols + start + width), t * outCols + at);
 }
 
+/** rows `rows` of x [x.rows, cols] → [rows.length, cols] */
+export function selectRows(x: Act, rows: readonly number[]): Act {
+  const data = new Float32Array(rows.length * x.cols);
+  rows.forEach((r, i) => data.set(x.data.subarray(r * x.cols, (r + 1) * x.cols), i * x.cols));
+  return { data, rows: rows.length, cols: x.cols };
+}
+
 export class InferenceOps implements ModelOps<Act, WeightTensor> {
   private readonly n: number;
   /** per mask: the visible slots of each row */
@@ -318,10 +325,6 @@ export class InferenceOps implements ModelOps<Act, WeightTensor> {
   }
 
   outputRows(x: Act): Act {
-    const rows = this.batch.outputRows;
-    if (rows.length === x.rows) return x;
-    const out = this.act(rows.length, x.cols);
-    rows.forEach((r, i) => out.data.set(x.data.subarray(r * x.cols, (r + 1) * x.cols), i * x.cols));
-    return out;
+    return this.batch.outputRows.length === x.rows ? x : selectRows(x, this.batch.outputRows);
   }
 }

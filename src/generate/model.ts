@@ -11,7 +11,7 @@ import type { WeightTensor } from '../tensor/tensor.js';
 import { dequantizeTensor } from '../tensor/index.js';
 import { Tokenizer } from '../tokenizer/index.js';
 import { DEFAULT_BLOCK_SIZE, KVCache } from './kv-cache.js';
-import { InferenceOps, type Act, type ForwardBatch, type ForwardObserver } from './inference-ops.js';
+import { InferenceOps, selectRows, type Act, type ForwardBatch, type ForwardObserver } from './inference-ops.js';
 import { getString, MetadataError } from '../gguf/metadata.js';
 import { loadLoraAdapters, type LoraDelta, type LoraSpec } from './lora-adapter.js';
 
@@ -55,6 +55,16 @@ export class Model {
     return model;
   }
 
+  /** whether the model generates text: a decoder; an encoder (bert) has no language-model head and only embeds */
+  get generates(): boolean {
+    return this.hparams.causal;
+  }
+
+  /** Refuses, before any work, to generate with a model that only embeds. */
+  requireLanguageModelHead(): void {
+    if (!this.generates) throw new NoLanguageModelHeadError(this.hparams.arch);
+  }
+
   get vocabSize(): number {
     return this.hparams.vocabSize;
   }
@@ -83,9 +93,24 @@ export class Model {
 
   /** Runs one batch; returns logits [batch.outputRows.length, vocab], row-major. */
   forward(cache: KVCache, batch: ForwardBatch, observer?: ForwardObserver): Float32Array {
-    const { logits } = this.run(cache, batch, observer);
-    if (!logits) throw new NoLanguageModelHeadError(this.hparams.arch);
-    return logits().data;
+    const { hidden, head } = this.run(cache, batch, observer);
+    if (!head) throw new NoLanguageModelHeadError(this.hparams.arch);
+    return head(hidden).data;
+  }
+
+  /**
+   * Runs one batch whose output rows serve two purposes (the engine's mixed steps): returns the final hidden states
+   * of every output row [batch.outputRows.length, dim] and the logits [logitRows.length, vocab] of the output rows
+   * numbered in `logitRows` (indices into outputRows, ascending) — the rest only embed, so the head skips them.
+   */
+  forwardOutputs(cache: KVCache, batch: ForwardBatch, logitRows: readonly number[]): { hidden: Float32Array; logits: Float32Array } {
+    const out = this.run(cache, batch);
+    const hidden = out.hidden.data;
+    if (logitRows.length === 0) return { hidden, logits: new Float32Array(0) };
+    if (!out.head) throw new NoLanguageModelHeadError(this.hparams.arch);
+    // only the rows that want logits go through the head
+    const logits = out.head(logitRows.length < out.hidden.rows ? selectRows(out.hidden, logitRows) : out.hidden).data;
+    return { hidden, logits };
   }
 
   /** Runs one batch; returns the final hidden states [batch.outputRows.length, dim] (what embeddings pool). */

@@ -14,8 +14,9 @@ import type { ModelOps } from './ops.js';
 export interface ModelOutput<T> {
   /** final hidden states [nOut, dim]: after the final norm in decoders, the last block's output in encoders */
   hidden: T;
-  /** the language-model head over `hidden` → logits [nOut, vocab]; absent in an encoder without one */
-  logits?: () => T;
+  /** the language-model head: hidden states [rows, dim] (all of `hidden` or some of its rows) → logits [rows, vocab];
+   * absent in an encoder without one */
+  head?: (hidden: T) => T;
 }
 
 /** A model bound to its weights (of type W). */

@@ -138,7 +138,7 @@ function bind<W>(hp: DeepSeek2HParams, t: TensorSource<W>): BoundModel<W> {
         x = ops.add(x, b.ffn ? swigluFFN(ops, f, b.ffn) : ops.add(ops.mixtureOfExperts(l, f, b.experts!), swigluFFN(ops, f, b.shared!)));
       });
       const hidden = ops.rmsnorm(ops.outputRows(x), outputNorm, eps); // [nOut, dim]
-      return { hidden, logits: () => ops.linear(hidden, output) };
+      return { hidden, head: (h: T) => ops.linear(h, output) };
     },
   };
 }

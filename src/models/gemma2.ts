@@ -94,11 +94,11 @@ function bind<W>(hp: Gemma2HParams, t: TensorSource<W>): BoundModel<W> {
         x = ops.add(x, ops.rmsnorm(ffn, b.postFfnNorm, eps));
       });
       const hidden = ops.rmsnorm(ops.outputRows(x), outputNorm, eps); // [nOut, dim]
-      const logits = () => {
-        const z = ops.linear(hidden, output); // [nOut, nVocab]
+      const head = (h: T) => {
+        const z = ops.linear(h, output); // [rows, nVocab]
         return hp.finalSoftcap ? ops.softcap(z, hp.finalSoftcap) : z;
       };
-      return { hidden, logits };
+      return { hidden, head };
     },
   };
 }

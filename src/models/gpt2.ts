@@ -80,7 +80,7 @@ function bind<W>(hp: GPT2HParams, t: TensorSource<W>): BoundModel<W> {
         x = ops.add(x, ops.linear(ops.gelu(ops.linear(f, b.up.w, b.up.b)), b.down.w, b.down.b));
       });
       const hidden = ops.layernorm(ops.outputRows(x), outputNorm.weight, outputNorm.bias, eps); // [nOut, dim]
-      return { hidden, logits: () => ops.linear(hidden, output) };
+      return { hidden, head: (h: T) => ops.linear(h, output) };
     },
   };
 }

@@ -116,7 +116,7 @@ export function llamaForward<T, W>(ops: ModelOps<T, W>, hp: LlamaHParams, weight
     x = ops.add(x, layer.experts ? ops.mixtureOfExperts(l, f, layer.experts) : swigluFFN(ops, f, layer.ffn!));
   }
   const hidden = ops.rmsnorm(ops.outputRows(x), weights.outputNorm, hp.rmsEps); // [nOut, dim]
-  return { hidden, logits: () => ops.linear(hidden, weights.output) }; // [nOut, nVocab]
+  return { hidden, head: (h: T) => ops.linear(h, weights.output) }; // → [rows, nVocab]
 }
 
 /** A llama-family architecture: `neox` selects the rope style, `biases` whether q/k/v biases must be there. */

@@ -69,7 +69,7 @@ function bind<W>(hp: Phi3HParams, t: TensorSource<W>): BoundModel<W> {
         x = ops.add(x, ops.linear(ops.swiglu(ops.columns(gateUp, 0, nFF), ops.columns(gateUp, nFF, nFF)), b.down));
       });
       const hidden = ops.rmsnorm(ops.outputRows(x), outputNorm, eps); // [nOut, dim]
-      return { hidden, logits: () => ops.linear(hidden, output) };
+      return { hidden, head: (h: T) => ops.linear(h, output) };
     },
   };
 }

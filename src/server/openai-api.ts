@@ -50,17 +50,17 @@ export async function handleChatCompletions(ctx: ApiContext, body: unknown, res:
   await run(ctx, CHAT_FLAVOR, request, [prompt], res, arrival);
 }
 
-function checkModel(ctx: ApiContext, name: string | undefined): void {
+export function checkModel(ctx: ApiContext, name: string | undefined): void {
   if (name !== undefined && name !== ctx.model.name) {
     throw notFound(`the model "${name}" does not exist; this server serves "${ctx.model.name}"`, 'model_not_found', 'model');
   }
 }
 
 /** Text is tokenized as `kiln run` does (BOS added, special-token text parsed); ids must be in the vocabulary. */
-function promptTokens(tokenizer: Tokenizer, prompt: PromptInput): number[] {
+export function promptTokens(tokenizer: Tokenizer, prompt: PromptInput, param = 'prompt'): number[] {
   if ('text' in prompt) return tokenizer.encode(prompt.text, { addSpecial: true, parseSpecial: true });
   const bad = prompt.tokens.find((id) => id >= tokenizer.vocabSize);
-  if (bad !== undefined) throw invalidRequest(`token id ${bad} is outside the vocabulary (size ${tokenizer.vocabSize})`, 'prompt');
+  if (bad !== undefined) throw invalidRequest(`token id ${bad} is outside the vocabulary (size ${tokenizer.vocabSize})`, param);
   return prompt.tokens;
 }
 
@@ -102,9 +102,7 @@ async function run(
       throw contextLengthExceeded(new ContextLengthError(prompt.length, maxTokens, engine.maxModelLength), flavor.promptParam);
     }
   }
-  if (engine.stats().waiting >= ctx.maxWaiting) {
-    throw new ApiError(429, `the server is busy (${ctx.maxWaiting} requests waiting); retry later`, 'rate_limit_error', null, 'queue_full');
-  }
+  refuseWhenBusy(ctx);
 
   // a client that goes away aborts its engine requests, whose blocks are then freed in the engine's next step
   const controller = new AbortController();
@@ -216,6 +214,13 @@ async function run(
 function contextLengthExceeded(e: ContextLengthError, promptParam: string): ApiError {
   const [param, advice] = e.maxTokens === undefined ? [promptParam, `shorten the ${promptParam}`] : ['max_tokens', `shorten the ${promptParam} or lower max_tokens`];
   return invalidRequest(`${e.message}; ${advice}`, param, 'context_length_exceeded');
+}
+
+/** 429 while maxWaiting requests wait in the engine */
+export function refuseWhenBusy(ctx: ApiContext): void {
+  if (ctx.engine.stats().waiting >= ctx.maxWaiting) {
+    throw new ApiError(429, `the server is busy (${ctx.maxWaiting} requests waiting); retry later`, 'rate_limit_error', null, 'queue_full');
+  }
 }
 
 function trimTop(logprobs: TokenLogprobs[], k: number): TokenLogprobs[] {

@@ -1,4 +1,4 @@
-// Request bodies of /v1/completions and /v1/chat/completions, checked field by field (type and range) and turned
+// Request bodies of /v1/completions, /v1/chat/completions and /v1/embeddings, checked field by field (type and range) and turned
 // into plain typed requests. Anything wrong is a 400 naming the parameter; unknown parameters are rejected
 // rather than silently ignored, so a client never believes a setting took effect when it did not.
 //
@@ -13,6 +13,8 @@ export const MAX_N = 16;
 /** most top log-probabilities per token */
 export const MAX_TOP_LOGPROBS = 20;
 const MAX_STOP_STRINGS = 16;
+/** most inputs one embeddings request may hold (OpenAI's limit) */
+export const MAX_EMBEDDING_INPUTS = 2048;
 
 /** A prompt as the client sent it: text to tokenize, or token ids. */
 export type PromptInput = { text: string } | { tokens: number[] };
@@ -50,7 +52,7 @@ export function parseCompletionRequest(body: unknown): CompletionRequest {
   fields.only('suffix', null, 'suffix is not supported');
   const bestOf = fields.integer('best_of', 1, MAX_N);
   if (bestOf !== undefined && bestOf !== params.n) throw invalidRequest('best_of other than n is not supported', 'best_of');
-  const prompts = readPrompts(fields.value('prompt'));
+  const prompts = readPrompts(fields.value('prompt'), 'prompt');
   fields.rejectUnknown();
   return { ...params, topLogprobs: logprobs ?? null, prompts };
 }
@@ -71,6 +73,31 @@ export function parseChatRequest(body: unknown): ChatRequest {
   const messages = readMessages(fields.value('messages'));
   fields.rejectUnknown();
   return { ...params, maxTokens: params.maxTokens ?? maxCompletionTokens, topLogprobs: logprobs ? (top ?? 0) : null, messages };
+}
+
+export interface EmbeddingRequest {
+  model: string | undefined;
+  inputs: PromptInput[];
+  /** vectors as base64 of little-endian float32 (else JSON numbers) */
+  base64: boolean;
+}
+
+/** An embeddings request for a model whose embeddings have `dimensions` values. */
+export function parseEmbeddingRequest(body: unknown, dimensions: number): EmbeddingRequest {
+  const fields = new Fields(body);
+  const model = fields.string('model');
+  const inputs = readPrompts(fields.value('input'), 'input');
+  if (inputs.length > MAX_EMBEDDING_INPUTS) throw invalidRequest(`input holds at most ${MAX_EMBEDDING_INPUTS} items, got ${inputs.length}`, 'input');
+  if (inputs.some((input) => 'text' in input && input.text === '')) throw invalidRequest('input must not be an empty string', 'input');
+  const format = fields.string('encoding_format') ?? 'float';
+  if (format !== 'float' && format !== 'base64') throw invalidRequest(`encoding_format must be "float" or "base64", got "${format}"`, 'encoding_format');
+  const asked = fields.integer('dimensions', 1);
+  if (asked !== undefined && asked !== dimensions) {
+    throw invalidRequest(`this model's embeddings have ${dimensions} dimensions and cannot be shortened; dimensions ${asked} is not supported`, 'dimensions');
+  }
+  fields.string('user'); // accepted and unused, as in the generation endpoints
+  fields.rejectUnknown();
+  return { model, inputs, base64: format === 'base64' };
 }
 
 function readGenerationParams(fields: Fields): Omit<GenerationParams, 'topLogprobs'> {
@@ -121,21 +148,22 @@ function readStop(value: unknown): string[] {
   return list;
 }
 
-/** prompt: a string, an array of strings, an array of token ids, or an array of token-id arrays */
-function readPrompts(value: unknown): PromptInput[] {
-  if (value === undefined || value === null) throw invalidRequest('prompt is required', 'prompt');
+/** prompt (or input): a string, an array of strings, an array of token ids, or an array of token-id arrays */
+function readPrompts(value: unknown, param: string): PromptInput[] {
+  if (value === undefined || value === null) throw invalidRequest(`${param} is required`, param);
   if (typeof value === 'string') return [{ text: value }];
-  const wrong = () => invalidRequest('prompt must be a string, an array of strings, an array of token ids or an array of token-id arrays', 'prompt');
-  if (!Array.isArray(value) || value.length === 0) throw wrong();
-  if (value.every((v) => typeof v === 'number')) return [{ tokens: readTokenIds(value) }];
+  if (Array.isArray(value) && value.length === 0) throw invalidRequest(`${param} must not be empty`, param);
+  const wrong = () => invalidRequest(`${param} must be a string, an array of strings, an array of token ids or an array of token-id arrays`, param);
+  if (!Array.isArray(value)) throw wrong();
+  if (value.every((v) => typeof v === 'number')) return [{ tokens: readTokenIds(value, param) }];
   if (value.every((v) => typeof v === 'string')) return value.map((text: string) => ({ text }));
-  if (value.every((v) => Array.isArray(v))) return value.map((ids: unknown[]) => ({ tokens: readTokenIds(ids) }));
+  if (value.every((v) => Array.isArray(v))) return value.map((ids: unknown[]) => ({ tokens: readTokenIds(ids, param) }));
   throw wrong();
 }
 
-function readTokenIds(ids: unknown[]): number[] {
-  if (ids.length === 0) throw invalidRequest('a token-id prompt must not be empty', 'prompt');
-  if (!ids.every((id) => Number.isInteger(id) && (id as number) >= 0)) throw invalidRequest('token ids must be non-negative integers', 'prompt');
+function readTokenIds(ids: unknown[], param: string): number[] {
+  if (ids.length === 0) throw invalidRequest(`a token-id ${param} must not be empty`, param);
+  if (!ids.every((id) => Number.isInteger(id) && (id as number) >= 0)) throw invalidRequest('token ids must be non-negative integers', param);
   return ids as number[];
 }
 

@@ -1,5 +1,5 @@
-// `kiln serve`'s HTTP server (node:http): an OpenAI-compatible API over a ServingEngine, a health check,
-// Prometheus metrics and the web chat page. Every failure is answered with OpenAI's error JSON and the
+// `kiln serve`'s HTTP server (node:http): an OpenAI-compatible API over a ServingEngine (generation and
+// embeddings; a model that only embeds refuses generation), a health check, Prometheus metrics and the web chat page. Every failure is answered with OpenAI's error JSON and the
 // server goes on serving.
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -15,6 +15,7 @@ import { InvalidRequestError } from '../engine/engine.js';
 import { ApiError, invalidRequest, notFound } from './errors.js';
 import { ServerMetrics } from './metrics.js';
 import { errorBody, handleChatCompletions, handleCompletions, sendJson, type ApiContext, type ServedModel } from './openai-api.js';
+import { handleEmbeddings } from './embeddings.js';
 import { inspectRoutes } from '../inspect/routes.js';
 
 export interface ServerOptions {
@@ -44,6 +45,9 @@ export class KilnServer {
     this.maxBodyBytes = options.maxBodyBytes ?? 1 << 20;
     const json = (fn: (ctx: ApiContext, body: unknown, res: ServerResponse, arrival: number) => Promise<void>): Handler =>
       async (req, res, arrival) => fn(this.ctx, await this.readJson(req), res, arrival);
+    const generation = (fn: Parameters<typeof json>[0]): Handler => (options.engine.generates ? json(fn) : () => {
+      throw invalidRequest(`the model "${options.model.name}" only embeds (it has no language-model head): use /v1/embeddings`, 'model', 'model_not_supported');
+    });
     // path → method → handler
     this.routes = new Map<string, Map<string, Handler>>([
       ['/', new Map([['GET', (_req, res) => this.sendChatPage(res)]])],
@@ -51,8 +55,9 @@ export class KilnServer {
       ['/metrics', new Map([['GET', (_req, res) => this.sendMetrics(res)]])],
       ['/v1/models', new Map([['GET', (_req, res) => sendJson(res, 200, { object: 'list', data: [this.modelCard()] })]])],
       [`/v1/models/${options.model.name}`, new Map([['GET', (_req, res) => sendJson(res, 200, this.modelCard())]])],
-      ['/v1/completions', new Map([['POST', json(handleCompletions)]])],
-      ['/v1/chat/completions', new Map([['POST', json(handleChatCompletions)]])],
+      ['/v1/completions', new Map([['POST', generation(handleCompletions)]])],
+      ['/v1/chat/completions', new Map([['POST', generation(handleChatCompletions)]])],
+      ['/v1/embeddings', new Map([['POST', json(handleEmbeddings)]])],
     ]);
     // the inspector and estimator pages and their APIs (src/inspect/routes.ts)
     for (const [path, methods] of inspectRoutes(options.engine, (req) => this.readJson(req))) this.routes.set(path, methods);

@@ -136,8 +136,8 @@ export function bindModel(shape: ModelShape, params: Param[]): TrainModel {
 
 /** The logits of a training forward pass (every architecture kiln trains has a language-model head). */
 export function logitsOf(output: ModelOutput<Var>): Var {
-  if (!output.logits) throw new ModelShapeError('the model has no language-model head to train');
-  return output.logits();
+  if (!output.head) throw new ModelShapeError('the model has no language-model head to train');
+  return output.head(output.hidden);
 }
 
 /** logits [nSeq · seqLen, vocab] for `tokens` [nSeq · seqLen] */

@@ -71,13 +71,13 @@ test('a mixed-length batch with chunked prefill gives each prompt the tokens it 
 test('each step is one forward batch mixing decode tokens with prefill chunks, within the limits', async () => {
   const recorder = Model.load(sharedPath('data', 'models', 'stories260K.gguf'));
   const steps: { rows: number; sequences: number; decodes: number; prefillRows: number }[] = [];
-  const forward = recorder.forward.bind(recorder);
-  recorder.forward = (cache, batch) => {
+  const forward = recorder.forwardOutputs.bind(recorder);
+  recorder.forwardOutputs = (cache, batch, logitRows) => {
     const rowsPerSequence = new Map<object, number>();
     for (const seq of batch.sequences) rowsPerSequence.set(seq, (rowsPerSequence.get(seq) ?? 0) + 1);
     const counts = [...rowsPerSequence.values()];
     steps.push({ rows: batch.tokens.length, sequences: counts.length, decodes: counts.filter((c) => c === 1).length, prefillRows: counts.filter((c) => c > 1).reduce((a, b) => a + b, 0) });
-    return forward(cache, batch);
+    return forward(cache, batch, logitRows);
   };
   const engine = new LLMEngine(recorder, { maxNumSeqs: 4, maxNumBatchedTokens: 10 });
   const [early, other] = PROMPTS.slice(0, 2).map((p) => engine.submit(greedy(p)));

@@ -93,7 +93,7 @@ test('unknown model, unknown route: 404; wrong method: 405 with Allow', async ()
   assert.equal(model.body.error.code, 'model_not_found');
   await assertError(await call('/v1/chat/completions', chat({ model: 'gpt-9' })), 404);
   await assertError(await call('/v1/models/gpt-9'), 404);
-  await assertError(await call('/v1/embeddings', { body: {} }), 404);
+  await assertError(await call('/v1/audio/speech', { body: {} }), 404);
   await assertError(await call('/nothing-here'), 404);
   const method = await call('/v1/chat/completions');
   await assertError(method, 405);

@@ -5,7 +5,7 @@ import { setTimeout } from 'node:timers/promises';
 import OpenAI from 'openai';
 import { Model } from '../../src/generate/model.js';
 import { LLMEngine, type EngineOptions } from '../../src/engine/engine.js';
-import type { CompletionDelta, FinishReason, ServingEngine, SubmitRequest } from '../../src/engine/types.js';
+import type { CompletionDelta, EmbedRequest, FinishReason, ServingEngine, SubmitRequest } from '../../src/engine/types.js';
 import { KilnServer, type ServerOptions } from '../../src/server/server.js';
 import { servedModel } from '../../src/server/openai-api.js';
 import { sharedPath } from '../shared.js';
@@ -26,6 +26,9 @@ export class RecordingEngine implements ServingEngine {
   constructor(readonly inner: LLMEngine) {}
 
   get maxModelLength(): number { return this.inner.maxModelLength; }
+  get generates(): boolean { return this.inner.generates; }
+  get embeddingLength(): number { return this.inner.embeddingLength; }
+  embed(request: EmbedRequest) { return this.inner.embed(request); }
   stats() { return this.inner.stats(); }
   abort(id: string): void { this.inner.abort(id); }
   close(): Promise<void> { return this.inner.close(); }

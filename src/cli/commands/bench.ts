@@ -1,5 +1,6 @@
 // `kiln bench MODEL [-p 512] [-n 128] [-t N] [-r 3] [--json]`: llama-bench style throughput. pp: one batch of p
-// prompt tokens from an empty cache; tg: n tokens decoded one at a time from an empty cache. Each test runs r
+// prompt tokens from an empty cache; tg: n tokens decoded one at a time from an empty cache (an encoder, which
+// only embeds, has pp alone: its hidden states instead of logits). Each test runs r
 // times after a short warm-up; the table shows the median tokens/s (± the largest distance of a run from it), and
 // the resident memory after the runs: what loading and running the model added, against its file plus KV cache.
 
@@ -33,7 +34,9 @@ function timeRun(model: Model, cache: KVCache, tokens: number, batched: boolean)
     const n = Math.min(step, tokens - start);
     const ids = Int32Array.from({ length: n }, (_, i) => (start + i) * 7919 % vocab);
     const positions = Int32Array.from({ length: n }, (_, i) => start + i);
-    model.forward(cache, { tokens: ids, positions, sequences: Array(n).fill(seq), outputRows: [n - 1] });
+    const batch = { tokens: ids, positions, sequences: Array(n).fill(seq), outputRows: [n - 1] };
+    if (model.generates) model.forward(cache, batch);
+    else model.hiddenStates(cache, batch);
   }
   return Number(process.hrtime.bigint() - started) / 1e9;
 }
@@ -46,12 +49,12 @@ function median(values: number[]): number {
 /** pp and tg tokens/s of one model and backend. */
 export function bench(model: Model, cache: KVCache, name: string, options: { prompt: number; generate: number; repeats: number }): BenchResult[] {
   timeRun(model, cache, Math.min(16, cache.nBlocks * cache.blockSize), true); // warm-up: compile, fault in weights
-  timeRun(model, cache, 4, false);
+  if (model.generates) timeRun(model, cache, 4, false);
   const backend = model.backend;
   const threads = backend instanceof WasmBackend ? backend.threads : 1;
   const tests: [string, number, boolean][] = [];
   if (options.prompt > 0) tests.push([`pp${options.prompt}`, options.prompt, true]);
-  if (options.generate > 0) tests.push([`tg${options.generate}`, options.generate, false]);
+  if (options.generate > 0 && model.generates) tests.push([`tg${options.generate}`, options.generate, false]);
   return tests.map(([test, tokens, batched]) => {
     const samples = Array.from({ length: options.repeats }, () => tokens / timeRun(model, cache, tokens, batched));
     return { model: name, backend: backend.name, threads, test, samples, median: median(samples) };
@@ -86,6 +89,7 @@ export const benchCommand: Command = {
     const baseline = process.memoryUsage().rss; // the runtime itself, before the model
     try {
       const model = Model.load(path, { backend });
+      if (!model.generates && prompt > model.hparams.contextLength) throw new UsageError(`-p ${prompt} exceeds the encoder's ${model.hparams.contextLength} positions`);
       const name = path.split('/').pop()!;
       const cache = model.createCache(Math.max(prompt, generate, 16));
       const results = bench(model, cache, name, { prompt, generate, repeats });

@@ -25,6 +25,7 @@ export const chatCommand: Command = {
   ],
   async run(args: ParsedArgs) {
     const model = Model.load(modelArgument(args), modelLoadOptions(args));
+    model.requireLanguageModelHead();
     const refused = await chat(model, {
       system: optString(args, 'system'),
       maxTokens: optInt(args, 'n-predict'),

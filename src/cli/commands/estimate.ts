@@ -1,7 +1,7 @@
 // `kiln estimate`: memory needed to run or train a model, term by term, from a GGUF file, a config.json or numbers.
 
 import { openSync, readSync, closeSync, readFileSync } from 'node:fs';
-import { optBool, optInt, optString, UsageError, type ParsedArgs } from '../args.js';
+import { optBool, optInt, optOneOf, optString, UsageError, type ParsedArgs } from '../args.js';
 import type { Command } from '../command.js';
 import { readGGUFHeader } from '../../gguf/reader.js';
 import { estimateMemory, MODES, OPTIMIZER_BYTES, RUNTIMES, type EstimateSpec, type Mode, type Optimizer, type Runtime } from '../../estimate/estimate.js';
@@ -72,12 +72,6 @@ function modelFromArgs(args: ParsedArgs): ModelDescription {
   throw new UsageError('give a MODEL (GGUF file or config.json), --params N, or a shape (--dim …)');
 }
 
-function oneOf<T extends string>(args: ParsedArgs, name: string, allowed: readonly T[]): T | undefined {
-  const v = optString(args, name);
-  if (v !== undefined && !allowed.includes(v as T)) throw new UsageError(`--${name} must be one of ${allowed.join(', ')}, got "${v}"`);
-  return v as T | undefined;
-}
-
 export const estimateCommand: Command = {
   name: 'estimate',
   usage: 'MODEL|config.json | --params 7B [shape flags] [--ctx N] [--batch N] [--mode M] [--weight-type T] [--json]',
@@ -118,13 +112,13 @@ export const estimateCommand: Command = {
     const targets = optString(args, 'lora-targets');
     const spec: EstimateSpec = {
       model: modelFromArgs(args),
-      mode: oneOf<Mode>(args, 'mode', MODES),
+      mode: optOneOf<Mode>(args, 'mode', MODES),
       ctx: optInt(args, 'ctx'),
       batch: optInt(args, 'batch'),
       ubatch: optInt(args, 'ubatch'),
       weightType: optString(args, 'weight-type'),
       kvType: optString(args, 'kv-type'),
-      optimizer: oneOf<Optimizer>(args, 'optimizer', Object.keys(OPTIMIZER_BYTES) as Optimizer[]),
+      optimizer: optOneOf<Optimizer>(args, 'optimizer', Object.keys(OPTIMIZER_BYTES) as Optimizer[]),
       mixedPrecision: optBool(args, 'mixed-precision'),
       gradCheckpointing: optBool(args, 'grad-checkpointing'),
       loraRank: optInt(args, 'lora-rank'),
@@ -133,7 +127,7 @@ export const estimateCommand: Command = {
       pp: optInt(args, 'pp'),
       dp: optInt(args, 'dp'),
       zero: zero as EstimateSpec['zero'],
-      runtime: oneOf<Runtime>(args, 'runtime', RUNTIMES),
+      runtime: optOneOf<Runtime>(args, 'runtime', RUNTIMES),
     };
     const estimate = estimateMemory(spec);
     console.log(optBool(args, 'json') ? JSON.stringify(estimate, null, 2) : formatEstimate(estimate));

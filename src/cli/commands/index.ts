@@ -8,6 +8,7 @@ import { chatCommand } from './chat.js';
 import { serveCommand } from './serve.js';
 import { tokenizerCommand } from './tokenizer.js';
 import { tokenizeCommand } from './tokenize.js';
+import { embedCommand } from './embed.js';
 import { infoCommand } from './info.js';
 import { estimateCommand } from './estimate.js';
 import { trainCommand } from './train.js';
@@ -21,4 +22,4 @@ import { distillCommand } from './distill.js';
 import { dpoCommand } from './dpo.js';
 import { qatCommand } from './qat.js';
 
-export const COMMANDS: Command[] = [runCommand, chatCommand, serveCommand, evalCommand, perplexityCommand, tokenizeCommand, tokenizerCommand, infoCommand, estimateCommand, trainCommand, finetuneCommand, distillCommand, dpoCommand, qatCommand, quantizeCommand, quantReportCommand, imatrixCommand, benchCommand, inspectCommand];
+export const COMMANDS: Command[] = [runCommand, chatCommand, serveCommand, evalCommand, perplexityCommand, embedCommand, tokenizeCommand, tokenizerCommand, infoCommand, estimateCommand, trainCommand, finetuneCommand, distillCommand, dpoCommand, qatCommand, quantizeCommand, quantReportCommand, imatrixCommand, benchCommand, inspectCommand];

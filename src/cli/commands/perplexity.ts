@@ -48,6 +48,7 @@ export const perplexityCommand: Command = {
 
     // a PTQ file with calibrated activation ranges runs with its activations quantized
     const model = withActivationQuantization(Model.load(path));
+    model.requireLanguageModelHead();
     if (base && base.nVocab !== model.vocabSize) throw new LogitsFileError(`${basePath} has ${base.nVocab} logits per position, the model ${model.vocabSize}`);
     if (file === undefined) return compareOnBaseTokens(model, base!, maxChunks); // --kl-base is given (checked above)
     const writer = savePath ? new LogitsWriter(savePath, model.vocabSize, ctx) : undefined;
