@@ -92,8 +92,8 @@ export const ZOO: ModelSpec[] = [
       pooling_type: u32(1),
     },
   },
-  { // Gemma 2 2B's proportions (26 layers: llama.cpp's gemma2 graph takes only 26/42/46; heads wider than dim/heads
-    // in 2B, here dim/heads; ffn 4·dim; soft-caps 50/30; window 4096 of 8192) with a 32000 vocabulary
+  { // Gemma 2 2B's proportions (26 layers: llama.cpp's gemma2 graph takes only 26/42/46; GQA 2:1; ffn 4·dim;
+    // soft-caps 50/30; window 4096 of 8192) with a 32000 vocabulary
     name: 'gemma2-118M', arch: 'gemma2', vocab: 32000, tokenizer: 'llama', tied: true,
     hparams: {
       context_length: u32(8192), embedding_length: u32(512), block_count: u32(26), feed_forward_length: u32(2048),
