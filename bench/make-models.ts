@@ -271,7 +271,7 @@ export async function makeModel(m: ModelSpec, typeName: string, out: string): Pr
 }
 
 /** The specs `--shape` names: a comma-separated list of names, "zoo" standing for every ZOO shape. */
-export function specsNamed(list: string): ModelSpec[] {
+function specsNamed(list: string): ModelSpec[] {
   return list.split(',').flatMap((name) => {
     if (name === 'zoo') return ZOO;
     const spec = SHAPES.find((s) => s.name.toLowerCase() === name.toLowerCase());
