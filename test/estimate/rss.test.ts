@@ -12,7 +12,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { makeModel, type ModelShapeSpec } from '../../bench/make-models.js';
+import { llamaSpec, makeModel } from '../../bench/make-models.js';
 import { readGGUFHeader } from '../../src/gguf/reader.js';
 import { estimateInference, kilnComputeBytes, V8_EXTERNAL_SOFT_LIMIT } from '../../src/estimate/estimate.js';
 import { modelFromShape } from '../../src/estimate/model.js';
@@ -27,8 +27,8 @@ const TOLERANCE = 0.1;
  * embedding and output tables that cost little per token, so that GC timing, which moves the resident compute
  * buffers by ±15 MiB from run to run, is a small share of the total: vocab 32000 in F32, 64000 in F16.
  */
-const medium = (vocab: number): ModelShapeSpec => ({ name: `medium-${vocab}`, dim: 512, layers: 8, heads: 8, kvHeads: 8, ffn: 1408, vocab, tied: false });
-const TINY: ModelShapeSpec = { name: 'tiny', dim: 64, layers: 1, heads: 2, kvHeads: 2, ffn: 64, vocab: 300, tied: false };
+const medium = (vocab: number) => llamaSpec({ name: `medium-${vocab}`, dim: 512, layers: 8, heads: 8, kvHeads: 8, ffn: 1408, vocab, tied: false });
+const TINY = llamaSpec({ name: 'tiny', dim: 64, layers: 1, heads: 2, kvHeads: 2, ffn: 64, vocab: 300, tied: false });
 
 function peakRss(model: string, ctx: number, batch: number): number {
   const child = spawnSync(process.execPath, ['--import', 'tsx', CHILD, model, String(ctx), String(batch)], { encoding: 'utf8', timeout: 600_000 });

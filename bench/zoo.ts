@@ -1,0 +1,160 @@
+// The model zoo side by side with llama.cpp: for each architecture's ~100M-parameter random model (ZOO in
+// bench/make-models.ts; missing files are made first), `kiln bench` and llama.cpp's `llama-bench` run alternately,
+// one repetition each per round (the first engine alternates too), so that both see the same machine. The table
+// gives each engine's median tokens/s, kiln/llama.cpp, and that ratio over the llama baseline's for the same type
+// and test: the issue's goal is every architecture within 15% of the baseline (no architecture is a slow path).
+// An encoder (bert) gets prompt processing only, at most its context (llama-bench: -n 0 -embd 1).
+//
+//   npx tsx bench/zoo.ts [--type F16,Q8_0,Q4_K_M] [--arch llama,gpt2,bert,gemma2,phi3,deepseek2] [-p 512] [-n 64]
+//                        [-r 5] [-t 2] [--models bench/models] [--llama-bench ../shared/peers/llama.cpp/bin]
+
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { readGGUFHeader } from '../src/gguf/reader.js';
+import { findArchitecture } from '../src/models/registry.js';
+import { makeModel, ZOO } from './make-models.js';
+
+type Engine = 'kiln' | 'llama.cpp';
+
+interface Test {
+  /** pp512, tg64, … */
+  name: string;
+  samples: Record<Engine, number[]>;
+}
+
+interface Measured {
+  model: string;
+  arch: string;
+  type: string;
+  tests: Test[];
+  /** why an engine gave no figures (the first failure; it is not run again on this model) */
+  failed: Partial<Record<Engine, string>>;
+}
+
+const { values: opts } = parseArgs({
+  options: {
+    type: { type: 'string', default: 'F16,Q8_0,Q4_K_M' },
+    arch: { type: 'string', default: ZOO.map((s) => s.arch).join(',') },
+    'n-prompt': { type: 'string', short: 'p', default: '512' },
+    'n-gen': { type: 'string', short: 'n', default: '64' },
+    repetitions: { type: 'string', short: 'r', default: '5' },
+    threads: { type: 'string', short: 't', default: '2' },
+    models: { type: 'string', default: 'bench/models' },
+    'llama-bench': { type: 'string', default: '../shared/peers/llama.cpp/bin' },
+  },
+});
+const [prompt, generate, rounds, threads] = [opts['n-prompt'], opts['n-gen'], opts.repetitions, opts.threads].map(Number);
+const llamaBin = resolve(opts['llama-bench']);
+const root = resolve(import.meta.dirname, '..');
+
+/** The command line of one repetition of `engine` on `model`. */
+function command(engine: Engine, model: string, p: number, n: number): { file: string; args: string[] } {
+  const common = ['-p', String(p), '-n', String(n), '-r', '1', '-t', String(threads)];
+  if (engine === 'kiln') return { file: process.execPath, args: ['--import', 'tsx', 'src/cli/run-dev.ts', 'bench', model, ...common, '--json'] };
+  return { file: join(llamaBin, 'llama-bench'), args: ['-m', model, ...common, '-o', 'json', ...(n === 0 ? ['-embd', '1'] : [])] };
+}
+
+/** One repetition: tokens/s by test name, or the reason it failed. */
+function runOnce(engine: Engine, model: string, p: number, n: number): Map<string, number> | string {
+  const { file, args } = command(engine, model, p, n);
+  const run = spawnSync(file, args, {
+    cwd: root, encoding: 'utf8', timeout: 30 * 60_000, maxBuffer: 1 << 26,
+    env: { ...process.env, LD_LIBRARY_PATH: [llamaBin, process.env.LD_LIBRARY_PATH].filter(Boolean).join(':') },
+  });
+  if (run.status !== 0) {
+    const lines = `${run.stderr ?? ''}${run.error?.message ?? ''}`.trim().split('\n');
+    return lines.find((l) => /error/i.test(l))?.trim() ?? lines.pop() ?? `exit ${run.status}`;
+  }
+  if (engine === 'kiln') {
+    const { results } = JSON.parse(run.stdout) as { results: { test: string; median: number }[] };
+    return new Map(results.map((r) => [r.test, r.median]));
+  }
+  const rows = JSON.parse(run.stdout) as { n_prompt: number; n_gen: number; avg_ts: number }[];
+  return new Map(rows.map((r) => [r.n_gen > 0 ? `tg${r.n_gen}` : `pp${r.n_prompt}`, r.avg_ts]));
+}
+
+function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+const loadAverage = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+
+/** Alternating rounds of both engines on one model file. */
+function measure(path: string, type: string): Measured {
+  const meta = readGGUFHeader(path).metadata;
+  const hp = findArchitecture(String(meta.get('general.architecture')?.value)).hparams(meta);
+  const p = Math.min(prompt, hp.contextLength);
+  const n = hp.causal ? Math.min(generate, hp.contextLength - p) : 0;
+  const result: Measured = { model: path.split('/').pop()!.replace(/\.gguf$/, ''), arch: hp.arch, type, tests: [], failed: {} };
+  for (let round = 0; round < rounds; round++) {
+    const order: Engine[] = round % 2 === 0 ? ['kiln', 'llama.cpp'] : ['llama.cpp', 'kiln'];
+    for (const engine of order) {
+      if (result.failed[engine]) continue;
+      const figures = runOnce(engine, path, p, n);
+      if (typeof figures === 'string') {
+        result.failed[engine] = figures;
+        console.error(`  ${engine} failed on ${result.model}: ${figures}`);
+        continue;
+      }
+      for (const [name, tps] of figures) {
+        let test = result.tests.find((t) => t.name === name);
+        if (!test) result.tests.push(test = { name, samples: { kiln: [], 'llama.cpp': [] } });
+        test.samples[engine].push(tps);
+      }
+      console.error(`  ${result.model} round ${round + 1}/${rounds} ${engine}: ${[...figures].map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ')}  (load ${loadAverage()})`);
+    }
+  }
+  return result;
+}
+
+const spread = (xs: number[], m: number) => Math.max(...xs.map((x) => Math.abs(x - m)));
+const figure = (xs: number[]) => (xs.length ? `${median(xs).toFixed(1)} ± ${spread(xs, median(xs)).toFixed(1)}` : '—');
+const ratioOf = (t: Test) => (t.samples.kiln.length && t.samples['llama.cpp'].length ? median(t.samples.kiln) / median(t.samples['llama.cpp']) : undefined);
+
+function table(all: Measured[]): string {
+  const lines = [
+    `| model | test | kiln t/s | llama.cpp t/s | kiln / llama.cpp | ÷ ${ZOO[0].name}'s | within 15% |`,
+    '| --- | --- | ---: | ---: | ---: | ---: | --- |',
+  ];
+  for (const m of all) {
+    const baseline = all.find((b) => b.arch === ZOO[0].arch && b.type === m.type);
+    for (const t of m.tests) {
+      const ratio = ratioOf(t);
+      const baseTest = baseline?.tests.find((b) => b.name.slice(0, 2) === t.name.slice(0, 2)); // pp with pp, tg with tg
+      const base = baseTest && ratioOf(baseTest);
+      const relative = ratio !== undefined && base !== undefined ? ratio / base : undefined;
+      lines.push(`| ${m.model} | ${t.name} | ${figure(t.samples.kiln)} | ${figure(t.samples['llama.cpp'])} | ` +
+        `${ratio?.toFixed(3) ?? '—'} | ${relative?.toFixed(3) ?? '—'} | ${relative === undefined ? '' : Math.abs(relative - 1) <= 0.15 ? 'yes' : 'no'} |`);
+    }
+  }
+  const failures = all.flatMap((m) => Object.entries(m.failed).map(([engine, why]) => `- ${engine} on ${m.model}: ${why}`));
+  return [...lines, ...(failures.length ? ['', 'No figures:', ...failures] : [])].join('\n');
+}
+
+const specs = opts.arch.split(',').map((arch) => {
+  const spec = ZOO.find((s) => s.arch === arch);
+  if (!spec) throw new Error(`no zoo model of architecture ${arch} (zoo: ${ZOO.map((s) => s.arch).join(', ')})`);
+  return spec;
+});
+if (!specs.includes(ZOO[0])) specs.unshift(ZOO[0]); // the baseline every ratio is compared with
+
+const { file: kilnFile, args: kilnArgs } = command('kiln', 'MODEL', prompt, generate);
+const { file: llamaFile, args: llamaArgs } = command('llama.cpp', 'MODEL', prompt, generate);
+console.log(`# ${new Date().toISOString()}, load average ${loadAverage()}; ${rounds} alternating rounds per model, each engine -r 1`);
+console.log(`# kiln:      ${[kilnFile, ...kilnArgs].join(' ')}`);
+console.log(`# llama.cpp: LD_LIBRARY_PATH=${llamaBin} ${[llamaFile, ...llamaArgs].join(' ')}   (encoders: -n 0 -embd 1)\n`);
+const measured: Measured[] = [];
+for (const type of opts.type.split(',')) {
+  for (const spec of specs) {
+    const path = resolve(opts.models, `${spec.name}-${type}.gguf`);
+    if (!existsSync(path)) {
+      console.error(`making ${path}`);
+      await makeModel(spec, type, opts.models);
+    }
+    measured.push(measure(path, type));
+  }
+}
+console.log(table(measured));
