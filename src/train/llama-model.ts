@@ -150,6 +150,9 @@ export function byteTokenizer(): TrainedBPE {
   return { vocab: Array.from({ length: 256 }, (_, b) => Uint8Array.of(b)), merges: [], specials: [] };
 }
 
+/** the special token that ends a text in GPT-2-style vocabularies */
+const END_OF_TEXT = '<|endoftext|>';
+
 /** GGUF token types (llama.cpp's llama_token_type) */
 const TOKEN_NORMAL = 1, TOKEN_CONTROL = 3;
 
@@ -159,6 +162,11 @@ const TOKEN_NORMAL = 1, TOKEN_CONTROL = 3;
  */
 export function tokenizerMetadata(tokenizer: TrainedBPE): Map<string, GGUFValue> {
   const special = new Map(tokenizer.specials.map((s) => [s.id, s.content]));
+  // GPT-2's convention: <|endoftext|> begins and ends a text (without it llama.cpp and kiln would take token 11)
+  const endOfText = tokenizer.specials.find((s) => s.content === END_OF_TEXT);
+  const ends: [string, GGUFValue][] = endOfText
+    ? [['tokenizer.ggml.bos_token_id', metaU32(endOfText.id)], ['tokenizer.ggml.eos_token_id', metaU32(endOfText.id)]]
+    : [];
   return new Map([
     ['tokenizer.ggml.model', metaString('gpt2')],
     ['tokenizer.ggml.pre', metaString('gpt-2')],
@@ -166,6 +174,7 @@ export function tokenizerMetadata(tokenizer: TrainedBPE): Map<string, GGUFValue>
     ['tokenizer.ggml.token_type', metaArray(GGUFValueType.INT32, tokenizer.vocab.map((_, id) => (special.has(id) ? TOKEN_CONTROL : TOKEN_NORMAL)))],
     ['tokenizer.ggml.merges', metaArray(GGUFValueType.STRING, tokenizer.merges.map(([a, b]) => `${bytesToUnicode(a)} ${bytesToUnicode(b)}`))],
     ['tokenizer.ggml.add_bos_token', metaBool(false)],
+    ...ends,
   ]);
 }
 

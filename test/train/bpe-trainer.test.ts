@@ -109,3 +109,14 @@ test('kiln tokenizer train writes a tokenizer.json that reads back', async () =>
   assert.equal(bpe.vocab.length, 300);
   assert.deepEqual(mergeLines(bpe), readFileSync(sharedPath(...FIXTURES, 'train-bpe-reference-merges.txt'), 'utf8').split('\n').slice(0, 43));
 });
+
+test('the GGUF tokenizer of a trained BPE ends texts with <|endoftext|> (not llama.cpp\'s default id 11)', async () => {
+  const { tokenizerMetadata } = await import('../../src/train/llama-model.js');
+  const { Tokenizer } = await import('../../src/tokenizer/index.js');
+  const bpe = trainBPE('one two three four five six seven'.repeat(4), { vocabSize: 300, specials: ['<pad>', ENDOFTEXT] });
+  const tokenizer = Tokenizer.fromMetadata(tokenizerMetadata(bpe));
+  assert.equal(tokenizer.eosId, 1);
+  assert.equal(tokenizer.bosId, 1);
+  assert.ok(tokenizer.isEog(1) && !tokenizer.isEog(11));
+  assert.equal(Tokenizer.fromMetadata(tokenizerMetadata(trainBPE('abc abd', { vocabSize: 258, specials: [] }))).eosId, 11);
+});
