@@ -18,6 +18,7 @@ import { ImatrixError, readImatrix, type Imatrix } from '../../src/quant/imatrix
 import { quantizeModel, QuantizeError } from '../../src/quant/quantize-model.js';
 import { quantizeCommand, tensorLogLine } from '../../src/cli/commands/quantize.js';
 import { parseArgs, UsageError } from '../../src/cli/args.js';
+import { columnImportance, legacyImatrixBytes } from '../helpers/imatrix.js';
 
 const modelPath = (name: string) => sharedPath('conformance', 'models', name);
 const dir = mkdtempSync(join(tmpdir(), 'kiln-quantize-'));
@@ -27,29 +28,7 @@ async function runQuantize(argv: string[]): Promise<void> {
   await quantizeCommand.run(parseArgs(argv, quantizeCommand.options));
 }
 
-/** Importance of every 2-D weight of kq-f32: column i of a matrix with n columns weighs 1 + i/n. */
-function kqImportance(): Map<string, Float32Array> {
-  const entries = new Map<string, Float32Array>();
-  for (const t of loadGGUF(modelPath('kq-f32.gguf')).tensorInfos) {
-    if (t.dims.length < 2 || t.name === 'token_embd.weight') continue;
-    entries.set(t.name, new Float32Array(t.dims[0]).map((_, i) => 1 + i / t.dims[0]));
-  }
-  return entries;
-}
-
-/** The legacy .dat format: sums over `ncall` calls, then the chunk count and dataset name. */
-function legacyImatrixBytes(entries: Map<string, Float32Array>, ncall: number, chunks: number, dataset: string): Uint8Array {
-  const parts: Buffer[] = [];
-  const i32 = (v: number) => { const b = Buffer.alloc(4); b.writeInt32LE(v); parts.push(b); };
-  i32(entries.size);
-  for (const [name, values] of entries) {
-    i32(Buffer.byteLength(name)); parts.push(Buffer.from(name));
-    i32(ncall); i32(values.length);
-    parts.push(Buffer.from(new Float32Array(values.map((v) => v * ncall)).buffer));
-  }
-  i32(chunks); i32(Buffer.byteLength(dataset)); parts.push(Buffer.from(dataset));
-  return Buffer.concat(parts);
-}
+const kqImportance = () => columnImportance(loadGGUF(modelPath('kq-f32.gguf')));
 
 test('kiln quantize writes the llama-quantize file (Q8_0) and logs each tensor', async () => {
   const out = join(dir, 'q8.gguf');
@@ -73,7 +52,7 @@ test('kiln quantize writes the llama-quantize file (Q8_0) and logs each tensor',
 test('kiln quantize: usage errors', async () => {
   await assert.rejects(runQuantize([modelPath('kq-f32.gguf'), join(dir, 'x.gguf')]), UsageError);
   await assert.rejects(runQuantize([modelPath('kq-f32.gguf'), join(dir, 'x.gguf'), 'Q9_9']), UsageError);
-  await assert.rejects(runQuantize([modelPath('kq-f32.gguf'), join(dir, 'x.gguf'), 'Q4_0', '--output-type', 'iq4_nl']), UsageError);
+  await assert.rejects(runQuantize([modelPath('kq-f32.gguf'), join(dir, 'x.gguf'), 'Q4_0', '--output-type', 'q8_k']), UsageError);
 });
 
 test('already quantized input is refused unless requantizing is allowed', () => {
