@@ -112,25 +112,22 @@ const IQ4_LEVELS = i8x16(-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38
   return i8x16.swizzle(IQ4_LEVELS, nibbles(qs, high));
 }
 
-/** v with the signs of x (relaxed build only): v·sign(x) lane by lane, 0 where x is 0 does not matter (|x| is 0). */
-@inline function withSignsOf(x: v128, v: v128): v128 {
-  const negative = i8x16.lt_s(x, i8x16.splat(0));
-  return i8x16.sub(v128.xor(v, negative), negative);
+/** |IQ4_LEVELS| (for the unsigned side of the int8 products; the signs go onto the activations). */
+const IQ4_MAGNITUDES = i8x16(127, 104, 83, 65, 49, 35, 22, 10, 1, 13, 25, 38, 53, 69, 89, 113);
+
+/** The magnitudes of the levels of 16 IQ4 indices (nibbles 0…15). */
+@inline function iq4Magnitudes(indices: v128): v128 {
+  return i8x16.swizzle(IQ4_MAGNITUDES, indices);
 }
 
-/** i32x4 partial sums of Σ x_i·v_i over 16 lanes, both signed int8 (|x| ≤ 127; relaxed: x's signs moved onto v). */
-@inline function dotSigned(x: v128, v: v128): v128 {
-  if (RELAXED) return i32x4.extadd_pairwise_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(withSignsOf(x, v), i8x16.abs(x)));
-  return i32x4.add(
-    i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(x), i16x8.extend_low_i8x16_s(v)),
-    i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(x), i16x8.extend_high_i8x16_s(v)),
-  );
+/** 0xff where the level of an IQ4 index is negative (indices 0…7). */
+@inline function iq4Negative(indices: v128): v128 {
+  return i8x16.lt_u(indices, i8x16.splat(8));
 }
 
-/** i32x4 partial sums of scale·Σ x_i·v_i over 16 lanes (as dotSigned; scale an int16). */
-@inline function dotSignedScaled(x: v128, v: v128, scale: i32): v128 {
-  if (RELAXED) return i32x4.dot_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(withSignsOf(x, v), i8x16.abs(x)), i16x8.splat(<i16>scale));
-  return i32x4.mul(dotSigned(x, v), i32x4.splat(scale));
+/** x with its signs flipped where `negative` is 0xff (x·sign lane by lane). */
+@inline function flipSigns(x: v128, negative: v128): v128 {
+  return i8x16.sub(v128.xor(x, negative), negative);
 }
 
 // ---- activation quantizers (one row of n values at x → out) -------------------------------------------------
@@ -476,16 +473,19 @@ function dotQ3_K(w: usize, x: usize, nb: i32, scratch: usize): f32 {
   return hsum(acc);
 }
 
-/** Sub-block j's scale of the IQ4_XS super-block at w, s_j − 32: low nibble from scales_l, high 2 bits from scales_h. */
-@inline function iq4_XSScale(w: usize, j: i32): i32 {
-  const low = (<i32>load<u8>(w + 4 + (j >> 1)) >> (4 * (j & 1))) & 15;
-  const high = (<i32>load<u16>(w + 2) >> (2 * j)) & 3;
-  return (low | (high << 4)) - 32;
+/** Sub-block j's scale s_j − 32 of an IQ4_XS super-block: low nibble j of scalesL (its 4 bytes), high 2 bits from scalesH. */
+@inline function iq4_XSScale(scalesL: u32, scalesH: u32, j: i32): i32 {
+  return <i32>(((scalesL >> (4 * j)) & 15) | (((scalesH >> (2 * j)) & 3) << 4)) - 32;
 }
 
-/** isum + scale·Σ level·x over one IQ4_XS sub-block of 32 (levels of values 0–15 and 16–31; x: its 32 Q8_K values). */
-@inline function iq4_XSSubBlock(isum: v128, x: usize, low: v128, high: v128, scale: i32): v128 {
-  return i32x4.add(isum, i32x4.add(dotSignedScaled(v128.load(x), low, scale), dotSignedScaled(v128.load(x + 16), high, scale)));
+/**
+ * isum + scale·Σ level·x over one IQ4_XS sub-block of 32 (x: its 32 Q8_K values): the levels' signs (masks for values
+ * 0–15 and 16–31) move onto x, their magnitudes are the unsigned operand.
+ */
+@inline function iq4_XSSubBlock(isum: v128, x: usize, lowMagnitudes: v128, lowNegative: v128, highMagnitudes: v128, highNegative: v128, scale: i32): v128 {
+  const s0 = dotUnsignedScaled(flipSigns(v128.load(x), lowNegative), lowMagnitudes, scale);
+  const s1 = dotUnsignedScaled(flipSigns(v128.load(x + 16), highNegative), highMagnitudes, scale);
+  return i32x4.add(isum, i32x4.add(s0, s1));
 }
 
 /** IQ4_XS · Q8_K: value = d·(s_j − 32)·level per sub-block j of 32; the super-block's sum in integers, then · d·d_x. */
@@ -493,9 +493,11 @@ function dotIQ4_XS(w: usize, x: usize, nb: i32): f32 {
   let acc = f32x4.splat(0);
   for (let b = 0; b < nb; b++) {
     let isum = i32x4.splat(0);
+    const scalesH = <u32>load<u16>(w + 2), scalesL = load<u32>(w + 4);
     for (let j = 0; j < 8; j++) {
       const qs = v128.load(w + 8 + 16 * j);
-      isum = iq4_XSSubBlock(isum, x + 4 + 32 * j, iq4Levels(qs, false), iq4Levels(qs, true), iq4_XSScale(w, j));
+      const low = lowNibbles(qs), high = highNibbles(qs);
+      isum = iq4_XSSubBlock(isum, x + 4 + 32 * j, iq4Magnitudes(low), iq4Negative(low), iq4Magnitudes(high), iq4Negative(high), iq4_XSScale(scalesL, scalesH, j));
     }
     acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(load<f32>(x) * loadF16(w))));
     w += 136;
@@ -1141,14 +1143,16 @@ function tileIQ4_XS(w: usize, x: usize, x1: usize, x2: usize, x3: usize, nb: i32
   for (let b = 0; b < nb; b++) {
     const o = <usize>b * 292;
     let i0 = i32x4.splat(0), i1 = i0, i2 = i0, i3 = i0;
+    const scalesH = <u32>load<u16>(w + 2), scalesL = load<u32>(w + 4);
     for (let j = 0; j < 8; j++) {
-      const qs = v128.load(w + 8 + 16 * j);
-      const low = iq4Levels(qs, false), high = iq4Levels(qs, true), scale = iq4_XSScale(w, j);
+      const qs = v128.load(w + 8 + 16 * j), scale = iq4_XSScale(scalesL, scalesH, j);
+      const low = lowNibbles(qs), high = highNibbles(qs);
+      const lm = iq4Magnitudes(low), ln = iq4Negative(low), hm = iq4Magnitudes(high), hn = iq4Negative(high);
       const xo = o + 4 + 32 * j;
-      i0 = iq4_XSSubBlock(i0, x + xo, low, high, scale);
-      i1 = iq4_XSSubBlock(i1, x1 + xo, low, high, scale);
-      i2 = iq4_XSSubBlock(i2, x2 + xo, low, high, scale);
-      i3 = iq4_XSSubBlock(i3, x3 + xo, low, high, scale);
+      i0 = iq4_XSSubBlock(i0, x + xo, lm, ln, hm, hn, scale);
+      i1 = iq4_XSSubBlock(i1, x1 + xo, lm, ln, hm, hn, scale);
+      i2 = iq4_XSSubBlock(i2, x2 + xo, lm, ln, hm, hn, scale);
+      i3 = iq4_XSSubBlock(i3, x3 + xo, lm, ln, hm, hn, scale);
     }
     const d = loadF16(w);
     a0 = f32x4.add(a0, f32x4.mul(f32x4.convert_i32x4_s(i0), f32x4.splat(load<f32>(x + o) * d)));

@@ -1,5 +1,6 @@
 // `kiln quantize` end to end and the model-level rules around it: requantizing refused unless allowed,
-// imatrix files (legacy .dat and GGUF) read and recorded in the metadata, wrong-sized imatrix entries refused.
+// imatrix files (legacy .dat and GGUF) read and recorded in the metadata, wrong-sized imatrix entries refused,
+// the IQ4_NL fallback of rows that do not split into 256-blocks.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -167,4 +168,25 @@ test('kiln quantize --imatrix --pure --output-type --token-embedding-type', asyn
   assert.equal(result.metadata.get('quantize.imatrix.file')!.value, datPath);
   assert.equal(result.metadata.get('quantize.imatrix.dataset')!.value, 'calib.txt');
   assert.equal(result.metadata.get('quantize.imatrix.chunks_count')!.value, 3);
+});
+
+test('kiln quantize Q2_K on a model with rows of 64 and 172 (stories260K): IQ4_NL and F16 fallbacks', async () => {
+  const out = join(dir, 'stories-q2_k.gguf');
+  const write = process.stderr.write, log = console.log;
+  process.stderr.write = (() => true) as typeof process.stderr.write;
+  console.log = () => undefined;
+  try {
+    await runQuantize([sharedPath('data', 'models', 'stories260K.gguf'), out, 'Q2_K']);
+  } finally {
+    process.stderr.write = write;
+    console.log = log;
+  }
+  const types = new Map(loadGGUF(out).tensorInfos.map((t) => [t.name, typeName(t.type)]));
+  assert.equal(types.get('blk.0.attn_q.weight'), 'IQ4_NL'); // Q2_K → IQ4_NL
+  assert.equal(types.get('blk.4.attn_v.weight'), 'IQ4_NL'); // Q3_K → IQ4_NL
+  assert.equal(types.get('blk.0.ffn_down.weight'), 'F16'); // rows of 172: Q3_K → IQ4_NL → F16
+  assert.equal(types.get('output.weight'), 'Q8_0');
+  // IQ4_NL itself has no fallback for rows of 172: the error names the tensor and the cause
+  await assert.rejects(runQuantize([sharedPath('data', 'models', 'stories260K.gguf'), join(dir, 'x.gguf'), 'IQ4_NL']),
+    /blk\.0\.ffn_down\.weight: rows of 172 values do not split into IQ4_NL blocks/);
 });
