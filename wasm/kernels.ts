@@ -135,10 +135,10 @@ const IQ4_MAGNITUDES = i8x16(127, 104, 83, 65, 49, 35, 22, 10, 1, 13, 25, 38, 53
 // Q8_0 and Q8_1 share one quantizer (d = amax/127, q = nearest-even(x·127/amax)) and differ in how a row is stored:
 //   Q8_1: ggml's 36-byte blocks [d f16, d·Σq f16, q[32]];
 //   Q8_0_SUMS (for Q4_0 and Q5_0 weights): q [nb, 32] int8 | d [nb] f32 (the f16-rounded d) | Σq [nb] i32;
-//   Q8_0_SIGNS (for Q8_0 weights): per block |q| [32] then sign masks [32] (0xff where q < 0) | d [nb] f32;
-//   Q8_0_WIDE (for Q8_0 weights times several tokens): q [nb, 32] int16 | d [nb] f32.
-// SUMS and SIGNS feed the 4-row kernels: scales as f32 vectors, and Q8_0's signs moved off the weights (see
-// q8_0BlockSum); WIDE feeds the int16 tile (wideTokens4).
+//   Q8_0_SIGNS (for Q8_0 and IQ4_NL weights): per block |q| [32] then sign masks [32] (0xff where q < 0) | d [nb] f32;
+//   Q8_0_WIDE (for Q8_0 and IQ4_NL weights times several tokens): q [nb, 32] int16 | d [nb] f32.
+// SUMS and SIGNS feed the 4-row kernels: scales as f32 vectors, and the activations' signs moved onto the weights
+// (see signedBlockSum); WIDE feeds the int16 tile (wideTokens4).
 const Q8_1_LAYOUT = 1, Q8_0_SUMS = 2, Q8_0_SIGNS = 3, Q8_0_WIDE = 4;
 
 function quantizeQ8Blocks(x: usize, out: usize, n: i32, layout: i32): void {
@@ -783,7 +783,8 @@ function rows4Tokens4(type: i32, w: usize, rb: usize, x: usize, xStride: usize, 
 
 // ---- Q8_0 and IQ4_NL times several tokens: four rows widened to int16 once per token tile ------------------------
 //
-// widenRows4 writes four weight rows (Q8_0's values, or IQ4_NL's levels) into scratch as int16, each block as 16 vectors of value pairs
+// widenRows4 writes four weight rows (Q8_0's values, or IQ4_NL's levels) into scratch as int16, each block as 16
+// vectors of value pairs
 //   vector v = [row0 (q_2v, q_2v+1), row1 (q_2v, q_2v+1), row2 (…), row3 (…)]
 // then the rows' d as f32x4 (WIDE_BLOCK bytes per block). i32x4.dot_i16x8_s of vector v with a token's pair
 // (x_2v, x_2v+1) splat to all lanes adds that pair's products to every row's lane, so a block's four row sums come out

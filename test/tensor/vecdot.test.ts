@@ -263,6 +263,7 @@ test('block layouts agree with the type table\'s block sizes', () => {
     [GGMLType.Q5_1, layout.Q5_1.bytes], [GGMLType.Q8_0, layout.Q8_0.bytes], [GGMLType.Q8_1, layout.Q8_1.bytes],
     [GGMLType.Q2_K, layout.Q2_K.bytes], [GGMLType.Q3_K, layout.Q3_K.bytes], [GGMLType.Q4_K, layout.Q4_K.bytes],
     [GGMLType.Q5_K, layout.Q5_K.bytes], [GGMLType.Q6_K, layout.Q6_K.bytes], [GGMLType.Q8_K, layout.Q8_K.bytes],
+    [GGMLType.IQ4_NL, layout.IQ4_NL.bytes], [GGMLType.IQ4_XS, layout.IQ4_XS.bytes],
   ];
   for (const [type, bytes] of sizes) assert.equal(bytes, typeInfo(type).typeSize, typeName(type));
 });
