@@ -111,15 +111,41 @@ const LOW_NIBBLES = i8x16.splat(0x0f);
   return v128.and(i16x8.shr_u(v, 4), LOW_NIBBLES);
 }
 
+/** The 16 levels the 4-bit indices of IQ4_NL and IQ4_XS select (ggml's kvalues_iq4nl). */
+const IQ4_LEVELS = i8x16(-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113);
+
+/** The int8 levels of 16 bytes of IQ4 indices: their low nibbles (values 0–15 of a block of 32) or high (16–31). */
+@inline function iq4Levels(qs: v128, high: bool): v128 {
+  return i8x16.swizzle(IQ4_LEVELS, nibbles(qs, high));
+}
+
+/** |IQ4_LEVELS| (for the unsigned side of the int8 products; the signs go onto the activations). */
+const IQ4_MAGNITUDES = i8x16(127, 104, 83, 65, 49, 35, 22, 10, 1, 13, 25, 38, 53, 69, 89, 113);
+
+/** The magnitudes of the levels of 16 IQ4 indices (nibbles 0…15). */
+@inline function iq4Magnitudes(indices: v128): v128 {
+  return i8x16.swizzle(IQ4_MAGNITUDES, indices);
+}
+
+/** 0xff where the level of an IQ4 index is negative (indices 0…7). */
+@inline function iq4Negative(indices: v128): v128 {
+  return i8x16.lt_u(indices, i8x16.splat(8));
+}
+
+/** x with its signs flipped where `negative` is 0xff (x·sign lane by lane). */
+@inline function flipSigns(x: v128, negative: v128): v128 {
+  return i8x16.sub(v128.xor(x, negative), negative);
+}
+
 // ---- activation quantizers (one row of n values at x → out) -------------------------------------------------
 
 // Q8_0 and Q8_1 share one quantizer (d = amax/127, q = nearest-even(x·127/amax)) and differ in how a row is stored:
 //   Q8_1: ggml's 36-byte blocks [d f16, d·Σq f16, q[32]];
 //   Q8_0_SUMS (for Q4_0 and Q5_0 weights): q [nb, 32] int8 | d [nb] f32 (the f16-rounded d) | Σq [nb] i32;
-//   Q8_0_SIGNS (for Q8_0 weights): per block |q| [32] then sign masks [32] (0xff where q < 0) | d [nb] f32;
-//   Q8_0_WIDE (for Q8_0 weights times several tokens): q [nb, 32] int16 | d [nb] f32.
-// SUMS and SIGNS feed the 4-row kernels: scales as f32 vectors, and Q8_0's signs moved off the weights (see
-// q8_0BlockSum); WIDE feeds the int16 tile (wideTokens4).
+//   Q8_0_SIGNS (for Q8_0 and IQ4_NL weights): per block |q| [32] then sign masks [32] (0xff where q < 0) | d [nb] f32;
+//   Q8_0_WIDE (for Q8_0 and IQ4_NL weights times several tokens): q [nb, 32] int16 | d [nb] f32.
+// SUMS and SIGNS feed the 4-row kernels: scales as f32 vectors, and the activations' signs moved onto the weights
+// (see signedBlockSum); WIDE feeds the int16 tile (wideTokens4).
 const Q8_1_LAYOUT = 1, Q8_0_SUMS = 2, Q8_0_SIGNS = 3, Q8_0_WIDE = 4;
 
 function quantizeQ8Blocks(x: usize, out: usize, n: i32, layout: i32): void {
@@ -213,7 +239,7 @@ function quantizeFloats(x: usize, out: usize, n: i32, bf16: bool): void {
 /** Quantizes one activation row (n f32 values at x) into the layout the kernels for weight `type` read. */
 export function quantize_row(type: i32, x: usize, out: usize, n: i32): void {
   switch (type) {
-    case Q8_0: quantizeQ8Blocks(x, out, n, Q8_0_SIGNS); break;
+    case Q8_0: case IQ4_NL: quantizeQ8Blocks(x, out, n, Q8_0_SIGNS); break;
     case Q4_0: case Q5_0: quantizeQ8Blocks(x, out, n, Q8_0_SUMS); break;
     case Q4_1: case Q5_1: quantizeQ8Blocks(x, out, n, Q8_1_LAYOUT); break;
     case F32: case F16: quantizeFloats(x, out, n, false); break;
@@ -454,6 +480,39 @@ function dotQ3_K(w: usize, x: usize, nb: i32, scratch: usize): f32 {
   return hsum(acc);
 }
 
+/** Sub-block j's scale s_j − 32 of an IQ4_XS super-block: low nibble j of scalesL (its 4 bytes), high 2 bits from scalesH. */
+@inline function iq4_XSScale(scalesL: u32, scalesH: u32, j: i32): i32 {
+  return <i32>(((scalesL >> (4 * j)) & 15) | (((scalesH >> (2 * j)) & 3) << 4)) - 32;
+}
+
+/**
+ * isum + scale·Σ level·x over one IQ4_XS sub-block of 32 (x: its 32 Q8_K values): the levels' signs (masks for values
+ * 0–15 and 16–31) move onto x, their magnitudes are the unsigned operand.
+ */
+@inline function iq4_XSSubBlock(isum: v128, x: usize, lowMagnitudes: v128, lowNegative: v128, highMagnitudes: v128, highNegative: v128, scale: i32): v128 {
+  const s0 = dotUnsignedScaled(flipSigns(v128.load(x), lowNegative), lowMagnitudes, scale);
+  const s1 = dotUnsignedScaled(flipSigns(v128.load(x + 16), highNegative), highMagnitudes, scale);
+  return i32x4.add(isum, i32x4.add(s0, s1));
+}
+
+/** IQ4_XS · Q8_K: value = d·(s_j − 32)·level per sub-block j of 32; the super-block's sum in integers, then · d·d_x. */
+function dotIQ4_XS(w: usize, x: usize, nb: i32): f32 {
+  let acc = f32x4.splat(0);
+  for (let b = 0; b < nb; b++) {
+    let isum = i32x4.splat(0);
+    const scalesH = <u32>load<u16>(w + 2), scalesL = load<u32>(w + 4);
+    for (let j = 0; j < 8; j++) {
+      const qs = v128.load(w + 8 + 16 * j);
+      const low = lowNibbles(qs), high = highNibbles(qs);
+      isum = iq4_XSSubBlock(isum, x + 4 + 32 * j, iq4Magnitudes(low), iq4Negative(low), iq4Magnitudes(high), iq4Negative(high), iq4_XSScale(scalesL, scalesH, j));
+    }
+    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(load<f32>(x) * loadF16(w))));
+    w += 136;
+    x += 292;
+  }
+  return hsum(acc);
+}
+
 /**
  * Four f32 lanes of 16-bit floats: `bits` holds the pattern in the top half of each i32 lane (sign at bit 31).
  * f16: shift exponent and mantissa down by 3 (sign copies fill bits 28–30, masked off), then rescale by 2^112.
@@ -548,7 +607,7 @@ function dotF32(w: usize, x: usize, n: i32): f32 {
 }
 
 // ggml type numbers
-const F32 = 0, F16 = 1, Q4_0 = 2, Q4_1 = 3, Q5_0 = 6, Q5_1 = 7, Q8_0 = 8, Q2_K = 10, Q3_K = 11, Q4_K = 12, Q5_K = 13, Q6_K = 14, BF16 = 30;
+const F32 = 0, F16 = 1, Q4_0 = 2, Q4_1 = 3, Q5_0 = 6, Q5_1 = 7, Q8_0 = 8, Q2_K = 10, Q3_K = 11, Q4_K = 12, Q5_K = 13, Q6_K = 14, IQ4_NL = 20, IQ4_XS = 23, BF16 = 30;
 /** kiln's own: F16 weights read with widenF16Rebased, for rows that have a correction list */
 const F16_REBASED = -1;
 
@@ -562,6 +621,7 @@ const F16_REBASED = -1;
     case Q4_K: return dotQ4_K(w, x, n >> 8, scratch);
     case Q5_K: return dotQ5_K(w, x, n >> 8, scratch);
     case Q6_K: return dotQ6_K(w, x, n >> 8);
+    case IQ4_XS: return dotIQ4_XS(w, x, n >> 8);
     case F16: return dotF16(w, x, n);
     case F16_REBASED: return dotF16Rebased(w, x, n);
     case BF16: return dotBF16(w, x, n);
@@ -570,7 +630,7 @@ const F16_REBASED = -1;
   }
 }
 
-// ---- 4-row kernels (Q8_0, Q4_0, Q5_0): four weight rows at once, against 1 token (decode) or 4 (prefill) ----------
+// ---- 4-row kernels (Q8_0, Q4_0, Q5_0, IQ4_NL): four weight rows at once, against 1 token (decode) or 4 (prefill) ----
 // Every (row, token) block product is an exact integer, as in ggml. rowSums4 gathers the four rows' partial sums into
 // one vector, so converting, scaling by d_w·d_x and accumulating happen once per four rows. A last group of fewer than
 // four rows is done one row at a time with a row stride of 0 (the row repeated, lane 0 stored).
@@ -614,17 +674,34 @@ const F16_REBASED = -1;
 }
 
 /**
- * i32x4 partial sums of one Q8_0 weight block (at w) · one Q8_0_SIGNS activation block (|x| in a0, a1, sign masks in
- * s0, s1): x's signs move onto w.
+ * i32x4 partial sums of one block of int8 weight values (v0: values 0–15, v1: 16–31) · one Q8_0_SIGNS activation block
+ * (|x| in a0, a1, sign masks in s0, s1): x's signs move onto the weights.
  */
+@inline function signedBlockSum(v0: v128, v1: v128, a0: v128, a1: v128, s0: v128, s1: v128): v128 {
+  return i32x4.add(dotUnsigned(i8x16.sub(v128.xor(v0, s0), s0), a0), dotUnsigned(i8x16.sub(v128.xor(v1, s1), s1), a1));
+}
+
+/** signedBlockSum of the Q8_0 weight block at w. */
 @inline function q8_0BlockSum(w: usize, a0: v128, a1: v128, s0: v128, s1: v128): v128 {
-  return i32x4.add(dotUnsigned(i8x16.sub(v128.xor(v128.load(w + 2), s0), s0), a0), dotUnsigned(i8x16.sub(v128.xor(v128.load(w + 18), s1), s1), a1));
+  return signedBlockSum(v128.load(w + 2), v128.load(w + 18), a0, a1, s0, s1);
 }
 
 /** acc + (d_w · d_x)·Σ w·x for one block of four rows (at w, stride rb) and one token (its block at x, loaded once). */
 @inline function q8_0Token(acc: v128, w: usize, rb: usize, x: usize, dw: v128, dx: f32): v128 {
   const a0 = v128.load(x), a1 = v128.load(x + 16), s0 = v128.load(x + 32), s1 = v128.load(x + 48);
   const s = rowSums4(q8_0BlockSum(w, a0, a1, s0, s1), q8_0BlockSum(w + rb, a0, a1, s0, s1), q8_0BlockSum(w + 2 * rb, a0, a1, s0, s1), q8_0BlockSum(w + 3 * rb, a0, a1, s0, s1));
+  return madd(f32x4.convert_i32x4_s(s), f32x4.mul(dw, f32x4.splat(dx)), acc);
+}
+
+/**
+ * acc + (d_w · d_x)·Σ level·x for one token (its Q8_0_SIGNS block at x) and an IQ4_NL block of four rows whose levels
+ * were looked up once for all tokens (lowK, highK for row k).
+ */
+@inline function levelsToken(acc: v128, x: usize, dw: v128, dx: f32,
+  low0: v128, high0: v128, low1: v128, high1: v128, low2: v128, high2: v128, low3: v128, high3: v128): v128 {
+  const a0 = v128.load(x), a1 = v128.load(x + 16), s0 = v128.load(x + 32), s1 = v128.load(x + 48);
+  const s = rowSums4(signedBlockSum(low0, high0, a0, a1, s0, s1), signedBlockSum(low1, high1, a0, a1, s0, s1),
+    signedBlockSum(low2, high2, a0, a1, s0, s1), signedBlockSum(low3, high3, a0, a1, s0, s1));
   return madd(f32x4.convert_i32x4_s(s), f32x4.mul(dw, f32x4.splat(dx)), acc);
 }
 
@@ -657,8 +734,8 @@ const F16_REBASED = -1;
  * x + t·xStride → out + t·outStride + k·laneStride for row k (laneStride 0: one row, rb 0).
  */
 @inline function rows4(type: i32, w: usize, rb: usize, x: usize, xStride: usize, nb: i32, out: usize, outStride: usize, nt: i32, laneStride: usize): void {
-  const blockBytes: usize = type == Q8_0 ? 34 : type == Q4_0 ? 18 : 22;
-  const qBytes: usize = type == Q8_0 ? 64 : 32;                 // activation bytes per block
+  const blockBytes: usize = type == Q8_0 ? 34 : type == Q5_0 ? 22 : 18;
+  const qBytes: usize = type == Q8_0 || type == IQ4_NL ? 64 : 32; // activation bytes per block
   const dAt = x + <usize>nb * qBytes, sumAt = dAt + (<usize>nb << 2); // the activation's d [nb] f32 (and Σq [nb] i32)
   let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
   for (let b = 0; b < nb; b++) {
@@ -670,6 +747,16 @@ const F16_REBASED = -1;
         a1 = q8_0Token(a1, w, rb, xb + xStride, dw, load<f32>(db + xStride));
         a2 = q8_0Token(a2, w, rb, xb + 2 * xStride, dw, load<f32>(db + 2 * xStride));
         a3 = q8_0Token(a3, w, rb, xb + 3 * xStride, dw, load<f32>(db + 3 * xStride));
+      }
+    } else if (type == IQ4_NL) {
+      const q0 = v128.load(w + 2), q1 = v128.load(w + rb + 2), q2 = v128.load(w + 2 * rb + 2), q3 = v128.load(w + 3 * rb + 2);
+      const l0 = iq4Levels(q0, false), h0 = iq4Levels(q0, true), l1 = iq4Levels(q1, false), h1 = iq4Levels(q1, true);
+      const l2 = iq4Levels(q2, false), h2 = iq4Levels(q2, true), l3 = iq4Levels(q3, false), h3 = iq4Levels(q3, true);
+      a0 = levelsToken(a0, xb, dw, load<f32>(db), l0, h0, l1, h1, l2, h2, l3, h3);
+      if (nt == 4) {
+        a1 = levelsToken(a1, xb + xStride, dw, load<f32>(db + xStride), l0, h0, l1, h1, l2, h2, l3, h3);
+        a2 = levelsToken(a2, xb + 2 * xStride, dw, load<f32>(db + 2 * xStride), l0, h0, l1, h1, l2, h2, l3, h3);
+        a3 = levelsToken(a3, xb + 3 * xStride, dw, load<f32>(db + 3 * xStride), l0, h0, l1, h1, l2, h2, l3, h3);
       }
     } else {
       const l0 = nibbleValuesLow(type, w), h0 = nibbleValuesHigh(type, w);
@@ -701,9 +788,10 @@ function rows4Tokens4(type: i32, w: usize, rb: usize, x: usize, xStride: usize, 
   rows4(type, w, rb, x, xStride, nb, out, outStride, 4, laneStride);
 }
 
-// ---- Q8_0 times several tokens: four rows widened to int16 once per token tile -----------------------------------
+// ---- Q8_0 and IQ4_NL times several tokens: four rows widened to int16 once per token tile ------------------------
 //
-// widenRows4 writes four weight rows into scratch as int16, each block as 16 vectors of value pairs
+// widenRows4 writes four weight rows (Q8_0's values, or IQ4_NL's levels) into scratch as int16, each block as 16
+// vectors of value pairs
 //   vector v = [row0 (q_2v, q_2v+1), row1 (q_2v, q_2v+1), row2 (…), row3 (…)]
 // then the rows' d as f32x4 (WIDE_BLOCK bytes per block). i32x4.dot_i16x8_s of vector v with a token's pair
 // (x_2v, x_2v+1) splat to all lanes adds that pair's products to every row's lane, so a block's four row sums come out
@@ -724,17 +812,24 @@ const WIDE_TOKENS: i32 = 8;
   v128.store(dst + 48, v128.shuffle<i64>(ab23, cd23, 1, 3));
 }
 
-/** Q8_0 rows at w, w + rb, w + 2·rb, w + 3·rb (nb blocks each; rb 0: one row, repeated) → dst, widened as above. */
-function widenRows4(w: usize, rb: usize, nb: i32, dst: usize): void {
+/** Values 0–15 (half 0) or 16–31 (half 1) of the Q8_0 or IQ4_NL block at w as int8. */
+@inline function int8Values(type: i32, w: usize, half: usize): v128 {
+  if (type == Q8_0) return v128.load(w + 2 + (half << 4));
+  return iq4Levels(v128.load(w + 2), half != 0);
+}
+
+/** Q8_0 or IQ4_NL rows at w, w + rb, w + 2·rb, w + 3·rb (nb blocks each; rb 0: one row, repeated) → dst, widened as above. */
+function widenRows4(type: i32, w: usize, rb: usize, nb: i32, dst: usize): void {
+  const blockBytes: usize = type == Q8_0 ? 34 : 18;
   for (let b = 0; b < nb; b++) {
     for (let half: usize = 0; half < 2; half++) { // values 0–15, 16–31
-      const at = dst + (half << 7), q = w + 2 + (half << 4);
-      const q0 = v128.load(q), q1 = v128.load(q + rb), q2 = v128.load(q + 2 * rb), q3 = v128.load(q + 3 * rb);
+      const at = dst + (half << 7);
+      const q0 = int8Values(type, w, half), q1 = int8Values(type, w + rb, half), q2 = int8Values(type, w + 2 * rb, half), q3 = int8Values(type, w + 3 * rb, half);
       storeLanesTransposed(i16x8.extend_low_i8x16_s(q0), i16x8.extend_low_i8x16_s(q1), i16x8.extend_low_i8x16_s(q2), i16x8.extend_low_i8x16_s(q3), at);
       storeLanesTransposed(i16x8.extend_high_i8x16_s(q0), i16x8.extend_high_i8x16_s(q1), i16x8.extend_high_i8x16_s(q2), i16x8.extend_high_i8x16_s(q3), at + 64);
     }
     v128.store(dst + 256, scales4(w, rb));
-    w += 34;
+    w += blockBytes;
     dst += WIDE_BLOCK;
   }
 }
@@ -793,9 +888,9 @@ function wideTokens4(wide: usize, nb: i32, x: usize, x1: usize, x2: usize, x3: u
   if (nt > 3) storeRows(out + 3 * outStride, v128.load(acc, 48), laneStride);
 }
 
-/** Four Q8_0 rows (rb apart; rb 0: one row) · tokens t0…t1−1 of act (Q8_0_WIDE), the rows widened into scratch first. */
-@inline function wideRowsTokens(row: usize, rb: usize, act: usize, actStride: usize, nb: i32, out: usize, outStride: usize, laneStride: usize, t0: i32, t1: i32, scratch: usize): void {
-  widenRows4(row, rb, nb, scratch);
+/** Four Q8_0 or IQ4_NL rows (rb apart; rb 0: one row) · tokens t0…t1−1 of act (Q8_0_WIDE), the rows widened into scratch first. */
+@inline function wideRowsTokens(type: i32, row: usize, rb: usize, act: usize, actStride: usize, nb: i32, out: usize, outStride: usize, laneStride: usize, t0: i32, t1: i32, scratch: usize): void {
+  widenRows4(type, row, rb, nb, scratch);
   for (let t = t0; t < t1; t += 4) {
     const nt = min(4, t1 - t), x = act + <usize>t * actStride;
     wideTokens4(scratch, nb, x, tileRow(x, actStride, 1, nt), tileRow(x, actStride, 2, nt), tileRow(x, actStride, 3, nt), out + <usize>t * outStride, outStride, laneStride, nt);
@@ -1050,6 +1145,33 @@ function tileQ4_K(w: usize, x: usize, x1: usize, x2: usize, x3: usize, nb: i32, 
   storeTile(out, outStride, nt, hsum(a0), hsum(a1), hsum(a2), hsum(a3));
 }
 
+/** IQ4_XS for a tile of 4 tokens (their Q8_K rows at x, x1…x3): each sub-block's levels are looked up once for all four. */
+function tileIQ4_XS(w: usize, x: usize, x1: usize, x2: usize, x3: usize, nb: i32, out: usize, outStride: usize, nt: i32): void {
+  let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
+  for (let b = 0; b < nb; b++) {
+    const o = <usize>b * 292;
+    let i0 = i32x4.splat(0), i1 = i0, i2 = i0, i3 = i0;
+    const scalesH = <u32>load<u16>(w + 2), scalesL = load<u32>(w + 4);
+    for (let j = 0; j < 8; j++) {
+      const qs = v128.load(w + 8 + 16 * j), scale = iq4_XSScale(scalesL, scalesH, j);
+      const low = lowNibbles(qs), high = highNibbles(qs);
+      const lm = iq4Magnitudes(low), ln = iq4Negative(low), hm = iq4Magnitudes(high), hn = iq4Negative(high);
+      const xo = o + 4 + 32 * j;
+      i0 = iq4_XSSubBlock(i0, x + xo, lm, ln, hm, hn, scale);
+      i1 = iq4_XSSubBlock(i1, x1 + xo, lm, ln, hm, hn, scale);
+      i2 = iq4_XSSubBlock(i2, x2 + xo, lm, ln, hm, hn, scale);
+      i3 = iq4_XSSubBlock(i3, x3 + xo, lm, ln, hm, hn, scale);
+    }
+    const d = loadF16(w);
+    a0 = f32x4.add(a0, f32x4.mul(f32x4.convert_i32x4_s(i0), f32x4.splat(load<f32>(x + o) * d)));
+    a1 = f32x4.add(a1, f32x4.mul(f32x4.convert_i32x4_s(i1), f32x4.splat(load<f32>(x1 + o) * d)));
+    a2 = f32x4.add(a2, f32x4.mul(f32x4.convert_i32x4_s(i2), f32x4.splat(load<f32>(x2 + o) * d)));
+    a3 = f32x4.add(a3, f32x4.mul(f32x4.convert_i32x4_s(i3), f32x4.splat(load<f32>(x3 + o) * d)));
+    w += 136;
+  }
+  storeTile(out, outStride, nt, hsum(a0), hsum(a1), hsum(a2), hsum(a3));
+}
+
 // Q6_K super-blocks unpacked once (into the thread's scratch) for the tokens of a tile:
 //   +0 q[256] unsigned quants (0…63) in value order | +256 scale[16] i32 (the int16 scale in both halves) |
 //   +320 c[16] i16 = 32·scale (the −32 offset) | +352 f32 d;  value = d·scale·(q − 32)
@@ -1117,6 +1239,7 @@ function tileQ6_K(w: usize, x: usize, x1: usize, x2: usize, x3: usize, nb: i32, 
     case Q3_K: return <usize>(values >> 8) * 110;
     case Q4_K: return <usize>(values >> 8) * 144;
     case Q5_K: return <usize>(values >> 8) * 176;
+    case IQ4_XS: return <usize>(values >> 8) * 136;
     default: return <usize>(values >> 8) * 210; // Q6_K
   }
 }
@@ -1210,14 +1333,15 @@ function dotRowsInStreams(type: i32, w: usize, rb: usize, x: usize, n: i32, scra
 
 /** Whether a 4-token tile kernel exists for this type (others multiply token by token). */
 @inline function hasTile(type: i32): bool {
-  return type == Q4_K || type == Q6_K;
+  return type == Q4_K || type == Q6_K || type == IQ4_XS;
 }
 
-/** W[row] · the nt (≤ 4) activation rows at x, x + xStride, …, written to out + t·outStride (Q4_K or Q6_K). */
+/** W[row] · the nt (≤ 4) activation rows at x, x + xStride, …, written to out + t·outStride (Q4_K, Q6_K or IQ4_XS). */
 @inline function dotTile(type: i32, row: usize, x: usize, xStride: usize, n: i32, scratch: usize, out: usize, outStride: usize, nt: i32): void {
   const x1 = tileRow(x, xStride, 1, nt), x2 = tileRow(x, xStride, 2, nt), x3 = tileRow(x, xStride, 3, nt);
   switch (type) {
     case Q4_K: tileQ4_K(row, x, x1, x2, x3, n >> 8, scratch, out, outStride, nt); break;
+    case IQ4_XS: tileIQ4_XS(row, x, x1, x2, x3, n >> 8, out, outStride, nt); break;
     default: tileQ6_K(row, x, x1, x2, x3, n >> 8, scratch, out, outStride, nt); break;
   }
 }
@@ -1228,12 +1352,12 @@ function dotRowsInStreams(type: i32, w: usize, rb: usize, x: usize, n: i32, scra
  * done they claim weight rows in chunks of `chunk` (a multiple of 4) from the counter at `counter`.
  * w: [nOut rows of wRowBytes], x: [nTokens, nIn] f32, act: [nTokens rows of actRowBytes], out: [nTokens, nOut] f32.
  * Tokens are visited in tiles of 32 so a tile's activations stay in cache while a chunk of rows is streamed past them.
- * Within a tile, Q8_0 widens four rows at a time to int16 (wideTokens4) from WIDE_TOKENS tokens on; in the relaxed
- * build Q4_0 and Q5_0 pack four rows (packedToken) from PACKED_TOKENS on, Q4_K from PACKED_K_TOKENS. Fewer tokens of
- * Q8_0, Q4_0, Q5_0 go four rows at a time (rows4); types with a tile kernel (Q4_K, Q6_K) decode each weight block once
- * for 4 tokens, and the rest multiply row by token. Float weights for many tokens take tiles of 64 tokens and widened
- * row pairs (gemmF32). scratch: the thread's own, 512 bytes (float weights: 8·nIn; Q8_0: 8.5·nIn + 128; Q4_0, Q5_0:
- * 4.5·nIn + 16; Q4_K: 5.125·nIn + 32).
+ * Within a tile, Q8_0 and IQ4_NL widen four rows at a time to int16 (wideTokens4) from WIDE_TOKENS tokens on; in the
+ * relaxed build Q4_0 and Q5_0 pack four rows (packedToken) from PACKED_TOKENS on, Q4_K from PACKED_K_TOKENS. Fewer
+ * tokens of Q8_0, Q4_0, Q5_0, IQ4_NL go four rows at a time (rows4); types with a tile kernel (Q4_K, Q6_K, IQ4_XS)
+ * decode each weight block once for 4 tokens, and the rest multiply row by token. Float weights for many tokens take
+ * tiles of 64 tokens and widened row pairs (gemmF32). scratch: the thread's own, 512 bytes (float weights: 8·nIn;
+ * Q8_0, IQ4_NL: 8.5·nIn + 128; Q4_0, Q5_0: 4.5·nIn + 16; Q4_K: 5.125·nIn + 32).
  */
 export function matmul(
   type: i32, w: usize, wRowBytes: i32, x: usize, act: usize, actRowBytes: i32,
@@ -1241,7 +1365,7 @@ export function matmul(
 ): void {
   const outStride = <usize>nOut << 2;
   const actStride = <usize>actRowBytes;
-  const wide = type == Q8_0 && nTokens >= WIDE_TOKENS;
+  const wide = (type == Q8_0 || type == IQ4_NL) && nTokens >= WIDE_TOKENS;
   // (the SIMD128 build's int8 products through int16 make packing slower than the 4-row kernels)
   const packed = RELAXED && ((type == Q4_0 || type == Q5_0) && nTokens >= PACKED_TOKENS || type == Q4_K && nTokens >= PACKED_K_TOKENS);
   for (let t = atomic.add<i32>(counter + 4, 1); t < nTokens; t = atomic.add<i32>(counter + 4, 1)) {
@@ -1280,13 +1404,13 @@ export function matmul(
         const groups = (r1 - r0) >> 2;
         for (let r = r0; r < r1;) {
           const four = r < r0 + 4 * groups, row = w + <usize>r * wRowBytes, rb: usize = four ? <usize>wRowBytes : 0, o = out + (<usize>r << 2);
-          if (wide) wideRowsTokens(row, rb, act, actStride, nIn >> 5, o, outStride, four ? 4 : 0, t0, t1, scratch);
+          if (wide) wideRowsTokens(type, row, rb, act, actStride, nIn >> 5, o, outStride, four ? 4 : 0, t0, t1, scratch);
           else packedRowsTokens(type, row, rb, act, actStride, nIn, o, outStride, four ? 4 : 0, t0, t1, scratch);
           r += four ? 4 : 1;
         }
         continue;
       }
-      if (type == Q8_0 || type == Q4_0 || type == Q5_0) {
+      if (type == Q8_0 || type == Q4_0 || type == Q5_0 || type == IQ4_NL) {
         // decode: four long streams, rows r0 + g + k·q (q = a quarter of the chunk, k = 0…3) go together, so that each
         // stream reads consecutive rows (four streams keep more reads in flight than one); many tokens: four adjacent
         // rows, whose outputs are adjacent too. The last (length mod 4) rows one at a time.

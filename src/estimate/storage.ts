@@ -64,10 +64,10 @@ export function kvStorageType(name: string): StorageType {
   return storageType(name);
 }
 
-/** The `llama-quantize` file types kiln can estimate: plain types and the k-quant mixes. */
+/** The `llama-quantize` file types kiln can estimate: plain types, the k-quant mixes and the IQ4 types. */
 export const WEIGHT_TYPE_NAMES = [
   'F32', 'F16', 'BF16', 'Q8_0', 'Q4_0', 'Q4_1', 'Q5_0', 'Q5_1',
-  'Q2_K', 'Q3_K_S', 'Q3_K_M', 'Q3_K_L', 'Q4_K_S', 'Q4_K_M', 'Q5_K_S', 'Q5_K_M', 'Q6_K',
+  'Q2_K', 'Q3_K_S', 'Q3_K_M', 'Q3_K_L', 'Q4_K_S', 'Q4_K_M', 'Q5_K_S', 'Q5_K_M', 'Q6_K', 'IQ4_NL', 'IQ4_XS',
 ] as const;
 export type WeightTypeName = (typeof WEIGHT_TYPE_NAMES)[number];
 

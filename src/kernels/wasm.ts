@@ -28,8 +28,8 @@ interface ActivationFormat {
 }
 
 // Q8_0 with f32 scales and block sums for Q4_0, Q5_0 weights (for several tokens each thread packs four weight rows:
-// 144 bytes per block, then 16); Q8_0 weights: with signs split off (one token) or as int16 (several; each thread
-// widens four weight rows to int16: 272 bytes per block, then 128 bytes of sums), both 68 bytes per block
+// 144 bytes per block, then 16); Q8_0 and IQ4_NL weights: with signs split off (one token) or as int16 (several; each
+// thread widens four weight rows to int16: 272 bytes per block, then 128 bytes of sums), both 68 bytes per block
 const Q8_0_SUMS_ACT: ActivationFormat = { rowBytes: (n) => (n / 32) * 40, multiple: 32, threadScratch: (n) => (n / 32) * 144 + 16 };
 const Q8_0_SPLIT_ACT: ActivationFormat = { rowBytes: (n) => (n / 32) * 68, multiple: 32, threadScratch: (n) => (n / 32) * 272 + 128 };
 const Q8_1_ACT: ActivationFormat = { rowBytes: (n) => (n / 32) * 36, multiple: 32 };
@@ -41,9 +41,10 @@ const Q8_K_PACKED_ACT: ActivationFormat = { ...Q8_K_ACT, threadScratch: (n) => (
 const FLOAT_ACT: ActivationFormat = { rowBytes: (n) => 4 * n, multiple: 8, threadScratch: (n) => 8 * n };
 
 const ACTIVATIONS = new Map<GGMLType, ActivationFormat>([
-  [GGMLType.Q4_0, Q8_0_SUMS_ACT], [GGMLType.Q5_0, Q8_0_SUMS_ACT], [GGMLType.Q8_0, Q8_0_SPLIT_ACT],
+  [GGMLType.Q4_0, Q8_0_SUMS_ACT], [GGMLType.Q5_0, Q8_0_SUMS_ACT], [GGMLType.Q8_0, Q8_0_SPLIT_ACT], [GGMLType.IQ4_NL, Q8_0_SPLIT_ACT],
   [GGMLType.Q4_1, Q8_1_ACT], [GGMLType.Q5_1, Q8_1_ACT],
   [GGMLType.Q2_K, Q8_K_ACT], [GGMLType.Q3_K, Q8_K_ACT], [GGMLType.Q4_K, Q8_K_PACKED_ACT], [GGMLType.Q5_K, Q8_K_ACT], [GGMLType.Q6_K, Q8_K_ACT],
+  [GGMLType.IQ4_XS, Q8_K_ACT],
   [GGMLType.F32, FLOAT_ACT], [GGMLType.F16, FLOAT_ACT], [GGMLType.BF16, FLOAT_ACT],
 ]);
 

@@ -1,11 +1,12 @@
 // Float32 rows to any storable ggml type, bit-identical to ggml_quantize_chunk (what llama-quantize calls):
-// F32 copies, F16/BF16 round to nearest even, Q4_0…Q8_0 and Q2_K…Q6_K as in ggml-quants.c, using the
-// importance-weighted search when an imatrix row of column weights is given (Q8_0 and F16/BF16 ignore it).
+// F32 copies, F16/BF16 round to nearest even, Q4_0…Q8_0, Q2_K…Q6_K, IQ4_NL and IQ4_XS as in ggml-quants.c, using
+// the importance-weighted search when an imatrix row of column weights is given (Q8_0 and F16/BF16 ignore it).
 
 import { GGMLType, rowBytes, typeName } from '../tensor/ggml-type.js';
 import { fp32ToBf16, fp32ToFp16 } from '../tensor/float16.js';
 import { quantizeRowK, type KQuantType } from './k-quants.js';
 import { quantizeRowLegacy, type LegacyType } from './legacy-quants.js';
+import { quantizeRowIQ4, type IQ4Type } from './iq4-quants.js';
 
 export class UnsupportedQuantTypeError extends Error {
   constructor(readonly type: GGMLType) {
@@ -22,9 +23,11 @@ const K_QUANTS: ReadonlyMap<GGMLType, KQuantType> = new Map([
   [GGMLType.Q2_K, 'Q2_K'], [GGMLType.Q3_K, 'Q3_K'], [GGMLType.Q4_K, 'Q4_K'], [GGMLType.Q5_K, 'Q5_K'], [GGMLType.Q6_K, 'Q6_K'],
 ]);
 
+const IQ4: ReadonlyMap<GGMLType, IQ4Type> = new Map([[GGMLType.IQ4_NL, 'IQ4_NL'], [GGMLType.IQ4_XS, 'IQ4_XS']]);
+
 /** Types quantizeRow can produce. */
 export function canQuantizeTo(type: GGMLType): boolean {
-  return type === GGMLType.F32 || type === GGMLType.F16 || type === GGMLType.BF16 || LEGACY.has(type) || K_QUANTS.has(type);
+  return type === GGMLType.F32 || type === GGMLType.F16 || type === GGMLType.BF16 || LEGACY.has(type) || K_QUANTS.has(type) || IQ4.has(type);
 }
 
 /**
@@ -42,6 +45,8 @@ export function quantizeRow(
   if (legacy) return quantizeRowLegacy(legacy, row, n, out, outOffset, importance);
   const k = K_QUANTS.get(type);
   if (k) return quantizeRowK(k, row, n, out, outOffset, importance);
+  const iq4 = IQ4.get(type);
+  if (iq4) return quantizeRowIQ4(iq4, row, n, out, outOffset, importance);
   const view = new DataView(out.buffer, out.byteOffset + outOffset, bytes);
   switch (type) {
     case GGMLType.F32:

@@ -24,6 +24,8 @@ export enum LlamaFileType {
   MOSTLY_Q5_K_S = 16,
   MOSTLY_Q5_K_M = 17,
   MOSTLY_Q6_K = 18,
+  MOSTLY_IQ4_NL = 25,
+  MOSTLY_IQ4_XS = 30,
   MOSTLY_BF16 = 32,
 }
 
@@ -46,6 +48,8 @@ const FILE_TYPES: ReadonlyArray<[string, LlamaFileType, GGMLType]> = [
   ['Q5_K_S', LlamaFileType.MOSTLY_Q5_K_S, GGMLType.Q5_K],
   ['Q5_K_M', LlamaFileType.MOSTLY_Q5_K_M, GGMLType.Q5_K],
   ['Q6_K', LlamaFileType.MOSTLY_Q6_K, GGMLType.Q6_K],
+  ['IQ4_NL', LlamaFileType.MOSTLY_IQ4_NL, GGMLType.IQ4_NL],
+  ['IQ4_XS', LlamaFileType.MOSTLY_IQ4_XS, GGMLType.IQ4_XS],
 ];
 
 export class QuantMixError extends Error {
@@ -160,7 +164,7 @@ export function fallbackType(t: TensorShape, type: GGMLType): GGMLType {
   const nx = t.dims[0];
   if (nx % typeInfo(type).blockSize === 0) return type;
   const table = new Map<GGMLType, GGMLType>([
-    [GGMLType.Q2_K, GGMLType.IQ4_NL], [GGMLType.Q3_K, GGMLType.IQ4_NL],
+    [GGMLType.Q2_K, GGMLType.IQ4_NL], [GGMLType.Q3_K, GGMLType.IQ4_NL], [GGMLType.IQ4_XS, GGMLType.IQ4_NL],
     [GGMLType.Q4_K, GGMLType.Q5_0], [GGMLType.Q5_K, GGMLType.Q5_1], [GGMLType.Q6_K, GGMLType.Q8_0],
   ]);
   const next = table.get(type);
@@ -181,6 +185,7 @@ export function chooseTensorTypes(tensors: readonly TensorShape[], model: ModelS
   const nGqa = model.nHeadKv > 0 ? div(model.nHead, model.nHeadKv) : 0;
   const isFalcon = model.arch === 'falcon';
   const is70B = model.arch === 'llama' && model.nLayer === 80 && model.nHead !== model.nHeadKv;
+  const isIQ4 = ftype === F.MOSTLY_IQ4_NL || ftype === F.MOSTLY_IQ4_XS;
   let iAttentionWv = 0, iFfnDown = 0;
 
   /** layer_info: the counter, or for mixtures of experts the layer parsed from the name. */
@@ -205,6 +210,7 @@ export function chooseTensorTypes(tensors: readonly TensorShape[], model: ModelS
       if (ftype === F.MOSTLY_Q2_K) type = nGqa >= 4 ? GGMLType.Q4_K : GGMLType.Q3_K;
       else if (ftype === F.MOSTLY_Q3_K_M) type = iAttentionWv < 2 ? GGMLType.Q5_K : GGMLType.Q4_K;
       else if (ftype === F.MOSTLY_Q3_K_L) type = GGMLType.Q5_K;
+      else if (isIQ4 && nGqa >= 4) type = GGMLType.Q5_K;
       else if ((ftype === F.MOSTLY_Q4_K_M || ftype === F.MOSTLY_Q5_K_M) && useMoreBits(iAttentionWv, nAttentionWv)) type = GGMLType.Q6_K;
       else if (ftype === F.MOSTLY_Q4_K_S && iAttentionWv < 4) type = GGMLType.Q5_K;
       // 70B: 8 heads share attn_v, so more bits cost little
@@ -226,6 +232,8 @@ export function chooseTensorTypes(tensors: readonly TensorShape[], model: ModelS
         if (isFalcon) return iLayer < div(nLayer, 16) ? GGMLType.Q6_K : useMoreBits(iLayer, nLayer) ? GGMLType.Q5_K : GGMLType.Q4_K;
         return useMoreBits(iLayer, nLayer) ? GGMLType.Q6_K : type;
       }
+      // the first eighth of ffn_down is the most sensitive: without an imatrix, IQ4 gives it Q5_K
+      if (isIQ4 && !options.hasImatrix && iLayer < div(nLayer, 8)) return GGMLType.Q5_K;
       if (ftype === F.MOSTLY_Q5_K_M) return useMoreBits(iLayer, nLayer) ? GGMLType.Q6_K : type;
       if (ftype === F.MOSTLY_Q4_K_S) return !isFalcon && iLayer < div(nLayer, 8) ? GGMLType.Q5_K : type;
       if ((ftype === F.MOSTLY_Q4_0 || ftype === F.MOSTLY_Q5_0) && options.hasImatrix && iLayer < div(nLayer, 8)) {
@@ -237,7 +245,7 @@ export function chooseTensorTypes(tensors: readonly TensorShape[], model: ModelS
     if (name.includes('attn_output.weight')) {
       if (isFalcon) return ftype === F.MOSTLY_Q3_K_L ? GGMLType.Q4_K : type;
       if (model.nExpert === 8) {
-        const bumped = [F.MOSTLY_Q2_K, F.MOSTLY_Q3_K_S, F.MOSTLY_Q3_K_M, F.MOSTLY_Q4_K_S, F.MOSTLY_Q4_K_M];
+        const bumped = [F.MOSTLY_Q2_K, F.MOSTLY_Q3_K_S, F.MOSTLY_Q3_K_M, F.MOSTLY_IQ4_NL, F.MOSTLY_Q4_K_S, F.MOSTLY_Q4_K_M, F.MOSTLY_IQ4_XS];
         return bumped.includes(ftype) ? GGMLType.Q5_K : type;
       }
       if (ftype === F.MOSTLY_Q2_K) return GGMLType.Q3_K;

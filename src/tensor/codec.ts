@@ -9,11 +9,11 @@ import {
   BF16_FORMAT, F16_FORMAT, dequantizeF32, dequantizeHalf, dotF32, dotHalf, quantizeF32, quantizeHalf, type HalfFormat,
 } from './quants/floats.js';
 import {
-  Q4_0_FORMAT, Q4_1_FORMAT, Q5_0_FORMAT, Q5_1_FORMAT, Q8_0_FORMAT, Q8_1_FORMAT,
+  IQ4_NL_FORMAT, Q4_0_FORMAT, Q4_1_FORMAT, Q5_0_FORMAT, Q5_1_FORMAT, Q8_0_FORMAT, Q8_1_FORMAT,
   dequantizeBlocks32, dotBlocks32, quantizeBlocksQ8, type Block32Format,
 } from './quants/block32.js';
 import {
-  Q2_K_FORMAT, Q3_K_FORMAT, Q4_K_FORMAT, Q5_K_FORMAT, Q6_K_FORMAT,
+  IQ4_XS_FORMAT, Q2_K_FORMAT, Q3_K_FORMAT, Q4_K_FORMAT, Q5_K_FORMAT, Q6_K_FORMAT,
   dequantizeBlocksK, dequantizeBlocksQ8_K, dotBlocksK, quantizeBlocksQ8_K, type KQuantFormat,
 } from './quants/kquants.js';
 import { Q8_0, Q8_1 } from './quants/layout.js';
@@ -84,6 +84,8 @@ const CODECS: ReadonlyArray<[GGMLType, Codec]> = [
   [GGMLType.Q4_K, kQuantCodec(Q4_K_FORMAT)],
   [GGMLType.Q5_K, kQuantCodec(Q5_K_FORMAT)],
   [GGMLType.Q6_K, kQuantCodec(Q6_K_FORMAT)],
+  [GGMLType.IQ4_NL, block32Codec(IQ4_NL_FORMAT, GGMLType.Q8_0)],
+  [GGMLType.IQ4_XS, kQuantCodec(IQ4_XS_FORMAT)],
   [GGMLType.Q8_K, { dequantize: dequantizeBlocksQ8_K, quantize: quantizeBlocksQ8_K }],
 ];
 

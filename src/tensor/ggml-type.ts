@@ -17,6 +17,7 @@ export enum GGMLType {
   Q6_K = 14,
   Q8_K = 15,
   IQ4_NL = 20,
+  IQ4_XS = 23,
   I8 = 24,
   I16 = 25,
   I32 = 26,
@@ -69,9 +70,10 @@ const TYPE_INFO: ReadonlyMap<GGMLType, TypeInfo> = new Map<GGMLType, TypeInfo>([
   [GGMLType.Q6_K, { name: 'Q6_K', blockSize: QK_K, typeSize: 128 + 64 + 16 + 2 }],
   // d (f32) + qs[256] int8 + bsums[16] int16
   [GGMLType.Q8_K, { name: 'Q8_K', blockSize: QK_K, typeSize: 4 + 256 + 32 }],
-  // d (f16) + 16 bytes of 4-bit indices into a non-linear table: llama.cpp's fallback for Q2_K/Q3_K rows
-  // that do not split into 256-value blocks (kiln sizes it but has no codec for it)
+  // d (f16) + 16 bytes of 4-bit indices into a non-linear table of 16 int8 levels
   [GGMLType.IQ4_NL, { name: 'IQ4_NL', blockSize: 32, typeSize: 2 + 16 }],
+  // d (f16) + scales_h (u16) + scales_l[4]: 8 6-bit sub-block scales | qs[128]: 4-bit indices as IQ4_NL's
+  [GGMLType.IQ4_XS, { name: 'IQ4_XS', blockSize: QK_K, typeSize: 2 + 2 + 4 + 128 }],
 ]);
 
 /** Thrown for a type number that kiln does not know how to store. */

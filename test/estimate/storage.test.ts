@@ -21,6 +21,9 @@ test('bits per weight follow the ggml block layouts', () => {
   assert.equal(bitsPerWeight(storageType('Q3_K')), 3.4375);
   assert.equal(bitsPerWeight(storageType('Q2_K')), 2.625);
   assert.equal(bitsPerWeight(storageType('f16')), 16);
+  // IQ4_NL: 2 + 16 bytes per 32 → 4.5; IQ4_XS: 2 + 2 + 4 + 128 bytes per 256 → 4.25
+  assert.equal(bitsPerWeight(storageType('IQ4_NL')), 4.5);
+  assert.equal(bitsPerWeight(storageType('iq4_xs')), 4.25);
   // QLoRA's NF4 with double quantization: 4 + 8/64 + 32/(64·256) = 4.1269… bits
   assert.ok(Math.abs(bitsPerWeight(NF4) - (4 + 8 / 64 + 32 / (64 * 256))) < 1e-12);
   // whole blocks give exact integers: a 4096×4096 matrix in Q4_K is 4096·4096/256·144 bytes
@@ -40,6 +43,18 @@ test('every mix types the tensors of kq-f32 exactly as llama-quantize did', () =
     // and so the estimated weight bytes are the file's tensor bytes
     const estimated = estimateMemory({ model: base, weightType: mix }).terms.find((t) => t.id === 'weights')!.bytes;
     assert.equal(estimated, quantized.tensors.reduce((n, t) => n + t.nBytes, 0), mix);
+  }
+});
+
+test('the IQ4 types and the IQ4_NL fallbacks weigh what llama-quantize\'s files hold', () => {
+  // tensor bytes of llama-quantize's files (their sha256 are pinned in test/quant/llama-quantize-parity.test.ts)
+  const files: [string, string, number][] = [
+    ['conformance/models/kq-f32.gguf', 'IQ4_NL', 1_071_104], ['conformance/models/kq-f32.gguf', 'IQ4_XS', 1_017_856],
+    ['data/models/stories260K.gguf', 'Q2_K', 262_624], ['data/models/stories260K.gguf', 'IQ4_XS', 262_624],
+  ];
+  for (const [path, mix, bytes] of files) {
+    const model = modelFromGGUF(readGGUFHeader(sharedPath(...path.split('/'))));
+    assert.equal(estimateMemory({ model, weightType: mix }).terms.find((t) => t.id === 'weights')!.bytes, bytes, `${path} ${mix}`);
   }
 });
 

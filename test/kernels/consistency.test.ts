@@ -76,7 +76,7 @@ const ATTENTION_CASES: {
 
 const ALL_TYPES = [
   GGMLType.F32, GGMLType.F16, GGMLType.BF16, GGMLType.Q4_0, GGMLType.Q4_1, GGMLType.Q5_0, GGMLType.Q5_1, GGMLType.Q8_0,
-  GGMLType.Q2_K, GGMLType.Q3_K, GGMLType.Q4_K, GGMLType.Q5_K, GGMLType.Q6_K,
+  GGMLType.Q2_K, GGMLType.Q3_K, GGMLType.Q4_K, GGMLType.Q5_K, GGMLType.Q6_K, GGMLType.IQ4_NL, GGMLType.IQ4_XS,
 ];
 
 /** Row lengths to try: multiples of the block size, including ones that are not multiples of 256 or of 8. */
@@ -115,8 +115,8 @@ for (const { relaxed, threads, backend } of variants) {
     const rnd = random(threads * 10 + (relaxed ? 1 : 0));
     for (const type of ALL_TYPES) {
       const [a, b, c] = rowLengths(type);
-      // (nIn, nOut, nTokens): single row, single token, odd row counts, a batch crossing the 32-token tile
-      for (const [nIn, nOut, nTokens] of [[a, 1, 1], [b, 5, 2], [c, 33, 35], [a, 7, 3]]) {
+      // (nIn, nOut, nTokens): single row, single token, odd row counts, a batch crossing the 32-token tile, a 4-token tile and one more
+      for (const [nIn, nOut, nTokens] of [[a, 1, 1], [b, 5, 2], [c, 33, 35], [a, 7, 3], [b, 6, 5]]) {
         const w = randomWeight(type, nIn, nOut, rnd);
         const x = floats(nIn * nTokens, rnd, 2);
         const actual = new Float32Array(nOut * nTokens).fill(NaN);

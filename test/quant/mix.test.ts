@@ -90,12 +90,31 @@ test('with an imatrix, Q4_0 / Q5_0 give the first n_layer/8 ffn_down Q4_1 / Q5_1
   assert.deepEqual(layersWith(q5, 'ffn_down', 'Q5_1'), [0, 1, 2, 3]);
 });
 
+test('IQ4_NL / IQ4_XS: attn_v Q5_K from GQA 4, the first n_layer/8 ffn_down Q5_K without an imatrix, output Q6_K', () => {
+  for (const [ftype, name] of [[LlamaFileType.MOSTLY_IQ4_NL, 'IQ4_NL'], [LlamaFileType.MOSTLY_IQ4_XS, 'IQ4_XS']] as const) {
+    const types = typesByName(llamaTensors(32), SHAPE_32, { ftype });
+    assert.equal(layersWith(types, 'attn_v', 'Q5_K').length, 32, name);
+    assert.deepEqual(layersWith(types, 'ffn_down', 'Q5_K'), [0, 1, 2, 3], name);
+    assert.equal(layersWith(types, 'ffn_down', name).length, 28, name);
+    assert.equal(layersWith(types, 'attn_q', name).length, 32, name);
+    assert.equal(types.get('output.weight'), 'Q6_K');
+    assert.equal(types.get('token_embd.weight'), name);
+    const noGqa = typesByName(llamaTensors(32), { ...SHAPE_32, nHeadKv: 32 }, { ftype });
+    assert.equal(layersWith(noGqa, 'attn_v', name).length, 32, `${name} without GQA`);
+    const weighted = typesByName(llamaTensors(32), SHAPE_32, { ftype, hasImatrix: true });
+    assert.equal(layersWith(weighted, 'ffn_down', name).length, 32, `${name} with an imatrix`);
+    // 8 experts: attn_output Q5_K (and attn_v, attn_k Q8_0)
+    const moe = typesByName(llamaTensors(32), { ...SHAPE_32, nExpert: 8 }, { ftype });
+    assert.equal(layersWith(moe, 'attn_output', 'Q5_K').length, 32, `${name} with 8 experts`);
+  }
+});
+
 test('tied embeddings: token_embd is treated as the output (Q6_K)', () => {
   const types = typesByName(llamaTensors(2, { tied: true }), { ...SHAPE_32, nLayer: 2 }, { ftype: LlamaFileType.MOSTLY_Q4_K_M });
   assert.equal(types.get('token_embd.weight'), 'Q6_K');
 });
 
-test('rows that do not split into 256-blocks fall back (Q2_K/Q3_K→IQ4_NL, Q4_K→Q5_0, Q5_K→Q5_1, Q6_K→Q8_0, else F16)', () => {
+test('rows that do not split into 256-blocks fall back (Q2_K/Q3_K/IQ4_XS→IQ4_NL, Q4_K→Q5_0, Q5_K→Q5_1, Q6_K→Q8_0, else F16)', () => {
   const shape = { ...SHAPE_32, nLayer: 2 };
   const odd = llamaTensors(2, { ffn: 288 }); // ffn_down rows of 288 = 9·32
   const q4 = typesByName(odd, shape, { ftype: LlamaFileType.MOSTLY_Q4_K_S });
@@ -106,6 +125,10 @@ test('rows that do not split into 256-blocks fall back (Q2_K/Q3_K→IQ4_NL, Q4_K
   const odder = llamaTensors(2, { ffn: 100 });
   assert.equal(typesByName(odder, shape, { ftype: LlamaFileType.MOSTLY_Q4_K_S }).get('blk.0.ffn_down.weight'), 'F16');
   assert.equal(typesByName(odd, shape, { ftype: LlamaFileType.MOSTLY_Q3_K_S }).get('blk.0.ffn_down.weight'), 'IQ4_NL');
+  assert.equal(typesByName(odd, shape, { ftype: LlamaFileType.MOSTLY_IQ4_XS }).get('blk.1.ffn_down.weight'), 'IQ4_NL');
+  assert.equal(typesByName(odder, shape, { ftype: LlamaFileType.MOSTLY_Q2_K }).get('blk.1.ffn_down.weight'), 'F16');
+  // IQ4_NL has no fallback: llama-quantize refuses rows of 100 values ("Unsupported tensor size")
+  assert.throws(() => chooseTensorTypes(odder, shape, { ftype: LlamaFileType.MOSTLY_IQ4_NL }), QuantMixError);
   // Q8_0 has no fallback: llama-quantize refuses rows of 100 values
   assert.throws(() => chooseTensorTypes(odder, shape, { ftype: LlamaFileType.MOSTLY_Q8_0 }), QuantMixError);
 });
@@ -133,5 +156,7 @@ test('file type names as llama-quantize spells them', () => {
   assert.equal(fileTypeFromName('q4_k_m'), LlamaFileType.MOSTLY_Q4_K_M);
   assert.equal(fileTypeFromName('Q4_K'), LlamaFileType.MOSTLY_Q4_K_M);
   assert.equal(fileTypeFromName('BF16'), 32);
+  assert.equal(fileTypeFromName('iq4_nl'), 25);
+  assert.equal(fileTypeFromName('IQ4_XS'), 30);
   assert.throws(() => fileTypeFromName('IQ2_XXS'), QuantMixError);
 });

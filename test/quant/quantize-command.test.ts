@@ -1,5 +1,6 @@
 // `kiln quantize` end to end and the model-level rules around it: requantizing refused unless allowed,
-// imatrix files (legacy .dat and GGUF) read and recorded in the metadata, wrong-sized imatrix entries refused.
+// imatrix files (legacy .dat and GGUF) read and recorded in the metadata, wrong-sized imatrix entries refused,
+// the IQ4_NL fallback of rows that do not split into 256-blocks.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -18,6 +19,7 @@ import { ImatrixError, readImatrix, type Imatrix } from '../../src/quant/imatrix
 import { quantizeModel, QuantizeError } from '../../src/quant/quantize-model.js';
 import { quantizeCommand, tensorLogLine } from '../../src/cli/commands/quantize.js';
 import { parseArgs, UsageError } from '../../src/cli/args.js';
+import { columnImportance, legacyImatrixBytes } from '../helpers/imatrix.js';
 
 const modelPath = (name: string) => sharedPath('conformance', 'models', name);
 const dir = mkdtempSync(join(tmpdir(), 'kiln-quantize-'));
@@ -27,29 +29,7 @@ async function runQuantize(argv: string[]): Promise<void> {
   await quantizeCommand.run(parseArgs(argv, quantizeCommand.options));
 }
 
-/** Importance of every 2-D weight of kq-f32: column i of a matrix with n columns weighs 1 + i/n. */
-function kqImportance(): Map<string, Float32Array> {
-  const entries = new Map<string, Float32Array>();
-  for (const t of loadGGUF(modelPath('kq-f32.gguf')).tensorInfos) {
-    if (t.dims.length < 2 || t.name === 'token_embd.weight') continue;
-    entries.set(t.name, new Float32Array(t.dims[0]).map((_, i) => 1 + i / t.dims[0]));
-  }
-  return entries;
-}
-
-/** The legacy .dat format: sums over `ncall` calls, then the chunk count and dataset name. */
-function legacyImatrixBytes(entries: Map<string, Float32Array>, ncall: number, chunks: number, dataset: string): Uint8Array {
-  const parts: Buffer[] = [];
-  const i32 = (v: number) => { const b = Buffer.alloc(4); b.writeInt32LE(v); parts.push(b); };
-  i32(entries.size);
-  for (const [name, values] of entries) {
-    i32(Buffer.byteLength(name)); parts.push(Buffer.from(name));
-    i32(ncall); i32(values.length);
-    parts.push(Buffer.from(new Float32Array(values.map((v) => v * ncall)).buffer));
-  }
-  i32(chunks); i32(Buffer.byteLength(dataset)); parts.push(Buffer.from(dataset));
-  return Buffer.concat(parts);
-}
+const kqImportance = () => columnImportance(loadGGUF(modelPath('kq-f32.gguf')));
 
 test('kiln quantize writes the llama-quantize file (Q8_0) and logs each tensor', async () => {
   const out = join(dir, 'q8.gguf');
@@ -73,7 +53,7 @@ test('kiln quantize writes the llama-quantize file (Q8_0) and logs each tensor',
 test('kiln quantize: usage errors', async () => {
   await assert.rejects(runQuantize([modelPath('kq-f32.gguf'), join(dir, 'x.gguf')]), UsageError);
   await assert.rejects(runQuantize([modelPath('kq-f32.gguf'), join(dir, 'x.gguf'), 'Q9_9']), UsageError);
-  await assert.rejects(runQuantize([modelPath('kq-f32.gguf'), join(dir, 'x.gguf'), 'Q4_0', '--output-type', 'iq4_nl']), UsageError);
+  await assert.rejects(runQuantize([modelPath('kq-f32.gguf'), join(dir, 'x.gguf'), 'Q4_0', '--output-type', 'q8_k']), UsageError);
 });
 
 test('already quantized input is refused unless requantizing is allowed', () => {
@@ -188,4 +168,25 @@ test('kiln quantize --imatrix --pure --output-type --token-embedding-type', asyn
   assert.equal(result.metadata.get('quantize.imatrix.file')!.value, datPath);
   assert.equal(result.metadata.get('quantize.imatrix.dataset')!.value, 'calib.txt');
   assert.equal(result.metadata.get('quantize.imatrix.chunks_count')!.value, 3);
+});
+
+test('kiln quantize Q2_K on a model with rows of 64 and 172 (stories260K): IQ4_NL and F16 fallbacks', async () => {
+  const out = join(dir, 'stories-q2_k.gguf');
+  const write = process.stderr.write, log = console.log;
+  process.stderr.write = (() => true) as typeof process.stderr.write;
+  console.log = () => undefined;
+  try {
+    await runQuantize([sharedPath('data', 'models', 'stories260K.gguf'), out, 'Q2_K']);
+  } finally {
+    process.stderr.write = write;
+    console.log = log;
+  }
+  const types = new Map(loadGGUF(out).tensorInfos.map((t) => [t.name, typeName(t.type)]));
+  assert.equal(types.get('blk.0.attn_q.weight'), 'IQ4_NL'); // Q2_K → IQ4_NL
+  assert.equal(types.get('blk.4.attn_v.weight'), 'IQ4_NL'); // Q3_K → IQ4_NL
+  assert.equal(types.get('blk.0.ffn_down.weight'), 'F16'); // rows of 172: Q3_K → IQ4_NL → F16
+  assert.equal(types.get('output.weight'), 'Q8_0');
+  // IQ4_NL itself has no fallback for rows of 172: the error names the tensor and the cause
+  await assert.rejects(runQuantize([sharedPath('data', 'models', 'stories260K.gguf'), join(dir, 'x.gguf'), 'IQ4_NL']),
+    /blk\.0\.ffn_down\.weight: rows of 172 values do not split into IQ4_NL blocks/);
 });

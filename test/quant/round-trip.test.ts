@@ -6,15 +6,16 @@
 //   Q4_1 d·q+m, q∈[0,15]   | Q5_1 d·q+m, q∈[0,31]
 //   Q2_K d·sc·q − dmin·mn, q∈[0,3] | Q4_K … q∈[0,15] | Q5_K … q∈[0,31]   (sc, mn per sub-block)
 //   Q3_K d·(sc−32)·q, q∈[−4,3]     | Q6_K d·sc·q, q∈[−32,31]
+//   IQ4_NL d·K[q], q∈[0,15]        | IQ4_XS d·(sc−32)·K[q]     (K: the 16 non-linear levels, from −127 to 113)
 // Nearest-level bound: |x − x̂| ≤ min_q |x − level(q)| + tol·|step|, with tol = 1e-5 for the K-quants (they
-// re-round with the stored f16 scales) and, for the 32-value types (rounded with the unrounded scale, stored
-// as f16 with relative error ≤ 2^−11), tol = (largest |q|)·2^−10 plus 2^−10·|m| for the min.
+// re-round with the stored f16 scales) and, for the 32-value types and IQ4_XS (rounded with the unrounded scale,
+// stored as f16 with relative error ≤ 2^−11), tol = (largest |q|)·2^−10 plus 2^−10·|m| for the min.
 // F16 / BF16: |x − x̂| ≤ 2^−11·|x| / 2^−8·|x| (half an ulp, normal range).
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { GGMLType, rowBytes, typeName } from '../../src/tensor/ggml-type.js';
-import { dequantizeRow, fp16ToFp32 } from '../../src/tensor/index.js';
+import { GGMLType, rowBytes, typeInfo, typeName } from '../../src/tensor/ggml-type.js';
+import { dequantizeRow, fp16ToFp32, layout } from '../../src/tensor/index.js';
 import { quantizeRow, quantizeRows } from '../../src/quant/ggml-quantize.js';
 import { mulberry32 as rng } from '../helpers/random.js';
 
@@ -31,8 +32,8 @@ function randomRows(seed: number, n: number): Float32Array {
 
 const f16 = (b: Uint8Array, at: number) => fp16ToFp32(b[at] | (b[at + 1] << 8));
 
-/** One sub-block's grid: values step·q + offset for q in [qMin, qMax]; tol in units of |step|. */
-interface Grid { size: number; step: number; offset: number; qMin: number; qMax: number; tol: number }
+/** One sub-block's grid: values step·q + offset for q in [qMin, qMax] (step·levels[q] where the type has levels); tol in units of |step|. */
+interface Grid { size: number; step: number; offset: number; qMin: number; qMax: number; tol: number; levels?: Int8Array }
 
 /** get_scale_min_k4 */
 function scaleMinK4(j: number, s: Uint8Array): [number, number] {
@@ -76,6 +77,14 @@ function blockGrids(type: GGMLType, b: Uint8Array): Grid[] {
       const d = f16(b, 208), scales = new Int8Array(b.buffer, b.byteOffset + 192, 16);
       return Array.from({ length: 16 }, (_, j) => ({ size: 16, step: d * scales[j], offset: 0, qMin: -32, qMax: 31, tol: K }));
     }
+    case GGMLType.IQ4_NL: return [{ size: 32, step: f16(b, 0), offset: 0, qMin: 0, qMax: 15, tol: 127 * 2 ** -10, levels: layout.KVALUES_IQ4NL }];
+    case GGMLType.IQ4_XS: {
+      const d = f16(b, 0), high = b[2] | (b[3] << 8);
+      return Array.from({ length: 8 }, (_, j) => {
+        const sc = (((b[4 + (j >> 1)] >> (4 * (j & 1))) & 15) | (((high >> (2 * j)) & 3) << 4)) - 32;
+        return { size: 32, step: d * sc, offset: 0, qMin: 0, qMax: 15, tol: 127 * 2 ** -10, levels: layout.KVALUES_IQ4NL };
+      });
+    }
     default: throw new Error(`no grid for ${typeName(type)}`);
   }
 }
@@ -83,6 +92,7 @@ function blockGrids(type: GGMLType, b: Uint8Array): Grid[] {
 /** Distance from x to the nearest level of the grid. */
 function nearestLevelDistance(x: number, g: Grid): number {
   if (g.step === 0) return Math.abs(x - g.offset);
+  if (g.levels) return Math.min(...Array.from(g.levels, (level) => Math.abs(x - (g.step * level + g.offset))));
   const q = Math.min(g.qMax, Math.max(g.qMin, Math.round((x - g.offset) / g.step)));
   let best = Infinity;
   for (const k of [q - 1, q, q + 1]) if (k >= g.qMin && k <= g.qMax) best = Math.min(best, Math.abs(x - (g.step * k + g.offset)));
@@ -104,6 +114,8 @@ const BLOCK_TYPES: [GGMLType, number][] = [
   [GGMLType.Q4_K, 0.07],  // 0.0454
   [GGMLType.Q5_K, 0.05],  // 0.0331
   [GGMLType.Q6_K, 0.03],  // 0.0196
+  [GGMLType.IQ4_NL, 0.08], // 0.0542 (the x²-weighted scale search favours the outliers over the bulk)
+  [GGMLType.IQ4_XS, 0.1],  // 0.0672
 ];
 
 function roundTrip(type: GGMLType, x: Float32Array, importance?: Float32Array): { bytes: Uint8Array; y: Float32Array } {
@@ -125,8 +137,8 @@ for (const [type, rmsBound] of BLOCK_TYPES) {
     const x = randomRows(1000 + type, N_PER_ROW * N_ROWS);
     const { bytes, y } = roundTrip(type, x);
     const rb = rowBytes(type, N_PER_ROW);
-    const blockBytes = rowBytes(type, type >= GGMLType.Q2_K ? 256 : 32);
-    const valuesPerBlock = type >= GGMLType.Q2_K ? 256 : 32;
+    const valuesPerBlock = typeInfo(type).blockSize;
+    const blockBytes = rowBytes(type, valuesPerBlock);
     let checked = 0;
     for (let r = 0; r < N_ROWS; r++) {
       for (let blk = 0; blk < N_PER_ROW / valuesPerBlock; blk++) {
@@ -172,7 +184,7 @@ test('an imatrix lowers the error where it puts the weight', () => {
     for (let i = 0; i < x.length; i++) e += importance[i % N_PER_ROW] * (x[i] - y[i]) ** 2;
     return e;
   };
-  for (const type of [GGMLType.Q4_0, GGMLType.Q4_1, GGMLType.Q5_0, GGMLType.Q5_1, GGMLType.Q2_K, GGMLType.Q3_K, GGMLType.Q4_K, GGMLType.Q5_K, GGMLType.Q6_K]) {
+  for (const type of [GGMLType.Q4_0, GGMLType.Q4_1, GGMLType.Q5_0, GGMLType.Q5_1, GGMLType.Q2_K, GGMLType.Q3_K, GGMLType.Q4_K, GGMLType.Q5_K, GGMLType.Q6_K, GGMLType.IQ4_NL, GGMLType.IQ4_XS]) {
     const plain = weightedError(roundTrip(type, x).y);
     const weighted = weightedError(roundTrip(type, x, importance).y);
     assert.ok(weighted < plain, `${typeName(type)}: weighted error with imatrix ${weighted} ≥ without ${plain}`);

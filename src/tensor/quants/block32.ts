@@ -1,15 +1,17 @@
-// The 32-value block formats Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q8_1 (ggml-quants.c, ggml-cpu quants.c):
+// The 32-value block formats Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q8_1, IQ4_NL (ggml-quants.c, ggml-cpu quants.c):
 // decoding to float32, the activation quantizers Q8_0/Q8_1, and the integer dot products with them.
 // Every block decodes to 32 integer quants q; a value is d·q (+ m for the _1 formats).
 
 import { int8Alias, readF16, readUint32, writeF16 } from '../bytes.js';
-import { QK32, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q8_1, type Block32Layout } from './layout.js';
+import { KVALUES_IQ4NL, QK32, IQ4_NL, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q8_1, type Block32Layout } from './layout.js';
 
 export interface Block32Format {
   readonly layout: Block32Layout;
   /** true: the quants are 32 int8; false: nibbles (plus bit 4 from qh where the layout has it) minus `offset` */
   readonly int8: boolean;
   readonly offset: number;
+  /** the levels the nibbles index (IQ4_NL), instead of the nibbles themselves */
+  readonly levels?: Int8Array;
   /** the layout of the activation blocks this format is multiplied with (its vec_dot_type) */
   readonly activation: Block32Layout;
 }
@@ -20,6 +22,7 @@ export const Q5_0_FORMAT: Block32Format = { layout: Q5_0, int8: false, offset: 1
 export const Q5_1_FORMAT: Block32Format = { layout: Q5_1, int8: false, offset: 0, activation: Q8_1 };
 export const Q8_0_FORMAT: Block32Format = { layout: Q8_0, int8: true, offset: 0, activation: Q8_0 };
 export const Q8_1_FORMAT: Block32Format = { layout: Q8_1, int8: true, offset: 0, activation: Q8_1 };
+export const IQ4_NL_FORMAT: Block32Format = { layout: IQ4_NL, int8: false, offset: 0, levels: KVALUES_IQ4NL, activation: Q8_0 };
 
 // the quants of the block being worked on: q[32]
 const quants = new Int8Array(QK32);
@@ -30,6 +33,14 @@ function unpack(format: Block32Format, src: Uint8Array, at: number, q: Int8Array
   const qs = at + layout.qs;
   if (format.int8) {
     for (let j = 0; j < QK32; j++) q[j] = src[qs + j]; // the Int8Array store reinterprets the byte
+    return;
+  }
+  const levels = format.levels;
+  if (levels) {
+    for (let j = 0; j < 16; j++) {
+      q[j] = levels[src[qs + j] & 15];
+      q[j + 16] = levels[src[qs + j] >> 4];
+    }
     return;
   }
   const qh = layout.qh < 0 ? 0 : readUint32(src, at + layout.qh);
@@ -58,7 +69,7 @@ export function dequantizeBlocks32(format: Block32Format, src: Uint8Array, at: n
 
 /**
  * Σ over blocks of (d_w·d_a)·Σ_j q_w·q_a, plus m_w·s_a for the formats with a min (ggml_vec_dot_q4_0_q8_0, …_q4_1_q8_1,
- * …_q5_0_q8_0, …_q5_1_q8_1, …_q8_0_q8_0): integer sums per block, blocks accumulated in float32.
+ * …_q5_0_q8_0, …_q5_1_q8_1, …_q8_0_q8_0, …_iq4_nl_q8_0): integer sums per block, blocks accumulated in float32.
  */
 export function dotBlocks32(format: Block32Format, w: Uint8Array, wAt: number, a: Uint8Array, aAt: number, nBlocks: number): number {
   const { layout, activation } = format;

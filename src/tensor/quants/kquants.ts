@@ -1,11 +1,11 @@
-// The K-quant super-block formats Q2_K … Q6_K and the Q8_K activations (ggml-quants.c, ggml-cpu quants.c):
+// The K-quant super-block formats Q2_K … Q6_K, IQ4_XS and the Q8_K activations (ggml-quants.c, ggml-cpu quants.c):
 // decoding to float32, the Q8_K quantizer and the integer dot products with it.
 // A super-block of 256 values is 16 groups of 16; every format decodes to 256 integer quants q and, per group,
 // an integer scale s and min m (m = 0 where the format has none), so that a value is d·s·q − dmin·m.
 
 import { int8Alias, readF16, readF32, readInt8, readInt16, writeF32, writeUint16 } from '../bytes.js';
 import { roundHalfEven } from './block32.js';
-import { QK_K, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K } from './layout.js';
+import { IQ4_XS, KVALUES_IQ4NL, QK_K, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K } from './layout.js';
 
 /** Values per group sharing one scale (and min). */
 const GROUP = 16;
@@ -134,11 +134,32 @@ function unpackQ6_K(src: Uint8Array, at: number, q: Int8Array, scales: Int32Arra
   }
 }
 
+/**
+ * IQ4_XS: sub-block j of 32 (groups 2j, 2j+1) holds values 32j + l (l < 16) in the low nibbles of qs[16j + l] and
+ * 32j + 16 + l in the high ones, as indices into KVALUES_IQ4NL; its scale is 6 bits minus 32, the low nibble from
+ * scales_l[j/2] (high nibble for j odd), the high 2 bits from bits 2j of scales_h.
+ */
+function unpackIQ4_XS(src: Uint8Array, at: number, q: Int8Array, scales: Int32Array, mins: Int32Array): void {
+  const qs = at + IQ4_XS.qs;
+  for (let j = 0; j < QK_K / 32; j++) {
+    for (let l = 0; l < 16; l++) {
+      const byte = src[qs + 16 * j + l];
+      q[32 * j + l] = KVALUES_IQ4NL[byte & 15];
+      q[32 * j + 16 + l] = KVALUES_IQ4NL[byte >> 4];
+    }
+    const low = (src[at + IQ4_XS.scalesL + (j >> 1)] >> (4 * (j & 1))) & 15;
+    const high = ((src[at + IQ4_XS.scalesH] | (src[at + IQ4_XS.scalesH + 1] << 8)) >> (2 * j)) & 3;
+    scales[2 * j] = scales[2 * j + 1] = (low | (high << 4)) - 32;
+    mins[2 * j] = mins[2 * j + 1] = 0;
+  }
+}
+
 export const Q2_K_FORMAT: KQuantFormat = { bytes: Q2_K.bytes, d: Q2_K.d, dmin: Q2_K.dmin, unpack: unpackQ2_K };
 export const Q3_K_FORMAT: KQuantFormat = { bytes: Q3_K.bytes, d: Q3_K.d, dmin: -1, unpack: unpackQ3_K };
 export const Q4_K_FORMAT: KQuantFormat = { bytes: Q4_K.bytes, d: Q4_K.d, dmin: Q4_K.dmin, unpack: unpackQ4_K };
 export const Q5_K_FORMAT: KQuantFormat = { bytes: Q5_K.bytes, d: Q5_K.d, dmin: Q5_K.dmin, unpack: unpackQ5_K };
 export const Q6_K_FORMAT: KQuantFormat = { bytes: Q6_K.bytes, d: Q6_K.d, dmin: -1, unpack: unpackQ6_K };
+export const IQ4_XS_FORMAT: KQuantFormat = { bytes: IQ4_XS.bytes, d: IQ4_XS.d, dmin: -1, unpack: unpackIQ4_XS };
 
 // the super-block being worked on: q[256], scales[16], mins[16]
 const quants = new Int8Array(QK_K);
@@ -163,7 +184,7 @@ export function dequantizeBlocksK(format: KQuantFormat, src: Uint8Array, at: num
 
 /**
  * Σ over super-blocks of d_a·d_w·Σ_groups s·(Σ q_w·q_a) − d_a·dmin_w·Σ_groups m·bsum_a
- * (ggml_vec_dot_q2_K_q8_K … q6_K_q8_K): integer sums per super-block, super-blocks accumulated in float32.
+ * (ggml_vec_dot_q2_K_q8_K … q6_K_q8_K, iq4_xs_q8_K): integer sums per super-block, super-blocks accumulated in float32.
  */
 export function dotBlocksK(format: KQuantFormat, w: Uint8Array, wAt: number, a: Uint8Array, aAt: number, nBlocks: number): number {
   const a8 = int8Alias(a);

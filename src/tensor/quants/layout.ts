@@ -29,6 +29,11 @@ export const Q5_1: Block32Layout = { bytes: 24, d: 0, m: 2, qh: 4, qs: 8 };
 export const Q8_0: Block32Layout = { bytes: 34, d: 0, m: -1, qh: -1, qs: 2 };
 /** x = d·q, q int8; s (fp16, at offset 2) = d·Σq, used by the Q4_1/Q5_1 dot products */
 export const Q8_1: Block32Layout & { readonly s: number } = { bytes: 36, d: 0, m: -1, qh: -1, qs: 4, s: 2 };
+/** x = d·KVALUES_IQ4NL[q], q 4 bits (nibbles as Q4_0) */
+export const IQ4_NL: Block32Layout = { bytes: 18, d: 0, m: -1, qh: -1, qs: 2 };
+
+/** The 16 non-linear levels the 4-bit indices of IQ4_NL and IQ4_XS select (ggml-common.h kvalues_iq4nl). */
+export const KVALUES_IQ4NL: Int8Array = Int8Array.of(-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113);
 
 /** Values per K-quant super-block (QK_K). */
 export { QK_K } from '../ggml-type.js';
@@ -45,5 +50,10 @@ export const Q4_K = { bytes: 144, d: 0, dmin: 2, scales: 4, qs: 16 } as const;
 export const Q5_K = { bytes: 176, d: 0, dmin: 2, scales: 4, qh: 16, qs: 48 } as const;
 /** ql[128]: low 4 bits | qh[64]: high 2 bits | scales[16]: int8 | fp16 d */
 export const Q6_K = { bytes: 210, ql: 0, qh: 128, scales: 192, d: 208 } as const;
+/**
+ * fp16 d | scales_h: u16, bits 2j…2j+1 the high bits of sub-block j's scale | scales_l[4]: its low nibble (j even: low
+ * nibble of byte j/2) | qs[128]: 16 bytes of IQ4_NL nibbles per sub-block of 32; x = d·(scale − 32)·KVALUES_IQ4NL[q]
+ */
+export const IQ4_XS = { bytes: 136, d: 0, scalesH: 2, scalesL: 4, qs: 8 } as const;
 /** f32 d | qs[256]: int8 | bsums[16]: int16 sums of each group of 16 quants (activations only) */
 export const Q8_K = { bytes: 292, d: 0, qs: 4, bsums: 260 } as const;
