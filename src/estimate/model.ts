@@ -4,6 +4,7 @@
 import type { GGUFHeader } from '../gguf/types.js';
 import { readHParams } from '../models/hparams.js';
 import { typeName } from '../tensor/ggml-type.js';
+import type { ModelShape as TrainShape } from '../train/llama-model.js';
 
 export class ModelSpecError extends Error {
   constructor(message: string) {
@@ -200,6 +201,20 @@ export function modelFromConfig(config: unknown, name = 'config.json'): ModelDes
     ctxTrain: c.max_position_embeddings === undefined ? undefined : int('max_position_embeddings'),
   };
   return { ...modelFromShape(shape, name, dtype ?? 'F16'), source: 'config' };
+}
+
+// ---- kiln train configurations ----
+
+/** The llama model a `kiln train` configuration's shape describes (`vocab` resolved from its tokenizer); kiln trains F32. */
+export function modelFromTrainShape(s: TrainShape, name = 'train config'): ModelDescription {
+  const headDim = s.dim / s.heads;
+  const nExpert = s.experts ?? 0;
+  const shape: ModelShape = {
+    arch: 'llama', nLayer: s.layers, dim: s.dim, nHead: s.heads, nKvHead: s.kvHeads, keyLength: headDim, valueLength: headDim,
+    ffn: s.ffn, vocab: s.vocab, tiedEmbeddings: s.tiedEmbeddings ?? false, nExpert, nExpertUsed: nExpert > 0 ? s.expertsUsed ?? 0 : 0,
+    norm: 'rms', qkvBias: false, ctxTrain: s.ctx,
+  };
+  return { ...modelFromShape(shape, name, 'F32'), source: 'config' };
 }
 
 // ---- shape flags and bare parameter counts ----

@@ -1,35 +1,34 @@
 // `kiln chat [MODEL]`: an interactive conversation using the model's chat template.
 
 import { createInterface } from 'node:readline/promises';
-import { optInt, optString, type ParsedArgs } from '../args.js';
-import type { Command } from '../command.js';
+import { Command, Option } from '@commander-js/extra-typings';
 import { Model } from '../../generate/model.js';
 import { generate } from '../../generate/generate.js';
 import { ChatTemplate, chatPromptTokens, type ChatMessage } from '../../generate/chat-template.js';
-import { MODEL_LOAD_OPTIONS, SAMPLING_OPTIONS, modelLoadOptions, samplingFromArgs } from './model-options.js';
-import { modelArgument } from '../default-model.js';
+import { loadOptions, samplingParams, withModelLoading, withPromptAdapter, withSampling } from './model-options.js';
+import { ctxOption, DEFAULT_MODEL_DESCRIPTION, integer } from '../options.js';
+import { chooseContext, trainedContext } from '../context.js';
+import { modelPath } from '../default-model.js';
 
-export const chatCommand: Command = {
-  name: 'chat',
-  usage: '[MODEL] [--system TEXT] [-n N] [sampling options]',
-  summary: 'chat interactively, using the model\'s chat template (MODEL defaults to models/kiln-brown.gguf)',
-  options: [
-    { name: 'system', short: 's', description: 'system prompt' },
-    { name: 'n-predict', short: 'n', description: 'maximum tokens per answer (default 256)' },
-    ...SAMPLING_OPTIONS,
-    ...MODEL_LOAD_OPTIONS,
-  ],
-  async run(args: ParsedArgs) {
-    const path = modelArgument(args);
-    const model = Model.load(path, modelLoadOptions(args));
+export function chatCommand() {
+  const command = new Command('chat')
+    .summary('chat interactively, using the model\'s chat template')
+    .description('Chat with a model, one line per message, using its chat template (ChatML when it has none).')
+    .argument('[MODEL]', DEFAULT_MODEL_DESCRIPTION)
+    .option('-s, --system <text>', 'system prompt')
+    .addOption(new Option('-n, --n-predict <n>', 'maximum tokens per answer').argParser(integer(1)).default(256))
+    .addOption(ctxOption('context of the conversation in tokens (default: the model\'s trained context)'));
+  return withPromptAdapter(withModelLoading(withSampling(command))).action(async (modelArg, o) => {
+    const path = modelPath(modelArg);
+    const model = Model.load(path, loadOptions(o));
+    const ctx = chooseContext(trainedContext(path, model.hparams.contextLength), o.ctx);
     const tok = model.tokenizer;
     const text = (id: number | null) => (id === null ? '' : tok.tokenText(id));
     const template = ChatTemplate.fromMetadata(model.file.metadata, text(tok.bosId), text(tok.eosId));
     const messages: ChatMessage[] = [];
-    const system = optString(args, 'system');
-    if (system) messages.push({ role: 'system', content: system });
-    const sampling = samplingFromArgs(args);
-    const maxTokens = optInt(args, 'n-predict') ?? 256;
+    if (o.system) messages.push({ role: 'system', content: o.system });
+    const sampling = samplingParams(o);
+    const maxTokens = o.nPredict;
     const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: process.stdin.isTTY });
     console.error('kiln chat — type a message; an empty line or Ctrl-D ends the chat.');
     try {
@@ -46,7 +45,7 @@ export const chatCommand: Command = {
         const result = generate(model, prompt, {
           maxTokens,
           sampling,
-          contextLength: Math.min(model.hparams.contextLength, prompt.length + maxTokens),
+          contextLength: Math.min(ctx, prompt.length + maxTokens),
           onText: (text) => process.stdout.write(text),
         });
         process.stdout.write('\n');
@@ -55,5 +54,5 @@ export const chatCommand: Command = {
     } finally {
       rl.close();
     }
-  },
-};
+  });
+}
