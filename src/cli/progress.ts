@@ -46,7 +46,7 @@ export class Progress {
     if (this.stream.isTTY !== true) return;
     this.bars = new MultiBar({
       stream: this.stream,
-      format: `${label} {value}/{total} [{bar}] {status} | ETA {eta_formatted}`,
+      format: `${label} {value}/{total} [{bar}]{status} | ETA {eta_formatted}`,
       barsize: 24,
       etaBuffer: 50,
     });
@@ -63,7 +63,7 @@ export class Progress {
     this.firstDone ??= done - 1;
     if (this.bars && this.bar) {
       if (this.bar.getTotal() !== total) this.bar.setTotal(total);
-      this.bar.update(done, { status });
+      this.bar.update(done, { status: status && ` ${status}` });
       if (done === this.total || now - this.lastTime >= REDRAW_MS) {
         this.bars.update();
         this.lastTime = now;

@@ -129,7 +129,7 @@ export interface GenerateOptions {
   stop?: string[];
   /** called with each piece of text as soon as it is complete UTF-8 and clear of stop strings */
   onText?: (text: string) => void;
-  /** context length to allocate (default: the model's, capped to prompt + maxTokens) */
+  /** context length to allocate (default: the model's, capped to prompt + maxTokens and a prompt adapter's virtual tokens) */
   contextLength?: number;
   /** end at an end-of-generation token (default true) */
   stopAtEog?: boolean;
@@ -147,8 +147,10 @@ export interface GenerateResult {
 
 /** One prompt, one completion, synchronously: a single request run to the end in its own serving engine. */
 export function generate(model: Model, promptTokens: number[], options: GenerateOptions): GenerateResult {
-  const ctx = options.contextLength ?? Math.min(model.hparams.contextLength, promptTokens.length + options.maxTokens);
-  if (promptTokens.length + options.maxTokens > ctx) throw new ContextOverflowError(promptTokens.length + options.maxTokens, ctx);
+  // a prompt adapter's virtual tokens stand before the prompt (the engine puts them there)
+  const needed = model.promptPrefix.length + promptTokens.length + options.maxTokens;
+  const ctx = options.contextLength ?? Math.min(model.hparams.contextLength, needed);
+  if (needed > ctx) throw new ContextOverflowError(needed, ctx);
   const engine = new LLMEngine(model, { maxNumSeqs: 1, maxModelLength: ctx, enablePrefixCaching: false });
   const tokens: number[] = [];
   let text = '';

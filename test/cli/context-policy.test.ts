@@ -22,8 +22,7 @@ const BEYOND = /^warning: -c 32 goes past the 16 positions stories-ctx16\.gguf w
 
 const ready = (async () => {
   const stories = ggufWithTensors(loadGGUF(sharedPath('data', 'models', 'stories260K.gguf')), new Map());
-  stories.metadata.set('llama.context_length', metaU32(16));
-  await writeGGUF(model, stories);
+  await writeGGUF(model, { ...stories, metadata: new Map([...stories.metadata, ['llama.context_length', metaU32(16)]]) });
 })();
 
 /** `kiln ...argv`, which must succeed */

@@ -5,7 +5,7 @@
 // model added, against its file plus KV cache.
 
 import { statSync } from 'node:fs';
-import { Command, Option } from '@commander-js/extra-typings';
+import { Command, Option, type CommandUnknownOpts } from '@commander-js/extra-typings';
 import { Model } from '../../generate/model.js';
 import type { KVCache } from '../../generate/kv-cache.js';
 import { SequenceBlocks } from '../../generate/kv-cache.js';
@@ -68,7 +68,7 @@ const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MiB`;
 /** llama-bench's test sizes, used where the model's context holds them. */
 const PROMPT_TOKENS = 512, GENERATED_TOKENS = 128;
 
-export function benchCommand() {
+export function benchCommand(): CommandUnknownOpts {
   return new Command('bench')
     .summary('measure prompt processing (pp) and generation (tg) speed')
     .description('llama-bench style throughput: pp = one batch of prompt tokens, tg = tokens decoded one at a time, each from an empty cache.')

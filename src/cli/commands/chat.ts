@@ -1,7 +1,7 @@
 // `kiln chat [MODEL]`: an interactive conversation using the model's chat template.
 
 import { createInterface } from 'node:readline/promises';
-import { Command, Option } from '@commander-js/extra-typings';
+import { Command, Option, type CommandUnknownOpts } from '@commander-js/extra-typings';
 import { Model } from '../../generate/model.js';
 import { generate } from '../../generate/generate.js';
 import { ChatTemplate, chatPromptTokens, type ChatMessage } from '../../generate/chat-template.js';
@@ -10,7 +10,7 @@ import { ctxOption, DEFAULT_MODEL_DESCRIPTION, integer } from '../options.js';
 import { chooseContext, trainedContext } from '../context.js';
 import { modelPath } from '../default-model.js';
 
-export function chatCommand() {
+export function chatCommand(): CommandUnknownOpts {
   const command = new Command('chat')
     .summary('chat interactively, using the model\'s chat template')
     .description('Chat with a model, one line per message, using its chat template (ChatML when it has none).')
@@ -45,7 +45,7 @@ export function chatCommand() {
         const result = generate(model, prompt, {
           maxTokens,
           sampling,
-          contextLength: Math.min(ctx, prompt.length + maxTokens),
+          contextLength: Math.min(ctx, model.promptPrefix.length + prompt.length + maxTokens),
           onText: (text) => process.stdout.write(text),
         });
         process.stdout.write('\n');

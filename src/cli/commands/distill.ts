@@ -2,7 +2,7 @@
 // [--hidden-weight W]]`: trains the student a `kiln train` configuration describes against a teacher GGUF
 // (soft targets, optionally hidden-state hints) and writes it to the configuration's output (see src/train/distill.ts).
 
-import { Command, Option } from '@commander-js/extra-typings';
+import { Command, Option, type CommandUnknownOpts } from '@commander-js/extra-typings';
 import { openModelForTraining } from '../../train/load-model.js';
 import { distill } from '../../train/distill.js';
 import { decimal, renamedOption } from '../options.js';
@@ -10,7 +10,7 @@ import { modelPath } from '../default-model.js';
 import { showTrainingSteps, withProgress } from '../progress.js';
 import { configWith, withConfigOverrides } from './train.js';
 
-export function distillCommand() {
+export function distillCommand(): CommandUnknownOpts {
   const command = new Command('distill')
     .summary('train a student model from a teacher model (knowledge distillation) and export it as GGUF')
     .argument('<TEACHER>', 'the teacher model (llama GGUF with the same vocabulary)')

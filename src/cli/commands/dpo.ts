@@ -3,7 +3,7 @@
 // {prompt, chosen, rejected} lines, the reference frozen (the starting model unless given); prints the preference
 // margin and accuracy before and after (see src/train/dpo.ts).
 
-import { Command, Option } from '@commander-js/extra-typings';
+import { Command, Option, type CommandUnknownOpts } from '@commander-js/extra-typings';
 import { openModelForTraining, writeLike } from '../../train/load-model.js';
 import { preferenceStats, readPreferences, tokenizePairs, trainDpo, type TokenizedPair } from '../../train/dpo.js';
 import type { TrainModel } from '../../train/llama-model.js';
@@ -12,7 +12,7 @@ import { decimal, integer, MODEL_DESCRIPTION, outputOption, renamedOption, threa
 import { modelPath } from '../default-model.js';
 import { showTrainingSteps, withProgress } from '../progress.js';
 
-export function dpoCommand() {
+export function dpoCommand(): CommandUnknownOpts {
   return new Command('dpo')
     .summary('preference-tune a model with DPO on {prompt, chosen, rejected} JSONL and export it as GGUF')
     .argument('<MODEL>', `${MODEL_DESCRIPTION} to tune (llama)`)

@@ -2,7 +2,7 @@
 
 import { openSync, readSync, closeSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { Command, Option } from '@commander-js/extra-typings';
+import { Command, Option, type CommandUnknownOpts } from '@commander-js/extra-typings';
 import { readGGUFHeader } from '../../gguf/reader.js';
 import { checkIsModel } from '../../gguf/adapter-kind.js';
 import { estimateMemory, MODES, OPTIMIZER_BYTES, RUNTIMES, type EstimateSpec, type Optimizer } from '../../estimate/estimate.js';
@@ -77,7 +77,7 @@ function modelFromFlags(params: string | undefined, flags: ShapeFlags | undefine
   throw new UsageError('give a MODEL (GGUF file, config.json or kiln train configuration), --params N, or a shape (--dim …)');
 }
 
-export function estimateCommand() {
+export function estimateCommand(): CommandUnknownOpts {
   return new Command('estimate')
     .summary('estimate the memory to run or train a model, term by term, and which devices it fits')
     .argument('[MODEL]', 'a GGUF file, a Hugging Face config.json or a kiln train configuration (configs/*.json: estimates that run)')

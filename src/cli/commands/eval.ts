@@ -1,6 +1,6 @@
 // `kiln eval MODEL -p TEXT --top 10 --json`: teacher-forced logits after every prompt position.
 
-import { Command, Option } from '@commander-js/extra-typings';
+import { Command, Option, type CommandUnknownOpts } from '@commander-js/extra-typings';
 import { Model } from '../../generate/model.js';
 import { evaluate } from '../../generate/generate.js';
 import { integer, MODEL_DESCRIPTION } from '../options.js';
@@ -15,7 +15,7 @@ export function topLogits(logits: Float32Array, offset: number, nVocab: number, 
   return ids.slice(0, k).map((id) => [id, logits[offset + id]]);
 }
 
-export function evalCommand() {
+export function evalCommand(): CommandUnknownOpts {
   const command = new Command('eval')
     .summary('print the top logits after every prompt position (teacher forcing)')
     .argument('<MODEL>', MODEL_DESCRIPTION)

@@ -8,7 +8,7 @@ import { loadGGUF } from '../../gguf/model-file.js';
 import { Tokenizer } from '../../tokenizer/index.js';
 import { ChatTemplate } from '../../generate/chat-template.js';
 import { Rng } from '../../generate/rng.js';
-import { Command, Option } from '@commander-js/extra-typings';
+import { Command, Option, type CommandUnknownOpts } from '@commander-js/extra-typings';
 import { loadTrainModel, ggufWithTensors } from '../../train/load-gguf-params.js';
 import { createLora, DEFAULT_LORA, loraAdapterGGUF, loraParamCount, mergedWeights } from '../../train/lora.js';
 import { createPromptTuning, promptTuningGGUF } from '../../train/prompt-tuning.js';
@@ -18,7 +18,7 @@ import { commaList, decimal, integer, MODEL_DESCRIPTION, outputOption, threadsOp
 import { modelPath } from '../default-model.js';
 import { showTrainingSteps, withProgress } from '../progress.js';
 
-export function finetuneCommand() {
+export function finetuneCommand(): CommandUnknownOpts {
   return new Command('finetune')
     .summary('supervised fine-tuning on {prompt,response} / {messages} JSONL: full, LoRA adapter, or prompt tuning')
     .argument('<MODEL>', MODEL_DESCRIPTION)

@@ -6,7 +6,7 @@
 
 import { readFileSync, writeFileSync } from 'node:fs';
 import { basename } from 'node:path';
-import { Command, Option } from '@commander-js/extra-typings';
+import { Command, Option, type CommandUnknownOpts } from '@commander-js/extra-typings';
 import { loadGGUF } from '../../gguf/model-file.js';
 import { readHParams } from '../../models/hparams.js';
 import { collectImportance } from '../../quant/ptq/activations.js';
@@ -36,7 +36,7 @@ export function imatrixDatBytes(entries: ReadonlyMap<string, Float32Array>, call
   return out;
 }
 
-export function imatrixCommand() {
+export function imatrixCommand(): CommandUnknownOpts {
   return new Command('imatrix')
     .summary('compute an importance matrix (llama-imatrix .dat) for kiln quantize --imatrix')
     .argument('<MODEL>', MODEL_DESCRIPTION)

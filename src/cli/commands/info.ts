@@ -1,7 +1,7 @@
 // `kiln info MODEL [--json] [--all]`: what a GGUF file holds (header, metadata, tensors) and what it costs in
 // memory. Only the header is read, so this is instant even for a large model.
 
-import { Command } from '@commander-js/extra-typings';
+import { Command, type CommandUnknownOpts } from '@commander-js/extra-typings';
 import { readGGUFHeader } from '../../gguf/reader.js';
 import { getArray, getNumber, getString, MetadataError, plainValue, type Metadata } from '../../gguf/metadata.js';
 import { GGUFValueType, type GGUFHeader, type GGUFScalar, type GGUFValue } from '../../gguf/types.js';
@@ -208,7 +208,7 @@ export function infoJSON(path: string, header: GGUFHeader, all: boolean): object
   };
 }
 
-export function infoCommand() {
+export function infoCommand(): CommandUnknownOpts {
   return new Command('info')
     .summary('show a GGUF file: header, metadata, tensors and memory needs')
     .description('Show what a GGUF file (a model, an adapter or an imatrix) holds: header, metadata, tensors and memory needs. Only the header is read.')

@@ -2,7 +2,7 @@
 // showing its tokenization, how sampling chose each token, attention per layer and head, and MoE routing.
 
 import { writeFileSync } from 'node:fs';
-import { Command, Option } from '@commander-js/extra-typings';
+import { Command, Option, type CommandUnknownOpts } from '@commander-js/extra-typings';
 import { Model } from '../../generate/model.js';
 import { ReferenceBackend } from '../../kernels/reference.js';
 import { traceGeneration } from '../../inspect/trace.js';
@@ -11,7 +11,7 @@ import { samplingParams, withSampling } from './model-options.js';
 import { integer, MODEL_DESCRIPTION, outputOption } from '../options.js';
 import { modelPath } from '../default-model.js';
 
-export function inspectCommand() {
+export function inspectCommand(): CommandUnknownOpts {
   const command = new Command('inspect')
     .summary('write an HTML page showing tokens, sampling, attention and expert routing of one run')
     .argument('<MODEL>', MODEL_DESCRIPTION)

@@ -1,4 +1,6 @@
 // Options shared by the commands that load a model and sample from it, each group added to a command by one call.
+// GROUP_TYPES: a group's function states its flags as a type of their own (commander's inferred type is restated),
+// so that declaration files need not spell out commander's nested inferred type, which is very slow to emit.
 
 import { Option, type Command, type OptionValues } from '@commander-js/extra-typings';
 import type { SamplingParams } from '../../generate/sampler.js';
@@ -7,7 +9,7 @@ import { createBackend } from '../../kernels/select.js';
 import { collect, decimal, integer, threadsOption } from '../options.js';
 
 /** The sampling flags as commander parses them. */
-export interface SamplingFlags {
+export type SamplingFlags = {
   temp?: number;
   topK?: number;
   topP?: number;
@@ -17,9 +19,9 @@ export interface SamplingFlags {
   presencePenalty?: number;
   frequencyPenalty?: number;
   seed?: number;
-}
+};
 
-export function withSampling<A extends unknown[], O extends OptionValues, G extends OptionValues>(command: Command<A, O, G>) {
+export function withSampling<A extends unknown[], O extends OptionValues, G extends OptionValues>(command: Command<A, O, G>): Command<A, O & SamplingFlags, G> {
   return command
     .optionsGroup('Sampling:')
     .addOption(new Option('--temp <t>', 'temperature (0 = greedy; default 0.8)').argParser(decimal))
@@ -31,7 +33,7 @@ export function withSampling<A extends unknown[], O extends OptionValues, G exte
     .addOption(new Option('--presence-penalty <p>', 'subtract p from tokens already generated').argParser(decimal))
     .addOption(new Option('--frequency-penalty <f>', 'subtract f × count from tokens already generated').argParser(decimal))
     .addOption(new Option('--seed <s>', 'random seed (same seed → same text)').argParser(integer()))
-    .optionsGroup('Options:');
+    .optionsGroup('Options:') as unknown as Command<A, O & SamplingFlags, G>; // restated: see GROUP_TYPES
 }
 
 export function samplingParams(flags: SamplingFlags): Partial<SamplingParams> {
@@ -44,31 +46,35 @@ export function samplingParams(flags: SamplingFlags): Partial<SamplingParams> {
 }
 
 /** How a command loads its model: compute threads and LoRA adapters. */
-export interface ModelFlags {
+export type ModelFlags = {
   threads: number;
   lora?: string[];
   loraScale: number;
-  promptAdapter?: string;
-}
+};
 
-export function withModelLoading<A extends unknown[], O extends OptionValues, G extends OptionValues>(command: Command<A, O, G>) {
+/** The prompt-tuning adapter to load with the model. */
+export type PromptAdapterFlags = {
+  promptAdapter?: string;
+};
+
+export function withModelLoading<A extends unknown[], O extends OptionValues, G extends OptionValues>(command: Command<A, O, G>): Command<A, O & ModelFlags, G> {
   return command
     .optionsGroup('Model:')
     .addOption(threadsOption())
     .addOption(new Option('--lora <file>', 'apply a LoRA adapter GGUF (repeatable)').argParser(collect))
     .addOption(new Option('--lora-scale <s>', 'scale s of the adapters: y = W·x + s·(alpha/r)·B·A·x').argParser(decimal).default(1))
-    .optionsGroup('Options:');
+    .optionsGroup('Options:') as unknown as Command<A, O & ModelFlags, G>;
 }
 
 /** --prompt-adapter FILE, for the commands that generate through the engine (which puts the virtual tokens first). */
-export function withPromptAdapter<A extends unknown[], O extends OptionValues, G extends OptionValues>(command: Command<A, O, G>) {
+export function withPromptAdapter<A extends unknown[], O extends OptionValues, G extends OptionValues>(command: Command<A, O, G>): Command<A, O & PromptAdapterFlags, G> {
   return command
     .optionsGroup('Model:')
     .addOption(new Option('--prompt-adapter <file>', 'a prompt-tuning adapter (kiln finetune --prompt-tokens) for its base MODEL'))
-    .optionsGroup('Options:');
+    .optionsGroup('Options:') as unknown as Command<A, O & PromptAdapterFlags, G>;
 }
 
-export function loadOptions(flags: ModelFlags): LoadOptions {
+export function loadOptions(flags: ModelFlags & PromptAdapterFlags): LoadOptions {
   return {
     backend: createBackend(undefined, flags.threads),
     lora: (flags.lora ?? []).map((path) => ({ path, scale: flags.loraScale })),

@@ -4,7 +4,7 @@
 // over the text's chunks (checked against the file's tokens) or, without -f, over the file's own tokens.
 
 import { readFileSync } from 'node:fs';
-import { Command, Option } from '@commander-js/extra-typings';
+import { Command, Option, type CommandUnknownOpts } from '@commander-js/extra-typings';
 import { Model } from '../../generate/model.js';
 import { perplexity } from '../../generate/generate.js';
 import { withActivationQuantization } from '../../quant/ptq/activations.js';
@@ -29,7 +29,7 @@ async function compareOnBaseTokens(model: Model, base: LogitsReader, maxChunks: 
   console.log(`\n${formatKLDReport(summary)}`);
 }
 
-export function perplexityCommand() {
+export function perplexityCommand(): CommandUnknownOpts {
   return new Command('perplexity')
     .summary('perplexity of a text, optionally KL divergence from a base model')
     .description('Perplexity of a text by llama.cpp\'s method (the second half of each context-sized chunk scored); with --kl-base, KL divergence, top-token agreement and Δp against a base model\'s saved logits.')

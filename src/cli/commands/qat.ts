@@ -3,7 +3,7 @@
 // fake-quantized to the type's blocks, then export quantized to that type (see src/train/qat.ts).
 
 import { readFileSync } from 'node:fs';
-import { Command, Option } from '@commander-js/extra-typings';
+import { Command, Option, type CommandUnknownOpts } from '@commander-js/extra-typings';
 import { openModelForTraining, writeLike } from '../../train/load-model.js';
 import { exportTypeOf, trainQat } from '../../train/qat.js';
 import { MAX_MATMUL_THREADS, setMatmulThreads } from '../../train/matmul.js';
@@ -12,7 +12,7 @@ import { decimal, integer, MODEL_DESCRIPTION, outputOption, renamedOption, threa
 import { modelPath } from '../default-model.js';
 import { showTrainingSteps, withProgress } from '../progress.js';
 
-export function qatCommand() {
+export function qatCommand(): CommandUnknownOpts {
   return new Command('qat')
     .summary('quantization-aware fine-tuning, exported to a quantized GGUF')
     .argument('<MODEL>', `the float model to fine-tune (llama GGUF)`)

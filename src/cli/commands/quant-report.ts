@@ -4,7 +4,7 @@
 
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { Command, Option } from '@commander-js/extra-typings';
+import { Command, Option, type CommandUnknownOpts } from '@commander-js/extra-typings';
 import { loadGGUF } from '../../gguf/model-file.js';
 import { readHParams } from '../../models/hparams.js';
 import { parseReportTarget, quantReport, reportMarkdown, reportSvg } from '../../quant/report.js';
@@ -16,7 +16,7 @@ import { PERPLEXITY_CONTEXT_CAP } from './perplexity.js';
 
 const DEFAULT_TYPES = 'Q8_0,Q6_K,Q5_K_M,Q4_K_M,Q4_0,Q3_K_M,Q2_K';
 
-export function quantReportCommand() {
+export function quantReportCommand(): CommandUnknownOpts {
   return new Command('quant-report')
     .summary('quantize a model to several types and tabulate size, perplexity and KL divergence against it')
     .argument('<MODEL>', MODEL_DESCRIPTION)

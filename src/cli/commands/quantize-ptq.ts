@@ -26,7 +26,7 @@ import { describeScheme, parseScheme, SchemeError, type NumberFormat } from '../
 const CALIBRATION_CONTEXT_CAP = 128;
 
 /** The PTQ flags as commander parses them. */
-interface PtqFlags {
+export type PtqFlags = {
   scheme?: string;
   calibrate?: CalibrationMethod;
   percentile?: number;
@@ -35,9 +35,9 @@ interface PtqFlags {
   file?: string;
   ctx?: number;
   chunks: number;
-}
+};
 
-export function withPtq<A extends unknown[], O extends OptionValues, G extends OptionValues>(command: Command<A, O, G>) {
+export function withPtq<A extends unknown[], O extends OptionValues, G extends OptionValues>(command: Command<A, O, G>): Command<A, O & PtqFlags, G> {
   return command
     .optionsGroup('Post-training quantization (instead of TYPE):')
     .option('--scheme <scheme>', 'PTQ scheme: int8|int4|int2|fp8-e4m3|fp8-e5m2[-sym|-asym][-tensor|-channel|-gN]')
@@ -48,7 +48,7 @@ export function withPtq<A extends unknown[], O extends OptionValues, G extends O
     .option('-f, --file <text>', 'calibration text for --calibrate and --target-bpw')
     .addOption(ctxOption(`calibration tokens per chunk (default: the model's trained context, at most ${CALIBRATION_CONTEXT_CAP})`))
     .addOption(new Option('--chunks <n>', 'calibration chunks').argParser(integer(1)).default(8))
-    .optionsGroup('Options:');
+    .optionsGroup('Options:') as unknown as Command<A, O & PtqFlags, G>; // restated: see GROUP_TYPES in model-options.ts
 }
 
 /** llama.cpp's LLAMA_FTYPE_GUESSED: a file whose tensors follow no single file type. */

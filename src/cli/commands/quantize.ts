@@ -1,7 +1,7 @@
 // `kiln quantize IN.gguf OUT.gguf TYPE [--imatrix FILE] [--pure] [--output-type T] [--token-embedding-type T]
 // [--allow-requantize]`: llama-quantize's output, byte for byte (same tensor types, order, data and metadata).
 
-import { Command } from '@commander-js/extra-typings';
+import { Command, type CommandUnknownOpts } from '@commander-js/extra-typings';
 import { loadGGUF } from '../../gguf/model-file.js';
 import { writeGGUF } from '../../gguf/writer.js';
 import { GGMLType, typeFromName, typeName } from '../../tensor/ggml-type.js';
@@ -44,7 +44,7 @@ function mib(bytes: number): string {
   return `${(bytes / 1048576).toFixed(2)} MiB`;
 }
 
-export function quantizeCommand() {
+export function quantizeCommand(): CommandUnknownOpts {
   const command = new Command('quantize')
     .summary('quantize a GGUF model exactly as llama.cpp\'s llama-quantize, or by a PTQ scheme')
     .description(`Quantize a GGUF model byte for byte as llama-quantize does (TYPE: ${FILE_TYPE_NAMES.join(', ')}); ` +

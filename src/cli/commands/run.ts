@@ -1,6 +1,6 @@
 // `kiln run [MODEL] -p TEXT`: generate a continuation through the serving engine, streamed to stdout (or as JSON).
 
-import { Command, Option } from '@commander-js/extra-typings';
+import { Command, Option, type CommandUnknownOpts } from '@commander-js/extra-typings';
 import { Model } from '../../generate/model.js';
 import { LLMEngine } from '../../engine/engine.js';
 import { collectCompletions } from '../../engine/llm.js';
@@ -9,7 +9,7 @@ import { chooseContext, trainedContext, warnIfCut } from '../context.js';
 import { modelPath } from '../default-model.js';
 import { loadOptions, samplingParams, withModelLoading, withPromptAdapter, withSampling } from './model-options.js';
 
-export function runCommand() {
+export function runCommand(): CommandUnknownOpts {
   const command = new Command('run')
     .summary('generate text from a prompt')
     .description('Generate a continuation of a prompt, streamed to stdout; the speed goes to stderr.')

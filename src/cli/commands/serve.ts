@@ -1,7 +1,7 @@
 // `kiln serve [MODEL]`: an OpenAI-compatible HTTP server (with a web chat at /) over the serving engine.
 
 import { basename } from 'node:path';
-import { Command, Option } from '@commander-js/extra-typings';
+import { Command, Option, type CommandUnknownOpts } from '@commander-js/extra-typings';
 import { Model } from '../../generate/model.js';
 import { LLMEngine } from '../../engine/engine.js';
 import { KilnServer } from '../../server/server.js';
@@ -14,7 +14,7 @@ import { loadOptions, withModelLoading, withPromptAdapter } from './model-option
 /** Contexts beyond this are asked for with -c: the KV cache holds --max-seqs of them. */
 const SERVE_CONTEXT_CAP = 2048;
 
-export function serveCommand() {
+export function serveCommand(): CommandUnknownOpts {
   const command = new Command('serve')
     .summary('serve a model over an OpenAI-compatible HTTP API, with a web chat')
     .description('Serve a model over an OpenAI-compatible HTTP API (/v1), with a web chat at /.')

@@ -1,7 +1,7 @@
 // `kiln tokenize MODEL TEXT [--no-bos] [--no-parse-special] [--ids]`: the token ids a model's tokenizer makes
 // of TEXT, one `id 'piece'` line per token (like llama.cpp's llama-tokenize), or a JSON array with --ids.
 
-import { Command } from '@commander-js/extra-typings';
+import { Command, type CommandUnknownOpts } from '@commander-js/extra-typings';
 import { readGGUFHeader } from '../../gguf/reader.js';
 import { Tokenizer } from '../../tokenizer/index.js';
 import { MODEL_DESCRIPTION } from '../options.js';
@@ -18,7 +18,7 @@ function showPiece(bytes: Uint8Array): string {
   }
 }
 
-export function tokenizeCommand() {
+export function tokenizeCommand(): CommandUnknownOpts {
   return new Command('tokenize')
     .summary('show the tokens a model\'s tokenizer makes of a text')
     .argument('<MODEL>', MODEL_DESCRIPTION)

@@ -2,13 +2,13 @@
 // trains a byte-level BPE on a text file and writes a Hugging Face tokenizer.json.
 
 import { readFileSync } from 'node:fs';
-import { Command, Option } from '@commander-js/extra-typings';
+import { Command, Option, type CommandUnknownOpts } from '@commander-js/extra-typings';
 import { trainBPE } from '../../train/bpe-trainer.js';
 import { writeHFTokenizerJson } from '../../train/hf-tokenizer-json.js';
 import { collect, integer, outputOption } from '../options.js';
 import { withProgress } from '../progress.js';
 
-function trainCommand() {
+function tokenizerTrainCommand(): CommandUnknownOpts {
   return new Command('train')
     .summary('train a byte-level BPE tokenizer (GPT-2 pre-tokenization) and write a tokenizer.json')
     .argument('<CORPUS>', 'UTF-8 text to learn the merges from')
@@ -27,8 +27,8 @@ function trainCommand() {
     });
 }
 
-export function tokenizerCommand() {
+export function tokenizerCommand(): CommandUnknownOpts {
   return new Command('tokenizer')
     .summary('train a tokenizer: kiln tokenizer train CORPUS --vocab-size N -o tokenizer.json')
-    .addCommand(trainCommand());
+    .addCommand(tokenizerTrainCommand());
 }
