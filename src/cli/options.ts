@@ -46,7 +46,7 @@ export function threadsOption(max = Infinity) {
 }
 
 /** -o/--output FILE, the same in every command that writes a file. */
-export function outputOption<const D extends string>(description: D) {
+export function outputOption(description: string) {
   return new Option('-o, --output <file>', description);
 }
 
@@ -66,6 +66,5 @@ export function renamedOption<const F extends string>(flags: F, instead: string)
   });
 }
 
-export const MODEL_ARGUMENT = 'MODEL';
 export const MODEL_DESCRIPTION = 'a GGUF model file';
 export const DEFAULT_MODEL_DESCRIPTION = 'a GGUF model file (default: models/kiln-brown.gguf, a small demonstration model)';

@@ -35,7 +35,7 @@ export function serveCommand(): CommandUnknownOpts {
     const server = new KilnServer({ engine, model: servedModel(model, name), apiKey: o.apiKey, maxWaiting: o.maxWaiting });
     const address = await server.listen(o.port, o.host);
     const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-    const capped = ctx < model.hparams.contextLength ? `, of ${model.hparams.contextLength} trained: -c raises it` : '';
+    const capped = o.ctx === undefined && ctx < model.hparams.contextLength ? `, of ${model.hparams.contextLength} trained: -c raises it` : '';
     console.error(`kiln serve: ${name} (context ${ctx}${capped}) at http://${host}:${address.port}/ — API at /v1, Ctrl-C stops`);
     await new Promise<void>((resolve) => {
       process.once('SIGINT', resolve);
