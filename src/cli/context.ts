@@ -17,7 +17,7 @@ export function trainedContext(path: string, trained: number | undefined): Train
   return { name: basename(path), trained };
 }
 
-export function warn(message: string): void {
+function warn(message: string): void {
   process.stderr.write(`warning: ${message}\n`);
 }
 
@@ -43,16 +43,11 @@ export function chooseContext(model: TrainedContext, requested: number | undefin
   return ctx;
 }
 
-/**
- * Says, before generating, when a prompt of `promptTokens` and `maxTokens` more do not fit a context of `ctx`:
- * generation will stop at the context's end. Returns the tokens that fit.
- */
-export function warnIfCut(ctx: number, promptTokens: number, maxTokens: number, model: TrainedContext): number {
-  const room = Math.max(0, ctx - promptTokens);
-  if (promptTokens + maxTokens > ctx) {
-    const raise = model.trained !== undefined && ctx >= model.trained ? ` (past the ${model.trained} ${model.name} was trained for)` : '';
-    warn(`the prompt (${promptTokens} tokens) and ${maxTokens} more need ${promptTokens + maxTokens} positions, the context holds ${ctx}: ` +
-      `generation stops after ${room} tokens; -c ${promptTokens + maxTokens} makes room${raise}`);
-  }
-  return room;
+/** Says, before generating, when a prompt of `promptTokens` and `maxTokens` more do not fit a context of `ctx`. */
+export function warnIfCut(ctx: number, promptTokens: number, maxTokens: number, model: TrainedContext): void {
+  const needed = promptTokens + maxTokens;
+  if (needed <= ctx) return;
+  const beyond = model.trained !== undefined && needed > model.trained ? ` (past the ${model.trained} ${model.name} was trained for)` : '';
+  warn(`the prompt (${promptTokens} tokens) and ${maxTokens} more need ${needed} positions, the context holds ${ctx}: ` +
+    `generation stops after ${Math.max(0, ctx - promptTokens)} tokens; -c ${needed} makes room${beyond}`);
 }

@@ -29,7 +29,7 @@ export class Progress {
   private readonly stream: NodeJS.WriteStream;
   private readonly bars?: MultiBar;
   private readonly bar?: SingleBar;
-  private readonly everySteps: number;
+  private readonly everySteps: number | undefined;
   private readonly everyMs: number;
   private readonly started = performance.now();
   /** the step before the first one reported: work resumed at a later step reports its rate from there */
@@ -41,7 +41,7 @@ export class Progress {
   /** `label` names the steps ("step", "chunk", "tensor"); `total` is how many there are (update may correct it) */
   constructor(private readonly label: string, private total: number, options: ProgressOptions = {}) {
     this.stream = options.stream ?? process.stderr;
-    this.everySteps = options.everySteps ?? 0;
+    this.everySteps = options.everySteps;
     this.everyMs = 1000 * (options.everySeconds ?? 10);
     if (this.stream.isTTY !== true) return;
     this.bars = new MultiBar({
@@ -71,7 +71,7 @@ export class Progress {
       return;
     }
     const first = this.lastTime === -Infinity;
-    const everySteps = this.everySteps || Math.max(1, Math.round(total / 10));
+    const everySteps = this.everySteps ?? Math.max(1, Math.round(total / 10));
     if (!first && done < total && done - this.lastStep < everySteps && now - this.lastTime < this.everyMs) return;
     this.lastStep = done;
     this.lastTime = now;
