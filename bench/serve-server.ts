@@ -6,26 +6,28 @@
 //   node --import tsx bench/serve-server.ts MODEL [--max-seqs N] [--ctx N] [--max-batched-tokens N] [--no-prefix-caching]
 
 import { basename } from 'node:path';
-import { optBool, optInt, parseArgs, UsageError } from '../src/cli/args.js';
+import { Command, Option } from '@commander-js/extra-typings';
+import { integer } from '../src/cli/options.js';
 import { Model } from '../src/generate/model.js';
 import { LLMEngine } from '../src/engine/engine.js';
 import { KilnServer } from '../src/server/server.js';
 import { servedModel } from '../src/server/openai-api.js';
 
-const args = parseArgs(process.argv.slice(2), [
-  { name: 'max-seqs', description: 'sequences generated together at most' },
-  { name: 'ctx', description: 'context length per sequence' },
-  { name: 'max-batched-tokens', description: 'tokens in one step at most' },
-  { name: 'no-prefix-caching', boolean: true, description: 'recompute every prompt' },
-]);
-const [path] = args.positionals;
-if (!path) throw new UsageError('a model file is required');
+const program = new Command('serve-server')
+  .argument('<MODEL>', 'a GGUF model file')
+  .addOption(new Option('--max-seqs <n>', 'sequences generated together at most').argParser(integer(1)))
+  .addOption(new Option('--ctx <n>', 'context length per sequence').argParser(integer(1)))
+  .addOption(new Option('--max-batched-tokens <n>', 'tokens in one step at most').argParser(integer(1)))
+  .option('--no-prefix-caching', 'recompute every prompt')
+  .parse();
+const [path] = program.processedArgs;
+const o = program.opts();
 const model = Model.load(path);
 const engine = new LLMEngine(model, {
-  maxNumSeqs: optInt(args, 'max-seqs'),
-  maxModelLength: optInt(args, 'ctx'),
-  maxNumBatchedTokens: optInt(args, 'max-batched-tokens'),
-  enablePrefixCaching: !optBool(args, 'no-prefix-caching'),
+  maxNumSeqs: o.maxSeqs,
+  maxModelLength: o.ctx,
+  maxNumBatchedTokens: o.maxBatchedTokens,
+  enablePrefixCaching: o.prefixCaching,
 });
 const server = new KilnServer({ engine, model: servedModel(model, basename(path).replace(/\.gguf$/i, '')) });
 const address = await server.listen(0, '127.0.0.1');

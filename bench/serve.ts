@@ -26,7 +26,8 @@ import { setMaxListeners } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { optBool, optInt, optNumber, optString, parseArgs, UsageError } from '../src/cli/args.js';
+import { Command, Option } from '@commander-js/extra-typings';
+import { decimal, integer, UsageError } from '../src/cli/options.js';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -426,30 +427,35 @@ const tableLine = (r: RunSummary, note = ''): string => tableRow(COLUMNS.map(([,
 // ---------------------------------------------------------------------------------------------------------
 // Main
 
-const OPTIONS = [
-  { name: 'url', description: 'benchmark this server instead of starting one' },
-  { name: 'server-pid', description: 'with --url: the server process, for its resident memory' },
-  { name: 'vocab', description: 'with --url: vocabulary size of the served model (default 32000)' },
-  { name: 'workload', description: 'random (default) or shared-prefix' },
-  { name: 'clients', description: 'concurrent clients, a comma list (default 1,8,32; shared-prefix 4; soak 64)' },
-  { name: 'requests', description: 'requests per run (default max(8, 3 × clients))' },
-  { name: 'duration', description: 'seconds per run instead of a request count' },
-  { name: 'repeat', description: 'runs of each configuration; medians are printed too (default 1)' },
-  { name: 'max-seqs', description: 'server: sequences generated together at most (default 32)' },
-  { name: 'ctx', description: 'server: context length per sequence (default 2048)' },
-  { name: 'max-batched-tokens', description: 'server: tokens in one step at most (engine default 512)' },
-  { name: 'prefix-caching', description: 'server: on, off or on,off (default on; shared-prefix on,off)' },
-  { name: 'seed', description: 'workload seed (default 1)' },
-  { name: 'prompt-median', description: 'random: median prompt tokens (default 100)' },
-  { name: 'prompt-sigma', description: 'random: σ of the log prompt length (default 1)' },
-  { name: 'prompt-max', description: 'random: prompt tokens at most (default 1024)' },
-  { name: 'output-min', description: 'output tokens at least (default 20; shared-prefix 16)' },
-  { name: 'output-max', description: 'output tokens at most (default 200; shared-prefix 32)' },
-  { name: 'prefix-tokens', description: 'shared-prefix: system prompt tokens (default 1000)' },
-  { name: 'disconnect-rate', description: 'share of requests that disconnect mid-stream (default 0)' },
-  { name: 'soak', description: 'soak test of this many seconds (random workload, drained at the end)' },
-  { name: 'json', boolean: true, description: 'print JSON instead of tables' },
-];
+/** The bench's command line. */
+function program() {
+  return new Command('bench/serve')
+    .argument('[MODEL]', 'a GGUF model file (or --url)')
+    .option('--url <url>', 'benchmark this server instead of starting one')
+    .addOption(new Option('--server-pid <pid>', 'with --url: the server process, for its resident memory').argParser(integer(1)))
+    .addOption(new Option('--vocab <n>', 'with --url: vocabulary size of the served model').argParser(integer(1)).default(32000))
+    .addOption(new Option('--workload <kind>', 'the requests').choices(['random', 'shared-prefix'] as const).default('random' as const))
+    .option('--clients <list>', 'concurrent clients, a comma list (default 1,8,32; shared-prefix 4; soak 64)')
+    .addOption(new Option('--requests <n>', 'requests per run (default max(8, 3 × clients))').argParser(integer(1)))
+    .addOption(new Option('--duration <s>', 'seconds per run instead of a request count').argParser(decimal))
+    .addOption(new Option('--repeat <n>', 'runs of each configuration; medians are printed too').argParser(integer(1)).default(1))
+    .addOption(new Option('--max-seqs <n>', 'server: sequences generated together at most').argParser(integer(1)).default(32))
+    .addOption(new Option('--ctx <n>', 'server: context length per sequence').argParser(integer(1)).default(2048))
+    .addOption(new Option('--max-batched-tokens <n>', 'server: tokens in one step at most (engine default 512)').argParser(integer(1)))
+    .option('--prefix-caching <list>', 'server: on, off or on,off (default on; shared-prefix on,off)')
+    .addOption(new Option('--seed <s>', 'workload seed').argParser(integer()).default(1))
+    .addOption(new Option('--prompt-median <n>', 'random: median prompt tokens').argParser(decimal).default(100))
+    .addOption(new Option('--prompt-sigma <s>', 'random: σ of the log prompt length').argParser(decimal).default(1))
+    .addOption(new Option('--prompt-max <n>', 'random: prompt tokens at most').argParser(integer(1)).default(1024))
+    .addOption(new Option('--output-min <n>', 'output tokens at least (default 20; shared-prefix 16)').argParser(integer(1)))
+    .addOption(new Option('--output-max <n>', 'output tokens at most (default 200; shared-prefix 32)').argParser(integer(1)))
+    .addOption(new Option('--prefix-tokens <n>', 'shared-prefix: system prompt tokens').argParser(integer(1)).default(1000))
+    .addOption(new Option('--disconnect-rate <p>', 'share of requests that disconnect mid-stream').argParser(decimal).default(0))
+    .addOption(new Option('--soak <s>', 'soak test of this many seconds (random workload, drained at the end)').argParser(integer(1)))
+    .option('--json', 'print JSON instead of tables');
+}
+
+type Flags = ReturnType<ReturnType<typeof program>['opts']>;
 
 function intList(text: string, name: string): number[] {
   const values = text.split(',').map(Number);
@@ -461,15 +467,14 @@ interface Settings {
   url?: string;
   model: string;
   prefixCaching: string;
-  args: ReturnType<typeof parseArgs>;
+  flags: Flags;
 }
 
 /** The server of one prefix-caching setting: the one at --url, or a fresh one of our own. */
-function openServer({ url, model, prefixCaching, args }: Settings): Promise<Server> {
-  if (url) return Promise.resolve({ url, pid: optInt(args, 'server-pid'), vocab: optInt(args, 'vocab') ?? 32000, stop: async () => {} });
+function openServer({ url, model, prefixCaching, flags }: Settings): Promise<Server> {
+  if (url) return Promise.resolve({ url, pid: flags.serverPid, vocab: flags.vocab, stop: async () => {} });
   return startServer(model, {
-    maxSeqs: optInt(args, 'max-seqs') ?? 32, ctx: optInt(args, 'ctx') ?? 2048,
-    maxBatchedTokens: optInt(args, 'max-batched-tokens'), prefixCaching: prefixCaching === 'on',
+    maxSeqs: flags.maxSeqs, ctx: flags.ctx, maxBatchedTokens: flags.maxBatchedTokens, prefixCaching: prefixCaching === 'on',
   });
 }
 
@@ -507,22 +512,19 @@ function logFailures(outcomes: Outcome[], log: (line: string) => void): void {
 }
 
 async function main(): Promise<void> {
-  const args = parseArgs(process.argv.slice(2), OPTIONS);
-  const soak = optInt(args, 'soak');
-  const kind = optString(args, 'workload') ?? 'random';
-  if (kind !== 'random' && kind !== 'shared-prefix') throw new UsageError(`--workload must be random or shared-prefix, got ${kind}`);
+  const command = program().parse();
+  const flags = command.opts();
+  const [model] = command.processedArgs;
+  const { soak, workload: kind, url } = flags;
   const shared = kind === 'shared-prefix';
-  const url = optString(args, 'url');
-  const model = args.positionals[0];
   if (!url && !model) throw new UsageError('a model file (or --url) is required');
-  const clientCounts = intList(optString(args, 'clients') ?? (soak ? '64' : shared ? '4' : '1,8,32'), 'clients');
-  const prefixSettings = (optString(args, 'prefix-caching') ?? (shared && !soak ? 'on,off' : 'on')).split(',');
+  const clientCounts = intList(flags.clients ?? (soak ? '64' : shared ? '4' : '1,8,32'), 'clients');
+  const prefixSettings = (flags.prefixCaching ?? (shared && !soak ? 'on,off' : 'on')).split(',');
   if (prefixSettings.some((s) => s !== 'on' && s !== 'off')) throw new UsageError('--prefix-caching takes on, off or on,off');
   if (url && prefixSettings.length > 1) throw new UsageError('with --url the server\'s prefix caching is fixed: give --prefix-caching on or off (for the label)');
-  const repeat = soak ? 1 : optInt(args, 'repeat') ?? 1;
-  const duration = soak ?? optNumber(args, 'duration');
-  const seed = optInt(args, 'seed') ?? 1;
-  const json = optBool(args, 'json');
+  const repeat = soak ? 1 : flags.repeat;
+  const duration = soak ?? flags.duration;
+  const { seed, json } = flags;
   // with --json the tables go to stderr, the JSON alone to stdout
   const log = (line: string) => (json ? console.error(line) : console.log(line));
 
@@ -533,17 +535,17 @@ async function main(): Promise<void> {
   // spreads over all configurations alike
   for (let r = 0; r < repeat; r++) {
     for (const prefixCaching of prefixSettings) {
-      const server = await openServer({ url, model, prefixCaching, args });
+      const server = await openServer({ url, model: model ?? '', prefixCaching, flags });
       try {
         const workloadOptions: WorkloadOptions = {
           kind, vocab: server.vocab,
-          promptMedian: optNumber(args, 'prompt-median') ?? 100,
-          promptSigma: optNumber(args, 'prompt-sigma') ?? 1,
-          promptMax: optInt(args, 'prompt-max') ?? 1024,
-          outputMin: optInt(args, 'output-min') ?? (shared ? 16 : 20),
-          outputMax: optInt(args, 'output-max') ?? (shared ? 32 : 200),
-          prefixTokens: optInt(args, 'prefix-tokens') ?? 1000,
-          disconnectRate: optNumber(args, 'disconnect-rate') ?? 0,
+          promptMedian: flags.promptMedian,
+          promptSigma: flags.promptSigma,
+          promptMax: flags.promptMax,
+          outputMin: flags.outputMin ?? (shared ? 16 : 20),
+          outputMax: flags.outputMax ?? (shared ? 32 : 200),
+          prefixTokens: flags.prefixTokens,
+          disconnectRate: flags.disconnectRate,
         };
         // warm-up: kernels compiled, weights faulted in; for shared-prefix the system prompt seen once
         const warmUp = workload({ ...workloadOptions, outputMin: 4, outputMax: 4, disconnectRate: 0 }, seed + 999_999)();
@@ -552,7 +554,7 @@ async function main(): Promise<void> {
         for (const clients of clientCounts) {
           const plan: RunPlan = {
             label: soak ? 'soak' : kind, prefixCaching, clients,
-            requests: duration === undefined ? (optInt(args, 'requests') ?? Math.max(8, 3 * clients)) : undefined,
+            requests: duration === undefined ? (flags.requests ?? Math.max(8, 3 * clients)) : undefined,
             duration, drain: soak !== undefined,
             // a fresh seed per run: repeated prompts would otherwise be found in the prefix cache
             next: workload(workloadOptions, seed + 1000 * r + clients),

@@ -1,12 +1,7 @@
-// What every `kiln` subcommand provides; commands live one per file in ./commands.
+// What every `kiln` subcommand is: a function in its own file under ./commands that makes a commander Command
+// (its arguments, options, help and action), listed once in ./commands/index.ts. Adding a command is one file and
+// one line there. commander parses and checks the command line, suggests misspelt names and writes the help.
 
-import type { OptionSpec, ParsedArgs } from './args.js';
+import type { CommandUnknownOpts } from '@commander-js/extra-typings';
 
-export interface Command {
-  name: string;
-  /** e.g. "MODEL -p TEXT [-n N]" */
-  usage: string;
-  summary: string;
-  options: OptionSpec[];
-  run(args: ParsedArgs): Promise<void> | void;
-}
+export type MakeCommand = () => CommandUnknownOpts;

@@ -5,7 +5,8 @@
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { ParsedArgs } from './args.js';
+import { readGGUFHeader } from '../gguf/reader.js';
+import { checkIsModel } from '../gguf/adapter-kind.js';
 
 export const DEFAULT_MODEL = join('models', 'kiln-brown.gguf');
 
@@ -17,7 +18,7 @@ export class DefaultModelError extends Error {
 }
 
 /** The nearest folder above this file that holds a package.json: kiln's root. */
-function packageRoot(): string {
+export function packageRoot(): string {
   const here = dirname(fileURLToPath(import.meta.url));
   for (let dir = here; ; dir = dirname(dir)) {
     if (existsSync(join(dir, 'package.json'))) return dir;
@@ -34,7 +35,12 @@ export function defaultModelPath(): string {
   return path;
 }
 
-/** The command's MODEL argument (its first positional), or the default model when there is none. */
-export function modelArgument(args: ParsedArgs): string {
-  return args.positionals[0] ?? defaultModelPath();
+/**
+ * The model file a command reads: its MODEL argument, or the default model where MODEL may be left out; an
+ * adapter given instead gets an error saying how to apply it (src/gguf/adapter-kind.ts).
+ */
+export function modelPath(argument: string | undefined): string {
+  const path = argument ?? defaultModelPath();
+  checkIsModel(readGGUFHeader(path).metadata, path);
+  return path;
 }

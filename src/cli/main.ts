@@ -1,40 +1,71 @@
-// Entry point of the `kiln` command line.
+// Entry point of the `kiln` command line: the commands of ./commands/index.ts under one commander program, with
+// --version, suggestions for misspelt commands and options, and one way of reporting errors. Exit status: 0 done,
+// 1 the work failed, 2 the command line was wrong.
 
-import { parseArgs, describeOptions, UsageError } from './args.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Command, CommanderError, type CommandUnknownOpts } from '@commander-js/extra-typings';
 import { COMMANDS } from './commands/index.js';
+import { UsageError } from './options.js';
+import { packageRoot } from './default-model.js';
+
+const HELP_HINT = '(add --help for the options)';
 
 const BUILTIN_ERRORS: Function[] = [TypeError, RangeError, ReferenceError, SyntaxError, EvalError, URIError];
 
-function printHelp(): void {
-  const lines = ['kiln — transformer language models in TypeScript', '', 'usage: kiln COMMAND [options]', '', 'commands:'];
-  for (const c of COMMANDS) lines.push(`  ${c.name.padEnd(14)} ${c.summary}`);
-  lines.push('', 'Run `kiln COMMAND --help` for the options of one command.');
-  console.log(lines.join('\n'));
+/** kiln's version, from its package.json */
+export function kilnVersion(): string {
+  return (JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
+}
+
+/** The `kiln` program, made afresh for each command line (commander keeps parsed values on its commands). */
+export function kilnProgram(): Command {
+  const program = new Command('kiln')
+    .description('kiln — transformer language models in TypeScript')
+    .usage('COMMAND [options]')
+    .version(kilnVersion(), '-V, --version', 'print kiln\'s version')
+    .helpOption('-h, --help', 'show this help')
+    .helpCommand('help [COMMAND]', 'show the help of a command')
+    .showSuggestionAfterError()
+    .showHelpAfterError(HELP_HINT)
+    .exitOverride();
+  for (const make of COMMANDS) program.addCommand(inheriting(make(), program));
+  return program;
+}
+
+/** `command` and its subcommands with the program's settings (addCommand does not pass them on). */
+function inheriting(command: CommandUnknownOpts, parent: CommandUnknownOpts): CommandUnknownOpts {
+  command.copyInheritedSettings(parent);
+  for (const sub of command.commands) inheriting(sub, command);
+  return command;
 }
 
 export async function main(argv: string[]): Promise<void> {
-  const [name, ...rest] = argv;
-  if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
-    printHelp();
-    return;
-  }
-  const command = COMMANDS.find((c) => c.name === name);
-  if (!command) {
-    console.error(`kiln: unknown command "${name}"; run \`kiln help\``);
-    process.exitCode = 2;
-    return;
-  }
-  if (rest.includes('--help') || rest.includes('-h')) {
-    console.log(`usage: kiln ${command.name} ${command.usage}\n\n${command.summary}\n\noptions:\n${describeOptions(command.options)}`);
+  const program = kilnProgram();
+  if (argv.length === 0) {
+    program.outputHelp();
     return;
   }
   try {
-    await command.run(parseArgs(rest, command.options));
+    await program.parseAsync(argv, { from: 'user' });
   } catch (e) {
-    const err = e as Error;
-    // kiln's own errors say what went wrong in their message; a built-in one (TypeError, …) is a bug and says so by its name
-    console.error(`kiln ${command.name}: ${BUILTIN_ERRORS.some((type) => err.constructor === type) ? `${err.name}: ` : ''}${err.message}`);
-    if (process.env.KILN_DEBUG) console.error(err.stack);
-    process.exitCode = err instanceof UsageError ? 2 : 1;
+    process.exitCode = exitStatus(e, argv[0]);
   }
+}
+
+/** The exit status for what a command threw, after saying what went wrong (commander has said it for its own errors). */
+function exitStatus(e: unknown, name: string): number {
+  if (e instanceof CommanderError) {
+    // help and --version end through here too, with exit code 0
+    return e.exitCode === 0 ? 0 : 2;
+  }
+  const err = e as Error;
+  if (err instanceof UsageError) {
+    console.error(`kiln ${name}: error: ${err.message}\n${HELP_HINT}`);
+    return 2;
+  }
+  // kiln's own errors say what went wrong in their message; a built-in one (TypeError, …) is a bug and says so by its name
+  console.error(`kiln ${name}: ${BUILTIN_ERRORS.some((type) => err.constructor === type) ? `${err.name}: ` : ''}${err.message}`);
+  if (process.env.KILN_DEBUG) console.error(err.stack);
+  return 1;
 }

@@ -172,10 +172,8 @@ export class LLMEngine implements ServingEngine {
     const maxNumSeqs = positiveInt('maxNumSeqs', options.maxNumSeqs ?? 16);
     const maxNumBatchedTokens = positiveInt('maxNumBatchedTokens', options.maxNumBatchedTokens ?? 512);
     const blockSize = positiveInt('blockSize', options.blockSize ?? DEFAULT_BLOCK_SIZE);
+    // a longer context than the model was trained for runs (rope extrapolates), usually worse: callers warn
     this.maxModelLength = positiveInt('maxModelLength', options.maxModelLength ?? defaultMaxModelLength(model));
-    if (this.maxModelLength > model.hparams.contextLength) {
-      throw new EngineConfigError(`maxModelLength ${this.maxModelLength} exceeds the model's context ${model.hparams.contextLength}`);
-    }
     const blocksPerSequence = Math.ceil(this.maxModelLength / blockSize);
     const numBlocks = positiveInt('numBlocks', options.numBlocks ?? this.blocksForBudget(options.kvCacheBytes, blockSize) ?? maxNumSeqs * blocksPerSequence);
     if (numBlocks < blocksPerSequence) {
@@ -201,7 +199,8 @@ export class LLMEngine implements ServingEngine {
     const params = this.checkParams(request);
     const metrics: RequestMetrics = { arrivalTime: now(), promptTokens: request.prompt.length, completionTokens: 0, cachedPromptTokens: 0 };
     const req = new Request(id, params, metrics, request.onDelta);
-    const first = new Sequence(req, 0, [...request.prompt], new BlockTable(this.cache.blockSize), this.samplerFor(req, 0), this.model);
+    // a prompt adapter's virtual tokens stand before the prompt
+    const first = new Sequence(req, 0, [...this.model.promptPrefix, ...request.prompt], new BlockTable(this.cache.blockSize), this.samplerFor(req, 0), this.model);
     req.sequences.push(first);
     this.requests.set(id, req);
     this.scheduler.add(first);
@@ -471,11 +470,13 @@ export class LLMEngine implements ServingEngine {
     for (const token of prompt) {
       if (!Number.isInteger(token) || token < 0 || token >= vocab) throw new InvalidRequestError(`prompt token ${token} is not an id below ${vocab}`);
     }
-    if (prompt.length >= this.maxModelLength) throw new ContextLengthError(prompt.length, undefined, this.maxModelLength);
+    // a prompt adapter's virtual tokens stand before the prompt
+    const virtual = this.model.promptPrefix.length;
+    if (virtual + prompt.length >= this.maxModelLength) throw new ContextLengthError(virtual + prompt.length, undefined, this.maxModelLength);
     const n = params.n ?? 1;
     if (!Number.isSafeInteger(n) || n < 1 || n > this.maxNumSeqs) throw new InvalidRequestError(`n must be an integer from 1 to ${this.maxNumSeqs}, got ${n}`);
     // without maxTokens the context bounds the completion
-    const maxTokens = params.maxTokens ?? this.maxModelLength - prompt.length;
+    const maxTokens = params.maxTokens ?? this.maxModelLength - virtual - prompt.length;
     if (!Number.isSafeInteger(maxTokens) || maxTokens < 1) throw new InvalidRequestError(`maxTokens must be a positive integer, got ${maxTokens}`);
     const topLogprobs = params.topLogprobs ?? 0;
     if (!Number.isSafeInteger(topLogprobs) || topLogprobs < 0 || topLogprobs > vocab) {

@@ -2,7 +2,7 @@
 // runs every prompt through one engine at once and resolves to their outputs in prompt order; `embed(inputs)`
 // does the same for sentence embeddings.
 
-import { Model } from '../generate/model.js';
+import { Model, type LoadOptions } from '../generate/model.js';
 import type { SamplingParams as SamplerParams } from '../generate/sampler.js';
 import type { Pooling } from '../models/hparams.js';
 import { LLMEngine, type EngineOptions } from './engine.js';
@@ -102,8 +102,8 @@ export interface EmbeddingRequestOutput {
   metrics: RequestMetrics;
 }
 
-export interface LLMOptions extends EngineOptions {
-  /** a GGUF path or a loaded model */
+/** The model (a GGUF path, loaded with the LoadOptions given: backend, lora, promptAdapter; or a loaded model) and the engine's options. */
+export interface LLMOptions extends EngineOptions, LoadOptions {
   model: string | Model;
 }
 
@@ -111,8 +111,11 @@ export class LLM {
   readonly model: Model;
   readonly engine: LLMEngine;
 
-  constructor({ model, ...options }: LLMOptions) {
-    this.model = typeof model === 'string' ? Model.load(model) : model;
+  constructor({ model, backend, lora, promptAdapter, ...options }: LLMOptions) {
+    if (typeof model !== 'string' && (backend || lora || promptAdapter)) {
+      throw new TypeError('backend, lora and promptAdapter apply when LLM loads the model from a path; pass them to Model.load instead');
+    }
+    this.model = typeof model === 'string' ? Model.load(model, { backend, lora, promptAdapter }) : model;
     this.engine = new LLMEngine(this.model, options);
   }
 

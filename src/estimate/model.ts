@@ -11,6 +11,7 @@ import { ArchMetadata, readBaseHParams, type HParams } from '../models/hparams.j
 import { llama } from '../models/llama.js';
 import { findArchitecture, SUPPORTED_ARCHITECTURES } from '../models/registry.js';
 import { typeName } from '../tensor/ggml-type.js';
+import type { ModelShape as TrainShape } from '../train/llama-model.js';
 
 export class ModelSpecError extends Error {
   constructor(message: string) {
@@ -332,6 +333,20 @@ export function modelFromConfig(config: unknown, name = 'config.json'): ModelDes
   const present = { tied: bool('tie_word_embeddings', mapping.tied), qkvBias: bool('attention_bias', false), layerNorm: false };
   const dtype = typeof c.torch_dtype === 'string' ? TORCH_DTYPES[c.torch_dtype] : undefined;
   return { ...modelFromMetadata(mapping.arch, values, present, name), source: 'config', nativeType: dtype ?? 'F16' };
+}
+
+// ---- kiln train configurations ----
+
+/** The llama model a `kiln train` configuration's shape describes (`vocab` resolved from its tokenizer); kiln trains F32. */
+export function modelFromTrainShape(s: TrainShape, name = 'train config'): ModelDescription {
+  const headDim = s.dim / s.heads;
+  const nExpert = s.experts ?? 0;
+  const shape: ModelShape = {
+    arch: 'llama', nLayer: s.layers, dim: s.dim, nHead: s.heads, nKvHead: s.kvHeads, keyLength: headDim, valueLength: headDim,
+    ffn: s.ffn, vocab: s.vocab, tiedEmbeddings: s.tiedEmbeddings ?? false, nExpert, nExpertUsed: nExpert > 0 ? s.expertsUsed ?? 0 : 0,
+    norm: 'rms', qkvBias: false, ctxTrain: s.ctx,
+  };
+  return { ...modelFromShape(shape, name, 'F32'), source: 'config' };
 }
 
 // ---- shape flags and bare parameter counts ----

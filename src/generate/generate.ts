@@ -139,7 +139,7 @@ export interface GenerateOptions {
   stop?: string[];
   /** called with each piece of text as soon as it is complete UTF-8 and clear of stop strings */
   onText?: (text: string) => void;
-  /** context length to allocate (default: the model's, capped to prompt + maxTokens when that is given) */
+  /** context length to allocate (default: the model's, capped to a prompt adapter's virtual tokens + prompt + maxTokens when that is given) */
   contextLength?: number;
   /** end at an end-of-generation token (default true) */
   stopAtEog?: boolean;
@@ -158,9 +158,9 @@ export interface GenerateResult {
 /** One prompt, one completion, synchronously: a single request run to the end in its own serving engine. */
 export function generate(model: Model, promptTokens: number[], options: GenerateOptions): GenerateResult {
   const { maxTokens } = options;
-  const ctx = options.contextLength ?? Math.min(model.hparams.contextLength, promptTokens.length + (maxTokens ?? Infinity));
-  // at least one token must fit after the prompt
-  const needed = promptTokens.length + (maxTokens ?? 1);
+  // a prompt adapter's virtual tokens stand before the prompt (the engine puts them there); at least one token must fit after it
+  const needed = model.promptPrefix.length + promptTokens.length + (maxTokens ?? 1);
+  const ctx = options.contextLength ?? Math.min(model.hparams.contextLength, model.promptPrefix.length + promptTokens.length + (maxTokens ?? Infinity));
   if (needed > ctx) throw new ContextOverflowError(needed, ctx);
   const engine = new LLMEngine(model, { maxNumSeqs: 1, maxModelLength: ctx, enablePrefixCaching: false });
   const tokens: number[] = [];

@@ -14,11 +14,15 @@ import { DEFAULT_BLOCK_SIZE, KVCache } from './kv-cache.js';
 import { InferenceOps, selectRows, type Act, type ForwardBatch, type ForwardObserver } from './inference-ops.js';
 import { getString, MetadataError } from '../gguf/metadata.js';
 import { loadLoraAdapters, type LoraDelta, type LoraSpec } from './lora-adapter.js';
+import { PromptTunedOps, readPromptAdapter, type PromptAdapter } from './prompt-adapter.js';
+import { checkIsModel } from '../gguf/adapter-kind.js';
 
 export interface LoadOptions {
   backend?: Backend;
   /** LoRA adapters to apply to the weights (llama.cpp's --lora) */
   lora?: LoraSpec[];
+  /** a prompt-tuning adapter (`kiln finetune --prompt-tokens`) whose virtual tokens stand before every prompt */
+  promptAdapter?: string;
 }
 
 /** Asked for logits of a model that has no language-model head (an encoder: use its hidden states). */
@@ -29,6 +33,9 @@ export class NoLanguageModelHeadError extends Error {
   }
 }
 
+/** The token id the engine puts where a prompt adapter's virtual tokens go (their embeddings replace its own). */
+const VIRTUAL_TOKEN_ID = 0;
+
 export class Model {
   readonly architecture: Architecture;
   readonly hparams: HParams;
@@ -36,9 +43,12 @@ export class Model {
   private readonly bound: BoundModel<WeightTensor>;
   /** LoRA deltas by adapted weight name (empty: the plain model) */
   lora = new Map<string, LoraDelta[]>();
+  /** virtual tokens before every prompt (none: the plain model) */
+  promptAdapter: PromptAdapter | undefined;
 
   /** Binds the file's tensors to its architecture, checking each tensor's shape (TensorShapeError). */
   constructor(readonly file: GGUFModelFile, readonly backend: Backend) {
+    checkIsModel(file.metadata, file.path);
     const arch = getString(file.metadata, 'general.architecture');
     if (arch === undefined) throw new MetadataError('metadata "general.architecture" is missing');
     this.architecture = findArchitecture(arch);
@@ -52,6 +62,7 @@ export class Model {
     // a backend may place the weights where it computes on them (the WASM backend reads them into its memories)
     const model = new Model(backend.loadFile ? backend.loadFile(path) : loadGGUF(path), backend);
     if (options.lora?.length) model.lora = loadLoraAdapters(options.lora, model.file);
+    if (options.promptAdapter) model.promptAdapter = readPromptAdapter(loadGGUF(options.promptAdapter), model.hparams.arch, model.hparams.embeddingLength);
     return model;
   }
 
@@ -63,6 +74,11 @@ export class Model {
   /** Refuses, before any work, to generate with a model that only embeds. */
   requireLanguageModelHead(): void {
     if (!this.generates) throw new NoLanguageModelHeadError(this.hparams.arch);
+  }
+
+  /** The tokens the engine puts before every prompt: one placeholder per virtual token of the prompt adapter. */
+  get promptPrefix(): number[] {
+    return new Array<number>(this.promptAdapter?.tokens ?? 0).fill(VIRTUAL_TOKEN_ID);
   }
 
   get vocabSize(): number {
@@ -88,7 +104,10 @@ export class Model {
   }
 
   private run(cache: KVCache, batch: ForwardBatch, observer?: ForwardObserver): ModelOutput<Act> {
-    return this.bound.forward(new InferenceOps(this.backend, cache, batch, observer, this.lora));
+    const ops = this.promptAdapter
+      ? new PromptTunedOps(this.backend, cache, batch, observer, this.lora, this.promptAdapter)
+      : new InferenceOps(this.backend, cache, batch, observer, this.lora);
+    return this.bound.forward(ops);
   }
 
   /** Runs one batch; returns logits [batch.outputRows.length, vocab], row-major. */

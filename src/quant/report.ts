@@ -23,6 +23,8 @@ export interface QuantReportOptions {
   maxChunks: number;
   /** progress lines */
   log?: (line: string) => void;
+  /** `done` of `total` steps (the base's logits, then each target) are finished */
+  onStep?: (done: number, total: number) => void;
 }
 
 export interface QuantReportRow {
@@ -106,8 +108,9 @@ export function quantReport(base: GGUFModelFile, baseName: string, text: string,
       writer.close();
       return chunks;
     });
+    options.onStep?.(1, parsed.length + 1);
     const reader = baseLogits = new LogitsReader(basePath);
-    const rows = parsed.map((target): QuantReportRow => {
+    const rowOf = (target: ReportTarget): QuantReportRow => {
       let made;
       try {
         made = quantizeTarget(base, target);
@@ -120,6 +123,11 @@ export function quantReport(base: GGUFModelFile, baseName: string, text: string,
       const summary = withModel(ggufFromBytes(bytes, `${baseName}-${target.name}`), (model) => compareWithBase(model, chunks, (c) => reader.chunk(c).logits));
       log(`${target.name}: ${(fileBytes / 1048576).toFixed(3)} MiB${made.simulated ? ' (packed; simulated in F32)' : ''}, PPL ${summary.ppl.toFixed(4)}, mean KLD ${summary.meanKld.toFixed(6)}`);
       return { type: target.name, fileBytes, bpw: (8 * made.tensorBytes) / nValues, simulated: made.simulated, summary };
+    };
+    const rows = parsed.map((target, i) => {
+      const row = rowOf(target);
+      options.onStep?.(i + 2, parsed.length + 1);
+      return row;
     });
     // every row's summary carries the same base perplexity (same chunks, same base logits)
     const baseSummary = rows.find((r) => r.summary)?.summary;

@@ -3,7 +3,9 @@
 
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import { availableParallelism } from 'node:os';
 import { checkShape, type ModelShape } from './llama-model.js';
+import { MAX_MATMUL_THREADS } from './matmul.js';
 
 export interface TrainConfig {
   /** model shape; `vocab` defaults to the tokenizer's size */
@@ -37,7 +39,7 @@ export interface TrainConfig {
   evalTokens: number;
   /** checkpoint every checkpointInterval steps (and at the end) */
   checkpointInterval: number;
-  /** matmul threads */
+  /** matmul threads (default every core, at most MAX_MATMUL_THREADS) */
   threads: number;
   /** the GGUF to write; the checkpoint and loss curve go next to it */
   output: string;
@@ -52,7 +54,7 @@ export class TrainConfigError extends Error {
 
 const DEFAULTS = {
   valFraction: 0.1, accumulation: 1, warmup: 0, weightDecay: 0.1, beta1: 0.9, beta2: 0.95, gradClip: 1, seed: 1337,
-  evalTokens: 8192, threads: 1,
+  evalTokens: 8192,
 };
 
 function isObject(v: unknown): v is Record<string, unknown> {
@@ -121,7 +123,7 @@ export function parseTrainConfig(doc: unknown, baseDir: string): TrainConfig {
     evalInterval,
     evalTokens: n('evalTokens', { int: true, min: 1, fallback: DEFAULTS.evalTokens }),
     checkpointInterval: n('checkpointInterval', { int: true, min: 1, fallback: evalInterval }),
-    threads: n('threads', { int: true, min: 1, max: 16, fallback: DEFAULTS.threads }),
+    threads: n('threads', { int: true, min: 1, max: MAX_MATMUL_THREADS, fallback: Math.min(availableParallelism(), MAX_MATMUL_THREADS) }),
     output: resolve(baseDir, string(doc, 'output')),
   };
 }

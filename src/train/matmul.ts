@@ -87,7 +87,7 @@ class Kernel {
   }
 
   setThreads(n: number): void {
-    if (!Number.isInteger(n) || n < 1 || n > 16) throw new RangeError(`threads must be an integer in 1..16, got ${n}`);
+    if (!Number.isInteger(n) || n < 1 || n > MAX_MATMUL_THREADS) throw new RangeError(`threads must be an integer in 1..${MAX_MATMUL_THREADS}, got ${n}`);
     for (const w of this.workers) void w.terminate();
     this.workers = [];
     this.control.fill(0);
@@ -148,6 +148,9 @@ class Kernel {
     for (let done = Atomics.load(ctrl, DONE); done < nChunks; done = Atomics.load(ctrl, DONE)) Atomics.wait(ctrl, DONE, done);
   }
 }
+
+/** Threads the matmuls may use at most. */
+export const MAX_MATMUL_THREADS = 16;
 
 let kernel: Kernel | undefined;
 const theKernel = (): Kernel => (kernel ??= new Kernel());

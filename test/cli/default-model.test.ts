@@ -4,15 +4,17 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
-import { DEFAULT_MODEL, defaultModelPath, modelArgument } from '../../src/cli/default-model.js';
+import { DEFAULT_MODEL, defaultModelPath, modelPath } from '../../src/cli/default-model.js';
+import { sharedPath } from '../shared.js';
 import { Model } from '../../src/generate/model.js';
 import { generate } from '../../src/generate/generate.js';
 
 test('a MODEL argument wins; without one the default model is used', () => {
   const path = defaultModelPath();
   assert.ok(isAbsolute(path) && path.endsWith(DEFAULT_MODEL) && existsSync(path), path);
-  assert.equal(modelArgument({ positionals: ['other.gguf'], options: new Map() }), 'other.gguf');
-  assert.equal(modelArgument({ positionals: [], options: new Map() }), path);
+  const other = sharedPath('data', 'models', 'stories260K.gguf');
+  assert.equal(modelPath(other), other);
+  assert.equal(modelPath(undefined), path);
 });
 
 test('the default model loads and greedily continues a prompt', () => {

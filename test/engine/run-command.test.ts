@@ -2,34 +2,16 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseArgs } from '../../src/cli/args.js';
-import { runCommand } from '../../src/cli/commands/run.js';
 import { Model } from '../../src/generate/model.js';
 import { sharedPath } from '../shared.js';
+import { kiln } from '../helpers/cli.js';
 
 const modelPath = sharedPath('data', 'models', 'stories260K.gguf');
 const tokenizer = Model.load(modelPath).tokenizer;
 
-/** runs `kiln run` with stdout and stderr captured */
-async function run(...argv: string[]): Promise<{ stdout: string; stderr: string }> {
-  let stdout = '', stderr = '';
-  const { log, error } = console;
-  const write = process.stdout.write;
-  console.log = (line: string) => { stdout += `${line}\n`; };
-  console.error = (line: string) => { stderr += `${line}\n`; };
-  // only strings are the command's: the test runner reports through this stream too, in binary
-  process.stdout.write = ((chunk: string | Uint8Array, ...rest: never[]) => {
-    if (typeof chunk !== 'string') return write.call(process.stdout, chunk, ...rest);
-    stdout += chunk;
-    return true;
-  }) as typeof process.stdout.write;
-  try {
-    await runCommand.run(parseArgs([modelPath, ...argv], runCommand.options));
-  } finally {
-    Object.assign(console, { log, error });
-    process.stdout.write = write;
-  }
-  return { stdout, stderr };
+/** runs `kiln run MODEL ...argv` */
+function run(...argv: string[]) {
+  return kiln('run', modelPath, ...argv);
 }
 
 interface RunJson { prompt_tokens: number[]; tokens: number[]; text: string }

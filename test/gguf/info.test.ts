@@ -2,31 +2,25 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { sharedPath } from '../shared.js';
-import { parseArgs, UsageError } from '../../src/cli/args.js';
-import { infoCommand, kvCacheBytesPer1kTokens } from '../../src/cli/commands/info.js';
-import { GGUFError, GGUFValueType, type GGUFValue } from '../../src/gguf/types.js';
+import { kvCacheBytesPer1kTokens } from '../../src/cli/commands/info.js';
+import { GGUFValueType, type GGUFValue } from '../../src/gguf/types.js';
 import { metaArray, metaString, metaU32 } from '../../src/gguf/writer.js';
+import { kiln } from '../helpers/cli.js';
 
 const STORIES = sharedPath('data/models/stories260K.gguf');
 
 /** What `kiln info ARGS` prints. */
-function info(...argv: string[]): string {
-  const printed: string[] = [];
-  const log = console.log;
-  console.log = (...parts: unknown[]) => { printed.push(parts.join(' ')); };
-  try {
-    void infoCommand.run(parseArgs(argv, infoCommand.options));
-  } finally {
-    console.log = log;
-  }
-  return printed.join('\n');
+async function info(...argv: string[]): Promise<string> {
+  const { stdout, stderr, status } = await kiln('info', ...argv);
+  assert.equal(status, 0, stderr);
+  return stdout;
 }
 
 // 2 (K and V) × 5 layers × 4 KV heads × head_dim 64/8 × 1024 tokens × 2 bytes
 const STORIES_KV_BYTES = 2 * 5 * 4 * 8 * 1024 * 2;
 
-test('text report: file, summarized metadata, tensor table and memory figures', () => {
-  const text = info(STORIES);
+test('text report: file, summarized metadata, tensor table and memory figures', async () => {
+  const text = await info(STORIES);
   assert.match(text, /GGUF v3, 1,185,376 bytes/);
   assert.match(text, /metadata: 19 keys/);
   assert.match(text, /tokenizer\.ggml\.tokens +array +\[512 strings: "<unk>", "<s>", "<\/s>", \.\.\.\]/);
@@ -40,13 +34,13 @@ test('text report: file, summarized metadata, tensor table and memory figures', 
   assert.equal(STORIES_KV_BYTES, 655_360);
 });
 
-test('--all prints arrays in full', () => {
-  const line = info(STORIES, '--all').split('\n').find((l) => l.includes('tokenizer.ggml.tokens'))!;
+test('--all prints arrays in full', async () => {
+  const line = (await info(STORIES, '--all')).split('\n').find((l) => l.includes('tokenizer.ggml.tokens'))!;
   assert.equal(line.match(/", "/g)?.length, 511);
 });
 
-test('--json prints one object with the same figures', () => {
-  const report = JSON.parse(info(STORIES, '--json'));
+test('--json prints one object with the same figures', async () => {
+  const report = JSON.parse(await info(STORIES, '--json'));
   assert.equal(report.version, 3);
   assert.equal(report.file_size, 1_185_376);
   assert.equal(report.tensors.length, 48);
@@ -58,7 +52,7 @@ test('--json prints one object with the same figures', () => {
   assert.equal(report.memory.kv_cache_f16_bytes_per_1k_tokens, STORIES_KV_BYTES);
   assert.equal(report.metadata['llama.block_count'], 5);
   assert.deepEqual(report.metadata['tokenizer.ggml.tokens'], { item_type: 'string', count: 512, first: ['<unk>', '<s>', '</s>'] });
-  const full = JSON.parse(info(STORIES, '--json', '--all'));
+  const full = JSON.parse(await info(STORIES, '--json', '--all'));
   assert.equal(full.metadata['tokenizer.ggml.tokens'].length, 512);
   assert.deepEqual(full.metadata['tokenizer.ggml.tokens'].slice(0, 3), report.metadata['tokenizer.ggml.tokens'].first);
 });
@@ -79,7 +73,11 @@ test('KV cache estimate from per-layer head counts and explicit key/value length
   assert.equal(kvCacheBytesPer1kTokens(meta([['x.block_count', metaString('two')], ['x.attention.head_count', metaU32(4)]])), null);
 });
 
-test('bad invocations', () => {
-  assert.throws(() => info(), UsageError);
-  assert.throws(() => info(sharedPath('data')), (e) => e instanceof GGUFError && e.code === 'IO');
+test('bad invocations: no FILE is a usage error (status 2); a folder is an IO error (status 1)', async () => {
+  const missing = await kiln('info');
+  assert.equal(missing.status, 2);
+  assert.match(missing.stderr, /error: missing required argument 'FILE'/);
+  const folder = await kiln('info', sharedPath('data'));
+  assert.equal(folder.status, 1);
+  assert.match(folder.stderr, /^kiln info: .*is not a regular file/);
 });

@@ -1,25 +1,15 @@
 // `kiln inspect` end to end: the written page holds the trace of the run asked for; usage errors are typed.
 
-import { test, type TestContext } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs, UsageError } from '../../src/cli/args.js';
-import { inspectCommand } from '../../src/cli/commands/inspect.js';
 import type { InspectTrace } from '../../src/inspect/trace.js';
 import { sharedPath } from '../shared.js';
+import { kiln } from '../helpers/cli.js';
 
 const MODEL = sharedPath('data', 'models', 'stories260K.gguf');
-
-async function run(t: TestContext, argv: string[]): Promise<void> {
-  const log = t.mock.method(console, 'error', () => {});
-  try {
-    await inspectCommand.run(parseArgs(argv, inspectCommand.options));
-  } finally {
-    log.mock.restore();
-  }
-}
 
 function embeddedTrace(path: string): InspectTrace {
   const m = /<script id="inspect-data" type="application\/json">(.*?)<\/script>/s.exec(readFileSync(path, 'utf8'));
@@ -31,7 +21,7 @@ test('kiln inspect writes the page with the run\'s trace', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'kiln-inspect-cmd-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const out = join(dir, 'out.html');
-  await run(t, [MODEL, '-p', 'Once upon a time', '-n', '6', '--temp', '0', '--top', '5', '-o', out]);
+  assert.equal((await kiln('inspect', MODEL, '-p', 'Once upon a time', '-n', '6', '--temp', '0', '--top', '5', '-o', out)).status, 0);
   const trace = embeddedTrace(out);
   assert.equal(trace.prompt, 'Once upon a time');
   assert.equal(trace.promptTokens, 5);
@@ -42,8 +32,14 @@ test('kiln inspect writes the page with the run\'s trace', async (t) => {
   assert.equal(trace.text.slice(0, 'Once upon a time, there was a little'.length), 'Once upon a time, there was a little');
 });
 
-test('kiln inspect: a prompt and an output file are required', async (t) => {
-  await assert.rejects(run(t, [MODEL, '-o', '/tmp/x.html']), UsageError);
-  await assert.rejects(run(t, [MODEL, '-p', 'hi']), UsageError);
-  await assert.rejects(run(t, ['-p', 'hi', '-o', '/tmp/x.html']), UsageError);
+test('kiln inspect: MODEL, a prompt and an output file are required (status 2, saying which)', async () => {
+  for (const [argv, missing] of [
+    [[MODEL, '-o', '/tmp/x.html'], /required option '-p, --prompt <text>' not specified/],
+    [[MODEL, '-p', 'hi'], /required option '-o, --output <file>' not specified/],
+    [['-p', 'hi', '-o', '/tmp/x.html'], /missing required argument 'MODEL'/],
+  ] as const) {
+    const { status, stderr } = await kiln('inspect', ...argv);
+    assert.equal(status, 2);
+    assert.match(stderr, missing);
+  }
 });

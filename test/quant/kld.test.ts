@@ -8,8 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sharedPath } from '../shared.js';
 import { KLDStats, LogitsFileError, LogitsReader, LogitsWriter, percentile, scoredPerChunk } from '../../src/quant/kld.js';
-import { perplexityCommand } from '../../src/cli/commands/perplexity.js';
-import { parseArgs } from '../../src/cli/args.js';
+import { kiln } from '../helpers/cli.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'kiln-kld-'));
 process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
@@ -74,19 +73,15 @@ test('the logits file reads back what was written and refuses damaged files', ()
   assert.throws(() => new LogitsReader(path), LogitsFileError);
 });
 
-async function capture(fn: () => unknown): Promise<string> {
-  const lines: string[] = [];
-  const log = console.log;
-  console.log = (...a: unknown[]) => { lines.push(a.join(' ')); };
-  try { await fn(); } finally { console.log = log; }
-  return lines.join('\n');
-}
-
 test('kiln perplexity --save-logits then --kl-base: the same model has KLD 0 and 100 % agreement; Q4_0 does not', async () => {
   const text = sharedPath('data', 'text', 'tinystories-sample-197k.txt');
   const model = sharedPath('conformance', 'models', 'kq-f32.gguf');
   const base = join(dir, 'kq.logits');
-  const run = (argv: string[]) => capture(() => perplexityCommand.run(parseArgs(argv, perplexityCommand.options)));
+  const run = async (argv: string[]) => {
+    const { stdout, stderr, status } = await kiln('perplexity', ...argv);
+    if (status !== 0) throw new Error(stderr);
+    return stdout.trimEnd();
+  };
   const saved = await run([model, '-f', text, '-c', '32', '--chunks', '2', '--save-logits', base]);
   assert.match(saved, /saved the logits of 30 positions/);
   const same = await run([model, '-f', text, '--kl-base', base]);

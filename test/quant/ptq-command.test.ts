@@ -10,8 +10,7 @@ import { sharedPath } from '../shared.js';
 import { loadGGUF } from '../../src/gguf/model-file.js';
 import { getArray, getNumber, getString } from '../../src/gguf/metadata.js';
 import { GGMLType } from '../../src/tensor/ggml-type.js';
-import { quantizeCommand } from '../../src/cli/commands/quantize.js';
-import { parseArgs, UsageError } from '../../src/cli/args.js';
+import { kiln } from '../helpers/cli.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'kiln-ptq-command-'));
 process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
@@ -19,18 +18,11 @@ const kq = sharedPath('conformance', 'models', 'kq-f32.gguf');
 const stories = sharedPath('data', 'models', 'stories260K.gguf');
 const text = sharedPath('data', 'text', 'tinystories-sample-197k.txt');
 
+/** what `kiln quantize ...argv` prints on stdout, which must succeed */
 async function quantize(argv: string[]): Promise<string> {
-  const out: string[] = [];
-  const log = console.log, error = console.error;
-  console.log = (...a: unknown[]) => { out.push(a.join(' ')); };
-  console.error = () => undefined;
-  try {
-    await quantizeCommand.run(parseArgs(argv, quantizeCommand.options));
-  } finally {
-    console.log = log;
-    console.error = error;
-  }
-  return out.join('\n');
+  const { stdout, stderr, status } = await kiln('quantize', ...argv);
+  assert.equal(status, 0, stderr);
+  return stdout;
 }
 
 test('--scheme int8-g32 writes Q8_0 matrices; --scheme fp8-e4m3 with --calibrate kl records the activation ranges', async () => {
@@ -64,13 +56,20 @@ test('--target-bpw 9 on stories260K (random calibration tokens) stays within 9 b
   assert.equal(file.tensor('blk.0.ffn_down.weight').type, GGMLType.F16); // rows of 172: the only candidate that fits
 });
 
-test('usage errors of the PTQ options', async () => {
+test('usage errors of the PTQ options (status 2, saying what is wrong)', async () => {
   const out = join(dir, 'never.gguf');
-  await assert.rejects(quantize([kq, out, 'Q8_0', '--scheme', 'int8']), UsageError);
-  await assert.rejects(quantize([kq, out, '--scheme', 'int5']), UsageError);
-  await assert.rejects(quantize([kq, out, '--scheme', 'int8', '--calibrate', 'kl']), /needs a calibration text/);
-  await assert.rejects(quantize([kq, out, '--scheme', 'int8', '--target-bpw', '4']), UsageError);
-  await assert.rejects(quantize([kq, out, '--target-bpw', '-1']), UsageError);
-  await assert.rejects(quantize([kq, out, '--scheme', 'int8', '--calibrate', 'percentile', '--percentile', '150', '-f', text]), /--percentile/);
-  await assert.rejects(quantize([kq, out, '--target-bpw', '6', '--chunks', '0']), UsageError);
+  for (const [argv, message] of [
+    [[kq, out, 'Q8_0', '--scheme', 'int8'], /with --scheme or --target-bpw: kiln quantize IN\.gguf OUT\.gguf \(no TYPE\)/],
+    [[kq, out, '--scheme', 'int5'], /int5/],
+    [[kq, out, '--scheme', 'int8', '--calibrate', 'kl'], /needs a calibration text/],
+    [[kq, out, '--scheme', 'int8', '--target-bpw', '4'], /--scheme and --target-bpw do not go together/],
+    [[kq, out, '--target-bpw', '-1'], /--target-bpw must be positive/],
+    [[kq, out, '--scheme', 'int8', '--calibrate', 'percentile', '--percentile', '150', '-f', text], /--percentile must be in/],
+    [[kq, out, '--target-bpw', '6', '--chunks', '0'], /option '--chunks <n>' argument '0' is invalid/],
+    [[kq, out, '--scheme', 'int8', '--calibrate', 'mse'], /argument 'mse' is invalid. Allowed choices are/],
+  ] as const) {
+    const { status, stderr } = await kiln('quantize', ...argv);
+    assert.equal(status, 2, argv.join(' '));
+    assert.match(stderr, message, argv.join(' '));
+  }
 });

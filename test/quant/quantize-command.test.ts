@@ -17,43 +17,46 @@ import { quantizeRows } from '../../src/quant/ggml-quantize.js';
 import { LlamaFileType } from '../../src/quant/mix.js';
 import { ImatrixError, readImatrix, type Imatrix } from '../../src/quant/imatrix.js';
 import { quantizeModel, QuantizeError } from '../../src/quant/quantize-model.js';
-import { quantizeCommand, tensorLogLine } from '../../src/cli/commands/quantize.js';
-import { parseArgs, UsageError } from '../../src/cli/args.js';
+import { tensorLogLine } from '../../src/cli/commands/quantize.js';
+import { kiln } from '../helpers/cli.js';
 import { columnImportance, legacyImatrixBytes } from '../helpers/imatrix.js';
 
 const modelPath = (name: string) => sharedPath('conformance', 'models', name);
 const dir = mkdtempSync(join(tmpdir(), 'kiln-quantize-'));
 process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
 
-async function runQuantize(argv: string[]): Promise<void> {
-  await quantizeCommand.run(parseArgs(argv, quantizeCommand.options));
+/** `kiln quantize ...argv`, which must succeed; what it wrote to stderr */
+async function runQuantize(argv: string[]): Promise<string> {
+  const { stderr, status } = await kiln('quantize', ...argv);
+  assert.equal(status, 0, stderr);
+  return stderr;
 }
 
 const kqImportance = () => columnImportance(loadGGUF(modelPath('kq-f32.gguf')));
 
-test('kiln quantize writes the llama-quantize file (Q8_0) and logs each tensor', async () => {
+test('kiln quantize writes the llama-quantize file (Q8_0) and logs each tensor, with progress lines from the start', async () => {
   const out = join(dir, 'q8.gguf');
-  const lines: string[] = [];
-  const write = process.stderr.write;
-  process.stderr.write = ((chunk: string) => { lines.push(String(chunk)); return true; }) as typeof process.stderr.write;
-  const log = console.log;
-  console.log = () => undefined;
-  try {
-    await runQuantize([modelPath('kq-f32.gguf'), out, 'q8_0']);
-  } finally {
-    process.stderr.write = write;
-    console.log = log;
-  }
+  const text = await runQuantize([modelPath('kq-f32.gguf'), out, 'q8_0']);
   assert.ok(readFileSync(out).equals(readFileSync(modelPath('kq-Q8_0.gguf'))));
-  const text = lines.join('');
   assert.match(text, /\[ 4\/21\] blk\.0\.attn_k\.weight +f32 → q8_0  \[256, 128\]  131072 → 34816 bytes/);
   assert.match(text, /\[ 2\/21\] output_norm\.weight  +f32 \(copied\)  \[256\]  1024 → 1024 bytes/);
+  // not a terminal: a plain progress line after the first tensor and after the last
+  const lines = text.trimEnd().split('\n');
+  assert.match(lines[1], /^tensor 1\/21 \| \d+m\d\ds elapsed, ETA \d+m\d\ds$/);
+  assert.match(lines.at(-1)!, /^tensor 21\/21 \| /);
 });
 
-test('kiln quantize: usage errors', async () => {
-  await assert.rejects(runQuantize([modelPath('kq-f32.gguf'), join(dir, 'x.gguf')]), UsageError);
-  await assert.rejects(runQuantize([modelPath('kq-f32.gguf'), join(dir, 'x.gguf'), 'Q9_9']), UsageError);
-  await assert.rejects(runQuantize([modelPath('kq-f32.gguf'), join(dir, 'x.gguf'), 'Q4_0', '--output-type', 'q8_k']), UsageError);
+test('kiln quantize: usage errors (status 2)', async () => {
+  for (const [argv, message] of [
+    [[modelPath('kq-f32.gguf'), join(dir, 'x.gguf')], /TYPE is required/],
+    [[modelPath('kq-f32.gguf'), join(dir, 'x.gguf'), 'Q9_9'], /Q9_9/],
+    [[modelPath('kq-f32.gguf'), join(dir, 'x.gguf'), 'Q4_0', '--output-type', 'q8_k'], /--output-type: kiln cannot quantize to Q8_K/],
+    [[modelPath('kq-f32.gguf'), join(dir, 'x.gguf'), 'Q4_0', '--pur'], /unknown option '--pur'\n\(Did you mean --pure\?\)/],
+  ] as const) {
+    const { status, stderr } = await kiln('quantize', ...argv);
+    assert.equal(status, 2, argv.join(' '));
+    assert.match(stderr, message);
+  }
 });
 
 test('already quantized input is refused unless requantizing is allowed', () => {
@@ -149,15 +152,7 @@ test('kiln quantize --imatrix --pure --output-type --token-embedding-type', asyn
   const datPath = join(dir, 'cli.imatrix.dat');
   writeFileSync(datPath, legacyImatrixBytes(kqImportance(), 2, 3, 'calib.txt'));
   const out = join(dir, 'cli-imatrix.gguf');
-  const write = process.stderr.write, log = console.log;
-  process.stderr.write = (() => true) as typeof process.stderr.write;
-  console.log = () => undefined;
-  try {
-    await runQuantize([modelPath('kq-f32.gguf'), out, 'Q4_K_M', '--imatrix', datPath, '--pure', '--output-type', 'q8_0', '--token-embedding-type', 'F16']);
-  } finally {
-    process.stderr.write = write;
-    console.log = log;
-  }
+  await runQuantize([modelPath('kq-f32.gguf'), out, 'Q4_K_M', '--imatrix', datPath, '--pure', '--output-type', 'q8_0', '--token-embedding-type', 'F16']);
   const result = loadGGUF(out);
   const types = new Map(result.tensorInfos.map((t) => [t.name, typeName(t.type)]));
   assert.equal(types.get('output.weight'), 'Q8_0');

@@ -11,8 +11,7 @@ import { loadGGUF } from '../../src/gguf/model-file.js';
 import { Model } from '../../src/generate/model.js';
 import { perplexity } from '../../src/generate/generate.js';
 import { quantReport, reportMarkdown } from '../../src/quant/report.js';
-import { quantReportCommand } from '../../src/cli/commands/quant-report.js';
-import { parseArgs, UsageError } from '../../src/cli/args.js';
+import { kiln } from '../helpers/cli.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'kiln-quant-report-'));
 process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
@@ -20,17 +19,11 @@ const textPath = sharedPath('data', 'text', 'tinystories-sample-197k.txt');
 const kqPath = sharedPath('conformance', 'models', 'kq-f32.gguf');
 
 test('kiln quant-report kq-f32 --types Q8_0,Q4_0 -c 64 --chunks 2 writes the table and the plot', async () => {
-  const out: string[] = [];
-  const write = process.stdout.write, errWrite = process.stderr.write;
-  process.stdout.write = ((s: string) => { out.push(String(s)); return true; }) as typeof process.stdout.write;
-  process.stderr.write = (() => true) as typeof process.stderr.write;
-  try {
-    await quantReportCommand.run(parseArgs([kqPath, '-f', textPath, '--types', 'Q8_0,Q4_0', '-c', '64', '--chunks', '2', '-o', dir], quantReportCommand.options));
-  } finally {
-    process.stdout.write = write;
-    process.stderr.write = errWrite;
-  }
-  const table = out.join('');
+  const { stdout: table, stderr, status } = await kiln('quant-report', kqPath, '-f', textPath, '--types', 'Q8_0,Q4_0', '-c', '64', '--chunks', '2', '-o', dir);
+  assert.equal(status, 0, stderr);
+  // not a terminal: a progress line after the base logits and after each type, each type's result kept
+  assert.match(stderr, /^kq-f32\.gguf: base logits over 2 chunks of 64 tokens\nstep 1\/3 \| /);
+  assert.match(stderr, /Q4_0: [0-9.]+ MiB, PPL [0-9.]+, mean KLD [0-9.]+\nstep 3\/3 \| /);
   const rows = table.split('\n').filter((l) => /^\| (base|Q8_0|Q4_0) \|/.test(l)).map((l) => l.split('|').map((c) => c.trim()));
   assert.equal(rows.length, 3, table);
   const [base, q8, q4] = rows;
@@ -63,5 +56,7 @@ test('a type whose blocks do not fit the model is reported as not made; a simula
   const markdown = reportMarkdown(report);
   assert.match(markdown, /\| Q8_0 \| — .* not made: /);
   assert.match(markdown, /\| int8-channel \| [0-9.]+\* \| [0-9.]+\* \|/);
-  await assert.rejects(async () => quantReportCommand.run(parseArgs([kqPath, '-f', textPath, '--types', 'Q9_X'], quantReportCommand.options)), UsageError);
+  const unknown = await kiln('quant-report', kqPath, '-f', textPath, '--types', 'Q9_X');
+  assert.equal(unknown.status, 2);
+  assert.match(unknown.stderr, /Q9_X/);
 });

@@ -99,5 +99,5 @@ test('kiln serve with a bad option value is a usage error', async () => {
   const started = await serve([MODEL_PATH, '--port', '70000']);
   assert.ok('exitCode' in started);
   assert.equal(started.exitCode, 2);
-  assert.match(started.stderr, /--port must be from 0 to 65535/);
+  assert.match(started.stderr, /option '--port <port>' argument '70000' is invalid. expected an integer from 0 to 65535/);
 });

@@ -9,7 +9,7 @@ import {
   HFTokenizerJsonError, hfTokenizerJsonText, parseHFTokenizerJson, readHFTokenizerJson,
 } from '../../src/train/hf-tokenizer-json.js';
 import { bytesToUnicode } from '../../src/tokenizer/bytes-to-unicode.js';
-import { main } from '../../src/cli/main.js';
+import { kiln } from '../helpers/cli.js';
 
 const FIXTURES = ['data', 'text', 'cs336-fixtures'];
 const ENDOFTEXT = '<|endoftext|>';
@@ -101,10 +101,13 @@ test('bad options and malformed tokenizer.json give typed errors', () => {
   }
 });
 
-test('kiln tokenizer train writes a tokenizer.json that reads back', async () => {
+test('kiln tokenizer train writes a tokenizer.json that reads back, with progress lines from the first merge', async () => {
   const out = join(mkdtempSync(join(tmpdir(), 'kiln-bpe-cli-')), 'tok.json');
   const corpus = sharedPath(...FIXTURES, 'corpus.en');
-  await main(['tokenizer', 'train', corpus, '--vocab-size', '300', '--special', ENDOFTEXT, '-o', out]);
+  const { stderr, status } = await kiln('tokenizer', 'train', corpus, '--vocab-size', '300', '--special', ENDOFTEXT, '-o', out);
+  assert.equal(status, 0, stderr);
+  assert.match(stderr, /^merge 1\/43 \| /);
+  assert.match(stderr, /^merge 43\/43 \| /m);
   const bpe = readHFTokenizerJson(out);
   assert.equal(bpe.vocab.length, 300);
   assert.deepEqual(mergeLines(bpe), readFileSync(sharedPath(...FIXTURES, 'train-bpe-reference-merges.txt'), 'utf8').split('\n').slice(0, 43));

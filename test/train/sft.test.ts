@@ -11,9 +11,7 @@ import { ChatTemplate, CHATML_TEMPLATE } from '../../src/generate/chat-template.
 import { Tokenizer } from '../../src/tokenizer/index.js';
 import { loadGGUF } from '../../src/gguf/model-file.js';
 import { writeGGUF } from '../../src/gguf/writer.js';
-import { parseArgs } from '../../src/cli/args.js';
-import { finetuneCommand } from '../../src/cli/commands/finetune.js';
-import { runCommand } from '../../src/cli/commands/run.js';
+import { kiln } from '../helpers/cli.js';
 import { dequantizeTensor } from '../../src/tensor/index.js';
 import { byteTokenizer, createModel, modelGGUF, tokenizerMetadata } from '../../src/train/llama-model.js';
 import { createPromptTuning, promptTuningLogits } from '../../src/train/prompt-tuning.js';
@@ -95,7 +93,10 @@ test('kiln finetune: LoRA adapter (run --lora loads it), --merge, full and promp
   const model = createModel({ dim: 64, layers: 1, heads: 2, kvHeads: 2, ffn: 128, vocab: 256, ctx: 32 }, new Rng(1));
   await writeGGUF(basePath, modelGGUF(model, byteTokenizer(), 'base'));
   writeFileSync(data, ['a', 'b', 'c', 'd'].map((c) => JSON.stringify({ prompt: `k ${c}:`, response: `[${c}]` })).join('\n'));
-  const finetune = (...argv: string[]) => finetuneCommand.run(parseArgs([basePath, '--data', data, '--eval', data, '--steps', '5', '--batch', '4', ...argv], finetuneCommand.options));
+  const finetune = async (...argv: string[]) => {
+    const { status, stderr } = await kiln('finetune', basePath, '--data', data, '--eval', data, '--steps', '5', '--batch', '4', ...argv);
+    assert.equal(status, 0, stderr);
+  };
 
   const adapterPath = join(dir, 'adapter.gguf');
   await finetune('--lora', '--rank', '2', '--targets', 'q,v,down', '-o', adapterPath);
@@ -108,16 +109,8 @@ test('kiln finetune: LoRA adapter (run --lora loads it), --merge, full and promp
   ]);
   // after 5 steps B is no longer 0: the adapter does something
   assert.ok(dequantizeTensor(adapter.tensor('blk.0.attn_q.weight.lora_b')).some((v) => v !== 0));
-  // kiln run --lora prints {"prompt_tokens","tokens","text"} with console.log
-  const log = console.log;
-  let printed = '';
-  console.log = (line: string) => { printed += line; };
-  try {
-    await runCommand.run(parseArgs([basePath, '-p', 'k a:', '-n', '3', '--temp', '0', '--json', '--lora', adapterPath], runCommand.options));
-  } finally {
-    console.log = log;
-  }
-  assert.equal(JSON.parse(printed).tokens.length, 3);
+  const run = await kiln('run', basePath, '-p', 'k a:', '-n', '3', '--temp', '0', '--json', '--lora', adapterPath);
+  assert.equal(JSON.parse(run.stdout).tokens.length, 3);
 
   const mergedPath = join(dir, 'merged.gguf'), fullPath = join(dir, 'full.gguf'), promptPath = join(dir, 'prompt.gguf');
   await finetune('--lora', '--merge', '-o', mergedPath);

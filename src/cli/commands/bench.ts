@@ -1,17 +1,22 @@
-// `kiln bench MODEL [-p 512] [-n 128] [-t N] [-r 3] [--json]`: llama-bench style throughput. pp: one batch of p
-// prompt tokens from an empty cache; tg: n tokens decoded one at a time from an empty cache (an encoder, which
-// only embeds, has pp alone: its hidden states instead of logits). Each test runs r
-// times after a short warm-up; the table shows the median tokens/s (± the largest distance of a run from it), and
-// the resident memory after the runs: what loading and running the model added, against its file plus KV cache.
+// `kiln bench MODEL [-p 512] [-n 128] [-t N] [-r 3] [--json]`: llama-bench style throughput (-p and -n default
+// to at most the model's context). pp: one batch of p prompt tokens from an empty cache; tg: n tokens decoded one
+// at a time from an empty cache (an encoder, which only embeds, has pp alone: its hidden states instead of logits).
+// Each test runs r times after a short warm-up; the table shows the median tokens/s
+// (± the largest distance of a run from it), and the resident memory after the runs: what loading and running the
+// model added, against its file plus KV cache.
 
 import { statSync } from 'node:fs';
-import { optBool, optInt, optString, UsageError, type ParsedArgs } from '../args.js';
-import type { Command } from '../command.js';
+import { Command, Option, type CommandUnknownOpts } from '@commander-js/extra-typings';
 import { Model } from '../../generate/model.js';
 import type { KVCache } from '../../generate/kv-cache.js';
 import { SequenceBlocks } from '../../generate/kv-cache.js';
 import { WasmBackend } from '../../kernels/wasm.js';
-import { createBackend } from '../../kernels/select.js';
+import { BACKEND_NAMES, createBackend } from '../../kernels/select.js';
+import { readGGUFHeader } from '../../gguf/reader.js';
+import { readBaseHParams } from '../../models/hparams.js';
+import { integer, MODEL_DESCRIPTION, threadsOption } from '../options.js';
+import { chooseContext, trainedContext } from '../context.js';
+import { modelPath } from '../default-model.js';
 
 export interface BenchResult {
   model: string;
@@ -63,55 +68,52 @@ export function bench(model: Model, cache: KVCache, name: string, options: { pro
 
 const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MiB`;
 
-export const benchCommand: Command = {
-  name: 'bench',
-  usage: 'MODEL [-p 512] [-n 128] [-t N] [-r 3] [--backend wasm|reference] [--json]',
-  summary: 'measure prompt processing (pp) and generation (tg) speed',
-  options: [
-    { name: 'n-prompt', short: 'p', description: 'prompt tokens for the pp test (0 = skip; default 512)' },
-    { name: 'n-gen', short: 'n', description: 'tokens for the tg test (0 = skip; default 128)' },
-    { name: 'threads', short: 't', description: 'threads (default: number of cores)' },
-    { name: 'repetitions', short: 'r', description: 'runs of each test (default 3)' },
-    { name: 'backend', description: 'wasm (default, or $KILN_BACKEND) or reference' },
-    { name: 'json', boolean: true, description: 'print the results as JSON' },
-  ],
-  run(args: ParsedArgs) {
-    const [path] = args.positionals;
-    if (!path) throw new UsageError('a model file is required');
-    const prompt = optInt(args, 'n-prompt') ?? 512;
-    const generate = optInt(args, 'n-gen') ?? 128;
-    const repeats = optInt(args, 'repetitions') ?? 3;
-    const threads = optInt(args, 'threads');
-    if (prompt < 0 || generate < 0 || repeats < 1 || (threads !== undefined && threads < 1)) {
-      throw new UsageError('-p and -n must be ≥ 0, -r and -t ≥ 1');
-    }
-    const backend = createBackend(optString(args, 'backend'), threads);
-    const baseline = process.memoryUsage().rss; // the runtime itself, before the model
-    try {
-      const model = Model.load(path, { backend });
-      if (!model.generates && prompt > model.hparams.contextLength) throw new UsageError(`-p ${prompt} exceeds the encoder's ${model.hparams.contextLength} positions`);
-      const name = path.split('/').pop()!;
-      const cache = model.createCache(Math.max(prompt, generate, 16));
-      const results = bench(model, cache, name, { prompt, generate, repeats });
-      const fileBytes = statSync(path).size;
-      const cacheBytes = cache.bytes;
-      const rss = process.memoryUsage().rss;
-      if (optBool(args, 'json')) {
-        console.log(JSON.stringify({ results, fileBytes, cacheBytes, rssBytes: rss, baselineRssBytes: baseline }, null, 2));
-        return;
+/** llama-bench's test sizes, used where the model's context holds them. */
+const PROMPT_TOKENS = 512, GENERATED_TOKENS = 128;
+
+export function benchCommand(): CommandUnknownOpts {
+  return new Command('bench')
+    .summary('measure prompt processing (pp) and generation (tg) speed')
+    .description('llama-bench style throughput: pp = one batch of prompt tokens, tg = tokens decoded one at a time, each from an empty cache.')
+    .argument('<MODEL>', MODEL_DESCRIPTION)
+    .addOption(new Option('-p, --n-prompt <n>', `prompt tokens for the pp test (0 = skip; default ${PROMPT_TOKENS}, at most the model's context)`).argParser(integer(0)))
+    .addOption(new Option('-n, --n-gen <n>', `tokens for the tg test (0 = skip; default ${GENERATED_TOKENS}, at most the model's context)`).argParser(integer(0)))
+    .addOption(threadsOption())
+    .addOption(new Option('-r, --repetitions <n>', 'runs of each test').argParser(integer(1)).default(3))
+    .addOption(new Option('--backend <name>', 'compute backend (default $KILN_BACKEND, else wasm)').choices(BACKEND_NAMES))
+    .option('--json', 'print the results as JSON')
+    .action((modelArg, o) => {
+      const path = modelPath(modelArg);
+      // a test runs its tokens from position 0: one context each
+      const trained = trainedContext(path, readBaseHParams(readGGUFHeader(path).metadata).hp.contextLength);
+      const prompt = o.nPrompt === 0 ? 0 : chooseContext(trained, o.nPrompt, { cap: PROMPT_TOKENS, flag: '-p' });
+      const generate = o.nGen === 0 ? 0 : chooseContext(trained, o.nGen, { cap: GENERATED_TOKENS, flag: '-n' });
+      const backend = createBackend(o.backend, o.threads);
+      const baseline = process.memoryUsage().rss; // the runtime itself, before the model
+      try {
+        const model = Model.load(path, { backend });
+        const name = path.split('/').pop()!;
+        const cache = model.createCache(Math.max(prompt, generate, 16));
+        const results = bench(model, cache, name, { prompt, generate, repeats: o.repetitions });
+        const fileBytes = statSync(path).size;
+        const cacheBytes = cache.bytes;
+        const rss = process.memoryUsage().rss;
+        if (o.json) {
+          console.log(JSON.stringify({ results, fileBytes, cacheBytes, rssBytes: rss, baselineRssBytes: baseline }, null, 2));
+          return;
+        }
+        console.log('| model | size | backend | threads | test | t/s |');
+        console.log('| --- | ---: | --- | ---: | --- | ---: |');
+        for (const r of results) {
+          const spread = Math.max(...r.samples.map((s) => Math.abs(s - r.median)));
+          console.log(`| ${r.model} | ${mib(fileBytes)} | ${r.backend} | ${r.threads} | ${r.test} | ${r.median.toFixed(2)} ± ${spread.toFixed(2)} |`);
+        }
+        if (backend instanceof WasmBackend) console.log(`\nweights in ${backend.memories.length} WebAssembly memor${backend.memories.length > 1 ? 'ies' : 'y'}`);
+        const used = rss - baseline;
+        console.log(`resident memory ${mib(rss)}: runtime ${mib(baseline)} before loading + ${mib(used)} = ` +
+          `${((used / (fileBytes + cacheBytes)) * 100).toFixed(0)}% of model file ${mib(fileBytes)} + KV cache ${mib(cacheBytes)}`);
+      } finally {
+        if (backend instanceof WasmBackend) backend.close();
       }
-      console.log('| model | size | backend | threads | test | t/s |');
-      console.log('| --- | ---: | --- | ---: | --- | ---: |');
-      for (const r of results) {
-        const spread = Math.max(...r.samples.map((s) => Math.abs(s - r.median)));
-        console.log(`| ${r.model} | ${mib(fileBytes)} | ${r.backend} | ${r.threads} | ${r.test} | ${r.median.toFixed(2)} ± ${spread.toFixed(2)} |`);
-      }
-      if (backend instanceof WasmBackend) console.log(`\nweights in ${backend.memories.length} WebAssembly memor${backend.memories.length > 1 ? 'ies' : 'y'}`);
-      const used = rss - baseline;
-      console.log(`resident memory ${mib(rss)}: runtime ${mib(baseline)} before loading + ${mib(used)} = ` +
-        `${((used / (fileBytes + cacheBytes)) * 100).toFixed(0)}% of model file ${mib(fileBytes)} + KV cache ${mib(cacheBytes)}`);
-    } finally {
-      if (backend instanceof WasmBackend) backend.close();
-    }
-  },
-};
+    });
+}

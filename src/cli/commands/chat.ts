@@ -3,38 +3,37 @@
 // when the conversation outgrows the context, its oldest turns are dropped.
 
 import { createInterface } from 'node:readline';
-import { optInt, optString, type ParsedArgs } from '../args.js';
-import type { Command } from '../command.js';
+import { Command, Option, type CommandUnknownOpts } from '@commander-js/extra-typings';
 import { Model } from '../../generate/model.js';
 import { generate } from '../../generate/generate.js';
 import type { SamplingParams } from '../../generate/sampler.js';
 import { ChatTemplate, chatPromptTokens, type ChatMessage } from '../../generate/chat-template.js';
-import { defaultMaxModelLength } from '../../engine/engine.js';
-import { MODEL_LOAD_OPTIONS, SAMPLING_OPTIONS, modelLoadOptions, samplingFromArgs } from './model-options.js';
-import { modelArgument } from '../default-model.js';
+import { loadOptions, samplingParams, withModelLoading, withPromptAdapter, withSampling } from './model-options.js';
+import { ctxOption, DEFAULT_MODEL_DESCRIPTION, integer } from '../options.js';
+import { chooseContext, trainedContext } from '../context.js';
+import { modelPath } from '../default-model.js';
 
-export const chatCommand: Command = {
-  name: 'chat',
-  usage: '[MODEL] [--system TEXT] [-n N] [sampling options]',
-  summary: 'chat interactively, using the model\'s chat template (MODEL defaults to models/kiln-brown.gguf)',
-  options: [
-    { name: 'system', short: 's', description: 'system prompt' },
-    { name: 'n-predict', short: 'n', description: 'maximum tokens per answer (default: until the model ends it or the context is full)' },
-    ...SAMPLING_OPTIONS,
-    ...MODEL_LOAD_OPTIONS,
-  ],
-  async run(args: ParsedArgs) {
-    const model = Model.load(modelArgument(args), modelLoadOptions(args));
+export function chatCommand(): CommandUnknownOpts {
+  const command = new Command('chat')
+    .summary('chat with a model, using its chat template')
+    .description('Chat with a model, one line per message (typed, or piped in to the end of the input), using its chat template (ChatML when it has none).')
+    .argument('[MODEL]', DEFAULT_MODEL_DESCRIPTION)
+    .option('-s, --system <text>', 'system prompt')
+    .addOption(new Option('-n, --n-predict <n>', 'maximum tokens per answer (default: until the model ends it or the context is full)').argParser(integer(1)))
+    .addOption(ctxOption('context of the conversation in tokens (default: the model\'s trained context)'));
+  return withPromptAdapter(withModelLoading(withSampling(command))).action(async (modelArg, o) => {
+    const path = modelPath(modelArg);
+    const model = Model.load(path, loadOptions(o));
     model.requireLanguageModelHead();
     const refused = await chat(model, {
-      system: optString(args, 'system'),
-      maxTokens: optInt(args, 'n-predict'),
-      sampling: samplingFromArgs(args),
-      contextLength: defaultMaxModelLength(model),
+      system: o.system,
+      maxTokens: o.nPredict,
+      sampling: samplingParams(o),
+      contextLength: chooseContext(trainedContext(path, model.hparams.contextLength), o.ctx),
     });
     if (refused > 0) process.exitCode = 1;
-  },
-};
+  });
+}
 
 interface ChatOptions {
   system?: string;
@@ -53,8 +52,8 @@ async function chat(model: Model, options: ChatOptions): Promise<number> {
   const template = ChatTemplate.forModel(model.file.metadata, tok);
   const render = (messages: ChatMessage[]) => chatPromptTokens(tok, template.render(messages));
   const { contextLength, maxTokens } = options;
-  // room an answer should have: dropping old turns makes it, when it is not there
-  const answerRoom = maxTokens ?? Math.ceil(contextLength / 4);
+  // room an answer should have: dropping old turns makes it, when it is not there (a prompt adapter's tokens come first)
+  const answerRoom = model.promptPrefix.length + (maxTokens ?? Math.ceil(contextLength / 4));
   const messages: ChatMessage[] = options.system ? [{ role: 'system', content: options.system }] : [];
   const interactive = process.stdin.isTTY === true;
   const rl = createInterface({ input: process.stdin, output: interactive ? process.stdout : undefined, terminal: interactive });
@@ -77,7 +76,7 @@ async function chat(model: Model, options: ChatOptions): Promise<number> {
       console.error(`kiln chat: the conversation outgrew the context (${contextLength} tokens); dropping its oldest turns`);
       toldDropping = true;
     }
-    if (prompt.length + (maxTokens ?? 1) > contextLength) {
+    if (model.promptPrefix.length + prompt.length + (maxTokens ?? 1) > contextLength) {
       const room = maxTokens === undefined ? 'leaving no room for an answer' : `and -n asks for ${maxTokens} more`;
       console.error(`kiln chat: this message takes ${prompt.length} tokens with the chat template, ${room} in a context of ${contextLength}; it was not sent`);
       messages.pop();

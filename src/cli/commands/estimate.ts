@@ -1,17 +1,29 @@
 // `kiln estimate`: memory needed to run or train a model, term by term, from a GGUF file, a config.json or numbers.
 
 import { openSync, readSync, closeSync, readFileSync } from 'node:fs';
-import { optBool, optInt, optOneOf, optString, UsageError, type ParsedArgs } from '../args.js';
-import type { Command } from '../command.js';
+import { dirname, resolve } from 'node:path';
+import { Command, Option, type CommandUnknownOpts } from '@commander-js/extra-typings';
 import { readGGUFHeader } from '../../gguf/reader.js';
-import { estimateMemory, MODES, OPTIMIZER_BYTES, RUNTIMES, type EstimateSpec, type Mode, type Optimizer, type Runtime } from '../../estimate/estimate.js';
+import { checkIsModel } from '../../gguf/adapter-kind.js';
+import { estimateMemory, MODES, OPTIMIZER_BYTES, RUNTIMES, type EstimateSpec, type Optimizer } from '../../estimate/estimate.js';
 import { formatEstimate } from '../../estimate/format.js';
 import {
-  ModelSpecError, modelFromConfig, modelFromGGUF, modelFromParamCount, modelFromShape, parseParamCount, shapeFromFlags,
-  type ModelDescription, type ShapeFlags,
+  ModelSpecError, modelFromConfig, modelFromGGUF, modelFromParamCount, modelFromShape, modelFromTrainShape, parseParamCount,
+  shapeFromFlags, type ModelDescription, type ShapeFlags,
 } from '../../estimate/model.js';
+import { parseTrainConfig, type TrainConfig } from '../../train/config.js';
+import { readHFTokenizerJson } from '../../train/hf-tokenizer-json.js';
+import { commaList, ctxOption, integer, UsageError } from '../options.js';
+import { chooseContext, trainedContext } from '../context.js';
 
-const SHAPE_OPTIONS = ['layers', 'dim', 'heads', 'kv-heads', 'ffn', 'vocab', 'experts', 'experts-used'] as const;
+/** The context without --ctx when the model's is longer (or unknown): a common serving context. */
+const ESTIMATE_CONTEXT_CAP = 4096;
+
+/** What MODEL names: the model, and for a `kiln train` configuration the run it describes. */
+interface ModelSource {
+  model: ModelDescription;
+  training?: TrainConfig;
+}
 
 function isGGUF(path: string): boolean {
   const fd = openSync(path, 'r');
@@ -23,113 +35,114 @@ function isGGUF(path: string): boolean {
   }
 }
 
-function shapeFlags(args: ParsedArgs): ShapeFlags | undefined {
-  if (!SHAPE_OPTIONS.some((o) => args.options.has(o)) && !args.options.has('tied') && !args.options.has('norm')) return undefined;
-  const norm = optString(args, 'norm');
-  if (norm !== undefined && norm !== 'rms' && norm !== 'layer') throw new UsageError(`--norm must be rms or layer, got "${norm}"`);
-  return {
-    arch: optString(args, 'arch'),
-    layers: optInt(args, 'layers'),
-    dim: optInt(args, 'dim'),
-    heads: optInt(args, 'heads'),
-    kvHeads: optInt(args, 'kv-heads'),
-    ffn: optInt(args, 'ffn'),
-    vocab: optInt(args, 'vocab'),
-    experts: optInt(args, 'experts'),
-    expertsUsed: optInt(args, 'experts-used'),
-    tied: optBool(args, 'tied') || undefined,
-    norm,
-  };
+/** A `kiln train` configuration names its shape under "model" (dim, layers, …); a Hugging Face config.json does not. */
+function isTrainConfig(json: unknown): json is { model: object } {
+  const model = (json as { model?: unknown } | null)?.model;
+  return typeof model === 'object' && model !== null && 'dim' in model;
 }
 
-/** The model from MODEL (a GGUF file or a config.json), else from --params and/or the shape flags. */
-function modelFromArgs(args: ParsedArgs): ModelDescription {
-  const [path, ...extra] = args.positionals;
-  if (extra.length) throw new UsageError(`expected one MODEL, got ${args.positionals.length}`);
-  if (path !== undefined) {
-    let gguf: boolean;
-    try {
-      gguf = isGGUF(path);
-    } catch (e) {
-      throw new UsageError(`cannot read ${path}: ${(e as Error).message}`);
-    }
-    if (gguf) return modelFromGGUF(readGGUFHeader(path), path);
-    let json: unknown;
-    try {
-      json = JSON.parse(readFileSync(path, 'utf8'));
-    } catch (e) {
-      throw new ModelSpecError(`${path} is neither a GGUF file nor a JSON config: ${(e as Error).message}`);
-    }
-    return modelFromConfig(json, path);
+/** The model of a `kiln train` configuration; its vocabulary is its tokenizer's unless model.vocab says. */
+function trainConfigSource(json: unknown, path: string): ModelSource {
+  const training = parseTrainConfig(json, dirname(resolve(path)));
+  const vocab = training.model.vocab ?? (training.tokenizer === 'bytes' ? 256 : readHFTokenizerJson(training.tokenizer).vocab.length);
+  return { model: modelFromTrainShape({ ...training.model, vocab }, path), training };
+}
+
+/** MODEL: a GGUF file, a Hugging Face config.json or a `kiln train` configuration. */
+function modelFromFile(path: string): ModelSource {
+  let gguf: boolean;
+  try {
+    gguf = isGGUF(path);
+  } catch (e) {
+    throw new UsageError(`cannot read ${path}: ${(e as Error).message}`);
   }
-  const params = optString(args, 'params');
-  const flags = shapeFlags(args);
-  if (params !== undefined) {
-    const count = parseParamCount(params);
-    return modelFromParamCount(count, flags && shapeFromFlags(flags), `${params} parameters`);
+  if (gguf) {
+    const header = readGGUFHeader(path);
+    checkIsModel(header.metadata, path);
+    return { model: modelFromGGUF(header, path) };
   }
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new ModelSpecError(`${path} is neither a GGUF file nor a JSON config: ${(e as Error).message}`);
+  }
+  return isTrainConfig(json) ? trainConfigSource(json, path) : { model: modelFromConfig(json, path) };
+}
+
+/** The model from --params and/or the shape flags. */
+function modelFromFlags(params: string | undefined, flags: ShapeFlags | undefined): ModelDescription {
+  if (params !== undefined) return modelFromParamCount(parseParamCount(params), flags && shapeFromFlags(flags), `${params} parameters`);
   if (flags) return modelFromShape(shapeFromFlags(flags), 'model from shape flags');
-  throw new UsageError('give a MODEL (GGUF file or config.json), --params N, or a shape (--dim …)');
+  throw new UsageError('give a MODEL (GGUF file, config.json or kiln train configuration), --params N, or a shape (--dim …)');
 }
 
-export const estimateCommand: Command = {
-  name: 'estimate',
-  usage: 'MODEL|config.json | --params 7B [shape flags] [--ctx N] [--batch N] [--mode M] [--weight-type T] [--json]',
-  summary: 'estimate the memory to run or train a model, term by term, and which devices it fits',
-  options: [
-    { name: 'params', description: 'parameter count (7B, 350M, 130e9); alone it implies a llama-shaped guess' },
-    { name: 'arch', description: 'architecture name for a shape given by flags (default llama)' },
-    { name: 'layers', description: 'number of transformer blocks' },
-    { name: 'dim', description: 'hidden size' },
-    { name: 'heads', description: 'attention heads (default dim/128)' },
-    { name: 'kv-heads', description: 'key/value heads (default = heads)' },
-    { name: 'ffn', description: 'feed-forward width (default llama rule 2/3·4·dim rounded up to 256)' },
-    { name: 'vocab', description: 'vocabulary size (default 32000)' },
-    { name: 'experts', description: 'experts per MoE layer (default 0: dense)' },
-    { name: 'experts-used', description: 'experts used per token (default 2)' },
-    { name: 'tied', boolean: true, description: 'output matrix shared with the token embeddings' },
-    { name: 'norm', description: 'rms (weight only, default) or layer (weight and bias)' },
-    { name: 'ctx', description: 'context length / sequence length (default 4096)' },
-    { name: 'batch', description: 'sequences (inference) or micro-batch (training), default 1' },
-    { name: 'ubatch', description: 'tokens per prompt-processing step (default 512)' },
-    { name: 'mode', description: `${MODES.join(' | ')} (default inference)` },
-    { name: 'weight-type', description: 'F16, BF16, Q8_0, Q4_K_M, … (default: the file\'s own / torch_dtype)' },
-    { name: 'kv-type', description: 'KV cache type: f16 (default), q8_0, f32, …' },
-    { name: 'optimizer', description: `${Object.keys(OPTIMIZER_BYTES).join(' | ')} (default adamw)` },
-    { name: 'mixed-precision', boolean: true, description: '16-bit weights and gradients with an fp32 master copy' },
-    { name: 'grad-checkpointing', boolean: true, description: 'keep only each layer\'s input, recompute the rest' },
-    { name: 'lora-rank', description: 'LoRA rank r (default 16)' },
-    { name: 'lora-targets', description: 'comma list of q,k,v,o,qkv,gate,up,down (default all)' },
-    { name: 'tp', description: 'tensor-parallel degree' },
-    { name: 'pp', description: 'pipeline-parallel degree' },
-    { name: 'dp', description: 'data-parallel degree' },
-    { name: 'zero', description: 'ZeRO stage 0-3 across the data-parallel devices' },
-    { name: 'runtime', description: `${RUNTIMES.join(' | ')}: whose inference buffers, or kiln's own trainer for full/pretrain (default llama.cpp)` },
-    { name: 'json', boolean: true, description: 'print the estimate as JSON' },
-  ],
-  run(args) {
-    const zero = optInt(args, 'zero');
-    const targets = optString(args, 'lora-targets');
-    const spec: EstimateSpec = {
-      model: modelFromArgs(args),
-      mode: optOneOf<Mode>(args, 'mode', MODES),
-      ctx: optInt(args, 'ctx'),
-      batch: optInt(args, 'batch'),
-      ubatch: optInt(args, 'ubatch'),
-      weightType: optString(args, 'weight-type'),
-      kvType: optString(args, 'kv-type'),
-      optimizer: optOneOf<Optimizer>(args, 'optimizer', Object.keys(OPTIMIZER_BYTES) as Optimizer[]),
-      mixedPrecision: optBool(args, 'mixed-precision'),
-      gradCheckpointing: optBool(args, 'grad-checkpointing'),
-      loraRank: optInt(args, 'lora-rank'),
-      loraTargets: targets?.split(',').map((t) => t.trim()),
-      tp: optInt(args, 'tp'),
-      pp: optInt(args, 'pp'),
-      dp: optInt(args, 'dp'),
-      zero: zero as EstimateSpec['zero'],
-      runtime: optOneOf<Runtime>(args, 'runtime', RUNTIMES),
-    };
-    const estimate = estimateMemory(spec);
-    console.log(optBool(args, 'json') ? JSON.stringify(estimate, null, 2) : formatEstimate(estimate));
-  },
-};
+export function estimateCommand(): CommandUnknownOpts {
+  return new Command('estimate')
+    .summary('estimate the memory to run or train a model, term by term, and which devices it fits')
+    .argument('[MODEL]', 'a GGUF file, a Hugging Face config.json or a kiln train configuration (configs/*.json: estimates that run)')
+    .optionsGroup('A model without a file:')
+    .option('--params <n>', 'parameter count (7B, 350M, 130e9); alone it implies a llama-shaped guess')
+    .option('--arch <name>', 'architecture name for a shape given by flags (default llama)')
+    .addOption(new Option('--layers <n>', 'number of transformer blocks').argParser(integer(1)))
+    .addOption(new Option('--dim <n>', 'hidden size').argParser(integer(1)))
+    .addOption(new Option('--heads <n>', 'attention heads (default dim/128)').argParser(integer(1)))
+    .addOption(new Option('--kv-heads <n>', 'key/value heads (default = heads)').argParser(integer(1)))
+    .addOption(new Option('--ffn <n>', 'feed-forward width (default llama rule 2/3·4·dim rounded up to 256)').argParser(integer(1)))
+    .addOption(new Option('--vocab <n>', 'vocabulary size (default 32000)').argParser(integer(1)))
+    .addOption(new Option('--experts <n>', 'experts per MoE layer (default 0: dense)').argParser(integer(0)))
+    .addOption(new Option('--experts-used <n>', 'experts used per token (default 2)').argParser(integer(1)))
+    .option('--tied', 'output matrix shared with the token embeddings')
+    .addOption(new Option('--norm <kind>', 'rms (weight only, default) or layer (weight and bias)').choices(['rms', 'layer'] as const))
+    .optionsGroup('What to estimate:')
+    .addOption(ctxOption(`context length / sequence length (default: the model's trained context, at most ${ESTIMATE_CONTEXT_CAP}; a train configuration's seqLen)`))
+    .addOption(new Option('--batch <n>', 'sequences (inference) or micro-batch (training), default 1 (a train configuration\'s batchSize)').argParser(integer(1)))
+    .addOption(new Option('--ubatch <n>', 'tokens per prompt-processing step (default 512)').argParser(integer(1)))
+    .addOption(new Option('--mode <mode>', 'default inference (pretrain for a train configuration)').choices(MODES))
+    .option('--weight-type <type>', 'F16, BF16, Q8_0, Q4_K_M, … (default: the file\'s own / torch_dtype)')
+    .option('--kv-type <type>', 'KV cache type: f16 (default), q8_0, f32, …')
+    .addOption(new Option('--optimizer <name>', 'default adamw').choices(Object.keys(OPTIMIZER_BYTES) as Optimizer[]))
+    .option('--mixed-precision', '16-bit weights and gradients with an fp32 master copy')
+    .option('--grad-checkpointing', 'keep only each layer\'s input, recompute the rest')
+    .addOption(new Option('--lora-rank <r>', 'LoRA rank r (default 16)').argParser(integer(1)))
+    .addOption(new Option('--lora-targets <list>', 'comma list of q,k,v,o,qkv,gate,up,down (default all)').argParser(commaList))
+    .addOption(new Option('--tp <n>', 'tensor-parallel degree').argParser(integer(1)))
+    .addOption(new Option('--pp <n>', 'pipeline-parallel degree').argParser(integer(1)))
+    .addOption(new Option('--dp <n>', 'data-parallel degree').argParser(integer(1)))
+    .addOption(new Option('--zero <stage>', 'ZeRO stage 0-3 across the data-parallel devices').argParser(integer(0, 3)))
+    .addOption(new Option('--runtime <name>', 'whose inference buffers, or kiln\'s own trainer for full/pretrain (default llama.cpp; kiln for a train configuration)').choices(RUNTIMES))
+    .optionsGroup('Options:')
+    .option('--json', 'print the estimate as JSON')
+    .action((path, o) => {
+      const shape = [o.layers, o.dim, o.heads, o.kvHeads, o.ffn, o.vocab, o.experts, o.expertsUsed, o.tied, o.norm].some((v) => v !== undefined);
+      const flags: ShapeFlags | undefined = shape ? {
+        arch: o.arch, layers: o.layers, dim: o.dim, heads: o.heads, kvHeads: o.kvHeads, ffn: o.ffn, vocab: o.vocab,
+        experts: o.experts, expertsUsed: o.expertsUsed, tied: o.tied, norm: o.norm,
+      } : undefined;
+      const { model, training } = path !== undefined ? modelFromFile(path) : { model: modelFromFlags(o.params, flags), training: undefined };
+      const ctx = o.ctx === undefined && training
+        ? training.seqLen
+        : chooseContext(trainedContext(model.name, model.shape.ctxTrain), o.ctx, { cap: ESTIMATE_CONTEXT_CAP });
+      const spec: EstimateSpec = {
+        model,
+        mode: o.mode ?? (training ? 'pretrain' : undefined),
+        ctx,
+        batch: o.batch ?? training?.batchSize,
+        ubatch: o.ubatch,
+        weightType: o.weightType,
+        kvType: o.kvType,
+        optimizer: o.optimizer,
+        mixedPrecision: o.mixedPrecision ?? false,
+        gradCheckpointing: o.gradCheckpointing ?? false,
+        loraRank: o.loraRank,
+        loraTargets: o.loraTargets,
+        tp: o.tp,
+        pp: o.pp,
+        dp: o.dp,
+        zero: o.zero as EstimateSpec['zero'],
+        runtime: o.runtime ?? (training ? 'kiln' : undefined),
+      };
+      const estimate = estimateMemory(spec);
+      console.log(o.json ? JSON.stringify(estimate, null, 2) : formatEstimate(estimate));
+    });
+}

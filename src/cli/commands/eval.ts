@@ -1,10 +1,12 @@
 // `kiln eval MODEL -p TEXT --top 10 --json`: teacher-forced logits after every prompt position.
 
-import { optBool, optInt, optString, UsageError, type ParsedArgs } from '../args.js';
-import type { Command } from '../command.js';
+import { Command, Option, type CommandUnknownOpts } from '@commander-js/extra-typings';
 import { Model } from '../../generate/model.js';
 import { evaluate } from '../../generate/generate.js';
-import { MODEL_LOAD_OPTIONS, modelLoadOptions } from './model-options.js';
+import { integer, MODEL_DESCRIPTION } from '../options.js';
+import { trainedContext, warnBeyondTrained } from '../context.js';
+import { modelPath } from '../default-model.js';
+import { loadOptions, withModelLoading } from './model-options.js';
 
 /** The k largest logits of one row as [[id, logit], …], largest first (ties to the lower id). */
 export function topLogits(logits: Float32Array, offset: number, nVocab: number, k: number): [number, number][] {
@@ -13,27 +15,24 @@ export function topLogits(logits: Float32Array, offset: number, nVocab: number, 
   return ids.slice(0, k).map((id) => [id, logits[offset + id]]);
 }
 
-export const evalCommand: Command = {
-  name: 'eval',
-  usage: 'MODEL -p TEXT [--top K] [--json]',
-  summary: 'print the top logits after every prompt position (teacher forcing)',
-  options: [
-    { name: 'prompt', short: 'p', description: 'the prompt' },
-    { name: 'top', description: 'logits per position (default 10)' },
-    { name: 'no-bos', boolean: true, description: 'do not add BOS/EOS tokens' },
-    { name: 'json', boolean: true, description: 'print JSON {"prompt_tokens", "top"}' },
-    ...MODEL_LOAD_OPTIONS,
-  ],
-  run(args: ParsedArgs) {
-    const [path] = args.positionals;
-    if (!path) throw new UsageError('a model file is required');
-    const model = Model.load(path, modelLoadOptions(args));
-    const tokens = model.tokenizer.encode(optString(args, 'prompt') ?? '', { addSpecial: !optBool(args, 'no-bos'), parseSpecial: false });
-    const k = optInt(args, 'top') ?? 10;
+export function evalCommand(): CommandUnknownOpts {
+  const command = new Command('eval')
+    .summary('print the top logits after every prompt position (teacher forcing)')
+    .argument('<MODEL>', MODEL_DESCRIPTION)
+    .option('-p, --prompt <text>', 'the prompt', '')
+    .addOption(new Option('--top <k>', 'logits per position').argParser(integer(1)).default(10))
+    .option('--no-bos', 'do not add BOS/EOS tokens')
+    .option('--json', 'print JSON {"prompt_tokens", "top"}');
+  return withModelLoading(command).action((modelArg, o) => {
+    const path = modelPath(modelArg);
+    const model = Model.load(path, loadOptions(o));
+    const tokens = model.tokenizer.encode(o.prompt, { addSpecial: o.bos, parseSpecial: false });
+    // the whole prompt is one context
+    warnBeyondTrained(trainedContext(path, model.hparams.contextLength), tokens.length, `the prompt (${tokens.length} tokens)`);
     const logits = evaluate(model, tokens);
     const nVocab = model.vocabSize;
-    const top = tokens.map((_, i) => topLogits(logits, i * nVocab, nVocab, k));
-    if (optBool(args, 'json')) {
+    const top = tokens.map((_, i) => topLogits(logits, i * nVocab, nVocab, o.top));
+    if (o.json) {
       console.log(JSON.stringify({ prompt_tokens: tokens, top }));
       return;
     }
@@ -41,5 +40,5 @@ export const evalCommand: Command = {
       const shown = top[i].map(([t, l]) => `${JSON.stringify(model.tokenizer.tokenText(t))}=${l.toFixed(3)}`).join(' ');
       console.log(`${String(i).padStart(4)} ${String(id).padStart(6)} ${JSON.stringify(model.tokenizer.tokenText(id)).padEnd(16)} → ${shown}`);
     });
-  },
-};
+  });
+}

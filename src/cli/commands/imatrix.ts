@@ -6,10 +6,15 @@
 
 import { readFileSync, writeFileSync } from 'node:fs';
 import { basename } from 'node:path';
-import { optBool, optInt, optString, UsageError, type ParsedArgs } from '../args.js';
-import type { Command } from '../command.js';
+import { Command, Option, type CommandUnknownOpts } from '@commander-js/extra-typings';
 import { loadGGUF } from '../../gguf/model-file.js';
+import { readBaseHParams } from '../../models/hparams.js';
 import { collectImportance } from '../../quant/ptq/activations.js';
+import { ctxOption, integer, MODEL_DESCRIPTION, outputOption, UsageError } from '../options.js';
+import { chooseContext, trainedContext } from '../context.js';
+import { modelPath } from '../default-model.js';
+import { withProgress } from '../progress.js';
+import { PERPLEXITY_CONTEXT_CAP } from './perplexity.js';
 
 /** The legacy .dat bytes of per-weight column means collected over `calls` calls. */
 export function imatrixDatBytes(entries: ReadonlyMap<string, Float32Array>, calls: number, dataset: string): Uint8Array {
@@ -31,28 +36,25 @@ export function imatrixDatBytes(entries: ReadonlyMap<string, Float32Array>, call
   return out;
 }
 
-export const imatrixCommand: Command = {
-  name: 'imatrix',
-  usage: 'MODEL -f TEXT [-o imatrix.dat] [-c CTX] [--chunks N] [--process-output]',
-  summary: 'compute an importance matrix (llama-imatrix .dat) for kiln quantize --imatrix',
-  options: [
-    { name: 'file', short: 'f', description: 'calibration text' },
-    { name: 'output', short: 'o', description: 'output file (default imatrix.dat)' },
-    { name: 'ctx', short: 'c', description: 'tokens per chunk (default 512)' },
-    { name: 'chunks', description: 'use at most N chunks' },
-    { name: 'process-output', boolean: true, description: 'collect output.weight too (llama-imatrix leaves it out by default)' },
-  ],
-  run(args: ParsedArgs) {
-    const [path, ...extra] = args.positionals;
-    const textPath = optString(args, 'file');
-    if (!path || !textPath || extra.length > 0) throw new UsageError(`usage: kiln imatrix ${imatrixCommand.usage}`);
-    const output = optString(args, 'output') ?? 'imatrix.dat';
-    const ctx = optInt(args, 'ctx') ?? 512;
-    if (ctx < 2) throw new UsageError('-c must be at least 2');
-    const collected = collectImportance(loadGGUF(path), readFileSync(textPath, 'utf8'), ctx, optInt(args, 'chunks') ?? Infinity,
-      optBool(args, 'process-output'), (i, n, ppl) => process.stderr.write(`[${i}/${n}] PPL ${ppl.toFixed(4)}\n`));
-    writeFileSync(output, imatrixDatBytes(collected.entries, collected.calls, basename(textPath)));
-    const p = collected.perplexity;
-    console.log(`${output}: ${collected.entries.size} entries over ${collected.calls} chunks of ${ctx} tokens (PPL ${p.ppl.toFixed(4)} +/- ${p.pplError.toFixed(5)})`);
-  },
-};
+export function imatrixCommand(): CommandUnknownOpts {
+  return new Command('imatrix')
+    .summary('compute an importance matrix (llama-imatrix .dat) for kiln quantize --imatrix')
+    .argument('<MODEL>', MODEL_DESCRIPTION)
+    .requiredOption('-f, --file <text>', 'calibration text')
+    .addOption(outputOption('output file').default('imatrix.dat'))
+    .addOption(ctxOption(`tokens per chunk (default: the model's trained context, at most ${PERPLEXITY_CONTEXT_CAP})`))
+    .addOption(new Option('--chunks <n>', 'use at most N chunks').argParser(integer(1)))
+    .option('--process-output', 'collect output.weight too (llama-imatrix leaves it out by default)')
+    .action(async (modelArg, o) => {
+      if (o.ctx !== undefined && o.ctx < 2) throw new UsageError('-c must be at least 2');
+      const path = modelPath(modelArg);
+      const model = loadGGUF(path);
+      const ctx = chooseContext(trainedContext(path, readBaseHParams(model.metadata).hp.contextLength), o.ctx, { cap: PERPLEXITY_CONTEXT_CAP });
+      const text = readFileSync(o.file, 'utf8');
+      const collected = await withProgress('chunk', 1, (progress) => collectImportance(model, text, ctx, o.chunks ?? Infinity,
+        o.processOutput ?? false, (i, n, ppl) => progress.update(i, `PPL ${ppl.toFixed(4)}`, n)));
+      writeFileSync(o.output, imatrixDatBytes(collected.entries, collected.calls, basename(o.file)));
+      const p = collected.perplexity;
+      console.log(`${o.output}: ${collected.entries.size} entries over ${collected.calls} chunks of ${ctx} tokens (PPL ${p.ppl.toFixed(4)} +/- ${p.pplError.toFixed(5)})`);
+    });
+}

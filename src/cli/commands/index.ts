@@ -1,6 +1,6 @@
-// The registry of `kiln` subcommands, in the order `kiln help` lists them.
+// The registry of `kiln` subcommands, in the order `kiln help` lists them: one line per command file.
 
-import type { Command } from '../command.js';
+import type { MakeCommand } from '../command.js';
 import { runCommand } from './run.js';
 import { evalCommand } from './eval.js';
 import { perplexityCommand } from './perplexity.js';
@@ -22,4 +22,4 @@ import { distillCommand } from './distill.js';
 import { dpoCommand } from './dpo.js';
 import { qatCommand } from './qat.js';
 
-export const COMMANDS: Command[] = [runCommand, chatCommand, serveCommand, evalCommand, perplexityCommand, embedCommand, tokenizeCommand, tokenizerCommand, infoCommand, estimateCommand, trainCommand, finetuneCommand, distillCommand, dpoCommand, qatCommand, quantizeCommand, quantReportCommand, imatrixCommand, benchCommand, inspectCommand];
+export const COMMANDS: MakeCommand[] = [runCommand, chatCommand, serveCommand, evalCommand, perplexityCommand, embedCommand, tokenizeCommand, tokenizerCommand, infoCommand, estimateCommand, trainCommand, finetuneCommand, distillCommand, dpoCommand, qatCommand, quantizeCommand, quantReportCommand, imatrixCommand, benchCommand, inspectCommand];

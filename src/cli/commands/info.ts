@@ -1,8 +1,7 @@
 // `kiln info MODEL [--json] [--all]`: what a GGUF file holds (header, metadata, tensors) and what it costs in
 // memory. Only the header is read, so this is instant even for a large model.
 
-import { optBool, UsageError, type ParsedArgs } from '../args.js';
-import type { Command } from '../command.js';
+import { Command, type CommandUnknownOpts } from '@commander-js/extra-typings';
 import { readGGUFHeader } from '../../gguf/reader.js';
 import { getArray, getNumber, getString, MetadataError, plainValue, type Metadata } from '../../gguf/metadata.js';
 import { GGUFValueType, type GGUFHeader, type GGUFScalar, type GGUFValue } from '../../gguf/types.js';
@@ -286,20 +285,16 @@ export function infoJSON(path: string, header: GGUFHeader, all: boolean): object
   };
 }
 
-export const infoCommand: Command = {
-  name: 'info',
-  usage: 'MODEL [--json] [--all]',
-  summary: 'show a GGUF file: header, metadata, tensors and memory needs',
-  options: [
-    { name: 'json', boolean: true, description: 'print one JSON object' },
-    { name: 'all', boolean: true, description: 'print arrays and long strings in full' },
-  ],
-  run(args: ParsedArgs) {
-    const [path] = args.positionals;
-    if (!path) throw new UsageError('a GGUF file is required');
-    if (args.positionals.length > 1) throw new UsageError(`unexpected argument "${args.positionals[1]}"`);
-    const header = readGGUFHeader(path);
-    const all = optBool(args, 'all');
-    console.log(optBool(args, 'json') ? JSON.stringify(infoJSON(path, header, all), null, 2) : infoText(path, header, all));
-  },
-};
+export function infoCommand(): CommandUnknownOpts {
+  return new Command('info')
+    .summary('show a GGUF file: header, metadata, tensors and memory needs')
+    .description('Show what a GGUF file (a model, an adapter or an imatrix) holds: header, metadata, tensors and memory needs. Only the header is read.')
+    .argument('<FILE>', 'a GGUF file')
+    .option('--json', 'print one JSON object')
+    .option('--all', 'print arrays and long strings in full')
+    .action((path, o) => {
+      const header = readGGUFHeader(path);
+      const all = o.all ?? false;
+      console.log(o.json ? JSON.stringify(infoJSON(path, header, all), null, 2) : infoText(path, header, all));
+    });
+}

@@ -2,38 +2,28 @@
 // showing its tokenization, how sampling chose each token, attention per layer and head, and MoE routing.
 
 import { writeFileSync } from 'node:fs';
-import { optInt, optString, UsageError, type ParsedArgs } from '../args.js';
-import type { Command } from '../command.js';
+import { Command, Option, type CommandUnknownOpts } from '@commander-js/extra-typings';
 import { Model } from '../../generate/model.js';
 import { ReferenceBackend } from '../../kernels/reference.js';
 import { traceGeneration } from '../../inspect/trace.js';
 import { inspectPageWithTrace } from '../../inspect/page.js';
-import { SAMPLING_OPTIONS, samplingFromArgs } from './model-options.js';
+import { samplingParams, withSampling } from './model-options.js';
+import { integer, MODEL_DESCRIPTION, outputOption } from '../options.js';
+import { modelPath } from '../default-model.js';
 
-export const inspectCommand: Command = {
-  name: 'inspect',
-  usage: 'MODEL -p TEXT [-n N] [--temp T --top-k K --top-p P --min-p M --seed S] -o out.html',
-  summary: 'write an HTML page showing tokens, sampling, attention and expert routing of one run',
-  options: [
-    { name: 'prompt', short: 'p', description: 'the prompt' },
-    { name: 'n-predict', short: 'n', description: 'tokens to generate (default 16)' },
-    { name: 'output', short: 'o', description: 'HTML file to write' },
-    { name: 'top', description: 'candidates shown per sampling stage (default 10)' },
-    ...SAMPLING_OPTIONS,
-  ],
-  run(args: ParsedArgs) {
-    const [path, ...extra] = args.positionals;
-    if (!path || extra.length) throw new UsageError('expected one MODEL file');
-    const prompt = optString(args, 'prompt');
-    if (!prompt) throw new UsageError('a prompt is required: -p TEXT');
-    const output = optString(args, 'output');
-    if (!output) throw new UsageError('an output file is required: -o out.html');
+export function inspectCommand(): CommandUnknownOpts {
+  const command = new Command('inspect')
+    .summary('write an HTML page showing tokens, sampling, attention and expert routing of one run')
+    .argument('<MODEL>', MODEL_DESCRIPTION)
+    .requiredOption('-p, --prompt <text>', 'the prompt')
+    .addOption(new Option('-n, --n-predict <n>', 'tokens to generate').argParser(integer(1)).default(16))
+    .addOption(outputOption('HTML file to write').makeOptionMandatory())
+    .addOption(new Option('--top <k>', 'candidates shown per sampling stage (default 10)').argParser(integer(1)));
+  return withSampling(command).action((modelArg, o) => {
     // the reference backend reports attention weights; inspection runs are short
-    const model = Model.load(path, { backend: new ReferenceBackend() });
-    const trace = traceGeneration(model, prompt, {
-      maxTokens: optInt(args, 'n-predict') ?? 16, sampling: samplingFromArgs(args), topK: optInt(args, 'top'),
-    });
-    writeFileSync(output, inspectPageWithTrace(trace));
-    console.error(`kiln inspect: ${trace.promptTokens} prompt tokens, ${trace.steps.length} generated → ${output}`);
-  },
-};
+    const model = Model.load(modelPath(modelArg), { backend: new ReferenceBackend() });
+    const trace = traceGeneration(model, o.prompt, { maxTokens: o.nPredict, sampling: samplingParams(o), topK: o.top });
+    writeFileSync(o.output, inspectPageWithTrace(trace));
+    console.error(`kiln inspect: ${trace.promptTokens} prompt tokens, ${trace.steps.length} generated → ${o.output}`);
+  });
+}

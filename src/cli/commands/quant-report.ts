@@ -4,45 +4,47 @@
 
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { optInt, optString, UsageError, type ParsedArgs } from '../args.js';
-import type { Command } from '../command.js';
+import { Command, Option, type CommandUnknownOpts } from '@commander-js/extra-typings';
 import { loadGGUF } from '../../gguf/model-file.js';
+import { readBaseHParams } from '../../models/hparams.js';
 import { parseReportTarget, quantReport, reportMarkdown, reportSvg } from '../../quant/report.js';
+import { commaList, ctxOption, integer, MODEL_DESCRIPTION, outputOption, UsageError } from '../options.js';
+import { chooseContext, trainedContext } from '../context.js';
+import { modelPath } from '../default-model.js';
+import { withProgress } from '../progress.js';
+import { PERPLEXITY_CONTEXT_CAP } from './perplexity.js';
 
 const DEFAULT_TYPES = 'Q8_0,Q6_K,Q5_K_M,Q4_K_M,Q4_0,Q3_K_M,Q2_K';
 
-export const quantReportCommand: Command = {
-  name: 'quant-report',
-  usage: 'MODEL -f TEXT [--types T1,T2,...] [-c CTX] [--chunks N] [-o DIR]',
-  summary: 'quantize a model to several types and tabulate size, perplexity and KL divergence against it',
-  options: [
-    { name: 'file', short: 'f', description: 'text to evaluate on' },
-    { name: 'types', description: `comma-separated llama-quantize types and/or PTQ schemes, e.g. int4-asym-g32 (default ${DEFAULT_TYPES})` },
-    { name: 'ctx', short: 'c', description: 'tokens per chunk (default 512)' },
-    { name: 'chunks', description: 'evaluate at most N chunks' },
-    { name: 'output', short: 'o', description: 'directory for report.md and report.svg' },
-  ],
-  run(args: ParsedArgs) {
-    const [path, ...extra] = args.positionals;
-    const textPath = optString(args, 'file');
-    if (!path || !textPath || extra.length > 0) throw new UsageError(`usage: kiln quant-report ${quantReportCommand.usage}`);
-    const types = (optString(args, 'types') ?? DEFAULT_TYPES).split(',').map((t) => t.trim()).filter(Boolean);
-    for (const t of types) {
-      try { parseReportTarget(t); } catch (e) { throw new UsageError((e as Error).message); }
-    }
-    const ctx = optInt(args, 'ctx') ?? 512;
-    if (ctx < 4) throw new UsageError('-c must be at least 4');
-    const report = quantReport(loadGGUF(path), basename(path), readFileSync(textPath, 'utf8'), types, {
-      ctx, maxChunks: optInt(args, 'chunks') ?? Infinity, log: (line) => process.stderr.write(`${line}\n`),
+export function quantReportCommand(): CommandUnknownOpts {
+  return new Command('quant-report')
+    .summary('quantize a model to several types and tabulate size, perplexity and KL divergence against it')
+    .argument('<MODEL>', MODEL_DESCRIPTION)
+    .requiredOption('-f, --file <text>', 'text to evaluate on')
+    .addOption(new Option('--types <list>', 'comma-separated llama-quantize types and/or PTQ schemes, e.g. int4-asym-g32').argParser(commaList).default(commaList(DEFAULT_TYPES), DEFAULT_TYPES))
+    .addOption(ctxOption(`tokens per chunk (default: the model's trained context, at most ${PERPLEXITY_CONTEXT_CAP})`))
+    .addOption(new Option('--chunks <n>', 'evaluate at most N chunks').argParser(integer(1)))
+    .addOption(outputOption('directory for report.md and report.svg'))
+    .action(async (modelArg, o) => {
+      for (const t of o.types) {
+        try { parseReportTarget(t); } catch (e) { throw new UsageError((e as Error).message); }
+      }
+      if (o.ctx !== undefined && o.ctx < 4) throw new UsageError('-c must be at least 4');
+      const path = modelPath(modelArg);
+      const model = loadGGUF(path);
+      const ctx = chooseContext(trainedContext(path, readBaseHParams(model.metadata).hp.contextLength), o.ctx, { cap: PERPLEXITY_CONTEXT_CAP });
+      const text = readFileSync(o.file, 'utf8');
+      const report = await withProgress('step', o.types.length + 1, (progress) => quantReport(model, basename(path), text, o.types, {
+        ctx, maxChunks: o.chunks ?? Infinity, log: (line) => progress.log(line), onStep: (done, total) => progress.update(done, '', total),
+      }));
+      const markdown = reportMarkdown(report);
+      process.stdout.write(markdown);
+      if (o.output) {
+        const dir = o.output;
+        mkdirSync(dir, { recursive: true });
+        writeFileSync(join(dir, 'report.md'), `# Quantization report: ${basename(path)} on ${basename(o.file)}\n\n${markdown}`);
+        writeFileSync(join(dir, 'report.svg'), reportSvg(report, `${basename(path)} on ${basename(o.file)} (${report.chunks} chunks of ${ctx} tokens)`));
+        process.stderr.write(`wrote ${join(dir, 'report.md')} and ${join(dir, 'report.svg')}\n`);
+      }
     });
-    const markdown = reportMarkdown(report);
-    process.stdout.write(markdown);
-    const dir = optString(args, 'output');
-    if (dir) {
-      mkdirSync(dir, { recursive: true });
-      writeFileSync(join(dir, 'report.md'), `# Quantization report: ${basename(path)} on ${basename(textPath)}\n\n${markdown}`);
-      writeFileSync(join(dir, 'report.svg'), reportSvg(report, `${basename(path)} on ${basename(textPath)} (${report.chunks} chunks of ${ctx} tokens)`));
-      process.stderr.write(`wrote ${join(dir, 'report.md')} and ${join(dir, 'report.svg')}\n`);
-    }
-  },
-};
+}

@@ -4,10 +4,13 @@
 //       metadata (kiln perplexity then simulates activations quantized to F within them);
 //   --target-bpw X [-f CALIB]: a type per tensor chosen by sensitivity (src/quant/sensitivity.ts) within
 //       X bits per weight, measured on CALIB (or seeded random tokens without -f).
-// Calibration chunks: -c tokens each (default 128), at most --chunks of them (default 8).
+// Calibration chunks: -c tokens each (default 128, or the model's context where shorter), at most --chunks of them.
 
 import { readFileSync } from 'node:fs';
-import { optNumber, optInt, optString, UsageError, type OptionSpec, type ParsedArgs } from '../args.js';
+import { Option, type Command, type OptionValues } from '@commander-js/extra-typings';
+import { ctxOption, decimal, integer, UsageError } from '../options.js';
+import { chooseContext, trainedContext } from '../context.js';
+import { readBaseHParams } from '../../models/hparams.js';
 import { loadGGUF, type GGUFModelFile } from '../../gguf/model-file.js';
 import { metaF32, metaU32, writeGGUF, type GGUFWriteInput } from '../../gguf/writer.js';
 import { typeName } from '../../tensor/ggml-type.js';
@@ -19,51 +22,64 @@ import { CALIBRATION_METHODS, type CalibrationMethod } from '../../quant/ptq/cal
 import { quantizeWithScheme } from '../../quant/ptq/quantize-model.js';
 import { describeScheme, parseScheme, SchemeError, type NumberFormat } from '../../quant/ptq/scheme.js';
 
-export const PTQ_OPTIONS: OptionSpec[] = [
-  { name: 'scheme', description: 'PTQ scheme instead of TYPE: int8|int4|int2|fp8-e4m3|fp8-e5m2[-sym|-asym][-tensor|-channel|-gN]' },
-  { name: 'calibrate', description: `with --scheme: calibrate activation ranges on -f by ${CALIBRATION_METHODS.join('|')}` },
-  { name: 'percentile', description: 'share of |x| kept by --calibrate percentile (default 99.99)' },
-  { name: 'act-format', description: `with --calibrate: activation format simulated by kiln perplexity, ${ACTIVATION_FORMATS.join('|')} (default int8)` },
-  { name: 'target-bpw', description: 'instead of TYPE: a type per tensor by sensitivity, within this many bits per weight' },
-  { name: 'file', short: 'f', description: 'calibration text for --calibrate and --target-bpw' },
-  { name: 'ctx', short: 'c', description: 'calibration tokens per chunk (default 128)' },
-  { name: 'chunks', description: 'calibration chunks (default 8)' },
-];
+/** Calibration tokens per chunk without -c (or the model's context where that is shorter). */
+const CALIBRATION_CONTEXT_CAP = 128;
+
+/** The PTQ flags as commander parses them. */
+export type PtqFlags = {
+  scheme?: string;
+  calibrate?: CalibrationMethod;
+  percentile?: number;
+  actFormat: NumberFormat;
+  targetBpw?: number;
+  file?: string;
+  ctx?: number;
+  chunks: number;
+};
+
+export function withPtq<A extends unknown[], O extends OptionValues, G extends OptionValues>(command: Command<A, O, G>): Command<A, O & PtqFlags, G> {
+  return command
+    .optionsGroup('Post-training quantization (instead of TYPE):')
+    .option('--scheme <scheme>', 'PTQ scheme: int8|int4|int2|fp8-e4m3|fp8-e5m2[-sym|-asym][-tensor|-channel|-gN]')
+    .addOption(new Option('--calibrate <method>', 'with --scheme: calibrate activation ranges on -f').choices(CALIBRATION_METHODS))
+    .addOption(new Option('--percentile <p>', 'share of |x| kept by --calibrate percentile (default 99.99)').argParser(decimal))
+    .addOption(new Option('--act-format <format>', 'with --calibrate: activation format simulated by kiln perplexity').choices(ACTIVATION_FORMATS).default('int8' as const))
+    .addOption(new Option('--target-bpw <bits>', 'a type per tensor by sensitivity, within this many bits per weight').argParser(decimal))
+    .option('-f, --file <text>', 'calibration text for --calibrate and --target-bpw')
+    .addOption(ctxOption(`calibration tokens per chunk (default: the model's trained context, at most ${CALIBRATION_CONTEXT_CAP})`))
+    .addOption(new Option('--chunks <n>', 'calibration chunks').argParser(integer(1)).default(8))
+    .optionsGroup('Options:') as unknown as Command<A, O & PtqFlags, G>; // restated: see GROUP_TYPES in model-options.ts
+}
 
 /** llama.cpp's LLAMA_FTYPE_GUESSED: a file whose tensors follow no single file type. */
 const FILE_TYPE_GUESSED = 1024;
 
-/** -c and --chunks, checked. */
-function calibrationShape(args: ParsedArgs): { ctx: number; chunks: number } {
-  const ctx = optInt(args, 'ctx') ?? 128, chunks = optInt(args, 'chunks') ?? 8;
-  if (ctx < 4 || chunks < 1) throw new UsageError('calibration needs -c of at least 4 and --chunks of at least 1');
-  return { ctx, chunks };
+/** -c (at least 4) */
+function calibrationContext(model: GGUFModelFile, flags: PtqFlags): number {
+  if (flags.ctx !== undefined && flags.ctx < 4) throw new UsageError('calibration needs -c of at least 4');
+  return chooseContext(trainedContext(model.path, readBaseHParams(model.metadata).hp.contextLength), flags.ctx, { cap: CALIBRATION_CONTEXT_CAP });
 }
 
-function calibrationText(args: ParsedArgs): string | undefined {
-  const path = optString(args, 'file');
-  return path === undefined ? undefined : readFileSync(path, 'utf8');
+function calibrationText(flags: PtqFlags): string | undefined {
+  return flags.file === undefined ? undefined : readFileSync(flags.file, 'utf8');
 }
 
-function schemeOutput(model: GGUFModelFile, args: ParsedArgs, schemeText: string): GGUFWriteInput {
+function schemeOutput(model: GGUFModelFile, flags: PtqFlags, schemeText: string): GGUFWriteInput {
   let scheme;
   try {
     scheme = parseScheme(schemeText);
   } catch (e) {
     throw e instanceof SchemeError ? new UsageError(e.message) : e;
   }
-  const method = optString(args, 'calibrate') as CalibrationMethod | undefined;
+  const method = flags.calibrate;
   let activations;
   if (method !== undefined) {
-    if (!CALIBRATION_METHODS.includes(method)) throw new UsageError(`--calibrate: one of ${CALIBRATION_METHODS.join(', ')}`);
-    const format = (optString(args, 'act-format') ?? 'int8') as NumberFormat;
-    if (!ACTIVATION_FORMATS.includes(format)) throw new UsageError(`--act-format: one of ${ACTIVATION_FORMATS.join(', ')}`);
-    const text = calibrationText(args);
+    const format = flags.actFormat;
+    const text = calibrationText(flags);
     if (text === undefined) throw new UsageError('--calibrate needs a calibration text (-f FILE)');
-    const percentile = optNumber(args, 'percentile');
+    const percentile = flags.percentile;
     if (percentile !== undefined && !(percentile > 0 && percentile <= 100)) throw new UsageError('--percentile must be in (0, 100]');
-    const { ctx, chunks: maxChunks } = calibrationShape(args);
-    const chunks = calibrationChunks(model, text, ctx, maxChunks);
+    const chunks = calibrationChunks(model, text, calibrationContext(model, flags), flags.chunks);
     const ranges = calibrateActivations(model, chunks, { method, percentile });
     console.error(`activation clipping ranges (${method}, ${chunks.length} chunks):`);
     const width = Math.max(...ranges.map((r) => r.tensor.length));
@@ -81,10 +97,9 @@ function schemeOutput(model: GGUFModelFile, args: ParsedArgs, schemeText: string
   });
 }
 
-function targetBpwOutput(model: GGUFModelFile, args: ParsedArgs, targetBpw: number): GGUFWriteInput {
-  const text = calibrationText(args);
-  const { ctx, chunks: maxChunks } = calibrationShape(args);
-  const chunks = calibrationChunks(model, text, ctx, maxChunks);
+function targetBpwOutput(model: GGUFModelFile, flags: PtqFlags, targetBpw: number): GGUFWriteInput {
+  const text = calibrationText(flags);
+  const chunks = calibrationChunks(model, text, calibrationContext(model, flags), flags.chunks);
   console.error(`sensitivity: mean KL divergence over ${chunks.length} chunks of ${chunks[0].length} ${text === undefined ? 'random tokens' : 'tokens'} with one tensor quantized`);
   const sensitivity = measureSensitivity(model, chunks, { log: (line) => console.error(`  ${line}`) });
   const assignment = assignTypes(model, sensitivity, targetBpw);
@@ -102,16 +117,14 @@ function targetBpwOutput(model: GGUFModelFile, args: ParsedArgs, targetBpw: numb
 }
 
 /** Runs `kiln quantize IN OUT` with --scheme or --target-bpw; false when neither is given. */
-export async function runPtqQuantize(args: ParsedArgs): Promise<boolean> {
-  const schemeText = optString(args, 'scheme');
-  const targetBpw = optNumber(args, 'target-bpw');
+export async function runPtqQuantize(input: string, output: string, type: string | undefined, flags: PtqFlags): Promise<boolean> {
+  const { scheme: schemeText, targetBpw } = flags;
   if (schemeText === undefined && targetBpw === undefined) return false;
-  const [input, output, ...extra] = args.positionals;
-  if (!output || extra.length > 0) throw new UsageError('with --scheme or --target-bpw: kiln quantize IN.gguf OUT.gguf (no TYPE)');
+  if (type !== undefined) throw new UsageError('with --scheme or --target-bpw: kiln quantize IN.gguf OUT.gguf (no TYPE)');
   if (schemeText !== undefined && targetBpw !== undefined) throw new UsageError('--scheme and --target-bpw do not go together');
   if (targetBpw !== undefined && !(targetBpw > 0)) throw new UsageError('--target-bpw must be positive');
   const model = loadGGUF(input);
-  const result = schemeText !== undefined ? schemeOutput(model, args, schemeText) : targetBpwOutput(model, args, targetBpw!);
+  const result = schemeText !== undefined ? schemeOutput(model, flags, schemeText) : targetBpwOutput(model, flags, targetBpw!);
   await writeGGUF(output, result);
   const bytes = result.tensors.reduce((sum, t) => sum + t.data.length, 0);
   const nValues = model.tensorInfos.reduce((sum, t) => sum + t.nElements, 0);

@@ -1,47 +1,48 @@
 // `kiln serve [MODEL]`: an OpenAI-compatible HTTP server (with a web chat at /) over the serving engine.
 
 import { basename } from 'node:path';
-import { optInt, optString, UsageError, type ParsedArgs } from '../args.js';
-import type { Command } from '../command.js';
+import { Command, Option, type CommandUnknownOpts } from '@commander-js/extra-typings';
 import { Model } from '../../generate/model.js';
 import { LLMEngine } from '../../engine/engine.js';
 import { KilnServer } from '../../server/server.js';
 import { servedModel } from '../../server/openai-api.js';
-import { modelArgument } from '../default-model.js';
-import { MODEL_LOAD_OPTIONS, modelLoadOptions } from './model-options.js';
+import { modelPath } from '../default-model.js';
+import { ctxOption, DEFAULT_MODEL_DESCRIPTION, integer } from '../options.js';
+import { chooseContext, trainedContext } from '../context.js';
+import { loadOptions, withModelLoading, withPromptAdapter } from './model-options.js';
 
-export const serveCommand: Command = {
-  name: 'serve',
-  usage: '[MODEL] [--host H] [--port P] [--api-key K] [--ctx N] [--max-seqs N] [--max-waiting N] [--lora FILE --lora-scale S]',
-  summary: 'serve a model over an OpenAI-compatible HTTP API, with a web chat (MODEL defaults to models/kiln-brown.gguf)',
-  options: [
-    { name: 'host', description: 'address to bind (default 127.0.0.1; 0.0.0.0 exposes the server to the network)' },
-    { name: 'port', description: 'port to listen on (default 8080; 0 picks a free one)' },
-    { name: 'api-key', description: 'require "Authorization: Bearer K" on /v1/* requests' },
-    { name: 'ctx', short: 'c', description: 'context length per sequence (default: the model\'s, at most 2048)' },
-    { name: 'max-seqs', description: 'sequences generated together at most (default 16)' },
-    { name: 'max-waiting', description: 'requests waiting for a slot before new ones get 429 (default 64)' },
-    ...MODEL_LOAD_OPTIONS,
-  ],
-  async run(args: ParsedArgs) {
-    const path = modelArgument(args);
-    const port = optInt(args, 'port') ?? 8080;
-    if (port < 0 || port > 65535) throw new UsageError(`--port must be from 0 to 65535, got ${port}`);
-    const maxWaiting = optInt(args, 'max-waiting') ?? 64;
-    if (maxWaiting < 1) throw new UsageError(`--max-waiting must be at least 1, got ${maxWaiting}`);
-    const model = Model.load(path, modelLoadOptions(args));
-    const engine = new LLMEngine(model, { maxNumSeqs: optInt(args, 'max-seqs'), maxModelLength: optInt(args, 'ctx') });
+/** Contexts beyond this are asked for with -c: the KV cache holds --max-seqs of them. */
+const SERVE_CONTEXT_CAP = 2048;
+
+export function serveCommand(): CommandUnknownOpts {
+  const command = new Command('serve')
+    .summary('serve a model over an OpenAI-compatible HTTP API, with a web chat')
+    .description('Serve a model over an OpenAI-compatible HTTP API (/v1), with a web chat at /.')
+    .argument('[MODEL]', DEFAULT_MODEL_DESCRIPTION)
+    .option('--host <address>', 'address to bind (0.0.0.0 exposes the server to the network)', '127.0.0.1')
+    .addOption(new Option('--port <port>', 'port to listen on (0 picks a free one)').argParser(integer(0, 65535)).default(8080))
+    .option('--api-key <key>', 'require "Authorization: Bearer KEY" on /v1/* requests')
+    .addOption(ctxOption(`context length per sequence (default: the model's trained context, at most ${SERVE_CONTEXT_CAP})`))
+    .addOption(new Option('--max-seqs <n>', 'sequences generated together at most').argParser(integer(1)).default(16))
+    .addOption(new Option('--max-waiting <n>', 'requests waiting for a slot before new ones get 429').argParser(integer(1)).default(64));
+  return withPromptAdapter(withModelLoading(command)).action(async (modelArg, o) => {
+    const path = modelPath(modelArg);
+    const model = Model.load(path, loadOptions(o));
+    const trained = trainedContext(path, model.hparams.contextLength);
+    const ctx = chooseContext(trained, o.ctx, { cap: SERVE_CONTEXT_CAP });
+    const engine = new LLMEngine(model, { maxNumSeqs: o.maxSeqs, maxModelLength: ctx });
     const name = basename(path).replace(/\.gguf$/i, '');
-    const server = new KilnServer({ engine, model: servedModel(model, name), apiKey: optString(args, 'api-key'), maxWaiting });
-    const address = await server.listen(port, optString(args, 'host') ?? '127.0.0.1');
+    const server = new KilnServer({ engine, model: servedModel(model, name), apiKey: o.apiKey, maxWaiting: o.maxWaiting });
+    const address = await server.listen(o.port, o.host);
     const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-    console.error(`kiln serve: ${name} (context ${engine.maxModelLength}) at http://${host}:${address.port}/ — API at /v1, Ctrl-C stops`);
+    const capped = o.ctx === undefined && ctx < model.hparams.contextLength ? `, of ${model.hparams.contextLength} trained: -c raises it` : '';
+    console.error(`kiln serve: ${name} (context ${ctx}${capped}) at http://${host}:${address.port}/ — API at /v1, Ctrl-C stops`);
     const reason = await stopRequested();
     console.error(`kiln serve: ${reason}; stopping (requests in flight are aborted)`);
     await server.close();
     await engine.close();
-  },
-};
+  });
+}
 
 /**
  * Resolves, with the reason, at SIGINT or SIGTERM; a second signal ends the process at once. Started by npm (npx,
