@@ -12,7 +12,7 @@ import { MetadataError } from '../gguf/metadata.js';
 import type { RopeParams } from '../kernels/backend.js';
 import type { Architecture, BoundModel, TensorSource } from './architecture.js';
 import { readBaseHParams, type HParams } from './hparams.js';
-import { gatedFFNTensors, layers, ropeFromMetadata, swigluFFN, type GatedFFN } from './layers.js';
+import { expertTensors, gatedFFNTensors, layers, ropeFromMetadata, swigluFFN, type GatedFFN } from './layers.js';
 import type { ExpertWeights, LatentAttentionShape, ModelOps } from './ops.js';
 
 export interface DeepSeek2HParams extends HParams {
@@ -105,15 +105,9 @@ function bind<W>(hp: DeepSeek2HParams, t: TensorSource<W>): BoundModel<W> {
     ...(l < hp.leadingDenseBlocks || nExpert === 0
       ? { ffn: gatedFFNTensors(t.need, p, dim, hp.feedForwardLength) }
       : {
-        experts: {
-          router: t.need(p + 'ffn_gate_inp.weight', [dim, nExpert]),
-          gate: t.need(p + 'ffn_gate_exps.weight', [dim, nFFExpert, nExpert]),
-          up: t.need(p + 'ffn_up_exps.weight', [dim, nFFExpert, nExpert]),
-          down: t.need(p + 'ffn_down_exps.weight', [nFFExpert, dim, nExpert]),
-          nUsed: hp.expertUsedCount,
-          normalizeWeights: hp.expertWeightsNorm,
-          weightScale: hp.expertWeightsScale,
-        },
+        experts: expertTensors(t.need, p, dim, nFFExpert, nExpert, {
+          nUsed: hp.expertUsedCount, normalizeWeights: hp.expertWeightsNorm, weightScale: hp.expertWeightsScale,
+        }),
         shared: gatedFFNTensors(t.need, p, dim, nFFExpert * hp.expertSharedCount, '_shexp'),
       }),
   }));

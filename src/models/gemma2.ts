@@ -6,17 +6,12 @@
 //   out = h + norm(W2 · (gelu(W1·norm(h)) ⊙ W3·norm(h)))
 
 import type { Metadata } from '../gguf/metadata.js';
-import type { RopeParams } from '../kernels/backend.js';
 import type { Architecture, BoundModel, TensorSource } from './architecture.js';
 import { readBaseHParams, type HParams } from './hparams.js';
-import { gatedFFNTensors, layers, ropeFromMetadata, type GatedFFN } from './layers.js';
+import { gatedFFNTensors, layers, ropeAttentionHParams, type GatedFFN, type RopeAttentionHParams } from './layers.js';
 import type { AttentionMask, ModelOps } from './ops.js';
 
-export interface Gemma2HParams extends HParams {
-  keyLength: number;
-  valueLength: number;
-  rmsEps: number;
-  rope: RopeParams;
+export interface Gemma2HParams extends HParams, RopeAttentionHParams {
   /** `gemma2.attention.sliding_window`: keys a query sees on the sliding layers */
   slidingWindow: number;
   /** `gemma2.attn_logit_softcapping`, `gemma2.final_logit_softcapping` (0: none) */
@@ -43,18 +38,14 @@ interface Gemma2Layer<W> {
 
 function readHParams(meta: Metadata): Gemma2HParams {
   const { hp, keys } = readBaseHParams(meta);
-  const headDim = Math.floor(hp.embeddingLength / hp.headCount);
-  const keyLength = keys.count('attention.key_length', headDim);
+  const attention = ropeAttentionHParams(keys, hp, true, 1e-6);
   return {
     ...hp,
-    keyLength,
-    valueLength: keys.count('attention.value_length', headDim),
-    rmsEps: keys.number('attention.layer_norm_rms_epsilon', 1e-6),
-    rope: ropeFromMetadata(keys, keyLength, true),
+    ...attention,
     slidingWindow: keys.count('attention.sliding_window', 4096),
     attnSoftcap: keys.number('attn_logit_softcapping', 0),
     finalSoftcap: keys.number('final_logit_softcapping', 0),
-    queryScale: 1 / Math.sqrt(hp.blockCount === GEMMA2_27B_LAYERS ? hp.embeddingLength / hp.headCount : keyLength),
+    queryScale: 1 / Math.sqrt(hp.blockCount === GEMMA2_27B_LAYERS ? hp.embeddingLength / hp.headCount : attention.keyLength),
   };
 }
 

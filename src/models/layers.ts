@@ -2,9 +2,9 @@
 // from metadata.
 
 import type { RopeParams } from '../kernels/backend.js';
-import type { ArchMetadata } from './hparams.js';
+import type { ArchMetadata, HParams } from './hparams.js';
 import { MetadataError } from '../gguf/metadata.js';
-import type { ModelOps } from './ops.js';
+import type { ExpertWeights, ModelOps } from './ops.js';
 
 /** `count` layers, layer i built by `make(i, "blk.i.")` */
 export function layers<L>(count: number, make: (i: number, prefix: string) => L): L[] {
@@ -54,4 +54,40 @@ export function ropeFromMetadata(keys: ArchMetadata, headDim: number, neox: bool
     throw new MetadataError(`rope scaling "${scaling}" is not supported (none, linear and yarn are)`);
   }
   return rope;
+}
+
+/** The attention hyper-parameters of a rope model: per-head key/value widths (default dim/heads), RMS eps, rope. */
+export interface RopeAttentionHParams {
+  /** `{arch}.attention.key_length` / `value_length` */
+  keyLength: number;
+  valueLength: number;
+  /** `{arch}.attention.layer_norm_rms_epsilon` */
+  rmsEps: number;
+  /** `{arch}.rope.*` */
+  rope: RopeParams;
+}
+
+export function ropeAttentionHParams(keys: ArchMetadata, hp: HParams, neox: boolean, defaultEps: number): RopeAttentionHParams {
+  const headDim = Math.floor(hp.embeddingLength / hp.headCount);
+  const keyLength = keys.count('attention.key_length', headDim);
+  return {
+    keyLength,
+    valueLength: keys.count('attention.value_length', headDim),
+    rmsEps: keys.number('attention.layer_norm_rms_epsilon', defaultEps),
+    rope: ropeFromMetadata(keys, keyLength, neox),
+  };
+}
+
+/** The stacked expert tensors blk.N.ffn_{gate_inp,gate_exps,up_exps,down_exps}.weight of nExpert experts of width nFF. */
+export function expertTensors<W>(
+  need: (name: string, dims: readonly number[]) => W, prefix: string, dim: number, nFF: number, nExpert: number,
+  routing: Pick<ExpertWeights<W>, 'nUsed' | 'normalizeWeights' | 'weightScale'>,
+): ExpertWeights<W> {
+  return {
+    router: need(prefix + 'ffn_gate_inp.weight', [dim, nExpert]),
+    gate: need(prefix + 'ffn_gate_exps.weight', [dim, nFF, nExpert]),
+    up: need(prefix + 'ffn_up_exps.weight', [dim, nFF, nExpert]),
+    down: need(prefix + 'ffn_down_exps.weight', [nFF, dim, nExpert]),
+    ...routing,
+  };
 }

@@ -8,18 +8,11 @@ import type { Metadata } from '../gguf/metadata.js';
 import type { RopeParams } from '../kernels/backend.js';
 import type { Architecture, BoundModel, TensorSource } from './architecture.js';
 import { readBaseHParams, type HParams } from './hparams.js';
-import { gatedFFNTensors, layers, ropeFromMetadata, swigluFFN, type GatedFFN } from './layers.js';
+import { expertTensors, gatedFFNTensors, layers, ropeAttentionHParams, swigluFFN, type GatedFFN, type RopeAttentionHParams } from './layers.js';
 import type { ExpertWeights, ModelOps } from './ops.js';
 
-export interface LlamaHParams extends HParams {
-  /** `{arch}.attention.key_length` / `value_length` (default embedding_length / head_count) */
-  keyLength: number;
-  valueLength: number;
-  /** `{arch}.attention.layer_norm_rms_epsilon` */
-  rmsEps: number;
-  /** `{arch}.rope.*`: dims rotated, base, linear scaling; NEOX pairs for qwen2 */
-  rope: RopeParams;
-}
+/** keyLength/valueLength default to embedding_length / head_count; the rope pairs are NEOX's for qwen2 */
+export interface LlamaHParams extends HParams, RopeAttentionHParams {}
 
 export interface LlamaLayer<W> {
   attnNorm: W;          // [dim]
@@ -48,15 +41,7 @@ export interface LlamaWeights<W> {
 
 export function readLlamaHParams(meta: Metadata, neox: boolean): LlamaHParams {
   const { hp, keys } = readBaseHParams(meta);
-  const headDim = Math.floor(hp.embeddingLength / hp.headCount);
-  const keyLength = keys.count('attention.key_length', headDim);
-  return {
-    ...hp,
-    keyLength,
-    valueLength: keys.count('attention.value_length', headDim),
-    rmsEps: keys.number('attention.layer_norm_rms_epsilon', 1e-5),
-    rope: ropeFromMetadata(keys, keyLength, neox),
-  };
+  return { ...hp, ...ropeAttentionHParams(keys, hp, neox, 1e-5) };
 }
 
 /** The tensors of a llama-family model; q/k/v biases are required (qwen2) or taken when present (llama). */
@@ -78,16 +63,7 @@ export function llamaWeights<W>(hp: LlamaHParams, t: TensorSource<W>, biases: 'r
       wo: t.need(p + 'attn_output.weight', [hp.headCount * hp.valueLength, dim]),
       ffnNorm: t.need(p + 'ffn_norm.weight', [dim]),
       ...(nExpert > 0
-        ? {
-          experts: {
-            router: t.need(p + 'ffn_gate_inp.weight', [dim, nExpert]),
-            gate: t.need(p + 'ffn_gate_exps.weight', [dim, nFF, nExpert]),
-            up: t.need(p + 'ffn_up_exps.weight', [dim, nFF, nExpert]),
-            down: t.need(p + 'ffn_down_exps.weight', [nFF, dim, nExpert]),
-            nUsed: hp.expertUsedCount,
-            normalizeWeights: true,
-          },
-        }
+        ? { experts: expertTensors(t.need, p, dim, nFF, nExpert, { nUsed: hp.expertUsedCount, normalizeWeights: true }) }
         : { ffn: gatedFFNTensors(t.need, p, dim, nFF) }),
     })),
     outputNorm: t.need('output_norm.weight', [dim]),

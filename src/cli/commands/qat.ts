@@ -8,7 +8,7 @@ import { openModelForTraining, writeLike } from '../../train/load-model.js';
 import { exportTypeOf, trainQat } from '../../train/qat.js';
 import { MAX_MATMUL_THREADS, setMatmulThreads } from '../../train/matmul.js';
 import { defaultTypeOf, fileTypeFromName } from '../../quant/mix.js';
-import { decimal, integer, MODEL_DESCRIPTION, outputOption, renamedOption, threadsOption, UsageError } from '../options.js';
+import { decimal, integer, outputOption, renamedOption, threadsOption, UsageError } from '../options.js';
 import { modelPath } from '../default-model.js';
 import { showTrainingSteps, withProgress } from '../progress.js';
 
