@@ -78,6 +78,12 @@ const POOLED_MIN: Record<ElementwiseOp | 'layernorm', number> = {
   [ElementwiseOp.Scale]: Infinity, layernorm: 16384,
 };
 
+/**
+ * Multiply-adds below which a matrix product runs on the calling thread alone: waking the pool and waiting for it
+ * costs tens of microseconds, more than such a product takes (MLA's per-head products, small experts, routers).
+ */
+const POOLED_MATMUL_MIN = 65536;
+
 export interface WasmBackendOptions {
   /** threads in all (default: the machine's cores) */
   threads?: number;
@@ -233,8 +239,9 @@ export class WasmBackend implements Backend {
       // 32 chunks per thread: small enough that threads finish together, long enough that the 4-row kernels' four
       // streams (a quarter of a chunk each) read runs of consecutive rows
       const chunk = 4 * Math.max(1, Math.ceil(nOut / (this.threads * 32)));
-      const args = [w.type, address, wRowBytes, xAt, actAt, actRowBytes, outAt, nIn, nOut, nTokens, corrections, COUNTER, chunk];
-      this.pool.run(k, arena.index, 'matmul', args, threadScratch, stride);
+      const args = [w.type, address, wRowBytes, xAt, actAt, actRowBytes, outAt, nIn, nOut, nTokens, corrections, COUNTER, chunk] as const;
+      if (nIn * nOut * nTokens < POOLED_MATMUL_MIN) k.matmul(...args, threadScratch);
+      else this.pool.run(k, arena.index, 'matmul', [...args], threadScratch, stride);
       out.set(new Float32Array(buffer, outAt, nTokens * nOut));
     } finally {
       arena.releaseScratch();
