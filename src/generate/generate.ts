@@ -87,18 +87,18 @@ export function firstScored(ctx: number): number {
 }
 
 /**
- * The chunks perplexity scores: the text tokenized once (with BOS), cut into chunks of `ctx` tokens (at most
- * `maxChunks`), each chunk's first token replaced by BOS.
+ * The chunks perplexity scores: the text tokenized once (with the special tokens the model adds), cut into chunks of
+ * `ctx` tokens (at most `maxChunks`); where the model begins texts with BOS, each chunk's first token is replaced by
+ * BOS (as llama-perplexity does; a gpt2 vocabulary, which adds no BOS, keeps its chunks as they are).
  */
 export function perplexityChunks(model: Model, text: string, ctx: number, maxChunks = Infinity): number[][] {
   const tokens = model.tokenizer.encode(text, { addSpecial: true, parseSpecial: false });
   const nChunks = Math.min(maxChunks, Math.floor(tokens.length / ctx));
   if (nChunks < 1) throw new Error(`text has ${tokens.length} tokens, fewer than one chunk of ${ctx}`);
-  const bos = model.tokenizer.bosId;
-  if (bos === null) throw new Error('perplexity needs a model with a BOS token');
+  const bos = model.tokenizer.addBos ? model.tokenizer.bosId : null;
   return Array.from({ length: nChunks }, (_, c) => {
     const chunk = tokens.slice(c * ctx, (c + 1) * ctx);
-    chunk[0] = bos;
+    if (bos !== null) chunk[0] = bos;
     return chunk;
   });
 }
