@@ -50,8 +50,7 @@ export function finetuneCommand(): CommandUnknownOpts {
       const file = loadGGUF(modelPath(modelArg));
       const model = loadTrainModel(file);
       const tokenizer = Tokenizer.fromMetadata(file.metadata);
-      const text = (id: number | null) => (id === null ? '' : tokenizer.tokenText(id));
-      const template = ChatTemplate.fromMetadata(file.metadata, text(tokenizer.bosId), text(tokenizer.eosId));
+      const template = ChatTemplate.forModel(file.metadata, tokenizer);
       const maxTokens = o.maxTokens ?? model.hparams.contextLength;
       const train = readSftExamples(o.data, tokenizer, template, maxTokens);
       const held = o.eval ? readSftExamples(o.eval, tokenizer, template, maxTokens) : undefined;
