@@ -1346,106 +1346,136 @@ function dotRowsInStreams(type: i32, w: usize, rb: usize, x: usize, n: i32, scra
   }
 }
 
+/** Whether Q8_0 or IQ4_NL rows times `nTokens` tokens are widened to int16 (activations in the Q8_0_WIDE layout). */
+@inline function widens(type: i32, nTokens: i32): bool {
+  return (type == Q8_0 || type == IQ4_NL) && nTokens >= WIDE_TOKENS;
+}
+
 /**
- * out[t, r] = W[r] · x[t] (every thread calls this with the same arguments). First the threads quantize the rows of
- * x into act, claiming tokens from the counter at counter + 4 and counting finished ones at counter + 8; once all are
- * done they claim weight rows in chunks of `chunk` (a multiple of 4) from the counter at `counter`.
- * w: [nOut rows of wRowBytes], x: [nTokens, nIn] f32, act: [nTokens rows of actRowBytes], out: [nTokens, nOut] f32.
- * Tokens are visited in tiles of 32 so a tile's activations stay in cache while a chunk of rows is streamed past them.
- * Within a tile, Q8_0 and IQ4_NL widen four rows at a time to int16 (wideTokens4) from WIDE_TOKENS tokens on; in the
- * relaxed build Q4_0 and Q5_0 pack four rows (packedToken) from PACKED_TOKENS on, Q4_K from PACKED_K_TOKENS. Fewer
- * tokens of Q8_0, Q4_0, Q5_0, IQ4_NL go four rows at a time (rows4); types with a tile kernel (Q4_K, Q6_K, IQ4_XS)
- * decode each weight block once for 4 tokens, and the rest multiply row by token. Float weights for many tokens take
- * tiles of 64 tokens and widened row pairs (gemmF32). scratch: the thread's own, 512 bytes (float weights: 8·nIn;
- * Q8_0, IQ4_NL: 8.5·nIn + 128; Q4_0, Q5_0: 4.5·nIn + 16; Q4_K: 5.125·nIn + 32).
+ * Rows r0 … r1 − 1 of one weight (nOut rows of wRowBytes at w) · nTokens quantized activation rows at act →
+ * out [nTokens, nOut] f32. Tokens are visited in tiles of 32 so a tile's activations stay in cache while a chunk of
+ * rows is streamed past them. Within a tile, Q8_0 and IQ4_NL widen four rows at a time to int16 (wideTokens4) from
+ * WIDE_TOKENS tokens on; in the relaxed build Q4_0 and Q5_0 pack four rows (packedToken) from PACKED_TOKENS on, Q4_K
+ * from PACKED_K_TOKENS. Fewer tokens of Q8_0, Q4_0, Q5_0, IQ4_NL go four rows at a time (rows4); types with a tile
+ * kernel (Q4_K, Q6_K, IQ4_XS) decode each weight block once for 4 tokens, and the rest multiply row by token. Float
+ * weights for many tokens take tiles of 64 tokens and widened row pairs (gemmF32).
  */
-export function matmul(
-  type: i32, w: usize, wRowBytes: i32, x: usize, act: usize, actRowBytes: i32,
-  out: usize, nIn: i32, nOut: i32, nTokens: i32, corrections: usize, counter: usize, chunk: i32, scratch: usize,
+function multiplyRows(
+  type: i32, w: usize, wRowBytes: i32, act: usize, actStride: usize, out: usize, nIn: i32, nOut: i32, nTokens: i32,
+  corrections: usize, r0: i32, r1: i32, scratch: usize,
 ): void {
   const outStride = <usize>nOut << 2;
-  const actStride = <usize>actRowBytes;
-  const wide = (type == Q8_0 || type == IQ4_NL) && nTokens >= WIDE_TOKENS;
+  const wide = widens(type, nTokens);
   // (the SIMD128 build's int8 products through int16 make packing slower than the 4-row kernels)
   const packed = RELAXED && ((type == Q4_0 || type == Q5_0) && nTokens >= PACKED_TOKENS || type == Q4_K && nTokens >= PACKED_K_TOKENS);
+  if (nTokens > 1 && (type == F32 || type == F16 || type == BF16)) {
+    // per tile of 64 tokens (their activations stay in L2), each pair of rows is widened into scratch once
+    const w1At = scratch + (<usize>nIn << 2);
+    for (let t0 = 0; t0 < nTokens; t0 += 64) {
+      const t1 = min(nTokens, t0 + 64);
+      for (let r = r0; r < r1; r += 2) {
+        const nRows = r + 1 < r1 ? 2 : 1;
+        widenRow(type, w + <usize>r * wRowBytes, scratch, nIn);
+        if (nRows == 2) widenRow(type, w + <usize>(r + 1) * wRowBytes, w1At, nIn);
+        for (let t = t0; t < t1; t += 4) {
+          const nt = min(4, t1 - t), x = act + <usize>t * actStride;
+          gemmF32(scratch, nRows == 2 ? w1At : scratch, x, tileRow(x, actStride, 1, nt), tileRow(x, actStride, 2, nt), tileRow(x, actStride, 3, nt), nIn, out + <usize>t * outStride + (<usize>r << 2), outStride, nt, nRows);
+        }
+      }
+    }
+    return;
+  }
+  for (let t0 = 0; t0 < nTokens; t0 += 32) {
+    const t1 = min(nTokens, t0 + 32);
+    if (wide || packed) {
+      // four adjacent rows at a time, whose outputs are adjacent too; the last (length mod 4) rows one at a time
+      const groups = (r1 - r0) >> 2;
+      for (let r = r0; r < r1;) {
+        const four = r < r0 + 4 * groups, row = w + <usize>r * wRowBytes, rb: usize = four ? <usize>wRowBytes : 0, o = out + (<usize>r << 2);
+        if (wide) wideRowsTokens(type, row, rb, act, actStride, nIn >> 5, o, outStride, four ? 4 : 0, t0, t1, scratch);
+        else packedRowsTokens(type, row, rb, act, actStride, nIn, o, outStride, four ? 4 : 0, t0, t1, scratch);
+        r += four ? 4 : 1;
+      }
+      continue;
+    }
+    if (type == Q8_0 || type == Q4_0 || type == Q5_0 || type == IQ4_NL) {
+      // decode: four long streams, rows r0 + g + k·q (q = a quarter of the chunk, k = 0…3) go together, so that each
+      // stream reads consecutive rows (four streams keep more reads in flight than one); many tokens: four adjacent
+      // rows, whose outputs are adjacent too. The last (length mod 4) rows one at a time.
+      const groups = (r1 - r0) >> 2;
+      const span = nTokens == 1 ? groups : 1;
+      for (let g = 0; g < groups; g++) {
+        const r = r0 + (span == 1 ? 4 * g : g);
+        rows4Tokens(type, w + <usize>r * wRowBytes, <usize>span * wRowBytes, act, actStride, nIn, out + (<usize>r << 2), outStride, <usize>span << 2, t0, t1);
+      }
+      for (let r = r0 + 4 * groups; r < r1; r++) rows4Tokens(type, w + <usize>r * wRowBytes, 0, act, actStride, nIn, out + (<usize>r << 2), outStride, 0, t0, t1);
+      continue;
+    }
+    if (nTokens == 1) {
+      // one token (decode): four rows at a time from four long streams, as for the 4-row kernels above
+      const rowType = type == F16 && corrections != 0 ? F16_REBASED : type;
+      const q = (r1 - r0) >> 2;
+      for (let i = 0; i < q; i++) {
+        const r = r0 + i;
+        dotRowsInStreams(rowType, w + <usize>r * wRowBytes, <usize>q * wRowBytes, act, nIn, scratch, out + (<usize>r << 2), <usize>q << 2);
+      }
+      for (let r = r0 + 4 * q; r < r1; r++) store<f32>(out + (<usize>r << 2), dotRow(rowType, w + <usize>r * wRowBytes, act, nIn, scratch));
+      if (rowType == F16_REBASED) correctRebasedRows(corrections, nOut, r0, r1, act, out);
+      continue;
+    }
+    for (let r = r0; r < r1; r++) {
+      const row = w + <usize>r * wRowBytes;
+      if (hasTile(type)) {
+        for (let t = t0; t < t1; t += 4) {
+          dotTile(type, row, act + <usize>t * actStride, actStride, nIn, scratch, out + <usize>t * outStride + (<usize>r << 2), outStride, min(4, t1 - t));
+        }
+        continue;
+      }
+      for (let t = t0; t < t1; t++) store<f32>(out + <usize>t * outStride + (<usize>r << 2), dotRow(type, row, act + <usize>t * actStride, nIn, scratch));
+    }
+  }
+}
+
+/** i32 fields of a product (see matmul): its activation rows, then per weight its address, correction lists and output. */
+const PRODUCT_FIRST = 0, PRODUCT_TOKENS = 1, PRODUCT_WEIGHTS = 2;
+
+/**
+ * A list of products sharing one weight type and shape (every thread calls this with the same arguments): a plain
+ * matrix product, the experts a batch's tokens chose (ggml's mul_mat_id), the heads of MLA. Product p (i32 fields at
+ * products + p·(2 + 3·nWeights)·4) multiplies act rows first … first + tokens − 1 with each of nWeights weights, given
+ * as [address, F16 decode correction lists (0: none), output address]: out_k [tokens, nOut] f32 = W_k · x rows.
+ * Products take consecutive, disjoint runs of rows in order (a row's layout depends on its product's token count).
+ * First the threads quantize the rows of x [nTokens, nIn] f32 into act [nTokens rows of actRowBytes], claiming rows
+ * from the counter at counter + 4 and counting finished ones at counter + 8; once all are done they claim chunks of
+ * `chunk` rows (a multiple of 4) of one weight of one product from the counter at `counter`.
+ * scratch: the thread's own, 512 bytes (float weights: 8·nIn; Q8_0, IQ4_NL: 8.5·nIn + 128; Q4_0, Q5_0: 4.5·nIn + 16;
+ * Q4_K: 5.125·nIn + 32).
+ */
+export function matmul(
+  type: i32, wRowBytes: i32, x: usize, act: usize, actRowBytes: i32, nIn: i32, nOut: i32, nTokens: i32,
+  products: usize, nProducts: i32, nWeights: i32, counter: usize, chunk: i32, scratch: usize,
+): void {
+  const actStride = <usize>actRowBytes;
+  const productBytes = <usize>(PRODUCT_WEIGHTS + 3 * nWeights) << 2;
+  let p: usize = 0; // the product of the row being quantized (rows are claimed in increasing order)
   for (let t = atomic.add<i32>(counter + 4, 1); t < nTokens; t = atomic.add<i32>(counter + 4, 1)) {
+    while (t >= load<i32>(products + p * productBytes) + load<i32>(products + p * productBytes, PRODUCT_TOKENS << 2)) p++;
     const xt = x + <usize>t * (<usize>nIn << 2), at = act + <usize>t * actStride;
-    if (wide) quantizeQ8Blocks(xt, at, nIn, Q8_0_WIDE);
+    if (widens(type, load<i32>(products + p * productBytes, PRODUCT_TOKENS << 2))) quantizeQ8Blocks(xt, at, nIn, Q8_0_WIDE);
     else quantize_row(type, xt, at, nIn);
     atomic.add<i32>(counter + 8, 1);
   }
   // rows claimed by other threads are being quantized now: wait for them
   while (atomic.load<i32>(counter + 8) < nTokens) {}
-  while (true) {
-    const r0 = atomic.add<i32>(counter, chunk);
-    if (r0 >= nOut) break;
-    const r1 = min(nOut, r0 + chunk);
-    if (nTokens > 1 && (type == F32 || type == F16 || type == BF16)) {
-      // per tile of 64 tokens (their activations stay in L2), each pair of rows is widened into scratch once
-      const w1At = scratch + (<usize>nIn << 2);
-      for (let t0 = 0; t0 < nTokens; t0 += 64) {
-        const t1 = min(nTokens, t0 + 64);
-        for (let r = r0; r < r1; r += 2) {
-          const nRows = r + 1 < r1 ? 2 : 1;
-          widenRow(type, w + <usize>r * wRowBytes, scratch, nIn);
-          if (nRows == 2) widenRow(type, w + <usize>(r + 1) * wRowBytes, w1At, nIn);
-          for (let t = t0; t < t1; t += 4) {
-            const nt = min(4, t1 - t), x = act + <usize>t * actStride;
-            gemmF32(scratch, nRows == 2 ? w1At : scratch, x, tileRow(x, actStride, 1, nt), tileRow(x, actStride, 2, nt), tileRow(x, actStride, 3, nt), nIn, out + <usize>t * outStride + (<usize>r << 2), outStride, nt, nRows);
-          }
-        }
-      }
-      continue;
-    }
-    for (let t0 = 0; t0 < nTokens; t0 += 32) {
-      const t1 = min(nTokens, t0 + 32);
-      if (wide || packed) {
-        // four adjacent rows at a time, whose outputs are adjacent too; the last (length mod 4) rows one at a time
-        const groups = (r1 - r0) >> 2;
-        for (let r = r0; r < r1;) {
-          const four = r < r0 + 4 * groups, row = w + <usize>r * wRowBytes, rb: usize = four ? <usize>wRowBytes : 0, o = out + (<usize>r << 2);
-          if (wide) wideRowsTokens(type, row, rb, act, actStride, nIn >> 5, o, outStride, four ? 4 : 0, t0, t1, scratch);
-          else packedRowsTokens(type, row, rb, act, actStride, nIn, o, outStride, four ? 4 : 0, t0, t1, scratch);
-          r += four ? 4 : 1;
-        }
-        continue;
-      }
-      if (type == Q8_0 || type == Q4_0 || type == Q5_0 || type == IQ4_NL) {
-        // decode: four long streams, rows r0 + g + k·q (q = a quarter of the chunk, k = 0…3) go together, so that each
-        // stream reads consecutive rows (four streams keep more reads in flight than one); many tokens: four adjacent
-        // rows, whose outputs are adjacent too. The last (length mod 4) rows one at a time.
-        const groups = (r1 - r0) >> 2;
-        const span = nTokens == 1 ? groups : 1;
-        for (let g = 0; g < groups; g++) {
-          const r = r0 + (span == 1 ? 4 * g : g);
-          rows4Tokens(type, w + <usize>r * wRowBytes, <usize>span * wRowBytes, act, actStride, nIn, out + (<usize>r << 2), outStride, <usize>span << 2, t0, t1);
-        }
-        for (let r = r0 + 4 * groups; r < r1; r++) rows4Tokens(type, w + <usize>r * wRowBytes, 0, act, actStride, nIn, out + (<usize>r << 2), outStride, 0, t0, t1);
-        continue;
-      }
-      if (nTokens == 1) {
-        // one token (decode): four rows at a time from four long streams, as for the 4-row kernels above
-        const rowType = type == F16 && corrections != 0 ? F16_REBASED : type;
-        const q = (r1 - r0) >> 2;
-        for (let i = 0; i < q; i++) {
-          const r = r0 + i;
-          dotRowsInStreams(rowType, w + <usize>r * wRowBytes, <usize>q * wRowBytes, act, nIn, scratch, out + (<usize>r << 2), <usize>q << 2);
-        }
-        for (let r = r0 + 4 * q; r < r1; r++) store<f32>(out + (<usize>r << 2), dotRow(rowType, w + <usize>r * wRowBytes, act, nIn, scratch));
-        if (rowType == F16_REBASED) correctRebasedRows(corrections, nOut, r0, r1, act, out);
-        continue;
-      }
-      for (let r = r0; r < r1; r++) {
-        const row = w + <usize>r * wRowBytes;
-        if (hasTile(type)) {
-          for (let t = t0; t < t1; t += 4) {
-            dotTile(type, row, act + <usize>t * actStride, actStride, nIn, scratch, out + <usize>t * outStride + (<usize>r << 2), outStride, min(4, t1 - t));
-          }
-          continue;
-        }
-        for (let t = t0; t < t1; t++) store<f32>(out + <usize>t * outStride + (<usize>r << 2), dotRow(type, row, act + <usize>t * actStride, nIn, scratch));
-      }
-    }
+  const chunksPerWeight = (nOut + chunk - 1) / chunk;
+  const units = nProducts * nWeights * chunksPerWeight;
+  for (let u = atomic.add<i32>(counter, 1); u < units; u = atomic.add<i32>(counter, 1)) {
+    const product = products + <usize>(u / (nWeights * chunksPerWeight)) * productBytes;
+    const weight = product + (<usize>(PRODUCT_WEIGHTS + 3 * (u / chunksPerWeight % nWeights)) << 2);
+    const r0 = u % chunksPerWeight * chunk;
+    const first = load<i32>(product, PRODUCT_FIRST << 2), tokens = load<i32>(product, PRODUCT_TOKENS << 2);
+    multiplyRows(type, <usize>load<i32>(weight), wRowBytes, act + <usize>first * actStride, actStride, <usize>load<i32>(weight, 8),
+      nIn, nOut, tokens, <usize>load<i32>(weight, 4), r0, min(nOut, r0 + chunk), scratch);
   }
 }
 

@@ -5,7 +5,7 @@
 
 import type { AttentionCacheView, AttentionShape, AttentionWeights, Backend, RopeParams } from './backend.js';
 import type { RopeAngles } from './rope.js';
-import type { WeightTensor } from '../tensor/tensor.js';
+import { expertSlice, type WeightTensor } from '../tensor/tensor.js';
 import { GGMLType, typeInfo } from '../tensor/ggml-type.js';
 import { activationRowBytes, dequantizeRow, fp16ToFp32, fp32ToFp16, quantizeRowForDot, vecDot, vecDotType } from '../tensor/index.js';
 import { gelu, geluHalfTable, layerNormStats, softcap } from './formulas.js';
@@ -103,6 +103,15 @@ export class ReferenceBackend implements Backend {
     else if (halfTimesFloat(w.type, nIn)) matmulHalfRows(out, x, w, nTokens, nIn, nOut);
     // every other type goes through the weight's vec_dot_type as ggml does (F16 rows of other widths too)
     else matmulBlocks(out, x, w, nTokens, nIn, nOut);
+  }
+
+  matmulExperts(outs: Float32Array[], x: Float32Array, nRows: number, weights: WeightTensor[], experts: Int32Array): void {
+    const [nIn, nOut] = weights[0].dims;
+    const slotsPerRow = experts.length / nRows;
+    experts.forEach((e, s) => {
+      const row = Math.floor(s / slotsPerRow);
+      weights.forEach((w, k) => this.matmul(outs[k].subarray(s * nOut, (s + 1) * nOut), x.subarray(row * nIn, (row + 1) * nIn), expertSlice(w, e), 1));
+    });
   }
 
   embedding(out: Float32Array, w: WeightTensor, tokens: Int32Array): void {

@@ -14,7 +14,7 @@ import { kernelModule, type KernelModule } from './wasm-module.js';
 import { loadIntoArenas } from './wasm-weights.js';
 import { geluHalfTable } from './formulas.js';
 import type { GGUFModelFile } from '../gguf/model-file.js';
-import type { WeightTensor } from '../tensor/tensor.js';
+import { expertSlice, type WeightTensor } from '../tensor/tensor.js';
 import { GGMLType, typeInfo } from '../tensor/ggml-type.js';
 import { fp16ToFp32, fp32ToFp16 } from '../tensor/float16.js';
 
@@ -91,6 +91,19 @@ export interface WasmBackendOptions {
   relaxed?: boolean;
   /** scratch bytes one matmul may use; a larger batch is done in parts (default 128 MiB) */
   maxScratchBytes?: number;
+}
+
+/** Rows [first, first + tokens) of a matmul call times each of `weights` (dims [nIn, nOut], one type and shape). */
+interface Product {
+  first: number;
+  tokens: number;
+  weights: WeightTensor[];
+}
+
+/** Where the rows of a matmul call come from and go to: row i reads row from[i] of x and writes row to[i] of each output. */
+interface RowMap {
+  from: Int32Array;
+  to: Int32Array;
 }
 
 /** Where a weight's bytes live in WebAssembly memory. */
@@ -202,47 +215,136 @@ export class WasmBackend implements Backend {
   }
 
   matmul(out: Float32Array, x: Float32Array, w: WeightTensor, nTokens: number): void {
+    this.multiply(x, nTokens, [{ first: 0, tokens: nTokens, weights: [w] }], [out]);
+  }
+
+  matmulExperts(outs: Float32Array[], x: Float32Array, nRows: number, weights: WeightTensor[], experts: Int32Array): void {
+    const nSlots = experts.length, slotsPerRow = nSlots / nRows, nExpert = weights[0].dims[2];
+    // the slots ordered by expert (a counting sort, in slot order within one): each expert's run is one product
+    const start = new Int32Array(nExpert + 1);
+    for (const e of experts) {
+      if (!(e >= 0 && e < nExpert)) throw new RangeError(`expert ${e} is outside 0..${nExpert - 1}`);
+      start[e + 1]++;
+    }
+    for (let e = 0; e < nExpert; e++) start[e + 1] += start[e];
+    const products: Product[] = [];
+    for (let e = 0; e < nExpert; e++) {
+      if (start[e + 1] > start[e]) products.push({ first: start[e], tokens: start[e + 1] - start[e], weights: weights.map((w) => expertSlice(w, e)) });
+    }
+    const to = new Int32Array(nSlots), next = start.slice(0, nExpert);
+    for (let s = 0; s < nSlots; s++) to[next[experts[s]]++] = s;
+    // rows already in that order read and write in place
+    if (slotsPerRow === 1 && to.every((s, i) => s === i)) return this.multiply(x, nRows, products, outs);
+    this.multiply(x, nSlots, products, outs, { from: to.map((s) => Math.floor(s / slotsPerRow)), to });
+  }
+
+  /**
+   * Runs `products` (all weights of one type and shape) over the rows of x, into outs[k] for weight k: in as few
+   * kernel calls as the weights' memories and the scratch limit allow. Row i of the call reads x row map.from[i] and
+   * writes row map.to[i] of each output (without a map: row i).
+   */
+  private multiply(x: Float32Array, nRows: number, products: Product[], outs: Float32Array[], map?: RowMap): void {
+    const w = products[0].weights[0];
     const [nIn, nOut] = w.dims;
+    const nWeights = outs.length;
     const format = ACTIVATIONS.get(w.type);
-    if (!format || nIn % format.multiple !== 0) return this.scalar.matmul(out, x, w, nTokens);
+    if (!format || nIn % format.multiple !== 0) {
+      for (let i = 0; i < nRows; i++) {
+        const p = products.find((q) => i < q.first + q.tokens)!, from = map?.from[i] ?? i, to = map?.to[i] ?? i;
+        for (let k = 0; k < nWeights; k++) this.scalar.matmul(outs[k].subarray(to * nOut, (to + 1) * nOut), x.subarray(from * nIn, (from + 1) * nIn), p.weights[k], 1);
+      }
+      return;
+    }
     // F16 rows that llama.cpp multiplies with f16 activations (see halfTimesFloat)
-    if (w.type === GGMLType.F16 && !halfTimesFloat(w.type, nIn)) x = roundToHalfs(x.subarray(0, nTokens * nIn));
-    // bound the scratch of a large batch (e.g. logits of every row of a long prompt)
-    const perToken = 4 * nIn + format.rowBytes(nIn) + 4 * nOut;
-    const step = Math.max(1, Math.floor(this.maxScratch / perToken));
-    for (let t = 0; t < nTokens; t += step) {
-      const n = Math.min(step, nTokens - t);
-      this.matmulTokens(out.subarray(t * nOut, (t + n) * nOut), x.subarray(t * nIn, (t + n) * nIn), w, n, format);
+    if (w.type === GGMLType.F16 && !halfTimesFloat(w.type, nIn)) x = roundToHalfs(x);
+    // one call needs every weight in one memory: else each weight (or, at worst, each product) on its own
+    const placements = products.map((p) => p.weights.map((wk) => this.place(wk)));
+    const arena = placements[0][0].arena;
+    for (const placed of placements) {
+      if (placed.every((pl) => pl.arena === arena)) continue;
+      if (nWeights > 1) {
+        for (let k = 0; k < nWeights; k++) this.multiply(x, nRows, products.map((q) => ({ ...q, weights: [q.weights[k]] })), [outs[k]], map);
+      } else {
+        const rows = (p: Product) => Int32Array.from({ length: p.tokens }, (_, i) => p.first + i);
+        for (const p of products) {
+          this.multiply(x, p.tokens, [{ ...p, first: 0 }], outs, map ? { from: map.from.subarray(p.first, p.first + p.tokens), to: map.to.subarray(p.first, p.first + p.tokens) } : { from: rows(p), to: rows(p) });
+        }
+      }
+      return;
+    }
+    // bound the scratch of a large batch (e.g. logits of every row of a long prompt): calls of at most `step` rows,
+    // a product that crosses a boundary split in two
+    const step = Math.max(1, Math.floor(this.maxScratch / (4 * nIn + format.rowBytes(nIn) + 4 * nOut * nWeights)));
+    if (nRows <= step) return this.multiplyInArena(arena, x, nRows, products, placements, outs, map, format);
+    for (let start = 0; start < nRows; start += step) {
+      const end = Math.min(nRows, start + step);
+      const part: Product[] = [], partPlacements: Placement[][] = [];
+      products.forEach((p, i) => {
+        const from = Math.max(p.first, start), to = Math.min(p.first + p.tokens, end);
+        if (from >= to) return;
+        part.push({ first: from - start, tokens: to - from, weights: p.weights });
+        partPlacements.push(placements[i]);
+      });
+      if (map) this.multiplyInArena(arena, x, end - start, part, partPlacements, outs, { from: map.from.subarray(start, end), to: map.to.subarray(start, end) }, format);
+      else this.multiplyInArena(arena, x.subarray(start * nIn, end * nIn), end - start, part, partPlacements, outs.map((o) => o.subarray(start * nOut, end * nOut)), undefined, format);
     }
   }
 
-  private matmulTokens(out: Float32Array, x: Float32Array, w: WeightTensor, nTokens: number, format: ActivationFormat): void {
+  /** One kernel call of `multiply`: products whose weights all live in `arena` at `placements` (see wasm/kernels.ts matmul). */
+  private multiplyInArena(
+    arena: Arena, x: Float32Array, nRows: number, products: Product[], placements: Placement[][], outs: Float32Array[],
+    map: RowMap | undefined, format: ActivationFormat,
+  ): void {
+    const w = products[0].weights[0];
     const [nIn, nOut] = w.dims;
-    const placement = this.place(w);
-    const { arena, address } = placement;
-    const corrections = w.type === GGMLType.F16 && nTokens === 1 ? this.f16Corrections(w, placement) : 0;
-    const k = arena.exports;
+    const nWeights = outs.length, nProducts = products.length;
     const { blockSize, typeSize } = typeInfo(w.type);
     const wRowBytes = (nIn / blockSize) * typeSize;
     const actRowBytes = format.rowBytes(nIn);
+    // the product table: per product [first, tokens, then per weight: address, F16 correction lists, output (below)],
+    // addresses and lists found before the scratch is taken (copying a weight in, or making its lists, takes memory)
+    const fields = 2 + 3 * nWeights;
+    const entries = new Int32Array(fields * nProducts);
+    for (let i = 0; i < nProducts; i++) {
+      const p = products[i];
+      entries[i * fields] = p.first;
+      entries[i * fields + 1] = p.tokens;
+      for (let k = 0; k < nWeights; k++) {
+        const placement = placements[i][k];
+        entries[i * fields + 2 + 3 * k] = placement.address;
+        entries[i * fields + 3 + 3 * k] = w.type === GGMLType.F16 && p.tokens === 1 ? this.f16Corrections(p.weights[k], placement) : 0;
+      }
+    }
     try {
-      // scratch: x [nTokens, nIn] f32 | act [nTokens, actRowBytes] | out [nTokens, nOut] f32
-      const xAt = arena.scratch(4 * nTokens * nIn);
-      const actAt = arena.scratch(nTokens * actRowBytes);
-      const outAt = arena.scratch(4 * nTokens * nOut);
+      // scratch: x [nRows, nIn] f32 | act [nRows, actRowBytes] | out [nWeights, nRows, nOut] f32 | the product table
+      const xAt = arena.scratch(4 * nRows * nIn);
+      const actAt = arena.scratch(nRows * actRowBytes);
+      const outAt = arena.scratch(4 * nWeights * nRows * nOut);
+      const tableAt = arena.scratch(4 * entries.length);
       // per thread: 512 bytes, or the format's widened rows (see the kernel)
       const stride = Math.max(512, Math.ceil((format.threadScratch?.(nIn) ?? 0) / 64) * 64);
       const threadScratch = arena.scratch(stride * this.threads);
       const buffer = arena.bytes().buffer;
-      new Float32Array(buffer, xAt, nTokens * nIn).set(x.subarray(0, nTokens * nIn));
-      new Int32Array(buffer, COUNTER, 3).fill(0); // rows claimed, tokens claimed, tokens quantized
-      // 32 chunks per thread: small enough that threads finish together, long enough that the 4-row kernels' four
-      // streams (a quarter of a chunk each) read runs of consecutive rows
-      const chunk = 4 * Math.max(1, Math.ceil(nOut / (this.threads * 32)));
-      const args = [w.type, address, wRowBytes, xAt, actAt, actRowBytes, outAt, nIn, nOut, nTokens, corrections, COUNTER, chunk] as const;
-      if (nIn * nOut * nTokens < POOLED_MATMUL_MIN) k.matmul(...args, threadScratch);
-      else this.pool.run(k, arena.index, 'matmul', [...args], threadScratch, stride);
-      out.set(new Float32Array(buffer, outAt, nTokens * nOut));
+      const xs = new Float32Array(buffer, xAt, nRows * nIn);
+      if (!map) xs.set(x.subarray(0, nRows * nIn));
+      else for (let i = 0; i < nRows; i++) xs.set(x.subarray(map.from[i] * nIn, (map.from[i] + 1) * nIn), i * nIn);
+      // weight k's output for row r at outAt + 4·(k·nRows + r)·nOut
+      for (let i = 0; i < nProducts; i++) {
+        for (let k = 0; k < nWeights; k++) entries[i * fields + 4 + 3 * k] = outAt + 4 * (k * nRows + entries[i * fields]) * nOut;
+      }
+      new Int32Array(buffer, tableAt, entries.length).set(entries);
+      new Int32Array(buffer, COUNTER, 3).fill(0); // chunks claimed, rows claimed, rows quantized
+      // chunks of 4·(rows / 32 per thread), at most a weight's rows: small enough that threads finish together, long
+      // enough that the 4-row kernels' four streams (a quarter of a chunk each) read runs of consecutive rows
+      const chunk = 4 * Math.min(Math.ceil(nOut / 4), Math.max(1, Math.ceil((nOut * nWeights * nProducts) / (this.threads * 32))));
+      const args = [w.type, wRowBytes, xAt, actAt, actRowBytes, nIn, nOut, nRows, tableAt, nProducts, nWeights, COUNTER, chunk] as const;
+      if (nIn * nOut * nRows * nWeights < POOLED_MATMUL_MIN) arena.exports.matmul(...args, threadScratch);
+      else this.pool.run(arena.exports, arena.index, 'matmul', [...args], threadScratch, stride);
+      for (let k = 0; k < nWeights; k++) {
+        const out = new Float32Array(buffer, outAt + 4 * k * nRows * nOut, nRows * nOut);
+        if (!map) outs[k].set(out);
+        else for (let i = 0; i < nRows; i++) outs[k].set(out.subarray(i * nOut, (i + 1) * nOut), map.to[i] * nOut);
+      }
     } finally {
       arena.releaseScratch();
     }
