@@ -80,9 +80,10 @@ const POOLED_MIN: Record<ElementwiseOp | 'layernorm', number> = {
 
 /**
  * Multiply-adds below which a matrix product runs on the calling thread alone: waking the pool and waiting for it
- * costs tens of microseconds, more than such a product takes (MLA's per-head products, small experts, routers).
+ * costs a few microseconds, more than such a product takes (routers); from about this size on, two threads reading
+ * a weight from memory beat one.
  */
-const POOLED_MATMUL_MIN = 65536;
+const POOLED_MATMUL_MIN = 16384;
 
 export interface WasmBackendOptions {
   /** threads in all (default: the machine's cores) */
@@ -334,12 +335,17 @@ export class WasmBackend implements Backend {
       }
       new Int32Array(buffer, tableAt, entries.length).set(entries);
       new Int32Array(buffer, COUNTER, 3).fill(0); // chunks claimed, rows claimed, rows quantized
-      // chunks of 4·(rows / 32 per thread), at most a weight's rows: small enough that threads finish together, long
-      // enough that the 4-row kernels' four streams (a quarter of a chunk each) read runs of consecutive rows
-      const chunk = 4 * Math.min(Math.ceil(nOut / 4), Math.max(1, Math.ceil((nOut * nWeights * nProducts) / (this.threads * 32))));
-      const args = [w.type, wRowBytes, xAt, actAt, actRowBytes, nIn, nOut, nRows, tableAt, nProducts, nWeights, COUNTER, chunk] as const;
-      if (nIn * nOut * nRows * nWeights < POOLED_MATMUL_MIN) arena.exports.matmul(...args, threadScratch);
-      else this.pool.run(arena.exports, arena.index, 'matmul', [...args], threadScratch, stride);
+      // chunks of a multiple of 4 rows, at most a weight's: 8 per thread for many tokens (small enough that threads
+      // finish together), 2 when each product has one (a claim moves the counter's cache line between cores, which
+      // costs more than unequal shares there, and longer chunks give the decode kernels' streams longer runs of rows)
+      const perThread = nRows === nProducts ? 2 : 8;
+      const chunk = 4 * Math.min(Math.ceil(nOut / 4), Math.max(1, Math.ceil((nOut * nWeights * nProducts) / (this.threads * perThread * 4))));
+      const args = [w.type, wRowBytes, xAt, actAt, actRowBytes, nIn, nOut, nRows, tableAt, nProducts, nWeights, COUNTER, chunk];
+      if (nIn * nOut * nRows * nWeights < POOLED_MATMUL_MIN) {
+        arena.exports.matmul(w.type, wRowBytes, xAt, actAt, actRowBytes, nIn, nOut, nRows, tableAt, nProducts, nWeights, COUNTER, chunk, threadScratch);
+      } else {
+        this.pool.run(arena.exports, arena.index, 'matmul', args, threadScratch, stride);
+      }
       for (let k = 0; k < nWeights; k++) {
         const out = new Float32Array(buffer, outAt + 4 * k * nRows * nOut, nRows * nOut);
         if (!map) outs[k].set(out);
