@@ -1436,14 +1436,25 @@ function multiplyRows(
   }
 }
 
-/** i32 fields of a product (see matmul): its activation rows, then per weight its address, correction lists and output. */
-const PRODUCT_FIRST = 0, PRODUCT_TOKENS = 1, PRODUCT_WEIGHTS = 2;
+/** i32 fields of a product (see matmul): its activation rows, then per weight its address, lists, output and bias. */
+const PRODUCT_FIRST = 0, PRODUCT_TOKENS = 1, PRODUCT_WEIGHTS = 2, WEIGHT_FIELDS = 4;
+
+/** out [nTokens, nOut] f32, columns r0 … r1 − 1 += bias[r] (f32 at bias) */
+function addBiasColumns(out: usize, nOut: i32, nTokens: i32, bias: usize, r0: i32, r1: i32): void {
+  for (let t = 0; t < nTokens; t++) {
+    const o = out + (<usize>(t * nOut) << 2);
+    let r = r0;
+    for (; r + 4 <= r1; r += 4) v128.store(o + (<usize>r << 2), f32x4.add(v128.load(o + (<usize>r << 2)), v128.load(bias + (<usize>r << 2))));
+    for (; r < r1; r++) store<f32>(o + (<usize>r << 2), load<f32>(o + (<usize>r << 2)) + load<f32>(bias + (<usize>r << 2)));
+  }
+}
 
 /**
  * A list of products sharing one weight type and shape (every thread calls this with the same arguments): a plain
  * matrix product, the experts a batch's tokens chose (ggml's mul_mat_id), the heads of MLA. Product p (i32 fields at
- * products + p·(2 + 3·nWeights)·4) multiplies act rows first … first + tokens − 1 with each of nWeights weights, given
- * as [address, F16 decode correction lists (0: none), output address]: out_k [tokens, nOut] f32 = W_k · x rows.
+ * products + p·(2 + 4·nWeights)·4) multiplies act rows first … first + tokens − 1 with each of nWeights weights, given
+ * as [address, F16 decode correction lists (0: none), output address, bias address (0: none)]:
+ * out_k [tokens, nOut] f32 = W_k · x rows (+ bias_k [nOut] f32).
  * Products take consecutive, disjoint runs of rows in order (a row's layout depends on its product's token count).
  * First the threads quantize the rows of x [nTokens, nIn] f32 into act [nTokens rows of actRowBytes], claiming rows
  * from the counter at counter + 4 and counting finished ones at counter + 8; once all are done they claim chunks of
@@ -1456,7 +1467,7 @@ export function matmul(
   products: usize, nProducts: i32, nWeights: i32, counter: usize, chunk: i32, scratch: usize,
 ): void {
   const actStride = <usize>actRowBytes;
-  const productBytes = <usize>(PRODUCT_WEIGHTS + 3 * nWeights) << 2;
+  const productBytes = <usize>(PRODUCT_WEIGHTS + WEIGHT_FIELDS * nWeights) << 2;
   let p: usize = 0; // the product of the row being quantized (rows are claimed in increasing order)
   for (let t = atomic.add<i32>(counter + 4, 1); t < nTokens; t = atomic.add<i32>(counter + 4, 1)) {
     while (t >= load<i32>(products + p * productBytes) + load<i32>(products + p * productBytes, PRODUCT_TOKENS << 2)) p++;
@@ -1471,11 +1482,13 @@ export function matmul(
   const units = nProducts * nWeights * chunksPerWeight;
   for (let u = atomic.add<i32>(counter, 1); u < units; u = atomic.add<i32>(counter, 1)) {
     const product = products + <usize>(u / (nWeights * chunksPerWeight)) * productBytes;
-    const weight = product + (<usize>(PRODUCT_WEIGHTS + 3 * (u / chunksPerWeight % nWeights)) << 2);
-    const r0 = u % chunksPerWeight * chunk;
+    const weight = product + (<usize>(PRODUCT_WEIGHTS + WEIGHT_FIELDS * (u / chunksPerWeight % nWeights)) << 2);
+    const r0 = u % chunksPerWeight * chunk, r1 = min(nOut, r0 + chunk);
     const first = load<i32>(product, PRODUCT_FIRST << 2), tokens = load<i32>(product, PRODUCT_TOKENS << 2);
-    multiplyRows(type, <usize>load<i32>(weight), wRowBytes, act + <usize>first * actStride, actStride, <usize>load<i32>(weight, 8),
-      nIn, nOut, tokens, <usize>load<i32>(weight, 4), r0, min(nOut, r0 + chunk), scratch);
+    const out = <usize>load<i32>(weight, 8), bias = <usize>load<i32>(weight, 12);
+    multiplyRows(type, <usize>load<i32>(weight), wRowBytes, act + <usize>first * actStride, actStride, out, nIn, nOut, tokens,
+      <usize>load<i32>(weight, 4), r0, r1, scratch);
+    if (bias) addBiasColumns(out, nOut, tokens, bias, r0, r1);
   }
 }
 
@@ -1606,7 +1619,7 @@ export function attention(
   while (true) {
     const job = atomic.add<i32>(counter, 1);
     if (job >= nTokens * nKvHeads * parts) break;
-    const t = job / (nKvHeads * parts), g = job / parts % nKvHeads, part = job % parts;
+    const g = job / (nTokens * parts), t = job / parts % nTokens, part = job % parts;
     // query heads h0 … h0 + nh − 1
     const h0 = g * group + part * headsPerJob, nh = min(headsPerJob, group - part * headsPerJob);
     const first = <usize>load<i32>(spans + (<usize>t << 3));

@@ -132,8 +132,14 @@ export class InferenceOps implements ModelOps<Act, WeightTensor> {
     const [nIn, nOut] = w.dims;
     if (x.cols !== nIn) throw new Error(`linear: input has ${x.cols} columns, ${w.name} expects ${nIn}`);
     const out = this.act(x.rows, nOut);
+    const deltas = this.lora?.get(w.name);
+    if (!deltas) {
+      this.backend.matmul(out.data, x.data, w, x.rows, bias && floats(bias));
+      return out;
+    }
+    // the adapter's delta before the bias
     this.backend.matmul(out.data, x.data, w, x.rows);
-    for (const delta of this.lora?.get(w.name) ?? []) addLoraDelta(out.data, x.data, x.rows, delta);
+    for (const delta of deltas) addLoraDelta(out.data, x.data, x.rows, delta);
     if (bias) this.backend.addBias(out.data, floats(bias), x.rows, nOut);
     return out;
   }

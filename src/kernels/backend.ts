@@ -82,8 +82,8 @@ export interface Backend {
   /** optional: zeroed storage for `count` f16 values (the KV cache) placed where this backend's attention reads it */
   allocateHalfs?(count: number): Uint16Array;
 
-  /** out[t, r] = Σ_c W[r, c] · x[t, c]: x [nTokens, nIn], W dims [nIn, nOut], out [nTokens, nOut] */
-  matmul(out: Float32Array, x: Float32Array, w: WeightTensor, nTokens: number): void;
+  /** out[t, r] = Σ_c W[r, c] · x[t, c] (+ bias[r], added in f32): x [nTokens, nIn], W dims [nIn, nOut], out [nTokens, nOut] */
+  matmul(out: Float32Array, x: Float32Array, w: WeightTensor, nTokens: number, bias?: Float32Array): void;
 
   /**
    * Products with stacked expert weights (ggml's mul_mat_id), for each weight W_k of `weights` (dims [nIn, nOut,

@@ -94,24 +94,31 @@ export function expF64(t: number): number {
   return p * 2 ** n;
 }
 
+/** Backend.matmulExperts as one `matmul` per slot and weight, of the expert's slice (named `${w.name}[e]`). */
+export function matmulExpertsBySlot(matmul: (out: Float32Array, row: Float32Array, w: WeightTensor) => void, outs: Float32Array[],
+  x: Float32Array, nRows: number, weights: WeightTensor[], experts: Int32Array): void {
+  const [nIn, nOut] = weights[0].dims;
+  const slotsPerRow = experts.length / nRows;
+  experts.forEach((e, s) => {
+    const row = Math.floor(s / slotsPerRow);
+    weights.forEach((w, k) => matmul(outs[k].subarray(s * nOut, (s + 1) * nOut), x.subarray(row * nIn, (row + 1) * nIn), expertSlice(w, e)));
+  });
+}
+
 export class ReferenceBackend implements Backend {
   readonly name = 'reference';
 
-  matmul(out: Float32Array, x: Float32Array, w: WeightTensor, nTokens: number): void {
+  matmul(out: Float32Array, x: Float32Array, w: WeightTensor, nTokens: number, bias?: Float32Array): void {
     const [nIn, nOut] = w.dims;
     if (w.type === GGMLType.F32) matmulF32(out, x, f32View(w), nTokens, nIn, nOut);
     else if (halfTimesFloat(w.type, nIn)) matmulHalfRows(out, x, w, nTokens, nIn, nOut);
     // every other type goes through the weight's vec_dot_type as ggml does (F16 rows of other widths too)
     else matmulBlocks(out, x, w, nTokens, nIn, nOut);
+    if (bias) this.addBias(out, bias, nTokens, nOut);
   }
 
   matmulExperts(outs: Float32Array[], x: Float32Array, nRows: number, weights: WeightTensor[], experts: Int32Array): void {
-    const [nIn, nOut] = weights[0].dims;
-    const slotsPerRow = experts.length / nRows;
-    experts.forEach((e, s) => {
-      const row = Math.floor(s / slotsPerRow);
-      weights.forEach((w, k) => this.matmul(outs[k].subarray(s * nOut, (s + 1) * nOut), x.subarray(row * nIn, (row + 1) * nIn), expertSlice(w, e), 1));
-    });
+    matmulExpertsBySlot((out, row, w) => this.matmul(out, row, w, 1), outs, x, nRows, weights, experts);
   }
 
   embedding(out: Float32Array, w: WeightTensor, tokens: Int32Array): void {

@@ -70,7 +70,7 @@ function relaxedWorks(relaxed: WebAssembly.Module, simd: WebAssembly.Module): bo
     const counters = new Int32Array(memory.buffer, 0, 3);
     // one product: row 0 times the weight at w into `to`
     const multiply = (type: number, w: number, wRowBytes: number, actRowBytes: number, to: number) => {
-      new Int32Array(memory.buffer, product, 5).set([0, 1, w, 0, to]);
+      new Int32Array(memory.buffer, product, 6).set([0, 1, w, 0, to, 0]);
       counters.fill(0);
       exports.matmul(type, wRowBytes, x, act, actRowBytes, 32, 1, 1, product, 1, 1, 0, 4, 0);
     };
@@ -104,7 +104,7 @@ export function kernelModule(preferRelaxed = true): KernelModule {
 export interface KernelExports {
   /** one activation row in the layout the kernels for weight type `type` read */
   quantize_row(type: number, x: number, out: number, n: number): void;
-  /** products: per product i32 [first row, rows, then per weight: address, F16 correction lists or 0, output address] */
+  /** products: per product i32 [first row, rows, then per weight: address, F16 correction lists or 0, output, bias or 0] */
   matmul(type: number, wRowBytes: number, x: number, act: number, actRowBytes: number, nIn: number, nOut: number,
     nTokens: number, products: number, nProducts: number, nWeights: number, counter: number, chunk: number,
     scratch: number): void;

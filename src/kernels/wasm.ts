@@ -215,8 +215,8 @@ export class WasmBackend implements Backend {
     return table;
   }
 
-  matmul(out: Float32Array, x: Float32Array, w: WeightTensor, nTokens: number): void {
-    this.multiply(x, nTokens, [{ first: 0, tokens: nTokens, weights: [w] }], [out]);
+  matmul(out: Float32Array, x: Float32Array, w: WeightTensor, nTokens: number, bias?: Float32Array): void {
+    this.multiply(x, nTokens, [{ first: 0, tokens: nTokens, weights: [w] }], [out], undefined, bias && [bias]);
   }
 
   matmulExperts(outs: Float32Array[], x: Float32Array, nRows: number, weights: WeightTensor[], experts: Int32Array): void {
@@ -240,11 +240,11 @@ export class WasmBackend implements Backend {
   }
 
   /**
-   * Runs `products` (all weights of one type and shape) over the rows of x, into outs[k] for weight k: in as few
-   * kernel calls as the weights' memories and the scratch limit allow. Row i of the call reads x row map.from[i] and
-   * writes row map.to[i] of each output (without a map: row i).
+   * Runs `products` (all weights of one type and shape) over the rows of x, into outs[k] for weight k (plus biases[k]
+   * where given): in as few kernel calls as the weights' memories and the scratch limit allow. Row i of the call reads
+   * x row map.from[i] and writes row map.to[i] of each output (without a map: row i).
    */
-  private multiply(x: Float32Array, nRows: number, products: Product[], outs: Float32Array[], map?: RowMap): void {
+  private multiply(x: Float32Array, nRows: number, products: Product[], outs: Float32Array[], map?: RowMap, biases?: Float32Array[]): void {
     const w = products[0].weights[0];
     const [nIn, nOut] = w.dims;
     const nWeights = outs.length;
@@ -252,7 +252,7 @@ export class WasmBackend implements Backend {
     if (!format || nIn % format.multiple !== 0) {
       for (let i = 0; i < nRows; i++) {
         const p = products.find((q) => i < q.first + q.tokens)!, from = map?.from[i] ?? i, to = map?.to[i] ?? i;
-        for (let k = 0; k < nWeights; k++) this.scalar.matmul(outs[k].subarray(to * nOut, (to + 1) * nOut), x.subarray(from * nIn, (from + 1) * nIn), p.weights[k], 1);
+        for (let k = 0; k < nWeights; k++) this.scalar.matmul(outs[k].subarray(to * nOut, (to + 1) * nOut), x.subarray(from * nIn, (from + 1) * nIn), p.weights[k], 1, biases?.[k]);
       }
       return;
     }
@@ -264,11 +264,11 @@ export class WasmBackend implements Backend {
     for (const placed of placements) {
       if (placed.every((pl) => pl.arena === arena)) continue;
       if (nWeights > 1) {
-        for (let k = 0; k < nWeights; k++) this.multiply(x, nRows, products.map((q) => ({ ...q, weights: [q.weights[k]] })), [outs[k]], map);
+        for (let k = 0; k < nWeights; k++) this.multiply(x, nRows, products.map((q) => ({ ...q, weights: [q.weights[k]] })), [outs[k]], map, biases && [biases[k]]);
       } else {
         const rows = (p: Product) => Int32Array.from({ length: p.tokens }, (_, i) => p.first + i);
         for (const p of products) {
-          this.multiply(x, p.tokens, [{ ...p, first: 0 }], outs, map ? { from: map.from.subarray(p.first, p.first + p.tokens), to: map.to.subarray(p.first, p.first + p.tokens) } : { from: rows(p), to: rows(p) });
+          this.multiply(x, p.tokens, [{ ...p, first: 0 }], outs, map ? { from: map.from.subarray(p.first, p.first + p.tokens), to: map.to.subarray(p.first, p.first + p.tokens) } : { from: rows(p), to: rows(p) }, biases);
         }
       }
       return;
@@ -276,7 +276,7 @@ export class WasmBackend implements Backend {
     // bound the scratch of a large batch (e.g. logits of every row of a long prompt): calls of at most `step` rows,
     // a product that crosses a boundary split in two
     const step = Math.max(1, Math.floor(this.maxScratch / (4 * nIn + format.rowBytes(nIn) + 4 * nOut * nWeights)));
-    if (nRows <= step) return this.multiplyInArena(arena, x, nRows, products, placements, outs, map, format);
+    if (nRows <= step) return this.multiplyInArena(arena, x, nRows, products, placements, outs, map, biases, format);
     for (let start = 0; start < nRows; start += step) {
       const end = Math.min(nRows, start + step);
       const part: Product[] = [], partPlacements: Placement[][] = [];
@@ -286,15 +286,15 @@ export class WasmBackend implements Backend {
         part.push({ first: from - start, tokens: to - from, weights: p.weights });
         partPlacements.push(placements[i]);
       });
-      if (map) this.multiplyInArena(arena, x, end - start, part, partPlacements, outs, { from: map.from.subarray(start, end), to: map.to.subarray(start, end) }, format);
-      else this.multiplyInArena(arena, x.subarray(start * nIn, end * nIn), end - start, part, partPlacements, outs.map((o) => o.subarray(start * nOut, end * nOut)), undefined, format);
+      if (map) this.multiplyInArena(arena, x, end - start, part, partPlacements, outs, { from: map.from.subarray(start, end), to: map.to.subarray(start, end) }, biases, format);
+      else this.multiplyInArena(arena, x.subarray(start * nIn, end * nIn), end - start, part, partPlacements, outs.map((o) => o.subarray(start * nOut, end * nOut)), undefined, biases, format);
     }
   }
 
   /** One kernel call of `multiply`: products whose weights all live in `arena` at `placements` (see wasm/kernels.ts matmul). */
   private multiplyInArena(
     arena: Arena, x: Float32Array, nRows: number, products: Product[], placements: Placement[][], outs: Float32Array[],
-    map: RowMap | undefined, format: ActivationFormat,
+    map: RowMap | undefined, biases: Float32Array[] | undefined, format: ActivationFormat,
   ): void {
     const w = products[0].weights[0];
     const [nIn, nOut] = w.dims;
@@ -302,9 +302,9 @@ export class WasmBackend implements Backend {
     const { blockSize, typeSize } = typeInfo(w.type);
     const wRowBytes = (nIn / blockSize) * typeSize;
     const actRowBytes = format.rowBytes(nIn);
-    // the product table: per product [first, tokens, then per weight: address, F16 correction lists, output (below)],
-    // addresses and lists found before the scratch is taken (copying a weight in, or making its lists, takes memory)
-    const fields = 2 + 3 * nWeights;
+    // the product table: per product [first, tokens, then per weight: address, F16 correction lists, output and bias
+    // (below)], addresses and lists found before the scratch is taken (copying a weight in, or making its lists, takes memory)
+    const fields = 2 + 4 * nWeights;
     const entries = new Int32Array(fields * nProducts);
     for (let i = 0; i < nProducts; i++) {
       const p = products[i];
@@ -312,15 +312,17 @@ export class WasmBackend implements Backend {
       entries[i * fields + 1] = p.tokens;
       for (let k = 0; k < nWeights; k++) {
         const placement = placements[i][k];
-        entries[i * fields + 2 + 3 * k] = placement.address;
-        entries[i * fields + 3 + 3 * k] = w.type === GGMLType.F16 && p.tokens === 1 ? this.f16Corrections(p.weights[k], placement) : 0;
+        entries[i * fields + 2 + 4 * k] = placement.address;
+        entries[i * fields + 3 + 4 * k] = w.type === GGMLType.F16 && p.tokens === 1 ? this.f16Corrections(p.weights[k], placement) : 0;
       }
     }
     try {
-      // scratch: x [nRows, nIn] f32 | act [nRows, actRowBytes] | out [nWeights, nRows, nOut] f32 | the product table
+      // scratch: x [nRows, nIn] f32 | act [nRows, actRowBytes] | out [nWeights, nRows, nOut] f32 | biases [nWeights, nOut]
+      // f32 | the product table
       const xAt = arena.scratch(4 * nRows * nIn);
       const actAt = arena.scratch(nRows * actRowBytes);
       const outAt = arena.scratch(4 * nWeights * nRows * nOut);
+      const biasAt = biases ? arena.scratch(4 * nWeights * nOut) : 0;
       const tableAt = arena.scratch(4 * entries.length);
       // per thread: 512 bytes, or the format's widened rows (see the kernel)
       const stride = Math.max(512, Math.ceil((format.threadScratch?.(nIn) ?? 0) / 64) * 64);
@@ -329,9 +331,13 @@ export class WasmBackend implements Backend {
       const xs = new Float32Array(buffer, xAt, nRows * nIn);
       if (!map) xs.set(x.subarray(0, nRows * nIn));
       else for (let i = 0; i < nRows; i++) xs.set(x.subarray(map.from[i] * nIn, (map.from[i] + 1) * nIn), i * nIn);
+      if (biases) biases.forEach((b, k) => new Float32Array(buffer, biasAt + 4 * k * nOut, nOut).set(b.subarray(0, nOut)));
       // weight k's output for row r at outAt + 4·(k·nRows + r)·nOut
       for (let i = 0; i < nProducts; i++) {
-        for (let k = 0; k < nWeights; k++) entries[i * fields + 4 + 3 * k] = outAt + 4 * (k * nRows + entries[i * fields]) * nOut;
+        for (let k = 0; k < nWeights; k++) {
+          entries[i * fields + 4 + 4 * k] = outAt + 4 * (k * nRows + entries[i * fields]) * nOut;
+          entries[i * fields + 5 + 4 * k] = biases ? biasAt + 4 * k * nOut : 0;
+        }
       }
       new Int32Array(buffer, tableAt, entries.length).set(entries);
       new Int32Array(buffer, COUNTER, 3).fill(0); // chunks claimed, rows claimed, rows quantized

@@ -21,7 +21,7 @@ import { activationRowBytes, dequantizeRow, fp16ToFp32, fp32ToFp16, quantizeRowF
 import { quantizeRows } from '../../src/quant/ggml-quantize.js';
 import { loadGGUF } from '../../src/gguf/model-file.js';
 import { writeGGUF } from '../../src/gguf/writer.js';
-import type { WeightTensor } from '../../src/tensor/tensor.js';
+import { expertSlice, type WeightTensor } from '../../src/tensor/tensor.js';
 import { mulberry32 } from '../helpers/random.js';
 
 /** reproducible uniform floats in [−1, 1) */
@@ -125,6 +125,57 @@ for (const { relaxed, threads, backend } of variants) {
         reference.matmul(expected, x, w, nTokens);
         assertMatmulClose(actual, expected, w, x, nTokens, `${typeName(type)} ${nIn}×${nOut}, ${nTokens} tokens`);
       }
+    }
+  });
+
+  test(`matmul adds a bias as the reference does (${name})`, () => {
+    const rnd = random(5 + threads);
+    for (const [type, nIn, nOut, nTokens] of [[GGMLType.Q8_0, 96, 7, 1], [GGMLType.Q4_K, 256, 9, 12], [GGMLType.F32, 40, 6, 5]]) {
+      const w = randomWeight(type, nIn, nOut, rnd);
+      const x = floats(nIn * nTokens, rnd, 2), bias = floats(nOut, rnd, 3);
+      const actual = new Float32Array(nOut * nTokens).fill(NaN), expected = new Float32Array(nOut * nTokens);
+      backend.matmul(actual, x, w, nTokens, bias);
+      reference.matmul(expected, x, w, nTokens, bias);
+      assertMatmulClose(actual, expected, w, x, nTokens, `${typeName(type)} with bias`);
+    }
+  });
+
+  test(`expert products (mul_mat_id) match the reference: shared rows, a row per slot, sorted or not (${name})`, () => {
+    const rnd = random(11 + threads);
+    const nExpert = 5;
+    for (const type of [GGMLType.Q8_0, GGMLType.Q4_0, GGMLType.Q4_K, GGMLType.Q6_K, GGMLType.IQ4_NL, GGMLType.F16, GGMLType.F32]) {
+      const nIn = typeInfo(type).blockSize === 256 ? 256 : 64, nOut = 10;
+      const stacked = (seed: number) => {
+        const one = randomWeight(type, nIn, nOut * nExpert, random(seed));
+        return { ...one, name: `w${seed}.${typeName(type)}`, dims: [nIn, nOut, nExpert] };
+      };
+      const gate = stacked(1), up = stacked(2);
+      // (tokens, experts per token): one token (decode), a few, and enough that experts get 8 or more rows (tiles)
+      for (const [nTokens, nUsed] of [[1, 2], [3, 2], [21, 3]]) {
+        const slots = nTokens * nUsed;
+        // each token's experts distinct, in no particular order
+        const experts = Int32Array.from({ length: slots }, (_, s) => (Math.floor(s / nUsed) * 3 + (s % nUsed) * 2) % nExpert);
+        const x = floats(nTokens * nIn, rnd, 2);
+        const run = (b: WasmBackend | ReferenceBackend, rows: number, input: Float32Array, weights: WeightTensor[], ids: Int32Array) => {
+          const outs = weights.map(() => new Float32Array(ids.length * nOut).fill(NaN));
+          b.matmulExperts(outs, input, rows, weights, ids);
+          return outs;
+        };
+        const check = (label: string, rows: number, input: Float32Array, weights: WeightTensor[], ids: Int32Array) => {
+          const actual = run(backend, rows, input, weights, ids), expected = run(reference, rows, input, weights, ids);
+          ids.forEach((e, s) => {
+            const row = Math.floor(s / (ids.length / rows));
+            weights.forEach((w, k) => assertMatmulClose(actual[k].subarray(s * nOut, (s + 1) * nOut), expected[k].subarray(s * nOut, (s + 1) * nOut),
+              expertSlice(w, e), input.subarray(row * nIn, (row + 1) * nIn), 1, `${typeName(type)} ${label}, ${nTokens} tokens, slot ${s} (expert ${e}), weight ${k}`));
+          });
+        };
+        // gate and up from each token's row; then one row per slot, unsorted and sorted by expert (read in place)
+        check('gate and up', nTokens, x, [gate, up], experts);
+        const perSlot = floats(slots * nIn, rnd, 2);
+        check('a row per slot', slots, perSlot, [up], experts);
+        check('a row per slot, sorted', slots, perSlot, [gate], experts.slice().sort());
+      }
+      assert.throws(() => backend.matmulExperts([new Float32Array(nOut)], floats(nIn, rnd), 1, [gate], Int32Array.of(nExpert)), RangeError);
     }
   });
 
