@@ -53,7 +53,7 @@ for (;;) { // ends with the process (the worker is unref'd)
   if (Atomics.sub(state, JOINED, 1) === (CLOSED | 1)) Atomics.notify(state, JOINED);
 }
 
-/** kernel(a[0], …, a[22]): one call of fixed arity (no spread, which V8 makes slow), as thread-pool.ts invokes kernels */
+/** kernel(a[0], …, a[24]): one call of fixed arity (no spread, which V8 makes slow), as thread-pool.ts invokes kernels */
 function invoke(kernel, a) {
-  kernel(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15], a[16], a[17], a[18], a[19], a[20], a[21], a[22]);
+  kernel(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15], a[16], a[17], a[18], a[19], a[20], a[21], a[22], a[23], a[24]);
 }

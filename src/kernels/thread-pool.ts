@@ -24,7 +24,7 @@ const GENERATION = 0, PENDING = 1, ARENA = 2, FUNCTION = 3, NARGS = 4, JOINED = 
 const ADOPT = -2, RELEASE = -3;
 const CLOSED = 1 << 30;
 /** f64 argument slots of a job (a kernel's arguments, its scratch address and stride) */
-const MAX_ARGS = 24;
+const MAX_ARGS = 26;
 /**
  * Milliseconds a thread busy-waits before it sleeps: longer than the gaps between the jobs of a forward pass, so that
  * workers stay awake through one (waking a sleeping thread costs tens of microseconds in a virtual machine).
@@ -163,7 +163,7 @@ export class ThreadPool {
 
 type Kernel = (...a: number[]) => void;
 
-/** kernel(a[0], …, a[22]): one call of fixed arity (a spread call costs microseconds), extra arguments ignored */
+/** kernel(a[0], …, a[24]): one call of fixed arity (a spread call costs microseconds), extra arguments ignored */
 function invoke(kernel: Kernel, a: Float64Array): void {
-  kernel(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15], a[16], a[17], a[18], a[19], a[20], a[21], a[22]);
+  kernel(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15], a[16], a[17], a[18], a[19], a[20], a[21], a[22], a[23], a[24]);
 }

@@ -111,9 +111,9 @@ export interface KernelExports {
   /** F16 rows' correction lists for the rebased decode kernel; returns the entry count */
   f16_corrections(w: number, nRows: number, nIn: number, table: number, fill: boolean): number;
   attention(q: number, out: number, keys: number, values: number, keyStride: number, valueStride: number, list: number,
-    nList: number, wideKeys: number, wideValues: number, spans: number, nTokens: number, nHeads: number,
-    nKvHeads: number, headDim: number, valueDim: number, headsPerJob: number, maxLength: number, scale: number,
-    capInverse: number, cap: number, counter: number, scratch: number): void;
+    nList: number, wideKeys: number, wideValues: number, spans: number, blocks: number, nBlocks: number, nHeads: number,
+    nKvHeads: number, headDim: number, valueDim: number, headsPerJob: number, maxQueries: number, maxLength: number,
+    scale: number, capInverse: number, cap: number, counter: number, scratch: number): void;
   /** out = op(x, y) for the element-wise ops numbered in wasm/kernels.ts (ElementwiseOp in wasm.ts) */
   elementwise(op: number, x: number, y: number, out: number, n: number, a: number, b: number, counter: number, chunk: number, scratch: number): void;
   rmsnorm(x: number, weight: number, out: number, nTokens: number, dim: number, eps: number): void;

@@ -85,6 +85,9 @@ const POOLED_MIN: Record<ElementwiseOp | 'layernorm', number> = {
  */
 const POOLED_MATMUL_MIN = 16384;
 
+/** Queries (rows × heads) an attention job takes together at most, from rows of one sequence that see the same keys. */
+const BLOCK_QUERIES = Number(process.env.BQ ?? 8);
+
 export interface WasmBackendOptions {
   /** threads in all (default: the machine's cores) */
   threads?: number;
@@ -396,11 +399,32 @@ export class WasmBackend implements Backend {
       range.at = nList;
       nList += range.end - range.start;
     }
-    const maxLength = rows.reduce((m, slots) => Math.max(m, slots.length), 0);
     const group = nHeads / nKvHeads;
-    // fewer (row, kv head) pairs than threads (decode with one kv head: MLA): the query heads of a pair are split too
-    const parts = Math.min(group, Math.ceil(this.threads / (nTokens * nKvHeads)));
+    // blocks: runs of consecutive rows of one sequence whose spans' union is at most the block's rows longer than the
+    // longest of them (a prompt's causal or bidirectional rows, overlapping windows): their queries, up to about
+    // BLOCK_QUERIES, meet each key together
+    const rowsPerBlock = Math.max(1, Math.min(nTokens, Math.floor(BLOCK_QUERIES / group) || 1));
+    const blocks: number[] = []; // [first row, rows] pairs
+    let maxLength = 0, maxRows = 0;
+    for (let t = 0; t < nTokens;) {
+      const { buffer } = rows[t];
+      let lo = rows[t].byteOffset, hi = lo + 4 * rows[t].length, longest = rows[t].length, r = 1;
+      for (; r < rowsPerBlock && t + r < nTokens && rows[t + r].buffer === buffer; r++) {
+        const next = rows[t + r];
+        const lo2 = Math.min(lo, next.byteOffset), hi2 = Math.max(hi, next.byteOffset + 4 * next.length), longest2 = Math.max(longest, next.length);
+        if ((hi2 - lo2) / 4 > longest2 + rowsPerBlock) break;
+        [lo, hi, longest] = [lo2, hi2, longest2];
+      }
+      blocks.push(t, r);
+      maxLength = Math.max(maxLength, (hi - lo) / 4);
+      maxRows = Math.max(maxRows, r);
+      t += r;
+    }
+    const nBlocks = blocks.length / 2;
+    // fewer (block, kv head) pairs than threads (decode with one kv head: MLA): the query heads of a pair are split too
+    const parts = Math.min(group, Math.ceil(this.threads / (nBlocks * nKvHeads)));
     const headsPerJob = Math.ceil(group / parts);
+    const maxQueries = maxRows * headsPerJob;
     // rows or jobs sharing cache rows: widen each listed row once for all of them; else each job widens its own
     const total = rows.reduce((n, slots) => n + slots.length, 0);
     const widenOnce = 2 * nList <= total || parts > 1;
@@ -410,10 +434,11 @@ export class WasmBackend implements Backend {
       const wideKeysAt = widenOnce ? arena.scratch(4 * nList * nKvHeads * headDim) : 0;
       const wideValuesAt = widenOnce ? arena.scratch(4 * nList * nKvHeads * valueDim) : 0;
       const spansAt = arena.scratch(8 * nTokens);
+      const blocksAt = arena.scratch(4 * blocks.length);
       const qAt = arena.scratch(4 * nTokens * nHeads * headDim);
       const outAt = arena.scratch(4 * nTokens * nHeads * valueDim);
-      // per thread: q of the job's heads, their scores, and without the shared widening the job's keys and values
-      const stride = Math.ceil((4 * (headsPerJob * (headDim + padded) + (widenOnce ? 0 : padded * (headDim + valueDim)))) / 64) * 64;
+      // per thread: the job's queries, their scores, and without the shared widening the job's keys and values
+      const stride = Math.ceil((4 * (maxQueries * (headDim + padded) + (widenOnce ? 0 : padded * (headDim + valueDim)))) / 64) * 64;
       const threadScratch = arena.scratch(stride * this.threads);
       const buffer = arena.bytes().buffer;
       const list = new Int32Array(buffer, listAt, nList);
@@ -425,12 +450,13 @@ export class WasmBackend implements Backend {
         spans[2 * t] = range.at + slots.byteOffset / 4 - range.start;
         spans[2 * t + 1] = slots.length;
       });
+      new Int32Array(buffer, blocksAt, blocks.length).set(blocks);
       new Float32Array(buffer, qAt, nTokens * nHeads * headDim).set(q.subarray(0, nTokens * nHeads * headDim));
       new Int32Array(buffer, COUNTER, 3).fill(0); // jobs claimed, list entries claimed, list entries widened
       const cap = s.softcap ?? 0;
       const args = [qAt, outAt, cache.keys.byteOffset, cache.values.byteOffset, cache.keyStride, cache.valueStride, listAt, nList,
-        wideKeysAt, wideValuesAt, spansAt, nTokens, nHeads, nKvHeads, headDim, valueDim, headsPerJob, maxLength, s.scale,
-        cap ? Math.fround(1 / cap) : 0, cap, COUNTER];
+        wideKeysAt, wideValuesAt, spansAt, blocksAt, nBlocks, nHeads, nKvHeads, headDim, valueDim, headsPerJob, maxQueries, maxLength,
+        s.scale, cap ? Math.fround(1 / cap) : 0, cap, COUNTER];
       this.pool.run(arena.exports, arena.index, 'attention', args, threadScratch, stride);
       out.set(new Float32Array(buffer, outAt, nTokens * nHeads * valueDim));
     } finally {

@@ -59,6 +59,8 @@ const ATTENTION_CASES: {
   shared?: boolean;
   /** halfs after each cache row (rows wider than their heads) */
   pad?: number;
+  /** every row from one sequence, at consecutive positions (a prompt: rows are taken several at a time) */
+  oneSequence?: boolean;
 }[] = [
   { label: 'GQA, head dim 8 (gpt2), one row', nHeads: 4, nKvHeads: 2, headDim: 8, nTokens: 1, mask: 'causal' },
   { label: 'head dim 64', nHeads: 4, nKvHeads: 4, headDim: 64, nTokens: 5, mask: 'causal' },
@@ -72,6 +74,11 @@ const ATTENTION_CASES: {
   { label: 'soft-cap, causal, one row', nHeads: 4, nKvHeads: 2, headDim: 16, softcap: 2, nTokens: 1, mask: 'causal' },
   { label: 'sliding window of 8 (phi3), one row', nHeads: 4, nKvHeads: 2, headDim: 16, nTokens: 1, mask: 'window' },
   { label: 'bidirectional (bert)', nHeads: 4, nKvHeads: 4, headDim: 16, nTokens: 7, mask: 'bidirectional' },
+  // a prompt's rows: blocks of rows meeting each key together (odd query counts, value widths not a multiple of 16)
+  { label: 'a prompt, causal, GQA 3:1', nHeads: 6, nKvHeads: 2, headDim: 16, nTokens: 11, mask: 'causal', oneSequence: true },
+  { label: 'a prompt, bidirectional, head dim 12, values 20', nHeads: 3, nKvHeads: 3, headDim: 12, valueDim: 20, nTokens: 23, mask: 'bidirectional', oneSequence: true },
+  { label: 'a prompt, soft-cap in a sliding window of 8', nHeads: 4, nKvHeads: 2, headDim: 32, softcap: 5, nTokens: 17, mask: 'window', oneSequence: true },
+  { label: 'a prompt, MLA', nHeads: 4, nKvHeads: 1, headDim: 24, valueDim: 16, shared: true, nTokens: 9, mask: 'causal', oneSequence: true },
 ];
 
 const ALL_TYPES = [
@@ -234,14 +241,14 @@ for (const { relaxed, threads, backend } of variants) {
         storage.set(Array.from({ length: size }, () => fp32ToFp16(rnd())));
         const keys = storage.subarray(0, nSlots * keyStride), values = c.shared ? keys : storage.subarray(nSlots * keyStride);
         // two sequences scattered over the cache (position p of sequence s lives in slot orders[s][p]), rows alternating
-        // between them; row t is at position p = length − nTokens + t and sees, by the mask: positions 0…p (causal),
-        // p − 7…p (window of 8), or all `length` positions (bidirectional)
+        // between them (or all of the first); row t is at position p = length − nTokens + t and sees, by the mask:
+        // positions 0…p (causal), p − 7…p (window of 8), or all `length` positions (bidirectional)
         const orders = [17, 13].map((step) => Int32Array.from({ length: nSlots }, (_, i) => (i * step + 3) % nSlots));
         const length = 23;
         const slotsFor = (t: number) => {
-          const p = length - nTokens + t;
-          if (c.mask === 'bidirectional') return orders[t % 2].subarray(0, length);
-          return orders[t % 2].subarray(c.mask === 'window' ? Math.max(0, p - 7) : 0, p + 1);
+          const p = length - nTokens + t, order = orders[c.oneSequence ? 0 : t % 2];
+          if (c.mask === 'bidirectional') return order.subarray(0, length);
+          return order.subarray(c.mask === 'window' ? Math.max(0, p - 7) : 0, p + 1);
         };
         const cache: AttentionCacheView = { keys, values, keyStride, valueStride, slotsFor };
         const q = floats(nTokens * nHeads * headDim, rnd, 3);
