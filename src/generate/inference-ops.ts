@@ -6,7 +6,7 @@ import type { Backend } from '../kernels/backend.js';
 import { f32View } from '../kernels/reference.js';
 import type { AttentionMask, ExpertWeights, LatentAttentionShape, ModelOps } from '../models/ops.js';
 import { routeToExperts } from '../models/ops.js';
-import type { WeightTensor } from '../tensor/tensor.js';
+import { rowSlice, type WeightTensor } from '../tensor/tensor.js';
 import { dequantizeTensor, fp32ToFp16Array } from '../tensor/index.js';
 import type { KVCache, SequenceBlocks } from './kv-cache.js';
 import { addLoraDelta, type LoraDelta } from './lora-adapter.js';
@@ -142,6 +142,21 @@ export class InferenceOps implements ModelOps<Act, WeightTensor> {
     for (const delta of deltas) addLoraDelta(out.data, x.data, x.rows, delta);
     if (bias) this.backend.addBias(out.data, floats(bias), x.rows, nOut);
     return out;
+  }
+
+  linearSplit(x: Act, w: WeightTensor, widths: readonly number[], bias?: WeightTensor): Act[] {
+    // parts of one width (and no adapter) in one pass, each straight into its own output; else split the product
+    if (!this.backend.matmulMany || widths.some((width) => width !== widths[0]) || this.lora?.has(w.name)) {
+      const y = this.linear(x, w, bias);
+      let start = 0;
+      return widths.map((width) => this.columns(y, (start += width) - width, width));
+    }
+    if (x.cols !== w.dims[0]) throw new Error(`linear: input has ${x.cols} columns, ${w.name} expects ${w.dims[0]}`);
+    const outs = widths.map((width) => this.act(x.rows, width));
+    const parts = widths.map((width, i) => rowSlice(w, i * width, width, `${w.name}[${i}]`));
+    const biases = bias && widths.map((width, i) => floats(bias).subarray(i * width, (i + 1) * width));
+    this.backend.matmulMany(outs.map((o) => o.data), x.data, parts, x.rows, biases);
+    return outs;
   }
 
   columns(x: Act, start: number, width: number): Act {

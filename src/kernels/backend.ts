@@ -86,6 +86,13 @@ export interface Backend {
   matmul(out: Float32Array, x: Float32Array, w: WeightTensor, nTokens: number, bias?: Float32Array): void;
 
   /**
+   * optional: matmul of one input with several weights of one type and shape (a fused projection's parts) in one
+   * pass: outs[k] = x·W_kᵀ (+ biases[k]) [nTokens, nOut] for each W_k of `weights` (dims [nIn, nOut]); without it a
+   * fused projection is one matmul, split afterwards
+   */
+  matmulMany?(outs: Float32Array[], x: Float32Array, weights: WeightTensor[], nTokens: number, biases?: Float32Array[]): void;
+
+  /**
    * Products with stacked expert weights (ggml's mul_mat_id), for each weight W_k of `weights` (dims [nIn, nOut,
    * nExpert], all of one type and shape): outs[k][s] = W_k[experts[s]] · x[⌊s / (nSlots / nRows)⌋] for each slot s of
    * `experts` [nSlots]: a row serves nSlots / nRows consecutive slots (a token's chosen experts), or each slot has its

@@ -117,6 +117,10 @@ export class ReferenceBackend implements Backend {
     if (bias) this.addBias(out, bias, nTokens, nOut);
   }
 
+  matmulMany(outs: Float32Array[], x: Float32Array, weights: WeightTensor[], nTokens: number, biases?: Float32Array[]): void {
+    weights.forEach((w, k) => this.matmul(outs[k], x, w, nTokens, biases?.[k]));
+  }
+
   matmulExperts(outs: Float32Array[], x: Float32Array, nRows: number, weights: WeightTensor[], experts: Int32Array): void {
     matmulExpertsBySlot((out, row, w) => this.matmul(out, row, w, 1), outs, x, nRows, weights, experts);
   }

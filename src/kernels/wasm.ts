@@ -222,6 +222,10 @@ export class WasmBackend implements Backend {
     this.multiply(x, nTokens, [{ first: 0, tokens: nTokens, weights: [w] }], [out], undefined, bias && [bias]);
   }
 
+  matmulMany(outs: Float32Array[], x: Float32Array, weights: WeightTensor[], nTokens: number, biases?: Float32Array[]): void {
+    this.multiply(x, nTokens, [{ first: 0, tokens: nTokens, weights }], outs, undefined, biases);
+  }
+
   matmulExperts(outs: Float32Array[], x: Float32Array, nRows: number, weights: WeightTensor[], experts: Int32Array): void {
     const nSlots = experts.length, slotsPerRow = nSlots / nRows, nExpert = weights[0].dims[2];
     // the slots ordered by expert (a counting sort, in slot order within one): each expert's run is one product

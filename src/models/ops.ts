@@ -46,7 +46,12 @@ export interface ModelOps<T, W> {
   embed(table: W, rows?: 'tokens' | 'positions' | number): T;
   /** x·Wᵀ (+ bias): x [n, nIn], W dims [nIn, nOut] → [n, nOut] */
   linear(x: T, w: W, bias?: W): T;
-  /** columns [start, start + width) of x [n, cols] → [n, width] (splits a fused qkv or gate-up projection) */
+  /**
+   * a fused projection's parts: x·W_iᵀ (+ bias_i) for the consecutive row blocks W_i of W (dims [nIn, Σ widths]) of
+   * `widths` (a fused qkv or gate-up weight) → [n, widths[i]] each; the same as columns of linear(x, w, bias)
+   */
+  linearSplit(x: T, w: W, widths: readonly number[], bias?: W): T[];
+  /** columns [start, start + width) of x [n, cols] → [n, width] */
   columns(x: T, start: number, width: number): T;
   /** RMSNorm then scale by weight: x / sqrt(mean(x²) + eps) ⊙ weight */
   rmsnorm(x: T, weight: W, eps: number): T;

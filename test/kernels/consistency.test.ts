@@ -147,6 +147,20 @@ for (const { relaxed, threads, backend } of variants) {
     }
   });
 
+  test(`products of one input with several weights (a fused projection's parts) match the reference (${name})`, () => {
+    const rnd = random(8 + threads);
+    for (const [type, nIn, nOut, nTokens] of [[GGMLType.Q8_0, 64, 12, 1], [GGMLType.Q4_K, 256, 8, 9], [GGMLType.F16, 48, 5, 3]]) {
+      const weights = [0, 1, 2].map(() => randomWeight(type, nIn, nOut, rnd));
+      const x = floats(nIn * nTokens, rnd, 2);
+      for (const biases of [undefined, weights.map(() => floats(nOut, rnd))]) {
+        const actual = weights.map(() => new Float32Array(nOut * nTokens).fill(NaN)), expected = weights.map(() => new Float32Array(nOut * nTokens));
+        backend.matmulMany(actual, x, weights, nTokens, biases);
+        reference.matmulMany(expected, x, weights, nTokens, biases);
+        weights.forEach((w, k) => assertMatmulClose(actual[k], expected[k], w, x, nTokens, `${typeName(type)} part ${k}${biases ? ' with bias' : ''}`));
+      }
+    }
+  });
+
   test(`expert products (mul_mat_id) match the reference: shared rows, a row per slot, sorted or not (${name})`, () => {
     const rnd = random(11 + threads);
     const nExpert = 5;

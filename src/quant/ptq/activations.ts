@@ -18,8 +18,8 @@ import { quantizeRun, rangeParams } from './fake-quant.js';
 import { SchemeError, type NumberFormat, type QuantScheme } from './scheme.js';
 
 /**
- * `inner` with its matmul replaced, expert products going through it one slot at a time (so that each expert's
- * slice is seen); every other member is inner's own, bound to it.
+ * `inner` with its matmul replaced, expert products going through it one slot at a time (each expert's slice is
+ * seen) and fused projections in one (not as parts); every other member is inner's own, bound to it.
  */
 function withMatmul(inner: Backend, matmul: Backend['matmul']): Backend {
   const matmulExperts: Backend['matmulExperts'] = (outs, x, nRows, weights, experts) =>
@@ -28,6 +28,7 @@ function withMatmul(inner: Backend, matmul: Backend['matmul']): Backend {
     get(target, key) {
       if (key === 'matmul') return matmul;
       if (key === 'matmulExperts') return matmulExperts;
+      if (key === 'matmulMany') return undefined;
       const value = Reflect.get(target, key);
       return typeof value === 'function' ? value.bind(target) : value;
     },
