@@ -98,6 +98,9 @@ export function selectRows(x: Act, rows: readonly number[]): Act {
   return { data, rows: rows.length, cols: x.cols };
 }
 
+/** Floats of one activation slab, and the most one activation takes of it (a decode step's activations are small). */
+const SLAB_FLOATS = 16384, SLAB_ITEM_MAX = 4096;
+
 export class InferenceOps implements ModelOps<Act, WeightTensor> {
   private readonly n: number;
   /** per mask: the visible slots of each row */
@@ -105,6 +108,9 @@ export class InferenceOps implements ModelOps<Act, WeightTensor> {
   private readonly sequenceSlots = new Map<SequenceBlocks, Int32Array>();
   /** rotation angles at the batch's positions, per rope setting (the same for every layer) */
   private readonly angles = new Map<RopeParams, RopeAngles>();
+  /** where small activations come from, and how much of it is taken */
+  private slab = new Float32Array(0);
+  private slabUsed = 0;
 
   constructor(
     private readonly backend: Backend,
@@ -117,8 +123,15 @@ export class InferenceOps implements ModelOps<Act, WeightTensor> {
     this.n = batch.tokens.length;
   }
 
+  /** zeroed activations: small ones are views of a shared slab (a typed array of its own costs a microsecond) */
   private act(rows: number, cols: number): Act {
-    return { data: new Float32Array(rows * cols), rows, cols };
+    const n = rows * cols;
+    if (n > SLAB_ITEM_MAX) return { data: new Float32Array(n), rows, cols };
+    if (this.slabUsed + n > this.slab.length) {
+      this.slab = new Float32Array(SLAB_FLOATS);
+      this.slabUsed = 0;
+    }
+    return { data: this.slab.subarray(this.slabUsed, (this.slabUsed += n)), rows, cols };
   }
 
   embed(table: WeightTensor, rows: 'tokens' | 'positions' | number = 'tokens'): Act {
@@ -243,9 +256,9 @@ export class InferenceOps implements ModelOps<Act, WeightTensor> {
     const rows = this.n * nHeads;
     const head = Int32Array.from({ length: rows }, (_, i) => i % nHeads);
     // each head's query against the latent: [Wkᵀ·q_nope | q_rope] → qLatent [n, nHeads × keyDim]
-    const qNope = new Float32Array(rows * nopeDim); // [n·nHeads, nopeDim]
+    const qNope = this.act(rows, nopeDim).data; // [n·nHeads, nopeDim]
     copyColumns(qNope, nopeDim, 0, q.data, qDim, 0, nopeDim, rows);
-    const absorbed = new Float32Array(rows * kvRank); // [n·nHeads, kvRank]
+    const absorbed = this.act(rows, kvRank).data; // [n·nHeads, kvRank]
     this.backend.matmulExperts([absorbed], qNope, rows, [heads.keys], head);
     const qLatent = this.act(this.n, nHeads * keyDim);
     copyColumns(qLatent.data, keyDim, 0, absorbed, kvRank, 0, kvRank, rows);
@@ -334,7 +347,7 @@ export class InferenceOps implements ModelOps<Act, WeightTensor> {
     const gate = this.act(slots, nFF), up = this.act(slots, nFF);
     this.backend.matmulExperts([gate.data, up.data], x.data, x.rows, [experts.gate, experts.up], chosen);
     const hidden = this.swiglu(gate, up);
-    const y = new Float32Array(slots * dim);
+    const y = this.act(slots, dim).data;
     this.backend.matmulExperts([y], hidden.data, slots, [experts.down], chosen);
     // out[t] = Σ_i weight(t, i) · y(t, i), in the order of the chosen experts
     const out = this.act(x.rows, dim);
