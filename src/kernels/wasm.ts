@@ -97,11 +97,20 @@ export interface WasmBackendOptions {
   maxScratchBytes?: number;
 }
 
-/** Rows [first, first + tokens) of a matmul call times each of `weights` (dims [nIn, nOut], one type and shape). */
+/**
+ * Rows [first, first + tokens) of a matmul call times each of `weights` (one type and shape): 2-D (dims [nIn, nOut],
+ * expert 0), or stacked (dims [nIn, nOut, nExpert]) and then their expert `expert`.
+ */
 interface Product {
   first: number;
   tokens: number;
   weights: WeightTensor[];
+  expert: number;
+}
+
+/** A product's weight k as a 2-D weight. */
+function weightOf(p: Product, k: number): WeightTensor {
+  return p.weights[k].dims.length > 2 ? expertSlice(p.weights[k], p.expert) : p.weights[k];
 }
 
 /** Where the rows of a matmul call come from and go to: row i reads row from[i] of x and writes row to[i] of each output. */
@@ -219,11 +228,11 @@ export class WasmBackend implements Backend {
   }
 
   matmul(out: Float32Array, x: Float32Array, w: WeightTensor, nTokens: number, bias?: Float32Array): void {
-    this.multiply(x, nTokens, [{ first: 0, tokens: nTokens, weights: [w] }], [out], undefined, bias && [bias]);
+    this.multiply(x, nTokens, [{ first: 0, tokens: nTokens, weights: [w], expert: 0 }], [out], undefined, bias && [bias]);
   }
 
   matmulMany(outs: Float32Array[], x: Float32Array, weights: WeightTensor[], nTokens: number, biases?: Float32Array[]): void {
-    this.multiply(x, nTokens, [{ first: 0, tokens: nTokens, weights }], outs, undefined, biases);
+    this.multiply(x, nTokens, [{ first: 0, tokens: nTokens, weights, expert: 0 }], outs, undefined, biases);
   }
 
   matmulExperts(outs: Float32Array[], x: Float32Array, nRows: number, weights: WeightTensor[], experts: Int32Array): void {
@@ -237,7 +246,7 @@ export class WasmBackend implements Backend {
     for (let e = 0; e < nExpert; e++) start[e + 1] += start[e];
     const products: Product[] = [];
     for (let e = 0; e < nExpert; e++) {
-      if (start[e + 1] > start[e]) products.push({ first: start[e], tokens: start[e + 1] - start[e], weights: weights.map((w) => expertSlice(w, e)) });
+      if (start[e + 1] > start[e]) products.push({ first: start[e], tokens: start[e + 1] - start[e], weights, expert: e });
     }
     const to = new Int32Array(nSlots), next = start.slice(0, nExpert);
     for (let s = 0; s < nSlots; s++) to[next[experts[s]]++] = s;
@@ -259,14 +268,21 @@ export class WasmBackend implements Backend {
     if (!format || nIn % format.multiple !== 0) {
       for (let i = 0; i < nRows; i++) {
         const p = products.find((q) => i < q.first + q.tokens)!, from = map?.from[i] ?? i, to = map?.to[i] ?? i;
-        for (let k = 0; k < nWeights; k++) this.scalar.matmul(outs[k].subarray(to * nOut, (to + 1) * nOut), x.subarray(from * nIn, (from + 1) * nIn), p.weights[k], 1, biases?.[k]);
+        for (let k = 0; k < nWeights; k++) this.scalar.matmul(outs[k].subarray(to * nOut, (to + 1) * nOut), x.subarray(from * nIn, (from + 1) * nIn), weightOf(p, k), 1, biases?.[k]);
       }
       return;
     }
     // F16 rows that llama.cpp multiplies with f16 activations (see halfTimesFloat)
     if (w.type === GGMLType.F16 && !halfTimesFloat(w.type, nIn)) x = roundToHalfs(x);
-    // one call needs every weight in one memory: else each weight (or, at worst, each product) on its own
-    const placements = products.map((p) => p.weights.map((wk) => this.place(wk)));
+    // one call needs every weight in one memory: else each weight (or, at worst, each product) on its own. A stacked
+    // weight is placed whole, its experts nOut rows apart
+    const expertBytes = nOut * (nIn / typeInfo(w.type).blockSize) * typeInfo(w.type).typeSize;
+    const placed = new Map<WeightTensor, Placement>();
+    const placements = products.map((p) => p.weights.map((wk) => {
+      let whole = placed.get(wk);
+      if (!whole) placed.set(wk, (whole = this.place(wk)));
+      return p.expert ? { arena: whole.arena, address: whole.address + p.expert * expertBytes } : whole;
+    }));
     const arena = placements[0][0].arena;
     for (const placed of placements) {
       if (placed.every((pl) => pl.arena === arena)) continue;
@@ -290,7 +306,7 @@ export class WasmBackend implements Backend {
       products.forEach((p, i) => {
         const from = Math.max(p.first, start), to = Math.min(p.first + p.tokens, end);
         if (from >= to) return;
-        part.push({ first: from - start, tokens: to - from, weights: p.weights });
+        part.push({ ...p, first: from - start, tokens: to - from });
         partPlacements.push(placements[i]);
       });
       if (map) this.multiplyInArena(arena, x, end - start, part, partPlacements, outs, { from: map.from.subarray(start, end), to: map.to.subarray(start, end) }, biases, format);
