@@ -1541,6 +1541,17 @@ export function matmul(
 }
 
 /**
+ * Four f32 lanes rounded to the nearest f16 value (ties to even), as f32 with their signs: ggml's f32 → f16 → f32
+ * (from 65520 on ±∞, NaN stays NaN), as toF16 then f16 do one value at a time.
+ */
+@inline function roundToF16Signed(x: v128): v128 {
+  const signBit = i32x4.splat(0x80000000);
+  const magnitude = v128.andnot(x, signBit);
+  const rounded = v128.bitselect(f32x4.splat(Infinity), roundToF16(magnitude), f32x4.ge(magnitude, f32x4.splat(65520)));
+  return v128.bitselect(x, v128.or(rounded, v128.and(x, signBit)), f32x4.ne(x, x));
+}
+
+/**
  * Four dot products at once: [q·k0, q·k1, q·k2, q·k3] for k_i at k + i·kStride (n f32 values, n a multiple of 4):
  * each load of q serves four keys, and the four sums are reduced together.
  */
@@ -1780,7 +1791,7 @@ export function attention(
     // the queries, rounded to f16 as ggml converts q to the cache's type: query i = (row t0 + i / nh, head h0 + i % nh)
     for (let r = 0; r < nRows; r++) {
       const qAt = q + <usize>((t0 + r) * nHeads + h0) * headBytes, at = qg + <usize>(r * nh) * headBytes;
-      for (let i = 0; i < nh * headDim; i++) store<f32>(at + (<usize>i << 2), f16(toF16(load<f32>(qAt + (<usize>i << 2)))));
+      for (let i: usize = 0; i < <usize>(nh * headDim) << 2; i += 16) v128.store(at + i, roundToF16Signed(v128.load(qAt + i)));
     }
     const rowBytes = <usize>n4 << 2;
     attentionScores(qg, nq, headDim, k, kStride, n, scores, rowBytes, scale, capInverse, cap);

@@ -85,8 +85,11 @@ const POOLED_MIN: Record<ElementwiseOp | 'layernorm', number> = {
  */
 const POOLED_MATMUL_MIN = 16384;
 
+/** Multiply-adds (q·k and p·v) below which attention runs on the calling thread alone (waking the pool costs more). */
+const POOLED_ATTENTION_MIN = 262144;
+
 /** Queries (rows × heads) an attention job takes together at most, from rows of one sequence that see the same keys. */
-const BLOCK_QUERIES = Number(process.env.BQ ?? 8);
+const BLOCK_QUERIES = 8;
 
 export interface WasmBackendOptions {
   /** threads in all (default: the machine's cores) */
@@ -441,8 +444,10 @@ export class WasmBackend implements Backend {
       t += r;
     }
     const nBlocks = blocks.length / 2;
+    // little work (decode over a short context) is done by the calling thread alone
+    const threads = nTokens * nHeads * maxLength * (headDim + valueDim) < POOLED_ATTENTION_MIN ? 1 : this.threads;
     // fewer (block, kv head) pairs than threads (decode with one kv head: MLA): the query heads of a pair are split too
-    const parts = Math.min(group, Math.ceil(this.threads / (nBlocks * nKvHeads)));
+    const parts = Math.min(group, Math.ceil(threads / (nBlocks * nKvHeads)));
     const headsPerJob = Math.ceil(group / parts);
     const maxQueries = maxRows * headsPerJob;
     // rows or jobs sharing cache rows: widen each listed row once for all of them; else each job widens its own
@@ -459,7 +464,7 @@ export class WasmBackend implements Backend {
       const outAt = arena.scratch(4 * nTokens * nHeads * valueDim);
       // per thread: the job's queries, their scores, and without the shared widening the job's keys and values
       const stride = Math.ceil((4 * (maxQueries * (headDim + padded) + (widenOnce ? 0 : padded * (headDim + valueDim)))) / 64) * 64;
-      const threadScratch = arena.scratch(stride * this.threads);
+      const threadScratch = arena.scratch(stride * threads);
       const buffer = arena.bytes().buffer;
       const list = new Int32Array(buffer, listAt, nList);
       for (const [source, range] of ranges) list.set(new Int32Array(source, 4 * range.start, range.end - range.start), range.at);
@@ -477,7 +482,8 @@ export class WasmBackend implements Backend {
       const args = [qAt, outAt, cache.keys.byteOffset, cache.values.byteOffset, cache.keyStride, cache.valueStride, listAt, nList,
         wideKeysAt, wideValuesAt, spansAt, blocksAt, nBlocks, nHeads, nKvHeads, headDim, valueDim, headsPerJob, maxQueries, maxLength,
         s.scale, cap ? Math.fround(1 / cap) : 0, cap, COUNTER];
-      this.pool.run(arena.exports, arena.index, 'attention', args, threadScratch, stride);
+      if (threads === 1) (arena.exports.attention as (...a: number[]) => void)(...args, threadScratch);
+      else this.pool.run(arena.exports, arena.index, 'attention', args, threadScratch, stride);
       out.set(new Float32Array(buffer, outAt, nTokens * nHeads * valueDim));
     } finally {
       arena.releaseScratch();
