@@ -254,7 +254,8 @@ export class InferenceOps implements ModelOps<Act, WeightTensor> {
     const heads = latentHeadWeights(kvB, s);
     // row (t, h) of the per-head products is head h of token t: heads are the products' "experts"
     const rows = this.n * nHeads;
-    const head = Int32Array.from({ length: rows }, (_, i) => i % nHeads);
+    const head = new Int32Array(rows);
+    for (let i = 0; i < rows; i++) head[i] = i % nHeads;
     // each head's query against the latent: [Wkᵀ·q_nope | q_rope] → qLatent [n, nHeads × keyDim]
     const qNope = this.act(rows, nopeDim).data; // [n·nHeads, nopeDim]
     copyColumns(qNope, nopeDim, 0, q.data, qDim, 0, nopeDim, rows);

@@ -251,11 +251,16 @@ export class WasmBackend implements Backend {
     for (let e = 0; e < nExpert; e++) {
       if (start[e + 1] > start[e]) products.push({ first: start[e], tokens: start[e + 1] - start[e], weights, expert: e });
     }
-    const to = new Int32Array(nSlots), next = start.slice(0, nExpert);
-    for (let s = 0; s < nSlots; s++) to[next[experts[s]]++] = s;
-    // rows already in that order read and write in place
-    if (slotsPerRow === 1 && to.every((s, i) => s === i)) return this.multiply(x, nRows, products, outs);
-    this.multiply(x, nSlots, products, outs, { from: to.map((s) => Math.floor(s / slotsPerRow)), to });
+    const to = new Int32Array(nSlots), from = new Int32Array(nSlots), next = start.slice(0, nExpert);
+    let inPlace = slotsPerRow === 1;
+    for (let s = 0; s < nSlots; s++) {
+      const i = next[experts[s]]++;
+      to[i] = s;
+      from[i] = Math.floor(s / slotsPerRow);
+      inPlace &&= i === s;
+    }
+    // rows already in that order are read and written in place
+    this.multiply(x, nSlots, products, outs, inPlace ? undefined : { from, to });
   }
 
   /**
@@ -328,45 +333,37 @@ export class WasmBackend implements Backend {
     const { blockSize, typeSize } = typeInfo(w.type);
     const wRowBytes = (nIn / blockSize) * typeSize;
     const actRowBytes = format.rowBytes(nIn);
-    // the product table: per product [first, tokens, then per weight: address, F16 correction lists, output and bias
-    // (below)], addresses and lists found before the scratch is taken (copying a weight in, or making its lists, takes memory)
-    const fields = 2 + 4 * nWeights;
-    const entries = new Int32Array(fields * nProducts);
-    for (let i = 0; i < nProducts; i++) {
-      const p = products[i];
-      entries[i * fields] = p.first;
-      entries[i * fields + 1] = p.tokens;
-      for (let k = 0; k < nWeights; k++) {
-        const placement = placements[i][k];
-        entries[i * fields + 2 + 4 * k] = placement.address;
-        entries[i * fields + 3 + 4 * k] = w.type === GGMLType.F16 && p.tokens === 1 ? this.f16Corrections(p.weights[k], placement) : 0;
-      }
-    }
+    // F16 weights' correction lists for single tokens, found before the scratch is taken (making them takes memory)
+    const corrections = w.type === GGMLType.F16 ? products.map((p, i) => p.weights.map((wk, k) => (p.tokens === 1 ? this.f16Corrections(wk, placements[i][k]) : 0))) : undefined;
     try {
       // scratch: x [nRows, nIn] f32 | act [nRows, actRowBytes] | out [nWeights, nRows, nOut] f32 | biases [nWeights, nOut]
-      // f32 | the product table
+      // f32 | the product table (per product [first, tokens, then per weight: address, correction lists, output, bias])
+      const fields = 2 + 4 * nWeights;
       const xAt = arena.scratch(4 * nRows * nIn);
       const actAt = arena.scratch(nRows * actRowBytes);
       const outAt = arena.scratch(4 * nWeights * nRows * nOut);
       const biasAt = biases ? arena.scratch(4 * nWeights * nOut) : 0;
-      const tableAt = arena.scratch(4 * entries.length);
+      const tableAt = arena.scratch(4 * fields * nProducts);
       // per thread: 512 bytes, or the format's widened rows (see the kernel)
       const stride = Math.max(512, Math.ceil((format.threadScratch?.(nIn) ?? 0) / 64) * 64);
       const threadScratch = arena.scratch(stride * this.threads);
-      const buffer = arena.bytes().buffer;
-      const xs = new Float32Array(buffer, xAt, nRows * nIn);
-      if (!map) xs.set(x.subarray(0, nRows * nIn));
-      else for (let i = 0; i < nRows; i++) xs.set(x.subarray(map.from[i] * nIn, (map.from[i] + 1) * nIn), i * nIn);
-      if (biases) biases.forEach((b, k) => new Float32Array(buffer, biasAt + 4 * k * nOut, nOut).set(b.subarray(0, nOut)));
+      const f32 = arena.floats(), i32 = arena.ints();
+      if (!map) f32.set(x.subarray(0, nRows * nIn), xAt / 4);
+      else for (let i = 0; i < nRows; i++) f32.set(x.subarray(map.from[i] * nIn, (map.from[i] + 1) * nIn), xAt / 4 + i * nIn);
+      if (biases) for (let k = 0; k < nWeights; k++) f32.set(biases[k].subarray(0, nOut), biasAt / 4 + k * nOut);
       // weight k's output for row r at outAt + 4·(k·nRows + r)·nOut
-      for (let i = 0; i < nProducts; i++) {
+      for (let i = 0, at = tableAt / 4; i < nProducts; i++, at += fields) {
+        const p = products[i];
+        i32[at] = p.first;
+        i32[at + 1] = p.tokens;
         for (let k = 0; k < nWeights; k++) {
-          entries[i * fields + 4 + 4 * k] = outAt + 4 * (k * nRows + entries[i * fields]) * nOut;
-          entries[i * fields + 5 + 4 * k] = biases ? biasAt + 4 * k * nOut : 0;
+          i32[at + 2 + 4 * k] = placements[i][k].address;
+          i32[at + 3 + 4 * k] = corrections ? corrections[i][k] : 0;
+          i32[at + 4 + 4 * k] = outAt + 4 * (k * nRows + p.first) * nOut;
+          i32[at + 5 + 4 * k] = biases ? biasAt + 4 * k * nOut : 0;
         }
       }
-      new Int32Array(buffer, tableAt, entries.length).set(entries);
-      new Int32Array(buffer, COUNTER, 3).fill(0); // chunks claimed, rows claimed, rows quantized
+      i32[COUNTER / 4] = i32[COUNTER / 4 + 1] = i32[COUNTER / 4 + 2] = 0; // chunks claimed, rows claimed, rows quantized
       // chunks of a multiple of 4 rows, at most a weight's: 8 per thread for many tokens (small enough that threads
       // finish together), 2 when each product has one (a claim moves the counter's cache line between cores, which
       // costs more than unequal shares there, and longer chunks give the decode kernels' streams longer runs of rows)
@@ -379,9 +376,9 @@ export class WasmBackend implements Backend {
         this.pool.run(arena.exports, arena.index, 'matmul', args, threadScratch, stride);
       }
       for (let k = 0; k < nWeights; k++) {
-        const out = new Float32Array(buffer, outAt + 4 * k * nRows * nOut, nRows * nOut);
-        if (!map) outs[k].set(out);
-        else for (let i = 0; i < nRows; i++) outs[k].set(out.subarray(i * nOut, (i + 1) * nOut), map.to[i] * nOut);
+        const from = outAt / 4 + k * nRows * nOut;
+        if (!map) outs[k].set(f32.subarray(from, from + nRows * nOut));
+        else for (let i = 0; i < nRows; i++) outs[k].set(f32.subarray(from + i * nOut, from + (i + 1) * nOut), map.to[i] * nOut);
       }
     } finally {
       arena.releaseScratch();
@@ -404,7 +401,8 @@ export class WasmBackend implements Backend {
     // the kernel reads the cache where it lies (storage from allocateHalfs) and widens rows 4 or 8 values at a time
     const arena = arenaOf(cache.keys);
     if (!arena || arenaOf(cache.values) !== arena || headDim % 4 !== 0 || valueDim % 4 !== 0) return this.scalar.attention(out, q, nTokens, cache, s);
-    const rows = Array.from({ length: nTokens }, (_, t) => cache.slotsFor(t));
+    const rows: Int32Array[] = [];
+    for (let t = 0; t < nTokens; t++) rows.push(cache.slotsFor(t));
     // the list of cache rows to read: rows whose slot lists are views of one array (a sequence's) share one range of it
     const ranges = new Map<ArrayBufferLike, { start: number; end: number; at: number }>();
     for (const slots of rows) {
@@ -451,7 +449,8 @@ export class WasmBackend implements Backend {
     const headsPerJob = Math.ceil(group / parts);
     const maxQueries = maxRows * headsPerJob;
     // rows or jobs sharing cache rows: widen each listed row once for all of them; else each job widens its own
-    const total = rows.reduce((n, slots) => n + slots.length, 0);
+    let total = 0;
+    for (const slots of rows) total += slots.length;
     const widenOnce = 2 * nList <= total || parts > 1;
     const padded = (maxLength + 3) & ~3;
     try {
@@ -465,26 +464,24 @@ export class WasmBackend implements Backend {
       // per thread: the job's queries, their scores, and without the shared widening the job's keys and values
       const stride = Math.ceil((4 * (maxQueries * (headDim + padded) + (widenOnce ? 0 : padded * (headDim + valueDim)))) / 64) * 64;
       const threadScratch = arena.scratch(stride * threads);
-      const buffer = arena.bytes().buffer;
-      const list = new Int32Array(buffer, listAt, nList);
-      for (const [source, range] of ranges) list.set(new Int32Array(source, 4 * range.start, range.end - range.start), range.at);
+      const f32 = arena.floats(), i32 = arena.ints();
+      for (const [source, range] of ranges) i32.set(new Int32Array(source, 4 * range.start, range.end - range.start), listAt / 4 + range.at);
       // per row: [first entry of list, entries]
-      const spans = new Int32Array(buffer, spansAt, 2 * nTokens);
-      rows.forEach((slots, t) => {
-        const range = ranges.get(slots.buffer)!;
-        spans[2 * t] = range.at + slots.byteOffset / 4 - range.start;
-        spans[2 * t + 1] = slots.length;
-      });
-      new Int32Array(buffer, blocksAt, blocks.length).set(blocks);
-      new Float32Array(buffer, qAt, nTokens * nHeads * headDim).set(q.subarray(0, nTokens * nHeads * headDim));
-      new Int32Array(buffer, COUNTER, 3).fill(0); // jobs claimed, list entries claimed, list entries widened
+      for (let t = 0; t < nTokens; t++) {
+        const slots = rows[t], range = ranges.get(slots.buffer)!;
+        i32[spansAt / 4 + 2 * t] = range.at + slots.byteOffset / 4 - range.start;
+        i32[spansAt / 4 + 2 * t + 1] = slots.length;
+      }
+      i32.set(blocks, blocksAt / 4);
+      f32.set(q.subarray(0, nTokens * nHeads * headDim), qAt / 4);
+      i32[COUNTER / 4] = i32[COUNTER / 4 + 1] = i32[COUNTER / 4 + 2] = 0; // jobs claimed, list entries claimed, list entries widened
       const cap = s.softcap ?? 0;
       const args = [qAt, outAt, cache.keys.byteOffset, cache.values.byteOffset, cache.keyStride, cache.valueStride, listAt, nList,
         wideKeysAt, wideValuesAt, spansAt, blocksAt, nBlocks, nHeads, nKvHeads, headDim, valueDim, headsPerJob, maxQueries, maxLength,
         s.scale, cap ? Math.fround(1 / cap) : 0, cap, COUNTER];
       if (threads === 1) (arena.exports.attention as (...a: number[]) => void)(...args, threadScratch);
       else this.pool.run(arena.exports, arena.index, 'attention', args, threadScratch, stride);
-      out.set(new Float32Array(buffer, outAt, nTokens * nHeads * valueDim));
+      out.set(f32.subarray(outAt / 4, outAt / 4 + nTokens * nHeads * valueDim));
     } finally {
       arena.releaseScratch();
     }
