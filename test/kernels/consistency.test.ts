@@ -325,6 +325,15 @@ test('a batch larger than the scratch limit is multiplied in parts with the same
     backend.matmul(actual, x, w, 40);
     reference.matmul(expected, x, w, 40);
     assertMatmulClose(actual, expected, w, x, 40, 'Q4_K in parts');
+    // expert products in parts: slots gathered and scattered row by row
+    const stacked = { ...randomWeight(GGMLType.Q8_0, 64, 3 * 7, rnd), dims: [64, 7, 3] };
+    const experts = Int32Array.from({ length: 80 }, (_, s) => (s * 5 + (s >> 1)) % 3);
+    const xs = floats(64 * 40, rnd);
+    const outs = [new Float32Array(80 * 7).fill(NaN)], expectedOuts = [new Float32Array(80 * 7)];
+    backend.matmulExperts(outs, xs, 40, [stacked], experts);
+    reference.matmulExperts(expectedOuts, xs, 40, [stacked], experts);
+    experts.forEach((e, s) => assertMatmulClose(outs[0].subarray(7 * s, 7 * s + 7), expectedOuts[0].subarray(7 * s, 7 * s + 7),
+      expertSlice(stacked, e), xs.subarray(64 * (s >> 1), 64 * (s >> 1) + 64), 1, `experts in parts, slot ${s}`));
   } finally {
     backend.close();
   }
