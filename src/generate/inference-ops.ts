@@ -88,7 +88,12 @@ function latentHeadWeights(kvB: WeightTensor, s: LatentAttentionShape): { keys: 
 
 /** columns [start, start + width) of every row of x [rows, cols] into out [rows, width] at column `at` of width `outCols` */
 function copyColumns(out: Float32Array, outCols: number, at: number, x: Float32Array, cols: number, start: number, width: number, rows: number): void {
-  for (let t = 0; t < rows; t++) out.set(x.subarray(t * cols + start, t * cols + start + width), t * outCols + at);
+  for (let t = 0; t < rows; t++) {
+    const from = t * cols + start, to = t * outCols + at;
+    // a short run value by value (a subarray costs more than copying it)
+    if (width <= 64) for (let j = 0; j < width; j++) out[to + j] = x[from + j];
+    else out.set(x.subarray(from, from + width), to);
+  }
 }
 
 /** rows `rows` of x [x.rows, cols] → [rows.length, cols] */
@@ -352,10 +357,11 @@ export class InferenceOps implements ModelOps<Act, WeightTensor> {
     this.backend.matmulExperts([y], hidden.data, slots, [experts.down], chosen);
     // out[t] = Σ_i weight(t, i) · y(t, i), in the order of the chosen experts
     const out = this.act(x.rows, dim);
+    const o = out.data;
     for (let t = 0; t < x.rows; t++) {
       for (let i = 0; i < nUsed; i++) {
-        const w = weights[t * nUsed + i], from = (t * nUsed + i) * dim;
-        for (let d = 0; d < dim; d++) out.data[t * dim + d] += y[from + d] * w;
+        const w = weights[t * nUsed + i];
+        for (let d = t * dim, from = (t * nUsed + i) * dim; d < (t + 1) * dim; d++, from++) o[d] += y[from] * w;
       }
     }
     return out;
