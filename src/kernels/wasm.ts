@@ -286,7 +286,7 @@ export class WasmBackend implements Backend {
     // weight is placed whole, its experts nOut rows apart
     const expertBytes = nOut * (nIn / typeInfo(w.type).blockSize) * typeInfo(w.type).typeSize;
     const placed = new Map<WeightTensor, Placement>();
-    const placements = products.map((p) => p.weights.map((wk) => {
+    const placements = products.length === 1 && nWeights === 1 && products[0].expert === 0 ? [[this.place(w)]] : products.map((p) => p.weights.map((wk) => {
       let whole = placed.get(wk);
       if (!whole) placed.set(wk, (whole = this.place(wk)));
       return p.expert ? { arena: whole.arena, address: whole.address + p.expert * expertBytes } : whole;
