@@ -340,6 +340,11 @@ function dotQ4_K(w: usize, x: usize, nb: i32, scratch: usize): f32 {
 }
 
 /** Q5_K · Q8_K: as Q4_K with a fifth bit per value from qh (bit 2j / 2j+1 of qh[l] for sub-blocks 2j / 2j+1). */
+/** 0x10 in the bytes of a Q5_K block's qh (16 bytes) that have `bit` set: the fifth bit of those values. */
+@inline function q5_KFifth(qh: v128, bit: v128): v128 {
+  return v128.and(i8x16.ne(v128.and(qh, bit), i8x16.splat(0)), i8x16.splat(0x10));
+}
+
 function dotQ5_K(w: usize, x: usize, nb: i32, scratch: usize): f32 {
   let acc = f32x4.splat(0), minAcc = f32x4.splat(0);
   for (let b = 0; b < nb; b++) {
@@ -352,11 +357,8 @@ function dotQ5_K(w: usize, x: usize, nb: i32, scratch: usize): f32 {
       const xq = x + 4 + 64 * pair;
       const qa = v128.load(q), qb = v128.load(q + 16);
       const lowBit = i8x16.splat(<i8>(<i32>1 << (2 * pair))), highBit = i8x16.splat(<i8>(<i32>2 << (2 * pair)));
-      const fifth = i8x16.splat(0x10);
-      const la = v128.or(lowNibbles(qa), v128.and(i8x16.ne(v128.and(qha, lowBit), i8x16.splat(0)), fifth));
-      const lb = v128.or(lowNibbles(qb), v128.and(i8x16.ne(v128.and(qhb, lowBit), i8x16.splat(0)), fifth));
-      const ha = v128.or(highNibbles(qa), v128.and(i8x16.ne(v128.and(qha, highBit), i8x16.splat(0)), fifth));
-      const hb = v128.or(highNibbles(qb), v128.and(i8x16.ne(v128.and(qhb, highBit), i8x16.splat(0)), fifth));
+      const la = v128.or(lowNibbles(qa), q5_KFifth(qha, lowBit)), lb = v128.or(lowNibbles(qb), q5_KFifth(qhb, lowBit));
+      const ha = v128.or(highNibbles(qa), q5_KFifth(qha, highBit)), hb = v128.or(highNibbles(qb), q5_KFifth(qhb, highBit));
       const sLow = <i32>load<u8>(scratch + 2 * pair), sHigh = <i32>load<u8>(scratch + 2 * pair + 1);
       isum = i32x4.add(isum, dotUnsignedScaled(v128.load(xq), la, sLow));
       isum = i32x4.add(isum, dotUnsignedScaled(v128.load(xq + 16), lb, sLow));
@@ -1097,9 +1099,9 @@ function gemmF32(w0: usize, w1: usize, x: usize, x1: usize, x2: usize, x3: usize
 }
 
 /**
- * Q4_K for a tile of 4 tokens (x, x1…x3: their Q8_K rows): the nibbles of each pair of sub-blocks are extracted once
- * and used by all four tokens; per token and sub-block of 32, the two int16 dot products are added before the
- * sub-block's scale multiplies them. scratch: 16 bytes for the unpacked scales and mins.
+ * Q4_K and Q5_K for a tile of 4 tokens (x, x1…x3: their Q8_K rows), tileK45: per token and sub-block of 32, the two
+ * int16 dot products are added before the sub-block's scale multiplies them. scratch: 16 bytes for the unpacked
+ * scales and mins.
  */
 @inline function q4_KTokenPair(isum: v128, x: usize, lowA: v128, lowB: v128, highA: v128, highB: v128, scaleLow: i32, scaleHigh: i32): v128 {
   if (RELAXED) {
@@ -1119,15 +1121,28 @@ function gemmF32(w0: usize, w1: usize, x: usize, x1: usize, x2: usize, x3: usize
   return f32x4.sub(withScales, f32x4.mul(f32x4.convert_i32x4_s(minsDotBsums(scales, x + 260)), f32x4.splat(dx * dmin)));
 }
 
-function tileQ4_K(w: usize, x: usize, x1: usize, x2: usize, x3: usize, nb: i32, scratch: usize, out: usize, outStride: usize, nt: i32): void {
+/**
+ * Q4_K or Q5_K (a constant where inlined) for a tile of 4 tokens: the values of each pair of sub-blocks (nibbles; Q5_K
+ * adds each value's fifth bit from qh, values 0…31) are extracted once and used by all four tokens.
+ */
+@inline function tileK45(type: i32, w: usize, x: usize, x1: usize, x2: usize, x3: usize, nb: i32, scratch: usize, out: usize, outStride: usize, nt: i32): void {
+  const qs: usize = type == Q5_K ? 48 : 16, blockBytes: usize = type == Q5_K ? 176 : 144;
   let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
   for (let b = 0; b < nb; b++) {
     unpackScalesK4(w + 4, scratch);
+    const qha = v128.load(w + 16), qhb = v128.load(w + 32); // (Q5_K only)
     const o = <usize>b * 292;
     let i0 = i32x4.splat(0), i1 = i0, i2 = i0, i3 = i0;
     for (let pair = 0; pair < 4; pair++) {
-      const qa = v128.load(w + 16 + 32 * pair), qb = v128.load(w + 32 + 32 * pair);
-      const lowA = lowNibbles(qa), lowB = lowNibbles(qb), highA = highNibbles(qa), highB = highNibbles(qb);
+      const qa = v128.load(w + qs + 32 * pair), qb = v128.load(w + qs + 16 + 32 * pair);
+      let lowA = lowNibbles(qa), lowB = lowNibbles(qb), highA = highNibbles(qa), highB = highNibbles(qb);
+      if (type == Q5_K) {
+        const lowBit = i8x16.splat(<i8>(<i32>1 << (2 * pair))), highBit = i8x16.splat(<i8>(<i32>2 << (2 * pair)));
+        lowA = v128.or(lowA, q5_KFifth(qha, lowBit));
+        lowB = v128.or(lowB, q5_KFifth(qhb, lowBit));
+        highA = v128.or(highA, q5_KFifth(qha, highBit));
+        highB = v128.or(highB, q5_KFifth(qhb, highBit));
+      }
       const sLow = <i32>load<u8>(scratch + 2 * pair), sHigh = <i32>load<u8>(scratch + 2 * pair + 1);
       const xo = o + 4 + 64 * pair;
       i0 = q4_KTokenPair(i0, x + xo, lowA, lowB, highA, highB, sLow, sHigh);
@@ -1140,12 +1155,19 @@ function tileQ4_K(w: usize, x: usize, x1: usize, x2: usize, x3: usize, nb: i32, 
     a1 = q4_KTokenFinish(a1, x1 + o, i1, scratch, d, dmin);
     a2 = q4_KTokenFinish(a2, x2 + o, i2, scratch, d, dmin);
     a3 = q4_KTokenFinish(a3, x3 + o, i3, scratch, d, dmin);
-    w += 144;
+    w += blockBytes;
   }
   storeTile(out, outStride, nt, hsum(a0), hsum(a1), hsum(a2), hsum(a3));
 }
 
-/** IQ4_XS for a tile of 4 tokens (their Q8_K rows at x, x1…x3): each sub-block's levels are looked up once for all four. */
+function tileQ4_K(w: usize, x: usize, x1: usize, x2: usize, x3: usize, nb: i32, scratch: usize, out: usize, outStride: usize, nt: i32): void {
+  tileK45(Q4_K, w, x, x1, x2, x3, nb, scratch, out, outStride, nt);
+}
+
+function tileQ5_K(w: usize, x: usize, x1: usize, x2: usize, x3: usize, nb: i32, scratch: usize, out: usize, outStride: usize, nt: i32): void {
+  tileK45(Q5_K, w, x, x1, x2, x3, nb, scratch, out, outStride, nt);
+}
+
 function tileIQ4_XS(w: usize, x: usize, x1: usize, x2: usize, x3: usize, nb: i32, out: usize, outStride: usize, nt: i32): void {
   let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
   for (let b = 0; b < nb; b++) {
@@ -1333,14 +1355,15 @@ function dotRowsInStreams(type: i32, w: usize, rb: usize, x: usize, n: i32, scra
 
 /** Whether a 4-token tile kernel exists for this type (others multiply token by token). */
 @inline function hasTile(type: i32): bool {
-  return type == Q4_K || type == Q6_K || type == IQ4_XS;
+  return type == Q4_K || type == Q5_K || type == Q6_K || type == IQ4_XS;
 }
 
-/** W[row] · the nt (≤ 4) activation rows at x, x + xStride, …, written to out + t·outStride (Q4_K, Q6_K or IQ4_XS). */
+/** W[row] · the nt (≤ 4) activation rows at x, x + xStride, …, written to out + t·outStride (Q4_K, Q5_K, Q6_K or IQ4_XS). */
 @inline function dotTile(type: i32, row: usize, x: usize, xStride: usize, n: i32, scratch: usize, out: usize, outStride: usize, nt: i32): void {
   const x1 = tileRow(x, xStride, 1, nt), x2 = tileRow(x, xStride, 2, nt), x3 = tileRow(x, xStride, 3, nt);
   switch (type) {
     case Q4_K: tileQ4_K(row, x, x1, x2, x3, n >> 8, scratch, out, outStride, nt); break;
+    case Q5_K: tileQ5_K(row, x, x1, x2, x3, n >> 8, scratch, out, outStride, nt); break;
     case IQ4_XS: tileIQ4_XS(row, x, x1, x2, x3, n >> 8, out, outStride, nt); break;
     default: tileQ6_K(row, x, x1, x2, x3, n >> 8, scratch, out, outStride, nt); break;
   }
@@ -1357,7 +1380,7 @@ function dotRowsInStreams(type: i32, w: usize, rb: usize, x: usize, n: i32, scra
  * rows is streamed past them. Within a tile, Q8_0 and IQ4_NL widen four rows at a time to int16 (wideTokens4) from
  * WIDE_TOKENS tokens on; in the relaxed build Q4_0 and Q5_0 pack four rows (packedToken) from PACKED_TOKENS on, Q4_K
  * from PACKED_K_TOKENS. Fewer tokens of Q8_0, Q4_0, Q5_0, IQ4_NL go four rows at a time (rows4); types with a tile
- * kernel (Q4_K, Q6_K, IQ4_XS) decode each weight block once for 4 tokens, and the rest multiply row by token. Float
+ * kernel (Q4_K, Q5_K, Q6_K, IQ4_XS) decode each weight block once for 4 tokens, and the rest multiply row by token. Float
  * weights for many tokens take tiles of 64 tokens and widened row pairs (gemmF32).
  */
 function multiplyRows(
