@@ -340,6 +340,11 @@ function dotQ4_K(w: usize, x: usize, nb: i32, scratch: usize): f32 {
 }
 
 /** Q5_K · Q8_K: as Q4_K with a fifth bit per value from qh (bit 2j / 2j+1 of qh[l] for sub-blocks 2j / 2j+1). */
+/** 0x10 in the bytes of a Q5_K block's qh (16 bytes) that have `bit` set: the fifth bit of those values. */
+@inline function q5_KFifth(qh: v128, bit: v128): v128 {
+  return v128.and(i8x16.ne(v128.and(qh, bit), i8x16.splat(0)), i8x16.splat(0x10));
+}
+
 function dotQ5_K(w: usize, x: usize, nb: i32, scratch: usize): f32 {
   let acc = f32x4.splat(0), minAcc = f32x4.splat(0);
   for (let b = 0; b < nb; b++) {
@@ -352,11 +357,8 @@ function dotQ5_K(w: usize, x: usize, nb: i32, scratch: usize): f32 {
       const xq = x + 4 + 64 * pair;
       const qa = v128.load(q), qb = v128.load(q + 16);
       const lowBit = i8x16.splat(<i8>(<i32>1 << (2 * pair))), highBit = i8x16.splat(<i8>(<i32>2 << (2 * pair)));
-      const fifth = i8x16.splat(0x10);
-      const la = v128.or(lowNibbles(qa), v128.and(i8x16.ne(v128.and(qha, lowBit), i8x16.splat(0)), fifth));
-      const lb = v128.or(lowNibbles(qb), v128.and(i8x16.ne(v128.and(qhb, lowBit), i8x16.splat(0)), fifth));
-      const ha = v128.or(highNibbles(qa), v128.and(i8x16.ne(v128.and(qha, highBit), i8x16.splat(0)), fifth));
-      const hb = v128.or(highNibbles(qb), v128.and(i8x16.ne(v128.and(qhb, highBit), i8x16.splat(0)), fifth));
+      const la = v128.or(lowNibbles(qa), q5_KFifth(qha, lowBit)), lb = v128.or(lowNibbles(qb), q5_KFifth(qhb, lowBit));
+      const ha = v128.or(highNibbles(qa), q5_KFifth(qha, highBit)), hb = v128.or(highNibbles(qb), q5_KFifth(qhb, highBit));
       const sLow = <i32>load<u8>(scratch + 2 * pair), sHigh = <i32>load<u8>(scratch + 2 * pair + 1);
       isum = i32x4.add(isum, dotUnsignedScaled(v128.load(xq), la, sLow));
       isum = i32x4.add(isum, dotUnsignedScaled(v128.load(xq + 16), lb, sLow));
@@ -1097,9 +1099,9 @@ function gemmF32(w0: usize, w1: usize, x: usize, x1: usize, x2: usize, x3: usize
 }
 
 /**
- * Q4_K for a tile of 4 tokens (x, x1…x3: their Q8_K rows): the nibbles of each pair of sub-blocks are extracted once
- * and used by all four tokens; per token and sub-block of 32, the two int16 dot products are added before the
- * sub-block's scale multiplies them. scratch: 16 bytes for the unpacked scales and mins.
+ * Q4_K and Q5_K for a tile of 4 tokens (x, x1…x3: their Q8_K rows), tileK45: per token and sub-block of 32, the two
+ * int16 dot products are added before the sub-block's scale multiplies them. scratch: 16 bytes for the unpacked
+ * scales and mins.
  */
 @inline function q4_KTokenPair(isum: v128, x: usize, lowA: v128, lowB: v128, highA: v128, highB: v128, scaleLow: i32, scaleHigh: i32): v128 {
   if (RELAXED) {
@@ -1119,15 +1121,28 @@ function gemmF32(w0: usize, w1: usize, x: usize, x1: usize, x2: usize, x3: usize
   return f32x4.sub(withScales, f32x4.mul(f32x4.convert_i32x4_s(minsDotBsums(scales, x + 260)), f32x4.splat(dx * dmin)));
 }
 
-function tileQ4_K(w: usize, x: usize, x1: usize, x2: usize, x3: usize, nb: i32, scratch: usize, out: usize, outStride: usize, nt: i32): void {
+/**
+ * Q4_K or Q5_K (a constant where inlined) for a tile of 4 tokens: the values of each pair of sub-blocks (nibbles; Q5_K
+ * adds each value's fifth bit from qh, values 0…31) are extracted once and used by all four tokens.
+ */
+@inline function tileK45(type: i32, w: usize, x: usize, x1: usize, x2: usize, x3: usize, nb: i32, scratch: usize, out: usize, outStride: usize, nt: i32): void {
+  const qs: usize = type == Q5_K ? 48 : 16, blockBytes: usize = type == Q5_K ? 176 : 144;
   let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
   for (let b = 0; b < nb; b++) {
     unpackScalesK4(w + 4, scratch);
+    const qha = v128.load(w + 16), qhb = v128.load(w + 32); // (Q5_K only)
     const o = <usize>b * 292;
     let i0 = i32x4.splat(0), i1 = i0, i2 = i0, i3 = i0;
     for (let pair = 0; pair < 4; pair++) {
-      const qa = v128.load(w + 16 + 32 * pair), qb = v128.load(w + 32 + 32 * pair);
-      const lowA = lowNibbles(qa), lowB = lowNibbles(qb), highA = highNibbles(qa), highB = highNibbles(qb);
+      const qa = v128.load(w + qs + 32 * pair), qb = v128.load(w + qs + 16 + 32 * pair);
+      let lowA = lowNibbles(qa), lowB = lowNibbles(qb), highA = highNibbles(qa), highB = highNibbles(qb);
+      if (type == Q5_K) {
+        const lowBit = i8x16.splat(<i8>(<i32>1 << (2 * pair))), highBit = i8x16.splat(<i8>(<i32>2 << (2 * pair)));
+        lowA = v128.or(lowA, q5_KFifth(qha, lowBit));
+        lowB = v128.or(lowB, q5_KFifth(qhb, lowBit));
+        highA = v128.or(highA, q5_KFifth(qha, highBit));
+        highB = v128.or(highB, q5_KFifth(qhb, highBit));
+      }
       const sLow = <i32>load<u8>(scratch + 2 * pair), sHigh = <i32>load<u8>(scratch + 2 * pair + 1);
       const xo = o + 4 + 64 * pair;
       i0 = q4_KTokenPair(i0, x + xo, lowA, lowB, highA, highB, sLow, sHigh);
@@ -1140,12 +1155,19 @@ function tileQ4_K(w: usize, x: usize, x1: usize, x2: usize, x3: usize, nb: i32, 
     a1 = q4_KTokenFinish(a1, x1 + o, i1, scratch, d, dmin);
     a2 = q4_KTokenFinish(a2, x2 + o, i2, scratch, d, dmin);
     a3 = q4_KTokenFinish(a3, x3 + o, i3, scratch, d, dmin);
-    w += 144;
+    w += blockBytes;
   }
   storeTile(out, outStride, nt, hsum(a0), hsum(a1), hsum(a2), hsum(a3));
 }
 
-/** IQ4_XS for a tile of 4 tokens (their Q8_K rows at x, x1…x3): each sub-block's levels are looked up once for all four. */
+function tileQ4_K(w: usize, x: usize, x1: usize, x2: usize, x3: usize, nb: i32, scratch: usize, out: usize, outStride: usize, nt: i32): void {
+  tileK45(Q4_K, w, x, x1, x2, x3, nb, scratch, out, outStride, nt);
+}
+
+function tileQ5_K(w: usize, x: usize, x1: usize, x2: usize, x3: usize, nb: i32, scratch: usize, out: usize, outStride: usize, nt: i32): void {
+  tileK45(Q5_K, w, x, x1, x2, x3, nb, scratch, out, outStride, nt);
+}
+
 function tileIQ4_XS(w: usize, x: usize, x1: usize, x2: usize, x3: usize, nb: i32, out: usize, outStride: usize, nt: i32): void {
   let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
   for (let b = 0; b < nb; b++) {
@@ -1333,119 +1355,163 @@ function dotRowsInStreams(type: i32, w: usize, rb: usize, x: usize, n: i32, scra
 
 /** Whether a 4-token tile kernel exists for this type (others multiply token by token). */
 @inline function hasTile(type: i32): bool {
-  return type == Q4_K || type == Q6_K || type == IQ4_XS;
+  return type == Q4_K || type == Q5_K || type == Q6_K || type == IQ4_XS;
 }
 
-/** W[row] · the nt (≤ 4) activation rows at x, x + xStride, …, written to out + t·outStride (Q4_K, Q6_K or IQ4_XS). */
+/** W[row] · the nt (≤ 4) activation rows at x, x + xStride, …, written to out + t·outStride (Q4_K, Q5_K, Q6_K or IQ4_XS). */
 @inline function dotTile(type: i32, row: usize, x: usize, xStride: usize, n: i32, scratch: usize, out: usize, outStride: usize, nt: i32): void {
   const x1 = tileRow(x, xStride, 1, nt), x2 = tileRow(x, xStride, 2, nt), x3 = tileRow(x, xStride, 3, nt);
   switch (type) {
     case Q4_K: tileQ4_K(row, x, x1, x2, x3, n >> 8, scratch, out, outStride, nt); break;
+    case Q5_K: tileQ5_K(row, x, x1, x2, x3, n >> 8, scratch, out, outStride, nt); break;
     case IQ4_XS: tileIQ4_XS(row, x, x1, x2, x3, n >> 8, out, outStride, nt); break;
     default: tileQ6_K(row, x, x1, x2, x3, n >> 8, scratch, out, outStride, nt); break;
   }
 }
 
+/** Whether Q8_0 or IQ4_NL rows times `nTokens` tokens are widened to int16 (activations in the Q8_0_WIDE layout). */
+@inline function widens(type: i32, nTokens: i32): bool {
+  return (type == Q8_0 || type == IQ4_NL) && nTokens >= WIDE_TOKENS;
+}
+
 /**
- * out[t, r] = W[r] · x[t] (every thread calls this with the same arguments). First the threads quantize the rows of
- * x into act, claiming tokens from the counter at counter + 4 and counting finished ones at counter + 8; once all are
- * done they claim weight rows in chunks of `chunk` (a multiple of 4) from the counter at `counter`.
- * w: [nOut rows of wRowBytes], x: [nTokens, nIn] f32, act: [nTokens rows of actRowBytes], out: [nTokens, nOut] f32.
- * Tokens are visited in tiles of 32 so a tile's activations stay in cache while a chunk of rows is streamed past them.
- * Within a tile, Q8_0 and IQ4_NL widen four rows at a time to int16 (wideTokens4) from WIDE_TOKENS tokens on; in the
- * relaxed build Q4_0 and Q5_0 pack four rows (packedToken) from PACKED_TOKENS on, Q4_K from PACKED_K_TOKENS. Fewer
- * tokens of Q8_0, Q4_0, Q5_0, IQ4_NL go four rows at a time (rows4); types with a tile kernel (Q4_K, Q6_K, IQ4_XS)
- * decode each weight block once for 4 tokens, and the rest multiply row by token. Float weights for many tokens take
- * tiles of 64 tokens and widened row pairs (gemmF32). scratch: the thread's own, 512 bytes (float weights: 8·nIn;
- * Q8_0, IQ4_NL: 8.5·nIn + 128; Q4_0, Q5_0: 4.5·nIn + 16; Q4_K: 5.125·nIn + 32).
+ * Rows r0 … r1 − 1 of one weight (nOut rows of wRowBytes at w) · nTokens quantized activation rows at act →
+ * out [nTokens, nOut] f32. Tokens are visited in tiles of 32 so a tile's activations stay in cache while a chunk of
+ * rows is streamed past them. Within a tile, Q8_0 and IQ4_NL widen four rows at a time to int16 (wideTokens4) from
+ * WIDE_TOKENS tokens on; in the relaxed build Q4_0 and Q5_0 pack four rows (packedToken) from PACKED_TOKENS on, Q4_K
+ * from PACKED_K_TOKENS. Fewer tokens of Q8_0, Q4_0, Q5_0, IQ4_NL go four rows at a time (rows4); types with a tile
+ * kernel (Q4_K, Q5_K, Q6_K, IQ4_XS) decode each weight block once for 4 tokens, and the rest multiply row by token. Float
+ * weights for many tokens take tiles of 64 tokens and widened row pairs (gemmF32).
  */
-export function matmul(
-  type: i32, w: usize, wRowBytes: i32, x: usize, act: usize, actRowBytes: i32,
-  out: usize, nIn: i32, nOut: i32, nTokens: i32, corrections: usize, counter: usize, chunk: i32, scratch: usize,
+function multiplyRows(
+  type: i32, w: usize, wRowBytes: i32, act: usize, actStride: usize, out: usize, nIn: i32, nOut: i32, nTokens: i32,
+  corrections: usize, r0: i32, r1: i32, scratch: usize,
 ): void {
   const outStride = <usize>nOut << 2;
-  const actStride = <usize>actRowBytes;
-  const wide = (type == Q8_0 || type == IQ4_NL) && nTokens >= WIDE_TOKENS;
+  const wide = widens(type, nTokens);
   // (the SIMD128 build's int8 products through int16 make packing slower than the 4-row kernels)
   const packed = RELAXED && ((type == Q4_0 || type == Q5_0) && nTokens >= PACKED_TOKENS || type == Q4_K && nTokens >= PACKED_K_TOKENS);
+  if (nTokens > 1 && (type == F32 || type == F16 || type == BF16)) {
+    // per tile of 64 tokens (their activations stay in L2), each pair of rows is widened into scratch once
+    const w1At = scratch + (<usize>nIn << 2);
+    for (let t0 = 0; t0 < nTokens; t0 += 64) {
+      const t1 = min(nTokens, t0 + 64);
+      for (let r = r0; r < r1; r += 2) {
+        const nRows = r + 1 < r1 ? 2 : 1;
+        widenRow(type, w + <usize>r * wRowBytes, scratch, nIn);
+        if (nRows == 2) widenRow(type, w + <usize>(r + 1) * wRowBytes, w1At, nIn);
+        for (let t = t0; t < t1; t += 4) {
+          const nt = min(4, t1 - t), x = act + <usize>t * actStride;
+          gemmF32(scratch, nRows == 2 ? w1At : scratch, x, tileRow(x, actStride, 1, nt), tileRow(x, actStride, 2, nt), tileRow(x, actStride, 3, nt), nIn, out + <usize>t * outStride + (<usize>r << 2), outStride, nt, nRows);
+        }
+      }
+    }
+    return;
+  }
+  for (let t0 = 0; t0 < nTokens; t0 += 32) {
+    const t1 = min(nTokens, t0 + 32);
+    if (wide || packed) {
+      // four adjacent rows at a time, whose outputs are adjacent too; the last (length mod 4) rows one at a time
+      const groups = (r1 - r0) >> 2;
+      for (let r = r0; r < r1;) {
+        const four = r < r0 + 4 * groups, row = w + <usize>r * wRowBytes, rb: usize = four ? <usize>wRowBytes : 0, o = out + (<usize>r << 2);
+        if (wide) wideRowsTokens(type, row, rb, act, actStride, nIn >> 5, o, outStride, four ? 4 : 0, t0, t1, scratch);
+        else packedRowsTokens(type, row, rb, act, actStride, nIn, o, outStride, four ? 4 : 0, t0, t1, scratch);
+        r += four ? 4 : 1;
+      }
+      continue;
+    }
+    if (type == Q8_0 || type == Q4_0 || type == Q5_0 || type == IQ4_NL) {
+      // decode: four long streams, rows r0 + g + k·q (q = a quarter of the chunk, k = 0…3) go together, so that each
+      // stream reads consecutive rows (four streams keep more reads in flight than one); many tokens: four adjacent
+      // rows, whose outputs are adjacent too. The last (length mod 4) rows one at a time.
+      const groups = (r1 - r0) >> 2;
+      const span = nTokens == 1 ? groups : 1;
+      for (let g = 0; g < groups; g++) {
+        const r = r0 + (span == 1 ? 4 * g : g);
+        rows4Tokens(type, w + <usize>r * wRowBytes, <usize>span * wRowBytes, act, actStride, nIn, out + (<usize>r << 2), outStride, <usize>span << 2, t0, t1);
+      }
+      for (let r = r0 + 4 * groups; r < r1; r++) rows4Tokens(type, w + <usize>r * wRowBytes, 0, act, actStride, nIn, out + (<usize>r << 2), outStride, 0, t0, t1);
+      continue;
+    }
+    if (nTokens == 1) {
+      // one token (decode): four rows at a time from four long streams, as for the 4-row kernels above
+      const rowType = type == F16 && corrections != 0 ? F16_REBASED : type;
+      const q = (r1 - r0) >> 2;
+      for (let i = 0; i < q; i++) {
+        const r = r0 + i;
+        dotRowsInStreams(rowType, w + <usize>r * wRowBytes, <usize>q * wRowBytes, act, nIn, scratch, out + (<usize>r << 2), <usize>q << 2);
+      }
+      for (let r = r0 + 4 * q; r < r1; r++) store<f32>(out + (<usize>r << 2), dotRow(rowType, w + <usize>r * wRowBytes, act, nIn, scratch));
+      if (rowType == F16_REBASED) correctRebasedRows(corrections, nOut, r0, r1, act, out);
+      continue;
+    }
+    for (let r = r0; r < r1; r++) {
+      const row = w + <usize>r * wRowBytes;
+      if (hasTile(type)) {
+        for (let t = t0; t < t1; t += 4) {
+          dotTile(type, row, act + <usize>t * actStride, actStride, nIn, scratch, out + <usize>t * outStride + (<usize>r << 2), outStride, min(4, t1 - t));
+        }
+        continue;
+      }
+      for (let t = t0; t < t1; t++) store<f32>(out + <usize>t * outStride + (<usize>r << 2), dotRow(type, row, act + <usize>t * actStride, nIn, scratch));
+    }
+  }
+}
+
+/** i32 fields of a product (see matmul): its activation rows, then per weight its address, lists, output and bias. */
+const PRODUCT_FIRST = 0, PRODUCT_TOKENS = 1, PRODUCT_WEIGHTS = 2, WEIGHT_FIELDS = 4;
+
+/** out [nTokens, nOut] f32, columns r0 … r1 − 1 += bias[r] (f32 at bias) */
+function addBiasColumns(out: usize, nOut: i32, nTokens: i32, bias: usize, r0: i32, r1: i32): void {
+  for (let t = 0; t < nTokens; t++) {
+    const o = out + (<usize>(t * nOut) << 2);
+    let r = r0;
+    for (; r + 4 <= r1; r += 4) v128.store(o + (<usize>r << 2), f32x4.add(v128.load(o + (<usize>r << 2)), v128.load(bias + (<usize>r << 2))));
+    for (; r < r1; r++) store<f32>(o + (<usize>r << 2), load<f32>(o + (<usize>r << 2)) + load<f32>(bias + (<usize>r << 2)));
+  }
+}
+
+/**
+ * A list of products sharing one weight type and shape (every thread calls this with the same arguments): a plain
+ * matrix product, the experts a batch's tokens chose (ggml's mul_mat_id), the heads of MLA. Product p (i32 fields at
+ * products + p·(2 + 4·nWeights)·4) multiplies act rows first … first + tokens − 1 with each of nWeights weights, given
+ * as [address, F16 decode correction lists (0: none), output address, bias address (0: none)]:
+ * out_k [tokens, nOut] f32 = W_k · x rows (+ bias_k [nOut] f32).
+ * Products take consecutive, disjoint runs of rows in order (a row's layout depends on its product's token count).
+ * First the threads quantize the rows of x [nTokens, nIn] f32 into act [nTokens rows of actRowBytes], claiming rows
+ * from the counter at counter + 4 and counting finished ones at counter + 8; once all are done they claim chunks of
+ * `chunk` rows (a multiple of 4) of one weight of one product from the counter at `counter`.
+ * scratch: the thread's own, 512 bytes (float weights: 8·nIn; Q8_0, IQ4_NL: 8.5·nIn + 128; Q4_0, Q5_0: 4.5·nIn + 16;
+ * Q4_K: 5.125·nIn + 32).
+ */
+export function matmul(
+  type: i32, wRowBytes: i32, x: usize, act: usize, actRowBytes: i32, nIn: i32, nOut: i32, nTokens: i32,
+  products: usize, nProducts: i32, nWeights: i32, counter: usize, chunk: i32, scratch: usize,
+): void {
+  const actStride = <usize>actRowBytes;
+  const productBytes = <usize>(PRODUCT_WEIGHTS + WEIGHT_FIELDS * nWeights) << 2;
+  let p: usize = 0; // the product of the row being quantized (rows are claimed in increasing order)
   for (let t = atomic.add<i32>(counter + 4, 1); t < nTokens; t = atomic.add<i32>(counter + 4, 1)) {
+    while (t >= load<i32>(products + p * productBytes) + load<i32>(products + p * productBytes, PRODUCT_TOKENS << 2)) p++;
     const xt = x + <usize>t * (<usize>nIn << 2), at = act + <usize>t * actStride;
-    if (wide) quantizeQ8Blocks(xt, at, nIn, Q8_0_WIDE);
+    if (widens(type, load<i32>(products + p * productBytes, PRODUCT_TOKENS << 2))) quantizeQ8Blocks(xt, at, nIn, Q8_0_WIDE);
     else quantize_row(type, xt, at, nIn);
     atomic.add<i32>(counter + 8, 1);
   }
   // rows claimed by other threads are being quantized now: wait for them
   while (atomic.load<i32>(counter + 8) < nTokens) {}
-  while (true) {
-    const r0 = atomic.add<i32>(counter, chunk);
-    if (r0 >= nOut) break;
-    const r1 = min(nOut, r0 + chunk);
-    if (nTokens > 1 && (type == F32 || type == F16 || type == BF16)) {
-      // per tile of 64 tokens (their activations stay in L2), each pair of rows is widened into scratch once
-      const w1At = scratch + (<usize>nIn << 2);
-      for (let t0 = 0; t0 < nTokens; t0 += 64) {
-        const t1 = min(nTokens, t0 + 64);
-        for (let r = r0; r < r1; r += 2) {
-          const nRows = r + 1 < r1 ? 2 : 1;
-          widenRow(type, w + <usize>r * wRowBytes, scratch, nIn);
-          if (nRows == 2) widenRow(type, w + <usize>(r + 1) * wRowBytes, w1At, nIn);
-          for (let t = t0; t < t1; t += 4) {
-            const nt = min(4, t1 - t), x = act + <usize>t * actStride;
-            gemmF32(scratch, nRows == 2 ? w1At : scratch, x, tileRow(x, actStride, 1, nt), tileRow(x, actStride, 2, nt), tileRow(x, actStride, 3, nt), nIn, out + <usize>t * outStride + (<usize>r << 2), outStride, nt, nRows);
-          }
-        }
-      }
-      continue;
-    }
-    for (let t0 = 0; t0 < nTokens; t0 += 32) {
-      const t1 = min(nTokens, t0 + 32);
-      if (wide || packed) {
-        // four adjacent rows at a time, whose outputs are adjacent too; the last (length mod 4) rows one at a time
-        const groups = (r1 - r0) >> 2;
-        for (let r = r0; r < r1;) {
-          const four = r < r0 + 4 * groups, row = w + <usize>r * wRowBytes, rb: usize = four ? <usize>wRowBytes : 0, o = out + (<usize>r << 2);
-          if (wide) wideRowsTokens(type, row, rb, act, actStride, nIn >> 5, o, outStride, four ? 4 : 0, t0, t1, scratch);
-          else packedRowsTokens(type, row, rb, act, actStride, nIn, o, outStride, four ? 4 : 0, t0, t1, scratch);
-          r += four ? 4 : 1;
-        }
-        continue;
-      }
-      if (type == Q8_0 || type == Q4_0 || type == Q5_0 || type == IQ4_NL) {
-        // decode: four long streams, rows r0 + g + k·q (q = a quarter of the chunk, k = 0…3) go together, so that each
-        // stream reads consecutive rows (four streams keep more reads in flight than one); many tokens: four adjacent
-        // rows, whose outputs are adjacent too. The last (length mod 4) rows one at a time.
-        const groups = (r1 - r0) >> 2;
-        const span = nTokens == 1 ? groups : 1;
-        for (let g = 0; g < groups; g++) {
-          const r = r0 + (span == 1 ? 4 * g : g);
-          rows4Tokens(type, w + <usize>r * wRowBytes, <usize>span * wRowBytes, act, actStride, nIn, out + (<usize>r << 2), outStride, <usize>span << 2, t0, t1);
-        }
-        for (let r = r0 + 4 * groups; r < r1; r++) rows4Tokens(type, w + <usize>r * wRowBytes, 0, act, actStride, nIn, out + (<usize>r << 2), outStride, 0, t0, t1);
-        continue;
-      }
-      if (nTokens == 1) {
-        // one token (decode): four rows at a time from four long streams, as for the 4-row kernels above
-        const rowType = type == F16 && corrections != 0 ? F16_REBASED : type;
-        const q = (r1 - r0) >> 2;
-        for (let i = 0; i < q; i++) {
-          const r = r0 + i;
-          dotRowsInStreams(rowType, w + <usize>r * wRowBytes, <usize>q * wRowBytes, act, nIn, scratch, out + (<usize>r << 2), <usize>q << 2);
-        }
-        for (let r = r0 + 4 * q; r < r1; r++) store<f32>(out + (<usize>r << 2), dotRow(rowType, w + <usize>r * wRowBytes, act, nIn, scratch));
-        if (rowType == F16_REBASED) correctRebasedRows(corrections, nOut, r0, r1, act, out);
-        continue;
-      }
-      for (let r = r0; r < r1; r++) {
-        const row = w + <usize>r * wRowBytes;
-        if (hasTile(type)) {
-          for (let t = t0; t < t1; t += 4) {
-            dotTile(type, row, act + <usize>t * actStride, actStride, nIn, scratch, out + <usize>t * outStride + (<usize>r << 2), outStride, min(4, t1 - t));
-          }
-          continue;
-        }
-        for (let t = t0; t < t1; t++) store<f32>(out + <usize>t * outStride + (<usize>r << 2), dotRow(type, row, act + <usize>t * actStride, nIn, scratch));
-      }
-    }
+  const chunksPerWeight = (nOut + chunk - 1) / chunk;
+  const units = nProducts * nWeights * chunksPerWeight;
+  for (let u = atomic.add<i32>(counter, 1); u < units; u = atomic.add<i32>(counter, 1)) {
+    const product = products + <usize>(u / (nWeights * chunksPerWeight)) * productBytes;
+    const weight = product + (<usize>(PRODUCT_WEIGHTS + WEIGHT_FIELDS * (u / chunksPerWeight % nWeights)) << 2);
+    const r0 = u % chunksPerWeight * chunk, r1 = min(nOut, r0 + chunk);
+    const first = load<i32>(product, PRODUCT_FIRST << 2), tokens = load<i32>(product, PRODUCT_TOKENS << 2);
+    const out = <usize>load<i32>(weight, 8), bias = <usize>load<i32>(weight, 12);
+    multiplyRows(type, <usize>load<i32>(weight), wRowBytes, act + <usize>first * actStride, actStride, out, nIn, nOut, tokens,
+      <usize>load<i32>(weight, 4), r0, r1, scratch);
+    if (bias) addBiasColumns(out, nOut, tokens, bias, r0, r1);
   }
 }
 
@@ -1498,6 +1564,17 @@ export function matmul(
 }
 
 /**
+ * Four f32 lanes rounded to the nearest f16 value (ties to even), as f32 with their signs: ggml's f32 → f16 → f32
+ * (from 65520 on ±∞, NaN stays NaN), as toF16 then f16 do one value at a time.
+ */
+@inline function roundToF16Signed(x: v128): v128 {
+  const signBit = i32x4.splat(0x80000000);
+  const magnitude = v128.andnot(x, signBit);
+  const rounded = v128.bitselect(f32x4.splat(Infinity), roundToF16(magnitude), f32x4.ge(magnitude, f32x4.splat(65520)));
+  return v128.bitselect(x, v128.or(rounded, v128.and(x, signBit)), f32x4.ne(x, x));
+}
+
+/**
  * Four dot products at once: [q·k0, q·k1, q·k2, q·k3] for k_i at k + i·kStride (n f32 values, n a multiple of 4):
  * each load of q serves four keys, and the four sums are reduced together.
  */
@@ -1531,6 +1608,136 @@ export function matmul(
 }
 
 /**
+ * scores[i, j] (rows of rowBytes) = the scores of queries i < nq (rows of headDim f32 at q) against keys j < n (at k,
+ * kStride apart): four keys at a time against two queries (each key vector loaded once for both, each query vector
+ * for four keys: eight sums in flight), the last odd query against four keys, the last n mod 4 keys one by one.
+ */
+function attentionScores(q: usize, nq: i32, headDim: i32, k: usize, kStride: usize, n: i32, scores: usize, rowBytes: usize,
+  scale: f32, capInverse: f32, cap: f32): void {
+  const headBytes = <usize>headDim << 2;
+  let j = 0;
+  for (; j + 4 <= n; j += 4) {
+    const k0 = k + <usize>j * kStride, k1 = k0 + kStride, k2 = k1 + kStride, k3 = k2 + kStride;
+    const s = scores + (<usize>j << 2);
+    let i = 0;
+    for (; i + 2 <= nq; i += 2) {
+      const q0 = q + <usize>i * headBytes, q1 = q0 + headBytes;
+      let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+      for (let d: usize = 0; d < headBytes; d += 16) {
+        const x0 = v128.load(q0 + d), x1 = v128.load(q1 + d);
+        let kv = v128.load(k0 + d);
+        a0 = madd(x0, kv, a0); b0 = madd(x1, kv, b0);
+        kv = v128.load(k1 + d);
+        a1 = madd(x0, kv, a1); b1 = madd(x1, kv, b1);
+        kv = v128.load(k2 + d);
+        a2 = madd(x0, kv, a2); b2 = madd(x1, kv, b2);
+        kv = v128.load(k3 + d);
+        a3 = madd(x0, kv, a3); b3 = madd(x1, kv, b3);
+      }
+      v128.store(s + <usize>i * rowBytes, scoresOf(laneSums4(a0, a1, a2, a3, true), scale, capInverse, cap));
+      v128.store(s + <usize>(i + 1) * rowBytes, scoresOf(laneSums4(b0, b1, b2, b3, true), scale, capInverse, cap));
+    }
+    if (i < nq) v128.store(s + <usize>i * rowBytes, scoresOf(dot4Keys(q + <usize>i * headBytes, k0, kStride, headDim), scale, capInverse, cap));
+  }
+  for (; j < n; j++) {
+    for (let i = 0; i < nq; i++) {
+      const kq = dotF32Plain(q + <usize>i * headBytes, k + <usize>j * kStride, headDim);
+      store<f32>(scores + <usize>i * rowBytes + (<usize>j << 2), f32x4.extract_lane(scoresOf(f32x4.splat(kq), scale, capInverse, cap), 0));
+    }
+  }
+}
+
+/**
+ * Scores row s [n4] (n4 a multiple of 4) → softmax weights over its entries [a, b), rounded to f16 (ggml multiplies
+ * them with f16 values); the others (another row's keys, padding) 0. e_j = exp(s_j − max), then e_j / Σe.
+ */
+function softmaxRow(s: usize, n4: i32, a: i32, b: i32): void {
+  for (let j = 0; j < a; j++) store<f32>(s + (<usize>j << 2), -Infinity);
+  for (let j = b; j < n4; j++) store<f32>(s + (<usize>j << 2), -Infinity);
+  let top = f32x4.splat(-Infinity);
+  for (let j = 0; j < n4; j += 4) top = f32x4.max(top, v128.load(s + (<usize>j << 2)));
+  const maxScore = f32x4.splat(max(max(f32x4.extract_lane(top, 0), f32x4.extract_lane(top, 1)), max(f32x4.extract_lane(top, 2), f32x4.extract_lane(top, 3))));
+  let sum = f32x4.splat(0);
+  for (let j = 0; j < n4; j += 4) {
+    const at = s + (<usize>j << 2);
+    // masked lanes (−∞) come out as 0
+    const e = v128.and(expNonPositive(f32x4.sub(v128.load(at), maxScore)), f32x4.ne(v128.load(at), f32x4.splat(-Infinity)));
+    v128.store(at, e);
+    sum = f32x4.add(sum, e);
+  }
+  const total = f32x4.splat(hsum(sum));
+  for (let j = 0; j < n4; j += 4) {
+    const at = s + (<usize>j << 2);
+    v128.store(at, roundToF16(f32x4.div(v128.load(at), total)));
+  }
+}
+
+/** o[d] = Σ_j p_j · v_j[d] for d < valueDim over j < n (weights at p, values at v, vStride apart), 16 dims at a time in registers. */
+function weightedValues(p: usize, v: usize, vStride: usize, n: i32, valueDim: i32, o: usize): void {
+  let d: usize = 0;
+  for (; d + 16 <= <usize>valueDim; d += 16) {
+    let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
+    let vj = v + (d << 2);
+    for (let j = 0; j < n; j++) {
+      const w = v128.load32_splat(p + (<usize>j << 2));
+      a0 = madd(v128.load(vj), w, a0);
+      a1 = madd(v128.load(vj + 16), w, a1);
+      a2 = madd(v128.load(vj + 32), w, a2);
+      a3 = madd(v128.load(vj + 48), w, a3);
+      vj += vStride;
+    }
+    v128.store(o + (d << 2), a0);
+    v128.store(o + (d << 2) + 16, a1);
+    v128.store(o + (d << 2) + 32, a2);
+    v128.store(o + (d << 2) + 48, a3);
+  }
+  for (; d < <usize>valueDim; d += 4) {
+    let a = f32x4.splat(0);
+    let vj = v + (d << 2);
+    for (let j = 0; j < n; j++) {
+      a = madd(v128.load(vj), v128.load32_splat(p + (<usize>j << 2)), a);
+      vj += vStride;
+    }
+    v128.store(o + (d << 2), a);
+  }
+}
+
+/** weightedValues of two weight rows (p0, p1) at once into o0, o1: each value vector loaded once for both. */
+function weightedValues2(p0: usize, p1: usize, v: usize, vStride: usize, n: i32, valueDim: i32, o0: usize, o1: usize): void {
+  let d: usize = 0;
+  for (; d + 16 <= <usize>valueDim; d += 16) {
+    let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+    let vj = v + (d << 2);
+    for (let j = 0; j < n; j++) {
+      const w0 = v128.load32_splat(p0 + (<usize>j << 2)), w1 = v128.load32_splat(p1 + (<usize>j << 2));
+      let x = v128.load(vj);
+      a0 = madd(x, w0, a0); b0 = madd(x, w1, b0);
+      x = v128.load(vj + 16);
+      a1 = madd(x, w0, a1); b1 = madd(x, w1, b1);
+      x = v128.load(vj + 32);
+      a2 = madd(x, w0, a2); b2 = madd(x, w1, b2);
+      x = v128.load(vj + 48);
+      a3 = madd(x, w0, a3); b3 = madd(x, w1, b3);
+      vj += vStride;
+    }
+    v128.store(o0 + (d << 2), a0); v128.store(o0 + (d << 2) + 16, a1); v128.store(o0 + (d << 2) + 32, a2); v128.store(o0 + (d << 2) + 48, a3);
+    v128.store(o1 + (d << 2), b0); v128.store(o1 + (d << 2) + 16, b1); v128.store(o1 + (d << 2) + 32, b2); v128.store(o1 + (d << 2) + 48, b3);
+  }
+  for (; d < <usize>valueDim; d += 4) {
+    let a = f32x4.splat(0), b = a;
+    let vj = v + (d << 2);
+    for (let j = 0; j < n; j++) {
+      const x = v128.load(vj);
+      a = madd(x, v128.load32_splat(p0 + (<usize>j << 2)), a);
+      b = madd(x, v128.load32_splat(p1 + (<usize>j << 2)), b);
+      vj += vStride;
+    }
+    v128.store(o0 + (d << 2), a);
+    v128.store(o1 + (d << 2), b);
+  }
+}
+
+/**
  * Attention over the paged f16 cache. Every thread calls this with the same arguments.
  * The cache: keys [slot, keyStride] f16 with kv head g's key at g·headDim, values [slot, valueStride] f16 with its
  * value at g·valueDim (values may be the key rows themselves: MLA reads the latent at the start of each row).
@@ -1538,17 +1745,21 @@ export function matmul(
  * sequence share its entries; a causal, windowed or bidirectional mask is just where a row's span lies).
  * When wideKeys is not 0 (rows or jobs share entries), phase 1 widens the listed cache rows to f32 once, in chunks
  * of 16 entries claimed from counter + 4 (finished ones counted at counter + 8): → wideKeys [nList, nKvHeads·headDim],
- * wideValues [nList, nKvHeads·valueDim]. Otherwise each job widens its own rows' head into its scratch.
- * Phase 2: jobs (row, kv head, part) claimed from the counter, a part being up to headsPerJob of the query heads that
- * share the kv head. Scores: q·k, soft-capped when cap is not 0 (c·tanh(q·k/c), capInverse = 1/c), times scale.
- * q: [nTokens, nHeads·headDim] f32, out [nTokens, nHeads·valueDim]; headDim and valueDim multiples of 4. scratch (per
- * thread, floats): q of the job's heads [headsPerJob, headDim] | scores [headsPerJob, maxLength + 3] | without
- * wideKeys: the job's keys [maxLength + 3, headDim] and values [maxLength + 3, valueDim].
+ * wideValues [nList, nKvHeads·valueDim]. Otherwise each job widens its own entries' head into its scratch.
+ * Phase 2: jobs (kv head, part, block) claimed from the counter, kv head by kv head (its widened keys and values stay
+ * in cache). A block (blocks: i32 pairs [first row, rows]) is a run of rows of one sequence, and a part up to
+ * headsPerJob of the query heads that share the kv head: the job's queries (row-major over its rows and heads) meet
+ * the union of its rows' entries together (each key and value read once for all of them), each row's weights on
+ * the entries outside its own span 0. Scores: q·k, soft-capped when cap is not 0 (c·tanh(q·k/c), capInverse =
+ * 1/c), times scale. q: [nTokens, nHeads·headDim] f32, out [nTokens, nHeads·valueDim]; headDim and valueDim
+ * multiples of 4. maxQueries: a job's rows × heads at most; maxLength: the longest union of a block's spans.
+ * scratch (per thread, floats): q of the job's queries [maxQueries, headDim] | scores [maxQueries, maxLength + 3] |
+ * without wideKeys: the job's keys [maxLength + 3, headDim] and values [maxLength + 3, valueDim].
  */
 export function attention(
   q: usize, out: usize, keys: usize, values: usize, keyStride: i32, valueStride: i32, list: usize, nList: i32,
-  wideKeys: usize, wideValues: usize, spans: usize, nTokens: i32, nHeads: i32, nKvHeads: i32, headDim: i32,
-  valueDim: i32, headsPerJob: i32, maxLength: i32, scale: f32, capInverse: f32, cap: f32, counter: usize, scratch: usize,
+  wideKeys: usize, wideValues: usize, spans: usize, blocks: usize, nBlocks: i32, nHeads: i32, nKvHeads: i32, headDim: i32,
+  valueDim: i32, headsPerJob: i32, maxQueries: i32, maxLength: i32, scale: f32, capInverse: f32, cap: f32, counter: usize, scratch: usize,
 ): void {
   const keyRowBytes = <usize>keyStride << 1, valueRowBytes = <usize>valueStride << 1;
   const wideKeyBytes = <usize>(nKvHeads * headDim) << 2, wideValueBytes = <usize>(nKvHeads * valueDim) << 2;
@@ -1571,90 +1782,54 @@ export function attention(
   const headBytes = <usize>headDim << 2, valueBytes = <usize>valueDim << 2;
   const padded = <usize>(maxLength + 3) & ~3;
   const qg = scratch;
-  const scores = qg + <usize>headsPerJob * headBytes;
-  const ownKeys = scores + <usize>headsPerJob * (padded << 2), ownValues = ownKeys + padded * headBytes;
+  const scores = qg + <usize>maxQueries * headBytes;
+  const ownKeys = scores + <usize>maxQueries * (padded << 2), ownValues = ownKeys + padded * headBytes;
   while (true) {
     const job = atomic.add<i32>(counter, 1);
-    if (job >= nTokens * nKvHeads * parts) break;
-    const t = job / (nKvHeads * parts), g = job / parts % nKvHeads, part = job % parts;
-    // query heads h0 … h0 + nh − 1
+    if (job >= nKvHeads * parts * nBlocks) break;
+    const g = job / (parts * nBlocks), part = job / nBlocks % parts, block = job % nBlocks;
+    // query heads h0 … h0 + nh − 1 of rows t0 … t0 + nRows − 1
     const h0 = g * group + part * headsPerJob, nh = min(headsPerJob, group - part * headsPerJob);
-    const first = <usize>load<i32>(spans + (<usize>t << 3));
-    const n = load<i32>(spans + (<usize>t << 3) + 4);
-    const n4 = (n + 3) & ~3;
+    const t0 = load<i32>(blocks + (<usize>block << 3)), nRows = load<i32>(blocks + (<usize>block << 3) + 4);
+    const nq = nRows * nh;
+    // the union [first, first + n) of the rows' entries
+    let first = i32.MAX_VALUE, end = 0;
+    for (let t = t0; t < t0 + nRows; t++) {
+      const from = load<i32>(spans + (<usize>t << 3));
+      first = min(first, from);
+      end = max(end, from + load<i32>(spans + (<usize>t << 3) + 4));
+    }
+    const n = end - first, n4 = (n + 3) & ~3;
     // this job's keys and values: rows of kStride / vStride bytes, widened by phase 1 or here (this kv head's part only)
     if (!wideKeys) {
       for (let j = 0; j < n; j++) {
-        const slot = <usize>load<i32>(list + ((first + <usize>j) << 2));
+        const slot = <usize>load<i32>(list + ((<usize>first + <usize>j) << 2));
         widenHalfs(keys + slot * keyRowBytes + (<usize>g * headBytes >> 1), ownKeys + <usize>j * headBytes, headDim);
         widenHalfs(values + slot * valueRowBytes + (<usize>g * valueBytes >> 1), ownValues + <usize>j * valueBytes, valueDim);
       }
     }
-    const k = wideKeys ? wideKeys + first * wideKeyBytes + <usize>g * headBytes : ownKeys;
-    const v = wideKeys ? wideValues + first * wideValueBytes + <usize>g * valueBytes : ownValues;
+    const k = wideKeys ? wideKeys + <usize>first * wideKeyBytes + <usize>g * headBytes : ownKeys;
+    const v = wideKeys ? wideValues + <usize>first * wideValueBytes + <usize>g * valueBytes : ownValues;
     const kStride = wideKeys ? wideKeyBytes : headBytes, vStride = wideKeys ? wideValueBytes : valueBytes;
-    const qAt = q + <usize>(t * nHeads + h0) * headBytes;
-    // q rounded to f16, as ggml converts it to the cache's type
-    for (let i = 0; i < nh * headDim; i++) store<f32>(qg + (<usize>i << 2), f16(toF16(load<f32>(qAt + (<usize>i << 2)))));
-    // scores [nh, n4]: head h's at scores + h·n4; four keys at a time
-    for (let h = 0; h < nh; h++) {
-      const s = scores + (<usize>(h * n4) << 2), qh = qg + <usize>h * headBytes;
-      let j = 0;
-      for (; j + 4 <= n; j += 4) v128.store(s + (<usize>j << 2), scoresOf(dot4Keys(qh, k + <usize>j * kStride, kStride, headDim), scale, capInverse, cap));
-      for (; j < n; j++) store<f32>(s + (<usize>j << 2), f32x4.extract_lane(scoresOf(f32x4.splat(dotF32Plain(qh, k + <usize>j * kStride, headDim)), scale, capInverse, cap), 0));
+    // the queries, rounded to f16 as ggml converts q to the cache's type: query i = (row t0 + i / nh, head h0 + i % nh)
+    for (let r = 0; r < nRows; r++) {
+      const qAt = q + <usize>((t0 + r) * nHeads + h0) * headBytes, at = qg + <usize>(r * nh) * headBytes;
+      for (let i: usize = 0; i < <usize>(nh * headDim) << 2; i += 16) v128.store(at + i, roundToF16Signed(v128.load(qAt + i)));
     }
-    // softmax per head: e_j = exp(s_j − max), then weights e_j / Σe rounded to f16 (ggml multiplies them with f16 values)
-    for (let h = 0; h < nh; h++) {
-      const s = scores + (<usize>(h * n4) << 2);
-      for (let j = n; j < n4; j++) store<f32>(s + (<usize>j << 2), -Infinity);
-      let top = f32x4.splat(-Infinity);
-      for (let j = 0; j < n4; j += 4) top = f32x4.max(top, v128.load(s + (<usize>j << 2)));
-      const maxScore = f32x4.splat(max(max(f32x4.extract_lane(top, 0), f32x4.extract_lane(top, 1)), max(f32x4.extract_lane(top, 2), f32x4.extract_lane(top, 3))));
-      let sum = f32x4.splat(0);
-      for (let j = 0; j < n4; j += 4) {
-        const at = s + (<usize>j << 2);
-        // padding lanes (−∞) come out as 0
-        const e = v128.and(expNonPositive(f32x4.sub(v128.load(at), maxScore)), f32x4.ne(v128.load(at), f32x4.splat(-Infinity)));
-        v128.store(at, e);
-        sum = f32x4.add(sum, e);
-      }
-      const total = f32x4.splat(hsum(sum));
-      for (let j = 0; j < n4; j += 4) {
-        const at = s + (<usize>j << 2);
-        v128.store(at, roundToF16(f32x4.div(v128.load(at), total)));
-      }
+    const rowBytes = <usize>n4 << 2;
+    attentionScores(qg, nq, headDim, k, kStride, n, scores, rowBytes, scale, capInverse, cap);
+    for (let i = 0; i < nq; i++) {
+      const t = t0 + i / nh, from = load<i32>(spans + (<usize>t << 3)) - first;
+      softmaxRow(scores + <usize>i * rowBytes, n4, from, from + load<i32>(spans + (<usize>t << 3) + 4));
     }
-    // out = Σ_j p_j · v_j, 16 dims at a time in registers (then the last dims 4 at a time)
-    for (let h = 0; h < nh; h++) {
-      const p = scores + (<usize>(h * n4) << 2);
-      const o = out + <usize>(t * nHeads + h0 + h) * valueBytes;
-      let d: usize = 0;
-      for (; d + 16 <= <usize>valueDim; d += 16) {
-        let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
-        let vj = v + (d << 2);
-        for (let j = 0; j < n; j++) {
-          const w = v128.load32_splat(p + (<usize>j << 2));
-          a0 = madd(v128.load(vj), w, a0);
-          a1 = madd(v128.load(vj + 16), w, a1);
-          a2 = madd(v128.load(vj + 32), w, a2);
-          a3 = madd(v128.load(vj + 48), w, a3);
-          vj += vStride;
-        }
-        v128.store(o + (d << 2), a0);
-        v128.store(o + (d << 2) + 16, a1);
-        v128.store(o + (d << 2) + 32, a2);
-        v128.store(o + (d << 2) + 48, a3);
-      }
-      for (; d < <usize>valueDim; d += 4) {
-        let a = f32x4.splat(0);
-        let vj = v + (d << 2);
-        for (let j = 0; j < n; j++) {
-          a = madd(v128.load(vj), v128.load32_splat(p + (<usize>j << 2)), a);
-          vj += vStride;
-        }
-        v128.store(o + (d << 2), a);
-      }
+    // out = Σ_j p_j · v_j, two queries at a time
+    let i = 0;
+    for (; i + 2 <= nq; i += 2) {
+      const o0 = out + <usize>((t0 + i / nh) * nHeads + h0 + i % nh) * valueBytes;
+      const o1 = out + <usize>((t0 + (i + 1) / nh) * nHeads + h0 + (i + 1) % nh) * valueBytes;
+      weightedValues2(scores + <usize>i * rowBytes, scores + <usize>(i + 1) * rowBytes, v, vStride, n, valueDim, o0, o1);
     }
+    if (i < nq) weightedValues(scores + <usize>i * rowBytes, v, vStride, n, valueDim, out + <usize>((t0 + i / nh) * nHeads + h0 + i % nh) * valueBytes);
   }
 }
 

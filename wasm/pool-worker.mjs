@@ -4,7 +4,7 @@
 // than making everyone wait. Plain JavaScript so that it runs as-is from the source tree and from dist/ alike.
 import { receiveMessageOnPort, workerData } from 'node:worker_threads';
 
-const { control, module, port, functions, index, spin, maxArgs } = workerData;
+const { control, module, port, functions, index, spinMs, maxArgs } = workerData;
 // control block (see thread-pool.ts): i32 [generation, pending, arena, function, nargs, joined, control number,
 // failed], f64 args from byte 64
 const state = new Int32Array(control, 0, 16);
@@ -14,12 +14,17 @@ const ADOPT = -2;
 const CLOSED = 1 << 30;
 
 const instances = [];
+/** the job's arguments copied out of the control block, its scratch address made this thread's own */
+const own = new Float64Array(maxArgs);
 let seen = 0;
 let controlsDone = 0;
 for (;;) { // ends with the process (the worker is unref'd)
-  // spin briefly (jobs come back to back during a forward pass), then sleep until the generation changes
+  // spin for spinMs (jobs come back to back during a forward pass), then sleep until the generation changes
+  let deadline = 0;
   for (let i = 0; Atomics.load(state, GENERATION) === seen; i++) {
-    if (i > spin) Atomics.wait(state, GENERATION, seen);
+    if ((i & 255) !== 0) continue;
+    if (deadline === 0) deadline = performance.now() + spinMs;
+    else if (performance.now() > deadline) Atomics.wait(state, GENERATION, seen);
   }
   seen = Atomics.load(state, GENERATION);
   if (Atomics.load(state, CONTROL) !== controlsDone) {
@@ -32,13 +37,13 @@ for (;;) { // ends with the process (the worker is unref'd)
   }
   if ((Atomics.add(state, JOINED, 1) & CLOSED) === 0) {
     // joined an open job: its description stays put until every joined thread has left
+    // the arguments end with the kernel's scratch address, then the stride of the threads' scratch: this thread's
+    // scratch is base + index · stride (the stride goes to the kernel too, which ignores an argument past its own)
     const n = state[NARGS];
-    const list = Array.from(args.subarray(0, n));
-    // the last argument of every pooled kernel is its scratch address: base + thread index · stride
-    const stride = list.pop();
-    list[n - 2] += index * stride;
+    own.set(args);
+    own[n - 2] += index * own[n - 1];
     try {
-      instances[state[ARENA]][functions[state[FUNCTION]]](...list);
+      invoke(instances[state[ARENA]][functions[state[FUNCTION]]], own);
     } catch (error) {
       // report to the posting thread (it throws after the job) and stay in the pool
       port.postMessage(String(error?.message ?? error));
@@ -46,4 +51,9 @@ for (;;) { // ends with the process (the worker is unref'd)
     }
   }
   if (Atomics.sub(state, JOINED, 1) === (CLOSED | 1)) Atomics.notify(state, JOINED);
+}
+
+/** kernel(a[0], …, a[24]): one call of fixed arity (no spread, which V8 makes slow), as thread-pool.ts invokes kernels */
+function invoke(kernel, a) {
+  kernel(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15], a[16], a[17], a[18], a[19], a[20], a[21], a[22], a[23], a[24]);
 }

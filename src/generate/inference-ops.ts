@@ -6,8 +6,7 @@ import type { Backend } from '../kernels/backend.js';
 import { f32View } from '../kernels/reference.js';
 import type { AttentionMask, ExpertWeights, LatentAttentionShape, ModelOps } from '../models/ops.js';
 import { routeToExperts } from '../models/ops.js';
-import type { WeightTensor } from '../tensor/tensor.js';
-import { typeInfo } from '../tensor/ggml-type.js';
+import { rowSlice, type WeightTensor } from '../tensor/tensor.js';
 import { dequantizeTensor, fp32ToFp16Array } from '../tensor/index.js';
 import type { KVCache, SequenceBlocks } from './kv-cache.js';
 import { addLoraDelta, type LoraDelta } from './lora-adapter.js';
@@ -57,47 +56,44 @@ function floats(w: WeightTensor): Float32Array {
   return v;
 }
 
-/** Rows [first, first + count) of a 2-D weight (dims [nIn, nOut]) as a weight of its own (no copy). */
-function rowSlice(w: WeightTensor, first: number, count: number, name: string): WeightTensor {
-  const { blockSize, typeSize } = typeInfo(w.type);
-  const rowBytes = (w.dims[0] / blockSize) * typeSize;
-  return { name, type: w.type, dims: [w.dims[0], count], data: w.data.subarray(first * rowBytes, (first + count) * rowBytes) };
-}
-
-/** Expert e of a stacked [nIn, nOut, nExpert] tensor as a 2-D weight. */
-function expertSlice(w: WeightTensor, e: number): WeightTensor {
-  const nOut = w.dims[1];
-  return rowSlice({ ...w, dims: [w.dims[0], nOut * w.dims[2]] }, e * nOut, nOut, `${w.name}[${e}]`);
-}
-
 /**
- * MLA's weights per head, made once per kv_b tensor: the key part transposed (F32 dims [nopeDim, kvRank]: it
- * maps a head's q onto the latent, "absorbing" the key expansion into the query) and the value part as a slice.
+ * MLA's weights per head, made once per kv_b tensor as stacked weights (heads as experts, for matmulExperts): the
+ * key parts transposed (F32 dims [nopeDim, kvRank, nHeads]: they map a head's q onto the latent, "absorbing" the
+ * key expansion into the query) and the value parts' rows (kv_b's type, dims [kvRank, valueDim, nHeads]).
  */
-const latentHeads = new WeakMap<WeightTensor, { keys: WeightTensor[]; values: WeightTensor[] }>();
+const latentHeads = new WeakMap<WeightTensor, { keys: WeightTensor; values: WeightTensor }>();
 
-function latentHeadWeights(kvB: WeightTensor, s: LatentAttentionShape): { keys: WeightTensor[]; values: WeightTensor[] } {
+function latentHeadWeights(kvB: WeightTensor, s: LatentAttentionShape): { keys: WeightTensor; values: WeightTensor } {
   let heads = latentHeads.get(kvB);
   if (heads) return heads;
   const { nHeads, nopeDim, valueDim, kvRank } = s;
   const all = dequantizeTensor(kvB); // [nHeads · (nopeDim + valueDim), kvRank]
-  heads = { keys: [], values: [] };
+  const keys = new Float32Array(nHeads * kvRank * nopeDim); // [nHeads, kvRank, nopeDim]: row r of head h holds Wk_h[i][r] over i
+  const rowBytes = kvB.data.length / kvB.dims[1];
+  const values = new Uint8Array(nHeads * valueDim * rowBytes); // [nHeads, valueDim] rows of kv_b
   for (let h = 0; h < nHeads; h++) {
     const first = h * (nopeDim + valueDim);
-    const transposed = new Float32Array(kvRank * nopeDim); // [kvRank, nopeDim]: row r holds Wk[i][r] over i
     for (let i = 0; i < nopeDim; i++) {
-      for (let r = 0; r < kvRank; r++) transposed[r * nopeDim + i] = all[(first + i) * kvRank + r];
+      for (let r = 0; r < kvRank; r++) keys[(h * kvRank + r) * nopeDim + i] = all[(first + i) * kvRank + r];
     }
-    heads.keys.push({ name: `${kvB.name}.k[${h}]ᵀ`, type: GGMLType.F32, dims: [nopeDim, kvRank], data: new Uint8Array(transposed.buffer) });
-    heads.values.push(rowSlice(kvB, first + nopeDim, valueDim, `${kvB.name}.v[${h}]`));
+    values.set(kvB.data.subarray((first + nopeDim) * rowBytes, (first + nopeDim + valueDim) * rowBytes), h * valueDim * rowBytes);
   }
+  heads = {
+    keys: { name: `${kvB.name}.kᵀ`, type: GGMLType.F32, dims: [nopeDim, kvRank, nHeads], data: new Uint8Array(keys.buffer) },
+    values: { name: `${kvB.name}.v`, type: kvB.type, dims: [kvRank, valueDim, nHeads], data: values },
+  };
   latentHeads.set(kvB, heads);
   return heads;
 }
 
 /** columns [start, start + width) of every row of x [rows, cols] into out [rows, width] at column `at` of width `outCols` */
 function copyColumns(out: Float32Array, outCols: number, at: number, x: Float32Array, cols: number, start: number, width: number, rows: number): void {
-  for (let t = 0; t < rows; t++) out.set(x.subarray(t * cols + start, t * cols + start + width), t * outCols + at);
+  for (let t = 0; t < rows; t++) {
+    const from = t * cols + start, to = t * outCols + at;
+    // a short run value by value (a subarray costs more than copying it)
+    if (width <= 64) for (let j = 0; j < width; j++) out[to + j] = x[from + j];
+    else out.set(x.subarray(from, from + width), to);
+  }
 }
 
 /** rows `rows` of x [x.rows, cols] → [rows.length, cols] */
@@ -107,6 +103,9 @@ export function selectRows(x: Act, rows: readonly number[]): Act {
   return { data, rows: rows.length, cols: x.cols };
 }
 
+/** Floats of one activation slab, and the most one activation takes of it (a decode step's activations are small). */
+const SLAB_FLOATS = 16384, SLAB_ITEM_MAX = 4096;
+
 export class InferenceOps implements ModelOps<Act, WeightTensor> {
   private readonly n: number;
   /** per mask: the visible slots of each row */
@@ -114,6 +113,9 @@ export class InferenceOps implements ModelOps<Act, WeightTensor> {
   private readonly sequenceSlots = new Map<SequenceBlocks, Int32Array>();
   /** rotation angles at the batch's positions, per rope setting (the same for every layer) */
   private readonly angles = new Map<RopeParams, RopeAngles>();
+  /** where small activations come from, and how much of it is taken */
+  private slab = new Float32Array(0);
+  private slabUsed = 0;
 
   constructor(
     private readonly backend: Backend,
@@ -126,8 +128,15 @@ export class InferenceOps implements ModelOps<Act, WeightTensor> {
     this.n = batch.tokens.length;
   }
 
+  /** zeroed activations: small ones are views of a shared slab (a typed array of its own costs a microsecond) */
   private act(rows: number, cols: number): Act {
-    return { data: new Float32Array(rows * cols), rows, cols };
+    const n = rows * cols;
+    if (n > SLAB_ITEM_MAX) return { data: new Float32Array(n), rows, cols };
+    if (this.slabUsed + n > this.slab.length) {
+      this.slab = new Float32Array(SLAB_FLOATS);
+      this.slabUsed = 0;
+    }
+    return { data: this.slab.subarray(this.slabUsed, (this.slabUsed += n)), rows, cols };
   }
 
   embed(table: WeightTensor, rows: 'tokens' | 'positions' | number = 'tokens'): Act {
@@ -141,10 +150,31 @@ export class InferenceOps implements ModelOps<Act, WeightTensor> {
     const [nIn, nOut] = w.dims;
     if (x.cols !== nIn) throw new Error(`linear: input has ${x.cols} columns, ${w.name} expects ${nIn}`);
     const out = this.act(x.rows, nOut);
+    const deltas = this.lora?.get(w.name);
+    if (!deltas) {
+      this.backend.matmul(out.data, x.data, w, x.rows, bias && floats(bias));
+      return out;
+    }
+    // the adapter's delta before the bias
     this.backend.matmul(out.data, x.data, w, x.rows);
-    for (const delta of this.lora?.get(w.name) ?? []) addLoraDelta(out.data, x.data, x.rows, delta);
+    for (const delta of deltas) addLoraDelta(out.data, x.data, x.rows, delta);
     if (bias) this.backend.addBias(out.data, floats(bias), x.rows, nOut);
     return out;
+  }
+
+  linearSplit(x: Act, w: WeightTensor, widths: readonly number[], bias?: WeightTensor): Act[] {
+    // parts of one width (and no adapter) in one pass, each straight into its own output; else split the product
+    if (!this.backend.matmulMany || widths.some((width) => width !== widths[0]) || this.lora?.has(w.name)) {
+      const y = this.linear(x, w, bias);
+      let start = 0;
+      return widths.map((width) => this.columns(y, (start += width) - width, width));
+    }
+    if (x.cols !== w.dims[0]) throw new Error(`linear: input has ${x.cols} columns, ${w.name} expects ${w.dims[0]}`);
+    const outs = widths.map((width) => this.act(x.rows, width));
+    const parts = widths.map((width, i) => rowSlice(w, i * width, width, `${w.name}[${i}]`));
+    const biases = bias && widths.map((width, i) => floats(bias).subarray(i * width, (i + 1) * width));
+    this.backend.matmulMany(outs.map((o) => o.data), x.data, parts, x.rows, biases);
+    return outs;
   }
 
   columns(x: Act, start: number, width: number): Act {
@@ -227,21 +257,23 @@ export class InferenceOps implements ModelOps<Act, WeightTensor> {
     this.store(keys, keyDim, 0, latent);
     this.store(keys, keyDim, kvRank, kRope);
     const heads = latentHeadWeights(kvB, s);
+    // row (t, h) of the per-head products is head h of token t: heads are the products' "experts"
+    const rows = this.n * nHeads;
+    const head = new Int32Array(rows);
+    for (let i = 0; i < rows; i++) head[i] = i % nHeads;
     // each head's query against the latent: [Wkᵀ·q_nope | q_rope] → qLatent [n, nHeads × keyDim]
+    const qNope = this.act(rows, nopeDim).data; // [n·nHeads, nopeDim]
+    copyColumns(qNope, nopeDim, 0, q.data, qDim, 0, nopeDim, rows);
+    const absorbed = this.act(rows, kvRank).data; // [n·nHeads, kvRank]
+    this.backend.matmulExperts([absorbed], qNope, rows, [heads.keys], head);
     const qLatent = this.act(this.n, nHeads * keyDim);
-    for (let h = 0; h < nHeads; h++) {
-      const absorbed = this.linear(this.columns(q, h * qDim, nopeDim), heads.keys[h]); // [n, kvRank]
-      copyColumns(qLatent.data, qLatent.cols, h * keyDim, absorbed.data, kvRank, 0, kvRank, this.n);
-      copyColumns(qLatent.data, qLatent.cols, h * keyDim + kvRank, q.data, q.cols, h * qDim + nopeDim, ropeDim, this.n);
-    }
+    copyColumns(qLatent.data, keyDim, 0, absorbed, kvRank, 0, kvRank, rows);
+    copyColumns(qLatent.data, keyDim, kvRank, q.data, qDim, nopeDim, ropeDim, rows);
     const view = { keys, values: keys, keyStride: keyDim, valueStride: keyDim, slotsFor: this.slotsFor({ kind: 'causal' }) };
     const latentOut = this.attend(layer, qLatent, view, { nHeads, nKvHeads: 1, headDim: keyDim, valueDim: kvRank, scale: s.scale }); // [n, nHeads × kvRank]
-    // each head's value: Wv · (attention-weighted latent)
+    // each head's value: Wv · (attention-weighted latent) → [n, nHeads × valueDim]
     const out = this.act(this.n, nHeads * valueDim);
-    for (let h = 0; h < nHeads; h++) {
-      const value = this.linear(this.columns(latentOut, h * kvRank, kvRank), heads.values[h]); // [n, valueDim]
-      copyColumns(out.data, out.cols, h * valueDim, value.data, valueDim, 0, valueDim, this.n);
-    }
+    this.backend.matmulExperts([out.data], latentOut.data, rows, [heads.values], head);
     return out;
   }
 
@@ -307,19 +339,30 @@ export class InferenceOps implements ModelOps<Act, WeightTensor> {
 
   mixtureOfExperts(layer: number, x: Act, experts: ExpertWeights<WeightTensor>): Act {
     const router = this.linear(x, experts.router); // [n, nExpert]
-    const dim = x.cols;
-    const out = this.act(x.rows, dim);
+    const { nUsed } = experts;
+    const dim = x.cols, nFF = experts.gate.dims[1], slots = x.rows * nUsed;
+    // slot (t, i): token t's i-th chosen expert, and its weight
+    const chosen = new Int32Array(slots), weights = new Float32Array(slots);
     for (let t = 0; t < x.rows; t++) {
-      const row: Act = { data: x.data.subarray(t * dim, (t + 1) * dim), rows: 1, cols: dim };
-      const logits = router.data.subarray(t * router.cols, (t + 1) * router.cols);
-      const choice = routeToExperts(logits, experts.nUsed, experts.normalizeWeights, experts.weightScale);
+      const choice = routeToExperts(router.data.subarray(t * router.cols, (t + 1) * router.cols), nUsed, experts.normalizeWeights, experts.weightScale);
       this.observer?.expertChoice?.(layer, t, choice.experts, choice.weights);
-      choice.experts.forEach((e, i) => {
-        const hidden = this.swiglu(this.linear(row, expertSlice(experts.gate, e)), this.linear(row, expertSlice(experts.up, e)));
-        const y = this.linear(hidden, expertSlice(experts.down, e));
-        const w = Math.fround(choice.weights[i]);
-        for (let d = 0; d < dim; d++) out.data[t * dim + d] += y.data[d] * w;
-      });
+      chosen.set(choice.experts, t * nUsed);
+      weights.set(choice.weights, t * nUsed);
+    }
+    // every slot's gate and up from its token's row, then down: [slots, nFF] → [slots, dim]
+    const gate = this.act(slots, nFF), up = this.act(slots, nFF);
+    this.backend.matmulExperts([gate.data, up.data], x.data, x.rows, [experts.gate, experts.up], chosen);
+    const hidden = this.swiglu(gate, up);
+    const y = this.act(slots, dim).data;
+    this.backend.matmulExperts([y], hidden.data, slots, [experts.down], chosen);
+    // out[t] = Σ_i weight(t, i) · y(t, i), in the order of the chosen experts
+    const out = this.act(x.rows, dim);
+    const o = out.data;
+    for (let t = 0; t < x.rows; t++) {
+      for (let i = 0; i < nUsed; i++) {
+        const w = weights[t * nUsed + i];
+        for (let d = t * dim, from = (t * nUsed + i) * dim; d < (t + 1) * dim; d++, from++) o[d] += y[from] * w;
+      }
     }
     return out;
   }

@@ -59,6 +59,24 @@ export class Arena {
     return new Uint8Array(buffer);
   }
 
+  /** The whole memory as f32 and i32 values (element i at byte 4·i), made again only after the memory grows. */
+  floats(): Float32Array<ArrayBufferLike> {
+    return this.views().f32;
+  }
+
+  ints(): Int32Array<ArrayBufferLike> {
+    return this.views().i32;
+  }
+
+  private cached: { buffer?: ArrayBufferLike; f32: Float32Array<ArrayBufferLike>; i32: Int32Array<ArrayBufferLike> } = { f32: new Float32Array(0), i32: new Int32Array(0) };
+
+  private views(): { f32: Float32Array<ArrayBufferLike>; i32: Int32Array<ArrayBufferLike> } {
+    const buffer = this.memory.buffer;
+    if (this.cached.buffer !== buffer) this.cached = { buffer, f32: new Float32Array(buffer), i32: new Int32Array(buffer) };
+    if (!owners.has(buffer)) owners.set(buffer, this);
+    return this.cached;
+  }
+
   private ensure(end: number): void {
     const have = this.memory.buffer.byteLength;
     if (end <= have) return;

@@ -82,8 +82,23 @@ export interface Backend {
   /** optional: zeroed storage for `count` f16 values (the KV cache) placed where this backend's attention reads it */
   allocateHalfs?(count: number): Uint16Array;
 
-  /** out[t, r] = Σ_c W[r, c] · x[t, c]: x [nTokens, nIn], W dims [nIn, nOut], out [nTokens, nOut] */
-  matmul(out: Float32Array, x: Float32Array, w: WeightTensor, nTokens: number): void;
+  /** out[t, r] = Σ_c W[r, c] · x[t, c] (+ bias[r], added in f32): x [nTokens, nIn], W dims [nIn, nOut], out [nTokens, nOut] */
+  matmul(out: Float32Array, x: Float32Array, w: WeightTensor, nTokens: number, bias?: Float32Array): void;
+
+  /**
+   * optional: matmul of one input with several weights of one type and shape (a fused projection's parts) in one
+   * pass: outs[k] = x·W_kᵀ (+ biases[k]) [nTokens, nOut] for each W_k of `weights` (dims [nIn, nOut]); without it a
+   * fused projection is one matmul, split afterwards
+   */
+  matmulMany?(outs: Float32Array[], x: Float32Array, weights: WeightTensor[], nTokens: number, biases?: Float32Array[]): void;
+
+  /**
+   * Products with stacked expert weights (ggml's mul_mat_id), for each weight W_k of `weights` (dims [nIn, nOut,
+   * nExpert], all of one type and shape): outs[k][s] = W_k[experts[s]] · x[⌊s / (nSlots / nRows)⌋] for each slot s of
+   * `experts` [nSlots]: a row serves nSlots / nRows consecutive slots (a token's chosen experts), or each slot has its
+   * own (nRows = nSlots). x [nRows, nIn], outs[k] [nSlots, nOut]; each slot's product is matmul's.
+   */
+  matmulExperts(outs: Float32Array[], x: Float32Array, nRows: number, weights: WeightTensor[], experts: Int32Array): void;
 
   /** out[t] = row tokens[t] of the embedding table w (dims [dim, nVocab]), dequantized */
   embedding(out: Float32Array, w: WeightTensor, tokens: Int32Array): void;

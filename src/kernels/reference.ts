@@ -5,7 +5,7 @@
 
 import type { AttentionCacheView, AttentionShape, AttentionWeights, Backend, RopeParams } from './backend.js';
 import type { RopeAngles } from './rope.js';
-import type { WeightTensor } from '../tensor/tensor.js';
+import { expertSlice, type WeightTensor } from '../tensor/tensor.js';
 import { GGMLType, typeInfo } from '../tensor/ggml-type.js';
 import { activationRowBytes, dequantizeRow, fp16ToFp32, fp32ToFp16, quantizeRowForDot, vecDot, vecDotType } from '../tensor/index.js';
 import { gelu, geluHalfTable, layerNormStats, softcap } from './formulas.js';
@@ -94,15 +94,35 @@ export function expF64(t: number): number {
   return p * 2 ** n;
 }
 
+/** Backend.matmulExperts as one `matmul` per slot and weight, of the expert's slice (named `${w.name}[e]`). */
+export function matmulExpertsBySlot(matmul: (out: Float32Array, row: Float32Array, w: WeightTensor) => void, outs: Float32Array[],
+  x: Float32Array, nRows: number, weights: WeightTensor[], experts: Int32Array): void {
+  const [nIn, nOut] = weights[0].dims;
+  const slotsPerRow = experts.length / nRows;
+  experts.forEach((e, s) => {
+    const row = Math.floor(s / slotsPerRow);
+    weights.forEach((w, k) => matmul(outs[k].subarray(s * nOut, (s + 1) * nOut), x.subarray(row * nIn, (row + 1) * nIn), expertSlice(w, e)));
+  });
+}
+
 export class ReferenceBackend implements Backend {
   readonly name = 'reference';
 
-  matmul(out: Float32Array, x: Float32Array, w: WeightTensor, nTokens: number): void {
+  matmul(out: Float32Array, x: Float32Array, w: WeightTensor, nTokens: number, bias?: Float32Array): void {
     const [nIn, nOut] = w.dims;
     if (w.type === GGMLType.F32) matmulF32(out, x, f32View(w), nTokens, nIn, nOut);
     else if (halfTimesFloat(w.type, nIn)) matmulHalfRows(out, x, w, nTokens, nIn, nOut);
     // every other type goes through the weight's vec_dot_type as ggml does (F16 rows of other widths too)
     else matmulBlocks(out, x, w, nTokens, nIn, nOut);
+    if (bias) this.addBias(out, bias, nTokens, nOut);
+  }
+
+  matmulMany(outs: Float32Array[], x: Float32Array, weights: WeightTensor[], nTokens: number, biases?: Float32Array[]): void {
+    weights.forEach((w, k) => this.matmul(outs[k], x, w, nTokens, biases?.[k]));
+  }
+
+  matmulExperts(outs: Float32Array[], x: Float32Array, nRows: number, weights: WeightTensor[], experts: Int32Array): void {
+    matmulExpertsBySlot((out, row, w) => this.matmul(out, row, w, 1), outs, x, nRows, weights, experts);
   }
 
   embedding(out: Float32Array, w: WeightTensor, tokens: Int32Array): void {

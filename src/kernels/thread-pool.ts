@@ -24,9 +24,12 @@ const GENERATION = 0, PENDING = 1, ARENA = 2, FUNCTION = 3, NARGS = 4, JOINED = 
 const ADOPT = -2, RELEASE = -3;
 const CLOSED = 1 << 30;
 /** f64 argument slots of a job (a kernel's arguments, its scratch address and stride) */
-const MAX_ARGS = 24;
-/** busy-wait iterations before a thread sleeps (about 100 µs) */
-const SPIN = 20_000;
+const MAX_ARGS = 26;
+/**
+ * Milliseconds a thread busy-waits before it sleeps: longer than the gaps between the jobs of a forward pass, so that
+ * workers stay awake through one (waking a sleeping thread costs tens of microseconds in a virtual machine).
+ */
+const SPIN_MS = 0.5;
 
 export class ThreadPoolError extends Error {
   constructor(message: string) {
@@ -64,7 +67,7 @@ export class ThreadPool {
     for (let index = 1; index < threads; index++) {
       const { port1, port2 } = new MessageChannel();
       const worker = new Worker(script, {
-        workerData: { control, module, port: port2, functions: POOLED_KERNELS, index, spin: SPIN, maxArgs: MAX_ARGS },
+        workerData: { control, module, port: port2, functions: POOLED_KERNELS, index, spinMs: SPIN_MS, maxArgs: MAX_ARGS },
         transferList: [port2],
       });
       worker.unref();
@@ -103,13 +106,13 @@ export class ThreadPool {
    * its own scratch address scratch + i·scratchStride as the kernel's last argument.
    */
   run(exports: KernelExports, arena: number, name: PooledKernel, args: number[], scratch: number, scratchStride: number): void {
-    const kernel = exports[name] as (...a: number[]) => void;
-    if (this.workers.length === 0) {
-      kernel(...args, scratch);
-      return;
-    }
+    const kernel = exports[name] as Kernel;
+    // the kernel's arguments, its scratch address (thread i adds i·scratchStride) and the stride
+    this.args.set(args);
+    this.args[args.length] = scratch;
+    this.args[args.length + 1] = scratchStride;
+    if (this.workers.length === 0) return invoke(kernel, this.args);
     // describe the job, open it, wake the workers; then do our share, close it and wait for those who joined
-    this.args.set([...args, scratch, scratchStride]);
     this.state[NARGS] = args.length + 2;
     this.state[ARENA] = arena;
     this.state[FUNCTION] = POOLED_KERNELS.indexOf(name);
@@ -119,7 +122,7 @@ export class ThreadPool {
     Atomics.notify(this.state, GENERATION);
     let failure: unknown;
     try {
-      kernel(...args, scratch);
+      invoke(kernel, this.args);
     } catch (error) {
       failure = error; // the job is still closed and waited for, so that the pool stays usable
     }
@@ -141,10 +144,14 @@ export class ThreadPool {
   }
 
   private waitUntil(slot: number, value: number): void {
+    let deadline = 0;
     for (let i = 0; ; i++) {
       const now = Atomics.load(this.state, slot);
       if (now === value) return;
-      if (i > SPIN) {
+      if ((i & 255) !== 0) continue;
+      if (deadline === 0) {
+        deadline = performance.now() + SPIN_MS;
+      } else if (performance.now() > deadline) {
         // a worker that died would leave us waiting forever: give up after a minute without progress
         if (Atomics.wait(this.state, slot, now, 60_000) === 'timed-out' && Atomics.load(this.state, slot) === now) {
           throw new ThreadPoolError('kernel threads stopped responding');
@@ -152,4 +159,11 @@ export class ThreadPool {
       }
     }
   }
+}
+
+type Kernel = (...a: number[]) => void;
+
+/** kernel(a[0], …, a[24]): one call of fixed arity (a spread call costs microseconds), extra arguments ignored */
+function invoke(kernel: Kernel, a: Float64Array): void {
+  kernel(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15], a[16], a[17], a[18], a[19], a[20], a[21], a[22], a[23], a[24]);
 }

@@ -58,7 +58,7 @@ function relaxedWorks(relaxed: WebAssembly.Module, simd: WebAssembly.Module): bo
   // past the kernels' reserved area (static data, tables): a Q4_0 and a Q8_0 weight block (d = 1.0),
   // 32 activations, their quantized row and two outputs
   const base = RESERVED_PAGES * PAGE;
-  const q4 = base, q8 = base + 64, x = base + 1024, act = base + 2048, out = base + 3072;
+  const q4 = base, q8 = base + 64, x = base + 1024, act = base + 2048, out = base + 3072, product = base + 4096;
   bytes[q4] = 0x00; bytes[q4 + 1] = 0x3c;
   for (let j = 0; j < 16; j++) bytes[q4 + 2 + j] = (j * 37 + 11) & 0xff;
   bytes[q8] = 0x00; bytes[q8 + 1] = 0x3c;
@@ -68,10 +68,14 @@ function relaxedWorks(relaxed: WebAssembly.Module, simd: WebAssembly.Module): bo
     exports.init_tables();
     new Float32Array(memory.buffer, x, 32).set(Array.from({ length: 32 }, (_, j) => (j % 3 === 0 ? -1 : 1 - j / 40)));
     const counters = new Int32Array(memory.buffer, 0, 3);
-    counters.fill(0);
-    exports.matmul(2, q4, 18, x, act, 40, out, 32, 1, 1, 0, 0, 4, 0);
-    counters.fill(0);
-    exports.matmul(8, q8, 34, x, act, 68, out + 4, 32, 1, 1, 0, 0, 4, 0);
+    // one product: row 0 times the weight at w into `to`
+    const multiply = (type: number, w: number, wRowBytes: number, actRowBytes: number, to: number) => {
+      new Int32Array(memory.buffer, product, 6).set([0, 1, w, 0, to, 0]);
+      counters.fill(0);
+      exports.matmul(type, wRowBytes, x, act, actRowBytes, 32, 1, 1, product, 1, 1, 0, 4, 0);
+    };
+    multiply(2, q4, 18, 40, out);
+    multiply(8, q8, 34, 68, out + 4);
     return Array.from(new Float32Array(memory.buffer, out, 2));
   };
   try {
@@ -100,15 +104,16 @@ export function kernelModule(preferRelaxed = true): KernelModule {
 export interface KernelExports {
   /** one activation row in the layout the kernels for weight type `type` read */
   quantize_row(type: number, x: number, out: number, n: number): void;
-  matmul(type: number, w: number, wRowBytes: number, x: number, act: number, actRowBytes: number,
-    out: number, nIn: number, nOut: number, nTokens: number, corrections: number, counter: number, chunk: number,
+  /** products: per product i32 [first row, rows, then per weight: address, F16 correction lists or 0, output, bias or 0] */
+  matmul(type: number, wRowBytes: number, x: number, act: number, actRowBytes: number, nIn: number, nOut: number,
+    nTokens: number, products: number, nProducts: number, nWeights: number, counter: number, chunk: number,
     scratch: number): void;
   /** F16 rows' correction lists for the rebased decode kernel; returns the entry count */
   f16_corrections(w: number, nRows: number, nIn: number, table: number, fill: boolean): number;
   attention(q: number, out: number, keys: number, values: number, keyStride: number, valueStride: number, list: number,
-    nList: number, wideKeys: number, wideValues: number, spans: number, nTokens: number, nHeads: number,
-    nKvHeads: number, headDim: number, valueDim: number, headsPerJob: number, maxLength: number, scale: number,
-    capInverse: number, cap: number, counter: number, scratch: number): void;
+    nList: number, wideKeys: number, wideValues: number, spans: number, blocks: number, nBlocks: number, nHeads: number,
+    nKvHeads: number, headDim: number, valueDim: number, headsPerJob: number, maxQueries: number, maxLength: number,
+    scale: number, capInverse: number, cap: number, counter: number, scratch: number): void;
   /** out = op(x, y) for the element-wise ops numbered in wasm/kernels.ts (ElementwiseOp in wasm.ts) */
   elementwise(op: number, x: number, y: number, out: number, n: number, a: number, b: number, counter: number, chunk: number, scratch: number): void;
   rmsnorm(x: number, weight: number, out: number, nTokens: number, dim: number, eps: number): void;

@@ -14,7 +14,7 @@ import { kernelModule, type KernelModule } from './wasm-module.js';
 import { loadIntoArenas } from './wasm-weights.js';
 import { geluHalfTable } from './formulas.js';
 import type { GGUFModelFile } from '../gguf/model-file.js';
-import type { WeightTensor } from '../tensor/tensor.js';
+import { expertSlice, type WeightTensor } from '../tensor/tensor.js';
 import { GGMLType, typeInfo } from '../tensor/ggml-type.js';
 import { fp16ToFp32, fp32ToFp16 } from '../tensor/float16.js';
 
@@ -80,9 +80,16 @@ const POOLED_MIN: Record<ElementwiseOp | 'layernorm', number> = {
 
 /**
  * Multiply-adds below which a matrix product runs on the calling thread alone: waking the pool and waiting for it
- * costs tens of microseconds, more than such a product takes (MLA's per-head products, small experts, routers).
+ * costs a few microseconds, more than such a product takes (routers); from about this size on, two threads reading
+ * a weight from memory beat one.
  */
-const POOLED_MATMUL_MIN = 65536;
+const POOLED_MATMUL_MIN = 16384;
+
+/** Multiply-adds (q·k and p·v) below which attention runs on the calling thread alone (waking the pool costs more). */
+const POOLED_ATTENTION_MIN = 262144;
+
+/** Queries (rows × heads) an attention job takes together at most, from rows of one sequence that see the same keys. */
+const BLOCK_QUERIES = 8;
 
 export interface WasmBackendOptions {
   /** threads in all (default: the machine's cores) */
@@ -91,6 +98,28 @@ export interface WasmBackendOptions {
   relaxed?: boolean;
   /** scratch bytes one matmul may use; a larger batch is done in parts (default 128 MiB) */
   maxScratchBytes?: number;
+}
+
+/**
+ * Rows [first, first + tokens) of a matmul call times each of `weights` (one type and shape): 2-D (dims [nIn, nOut],
+ * expert 0), or stacked (dims [nIn, nOut, nExpert]) and then their expert `expert`.
+ */
+interface Product {
+  first: number;
+  tokens: number;
+  weights: WeightTensor[];
+  expert: number;
+}
+
+/** A product's weight k as a 2-D weight. */
+function weightOf(p: Product, k: number): WeightTensor {
+  return p.weights[k].dims.length > 2 ? expertSlice(p.weights[k], p.expert) : p.weights[k];
+}
+
+/** Where the rows of a matmul call come from and go to: row i reads row from[i] of x and writes row to[i] of each output. */
+interface RowMap {
+  from: Int32Array;
+  to: Int32Array;
 }
 
 /** Where a weight's bytes live in WebAssembly memory. */
@@ -201,48 +230,156 @@ export class WasmBackend implements Backend {
     return table;
   }
 
-  matmul(out: Float32Array, x: Float32Array, w: WeightTensor, nTokens: number): void {
+  matmul(out: Float32Array, x: Float32Array, w: WeightTensor, nTokens: number, bias?: Float32Array): void {
+    this.multiply(x, nTokens, [{ first: 0, tokens: nTokens, weights: [w], expert: 0 }], [out], undefined, bias && [bias]);
+  }
+
+  matmulMany(outs: Float32Array[], x: Float32Array, weights: WeightTensor[], nTokens: number, biases?: Float32Array[]): void {
+    this.multiply(x, nTokens, [{ first: 0, tokens: nTokens, weights, expert: 0 }], outs, undefined, biases);
+  }
+
+  matmulExperts(outs: Float32Array[], x: Float32Array, nRows: number, weights: WeightTensor[], experts: Int32Array): void {
+    const nSlots = experts.length, slotsPerRow = nSlots / nRows, nExpert = weights[0].dims[2];
+    // the slots ordered by expert (a counting sort, in slot order within one): each expert's run is one product
+    const start = new Int32Array(nExpert + 1);
+    for (const e of experts) {
+      if (!(e >= 0 && e < nExpert)) throw new RangeError(`expert ${e} is outside 0..${nExpert - 1}`);
+      start[e + 1]++;
+    }
+    for (let e = 0; e < nExpert; e++) start[e + 1] += start[e];
+    const products: Product[] = [];
+    for (let e = 0; e < nExpert; e++) {
+      if (start[e + 1] > start[e]) products.push({ first: start[e], tokens: start[e + 1] - start[e], weights, expert: e });
+    }
+    const to = new Int32Array(nSlots), from = new Int32Array(nSlots), next = start.slice(0, nExpert);
+    let inPlace = slotsPerRow === 1;
+    for (let s = 0; s < nSlots; s++) {
+      const i = next[experts[s]]++;
+      to[i] = s;
+      from[i] = Math.floor(s / slotsPerRow);
+      inPlace &&= i === s;
+    }
+    // rows already in that order are read and written in place
+    this.multiply(x, nSlots, products, outs, inPlace ? undefined : { from, to });
+  }
+
+  /**
+   * Runs `products` (all weights of one type and shape) over the rows of x, into outs[k] for weight k (plus biases[k]
+   * where given): in as few kernel calls as the weights' memories and the scratch limit allow. Row i of the call reads
+   * x row map.from[i] and writes row map.to[i] of each output (without a map: row i).
+   */
+  private multiply(x: Float32Array, nRows: number, products: Product[], outs: Float32Array[], map?: RowMap, biases?: Float32Array[]): void {
+    const w = products[0].weights[0];
     const [nIn, nOut] = w.dims;
+    const nWeights = outs.length;
     const format = ACTIVATIONS.get(w.type);
-    if (!format || nIn % format.multiple !== 0) return this.scalar.matmul(out, x, w, nTokens);
+    if (!format || nIn % format.multiple !== 0) {
+      for (let i = 0; i < nRows; i++) {
+        const p = products.find((q) => i < q.first + q.tokens)!, from = map?.from[i] ?? i, to = map?.to[i] ?? i;
+        for (let k = 0; k < nWeights; k++) this.scalar.matmul(outs[k].subarray(to * nOut, (to + 1) * nOut), x.subarray(from * nIn, (from + 1) * nIn), weightOf(p, k), 1, biases?.[k]);
+      }
+      return;
+    }
     // F16 rows that llama.cpp multiplies with f16 activations (see halfTimesFloat)
-    if (w.type === GGMLType.F16 && !halfTimesFloat(w.type, nIn)) x = roundToHalfs(x.subarray(0, nTokens * nIn));
-    // bound the scratch of a large batch (e.g. logits of every row of a long prompt)
-    const perToken = 4 * nIn + format.rowBytes(nIn) + 4 * nOut;
-    const step = Math.max(1, Math.floor(this.maxScratch / perToken));
-    for (let t = 0; t < nTokens; t += step) {
-      const n = Math.min(step, nTokens - t);
-      this.matmulTokens(out.subarray(t * nOut, (t + n) * nOut), x.subarray(t * nIn, (t + n) * nIn), w, n, format);
+    if (w.type === GGMLType.F16 && !halfTimesFloat(w.type, nIn)) x = roundToHalfs(x);
+    // one call needs every weight in one memory: else each weight (or, at worst, each product) on its own. A stacked
+    // weight is placed whole, its experts nOut rows apart
+    const expertBytes = nOut * (nIn / typeInfo(w.type).blockSize) * typeInfo(w.type).typeSize;
+    const placed = new Map<WeightTensor, Placement>();
+    const placements = products.length === 1 && nWeights === 1 && products[0].expert === 0 ? [[this.place(w)]] : products.map((p) => p.weights.map((wk) => {
+      let whole = placed.get(wk);
+      if (!whole) placed.set(wk, (whole = this.place(wk)));
+      return p.expert ? { arena: whole.arena, address: whole.address + p.expert * expertBytes } : whole;
+    }));
+    const arena = placements[0][0].arena;
+    for (const placed of placements) {
+      if (placed.every((pl) => pl.arena === arena)) continue;
+      if (nWeights > 1) {
+        for (let k = 0; k < nWeights; k++) this.multiply(x, nRows, products.map((q) => ({ ...q, weights: [q.weights[k]] })), [outs[k]], map, biases && [biases[k]]);
+      } else {
+        const rows = (p: Product) => Int32Array.from({ length: p.tokens }, (_, i) => p.first + i);
+        for (const p of products) {
+          this.multiply(x, p.tokens, [{ ...p, first: 0 }], outs, map ? { from: map.from.subarray(p.first, p.first + p.tokens), to: map.to.subarray(p.first, p.first + p.tokens) } : { from: rows(p), to: rows(p) }, biases);
+        }
+      }
+      return;
+    }
+    // bound the scratch of a large batch (e.g. logits of every row of a long prompt): calls of at most `step` rows,
+    // a product that crosses a boundary split in two
+    const step = Math.max(1, Math.floor(this.maxScratch / (4 * nIn + format.rowBytes(nIn) + 4 * nOut * nWeights)));
+    if (nRows <= step) return this.multiplyInArena(arena, x, nRows, products, placements, outs, map, biases, format);
+    for (let start = 0; start < nRows; start += step) {
+      const end = Math.min(nRows, start + step);
+      const part: Product[] = [], partPlacements: Placement[][] = [];
+      products.forEach((p, i) => {
+        const from = Math.max(p.first, start), to = Math.min(p.first + p.tokens, end);
+        if (from >= to) return;
+        part.push({ ...p, first: from - start, tokens: to - from });
+        partPlacements.push(placements[i]);
+      });
+      if (map) this.multiplyInArena(arena, x, end - start, part, partPlacements, outs, { from: map.from.subarray(start, end), to: map.to.subarray(start, end) }, biases, format);
+      else this.multiplyInArena(arena, x.subarray(start * nIn, end * nIn), end - start, part, partPlacements, outs.map((o) => o.subarray(start * nOut, end * nOut)), undefined, biases, format);
     }
   }
 
-  private matmulTokens(out: Float32Array, x: Float32Array, w: WeightTensor, nTokens: number, format: ActivationFormat): void {
+  /** One kernel call of `multiply`: products whose weights all live in `arena` at `placements` (see wasm/kernels.ts matmul). */
+  private multiplyInArena(
+    arena: Arena, x: Float32Array, nRows: number, products: Product[], placements: Placement[][], outs: Float32Array[],
+    map: RowMap | undefined, biases: Float32Array[] | undefined, format: ActivationFormat,
+  ): void {
+    const w = products[0].weights[0];
     const [nIn, nOut] = w.dims;
-    const placement = this.place(w);
-    const { arena, address } = placement;
-    const corrections = w.type === GGMLType.F16 && nTokens === 1 ? this.f16Corrections(w, placement) : 0;
-    const k = arena.exports;
+    const nWeights = outs.length, nProducts = products.length;
     const { blockSize, typeSize } = typeInfo(w.type);
     const wRowBytes = (nIn / blockSize) * typeSize;
     const actRowBytes = format.rowBytes(nIn);
+    // F16 weights' correction lists for single tokens, found before the scratch is taken (making them takes memory)
+    const corrections = w.type === GGMLType.F16 ? products.map((p, i) => p.weights.map((wk, k) => (p.tokens === 1 ? this.f16Corrections(wk, placements[i][k]) : 0))) : undefined;
     try {
-      // scratch: x [nTokens, nIn] f32 | act [nTokens, actRowBytes] | out [nTokens, nOut] f32
-      const xAt = arena.scratch(4 * nTokens * nIn);
-      const actAt = arena.scratch(nTokens * actRowBytes);
-      const outAt = arena.scratch(4 * nTokens * nOut);
+      // scratch: x [nRows, nIn] f32 | act [nRows, actRowBytes] | out [nWeights, nRows, nOut] f32 | biases [nWeights, nOut]
+      // f32 | the product table (per product [first, tokens, then per weight: address, correction lists, output, bias])
+      const fields = 2 + 4 * nWeights;
+      const xAt = arena.scratch(4 * nRows * nIn);
+      const actAt = arena.scratch(nRows * actRowBytes);
+      const outAt = arena.scratch(4 * nWeights * nRows * nOut);
+      const biasAt = biases ? arena.scratch(4 * nWeights * nOut) : 0;
+      const tableAt = arena.scratch(4 * fields * nProducts);
       // per thread: 512 bytes, or the format's widened rows (see the kernel)
       const stride = Math.max(512, Math.ceil((format.threadScratch?.(nIn) ?? 0) / 64) * 64);
       const threadScratch = arena.scratch(stride * this.threads);
-      const buffer = arena.bytes().buffer;
-      new Float32Array(buffer, xAt, nTokens * nIn).set(x.subarray(0, nTokens * nIn));
-      new Int32Array(buffer, COUNTER, 3).fill(0); // rows claimed, tokens claimed, tokens quantized
-      // 32 chunks per thread: small enough that threads finish together, long enough that the 4-row kernels' four
-      // streams (a quarter of a chunk each) read runs of consecutive rows
-      const chunk = 4 * Math.max(1, Math.ceil(nOut / (this.threads * 32)));
-      const args = [w.type, address, wRowBytes, xAt, actAt, actRowBytes, outAt, nIn, nOut, nTokens, corrections, COUNTER, chunk] as const;
-      if (nIn * nOut * nTokens < POOLED_MATMUL_MIN) k.matmul(...args, threadScratch);
-      else this.pool.run(k, arena.index, 'matmul', [...args], threadScratch, stride);
-      out.set(new Float32Array(buffer, outAt, nTokens * nOut));
+      const f32 = arena.floats(), i32 = arena.ints();
+      if (!map) f32.set(x.subarray(0, nRows * nIn), xAt / 4);
+      else for (let i = 0; i < nRows; i++) f32.set(x.subarray(map.from[i] * nIn, (map.from[i] + 1) * nIn), xAt / 4 + i * nIn);
+      if (biases) for (let k = 0; k < nWeights; k++) f32.set(biases[k].subarray(0, nOut), biasAt / 4 + k * nOut);
+      // weight k's output for row r at outAt + 4·(k·nRows + r)·nOut
+      for (let i = 0, at = tableAt / 4; i < nProducts; i++, at += fields) {
+        const p = products[i];
+        i32[at] = p.first;
+        i32[at + 1] = p.tokens;
+        for (let k = 0; k < nWeights; k++) {
+          i32[at + 2 + 4 * k] = placements[i][k].address;
+          i32[at + 3 + 4 * k] = corrections ? corrections[i][k] : 0;
+          i32[at + 4 + 4 * k] = outAt + 4 * (k * nRows + p.first) * nOut;
+          i32[at + 5 + 4 * k] = biases ? biasAt + 4 * k * nOut : 0;
+        }
+      }
+      i32[COUNTER / 4] = i32[COUNTER / 4 + 1] = i32[COUNTER / 4 + 2] = 0; // chunks claimed, rows claimed, rows quantized
+      // chunks of a multiple of 4 rows, at most a weight's: 8 per thread for many tokens (small enough that threads
+      // finish together), 2 when each product has one (a claim moves the counter's cache line between cores, which
+      // costs more than unequal shares there, and longer chunks give the decode kernels' streams longer runs of rows)
+      const perThread = nRows === nProducts ? 2 : 8;
+      const chunk = 4 * Math.min(Math.ceil(nOut / 4), Math.max(1, Math.ceil((nOut * nWeights * nProducts) / (this.threads * perThread * 4))));
+      const args = [w.type, wRowBytes, xAt, actAt, actRowBytes, nIn, nOut, nRows, tableAt, nProducts, nWeights, COUNTER, chunk];
+      if (nIn * nOut * nRows * nWeights < POOLED_MATMUL_MIN) {
+        arena.exports.matmul(w.type, wRowBytes, xAt, actAt, actRowBytes, nIn, nOut, nRows, tableAt, nProducts, nWeights, COUNTER, chunk, threadScratch);
+      } else {
+        this.pool.run(arena.exports, arena.index, 'matmul', args, threadScratch, stride);
+      }
+      for (let k = 0; k < nWeights; k++) {
+        const from = outAt / 4 + k * nRows * nOut;
+        if (!map) outs[k].set(f32.subarray(from, from + nRows * nOut));
+        else for (let i = 0; i < nRows; i++) outs[k].set(f32.subarray(from + i * nOut, from + (i + 1) * nOut), map.to[i] * nOut);
+      }
     } finally {
       arena.releaseScratch();
     }
@@ -264,7 +401,8 @@ export class WasmBackend implements Backend {
     // the kernel reads the cache where it lies (storage from allocateHalfs) and widens rows 4 or 8 values at a time
     const arena = arenaOf(cache.keys);
     if (!arena || arenaOf(cache.values) !== arena || headDim % 4 !== 0 || valueDim % 4 !== 0) return this.scalar.attention(out, q, nTokens, cache, s);
-    const rows = Array.from({ length: nTokens }, (_, t) => cache.slotsFor(t));
+    const rows: Int32Array[] = [];
+    for (let t = 0; t < nTokens; t++) rows.push(cache.slotsFor(t));
     // the list of cache rows to read: rows whose slot lists are views of one array (a sequence's) share one range of it
     const ranges = new Map<ArrayBufferLike, { start: number; end: number; at: number }>();
     for (const slots of rows) {
@@ -282,13 +420,37 @@ export class WasmBackend implements Backend {
       range.at = nList;
       nList += range.end - range.start;
     }
-    const maxLength = rows.reduce((m, slots) => Math.max(m, slots.length), 0);
     const group = nHeads / nKvHeads;
-    // fewer (row, kv head) pairs than threads (decode with one kv head: MLA): the query heads of a pair are split too
-    const parts = Math.min(group, Math.ceil(this.threads / (nTokens * nKvHeads)));
+    // blocks: runs of consecutive rows of one sequence whose spans' union is at most the block's rows longer than the
+    // longest of them (a prompt's causal or bidirectional rows, overlapping windows): their queries, up to about
+    // BLOCK_QUERIES, meet each key together
+    const rowsPerBlock = Math.max(1, Math.min(nTokens, Math.floor(BLOCK_QUERIES / group) || 1));
+    const blocks: number[] = []; // [first row, rows] pairs
+    let maxLength = 0, maxRows = 0;
+    for (let t = 0; t < nTokens;) {
+      const { buffer } = rows[t];
+      let lo = rows[t].byteOffset, hi = lo + 4 * rows[t].length, longest = rows[t].length, r = 1;
+      for (; r < rowsPerBlock && t + r < nTokens && rows[t + r].buffer === buffer; r++) {
+        const next = rows[t + r];
+        const lo2 = Math.min(lo, next.byteOffset), hi2 = Math.max(hi, next.byteOffset + 4 * next.length), longest2 = Math.max(longest, next.length);
+        if ((hi2 - lo2) / 4 > longest2 + rowsPerBlock) break;
+        [lo, hi, longest] = [lo2, hi2, longest2];
+      }
+      blocks.push(t, r);
+      maxLength = Math.max(maxLength, (hi - lo) / 4);
+      maxRows = Math.max(maxRows, r);
+      t += r;
+    }
+    const nBlocks = blocks.length / 2;
+    // little work (decode over a short context) is done by the calling thread alone
+    const threads = nTokens * nHeads * maxLength * (headDim + valueDim) < POOLED_ATTENTION_MIN ? 1 : this.threads;
+    // fewer (block, kv head) pairs than threads (decode with one kv head: MLA): the query heads of a pair are split too
+    const parts = Math.min(group, Math.ceil(threads / (nBlocks * nKvHeads)));
     const headsPerJob = Math.ceil(group / parts);
+    const maxQueries = maxRows * headsPerJob;
     // rows or jobs sharing cache rows: widen each listed row once for all of them; else each job widens its own
-    const total = rows.reduce((n, slots) => n + slots.length, 0);
+    let total = 0;
+    for (const slots of rows) total += slots.length;
     const widenOnce = 2 * nList <= total || parts > 1;
     const padded = (maxLength + 3) & ~3;
     try {
@@ -296,29 +458,30 @@ export class WasmBackend implements Backend {
       const wideKeysAt = widenOnce ? arena.scratch(4 * nList * nKvHeads * headDim) : 0;
       const wideValuesAt = widenOnce ? arena.scratch(4 * nList * nKvHeads * valueDim) : 0;
       const spansAt = arena.scratch(8 * nTokens);
+      const blocksAt = arena.scratch(4 * blocks.length);
       const qAt = arena.scratch(4 * nTokens * nHeads * headDim);
       const outAt = arena.scratch(4 * nTokens * nHeads * valueDim);
-      // per thread: q of the job's heads, their scores, and without the shared widening the job's keys and values
-      const stride = Math.ceil((4 * (headsPerJob * (headDim + padded) + (widenOnce ? 0 : padded * (headDim + valueDim)))) / 64) * 64;
-      const threadScratch = arena.scratch(stride * this.threads);
-      const buffer = arena.bytes().buffer;
-      const list = new Int32Array(buffer, listAt, nList);
-      for (const [source, range] of ranges) list.set(new Int32Array(source, 4 * range.start, range.end - range.start), range.at);
+      // per thread: the job's queries, their scores, and without the shared widening the job's keys and values
+      const stride = Math.ceil((4 * (maxQueries * (headDim + padded) + (widenOnce ? 0 : padded * (headDim + valueDim)))) / 64) * 64;
+      const threadScratch = arena.scratch(stride * threads);
+      const f32 = arena.floats(), i32 = arena.ints();
+      for (const [source, range] of ranges) i32.set(new Int32Array(source, 4 * range.start, range.end - range.start), listAt / 4 + range.at);
       // per row: [first entry of list, entries]
-      const spans = new Int32Array(buffer, spansAt, 2 * nTokens);
-      rows.forEach((slots, t) => {
-        const range = ranges.get(slots.buffer)!;
-        spans[2 * t] = range.at + slots.byteOffset / 4 - range.start;
-        spans[2 * t + 1] = slots.length;
-      });
-      new Float32Array(buffer, qAt, nTokens * nHeads * headDim).set(q.subarray(0, nTokens * nHeads * headDim));
-      new Int32Array(buffer, COUNTER, 3).fill(0); // jobs claimed, list entries claimed, list entries widened
+      for (let t = 0; t < nTokens; t++) {
+        const slots = rows[t], range = ranges.get(slots.buffer)!;
+        i32[spansAt / 4 + 2 * t] = range.at + slots.byteOffset / 4 - range.start;
+        i32[spansAt / 4 + 2 * t + 1] = slots.length;
+      }
+      i32.set(blocks, blocksAt / 4);
+      f32.set(q.subarray(0, nTokens * nHeads * headDim), qAt / 4);
+      i32[COUNTER / 4] = i32[COUNTER / 4 + 1] = i32[COUNTER / 4 + 2] = 0; // jobs claimed, list entries claimed, list entries widened
       const cap = s.softcap ?? 0;
       const args = [qAt, outAt, cache.keys.byteOffset, cache.values.byteOffset, cache.keyStride, cache.valueStride, listAt, nList,
-        wideKeysAt, wideValuesAt, spansAt, nTokens, nHeads, nKvHeads, headDim, valueDim, headsPerJob, maxLength, s.scale,
-        cap ? Math.fround(1 / cap) : 0, cap, COUNTER];
-      this.pool.run(arena.exports, arena.index, 'attention', args, threadScratch, stride);
-      out.set(new Float32Array(buffer, outAt, nTokens * nHeads * valueDim));
+        wideKeysAt, wideValuesAt, spansAt, blocksAt, nBlocks, nHeads, nKvHeads, headDim, valueDim, headsPerJob, maxQueries, maxLength,
+        s.scale, cap ? Math.fround(1 / cap) : 0, cap, COUNTER];
+      if (threads === 1) (arena.exports.attention as (...a: number[]) => void)(...args, threadScratch);
+      else this.pool.run(arena.exports, arena.index, 'attention', args, threadScratch, stride);
+      out.set(f32.subarray(outAt / 4, outAt / 4 + nTokens * nHeads * valueDim));
     } finally {
       arena.releaseScratch();
     }

@@ -73,8 +73,8 @@ function bind<W>(hp: GPT2HParams, t: TensorSource<W>): BoundModel<W> {
     forward<T>(ops: ModelOps<T, W>) {
       let x = ops.add(ops.embed(tokenEmbd), ops.embed(positionEmbd, 'positions')); // [n, dim]
       blocks.forEach((b, l) => {
-        const qkv = ops.linear(ops.layernorm(x, b.attnNorm.weight, b.attnNorm.bias, eps), b.qkv.w, b.qkv.b); // [n, 3·dim]
-        const attn = ops.attention(l, ops.columns(qkv, 0, dim), ops.columns(qkv, dim, dim), ops.columns(qkv, 2 * dim, dim), shape);
+        const [q, k, v] = ops.linearSplit(ops.layernorm(x, b.attnNorm.weight, b.attnNorm.bias, eps), b.qkv.w, [dim, dim, dim], b.qkv.b); // [n, dim] each
+        const attn = ops.attention(l, q, k, v, shape);
         x = ops.add(x, ops.linear(attn, b.output.w, b.output.b));
         const f = ops.layernorm(x, b.ffnNorm.weight, b.ffnNorm.bias, eps);
         x = ops.add(x, ops.linear(ops.gelu(ops.linear(f, b.up.w, b.up.b)), b.down.w, b.down.b));

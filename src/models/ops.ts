@@ -46,7 +46,12 @@ export interface ModelOps<T, W> {
   embed(table: W, rows?: 'tokens' | 'positions' | number): T;
   /** x·Wᵀ (+ bias): x [n, nIn], W dims [nIn, nOut] → [n, nOut] */
   linear(x: T, w: W, bias?: W): T;
-  /** columns [start, start + width) of x [n, cols] → [n, width] (splits a fused qkv or gate-up projection) */
+  /**
+   * a fused projection's parts: x·W_iᵀ (+ bias_i) for the consecutive row blocks W_i of W (dims [nIn, Σ widths]) of
+   * `widths` (a fused qkv or gate-up weight) → [n, widths[i]] each; the same as columns of linear(x, w, bias)
+   */
+  linearSplit(x: T, w: W, widths: readonly number[], bias?: W): T[];
+  /** columns [start, start + width) of x [n, cols] → [n, width] */
   columns(x: T, start: number, width: number): T;
   /** RMSNorm then scale by weight: x / sqrt(mean(x²) + eps) ⊙ weight */
   rmsnorm(x: T, weight: W, eps: number): T;
@@ -91,10 +96,17 @@ export function routeToExperts(logits: Float32Array, nUsed: number, normalize: b
   let sum = 0;
   for (let e = 0; e < logits.length; e++) sum += probs[e] = Math.exp(logits[e] - max);
   for (let e = 0; e < logits.length; e++) probs[e] /= sum;
-  // top-k by probability, ties to the lower index
-  const order = Array.from(probs.keys()).sort((a, b) => probs[b] - probs[a] || a - b);
-  const experts = order.slice(0, nUsed);
-  let weights = experts.map((e) => probs[e]);
+  // top-k by probability, ties to the lower index: k passes, each taking the most probable expert not yet taken
+  const taken = new Uint8Array(logits.length);
+  const experts: number[] = [];
+  let weights: number[] = [];
+  for (let k = 0; k < Math.min(nUsed, logits.length); k++) {
+    let best = -1;
+    for (let e = 0; e < logits.length; e++) if (!taken[e] && (best < 0 || probs[e] > probs[best])) best = e;
+    taken[best] = 1;
+    experts.push(best);
+    weights.push(probs[best]);
+  }
   if (normalize) {
     const total = weights.reduce((a, b) => a + b, 0);
     weights = weights.map((w) => w / total);

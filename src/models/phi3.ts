@@ -61,12 +61,12 @@ function bind<W>(hp: Phi3HParams, t: TensorSource<W>): BoundModel<W> {
     forward<T>(ops: ModelOps<T, W>) {
       let x = ops.embed(tokenEmbd); // [n, dim]
       blocks.forEach((b, l) => {
-        const qkv = ops.linear(ops.rmsnorm(x, b.attnNorm, eps), b.wqkv); // [n, q + 2·kv]
-        const qh = ops.scale(ops.rope(ops.columns(qkv, 0, q), hp.headCount, hd, hp.rope), 1 / Math.sqrt(hd));
-        const kh = ops.rope(ops.columns(qkv, q, kv), hp.headCountKv, hd, hp.rope);
-        x = ops.add(x, ops.linear(ops.attention(l, qh, kh, ops.columns(qkv, q + kv, kv), shape, mask), b.wo));
-        const gateUp = ops.linear(ops.rmsnorm(x, b.ffnNorm, eps), b.gateUp); // [n, 2·nFF]
-        x = ops.add(x, ops.linear(ops.swiglu(ops.columns(gateUp, 0, nFF), ops.columns(gateUp, nFF, nFF)), b.down));
+        const [qs, ks, vs] = ops.linearSplit(ops.rmsnorm(x, b.attnNorm, eps), b.wqkv, [q, kv, kv]); // [n, q], [n, kv], [n, kv]
+        const qh = ops.scale(ops.rope(qs, hp.headCount, hd, hp.rope), 1 / Math.sqrt(hd));
+        const kh = ops.rope(ks, hp.headCountKv, hd, hp.rope);
+        x = ops.add(x, ops.linear(ops.attention(l, qh, kh, vs, shape, mask), b.wo));
+        const [gate, up] = ops.linearSplit(ops.rmsnorm(x, b.ffnNorm, eps), b.gateUp, [nFF, nFF]); // [n, nFF] each
+        x = ops.add(x, ops.linear(ops.swiglu(gate, up), b.down));
       });
       const hidden = ops.rmsnorm(ops.outputRows(x), outputNorm, eps); // [nOut, dim]
       return { hidden, head: (h: T) => ops.linear(h, output) };

@@ -40,6 +40,12 @@ export class TrainOps implements ModelOps<Var, Param> {
     return linear(x, w, bias);
   }
 
+  linearSplit(x: Var, w: Param, widths: readonly number[], bias?: Param): Var[] {
+    const y = linear(x, w, bias);
+    let start = 0;
+    return widths.map((width) => columns(y, (start += width) - width, width));
+  }
+
   columns(x: Var, start: number, width: number): Var {
     return columns(x, start, width);
   }

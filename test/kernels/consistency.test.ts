@@ -21,7 +21,7 @@ import { activationRowBytes, dequantizeRow, fp16ToFp32, fp32ToFp16, quantizeRowF
 import { quantizeRows } from '../../src/quant/ggml-quantize.js';
 import { loadGGUF } from '../../src/gguf/model-file.js';
 import { writeGGUF } from '../../src/gguf/writer.js';
-import type { WeightTensor } from '../../src/tensor/tensor.js';
+import { expertSlice, type WeightTensor } from '../../src/tensor/tensor.js';
 import { mulberry32 } from '../helpers/random.js';
 
 /** reproducible uniform floats in [−1, 1) */
@@ -59,6 +59,8 @@ const ATTENTION_CASES: {
   shared?: boolean;
   /** halfs after each cache row (rows wider than their heads) */
   pad?: number;
+  /** every row from one sequence, at consecutive positions (a prompt: rows are taken several at a time) */
+  oneSequence?: boolean;
 }[] = [
   { label: 'GQA, head dim 8 (gpt2), one row', nHeads: 4, nKvHeads: 2, headDim: 8, nTokens: 1, mask: 'causal' },
   { label: 'head dim 64', nHeads: 4, nKvHeads: 4, headDim: 64, nTokens: 5, mask: 'causal' },
@@ -72,6 +74,11 @@ const ATTENTION_CASES: {
   { label: 'soft-cap, causal, one row', nHeads: 4, nKvHeads: 2, headDim: 16, softcap: 2, nTokens: 1, mask: 'causal' },
   { label: 'sliding window of 8 (phi3), one row', nHeads: 4, nKvHeads: 2, headDim: 16, nTokens: 1, mask: 'window' },
   { label: 'bidirectional (bert)', nHeads: 4, nKvHeads: 4, headDim: 16, nTokens: 7, mask: 'bidirectional' },
+  // a prompt's rows: blocks of rows meeting each key together (odd query counts, value widths not a multiple of 16)
+  { label: 'a prompt, causal, GQA 3:1', nHeads: 6, nKvHeads: 2, headDim: 16, nTokens: 11, mask: 'causal', oneSequence: true },
+  { label: 'a prompt, bidirectional, head dim 12, values 20', nHeads: 3, nKvHeads: 3, headDim: 12, valueDim: 20, nTokens: 23, mask: 'bidirectional', oneSequence: true },
+  { label: 'a prompt, soft-cap in a sliding window of 8', nHeads: 4, nKvHeads: 2, headDim: 32, softcap: 5, nTokens: 17, mask: 'window', oneSequence: true },
+  { label: 'a prompt, MLA', nHeads: 4, nKvHeads: 1, headDim: 24, valueDim: 16, shared: true, nTokens: 9, mask: 'causal', oneSequence: true },
 ];
 
 const ALL_TYPES = [
@@ -125,6 +132,71 @@ for (const { relaxed, threads, backend } of variants) {
         reference.matmul(expected, x, w, nTokens);
         assertMatmulClose(actual, expected, w, x, nTokens, `${typeName(type)} ${nIn}×${nOut}, ${nTokens} tokens`);
       }
+    }
+  });
+
+  test(`matmul adds a bias as the reference does (${name})`, () => {
+    const rnd = random(5 + threads);
+    for (const [type, nIn, nOut, nTokens] of [[GGMLType.Q8_0, 96, 7, 1], [GGMLType.Q4_K, 256, 9, 12], [GGMLType.F32, 40, 6, 5]]) {
+      const w = randomWeight(type, nIn, nOut, rnd);
+      const x = floats(nIn * nTokens, rnd, 2), bias = floats(nOut, rnd, 3);
+      const actual = new Float32Array(nOut * nTokens).fill(NaN), expected = new Float32Array(nOut * nTokens);
+      backend.matmul(actual, x, w, nTokens, bias);
+      reference.matmul(expected, x, w, nTokens, bias);
+      assertMatmulClose(actual, expected, w, x, nTokens, `${typeName(type)} with bias`);
+    }
+  });
+
+  test(`products of one input with several weights (a fused projection's parts) match the reference (${name})`, () => {
+    const rnd = random(8 + threads);
+    for (const [type, nIn, nOut, nTokens] of [[GGMLType.Q8_0, 64, 12, 1], [GGMLType.Q4_K, 256, 8, 9], [GGMLType.F16, 48, 5, 3]]) {
+      const weights = [0, 1, 2].map(() => randomWeight(type, nIn, nOut, rnd));
+      const x = floats(nIn * nTokens, rnd, 2);
+      for (const biases of [undefined, weights.map(() => floats(nOut, rnd))]) {
+        const actual = weights.map(() => new Float32Array(nOut * nTokens).fill(NaN)), expected = weights.map(() => new Float32Array(nOut * nTokens));
+        backend.matmulMany(actual, x, weights, nTokens, biases);
+        reference.matmulMany(expected, x, weights, nTokens, biases);
+        weights.forEach((w, k) => assertMatmulClose(actual[k], expected[k], w, x, nTokens, `${typeName(type)} part ${k}${biases ? ' with bias' : ''}`));
+      }
+    }
+  });
+
+  test(`expert products (mul_mat_id) match the reference: shared rows, a row per slot, sorted or not (${name})`, () => {
+    const rnd = random(11 + threads);
+    const nExpert = 5;
+    for (const type of [GGMLType.Q8_0, GGMLType.Q4_0, GGMLType.Q4_K, GGMLType.Q6_K, GGMLType.IQ4_NL, GGMLType.F16, GGMLType.F32]) {
+      const nIn = typeInfo(type).blockSize === 256 ? 256 : 64, nOut = 10;
+      const stacked = (seed: number) => {
+        const one = randomWeight(type, nIn, nOut * nExpert, random(seed));
+        return { ...one, name: `w${seed}.${typeName(type)}`, dims: [nIn, nOut, nExpert] };
+      };
+      const gate = stacked(1), up = stacked(2);
+      // (tokens, experts per token): one token (decode), a few, and enough that experts get 8 or more rows (tiles)
+      for (const [nTokens, nUsed] of [[1, 2], [3, 2], [21, 3]]) {
+        const slots = nTokens * nUsed;
+        // each token's experts distinct, in no particular order
+        const experts = Int32Array.from({ length: slots }, (_, s) => (Math.floor(s / nUsed) * 3 + (s % nUsed) * 2) % nExpert);
+        const x = floats(nTokens * nIn, rnd, 2);
+        const run = (b: WasmBackend | ReferenceBackend, rows: number, input: Float32Array, weights: WeightTensor[], ids: Int32Array) => {
+          const outs = weights.map(() => new Float32Array(ids.length * nOut).fill(NaN));
+          b.matmulExperts(outs, input, rows, weights, ids);
+          return outs;
+        };
+        const check = (label: string, rows: number, input: Float32Array, weights: WeightTensor[], ids: Int32Array) => {
+          const actual = run(backend, rows, input, weights, ids), expected = run(reference, rows, input, weights, ids);
+          ids.forEach((e, s) => {
+            const row = Math.floor(s / (ids.length / rows));
+            weights.forEach((w, k) => assertMatmulClose(actual[k].subarray(s * nOut, (s + 1) * nOut), expected[k].subarray(s * nOut, (s + 1) * nOut),
+              expertSlice(w, e), input.subarray(row * nIn, (row + 1) * nIn), 1, `${typeName(type)} ${label}, ${nTokens} tokens, slot ${s} (expert ${e}), weight ${k}`));
+          });
+        };
+        // gate and up from each token's row; then one row per slot, unsorted and sorted by expert (read in place)
+        check('gate and up', nTokens, x, [gate, up], experts);
+        const perSlot = floats(slots * nIn, rnd, 2);
+        check('a row per slot', slots, perSlot, [up], experts);
+        check('a row per slot, sorted', slots, perSlot, [gate], experts.slice().sort());
+      }
+      assert.throws(() => backend.matmulExperts([new Float32Array(nOut)], floats(nIn, rnd), 1, [gate], Int32Array.of(nExpert)), RangeError);
     }
   });
 
@@ -183,14 +255,14 @@ for (const { relaxed, threads, backend } of variants) {
         storage.set(Array.from({ length: size }, () => fp32ToFp16(rnd())));
         const keys = storage.subarray(0, nSlots * keyStride), values = c.shared ? keys : storage.subarray(nSlots * keyStride);
         // two sequences scattered over the cache (position p of sequence s lives in slot orders[s][p]), rows alternating
-        // between them; row t is at position p = length − nTokens + t and sees, by the mask: positions 0…p (causal),
-        // p − 7…p (window of 8), or all `length` positions (bidirectional)
+        // between them (or all of the first); row t is at position p = length − nTokens + t and sees, by the mask:
+        // positions 0…p (causal), p − 7…p (window of 8), or all `length` positions (bidirectional)
         const orders = [17, 13].map((step) => Int32Array.from({ length: nSlots }, (_, i) => (i * step + 3) % nSlots));
         const length = 23;
         const slotsFor = (t: number) => {
-          const p = length - nTokens + t;
-          if (c.mask === 'bidirectional') return orders[t % 2].subarray(0, length);
-          return orders[t % 2].subarray(c.mask === 'window' ? Math.max(0, p - 7) : 0, p + 1);
+          const p = length - nTokens + t, order = orders[c.oneSequence ? 0 : t % 2];
+          if (c.mask === 'bidirectional') return order.subarray(0, length);
+          return order.subarray(c.mask === 'window' ? Math.max(0, p - 7) : 0, p + 1);
         };
         const cache: AttentionCacheView = { keys, values, keyStride, valueStride, slotsFor };
         const q = floats(nTokens * nHeads * headDim, rnd, 3);
@@ -253,6 +325,15 @@ test('a batch larger than the scratch limit is multiplied in parts with the same
     backend.matmul(actual, x, w, 40);
     reference.matmul(expected, x, w, 40);
     assertMatmulClose(actual, expected, w, x, 40, 'Q4_K in parts');
+    // expert products in parts: slots gathered and scattered row by row
+    const stacked = { ...randomWeight(GGMLType.Q8_0, 64, 3 * 7, rnd), dims: [64, 7, 3] };
+    const experts = Int32Array.from({ length: 80 }, (_, s) => (s * 5 + (s >> 1)) % 3);
+    const xs = floats(64 * 40, rnd);
+    const outs = [new Float32Array(80 * 7).fill(NaN)], expectedOuts = [new Float32Array(80 * 7)];
+    backend.matmulExperts(outs, xs, 40, [stacked], experts);
+    reference.matmulExperts(expectedOuts, xs, 40, [stacked], experts);
+    experts.forEach((e, s) => assertMatmulClose(outs[0].subarray(7 * s, 7 * s + 7), expectedOuts[0].subarray(7 * s, 7 * s + 7),
+      expertSlice(stacked, e), xs.subarray(64 * (s >> 1), 64 * (s >> 1) + 64), 1, `experts in parts, slot ${s}`));
   } finally {
     backend.close();
   }

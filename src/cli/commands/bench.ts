@@ -1,7 +1,7 @@
 // `kiln bench MODEL [-p 512] [-n 128] [-t N] [-r 3] [--json]`: llama-bench style throughput (-p and -n default
 // to at most the model's context). pp: one batch of p prompt tokens from an empty cache; tg: n tokens decoded one
 // at a time from an empty cache (an encoder, which only embeds, has pp alone: its hidden states instead of logits).
-// Each test runs r times after a short warm-up; the table shows the median tokens/s
+// Each test runs r times after one untimed run; the table shows the median tokens/s
 // (± the largest distance of a run from it), and the resident memory after the runs: what loading and running the
 // model added, against its file plus KV cache.
 
@@ -53,13 +53,14 @@ function median(values: number[]): number {
 
 /** pp and tg tokens/s of one model and backend. */
 export function bench(model: Model, cache: KVCache, name: string, options: { prompt: number; generate: number; repeats: number }): BenchResult[] {
-  timeRun(model, cache, Math.min(16, cache.nBlocks * cache.blockSize), true); // warm-up: compile, fault in weights
-  if (model.generates) timeRun(model, cache, 4, false);
   const backend = model.backend;
   const threads = backend instanceof WasmBackend ? backend.threads : 1;
   const tests: [string, number, boolean][] = [];
   if (options.prompt > 0) tests.push([`pp${options.prompt}`, options.prompt, true]);
   if (options.generate > 0 && model.generates) tests.push([`tg${options.generate}`, options.generate, false]);
+  // warm-up: each test once, untimed (faults in the weights; V8 compiles the hot JavaScript while it runs, on the
+  // cores the kernels use: a first run is slower by up to a third)
+  for (const [, tokens, batched] of tests) timeRun(model, cache, tokens, batched);
   return tests.map(([test, tokens, batched]) => {
     const samples = Array.from({ length: options.repeats }, () => tokens / timeRun(model, cache, tokens, batched));
     return { model: name, backend: backend.name, threads, test, samples, median: median(samples) };

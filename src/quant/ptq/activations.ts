@@ -6,6 +6,7 @@
 // and, with clipping ranges known, the same layer quantizes those inputs to simulate quantized activations.
 
 import type { Backend } from '../../kernels/backend.js';
+import { matmulExpertsBySlot } from '../../kernels/reference.js';
 import type { GGUFModelFile } from '../../gguf/model-file.js';
 import { getArray, getString } from '../../gguf/metadata.js';
 import type { WeightTensor } from '../../tensor/tensor.js';
@@ -16,11 +17,18 @@ import { absMax, AbsHistogram, thresholdOf, type CalibrationOptions } from './ca
 import { quantizeRun, rangeParams } from './fake-quant.js';
 import { SchemeError, type NumberFormat, type QuantScheme } from './scheme.js';
 
-/** `inner` with its matmul replaced (every other member is inner's own, bound to it). */
+/**
+ * `inner` with its matmul replaced, expert products going through it one slot at a time (each expert's slice is
+ * seen) and fused projections in one (not as parts); every other member is inner's own, bound to it.
+ */
 function withMatmul(inner: Backend, matmul: Backend['matmul']): Backend {
+  const matmulExperts: Backend['matmulExperts'] = (outs, x, nRows, weights, experts) =>
+    matmulExpertsBySlot((out, row, w) => matmul(out, row, w, 1), outs, x, nRows, weights, experts);
   return new Proxy(inner, {
     get(target, key) {
       if (key === 'matmul') return matmul;
+      if (key === 'matmulExperts') return matmulExperts;
+      if (key === 'matmulMany') return undefined;
       const value = Reflect.get(target, key);
       return typeof value === 'function' ? value.bind(target) : value;
     },
@@ -29,9 +37,9 @@ function withMatmul(inner: Backend, matmul: Backend['matmul']): Backend {
 
 /** A backend whose matmul first shows its input x [nTokens, nIn] and the weight (dims [nIn, nOut]) to `watch`. */
 export function watchingMatmulInputs(inner: Backend, watch: (weight: WeightTensor, x: Float32Array) => void): Backend {
-  return withMatmul(inner, (out, x, w, nTokens) => {
+  return withMatmul(inner, (out, x, w, nTokens, bias) => {
     watch(w, x.subarray(0, nTokens * w.dims[0]));
-    inner.matmul(out, x, w, nTokens);
+    inner.matmul(out, x, w, nTokens, bias);
   });
 }
 
@@ -97,14 +105,14 @@ export const ACTIVATION_FORMATS: readonly NumberFormat[] = ['int8', 'fp8-e4m3', 
 export function quantizingMatmulInputs(inner: Backend, clips: ReadonlyMap<string, number>, format: NumberFormat): Backend {
   const scheme: QuantScheme = { format, symmetric: true, granularity: 'tensor', groupSize: 0 };
   let scratch = new Float32Array(0); // [nTokens, nIn] of the largest input so far
-  return withMatmul(inner, (out, x, w, nTokens) => {
+  return withMatmul(inner, (out, x, w, nTokens, bias) => {
     const clip = clips.get(w.name);
-    if (clip === undefined) return inner.matmul(out, x, w, nTokens);
+    if (clip === undefined) return inner.matmul(out, x, w, nTokens, bias);
     const n = nTokens * w.dims[0];
     if (scratch.length < n) scratch = new Float32Array(n);
     const { scale } = rangeParams(scheme, -clip, clip);
     quantizeRun(scheme, x, 0, n, scale, 0, scratch);
-    inner.matmul(out, scratch, w, nTokens);
+    inner.matmul(out, scratch, w, nTokens, bias);
   });
 }
 
