@@ -19,6 +19,7 @@ export function runCommand(): CommandUnknownOpts {
     .addOption(new Option('--stop <text>', 'stop string (repeatable)').argParser(collect))
     .addOption(ctxOption())
     .option('--no-bos', 'do not add BOS/EOS tokens')
+    .option('--ignore-eos', 'go on past end-of-sequence tokens until -n or the context ends')
     .option('--json', 'print {"prompt_tokens","tokens","text"} instead of streaming');
   return withPromptAdapter(withModelLoading(withSampling(command))).action(async (modelArg, o) => {
     const path = modelPath(modelArg);
@@ -31,7 +32,7 @@ export function runCommand(): CommandUnknownOpts {
     warnIfCut(ctx, prefix + promptTokens.length, o.nPredict, trained);
     // one sequence: its cache holds what it can use, generation ends where the context does
     const engine = new LLMEngine(model, { maxNumSeqs: 1, maxModelLength: Math.min(ctx, prefix + promptTokens.length + o.nPredict), enablePrefixCaching: false });
-    const stream = engine.submit({ prompt: promptTokens, params: { sampling: samplingParams(o), maxTokens: o.nPredict, stop: o.stop } });
+    const stream = engine.submit({ prompt: promptTokens, params: { sampling: samplingParams(o), maxTokens: o.nPredict, stop: o.stop, ignoreEos: o.ignoreEos } });
     const [result] = await collectCompletions(stream, 1, o.json ? undefined : (delta) => process.stdout.write(delta.text));
     await engine.close();
     if (o.json) {
