@@ -40,7 +40,8 @@ const answer = (messages: ChatMessage[], n: number, sampling = { temperature: 0 
 test("printf 'Hi\\nHow are you?\\n' | npx kiln chat: answers and exits 0", { timeout: 300_000 }, async () => {
   const { code, stdout, stderr } = await pipeTo('npx', ['--offline', 'kiln', 'chat'], 'Hi\nHow are you?\n');
   assert.equal(code, 0, stderr);
-  assert.match(stdout, /[a-z]/i);
+  // each answer ends its line; the default model samples (temperature 0.8, any seed), so an answer may be as short as '.'
+  assert.ok(stdout.split('\n').length > 2 && stdout.trim() !== '', JSON.stringify(stdout));
   // nothing on stderr but, possibly, the one notice that old turns were dropped
   for (const line of stderr.split('\n').filter(Boolean)) assert.match(line, /^kiln chat: the conversation outgrew the context \(256 tokens\); dropping its oldest turns$/);
 });
