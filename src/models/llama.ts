@@ -6,7 +6,9 @@
 
 import type { Metadata } from '../gguf/metadata.js';
 import type { RopeParams } from '../kernels/backend.js';
-import type { Architecture, BoundModel, TensorSource } from './architecture.js';
+import type { Architecture, BoundModel, HFNames, TensorSource } from './architecture.js';
+import { baseMetadata } from '../hf/config.js';
+import { metaU32 } from '../gguf/writer.js';
 import { readBaseHParams, type HParams } from './hparams.js';
 import { expertTensors, gatedFFNTensors, layers, ropeAttentionHParams, swigluFFN, type GatedFFN, type RopeAttentionHParams } from './layers.js';
 import type { ExpertWeights, ModelOps } from './ops.js';
@@ -95,10 +97,44 @@ export function llamaForward<T, W>(ops: ModelOps<T, W>, hp: LlamaHParams, weight
   return { hidden, head: (h: T) => ops.linear(h, weights.output) }; // → [rows, nVocab]
 }
 
+/** Hugging Face's llama-family tensor names (LlamaForCausalLM, Qwen2ForCausalLM, …). */
+export const LLAMA_HF_TENSORS: Readonly<Record<string, string>> = {
+  'model.embed_tokens.weight': 'token_embd.weight',
+  'model.norm.weight': 'output_norm.weight',
+  'lm_head.weight': 'output.weight',
+  'model.layers.{N}.input_layernorm.weight': 'blk.{N}.attn_norm.weight',
+  'model.layers.{N}.self_attn.q_proj.weight': 'blk.{N}.attn_q.weight',
+  'model.layers.{N}.self_attn.k_proj.weight': 'blk.{N}.attn_k.weight',
+  'model.layers.{N}.self_attn.v_proj.weight': 'blk.{N}.attn_v.weight',
+  'model.layers.{N}.self_attn.q_proj.bias': 'blk.{N}.attn_q.bias',
+  'model.layers.{N}.self_attn.k_proj.bias': 'blk.{N}.attn_k.bias',
+  'model.layers.{N}.self_attn.v_proj.bias': 'blk.{N}.attn_v.bias',
+  'model.layers.{N}.self_attn.o_proj.weight': 'blk.{N}.attn_output.weight',
+  'model.layers.{N}.post_attention_layernorm.weight': 'blk.{N}.ffn_norm.weight',
+  'model.layers.{N}.mlp.gate_proj.weight': 'blk.{N}.ffn_gate.weight',
+  'model.layers.{N}.mlp.up_proj.weight': 'blk.{N}.ffn_up.weight',
+  'model.layers.{N}.mlp.down_proj.weight': 'blk.{N}.ffn_down.weight',
+};
+
+/** LlamaForCausalLM (and Mistral's, the same layout): its q/k rows are rotate-half ordered, GGUF's interleaved. */
+const llamaHF: HFNames = {
+  classes: ['LlamaForCausalLM', 'MistralForCausalLM'],
+  // LlamaModel.set_gguf_parameters: the base keys, then the vocabulary size and the rotary width
+  metadata: (c, fileType) => [
+    ...baseMetadata('llama', c, fileType),
+    ['llama.vocab_size', metaU32(c.count('vocab_size'))],
+    ['llama.rope.dimension_count', metaU32(c.count('head_dim', Math.floor(c.count('hidden_size') / c.count('num_attention_heads'))))],
+  ],
+  tensors: LLAMA_HF_TENSORS,
+  ignored: /\.rotary_emb\.inv_freq$/,
+  rotateHalf: { 'blk.{N}.attn_q.weight': 'q', 'blk.{N}.attn_k.weight': 'k' },
+};
+
 /** A llama-family architecture: `neox` selects the rope style, `biases` whether q/k/v biases must be there. */
-export function llamaFamily(names: string[], neox: boolean, biases: 'required' | 'optional'): Architecture<LlamaHParams> {
+export function llamaFamily(names: string[], neox: boolean, biases: 'required' | 'optional', hf?: HFNames): Architecture<LlamaHParams> {
   return {
     names,
+    hf,
     hparams: (meta) => readLlamaHParams(meta, neox),
     cacheRow: (hp) => ({ keys: hp.headCountKv * hp.keyLength, values: hp.headCountKv * hp.valueLength }),
     bind<W>(hp: LlamaHParams, tensors: TensorSource<W>): BoundModel<W> {
@@ -108,4 +144,4 @@ export function llamaFamily(names: string[], neox: boolean, biases: 'required' |
   };
 }
 
-export const llama = llamaFamily(['llama'], false, 'optional');
+export const llama = llamaFamily(['llama'], false, 'optional', llamaHF);

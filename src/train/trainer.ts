@@ -16,7 +16,7 @@ import { backward, crossEntropy } from './autograd.js';
 import { floatsMark, releaseFloats, setMatmulThreads } from './matmul.js';
 import { AdamW, clipGradNorm, learningRate } from './optim.js';
 import { byteTokenizer, createModel, forwardLogits, modelGGUF, tokenizerMetadata, type ModelShape, type TrainModel } from './llama-model.js';
-import { readHFTokenizerJson } from './hf-tokenizer-json.js';
+import { readHFTokenizerJson } from '../tokenizer/hf-tokenizer-json.js';
 import type { TrainedBPE } from './bpe-trainer.js';
 import { readCheckpoint, writeCheckpoint, CheckpointError, type LossPoint } from './checkpoint.js';
 import { lossCurveSvg } from './loss-curve.js';

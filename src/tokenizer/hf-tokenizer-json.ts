@@ -2,10 +2,10 @@
 // byte-to-unicode characters, specials as `added_tokens`, ByteLevel pre-tokenizer and decoder.
 
 import { readFileSync, writeFileSync } from 'node:fs';
-import { bytesToUnicode, unicodeToBytes } from '../tokenizer/bytes-to-unicode.js';
-import type { SpecialToken, TrainedBPE } from './bpe-trainer.js';
+import { bytesToUnicode, unicodeToBytes } from './bytes-to-unicode.js';
+import type { SpecialToken, TrainedBPE } from '../train/bpe-trainer.js';
 
-export type { SpecialToken, TrainedBPE } from './bpe-trainer.js';
+export type { SpecialToken, TrainedBPE } from '../train/bpe-trainer.js';
 
 export class HFTokenizerJsonError extends Error {
   constructor(message: string) {

@@ -1,0 +1,239 @@
+// A Hugging Face folder (config.json, model.safetensors or shards listed in model.safetensors.index.json, a
+// tokenizer) read as a model in kiln's vocabulary: GGUF metadata keys and tensor names, as llama.cpp's
+// convert_hf_to_gguf.py would write them, so that the folder goes through the same architecture bind as a GGUF.
+// Every tensor is checked against the shape the config implies before any weight is read; weights are read straight
+// to where the backend keeps them, rows reordered in place where Hugging Face orders them differently (q/k).
+
+import { closeSync, existsSync, openSync, readFileSync, statSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { placeInMemory, readFully, type TensorPlacer, GGUFModelFile } from '../gguf/model-file.js';
+import { metaString, metaU32 } from '../gguf/writer.js';
+import { tensorSize } from '../gguf/reader.js';
+import { GGUF_DEFAULT_ALIGNMENT, type GGUFHeader, type GGUFTensorInfo, type GGUFValue } from '../gguf/types.js';
+import { ARCHITECTURES } from '../models/registry.js';
+import { sameShape, tensorList, type Architecture, type HFNames } from '../models/architecture.js';
+import { GGMLType } from '../tensor/ggml-type.js';
+import { HFConfig } from './config.js';
+import { HFError, readSafetensorsHeader, type SafetensorsTensor } from './safetensors.js';
+import { tokenizerMetadata } from './tokenizer.js';
+
+const INDEX = 'model.safetensors.index.json';
+const SINGLE = 'model.safetensors';
+
+/** One checkpoint tensor under its GGUF name. */
+export interface HFTensor extends SafetensorsTensor {
+  /** the shard that holds it */
+  file: string;
+  ggufName: string;
+  /** GGUF dims, fastest first (the safetensors shape reversed) */
+  dims: number[];
+  /** rows are rotate-half ordered in groups of this many heads (undefined: stored as GGUF stores them) */
+  rotateHeads?: number;
+}
+
+export interface HFCheckpoint {
+  dir: string;
+  config: HFConfig;
+  arch: Architecture;
+  /** the GGUF architecture name */
+  archName: string;
+  tensors: HFTensor[];
+  /** GGUF metadata with `general.file_type` = fileType */
+  metadata(fileType: number): Map<string, GGUFValue>;
+}
+
+/** Whether `path` is a folder holding a config.json (a Hugging Face checkpoint). */
+export function isHFFolder(path: string): boolean {
+  return existsSync(path) && statSync(path).isDirectory() && existsSync(join(path, 'config.json'));
+}
+
+/** The architecture config.json's `architectures` names. */
+function findArchitecture(config: HFConfig): { arch: Architecture; hf: HFNames } {
+  const classes = config.values.architectures;
+  if (!Array.isArray(classes) || classes.length === 0 || typeof classes[0] !== 'string') {
+    throw new HFError('BAD_CONFIG', config.path, 'architectures', 'must list the model class (e.g. ["LlamaForCausalLM"])');
+  }
+  for (const arch of ARCHITECTURES) {
+    if (arch.hf?.classes.includes(classes[0])) return { arch, hf: arch.hf };
+  }
+  const known = ARCHITECTURES.flatMap((a) => a.hf?.classes ?? []);
+  throw new HFError('UNKNOWN_ARCHITECTURE', config.path, 'architectures', `${JSON.stringify(classes[0])} is not one kiln reads (${known.join(', ')})`);
+}
+
+/** `pattern` with `{N}` for a layer number, as a regular expression matching whole names. */
+function namePattern(pattern: string): RegExp {
+  return new RegExp('^' + pattern.split('{N}').map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('(\\d+)') + '$');
+}
+
+/** Renames `name` by a table of `from → to` patterns; undefined when no entry matches. */
+export function mapName(table: Readonly<Record<string, string>>, name: string, reverse = false): string | undefined {
+  for (const [hf, gguf] of Object.entries(table)) {
+    const [from, to] = reverse ? [gguf, hf] : [hf, gguf];
+    const m = namePattern(from).exec(name);
+    if (m) return to.replace('{N}', m[1] ?? '');
+  }
+  return undefined;
+}
+
+/** The shards and which tensors each holds: the index file's weight_map, or the single model.safetensors. */
+function shardFiles(dir: string): { index?: string; shards: Map<string, string[] | undefined> } {
+  const indexPath = join(dir, INDEX);
+  if (!existsSync(indexPath)) {
+    if (!existsSync(join(dir, SINGLE))) throw new HFError('MISSING_FILE', dir, '', `holds neither ${SINGLE} nor ${INDEX}`);
+    return { shards: new Map([[SINGLE, undefined]]) };
+  }
+  let map: unknown;
+  try {
+    map = (JSON.parse(readFileSync(indexPath, 'utf8')) as Record<string, unknown>).weight_map;
+  } catch (e) {
+    throw new HFError('BAD_CONFIG', indexPath, '', `is not JSON: ${(e as Error).message}`);
+  }
+  if (typeof map !== 'object' || map === null) throw new HFError('BAD_CONFIG', indexPath, 'weight_map', 'is missing');
+  const shards = new Map<string, string[]>();
+  for (const [tensor, file] of Object.entries(map)) {
+    // a shard is a file of this folder: no paths
+    if (typeof file !== 'string' || basename(file) !== file || !file.endsWith('.safetensors')) {
+      throw new HFError('BAD_CONFIG', indexPath, `weight_map.${tensor}`, `names ${JSON.stringify(file)}, not a .safetensors file of the folder`);
+    }
+    if (!existsSync(join(dir, file))) throw new HFError('MISSING_SHARD', indexPath, `weight_map.${tensor}`, `names shard ${file}, which is missing`);
+    shards.set(file, [...(shards.get(file) ?? []), tensor]);
+  }
+  return { index: indexPath, shards };
+}
+
+/** The checkpoint's tensors, each under its GGUF name, in the converter's order (shards by name, tensors by name). */
+function checkpointTensors(dir: string, hf: HFNames, config: HFConfig): HFTensor[] {
+  const { index, shards } = shardFiles(dir);
+  const heads = { q: config.count('num_attention_heads'), k: config.count('num_key_value_heads', config.count('num_attention_heads')) };
+  const tensors: HFTensor[] = [];
+  for (const file of [...shards.keys()].sort()) {
+    const path = join(dir, file);
+    const header = readSafetensorsHeader(path);
+    const listed = shards.get(file);
+    for (const name of listed ?? []) {
+      if (!header.tensors.some((t) => t.name === name)) throw new HFError('MISSING_SHARD', index!, `weight_map.${name}`, `says ${file} holds it, but it does not`);
+    }
+    for (const t of [...header.tensors].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+      if (listed && !listed.includes(t.name)) continue;
+      if (hf.ignored?.test(t.name)) continue;
+      const ggufName = mapName(hf.tensors, t.name);
+      if (ggufName === undefined) throw new HFError('UNKNOWN_TENSOR', path, t.name, 'is not a tensor of this architecture');
+      const rotate = hf.rotateHalf && (mapName(hf.rotateHalf, ggufName) as 'q' | 'k' | undefined);
+      tensors.push({ ...t, file: path, ggufName, dims: [...t.shape].reverse(), rotateHeads: rotate && heads[rotate] });
+    }
+  }
+  return tensors;
+}
+
+/** llama.cpp's Metadata.id_to_title: the folder name, dashes as spaces, all-lowercase words capitalized. */
+function titleOf(dir: string): string {
+  return basename(dir.replace(/\/+$/, '')).trim().replace(/-/g, ' ').split(/\s+/)
+    .map((w) => (w === w.toLowerCase() && !/^(v\d+(?:\.\d+)*|\d.*)$/.test(w) ? w.charAt(0).toUpperCase() + w.slice(1) : w)).join(' ');
+}
+
+/** gguf-py's model_weight_count_rounded_notation: 292800 → "293K", 7.24e9 → "7.2B". */
+export function sizeLabel(count: number): string {
+  const [scaled, suffix] = count > 1e12 ? [count * 1e-12, 'T'] : count > 1e9 ? [count * 1e-9, 'B'] : count > 1e6 ? [count * 1e-6, 'M'] : [count * 1e-3, 'K'];
+  const digits = Math.max(2 - String(Math.round(scaled)).replace(/^0+/, '').length, 0);
+  return scaled.toFixed(digits) + suffix;
+}
+
+/** Opens a Hugging Face folder: its config, architecture, tokenizer and tensor list, every shape checked. */
+export function openHFCheckpoint(dir: string): HFCheckpoint {
+  const config = HFConfig.read(join(dir, 'config.json'));
+  const { arch, hf } = findArchitecture(config);
+  const archName = arch.names[0];
+  const tensors = checkpointTensors(dir, hf, config);
+  const tokenizer = tokenizerMetadata(dir, config);
+  const elements = tensors.reduce((n, t) => n + t.shape.reduce((a, d) => a * d, 1), 0);
+  const metadata = (fileType: number) => new Map<string, GGUFValue>([
+    ['general.architecture', metaString(archName)],
+    ['general.type', metaString('model')],
+    ['general.name', metaString(titleOf(dir))],
+    ['general.size_label', metaString(sizeLabel(elements))],
+    ...hf.metadata(config, fileType),
+    ...tokenizer,
+    ['general.quantization_version', metaU32(2)],
+  ]);
+  checkAgainstConfig(arch, metadata(0), tensors, config);
+  return { dir, config, arch, archName, tensors, metadata };
+}
+
+/** Every tensor the architecture asks for must be there in the shape the config implies (named by file and tensor). */
+function checkAgainstConfig(arch: Architecture, metadata: Map<string, GGUFValue>, tensors: HFTensor[], config: HFConfig): void {
+  const byName = new Map(tensors.map((t) => [t.ggufName, t]));
+  for (const spec of tensorList(arch, arch.hparams(metadata), (name) => byName.has(name))) {
+    const t = byName.get(spec.name);
+    const hfName = mapName(arch.hf!.tensors, spec.name, true) ?? spec.name;
+    if (!t) throw new HFError('CONFIG_MISMATCH', config.path, hfName, `is required by the config (${arch.names[0]}) but no weights file holds it`);
+    if (!sameShape(t.dims, spec.dims)) {
+      throw new HFError('CONFIG_MISMATCH', t.file, t.name, `has shape [${t.shape.join(', ')}], config.json implies [${[...spec.dims].reverse().join(', ')}]`);
+    }
+    if (t.rotateHeads !== undefined && t.shape[0] % (2 * t.rotateHeads) !== 0) {
+      throw new HFError('CONFIG_MISMATCH', t.file, t.name, `has ${t.shape[0]} rows, not a whole number of heads' rotary pairs for ${t.rotateHeads} heads`);
+    }
+  }
+}
+
+/** The GGUF file type (llama_ftype) that names the checkpoint's matrices' dtype: 0 F32, 1 F16, 32 BF16. */
+export function storedFileType(tensors: readonly HFTensor[]): number {
+  const matrix = tensors.find((t) => t.shape.length >= 2);
+  return matrix?.type === GGMLType.BF16 ? 32 : matrix?.type === GGMLType.F16 ? 1 : 0;
+}
+
+/**
+ * Reorders a q/k weight's rows in place from Hugging Face's rotate-half order to GGUF's interleaved pairs (the
+ * converter's LlamaModel.permute): per head of d rows, HF row s·d/2 + i (s = 0, 1) becomes row 2i + s.
+ */
+export function interleaveRotaryRows(bytes: Uint8Array, rows: number, rowBytes: number, heads: number, inverse = false): void {
+  const d = rows / heads, half = d / 2;
+  for (let h = 0; h < heads; h++) {
+    const base = h * d * rowBytes;
+    const head = bytes.slice(base, base + d * rowBytes); // one head's rows as stored
+    for (let s = 0; s < 2; s++) {
+      for (let i = 0; i < half; i++) {
+        const [hfRow, ggufRow] = [s * half + i, 2 * i + s];
+        const [from, to] = inverse ? [ggufRow, hfRow] : [hfRow, ggufRow];
+        bytes.set(head.subarray(from * rowBytes, (from + 1) * rowBytes), base + to * rowBytes);
+      }
+    }
+  }
+}
+
+/** The tensor infos of a GGUF holding these tensors in this order (offsets aligned as a GGUF's). */
+function ggufInfos(tensors: readonly HFTensor[]): GGUFTensorInfo[] {
+  let offset = 0;
+  return tensors.map((t) => {
+    const info = { name: t.ggufName, dims: t.dims, type: t.type, offset, ...tensorSize(t.ggufName, t.dims, t.type) };
+    offset += Math.ceil(info.nBytes / GGUF_DEFAULT_ALIGNMENT) * GGUF_DEFAULT_ALIGNMENT;
+    return info;
+  });
+}
+
+/** Reads each tensor of the checkpoint (q/k rows reordered) into `into` at `at`; `fn` runs with that reader. */
+export function withTensorReader<T>(ckpt: HFCheckpoint, fn: (read: (t: HFTensor, into: Uint8Array, at: number) => void) => T): T {
+  const fds = new Map<string, number>();
+  try {
+    return fn((t, into, at) => {
+      let fd = fds.get(t.file);
+      if (fd === undefined) fds.set(t.file, (fd = openSync(t.file, 'r')));
+      readFully(fd, into, at, t.end - t.begin, t.begin, t.file);
+      if (t.rotateHeads !== undefined) {
+        interleaveRotaryRows(into.subarray(at, at + t.end - t.begin), t.shape[0], (t.end - t.begin) / t.shape[0], t.rotateHeads);
+      }
+    });
+  } finally {
+    for (const fd of fds.values()) closeSync(fd);
+  }
+}
+
+/** Loads a Hugging Face folder as a model file in GGUF's vocabulary, its weights placed by `place`. */
+export function loadHFModel(dir: string, place: TensorPlacer = placeInMemory): GGUFModelFile {
+  const ckpt = openHFCheckpoint(dir);
+  const infos = ggufInfos(ckpt.tensors);
+  const header: GGUFHeader = {
+    version: 3, metadata: ckpt.metadata(storedFileType(ckpt.tensors)), tensors: infos, alignment: GGUF_DEFAULT_ALIGNMENT, dataOffset: 0, fileSize: 0,
+  };
+  const byName = new Map(ckpt.tensors.map((t) => [t.ggufName, t]));
+  return withTensorReader(ckpt, (read) => place(dir, header, (info, into, at) => read(byName.get(info.name)!, into, at)));
+}

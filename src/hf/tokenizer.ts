@@ -1,0 +1,165 @@
+// The tokenizer of a Hugging Face folder as GGUF `tokenizer.*` metadata, as llama.cpp's converter writes it:
+// SentencePiece `tokenizer.model` → model "llama" (_create_vocab_sentencepiece), byte-level BPE `tokenizer.json` →
+// model "gpt2" (_set_vocab_gpt2); then SpecialVocab: merges, special token ids (tokenizer_config.json texts looked up
+// among tokenizer.json's added tokens, then config.json's `*_token_id`), add_bos/add_eos, the chat template.
+
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { metaArray, metaBool, metaString, metaU32 } from '../gguf/writer.js';
+import { GGUFValueType, type GGUFValue } from '../gguf/types.js';
+import { bytesToUnicode } from '../tokenizer/bytes-to-unicode.js';
+import { parseHFTokenizerJson } from '../tokenizer/hf-tokenizer-json.js';
+import { parseSentencePieceModel, SentencePieceModelError } from '../tokenizer/sentencepiece-model.js';
+import { TokenType } from '../tokenizer/vocab.js';
+import { HFConfig } from './config.js';
+import { HFError } from './safetensors.js';
+
+/** SpecialVocab's token kinds, in its order, with their GGUF key stems */
+const SPECIAL_KINDS = ['bos', 'eos', 'unk', 'sep', 'pad', 'cls', 'mask'] as const;
+
+/** SentencePiece's Type enum → GGUF token type (the converter: USER_DEFINED pieces count as NORMAL) */
+const PIECE_TYPES: Record<number, TokenType> = { 2: TokenType.UNKNOWN, 3: TokenType.CONTROL, 5: TokenType.UNUSED, 6: TokenType.BYTE };
+
+interface Vocabulary {
+  entries: [string, GGUFValue][];
+  /** added tokens' texts → ids (from tokenizer.json), where special token texts are looked up */
+  added: Map<string, number>;
+  merges?: string[];
+}
+
+/** GGUF tokenizer metadata for the folder `dir` (tokenizer.model preferred, as the converter for llama does). */
+export function tokenizerMetadata(dir: string, config: HFConfig): [string, GGUFValue][] {
+  const tokenizerConfig = existsSync(join(dir, 'tokenizer_config.json')) ? HFConfig.read(join(dir, 'tokenizer_config.json'), 'tokenizer_config.json') : undefined;
+  const vocabSize = config.has('vocab_size') ? config.count('vocab_size') : undefined;
+  const vocab = existsSync(join(dir, 'tokenizer.model'))
+    ? sentencePieceVocab(join(dir, 'tokenizer.model'), vocabSize, tokenizerConfig)
+    : existsSync(join(dir, 'tokenizer.json'))
+      ? byteLevelVocab(join(dir, 'tokenizer.json'))
+      : undefined;
+  if (!vocab) throw new HFError('MISSING_FILE', dir, '', 'holds neither tokenizer.model nor tokenizer.json');
+  return [...vocab.entries, ...specialVocab(config, tokenizerConfig, vocab)];
+}
+
+function sentencePieceVocab(path: string, vocabSize: number | undefined, tokenizerConfig: HFConfig | undefined): Vocabulary {
+  let pieces;
+  try {
+    pieces = parseSentencePieceModel(readFileSync(path)).pieces;
+  } catch (e) {
+    if (e instanceof SentencePieceModelError) throw new HFError('BAD_TOKENIZER', path, 'pieces', e.message);
+    throw e;
+  }
+  // the config's vocab_size, padded with unused [PADi] tokens when larger than the model's pieces
+  const n = Math.max(vocabSize ?? pieces.length, pieces.length);
+  const tokens = Array.from({ length: n }, (_, i) => pieces[i]?.piece ?? `[PAD${i}]`);
+  const scores = Array.from({ length: n }, (_, i) => pieces[i]?.score ?? -10000);
+  const types = Array.from({ length: n }, (_, i) => (pieces[i] ? PIECE_TYPES[pieces[i].type] ?? TokenType.NORMAL : TokenType.UNUSED));
+  const decoder = tokenizerConfig?.values.added_tokens_decoder;
+  for (const [key, entry] of Object.entries(typeof decoder === 'object' && decoder !== null ? decoder : {})) {
+    const id = Number(key), content = (entry as { content?: unknown }).content;
+    if (!Number.isInteger(id) || id < 0 || id >= n || typeof content !== 'string') continue;
+    const special = (entry as { special?: unknown }).special === true || looksSpecial(content);
+    tokens[id] = special ? content : content.replaceAll('\u2581', ' ');
+    types[id] = special ? TokenType.CONTROL : TokenType.USER_DEFINED;
+    scores[id] = -1000;
+  }
+  return {
+    entries: [
+      ['tokenizer.ggml.model', metaString('llama')],
+      ['tokenizer.ggml.pre', metaString('default')],
+      ['tokenizer.ggml.tokens', metaArray(GGUFValueType.STRING, tokens)],
+      ['tokenizer.ggml.scores', metaArray(GGUFValueType.FLOAT32, scores)],
+      ['tokenizer.ggml.token_type', metaArray(GGUFValueType.INT32, types)],
+    ],
+    added: new Map(),
+  };
+}
+
+/** the converter's does_token_look_special: added tokens some models leave unmarked but which are control tokens */
+function looksSpecial(text: string): boolean {
+  return ['<pad>', '<mask>', '<2mass>', '[@BOS@]'].includes(text) || (text.startsWith('<|') && text.endsWith('|>')) ||
+    (text.startsWith('<\uff5c') && text.endsWith('\uff5c>')) || (text.startsWith('<unused') && text.endsWith('>'));
+}
+
+/** llama.cpp's pre-tokenizer names for the split regexes Hugging Face tokenizers use */
+const PRE_BY_REGEX: [RegExp, string][] = [
+  [/\\p\{N\}\{1,3\}/, 'llama-bpe'],
+  [/^\(\?i:'s\|'t\|'re\|'ve\|'m\|'ll\|'d\)\|\[\^\\r\\n\\p\{L\}\\p\{N\}\]\?\\p\{L\}\+\|\\p\{N\}\|/, 'qwen2'],
+];
+
+/** The `tokenizer.ggml.pre` name for a tokenizer.json's pre_tokenizer. */
+function preTokenizerName(path: string, pre: unknown): string {
+  const steps = (pre as { type?: string; pretokenizers?: unknown[] } | null)?.type === 'Sequence' ? (pre as { pretokenizers: unknown[] }).pretokenizers : [pre];
+  const split = steps.find((s) => (s as { type?: string })?.type === 'Split') as { pattern?: { Regex?: string } } | undefined;
+  if (!split) {
+    if (steps.some((s) => (s as { type?: string })?.type === 'ByteLevel')) return 'gpt-2';
+    throw new HFError('BAD_TOKENIZER', path, 'pre_tokenizer', 'is not a byte-level split kiln knows');
+  }
+  const regex = split.pattern?.Regex ?? '';
+  const found = PRE_BY_REGEX.find(([re]) => re.test(regex));
+  if (!found) throw new HFError('BAD_TOKENIZER', path, 'pre_tokenizer', `splits by ${JSON.stringify(regex)}, a pattern kiln does not know`);
+  return found[1];
+}
+
+function byteLevelVocab(path: string): Vocabulary {
+  let doc: Record<string, unknown>;
+  try {
+    doc = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
+  } catch (e) {
+    throw new HFError('BAD_TOKENIZER', path, '', `is not JSON: ${(e as Error).message}`);
+  }
+  let bpe;
+  try {
+    bpe = parseHFTokenizerJson(doc);
+  } catch (e) {
+    throw new HFError('BAD_TOKENIZER', path, 'model', (e as Error).message);
+  }
+  const addedTokens = (doc.added_tokens ?? []) as { id: number; content: string; special?: boolean }[];
+  const added = new Map(addedTokens.map((t) => [t.content, t.id]));
+  const specials = new Set(bpe.specials.map((s) => s.id));
+  const addedText = new Map(addedTokens.map((t) => [t.id, t.content]));
+  const tokens = bpe.vocab.map((bytes, id) => addedText.get(id) ?? bytesToUnicode(bytes));
+  const types = tokens.map((_, id) => (specials.has(id) ? TokenType.CONTROL : addedText.has(id) ? TokenType.USER_DEFINED : TokenType.NORMAL));
+  return {
+    entries: [
+      ['tokenizer.ggml.model', metaString('gpt2')],
+      ['tokenizer.ggml.pre', metaString(preTokenizerName(path, doc.pre_tokenizer))],
+      ['tokenizer.ggml.tokens', metaArray(GGUFValueType.STRING, tokens)],
+      ['tokenizer.ggml.token_type', metaArray(GGUFValueType.INT32, types)],
+    ],
+    added,
+    merges: bpe.merges.map(([a, b]) => `${bytesToUnicode(a)} ${bytesToUnicode(b)}`),
+  };
+}
+
+/** A special token's text in tokenizer_config.json: a string or {content}. */
+function tokenText(entry: unknown): string | undefined {
+  if (typeof entry === 'string') return entry;
+  const content = (entry as { content?: unknown } | null)?.content;
+  return typeof content === 'string' ? content : undefined;
+}
+
+/** SpecialVocab.add_to_gguf: merges, special ids, add_* flags, chat template. */
+function specialVocab(config: HFConfig, tokenizerConfig: HFConfig | undefined, vocab: Vocabulary): [string, GGUFValue][] {
+  const out: [string, GGUFValue][] = [];
+  if (vocab.merges) out.push(['tokenizer.ggml.merges', metaArray(GGUFValueType.STRING, vocab.merges)]);
+  const tc = tokenizerConfig?.values ?? {};
+  for (const kind of SPECIAL_KINDS) {
+    const text = tokenText(tc[`${kind}_token`]);
+    const id = (text !== undefined ? vocab.added.get(text) : undefined) ?? config.tokenId(`${kind}_token_id`);
+    if (id !== undefined) out.push([`tokenizer.ggml.${kind}_token_id`, metaU32(id)]);
+  }
+  for (const kind of SPECIAL_KINDS) {
+    const add = tc[`add_${kind}_token`];
+    if (typeof add === 'boolean') out.push([`tokenizer.ggml.add_${kind}_token`, metaBool(add)]);
+  }
+  const template = chatTemplate(tc.chat_template);
+  if (template !== undefined) out.push(['tokenizer.chat_template', metaString(template)]);
+  return out;
+}
+
+/** tokenizer_config.json's chat_template: a string, or named templates of which "default" is the chat template */
+function chatTemplate(value: unknown): string | undefined {
+  if (typeof value === 'string') return value;
+  if (Array.isArray(value)) return (value.find((t) => (t as { name?: unknown })?.name === 'default') as { template?: string } | undefined)?.template;
+  return undefined;
+}
