@@ -4,11 +4,12 @@
 // Every tensor is checked against the shape the config implies before any weight is read; weights are read straight
 // to where the backend keeps them, rows reordered in place where Hugging Face orders them differently (q/k).
 
-import { closeSync, existsSync, openSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { placeInMemory, readFully, type TensorPlacer, GGUFModelFile } from '../gguf/model-file.js';
 import { metaString, metaU32 } from '../gguf/writer.js';
-import { tensorSize } from '../gguf/reader.js';
+import { readGGUFHeader, tensorSize } from '../gguf/reader.js';
+import type { Metadata } from '../gguf/metadata.js';
 import { GGUF_DEFAULT_ALIGNMENT, type GGUFHeader, type GGUFTensorInfo, type GGUFValue } from '../gguf/types.js';
 import { ARCHITECTURES } from '../models/registry.js';
 import { sameShape, tensorList, type Architecture, type HFNames } from '../models/architecture.js';
@@ -45,6 +46,19 @@ export interface HFCheckpoint {
 /** Whether `path` is a folder holding a config.json (a Hugging Face checkpoint). */
 export function isHFFolder(path: string): boolean {
   return existsSync(path) && statSync(path).isDirectory() && existsSync(join(path, 'config.json'));
+}
+
+/** The GGUF-keyed metadata of a model path: a GGUF file's, or what a Hugging Face folder converts to. */
+export function readModelMetadata(path: string): Metadata {
+  if (!isHFFolder(path)) return readGGUFHeader(path).metadata;
+  const ckpt = openHFCheckpoint(path);
+  return ckpt.metadata(storedFileType(ckpt.tensors));
+}
+
+/** Bytes of a model on disk: the GGUF file, or a folder's safetensors files. */
+export function modelFileBytes(path: string): number {
+  if (!isHFFolder(path)) return statSync(path).size;
+  return readdirSync(path).filter((f) => f.endsWith('.safetensors')).reduce((n, f) => n + statSync(join(path, f)).size, 0);
 }
 
 /** The architecture config.json's `architectures` names. */
