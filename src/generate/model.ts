@@ -2,7 +2,7 @@
 // and a backend to compute with. `forward` runs one batch against a KV cache and returns its logits.
 
 import { loadGGUF, placeInMemory, type GGUFModelFile } from '../gguf/model-file.js';
-import { isHFFolder, loadHFModel } from '../hf/checkpoint.js';
+import { loadModelFile } from '../hf/checkpoint.js';
 import type { HParams } from '../models/hparams.js';
 import { findArchitecture } from '../models/registry.js';
 import { checkedSource, type Architecture, type BoundModel, type ModelOutput } from '../models/architecture.js';
@@ -63,7 +63,7 @@ export class Model {
     const backend: Backend = options.backend ?? createBackend();
     // a backend may place the weights where it computes on them (the WASM backend reads them into its memories)
     const place = backend.placeTensors?.bind(backend) ?? placeInMemory;
-    const model = new Model(isHFFolder(path) ? loadHFModel(path, place) : loadGGUF(path, place), backend);
+    const model = new Model(loadModelFile(path, place), backend);
     if (options.lora?.length) model.lora = loadLoraAdapters(options.lora, model.file);
     if (options.promptAdapter) model.promptAdapter = readPromptAdapter(loadGGUF(options.promptAdapter), model.hparams.arch, model.hparams.embeddingLength);
     return model;

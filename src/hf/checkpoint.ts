@@ -6,7 +6,7 @@
 
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { placeInMemory, readFully, type TensorPlacer, GGUFModelFile } from '../gguf/model-file.js';
+import { loadGGUF, placeInMemory, readFully, type TensorPlacer, GGUFModelFile } from '../gguf/model-file.js';
 import { metaString, metaU32 } from '../gguf/writer.js';
 import { readGGUFHeader, tensorSize } from '../gguf/reader.js';
 import type { Metadata } from '../gguf/metadata.js';
@@ -239,6 +239,11 @@ export function withTensorReader<T>(ckpt: HFCheckpoint, fn: (read: (t: HFTensor,
   } finally {
     for (const fd of fds.values()) closeSync(fd);
   }
+}
+
+/** A GGUF file, or a Hugging Face folder read as one: the model at `path` with its weights placed by `place`. */
+export function loadModelFile(path: string, place: TensorPlacer = placeInMemory): GGUFModelFile {
+  return isHFFolder(path) ? loadHFModel(path, place) : loadGGUF(path, place);
 }
 
 /** Loads a Hugging Face folder as a model file in GGUF's vocabulary, its weights placed by `place`. */

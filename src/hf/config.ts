@@ -3,6 +3,7 @@
 
 import { readFileSync } from 'node:fs';
 import { metaF32, metaU32 } from '../gguf/writer.js';
+import { getNumber, type Metadata } from '../gguf/metadata.js';
 import type { GGUFValue } from '../gguf/types.js';
 import { HFError } from './safetensors.js';
 
@@ -103,3 +104,13 @@ export function baseMetadata(arch: string, c: HFConfig, fileType: number): [stri
 }
 
 const LAYERS = ['n_layers', 'num_hidden_layers', 'n_layer', 'num_layers'];
+
+/** config.json's bos/eos token ids from GGUF metadata */
+export function specialIds(meta: Metadata): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const kind of ['bos', 'eos']) {
+    const id = getNumber(meta, `tokenizer.ggml.${kind}_token_id`);
+    if (id !== undefined) out[`${kind}_token_id`] = id;
+  }
+  return out;
+}

@@ -137,3 +137,35 @@ function tensorEntry(path: string, name: string, entry: unknown): SafetensorsTen
   }
   return { name, type: DTYPES[dtype], shape: shape as number[], begin, end };
 }
+
+export interface SafetensorsInput {
+  name: string;
+  /** F32, F16 or BF16 */
+  type: GGMLType;
+  shape: readonly number[];
+  data: Uint8Array;
+}
+
+/** A safetensors file holding `tensors` in the given order (the header padded with spaces to 8 bytes, as the crate does). */
+export function safetensorsBytes(tensors: readonly SafetensorsInput[], metadata: Record<string, string> = { format: 'pt' }): Uint8Array {
+  const header: Record<string, unknown> = { __metadata__: metadata };
+  let offset = 0;
+  for (const t of tensors) {
+    const dtype = Object.keys(DTYPES).find((d) => DTYPES[d] === t.type);
+    if (dtype === undefined) throw new RangeError(`tensor "${t.name}": safetensors cannot hold ggml type ${t.type}`);
+    header[t.name] = { dtype, shape: t.shape, data_offsets: [offset, offset + t.data.length] };
+    offset += t.data.length;
+  }
+  let json = JSON.stringify(header);
+  json += ' '.repeat((8 - (json.length % 8)) % 8);
+  const jsonBytes = new TextEncoder().encode(json);
+  const out = new Uint8Array(8 + jsonBytes.length + offset);
+  new DataView(out.buffer).setBigUint64(0, BigInt(jsonBytes.length), true);
+  out.set(jsonBytes, 8);
+  let at = 8 + jsonBytes.length;
+  for (const t of tensors) {
+    out.set(t.data, at);
+    at += t.data.length;
+  }
+  return out;
+}

@@ -66,6 +66,8 @@ export interface HFNames {
   readonly ignored?: RegExp;
   /** GGUF tensors whose rows Hugging Face keeps in rotate-half order per head: 'q' split by head_count, 'k' by head_count_kv */
   readonly rotateHalf?: Readonly<Record<string, 'q' | 'k'>>;
+  /** config.json for a model's GGUF metadata (the inverse of `metadata`; absent: not exportable); `tied`: no output.weight */
+  config?(meta: Metadata, tied: boolean): Record<string, unknown>;
 }
 
 export class TensorShapeError extends Error {

@@ -7,7 +7,7 @@
 import type { Metadata } from '../gguf/metadata.js';
 import type { RopeParams } from '../kernels/backend.js';
 import type { Architecture, BoundModel, HFNames, TensorSource } from './architecture.js';
-import { baseMetadata } from '../hf/config.js';
+import { baseMetadata, specialIds } from '../hf/config.js';
 import { metaU32 } from '../gguf/writer.js';
 import { readBaseHParams, type HParams } from './hparams.js';
 import { expertTensors, gatedFFNTensors, layers, ropeAttentionHParams, swigluFFN, type GatedFFN, type RopeAttentionHParams } from './layers.js';
@@ -128,6 +128,16 @@ const llamaHF: HFNames = {
   tensors: LLAMA_HF_TENSORS,
   ignored: /\.rotary_emb\.inv_freq$/,
   rotateHalf: { 'blk.{N}.attn_q.weight': 'q', 'blk.{N}.attn_k.weight': 'k' },
+  config(meta, tied) {
+    const hp = readLlamaHParams(meta, false);
+    return {
+      architectures: ['LlamaForCausalLM'], model_type: 'llama',
+      hidden_size: hp.embeddingLength, intermediate_size: hp.feedForwardLength, num_hidden_layers: hp.blockCount,
+      num_attention_heads: hp.headCount, num_key_value_heads: hp.headCountKv, head_dim: hp.keyLength, vocab_size: hp.vocabSize,
+      max_position_embeddings: hp.contextLength, rms_norm_eps: hp.rmsEps, rope_theta: hp.rope.freqBase, hidden_act: 'silu',
+      tie_word_embeddings: tied, ...specialIds(meta),
+    };
+  },
 };
 
 /** A llama-family architecture: `neox` selects the rope style, `biases` whether q/k/v biases must be there. */

@@ -1,0 +1,105 @@
+// A model in kiln's (GGUF's) vocabulary written as a Hugging Face folder: config.json from the architecture's
+// hyper-parameters, model.safetensors with Hugging Face's tensor names (q/k rows back in rotate-half order), the
+// vocabulary as tokenizer.model (SentencePiece) or tokenizer.json (byte-level BPE), and tokenizer_config.json.
+// Reading the folder back (checkpoint.ts) gives the same tensors, hence the same logits.
+
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { getArray, getBool, getNumber, getString, requireString, type Metadata } from '../gguf/metadata.js';
+import { writeGGUF, type GGUFWriteInput } from '../gguf/writer.js';
+import { findArchitecture } from '../models/registry.js';
+import { GGMLType } from '../tensor/ggml-type.js';
+import { dequantizeTensor } from '../tensor/index.js';
+import { unicodeToBytes } from '../tokenizer/bytes-to-unicode.js';
+import { hfTokenizerJsonText } from '../tokenizer/hf-tokenizer-json.js';
+import { sentencePieceModelBytes } from '../tokenizer/sentencepiece-model.js';
+import { TokenType } from '../tokenizer/vocab.js';
+import { interleaveRotaryRows, mapName } from './checkpoint.js';
+import { DTYPES, HFError, safetensorsBytes, type SafetensorsInput } from './safetensors.js';
+
+/** The folder's tensors: renamed, q/k rows de-interleaved, quantized ones as F32. */
+function hfTensors(input: GGUFWriteInput, archName: string): SafetensorsInput[] {
+  const hf = findArchitecture(archName).hf!;
+  const heads = { q: getNumber(input.metadata, `${archName}.attention.head_count`)!, k: getNumber(input.metadata, `${archName}.attention.head_count_kv`) ?? getNumber(input.metadata, `${archName}.attention.head_count`)! };
+  return input.tensors.map((t) => {
+    const name = mapName(hf.tensors, t.name, true);
+    if (name === undefined) throw new HFError('UNKNOWN_TENSOR', t.name, t.name, `has no Hugging Face name in ${archName}`);
+    const stored = Object.values(DTYPES).includes(t.type);
+    const type = stored ? t.type : GGMLType.F32;
+    const floats = stored ? undefined : dequantizeTensor({ ...t, dims: [...t.dims] });
+    const data = floats ? new Uint8Array(floats.buffer) : t.data.slice();
+    const shape = [...t.dims].reverse();
+    const rotate = hf.rotateHalf && (mapName(hf.rotateHalf, t.name) as 'q' | 'k' | undefined);
+    if (rotate) interleaveRotaryRows(data, shape[0], data.length / shape[0], heads[rotate], true);
+    return { name, type, shape, data };
+  });
+}
+
+/** GGUF token types → SentencePiece's Type enum: the same numbers (NORMAL 1 … BYTE 6), UNDEFINED as NORMAL */
+const pieceType = (type: number): number => (type >= TokenType.NORMAL && type <= TokenType.BYTE ? type : TokenType.NORMAL);
+
+/** The vocabulary's own file: tokenizer.model for SentencePiece ("llama"), tokenizer.json for byte-level BPE ("gpt2"). */
+function tokenizerFile(meta: Metadata): [string, Uint8Array | string] {
+  const model = requireString(meta, 'tokenizer.ggml.model');
+  const tokens = getArray<string>(meta, 'tokenizer.ggml.tokens') ?? [];
+  const types = getArray<number>(meta, 'tokenizer.ggml.token_type') ?? [];
+  if (model === 'llama') {
+    const scores = getArray<number>(meta, 'tokenizer.ggml.scores') ?? [];
+    const pieces = tokens.map((piece, i) => ({ piece, score: scores[i] ?? 0, type: pieceType(types[i] ?? 1) }));
+    return ['tokenizer.model', sentencePieceModelBytes({ pieces, modelType: 2, byteFallback: types.includes(TokenType.BYTE), addDummyPrefix: getBool(meta, 'tokenizer.ggml.add_space_prefix') ?? true })];
+  }
+  if (model === 'gpt2') {
+    const special = (i: number) => types[i] === TokenType.CONTROL || types[i] === TokenType.USER_DEFINED;
+    const vocab = tokens.map((text, i) => (special(i) ? new TextEncoder().encode(text) : unicodeToBytes(text) ?? new TextEncoder().encode(text)));
+    const merges = (getArray<string>(meta, 'tokenizer.ggml.merges') ?? []).map((m): [Uint8Array, Uint8Array] => {
+      const [a, b] = m.split(' ');
+      return [unicodeToBytes(a)!, unicodeToBytes(b)!];
+    });
+    const specials = tokens.flatMap((content, id) => (special(id) ? [{ id, content }] : []));
+    return ['tokenizer.json', hfTokenizerJsonText({ vocab, merges, specials })];
+  }
+  throw new HFError('BAD_TOKENIZER', 'tokenizer.ggml.model', 'tokenizer.ggml.model', `${model} vocabularies cannot be exported`);
+}
+
+/** tokenizer_config.json: special token texts, add_bos/add_eos, the chat template. */
+function tokenizerConfig(meta: Metadata): Record<string, unknown> {
+  const tokens = getArray<string>(meta, 'tokenizer.ggml.tokens') ?? [];
+  const out: Record<string, unknown> = {};
+  for (const kind of ['bos', 'eos', 'unk', 'pad']) {
+    const id = getNumber(meta, `tokenizer.ggml.${kind}_token_id`);
+    if (id !== undefined && tokens[id] !== undefined) out[`${kind}_token`] = tokens[id];
+  }
+  for (const kind of ['bos', 'eos']) {
+    const add = getBool(meta, `tokenizer.ggml.add_${kind}_token`);
+    if (add !== undefined) out[`add_${kind}_token`] = add;
+  }
+  const template = getString(meta, 'tokenizer.chat_template');
+  if (template !== undefined) out.chat_template = template;
+  out.tokenizer_class = getString(meta, 'tokenizer.ggml.model') === 'llama' ? 'LlamaTokenizer' : 'PreTrainedTokenizerFast';
+  return out;
+}
+
+/** Writes `input` (a model as kiln writes a GGUF) as a Hugging Face folder `dir`. */
+export function writeHFFolder(dir: string, input: GGUFWriteInput): void {
+  const meta = input.metadata;
+  const archName = requireString(meta, 'general.architecture');
+  const arch = findArchitecture(archName);
+  if (!arch.hf?.config) throw new HFError('UNKNOWN_ARCHITECTURE', dir, 'general.architecture', `${archName} models cannot be exported to a Hugging Face folder`);
+  const tensors = hfTensors(input, archName);
+  const config = { ...arch.hf.config(meta, !input.tensors.some((t) => t.name === 'output.weight')), torch_dtype: 'float32' };
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(config, null, 2) + '\n');
+  writeFileSync(join(dir, 'model.safetensors'), safetensorsBytes(tensors));
+  const [file, contents] = tokenizerFile(meta);
+  writeFileSync(join(dir, file), contents);
+  writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify(tokenizerConfig(meta), null, 2) + '\n');
+}
+
+/** How a trained model is written: a GGUF file, or a Hugging Face folder. */
+export type ModelFormat = 'gguf' | 'hf';
+export const MODEL_FORMATS: readonly ModelFormat[] = ['gguf', 'hf'];
+
+export async function writeModel(path: string, input: GGUFWriteInput, format: ModelFormat = 'gguf'): Promise<void> {
+  if (format === 'hf') writeHFFolder(path, input);
+  else await writeGGUF(path, input);
+}
