@@ -2,7 +2,7 @@
 // tokenizer) read as a model in kiln's vocabulary: GGUF metadata keys and tensor names, as llama.cpp's
 // convert_hf_to_gguf.py would write them, so that the folder goes through the same architecture bind as a GGUF.
 // Every tensor is checked against the shape the config implies before any weight is read; weights are read straight
-// to where the backend keeps them, rows reordered in place where Hugging Face orders them differently (q/k).
+// to where the backend keeps them and rewritten in place where Hugging Face lays them out differently (layout.ts).
 
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
@@ -17,6 +17,8 @@ import { GGMLType } from '../tensor/ggml-type.js';
 import { HFConfig } from './config.js';
 import { HFError, readSafetensorsHeader, type SafetensorsTensor } from './safetensors.js';
 import { tokenizerMetadata } from './tokenizer.js';
+import { changeLayout, layoutChange, type LayoutChange } from './layout.js';
+import { mapName } from './names.js';
 
 const INDEX = 'model.safetensors.index.json';
 const SINGLE = 'model.safetensors';
@@ -28,8 +30,8 @@ export interface HFTensor extends SafetensorsTensor {
   ggufName: string;
   /** GGUF dims, fastest first (the safetensors shape reversed) */
   dims: number[];
-  /** rows are rotate-half ordered in groups of this many heads (undefined: stored as GGUF stores them) */
-  rotateHeads?: number;
+  /** how its bytes differ from the GGUF tensor's (undefined: not at all) */
+  change?: LayoutChange;
 }
 
 export interface HFCheckpoint {
@@ -72,21 +74,6 @@ function findArchitecture(config: HFConfig): { arch: Architecture; hf: HFNames }
   }
   const known = ARCHITECTURES.flatMap((a) => a.hf?.classes ?? []);
   throw new HFError('UNKNOWN_ARCHITECTURE', config.path, 'architectures', `${JSON.stringify(classes[0])} is not one kiln reads (${known.join(', ')})`);
-}
-
-/** `pattern` with `{N}` for a layer number, as a regular expression matching whole names. */
-function namePattern(pattern: string): RegExp {
-  return new RegExp('^' + pattern.split('{N}').map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('(\\d+)') + '$');
-}
-
-/** Renames `name` by a table of `from → to` patterns; undefined when no entry matches. */
-export function mapName(table: Readonly<Record<string, string>>, name: string, reverse = false): string | undefined {
-  for (const [hf, gguf] of Object.entries(table)) {
-    const [from, to] = reverse ? [gguf, hf] : [hf, gguf];
-    const m = namePattern(from).exec(name);
-    if (m) return to.replace('{N}', m[1] ?? '');
-  }
-  return undefined;
 }
 
 /** The shards and which tensors each holds: the index file's weight_map, or the single model.safetensors. */
@@ -132,8 +119,9 @@ function checkpointTensors(dir: string, hf: HFNames, config: HFConfig): HFTensor
       if (hf.ignored?.test(t.name)) continue;
       const ggufName = mapName(hf.tensors, t.name);
       if (ggufName === undefined) throw new HFError('UNKNOWN_TENSOR', path, t.name, 'is not a tensor of this architecture');
-      const rotate = hf.rotateHalf && (mapName(hf.rotateHalf, ggufName) as 'q' | 'k' | undefined);
-      tensors.push({ ...t, file: path, ggufName, dims: [...t.shape].reverse(), rotateHeads: rotate && heads[rotate] });
+      const change = layoutChange(hf, ggufName, heads);
+      // GGUF dims are the torch Linear shape reversed; a transposed (Conv1D) weight's stored shape is that already
+      tensors.push({ ...t, file: path, ggufName, dims: change?.transposed ? [...t.shape] : [...t.shape].reverse(), change });
     }
   }
   return tensors;
@@ -183,8 +171,9 @@ function checkAgainstConfig(arch: Architecture, metadata: Map<string, GGUFValue>
     if (!sameShape(t.dims, spec.dims)) {
       throw new HFError('CONFIG_MISMATCH', t.file, t.name, `has shape [${t.shape.join(', ')}], config.json implies [${[...spec.dims].reverse().join(', ')}]`);
     }
-    if (t.rotateHeads !== undefined && t.shape[0] % (2 * t.rotateHeads) !== 0) {
-      throw new HFError('CONFIG_MISMATCH', t.file, t.name, `has ${t.shape[0]} rows, not a whole number of heads' rotary pairs for ${t.rotateHeads} heads`);
+    const heads = t.change?.rotateHeads;
+    if (heads !== undefined && t.shape[0] % (2 * heads) !== 0) {
+      throw new HFError('CONFIG_MISMATCH', t.file, t.name, `has ${t.shape[0]} rows, not a whole number of heads' rotary pairs for ${heads} heads`);
     }
   }
 }
@@ -193,25 +182,6 @@ function checkAgainstConfig(arch: Architecture, metadata: Map<string, GGUFValue>
 export function storedFileType(tensors: readonly HFTensor[]): number {
   const matrix = tensors.find((t) => t.shape.length >= 2);
   return matrix?.type === GGMLType.BF16 ? 32 : matrix?.type === GGMLType.F16 ? 1 : 0;
-}
-
-/**
- * Reorders a q/k weight's rows in place from Hugging Face's rotate-half order to GGUF's interleaved pairs (the
- * converter's LlamaModel.permute): per head of d rows, HF row s·d/2 + i (s = 0, 1) becomes row 2i + s.
- */
-export function interleaveRotaryRows(bytes: Uint8Array, rows: number, rowBytes: number, heads: number, inverse = false): void {
-  const d = rows / heads, half = d / 2;
-  for (let h = 0; h < heads; h++) {
-    const base = h * d * rowBytes;
-    const head = bytes.slice(base, base + d * rowBytes); // one head's rows as stored
-    for (let s = 0; s < 2; s++) {
-      for (let i = 0; i < half; i++) {
-        const [hfRow, ggufRow] = [s * half + i, 2 * i + s];
-        const [from, to] = inverse ? [ggufRow, hfRow] : [hfRow, ggufRow];
-        bytes.set(head.subarray(from * rowBytes, (from + 1) * rowBytes), base + to * rowBytes);
-      }
-    }
-  }
 }
 
 /** The tensor infos of a GGUF holding these tensors in this order (offsets aligned as a GGUF's). */
@@ -224,7 +194,7 @@ function ggufInfos(tensors: readonly HFTensor[]): GGUFTensorInfo[] {
   });
 }
 
-/** Reads each tensor of the checkpoint (q/k rows reordered) into `into` at `at`; `fn` runs with that reader. */
+/** Reads each tensor of the checkpoint (in GGUF's layout) into `into` at `at`; `fn` runs with that reader. */
 export function withTensorReader<T>(ckpt: HFCheckpoint, fn: (read: (t: HFTensor, into: Uint8Array, at: number) => void) => T): T {
   const fds = new Map<string, number>();
   try {
@@ -232,9 +202,7 @@ export function withTensorReader<T>(ckpt: HFCheckpoint, fn: (read: (t: HFTensor,
       let fd = fds.get(t.file);
       if (fd === undefined) fds.set(t.file, (fd = openSync(t.file, 'r')));
       readFully(fd, into, at, t.end - t.begin, t.begin, t.file);
-      if (t.rotateHeads !== undefined) {
-        interleaveRotaryRows(into.subarray(at, at + t.end - t.begin), t.shape[0], (t.end - t.begin) / t.shape[0], t.rotateHeads);
-      }
+      if (t.change) changeLayout(into.subarray(at, at + t.end - t.begin), t.type, t.shape, t.change);
     });
   } finally {
     for (const fd of fds.values()) closeSync(fd);

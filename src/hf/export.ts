@@ -1,5 +1,5 @@
 // A model in kiln's (GGUF's) vocabulary written as a Hugging Face folder: config.json from the architecture's
-// hyper-parameters, model.safetensors with Hugging Face's tensor names (q/k rows back in rotate-half order), the
+// hyper-parameters, model.safetensors with Hugging Face's tensor names and layout (layout.ts, inverted), the
 // vocabulary as tokenizer.model (SentencePiece) or tokenizer.json (byte-level BPE), and tokenizer_config.json.
 // Reading the folder back (checkpoint.ts) gives the same tensors, hence the same logits.
 
@@ -14,7 +14,8 @@ import { unicodeToBytes } from '../tokenizer/bytes-to-unicode.js';
 import { hfTokenizerJsonText } from '../tokenizer/hf-tokenizer-json.js';
 import { sentencePieceModelBytes } from '../tokenizer/sentencepiece-model.js';
 import { TokenType } from '../tokenizer/vocab.js';
-import { interleaveRotaryRows, mapName } from './checkpoint.js';
+import { changeLayout, layoutChange } from './layout.js';
+import { mapName } from './names.js';
 import { DTYPES, HFError, safetensorsBytes, type SafetensorsInput } from './safetensors.js';
 
 /** The folder's tensors: renamed, q/k rows de-interleaved, quantized ones as F32. */
@@ -28,9 +29,9 @@ function hfTensors(input: GGUFWriteInput, archName: string): SafetensorsInput[] 
     const type = stored ? t.type : GGMLType.F32;
     const floats = stored ? undefined : dequantizeTensor({ ...t, dims: [...t.dims] });
     const data = floats ? new Uint8Array(floats.buffer) : t.data.slice();
-    const shape = [...t.dims].reverse();
-    const rotate = hf.rotateHalf && (mapName(hf.rotateHalf, t.name) as 'q' | 'k' | undefined);
-    if (rotate) interleaveRotaryRows(data, shape[0], data.length / shape[0], heads[rotate], true);
+    const change = layoutChange(hf, t.name, heads);
+    const shape = change?.transposed ? [...t.dims] : [...t.dims].reverse();
+    if (change) changeLayout(data, type, shape, change, true);
     return { name, type, shape, data };
   });
 }

@@ -66,6 +66,10 @@ export interface HFNames {
   readonly ignored?: RegExp;
   /** GGUF tensors whose rows Hugging Face keeps in rotate-half order per head: 'q' split by head_count, 'k' by head_count_kv */
   readonly rotateHalf?: Readonly<Record<string, 'q' | 'k'>>;
+  /** GGUF tensors Hugging Face stores transposed, [in, out] (GPT-2's Conv1D) */
+  readonly transposed?: RegExp;
+  /** GGUF tensors Hugging Face stores minus one (gemma's norms: x·(1 + w)) */
+  readonly plusOne?: RegExp;
   /** config.json for a model's GGUF metadata (the inverse of `metadata`; absent: not exportable); `tied`: no output.weight */
   config?(meta: Metadata, tied: boolean): Record<string, unknown>;
 }
