@@ -105,7 +105,8 @@ function shardFiles(dir: string): { index?: string; shards: Map<string, string[]
 /** The checkpoint's tensors, each under its GGUF name, in the converter's order (shards by name, tensors by name). */
 function checkpointTensors(dir: string, hf: HFNames, config: HFConfig): HFTensor[] {
   const { index, shards } = shardFiles(dir);
-  const heads = { q: config.count('num_attention_heads'), k: config.count('num_key_value_heads', config.count('num_attention_heads')) };
+  // the head counts that split rotate-half rows (read only where the architecture has such tensors)
+  const heads = hf.rotateHalf ? { q: config.count('num_attention_heads'), k: config.count('num_key_value_heads', config.count('num_attention_heads')) } : { q: 0, k: 0 };
   const tensors: HFTensor[] = [];
   for (const file of [...shards.keys()].sort()) {
     const path = join(dir, file);
@@ -155,6 +156,7 @@ export function openHFCheckpoint(dir: string): HFCheckpoint {
     ['general.size_label', metaString(sizeLabel(elements))],
     ...hf.metadata(config, fileType),
     ...tokenizer,
+    ...(hf.tokenizer ?? []),
     ['general.quantization_version', metaU32(2)],
   ]);
   checkAgainstConfig(arch, metadata(0), tensors, config);

@@ -17,6 +17,7 @@ import { TokenType } from '../tokenizer/vocab.js';
 import { changeLayout, layoutChange } from './layout.js';
 import { mapName } from './names.js';
 import { DTYPES, HFError, safetensorsBytes, type SafetensorsInput } from './safetensors.js';
+import { SPLIT_REGEX } from './tokenizer.js';
 
 /** The folder's tensors: renamed, q/k rows de-interleaved, quantized ones as F32. */
 function hfTensors(input: GGUFWriteInput, archName: string): SafetensorsInput[] {
@@ -57,9 +58,22 @@ function tokenizerFile(meta: Metadata): [string, Uint8Array | string] {
       return [unicodeToBytes(a)!, unicodeToBytes(b)!];
     });
     const specials = tokens.flatMap((content, id) => (special(id) ? [{ id, content }] : []));
-    return ['tokenizer.json', hfTokenizerJsonText({ vocab, merges, specials })];
+    return ['tokenizer.json', withSplit(hfTokenizerJsonText({ vocab, merges, specials }), getString(meta, 'tokenizer.ggml.pre') ?? 'gpt-2')];
   }
   throw new HFError('BAD_TOKENIZER', 'tokenizer.ggml.model', 'tokenizer.ggml.model', `${model} vocabularies cannot be exported`);
+}
+
+/** tokenizer.json text whose pre-tokenizer splits by the regex of llama.cpp's pre-tokenizer `pre` before ByteLevel */
+function withSplit(json: string, pre: string): string {
+  if (pre === 'gpt-2') return json;
+  const regex = SPLIT_REGEX[pre];
+  if (regex === undefined) throw new HFError('BAD_TOKENIZER', 'tokenizer.ggml.pre', 'tokenizer.ggml.pre', `${pre} has no Hugging Face pre-tokenizer kiln writes`);
+  const doc = JSON.parse(json) as Record<string, unknown>;
+  doc.pre_tokenizer = { type: 'Sequence', pretokenizers: [
+    { type: 'Split', pattern: { Regex: regex }, behavior: 'Isolated', invert: false },
+    { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: false },
+  ] };
+  return JSON.stringify(doc, null, 2) + '\n';
 }
 
 /** tokenizer_config.json: special token texts, add_bos/add_eos, the chat template. */

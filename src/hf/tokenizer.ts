@@ -80,11 +80,11 @@ function looksSpecial(text: string): boolean {
     (text.startsWith('<\uff5c') && text.endsWith('\uff5c>')) || (text.startsWith('<unused') && text.endsWith('>'));
 }
 
-/** llama.cpp's pre-tokenizer names for the split regexes Hugging Face tokenizers use */
-const PRE_BY_REGEX: [RegExp, string][] = [
-  [/\\p\{N\}\{1,3\}/, 'llama-bpe'],
-  [/^\(\?i:'s\|'t\|'re\|'ve\|'m\|'ll\|'d\)\|\[\^\\r\\n\\p\{L\}\\p\{N\}\]\?\\p\{L\}\+\|\\p\{N\}\|/, 'qwen2'],
-];
+/** The split regexes of Hugging Face tokenizers by llama.cpp's pre-tokenizer name (a plain ByteLevel step: gpt-2) */
+export const SPLIT_REGEX: Readonly<Record<string, string>> = {
+  'llama-bpe': String.raw`(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`,
+  qwen2: String.raw`(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`,
+};
 
 /** The `tokenizer.ggml.pre` name for a tokenizer.json's pre_tokenizer. */
 function preTokenizerName(path: string, pre: unknown): string {
@@ -95,9 +95,9 @@ function preTokenizerName(path: string, pre: unknown): string {
     throw new HFError('BAD_TOKENIZER', path, 'pre_tokenizer', 'is not a byte-level split kiln knows');
   }
   const regex = split.pattern?.Regex ?? '';
-  const found = PRE_BY_REGEX.find(([re]) => re.test(regex));
-  if (!found) throw new HFError('BAD_TOKENIZER', path, 'pre_tokenizer', `splits by ${JSON.stringify(regex)}, a pattern kiln does not know`);
-  return found[1];
+  const name = Object.keys(SPLIT_REGEX).find((n) => SPLIT_REGEX[n] === regex);
+  if (!name) throw new HFError('BAD_TOKENIZER', path, 'pre_tokenizer', `splits by ${JSON.stringify(regex)}, a pattern kiln does not know`);
+  return name;
 }
 
 function byteLevelVocab(path: string): Vocabulary {

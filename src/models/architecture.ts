@@ -70,6 +70,8 @@ export interface HFNames {
   readonly transposed?: RegExp;
   /** GGUF tensors Hugging Face stores minus one (gemma's norms: x·(1 + w)) */
   readonly plusOne?: RegExp;
+  /** tokenizer metadata the architecture's converter adds after the vocabulary's */
+  readonly tokenizer?: readonly [string, GGUFValue][];
   /** config.json for a model's GGUF metadata (the inverse of `metadata`; absent: not exportable); `tied`: no output.weight */
   config?(meta: Metadata, tied: boolean): Record<string, unknown>;
 }

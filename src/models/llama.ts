@@ -128,17 +128,20 @@ const llamaHF: HFNames = {
   tensors: LLAMA_HF_TENSORS,
   ignored: /\.rotary_emb\.inv_freq$/,
   rotateHalf: { 'blk.{N}.attn_q.weight': 'q', 'blk.{N}.attn_k.weight': 'k' },
-  config(meta, tied) {
-    const hp = readLlamaHParams(meta, false);
-    return {
-      architectures: ['LlamaForCausalLM'], model_type: 'llama',
-      hidden_size: hp.embeddingLength, intermediate_size: hp.feedForwardLength, num_hidden_layers: hp.blockCount,
-      num_attention_heads: hp.headCount, num_key_value_heads: hp.headCountKv, head_dim: hp.keyLength, vocab_size: hp.vocabSize,
-      max_position_embeddings: hp.contextLength, rms_norm_eps: hp.rmsEps, rope_theta: hp.rope.freqBase, hidden_act: 'silu',
-      tie_word_embeddings: tied, ...specialIds(meta),
-    };
-  },
+  config: (meta, tied) => llamaConfig(meta, tied, 'LlamaForCausalLM', 'llama', false),
 };
+
+/** config.json of a llama-family model (the keys LlamaConfig and Qwen2Config share) */
+export function llamaConfig(meta: Metadata, tied: boolean, modelClass: string, modelType: string, neox: boolean): Record<string, unknown> {
+  const hp = readLlamaHParams(meta, neox);
+  return {
+    architectures: [modelClass], model_type: modelType,
+    hidden_size: hp.embeddingLength, intermediate_size: hp.feedForwardLength, num_hidden_layers: hp.blockCount,
+    num_attention_heads: hp.headCount, num_key_value_heads: hp.headCountKv, head_dim: hp.keyLength, vocab_size: hp.vocabSize,
+    max_position_embeddings: hp.contextLength, rms_norm_eps: hp.rmsEps, rope_theta: hp.rope.freqBase, hidden_act: 'silu',
+    tie_word_embeddings: tied, ...specialIds(meta),
+  };
+}
 
 /** A llama-family architecture: `neox` selects the rope style, `biases` whether q/k/v biases must be there. */
 export function llamaFamily(names: string[], neox: boolean, biases: 'required' | 'optional', hf?: HFNames): Architecture<LlamaHParams> {

@@ -46,8 +46,9 @@ export function hfTokenizerJsonText(bpe: TrainedBPE): string {
     },
   };
   const vocabLines = tokens.map((t, id) => `      ${JSON.stringify(t)}: ${id}`).join(',\n');
-  // the only unescaped `"vocab": {}` in the text is the model's key (quotes inside strings are escaped)
-  return JSON.stringify(doc, null, 2).replace('"vocab": {}', `"vocab": {\n${vocabLines}\n    }`) + '\n';
+  // the only unescaped `"vocab": {}` in the text is the model's key (quotes inside strings are escaped); a function
+  // inserts the lines as they are (a replacement string would read "$$" in a token as "$")
+  return JSON.stringify(doc, null, 2).replace('"vocab": {}', () => `"vocab": {\n${vocabLines}\n    }`) + '\n';
 }
 
 export function writeHFTokenizerJson(path: string, bpe: TrainedBPE): void {

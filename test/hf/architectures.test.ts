@@ -1,0 +1,47 @@
+// The zoo architectures' Hugging Face names (stated from their public configs and llama.cpp's converter): each zoo
+// model written as a Hugging Face folder — Conv1D weights transposed (gpt2), norms minus one (gemma2), fused
+// projections (phi3), NEOX q/k as stored (qwen2) — loads back as the same model.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadGGUF } from '../../src/gguf/model-file.js';
+import { ggufWithTensors } from '../../src/train/load-gguf-params.js';
+import { writeHFFolder } from '../../src/hf/export.js';
+import { readSafetensorsHeader } from '../../src/hf/safetensors.js';
+import { Model } from '../../src/generate/model.js';
+import { evaluate } from '../../src/generate/generate.js';
+import { sharedPath } from '../shared.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'kiln-hf-zoo-'));
+
+/** [zoo file, model class, an HF tensor name it must have, largest logit difference allowed] */
+const ZOO: [string, string, string, number][] = [
+  ['qwen2-f16.gguf', 'Qwen2ForCausalLM', 'model.layers.0.self_attn.q_proj.bias', 0],
+  ['gpt2-f16.gguf', 'GPT2LMHeadModel', 'transformer.h.0.attn.c_attn.weight', 0],
+  ['phi3-f32.gguf', 'Phi3ForCausalLM', 'model.layers.0.self_attn.qkv_proj.weight', 0],
+  // (w − 1) + 1 rounds in f32: the norms may move by an ulp
+  ['gemma2-f32.gguf', 'Gemma2ForCausalLM', 'model.layers.0.pre_feedforward_layernorm.weight', 1e-4],
+];
+
+for (const [file, modelClass, hfName, tolerance] of ZOO) {
+  test(`${file} as a ${modelClass} folder loads back as the same model`, () => {
+    const source = sharedPath('conformance', 'models', file);
+    const dir = join(tmp, file.replace('.gguf', ''));
+    writeHFFolder(dir, ggufWithTensors(loadGGUF(source), new Map()));
+    assert.deepEqual(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')).architectures, [modelClass]);
+    assert.ok(readSafetensorsHeader(join(dir, 'model.safetensors')).tensors.some((t) => t.name === hfName), hfName);
+    const [gguf, hf] = [Model.load(source), Model.load(dir)];
+    assert.deepEqual(hf.hparams, gguf.hparams);
+    const text = 'The quick brown fox jumps over the lazy dog. 12345 $$ costs';
+    const prompt = gguf.tokenizer.encode(text);
+    // gemma's converter turns the SentencePiece space prefix off (this fixture GGUF did not)
+    if (modelClass !== 'Gemma2ForCausalLM') assert.deepEqual(hf.tokenizer.encode(text), prompt);
+    const [a, b] = [evaluate(gguf, prompt), evaluate(hf, prompt)];
+    let diff = 0;
+    for (let i = 0; i < a.length; i++) diff = Math.max(diff, Math.abs(a[i] - b[i]));
+    assert.ok(diff <= tolerance, `max logit difference ${diff}`);
+  });
+}
