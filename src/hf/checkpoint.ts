@@ -18,17 +18,30 @@ import { HFConfig } from './config.js';
 import { HFError, readSafetensorsHeader, type SafetensorsTensor } from './safetensors.js';
 import { tokenizerMetadata } from './tokenizer.js';
 import { changeLayout, layoutChange, type LayoutChange } from './layout.js';
-import { mapName } from './names.js';
+import { mapName, matchName } from './names.js';
 
 const INDEX = 'model.safetensors.index.json';
 const SINGLE = 'model.safetensors';
 
-/** One checkpoint tensor under its GGUF name. */
-export interface HFTensor extends SafetensorsTensor {
-  /** the shard that holds it */
+/** A stored tensor and the shard that holds it. */
+export interface StoredTensor extends SafetensorsTensor {
   file: string;
+}
+
+/** One GGUF tensor, read from one checkpoint tensor or stacked from one per expert. */
+export interface HFTensor {
+  /** what it is read from, in order: one tensor, or every expert's (0 first) */
+  parts: StoredTensor[];
+  /** the first part's name and file (what errors name) */
+  name: string;
+  file: string;
+  type: GGMLType;
+  /** Hugging Face shape, outermost first (experts stacked outermost) */
+  shape: number[];
+  /** bytes of all parts */
+  nBytes: number;
   ggufName: string;
-  /** GGUF dims, fastest first (the safetensors shape reversed) */
+  /** GGUF dims, fastest first (the shape reversed, but for transposed weights) */
   dims: number[];
   /** how its bytes differ from the GGUF tensor's (undefined: not at all) */
   change?: LayoutChange;
@@ -102,12 +115,30 @@ function shardFiles(dir: string): { index?: string; shards: Map<string, string[]
   return { index: indexPath, shards };
 }
 
-/** The checkpoint's tensors, each under its GGUF name, in the converter's order (shards by name, tensors by name). */
+/** Stacks each GGUF tensor's per-expert parts (checked to be experts 0…n−1 of one dtype and shape). */
+function stackExperts(ggufName: string, experts: Map<number, StoredTensor>): Omit<HFTensor, 'ggufName' | 'dims' | 'change'> {
+  const parts = [...experts.keys()].sort((a, b) => a - b).map((e, i) => {
+    const part = experts.get(e)!;
+    if (e !== i) throw new HFError('MISSING_SHARD', part.file, part.name, `is expert ${e}, but expert ${i} of ${ggufName} is missing`);
+    const first = experts.get(0)!;
+    if (part.type !== first.type || part.shape.join() !== first.shape.join()) {
+      throw new HFError('BAD_SHAPE', part.file, part.name, `differs in dtype or shape from ${first.name}`);
+    }
+    return part;
+  });
+  return { parts, name: parts[0].name, file: parts[0].file, type: parts[0].type, shape: [parts.length, ...parts[0].shape], nBytes: parts.reduce((n, p) => n + p.end - p.begin, 0) };
+}
+
+/**
+ * The checkpoint's tensors, each under its GGUF name, in the converter's order (shards by name, tensors by name; a
+ * stacked expert tensor where its last expert comes).
+ */
 function checkpointTensors(dir: string, hf: HFNames, config: HFConfig): HFTensor[] {
   const { index, shards } = shardFiles(dir);
   // the head counts that split rotate-half rows (read only where the architecture has such tensors)
   const heads = hf.rotateHalf ? { q: config.count('num_attention_heads'), k: config.count('num_key_value_heads', config.count('num_attention_heads')) } : { q: 0, k: 0 };
-  const tensors: HFTensor[] = [];
+  const found: [string, StoredTensor][] = [];
+  const experts = new Map<string, Map<number, StoredTensor>>();
   for (const file of [...shards.keys()].sort()) {
     const path = join(dir, file);
     const header = readSafetensorsHeader(path);
@@ -118,13 +149,21 @@ function checkpointTensors(dir: string, hf: HFNames, config: HFConfig): HFTensor
     for (const t of [...header.tensors].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
       if (listed && !listed.includes(t.name)) continue;
       if (hf.ignored?.test(t.name)) continue;
-      const ggufName = mapName(hf.tensors, t.name);
-      if (ggufName === undefined) throw new HFError('UNKNOWN_TENSOR', path, t.name, 'is not a tensor of this architecture');
-      const change = layoutChange(hf, ggufName, heads);
-      // GGUF dims are the torch Linear shape reversed; a transposed (Conv1D) weight's stored shape is that already
-      tensors.push({ ...t, file: path, ggufName, dims: change?.transposed ? [...t.shape] : [...t.shape].reverse(), change });
+      const match = matchName(hf.tensors, t.name);
+      if (match === undefined) throw new HFError('UNKNOWN_TENSOR', path, t.name, 'is not a tensor of this architecture');
+      found.push([match.name, { ...t, file: path }]);
+      if (match.expert !== undefined) experts.set(match.name, (experts.get(match.name) ?? new Map()).set(match.expert, { ...t, file: path }));
     }
   }
+  const last = new Map(found.map(([ggufName], i) => [ggufName, i]));
+  const tensors: HFTensor[] = [];
+  found.forEach(([ggufName, t], i) => {
+    if (last.get(ggufName) !== i) return; // an expert tensor is placed once, at its last part
+    const read = experts.has(ggufName) ? stackExperts(ggufName, experts.get(ggufName)!) : { parts: [t], name: t.name, file: t.file, type: t.type, shape: t.shape, nBytes: t.end - t.begin };
+    const change = layoutChange(hf, ggufName, heads);
+    // GGUF dims are the torch Linear shape reversed; a transposed (Conv1D) weight's stored shape is that already
+    tensors.push({ ...read, ggufName, dims: change?.transposed ? [...read.shape] : [...read.shape].reverse(), change });
+  });
   return tensors;
 }
 
@@ -201,10 +240,14 @@ export function withTensorReader<T>(ckpt: HFCheckpoint, fn: (read: (t: HFTensor,
   const fds = new Map<string, number>();
   try {
     return fn((t, into, at) => {
-      let fd = fds.get(t.file);
-      if (fd === undefined) fds.set(t.file, (fd = openSync(t.file, 'r')));
-      readFully(fd, into, at, t.end - t.begin, t.begin, t.file);
-      if (t.change) changeLayout(into.subarray(at, at + t.end - t.begin), t.type, t.shape, t.change);
+      let offset = at;
+      for (const part of t.parts) {
+        let fd = fds.get(part.file);
+        if (fd === undefined) fds.set(part.file, (fd = openSync(part.file, 'r')));
+        readFully(fd, into, offset, part.end - part.begin, part.begin, part.file);
+        offset += part.end - part.begin;
+      }
+      if (t.change) changeLayout(into.subarray(at, at + t.nBytes), t.type, t.shape, t.change);
     });
   } finally {
     for (const fd of fds.values()) closeSync(fd);

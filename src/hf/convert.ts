@@ -33,7 +33,7 @@ export function convertedType(t: HFTensor, outType: OutType): GGMLType {
 export function convertHF(dir: string, outType: OutType): GGUFWriteInput {
   const ckpt = openHFCheckpoint(dir);
   const tensors = withTensorReader(ckpt, (read) => ckpt.tensors.map((t): GGUFTensorInput => {
-    const stored = new Uint8Array(t.end - t.begin);
+    const stored = new Uint8Array(t.nBytes);
     read(t, stored, 0);
     const type = convertedType(t, outType);
     if (type === t.type) return { name: t.ggufName, dims: t.dims, type, data: stored };

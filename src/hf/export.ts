@@ -21,20 +21,29 @@ import { SPLIT_REGEX } from './tokenizer.js';
 
 /** The folder's tensors: renamed, q/k rows de-interleaved, quantized ones as F32. */
 function hfTensors(input: GGUFWriteInput, archName: string): SafetensorsInput[] {
-  const hf = findArchitecture(archName).hf!;
-  const heads = { q: getNumber(input.metadata, `${archName}.attention.head_count`)!, k: getNumber(input.metadata, `${archName}.attention.head_count_kv`) ?? getNumber(input.metadata, `${archName}.attention.head_count`)! };
-  return input.tensors.map((t) => {
-    const name = mapName(hf.tensors, t.name, true);
-    if (name === undefined) throw new HFError('UNKNOWN_TENSOR', t.name, t.name, `has no Hugging Face name in ${archName}`);
-    const stored = Object.values(DTYPES).includes(t.type);
-    const type = stored ? t.type : GGMLType.F32;
-    const floats = stored ? undefined : dequantizeTensor({ ...t, dims: [...t.dims] });
-    const data = floats ? new Uint8Array(floats.buffer) : t.data.slice();
-    const change = layoutChange(hf, t.name, heads);
-    const shape = change?.transposed ? [...t.dims] : [...t.dims].reverse();
-    if (change) changeLayout(data, type, shape, change, true);
-    return { name, type, shape, data };
+  return input.tensors.flatMap((t): SafetensorsInput[] => {
+    const whole = hfTensor(t, archName, input.metadata);
+    if (!whole.name.includes('{E}')) return [whole];
+    // a stacked expert tensor: one Hugging Face tensor per expert
+    const [n, ...shape] = whole.shape, bytes = whole.data.length / n;
+    return Array.from({ length: n }, (_, e) => ({ ...whole, name: whole.name.replace('{E}', String(e)), shape, data: whole.data.subarray(e * bytes, (e + 1) * bytes) }));
   });
+}
+
+/** One GGUF tensor under its Hugging Face name (`{E}` left in where experts are stacked) and layout. */
+function hfTensor(t: GGUFWriteInput['tensors'][number], archName: string, meta: Metadata): SafetensorsInput {
+  const hf = findArchitecture(archName).hf!;
+  const heads = { q: getNumber(meta, `${archName}.attention.head_count`)!, k: getNumber(meta, `${archName}.attention.head_count_kv`) ?? getNumber(meta, `${archName}.attention.head_count`)! };
+  const name = mapName(hf.tensors, t.name, true);
+  if (name === undefined) throw new HFError('UNKNOWN_TENSOR', t.name, t.name, `has no Hugging Face name in ${archName}`);
+  const stored = Object.values(DTYPES).includes(t.type);
+  const type = stored ? t.type : GGMLType.F32;
+  const floats = stored ? undefined : dequantizeTensor({ ...t, dims: [...t.dims] });
+  const data = floats ? new Uint8Array(floats.buffer) : t.data.slice();
+  const change = layoutChange(hf, t.name, heads);
+  const shape = change?.transposed ? [...t.dims] : [...t.dims].reverse();
+  if (change) changeLayout(data, type, shape, change, true);
+  return { name, type, shape, data };
 }
 
 /** GGUF token types → SentencePiece's Type enum: the same numbers (NORMAL 1 … BYTE 6), UNDEFINED as NORMAL */

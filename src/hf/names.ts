@@ -1,16 +1,25 @@
-// Tensor names between Hugging Face and GGUF: tables of `from → to` patterns where `{N}` stands for a layer number.
+// Tensor names between Hugging Face and GGUF: tables of `from → to` patterns where `{N}` stands for a layer number
+// and `{E}` for an expert's (Hugging Face keeps one tensor per expert, GGUF one stacked tensor per layer).
 
-/** `pattern` as a regular expression matching whole names, `{N}` a captured layer number. */
+/** `pattern` as a regular expression matching whole names, `{N}` and `{E}` captured. */
 function namePattern(pattern: string): RegExp {
-  return new RegExp('^' + pattern.split('{N}').map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('(\\d+)') + '$');
+  const escaped = pattern.replace(/[.*+?^$()|[\]\\]/g, '\\$&');
+  return new RegExp('^' + escaped.replace('{N}', '(?<N>\\d+)').replace('{E}', '(?<E>\\d+)') + '$');
 }
 
-/** Renames `name` by the first entry of `table` that matches it (`reverse`: from the values to the keys). */
-export function mapName(table: Readonly<Record<string, string>>, name: string, reverse = false): string | undefined {
+/** The first entry of `table` matching `name` (`reverse`: from the values to the keys): the renamed name, with the
+ *  expert number when `name` is one expert's; a reverse name still holds `{E}` where the stacked tensor splits. */
+export function matchName(table: Readonly<Record<string, string>>, name: string, reverse = false): { name: string; expert?: number } | undefined {
   for (const [hf, gguf] of Object.entries(table)) {
     const [from, to] = reverse ? [gguf, hf] : [hf, gguf];
     const m = namePattern(from).exec(name);
-    if (m) return to.replace('{N}', m[1] ?? '');
+    if (!m) continue;
+    const { N, E } = m.groups ?? {}; // no groups: a name without layer or expert
+    return { name: to.replace('{N}', N ?? ''), expert: E === undefined ? undefined : Number(E) };
   }
   return undefined;
+}
+
+export function mapName(table: Readonly<Record<string, string>>, name: string, reverse = false): string | undefined {
+  return matchName(table, name, reverse)?.name;
 }

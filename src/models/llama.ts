@@ -116,19 +116,31 @@ export const LLAMA_HF_TENSORS: Readonly<Record<string, string>> = {
   'model.layers.{N}.mlp.down_proj.weight': 'blk.{N}.ffn_down.weight',
 };
 
+/** Mixtral's sparse feed-forward: a router and one w1 (gate), w3 (up), w2 (down) per expert, stacked in GGUF */
+const MIXTRAL_HF_TENSORS: Readonly<Record<string, string>> = {
+  'model.layers.{N}.block_sparse_moe.gate.weight': 'blk.{N}.ffn_gate_inp.weight',
+  'model.layers.{N}.block_sparse_moe.experts.{E}.w1.weight': 'blk.{N}.ffn_gate_exps.weight',
+  'model.layers.{N}.block_sparse_moe.experts.{E}.w3.weight': 'blk.{N}.ffn_up_exps.weight',
+  'model.layers.{N}.block_sparse_moe.experts.{E}.w2.weight': 'blk.{N}.ffn_down_exps.weight',
+};
+
 /** LlamaForCausalLM (and Mistral's, the same layout): its q/k rows are rotate-half ordered, GGUF's interleaved. */
 const llamaHF: HFNames = {
-  classes: ['LlamaForCausalLM', 'MistralForCausalLM'],
+  classes: ['LlamaForCausalLM', 'MistralForCausalLM', 'MixtralForCausalLM'],
   // LlamaModel.set_gguf_parameters: the base keys, then the vocabulary size and the rotary width
   metadata: (c, fileType) => [
     ...baseMetadata('llama', c, fileType),
     ['llama.vocab_size', metaU32(c.count('vocab_size'))],
     ['llama.rope.dimension_count', metaU32(c.count('head_dim', Math.floor(c.count('hidden_size') / c.count('num_attention_heads'))))],
   ],
-  tensors: LLAMA_HF_TENSORS,
+  tensors: { ...LLAMA_HF_TENSORS, ...MIXTRAL_HF_TENSORS },
   ignored: /\.rotary_emb\.inv_freq$/,
   rotateHalf: { 'blk.{N}.attn_q.weight': 'q', 'blk.{N}.attn_k.weight': 'k' },
-  config: (meta, tied) => llamaConfig(meta, tied, 'LlamaForCausalLM', 'llama', false),
+  config(meta, tied) {
+    const hp = readLlamaHParams(meta, false);
+    if (hp.expertCount === 0) return llamaConfig(meta, tied, 'LlamaForCausalLM', 'llama', false);
+    return { ...llamaConfig(meta, tied, 'MixtralForCausalLM', 'mixtral', false), num_local_experts: hp.expertCount, num_experts_per_tok: hp.expertUsedCount };
+  },
 };
 
 /** config.json of a llama-family model (the keys LlamaConfig and Qwen2Config share) */

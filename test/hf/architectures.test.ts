@@ -1,16 +1,16 @@
 // The zoo architectures' Hugging Face names (stated from their public configs and llama.cpp's converter): each zoo
 // model written as a Hugging Face folder — Conv1D weights transposed (gpt2), norms minus one (gemma2), fused
-// projections (phi3), NEOX q/k as stored (qwen2) — loads back as the same model.
+// projections (phi3), NEOX q/k as stored (qwen2), experts one tensor each (Mixtral) — loads back as the same model.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadGGUF } from '../../src/gguf/model-file.js';
 import { ggufWithTensors } from '../../src/train/load-gguf-params.js';
 import { writeHFFolder } from '../../src/hf/export.js';
-import { readSafetensorsHeader } from '../../src/hf/safetensors.js';
+import { HFError, readSafetensorsHeader, safetensorsBytes } from '../../src/hf/safetensors.js';
 import { Model } from '../../src/generate/model.js';
 import { evaluate } from '../../src/generate/generate.js';
 import { sharedPath } from '../shared.js';
@@ -45,3 +45,28 @@ for (const [file, modelClass, hfName, tolerance] of ZOO) {
     assert.ok(diff <= tolerance, `max logit difference ${diff}`);
   });
 }
+
+test('a Mixtral-style llama (moe-f32.gguf): experts written one tensor each and stacked again on load', () => {
+  const source = sharedPath('conformance', 'models', 'moe-f32.gguf');
+  const dir = join(tmp, 'moe');
+  writeHFFolder(dir, ggufWithTensors(loadGGUF(source), new Map()));
+  const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+  const gguf = Model.load(source);
+  assert.deepEqual([config.architectures, config.num_local_experts], [['MixtralForCausalLM'], gguf.hparams.expertCount]);
+  const names = readSafetensorsHeader(join(dir, 'model.safetensors')).tensors.map((t) => t.name);
+  assert.ok(names.includes(`model.layers.0.block_sparse_moe.experts.${gguf.hparams.expertCount - 1}.w2.weight`));
+  const hf = Model.load(dir);
+  const prompt = gguf.tokenizer.encode('The quick brown fox');
+  assert.deepEqual(evaluate(hf, prompt), evaluate(gguf, prompt));
+});
+
+test('a missing expert names the file and the next expert\'s tensor', () => {
+  const dir = join(tmp, 'moe-gap');
+  writeHFFolder(dir, ggufWithTensors(loadGGUF(sharedPath('conformance', 'models', 'moe-f32.gguf')), new Map()));
+  const path = join(dir, 'model.safetensors');
+  const header = readSafetensorsHeader(path), bytes = readFileSync(path);
+  const kept = header.tensors.filter((t) => t.name !== 'model.layers.0.block_sparse_moe.experts.1.w1.weight');
+  writeFileSync(path, safetensorsBytes(kept.map((t) => ({ name: t.name, type: t.type, shape: t.shape, data: bytes.subarray(t.begin, t.end) }))));
+  assert.throws(() => Model.load(dir), (e: unknown) =>
+    e instanceof HFError && e.code === 'MISSING_SHARD' && e.file === path && e.field === 'model.layers.0.block_sparse_moe.experts.2.w1.weight');
+});
