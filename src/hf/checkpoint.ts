@@ -119,7 +119,7 @@ function shardFiles(dir: string): { index?: string; shards: Map<string, string[]
 function stackExperts(ggufName: string, experts: Map<number, StoredTensor>): Omit<HFTensor, 'ggufName' | 'dims' | 'change'> {
   const parts = [...experts.keys()].sort((a, b) => a - b).map((e, i) => {
     const part = experts.get(e)!;
-    if (e !== i) throw new HFError('MISSING_SHARD', part.file, part.name, `is expert ${e}, but expert ${i} of ${ggufName} is missing`);
+    if (e !== i) throw new HFError('MISSING_TENSOR', part.file, part.name, `is expert ${e}, but expert ${i} of ${ggufName} is missing`);
     const first = experts.get(0)!;
     if (part.type !== first.type || part.shape.join() !== first.shape.join()) {
       throw new HFError('BAD_SHAPE', part.file, part.name, `differs in dtype or shape from ${first.name}`);

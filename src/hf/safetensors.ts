@@ -10,7 +10,7 @@ import { GGMLType } from '../tensor/ggml-type.js';
 export type HFErrorCode =
   | 'IO' | 'TRUNCATED' | 'BAD_HEADER' | 'BAD_DTYPE' | 'BAD_SHAPE' | 'TENSOR_OUT_OF_BOUNDS' | 'OVERLAPPING_TENSORS'
   | 'MISSING_SHARD' | 'MISSING_FILE' | 'BAD_CONFIG' | 'CONFIG_MISMATCH' | 'UNKNOWN_ARCHITECTURE' | 'UNKNOWN_TENSOR'
-  | 'BAD_TOKENIZER';
+  | 'BAD_TOKENIZER' | 'MISSING_TENSOR';
 
 /** A problem in a Hugging Face folder: `file` is the file, `field` the header entry or config key at fault. */
 export class HFError extends Error {

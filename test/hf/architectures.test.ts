@@ -68,5 +68,5 @@ test('a missing expert names the file and the next expert\'s tensor', () => {
   const kept = header.tensors.filter((t) => t.name !== 'model.layers.0.block_sparse_moe.experts.1.w1.weight');
   writeFileSync(path, safetensorsBytes(kept.map((t) => ({ name: t.name, type: t.type, shape: t.shape, data: bytes.subarray(t.begin, t.end) }))));
   assert.throws(() => Model.load(dir), (e: unknown) =>
-    e instanceof HFError && e.code === 'MISSING_SHARD' && e.file === path && e.field === 'model.layers.0.block_sparse_moe.experts.2.w1.weight');
+    e instanceof HFError && e.code === 'MISSING_TENSOR' && e.file === path && e.field === 'model.layers.0.block_sparse_moe.experts.2.w1.weight');
 });
