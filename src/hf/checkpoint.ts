@@ -58,9 +58,9 @@ export interface HFCheckpoint {
   metadata(fileType: number): Map<string, GGUFValue>;
 }
 
-/** Whether `path` is a folder holding a config.json (a Hugging Face checkpoint). */
+/** Whether `path` is a folder: read as a Hugging Face checkpoint (whose missing files are named when it loads). */
 export function isHFFolder(path: string): boolean {
-  return existsSync(path) && statSync(path).isDirectory() && existsSync(join(path, 'config.json'));
+  return existsSync(path) && statSync(path).isDirectory();
 }
 
 /** The GGUF-keyed metadata of a model path: a GGUF file's, or what a Hugging Face folder converts to. */

@@ -17,6 +17,9 @@ import { HFError } from './safetensors.js';
 /** SpecialVocab's token kinds, in its order, with their GGUF key stems */
 const SPECIAL_KINDS = ['bos', 'eos', 'unk', 'sep', 'pad', 'cls', 'mask'] as const;
 
+/** unused tokens the converter may add to reach config.json's vocab_size (real checkpoints pad to a multiple of 64 or 128) */
+const MAX_PADDING = 65536;
+
 /** SentencePiece's Type enum → GGUF token type (the converter: USER_DEFINED pieces count as NORMAL) */
 const PIECE_TYPES: Record<number, TokenType> = { 2: TokenType.UNKNOWN, 3: TokenType.CONTROL, 5: TokenType.UNUSED, 6: TokenType.BYTE };
 
@@ -48,8 +51,9 @@ function sentencePieceVocab(path: string, vocabSize: number | undefined, tokeniz
     if (e instanceof SentencePieceModelError) throw new HFError('BAD_TOKENIZER', path, 'pieces', e.message);
     throw e;
   }
-  // the config's vocab_size, padded with unused [PADi] tokens when larger than the model's pieces
+  // the config's vocab_size, padded with unused [PADi] tokens when larger than the model's pieces (by a bounded number)
   const n = Math.max(vocabSize ?? pieces.length, pieces.length);
+  if (n > pieces.length + MAX_PADDING) throw new HFError('CONFIG_MISMATCH', path, 'pieces', `holds ${pieces.length} pieces, far fewer than config.json's vocab_size ${n}`);
   const tokens = Array.from({ length: n }, (_, i) => pieces[i]?.piece ?? `[PAD${i}]`);
   const scores = Array.from({ length: n }, (_, i) => pieces[i]?.score ?? -10000);
   const types = Array.from({ length: n }, (_, i) => (pieces[i] ? PIECE_TYPES[pieces[i].type] ?? TokenType.NORMAL : TokenType.UNUSED));

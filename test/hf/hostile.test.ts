@@ -120,3 +120,13 @@ test('an unknown architecture or tensor names config.json\'s architectures or th
   const withExtra = folder('unknown-tensor', { 'model.safetensors': readFileSync(extra) });
   expectHFError(() => Model.load(withExtra), 'UNKNOWN_TENSOR', join(withExtra, 'model.safetensors'), 'model.vision_tower.weight');
 });
+
+test('a broken tokenizer, a missing config and a vocabulary far smaller than the config\'s are named', () => {
+  const broken = folder('broken-tokenizer', { 'tokenizer.model': readFileSync(join(FIXTURE, 'tokenizer.model')).subarray(0, 999) });
+  expectHFError(() => Model.load(broken), 'BAD_TOKENIZER', join(broken, 'tokenizer.model'), 'pieces');
+  const noConfig = join(tmp, 'no-config');
+  mkdirSync(noConfig);
+  expectHFError(() => Model.load(noConfig), 'MISSING_FILE', join(noConfig, 'config.json'), '');
+  const huge = folder('huge-vocab', { 'config.json': JSON.stringify({ ...config, vocab_size: 1 << 24 }) });
+  expectHFError(() => Model.load(huge), 'CONFIG_MISMATCH', join(huge, 'tokenizer.model'), 'pieces');
+});
