@@ -17,7 +17,7 @@ import { TokenType } from '../tokenizer/vocab.js';
 import { changeLayout, layoutChange } from './layout.js';
 import { mapName } from './names.js';
 import { DTYPES, HFError, safetensorsBytes, type SafetensorsInput } from './safetensors.js';
-import { SPLIT_REGEX } from './tokenizer.js';
+import { SPECIAL_KEYS, SPLIT_REGEX } from './tokenizer.js';
 
 /** The folder's tensors: renamed, q/k rows de-interleaved, quantized ones as F32. */
 function hfTensors(input: GGUFWriteInput, archName: string): SafetensorsInput[] {
@@ -90,7 +90,7 @@ function tokenizerConfig(meta: Metadata): Record<string, unknown> {
   const tokens = getArray<string>(meta, 'tokenizer.ggml.tokens') ?? [];
   const out: Record<string, unknown> = {};
   for (const kind of ['bos', 'eos', 'unk', 'pad']) {
-    const id = getNumber(meta, `tokenizer.ggml.${kind}_token_id`);
+    const id = getNumber(meta, SPECIAL_KEYS[kind]);
     if (id !== undefined && tokens[id] !== undefined) out[`${kind}_token`] = tokens[id];
   }
   for (const kind of ['bos', 'eos']) {

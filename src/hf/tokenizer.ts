@@ -14,8 +14,12 @@ import { TokenType } from '../tokenizer/vocab.js';
 import { HFConfig } from './config.js';
 import { HFError } from './safetensors.js';
 
-/** SpecialVocab's token kinds, in its order, with their GGUF key stems */
-const SPECIAL_KINDS = ['bos', 'eos', 'unk', 'sep', 'pad', 'cls', 'mask'] as const;
+/** SpecialVocab's token kinds, in its order, with their GGUF keys (gguf-py's spellings, "seperator" included) */
+export const SPECIAL_KEYS: Readonly<Record<string, string>> = {
+  bos: 'tokenizer.ggml.bos_token_id', eos: 'tokenizer.ggml.eos_token_id', unk: 'tokenizer.ggml.unknown_token_id',
+  sep: 'tokenizer.ggml.seperator_token_id', pad: 'tokenizer.ggml.padding_token_id', cls: 'tokenizer.ggml.cls_token_id',
+  mask: 'tokenizer.ggml.mask_token_id',
+};
 
 /** unused tokens the converter may add to reach config.json's vocab_size (real checkpoints pad to a multiple of 64 or 128) */
 const MAX_PADDING = 65536;
@@ -147,12 +151,12 @@ function specialVocab(config: HFConfig, tokenizerConfig: HFConfig | undefined, v
   const out: [string, GGUFValue][] = [];
   if (vocab.merges) out.push(['tokenizer.ggml.merges', metaArray(GGUFValueType.STRING, vocab.merges)]);
   const tc = tokenizerConfig?.values ?? {};
-  for (const kind of SPECIAL_KINDS) {
+  for (const [kind, key] of Object.entries(SPECIAL_KEYS)) {
     const text = tokenText(tc[`${kind}_token`]);
     const id = (text !== undefined ? vocab.added.get(text) : undefined) ?? config.tokenId(`${kind}_token_id`);
-    if (id !== undefined) out.push([`tokenizer.ggml.${kind}_token_id`, metaU32(id)]);
+    if (id !== undefined) out.push([key, metaU32(id)]);
   }
-  for (const kind of SPECIAL_KINDS) {
+  for (const kind of Object.keys(SPECIAL_KEYS)) {
     const add = tc[`add_${kind}_token`];
     if (typeof add === 'boolean') out.push([`tokenizer.ggml.add_${kind}_token`, metaBool(add)]);
   }

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { Model } from '../../src/generate/model.js';
 import { evaluate, generate } from '../../src/generate/generate.js';
 import { readSafetensorsHeader, safetensorsBytes } from '../../src/hf/safetensors.js';
+import { readModelMetadata } from '../../src/hf/checkpoint.js';
 import { sharedPath } from '../shared.js';
 import { kiln } from '../helpers/cli.js';
 
@@ -93,4 +94,15 @@ test('the tokenizer from tokenizer.model gives the GGUF tokenizer\'s ids on llam
     }
   }
   assert.deepEqual([hf.bosId, hf.eosId, hf.addBos, hf.addEos], [gguf.bosId, gguf.eosId, gguf.addBos, gguf.addEos]);
+});
+
+test('config.json\'s special token ids get gguf-py\'s keys (unknown_token_id, seperator_token_id, padding_token_id)', () => {
+  const source = sharedPath('conformance', 'hf', 'stories260K-f32');
+  const dir = mkdtempSync(join(tmpdir(), 'kiln-hf-special-'));
+  for (const file of ['model.safetensors', 'tokenizer.model', 'tokenizer_config.json']) symlinkSync(join(source, file), join(dir, file));
+  const config = JSON.parse(readFileSync(join(source, 'config.json'), 'utf8'));
+  writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...config, unk_token_id: 0, pad_token_id: 0, sep_token_id: 2 }));
+  const meta = readModelMetadata(dir);
+  assert.deepEqual(['unknown', 'seperator', 'padding'].map((k) => meta.get(`tokenizer.ggml.${k}_token_id`)?.value), [0, 2, 0]);
+  assert.equal(Model.load(dir).tokenizer.padId, 0);
 });
