@@ -1,7 +1,8 @@
 // A Hugging Face config.json read with typed getters whose errors name the file and the key, and the GGUF metadata
 // every text model gets from it (llama.cpp's convert_hf_to_gguf.py TextModel.set_gguf_parameters, same order).
 
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { metaF32, metaU32 } from '../gguf/writer.js';
 import { getNumber, type Metadata } from '../gguf/metadata.js';
 import type { GGUFValue } from '../gguf/types.js';
@@ -113,4 +114,27 @@ export function specialIds(meta: Metadata): Record<string, number> {
     if (id !== undefined) out[`${kind}_token_id`] = id;
   }
   return out;
+}
+
+/** sentence-transformers' pooling modes → llama.cpp's pooling types (mean 1, cls 2, last 3) */
+const POOLING_MODES: [string, number][] = [['pooling_mode_mean_tokens', 1], ['pooling_mode_cls_token', 2], ['pooling_mode_lasttoken', 3]];
+
+/**
+ * The pooling type of a sentence-transformers folder (modules.json naming a Pooling module whose config.json sets a
+ * pooling_mode_*), as the converter's _try_set_pooling_type reads it; undefined without one.
+ */
+export function sentenceTransformersPooling(dir: string): number | undefined {
+  const modulesPath = join(dir, 'modules.json');
+  if (!existsSync(modulesPath)) return undefined;
+  let modules: unknown;
+  try {
+    modules = JSON.parse(readFileSync(modulesPath, 'utf8'));
+  } catch (e) {
+    throw new HFError('BAD_CONFIG', modulesPath, '', `is not JSON: ${(e as Error).message}`);
+  }
+  const pooling = Array.isArray(modules) ? modules.find((m) => (m as { type?: unknown })?.type === 'sentence_transformers.models.Pooling') : undefined;
+  const path = (pooling as { path?: unknown } | undefined)?.path;
+  if (typeof path !== 'string' || basename(path) !== path) return undefined;
+  const config = HFConfig.read(join(dir, path, 'config.json'), `${path}/config.json`);
+  return POOLING_MODES.find(([mode]) => config.bool(mode, false))?.[1];
 }

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { getArray, getBool, getNumber, getString, requireString, type Metadata } from '../gguf/metadata.js';
 import { writeGGUF, type GGUFWriteInput } from '../gguf/writer.js';
 import { findArchitecture } from '../models/registry.js';
+import type { Pooling } from '../models/hparams.js';
 import { GGMLType } from '../tensor/ggml-type.js';
 import { dequantizeTensor } from '../tensor/index.js';
 import { unicodeToBytes } from '../tokenizer/bytes-to-unicode.js';
@@ -69,7 +70,21 @@ function tokenizerFile(meta: Metadata): [string, Uint8Array | string] {
     const specials = tokens.flatMap((content, id) => (special(id) ? [{ id, content }] : []));
     return ['tokenizer.json', withSplit(hfTokenizerJsonText({ vocab, merges, specials }), getString(meta, 'tokenizer.ggml.pre') ?? 'gpt-2')];
   }
+  if (model === 'bert') return ['tokenizer.json', wordPieceJson(tokens, types)];
   throw new HFError('BAD_TOKENIZER', 'tokenizer.ggml.model', 'tokenizer.ggml.model', `${model} vocabularies cannot be exported`);
+}
+
+/** A WordPiece tokenizer.json (BERT's) from the converter's phantom-space tokens: "▁x" → "x", "x" → "##x". */
+function wordPieceJson(tokens: string[], types: number[]): string {
+  const text = (t: string) => (/^\[.*\]$/.test(t) ? t : t.startsWith('\u2581') ? t.slice(1) : '##' + t);
+  const added = tokens.flatMap((t, id) => (types[id] === TokenType.CONTROL || types[id] === TokenType.USER_DEFINED
+    ? [{ id, content: t, single_word: false, lstrip: false, rstrip: false, normalized: false, special: types[id] === TokenType.CONTROL }] : []));
+  return JSON.stringify({
+    version: '1.0', added_tokens: added,
+    normalizer: { type: 'BertNormalizer', clean_text: true, handle_chinese_chars: true, strip_accents: null, lowercase: true },
+    pre_tokenizer: { type: 'BertPreTokenizer' },
+    model: { type: 'WordPiece', unk_token: '[UNK]', continuing_subword_prefix: '##', max_input_chars_per_word: 100, vocab: Object.fromEntries(tokens.map((t, id) => [text(t), id])) },
+  }, null, 2) + '\n';
 }
 
 /** tokenizer.json text whose pre-tokenizer splits by the regex of llama.cpp's pre-tokenizer `pre` before ByteLevel */
@@ -117,6 +132,19 @@ export function writeHFFolder(dir: string, input: GGUFWriteInput): void {
   const [file, contents] = tokenizerFile(meta);
   writeFileSync(join(dir, file), contents);
   writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify(tokenizerConfig(meta), null, 2) + '\n');
+  const pooling = arch.hparams(meta).pooling;
+  if (pooling !== undefined) writePooling(dir, pooling);
+}
+
+/** sentence-transformers' modules.json and 1_Pooling/config.json: how an embedding model pools */
+function writePooling(dir: string, pooling: Pooling): void {
+  const mode = { mean: 'pooling_mode_mean_tokens', cls: 'pooling_mode_cls_token', last: 'pooling_mode_lasttoken' }[pooling];
+  writeFileSync(join(dir, 'modules.json'), JSON.stringify([
+    { idx: 0, name: '0', path: '', type: 'sentence_transformers.models.Transformer' },
+    { idx: 1, name: '1', path: '1_Pooling', type: 'sentence_transformers.models.Pooling' },
+  ], null, 2) + '\n');
+  mkdirSync(join(dir, '1_Pooling'), { recursive: true });
+  writeFileSync(join(dir, '1_Pooling', 'config.json'), JSON.stringify({ [mode]: true }, null, 2) + '\n');
 }
 
 /** How a trained model is written: a GGUF file, or a Hugging Face folder. */

@@ -41,7 +41,7 @@ export function tokenizerMetadata(dir: string, config: HFConfig): [string, GGUFV
   const vocab = existsSync(join(dir, 'tokenizer.model'))
     ? sentencePieceVocab(join(dir, 'tokenizer.model'), vocabSize, tokenizerConfig)
     : existsSync(join(dir, 'tokenizer.json'))
-      ? byteLevelVocab(join(dir, 'tokenizer.json'))
+      ? tokenizerJsonVocab(join(dir, 'tokenizer.json'))
       : undefined;
   if (!vocab) throw new HFError('MISSING_FILE', dir, '', 'holds neither tokenizer.model nor tokenizer.json');
   return [...vocab.entries, ...specialVocab(config, tokenizerConfig, vocab)];
@@ -108,25 +108,75 @@ function preTokenizerName(path: string, pre: unknown): string {
   return name;
 }
 
-function byteLevelVocab(path: string): Vocabulary {
+/** A tokenizer.json's vocabulary: byte-level BPE or WordPiece. */
+function tokenizerJsonVocab(path: string): Vocabulary {
   let doc: Record<string, unknown>;
   try {
     doc = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
   } catch (e) {
     throw new HFError('BAD_TOKENIZER', path, '', `is not JSON: ${(e as Error).message}`);
   }
+  const type = (doc.model as { type?: unknown } | undefined)?.type;
+  return type === 'WordPiece' ? wordPieceVocab(path, doc) : byteLevelVocab(path, doc);
+}
+
+/** added_tokens: text → id, and which ids are special */
+function addedTokens(path: string, doc: Record<string, unknown>): { byText: Map<string, number>; byId: Map<number, { content: string; special: boolean }> } {
+  const list = doc.added_tokens ?? [];
+  if (!Array.isArray(list)) throw new HFError('BAD_TOKENIZER', path, 'added_tokens', 'is not an array');
+  const byText = new Map<string, number>(), byId = new Map<number, { content: string; special: boolean }>();
+  for (const t of list as { id?: unknown; content?: unknown; special?: unknown }[]) {
+    if (!Number.isInteger(t.id) || typeof t.content !== 'string') throw new HFError('BAD_TOKENIZER', path, 'added_tokens', `holds ${JSON.stringify(t)}`);
+    byText.set(t.content, t.id as number);
+    byId.set(t.id as number, { content: t.content, special: t.special === true });
+  }
+  return { byText, byId };
+}
+
+/**
+ * WordPiece (BERT) → model "bert" in the converter's phantom-space form: a word-initial piece "x" becomes "▁x", a
+ * continuation "##x" becomes "x", bracketed specials stay as they are.
+ */
+function wordPieceVocab(path: string, doc: Record<string, unknown>): Vocabulary {
+  const vocab = (doc.model as { vocab?: unknown }).vocab;
+  if (typeof vocab !== 'object' || vocab === null) throw new HFError('BAD_TOKENIZER', path, 'model.vocab', 'is not an object');
+  const entries = Object.entries(vocab as Record<string, unknown>);
+  const tokens: string[] = new Array(entries.length);
+  for (const [text, id] of entries) {
+    if (!Number.isInteger(id) || (id as number) < 0 || (id as number) >= entries.length || tokens[id as number] !== undefined) {
+      throw new HFError('BAD_TOKENIZER', path, 'model.vocab', `id ${JSON.stringify(id)} of ${JSON.stringify(text)} is not one of 0…${entries.length - 1} used once`);
+    }
+    tokens[id as number] = /^\[.*\]$/.test(text) ? text : text.startsWith('##') ? text.slice(2) : '\u2581' + text;
+  }
+  const added = addedTokens(path, doc);
+  const types = tokens.map((text, id) => {
+    const a = added.byId.get(id);
+    return !a ? TokenType.NORMAL : a.special || looksSpecial(a.content) ? TokenType.CONTROL : TokenType.USER_DEFINED;
+  });
+  return {
+    entries: [
+      ['tokenizer.ggml.model', metaString('bert')],
+      ['tokenizer.ggml.pre', metaString('default')],
+      ['tokenizer.ggml.tokens', metaArray(GGUFValueType.STRING, tokens)],
+      ['tokenizer.ggml.token_type', metaArray(GGUFValueType.INT32, types)],
+    ],
+    added: added.byText,
+  };
+}
+
+function byteLevelVocab(path: string, doc: Record<string, unknown>): Vocabulary {
   let bpe;
   try {
     bpe = parseHFTokenizerJson(doc);
   } catch (e) {
     throw new HFError('BAD_TOKENIZER', path, 'model', (e as Error).message);
   }
-  const addedTokens = (doc.added_tokens ?? []) as { id: number; content: string; special?: boolean }[];
-  const added = new Map(addedTokens.map((t) => [t.content, t.id]));
-  const specials = new Set(bpe.specials.map((s) => s.id));
-  const addedText = new Map(addedTokens.map((t) => [t.id, t.content]));
-  const tokens = bpe.vocab.map((bytes, id) => addedText.get(id) ?? bytesToUnicode(bytes));
-  const types = tokens.map((_, id) => (specials.has(id) ? TokenType.CONTROL : addedText.has(id) ? TokenType.USER_DEFINED : TokenType.NORMAL));
+  const added = addedTokens(path, doc);
+  const tokens = bpe.vocab.map((bytes, id) => added.byId.get(id)?.content ?? bytesToUnicode(bytes));
+  const types = tokens.map((_, id) => {
+    const a = added.byId.get(id);
+    return !a ? TokenType.NORMAL : a.special ? TokenType.CONTROL : TokenType.USER_DEFINED;
+  });
   return {
     entries: [
       ['tokenizer.ggml.model', metaString('gpt2')],
@@ -134,7 +184,7 @@ function byteLevelVocab(path: string): Vocabulary {
       ['tokenizer.ggml.tokens', metaArray(GGUFValueType.STRING, tokens)],
       ['tokenizer.ggml.token_type', metaArray(GGUFValueType.INT32, types)],
     ],
-    added,
+    added: added.byText,
     merges: bpe.merges.map(([a, b]) => `${bytesToUnicode(a)} ${bytesToUnicode(b)}`),
   };
 }

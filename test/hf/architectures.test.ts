@@ -13,6 +13,7 @@ import { writeHFFolder } from '../../src/hf/export.js';
 import { HFError, readSafetensorsHeader, safetensorsBytes } from '../../src/hf/safetensors.js';
 import { Model } from '../../src/generate/model.js';
 import { evaluate } from '../../src/generate/generate.js';
+import { embedTokens } from '../../src/generate/embed.js';
 import { sharedPath } from '../shared.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'kiln-hf-zoo-'));
@@ -69,4 +70,18 @@ test('a missing expert names the file and the next expert\'s tensor', () => {
   writeFileSync(path, safetensorsBytes(kept.map((t) => ({ name: t.name, type: t.type, shape: t.shape, data: bytes.subarray(t.begin, t.end) }))));
   assert.throws(() => Model.load(dir), (e: unknown) =>
     e instanceof HFError && e.code === 'MISSING_TENSOR' && e.file === path && e.field === 'model.layers.0.block_sparse_moe.experts.2.w1.weight');
+});
+
+test('bert-f16.gguf as a BertModel folder (WordPiece tokenizer.json, sentence-transformers pooling) embeds the same', () => {
+  const source = sharedPath('conformance', 'models', 'bert-f16.gguf');
+  const dir = join(tmp, 'bert');
+  writeHFFolder(dir, ggufWithTensors(loadGGUF(source), new Map()));
+  const vocab = JSON.parse(readFileSync(join(dir, 'tokenizer.json'), 'utf8')).model.vocab;
+  assert.deepEqual([vocab['[CLS]'], vocab.the, vocab['##s']], [101, 1996, 2015]); // BERT's uncased vocabulary
+  const [gguf, hf] = [Model.load(source), Model.load(dir)];
+  assert.deepEqual(hf.hparams, gguf.hparams);
+  const text = 'The quick brown fox jumps over the lazy dog, unaffable!';
+  const tokens = gguf.tokenizer.encode(text);
+  assert.deepEqual(hf.tokenizer.encode(text), tokens);
+  assert.deepEqual(embedTokens(hf, tokens), embedTokens(gguf, tokens));
 });
