@@ -1,5 +1,5 @@
-// A model ready to run: the GGUF file (or Hugging Face folder), its hyper-parameters, tokenizer and architecture bound to its weights,
-// and a backend to compute with. `forward` runs one batch against a KV cache and returns its logits.
+// A model ready to run: the GGUF file (or Hugging Face folder read as one), its hyper-parameters, tokenizer and
+// architecture bound to its weights, and a backend to compute with. `forward` runs one batch against a KV cache and returns its logits.
 
 import { loadGGUF, placeInMemory, type GGUFModelFile } from '../gguf/model-file.js';
 import { loadModelFile } from '../hf/checkpoint.js';

@@ -126,7 +126,14 @@ function stackExperts(ggufName: string, experts: Map<number, StoredTensor>): Omi
     }
     return part;
   });
-  return { parts, name: parts[0].name, file: parts[0].file, type: parts[0].type, shape: [parts.length, ...parts[0].shape], nBytes: parts.reduce((n, p) => n + p.end - p.begin, 0) };
+  return readFrom(parts, true);
+}
+
+/** A GGUF tensor read from `parts` in order (`stacked`: one per expert, stacked outermost), named by the first. */
+function readFrom(parts: StoredTensor[], stacked: boolean): Omit<HFTensor, 'ggufName' | 'dims' | 'change'> {
+  const [first] = parts;
+  const shape = stacked ? [parts.length, ...first.shape] : first.shape;
+  return { parts, name: first.name, file: first.file, type: first.type, shape, nBytes: parts.reduce((n, p) => n + p.end - p.begin, 0) };
 }
 
 /**
@@ -136,7 +143,8 @@ function stackExperts(ggufName: string, experts: Map<number, StoredTensor>): Omi
 function checkpointTensors(dir: string, hf: HFNames, config: HFConfig): HFTensor[] {
   const { index, shards } = shardFiles(dir);
   // the head counts that split rotate-half rows (read only where the architecture has such tensors)
-  const heads = hf.rotateHalf ? { q: config.count('num_attention_heads'), k: config.count('num_key_value_heads', config.count('num_attention_heads')) } : { q: 0, k: 0 };
+  const q = hf.rotateHalf ? config.count('num_attention_heads') : 0;
+  const heads = { q, k: hf.rotateHalf ? config.count('num_key_value_heads', q) : 0 };
   const found: [string, StoredTensor][] = [];
   const experts = new Map<string, Map<number, StoredTensor>>();
   for (const file of [...shards.keys()].sort()) {
@@ -144,7 +152,9 @@ function checkpointTensors(dir: string, hf: HFNames, config: HFConfig): HFTensor
     const header = readSafetensorsHeader(path);
     const listed = shards.get(file);
     for (const name of listed ?? []) {
-      if (!header.tensors.some((t) => t.name === name)) throw new HFError('MISSING_SHARD', index!, `weight_map.${name}`, `says ${file} holds it, but it does not`);
+      if (!header.tensors.some((t) => t.name === name)) {
+        throw new HFError('MISSING_SHARD', index!, `weight_map.${name}`, `says ${file} holds it, but it does not`);
+      }
     }
     for (const t of [...header.tensors].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
       if (listed && !listed.includes(t.name)) continue;
@@ -159,7 +169,7 @@ function checkpointTensors(dir: string, hf: HFNames, config: HFConfig): HFTensor
   const tensors: HFTensor[] = [];
   found.forEach(([ggufName, t], i) => {
     if (last.get(ggufName) !== i) return; // an expert tensor is placed once, at its last part
-    const read = experts.has(ggufName) ? stackExperts(ggufName, experts.get(ggufName)!) : { parts: [t], name: t.name, file: t.file, type: t.type, shape: t.shape, nBytes: t.end - t.begin };
+    const read = experts.has(ggufName) ? stackExperts(ggufName, experts.get(ggufName)!) : readFrom([t], false);
     const change = layoutChange(hf, ggufName, heads);
     // GGUF dims are the torch Linear shape reversed; a transposed (Conv1D) weight's stored shape is that already
     tensors.push({ ...read, ggufName, dims: change?.transposed ? [...read.shape] : [...read.shape].reverse(), change });
@@ -235,8 +245,8 @@ function ggufInfos(tensors: readonly HFTensor[]): GGUFTensorInfo[] {
   });
 }
 
-/** Reads each tensor of the checkpoint (in GGUF's layout) into `into` at `at`; `fn` runs with that reader. */
-export function withTensorReader<T>(ckpt: HFCheckpoint, fn: (read: (t: HFTensor, into: Uint8Array, at: number) => void) => T): T {
+/** Reads a checkpoint tensor (in GGUF's layout) into `into` at `at`; `fn` runs with that reader (files closed after). */
+export function withTensorReader<T>(fn: (read: (t: HFTensor, into: Uint8Array, at: number) => void) => T): T {
   const fds = new Map<string, number>();
   try {
     return fn((t, into, at) => {
@@ -267,5 +277,5 @@ export function loadHFModel(dir: string, place: TensorPlacer = placeInMemory): G
     version: 3, metadata: ckpt.metadata(storedFileType(ckpt.tensors)), tensors: infos, alignment: GGUF_DEFAULT_ALIGNMENT, dataOffset: 0, fileSize: 0,
   };
   const byName = new Map(ckpt.tensors.map((t) => [t.ggufName, t]));
-  return withTensorReader(ckpt, (read) => place(dir, header, (info, into, at) => read(byName.get(info.name)!, into, at)));
+  return withTensorReader((read) => place(dir, header, (info, into, at) => read(byName.get(info.name)!, into, at)));
 }

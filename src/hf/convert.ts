@@ -32,7 +32,7 @@ export function convertedType(t: HFTensor, outType: OutType): GGMLType {
 /** The GGUF of a Hugging Face folder. */
 export function convertHF(dir: string, outType: OutType): GGUFWriteInput {
   const ckpt = openHFCheckpoint(dir);
-  const tensors = withTensorReader(ckpt, (read) => ckpt.tensors.map((t): GGUFTensorInput => {
+  const tensors = withTensorReader((read) => ckpt.tensors.map((t): GGUFTensorInput => {
     const stored = new Uint8Array(t.nBytes);
     read(t, stored, 0);
     const type = convertedType(t, outType);

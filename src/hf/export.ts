@@ -27,14 +27,16 @@ function hfTensors(input: GGUFWriteInput, archName: string): SafetensorsInput[] 
     if (!whole.name.includes('{E}')) return [whole];
     // a stacked expert tensor: one Hugging Face tensor per expert
     const [n, ...shape] = whole.shape, bytes = whole.data.length / n;
-    return Array.from({ length: n }, (_, e) => ({ ...whole, name: whole.name.replace('{E}', String(e)), shape, data: whole.data.subarray(e * bytes, (e + 1) * bytes) }));
+    return Array.from({ length: n }, (_, e) =>
+      ({ ...whole, name: whole.name.replace('{E}', String(e)), shape, data: whole.data.subarray(e * bytes, (e + 1) * bytes) }));
   });
 }
 
 /** One GGUF tensor under its Hugging Face name (`{E}` left in where experts are stacked) and layout. */
 function hfTensor(t: GGUFWriteInput['tensors'][number], archName: string, meta: Metadata): SafetensorsInput {
   const hf = findArchitecture(archName).hf!;
-  const heads = { q: getNumber(meta, `${archName}.attention.head_count`)!, k: getNumber(meta, `${archName}.attention.head_count_kv`) ?? getNumber(meta, `${archName}.attention.head_count`)! };
+  const q = getNumber(meta, `${archName}.attention.head_count`)!;
+  const heads = { q, k: getNumber(meta, `${archName}.attention.head_count_kv`) ?? q };
   const name = mapName(hf.tensors, t.name, true);
   if (name === undefined) throw new HFError('UNKNOWN_TENSOR', t.name, t.name, `has no Hugging Face name in ${archName}`);
   const stored = Object.values(DTYPES).includes(t.type);
@@ -58,7 +60,8 @@ function tokenizerFile(meta: Metadata): [string, Uint8Array | string] {
   if (model === 'llama') {
     const scores = getArray<number>(meta, 'tokenizer.ggml.scores') ?? [];
     const pieces = tokens.map((piece, i) => ({ piece, score: scores[i] ?? 0, type: pieceType(types[i] ?? 1) }));
-    return ['tokenizer.model', sentencePieceModelBytes({ pieces, modelType: 2, byteFallback: types.includes(TokenType.BYTE), addDummyPrefix: getBool(meta, 'tokenizer.ggml.add_space_prefix') ?? true })];
+    const addDummyPrefix = getBool(meta, 'tokenizer.ggml.add_space_prefix') ?? true;
+    return ['tokenizer.model', sentencePieceModelBytes({ pieces, modelType: 2, byteFallback: types.includes(TokenType.BYTE), addDummyPrefix })];
   }
   if (model === 'gpt2') {
     const special = (i: number) => types[i] === TokenType.CONTROL || types[i] === TokenType.USER_DEFINED;
@@ -83,7 +86,10 @@ function wordPieceJson(tokens: string[], types: number[]): string {
     version: '1.0', added_tokens: added,
     normalizer: { type: 'BertNormalizer', clean_text: true, handle_chinese_chars: true, strip_accents: null, lowercase: true },
     pre_tokenizer: { type: 'BertPreTokenizer' },
-    model: { type: 'WordPiece', unk_token: '[UNK]', continuing_subword_prefix: '##', max_input_chars_per_word: 100, vocab: Object.fromEntries(tokens.map((t, id) => [text(t), id])) },
+    model: {
+      type: 'WordPiece', unk_token: '[UNK]', continuing_subword_prefix: '##', max_input_chars_per_word: 100,
+      vocab: Object.fromEntries(tokens.map((t, id) => [text(t), id])),
+    },
   }, null, 2) + '\n';
 }
 

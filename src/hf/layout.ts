@@ -54,11 +54,12 @@ function transpose(bytes: Uint8Array, rows: number, cols: number, size: number):
   }
 }
 
-const CODECS = {
-  [GGMLType.F32]: { get: (v: DataView, i: number) => v.getFloat32(4 * i, true), set: (v: DataView, i: number, x: number) => v.setFloat32(4 * i, x, true) },
-  [GGMLType.F16]: { get: (v: DataView, i: number) => fp16ToFp32(v.getUint16(2 * i, true)), set: (v: DataView, i: number, x: number) => v.setUint16(2 * i, fp32ToFp16(x), true) },
-  [GGMLType.BF16]: { get: (v: DataView, i: number) => bf16ToFp32(v.getUint16(2 * i, true)), set: (v: DataView, i: number, x: number) => v.setUint16(2 * i, fp32ToBf16(x), true) },
-} as Record<number, { get(v: DataView, i: number): number; set(v: DataView, i: number, x: number): void }>;
+/** value i of a stored F32/F16/BF16 array, read and written as a number */
+const CODECS: Record<number, { get(v: DataView, i: number): number; set(v: DataView, i: number, x: number): void }> = {
+  [GGMLType.F32]: { get: (v, i) => v.getFloat32(4 * i, true), set: (v, i, x) => v.setFloat32(4 * i, x, true) },
+  [GGMLType.F16]: { get: (v, i) => fp16ToFp32(v.getUint16(2 * i, true)), set: (v, i, x) => v.setUint16(2 * i, fp32ToFp16(x), true) },
+  [GGMLType.BF16]: { get: (v, i) => bf16ToFp32(v.getUint16(2 * i, true)), set: (v, i, x) => v.setUint16(2 * i, fp32ToBf16(x), true) },
+};
 
 /** Adds `delta` to every value, rounded back to the stored type (as torch adds in that dtype). */
 function addToValues(bytes: Uint8Array, type: GGMLType, delta: number): void {

@@ -36,7 +36,8 @@ interface Vocabulary {
 
 /** GGUF tokenizer metadata for the folder `dir` (tokenizer.model preferred, as the converter for llama does). */
 export function tokenizerMetadata(dir: string, config: HFConfig): [string, GGUFValue][] {
-  const tokenizerConfig = existsSync(join(dir, 'tokenizer_config.json')) ? HFConfig.read(join(dir, 'tokenizer_config.json'), 'tokenizer_config.json') : undefined;
+  const configPath = join(dir, 'tokenizer_config.json');
+  const tokenizerConfig = existsSync(configPath) ? HFConfig.read(configPath, 'tokenizer_config.json') : undefined;
   const vocabSize = config.has('vocab_size') ? config.count('vocab_size') : undefined;
   const vocab = existsSync(join(dir, 'tokenizer.model'))
     ? sentencePieceVocab(join(dir, 'tokenizer.model'), vocabSize, tokenizerConfig)
@@ -149,7 +150,7 @@ function wordPieceVocab(path: string, doc: Record<string, unknown>): Vocabulary 
     tokens[id as number] = /^\[.*\]$/.test(text) ? text : text.startsWith('##') ? text.slice(2) : '\u2581' + text;
   }
   const added = addedTokens(path, doc);
-  const types = tokens.map((text, id) => {
+  const types = tokens.map((_, id) => {
     const a = added.byId.get(id);
     return !a ? TokenType.NORMAL : a.special || looksSpecial(a.content) ? TokenType.CONTROL : TokenType.USER_DEFINED;
   });

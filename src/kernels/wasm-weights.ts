@@ -1,7 +1,7 @@
 // Loads a model's tensors straight into WebAssembly memory: each tensor is read (from a GGUF file or a safetensors
 // shard) into an arena at a 64-byte aligned address, in its stored block format, and WeightTensor.data is a view of
-// those bytes (no other copy exists). Tensors are placed in file order (layer by layer); when an arena cannot take the next tensor a new
-// one is started, so models larger than one 4 GiB wasm32 memory load as several arenas.
+// those bytes (no other copy exists). Tensors are placed in file order (layer by layer); when an arena cannot take
+// the next tensor a new one is started, so models larger than one 4 GiB wasm32 memory load as several arenas.
 
 import { GGUFModelFile, loadGGUF, MissingTensorError, type TensorReader } from '../gguf/model-file.js';
 import { GGUFError, type GGUFHeader, type GGUFTensorInfo } from '../gguf/types.js';

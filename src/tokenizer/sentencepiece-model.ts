@@ -166,7 +166,8 @@ export function sentencePieceModelBytes(model: SentencePieceModel): Uint8Array {
       ...lengthDelimited(1, utf8Encoder.encode(p.piece)), ...varintBytes(2 * 8 + FIXED32), ...score, ...varintBytes(3 * 8 + VARINT), ...varintBytes(p.type),
     ]));
   }
-  out.push(...lengthDelimited(2, [...varintBytes(3 * 8 + VARINT), ...varintBytes(model.modelType), ...varintBytes(35 * 8 + VARINT), model.byteFallback ? 1 : 0]));
+  const trainerSpec = [...varintBytes(3 * 8 + VARINT), ...varintBytes(model.modelType), ...varintBytes(35 * 8 + VARINT), model.byteFallback ? 1 : 0];
+  out.push(...lengthDelimited(2, trainerSpec));
   out.push(...lengthDelimited(3, [...varintBytes(3 * 8 + VARINT), model.addDummyPrefix ? 1 : 0]));
   return Uint8Array.from(out);
 }
