@@ -1,6 +1,7 @@
 // The zoo architectures' Hugging Face names (stated from their public configs and llama.cpp's converter): each zoo
 // model written as a Hugging Face folder — Conv1D weights transposed (gpt2), norms minus one (gemma2), fused
-// projections (phi3), NEOX q/k as stored (qwen2), experts one tensor each (Mixtral) — loads back as the same model.
+// projections (phi3), NEOX q/k as stored (qwen2), experts one tensor each (Mixtral, deepseek2), WordPiece (bert) —
+// loads back as the same model.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -25,6 +26,7 @@ const ZOO: [string, string, string, number][] = [
   ['phi3-f32.gguf', 'Phi3ForCausalLM', 'model.layers.0.self_attn.qkv_proj.weight', 0],
   // (w − 1) + 1 rounds in f32: the norms may move by an ulp
   ['gemma2-f32.gguf', 'Gemma2ForCausalLM', 'model.layers.0.pre_feedforward_layernorm.weight', 1e-4],
+  ['deepseek2-f32.gguf', 'DeepseekV2ForCausalLM', 'model.layers.1.mlp.experts.3.down_proj.weight', 0],
 ];
 
 for (const [file, modelClass, hfName, tolerance] of ZOO) {
