@@ -34,6 +34,17 @@ interface Vocabulary {
   merges?: string[];
 }
 
+/** The vocabulary's keys in the converter's order: model, pre-tokenizer, tokens, scores (SentencePiece only), types. */
+function vocabularyEntries(model: string, pre: string, tokens: string[], types: number[], scores?: number[]): [string, GGUFValue][] {
+  return [
+    ['tokenizer.ggml.model', metaString(model)],
+    ['tokenizer.ggml.pre', metaString(pre)],
+    ['tokenizer.ggml.tokens', metaArray(GGUFValueType.STRING, tokens)],
+    ...(scores ? [['tokenizer.ggml.scores', metaArray(GGUFValueType.FLOAT32, scores)] as [string, GGUFValue]] : []),
+    ['tokenizer.ggml.token_type', metaArray(GGUFValueType.INT32, types)],
+  ];
+}
+
 /** GGUF tokenizer metadata for the folder `dir` (tokenizer.model preferred, as the converter for llama does). */
 export function tokenizerMetadata(dir: string, config: HFConfig): [string, GGUFValue][] {
   const configPath = join(dir, 'tokenizer_config.json');
@@ -72,13 +83,7 @@ function sentencePieceVocab(path: string, vocabSize: number | undefined, tokeniz
     scores[id] = -1000;
   }
   return {
-    entries: [
-      ['tokenizer.ggml.model', metaString('llama')],
-      ['tokenizer.ggml.pre', metaString('default')],
-      ['tokenizer.ggml.tokens', metaArray(GGUFValueType.STRING, tokens)],
-      ['tokenizer.ggml.scores', metaArray(GGUFValueType.FLOAT32, scores)],
-      ['tokenizer.ggml.token_type', metaArray(GGUFValueType.INT32, types)],
-    ],
+    entries: vocabularyEntries('llama', 'default', tokens, types, scores),
     added: new Map(),
   };
 }
@@ -155,12 +160,7 @@ function wordPieceVocab(path: string, doc: Record<string, unknown>): Vocabulary 
     return !a ? TokenType.NORMAL : a.special || looksSpecial(a.content) ? TokenType.CONTROL : TokenType.USER_DEFINED;
   });
   return {
-    entries: [
-      ['tokenizer.ggml.model', metaString('bert')],
-      ['tokenizer.ggml.pre', metaString('default')],
-      ['tokenizer.ggml.tokens', metaArray(GGUFValueType.STRING, tokens)],
-      ['tokenizer.ggml.token_type', metaArray(GGUFValueType.INT32, types)],
-    ],
+    entries: vocabularyEntries('bert', 'default', tokens, types),
     added: added.byText,
   };
 }
@@ -179,12 +179,7 @@ function byteLevelVocab(path: string, doc: Record<string, unknown>): Vocabulary 
     return !a ? TokenType.NORMAL : a.special ? TokenType.CONTROL : TokenType.USER_DEFINED;
   });
   return {
-    entries: [
-      ['tokenizer.ggml.model', metaString('gpt2')],
-      ['tokenizer.ggml.pre', metaString(preTokenizerName(path, doc.pre_tokenizer))],
-      ['tokenizer.ggml.tokens', metaArray(GGUFValueType.STRING, tokens)],
-      ['tokenizer.ggml.token_type', metaArray(GGUFValueType.INT32, types)],
-    ],
+    entries: vocabularyEntries('gpt2', preTokenizerName(path, doc.pre_tokenizer), tokens, types),
     added: added.byText,
     merges: bpe.merges.map(([a, b]) => `${bytesToUnicode(a)} ${bytesToUnicode(b)}`),
   };

@@ -13,6 +13,7 @@ import type { Architecture, BoundModel, HFNames, TensorSource } from './architec
 import { readBaseHParams, type HParams } from './hparams.js';
 import { baseMetadata, specialIds, type HFConfig } from '../hf/config.js';
 import { HFError } from '../hf/safetensors.js';
+import { HF_DECODER_TENSORS } from './llama.js';
 import { metaBool, metaF32, metaString, metaU32 } from '../gguf/writer.js';
 import type { GGUFValue } from '../gguf/types.js';
 import { expertTensors, gatedFFNTensors, layers, ropeFromMetadata, swigluFFN, type GatedFFN } from './layers.js';
@@ -183,10 +184,6 @@ const deepseek2HF: HFNames = {
   classes: ['DeepseekV2ForCausalLM'],
   metadata: deepseek2Metadata,
   tensors: {
-    'model.embed_tokens.weight': 'token_embd.weight',
-    'model.norm.weight': 'output_norm.weight',
-    'lm_head.weight': 'output.weight',
-    'model.layers.{N}.input_layernorm.weight': 'blk.{N}.attn_norm.weight',
     'model.layers.{N}.self_attn.q_proj.weight': 'blk.{N}.attn_q.weight',
     'model.layers.{N}.self_attn.q_a_proj.weight': 'blk.{N}.attn_q_a.weight',
     'model.layers.{N}.self_attn.q_a_layernorm.weight': 'blk.{N}.attn_q_a_norm.weight',
@@ -194,11 +191,6 @@ const deepseek2HF: HFNames = {
     'model.layers.{N}.self_attn.kv_a_proj_with_mqa.weight': 'blk.{N}.attn_kv_a_mqa.weight',
     'model.layers.{N}.self_attn.kv_a_layernorm.weight': 'blk.{N}.attn_kv_a_norm.weight',
     'model.layers.{N}.self_attn.kv_b_proj.weight': 'blk.{N}.attn_kv_b.weight',
-    'model.layers.{N}.self_attn.o_proj.weight': 'blk.{N}.attn_output.weight',
-    'model.layers.{N}.post_attention_layernorm.weight': 'blk.{N}.ffn_norm.weight',
-    'model.layers.{N}.mlp.gate_proj.weight': 'blk.{N}.ffn_gate.weight',
-    'model.layers.{N}.mlp.up_proj.weight': 'blk.{N}.ffn_up.weight',
-    'model.layers.{N}.mlp.down_proj.weight': 'blk.{N}.ffn_down.weight',
     'model.layers.{N}.mlp.gate.weight': 'blk.{N}.ffn_gate_inp.weight',
     'model.layers.{N}.mlp.experts.{E}.gate_proj.weight': 'blk.{N}.ffn_gate_exps.weight',
     'model.layers.{N}.mlp.experts.{E}.up_proj.weight': 'blk.{N}.ffn_up_exps.weight',
@@ -206,6 +198,7 @@ const deepseek2HF: HFNames = {
     'model.layers.{N}.mlp.shared_experts.gate_proj.weight': 'blk.{N}.ffn_gate_shexp.weight',
     'model.layers.{N}.mlp.shared_experts.up_proj.weight': 'blk.{N}.ffn_up_shexp.weight',
     'model.layers.{N}.mlp.shared_experts.down_proj.weight': 'blk.{N}.ffn_down_shexp.weight',
+    ...HF_DECODER_TENSORS,
   },
   ignored: /\.rotary_emb\.inv_freq$/,
   config(meta, tied) {

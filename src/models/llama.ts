@@ -97,23 +97,31 @@ export function llamaForward<T, W>(ops: ModelOps<T, W>, hp: LlamaHParams, weight
   return { hidden, head: (h: T) => ops.linear(h, weights.output) }; // → [rows, nVocab]
 }
 
-/** Hugging Face's llama-family tensor names (LlamaForCausalLM, Qwen2ForCausalLM, …). */
-export const LLAMA_HF_TENSORS: Readonly<Record<string, string>> = {
+/**
+ * The names every Hugging Face decoder of llama's lineage shares (embeddings, norms, output and dense MLP
+ * projections); an architecture's own names go before them, so that they win where both name a GGUF tensor.
+ */
+export const HF_DECODER_TENSORS: Readonly<Record<string, string>> = {
   'model.embed_tokens.weight': 'token_embd.weight',
   'model.norm.weight': 'output_norm.weight',
   'lm_head.weight': 'output.weight',
   'model.layers.{N}.input_layernorm.weight': 'blk.{N}.attn_norm.weight',
+  'model.layers.{N}.self_attn.o_proj.weight': 'blk.{N}.attn_output.weight',
+  'model.layers.{N}.post_attention_layernorm.weight': 'blk.{N}.ffn_norm.weight',
+  'model.layers.{N}.mlp.gate_proj.weight': 'blk.{N}.ffn_gate.weight',
+  'model.layers.{N}.mlp.up_proj.weight': 'blk.{N}.ffn_up.weight',
+  'model.layers.{N}.mlp.down_proj.weight': 'blk.{N}.ffn_down.weight',
+};
+
+/** Hugging Face's llama-family tensor names (LlamaForCausalLM, Qwen2ForCausalLM, …). */
+export const LLAMA_HF_TENSORS: Readonly<Record<string, string>> = {
   'model.layers.{N}.self_attn.q_proj.weight': 'blk.{N}.attn_q.weight',
   'model.layers.{N}.self_attn.k_proj.weight': 'blk.{N}.attn_k.weight',
   'model.layers.{N}.self_attn.v_proj.weight': 'blk.{N}.attn_v.weight',
   'model.layers.{N}.self_attn.q_proj.bias': 'blk.{N}.attn_q.bias',
   'model.layers.{N}.self_attn.k_proj.bias': 'blk.{N}.attn_k.bias',
   'model.layers.{N}.self_attn.v_proj.bias': 'blk.{N}.attn_v.bias',
-  'model.layers.{N}.self_attn.o_proj.weight': 'blk.{N}.attn_output.weight',
-  'model.layers.{N}.post_attention_layernorm.weight': 'blk.{N}.ffn_norm.weight',
-  'model.layers.{N}.mlp.gate_proj.weight': 'blk.{N}.ffn_gate.weight',
-  'model.layers.{N}.mlp.up_proj.weight': 'blk.{N}.ffn_up.weight',
-  'model.layers.{N}.mlp.down_proj.weight': 'blk.{N}.ffn_down.weight',
+  ...HF_DECODER_TENSORS,
 };
 
 /** Mixtral's sparse feed-forward: a router and one w1 (gate), w3 (up), w2 (down) per expert, stacked in GGUF */

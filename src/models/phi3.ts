@@ -6,6 +6,7 @@ import type { Metadata } from '../gguf/metadata.js';
 import type { RopeParams } from '../kernels/backend.js';
 import type { Architecture, BoundModel, HFNames, TensorSource } from './architecture.js';
 import { specialIds, type HFConfig } from '../hf/config.js';
+import { HF_DECODER_TENSORS } from './llama.js';
 import { metaF32, metaU32 } from '../gguf/writer.js';
 import type { GGUFValue } from '../gguf/types.js';
 import { readBaseHParams, type HParams } from './hparams.js';
@@ -102,15 +103,9 @@ const phi3HF: HFNames = {
   classes: ['Phi3ForCausalLM'],
   metadata: phi3Metadata,
   tensors: {
-    'model.embed_tokens.weight': 'token_embd.weight',
-    'model.norm.weight': 'output_norm.weight',
-    'lm_head.weight': 'output.weight',
-    'model.layers.{N}.input_layernorm.weight': 'blk.{N}.attn_norm.weight',
     'model.layers.{N}.self_attn.qkv_proj.weight': 'blk.{N}.attn_qkv.weight',
-    'model.layers.{N}.self_attn.o_proj.weight': 'blk.{N}.attn_output.weight',
-    'model.layers.{N}.post_attention_layernorm.weight': 'blk.{N}.ffn_norm.weight',
     'model.layers.{N}.mlp.gate_up_proj.weight': 'blk.{N}.ffn_up.weight',
-    'model.layers.{N}.mlp.down_proj.weight': 'blk.{N}.ffn_down.weight',
+    ...HF_DECODER_TENSORS,
   },
   ignored: /\.rotary_emb\.inv_freq$/,
   config(meta, tied) {
