@@ -1,8 +1,13 @@
-// kiln's public API: load GGUF models, tokenize, and generate and embed through the serving engine.
+// kiln's public API: load GGUF models (or Hugging Face folders), tokenize, and generate and embed through the serving
+// engine.
 
 export { readGGUFHeader, parseGGUF } from './gguf/reader.js';
 export { loadGGUF, GGUFModelFile } from './gguf/model-file.js';
 export { GGUFError, type GGUFHeader, type GGUFTensorInfo, type GGUFValue } from './gguf/types.js';
+export { loadModelFile } from './hf/checkpoint.js';
+export { HFError, type HFErrorCode } from './hf/safetensors.js';
+export { convertHF, type OutType } from './hf/convert.js';
+export { writeHFFolder } from './hf/export.js';
 export { Model, type LoadOptions } from './generate/model.js';
 export { PromptAdapterError } from './generate/prompt-adapter.js';
 export { LoraAdapterError } from './generate/lora-adapter.js';

@@ -7,6 +7,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readGGUFHeader } from '../gguf/reader.js';
 import { checkIsModel } from '../gguf/adapter-kind.js';
+import { isHFFolder } from '../hf/checkpoint.js';
 
 export const DEFAULT_MODEL = join('models', 'kiln-brown.gguf');
 
@@ -36,11 +37,12 @@ export function defaultModelPath(): string {
 }
 
 /**
- * The model file a command reads: its MODEL argument, or the default model where MODEL may be left out; an
+ * The model a command reads (a GGUF file or a Hugging Face folder): its MODEL argument, or the default model where MODEL may be left out; an
  * adapter given instead gets an error saying how to apply it (src/gguf/adapter-kind.ts).
  */
 export function modelPath(argument: string | undefined): string {
   const path = argument ?? defaultModelPath();
+  if (isHFFolder(path)) return path; // a Hugging Face folder holds a model (checked when it loads)
   checkIsModel(readGGUFHeader(path).metadata, path);
   return path;
 }

@@ -66,5 +66,5 @@ export function renamedOption<const F extends string>(flags: F, instead: string)
   });
 }
 
-export const MODEL_DESCRIPTION = 'a GGUF model file';
-export const DEFAULT_MODEL_DESCRIPTION = 'a GGUF model file (default: models/kiln-brown.gguf, a small demonstration model)';
+export const MODEL_DESCRIPTION = 'a GGUF model file or a Hugging Face folder (config.json, *.safetensors, tokenizer)';
+export const DEFAULT_MODEL_DESCRIPTION = 'a GGUF model file or a Hugging Face folder (default: models/kiln-brown.gguf, a small demonstration model)';

@@ -1,7 +1,8 @@
-// A model ready to run: the GGUF file, its hyper-parameters, tokenizer and architecture bound to its weights,
-// and a backend to compute with. `forward` runs one batch against a KV cache and returns its logits.
+// A model ready to run: the GGUF file (or Hugging Face folder read as one), its hyper-parameters, tokenizer and
+// architecture bound to its weights, and a backend to compute with. `forward` runs one batch against a KV cache and returns its logits.
 
-import { loadGGUF, type GGUFModelFile } from '../gguf/model-file.js';
+import { loadGGUF, placeInMemory, type GGUFModelFile } from '../gguf/model-file.js';
+import { loadModelFile } from '../hf/checkpoint.js';
 import type { HParams } from '../models/hparams.js';
 import { findArchitecture } from '../models/registry.js';
 import { checkedSource, type Architecture, type BoundModel, type ModelOutput } from '../models/architecture.js';
@@ -57,10 +58,12 @@ export class Model {
     this.bound = this.architecture.bind<WeightTensor>(this.hparams, checkedSource(arch, (name) => file.optionalTensor(name), dequantizeTensor));
   }
 
+  /** Loads a GGUF file, or a Hugging Face folder (read as the GGUF llama.cpp's converter would make of it). */
   static load(path: string, options: LoadOptions = {}): Model {
     const backend: Backend = options.backend ?? createBackend();
     // a backend may place the weights where it computes on them (the WASM backend reads them into its memories)
-    const model = new Model(backend.loadFile ? backend.loadFile(path) : loadGGUF(path), backend);
+    const place = backend.placeTensors?.bind(backend) ?? placeInMemory;
+    const model = new Model(loadModelFile(path, place), backend);
     if (options.lora?.length) model.lora = loadLoraAdapters(options.lora, model.file);
     if (options.promptAdapter) model.promptAdapter = readPromptAdapter(loadGGUF(options.promptAdapter), model.hparams.arch, model.hparams.embeddingLength);
     return model;

@@ -41,23 +41,37 @@ export class GGUFModelFile {
   }
 }
 
-/** Opens a GGUF file and reads its tensor data into memory. */
-export function loadGGUF(path: string): GGUFModelFile {
+/** Reads one tensor's bytes into `into` at `at` (from a GGUF's data section, or a safetensors shard). */
+export type TensorReader = (info: GGUFTensorInfo, into: Uint8Array, at: number) => void;
+
+/** Puts a model's tensors somewhere and wraps them: by default one array in memory; a backend may use its own. */
+export type TensorPlacer = (path: string, header: GGUFHeader, read: TensorReader) => GGUFModelFile;
+
+/** Places every tensor at its offset of one array in memory. */
+export const placeInMemory: TensorPlacer = (path, header, read) => {
+  const data = new Uint8Array(header.tensors.reduce((end, t) => Math.max(end, t.offset + t.nBytes), 0));
+  for (const info of header.tensors) read(info, data, info.offset);
+  return new GGUFModelFile(path, header, data);
+};
+
+/** Reads `length` bytes at `position` of the open file `fd` into `into` at `at`. */
+export function readFully(fd: number, into: Uint8Array, at: number, length: number, position: number, path: string): void {
+  for (let done = 0; done < length;) {
+    const n = readSync(fd, into, at + done, Math.min(length - done, 1 << 30), position + done);
+    if (n === 0) throw new GGUFError('TRUNCATED', `${path} ended while reading tensor data`);
+    done += n;
+  }
+}
+
+/** Opens a GGUF file and reads its tensor data into memory (or where `place` puts it). */
+export function loadGGUF(path: string, place: TensorPlacer = placeInMemory): GGUFModelFile {
   const header = readGGUFHeader(path);
-  const length = header.fileSize - header.dataOffset;
-  const data = new Uint8Array(Math.max(0, length));
   const fd = openSync(path, 'r');
   try {
-    let done = 0;
-    while (done < length) {
-      const n = readSync(fd, data, done, Math.min(length - done, 1 << 30), header.dataOffset + done);
-      if (n === 0) throw new GGUFError('TRUNCATED', `${path} ended while reading tensor data`);
-      done += n;
-    }
+    return place(path, header, (info, into, at) => readFully(fd, into, at, info.nBytes, header.dataOffset + info.offset, path));
   } finally {
     closeSync(fd);
   }
-  return new GGUFModelFile(path, header, data);
 }
 
 /** Wraps a GGUF file already in memory. */

@@ -4,7 +4,8 @@
 // Backends: `reference` (plain TypeScript, the oracle) and, later, WASM SIMD with worker threads.
 
 import type { WeightTensor } from '../tensor/tensor.js';
-import type { GGUFModelFile } from '../gguf/model-file.js';
+import type { GGUFModelFile, TensorReader } from '../gguf/model-file.js';
+import type { GGUFHeader } from '../gguf/types.js';
 import type { RopeAngles } from './rope.js';
 
 export interface RopeParams {
@@ -76,8 +77,8 @@ export interface AttentionShape {
 export interface Backend {
   readonly name: string;
 
-  /** optional: opens a model file with its tensor bytes placed where this backend computes on them */
-  loadFile?(path: string): GGUFModelFile;
+  /** optional: places a model's tensors (each read by `read`) where this backend computes on them */
+  placeTensors?(path: string, header: GGUFHeader, read: TensorReader): GGUFModelFile;
 
   /** optional: zeroed storage for `count` f16 values (the KV cache) placed where this backend's attention reads it */
   allocateHalfs?(count: number): Uint16Array;

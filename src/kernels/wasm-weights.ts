@@ -1,12 +1,10 @@
-// Loads a GGUF file's tensors straight into WebAssembly memory: each tensor is read with readSync into an arena at
-// a 64-byte aligned address, in its stored block format, and WeightTensor.data is a view of those bytes (no other
-// copy exists). Tensors are placed in file order (layer by layer); when an arena cannot take the next tensor a new
-// one is started, so models larger than one 4 GiB wasm32 memory load as several arenas.
+// Loads a model's tensors straight into WebAssembly memory: each tensor is read (from a GGUF file or a safetensors
+// shard) into an arena at a 64-byte aligned address, in its stored block format, and WeightTensor.data is a view of
+// those bytes (no other copy exists). Tensors are placed in file order (layer by layer); when an arena cannot take
+// the next tensor a new one is started, so models larger than one 4 GiB wasm32 memory load as several arenas.
 
-import { closeSync, openSync, readSync } from 'node:fs';
-import { GGUFModelFile, MissingTensorError } from '../gguf/model-file.js';
-import { readGGUFHeader } from '../gguf/reader.js';
-import { GGUFError, type GGUFTensorInfo } from '../gguf/types.js';
+import { GGUFModelFile, loadGGUF, MissingTensorError, type TensorReader } from '../gguf/model-file.js';
+import { GGUFError, type GGUFHeader, type GGUFTensorInfo } from '../gguf/types.js';
 import type { WeightTensor } from '../tensor/tensor.js';
 import { ALIGN, SPARE, type Arena } from './arena.js';
 
@@ -37,32 +35,23 @@ export class ArenaModelFile extends GGUFModelFile {
   }
 }
 
-function readFully(fd: number, into: Uint8Array, at: number, length: number, position: number, path: string): void {
-  for (let done = 0; done < length; ) {
-    const n = readSync(fd, into, at + done, Math.min(length - done, 1 << 30), position + done);
-    if (n === 0) throw new GGUFError('TRUNCATED', `${path} ended while reading tensor data`);
-    done += n;
-  }
-}
-
-/** Reads every tensor of `path` into the host's arenas (starting with its newest), opening new ones as needed. */
-export function loadIntoArenas(path: string, host: ArenaHost, reserve = SCRATCH_RESERVE): ArenaModelFile {
-  const header = readGGUFHeader(path);
+/** Places every tensor of `header` in the host's arenas (starting with its newest), opening new ones as needed. */
+export function placeInArenas(path: string, header: GGUFHeader, read: TensorReader, host: ArenaHost, reserve = SCRATCH_RESERVE): ArenaModelFile {
   const placed = new Map<string, { info: GGUFTensorInfo; arena: Arena; address: number }>();
-  const fd = openSync(path, 'r');
-  try {
-    let arena = host.memories[host.memories.length - 1];
-    for (const info of [...header.tensors].sort((a, b) => a.offset - b.offset)) {
-      if (info.nBytes + ALIGN + SPARE > arena.free(reserve)) {
-        arena = host.newArena();
-        if (info.nBytes + ALIGN + SPARE > arena.free(reserve)) throw new GGUFError('BAD_TENSOR_DATA', `tensor "${info.name}" (${info.nBytes} bytes) is larger than one WebAssembly memory`);
-      }
-      const address = arena.allocWeights(info.nBytes);
-      readFully(fd, arena.bytes(), address, info.nBytes, header.dataOffset + info.offset, path);
-      placed.set(info.name, { info, arena, address });
+  let arena = host.memories[host.memories.length - 1];
+  for (const info of [...header.tensors].sort((a, b) => a.offset - b.offset)) {
+    if (info.nBytes + ALIGN + SPARE > arena.free(reserve)) {
+      arena = host.newArena();
+      if (info.nBytes + ALIGN + SPARE > arena.free(reserve)) throw new GGUFError('BAD_TENSOR_DATA', `tensor "${info.name}" (${info.nBytes} bytes) is larger than one WebAssembly memory`);
     }
-  } finally {
-    closeSync(fd);
+    const address = arena.allocWeights(info.nBytes);
+    read(info, arena.bytes(), address);
+    placed.set(info.name, { info, arena, address });
   }
   return new ArenaModelFile(path, header, placed);
+}
+
+/** Reads every tensor of the GGUF file `path` into the host's arenas. */
+export function loadIntoArenas(path: string, host: ArenaHost, reserve = SCRATCH_RESERVE): ArenaModelFile {
+  return loadGGUF(path, (p, header, read) => placeInArenas(p, header, read, host, reserve)) as ArenaModelFile;
 }

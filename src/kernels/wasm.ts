@@ -2,7 +2,7 @@
 // batches) layernorm, rmsnorm and scale run as kernels (wasm/kernels.ts, SIMD128) over shared memories, all but
 // rmsnorm and scale split across a pool of threads where the work is large enough; the lightest element-wise ops
 // (rope, add) stay in TypeScript, shared with the reference backend. Weights loaded through
-// `loadFile` live in the memories already (no copy per op); any other weight is copied in once, on first use.
+// `placeTensors` live in the memories already (no copy per op); any other weight is copied in once, on first use.
 
 import { availableParallelism } from 'node:os';
 import type { AttentionCacheView, AttentionShape, Backend, RopeParams } from './backend.js';
@@ -11,9 +11,10 @@ import type { RopeAngles } from './rope.js';
 import { Arena, ArenaFullError, COUNTER, arenaOf } from './arena.js';
 import { sharedPool, type ThreadPool } from './thread-pool.js';
 import { kernelModule, type KernelModule } from './wasm-module.js';
-import { loadIntoArenas } from './wasm-weights.js';
+import { placeInArenas } from './wasm-weights.js';
 import { geluHalfTable } from './formulas.js';
-import type { GGUFModelFile } from '../gguf/model-file.js';
+import type { GGUFModelFile, TensorReader } from '../gguf/model-file.js';
+import type { GGUFHeader } from '../gguf/types.js';
 import { expertSlice, type WeightTensor } from '../tensor/tensor.js';
 import { GGMLType, typeInfo } from '../tensor/ggml-type.js';
 import { fp16ToFp32, fp32ToFp16 } from '../tensor/float16.js';
@@ -173,9 +174,9 @@ export class WasmBackend implements Backend {
     return this.arenas;
   }
 
-  /** Opens a GGUF file with its tensors read straight into WebAssembly memory. */
-  loadFile(path: string): GGUFModelFile {
-    return loadIntoArenas(path, this);
+  /** Reads a model's tensors straight into WebAssembly memory. */
+  placeTensors(path: string, header: GGUFHeader, read: TensorReader): GGUFModelFile {
+    return placeInArenas(path, header, read, this);
   }
 
   /** Releases this backend's memories in the worker threads; the backend is unusable afterwards. */

@@ -4,9 +4,13 @@
 //     architecture's tensor list: `tensorList` records it (for the estimator and the trainer), and a model
 //     file's source checks every shape at load;
 //   - its forward pass, written against ModelOps;
-//   - the shape of its KV cache.
+//   - the shape of its KV cache;
+//   - optionally, how a Hugging Face checkpoint of it maps onto those names (its config keys and tensor names, as
+//     llama.cpp's convert_hf_to_gguf.py and mlx-lm's `sanitize` map them).
 
 import type { Metadata } from '../gguf/metadata.js';
+import type { GGUFValue } from '../gguf/types.js';
+import type { HFConfig } from '../hf/config.js';
 import type { HParams } from './hparams.js';
 import type { ModelOps } from './ops.js';
 
@@ -46,6 +50,30 @@ export interface Architecture<H extends HParams = HParams> {
   hparams(meta: Metadata): H;
   cacheRow(hp: H): CacheRow;
   bind<W>(hp: H, tensors: TensorSource<W>): BoundModel<W>;
+  /** how a Hugging Face folder of this architecture is read (absent: GGUF only) */
+  readonly hf?: HFNames;
+}
+
+/** A Hugging Face checkpoint in kiln's (GGUF's) vocabulary. */
+export interface HFNames {
+  /** config.json `architectures` entries read as this architecture */
+  readonly classes: readonly string[];
+  /** GGUF metadata from config.json, in the converter's order, general.file_type included */
+  metadata(config: HFConfig, fileType: number): [string, GGUFValue][];
+  /** GGUF tensor name by Hugging Face tensor name; `{N}` stands for a layer number */
+  readonly tensors: Readonly<Record<string, string>>;
+  /** Hugging Face tensors that are not weights (e.g. rotary caches): skipped */
+  readonly ignored?: RegExp;
+  /** GGUF tensors whose rows Hugging Face keeps in rotate-half order per head: 'q' split by head_count, 'k' by head_count_kv */
+  readonly rotateHalf?: Readonly<Record<string, 'q' | 'k'>>;
+  /** GGUF tensors Hugging Face stores transposed, [in, out] (GPT-2's Conv1D) */
+  readonly transposed?: RegExp;
+  /** GGUF tensors Hugging Face stores minus one (gemma's norms: x·(1 + w)) */
+  readonly plusOne?: RegExp;
+  /** tokenizer metadata the architecture's converter adds after the vocabulary's */
+  readonly tokenizer?: readonly [string, GGUFValue][];
+  /** config.json for a model's GGUF metadata (the inverse of `metadata`; absent: not exportable); `tied`: no output.weight */
+  config?(meta: Metadata, tied: boolean): Record<string, unknown>;
 }
 
 export class TensorShapeError extends Error {

@@ -5,7 +5,11 @@
 // There is no language-model head: the final hidden states are pooled into sentence embeddings (bert.pooling_type).
 
 import type { Metadata } from '../gguf/metadata.js';
-import type { Architecture, BoundModel, TensorSource } from './architecture.js';
+import type { Architecture, BoundModel, HFNames, TensorSource } from './architecture.js';
+import { baseMetadata, sentenceTransformersPooling } from '../hf/config.js';
+import { metaBool, metaU32 } from '../gguf/writer.js';
+import { dirname } from 'node:path';
+import type { GGUFValue } from '../gguf/types.js';
 import { layerNormTensors, linearTensors, type Linear, type Norm } from './gpt2.js';
 import { readBaseHParams, type HParams } from './hparams.js';
 import { layers } from './layers.js';
@@ -72,7 +76,45 @@ function bind<W>(hp: BertHParams, t: TensorSource<W>): BoundModel<W> {
   };
 }
 
+const BERT_LAYER: Record<string, string> = {
+  'attention.self.query': 'attn_q', 'attention.self.key': 'attn_k', 'attention.self.value': 'attn_v',
+  'attention.output.dense': 'attn_output', 'attention.output.LayerNorm': 'attn_output_norm',
+  'intermediate.dense': 'ffn_up', 'output.dense': 'ffn_down', 'output.LayerNorm': 'layer_output_norm',
+};
+const BERT_GLOBAL: Record<string, string> = {
+  'embeddings.word_embeddings.weight': 'token_embd.weight', 'embeddings.position_embeddings.weight': 'position_embd.weight',
+  'embeddings.token_type_embeddings.weight': 'token_types.weight',
+  'embeddings.LayerNorm.weight': 'token_embd_norm.weight', 'embeddings.LayerNorm.bias': 'token_embd_norm.bias',
+};
+
+/** BertModel (with or without the `bert.` prefix of BertForMaskedLM); the pooler and the MLM head are not used */
+const bertHF: HFNames = {
+  classes: ['BertModel', 'BertForMaskedLM'],
+  // BertModel.set_gguf_parameters: the base keys, not causal, the sentence-transformers pooling
+  metadata(c, fileType) {
+    const pooling = sentenceTransformersPooling(dirname(c.path));
+    const out: [string, GGUFValue][] = [...baseMetadata('bert', c, fileType), ['bert.attention.causal', metaBool(false)]];
+    if (pooling !== undefined) out.push(['bert.pooling_type', metaU32(pooling)]);
+    return out;
+  },
+  tensors: Object.fromEntries(['', 'bert.'].flatMap((prefix) => [
+    ...Object.entries(BERT_GLOBAL).map(([hf, gguf]) => [prefix + hf, gguf]),
+    ...Object.entries(BERT_LAYER).flatMap(([hf, gguf]) => ['weight', 'bias'].map((p) => [`${prefix}encoder.layer.{N}.${hf}.${p}`, `blk.{N}.${gguf}.${p}`])),
+  ])),
+  ignored: /^(bert\.)?(embeddings\.position_ids|pooler\..*)$|^cls\./,
+  config(meta) {
+    const hp = readHParams(meta);
+    return {
+      architectures: ['BertModel'], model_type: 'bert',
+      hidden_size: hp.embeddingLength, intermediate_size: hp.feedForwardLength, num_hidden_layers: hp.blockCount,
+      num_attention_heads: hp.headCount, max_position_embeddings: hp.contextLength, layer_norm_eps: hp.layerNormEps,
+      type_vocab_size: TOKEN_TYPES, vocab_size: hp.vocabSize, hidden_act: 'gelu',
+    };
+  },
+};
+
 export const bert: Architecture<BertHParams> = {
+  hf: bertHF,
   names: ['bert'],
   hparams: readHParams,
   cacheRow: (hp) => ({ keys: hp.embeddingLength, values: hp.embeddingLength }),

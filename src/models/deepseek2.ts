@@ -7,11 +7,15 @@
 // expert_used_count of expert_count SwiGLU experts (softmax gate, weights × expert_weights_scale) and add the
 // shared experts' SwiGLU.
 
-import type { Metadata } from '../gguf/metadata.js';
-import { MetadataError } from '../gguf/metadata.js';
+import { getNumber, MetadataError, type Metadata } from '../gguf/metadata.js';
 import type { RopeParams } from '../kernels/backend.js';
-import type { Architecture, BoundModel, TensorSource } from './architecture.js';
+import type { Architecture, BoundModel, HFNames, TensorSource } from './architecture.js';
 import { readBaseHParams, type HParams } from './hparams.js';
+import { baseMetadata, specialIds, type HFConfig } from '../hf/config.js';
+import { HFError } from '../hf/safetensors.js';
+import { HF_DECODER_TENSORS } from './llama.js';
+import { metaBool, metaF32, metaString, metaU32 } from '../gguf/writer.js';
+import type { GGUFValue } from '../gguf/types.js';
 import { expertTensors, gatedFFNTensors, layers, ropeFromMetadata, swigluFFN, type GatedFFN } from './layers.js';
 import type { ExpertWeights, LatentAttentionShape, ModelOps } from './ops.js';
 
@@ -137,8 +141,89 @@ function bind<W>(hp: DeepSeek2HParams, t: TensorSource<W>): BoundModel<W> {
   };
 }
 
+/** DeepSeek's scoring_func → llama.cpp's expert gating function */
+const GATING: Record<string, number> = { softmax: GATING_SOFTMAX, sigmoid: 2 };
+
+/** DeepseekV2Model.set_gguf_parameters (the converter whose key_length is nope + rope dims, as kiln reads it) */
+function deepseek2Metadata(c: HFConfig, fileType: number): [string, GGUFValue][] {
+  const rope = c.count('qk_rope_head_dim');
+  const out: [string, GGUFValue][] = [
+    ...baseMetadata('deepseek2', c, fileType),
+    ['deepseek2.leading_dense_block_count', metaU32(c.count('first_k_dense_replace'))],
+    ['deepseek2.vocab_size', metaU32(c.count('vocab_size'))],
+  ];
+  if (c.has('q_lora_rank')) out.push(['deepseek2.attention.q_lora_rank', metaU32(c.count('q_lora_rank'))]);
+  const scoring = c.string('scoring_func') ?? 'softmax';
+  if (!(scoring in GATING)) throw new HFError('BAD_CONFIG', c.path, 'scoring_func', `is ${JSON.stringify(scoring)}; kiln reads softmax or sigmoid`);
+  out.push(
+    ['deepseek2.attention.kv_lora_rank', metaU32(c.count('kv_lora_rank'))],
+    ['deepseek2.attention.key_length', metaU32(c.count('qk_nope_head_dim') + rope)],
+    ['deepseek2.attention.value_length', metaU32(c.count('v_head_dim'))],
+    ['deepseek2.expert_feed_forward_length', metaU32(c.count('moe_intermediate_size'))],
+    ['deepseek2.expert_count', metaU32(c.count('n_routed_experts'))],
+    ['deepseek2.expert_shared_count', metaU32(c.count('n_shared_experts'))],
+    ['deepseek2.expert_weights_scale', metaF32(c.number('routed_scaling_factor', 1))],
+    ['deepseek2.expert_weights_norm', metaBool(c.bool('norm_topk_prob', false))],
+    ['deepseek2.expert_gating_func', metaU32(GATING[scoring])],
+    ['deepseek2.rope.dimension_count', metaU32(rope)],
+  );
+  const scaling = c.values.rope_scaling as { type?: unknown; factor?: unknown; original_max_position_embeddings?: unknown; mscale_all_dim?: unknown } | null | undefined;
+  if (scaling?.type === 'yarn' && typeof scaling.factor === 'number') {
+    out.push(
+      ['deepseek2.rope.scaling.type', metaString('yarn')],
+      ['deepseek2.rope.scaling.factor', metaF32(scaling.factor)],
+      ['deepseek2.rope.scaling.original_context_length', metaU32(Number(scaling.original_max_position_embeddings))],
+      ['deepseek2.rope.scaling.yarn_log_multiplier', metaF32(0.1 * Number(scaling.mscale_all_dim ?? 0))],
+    );
+  }
+  return out;
+}
+
+/** DeepseekV2ForCausalLM: rope dims stored as GGUF's normal rope reads them (HF de-interleaves at run time) */
+const deepseek2HF: HFNames = {
+  classes: ['DeepseekV2ForCausalLM'],
+  metadata: deepseek2Metadata,
+  tensors: {
+    'model.layers.{N}.self_attn.q_proj.weight': 'blk.{N}.attn_q.weight',
+    'model.layers.{N}.self_attn.q_a_proj.weight': 'blk.{N}.attn_q_a.weight',
+    'model.layers.{N}.self_attn.q_a_layernorm.weight': 'blk.{N}.attn_q_a_norm.weight',
+    'model.layers.{N}.self_attn.q_b_proj.weight': 'blk.{N}.attn_q_b.weight',
+    'model.layers.{N}.self_attn.kv_a_proj_with_mqa.weight': 'blk.{N}.attn_kv_a_mqa.weight',
+    'model.layers.{N}.self_attn.kv_a_layernorm.weight': 'blk.{N}.attn_kv_a_norm.weight',
+    'model.layers.{N}.self_attn.kv_b_proj.weight': 'blk.{N}.attn_kv_b.weight',
+    'model.layers.{N}.mlp.gate.weight': 'blk.{N}.ffn_gate_inp.weight',
+    'model.layers.{N}.mlp.experts.{E}.gate_proj.weight': 'blk.{N}.ffn_gate_exps.weight',
+    'model.layers.{N}.mlp.experts.{E}.up_proj.weight': 'blk.{N}.ffn_up_exps.weight',
+    'model.layers.{N}.mlp.experts.{E}.down_proj.weight': 'blk.{N}.ffn_down_exps.weight',
+    'model.layers.{N}.mlp.shared_experts.gate_proj.weight': 'blk.{N}.ffn_gate_shexp.weight',
+    'model.layers.{N}.mlp.shared_experts.up_proj.weight': 'blk.{N}.ffn_up_shexp.weight',
+    'model.layers.{N}.mlp.shared_experts.down_proj.weight': 'blk.{N}.ffn_down_shexp.weight',
+    ...HF_DECODER_TENSORS,
+  },
+  ignored: /\.rotary_emb\.inv_freq$/,
+  config(meta, tied) {
+    const hp = readHParams(meta);
+    const yarn = hp.rope.yarn && {
+      type: 'yarn', factor: 1 / hp.rope.freqScale, original_max_position_embeddings: hp.rope.yarn.originalContext,
+      mscale_all_dim: (getNumber(meta, 'deepseek2.rope.scaling.yarn_log_multiplier') ?? 0) / 0.1,
+    };
+    return {
+      architectures: ['DeepseekV2ForCausalLM'], model_type: 'deepseek_v2',
+      hidden_size: hp.embeddingLength, intermediate_size: hp.feedForwardLength, moe_intermediate_size: hp.expertFeedForwardLength,
+      num_hidden_layers: hp.blockCount, num_attention_heads: hp.headCount, num_key_value_heads: hp.headCountKv,
+      first_k_dense_replace: hp.leadingDenseBlocks, n_routed_experts: hp.expertCount, n_shared_experts: hp.expertSharedCount,
+      num_experts_per_tok: hp.expertUsedCount, routed_scaling_factor: hp.expertWeightsScale, norm_topk_prob: hp.expertWeightsNorm,
+      scoring_func: 'softmax', q_lora_rank: hp.qLoraRank || null, kv_lora_rank: hp.kvLoraRank,
+      qk_rope_head_dim: hp.rope.nDims, qk_nope_head_dim: hp.keyLength - hp.rope.nDims, v_head_dim: hp.valueLength,
+      vocab_size: hp.vocabSize, max_position_embeddings: hp.contextLength, rms_norm_eps: hp.rmsEps, rope_theta: hp.rope.freqBase,
+      rope_scaling: yarn ?? null, hidden_act: 'silu', tie_word_embeddings: tied, ...specialIds(meta),
+    };
+  },
+};
+
 export const deepseek2: Architecture<DeepSeek2HParams> = {
   names: ['deepseek2'],
+  hf: deepseek2HF,
   hparams: readHParams,
   // one row per position: the latent and the shared roped key; the values are read from the latent
   cacheRow: (hp) => ({ keys: hp.kvLoraRank + hp.rope.nDims, values: 0 }),

@@ -6,7 +6,10 @@
 //   out = h + norm(W2 · (gelu(W1·norm(h)) ⊙ W3·norm(h)))
 
 import type { Metadata } from '../gguf/metadata.js';
-import type { Architecture, BoundModel, TensorSource } from './architecture.js';
+import type { Architecture, BoundModel, HFNames, TensorSource } from './architecture.js';
+import { specialIds, type HFConfig } from '../hf/config.js';
+import { metaBool, metaF32, metaU32 } from '../gguf/writer.js';
+import type { GGUFValue } from '../gguf/types.js';
 import { readBaseHParams, type HParams } from './hparams.js';
 import { gatedFFNTensors, layers, ropeAttentionHParams, type GatedFFN, type RopeAttentionHParams } from './layers.js';
 import type { AttentionMask, ModelOps } from './ops.js';
@@ -94,8 +97,64 @@ function bind<W>(hp: Gemma2HParams, t: TensorSource<W>): BoundModel<W> {
   };
 }
 
+/** Gemma2Model.set_gguf_parameters, in its order */
+function gemma2Metadata(c: HFConfig, fileType: number): [string, GGUFValue][] {
+  const heads = c.count('num_attention_heads');
+  return [
+    ['gemma2.context_length', metaU32(c.count('max_position_embeddings'))],
+    ['gemma2.embedding_length', metaU32(c.count('hidden_size'))],
+    ['gemma2.block_count', metaU32(c.count('num_hidden_layers'))],
+    ['gemma2.feed_forward_length', metaU32(c.count('intermediate_size'))],
+    ['gemma2.attention.head_count', metaU32(heads)],
+    ['gemma2.attention.head_count_kv', metaU32(c.count('num_key_value_heads', heads))],
+    ['gemma2.attention.layer_norm_rms_epsilon', metaF32(c.number('rms_norm_eps'))],
+    ['gemma2.attention.key_length', metaU32(c.count('head_dim'))],
+    ['gemma2.attention.value_length', metaU32(c.count('head_dim'))],
+    ['general.file_type', metaU32(fileType)],
+    ['gemma2.attn_logit_softcapping', metaF32(c.number('attn_logit_softcapping'))],
+    ['gemma2.final_logit_softcapping', metaF32(c.number('final_logit_softcapping'))],
+    ['gemma2.attention.sliding_window', metaU32(c.count('sliding_window'))],
+  ];
+}
+
+/** Gemma2ForCausalLM: norms stored as w − 1 (HF's RMSNorm multiplies by 1 + w), lm_head unused (tied) */
+const gemma2HF: HFNames = {
+  classes: ['Gemma2ForCausalLM'],
+  metadata: gemma2Metadata,
+  tensors: {
+    'model.embed_tokens.weight': 'token_embd.weight',
+    'model.norm.weight': 'output_norm.weight',
+    'model.layers.{N}.input_layernorm.weight': 'blk.{N}.attn_norm.weight',
+    'model.layers.{N}.self_attn.q_proj.weight': 'blk.{N}.attn_q.weight',
+    'model.layers.{N}.self_attn.k_proj.weight': 'blk.{N}.attn_k.weight',
+    'model.layers.{N}.self_attn.v_proj.weight': 'blk.{N}.attn_v.weight',
+    'model.layers.{N}.self_attn.o_proj.weight': 'blk.{N}.attn_output.weight',
+    'model.layers.{N}.post_attention_layernorm.weight': 'blk.{N}.post_attention_norm.weight',
+    'model.layers.{N}.pre_feedforward_layernorm.weight': 'blk.{N}.ffn_norm.weight',
+    'model.layers.{N}.post_feedforward_layernorm.weight': 'blk.{N}.post_ffw_norm.weight',
+    'model.layers.{N}.mlp.gate_proj.weight': 'blk.{N}.ffn_gate.weight',
+    'model.layers.{N}.mlp.up_proj.weight': 'blk.{N}.ffn_up.weight',
+    'model.layers.{N}.mlp.down_proj.weight': 'blk.{N}.ffn_down.weight',
+  },
+  ignored: /(\.rotary_emb\.inv_freq|^lm_head\.weight)$/,
+  plusOne: /norm\.weight$/,
+  tokenizer: [['tokenizer.ggml.add_space_prefix', metaBool(false)]],
+  config(meta) {
+    const hp = readHParams(meta);
+    return {
+      architectures: ['Gemma2ForCausalLM'], model_type: 'gemma2',
+      hidden_size: hp.embeddingLength, intermediate_size: hp.feedForwardLength, num_hidden_layers: hp.blockCount,
+      num_attention_heads: hp.headCount, num_key_value_heads: hp.headCountKv, head_dim: hp.keyLength, vocab_size: hp.vocabSize,
+      max_position_embeddings: hp.contextLength, rms_norm_eps: hp.rmsEps, rope_theta: hp.rope.freqBase,
+      attn_logit_softcapping: hp.attnSoftcap, final_logit_softcapping: hp.finalSoftcap, sliding_window: hp.slidingWindow,
+      query_pre_attn_scalar: hp.keyLength, hidden_activation: 'gelu_pytorch_tanh', ...specialIds(meta),
+    };
+  },
+};
+
 export const gemma2: Architecture<Gemma2HParams> = {
   names: ['gemma2'],
+  hf: gemma2HF,
   hparams: readHParams,
   cacheRow: (hp) => ({ keys: hp.headCountKv * hp.keyLength, values: hp.headCountKv * hp.valueLength }),
   bind,

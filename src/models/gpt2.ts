@@ -6,7 +6,9 @@
 // and logits = Wout · LN(x_last).
 
 import type { Metadata } from '../gguf/metadata.js';
-import type { Architecture, BoundModel, TensorSource } from './architecture.js';
+import type { Architecture, BoundModel, HFNames, TensorSource } from './architecture.js';
+import { specialIds } from '../hf/config.js';
+import { metaF32, metaU32 } from '../gguf/writer.js';
 import { readBaseHParams, type HParams } from './hparams.js';
 import { layers } from './layers.js';
 import type { ModelOps } from './ops.js';
@@ -85,8 +87,53 @@ function bind<W>(hp: GPT2HParams, t: TensorSource<W>): BoundModel<W> {
   };
 }
 
+/** GPT2LMHeadModel: Conv1D weights stored [in, out]; names with or without the `transformer.` prefix */
+const GPT2_LAYER: Record<string, string> = {
+  'ln_1.weight': 'attn_norm.weight', 'ln_1.bias': 'attn_norm.bias',
+  'attn.c_attn.weight': 'attn_qkv.weight', 'attn.c_attn.bias': 'attn_qkv.bias',
+  'attn.c_proj.weight': 'attn_output.weight', 'attn.c_proj.bias': 'attn_output.bias',
+  'ln_2.weight': 'ffn_norm.weight', 'ln_2.bias': 'ffn_norm.bias',
+  'mlp.c_fc.weight': 'ffn_up.weight', 'mlp.c_fc.bias': 'ffn_up.bias',
+  'mlp.c_proj.weight': 'ffn_down.weight', 'mlp.c_proj.bias': 'ffn_down.bias',
+};
+const GPT2_GLOBAL: Record<string, string> = {
+  'wte.weight': 'token_embd.weight', 'wpe.weight': 'position_embd.weight', 'ln_f.weight': 'output_norm.weight', 'ln_f.bias': 'output_norm.bias',
+};
+const gpt2HF: HFNames = {
+  classes: ['GPT2LMHeadModel'],
+  // GPT2Model.set_gguf_parameters
+  metadata: (c, fileType) => [
+    ['gpt2.block_count', metaU32(c.count('n_layer'))],
+    ['gpt2.context_length', metaU32(c.count('n_ctx', c.count('n_positions', 1024)))],
+    ['gpt2.embedding_length', metaU32(c.count('n_embd'))],
+    ['gpt2.feed_forward_length', metaU32(c.has('n_inner') ? c.count('n_inner') : 4 * c.count('n_embd'))],
+    ['gpt2.attention.head_count', metaU32(c.count('n_head'))],
+    ['gpt2.attention.layer_norm_epsilon', metaF32(c.number('layer_norm_epsilon'))],
+    ['general.file_type', metaU32(fileType)],
+  ],
+  tensors: Object.fromEntries([
+    ...['transformer.', ''].flatMap((prefix) => [
+      ...Object.entries(GPT2_GLOBAL).map(([hf, gguf]) => [prefix + hf, gguf]),
+      ...Object.entries(GPT2_LAYER).map(([hf, gguf]) => [`${prefix}h.{N}.${hf}`, `blk.{N}.${gguf}`]),
+    ]),
+    ['lm_head.weight', 'output.weight'],
+  ]),
+  ignored: /\.attn\.(masked_)?bias$/,
+  transposed: /\.(attn_qkv|attn_output|ffn_up|ffn_down)\.weight$/,
+  config(meta, tied) {
+    const hp = readHParams(meta);
+    return {
+      architectures: ['GPT2LMHeadModel'], model_type: 'gpt2',
+      n_embd: hp.embeddingLength, n_inner: hp.feedForwardLength, n_layer: hp.blockCount, n_head: hp.headCount,
+      n_ctx: hp.contextLength, n_positions: hp.contextLength, vocab_size: hp.vocabSize, layer_norm_epsilon: hp.layerNormEps,
+      activation_function: 'gelu_new', tie_word_embeddings: tied, ...specialIds(meta),
+    };
+  },
+};
+
 export const gpt2: Architecture<GPT2HParams> = {
   names: ['gpt2'],
+  hf: gpt2HF,
   hparams: readHParams,
   cacheRow: (hp) => ({ keys: hp.embeddingLength, values: hp.embeddingLength }),
   bind,

@@ -6,7 +6,9 @@
 
 import type { Metadata } from '../gguf/metadata.js';
 import type { RopeParams } from '../kernels/backend.js';
-import type { Architecture, BoundModel, TensorSource } from './architecture.js';
+import type { Architecture, BoundModel, HFNames, TensorSource } from './architecture.js';
+import { baseMetadata, specialIds } from '../hf/config.js';
+import { metaU32 } from '../gguf/writer.js';
 import { readBaseHParams, type HParams } from './hparams.js';
 import { expertTensors, gatedFFNTensors, layers, ropeAttentionHParams, swigluFFN, type GatedFFN, type RopeAttentionHParams } from './layers.js';
 import type { ExpertWeights, ModelOps } from './ops.js';
@@ -95,10 +97,77 @@ export function llamaForward<T, W>(ops: ModelOps<T, W>, hp: LlamaHParams, weight
   return { hidden, head: (h: T) => ops.linear(h, weights.output) }; // → [rows, nVocab]
 }
 
+/**
+ * The names every Hugging Face decoder of llama's lineage shares (embeddings, norms, output and dense MLP
+ * projections); an architecture's own names go before them, so that they win where both name a GGUF tensor.
+ */
+export const HF_DECODER_TENSORS: Readonly<Record<string, string>> = {
+  'model.embed_tokens.weight': 'token_embd.weight',
+  'model.norm.weight': 'output_norm.weight',
+  'lm_head.weight': 'output.weight',
+  'model.layers.{N}.input_layernorm.weight': 'blk.{N}.attn_norm.weight',
+  'model.layers.{N}.self_attn.o_proj.weight': 'blk.{N}.attn_output.weight',
+  'model.layers.{N}.post_attention_layernorm.weight': 'blk.{N}.ffn_norm.weight',
+  'model.layers.{N}.mlp.gate_proj.weight': 'blk.{N}.ffn_gate.weight',
+  'model.layers.{N}.mlp.up_proj.weight': 'blk.{N}.ffn_up.weight',
+  'model.layers.{N}.mlp.down_proj.weight': 'blk.{N}.ffn_down.weight',
+};
+
+/** Hugging Face's llama-family tensor names (LlamaForCausalLM, Qwen2ForCausalLM, …). */
+export const LLAMA_HF_TENSORS: Readonly<Record<string, string>> = {
+  'model.layers.{N}.self_attn.q_proj.weight': 'blk.{N}.attn_q.weight',
+  'model.layers.{N}.self_attn.k_proj.weight': 'blk.{N}.attn_k.weight',
+  'model.layers.{N}.self_attn.v_proj.weight': 'blk.{N}.attn_v.weight',
+  'model.layers.{N}.self_attn.q_proj.bias': 'blk.{N}.attn_q.bias',
+  'model.layers.{N}.self_attn.k_proj.bias': 'blk.{N}.attn_k.bias',
+  'model.layers.{N}.self_attn.v_proj.bias': 'blk.{N}.attn_v.bias',
+  ...HF_DECODER_TENSORS,
+};
+
+/** Mixtral's sparse feed-forward: a router and one w1 (gate), w3 (up), w2 (down) per expert, stacked in GGUF */
+const MIXTRAL_HF_TENSORS: Readonly<Record<string, string>> = {
+  'model.layers.{N}.block_sparse_moe.gate.weight': 'blk.{N}.ffn_gate_inp.weight',
+  'model.layers.{N}.block_sparse_moe.experts.{E}.w1.weight': 'blk.{N}.ffn_gate_exps.weight',
+  'model.layers.{N}.block_sparse_moe.experts.{E}.w3.weight': 'blk.{N}.ffn_up_exps.weight',
+  'model.layers.{N}.block_sparse_moe.experts.{E}.w2.weight': 'blk.{N}.ffn_down_exps.weight',
+};
+
+/** LlamaForCausalLM (and Mistral's, the same layout): its q/k rows are rotate-half ordered, GGUF's interleaved. */
+const llamaHF: HFNames = {
+  classes: ['LlamaForCausalLM', 'MistralForCausalLM', 'MixtralForCausalLM'],
+  // LlamaModel.set_gguf_parameters: the base keys, then the vocabulary size and the rotary width
+  metadata: (c, fileType) => [
+    ...baseMetadata('llama', c, fileType),
+    ['llama.vocab_size', metaU32(c.count('vocab_size'))],
+    ['llama.rope.dimension_count', metaU32(c.count('head_dim', Math.floor(c.count('hidden_size') / c.count('num_attention_heads'))))],
+  ],
+  tensors: { ...LLAMA_HF_TENSORS, ...MIXTRAL_HF_TENSORS },
+  ignored: /\.rotary_emb\.inv_freq$/,
+  rotateHalf: { 'blk.{N}.attn_q.weight': 'q', 'blk.{N}.attn_k.weight': 'k' },
+  config(meta, tied) {
+    const hp = readLlamaHParams(meta, false);
+    if (hp.expertCount === 0) return llamaConfig(meta, tied, 'LlamaForCausalLM', 'llama', false);
+    return { ...llamaConfig(meta, tied, 'MixtralForCausalLM', 'mixtral', false), num_local_experts: hp.expertCount, num_experts_per_tok: hp.expertUsedCount };
+  },
+};
+
+/** config.json of a llama-family model (the keys LlamaConfig and Qwen2Config share) */
+export function llamaConfig(meta: Metadata, tied: boolean, modelClass: string, modelType: string, neox: boolean): Record<string, unknown> {
+  const hp = readLlamaHParams(meta, neox);
+  return {
+    architectures: [modelClass], model_type: modelType,
+    hidden_size: hp.embeddingLength, intermediate_size: hp.feedForwardLength, num_hidden_layers: hp.blockCount,
+    num_attention_heads: hp.headCount, num_key_value_heads: hp.headCountKv, head_dim: hp.keyLength, vocab_size: hp.vocabSize,
+    max_position_embeddings: hp.contextLength, rms_norm_eps: hp.rmsEps, rope_theta: hp.rope.freqBase, hidden_act: 'silu',
+    tie_word_embeddings: tied, ...specialIds(meta),
+  };
+}
+
 /** A llama-family architecture: `neox` selects the rope style, `biases` whether q/k/v biases must be there. */
-export function llamaFamily(names: string[], neox: boolean, biases: 'required' | 'optional'): Architecture<LlamaHParams> {
+export function llamaFamily(names: string[], neox: boolean, biases: 'required' | 'optional', hf?: HFNames): Architecture<LlamaHParams> {
   return {
     names,
+    hf,
     hparams: (meta) => readLlamaHParams(meta, neox),
     cacheRow: (hp) => ({ keys: hp.headCountKv * hp.keyLength, values: hp.headCountKv * hp.valueLength }),
     bind<W>(hp: LlamaHParams, tensors: TensorSource<W>): BoundModel<W> {
@@ -108,4 +177,4 @@ export function llamaFamily(names: string[], neox: boolean, biases: 'required' |
   };
 }
 
-export const llama = llamaFamily(['llama'], false, 'optional');
+export const llama = llamaFamily(['llama'], false, 'optional', llamaHF);

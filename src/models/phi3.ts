@@ -4,7 +4,11 @@
 
 import type { Metadata } from '../gguf/metadata.js';
 import type { RopeParams } from '../kernels/backend.js';
-import type { Architecture, BoundModel, TensorSource } from './architecture.js';
+import type { Architecture, BoundModel, HFNames, TensorSource } from './architecture.js';
+import { specialIds, type HFConfig } from '../hf/config.js';
+import { HF_DECODER_TENSORS } from './llama.js';
+import { metaF32, metaU32 } from '../gguf/writer.js';
+import type { GGUFValue } from '../gguf/types.js';
 import { readBaseHParams, type HParams } from './hparams.js';
 import { layers, ropeFromMetadata } from './layers.js';
 import type { AttentionMask, ModelOps } from './ops.js';
@@ -74,8 +78,52 @@ function bind<W>(hp: Phi3HParams, t: TensorSource<W>): BoundModel<W> {
   };
 }
 
+/** Phi3MiniModel.set_gguf_parameters, in its order */
+function phi3Metadata(c: HFConfig, fileType: number): [string, GGUFValue][] {
+  const [dim, heads] = [c.count('hidden_size'), c.count('num_attention_heads')];
+  const out: [string, GGUFValue][] = [['phi3.context_length', metaU32(c.count('max_position_embeddings'))]];
+  if (c.has('original_max_position_embeddings')) out.push(['phi3.rope.scaling.original_context_length', metaU32(c.count('original_max_position_embeddings'))]);
+  out.push(
+    ['phi3.embedding_length', metaU32(dim)],
+    ['phi3.feed_forward_length', metaU32(c.count('intermediate_size'))],
+    ['phi3.block_count', metaU32(c.count('num_hidden_layers'))],
+    ['phi3.attention.head_count', metaU32(heads)],
+    ['phi3.attention.head_count_kv', metaU32(c.count('num_key_value_heads', heads))],
+    ['phi3.attention.layer_norm_rms_epsilon', metaF32(c.number('rms_norm_eps'))],
+    ['phi3.rope.dimension_count', metaU32(Math.floor(Math.floor(c.number('partial_rotary_factor', 1) * dim) / heads))],
+    ['phi3.rope.freq_base', metaF32(c.number('rope_theta', 10000))],
+    ['general.file_type', metaU32(fileType)],
+    ['phi3.attention.sliding_window', metaU32(c.count('sliding_window', 0))],
+  );
+  return out;
+}
+
+/** Phi3ForCausalLM: fused qkv_proj and gate_up_proj, stored as GGUF stores them */
+const phi3HF: HFNames = {
+  classes: ['Phi3ForCausalLM'],
+  metadata: phi3Metadata,
+  tensors: {
+    'model.layers.{N}.self_attn.qkv_proj.weight': 'blk.{N}.attn_qkv.weight',
+    'model.layers.{N}.mlp.gate_up_proj.weight': 'blk.{N}.ffn_up.weight',
+    ...HF_DECODER_TENSORS,
+  },
+  ignored: /\.rotary_emb\.inv_freq$/,
+  config(meta, tied) {
+    const hp = readHParams(meta);
+    return {
+      architectures: ['Phi3ForCausalLM'], model_type: 'phi3',
+      hidden_size: hp.embeddingLength, intermediate_size: hp.feedForwardLength, num_hidden_layers: hp.blockCount,
+      num_attention_heads: hp.headCount, num_key_value_heads: hp.headCountKv, vocab_size: hp.vocabSize,
+      max_position_embeddings: hp.contextLength, rms_norm_eps: hp.rmsEps, rope_theta: hp.rope.freqBase,
+      partial_rotary_factor: (hp.rope.nDims * hp.headCount) / hp.embeddingLength, sliding_window: hp.slidingWindow || null,
+      hidden_act: 'silu', tie_word_embeddings: tied, ...specialIds(meta),
+    };
+  },
+};
+
 export const phi3: Architecture<Phi3HParams> = {
   names: ['phi3'],
+  hf: phi3HF,
   hparams: readHParams,
   cacheRow: (hp) => ({ keys: hp.headCountKv * hp.headDim, values: hp.headCountKv * hp.headDim }),
   bind,

@@ -9,7 +9,7 @@ import { gemma2 } from './gemma2.js';
 import { phi3 } from './phi3.js';
 import { deepseek2 } from './deepseek2.js';
 
-const ARCHITECTURES: readonly Architecture[] = [llama, qwen2, gpt2, bert, gemma2, phi3, deepseek2];
+export const ARCHITECTURES: readonly Architecture[] = [llama, qwen2, gpt2, bert, gemma2, phi3, deepseek2];
 
 /** every `general.architecture` name kiln runs */
 export const SUPPORTED_ARCHITECTURES: readonly string[] = ARCHITECTURES.flatMap((a) => a.names);

@@ -2,7 +2,8 @@
 // and the result is written back with the source's metadata (tokenizer included) and
 // each tensor in the type `typeOf` picks (F32 by default; see qat.ts for quantized exports).
 
-import { loadGGUF, type GGUFModelFile } from '../gguf/model-file.js';
+import type { GGUFModelFile } from '../gguf/model-file.js';
+import { loadModelFile } from '../hf/checkpoint.js';
 import { metaU32, writeGGUF } from '../gguf/writer.js';
 import { GGMLType } from '../tensor/index.js';
 import { quantizeRows } from '../quant/ggml-quantize.js';
@@ -17,9 +18,9 @@ export interface LoadedModel {
   tokenizer: Tokenizer;
 }
 
-/** A GGUF (any dequantizable tensor types) as a trainable model, with its file and tokenizer. */
+/** A GGUF or Hugging Face folder (any dequantizable tensor types) as a trainable model, with its file and tokenizer. */
 export function openModelForTraining(path: string): LoadedModel {
-  const file = loadGGUF(path);
+  const file = loadModelFile(path);
   return { model: loadTrainModel(file), file, tokenizer: Tokenizer.fromMetadata(file.metadata) };
 }
 

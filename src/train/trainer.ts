@@ -11,12 +11,12 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { Rng } from '../generate/rng.js';
 import { Tokenizer } from '../tokenizer/index.js';
-import { writeGGUF } from '../gguf/writer.js';
+import { writeModel, type ModelFormat } from '../hf/export.js';
 import { backward, crossEntropy } from './autograd.js';
 import { floatsMark, releaseFloats, setMatmulThreads } from './matmul.js';
 import { AdamW, clipGradNorm, learningRate } from './optim.js';
 import { byteTokenizer, createModel, forwardLogits, modelGGUF, tokenizerMetadata, type ModelShape, type TrainModel } from './llama-model.js';
-import { readHFTokenizerJson } from './hf-tokenizer-json.js';
+import { readHFTokenizerJson } from '../tokenizer/hf-tokenizer-json.js';
 import type { TrainedBPE } from './bpe-trainer.js';
 import { readCheckpoint, writeCheckpoint, CheckpointError, type LossPoint } from './checkpoint.js';
 import { lossCurveSvg } from './loss-curve.js';
@@ -28,6 +28,8 @@ export interface TrainOptions {
   /** stop once this many steps are done (checkpointing there), e.g. to train in pieces */
   stopAt?: number;
   onProgress?: (p: TrainProgress) => void;
+  /** write the model as a GGUF file (default) or a Hugging Face folder */
+  format?: ModelFormat;
 }
 
 export interface TrainProgress {
@@ -203,7 +205,7 @@ export async function train(cfg: TrainConfig, options: TrainOptions = {}): Promi
   if (step === cfg.steps) {
     result.finalValLoss = evaluate(model, corpus.val, allWindows(corpus.val, cfg.seqLen), cfg.batchSize, cfg.seqLen);
     const name = cfg.output.split('/').pop()!.replace(/\.gguf$/i, '');
-    await writeGGUF(cfg.output, modelGGUF(model, corpus.tokenizer, name));
+    await writeModel(cfg.output, modelGGUF(model, corpus.tokenizer, name), options.format);
     result.modelPath = cfg.output;
     result.seconds = (performance.now() - started) / 1000;
   }

@@ -7,7 +7,7 @@ import { sharedPath } from '../shared.js';
 import { BpeTrainingError, countPreTokens, trainBPE, type TrainedBPE } from '../../src/train/bpe-trainer.js';
 import {
   HFTokenizerJsonError, hfTokenizerJsonText, parseHFTokenizerJson, readHFTokenizerJson,
-} from '../../src/train/hf-tokenizer-json.js';
+} from '../../src/tokenizer/hf-tokenizer-json.js';
 import { bytesToUnicode } from '../../src/tokenizer/bytes-to-unicode.js';
 import { kiln } from '../helpers/cli.js';
 

@@ -13,7 +13,7 @@ import { bindModel, forwardLogits } from '../../src/train/llama-model.js';
 import { Model } from '../../src/generate/model.js';
 import { evaluate, generate } from '../../src/generate/generate.js';
 import { trainBPE } from '../../src/train/bpe-trainer.js';
-import { writeHFTokenizerJson } from '../../src/train/hf-tokenizer-json.js';
+import { writeHFTokenizerJson } from '../../src/tokenizer/hf-tokenizer-json.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'kiln-train-'));
 const corpus = join(dir, 'corpus.txt');

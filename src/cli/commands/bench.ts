@@ -5,14 +5,13 @@
 // (± the largest distance of a run from it), and the resident memory after the runs: what loading and running the
 // model added, against its file plus KV cache.
 
-import { statSync } from 'node:fs';
 import { Command, Option, type CommandUnknownOpts } from '@commander-js/extra-typings';
 import { Model } from '../../generate/model.js';
 import type { KVCache } from '../../generate/kv-cache.js';
 import { SequenceBlocks } from '../../generate/kv-cache.js';
 import { WasmBackend } from '../../kernels/wasm.js';
 import { BACKEND_NAMES, createBackend } from '../../kernels/select.js';
-import { readGGUFHeader } from '../../gguf/reader.js';
+import { modelFileBytes, readModelMetadata } from '../../hf/checkpoint.js';
 import { readBaseHParams } from '../../models/hparams.js';
 import { integer, MODEL_DESCRIPTION, threadsOption } from '../options.js';
 import { chooseContext, trainedContext } from '../context.js';
@@ -86,7 +85,7 @@ export function benchCommand(): CommandUnknownOpts {
     .action((modelArg, o) => {
       const path = modelPath(modelArg);
       // a test runs its tokens from position 0: one context each
-      const trained = trainedContext(path, readBaseHParams(readGGUFHeader(path).metadata).hp.contextLength);
+      const trained = trainedContext(path, readBaseHParams(readModelMetadata(path)).hp.contextLength);
       const prompt = o.nPrompt === 0 ? 0 : chooseContext(trained, o.nPrompt, { cap: PROMPT_TOKENS, flag: '-p' });
       const generate = o.nGen === 0 ? 0 : chooseContext(trained, o.nGen, { cap: GENERATED_TOKENS, flag: '-n' });
       const backend = createBackend(o.backend, o.threads);
@@ -96,7 +95,7 @@ export function benchCommand(): CommandUnknownOpts {
         const name = path.split('/').pop()!;
         const cache = model.createCache(Math.max(prompt, generate, 16));
         const results = bench(model, cache, name, { prompt, generate, repeats: o.repetitions });
-        const fileBytes = statSync(path).size;
+        const fileBytes = modelFileBytes(path);
         const cacheBytes = cache.bytes;
         const rss = process.memoryUsage().rss;
         if (o.json) {

@@ -12,7 +12,7 @@ import {
   shapeFromFlags, type ModelDescription, type ShapeFlags,
 } from '../../estimate/model.js';
 import { parseTrainConfig, type TrainConfig } from '../../train/config.js';
-import { readHFTokenizerJson } from '../../train/hf-tokenizer-json.js';
+import { readHFTokenizerJson } from '../../tokenizer/hf-tokenizer-json.js';
 import { commaList, ctxOption, integer, UsageError } from '../options.js';
 import { chooseContext, trainedContext } from '../context.js';
 

@@ -4,7 +4,8 @@
 // `kiln run MODEL --prompt-adapter OUT` applies). See src/train/sft.ts.
 
 import { writeGGUF } from '../../gguf/writer.js';
-import { loadGGUF } from '../../gguf/model-file.js';
+import { loadModelFile } from '../../hf/checkpoint.js';
+import { MODEL_FORMATS, writeModel, type ModelFormat } from '../../hf/export.js';
 import { Tokenizer } from '../../tokenizer/index.js';
 import { ChatTemplate } from '../../generate/chat-template.js';
 import { Rng } from '../../generate/rng.js';
@@ -32,6 +33,7 @@ export function finetuneCommand(): CommandUnknownOpts {
     .addOption(new Option('--dropout <p>', 'dropout on the adapters\' input').argParser(decimal).default(DEFAULT_LORA.dropout))
     .addOption(new Option('--targets <list>', 'adapted projections, of q,k,v,o,gate,up,down,output').argParser(commaList).default(DEFAULT_LORA.targets, DEFAULT_LORA.targets.join(',')))
     .option('--merge', 'with --lora: write the model with the adapters folded into its weights')
+    .addOption(new Option('--format <format>', 'how the model is written (full or --merge): a GGUF file, or a Hugging Face folder (hf)').choices(MODEL_FORMATS).default('gguf'))
     .addOption(new Option('--prompt-tokens <k>', 'prompt tuning: train K virtual token embeddings (base frozen)').argParser(integer(1, 4096)))
     .optionsGroup('Training:')
     .addOption(new Option('--steps <n>', 'optimizer steps').argParser(integer(0)).default(200))
@@ -44,10 +46,12 @@ export function finetuneCommand(): CommandUnknownOpts {
       const lora = o.lora ?? false, promptTokens = o.promptTokens;
       if (lora && promptTokens !== undefined) throw new UsageError('--lora and --prompt-tokens are separate methods; choose one');
       if (o.merge && !lora) throw new UsageError('--merge needs --lora');
+      const format = o.format as ModelFormat;
+      if (format === 'hf' && (promptTokens !== undefined || (lora && !o.merge))) throw new UsageError('--format hf writes a whole model: full fine-tuning or --lora --merge');
       const { steps, batch: batchSize, seed, output } = o;
       setMatmulThreads(o.threads);
 
-      const file = loadGGUF(modelPath(modelArg));
+      const file = loadModelFile(modelPath(modelArg));
       const model = loadTrainModel(file);
       const tokenizer = Tokenizer.fromMetadata(file.metadata);
       const template = ChatTemplate.forModel(file.metadata, tokenizer);
@@ -63,7 +67,7 @@ export function finetuneCommand(): CommandUnknownOpts {
         const adapter = createLora(model, { rank: o.rank, alpha: o.alpha, dropout: o.dropout, targets: [...o.targets] }, rng);
         tuning = loraTuning(model, adapter);
         lr = 1e-3;
-        write = () => writeGGUF(output, o.merge ? ggufWithTensors(file, mergedWeights(model, adapter)) : loraAdapterGGUF(adapter, model.hparams.arch, name));
+        write = () => (o.merge ? writeModel(output, ggufWithTensors(file, mergedWeights(model, adapter)), format) : writeGGUF(output, loraAdapterGGUF(adapter, model.hparams.arch, name)));
         console.error(`LoRA: ${loraParamCount(adapter)} trainable parameters (${((100 * loraParamCount(adapter)) / total).toFixed(3)}% of ${total})`);
       } else if (promptTokens !== undefined) {
         const tuned = createPromptTuning(model, promptTokens, rng);
@@ -75,7 +79,7 @@ export function finetuneCommand(): CommandUnknownOpts {
       } else {
         tuning = fullTuning(model);
         lr = 1e-4;
-        write = () => writeGGUF(output, ggufWithTensors(file, new Map(model.params.map((p) => [p.name, p.value]))));
+        write = () => writeModel(output, ggufWithTensors(file, new Map(model.params.map((p) => [p.name, p.value]))), format);
         console.error(`full fine-tuning: ${total} trainable parameters`);
       }
 

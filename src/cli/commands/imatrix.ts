@@ -7,7 +7,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { Command, Option, type CommandUnknownOpts } from '@commander-js/extra-typings';
-import { loadGGUF } from '../../gguf/model-file.js';
+import { loadModelFile } from '../../hf/checkpoint.js';
 import { readBaseHParams } from '../../models/hparams.js';
 import { collectImportance } from '../../quant/ptq/activations.js';
 import { ctxOption, integer, MODEL_DESCRIPTION, outputOption, UsageError } from '../options.js';
@@ -48,7 +48,7 @@ export function imatrixCommand(): CommandUnknownOpts {
     .action(async (modelArg, o) => {
       if (o.ctx !== undefined && o.ctx < 2) throw new UsageError('-c must be at least 2');
       const path = modelPath(modelArg);
-      const model = loadGGUF(path);
+      const model = loadModelFile(path);
       const ctx = chooseContext(trainedContext(path, readBaseHParams(model.metadata).hp.contextLength), o.ctx, { cap: PERPLEXITY_CONTEXT_CAP });
       const text = readFileSync(o.file, 'utf8');
       const collected = await withProgress('chunk', 1, (progress) => collectImportance(model, text, ctx, o.chunks ?? Infinity,

@@ -5,7 +5,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { Command, Option, type CommandUnknownOpts } from '@commander-js/extra-typings';
-import { loadGGUF } from '../../gguf/model-file.js';
+import { loadModelFile } from '../../hf/checkpoint.js';
 import { readBaseHParams } from '../../models/hparams.js';
 import { parseReportTarget, quantReport, reportMarkdown, reportSvg } from '../../quant/report.js';
 import { commaList, ctxOption, integer, MODEL_DESCRIPTION, outputOption, UsageError } from '../options.js';
@@ -31,7 +31,7 @@ export function quantReportCommand(): CommandUnknownOpts {
       }
       if (o.ctx !== undefined && o.ctx < 4) throw new UsageError('-c must be at least 4');
       const path = modelPath(modelArg);
-      const model = loadGGUF(path);
+      const model = loadModelFile(path);
       const ctx = chooseContext(trainedContext(path, readBaseHParams(model.metadata).hp.contextLength), o.ctx, { cap: PERPLEXITY_CONTEXT_CAP });
       const text = readFileSync(o.file, 'utf8');
       const report = await withProgress('step', o.types.length + 1, (progress) => quantReport(model, basename(path), text, o.types, {

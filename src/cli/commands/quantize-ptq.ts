@@ -11,7 +11,8 @@ import { Option, type Command, type OptionValues } from '@commander-js/extra-typ
 import { ctxOption, decimal, integer, UsageError } from '../options.js';
 import { chooseContext, trainedContext } from '../context.js';
 import { readBaseHParams } from '../../models/hparams.js';
-import { loadGGUF, type GGUFModelFile } from '../../gguf/model-file.js';
+import type { GGUFModelFile } from '../../gguf/model-file.js';
+import { loadModelFile } from '../../hf/checkpoint.js';
 import { metaF32, metaU32, writeGGUF, type GGUFWriteInput } from '../../gguf/writer.js';
 import { typeName } from '../../tensor/ggml-type.js';
 import { LlamaFileType } from '../../quant/mix.js';
@@ -123,7 +124,7 @@ export async function runPtqQuantize(input: string, output: string, type: string
   if (type !== undefined) throw new UsageError('with --scheme or --target-bpw: kiln quantize IN.gguf OUT.gguf (no TYPE)');
   if (schemeText !== undefined && targetBpw !== undefined) throw new UsageError('--scheme and --target-bpw do not go together');
   if (targetBpw !== undefined && !(targetBpw > 0)) throw new UsageError('--target-bpw must be positive');
-  const model = loadGGUF(input);
+  const model = loadModelFile(input);
   const result = schemeText !== undefined ? schemeOutput(model, flags, schemeText) : targetBpwOutput(model, flags, targetBpw!);
   await writeGGUF(output, result);
   const bytes = result.tensors.reduce((sum, t) => sum + t.data.length, 0);

@@ -2,7 +2,7 @@
 // [--allow-requantize]`: llama-quantize's output, byte for byte (same tensor types, order, data and metadata).
 
 import { Command, type CommandUnknownOpts } from '@commander-js/extra-typings';
-import { loadGGUF } from '../../gguf/model-file.js';
+import { loadModelFile } from '../../hf/checkpoint.js';
 import { writeGGUF } from '../../gguf/writer.js';
 import { GGMLType, typeFromName, typeName } from '../../tensor/ggml-type.js';
 import { canQuantizeTo } from '../../quant/ggml-quantize.js';
@@ -49,7 +49,7 @@ export function quantizeCommand(): CommandUnknownOpts {
     .summary('quantize a GGUF model exactly as llama.cpp\'s llama-quantize, or by a PTQ scheme')
     .description(`Quantize a GGUF model byte for byte as llama-quantize does (TYPE: ${FILE_TYPE_NAMES.join(', ')}); ` +
       'or, instead of TYPE, by a PTQ scheme (--scheme) or a type per tensor within a bit budget (--target-bpw).')
-    .argument('<IN>', 'the GGUF model to quantize')
+    .argument('<IN>', 'the model to quantize: a GGUF file or a Hugging Face folder')
     .argument('<OUT>', 'the GGUF file to write')
     .argument('[TYPE]', 'llama-quantize\'s file type, e.g. Q4_K_M (not with --scheme or --target-bpw)')
     .option('--imatrix <file>', 'importance matrix (llama-imatrix .dat or GGUF) for the weighted quantizers')
@@ -70,7 +70,7 @@ export function quantizeCommand(): CommandUnknownOpts {
     const outputType = tensorTypeOption('output-type', o.outputType);
     const tokenEmbeddingType = tensorTypeOption('token-embedding-type', o.tokenEmbeddingType);
     const imatrix = o.imatrix !== undefined ? readImatrix(o.imatrix) : undefined;
-    const model = loadGGUF(input);
+    const model = loadModelFile(input);
     const nameWidth = Math.max(...model.tensorInfos.map((t) => t.name.length));
     if (imatrix) console.error(`imatrix: ${imatrix.entries.size} entries from ${o.imatrix}${imatrix.dataset ? ` (${imatrix.dataset})` : ''}`);
 

@@ -2,7 +2,7 @@
 // of TEXT, one `id 'piece'` line per token (like llama.cpp's llama-tokenize), or a JSON array with --ids.
 
 import { Command, type CommandUnknownOpts } from '@commander-js/extra-typings';
-import { readGGUFHeader } from '../../gguf/reader.js';
+import { readModelMetadata } from '../../hf/checkpoint.js';
 import { Tokenizer } from '../../tokenizer/index.js';
 import { MODEL_DESCRIPTION } from '../options.js';
 import { modelPath } from '../default-model.js';
@@ -28,7 +28,7 @@ export function tokenizeCommand(): CommandUnknownOpts {
     .option('--ids', 'print only a JSON array of the ids')
     .action((modelArg, text, o) => {
       // only the header is needed
-      const tokenizer = Tokenizer.fromMetadata(readGGUFHeader(modelPath(modelArg)).metadata);
+      const tokenizer = Tokenizer.fromMetadata(readModelMetadata(modelPath(modelArg)));
       const ids = tokenizer.encode(text, { addSpecial: o.bos, parseSpecial: o.parseSpecial });
       if (o.ids) {
         console.log(JSON.stringify(ids));

@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, Option, type CommandUnknownOpts } from '@commander-js/extra-typings';
 import { trainBPE } from '../../train/bpe-trainer.js';
-import { writeHFTokenizerJson } from '../../train/hf-tokenizer-json.js';
+import { writeHFTokenizerJson } from '../../tokenizer/hf-tokenizer-json.js';
 import { collect, integer, outputOption } from '../options.js';
 import { withProgress } from '../progress.js';
 

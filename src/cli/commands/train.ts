@@ -6,6 +6,7 @@ import { readTrainConfig, type TrainConfig } from '../../train/config.js';
 import { train } from '../../train/trainer.js';
 import { MAX_MATMUL_THREADS } from '../../train/matmul.js';
 import { integer, outputOption, threadsOption } from '../options.js';
+import { MODEL_FORMATS, type ModelFormat } from '../../hf/export.js';
 import { duration, showTrainingSteps, withProgress } from '../progress.js';
 
 /** -t and -o as commander parses them */
@@ -32,11 +33,12 @@ export function trainCommand(): CommandUnknownOpts {
     .summary('pretrain a llama-style model on a text corpus and export it as GGUF')
     .requiredOption('--config <file>', 'training configuration (JSON; see configs/shakespeare-char.json)')
     .option('--resume', 'continue from the checkpoint next to the output')
-    .addOption(new Option('--stop-at <step>', 'stop (with a checkpoint) after this many steps; resume later').argParser(integer(1)));
+    .addOption(new Option('--stop-at <step>', 'stop (with a checkpoint) after this many steps; resume later').argParser(integer(1)))
+    .addOption(new Option('--format <format>', 'write the model as a GGUF file or a Hugging Face folder (hf)').choices(MODEL_FORMATS).default('gguf'));
   return withConfigOverrides(command).action(async (o) => {
     const cfg = configWith(o.config, o);
     const result = await withProgress('step', cfg.steps, (progress) =>
-      train(cfg, { resume: o.resume, stopAt: o.stopAt, onProgress: showTrainingSteps(progress) }));
+      train(cfg, { resume: o.resume, stopAt: o.stopAt, onProgress: showTrainingSteps(progress), format: o.format as ModelFormat }));
     const rate = `${Math.round(result.tokensPerSecond)} tok/s`;
     if (result.modelPath) {
       console.log(`wrote ${result.modelPath}: ${result.step} steps in ${duration(result.seconds)} (${rate}), validation loss ${result.finalValLoss!.toFixed(4)} over the whole split`);

@@ -2,10 +2,10 @@
 // byte-to-unicode characters, specials as `added_tokens`, ByteLevel pre-tokenizer and decoder.
 
 import { readFileSync, writeFileSync } from 'node:fs';
-import { bytesToUnicode, unicodeToBytes } from '../tokenizer/bytes-to-unicode.js';
-import type { SpecialToken, TrainedBPE } from './bpe-trainer.js';
+import { bytesToUnicode, unicodeToBytes } from './bytes-to-unicode.js';
+import type { SpecialToken, TrainedBPE } from '../train/bpe-trainer.js';
 
-export type { SpecialToken, TrainedBPE } from './bpe-trainer.js';
+export type { SpecialToken, TrainedBPE } from '../train/bpe-trainer.js';
 
 export class HFTokenizerJsonError extends Error {
   constructor(message: string) {
@@ -46,8 +46,9 @@ export function hfTokenizerJsonText(bpe: TrainedBPE): string {
     },
   };
   const vocabLines = tokens.map((t, id) => `      ${JSON.stringify(t)}: ${id}`).join(',\n');
-  // the only unescaped `"vocab": {}` in the text is the model's key (quotes inside strings are escaped)
-  return JSON.stringify(doc, null, 2).replace('"vocab": {}', `"vocab": {\n${vocabLines}\n    }`) + '\n';
+  // the only unescaped `"vocab": {}` in the text is the model's key (quotes inside strings are escaped); a function
+  // inserts the lines as they are (a replacement string would read "$$" in a token as "$")
+  return JSON.stringify(doc, null, 2).replace('"vocab": {}', () => `"vocab": {\n${vocabLines}\n    }`) + '\n';
 }
 
 export function writeHFTokenizerJson(path: string, bpe: TrainedBPE): void {
