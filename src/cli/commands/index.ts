@@ -21,5 +21,6 @@ import { inspectCommand } from './inspect.js';
 import { distillCommand } from './distill.js';
 import { dpoCommand } from './dpo.js';
 import { qatCommand } from './qat.js';
+import { ragCommand } from './rag.js';
 
-export const COMMANDS: MakeCommand[] = [runCommand, chatCommand, serveCommand, evalCommand, perplexityCommand, embedCommand, tokenizeCommand, tokenizerCommand, infoCommand, estimateCommand, trainCommand, finetuneCommand, distillCommand, dpoCommand, qatCommand, quantizeCommand, quantReportCommand, imatrixCommand, benchCommand, inspectCommand];
+export const COMMANDS: MakeCommand[] = [runCommand, chatCommand, serveCommand, evalCommand, perplexityCommand, embedCommand, ragCommand, tokenizeCommand, tokenizerCommand, infoCommand, estimateCommand, trainCommand, finetuneCommand, distillCommand, dpoCommand, qatCommand, quantizeCommand, quantReportCommand, imatrixCommand, benchCommand, inspectCommand];
