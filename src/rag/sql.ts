@@ -4,9 +4,7 @@
 // processes writing one folder would corrupt it, and initdb wants the folder empty); a store that cannot be opened gives a RagStoreError and is left as it was.
 
 import { closeSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, writeSync } from 'node:fs';
-import { PGlite } from '@electric-sql/pglite';
-import { vector } from '@electric-sql/pglite/vector';
-import pg from 'pg';
+import type { PGlite } from '@electric-sql/pglite';
 
 export class RagStoreError extends Error {
   constructor(message: string) {
@@ -33,6 +31,8 @@ export async function openPGlite(dir: string): Promise<Sql> {
   const fresh = readdirSync(dir).length === 0;
   let db: PGlite;
   try {
+    // loaded when a store is opened, not with every kiln command
+    const [{ PGlite }, { vector }] = await Promise.all([import('@electric-sql/pglite'), import('@electric-sql/pglite/vector')]);
     db = await PGlite.create({ dataDir: dir, extensions: { vector } });
   } catch (e) {
     release();
@@ -87,6 +87,7 @@ function processAlive(pid: number): boolean {
 
 /** Connects to a PostgreSQL server (pgvector installed) at `url`. One connection: queries and transactions run one at a time. */
 export async function openPostgres(url: string): Promise<Sql> {
+  const { default: pg } = await import('pg');
   const client = new pg.Client({ connectionString: url });
   try {
     await client.connect();
