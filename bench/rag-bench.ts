@@ -92,7 +92,7 @@ async function hnsw(): Promise<void> {
     console.log(`HNSW index (m 16, ef_construction 64) built in ${((performance.now() - started) / 1000).toFixed(1)} s`);
     const qs = Array.from({ length: queries }, () => randomUnit(dim));
     const exact = qs.map((q) => vectors.map((v, id) => ({ id, s: v.reduce((acc, x, i) => acc + x * q[i], 0) })).sort((a, b) => b.s - a.s).slice(0, k).map((e) => e.id));
-    for (const ef of [40, 100, 200]) {
+    for (const ef of [40, 100, 200, 400, 1000]) {
       let overlap = 0;
       const times: number[] = [];
       for (let i = 0; i < queries; i++) {
