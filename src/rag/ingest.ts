@@ -63,8 +63,11 @@ interface PendingFile {
   chunks: TextChunk[];
 }
 
-/** Indexes `paths` into `store` with `embedder` (the store must be bound to it). */
-export async function indexPaths(store: RagStore, embedder: Embedder, paths: readonly string[], chunking: ChunkOptions, events: IndexEvents = {}): Promise<IndexReport> {
+/**
+ * Indexes `paths` into `store` with `embedder`, binding the store to it first (`reindex`: rebuilding a store bound
+ * to another model) once the paths are known to be there.
+ */
+export async function indexPaths(store: RagStore, embedder: Embedder, paths: readonly string[], chunking: ChunkOptions, reindex: boolean, events: IndexEvents = {}): Promise<IndexReport> {
   const report: IndexReport = { indexed: [], unchanged: 0, removed: [], skipped: 0, chunks: 0 };
   const skip = (path: string, reason: string): void => {
     report.skipped++;
@@ -72,6 +75,7 @@ export async function indexPaths(store: RagStore, embedder: Embedder, paths: rea
   };
   checkChunkOptions(chunking);
   const files = collectFiles(paths, skip);
+  await store.bind(embedder.id, reindex);
   const roots = paths.map((p) => resolve(p));
   const present = new Set(files);
   const stored = new Map((await store.files()).map((f) => [f.path, f.hash]));

@@ -100,8 +100,7 @@ export class Rag {
   }
 
   async index(paths: readonly string[], { chunking = DEFAULT_CHUNKING, reindex = false, ...events }: IndexEvents & { chunking?: ChunkOptions; reindex?: boolean } = {}): Promise<IndexReport> {
-    await this.store.bind(this.embedder.id, reindex);
-    return indexPaths(this.store, this.embedder, paths, chunking, events);
+    return indexPaths(this.store, this.embedder, paths, chunking, reindex, events);
   }
 
   async search(query: string, { k = 5, mode = 'hybrid', rerank = false, candidates = Math.max(50, 4 * k) }: SearchOptions = {}): Promise<ChunkHit[]> {

@@ -101,10 +101,12 @@ for (const backend of ['pglite', 'wire'] as const) {
       assert.ok((await rag.store.files()).every((f) => !f.path.endsWith('page.html')));
     });
 
-    test('a missing path is an error naming it, and nothing is removed', async () => {
+    test('a missing path is an error naming it, and nothing is removed (not even with reindex)', async () => {
       const count = await rag.store.chunkCount();
-      await assert.rejects(rag.index([docs, join(root, 'nowhere')]), (e: Error) => e instanceof MissingPathError && e.message.includes(join(root, 'nowhere')));
-      assert.equal(await rag.store.chunkCount(), count);
+      for (const reindex of [false, true]) {
+        await assert.rejects(rag.index([docs, join(root, 'nowhere')], { reindex }), (e: Error) => e instanceof MissingPathError && e.message.includes(join(root, 'nowhere')));
+        assert.equal(await rag.store.chunkCount(), count);
+      }
     });
 
     test('hybrid search puts the only chunk holding a word first (both rankings hold it); every mode returns k hits', async () => {
