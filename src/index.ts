@@ -27,3 +27,6 @@ export { RequestAbortedError } from './engine/embedding.js';
 export type { EmbedOptions, EmbeddingRequestOutput } from './engine/llm.js';
 export type { EmbedRequest, EmbeddingResult } from './engine/types.js';
 export type { Pooling } from './models/hparams.js';
+export { Rag, reciprocalRankFusion, EmptyQueryError, type SearchOptions, type SearchMode, type Source, type Answer, type AskOptions } from './rag/rag.js';
+export { RagStore, RagStoreError, EmbedModelMismatchError, type ChunkHit, type EmbedModelId } from './rag/store.js';
+export { MissingPathError, type IndexReport } from './rag/ingest.js';

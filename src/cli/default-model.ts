@@ -10,6 +10,8 @@ import { checkIsModel } from '../gguf/adapter-kind.js';
 import { isHFFolder } from '../hf/checkpoint.js';
 
 export const DEFAULT_MODEL = join('models', 'kiln-brown.gguf');
+/** the embedding model `kiln rag` uses when given none (models/README.md) */
+export const DEFAULT_EMBED_MODEL = join('models', 'kiln-brown-embed.gguf');
 
 export class DefaultModelError extends Error {
   constructor(message: string) {
@@ -27,11 +29,12 @@ export function packageRoot(): string {
   }
 }
 
-/** The default model's absolute path; a DefaultModelError if the file is not there. */
-export function defaultModelPath(): string {
-  const path = join(packageRoot(), DEFAULT_MODEL);
+/** The default model's absolute path (or the default embedding model's); a DefaultModelError if the file is not there. */
+export function defaultModelPath(which: 'chat' | 'embed' = 'chat'): string {
+  const path = join(packageRoot(), which === 'chat' ? DEFAULT_MODEL : DEFAULT_EMBED_MODEL);
   if (!existsSync(path)) {
-    throw new DefaultModelError(`no MODEL given and the default model ${path} is missing: pass a GGUF file, or rebuild it with \`npx tsx scripts/train-default-model.ts\``);
+    const script = which === 'chat' ? 'train-default-model.ts' : 'train-embed-model.ts';
+    throw new DefaultModelError(`no MODEL given and the default model ${path} is missing: pass a GGUF file, or rebuild it with \`npx tsx scripts/${script}\``);
   }
   return path;
 }

@@ -9,6 +9,7 @@ import {
 import { ropeAngles } from '../../src/kernels/rope.js';
 import { TrainOps } from '../../src/train/train-ops.js';
 import { createModel, forwardLogits } from '../../src/train/llama-model.js';
+import { infoNCE, meanPoolRows, normalizeRows } from '../../src/train/contrastive.js';
 
 const rng = new Rng(1234);
 const uniform = (n: number, scale = 1): Float32Array => Float32Array.from({ length: n }, () => scale * (2 * rng.nextFloat() - 1));
@@ -221,4 +222,18 @@ test('a whole tiny llama (2 layers, dim 16, GQA): loss gradient vs finite differ
   const tokens = Int32Array.from({ length: 12 }, () => Math.floor(rng.nextFloat() * 24));
   const targets = Int32Array.from({ length: 12 }, () => Math.floor(rng.nextFloat() * 24));
   gradcheck(model.params, () => crossEntropy(forwardLogits(model, tokens, 2, 6), targets), { sample: 6 });
+});
+
+test('contrastive training: masked mean pooling, row normalization, InfoNCE', () => {
+  const hidden = input(8, 3); // 2 sequences of seqLen 4, of 3 and 2 real tokens
+  gradcheck([hidden], () => meanPoolRows(hidden, 4, [3, 2]));
+  const pooled = meanPoolRows(hidden, 4, [3, 2]);
+  assert.ok(Math.abs(pooled.value[0] - (hidden.value[0] + hidden.value[3] + hidden.value[6]) / 3) < 1e-6);
+  const x = input(3, 4);
+  gradcheck([x], () => normalizeRows(x));
+  const a = input(3, 4), b = input(3, 4);
+  gradcheck([a, b], () => infoNCE(normalizeRows(a), normalizeRows(b), 0.5));
+  // pairs that are the same vectors, far apart from each other, give a loss near 0
+  const same = leaf(Float32Array.of(1, 0, 0, 0, 1, 0, 0, 0, 1), 3, 3);
+  assert.ok(infoNCE(same, same, 0.05).value[0] < 1e-6);
 });

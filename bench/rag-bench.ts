@@ -1,0 +1,116 @@
+// Benchmarks of the RAG store (numbers for notes, not tests):
+//   latency  — `Rag.search` (hybrid: query embedding, HNSW and full-text queries, fusion) p50/p99 over the questions
+//              of bench/rag-questions.json, on a store of --chunks chunks (default 10,000: corpus text, random unit
+//              vectors of the embedding model's width), embedded (PGlite folder) and over the wire (pglite-socket)
+//   hnsw     — pgvector HNSW recall@10 against exact k-NN on --n random unit vectors of 384 dimensions (default 100,000)
+//   npx tsx bench/rag-bench.ts latency|hnsw [--chunks N] [--n N] [--queries N]
+
+import { readFileSync, rmSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { Rag, type SearchOptions } from '../src/rag/rag.js';
+import { RagStore, vectorLiteral } from '../src/rag/store.js';
+import { defaultModelPath } from '../src/cli/default-model.js';
+import { normalizeL2 } from '../src/generate/embed.js';
+import { Rng } from '../src/generate/rng.js';
+import { startWireServer } from '../test/helpers/pg-wire.js';
+
+const SHARED = process.env.KILN_SHARED ?? resolve('..', 'shared');
+const WORK = resolve('tmp', 'rag-bench');
+const [what = 'latency', ...rest] = process.argv.slice(2);
+const option = (name: string, fallback: number) => {
+  const at = rest.indexOf(name);
+  return at >= 0 ? Number(rest[at + 1]) : fallback;
+};
+const rng = new Rng(42);
+const randomUnit = (dim: number) => normalizeL2(Float32Array.from({ length: dim }, () => rng.nextFloat() * 2 - 1));
+
+const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
+
+/** A store of `n` chunks: 500-character slices of the corpora, random vectors, 100 chunks a file. */
+async function fillStore(rag: Rag, n: number): Promise<number> {
+  const text = ['botchan.txt', 'tinyshakespeare.txt', 'tinystories-sample-197k.txt'].map((f) => readFileSync(join(SHARED, 'data', 'text', f), 'utf8')).join('\n');
+  await rag.store.bind(rag.embedder.id, true);
+  const started = performance.now();
+  for (let file = 0; file * 100 < n; file++) {
+    const chunks = Array.from({ length: Math.min(100, n - file * 100) }, (_, j) => {
+      const start = ((file * 100 + j) * 500) % (text.length - 500);
+      return { start, end: start + 500, text: text.slice(start, start + 500), embedding: randomUnit(rag.embedder.id.dim) };
+    });
+    await rag.store.putFile(`/bench/file${file}.txt`, String(file), chunks);
+  }
+  return n / ((performance.now() - started) / 1000);
+}
+
+async function latency(): Promise<void> {
+  const n = option('--chunks', 10_000), queries = option('--queries', 200);
+  const questions = (JSON.parse(readFileSync(new URL('./rag-questions.json', import.meta.url), 'utf8')) as { q: string }[]).map((q) => q.q);
+  const server = await startWireServer();
+  const db = join(WORK, 'latency-store');
+  rmSync(db, { recursive: true, force: true });
+  for (const [name, where] of [['embedded (PGlite folder)', db], ['wire (pg → pglite-socket)', server.url]] as const) {
+    const rag = await Rag.open({ db: where, embedModel: defaultModelPath('embed') });
+    try {
+      const rate = await fillStore(rag, n);
+      for (const options of [{ mode: 'hybrid' }, { mode: 'vector' }, { mode: 'lexical' }] as SearchOptions[]) {
+        await rag.search(questions[0], options); // warm-up
+        const times: number[] = [];
+        for (let i = 0; i < queries; i++) {
+          const started = performance.now();
+          await rag.search(questions[i % questions.length], { k: 5, ...options });
+          times.push(performance.now() - started);
+        }
+        times.sort((a, b) => a - b);
+        console.log(`${name}, ${await rag.store.chunkCount()} chunks (written at ${rate.toFixed(0)} chunks/s without embedding): ${options.mode} k=5 `
+          + `p50 ${percentile(times, 0.5).toFixed(1)} ms, p99 ${percentile(times, 0.99).toFixed(1)} ms over ${queries} queries`);
+      }
+    } finally {
+      await rag.close();
+    }
+  }
+  await server.stop();
+}
+
+async function hnsw(): Promise<void> {
+  const n = option('--n', 100_000), queries = option('--queries', 100), dim = 384, k = 10;
+  const db = join(WORK, 'hnsw-store');
+  rmSync(db, { recursive: true, force: true });
+  const store = await RagStore.open(db);
+  const sql = store.sql;
+  try {
+    await sql.exec(`CREATE TABLE bench_vectors (id integer PRIMARY KEY, embedding vector(${dim}) NOT NULL)`);
+    const vectors: Float32Array[] = [];
+    let started = performance.now();
+    for (let first = 0; first < n; first += 1000) {
+      const batch = Array.from({ length: Math.min(1000, n - first) }, () => randomUnit(dim));
+      vectors.push(...batch);
+      await sql.query('INSERT INTO bench_vectors SELECT $2::int + o::int - 1, v::vector FROM unnest($1::text[]) WITH ORDINALITY AS u(v, o)',
+        [batch.map(vectorLiteral), first]);
+    }
+    console.log(`inserted ${n} vectors of ${dim} dimensions in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    started = performance.now();
+    await sql.exec("SET maintenance_work_mem = '512MB'; CREATE INDEX ON bench_vectors USING hnsw (embedding vector_cosine_ops)");
+    console.log(`HNSW index (m 16, ef_construction 64) built in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    const qs = Array.from({ length: queries }, () => randomUnit(dim));
+    const exact = qs.map((q) => vectors.map((v, id) => ({ id, s: v.reduce((acc, x, i) => acc + x * q[i], 0) })).sort((a, b) => b.s - a.s).slice(0, k).map((e) => e.id));
+    for (const ef of [40, 100, 200, 400, 1000]) {
+      let overlap = 0;
+      const times: number[] = [];
+      for (let i = 0; i < queries; i++) {
+        const t = performance.now();
+        const rows = await sql.transaction(async (tx) => {
+          await tx.exec(`SET LOCAL hnsw.ef_search = ${ef}`);
+          return tx.query<{ id: number }>('SELECT id FROM bench_vectors ORDER BY embedding <=> $1::vector LIMIT $2', [vectorLiteral(qs[i]), k]);
+        });
+        times.push(performance.now() - t);
+        const truth = new Set(exact[i]);
+        overlap += rows.filter((r) => truth.has(r.id)).length;
+      }
+      times.sort((a, b) => a - b);
+      console.log(`ef_search ${ef}: recall@${k} ${(overlap / (queries * k)).toFixed(4)} over ${queries} queries, p50 ${percentile(times, 0.5).toFixed(1)} ms`);
+    }
+  } finally {
+    await store.close();
+  }
+}
+
+await (what === 'hnsw' ? hnsw() : latency());
