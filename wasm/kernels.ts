@@ -293,85 +293,150 @@ function dotQ5_1(w: usize, x: usize, nb: i32): f32 {
 }
 
 /**
- * The 8 6-bit scales and 8 6-bit mins of a Q4_K/Q5_K super-block (12 packed bytes at p, get_scale_min_k4's
- * layout) into 16 bytes at out: scales at out[0…7], mins at out[8…15]; four 32-bit steps, as ggml's utmp trick.
+ * The 8 6-bit scales and 8 6-bit mins of a Q4_K/Q5_K super-block (12 packed bytes at p, get_scale_min_k4's layout)
+ * as the bytes of one vector: scales in bytes 0…7, mins in 8…15; four 32-bit steps, as ggml's utmp trick.
  */
-@inline function unpackScalesK4(p: usize, out: usize): void {
+@inline function scalesMinsK4(p: usize): v128 {
   const kmask1: u32 = 0x3f3f3f3f, kmask2: u32 = 0x0f0f0f0f, kmask3: u32 = 0x03030303;
   const a = load<u32>(p), b = load<u32>(p + 4), c = load<u32>(p + 8);
-  store<u32>(out, a & kmask1);
-  store<u32>(out + 4, (c & kmask2) | (((a >> 6) & kmask3) << 4));
-  store<u32>(out + 8, b & kmask1);
-  store<u32>(out + 12, ((c >> 4) & kmask2) | (((b >> 6) & kmask3) << 4));
+  let v = i32x4.splat(a & kmask1);
+  v = i32x4.replace_lane(v, 1, (c & kmask2) | (((a >> 6) & kmask3) << 4));
+  v = i32x4.replace_lane(v, 2, b & kmask1);
+  return i32x4.replace_lane(v, 3, ((c >> 4) & kmask2) | (((b >> 6) & kmask3) << 4));
 }
 
-/** i32x4 partial sums of Σ_j m_j·(bsum[2j] + bsum[2j+1]): mins as unpacked at `unpacked` + 8, bsums of a Q8_K block. */
-@inline function minsDotBsums(unpacked: usize, bsums: usize): v128 {
-  const v = v128.load(unpacked), zero = i8x16.splat(0);
-  // each min widened to int16 twice: it covers two groups of 16
-  const low = i8x16.shuffle(v, zero, 8, 16, 8, 16, 9, 16, 9, 16, 10, 16, 10, 16, 11, 16, 11, 16);
-  const high = i8x16.shuffle(v, zero, 12, 16, 12, 16, 13, 16, 13, 16, 14, 16, 14, 16, 15, 16, 15, 16);
+/** i32x4 partial sums of Σ_j m_j·(bsum[2j] + bsum[2j+1]): sm from scalesMinsK4, bsums of a Q8_K block. */
+@inline function minsDotBsums(sm: v128, bsums: usize): v128 {
+  // each min as int16, twice: it covers two groups of 16
+  const mins = i16x8.extend_high_i8x16_u(sm);
+  const low = i8x16.shuffle(mins, mins, 0, 1, 0, 1, 2, 3, 2, 3, 4, 5, 4, 5, 6, 7, 6, 7);
+  const high = i8x16.shuffle(mins, mins, 8, 9, 8, 9, 10, 11, 10, 11, 12, 13, 12, 13, 14, 15, 14, 15);
   return i32x4.add(i32x4.dot_i16x8_s(v128.load(bsums), low), i32x4.dot_i16x8_s(v128.load(bsums + 16), high));
 }
 
-/** Q4_K · Q8_K: value = d·sc_j·q − dmin·m_j per sub-block j of 32; q the nibbles (low nibbles: even j). scratch: 16 bytes. */
-function dotQ4_K(w: usize, x: usize, nb: i32, scratch: usize): f32 {
-  let acc = f32x4.splat(0), minAcc = f32x4.splat(0);
-  for (let b = 0; b < nb; b++) {
-    const dx = load<f32>(x);
-    unpackScalesK4(w + 4, scratch);
-    let isum = i32x4.splat(0);
-    for (let pair = 0; pair < 4; pair++) {
-      const q = w + 16 + 32 * pair;
-      const xq = x + 4 + 64 * pair;
-      const qa = v128.load(q), qb = v128.load(q + 16);
-      const sLow = <i32>load<u8>(scratch + 2 * pair), sHigh = <i32>load<u8>(scratch + 2 * pair + 1);
-      isum = i32x4.add(isum, dotUnsignedScaled(v128.load(xq), lowNibbles(qa), sLow));
-      isum = i32x4.add(isum, dotUnsignedScaled(v128.load(xq + 16), lowNibbles(qb), sLow));
-      isum = i32x4.add(isum, dotUnsignedScaled(v128.load(xq + 32), highNibbles(qa), sHigh));
-      isum = i32x4.add(isum, dotUnsignedScaled(v128.load(xq + 48), highNibbles(qb), sHigh));
-    }
-    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(dx * loadF16(w))));
-    minAcc = f32x4.add(minAcc, f32x4.mul(f32x4.convert_i32x4_s(minsDotBsums(scratch, x + 260)), f32x4.splat(dx * loadF16(w + 2))));
-    w += 144;
-    x += 292;
-  }
-  return hsum(acc) - hsum(minAcc);
+/**
+ * The scales of sm (scalesMinsK4) as two vectors of i32 lanes s_j | s_j << 16 (j = 0…3, 4…7): lane j splat (one
+ * shuffle of 32-bit lanes) is s_j in every int16 lane, the operand of i32x4.dot_i16x8_s.
+ */
+@inline function scalePairsLow(sm: v128): v128 {
+  const s = i16x8.extend_low_i8x16_u(sm);
+  return i8x16.shuffle(s, s, 0, 1, 0, 1, 2, 3, 2, 3, 4, 5, 4, 5, 6, 7, 6, 7);
 }
 
-/** Q5_K · Q8_K: as Q4_K with a fifth bit per value from qh (bit 2j / 2j+1 of qh[l] for sub-blocks 2j / 2j+1). */
+@inline function scalePairsHigh(sm: v128): v128 {
+  const s = i16x8.extend_low_i8x16_u(sm);
+  return i8x16.shuffle(s, s, 8, 9, 8, 9, 10, 11, 10, 11, 12, 13, 12, 13, 14, 15, 14, 15);
+}
+
+/** Lane `lane` of scale pairs splat (lane a constant where inlined). */
+@inline function scaleSplat(pairs: v128, lane: i32): v128 {
+  switch (lane) {
+    case 0: return i32x4.shuffle(pairs, pairs, 0, 0, 0, 0);
+    case 1: return i32x4.shuffle(pairs, pairs, 1, 1, 1, 1);
+    case 2: return i32x4.shuffle(pairs, pairs, 2, 2, 2, 2);
+    default: return i32x4.shuffle(pairs, pairs, 3, 3, 3, 3);
+  }
+}
+
+/**
+ * isum + s_low·Σ x·low + s_high·Σ x·high over a pair of sub-blocks (x: their 64 Q8_K values; low, high: each
+ * sub-block's 32 unsigned values in two vectors; s_low, s_high: scale splats as from scaleSplat). In the relaxed build
+ * a sub-block's two int16 dot products are added before its scale multiplies them.
+ */
+@inline function kPair(isum: v128, x: usize, lowA: v128, lowB: v128, highA: v128, highB: v128, scaleLow: v128, scaleHigh: v128): v128 {
+  if (RELAXED) {
+    const low = i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x), lowA), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x + 16), lowB));
+    const high = i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x + 32), highA), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x + 48), highB));
+    return i32x4.add(isum, i32x4.add(i32x4.dot_i16x8_s(low, scaleLow), i32x4.dot_i16x8_s(high, scaleHigh)));
+  }
+  const low = i32x4.add(dotUnsigned(v128.load(x), lowA), dotUnsigned(v128.load(x + 16), lowB));
+  const high = i32x4.add(dotUnsigned(v128.load(x + 32), highA), dotUnsigned(v128.load(x + 48), highB));
+  const mask = i32x4.splat(0xffff);
+  return i32x4.add(isum, i32x4.add(i32x4.mul(low, v128.and(scaleLow, mask)), i32x4.mul(high, v128.and(scaleHigh, mask))));
+}
+
+/** The 64 unsigned values of sub-blocks 2p, 2p+1 of a Q4_K or Q5_K super-block (w) · x, added to isum as kPair does. */
+@inline function k45Pair(type: i32, isum: v128, w: usize, x: usize, pair: i32, scaleLow: v128, scaleHigh: v128): v128 {
+  const q = w + (type == Q5_K ? 48 : 16) + 32 * pair;
+  const qa = v128.load(q), qb = v128.load(q + 16);
+  let lowA = lowNibbles(qa), lowB = lowNibbles(qb), highA = highNibbles(qa), highB = highNibbles(qb);
+  if (type == Q5_K) {
+    const qha = v128.load(w + 16), qhb = v128.load(w + 32);
+    const lowBit = i8x16.splat(<i8>(<i32>1 << (2 * pair))), highBit = i8x16.splat(<i8>(<i32>2 << (2 * pair)));
+    lowA = v128.or(lowA, q5_KFifth(qha, lowBit));
+    lowB = v128.or(lowB, q5_KFifth(qhb, lowBit));
+    highA = v128.or(highA, q5_KFifth(qha, highBit));
+    highB = v128.or(highB, q5_KFifth(qhb, highBit));
+  }
+  return kPair(isum, x + 4 + 64 * pair, lowA, lowB, highA, highB, scaleLow, scaleHigh);
+}
+
+/**
+ * Σ_j s_j·Σ q·x over one Q4_K or Q5_K super-block (w) and its Q8_K activations (x), sm its scalesMinsK4; the values
+ * of sub-block 2p are the low nibbles of bytes 32p…32p+31, of 2p+1 the high ones (Q5_K: | the fifth bit from qh).
+ * The partial sum is stored to `order` (16 bytes of scratch) after each pair of sub-blocks: TurboFan moves a loop's
+ * loads ahead of the arithmetic up to the last store before them, and 4 rows' worth of loads at once spill registers.
+ */
+@inline function blockK45(type: i32, w: usize, x: usize, sm: v128, order: usize): v128 {
+  const low = scalePairsLow(sm), high = scalePairsHigh(sm);
+  let isum = k45Pair(type, i32x4.splat(0), w, x, 0, scaleSplat(low, 0), scaleSplat(low, 1));
+  v128.store(order, isum);
+  isum = k45Pair(type, isum, w, x, 1, scaleSplat(low, 2), scaleSplat(low, 3));
+  v128.store(order, isum);
+  isum = k45Pair(type, isum, w, x, 2, scaleSplat(high, 0), scaleSplat(high, 1));
+  v128.store(order, isum);
+  isum = k45Pair(type, isum, w, x, 3, scaleSplat(high, 2), scaleSplat(high, 3));
+  v128.store(order, isum);
+  return isum;
+}
+
 /** 0x10 in the bytes of a Q5_K block's qh (16 bytes) that have `bit` set: the fifth bit of those values. */
 @inline function q5_KFifth(qh: v128, bit: v128): v128 {
   return v128.and(i8x16.ne(v128.and(qh, bit), i8x16.splat(0)), i8x16.splat(0x10));
 }
 
-function dotQ5_K(w: usize, x: usize, nb: i32, scratch: usize): f32 {
+/**
+ * Q4_K or Q5_K · Q8_K: value = d·sc_j·q − dmin·m_j per sub-block j of 32; q the nibbles (low nibbles: even j), Q5_K
+ * with a fifth bit per value from qh (bit 2j / 2j+1 of qh[l] for sub-blocks 2j / 2j+1).
+ */
+@inline function dotK45(type: i32, w: usize, x: usize, nb: i32, order: usize): f32 {
   let acc = f32x4.splat(0), minAcc = f32x4.splat(0);
   for (let b = 0; b < nb; b++) {
-    const dx = load<f32>(x);
-    unpackScalesK4(w + 4, scratch);
-    const qha = v128.load(w + 16), qhb = v128.load(w + 32);
-    let isum = i32x4.splat(0);
-    for (let pair = 0; pair < 4; pair++) {
-      const q = w + 48 + 32 * pair;
-      const xq = x + 4 + 64 * pair;
-      const qa = v128.load(q), qb = v128.load(q + 16);
-      const lowBit = i8x16.splat(<i8>(<i32>1 << (2 * pair))), highBit = i8x16.splat(<i8>(<i32>2 << (2 * pair)));
-      const la = v128.or(lowNibbles(qa), q5_KFifth(qha, lowBit)), lb = v128.or(lowNibbles(qb), q5_KFifth(qhb, lowBit));
-      const ha = v128.or(highNibbles(qa), q5_KFifth(qha, highBit)), hb = v128.or(highNibbles(qb), q5_KFifth(qhb, highBit));
-      const sLow = <i32>load<u8>(scratch + 2 * pair), sHigh = <i32>load<u8>(scratch + 2 * pair + 1);
-      isum = i32x4.add(isum, dotUnsignedScaled(v128.load(xq), la, sLow));
-      isum = i32x4.add(isum, dotUnsignedScaled(v128.load(xq + 16), lb, sLow));
-      isum = i32x4.add(isum, dotUnsignedScaled(v128.load(xq + 32), ha, sHigh));
-      isum = i32x4.add(isum, dotUnsignedScaled(v128.load(xq + 48), hb, sHigh));
-    }
-    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(dx * loadF16(w))));
-    minAcc = f32x4.add(minAcc, f32x4.mul(f32x4.convert_i32x4_s(minsDotBsums(scratch, x + 260)), f32x4.splat(dx * loadF16(w + 2))));
-    w += 176;
+    const dx = load<f32>(x), sm = scalesMinsK4(w + 4);
+    acc = madd(f32x4.convert_i32x4_s(blockK45(type, w, x, sm, order)), f32x4.splat(dx * loadF16(w)), acc);
+    minAcc = madd(f32x4.convert_i32x4_s(minsDotBsums(sm, x + 260)), f32x4.splat(dx * loadF16(w + 2)), minAcc);
+    w += type == Q5_K ? 176 : 144;
     x += 292;
   }
   return hsum(acc) - hsum(minAcc);
 }
+
+function dotQ4_K(w: usize, x: usize, nb: i32, order: usize): f32 { return dotK45(Q4_K, w, x, nb, order); }
+function dotQ5_K(w: usize, x: usize, nb: i32, order: usize): f32 { return dotK45(Q5_K, w, x, nb, order); }
+
+/**
+ * Q4_K or Q5_K rows at w, w + rb, w + 2·rb, w + 3·rb (nb super-blocks; rb 0: one row, lane 0 stored) · one Q8_K row
+ * → out + k·laneStride for row k: each super-block's four integer sums are gathered into one vector (rowSums4), so
+ * converting and scaling by d·d_x and dmin·d_x happen once per four rows.
+ */
+@inline function rows4K45(type: i32, w: usize, rb: usize, x: usize, nb: i32, out: usize, laneStride: usize, order: usize): void {
+  let acc = f32x4.splat(0), minAcc = f32x4.splat(0);
+  for (let b = 0; b < nb; b++) {
+    const sm0 = scalesMinsK4(w + 4), sm1 = scalesMinsK4(w + rb + 4), sm2 = scalesMinsK4(w + 2 * rb + 4), sm3 = scalesMinsK4(w + 3 * rb + 4);
+    const sums = rowSums4(blockK45(type, w, x, sm0, order), blockK45(type, w + rb, x, sm1, order), blockK45(type, w + 2 * rb, x, sm2, order), blockK45(type, w + 3 * rb, x, sm3, order));
+    const bsums = x + 260;
+    const mins = rowSums4(minsDotBsums(sm0, bsums), minsDotBsums(sm1, bsums), minsDotBsums(sm2, bsums), minsDotBsums(sm3, bsums));
+    const dx = f32x4.splat(load<f32>(x));
+    acc = madd(f32x4.convert_i32x4_s(sums), f32x4.mul(scales4(w, rb), dx), acc);
+    minAcc = madd(f32x4.convert_i32x4_s(mins), f32x4.mul(scales4(w + 2, rb), dx), minAcc);
+    w += type == Q5_K ? 176 : 144;
+    x += 292;
+  }
+  storeRows(out, f32x4.sub(acc, minAcc), laneStride);
+}
+
+function rows4Q4_K(w: usize, rb: usize, x: usize, nb: i32, out: usize, laneStride: usize, order: usize): void { rows4K45(Q4_K, w, rb, x, nb, out, laneStride, order); }
+function rows4Q5_K(w: usize, rb: usize, x: usize, nb: i32, out: usize, laneStride: usize, order: usize): void { rows4K45(Q5_K, w, rb, x, nb, out, laneStride, order); }
 
 /**
  * Q6_K · Q8_K: q = (4 bits of ql | 2 bits of qh << 4) − 32, a signed int8 scale per group of 16.
@@ -985,7 +1050,7 @@ function packRows4Q4_K(w: usize, rb: usize, nb: i32, dst: usize, unpacked: usize
       storeLanesTransposed(nibbles(v128.load(q), high), nibbles(v128.load(q + rb), high), nibbles(v128.load(q + 2 * rb), high), nibbles(v128.load(q + 3 * rb), high), dst + (j << 6));
     }
     for (let r: usize = 0; r < 4; r++) {
-      unpackScalesK4(w + r * rb + 4, unpacked);
+      v128.store(unpacked, scalesMinsK4(w + r * rb + 4));
       for (let j: usize = 0; j < 8; j++) {
         const sc = <u32>load<u8>(unpacked + j), m = <u32>load<u8>(unpacked + 8 + j);
         store<u32>(dst + PK_SC + (j << 4) + (r << 2), sc | (sc << 16));
@@ -1098,27 +1163,11 @@ function gemmF32(w0: usize, w1: usize, x: usize, x1: usize, x2: usize, x3: usize
   if (nRows > 1) storeTile(out + 4, outStride, nt, hsum(b0), hsum(b1), hsum(b2), hsum(b3));
 }
 
-/**
- * Q4_K and Q5_K for a tile of 4 tokens (x, x1…x3: their Q8_K rows), tileK45: per token and sub-block of 32, the two
- * int16 dot products are added before the sub-block's scale multiplies them. scratch: 16 bytes for the unpacked
- * scales and mins.
- */
-@inline function q4_KTokenPair(isum: v128, x: usize, lowA: v128, lowB: v128, highA: v128, highB: v128, scaleLow: i32, scaleHigh: i32): v128 {
-  if (RELAXED) {
-    const low = i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x), lowA), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x + 16), lowB));
-    const high = i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x + 32), highA), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x + 48), highB));
-    return i32x4.add(isum, i32x4.add(i32x4.dot_i16x8_s(low, i16x8.splat(<i16>scaleLow)), i32x4.dot_i16x8_s(high, i16x8.splat(<i16>scaleHigh))));
-  }
-  const low = i32x4.add(dotUnsigned(v128.load(x), lowA), dotUnsigned(v128.load(x + 16), lowB));
-  const high = i32x4.add(dotUnsigned(v128.load(x + 32), highA), dotUnsigned(v128.load(x + 48), highB));
-  return i32x4.add(isum, i32x4.add(i32x4.mul(low, i32x4.splat(scaleLow)), i32x4.mul(high, i32x4.splat(scaleHigh))));
-}
-
-/** acc + dx·(d·isum − dmin·Σ m_j·bsums) for one token's share of a Q4_K super-block. */
-@inline function q4_KTokenFinish(acc: v128, x: usize, isum: v128, scales: usize, d: f32, dmin: f32): v128 {
+/** acc + dx·(d·isum − dmin·Σ m_j·bsums) for one token's share of a Q4_K super-block (sm: its scalesMinsK4). */
+@inline function q4_KTokenFinish(acc: v128, x: usize, isum: v128, sm: v128, d: f32, dmin: f32): v128 {
   const dx = load<f32>(x);
   const withScales = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(dx * d)));
-  return f32x4.sub(withScales, f32x4.mul(f32x4.convert_i32x4_s(minsDotBsums(scales, x + 260)), f32x4.splat(dx * dmin)));
+  return f32x4.sub(withScales, f32x4.mul(f32x4.convert_i32x4_s(minsDotBsums(sm, x + 260)), f32x4.splat(dx * dmin)));
 }
 
 /**
@@ -1129,7 +1178,8 @@ function gemmF32(w0: usize, w1: usize, x: usize, x1: usize, x2: usize, x3: usize
   const qs: usize = type == Q5_K ? 48 : 16, blockBytes: usize = type == Q5_K ? 176 : 144;
   let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
   for (let b = 0; b < nb; b++) {
-    unpackScalesK4(w + 4, scratch);
+    const sm = scalesMinsK4(w + 4);
+    v128.store(scratch, sm);
     const qha = v128.load(w + 16), qhb = v128.load(w + 32); // (Q5_K only)
     const o = <usize>b * 292;
     let i0 = i32x4.splat(0), i1 = i0, i2 = i0, i3 = i0;
@@ -1143,18 +1193,18 @@ function gemmF32(w0: usize, w1: usize, x: usize, x1: usize, x2: usize, x3: usize
         highA = v128.or(highA, q5_KFifth(qha, highBit));
         highB = v128.or(highB, q5_KFifth(qhb, highBit));
       }
-      const sLow = <i32>load<u8>(scratch + 2 * pair), sHigh = <i32>load<u8>(scratch + 2 * pair + 1);
+      const sLow = i16x8.splat(load<u8>(scratch + 2 * pair)), sHigh = i16x8.splat(load<u8>(scratch + 2 * pair + 1));
       const xo = o + 4 + 64 * pair;
-      i0 = q4_KTokenPair(i0, x + xo, lowA, lowB, highA, highB, sLow, sHigh);
-      i1 = q4_KTokenPair(i1, x1 + xo, lowA, lowB, highA, highB, sLow, sHigh);
-      i2 = q4_KTokenPair(i2, x2 + xo, lowA, lowB, highA, highB, sLow, sHigh);
-      i3 = q4_KTokenPair(i3, x3 + xo, lowA, lowB, highA, highB, sLow, sHigh);
+      i0 = kPair(i0, x + xo, lowA, lowB, highA, highB, sLow, sHigh);
+      i1 = kPair(i1, x1 + xo, lowA, lowB, highA, highB, sLow, sHigh);
+      i2 = kPair(i2, x2 + xo, lowA, lowB, highA, highB, sLow, sHigh);
+      i3 = kPair(i3, x3 + xo, lowA, lowB, highA, highB, sLow, sHigh);
     }
     const d = loadF16(w), dmin = loadF16(w + 2);
-    a0 = q4_KTokenFinish(a0, x + o, i0, scratch, d, dmin);
-    a1 = q4_KTokenFinish(a1, x1 + o, i1, scratch, d, dmin);
-    a2 = q4_KTokenFinish(a2, x2 + o, i2, scratch, d, dmin);
-    a3 = q4_KTokenFinish(a3, x3 + o, i3, scratch, d, dmin);
+    a0 = q4_KTokenFinish(a0, x + o, i0, sm, d, dmin);
+    a1 = q4_KTokenFinish(a1, x1 + o, i1, sm, d, dmin);
+    a2 = q4_KTokenFinish(a2, x2 + o, i2, sm, d, dmin);
+    a3 = q4_KTokenFinish(a3, x3 + o, i3, sm, d, dmin);
     w += blockBytes;
   }
   storeTile(out, outStride, nt, hsum(a0), hsum(a1), hsum(a2), hsum(a3));
@@ -1347,7 +1397,15 @@ function dotRowsInStreams(type: i32, w: usize, rb: usize, x: usize, n: i32, scra
 }
 
 /** Four rows (rb apart; rb 0: one row) · tokens t0…t1−1 of act, in tiles of 4 tokens and then one by one. */
-@inline function rows4Tokens(type: i32, row: usize, rb: usize, act: usize, actStride: usize, nIn: i32, out: usize, outStride: usize, laneStride: usize, t0: i32, t1: i32): void {
+@inline function rows4Tokens(type: i32, row: usize, rb: usize, act: usize, actStride: usize, nIn: i32, out: usize, outStride: usize, laneStride: usize, t0: i32, t1: i32, scratch: usize): void {
+  if (type == Q4_K || type == Q5_K) {
+    for (let t = t0; t < t1; t++) {
+      const x = act + <usize>t * actStride, o = out + <usize>t * outStride;
+      if (type == Q4_K) rows4Q4_K(row, rb, x, nIn >> 8, o, laneStride, scratch);
+      else rows4Q5_K(row, rb, x, nIn >> 8, o, laneStride, scratch);
+    }
+    return;
+  }
   let t = t0;
   for (; t + 4 <= t1; t += 4) rows4Tokens4(type, row, rb, act + <usize>t * actStride, actStride, nIn >> 5, out + <usize>t * outStride, outStride, laneStride);
   for (; t < t1; t++) rows4Token1(type, row, rb, act + <usize>t * actStride, nIn >> 5, out + <usize>t * outStride, laneStride);
@@ -1421,7 +1479,7 @@ function multiplyRows(
       }
       continue;
     }
-    if (type == Q8_0 || type == Q4_0 || type == Q5_0 || type == IQ4_NL) {
+    if (type == Q8_0 || type == Q4_0 || type == Q5_0 || type == IQ4_NL || nTokens == 1 && (type == Q4_K || type == Q5_K)) {
       // decode: four long streams, rows r0 + g + k·q (q = a quarter of the chunk, k = 0…3) go together, so that each
       // stream reads consecutive rows (four streams keep more reads in flight than one); many tokens: four adjacent
       // rows, whose outputs are adjacent too. The last (length mod 4) rows one at a time.
@@ -1429,9 +1487,9 @@ function multiplyRows(
       const span = nTokens == 1 ? groups : 1;
       for (let g = 0; g < groups; g++) {
         const r = r0 + (span == 1 ? 4 * g : g);
-        rows4Tokens(type, w + <usize>r * wRowBytes, <usize>span * wRowBytes, act, actStride, nIn, out + (<usize>r << 2), outStride, <usize>span << 2, t0, t1);
+        rows4Tokens(type, w + <usize>r * wRowBytes, <usize>span * wRowBytes, act, actStride, nIn, out + (<usize>r << 2), outStride, <usize>span << 2, t0, t1, scratch);
       }
-      for (let r = r0 + 4 * groups; r < r1; r++) rows4Tokens(type, w + <usize>r * wRowBytes, 0, act, actStride, nIn, out + (<usize>r << 2), outStride, 0, t0, t1);
+      for (let r = r0 + 4 * groups; r < r1; r++) rows4Tokens(type, w + <usize>r * wRowBytes, 0, act, actStride, nIn, out + (<usize>r << 2), outStride, 0, t0, t1, scratch);
       continue;
     }
     if (nTokens == 1) {
