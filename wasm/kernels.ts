@@ -91,10 +91,10 @@ export function init_tables(): void {
   );
 }
 
-/** i32x4 partial sums of scale·Σ x_i·q_i over 16 lanes (x int8, q 0…127, scale an int16 splat). */
-@inline function dotUnsignedScaled(x: v128, q: v128, scale: i32): v128 {
-  if (RELAXED) return i32x4.dot_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(x, q), i16x8.splat(<i16>scale));
-  return i32x4.mul(dotUnsigned(x, q), i32x4.splat(scale));
+/** i32x4 partial sums of s·Σ x_i·q_i over 16 lanes (x int8, q 0…127; scale: s in every int16 lane, as i16x8.splat). */
+@inline function dotUnsignedScaled(x: v128, q: v128, scale: v128): v128 {
+  if (RELAXED) return i32x4.dot_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(x, q), scale);
+  return i32x4.mul(dotUnsigned(x, q), i32x4.shr_s(scale, 16));
 }
 
 const LOW_NIBBLES = i8x16.splat(0x0f);
@@ -305,27 +305,23 @@ function dotQ5_1(w: usize, x: usize, nb: i32): f32 {
   return i32x4.replace_lane(v, 3, ((c >> 4) & kmask2) | (((b >> 6) & kmask3) << 4));
 }
 
+/**
+ * int16 lanes 0…3 (pairsLow) or 4…7 (pairsHigh) of s, each twice: i32 lane j is s_j | s_j << 16, so a splat of lane j
+ * (scaleSplat, one shuffle of 32-bit lanes) is s_j in every int16 lane, the operand of i32x4.dot_i16x8_s.
+ */
+@inline function pairsLow(s: v128): v128 {
+  return i8x16.shuffle(s, s, 0, 1, 0, 1, 2, 3, 2, 3, 4, 5, 4, 5, 6, 7, 6, 7);
+}
+
+@inline function pairsHigh(s: v128): v128 {
+  return i8x16.shuffle(s, s, 8, 9, 8, 9, 10, 11, 10, 11, 12, 13, 12, 13, 14, 15, 14, 15);
+}
+
 /** i32x4 partial sums of Σ_j m_j·(bsum[2j] + bsum[2j+1]): sm from scalesMinsK4, bsums of a Q8_K block. */
 @inline function minsDotBsums(sm: v128, bsums: usize): v128 {
   // each min as int16, twice: it covers two groups of 16
   const mins = i16x8.extend_high_i8x16_u(sm);
-  const low = i8x16.shuffle(mins, mins, 0, 1, 0, 1, 2, 3, 2, 3, 4, 5, 4, 5, 6, 7, 6, 7);
-  const high = i8x16.shuffle(mins, mins, 8, 9, 8, 9, 10, 11, 10, 11, 12, 13, 12, 13, 14, 15, 14, 15);
-  return i32x4.add(i32x4.dot_i16x8_s(v128.load(bsums), low), i32x4.dot_i16x8_s(v128.load(bsums + 16), high));
-}
-
-/**
- * The scales of sm (scalesMinsK4) as two vectors of i32 lanes s_j | s_j << 16 (j = 0…3, 4…7): lane j splat (one
- * shuffle of 32-bit lanes) is s_j in every int16 lane, the operand of i32x4.dot_i16x8_s.
- */
-@inline function scalePairsLow(sm: v128): v128 {
-  const s = i16x8.extend_low_i8x16_u(sm);
-  return i8x16.shuffle(s, s, 0, 1, 0, 1, 2, 3, 2, 3, 4, 5, 4, 5, 6, 7, 6, 7);
-}
-
-@inline function scalePairsHigh(sm: v128): v128 {
-  const s = i16x8.extend_low_i8x16_u(sm);
-  return i8x16.shuffle(s, s, 8, 9, 8, 9, 10, 11, 10, 11, 12, 13, 12, 13, 14, 15, 14, 15);
+  return i32x4.add(i32x4.dot_i16x8_s(v128.load(bsums), pairsLow(mins)), i32x4.dot_i16x8_s(v128.load(bsums + 16), pairsHigh(mins)));
 }
 
 /** Lane `lane` of scale pairs splat (lane a constant where inlined). */
@@ -351,8 +347,7 @@ function dotQ5_1(w: usize, x: usize, nb: i32): f32 {
   }
   const low = i32x4.add(dotUnsigned(v128.load(x), lowA), dotUnsigned(v128.load(x + 16), lowB));
   const high = i32x4.add(dotUnsigned(v128.load(x + 32), highA), dotUnsigned(v128.load(x + 48), highB));
-  const mask = i32x4.splat(0xffff);
-  return i32x4.add(isum, i32x4.add(i32x4.mul(low, v128.and(scaleLow, mask)), i32x4.mul(high, v128.and(scaleHigh, mask))));
+  return i32x4.add(isum, i32x4.add(i32x4.mul(low, i32x4.shr_s(scaleLow, 16)), i32x4.mul(high, i32x4.shr_s(scaleHigh, 16))));
 }
 
 /** The 64 unsigned values of sub-blocks 2p, 2p+1 of a Q4_K or Q5_K super-block (w) · x, added to isum as kPair does. */
@@ -378,7 +373,7 @@ function dotQ5_1(w: usize, x: usize, nb: i32): f32 {
  * loads ahead of the arithmetic up to the last store before them, and 4 rows' worth of loads at once spill registers.
  */
 @inline function blockK45(type: i32, w: usize, x: usize, sm: v128, order: usize): v128 {
-  const low = scalePairsLow(sm), high = scalePairsHigh(sm);
+  const scales = i16x8.extend_low_i8x16_u(sm), low = pairsLow(scales), high = pairsHigh(scales);
   let isum = k45Pair(type, i32x4.splat(0), w, x, 0, scaleSplat(low, 0), scaleSplat(low, 1));
   v128.store(order, isum);
   isum = k45Pair(type, isum, w, x, 1, scaleSplat(low, 2), scaleSplat(low, 3));
@@ -415,60 +410,80 @@ function dotQ4_K(w: usize, x: usize, nb: i32, order: usize): f32 { return dotK45
 function dotQ5_K(w: usize, x: usize, nb: i32, order: usize): f32 { return dotK45(Q5_K, w, x, nb, order); }
 
 /**
- * Q4_K or Q5_K rows at w, w + rb, w + 2·rb, w + 3·rb (nb super-blocks; rb 0: one row, lane 0 stored) · one Q8_K row
- * → out + k·laneStride for row k: each super-block's four integer sums are gathered into one vector (rowSums4), so
- * converting and scaling by d·d_x and dmin·d_x happen once per four rows.
+ * Q4_K, Q5_K or Q6_K rows at w, w + rb, w + 2·rb, w + 3·rb (nb super-blocks; rb 0: one row, lane 0 stored) · one Q8_K
+ * row → out + k·laneStride for row k: each super-block's four integer sums are gathered into one vector (rowSums4),
+ * so converting and scaling by d·d_x (and dmin·d_x) happen once per four rows.
  */
-@inline function rows4K45(type: i32, w: usize, rb: usize, x: usize, nb: i32, out: usize, laneStride: usize, order: usize): void {
+@inline function rows4K(type: i32, w: usize, rb: usize, x: usize, nb: i32, out: usize, laneStride: usize, order: usize): void {
   let acc = f32x4.splat(0), minAcc = f32x4.splat(0);
   for (let b = 0; b < nb; b++) {
-    const sm0 = scalesMinsK4(w + 4), sm1 = scalesMinsK4(w + rb + 4), sm2 = scalesMinsK4(w + 2 * rb + 4), sm3 = scalesMinsK4(w + 3 * rb + 4);
-    const sums = rowSums4(blockK45(type, w, x, sm0, order), blockK45(type, w + rb, x, sm1, order), blockK45(type, w + 2 * rb, x, sm2, order), blockK45(type, w + 3 * rb, x, sm3, order));
-    const bsums = x + 260;
-    const mins = rowSums4(minsDotBsums(sm0, bsums), minsDotBsums(sm1, bsums), minsDotBsums(sm2, bsums), minsDotBsums(sm3, bsums));
     const dx = f32x4.splat(load<f32>(x));
-    acc = madd(f32x4.convert_i32x4_s(sums), f32x4.mul(scales4(w, rb), dx), acc);
-    minAcc = madd(f32x4.convert_i32x4_s(mins), f32x4.mul(scales4(w + 2, rb), dx), minAcc);
-    w += type == Q5_K ? 176 : 144;
+    if (type == Q6_K) {
+      const sums = rowSums4(blockQ6_K(w, x, order), blockQ6_K(w + rb, x, order), blockQ6_K(w + 2 * rb, x, order), blockQ6_K(w + 3 * rb, x, order));
+      acc = madd(f32x4.convert_i32x4_s(sums), f32x4.mul(scales4(w + 208, rb), dx), acc);
+      w += 210;
+    } else {
+      const sm0 = scalesMinsK4(w + 4), sm1 = scalesMinsK4(w + rb + 4), sm2 = scalesMinsK4(w + 2 * rb + 4), sm3 = scalesMinsK4(w + 3 * rb + 4);
+      const sums = rowSums4(blockK45(type, w, x, sm0, order), blockK45(type, w + rb, x, sm1, order), blockK45(type, w + 2 * rb, x, sm2, order), blockK45(type, w + 3 * rb, x, sm3, order));
+      const bsums = x + 260;
+      const mins = rowSums4(minsDotBsums(sm0, bsums), minsDotBsums(sm1, bsums), minsDotBsums(sm2, bsums), minsDotBsums(sm3, bsums));
+      acc = madd(f32x4.convert_i32x4_s(sums), f32x4.mul(scales4(w, rb), dx), acc);
+      minAcc = madd(f32x4.convert_i32x4_s(mins), f32x4.mul(scales4(w + 2, rb), dx), minAcc);
+      w += type == Q5_K ? 176 : 144;
+    }
     x += 292;
   }
   storeRows(out, f32x4.sub(acc, minAcc), laneStride);
 }
 
-function rows4Q4_K(w: usize, rb: usize, x: usize, nb: i32, out: usize, laneStride: usize, order: usize): void { rows4K45(Q4_K, w, rb, x, nb, out, laneStride, order); }
-function rows4Q5_K(w: usize, rb: usize, x: usize, nb: i32, out: usize, laneStride: usize, order: usize): void { rows4K45(Q5_K, w, rb, x, nb, out, laneStride, order); }
+// rows4K made once per type
+function rows4Q4_K(w: usize, rb: usize, x: usize, nb: i32, out: usize, laneStride: usize, order: usize): void { rows4K(Q4_K, w, rb, x, nb, out, laneStride, order); }
+function rows4Q5_K(w: usize, rb: usize, x: usize, nb: i32, out: usize, laneStride: usize, order: usize): void { rows4K(Q5_K, w, rb, x, nb, out, laneStride, order); }
+function rows4Q6_K(w: usize, rb: usize, x: usize, nb: i32, out: usize, laneStride: usize, order: usize): void { rows4K(Q6_K, w, rb, x, nb, out, laneStride, order); }
 
 /**
- * Q6_K · Q8_K: q = (4 bits of ql | 2 bits of qh << 4) − 32, a signed int8 scale per group of 16.
- * Half h (128 values): value 32g + l takes ql[64h + l (+32 for g odd)] low (g < 2) or high nibble and bits 2g of qh[32h + l].
- * Σ sc·(q − 32)·x = Σ sc·q·x − 32·Σ sc·bsum.
+ * Q6_K: q = (4 bits of ql | 2 bits of qh << 4) − 32, a signed int8 scale per group of 16. Half h (128 values): value
+ * 32k + l takes ql[64h + l (+32 for k odd)] low (k < 2) or high nibble and bits 2k of qh[32h + l]. One quarter of a
+ * super-block: half h, values l = 16·part … 16·part + 15 of each k (groups 8h + 2k + part); p01, p23: pairsLow/High
+ * of groups 8h…8h+7's scales. Adds Σ s_g·q·x (q unsigned 0…63 here) to isum.
  */
-function dotQ6_K(w: usize, x: usize, nb: i32): f32 {
-  let acc = f32x4.splat(0);
+@inline function q6Quarter(isum: v128, w: usize, x: usize, h: i32, part: i32, p01: v128, p23: v128): v128 {
   const mask2 = i8x16.splat(0x30);
+  const l = 16 * part, ql = w + 64 * h + l, qhv = v128.load(w + 128 + 32 * h + l), xq = x + 4 + 128 * h + l;
+  const qlA = v128.load(ql), qlB = v128.load(ql + 32);
+  const q0 = v128.or(lowNibbles(qlA), v128.and(i16x8.shl(qhv, 4), mask2));
+  const q1 = v128.or(lowNibbles(qlB), v128.and(i16x8.shl(qhv, 2), mask2));
+  const q2 = v128.or(highNibbles(qlA), v128.and(qhv, mask2));
+  const q3 = v128.or(highNibbles(qlB), v128.and(i16x8.shr_u(qhv, 2), mask2));
+  isum = i32x4.add(isum, dotUnsignedScaled(v128.load(xq), q0, scaleSplat(p01, part)));
+  isum = i32x4.add(isum, dotUnsignedScaled(v128.load(xq + 32), q1, scaleSplat(p01, 2 + part)));
+  isum = i32x4.add(isum, dotUnsignedScaled(v128.load(xq + 64), q2, scaleSplat(p23, part)));
+  return i32x4.add(isum, dotUnsignedScaled(v128.load(xq + 96), q3, scaleSplat(p23, 2 + part)));
+}
+
+/**
+ * Σ s_g·(q − 32)·x over one Q6_K super-block (w) and its Q8_K activations (x): Σ s·q·x − 32·Σ s_g·bsum_g. The partial
+ * sum is stored to `order` between quarters, as in blockK45.
+ */
+@inline function blockQ6_K(w: usize, x: usize, order: usize): v128 {
+  const sc = v128.load(w + 192), low = i16x8.extend_low_i8x16_s(sc), high = i16x8.extend_high_i8x16_s(sc);
+  let isum = q6Quarter(i32x4.splat(0), w, x, 0, 0, pairsLow(low), pairsHigh(low));
+  v128.store(order, isum);
+  isum = q6Quarter(isum, w, x, 0, 1, pairsLow(low), pairsHigh(low));
+  v128.store(order, isum);
+  isum = q6Quarter(isum, w, x, 1, 0, pairsLow(high), pairsHigh(high));
+  v128.store(order, isum);
+  isum = q6Quarter(isum, w, x, 1, 1, pairsLow(high), pairsHigh(high));
+  v128.store(order, isum);
+  const offset = i32x4.add(i32x4.dot_i16x8_s(low, v128.load(x + 260)), i32x4.dot_i16x8_s(high, v128.load(x + 276)));
+  return i32x4.sub(isum, i32x4.shl(offset, 5));
+}
+
+/** Q6_K · Q8_K: d·d_x·Σ blockQ6_K. */
+function dotQ6_K(w: usize, x: usize, nb: i32, order: usize): f32 {
+  let acc = f32x4.splat(0);
   for (let b = 0; b < nb; b++) {
-    const dx = load<f32>(x);
-    const scales = w + 192;
-    let isum = i32x4.splat(0);
-    for (let h = 0; h < 2; h++) {
-      const ql = w + 64 * h, qh = w + 128 + 32 * h, xq = x + 4 + 128 * h, sc = scales + 8 * h;
-      for (let half = 0; half < 2; half++) {
-        const l = 16 * half;
-        const qlA = v128.load(ql + l), qlB = v128.load(ql + 32 + l), qhv = v128.load(qh + l);
-        const q0 = v128.or(lowNibbles(qlA), v128.and(i16x8.shl(qhv, 4), mask2));
-        const q1 = v128.or(lowNibbles(qlB), v128.and(i16x8.shl(qhv, 2), mask2));
-        const q2 = v128.or(highNibbles(qlA), v128.and(qhv, mask2));
-        const q3 = v128.or(highNibbles(qlB), v128.and(i16x8.shr_u(qhv, 2), mask2));
-        isum = i32x4.add(isum, dotUnsignedScaled(v128.load(xq + l), q0, load<i8>(sc + half)));
-        isum = i32x4.add(isum, dotUnsignedScaled(v128.load(xq + 32 + l), q1, load<i8>(sc + 2 + half)));
-        isum = i32x4.add(isum, dotUnsignedScaled(v128.load(xq + 64 + l), q2, load<i8>(sc + 4 + half)));
-        isum = i32x4.add(isum, dotUnsignedScaled(v128.load(xq + 96 + l), q3, load<i8>(sc + 6 + half)));
-      }
-    }
-    let offset = 0;
-    for (let g = 0; g < 16; g++) offset += <i32>load<i8>(scales + g) * <i32>load<i16>(x + 260 + 2 * g);
-    isum = i32x4.sub(isum, i32x4(offset << 5, 0, 0, 0));
-    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(dx * loadF16(w + 208))));
+    acc = madd(f32x4.convert_i32x4_s(blockQ6_K(w, x, order)), f32x4.splat(load<f32>(x) * loadF16(w + 208)), acc);
     w += 210;
     x += 292;
   }
@@ -491,8 +506,8 @@ function dotQ2_K(w: usize, x: usize, nb: i32): f32 {
         const sa = load<u8>(w + group), sb = load<u8>(w + group + 1);
         const xq = x + 4 + 128 * h + 32 * g;
         const shift = 2 * g;
-        isum = i32x4.add(isum, dotUnsignedScaled(v128.load(xq), v128.and(i16x8.shr_u(qa, shift), three), sa & 15));
-        isum = i32x4.add(isum, dotUnsignedScaled(v128.load(xq + 16), v128.and(i16x8.shr_u(qb, shift), three), sb & 15));
+        isum = i32x4.add(isum, dotUnsignedScaled(v128.load(xq), v128.and(i16x8.shr_u(qa, shift), three), i16x8.splat(<i16>(sa & 15))));
+        isum = i32x4.add(isum, dotUnsignedScaled(v128.load(xq + 16), v128.and(i16x8.shr_u(qb, shift), three), i16x8.splat(<i16>(sb & 15))));
       }
     }
     for (let g = 0; g < 16; g++) msum += (load<u8>(w + g) >> 4) * <i32>load<i16>(x + 260 + 2 * g);
@@ -534,8 +549,8 @@ function dotQ3_K(w: usize, x: usize, nb: i32, scratch: usize): f32 {
         // q + 4 = low 2 bits + 4·(hmask bit): unsigned 0…7; subtract 4·Σx per group afterwards
         const ha = v128.and(i8x16.ne(v128.and(ma, bit), i8x16.splat(0)), i8x16.splat(4));
         const hb = v128.and(i8x16.ne(v128.and(mb, bit), i8x16.splat(0)), i8x16.splat(4));
-        isum = i32x4.add(isum, dotUnsignedScaled(v128.load(xq), v128.or(v128.and(i16x8.shr_u(qa, 2 * g), three), ha), sa));
-        isum = i32x4.add(isum, dotUnsignedScaled(v128.load(xq + 16), v128.or(v128.and(i16x8.shr_u(qb, 2 * g), three), hb), sb));
+        isum = i32x4.add(isum, dotUnsignedScaled(v128.load(xq), v128.or(v128.and(i16x8.shr_u(qa, 2 * g), three), ha), i16x8.splat(<i16>sa)));
+        isum = i32x4.add(isum, dotUnsignedScaled(v128.load(xq + 16), v128.or(v128.and(i16x8.shr_u(qb, 2 * g), three), hb), i16x8.splat(<i16>sb)));
         offset += sa * <i32>load<i16>(x + 260 + 2 * group) + sb * <i32>load<i16>(x + 260 + 2 * group + 2);
       }
     }
@@ -557,8 +572,8 @@ function dotQ3_K(w: usize, x: usize, nb: i32, scratch: usize): f32 {
  * 0–15 and 16–31) move onto x, their magnitudes are the unsigned operand.
  */
 @inline function iq4_XSSubBlock(isum: v128, x: usize, lowMagnitudes: v128, lowNegative: v128, highMagnitudes: v128, highNegative: v128, scale: i32): v128 {
-  const s0 = dotUnsignedScaled(flipSigns(v128.load(x), lowNegative), lowMagnitudes, scale);
-  const s1 = dotUnsignedScaled(flipSigns(v128.load(x + 16), highNegative), highMagnitudes, scale);
+  const s0 = dotUnsignedScaled(flipSigns(v128.load(x), lowNegative), lowMagnitudes, i16x8.splat(<i16>scale));
+  const s1 = dotUnsignedScaled(flipSigns(v128.load(x + 16), highNegative), highMagnitudes, i16x8.splat(<i16>scale));
   return i32x4.add(isum, i32x4.add(s0, s1));
 }
 
@@ -687,7 +702,7 @@ const F16_REBASED = -1;
     case Q3_K: return dotQ3_K(w, x, n >> 8, scratch);
     case Q4_K: return dotQ4_K(w, x, n >> 8, scratch);
     case Q5_K: return dotQ5_K(w, x, n >> 8, scratch);
-    case Q6_K: return dotQ6_K(w, x, n >> 8);
+    case Q6_K: return dotQ6_K(w, x, n >> 8, scratch);
     case IQ4_XS: return dotIQ4_XS(w, x, n >> 8);
     case F16: return dotF16(w, x, n);
     case F16_REBASED: return dotF16Rebased(w, x, n);
@@ -1398,17 +1413,23 @@ function dotRowsInStreams(type: i32, w: usize, rb: usize, x: usize, n: i32, scra
 
 /** Four rows (rb apart; rb 0: one row) · tokens t0…t1−1 of act, in tiles of 4 tokens and then one by one. */
 @inline function rows4Tokens(type: i32, row: usize, rb: usize, act: usize, actStride: usize, nIn: i32, out: usize, outStride: usize, laneStride: usize, t0: i32, t1: i32, scratch: usize): void {
-  if (type == Q4_K || type == Q5_K) {
+  if (hasRows4K(type)) {
     for (let t = t0; t < t1; t++) {
       const x = act + <usize>t * actStride, o = out + <usize>t * outStride;
       if (type == Q4_K) rows4Q4_K(row, rb, x, nIn >> 8, o, laneStride, scratch);
-      else rows4Q5_K(row, rb, x, nIn >> 8, o, laneStride, scratch);
+      else if (type == Q5_K) rows4Q5_K(row, rb, x, nIn >> 8, o, laneStride, scratch);
+      else rows4Q6_K(row, rb, x, nIn >> 8, o, laneStride, scratch);
     }
     return;
   }
   let t = t0;
   for (; t + 4 <= t1; t += 4) rows4Tokens4(type, row, rb, act + <usize>t * actStride, actStride, nIn >> 5, out + <usize>t * outStride, outStride, laneStride);
   for (; t < t1; t++) rows4Token1(type, row, rb, act + <usize>t * actStride, nIn >> 5, out + <usize>t * outStride, laneStride);
+}
+
+/** Whether one token (decode) goes four rows at a time through rows4K. */
+@inline function hasRows4K(type: i32): bool {
+  return type == Q4_K || type == Q5_K || type == Q6_K;
 }
 
 /** Whether a 4-token tile kernel exists for this type (others multiply token by token). */
@@ -1479,7 +1500,7 @@ function multiplyRows(
       }
       continue;
     }
-    if (type == Q8_0 || type == Q4_0 || type == Q5_0 || type == IQ4_NL || nTokens == 1 && (type == Q4_K || type == Q5_K)) {
+    if (type == Q8_0 || type == Q4_0 || type == Q5_0 || type == IQ4_NL || nTokens == 1 && hasRows4K(type)) {
       // decode: four long streams, rows r0 + g + k·q (q = a quarter of the chunk, k = 0…3) go together, so that each
       // stream reads consecutive rows (four streams keep more reads in flight than one); many tokens: four adjacent
       // rows, whose outputs are adjacent too. The last (length mod 4) rows one at a time.
