@@ -862,12 +862,24 @@ const F16_REBASED = -1;
   }
 }
 
-function rows4Token1(type: i32, w: usize, rb: usize, x: usize, nb: i32, out: usize, laneStride: usize): void {
-  rows4(type, w, rb, x, 0, nb, out, 0, 1, laneStride);
-}
+// rows4 made once per type and token count (with the type a variable, every block paid for the type tests)
+function rows4Q8_0(w: usize, rb: usize, x: usize, xStride: usize, nb: i32, out: usize, outStride: usize, laneStride: usize): void { rows4(Q8_0, w, rb, x, xStride, nb, out, outStride, 1, laneStride); }
+function rows4Q4_0(w: usize, rb: usize, x: usize, xStride: usize, nb: i32, out: usize, outStride: usize, laneStride: usize): void { rows4(Q4_0, w, rb, x, xStride, nb, out, outStride, 1, laneStride); }
+function rows4Q5_0(w: usize, rb: usize, x: usize, xStride: usize, nb: i32, out: usize, outStride: usize, laneStride: usize): void { rows4(Q5_0, w, rb, x, xStride, nb, out, outStride, 1, laneStride); }
+function rows4IQ4_NL(w: usize, rb: usize, x: usize, xStride: usize, nb: i32, out: usize, outStride: usize, laneStride: usize): void { rows4(IQ4_NL, w, rb, x, xStride, nb, out, outStride, 1, laneStride); }
+function rows4Q8_0x4(w: usize, rb: usize, x: usize, xStride: usize, nb: i32, out: usize, outStride: usize, laneStride: usize): void { rows4(Q8_0, w, rb, x, xStride, nb, out, outStride, 4, laneStride); }
+function rows4Q4_0x4(w: usize, rb: usize, x: usize, xStride: usize, nb: i32, out: usize, outStride: usize, laneStride: usize): void { rows4(Q4_0, w, rb, x, xStride, nb, out, outStride, 4, laneStride); }
+function rows4Q5_0x4(w: usize, rb: usize, x: usize, xStride: usize, nb: i32, out: usize, outStride: usize, laneStride: usize): void { rows4(Q5_0, w, rb, x, xStride, nb, out, outStride, 4, laneStride); }
+function rows4IQ4_NLx4(w: usize, rb: usize, x: usize, xStride: usize, nb: i32, out: usize, outStride: usize, laneStride: usize): void { rows4(IQ4_NL, w, rb, x, xStride, nb, out, outStride, 4, laneStride); }
 
-function rows4Tokens4(type: i32, w: usize, rb: usize, x: usize, xStride: usize, nb: i32, out: usize, outStride: usize, laneStride: usize): void {
-  rows4(type, w, rb, x, xStride, nb, out, outStride, 4, laneStride);
+/** rows4 of `type` for nt = 1 or 4 tokens. */
+@inline function rows4Of(type: i32, nt: i32, w: usize, rb: usize, x: usize, xStride: usize, nb: i32, out: usize, outStride: usize, laneStride: usize): void {
+  switch (type) {
+    case Q8_0: if (nt == 4) rows4Q8_0x4(w, rb, x, xStride, nb, out, outStride, laneStride); else rows4Q8_0(w, rb, x, xStride, nb, out, outStride, laneStride); break;
+    case Q4_0: if (nt == 4) rows4Q4_0x4(w, rb, x, xStride, nb, out, outStride, laneStride); else rows4Q4_0(w, rb, x, xStride, nb, out, outStride, laneStride); break;
+    case Q5_0: if (nt == 4) rows4Q5_0x4(w, rb, x, xStride, nb, out, outStride, laneStride); else rows4Q5_0(w, rb, x, xStride, nb, out, outStride, laneStride); break;
+    default: if (nt == 4) rows4IQ4_NLx4(w, rb, x, xStride, nb, out, outStride, laneStride); else rows4IQ4_NL(w, rb, x, xStride, nb, out, outStride, laneStride);
+  }
 }
 
 // ---- Q8_0 and IQ4_NL times several tokens: four rows widened to int16 once per token tile ------------------------
@@ -1423,8 +1435,8 @@ function dotRowsInStreams(type: i32, w: usize, rb: usize, x: usize, n: i32, scra
     return;
   }
   let t = t0;
-  for (; t + 4 <= t1; t += 4) rows4Tokens4(type, row, rb, act + <usize>t * actStride, actStride, nIn >> 5, out + <usize>t * outStride, outStride, laneStride);
-  for (; t < t1; t++) rows4Token1(type, row, rb, act + <usize>t * actStride, nIn >> 5, out + <usize>t * outStride, laneStride);
+  for (; t + 4 <= t1; t += 4) rows4Of(type, 4, row, rb, act + <usize>t * actStride, actStride, nIn >> 5, out + <usize>t * outStride, outStride, laneStride);
+  for (; t < t1; t++) rows4Of(type, 1, row, rb, act + <usize>t * actStride, 0, nIn >> 5, out + <usize>t * outStride, 0, laneStride);
 }
 
 /** Whether one token (decode) goes four rows at a time through rows4K. */
