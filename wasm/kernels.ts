@@ -666,6 +666,34 @@ const READ_AHEAD: usize = 384;
   return hsum(f32x4.add(f32x4.add(acc0, acc1), f32x4.add(acc2, acc3)));
 }
 
+/**
+ * Rows at w, w + rb, w + 2·rb, w + 3·rb of F16 or BF16 (n values, a multiple of 8) · f32 activations in the 8-group
+ * even/odd order → out + k·laneStride for row k (rb 0: one row, lane 0 stored): the activations are loaded once for the
+ * four rows, and the four rows are read as four streams side by side.
+ */
+@inline function rows4Half(w: usize, rb: usize, x: usize, n: i32, out: usize, laneStride: usize, widening: i32): void {
+  let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
+  let touched: u32 = 0;
+  for (let i = 0; i < n; i += 8) {
+    const x0 = v128.load(x), x1 = v128.load(x + 16);
+    const v0 = v128.load(w), v1 = v128.load(w + rb), v2 = v128.load(w + 2 * rb), v3 = v128.load(w + 3 * rb);
+    touched += load<u8>(w + READ_AHEAD) + load<u8>(w + rb + READ_AHEAD) + load<u8>(w + 2 * rb + READ_AHEAD) + load<u8>(w + 3 * rb + READ_AHEAD);
+    a0 = madd(widenHalf(oddHalves(v0, widening), widening), x1, madd(widenHalf(i32x4.shl(v0, 16), widening), x0, a0));
+    a1 = madd(widenHalf(oddHalves(v1, widening), widening), x1, madd(widenHalf(i32x4.shl(v1, 16), widening), x0, a1));
+    a2 = madd(widenHalf(oddHalves(v2, widening), widening), x1, madd(widenHalf(i32x4.shl(v2, 16), widening), x0, a2));
+    a3 = madd(widenHalf(oddHalves(v3, widening), widening), x1, madd(widenHalf(i32x4.shl(v3, 16), widening), x0, a3));
+    w += 16;
+    x += 32;
+  }
+  readAheadSink += touched;
+  storeRows(out, laneSums4(a0, a1, a2, a3, true), laneStride);
+}
+
+// rows4Half made once per widening
+function rows4F16(w: usize, rb: usize, x: usize, n: i32, out: usize, laneStride: usize): void { rows4Half(w, rb, x, n, out, laneStride, HALF_F16); }
+function rows4F16Rebased(w: usize, rb: usize, x: usize, n: i32, out: usize, laneStride: usize): void { rows4Half(w, rb, x, n, out, laneStride, HALF_F16_REBASED); }
+function rows4BF16(w: usize, rb: usize, x: usize, n: i32, out: usize, laneStride: usize): void { rows4Half(w, rb, x, n, out, laneStride, HALF_BF16); }
+
 // dotHalf made once per widening
 function dotF16(w: usize, x: usize, n: i32): f32 { return dotHalf(w, x, n, HALF_F16); }
 function dotF16Rebased(w: usize, x: usize, n: i32): f32 { return dotHalf(w, x, n, HALF_F16_REBASED); }
@@ -1408,6 +1436,11 @@ const STREAM_RUN: i32 = 512;
  * in turns of STREAM_RUN values, so that four streams advance together (more reads in flight than one row at a time).
  */
 function dotRowsInStreams(type: i32, w: usize, rb: usize, x: usize, n: i32, scratch: usize, out: usize, laneStride: usize): void {
+  switch (type) {
+    case F16: rows4F16(w, rb, x, n, out, laneStride); return;
+    case F16_REBASED: rows4F16Rebased(w, rb, x, n, out, laneStride); return;
+    case BF16: rows4BF16(w, rb, x, n, out, laneStride); return;
+  }
   let a0: f32 = 0, a1: f32 = 0, a2: f32 = 0, a3: f32 = 0;
   for (let v = 0; v < n; v += STREAM_RUN) {
     const len = min(STREAM_RUN, n - v);
