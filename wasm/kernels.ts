@@ -410,7 +410,7 @@ function dotQ4_K(w: usize, x: usize, nb: i32, order: usize): f32 { return dotK45
 function dotQ5_K(w: usize, x: usize, nb: i32, order: usize): f32 { return dotK45(Q5_K, w, x, nb, order); }
 
 /**
- * Q4_K, Q5_K or Q6_K rows at w, w + rb, w + 2·rb, w + 3·rb (nb super-blocks; rb 0: one row, lane 0 stored) · one Q8_K
+ * K-quant (Q2_K…Q6_K) rows at w, w + rb, w + 2·rb, w + 3·rb (nb super-blocks; rb 0: one row, lane 0 stored) · one Q8_K
  * row → out + k·laneStride for row k: each super-block's four integer sums are gathered into one vector (rowSums4),
  * so converting and scaling by d·d_x (and dmin·d_x) happen once per four rows.
  */
@@ -418,10 +418,13 @@ function dotQ5_K(w: usize, x: usize, nb: i32, order: usize): f32 { return dotK45
   let acc = f32x4.splat(0), minAcc = f32x4.splat(0);
   for (let b = 0; b < nb; b++) {
     const dx = f32x4.splat(load<f32>(x));
-    if (type == Q6_K) {
-      const sums = rowSums4(blockQ6_K(w, x, order), blockQ6_K(w + rb, x, order), blockQ6_K(w + 2 * rb, x, order), blockQ6_K(w + 3 * rb, x, order));
-      acc = madd(f32x4.convert_i32x4_s(sums), f32x4.mul(scales4(w + 208, rb), dx), acc);
-      w += 210;
+    if (type == Q2_K || type == Q3_K || type == Q6_K) {
+      const sums = rowSums4(blockK(type, w, x, order), blockK(type, w + rb, x, order), blockK(type, w + 2 * rb, x, order), blockK(type, w + 3 * rb, x, order));
+      acc = madd(f32x4.convert_i32x4_s(sums), f32x4.mul(scales4(w + scaleOffsetK(type), rb), dx), acc);
+      if (type == Q2_K) {
+        const mins = rowSums4(minsQ2_K(w, x), minsQ2_K(w + rb, x), minsQ2_K(w + 2 * rb, x), minsQ2_K(w + 3 * rb, x));
+        minAcc = madd(f32x4.convert_i32x4_s(mins), f32x4.mul(scales4(w + 82, rb), dx), minAcc);
+      }
     } else {
       const sm0 = scalesMinsK4(w + 4), sm1 = scalesMinsK4(w + rb + 4), sm2 = scalesMinsK4(w + 2 * rb + 4), sm3 = scalesMinsK4(w + 3 * rb + 4);
       const sums = rowSums4(blockK45(type, w, x, sm0, order), blockK45(type, w + rb, x, sm1, order), blockK45(type, w + 2 * rb, x, sm2, order), blockK45(type, w + 3 * rb, x, sm3, order));
@@ -429,8 +432,8 @@ function dotQ5_K(w: usize, x: usize, nb: i32, order: usize): f32 { return dotK45
       const mins = rowSums4(minsDotBsums(sm0, bsums), minsDotBsums(sm1, bsums), minsDotBsums(sm2, bsums), minsDotBsums(sm3, bsums));
       acc = madd(f32x4.convert_i32x4_s(sums), f32x4.mul(scales4(w, rb), dx), acc);
       minAcc = madd(f32x4.convert_i32x4_s(mins), f32x4.mul(scales4(w + 2, rb), dx), minAcc);
-      w += type == Q5_K ? 176 : 144;
     }
+    w += blockBytesK(type);
     x += 292;
   }
   storeRows(out, f32x4.sub(acc, minAcc), laneStride);
@@ -440,6 +443,8 @@ function dotQ5_K(w: usize, x: usize, nb: i32, order: usize): f32 { return dotK45
 function rows4Q4_K(w: usize, rb: usize, x: usize, nb: i32, out: usize, laneStride: usize, order: usize): void { rows4K(Q4_K, w, rb, x, nb, out, laneStride, order); }
 function rows4Q5_K(w: usize, rb: usize, x: usize, nb: i32, out: usize, laneStride: usize, order: usize): void { rows4K(Q5_K, w, rb, x, nb, out, laneStride, order); }
 function rows4Q6_K(w: usize, rb: usize, x: usize, nb: i32, out: usize, laneStride: usize, order: usize): void { rows4K(Q6_K, w, rb, x, nb, out, laneStride, order); }
+function rows4Q2_K(w: usize, rb: usize, x: usize, nb: i32, out: usize, laneStride: usize, order: usize): void { rows4K(Q2_K, w, rb, x, nb, out, laneStride, order); }
+function rows4Q3_K(w: usize, rb: usize, x: usize, nb: i32, out: usize, laneStride: usize, order: usize): void { rows4K(Q3_K, w, rb, x, nb, out, laneStride, order); }
 
 /**
  * Q6_K: q = (4 bits of ql | 2 bits of qh << 4) − 32, a signed int8 scale per group of 16. Half h (128 values): value
@@ -479,88 +484,100 @@ function rows4Q6_K(w: usize, rb: usize, x: usize, nb: i32, out: usize, laneStrid
   return i32x4.sub(isum, i32x4.shl(offset, 5));
 }
 
-/** Q6_K · Q8_K: d·d_x·Σ blockQ6_K. */
-function dotQ6_K(w: usize, x: usize, nb: i32, order: usize): f32 {
-  let acc = f32x4.splat(0);
-  for (let b = 0; b < nb; b++) {
-    acc = madd(f32x4.convert_i32x4_s(blockQ6_K(w, x, order)), f32x4.splat(load<f32>(x) * loadF16(w + 208)), acc);
-    w += 210;
-    x += 292;
+/**
+ * Q2_K and Q3_K, value 128h + 32g + l of a super-block: 2 bits (qs[32h + l] >> 2g) & 3, group of 16 8h + 2g + (l ≥ 16).
+ * Q3_K adds 4 where bit 4h + g of hmask[l] is set (q + 4, unsigned 0…7; 4·Σ s·bsum comes off afterwards).
+ * isum + s_a·Σ q·x + s_b·Σ q·x over groups 8h + 2g, 8h + 2g + 1 (g, h constants where inlined).
+ */
+@inline function twoBitGroups(type: i32, isum: v128, w: usize, x: usize, h: i32, g: i32, sa: v128, sb: v128): v128 {
+  const three = i8x16.splat(3), q = w + (type == Q3_K ? 32 : 16) + 32 * h, xq = x + 4 + 128 * h + 32 * g;
+  let a = v128.and(i16x8.shr_u(v128.load(q), 2 * g), three), b = v128.and(i16x8.shr_u(v128.load(q + 16), 2 * g), three);
+  if (type == Q3_K) {
+    const bit = i8x16.splat(<i8>(<i32>1 << (4 * h + g))), four = i8x16.splat(4), zero = i8x16.splat(0);
+    a = v128.or(a, v128.and(i8x16.ne(v128.and(v128.load(w), bit), zero), four));
+    b = v128.or(b, v128.and(i8x16.ne(v128.and(v128.load(w + 16), bit), zero), four));
   }
-  return hsum(acc);
+  return i32x4.add(isum, i32x4.add(dotUnsignedScaled(v128.load(xq), a, sa), dotUnsignedScaled(v128.load(xq + 16), b, sb)));
 }
 
-/** Q2_K · Q8_K: value = d·(sc & 15)·q − dmin·(sc >> 4) per group of 16; q 2 bits, value 128h + 32g + l from qs[32h + l] >> 2g. */
-function dotQ2_K(w: usize, x: usize, nb: i32): f32 {
-  let acc = f32x4.splat(0);
-  let minTerm: f32 = 0;
-  const three = i8x16.splat(3);
-  for (let b = 0; b < nb; b++) {
-    const dx = load<f32>(x);
-    let isum = i32x4.splat(0);
-    let msum = 0;
-    for (let h = 0; h < 2; h++) {
-      const qa = v128.load(w + 16 + 32 * h), qb = v128.load(w + 32 + 32 * h);
-      for (let g = 0; g < 4; g++) {
-        const group = 8 * h + 2 * g;
-        const sa = load<u8>(w + group), sb = load<u8>(w + group + 1);
-        const xq = x + 4 + 128 * h + 32 * g;
-        const shift = 2 * g;
-        isum = i32x4.add(isum, dotUnsignedScaled(v128.load(xq), v128.and(i16x8.shr_u(qa, shift), three), i16x8.splat(<i16>(sa & 15))));
-        isum = i32x4.add(isum, dotUnsignedScaled(v128.load(xq + 16), v128.and(i16x8.shr_u(qb, shift), three), i16x8.splat(<i16>(sb & 15))));
-      }
-    }
-    for (let g = 0; g < 16; g++) msum += (load<u8>(w + g) >> 4) * <i32>load<i16>(x + 260 + 2 * g);
-    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(dx * loadF16(w + 80))));
-    minTerm += dx * loadF16(w + 82) * <f32>msum;
-    w += 84;
-    x += 292;
-  }
-  return hsum(acc) - minTerm;
+/** isum + Σ s·q·x over half h of a Q2_K or Q3_K super-block; s8: the scales of its groups 8h…8h+7 as int16. */
+@inline function twoBitHalf(type: i32, isum: v128, w: usize, x: usize, h: i32, s8: v128, order: usize): v128 {
+  const low = pairsLow(s8), high = pairsHigh(s8);
+  isum = twoBitGroups(type, isum, w, x, h, 0, scaleSplat(low, 0), scaleSplat(low, 1));
+  isum = twoBitGroups(type, isum, w, x, h, 1, scaleSplat(low, 2), scaleSplat(low, 3));
+  v128.store(order, isum);
+  isum = twoBitGroups(type, isum, w, x, h, 2, scaleSplat(high, 0), scaleSplat(high, 1));
+  isum = twoBitGroups(type, isum, w, x, h, 3, scaleSplat(high, 2), scaleSplat(high, 3));
+  v128.store(order, isum);
+  return isum;
 }
 
-/** The 16 6-bit scales of a Q3_K block (minus 32), into the 16 bytes at out. */
-@inline function unpackQ3Scales(p: usize, out: usize): void {
+/** The 16 6-bit scales of a Q3_K super-block (12 packed bytes at p) minus 32, as the int8 lanes of one vector. */
+@inline function scalesQ3_K(p: usize): v128 {
   const a0 = load<u32>(p), a1 = load<u32>(p + 4), tmp = load<u32>(p + 8);
   const kmask1: u32 = 0x03030303, kmask2: u32 = 0x0f0f0f0f;
-  store<u32>(out, (a0 & kmask2) | (((tmp >> 0) & kmask1) << 4));
-  store<u32>(out + 4, (a1 & kmask2) | (((tmp >> 2) & kmask1) << 4));
-  store<u32>(out + 8, ((a0 >> 4) & kmask2) | (((tmp >> 4) & kmask1) << 4));
-  store<u32>(out + 12, ((a1 >> 4) & kmask2) | (((tmp >> 6) & kmask1) << 4));
+  let v = i32x4.splat((a0 & kmask2) | ((tmp & kmask1) << 4));
+  v = i32x4.replace_lane(v, 1, (a1 & kmask2) | (((tmp >> 2) & kmask1) << 4));
+  v = i32x4.replace_lane(v, 2, ((a0 >> 4) & kmask2) | (((tmp >> 4) & kmask1) << 4));
+  v = i32x4.replace_lane(v, 3, ((a1 >> 4) & kmask2) | (((tmp >> 6) & kmask1) << 4));
+  return i8x16.sub(v, i8x16.splat(32));
 }
 
-/** Q3_K · Q8_K: q = (2 bits) − 4 unless the hmask bit is set, 16 scales of 6 bits minus 32, value d·s·q (scratch: 16 bytes of the thread's own). */
-function dotQ3_K(w: usize, x: usize, nb: i32, scratch: usize): f32 {
-  let acc = f32x4.splat(0);
-  const three = i8x16.splat(3);
+/**
+ * Σ s_g·q·x over one super-block (w) of Q2_K (s = sc & 15; the mins are minsQ2_K's), Q3_K (s signed, q − 4:
+ * Σ s·(q + 4)·x − 4·Σ s_g·bsum_g) or Q6_K (blockQ6_K) and its Q8_K activations (x).
+ */
+@inline function blockK(type: i32, w: usize, x: usize, order: usize): v128 {
+  if (type == Q6_K) return blockQ6_K(w, x, order);
+  if (type == Q2_K) {
+    const s = v128.and(v128.load(w), i8x16.splat(15));
+    const isum = twoBitHalf(Q2_K, i32x4.splat(0), w, x, 0, i16x8.extend_low_i8x16_u(s), order);
+    return twoBitHalf(Q2_K, isum, w, x, 1, i16x8.extend_high_i8x16_u(s), order);
+  }
+  const s = scalesQ3_K(w + 96), low = i16x8.extend_low_i8x16_s(s), high = i16x8.extend_high_i8x16_s(s);
+  const isum = twoBitHalf(Q3_K, twoBitHalf(Q3_K, i32x4.splat(0), w, x, 0, low, order), w, x, 1, high, order);
+  const offset = i32x4.add(i32x4.dot_i16x8_s(low, v128.load(x + 260)), i32x4.dot_i16x8_s(high, v128.load(x + 276)));
+  return i32x4.sub(isum, i32x4.shl(offset, 2));
+}
+
+/** i32x4 partial sums of Σ_g m_g·bsum_g of a Q2_K super-block (m = sc >> 4) and its Q8_K activations. */
+@inline function minsQ2_K(w: usize, x: usize): v128 {
+  const m = i8x16.shr_u(v128.load(w), 4);
+  return i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(m), v128.load(x + 260)), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(m), v128.load(x + 276)));
+}
+
+/** Where a Q2_K, Q3_K or Q6_K super-block keeps its d (f16), and its size in bytes. */
+@inline function scaleOffsetK(type: i32): usize {
+  return type == Q2_K ? 80 : type == Q3_K ? 108 : 208;
+}
+
+@inline function blockBytesK(type: i32): usize {
+  switch (type) {
+    case Q2_K: return 84;
+    case Q3_K: return 110;
+    case Q4_K: return 144;
+    case Q5_K: return 176;
+    default: return 210;
+  }
+}
+
+/** Q2_K, Q3_K or Q6_K · Q8_K: Σ d·d_x·blockK (− dmin·d_x·minsQ2_K for Q2_K). */
+@inline function dotK(type: i32, w: usize, x: usize, nb: i32, order: usize): f32 {
+  let acc = f32x4.splat(0), minAcc = f32x4.splat(0);
   for (let b = 0; b < nb; b++) {
     const dx = load<f32>(x);
-    unpackQ3Scales(w + 96, scratch);
-    let isum = i32x4.splat(0);
-    let offset = 0;
-    for (let h = 0; h < 2; h++) {
-      const qa = v128.load(w + 32 + 32 * h), qb = v128.load(w + 48 + 32 * h);
-      const ma = v128.load(w), mb = v128.load(w + 16);
-      for (let g = 0; g < 4; g++) {
-        const group = 8 * h + 2 * g;
-        const sa = <i32>load<u8>(scratch + group) - 32, sb = <i32>load<u8>(scratch + group + 1) - 32;
-        const xq = x + 4 + 128 * h + 32 * g;
-        const bit = i8x16.splat(<i8>(<i32>1 << (4 * h + g)));
-        // q + 4 = low 2 bits + 4·(hmask bit): unsigned 0…7; subtract 4·Σx per group afterwards
-        const ha = v128.and(i8x16.ne(v128.and(ma, bit), i8x16.splat(0)), i8x16.splat(4));
-        const hb = v128.and(i8x16.ne(v128.and(mb, bit), i8x16.splat(0)), i8x16.splat(4));
-        isum = i32x4.add(isum, dotUnsignedScaled(v128.load(xq), v128.or(v128.and(i16x8.shr_u(qa, 2 * g), three), ha), i16x8.splat(<i16>sa)));
-        isum = i32x4.add(isum, dotUnsignedScaled(v128.load(xq + 16), v128.or(v128.and(i16x8.shr_u(qb, 2 * g), three), hb), i16x8.splat(<i16>sb)));
-        offset += sa * <i32>load<i16>(x + 260 + 2 * group) + sb * <i32>load<i16>(x + 260 + 2 * group + 2);
-      }
-    }
-    isum = i32x4.sub(isum, i32x4(offset << 2, 0, 0, 0));
-    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(dx * loadF16(w + 108))));
-    w += 110;
+    acc = madd(f32x4.convert_i32x4_s(blockK(type, w, x, order)), f32x4.splat(dx * loadF16(w + scaleOffsetK(type))), acc);
+    if (type == Q2_K) minAcc = madd(f32x4.convert_i32x4_s(minsQ2_K(w, x)), f32x4.splat(dx * loadF16(w + 82)), minAcc);
+    w += blockBytesK(type);
     x += 292;
   }
-  return hsum(acc);
+  return hsum(acc) - hsum(minAcc);
 }
+
+// dotK made once per type
+function dotQ2_K(w: usize, x: usize, nb: i32, order: usize): f32 { return dotK(Q2_K, w, x, nb, order); }
+function dotQ3_K(w: usize, x: usize, nb: i32, order: usize): f32 { return dotK(Q3_K, w, x, nb, order); }
+function dotQ6_K(w: usize, x: usize, nb: i32, order: usize): f32 { return dotK(Q6_K, w, x, nb, order); }
 
 /** Sub-block j's scale s_j − 32 of an IQ4_XS super-block: low nibble j of scalesL (its 4 bytes), high 2 bits from scalesH. */
 @inline function iq4_XSScale(scalesL: u32, scalesH: u32, j: i32): i32 {
@@ -726,7 +743,7 @@ const F16_REBASED = -1;
   switch (type) {
     case Q4_1: return dotQ4_1(w, x, n >> 5);
     case Q5_1: return dotQ5_1(w, x, n >> 5);
-    case Q2_K: return dotQ2_K(w, x, n >> 8);
+    case Q2_K: return dotQ2_K(w, x, n >> 8, scratch);
     case Q3_K: return dotQ3_K(w, x, n >> 8, scratch);
     case Q4_K: return dotQ4_K(w, x, n >> 8, scratch);
     case Q5_K: return dotQ5_K(w, x, n >> 8, scratch);
@@ -1463,7 +1480,9 @@ function dotRowsInStreams(type: i32, w: usize, rb: usize, x: usize, n: i32, scra
       const x = act + <usize>t * actStride, o = out + <usize>t * outStride;
       if (type == Q4_K) rows4Q4_K(row, rb, x, nIn >> 8, o, laneStride, scratch);
       else if (type == Q5_K) rows4Q5_K(row, rb, x, nIn >> 8, o, laneStride, scratch);
-      else rows4Q6_K(row, rb, x, nIn >> 8, o, laneStride, scratch);
+      else if (type == Q6_K) rows4Q6_K(row, rb, x, nIn >> 8, o, laneStride, scratch);
+      else if (type == Q3_K) rows4Q3_K(row, rb, x, nIn >> 8, o, laneStride, scratch);
+      else rows4Q2_K(row, rb, x, nIn >> 8, o, laneStride, scratch);
     }
     return;
   }
@@ -1474,7 +1493,7 @@ function dotRowsInStreams(type: i32, w: usize, rb: usize, x: usize, n: i32, scra
 
 /** Whether one token (decode) goes four rows at a time through rows4K. */
 @inline function hasRows4K(type: i32): bool {
-  return type == Q4_K || type == Q5_K || type == Q6_K;
+  return type == Q2_K || type == Q3_K || type == Q4_K || type == Q5_K || type == Q6_K;
 }
 
 /** Whether a 4-token tile kernel exists for this type (others multiply token by token). */
