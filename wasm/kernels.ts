@@ -493,11 +493,18 @@ function rows4Q3_K(w: usize, rb: usize, x: usize, nb: i32, out: usize, laneStrid
   const three = i8x16.splat(3), q = w + (type == Q3_K ? 32 : 16) + 32 * h, xq = x + 4 + 128 * h + 32 * g;
   let a = v128.and(i16x8.shr_u(v128.load(q), 2 * g), three), b = v128.and(i16x8.shr_u(v128.load(q + 16), 2 * g), three);
   if (type == Q3_K) {
-    const bit = i8x16.splat(<i8>(<i32>1 << (4 * h + g))), four = i8x16.splat(4), zero = i8x16.splat(0);
-    a = v128.or(a, v128.and(i8x16.ne(v128.and(v128.load(w), bit), zero), four));
-    b = v128.or(b, v128.and(i8x16.ne(v128.and(v128.load(w + 16), bit), zero), four));
+    a = v128.or(a, hmaskFour(v128.load(w), 4 * h + g));
+    b = v128.or(b, hmaskFour(v128.load(w + 16), 4 * h + g));
   }
   return i32x4.add(isum, i32x4.add(dotUnsignedScaled(v128.load(xq), a, sa), dotUnsignedScaled(v128.load(xq + 16), b, sb)));
+}
+
+/**
+ * 4 in the bytes of m (16 hmask bytes of Q3_K) whose bit k is set (k a constant where inlined): the bit moved to bit 2
+ * by an int16 shift (bit 2 of either byte of a lane comes from the same byte) and masked.
+ */
+@inline function hmaskFour(m: v128, k: i32): v128 {
+  return v128.and(k >= 2 ? i16x8.shr_u(m, k - 2) : i16x8.shl(m, 2 - k), i8x16.splat(4));
 }
 
 /** isum + Σ s·q·x over half h of a Q2_K or Q3_K super-block; s8: the scales of its groups 8h…8h+7 as int16. */
