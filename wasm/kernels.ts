@@ -1529,9 +1529,10 @@ function dotRowsInStreams(type: i32, w: usize, rb: usize, x: usize, n: i32, scra
  * out [nTokens, nOut] f32. Tokens are visited in tiles of 32 so a tile's activations stay in cache while a chunk of
  * rows is streamed past them. Within a tile, Q8_0 and IQ4_NL widen four rows at a time to int16 (wideTokens4) from
  * WIDE_TOKENS tokens on; in the relaxed build Q4_0 and Q5_0 pack four rows (packedToken) from PACKED_TOKENS on, Q4_K
- * from PACKED_K_TOKENS. Fewer tokens of Q8_0, Q4_0, Q5_0, IQ4_NL go four rows at a time (rows4); types with a tile
- * kernel (Q4_K, Q5_K, Q6_K, IQ4_XS) decode each weight block once for 4 tokens, and the rest multiply row by token. Float
- * weights for many tokens take tiles of 64 tokens and widened row pairs (gemmF32).
+ * from PACKED_K_TOKENS. Fewer tokens of Q8_0, Q4_0, Q5_0, IQ4_NL go four rows at a time (rows4), and so does one token
+ * of Q2_K…Q6_K (rows4K) and of F16/BF16 (rows4Half, via dotRowsInStreams); otherwise types with a tile kernel (Q4_K,
+ * Q5_K, Q6_K, IQ4_XS) decode each weight block once for 4 tokens, and the rest multiply row by token. Float weights for
+ * many tokens take tiles of 64 tokens and widened row pairs (gemmF32).
  */
 function multiplyRows(
   type: i32, w: usize, wRowBytes: i32, act: usize, actStride: usize, out: usize, nIn: i32, nOut: i32, nTokens: i32,
