@@ -7,6 +7,9 @@
 //
 //   npx tsx bench/zoo.ts [--type F16,Q8_0,Q4_K_M] [--arch llama,gpt2,bert,gemma2,phi3,deepseek2] [-p 512] [-n 64]
 //                        [-r 5] [-t 2] [--models bench/models] [--llama-bench ../shared/peers/llama.cpp/bin]
+//                        [--kiln-base DIR]
+// --kiln-base: another kiln checkout (built, e.g. the commit before a change) runs as a third engine in the same
+// rounds; the table adds its figures and kiln / kiln-base.
 
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -16,7 +19,7 @@ import { readGGUFHeader } from '../src/gguf/reader.js';
 import { findArchitecture } from '../src/models/registry.js';
 import { makeModel, ZOO } from './make-models.js';
 
-type Engine = 'kiln' | 'llama.cpp';
+type Engine = 'kiln' | 'kiln-base' | 'llama.cpp';
 
 interface Test {
   /** pp512, tg64, … */
@@ -43,16 +46,19 @@ const { values: opts } = parseArgs({
     threads: { type: 'string', short: 't', default: '2' },
     models: { type: 'string', default: 'bench/models' },
     'llama-bench': { type: 'string', default: '../shared/peers/llama.cpp/bin' },
+    'kiln-base': { type: 'string' },
   },
 });
 const [prompt, generate, rounds, threads] = [opts['n-prompt'], opts['n-gen'], opts.repetitions, opts.threads].map(Number);
 const llamaBin = resolve(opts['llama-bench']);
 const root = resolve(import.meta.dirname, '..');
+const baseRoot = opts['kiln-base'] && resolve(opts['kiln-base']);
+const engines: Engine[] = baseRoot ? ['kiln', 'kiln-base', 'llama.cpp'] : ['kiln', 'llama.cpp'];
 
 /** The command line of one repetition of `engine` on `model`. */
 function command(engine: Engine, model: string, p: number, n: number): { file: string; args: string[] } {
   const common = ['-p', String(p), '-n', String(n), '-r', '1', '-t', String(threads)];
-  if (engine === 'kiln') return { file: process.execPath, args: ['--import', 'tsx', 'src/cli/run-dev.ts', 'bench', model, ...common, '--json'] };
+  if (engine !== 'llama.cpp') return { file: process.execPath, args: ['--import', 'tsx', 'src/cli/run-dev.ts', 'bench', model, ...common, '--json'] };
   return { file: join(llamaBin, 'llama-bench'), args: ['-m', model, ...common, '-o', 'json', ...(n === 0 ? ['-embd', '1'] : [])] };
 }
 
@@ -60,14 +66,14 @@ function command(engine: Engine, model: string, p: number, n: number): { file: s
 function runOnce(engine: Engine, model: string, p: number, n: number): Map<string, number> | string {
   const { file, args } = command(engine, model, p, n);
   const run = spawnSync(file, args, {
-    cwd: root, encoding: 'utf8', timeout: 30 * 60_000, maxBuffer: 1 << 26,
+    cwd: engine === 'kiln-base' ? baseRoot : root, encoding: 'utf8', timeout: 30 * 60_000, maxBuffer: 1 << 26,
     env: { ...process.env, LD_LIBRARY_PATH: [llamaBin, process.env.LD_LIBRARY_PATH].filter(Boolean).join(':') },
   });
   if (run.status !== 0) {
     const lines = `${run.stderr ?? ''}${run.error?.message ?? ''}`.trim().split('\n');
     return lines.find((l) => /error/i.test(l))?.trim() ?? lines.pop() ?? `exit ${run.status}`;
   }
-  if (engine === 'kiln') {
+  if (engine !== 'llama.cpp') {
     const { results } = JSON.parse(run.stdout) as { results: { test: string; median: number }[] };
     return new Map(results.map((r) => [r.test, r.median]));
   }
@@ -90,7 +96,8 @@ function measure(path: string, type: string): Measured {
   const n = hp.causal ? Math.min(generate, hp.contextLength - p) : 0;
   const result: Measured = { model: path.split('/').pop()!.replace(/\.gguf$/, ''), arch: hp.arch, type, tests: [], failed: {} };
   for (let round = 0; round < rounds; round++) {
-    const order: Engine[] = round % 2 === 0 ? ['kiln', 'llama.cpp'] : ['llama.cpp', 'kiln'];
+    // the first engine alternates (of three: each goes first, second and third in turn)
+    const order = engines.map((_, i) => engines[(i + round) % engines.length]);
     for (const engine of order) {
       if (result.failed[engine]) continue;
       const figures = runOnce(engine, path, p, n);
@@ -101,7 +108,7 @@ function measure(path: string, type: string): Measured {
       }
       for (const [name, tps] of figures) {
         let test = result.tests.find((t) => t.name === name);
-        if (!test) result.tests.push(test = { name, samples: { kiln: [], 'llama.cpp': [] } });
+        if (!test) result.tests.push(test = { name, samples: { kiln: [], 'kiln-base': [], 'llama.cpp': [] } });
         test.samples[engine].push(tps);
       }
       console.error(`  ${result.model} round ${round + 1}/${rounds} ${engine}: ${[...figures].map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ')}  (load ${loadAverage()})`);
@@ -116,8 +123,8 @@ const ratioOf = (t: Test) => (t.samples.kiln.length && t.samples['llama.cpp'].le
 
 function table(all: Measured[]): string {
   const lines = [
-    `| model | test | kiln t/s | llama.cpp t/s | kiln / llama.cpp | ÷ ${ZOO[0].name}'s | within 15% |`,
-    '| --- | --- | ---: | ---: | ---: | ---: | --- |',
+    `| model | test | kiln t/s | llama.cpp t/s | kiln / llama.cpp | ÷ ${ZOO[0].name}'s | within 15% |${baseRoot ? ' kiln-base t/s | kiln / kiln-base |' : ''}`,
+    `| --- | --- | ---: | ---: | ---: | ---: | --- |${baseRoot ? ' ---: | ---: |' : ''}`,
   ];
   for (const m of all) {
     const baseline = all.find((b) => b.arch === ZOO[0].arch && b.type === m.type);
@@ -127,7 +134,8 @@ function table(all: Measured[]): string {
       const base = baseTest && ratioOf(baseTest);
       const relative = ratio !== undefined && base !== undefined ? ratio / base : undefined;
       lines.push(`| ${m.model} | ${t.name} | ${figure(t.samples.kiln)} | ${figure(t.samples['llama.cpp'])} | ` +
-        `${ratio?.toFixed(3) ?? '—'} | ${relative?.toFixed(3) ?? '—'} | ${relative === undefined ? '' : Math.abs(relative - 1) <= 0.15 ? 'yes' : 'no'} |`);
+        `${ratio?.toFixed(3) ?? '—'} | ${relative?.toFixed(3) ?? '—'} | ${relative === undefined ? '' : Math.abs(relative - 1) <= 0.15 ? 'yes' : 'no'} |` +
+        (baseRoot ? ` ${figure(t.samples['kiln-base'])} | ${t.samples['kiln-base'].length ? (median(t.samples.kiln) / median(t.samples['kiln-base'])).toFixed(3) : '—'} |` : ''));
     }
   }
   const failures = all.flatMap((m) => Object.entries(m.failed).map(([engine, why]) => `- ${engine} on ${m.model}: ${why}`));
@@ -144,7 +152,7 @@ if (!specs.includes(ZOO[0])) specs.unshift(ZOO[0]); // the baseline every ratio 
 const { file: kilnFile, args: kilnArgs } = command('kiln', 'MODEL', prompt, generate);
 const { file: llamaFile, args: llamaArgs } = command('llama.cpp', 'MODEL', prompt, generate);
 console.log(`# ${new Date().toISOString()}, load average ${loadAverage()}; ${rounds} alternating rounds per model, each engine -r 1`);
-console.log(`# kiln:      ${[kilnFile, ...kilnArgs].join(' ')}`);
+console.log(`# kiln:      ${[kilnFile, ...kilnArgs].join(' ')}${baseRoot ? ` (kiln-base: the same in ${baseRoot})` : ''}`);
 console.log(`# llama.cpp: LD_LIBRARY_PATH=${llamaBin} ${[llamaFile, ...llamaArgs].join(' ')}   (encoders: -n 0 -embd 1)\n`);
 const measured: Measured[] = [];
 for (const type of opts.type.split(',')) {

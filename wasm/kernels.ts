@@ -91,10 +91,10 @@ export function init_tables(): void {
   );
 }
 
-/** i32x4 partial sums of scale·Σ x_i·q_i over 16 lanes (x int8, q 0…127, scale an int16 splat). */
-@inline function dotUnsignedScaled(x: v128, q: v128, scale: i32): v128 {
-  if (RELAXED) return i32x4.dot_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(x, q), i16x8.splat(<i16>scale));
-  return i32x4.mul(dotUnsigned(x, q), i32x4.splat(scale));
+/** i32x4 partial sums of s·Σ x_i·q_i over 16 lanes (x int8, q 0…127; scale: s in every int16 lane, as i16x8.splat). */
+@inline function dotUnsignedScaled(x: v128, q: v128, scale: v128): v128 {
+  if (RELAXED) return i32x4.dot_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(x, q), scale);
+  return i32x4.mul(dotUnsigned(x, q), i32x4.shr_s(scale, 16));
 }
 
 const LOW_NIBBLES = i8x16.splat(0x0f);
@@ -293,194 +293,298 @@ function dotQ5_1(w: usize, x: usize, nb: i32): f32 {
 }
 
 /**
- * The 8 6-bit scales and 8 6-bit mins of a Q4_K/Q5_K super-block (12 packed bytes at p, get_scale_min_k4's
- * layout) into 16 bytes at out: scales at out[0…7], mins at out[8…15]; four 32-bit steps, as ggml's utmp trick.
+ * The 8 6-bit scales and 8 6-bit mins of a Q4_K/Q5_K super-block (12 packed bytes at p, get_scale_min_k4's layout)
+ * as the bytes of one vector: scales in bytes 0…7, mins in 8…15; four 32-bit steps, as ggml's utmp trick.
  */
-@inline function unpackScalesK4(p: usize, out: usize): void {
+@inline function scalesMinsK4(p: usize): v128 {
   const kmask1: u32 = 0x3f3f3f3f, kmask2: u32 = 0x0f0f0f0f, kmask3: u32 = 0x03030303;
   const a = load<u32>(p), b = load<u32>(p + 4), c = load<u32>(p + 8);
-  store<u32>(out, a & kmask1);
-  store<u32>(out + 4, (c & kmask2) | (((a >> 6) & kmask3) << 4));
-  store<u32>(out + 8, b & kmask1);
-  store<u32>(out + 12, ((c >> 4) & kmask2) | (((b >> 6) & kmask3) << 4));
+  let v = i32x4.splat(a & kmask1);
+  v = i32x4.replace_lane(v, 1, (c & kmask2) | (((a >> 6) & kmask3) << 4));
+  v = i32x4.replace_lane(v, 2, b & kmask1);
+  return i32x4.replace_lane(v, 3, ((c >> 4) & kmask2) | (((b >> 6) & kmask3) << 4));
 }
 
-/** i32x4 partial sums of Σ_j m_j·(bsum[2j] + bsum[2j+1]): mins as unpacked at `unpacked` + 8, bsums of a Q8_K block. */
-@inline function minsDotBsums(unpacked: usize, bsums: usize): v128 {
-  const v = v128.load(unpacked), zero = i8x16.splat(0);
-  // each min widened to int16 twice: it covers two groups of 16
-  const low = i8x16.shuffle(v, zero, 8, 16, 8, 16, 9, 16, 9, 16, 10, 16, 10, 16, 11, 16, 11, 16);
-  const high = i8x16.shuffle(v, zero, 12, 16, 12, 16, 13, 16, 13, 16, 14, 16, 14, 16, 15, 16, 15, 16);
-  return i32x4.add(i32x4.dot_i16x8_s(v128.load(bsums), low), i32x4.dot_i16x8_s(v128.load(bsums + 16), high));
+/**
+ * int16 lanes 0…3 (pairsLow) or 4…7 (pairsHigh) of s, each twice: i32 lane j is s_j | s_j << 16, so a splat of lane j
+ * (scaleSplat, one shuffle of 32-bit lanes) is s_j in every int16 lane, the operand of i32x4.dot_i16x8_s.
+ */
+@inline function pairsLow(s: v128): v128 {
+  return i8x16.shuffle(s, s, 0, 1, 0, 1, 2, 3, 2, 3, 4, 5, 4, 5, 6, 7, 6, 7);
 }
 
-/** Q4_K · Q8_K: value = d·sc_j·q − dmin·m_j per sub-block j of 32; q the nibbles (low nibbles: even j). scratch: 16 bytes. */
-function dotQ4_K(w: usize, x: usize, nb: i32, scratch: usize): f32 {
-  let acc = f32x4.splat(0), minAcc = f32x4.splat(0);
-  for (let b = 0; b < nb; b++) {
-    const dx = load<f32>(x);
-    unpackScalesK4(w + 4, scratch);
-    let isum = i32x4.splat(0);
-    for (let pair = 0; pair < 4; pair++) {
-      const q = w + 16 + 32 * pair;
-      const xq = x + 4 + 64 * pair;
-      const qa = v128.load(q), qb = v128.load(q + 16);
-      const sLow = <i32>load<u8>(scratch + 2 * pair), sHigh = <i32>load<u8>(scratch + 2 * pair + 1);
-      isum = i32x4.add(isum, dotUnsignedScaled(v128.load(xq), lowNibbles(qa), sLow));
-      isum = i32x4.add(isum, dotUnsignedScaled(v128.load(xq + 16), lowNibbles(qb), sLow));
-      isum = i32x4.add(isum, dotUnsignedScaled(v128.load(xq + 32), highNibbles(qa), sHigh));
-      isum = i32x4.add(isum, dotUnsignedScaled(v128.load(xq + 48), highNibbles(qb), sHigh));
-    }
-    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(dx * loadF16(w))));
-    minAcc = f32x4.add(minAcc, f32x4.mul(f32x4.convert_i32x4_s(minsDotBsums(scratch, x + 260)), f32x4.splat(dx * loadF16(w + 2))));
-    w += 144;
-    x += 292;
+@inline function pairsHigh(s: v128): v128 {
+  return i8x16.shuffle(s, s, 8, 9, 8, 9, 10, 11, 10, 11, 12, 13, 12, 13, 14, 15, 14, 15);
+}
+
+/** i32x4 partial sums of Σ_j m_j·(bsum[2j] + bsum[2j+1]): sm from scalesMinsK4, bsums of a Q8_K block. */
+@inline function minsDotBsums(sm: v128, bsums: usize): v128 {
+  // each min as int16, twice: it covers two groups of 16
+  const mins = i16x8.extend_high_i8x16_u(sm);
+  return i32x4.add(i32x4.dot_i16x8_s(v128.load(bsums), pairsLow(mins)), i32x4.dot_i16x8_s(v128.load(bsums + 16), pairsHigh(mins)));
+}
+
+/** Lane `lane` of scale pairs splat (lane a constant where inlined). */
+@inline function scaleSplat(pairs: v128, lane: i32): v128 {
+  switch (lane) {
+    case 0: return i32x4.shuffle(pairs, pairs, 0, 0, 0, 0);
+    case 1: return i32x4.shuffle(pairs, pairs, 1, 1, 1, 1);
+    case 2: return i32x4.shuffle(pairs, pairs, 2, 2, 2, 2);
+    default: return i32x4.shuffle(pairs, pairs, 3, 3, 3, 3);
   }
-  return hsum(acc) - hsum(minAcc);
 }
 
-/** Q5_K · Q8_K: as Q4_K with a fifth bit per value from qh (bit 2j / 2j+1 of qh[l] for sub-blocks 2j / 2j+1). */
+/**
+ * isum + s_low·Σ x·low + s_high·Σ x·high over a pair of sub-blocks (x: their 64 Q8_K values; low, high: each
+ * sub-block's 32 unsigned values in two vectors; s_low, s_high: scale splats as from scaleSplat). In the relaxed build
+ * a sub-block's two int16 dot products are added before its scale multiplies them.
+ */
+@inline function kPair(isum: v128, x: usize, lowA: v128, lowB: v128, highA: v128, highB: v128, scaleLow: v128, scaleHigh: v128): v128 {
+  if (RELAXED) {
+    const low = i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x), lowA), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x + 16), lowB));
+    const high = i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x + 32), highA), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x + 48), highB));
+    return i32x4.add(isum, i32x4.add(i32x4.dot_i16x8_s(low, scaleLow), i32x4.dot_i16x8_s(high, scaleHigh)));
+  }
+  const low = i32x4.add(dotUnsigned(v128.load(x), lowA), dotUnsigned(v128.load(x + 16), lowB));
+  const high = i32x4.add(dotUnsigned(v128.load(x + 32), highA), dotUnsigned(v128.load(x + 48), highB));
+  return i32x4.add(isum, i32x4.add(i32x4.mul(low, i32x4.shr_s(scaleLow, 16)), i32x4.mul(high, i32x4.shr_s(scaleHigh, 16))));
+}
+
+/** The 64 unsigned values of sub-blocks 2p, 2p+1 of a Q4_K or Q5_K super-block (w) · x, added to isum as kPair does. */
+@inline function k45Pair(type: i32, isum: v128, w: usize, x: usize, pair: i32, scaleLow: v128, scaleHigh: v128): v128 {
+  const q = w + (type == Q5_K ? 48 : 16) + 32 * pair;
+  const qa = v128.load(q), qb = v128.load(q + 16);
+  let lowA = lowNibbles(qa), lowB = lowNibbles(qb), highA = highNibbles(qa), highB = highNibbles(qb);
+  if (type == Q5_K) {
+    const qha = v128.load(w + 16), qhb = v128.load(w + 32);
+    const lowBit = i8x16.splat(<i8>(<i32>1 << (2 * pair))), highBit = i8x16.splat(<i8>(<i32>2 << (2 * pair)));
+    lowA = v128.or(lowA, q5_KFifth(qha, lowBit));
+    lowB = v128.or(lowB, q5_KFifth(qhb, lowBit));
+    highA = v128.or(highA, q5_KFifth(qha, highBit));
+    highB = v128.or(highB, q5_KFifth(qhb, highBit));
+  }
+  return kPair(isum, x + 4 + 64 * pair, lowA, lowB, highA, highB, scaleLow, scaleHigh);
+}
+
+/**
+ * Σ_j s_j·Σ q·x over one Q4_K or Q5_K super-block (w) and its Q8_K activations (x), sm its scalesMinsK4; the values
+ * of sub-block 2p are the low nibbles of bytes 32p…32p+31, of 2p+1 the high ones (Q5_K: | the fifth bit from qh).
+ * The partial sum is stored to `order` (16 bytes of scratch) after each pair of sub-blocks: TurboFan moves a loop's
+ * loads ahead of the arithmetic up to the last store before them, and 4 rows' worth of loads at once spill registers.
+ */
+@inline function blockK45(type: i32, w: usize, x: usize, sm: v128, order: usize): v128 {
+  const scales = i16x8.extend_low_i8x16_u(sm), low = pairsLow(scales), high = pairsHigh(scales);
+  let isum = k45Pair(type, i32x4.splat(0), w, x, 0, scaleSplat(low, 0), scaleSplat(low, 1));
+  v128.store(order, isum);
+  isum = k45Pair(type, isum, w, x, 1, scaleSplat(low, 2), scaleSplat(low, 3));
+  v128.store(order, isum);
+  isum = k45Pair(type, isum, w, x, 2, scaleSplat(high, 0), scaleSplat(high, 1));
+  v128.store(order, isum);
+  isum = k45Pair(type, isum, w, x, 3, scaleSplat(high, 2), scaleSplat(high, 3));
+  v128.store(order, isum);
+  return isum;
+}
+
 /** 0x10 in the bytes of a Q5_K block's qh (16 bytes) that have `bit` set: the fifth bit of those values. */
 @inline function q5_KFifth(qh: v128, bit: v128): v128 {
   return v128.and(i8x16.ne(v128.and(qh, bit), i8x16.splat(0)), i8x16.splat(0x10));
 }
 
-function dotQ5_K(w: usize, x: usize, nb: i32, scratch: usize): f32 {
+/**
+ * Q4_K or Q5_K · Q8_K: value = d·sc_j·q − dmin·m_j per sub-block j of 32; q the nibbles (low nibbles: even j), Q5_K
+ * with a fifth bit per value from qh (bit 2j / 2j+1 of qh[l] for sub-blocks 2j / 2j+1).
+ */
+@inline function dotK45(type: i32, w: usize, x: usize, nb: i32, order: usize): f32 {
   let acc = f32x4.splat(0), minAcc = f32x4.splat(0);
   for (let b = 0; b < nb; b++) {
-    const dx = load<f32>(x);
-    unpackScalesK4(w + 4, scratch);
-    const qha = v128.load(w + 16), qhb = v128.load(w + 32);
-    let isum = i32x4.splat(0);
-    for (let pair = 0; pair < 4; pair++) {
-      const q = w + 48 + 32 * pair;
-      const xq = x + 4 + 64 * pair;
-      const qa = v128.load(q), qb = v128.load(q + 16);
-      const lowBit = i8x16.splat(<i8>(<i32>1 << (2 * pair))), highBit = i8x16.splat(<i8>(<i32>2 << (2 * pair)));
-      const la = v128.or(lowNibbles(qa), q5_KFifth(qha, lowBit)), lb = v128.or(lowNibbles(qb), q5_KFifth(qhb, lowBit));
-      const ha = v128.or(highNibbles(qa), q5_KFifth(qha, highBit)), hb = v128.or(highNibbles(qb), q5_KFifth(qhb, highBit));
-      const sLow = <i32>load<u8>(scratch + 2 * pair), sHigh = <i32>load<u8>(scratch + 2 * pair + 1);
-      isum = i32x4.add(isum, dotUnsignedScaled(v128.load(xq), la, sLow));
-      isum = i32x4.add(isum, dotUnsignedScaled(v128.load(xq + 16), lb, sLow));
-      isum = i32x4.add(isum, dotUnsignedScaled(v128.load(xq + 32), ha, sHigh));
-      isum = i32x4.add(isum, dotUnsignedScaled(v128.load(xq + 48), hb, sHigh));
-    }
-    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(dx * loadF16(w))));
-    minAcc = f32x4.add(minAcc, f32x4.mul(f32x4.convert_i32x4_s(minsDotBsums(scratch, x + 260)), f32x4.splat(dx * loadF16(w + 2))));
-    w += 176;
+    const dx = load<f32>(x), sm = scalesMinsK4(w + 4);
+    acc = madd(f32x4.convert_i32x4_s(blockK45(type, w, x, sm, order)), f32x4.splat(dx * loadF16(w)), acc);
+    minAcc = madd(f32x4.convert_i32x4_s(minsDotBsums(sm, x + 260)), f32x4.splat(dx * loadF16(w + 2)), minAcc);
+    w += type == Q5_K ? 176 : 144;
     x += 292;
   }
   return hsum(acc) - hsum(minAcc);
 }
 
+function dotQ4_K(w: usize, x: usize, nb: i32, order: usize): f32 { return dotK45(Q4_K, w, x, nb, order); }
+function dotQ5_K(w: usize, x: usize, nb: i32, order: usize): f32 { return dotK45(Q5_K, w, x, nb, order); }
+
 /**
- * Q6_K · Q8_K: q = (4 bits of ql | 2 bits of qh << 4) − 32, a signed int8 scale per group of 16.
- * Half h (128 values): value 32g + l takes ql[64h + l (+32 for g odd)] low (g < 2) or high nibble and bits 2g of qh[32h + l].
- * Σ sc·(q − 32)·x = Σ sc·q·x − 32·Σ sc·bsum.
+ * K-quant (Q2_K…Q6_K) rows at w, w + rb, w + 2·rb, w + 3·rb (nb super-blocks; rb 0: one row, lane 0 stored) · one Q8_K
+ * row → out + k·laneStride for row k: each super-block's four integer sums are gathered into one vector (rowSums4),
+ * so converting and scaling by d·d_x (and dmin·d_x) happen once per four rows.
  */
-function dotQ6_K(w: usize, x: usize, nb: i32): f32 {
-  let acc = f32x4.splat(0);
+@inline function rows4K(type: i32, w: usize, rb: usize, x: usize, nb: i32, out: usize, laneStride: usize, order: usize): void {
+  let acc = f32x4.splat(0), minAcc = f32x4.splat(0);
+  for (let b = 0; b < nb; b++) {
+    const dx = f32x4.splat(load<f32>(x));
+    if (type == Q2_K || type == Q3_K || type == Q6_K) {
+      const sums = rowSums4(blockK(type, w, x, order), blockK(type, w + rb, x, order), blockK(type, w + 2 * rb, x, order), blockK(type, w + 3 * rb, x, order));
+      acc = madd(f32x4.convert_i32x4_s(sums), f32x4.mul(scales4(w + scaleOffsetK(type), rb), dx), acc);
+      if (type == Q2_K) {
+        const mins = rowSums4(minsQ2_K(w, x), minsQ2_K(w + rb, x), minsQ2_K(w + 2 * rb, x), minsQ2_K(w + 3 * rb, x));
+        minAcc = madd(f32x4.convert_i32x4_s(mins), f32x4.mul(scales4(w + 82, rb), dx), minAcc);
+      }
+    } else {
+      const sm0 = scalesMinsK4(w + 4), sm1 = scalesMinsK4(w + rb + 4), sm2 = scalesMinsK4(w + 2 * rb + 4), sm3 = scalesMinsK4(w + 3 * rb + 4);
+      const sums = rowSums4(blockK45(type, w, x, sm0, order), blockK45(type, w + rb, x, sm1, order), blockK45(type, w + 2 * rb, x, sm2, order), blockK45(type, w + 3 * rb, x, sm3, order));
+      const bsums = x + 260;
+      const mins = rowSums4(minsDotBsums(sm0, bsums), minsDotBsums(sm1, bsums), minsDotBsums(sm2, bsums), minsDotBsums(sm3, bsums));
+      acc = madd(f32x4.convert_i32x4_s(sums), f32x4.mul(scales4(w, rb), dx), acc);
+      minAcc = madd(f32x4.convert_i32x4_s(mins), f32x4.mul(scales4(w + 2, rb), dx), minAcc);
+    }
+    w += blockBytesK(type);
+    x += 292;
+  }
+  storeRows(out, f32x4.sub(acc, minAcc), laneStride);
+}
+
+// rows4K made once per type
+function rows4Q4_K(w: usize, rb: usize, x: usize, nb: i32, out: usize, laneStride: usize, order: usize): void { rows4K(Q4_K, w, rb, x, nb, out, laneStride, order); }
+function rows4Q5_K(w: usize, rb: usize, x: usize, nb: i32, out: usize, laneStride: usize, order: usize): void { rows4K(Q5_K, w, rb, x, nb, out, laneStride, order); }
+function rows4Q6_K(w: usize, rb: usize, x: usize, nb: i32, out: usize, laneStride: usize, order: usize): void { rows4K(Q6_K, w, rb, x, nb, out, laneStride, order); }
+function rows4Q2_K(w: usize, rb: usize, x: usize, nb: i32, out: usize, laneStride: usize, order: usize): void { rows4K(Q2_K, w, rb, x, nb, out, laneStride, order); }
+function rows4Q3_K(w: usize, rb: usize, x: usize, nb: i32, out: usize, laneStride: usize, order: usize): void { rows4K(Q3_K, w, rb, x, nb, out, laneStride, order); }
+
+/**
+ * Q6_K: q = (4 bits of ql | 2 bits of qh << 4) − 32, a signed int8 scale per group of 16. Half h (128 values): value
+ * 32k + l takes ql[64h + l (+32 for k odd)] low (k < 2) or high nibble and bits 2k of qh[32h + l]. One quarter of a
+ * super-block: half h, values l = 16·part … 16·part + 15 of each k (groups 8h + 2k + part); p01, p23: pairsLow/High
+ * of groups 8h…8h+7's scales. Adds Σ s_g·q·x (q unsigned 0…63 here) to isum.
+ */
+@inline function q6Quarter(isum: v128, w: usize, x: usize, h: i32, part: i32, p01: v128, p23: v128): v128 {
   const mask2 = i8x16.splat(0x30);
-  for (let b = 0; b < nb; b++) {
-    const dx = load<f32>(x);
-    const scales = w + 192;
-    let isum = i32x4.splat(0);
-    for (let h = 0; h < 2; h++) {
-      const ql = w + 64 * h, qh = w + 128 + 32 * h, xq = x + 4 + 128 * h, sc = scales + 8 * h;
-      for (let half = 0; half < 2; half++) {
-        const l = 16 * half;
-        const qlA = v128.load(ql + l), qlB = v128.load(ql + 32 + l), qhv = v128.load(qh + l);
-        const q0 = v128.or(lowNibbles(qlA), v128.and(i16x8.shl(qhv, 4), mask2));
-        const q1 = v128.or(lowNibbles(qlB), v128.and(i16x8.shl(qhv, 2), mask2));
-        const q2 = v128.or(highNibbles(qlA), v128.and(qhv, mask2));
-        const q3 = v128.or(highNibbles(qlB), v128.and(i16x8.shr_u(qhv, 2), mask2));
-        isum = i32x4.add(isum, dotUnsignedScaled(v128.load(xq + l), q0, load<i8>(sc + half)));
-        isum = i32x4.add(isum, dotUnsignedScaled(v128.load(xq + 32 + l), q1, load<i8>(sc + 2 + half)));
-        isum = i32x4.add(isum, dotUnsignedScaled(v128.load(xq + 64 + l), q2, load<i8>(sc + 4 + half)));
-        isum = i32x4.add(isum, dotUnsignedScaled(v128.load(xq + 96 + l), q3, load<i8>(sc + 6 + half)));
-      }
-    }
-    let offset = 0;
-    for (let g = 0; g < 16; g++) offset += <i32>load<i8>(scales + g) * <i32>load<i16>(x + 260 + 2 * g);
-    isum = i32x4.sub(isum, i32x4(offset << 5, 0, 0, 0));
-    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(dx * loadF16(w + 208))));
-    w += 210;
-    x += 292;
-  }
-  return hsum(acc);
+  const l = 16 * part, ql = w + 64 * h + l, qhv = v128.load(w + 128 + 32 * h + l), xq = x + 4 + 128 * h + l;
+  const qlA = v128.load(ql), qlB = v128.load(ql + 32);
+  const q0 = v128.or(lowNibbles(qlA), v128.and(i16x8.shl(qhv, 4), mask2));
+  const q1 = v128.or(lowNibbles(qlB), v128.and(i16x8.shl(qhv, 2), mask2));
+  const q2 = v128.or(highNibbles(qlA), v128.and(qhv, mask2));
+  const q3 = v128.or(highNibbles(qlB), v128.and(i16x8.shr_u(qhv, 2), mask2));
+  isum = i32x4.add(isum, dotUnsignedScaled(v128.load(xq), q0, scaleSplat(p01, part)));
+  isum = i32x4.add(isum, dotUnsignedScaled(v128.load(xq + 32), q1, scaleSplat(p01, 2 + part)));
+  isum = i32x4.add(isum, dotUnsignedScaled(v128.load(xq + 64), q2, scaleSplat(p23, part)));
+  return i32x4.add(isum, dotUnsignedScaled(v128.load(xq + 96), q3, scaleSplat(p23, 2 + part)));
 }
 
-/** Q2_K · Q8_K: value = d·(sc & 15)·q − dmin·(sc >> 4) per group of 16; q 2 bits, value 128h + 32g + l from qs[32h + l] >> 2g. */
-function dotQ2_K(w: usize, x: usize, nb: i32): f32 {
-  let acc = f32x4.splat(0);
-  let minTerm: f32 = 0;
-  const three = i8x16.splat(3);
-  for (let b = 0; b < nb; b++) {
-    const dx = load<f32>(x);
-    let isum = i32x4.splat(0);
-    let msum = 0;
-    for (let h = 0; h < 2; h++) {
-      const qa = v128.load(w + 16 + 32 * h), qb = v128.load(w + 32 + 32 * h);
-      for (let g = 0; g < 4; g++) {
-        const group = 8 * h + 2 * g;
-        const sa = load<u8>(w + group), sb = load<u8>(w + group + 1);
-        const xq = x + 4 + 128 * h + 32 * g;
-        const shift = 2 * g;
-        isum = i32x4.add(isum, dotUnsignedScaled(v128.load(xq), v128.and(i16x8.shr_u(qa, shift), three), sa & 15));
-        isum = i32x4.add(isum, dotUnsignedScaled(v128.load(xq + 16), v128.and(i16x8.shr_u(qb, shift), three), sb & 15));
-      }
-    }
-    for (let g = 0; g < 16; g++) msum += (load<u8>(w + g) >> 4) * <i32>load<i16>(x + 260 + 2 * g);
-    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(dx * loadF16(w + 80))));
-    minTerm += dx * loadF16(w + 82) * <f32>msum;
-    w += 84;
-    x += 292;
-  }
-  return hsum(acc) - minTerm;
+/**
+ * Σ s_g·(q − 32)·x over one Q6_K super-block (w) and its Q8_K activations (x): Σ s·q·x − 32·Σ s_g·bsum_g. The partial
+ * sum is stored to `order` between quarters, as in blockK45.
+ */
+@inline function blockQ6_K(w: usize, x: usize, order: usize): v128 {
+  const sc = v128.load(w + 192), low = i16x8.extend_low_i8x16_s(sc), high = i16x8.extend_high_i8x16_s(sc);
+  let isum = q6Quarter(i32x4.splat(0), w, x, 0, 0, pairsLow(low), pairsHigh(low));
+  v128.store(order, isum);
+  isum = q6Quarter(isum, w, x, 0, 1, pairsLow(low), pairsHigh(low));
+  v128.store(order, isum);
+  isum = q6Quarter(isum, w, x, 1, 0, pairsLow(high), pairsHigh(high));
+  v128.store(order, isum);
+  isum = q6Quarter(isum, w, x, 1, 1, pairsLow(high), pairsHigh(high));
+  v128.store(order, isum);
+  const offset = i32x4.add(i32x4.dot_i16x8_s(low, v128.load(x + 260)), i32x4.dot_i16x8_s(high, v128.load(x + 276)));
+  return i32x4.sub(isum, i32x4.shl(offset, 5));
 }
 
-/** The 16 6-bit scales of a Q3_K block (minus 32), into the 16 bytes at out. */
-@inline function unpackQ3Scales(p: usize, out: usize): void {
+/**
+ * Q2_K and Q3_K, value 128h + 32g + l of a super-block: 2 bits (qs[32h + l] >> 2g) & 3, group of 16 8h + 2g + (l ≥ 16).
+ * Q3_K adds 4 where bit 4h + g of hmask[l] is set (q + 4, unsigned 0…7; 4·Σ s·bsum comes off afterwards).
+ * isum + s_a·Σ q·x + s_b·Σ q·x over groups 8h + 2g, 8h + 2g + 1 (g, h constants where inlined).
+ */
+@inline function twoBitGroups(type: i32, isum: v128, w: usize, x: usize, h: i32, g: i32, sa: v128, sb: v128): v128 {
+  const three = i8x16.splat(3), q = w + (type == Q3_K ? 32 : 16) + 32 * h, xq = x + 4 + 128 * h + 32 * g;
+  let a = v128.and(i16x8.shr_u(v128.load(q), 2 * g), three), b = v128.and(i16x8.shr_u(v128.load(q + 16), 2 * g), three);
+  if (type == Q3_K) {
+    a = v128.or(a, hmaskFour(v128.load(w), 4 * h + g));
+    b = v128.or(b, hmaskFour(v128.load(w + 16), 4 * h + g));
+  }
+  return i32x4.add(isum, i32x4.add(dotUnsignedScaled(v128.load(xq), a, sa), dotUnsignedScaled(v128.load(xq + 16), b, sb)));
+}
+
+/**
+ * 4 in the bytes of m (16 hmask bytes of Q3_K) whose bit k is set (k a constant where inlined): the bit moved to bit 2
+ * by an int16 shift (bit 2 of either byte of a lane comes from the same byte) and masked.
+ */
+@inline function hmaskFour(m: v128, k: i32): v128 {
+  return v128.and(k >= 2 ? i16x8.shr_u(m, k - 2) : i16x8.shl(m, 2 - k), i8x16.splat(4));
+}
+
+/** isum + Σ s·q·x over half h of a Q2_K or Q3_K super-block; s8: the scales of its groups 8h…8h+7 as int16. */
+@inline function twoBitHalf(type: i32, isum: v128, w: usize, x: usize, h: i32, s8: v128, order: usize): v128 {
+  const low = pairsLow(s8), high = pairsHigh(s8);
+  isum = twoBitGroups(type, isum, w, x, h, 0, scaleSplat(low, 0), scaleSplat(low, 1));
+  isum = twoBitGroups(type, isum, w, x, h, 1, scaleSplat(low, 2), scaleSplat(low, 3));
+  v128.store(order, isum);
+  isum = twoBitGroups(type, isum, w, x, h, 2, scaleSplat(high, 0), scaleSplat(high, 1));
+  isum = twoBitGroups(type, isum, w, x, h, 3, scaleSplat(high, 2), scaleSplat(high, 3));
+  v128.store(order, isum);
+  return isum;
+}
+
+/** The 16 6-bit scales of a Q3_K super-block (12 packed bytes at p) minus 32, as the int8 lanes of one vector. */
+@inline function scalesQ3_K(p: usize): v128 {
   const a0 = load<u32>(p), a1 = load<u32>(p + 4), tmp = load<u32>(p + 8);
   const kmask1: u32 = 0x03030303, kmask2: u32 = 0x0f0f0f0f;
-  store<u32>(out, (a0 & kmask2) | (((tmp >> 0) & kmask1) << 4));
-  store<u32>(out + 4, (a1 & kmask2) | (((tmp >> 2) & kmask1) << 4));
-  store<u32>(out + 8, ((a0 >> 4) & kmask2) | (((tmp >> 4) & kmask1) << 4));
-  store<u32>(out + 12, ((a1 >> 4) & kmask2) | (((tmp >> 6) & kmask1) << 4));
+  let v = i32x4.splat((a0 & kmask2) | ((tmp & kmask1) << 4));
+  v = i32x4.replace_lane(v, 1, (a1 & kmask2) | (((tmp >> 2) & kmask1) << 4));
+  v = i32x4.replace_lane(v, 2, ((a0 >> 4) & kmask2) | (((tmp >> 4) & kmask1) << 4));
+  v = i32x4.replace_lane(v, 3, ((a1 >> 4) & kmask2) | (((tmp >> 6) & kmask1) << 4));
+  return i8x16.sub(v, i8x16.splat(32));
 }
 
-/** Q3_K · Q8_K: q = (2 bits) − 4 unless the hmask bit is set, 16 scales of 6 bits minus 32, value d·s·q (scratch: 16 bytes of the thread's own). */
-function dotQ3_K(w: usize, x: usize, nb: i32, scratch: usize): f32 {
-  let acc = f32x4.splat(0);
-  const three = i8x16.splat(3);
+/**
+ * Σ s_g·q·x over one super-block (w) of Q2_K (s = sc & 15; the mins are minsQ2_K's), Q3_K (s signed, q − 4:
+ * Σ s·(q + 4)·x − 4·Σ s_g·bsum_g) or Q6_K (blockQ6_K) and its Q8_K activations (x).
+ */
+@inline function blockK(type: i32, w: usize, x: usize, order: usize): v128 {
+  if (type == Q6_K) return blockQ6_K(w, x, order);
+  if (type == Q2_K) {
+    const s = v128.and(v128.load(w), i8x16.splat(15));
+    const isum = twoBitHalf(Q2_K, i32x4.splat(0), w, x, 0, i16x8.extend_low_i8x16_u(s), order);
+    return twoBitHalf(Q2_K, isum, w, x, 1, i16x8.extend_high_i8x16_u(s), order);
+  }
+  const s = scalesQ3_K(w + 96), low = i16x8.extend_low_i8x16_s(s), high = i16x8.extend_high_i8x16_s(s);
+  const isum = twoBitHalf(Q3_K, twoBitHalf(Q3_K, i32x4.splat(0), w, x, 0, low, order), w, x, 1, high, order);
+  const offset = i32x4.add(i32x4.dot_i16x8_s(low, v128.load(x + 260)), i32x4.dot_i16x8_s(high, v128.load(x + 276)));
+  return i32x4.sub(isum, i32x4.shl(offset, 2));
+}
+
+/** i32x4 partial sums of Σ_g m_g·bsum_g of a Q2_K super-block (m = sc >> 4) and its Q8_K activations. */
+@inline function minsQ2_K(w: usize, x: usize): v128 {
+  const m = i8x16.shr_u(v128.load(w), 4);
+  return i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(m), v128.load(x + 260)), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(m), v128.load(x + 276)));
+}
+
+/** Where a Q2_K, Q3_K or Q6_K super-block keeps its d (f16), and its size in bytes. */
+@inline function scaleOffsetK(type: i32): usize {
+  return type == Q2_K ? 80 : type == Q3_K ? 108 : 208;
+}
+
+@inline function blockBytesK(type: i32): usize {
+  switch (type) {
+    case Q2_K: return 84;
+    case Q3_K: return 110;
+    case Q4_K: return 144;
+    case Q5_K: return 176;
+    default: return 210;
+  }
+}
+
+/** Q2_K, Q3_K or Q6_K · Q8_K: Σ d·d_x·blockK (− dmin·d_x·minsQ2_K for Q2_K). */
+@inline function dotK(type: i32, w: usize, x: usize, nb: i32, order: usize): f32 {
+  let acc = f32x4.splat(0), minAcc = f32x4.splat(0);
   for (let b = 0; b < nb; b++) {
     const dx = load<f32>(x);
-    unpackQ3Scales(w + 96, scratch);
-    let isum = i32x4.splat(0);
-    let offset = 0;
-    for (let h = 0; h < 2; h++) {
-      const qa = v128.load(w + 32 + 32 * h), qb = v128.load(w + 48 + 32 * h);
-      const ma = v128.load(w), mb = v128.load(w + 16);
-      for (let g = 0; g < 4; g++) {
-        const group = 8 * h + 2 * g;
-        const sa = <i32>load<u8>(scratch + group) - 32, sb = <i32>load<u8>(scratch + group + 1) - 32;
-        const xq = x + 4 + 128 * h + 32 * g;
-        const bit = i8x16.splat(<i8>(<i32>1 << (4 * h + g)));
-        // q + 4 = low 2 bits + 4·(hmask bit): unsigned 0…7; subtract 4·Σx per group afterwards
-        const ha = v128.and(i8x16.ne(v128.and(ma, bit), i8x16.splat(0)), i8x16.splat(4));
-        const hb = v128.and(i8x16.ne(v128.and(mb, bit), i8x16.splat(0)), i8x16.splat(4));
-        isum = i32x4.add(isum, dotUnsignedScaled(v128.load(xq), v128.or(v128.and(i16x8.shr_u(qa, 2 * g), three), ha), sa));
-        isum = i32x4.add(isum, dotUnsignedScaled(v128.load(xq + 16), v128.or(v128.and(i16x8.shr_u(qb, 2 * g), three), hb), sb));
-        offset += sa * <i32>load<i16>(x + 260 + 2 * group) + sb * <i32>load<i16>(x + 260 + 2 * group + 2);
-      }
-    }
-    isum = i32x4.sub(isum, i32x4(offset << 2, 0, 0, 0));
-    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(dx * loadF16(w + 108))));
-    w += 110;
+    acc = madd(f32x4.convert_i32x4_s(blockK(type, w, x, order)), f32x4.splat(dx * loadF16(w + scaleOffsetK(type))), acc);
+    if (type == Q2_K) minAcc = madd(f32x4.convert_i32x4_s(minsQ2_K(w, x)), f32x4.splat(dx * loadF16(w + 82)), minAcc);
+    w += blockBytesK(type);
     x += 292;
   }
-  return hsum(acc);
+  return hsum(acc) - hsum(minAcc);
 }
+
+// dotK made once per type
+function dotQ2_K(w: usize, x: usize, nb: i32, order: usize): f32 { return dotK(Q2_K, w, x, nb, order); }
+function dotQ3_K(w: usize, x: usize, nb: i32, order: usize): f32 { return dotK(Q3_K, w, x, nb, order); }
+function dotQ6_K(w: usize, x: usize, nb: i32, order: usize): f32 { return dotK(Q6_K, w, x, nb, order); }
 
 /** Sub-block j's scale s_j − 32 of an IQ4_XS super-block: low nibble j of scalesL (its 4 bytes), high 2 bits from scalesH. */
 @inline function iq4_XSScale(scalesL: u32, scalesH: u32, j: i32): i32 {
@@ -492,8 +596,8 @@ function dotQ3_K(w: usize, x: usize, nb: i32, scratch: usize): f32 {
  * 0–15 and 16–31) move onto x, their magnitudes are the unsigned operand.
  */
 @inline function iq4_XSSubBlock(isum: v128, x: usize, lowMagnitudes: v128, lowNegative: v128, highMagnitudes: v128, highNegative: v128, scale: i32): v128 {
-  const s0 = dotUnsignedScaled(flipSigns(v128.load(x), lowNegative), lowMagnitudes, scale);
-  const s1 = dotUnsignedScaled(flipSigns(v128.load(x + 16), highNegative), highMagnitudes, scale);
+  const s0 = dotUnsignedScaled(flipSigns(v128.load(x), lowNegative), lowMagnitudes, i16x8.splat(<i16>scale));
+  const s1 = dotUnsignedScaled(flipSigns(v128.load(x + 16), highNegative), highMagnitudes, i16x8.splat(<i16>scale));
   return i32x4.add(isum, i32x4.add(s0, s1));
 }
 
@@ -586,6 +690,34 @@ const READ_AHEAD: usize = 384;
   return hsum(f32x4.add(f32x4.add(acc0, acc1), f32x4.add(acc2, acc3)));
 }
 
+/**
+ * Rows at w, w + rb, w + 2·rb, w + 3·rb of F16 or BF16 (n values, a multiple of 8) · f32 activations in the 8-group
+ * even/odd order → out + k·laneStride for row k (rb 0: one row, lane 0 stored): the activations are loaded once for the
+ * four rows, and the four rows are read as four streams side by side.
+ */
+@inline function rows4Half(w: usize, rb: usize, x: usize, n: i32, out: usize, laneStride: usize, widening: i32): void {
+  let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
+  let touched: u32 = 0;
+  for (let i = 0; i < n; i += 8) {
+    const x0 = v128.load(x), x1 = v128.load(x + 16);
+    const v0 = v128.load(w), v1 = v128.load(w + rb), v2 = v128.load(w + 2 * rb), v3 = v128.load(w + 3 * rb);
+    touched += load<u8>(w + READ_AHEAD) + load<u8>(w + rb + READ_AHEAD) + load<u8>(w + 2 * rb + READ_AHEAD) + load<u8>(w + 3 * rb + READ_AHEAD);
+    a0 = madd(widenHalf(oddHalves(v0, widening), widening), x1, madd(widenHalf(i32x4.shl(v0, 16), widening), x0, a0));
+    a1 = madd(widenHalf(oddHalves(v1, widening), widening), x1, madd(widenHalf(i32x4.shl(v1, 16), widening), x0, a1));
+    a2 = madd(widenHalf(oddHalves(v2, widening), widening), x1, madd(widenHalf(i32x4.shl(v2, 16), widening), x0, a2));
+    a3 = madd(widenHalf(oddHalves(v3, widening), widening), x1, madd(widenHalf(i32x4.shl(v3, 16), widening), x0, a3));
+    w += 16;
+    x += 32;
+  }
+  readAheadSink += touched;
+  storeRows(out, laneSums4(a0, a1, a2, a3, true), laneStride);
+}
+
+// rows4Half made once per widening
+function rows4F16(w: usize, rb: usize, x: usize, n: i32, out: usize, laneStride: usize): void { rows4Half(w, rb, x, n, out, laneStride, HALF_F16); }
+function rows4F16Rebased(w: usize, rb: usize, x: usize, n: i32, out: usize, laneStride: usize): void { rows4Half(w, rb, x, n, out, laneStride, HALF_F16_REBASED); }
+function rows4BF16(w: usize, rb: usize, x: usize, n: i32, out: usize, laneStride: usize): void { rows4Half(w, rb, x, n, out, laneStride, HALF_BF16); }
+
 // dotHalf made once per widening
 function dotF16(w: usize, x: usize, n: i32): f32 { return dotHalf(w, x, n, HALF_F16); }
 function dotF16Rebased(w: usize, x: usize, n: i32): f32 { return dotHalf(w, x, n, HALF_F16_REBASED); }
@@ -618,11 +750,11 @@ const F16_REBASED = -1;
   switch (type) {
     case Q4_1: return dotQ4_1(w, x, n >> 5);
     case Q5_1: return dotQ5_1(w, x, n >> 5);
-    case Q2_K: return dotQ2_K(w, x, n >> 8);
+    case Q2_K: return dotQ2_K(w, x, n >> 8, scratch);
     case Q3_K: return dotQ3_K(w, x, n >> 8, scratch);
     case Q4_K: return dotQ4_K(w, x, n >> 8, scratch);
     case Q5_K: return dotQ5_K(w, x, n >> 8, scratch);
-    case Q6_K: return dotQ6_K(w, x, n >> 8);
+    case Q6_K: return dotQ6_K(w, x, n >> 8, scratch);
     case IQ4_XS: return dotIQ4_XS(w, x, n >> 8);
     case F16: return dotF16(w, x, n);
     case F16_REBASED: return dotF16Rebased(w, x, n);
@@ -782,12 +914,24 @@ const F16_REBASED = -1;
   }
 }
 
-function rows4Token1(type: i32, w: usize, rb: usize, x: usize, nb: i32, out: usize, laneStride: usize): void {
-  rows4(type, w, rb, x, 0, nb, out, 0, 1, laneStride);
-}
+// rows4 made once per type and token count (with the type a variable, every block paid for the type tests)
+function rows4Q8_0(w: usize, rb: usize, x: usize, xStride: usize, nb: i32, out: usize, outStride: usize, laneStride: usize): void { rows4(Q8_0, w, rb, x, xStride, nb, out, outStride, 1, laneStride); }
+function rows4Q4_0(w: usize, rb: usize, x: usize, xStride: usize, nb: i32, out: usize, outStride: usize, laneStride: usize): void { rows4(Q4_0, w, rb, x, xStride, nb, out, outStride, 1, laneStride); }
+function rows4Q5_0(w: usize, rb: usize, x: usize, xStride: usize, nb: i32, out: usize, outStride: usize, laneStride: usize): void { rows4(Q5_0, w, rb, x, xStride, nb, out, outStride, 1, laneStride); }
+function rows4IQ4_NL(w: usize, rb: usize, x: usize, xStride: usize, nb: i32, out: usize, outStride: usize, laneStride: usize): void { rows4(IQ4_NL, w, rb, x, xStride, nb, out, outStride, 1, laneStride); }
+function rows4Q8_0x4(w: usize, rb: usize, x: usize, xStride: usize, nb: i32, out: usize, outStride: usize, laneStride: usize): void { rows4(Q8_0, w, rb, x, xStride, nb, out, outStride, 4, laneStride); }
+function rows4Q4_0x4(w: usize, rb: usize, x: usize, xStride: usize, nb: i32, out: usize, outStride: usize, laneStride: usize): void { rows4(Q4_0, w, rb, x, xStride, nb, out, outStride, 4, laneStride); }
+function rows4Q5_0x4(w: usize, rb: usize, x: usize, xStride: usize, nb: i32, out: usize, outStride: usize, laneStride: usize): void { rows4(Q5_0, w, rb, x, xStride, nb, out, outStride, 4, laneStride); }
+function rows4IQ4_NLx4(w: usize, rb: usize, x: usize, xStride: usize, nb: i32, out: usize, outStride: usize, laneStride: usize): void { rows4(IQ4_NL, w, rb, x, xStride, nb, out, outStride, 4, laneStride); }
 
-function rows4Tokens4(type: i32, w: usize, rb: usize, x: usize, xStride: usize, nb: i32, out: usize, outStride: usize, laneStride: usize): void {
-  rows4(type, w, rb, x, xStride, nb, out, outStride, 4, laneStride);
+/** rows4 of `type` for nt = 1 or 4 tokens. */
+@inline function rows4Of(type: i32, nt: i32, w: usize, rb: usize, x: usize, xStride: usize, nb: i32, out: usize, outStride: usize, laneStride: usize): void {
+  switch (type) {
+    case Q8_0: if (nt == 4) rows4Q8_0x4(w, rb, x, xStride, nb, out, outStride, laneStride); else rows4Q8_0(w, rb, x, xStride, nb, out, outStride, laneStride); break;
+    case Q4_0: if (nt == 4) rows4Q4_0x4(w, rb, x, xStride, nb, out, outStride, laneStride); else rows4Q4_0(w, rb, x, xStride, nb, out, outStride, laneStride); break;
+    case Q5_0: if (nt == 4) rows4Q5_0x4(w, rb, x, xStride, nb, out, outStride, laneStride); else rows4Q5_0(w, rb, x, xStride, nb, out, outStride, laneStride); break;
+    default: if (nt == 4) rows4IQ4_NLx4(w, rb, x, xStride, nb, out, outStride, laneStride); else rows4IQ4_NL(w, rb, x, xStride, nb, out, outStride, laneStride);
+  }
 }
 
 // ---- Q8_0 and IQ4_NL times several tokens: four rows widened to int16 once per token tile ------------------------
@@ -985,7 +1129,7 @@ function packRows4Q4_K(w: usize, rb: usize, nb: i32, dst: usize, unpacked: usize
       storeLanesTransposed(nibbles(v128.load(q), high), nibbles(v128.load(q + rb), high), nibbles(v128.load(q + 2 * rb), high), nibbles(v128.load(q + 3 * rb), high), dst + (j << 6));
     }
     for (let r: usize = 0; r < 4; r++) {
-      unpackScalesK4(w + r * rb + 4, unpacked);
+      v128.store(unpacked, scalesMinsK4(w + r * rb + 4));
       for (let j: usize = 0; j < 8; j++) {
         const sc = <u32>load<u8>(unpacked + j), m = <u32>load<u8>(unpacked + 8 + j);
         store<u32>(dst + PK_SC + (j << 4) + (r << 2), sc | (sc << 16));
@@ -1098,27 +1242,11 @@ function gemmF32(w0: usize, w1: usize, x: usize, x1: usize, x2: usize, x3: usize
   if (nRows > 1) storeTile(out + 4, outStride, nt, hsum(b0), hsum(b1), hsum(b2), hsum(b3));
 }
 
-/**
- * Q4_K and Q5_K for a tile of 4 tokens (x, x1…x3: their Q8_K rows), tileK45: per token and sub-block of 32, the two
- * int16 dot products are added before the sub-block's scale multiplies them. scratch: 16 bytes for the unpacked
- * scales and mins.
- */
-@inline function q4_KTokenPair(isum: v128, x: usize, lowA: v128, lowB: v128, highA: v128, highB: v128, scaleLow: i32, scaleHigh: i32): v128 {
-  if (RELAXED) {
-    const low = i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x), lowA), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x + 16), lowB));
-    const high = i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x + 32), highA), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x + 48), highB));
-    return i32x4.add(isum, i32x4.add(i32x4.dot_i16x8_s(low, i16x8.splat(<i16>scaleLow)), i32x4.dot_i16x8_s(high, i16x8.splat(<i16>scaleHigh))));
-  }
-  const low = i32x4.add(dotUnsigned(v128.load(x), lowA), dotUnsigned(v128.load(x + 16), lowB));
-  const high = i32x4.add(dotUnsigned(v128.load(x + 32), highA), dotUnsigned(v128.load(x + 48), highB));
-  return i32x4.add(isum, i32x4.add(i32x4.mul(low, i32x4.splat(scaleLow)), i32x4.mul(high, i32x4.splat(scaleHigh))));
-}
-
-/** acc + dx·(d·isum − dmin·Σ m_j·bsums) for one token's share of a Q4_K super-block. */
-@inline function q4_KTokenFinish(acc: v128, x: usize, isum: v128, scales: usize, d: f32, dmin: f32): v128 {
+/** acc + dx·(d·isum − dmin·Σ m_j·bsums) for one token's share of a Q4_K super-block (sm: its scalesMinsK4). */
+@inline function q4_KTokenFinish(acc: v128, x: usize, isum: v128, sm: v128, d: f32, dmin: f32): v128 {
   const dx = load<f32>(x);
   const withScales = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(dx * d)));
-  return f32x4.sub(withScales, f32x4.mul(f32x4.convert_i32x4_s(minsDotBsums(scales, x + 260)), f32x4.splat(dx * dmin)));
+  return f32x4.sub(withScales, f32x4.mul(f32x4.convert_i32x4_s(minsDotBsums(sm, x + 260)), f32x4.splat(dx * dmin)));
 }
 
 /**
@@ -1129,7 +1257,8 @@ function gemmF32(w0: usize, w1: usize, x: usize, x1: usize, x2: usize, x3: usize
   const qs: usize = type == Q5_K ? 48 : 16, blockBytes: usize = type == Q5_K ? 176 : 144;
   let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
   for (let b = 0; b < nb; b++) {
-    unpackScalesK4(w + 4, scratch);
+    const sm = scalesMinsK4(w + 4);
+    v128.store(scratch, sm);
     const qha = v128.load(w + 16), qhb = v128.load(w + 32); // (Q5_K only)
     const o = <usize>b * 292;
     let i0 = i32x4.splat(0), i1 = i0, i2 = i0, i3 = i0;
@@ -1143,18 +1272,18 @@ function gemmF32(w0: usize, w1: usize, x: usize, x1: usize, x2: usize, x3: usize
         highA = v128.or(highA, q5_KFifth(qha, highBit));
         highB = v128.or(highB, q5_KFifth(qhb, highBit));
       }
-      const sLow = <i32>load<u8>(scratch + 2 * pair), sHigh = <i32>load<u8>(scratch + 2 * pair + 1);
+      const sLow = i16x8.splat(load<u8>(scratch + 2 * pair)), sHigh = i16x8.splat(load<u8>(scratch + 2 * pair + 1));
       const xo = o + 4 + 64 * pair;
-      i0 = q4_KTokenPair(i0, x + xo, lowA, lowB, highA, highB, sLow, sHigh);
-      i1 = q4_KTokenPair(i1, x1 + xo, lowA, lowB, highA, highB, sLow, sHigh);
-      i2 = q4_KTokenPair(i2, x2 + xo, lowA, lowB, highA, highB, sLow, sHigh);
-      i3 = q4_KTokenPair(i3, x3 + xo, lowA, lowB, highA, highB, sLow, sHigh);
+      i0 = kPair(i0, x + xo, lowA, lowB, highA, highB, sLow, sHigh);
+      i1 = kPair(i1, x1 + xo, lowA, lowB, highA, highB, sLow, sHigh);
+      i2 = kPair(i2, x2 + xo, lowA, lowB, highA, highB, sLow, sHigh);
+      i3 = kPair(i3, x3 + xo, lowA, lowB, highA, highB, sLow, sHigh);
     }
     const d = loadF16(w), dmin = loadF16(w + 2);
-    a0 = q4_KTokenFinish(a0, x + o, i0, scratch, d, dmin);
-    a1 = q4_KTokenFinish(a1, x1 + o, i1, scratch, d, dmin);
-    a2 = q4_KTokenFinish(a2, x2 + o, i2, scratch, d, dmin);
-    a3 = q4_KTokenFinish(a3, x3 + o, i3, scratch, d, dmin);
+    a0 = q4_KTokenFinish(a0, x + o, i0, sm, d, dmin);
+    a1 = q4_KTokenFinish(a1, x1 + o, i1, sm, d, dmin);
+    a2 = q4_KTokenFinish(a2, x2 + o, i2, sm, d, dmin);
+    a3 = q4_KTokenFinish(a3, x3 + o, i3, sm, d, dmin);
     w += blockBytes;
   }
   storeTile(out, outStride, nt, hsum(a0), hsum(a1), hsum(a2), hsum(a3));
@@ -1331,6 +1460,11 @@ const STREAM_RUN: i32 = 512;
  * in turns of STREAM_RUN values, so that four streams advance together (more reads in flight than one row at a time).
  */
 function dotRowsInStreams(type: i32, w: usize, rb: usize, x: usize, n: i32, scratch: usize, out: usize, laneStride: usize): void {
+  switch (type) {
+    case F16: rows4F16(w, rb, x, n, out, laneStride); return;
+    case F16_REBASED: rows4F16Rebased(w, rb, x, n, out, laneStride); return;
+    case BF16: rows4BF16(w, rb, x, n, out, laneStride); return;
+  }
   let a0: f32 = 0, a1: f32 = 0, a2: f32 = 0, a3: f32 = 0;
   for (let v = 0; v < n; v += STREAM_RUN) {
     const len = min(STREAM_RUN, n - v);
@@ -1347,10 +1481,26 @@ function dotRowsInStreams(type: i32, w: usize, rb: usize, x: usize, n: i32, scra
 }
 
 /** Four rows (rb apart; rb 0: one row) · tokens t0…t1−1 of act, in tiles of 4 tokens and then one by one. */
-@inline function rows4Tokens(type: i32, row: usize, rb: usize, act: usize, actStride: usize, nIn: i32, out: usize, outStride: usize, laneStride: usize, t0: i32, t1: i32): void {
+@inline function rows4Tokens(type: i32, row: usize, rb: usize, act: usize, actStride: usize, nIn: i32, out: usize, outStride: usize, laneStride: usize, t0: i32, t1: i32, scratch: usize): void {
+  if (hasRows4K(type)) {
+    for (let t = t0; t < t1; t++) {
+      const x = act + <usize>t * actStride, o = out + <usize>t * outStride;
+      if (type == Q4_K) rows4Q4_K(row, rb, x, nIn >> 8, o, laneStride, scratch);
+      else if (type == Q5_K) rows4Q5_K(row, rb, x, nIn >> 8, o, laneStride, scratch);
+      else if (type == Q6_K) rows4Q6_K(row, rb, x, nIn >> 8, o, laneStride, scratch);
+      else if (type == Q3_K) rows4Q3_K(row, rb, x, nIn >> 8, o, laneStride, scratch);
+      else rows4Q2_K(row, rb, x, nIn >> 8, o, laneStride, scratch);
+    }
+    return;
+  }
   let t = t0;
-  for (; t + 4 <= t1; t += 4) rows4Tokens4(type, row, rb, act + <usize>t * actStride, actStride, nIn >> 5, out + <usize>t * outStride, outStride, laneStride);
-  for (; t < t1; t++) rows4Token1(type, row, rb, act + <usize>t * actStride, nIn >> 5, out + <usize>t * outStride, laneStride);
+  for (; t + 4 <= t1; t += 4) rows4Of(type, 4, row, rb, act + <usize>t * actStride, actStride, nIn >> 5, out + <usize>t * outStride, outStride, laneStride);
+  for (; t < t1; t++) rows4Of(type, 1, row, rb, act + <usize>t * actStride, 0, nIn >> 5, out + <usize>t * outStride, 0, laneStride);
+}
+
+/** Whether one token (decode) goes four rows at a time through rows4K. */
+@inline function hasRows4K(type: i32): bool {
+  return type == Q2_K || type == Q3_K || type == Q4_K || type == Q5_K || type == Q6_K;
 }
 
 /** Whether a 4-token tile kernel exists for this type (others multiply token by token). */
@@ -1379,9 +1529,10 @@ function dotRowsInStreams(type: i32, w: usize, rb: usize, x: usize, n: i32, scra
  * out [nTokens, nOut] f32. Tokens are visited in tiles of 32 so a tile's activations stay in cache while a chunk of
  * rows is streamed past them. Within a tile, Q8_0 and IQ4_NL widen four rows at a time to int16 (wideTokens4) from
  * WIDE_TOKENS tokens on; in the relaxed build Q4_0 and Q5_0 pack four rows (packedToken) from PACKED_TOKENS on, Q4_K
- * from PACKED_K_TOKENS. Fewer tokens of Q8_0, Q4_0, Q5_0, IQ4_NL go four rows at a time (rows4); types with a tile
- * kernel (Q4_K, Q5_K, Q6_K, IQ4_XS) decode each weight block once for 4 tokens, and the rest multiply row by token. Float
- * weights for many tokens take tiles of 64 tokens and widened row pairs (gemmF32).
+ * from PACKED_K_TOKENS. Fewer tokens of Q8_0, Q4_0, Q5_0, IQ4_NL go four rows at a time (rows4), and so does one token
+ * of Q2_K…Q6_K (rows4K) and of F16/BF16 (rows4Half, via dotRowsInStreams); otherwise types with a tile kernel (Q4_K,
+ * Q5_K, Q6_K, IQ4_XS) decode each weight block once for 4 tokens, and the rest multiply row by token. Float weights for
+ * many tokens take tiles of 64 tokens and widened row pairs (gemmF32).
  */
 function multiplyRows(
   type: i32, w: usize, wRowBytes: i32, act: usize, actStride: usize, out: usize, nIn: i32, nOut: i32, nTokens: i32,
@@ -1421,7 +1572,7 @@ function multiplyRows(
       }
       continue;
     }
-    if (type == Q8_0 || type == Q4_0 || type == Q5_0 || type == IQ4_NL) {
+    if (type == Q8_0 || type == Q4_0 || type == Q5_0 || type == IQ4_NL || nTokens == 1 && hasRows4K(type)) {
       // decode: four long streams, rows r0 + g + k·q (q = a quarter of the chunk, k = 0…3) go together, so that each
       // stream reads consecutive rows (four streams keep more reads in flight than one); many tokens: four adjacent
       // rows, whose outputs are adjacent too. The last (length mod 4) rows one at a time.
@@ -1429,9 +1580,9 @@ function multiplyRows(
       const span = nTokens == 1 ? groups : 1;
       for (let g = 0; g < groups; g++) {
         const r = r0 + (span == 1 ? 4 * g : g);
-        rows4Tokens(type, w + <usize>r * wRowBytes, <usize>span * wRowBytes, act, actStride, nIn, out + (<usize>r << 2), outStride, <usize>span << 2, t0, t1);
+        rows4Tokens(type, w + <usize>r * wRowBytes, <usize>span * wRowBytes, act, actStride, nIn, out + (<usize>r << 2), outStride, <usize>span << 2, t0, t1, scratch);
       }
-      for (let r = r0 + 4 * groups; r < r1; r++) rows4Tokens(type, w + <usize>r * wRowBytes, 0, act, actStride, nIn, out + (<usize>r << 2), outStride, 0, t0, t1);
+      for (let r = r0 + 4 * groups; r < r1; r++) rows4Tokens(type, w + <usize>r * wRowBytes, 0, act, actStride, nIn, out + (<usize>r << 2), outStride, 0, t0, t1, scratch);
       continue;
     }
     if (nTokens == 1) {
