@@ -7,6 +7,7 @@
 import type { ChatMessage } from '../generate/chat-template.js';
 import type { SamplingParams } from '../generate/sampler.js';
 import { invalidRequest } from './errors.js';
+import { readLogitBias, type OutputConstraints } from './output-params.js';
 
 /** most completions one request may ask for (each holds its own KV blocks while it runs) */
 export const MAX_N = 16;
@@ -32,10 +33,13 @@ export interface GenerationParams {
   ignoreEos: boolean;
   /** top log-probabilities per token; null when the client asked for no log-probabilities */
   topLogprobs: number | null;
+  output: OutputConstraints;
 }
 
 export interface CompletionRequest extends GenerationParams {
   prompts: PromptInput[];
+  /** each choice's text begins with its prompt */
+  echo: boolean;
 }
 
 export interface ChatRequest extends GenerationParams {
@@ -48,13 +52,14 @@ export function parseCompletionRequest(body: unknown): CompletionRequest {
   const fields = new Fields(body);
   const params = readGenerationParams(fields);
   const logprobs = fields.integer('logprobs', 0, MAX_TOP_LOGPROBS);
-  fields.only('echo', false, 'echo is not supported');
+  const echo = fields.boolean('echo') ?? false;
+  if (echo && logprobs !== undefined) throw invalidRequest('echo with logprobs is not supported (the prompt\'s log-probabilities are not computed)', 'echo');
   fields.only('suffix', null, 'suffix is not supported');
   const bestOf = fields.integer('best_of', 1, MAX_N);
   if (bestOf !== undefined && bestOf !== params.n) throw invalidRequest('best_of other than n is not supported', 'best_of');
   const prompts = readPrompts(fields.value('prompt'), 'prompt');
   fields.rejectUnknown();
-  return { ...params, topLogprobs: logprobs ?? null, prompts };
+  return { ...params, topLogprobs: logprobs ?? null, prompts, echo };
 }
 
 export function parseChatRequest(body: unknown): ChatRequest {
@@ -124,7 +129,6 @@ function readGenerationParams(fields: Fields): Omit<GenerationParams, 'topLogpro
       seed: fields.integer('seed', Number.MIN_SAFE_INTEGER),
     }),
   };
-  fields.only('logit_bias', {}, 'logit_bias is not supported');
   fields.string('user'); // accepted and unused, as an end-user id is only for the client's records
   return {
     model,
@@ -135,6 +139,7 @@ function readGenerationParams(fields: Fields): Omit<GenerationParams, 'topLogpro
     maxTokens: fields.integer('max_tokens', 1),
     sampling,
     ignoreEos: fields.boolean('ignore_eos') ?? false,
+    output: { logitBias: readLogitBias(fields.value('logit_bias')) },
   };
 }
 

@@ -60,7 +60,7 @@ test('every invalid parameter is a 400 naming it', async () => {
     [{ presence_penalty: 2.5 }, 'presence_penalty'], [{ frequency_penalty: -3 }, 'frequency_penalty'],
     [{ logprobs: 50 }, 'logprobs'], [{ logprobs: true }, 'logprobs'], [{ stream: 'yes' }, 'stream'],
     [{ stream_options: { include_usage: true } }, 'stream_options'], [{ stream: true, stream_options: { include_usage: 1 } }, 'stream_options.include_usage'],
-    [{ echo: true }, 'echo'], [{ logit_bias: { 5: 10 } }, 'logit_bias'], [{ bogus: 1 }, 'bogus'],
+    [{ echo: true, logprobs: 2 }, 'echo'], [{ logit_bias: { 5: 101 } }, 'logit_bias'], [{ bogus: 1 }, 'bogus'],
     [{ prompt: undefined }, 'prompt'], [{ prompt: {} }, 'prompt'], [{ prompt: [[]] }, 'prompt'], [{ prompt: [1, -1] }, 'prompt'],
     [{ prompt: [1, 99999] }, 'prompt'], [{ prompt: ['a', 1] }, 'prompt'],
   ];
