@@ -1,0 +1,283 @@
+// Which tokens a grammar allows next, fast on real vocabularies (XGrammar's idea, on llama.cpp's stacks):
+//   - the vocabulary as a byte trie (tokens sorted by bytes, so a subtree is a range of the sorted ids);
+//   - per grammar position (a stack's top), the tokens classified once by walking the trie from that position
+//     alone: accepted whatever lies below it on the stack, or uncertain (some path leaves the position's rule
+//     before the token ends) — everything else is rejected;
+//   - the mask of a parser state: the union of its stacks' accepted sets, plus the uncertain tokens that the
+//     state's full stacks accept, checked one by one; masks are cached by state.
+// Near the end of a completion's token budget the mask keeps only tokens that bring the grammar's end nearer,
+// so a completion cut by max_tokens still ends where the grammar may end.
+
+import type { Tokenizer } from '../tokenizer/index.js';
+import { BOTTOM, DEAD, EMPTY, GrammarAutomaton } from './automaton.js';
+import { compileGrammar } from './gbnf.js';
+import type { LogitsProcessor } from '../generate/logits-processor.js';
+
+/** The vocabulary's tokens as a byte trie; control tokens (which have no bytes) are not in it. */
+export class TokenTrie {
+  readonly vocabSize: number;
+  /** bytes of each token; empty for control and unused tokens, which a grammar never matches */
+  readonly tokenBytes: Uint8Array[];
+  readonly eogIds: number[];
+  readonly sortedIds: Int32Array; // [tokens in the trie] by bytes
+  // per node: its subtree's tokens are sortedIds[rangeLo, rangeHi), of which those ending at the node come first,
+  // up to endsHi; its children are edges [edgesLo, edgesHi)
+  readonly rangeLo: number[] = [];
+  readonly endsHi: number[] = [];
+  readonly rangeHi: number[] = [];
+  readonly edgesLo: number[] = [];
+  readonly edgesHi: number[] = [];
+  readonly edgeByte: number[] = [];
+  readonly edgeNode: number[] = [];
+  /** bytes of the longest token */
+  readonly maxTokenBytes: number;
+
+  constructor(tokenizer: Tokenizer) {
+    this.vocabSize = tokenizer.vocabSize;
+    this.tokenBytes = Array.from({ length: this.vocabSize }, (_, id) => tokenizer.decodeToken(id));
+    this.eogIds = Array.from({ length: this.vocabSize }, (_, id) => id).filter((id) => tokenizer.isEog(id));
+    const ids = Array.from({ length: this.vocabSize }, (_, id) => id).filter((id) => this.tokenBytes[id].length > 0);
+    ids.sort((a, b) => compareBytes(this.tokenBytes[a], this.tokenBytes[b]));
+    this.sortedIds = Int32Array.from(ids);
+    this.maxTokenBytes = ids.reduce((max, id) => Math.max(max, this.tokenBytes[id].length), 0);
+    this.build(0, ids.length, 0);
+  }
+
+  /** Builds the node for sortedIds[lo, hi), which share their first `depth` bytes. */
+  private build(lo: number, hi: number, depth: number): number {
+    const node = this.rangeLo.length;
+    this.rangeLo.push(lo);
+    this.rangeHi.push(hi);
+    let i = lo;
+    while (i < hi && this.tokenBytes[this.sortedIds[i]].length === depth) i++;
+    this.endsHi.push(i);
+    this.edgesLo.push(0);
+    this.edgesHi.push(0);
+    const children: [number, number][] = [];
+    while (i < hi) {
+      const byte = this.tokenBytes[this.sortedIds[i]][depth];
+      let j = i + 1;
+      while (j < hi && this.tokenBytes[this.sortedIds[j]][depth] === byte) j++;
+      children.push([byte, this.build(i, j, depth + 1)]);
+      i = j;
+    }
+    this.edgesLo[node] = this.edgeByte.length;
+    for (const [byte, child] of children) {
+      this.edgeByte.push(byte);
+      this.edgeNode.push(child);
+    }
+    this.edgesHi[node] = this.edgeByte.length;
+    return node;
+  }
+}
+
+function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return a[i] - b[i];
+  return a.length - b.length;
+}
+
+const tries = new WeakMap<Tokenizer, TokenTrie>();
+export function tokenTrie(tokenizer: Tokenizer): TokenTrie {
+  let trie = tries.get(tokenizer);
+  if (!trie) tries.set(tokenizer, (trie = new TokenTrie(tokenizer)));
+  return trie;
+}
+
+/** A bit per token: [ceil(vocab / 32)] */
+type TokenSet = Uint32Array;
+const has = (set: TokenSet, id: number): boolean => ((set[id >>> 5] >>> (id & 31)) & 1) === 1;
+const add = (set: TokenSet, id: number): void => { set[id >>> 5] |= 1 << (id & 31); };
+
+interface PositionTokens {
+  accepted: TokenSet;
+  uncertain: Int32Array;
+}
+
+/** states whose masks are kept; past this the cache starts afresh */
+const MASK_CACHE_SIZE = 2048;
+/** within this many tokens of the budget's end, tokens are checked to keep the grammar's end reachable */
+const BUDGET_WINDOW = 64;
+
+/** A grammar bound to a vocabulary: the automaton, the per-position token classes and the mask cache. */
+export class GrammarVocabulary {
+  readonly automaton: GrammarAutomaton;
+  private readonly positions = new Map<number, PositionTokens>();
+  private readonly masks = new Map<number, TokenSet>();
+  private readonly words: number;
+  /** seconds spent computing masks, and how many were asked for (kiln bench --grammar) */
+  maskSeconds = 0;
+  masksComputed = 0;
+
+  constructor(readonly trie: TokenTrie, grammarText: string) {
+    this.automaton = new GrammarAutomaton(compileGrammar(grammarText));
+    this.words = Math.ceil(trie.vocabSize / 32);
+  }
+
+  /** The tokens the grammar allows from `state` (EOG tokens not included). */
+  mask(state: number): TokenSet {
+    let mask = this.masks.get(state);
+    if (mask) return mask;
+    const started = performance.now();
+    mask = this.automaton.atCharBoundary(state) ? this.maskFromPositions(state) : this.maskByWalk(state);
+    if (this.masks.size >= MASK_CACHE_SIZE) this.masks.clear();
+    this.masks.set(state, mask);
+    this.maskSeconds += (performance.now() - started) / 1000;
+    this.masksComputed++;
+    return mask;
+  }
+
+  private maskFromPositions(state: number): TokenSet {
+    const mask = new Uint32Array(this.words);
+    const uncertain: Int32Array[] = [];
+    for (const stack of this.automaton.stacksOf(state)) {
+      if (stack === EMPTY) continue;
+      const tokens = this.positionTokens(this.automaton.topPosition(stack));
+      for (let w = 0; w < mask.length; w++) mask[w] |= tokens.accepted[w];
+      uncertain.push(tokens.uncertain);
+    }
+    for (const list of uncertain) {
+      for (const id of list) if (!has(mask, id) && this.automaton.walk(state, this.trie.tokenBytes[id]) !== DEAD) add(mask, id);
+    }
+    return mask;
+  }
+
+  /** Classifies every token from grammar position `pos` alone (a walk of the trie, once per position). */
+  private positionTokens(pos: number): PositionTokens {
+    let tokens = this.positions.get(pos);
+    if (tokens) return tokens;
+    const accepted = new Uint32Array(this.words);
+    const uncertain: number[] = [];
+    const { trie, automaton } = this;
+    const walk = (node: number, state: number, escaped: boolean): void => {
+      for (let i = trie.rangeLo[node]; i < trie.endsHi[node]; i++) add(accepted, trie.sortedIds[i]);
+      const leaves = escaped || automaton.stacksOf(state)[0] === BOTTOM;
+      for (let e = trie.edgesLo[node]; e < trie.edgesHi[node]; e++) {
+        const child = trie.edgeNode[e];
+        const next = automaton.step(state, trie.edgeByte[e]);
+        if (next !== DEAD) walk(child, next, leaves);
+        else if (leaves) for (let i = trie.rangeLo[child]; i < trie.rangeHi[child]; i++) uncertain.push(trie.sortedIds[i]);
+      }
+    };
+    const start = automaton.stateOf([automaton.positionStack(pos)]);
+    for (let e = trie.edgesLo[0]; e < trie.edgesHi[0]; e++) {
+      const next = automaton.step(start, trie.edgeByte[e]);
+      if (next !== DEAD) walk(trie.edgeNode[e], next, false);
+    }
+    tokens = { accepted, uncertain: Int32Array.from(uncertain) };
+    this.positions.set(pos, tokens);
+    return tokens;
+  }
+
+  /** In the middle of a character: walk the whole trie from the state. */
+  private maskByWalk(state: number): TokenSet {
+    const mask = new Uint32Array(this.words);
+    const { trie, automaton } = this;
+    const walk = (node: number, s: number): void => {
+      for (let e = trie.edgesLo[node]; e < trie.edgesHi[node]; e++) {
+        const next = automaton.step(s, trie.edgeByte[e]);
+        if (next === DEAD) continue;
+        const child = trie.edgeNode[e];
+        for (let i = trie.rangeLo[child]; i < trie.endsHi[child]; i++) add(mask, trie.sortedIds[i]);
+        walk(child, next);
+      }
+    };
+    walk(0, state);
+    return mask;
+  }
+
+  /** A fresh parser for one completion; `budget`: tokens it may generate at most (Infinity: no limit). */
+  processor(budget = Infinity): GrammarProcessor {
+    return new GrammarProcessor(this, budget);
+  }
+}
+
+export class GrammarRejectedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'GrammarRejectedError';
+  }
+}
+
+/** One completion's parser state as a logits processor: forbids every token the grammar does not allow. */
+export class GrammarProcessor implements LogitsProcessor {
+  private state: number;
+  private finished = false;
+
+  constructor(private readonly vocabulary: GrammarVocabulary, private budget: number) {
+    this.state = vocabulary.automaton.initial;
+  }
+
+  /** Whether the text so far is a complete sentence of the grammar. */
+  get complete(): boolean {
+    return this.finished || this.vocabulary.automaton.canEnd(this.state);
+  }
+
+  process(logits: Float32Array): void {
+    const { automaton, trie } = this.vocabulary;
+    const eog = trie.eogIds.map((id) => logits[id]);
+    const allowed = this.finished ? undefined : this.squeezed(this.vocabulary.mask(this.state));
+    for (let id = 0; id < logits.length; id++) if (allowed === undefined || !has(allowed, id)) logits[id] = -Infinity;
+    const canEnd = this.finished || automaton.canEnd(this.state);
+    trie.eogIds.forEach((id, i) => (logits[id] = canEnd ? eog[i] : -Infinity));
+  }
+
+  /**
+   * Near the budget's end, the tokens of `mask` after which the grammar's end is nearer and still within the
+   * tokens left (each token is at least a byte); the plain mask if none is, or while the end is far.
+   */
+  private squeezed(mask: TokenSet): TokenSet {
+    const { automaton, trie } = this.vocabulary;
+    const distance = automaton.distanceToEnd(this.state);
+    if (this.budget > distance + BUDGET_WINDOW) return mask;
+    const kept = new Uint32Array(mask.length);
+    let any = false;
+    for (let id = 0; id < trie.vocabSize; id++) {
+      if (!has(mask, id)) continue;
+      const after = automaton.distanceToEnd(automaton.walk(this.state, trie.tokenBytes[id]));
+      if (after < distance && after <= this.budget - 1) { add(kept, id); any = true; }
+    }
+    return any ? kept : mask;
+  }
+
+  accept(token: number): void {
+    this.budget--;
+    if (this.finished) return;
+    const { automaton, trie } = this.vocabulary;
+    if (trie.eogIds.includes(token)) {
+      if (!automaton.canEnd(this.state)) throw new GrammarRejectedError(`end of generation before the grammar is complete`);
+      this.finished = true;
+      return;
+    }
+    const next = automaton.walk(this.state, trie.tokenBytes[token]);
+    if (next === DEAD) throw new GrammarRejectedError(`the grammar does not allow token ${token} here`);
+    this.state = next;
+  }
+}
+
+const vocabularies = new WeakMap<TokenTrie, Map<string, GrammarVocabulary>>();
+/** grammars kept per vocabulary (a client repeating its schema reuses the classified tokens) */
+const GRAMMARS_KEPT = 16;
+
+/** The grammar compiled for this tokenizer's vocabulary, from a small cache keyed by its text. */
+export function grammarVocabulary(tokenizer: Tokenizer, grammarText: string): GrammarVocabulary {
+  const trie = tokenTrie(tokenizer);
+  let byText = vocabularies.get(trie);
+  if (!byText) vocabularies.set(trie, (byText = new Map()));
+  let vocabulary = byText.get(grammarText);
+  if (vocabulary) {
+    byText.delete(grammarText); // most recently used last
+  } else {
+    vocabulary = new GrammarVocabulary(trie, grammarText);
+    if (byText.size >= GRAMMARS_KEPT) byText.delete(byText.keys().next().value!);
+  }
+  byText.set(grammarText, vocabulary);
+  return vocabulary;
+}
+
+/** Whether `text` (as UTF-8) is a complete sentence of the grammar: the reference check for tests and tools. */
+export function grammarAccepts(grammar: GrammarVocabulary | GrammarAutomaton, text: string): boolean {
+  const automaton = grammar instanceof GrammarAutomaton ? grammar : grammar.automaton;
+  const state = automaton.walk(automaton.initial, new TextEncoder().encode(text));
+  return state !== DEAD && automaton.canEnd(state);
+}
