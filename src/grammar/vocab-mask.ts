@@ -5,8 +5,9 @@
 //     before the token ends) — everything else is rejected;
 //   - the mask of a parser state: the union of its stacks' accepted sets, plus the uncertain tokens that the
 //     state's full stacks accept, checked one by one; masks are cached by state.
-// Near the end of a completion's token budget the mask keeps only tokens that bring the grammar's end nearer,
-// so a completion cut by max_tokens still ends where the grammar may end.
+// Near the end of a completion's token budget the mask keeps only tokens after which the grammar's end is still
+// within the tokens left, so a completion cut by max_tokens still ends where the grammar may end (checked within
+// BUDGET_WINDOW tokens of the end: a single token that pushes the end further than that is not foreseen).
 
 import type { Tokenizer } from '../tokenizer/index.js';
 import { BOTTOM, DEAD, EMPTY, GrammarAutomaton } from './automaton.js';
@@ -223,19 +224,18 @@ export class GrammarProcessor implements LogitsProcessor {
   }
 
   /**
-   * Near the budget's end, the tokens of `mask` after which the grammar's end is nearer and still within the
-   * tokens left (each token is at least a byte); the plain mask if none is, or while the end is far.
+   * Near the budget's end, the tokens of `mask` after which the grammar can still end within the tokens left (a
+   * token is at least one byte, so d bytes to go fit in d tokens); the plain mask while the end is far, or if no
+   * token keeps it within reach.
    */
   private squeezed(mask: TokenSet): TokenSet {
     const { automaton, trie } = this.vocabulary;
-    const distance = automaton.distanceToEnd(this.state);
-    if (this.budget > distance + BUDGET_WINDOW) return mask;
+    if (this.budget > automaton.distanceToEnd(this.state) + BUDGET_WINDOW) return mask;
     const kept = new Uint32Array(mask.length);
-    let any = false;
+    let any = automaton.canEnd(this.state) && trie.eogIds.length > 0;
     for (let id = 0; id < trie.vocabSize; id++) {
       if (!has(mask, id)) continue;
-      const after = automaton.distanceToEnd(automaton.walk(this.state, trie.tokenBytes[id]));
-      if (after < distance && after <= this.budget - 1) { add(kept, id); any = true; }
+      if (automaton.distanceToEnd(automaton.walk(this.state, trie.tokenBytes[id])) <= this.budget - 1) { add(kept, id); any = true; }
     }
     return any ? kept : mask;
   }

@@ -100,7 +100,7 @@ async function run(
 ): Promise<void> {
   const { engine, model } = ctx;
   const { maxTokens } = request;
-  const logitsProcessors = logitsProcessorsFor(request.output, model.tokenizer.vocabSize);
+  const logitsProcessors = logitsProcessorsFor(request.output, model.tokenizer);
   for (const prompt of prompts) {
     // at least one token must fit after the prompt
     if (prompt.length + (maxTokens ?? 1) > engine.maxModelLength) {
@@ -128,7 +128,8 @@ async function run(
         // the sampled token's own log-probability comes with its top list, so ask for at least one
         topLogprobs: request.topLogprobs === null ? 0 : Math.max(1, request.topLogprobs),
         ignoreEos: request.ignoreEos,
-        logitsProcessors,
+        // a grammar keeps its end within the tokens the completion may generate
+        logitsProcessors: logitsProcessors && (() => logitsProcessors(maxTokens ?? engine.maxModelLength - prompt.length)),
       },
       signal: controller.signal,
     }));

@@ -7,7 +7,7 @@
 import type { ChatMessage } from '../generate/chat-template.js';
 import type { SamplingParams } from '../generate/sampler.js';
 import { invalidRequest } from './errors.js';
-import { readLogitBias, type OutputConstraints } from './output-params.js';
+import { readLogitBias, readOutputGrammar, type OutputConstraints } from './output-params.js';
 
 /** most completions one request may ask for (each holds its own KV blocks while it runs) */
 export const MAX_N = 16;
@@ -72,7 +72,6 @@ export function parseChatRequest(body: unknown): ChatRequest {
   if (maxCompletionTokens !== undefined && params.maxTokens !== undefined && maxCompletionTokens !== params.maxTokens) {
     throw invalidRequest('max_tokens and max_completion_tokens differ; give one', 'max_completion_tokens');
   }
-  fields.only('response_format', { type: 'text' }, 'only response_format {"type":"text"} is supported');
   fields.only('tools', null, 'tools are not supported');
   fields.only('tool_choice', 'none', 'tool_choice other than "none" is not supported');
   const messages = readMessages(fields.value('messages'));
@@ -139,7 +138,7 @@ function readGenerationParams(fields: Fields): Omit<GenerationParams, 'topLogpro
     maxTokens: fields.integer('max_tokens', 1),
     sampling,
     ignoreEos: fields.boolean('ignore_eos') ?? false,
-    output: { logitBias: readLogitBias(fields.value('logit_bias')) },
+    output: { logitBias: readLogitBias(fields.value('logit_bias')), grammar: readOutputGrammar(fields.value('response_format'), fields.value('grammar')) },
   };
 }
 

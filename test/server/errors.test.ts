@@ -74,7 +74,7 @@ test('every invalid parameter is a 400 naming it', async () => {
     [{ messages: [] }, 'messages'], [{ messages: 'hi' }, 'messages'], [{ messages: [{ role: 'wizard', content: 'x' }] }, 'messages[0].role'],
     [{ messages: [{ role: 'user', content: 5 }] }, 'messages[0].content'], [{ messages: [{ role: 'user', content: [{ type: 'image_url' }] }] }, 'messages[0].content'],
     [{ top_logprobs: 2 }, 'top_logprobs'], [{ logprobs: 1 }, 'logprobs'], [{ max_tokens: 4, max_completion_tokens: 5 }, 'max_completion_tokens'],
-    [{ tools: [{ type: 'function' }] }, 'tools'], [{ response_format: { type: 'json_object' } }, 'response_format'],
+    [{ tools: [{ type: 'function' }] }, 'tools'], [{ response_format: { type: 'xml' } }, 'response_format'],
   ];
   for (const [extra, param] of chatCases) {
     const answer = await call('/v1/chat/completions', chat(extra));
