@@ -52,15 +52,23 @@ export function gbnfLiteral(text: string): string {
 
 /** The grammar of any JSON object (response_format json_object). */
 export function jsonObjectGrammar(): string {
-  return new Converter({}).grammar('object');
+  return new Converter().grammar('object');
 }
 
 /** The grammar of the JSON documents that `schema` accepts. */
 export function jsonSchemaToGrammar(schema: unknown): string {
-  if (schema === true) return jsonObjectGrammar().replace(/^root ::= object$/m, 'root ::= value');
-  if (!isSchema(schema)) throw new SchemaError('schema', 'the schema must be a JSON object');
-  const converter = new Converter(schema);
-  return converter.grammar(converter.visit(schema, 'root'));
+  return jsonSchemasToGrammar({ root: schema }, (rules) => rules.root);
+}
+
+/**
+ * One grammar holding several schemas: each gets a rule (named after its key), and `root` builds the root rule's
+ * body from those rule names (a tool call's grammar embeds each tool's parameters this way).
+ */
+export function jsonSchemasToGrammar(schemas: Record<string, unknown>, root: (rules: Record<string, string>) => string): string {
+  const converter = new Converter();
+  const rules: Record<string, string> = {};
+  for (const [name, schema] of Object.entries(schemas)) rules[name] = converter.schemaRule(schema, name);
+  return converter.grammar(root(rules));
 }
 
 function isSchema(value: unknown): value is Schema {
@@ -71,13 +79,23 @@ class Converter {
   private readonly rules = new Map<string, string>();
   private readonly used = new Set<string>();
   private readonly refs = new Map<string, string>();
+  /** the schema whose $defs a $ref points into, and its rules' name prefix */
+  private rootSchema: Schema = {};
+  private prefix = '';
 
-  constructor(private readonly rootSchema: Schema) {}
+  /** A rule (or primitive) for values of a whole schema, its references resolved within it. */
+  schemaRule(schema: unknown, name: string): string {
+    if (schema === true) return 'value';
+    if (!isSchema(schema)) throw new SchemaError('schema', 'the schema must be a JSON object');
+    this.rootSchema = schema;
+    this.prefix = name;
+    const body = this.visit(schema, `${name}-value`);
+    return /^[a-z-]+$/.test(body) ? body : this.rule(`${name}-value`, body);
+  }
 
   /** The whole grammar text: root, the rules made, and the primitives they use (with what those use). */
   grammar(rootBody: string): string {
-    this.rules.set('root', rootBody);
-    const lines = [...this.rules].map(([name, body]) => `${name} ::= ${body}`);
+    const lines = [`root ::= ${rootBody}`, ...[...this.rules].map(([name, body]) => `${name} ::= ${body}`)];
     const needed = new Set<string>();
     const need = (text: string) => {
       for (const name of Object.keys(PRIMITIVES)) {
@@ -145,13 +163,14 @@ class Converter {
   private ref(target: unknown, name: string): string {
     const match = typeof target === 'string' ? /^#\/(\$defs|definitions)\/([^/]+)$/.exec(target) : null;
     if (!match) throw new SchemaError('$ref', `${name}: $ref must be local (#/$defs/NAME or #/definitions/NAME), got ${JSON.stringify(target)}`);
-    const ruleName = this.refs.get(target as string);
+    const key = `${this.prefix}:${target}`;
+    const ruleName = this.refs.get(key);
     if (ruleName) return ruleName;
     const defs = this.rootSchema[match[1]];
     const def = isSchema(defs) ? defs[match[2]] : undefined;
     if (def === undefined) throw new SchemaError('$ref', `${name}: $ref ${target} is not defined`);
-    const reserved = this.rule(`def-${match[2]}`, '"placeholder"'); // named first, so a recursive schema refers to itself
-    this.refs.set(target as string, reserved);
+    const reserved = this.rule(`${this.prefix}-def-${match[2]}`, '"placeholder"'); // named first, so a recursive schema refers to itself
+    this.refs.set(key, reserved);
     this.rules.set(reserved, this.visit(def, reserved));
     return reserved;
   }

@@ -207,6 +207,7 @@ export class GrammarProcessor implements LogitsProcessor {
 
   constructor(private readonly vocabulary: GrammarVocabulary, private budget: number) {
     this.state = vocabulary.automaton.initial;
+    if (vocabulary.trie.eogIds.length > 0) this.budget--; // the last token may have to be end-of-generation
   }
 
   /** Whether the text so far is a complete sentence of the grammar. */

@@ -14,6 +14,7 @@ import { ApiError, invalidRequest, notFound } from './errors.js';
 import type { ServerMetrics } from './metrics.js';
 import { parseChatRequest, parseCompletionRequest, type GenerationParams, type PromptInput } from './params.js';
 import { logitsProcessorsFor } from './output-params.js';
+import { chatTooling, toolCallChoices } from './tool-calling.js';
 
 /** The model behind the server: its public name, tokenizer and chat template. */
 export interface ServedModel {
@@ -49,8 +50,11 @@ export async function handleCompletions(ctx: ApiContext, body: unknown, res: Ser
 export async function handleChatCompletions(ctx: ApiContext, body: unknown, res: ServerResponse, arrival: number): Promise<void> {
   const request = parseChatRequest(body);
   checkModel(ctx, request.model);
-  const prompt = chatPromptTokens(ctx.model.tokenizer, ctx.model.chatTemplate.render(request.messages));
-  await run(ctx, CHAT_FLAVOR, request, [prompt], res, arrival);
+  const tooling = chatTooling(ctx.model.chatTemplate, request.messages, request.tools, request.output.grammar);
+  const prompt = chatPromptTokens(ctx.model.tokenizer, tooling.prompt);
+  const output = { ...request.output, grammar: tooling.grammar ?? request.output.grammar };
+  const flavor = tooling.family ? { ...CHAT_FLAVOR, ...toolCallChoices(tooling.family, tooling.forced) } : CHAT_FLAVOR;
+  await run(ctx, flavor, { ...request, output }, [prompt], res, arrival);
 }
 
 export function checkModel(ctx: ApiContext, name: string | undefined): void {
