@@ -9,7 +9,7 @@
 // with each tool's parameters as its JSON schema, so the arguments always parse and validate.
 
 import { gbnfLiteral, jsonSchemasToGrammar } from '../grammar/json-schema.js';
-import type { ChatMessage } from './chat-template.js';
+import type { ChatMessage, ChatTemplate } from './chat-template.js';
 
 export type ToolFamily = 'hermes' | 'llama3' | 'mistral' | 'generic';
 
@@ -69,6 +69,48 @@ function parseOr(text: string): unknown {
   } catch {
     return text;
   }
+}
+
+export class ToolSupportError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ToolSupportError';
+  }
+}
+
+/** A chat prompt with tools, and how to read (and force) the answer's calls. */
+export interface ToolChat {
+  prompt: string;
+  /** the grammar of a forced call */
+  grammar: string | undefined;
+  /** how calls are read out of the text; undefined when they are not (no tools, or tool_choice none) */
+  family: ToolFamily | undefined;
+  forced: boolean;
+}
+
+/**
+ * The prompt of a conversation with tools. A template that never renders `tools` cannot let the model choose
+ * (tool_choice auto is a ToolSupportError) unless `ownPromptForAuto`, which reads a generic JSON call out of the
+ * answer of kiln's own tool prompt; a forced call works with any template.
+ */
+export function prepareToolChat(
+  template: ChatTemplate, messages: readonly ChatMessage[], tools: readonly ToolSpec[], choice: ToolChoice, parallel: boolean, ownPromptForAuto = false,
+): ToolChat {
+  const native = toolFamily(template.source);
+  if (tools.length === 0 || choice === 'none') {
+    return { prompt: template.render(templateMessages(messages, [], native !== null)), grammar: undefined, family: undefined, forced: false };
+  }
+  const forced = choice !== 'auto';
+  if (!forced && native === null && !ownPromptForAuto) {
+    throw new ToolSupportError(
+      'this model\'s chat template has no tool support (it never renders `tools`), so tool_choice "auto" cannot work: ' +
+        'use tool_choice "required" or name a function, and kiln will prompt for the call and force its format',
+    );
+  }
+  const family = native ?? 'generic';
+  const chosen = typeof choice === 'object' ? tools.filter((t) => t.name === choice.name) : tools;
+  const prompt = template.render(templateMessages(messages, tools, native !== null), true, native !== null ? templateTools(tools) : undefined);
+  return { prompt, grammar: forced ? toolCallGrammar(family, chosen, parallel) : undefined, family, forced };
 }
 
 // -----------------------------------------------------------------------------------------------------------

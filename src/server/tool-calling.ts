@@ -4,9 +4,8 @@
 
 import { randomUUID } from 'node:crypto';
 import type { ChatMessage, ChatTemplate } from '../generate/chat-template.js';
-import {
-  parseToolCalls, templateMessages, templateTools, toolCallGrammar, toolFamily, ToolCallStream, type ToolFamily,
-} from '../generate/tool-calls.js';
+import { parseToolCalls, prepareToolChat, ToolCallStream, ToolSupportError, type ToolFamily } from '../generate/tool-calls.js';
+import { SchemaError } from '../grammar/json-schema.js';
 import { invalidRequest } from './errors.js';
 import type { OutputGrammar } from './output-params.js';
 import type { ToolRequest } from './tool-params.js';
@@ -16,37 +15,23 @@ export interface ChatTooling {
   prompt: string;
   /** the grammar of a forced call */
   grammar: OutputGrammar | undefined;
-  /** how calls are read out of the text; undefined: they are not (tool_choice none) */
+  /** how calls are read out of the text; undefined: they are not (no tools, or tool_choice none) */
   family: ToolFamily | undefined;
   forced: boolean;
 }
 
-/** The prompt and constraints of a chat request with (or without) tools. */
+/** The prompt and constraints of a chat request with (or without) tools; what cannot work is a 400. */
 export function chatTooling(template: ChatTemplate, messages: ChatMessage[], request: ToolRequest | undefined, otherGrammar: OutputGrammar | undefined): ChatTooling {
-  const native = toolFamily(template.source);
-  if (!request || request.choice === 'none') {
-    return { prompt: template.render(templateMessages(messages, [], native !== null)), grammar: undefined, family: undefined, forced: false };
+  if (request && request.choice !== 'auto' && request.choice !== 'none' && otherGrammar) {
+    throw invalidRequest(`a forced tool call and ${otherGrammar.param} cannot both constrain the output`, 'tool_choice');
   }
-  const forced = request.choice !== 'auto';
-  if (!forced && native === null) {
-    throw invalidRequest(
-      'this model\'s chat template has no tool support (it never renders `tools`), so tool_choice "auto" cannot work: ' +
-        'use tool_choice "required" or name a function, and kiln will prompt for the call and force its format', 'tool_choice', 'tools_not_supported',
-    );
-  }
-  if (forced && otherGrammar) throw invalidRequest(`a forced tool call and ${otherGrammar.param} cannot both constrain the output`, 'tool_choice');
-  const family = native ?? 'generic';
-  const tools = typeof request.choice === 'object' ? request.tools.filter((t) => t.name === (request.choice as { name: string }).name) : request.tools;
-  const prompt = template.render(templateMessages(messages, request.tools, native !== null), true, native !== null ? templateTools(request.tools) : undefined);
-  const grammar = forced ? { gbnf: toolCallGrammarFor(family, tools, request.parallel), param: 'tools' } : undefined;
-  return { prompt, grammar, family, forced };
-}
-
-function toolCallGrammarFor(...args: Parameters<typeof toolCallGrammar>): string {
   try {
-    return toolCallGrammar(...args);
+    const chat = prepareToolChat(template, messages, request?.tools ?? [], request?.choice ?? 'none', request?.parallel ?? true);
+    return { ...chat, grammar: chat.grammar === undefined ? undefined : { gbnf: chat.grammar, param: 'tools' } };
   } catch (e) {
-    throw invalidRequest(`a tool's parameters: ${(e as Error).message}`, 'tools', 'unsupported_schema');
+    if (e instanceof ToolSupportError) throw invalidRequest(e.message, 'tool_choice', 'tools_not_supported');
+    if (e instanceof SchemaError) throw invalidRequest(`a tool's parameters: ${e.message}`, 'tools', 'unsupported_schema');
+    throw e;
   }
 }
 

@@ -21,5 +21,6 @@ import { inspectCommand } from './inspect.js';
 import { distillCommand } from './distill.js';
 import { dpoCommand } from './dpo.js';
 import { qatCommand } from './qat.js';
+import { agentCommand } from './agent.js';
 
-export const COMMANDS: MakeCommand[] = [runCommand, chatCommand, serveCommand, evalCommand, perplexityCommand, embedCommand, tokenizeCommand, tokenizerCommand, infoCommand, estimateCommand, trainCommand, finetuneCommand, distillCommand, dpoCommand, qatCommand, quantizeCommand, quantReportCommand, imatrixCommand, benchCommand, inspectCommand];
+export const COMMANDS: MakeCommand[] = [runCommand, chatCommand, serveCommand, agentCommand, evalCommand, perplexityCommand, embedCommand, tokenizeCommand, tokenizerCommand, infoCommand, estimateCommand, trainCommand, finetuneCommand, distillCommand, dpoCommand, qatCommand, quantizeCommand, quantReportCommand, imatrixCommand, benchCommand, inspectCommand];
