@@ -78,13 +78,17 @@ export class GrammarAutomaton {
     return this.grammar.rules[rule].flatMap((start) => this.expand(start, below));
   }
 
-  /** The stack that matches from position `pos` (a `chars` element) alone, over BOTTOM. */
-  positionStack(pos: number): number {
-    return this.node(pos, BOTTOM);
-  }
-
-  topPosition(stack: number): number {
-    return this.nodePos[stack];
+  /**
+   * The stack's top `depth` frames over BOTTOM (the whole stack if it is shorter): what a token can do within
+   * those frames does not depend on the rest.
+   */
+  truncate(stack: number, depth: number): number {
+    const positions: number[] = [];
+    let s = stack;
+    for (; s > BOTTOM && positions.length < depth; s = this.nodeBelow[s]) positions.push(this.nodePos[s]);
+    let out = s <= BOTTOM ? s : BOTTOM;
+    for (let i = positions.length - 1; i >= 0; i--) out = this.node(positions[i], out);
+    return out;
   }
 
   /** Fewest bytes that take `stack` to EMPTY. */

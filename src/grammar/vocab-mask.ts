@@ -1,8 +1,8 @@
 // Which tokens a grammar allows next, fast on real vocabularies (XGrammar's idea, on llama.cpp's stacks):
 //   - the vocabulary as a byte trie (tokens sorted by bytes, so a subtree is a range of the sorted ids);
-//   - per grammar position (a stack's top), the tokens classified once by walking the trie from that position
-//     alone: accepted whatever lies below it on the stack, or uncertain (some path leaves the position's rule
-//     before the token ends) — everything else is rejected;
+//   - per stack context (a stack's top CONTEXT_DEPTH frames), the tokens classified once by walking the trie from
+//     that context alone: accepted whatever lies below it on the stack, or uncertain (some path pops out of the
+//     context before the token ends) — everything else is rejected;
 //   - the mask of a parser state: the union of its stacks' accepted sets, plus the uncertain tokens that the
 //     state's full stacks accept, checked one by one; masks are cached by state.
 // Near the end of a completion's token budget the mask keeps only tokens after which the grammar's end is still
@@ -30,6 +30,9 @@ export class TokenTrie {
   readonly edgesHi: number[] = [];
   readonly edgeByte: number[] = [];
   readonly edgeNode: number[] = [];
+  /** per node: its parent (−1 for the root) and the byte that leads to it */
+  readonly parent: number[] = [];
+  readonly byteIn: number[] = [];
   /** bytes of the longest token */
   readonly maxTokenBytes: number;
 
@@ -41,14 +44,23 @@ export class TokenTrie {
     ids.sort((a, b) => compareBytes(this.tokenBytes[a], this.tokenBytes[b]));
     this.sortedIds = Int32Array.from(ids);
     this.maxTokenBytes = ids.reduce((max, id) => Math.max(max, this.tokenBytes[id].length), 0);
-    this.build(0, ids.length, 0);
+    this.build(0, ids.length, 0, -1, -1);
+  }
+
+  /** The bytes that lead from the root to `node`. */
+  prefix(node: number): number[] {
+    const bytes: number[] = [];
+    for (let n = node; this.parent[n] >= 0; n = this.parent[n]) bytes.push(this.byteIn[n]);
+    return bytes.reverse();
   }
 
   /** Builds the node for sortedIds[lo, hi), which share their first `depth` bytes. */
-  private build(lo: number, hi: number, depth: number): number {
+  private build(lo: number, hi: number, depth: number, parent: number, byteIn: number): number {
     const node = this.rangeLo.length;
     this.rangeLo.push(lo);
     this.rangeHi.push(hi);
+    this.parent.push(parent);
+    this.byteIn.push(byteIn);
     let i = lo;
     while (i < hi && this.tokenBytes[this.sortedIds[i]].length === depth) i++;
     this.endsHi.push(i);
@@ -59,7 +71,7 @@ export class TokenTrie {
       const byte = this.tokenBytes[this.sortedIds[i]][depth];
       let j = i + 1;
       while (j < hi && this.tokenBytes[this.sortedIds[j]][depth] === byte) j++;
-      children.push([byte, this.build(i, j, depth + 1)]);
+      children.push([byte, this.build(i, j, depth + 1, node, byte)]);
       i = j;
     }
     this.edgesLo[node] = this.edgeByte.length;
@@ -90,8 +102,15 @@ type TokenSet = Uint32Array;
 const has = (set: TokenSet, id: number): boolean => ((set[id >>> 5] >>> (id & 31)) & 1) === 1;
 const add = (set: TokenSet, id: number): void => { set[id >>> 5] |= 1 << (id & 31); };
 
-interface PositionTokens {
+/**
+ * Frames of a stack its tokens are classified with: enough to hold a character's rule, its repetition and the
+ * string or number around them, so that most tokens are decided without the rest of the stack.
+ */
+const CONTEXT_DEPTH = 6;
+
+interface ContextTokens {
   accepted: TokenSet;
+  /** trie nodes whose subtrees' tokens depend on the stack below the position */
   uncertain: Int32Array;
 }
 
@@ -103,7 +122,7 @@ const BUDGET_WINDOW = 64;
 /** A grammar bound to a vocabulary: the automaton, the per-position token classes and the mask cache. */
 export class GrammarVocabulary {
   readonly automaton: GrammarAutomaton;
-  private readonly positions = new Map<number, PositionTokens>();
+  private readonly contexts = new Map<number, ContextTokens>();
   private readonly masks = new Map<number, TokenSet>();
   private readonly words: number;
   /** seconds spent computing masks, and how many were asked for (kiln bench --grammar) */
@@ -130,43 +149,57 @@ export class GrammarVocabulary {
 
   private maskFromPositions(state: number): TokenSet {
     const mask = new Uint32Array(this.words);
-    const uncertain: Int32Array[] = [];
+    const uncertain = new Set<number>();
     for (const stack of this.automaton.stacksOf(state)) {
       if (stack === EMPTY) continue;
-      const tokens = this.positionTokens(this.automaton.topPosition(stack));
+      const tokens = this.contextTokens(this.automaton.truncate(stack, CONTEXT_DEPTH));
       for (let w = 0; w < mask.length; w++) mask[w] |= tokens.accepted[w];
-      uncertain.push(tokens.uncertain);
+      for (const node of tokens.uncertain) uncertain.add(node);
     }
-    for (const list of uncertain) {
-      for (const id of list) if (!has(mask, id) && this.automaton.walk(state, this.trie.tokenBytes[id]) !== DEAD) add(mask, id);
+    // the uncertain subtrees, walked from the full state (dead branches pruned as they appear)
+    for (const node of uncertain) {
+      let s = state;
+      for (const byte of this.trie.prefix(node)) if ((s = this.automaton.step(s, byte)) === DEAD) break;
+      if (s !== DEAD) this.addLive(mask, node, s);
     }
     return mask;
   }
 
-  /** Classifies every token from grammar position `pos` alone (a walk of the trie, once per position). */
-  private positionTokens(pos: number): PositionTokens {
-    let tokens = this.positions.get(pos);
+  /** Adds the tokens of `node`'s subtree that the state `s` (reached at `node`) lets through. */
+  private addLive(mask: TokenSet, node: number, s: number): void {
+    const { trie, automaton } = this;
+    for (let i = trie.rangeLo[node]; i < trie.endsHi[node]; i++) add(mask, trie.sortedIds[i]);
+    for (let e = trie.edgesLo[node]; e < trie.edgesHi[node]; e++) {
+      const next = automaton.step(s, trie.edgeByte[e]);
+      if (next !== DEAD) this.addLive(mask, trie.edgeNode[e], next);
+    }
+  }
+
+  /** Classifies every token from the stack context `context` alone (a walk of the trie, once per context). */
+  private contextTokens(context: number): ContextTokens {
+    let tokens = this.contexts.get(context);
     if (tokens) return tokens;
     const accepted = new Uint32Array(this.words);
     const uncertain: number[] = [];
     const { trie, automaton } = this;
     const walk = (node: number, state: number, escaped: boolean): void => {
       for (let i = trie.rangeLo[node]; i < trie.endsHi[node]; i++) add(accepted, trie.sortedIds[i]);
-      const leaves = escaped || automaton.stacksOf(state)[0] === BOTTOM;
+      const stacks = automaton.stacksOf(state);
+      const leaves = escaped || stacks[0] === BOTTOM || stacks[1] === BOTTOM; // sorted: EMPTY, BOTTOM, the rest
       for (let e = trie.edgesLo[node]; e < trie.edgesHi[node]; e++) {
         const child = trie.edgeNode[e];
         const next = automaton.step(state, trie.edgeByte[e]);
         if (next !== DEAD) walk(child, next, leaves);
-        else if (leaves) for (let i = trie.rangeLo[child]; i < trie.rangeHi[child]; i++) uncertain.push(trie.sortedIds[i]);
+        else if (leaves) uncertain.push(child);
       }
     };
-    const start = automaton.stateOf([automaton.positionStack(pos)]);
+    const start = automaton.stateOf([context]);
     for (let e = trie.edgesLo[0]; e < trie.edgesHi[0]; e++) {
       const next = automaton.step(start, trie.edgeByte[e]);
       if (next !== DEAD) walk(trie.edgeNode[e], next, false);
     }
     tokens = { accepted, uncertain: Int32Array.from(uncertain) };
-    this.positions.set(pos, tokens);
+    this.contexts.set(context, tokens);
     return tokens;
   }
 
@@ -174,16 +207,10 @@ export class GrammarVocabulary {
   private maskByWalk(state: number): TokenSet {
     const mask = new Uint32Array(this.words);
     const { trie, automaton } = this;
-    const walk = (node: number, s: number): void => {
-      for (let e = trie.edgesLo[node]; e < trie.edgesHi[node]; e++) {
-        const next = automaton.step(s, trie.edgeByte[e]);
-        if (next === DEAD) continue;
-        const child = trie.edgeNode[e];
-        for (let i = trie.rangeLo[child]; i < trie.endsHi[child]; i++) add(mask, trie.sortedIds[i]);
-        walk(child, next);
-      }
-    };
-    walk(0, state);
+    for (let e = trie.edgesLo[0]; e < trie.edgesHi[0]; e++) {
+      const next = automaton.step(state, trie.edgeByte[e]);
+      if (next !== DEAD) this.addLive(mask, trie.edgeNode[e], next);
+    }
     return mask;
   }
 
@@ -219,7 +246,16 @@ export class GrammarProcessor implements LogitsProcessor {
     const { automaton, trie } = this.vocabulary;
     const eog = trie.eogIds.map((id) => logits[id]);
     const allowed = this.finished ? undefined : this.squeezed(this.vocabulary.mask(this.state));
-    for (let id = 0; id < logits.length; id++) if (allowed === undefined || !has(allowed, id)) logits[id] = -Infinity;
+    if (allowed === undefined) logits.fill(-Infinity);
+    else {
+      for (let w = 0; w < allowed.length; w++) {
+        const bits = allowed[w];
+        if (bits === 0xffffffff) continue;
+        const end = Math.min(logits.length, (w + 1) * 32);
+        if (bits === 0) logits.fill(-Infinity, w * 32, end);
+        else for (let id = w * 32; id < end; id++) if (((bits >>> (id & 31)) & 1) === 0) logits[id] = -Infinity;
+      }
+    }
     const canEnd = this.finished || automaton.canEnd(this.state);
     trie.eogIds.forEach((id, i) => (logits[id] = canEnd ? eog[i] : -Infinity));
   }
