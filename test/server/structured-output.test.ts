@@ -32,7 +32,7 @@ for (const path of MODELS) {
     try {
       const messages = [{ role: 'user' as const, content: 'Describe a person as JSON.' }];
       const parsed = await s.client.chat.completions.parse({
-        model: name, messages, response_format: zodResponseFormat(Profile, 'profile'), max_tokens: 200, seed: 1,
+        model: name, messages, response_format: zodResponseFormat(Profile, 'profile'), max_tokens: 120, seed: 1,
       });
       const choice = parsed.choices[0];
       assert.ok(choice.message.parsed, `no parsed object: ${choice.message.content}`);
@@ -40,13 +40,13 @@ for (const path of MODELS) {
       assert.equal(choice.finish_reason, 'stop', choice.message.content!);
 
       const stream = await s.client.chat.completions.create({
-        model: name, messages, response_format: zodResponseFormat(Profile, 'profile'), max_tokens: 200, seed: 2, stream: true,
+        model: name, messages, response_format: zodResponseFormat(Profile, 'profile'), max_tokens: 120, seed: 2, stream: true,
       });
       let content = '';
       for await (const chunk of stream) content += chunk.choices[0]?.delta.content ?? '';
       assert.ok(Profile.safeParse(JSON.parse(content)).success, content);
 
-      const object = await s.client.completions.create({ model: name, prompt: 'JSON:', max_tokens: 120, seed: 3, response_format: { type: 'json_object' } } as never);
+      const object = await s.client.completions.create({ model: name, prompt: 'JSON:', max_tokens: 80, seed: 3, response_format: { type: 'json_object' } } as never);
       const value = JSON.parse((object as { choices: { text: string }[] }).choices[0].text);
       assert.ok(value !== null && typeof value === 'object' && !Array.isArray(value));
     } finally {
