@@ -13,6 +13,7 @@ import type { Tokenizer } from '../tokenizer/index.js';
 import { BOTTOM, DEAD, EMPTY, GrammarAutomaton } from './automaton.js';
 import { compileGrammar } from './gbnf.js';
 import type { LogitsProcessor } from '../generate/logits-processor.js';
+import { SamplingError } from '../generate/sampler.js';
 
 /** The vocabulary's tokens as a byte trie; control tokens (which have no bytes) are not in it. */
 export class TokenTrie {
@@ -125,8 +126,7 @@ export class GrammarVocabulary {
   private readonly contexts = new Map<number, ContextTokens>();
   private readonly masks = new Map<number, TokenSet>();
   private readonly words: number;
-  /** seconds spent computing masks, and how many were asked for (kiln bench --grammar) */
-  maskSeconds = 0;
+  /** masks computed (not taken from the cache), for kiln bench --grammar */
   masksComputed = 0;
 
   constructor(readonly trie: TokenTrie, grammarText: string) {
@@ -138,16 +138,14 @@ export class GrammarVocabulary {
   mask(state: number): TokenSet {
     let mask = this.masks.get(state);
     if (mask) return mask;
-    const started = performance.now();
-    mask = this.automaton.atCharBoundary(state) ? this.maskFromPositions(state) : this.maskByWalk(state);
+    mask = this.automaton.atCharBoundary(state) ? this.maskFromContexts(state) : this.maskByWalk(state);
     if (this.masks.size >= MASK_CACHE_SIZE) this.masks.clear();
     this.masks.set(state, mask);
-    this.maskSeconds += (performance.now() - started) / 1000;
     this.masksComputed++;
     return mask;
   }
 
-  private maskFromPositions(state: number): TokenSet {
+  private maskFromContexts(state: number): TokenSet {
     const mask = new Uint32Array(this.words);
     const uncertain = new Set<number>();
     for (const stack of this.automaton.stacksOf(state)) {
@@ -220,7 +218,8 @@ export class GrammarVocabulary {
   }
 }
 
-export class GrammarRejectedError extends Error {
+/** A token the grammar does not allow was accepted (a SamplingError: the engine fails that request alone). */
+export class GrammarRejectedError extends SamplingError {
   constructor(message: string) {
     super(message);
     this.name = 'GrammarRejectedError';

@@ -36,3 +36,15 @@ test('kiln run --json-schema writes a document of the schema; a bad schema or bo
   assert.match(refused.stderr, /patternProperties/);
   assert.equal((await kiln('run', MODEL, '-p', 'x', '--json-schema', bad, '--grammar', bad)).status, 2);
 });
+
+test('kiln bench --grammar times sampled decoding with and without the grammar', async () => {
+  const json = fileURLToPath(new URL('./grammars/json.gbnf', import.meta.url));
+  const run = await kiln('bench', MODEL, '-p', '0', '-n', '16', '-r', '2', '-t', '1', '--grammar', json, '--json');
+  assert.equal(run.status, 0, run.stderr);
+  const { grammar } = JSON.parse(run.stdout);
+  assert.equal(grammar.plain.length, 2);
+  assert.equal(grammar.constrained.length, 2);
+  assert.ok(grammar.maskMs.every((ms: number) => ms > 0) && grammar.masksComputed > 0, JSON.stringify(grammar));
+  const table = await kiln('bench', MODEL, '-p', '0', '-n', '8', '-r', '1', '-t', '1', '--grammar', json);
+  assert.match(table.stdout, /^ {2}mask time per token \d+\.\d+ ms/m);
+});
