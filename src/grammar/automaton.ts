@@ -1,8 +1,8 @@
 // The grammar as a pushdown automaton over bytes (llama.cpp's stacks, made shareable and memoized).
 // A stack is an interned linked list of grammar positions: its top is a `chars` element still to match, each
 // node below is where a rule resumes once the one above ends. EMPTY is the stack of a finished grammar; BOTTOM
-// stands under a stack that was cut out of its context (vocab-mask.ts classifies tokens from one position alone:
-// a path that pops into BOTTOM has left the rule, and what follows depends on the real stack).
+// stands under a stack cut to its top frames (vocab-mask.ts classifies tokens from those frames alone: a path that
+// pops into BOTTOM has left them, and what follows depends on the rest of the real stack).
 // A state is an interned set of stacks plus an unfinished UTF-8 character; its transitions on each byte are
 // computed once and kept, so a walk over the vocabulary costs one table lookup per byte after the first time.
 
@@ -22,8 +22,8 @@ interface State {
   next: Int32Array; // [256] state id after each byte, UNKNOWN until computed, DEAD
 }
 
-/** most states one grammar keeps (its walks stay far below this; a hostile grammar meets a clear error) */
-const MAX_STATES = 1_000_000;
+/** most states one grammar keeps (1 KiB of transitions each; real grammars stay far below, a hostile one meets a clear error) */
+const MAX_STATES = 65_536;
 
 export class GrammarAutomaton {
   private readonly elements: GrammarElement[];

@@ -36,6 +36,8 @@ type Item =
   | { kind: 'repeat'; item: Item; min: number; max: number }; // max Infinity: unbounded
 
 const MAX_REPEAT = 1000;
+/** elements a lowered grammar may hold (repetitions multiply them) */
+const MAX_ELEMENTS = 1_000_000;
 
 class Parser {
   private pos = 0;
@@ -219,6 +221,7 @@ export function compileGrammar(text: string): CompiledGrammar {
   };
   // x{m,n}: m copies of x, then n − m nested optionals (x (x …)?)?; x{m,}: m copies, then x* as `r ::= x r | ε`
   const lowerRepeat = (x: GrammarElement[], min: number, max: number): GrammarElement[] => {
+    if (x.length * Math.max(min, max === Infinity ? 1 : max) > MAX_ELEMENTS) throw new GrammarError(`a repetition makes the grammar larger than ${MAX_ELEMENTS} elements`);
     const out: GrammarElement[] = [];
     for (let i = 0; i < min; i++) out.push(...x);
     if (max === Infinity) {
@@ -237,7 +240,9 @@ export function compileGrammar(text: string): CompiledGrammar {
   const elements: GrammarElement[] = [];
   const rules = bodies.map((alternatives) => alternatives.map((sequence) => {
     const start = elements.length;
-    elements.push(...sequence, { kind: 'end' });
+    if (start + sequence.length >= MAX_ELEMENTS) throw new GrammarError(`the grammar is larger than ${MAX_ELEMENTS} elements`);
+    for (const element of sequence) elements.push(element);
+    elements.push({ kind: 'end' });
     return start;
   }));
   const grammar = { elements, rules, ruleNames };

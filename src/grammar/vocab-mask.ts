@@ -3,8 +3,8 @@
 //   - per stack context (a stack's top CONTEXT_DEPTH frames), the tokens classified once by walking the trie from
 //     that context alone: accepted whatever lies below it on the stack, or uncertain (some path pops out of the
 //     context before the token ends) — everything else is rejected;
-//   - the mask of a parser state: the union of its stacks' accepted sets, plus the uncertain tokens that the
-//     state's full stacks accept, checked one by one; masks are cached by state.
+//   - the mask of a parser state: the union of its stacks' accepted sets, plus the tokens of the uncertain subtrees
+//     that the full state lets through (a trie walk from it, dead branches pruned); masks are cached by state.
 // Near the end of a completion's token budget the mask keeps only tokens after which the grammar's end is still
 // within the tokens left, so a completion cut by max_tokens still ends where the grammar may end (checked within
 // BUDGET_WINDOW tokens of the end: a single token that pushes the end further than that is not foreseen).
@@ -34,8 +34,6 @@ export class TokenTrie {
   /** per node: its parent (−1 for the root) and the byte that leads to it */
   readonly parent: number[] = [];
   readonly byteIn: number[] = [];
-  /** bytes of the longest token */
-  readonly maxTokenBytes: number;
 
   constructor(tokenizer: Tokenizer) {
     this.vocabSize = tokenizer.vocabSize;
@@ -44,7 +42,6 @@ export class TokenTrie {
     const ids = Array.from({ length: this.vocabSize }, (_, id) => id).filter((id) => this.tokenBytes[id].length > 0);
     ids.sort((a, b) => compareBytes(this.tokenBytes[a], this.tokenBytes[b]));
     this.sortedIds = Int32Array.from(ids);
-    this.maxTokenBytes = ids.reduce((max, id) => Math.max(max, this.tokenBytes[id].length), 0);
     this.build(0, ids.length, 0, -1, -1);
   }
 

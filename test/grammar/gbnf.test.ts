@@ -51,7 +51,7 @@ test('bad grammars are GrammarErrors that say what is wrong', () => {
     ['value ::= "x"', /no root/], ['root ::= thing', /thing is used but not defined/], ['root ::= root "x" | "y"', /left-recursive/],
     ['root ::= a\na ::= b? a "x"\nb ::= "y"', /left-recursive/], ['root ::= "abc', /unterminated/], ['root ::= [a-', /unterminated/],
     ['root = "x"', /expected ::=/], ['root ::= "x"{3,1}', /out of range/], ['root ::= "\\q"', /unknown escape/], ['root ::= *', /without an item/],
-    ['root ::= "x"\nroot ::= "y"', /defined twice/],
+    ['root ::= "x"\nroot ::= "y"', /defined twice/], [`root ::= "${'a'.repeat(2000)}"{1000}`, /larger than/],
   ];
   for (const [text, message] of cases) assert.throws(() => compileGrammar(text), (e: unknown) => e instanceof GrammarError && message.test(e.message), text);
 });
