@@ -22,6 +22,8 @@ const HANDLED = new Set([
   'minLength', 'maxLength', 'minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum', 'anyOf', 'oneOf', '$ref', '$defs',
   'definitions', 'nullable',
 ]);
+/** schemas nested in one another at most */
+const MAX_DEPTH = 64;
 const TYPES = ['object', 'array', 'string', 'number', 'integer', 'boolean', 'null'];
 
 const PRIMITIVES: Record<string, string> = {
@@ -82,6 +84,7 @@ class Converter {
   /** the schema whose $defs a $ref points into, and its rules' name prefix */
   private rootSchema: Schema = {};
   private prefix = '';
+  private depth = 0;
 
   /** A rule (or primitive) for values of a whole schema, its references resolved within it. */
   schemaRule(schema: unknown, name: string): string {
@@ -112,6 +115,15 @@ class Converter {
 
   /** A GBNF expression for values of `schema`; `name` names the rules made for it. */
   visit(schema: unknown, name: string): string {
+    if (++this.depth > MAX_DEPTH) throw new SchemaError('schema', `the schema nests deeper than ${MAX_DEPTH} levels (at ${name.slice(0, 200)})`);
+    try {
+      return this.visitSchema(schema, name);
+    } finally {
+      this.depth--;
+    }
+  }
+
+  private visitSchema(schema: unknown, name: string): string {
     if (schema === true || (isSchema(schema) && Object.keys(schema).every((k) => ANNOTATIONS.has(k)))) return 'value';
     if (!isSchema(schema)) throw new SchemaError('schema', `${name}: a schema must be an object or true`);
     for (const keyword of Object.keys(schema)) {

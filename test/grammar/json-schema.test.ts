@@ -82,7 +82,7 @@ test('unsupported keywords are SchemaErrors naming the keyword', () => {
     [{ type: 'object', patternProperties: {} }, 'patternProperties'], [{ not: { type: 'string' } }, 'not'], [{ allOf: [] }, 'allOf'],
     [{ type: 'array', uniqueItems: true }, 'uniqueItems'], [{ type: 'number', multipleOf: 2 }, 'multipleOf'], [{ type: 'string', format: 'email' }, 'format'],
     [{ type: 'number', minimum: 0 }, 'minimum'], [{ $ref: 'http://example.com/s.json' }, '$ref'], [{ type: 'string', pattern: '(a)\\1' }, 'pattern'],
-    [{ type: 'string', pattern: 'a(?=b)' }, 'pattern'], [{ type: 'object', properties: { a: {} }, required: ['b'] }, 'required'], [{ type: 'tuple' }, 'type'],
+    [{ type: 'string', pattern: 'a(?=b)' }, 'pattern'], [Array.from({ length: 100 }).reduce((inner) => ({ type: 'array', items: inner }), { type: 'null' }) as object, 'schema'], [{ type: 'object', properties: { a: {} }, required: ['b'] }, 'required'], [{ type: 'tuple' }, 'type'],
   ];
   for (const [schema, keyword] of cases) {
     assert.throws(() => jsonSchemaToGrammar(schema), (e: unknown) => e instanceof SchemaError && e.keyword === keyword && e.message.includes(keyword), JSON.stringify(schema));
