@@ -11,7 +11,7 @@ import { ChatTemplate } from '../../src/generate/chat-template.js';
 import { KilnServer } from '../../src/server/server.js';
 import { servedModel } from '../../src/server/openai-api.js';
 import { loadModel, MODEL_NAME, startServer, type TestServer } from './helpers.js';
-import { HERMES_TEMPLATE } from '../generate/tool-calls.test.js';
+import { HERMES_TEMPLATE } from '../helpers/templates.js';
 
 const Weather = z.object({ city: z.string(), unit: z.enum(['c', 'f']) }).strict();
 const Add = z.object({ a: z.number().int(), b: z.number().int() }).strict();
