@@ -132,6 +132,9 @@ export const SHAPES: ModelSpec[] = [
   llamaSpec({ name: 'stories15M', dim: 288, layers: 6, heads: 6, kvHeads: 6, ffn: 768, vocab: 32000, tied: false }),
   llamaSpec({ name: 'smollm2-135M', dim: 576, layers: 30, heads: 9, kvHeads: 3, ffn: 1536, vocab: 49152, tied: true }),
   llamaSpec({ name: 'tinyllama-1.1B', dim: 2048, layers: 22, heads: 32, kvHeads: 4, ffn: 5632, vocab: 32000, tied: false }),
+  // small models with real vocabulary sizes (SmolLM2's, Qwen2.5's) for `kiln bench --grammar`'s mask timings
+  llamaSpec({ name: 'vocab49k-small', dim: 128, layers: 2, heads: 4, kvHeads: 2, ffn: 384, vocab: 49152, tied: true }),
+  llamaSpec({ name: 'vocab152k-small', dim: 128, layers: 2, heads: 4, kvHeads: 2, ffn: 384, vocab: 151936, tied: true }),
   ...ZOO,
 ];
 

@@ -321,6 +321,11 @@ export class LLMEngine implements ServingEngine {
         row += rows;
         continue;
       }
+      if (seq.done) { // its request failed earlier in this step
+        logitRow += start + count === seq.tokens.length ? 1 : 0;
+        row += start + count === seq.tokens.length ? 1 : 0;
+        continue;
+      }
       this.blocks.commit(seq.blocks, seq.tokens, start + count);
       if (!seq.admitted) {
         seq.admitted = true;
@@ -373,13 +378,21 @@ export class LLMEngine implements ServingEngine {
       this.scheduler.addRunning(child);
       siblings.push(child);
     }
-    for (const s of siblings) this.sampleNext(s, logits);
+    for (const s of siblings) if (!s.done) this.sampleNext(s, logits);
   }
 
   private sampleNext(seq: Sequence, logits: Float32Array): void {
     const { params, metrics } = seq.request;
-    const token = seq.sampler.sample(logits, seq.tokens);
-    seq.sampler.accept(token);
+    let token: number;
+    try {
+      token = seq.sampler.sample(logits, seq.tokens);
+      seq.sampler.accept(token);
+    } catch (error) {
+      // a logits processor that leaves no token (a grammar no token can continue) fails its request, not the step
+      if (!(error instanceof SamplingError)) throw error;
+      this.failRequest(seq.request, error);
+      return;
+    }
     if (!params.ignoreEos && this.model.tokenizer.isEog(token)) {
       this.finish(seq, 'stop', { tokens: [], text: seq.stop.flush(seq.decoder.flush()) });
       return;
@@ -430,6 +443,17 @@ export class LLMEngine implements ServingEngine {
     for (const seq of [...this.embeddings.values()]) if (seq.aborted) this.dropEmbedding(seq, new RequestAbortedError(seq.request.id));
   }
 
+  /** Ends one request with `error`: its stream throws it, its blocks are freed. */
+  private failRequest(req: Request, error: unknown): void {
+    for (const seq of req.sequences) {
+      if (!seq.done) this.scheduler.remove(seq);
+      seq.done = true;
+    }
+    req.detach?.();
+    req.deltas.fail(error);
+    this.requests.delete(req.id);
+  }
+
   private dropEmbedding(seq: EmbeddingSequence, error: unknown): void {
     this.scheduler.remove(seq);
     this.embeddings.delete(seq.request.id);
@@ -438,19 +462,15 @@ export class LLMEngine implements ServingEngine {
 
   /** A failed step fails every request: their streams throw the error, their blocks are freed. */
   private failAll(error: unknown): void {
-    for (const req of this.requests.values()) {
-      for (const seq of req.sequences) if (!seq.done) this.scheduler.remove(seq);
-      req.detach?.();
-      req.deltas.fail(error);
-    }
-    this.requests.clear();
+    for (const req of [...this.requests.values()]) this.failRequest(req, error);
     for (const seq of [...this.embeddings.values()]) this.dropEmbedding(seq, error);
   }
 
   private samplerFor(req: Request, index: number): Sampler {
     const { seed } = req.params.sampling;
     // completion i of a seeded request draws from seed + i, so n = 1 output equals completion 0 of n > 1
-    return new Sampler({ ...req.params.sampling, seed: seed === undefined ? undefined : seed + index }, this.model.vocabSize);
+    const processors = req.params.logitsProcessors?.() ?? [];
+    return new Sampler({ ...req.params.sampling, seed: seed === undefined ? undefined : seed + index }, this.model.vocabSize, processors);
   }
 
   /** an input to embed: token ids of the vocabulary, within the context */

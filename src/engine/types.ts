@@ -2,6 +2,7 @@
 // it on top of the scheduler, block manager and model runner; the server, `kiln run` and `LLM.generate` use it.
 
 import type { SamplingParams } from '../generate/sampler.js';
+import type { LogitsProcessor } from '../generate/logits-processor.js';
 import type { Pooling } from '../models/hparams.js';
 
 export interface RequestParams {
@@ -15,6 +16,8 @@ export interface RequestParams {
   topLogprobs?: number;
   /** generate past end-of-generation tokens (default false) */
   ignoreEos?: boolean;
+  /** makes each completion's logits processors (logit bias, grammar), run in order before the sampling chain */
+  logitsProcessors?: () => LogitsProcessor[];
 }
 
 export type FinishReason = 'stop' | 'length' | 'abort';

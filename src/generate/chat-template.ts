@@ -6,8 +6,12 @@ import { getString, type Metadata } from '../gguf/metadata.js';
 import type { Tokenizer } from '../tokenizer/index.js';
 
 export interface ChatMessage {
-  role: 'system' | 'user' | 'assistant' | string;
+  role: 'system' | 'user' | 'assistant' | 'tool' | string;
   content: string;
+  /** an assistant's calls (tool-calls.ts) */
+  tool_calls?: { id: string; name: string; arguments: string }[];
+  /** a tool message: the call it answers */
+  tool_call_id?: string;
 }
 
 export const CHATML_TEMPLATE =
@@ -43,14 +47,18 @@ export class ChatTemplate {
     return ChatTemplate.fromMetadata(meta, text(tokenizer.bosId), text(tokenizer.eosId));
   }
 
-  /** The prompt text for a conversation, ending with the assistant's turn opened when `addGenerationPrompt`. */
-  render(messages: readonly ChatMessage[], addGenerationPrompt = true): string {
+  /**
+   * The prompt text for a conversation, ending with the assistant's turn opened when `addGenerationPrompt`; `tools`
+   * (OpenAI's function tools) go to the template's `tools` variable.
+   */
+  render(messages: readonly ChatMessage[], addGenerationPrompt = true, tools?: readonly object[]): string {
     try {
       return this.template.render({
-        messages,
+        messages: messages as unknown as Record<string, unknown>[],
         add_generation_prompt: addGenerationPrompt,
         bos_token: this.bosToken,
         eos_token: this.eosToken,
+        ...(tools && tools.length > 0 ? { tools } : {}),
       });
     } catch (e) {
       throw new ChatTemplateError(`the chat template failed to render: ${(e as Error).message}`);

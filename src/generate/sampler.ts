@@ -1,10 +1,12 @@
-// Token sampling from logits, in the order of llama.cpp's default sampler chain:
-//   penalties → top-k → top-p → min-p → temperature → seeded draw from the softmax.
+// Token sampling from logits, in the order of llama.cpp's default sampler chain, after the sequence's logits
+// processors (logits-processor.ts: logit bias, grammar mask):
+//   processors → penalties → top-k → top-p → min-p → temperature → seeded draw from the softmax.
 // Each stage is a small function over a candidate set (token ids + logits); the Sampler and
 // explainSampling run the very same chain. Candidate sets live in two vocab-sized scratch buffers
 // allocated once per Sampler, and selection is partial (a k-sized heap), never a full vocab sort.
 
 import { Rng, RngError, randomSeed, type RngState } from './rng.js';
+import type { LogitsProcessor } from './logits-processor.js';
 
 export interface SamplingParams {
   /** logits are divided by this; ≤ 0 means greedy (argmax) */
@@ -102,14 +104,11 @@ class CandidateScratch {
       throw new SamplingError(`expected ${this.vocabSize} logits, got ${logits.length}`);
     }
     const c = this.a;
-    let anyFinite = false;
     for (let i = 0; i < logits.length; i++) {
       const value = logits[i];
       if (Number.isNaN(value) || value === Infinity) throw new SamplingError(`logit ${i} is ${value}`);
-      if (value !== -Infinity) anyFinite = true;
       c.ids[i] = i;
     }
-    if (!anyFinite) throw new SamplingError('every logit is −Infinity: no token can be sampled');
     c.logits.set(logits);
     c.count = logits.length;
     c.sorted = false;
@@ -306,14 +305,23 @@ function applyTemperature(c: Candidates, temperature: number): Candidates {
   return c;
 }
 
-export type SamplingStage = 'penalties' | 'top_k' | 'top_p' | 'min_p' | 'temperature';
+/** Runs the logits processors over the loaded vocabulary; some token must stay possible. */
+function applyProcessors(c: Candidates, processors: readonly LogitsProcessor[]): void {
+  for (const processor of processors) processor.process(c.logits);
+  for (let i = 0; i < c.count; i++) if (c.logits[i] !== -Infinity) return;
+  throw new SamplingError(processors.length > 0 ? 'every logit is −Infinity after the logits processors: no token is allowed' : 'every logit is −Infinity: no token can be sampled');
+}
+
+export type SamplingStage = 'processors' | 'penalties' | 'top_k' | 'top_p' | 'min_p' | 'temperature';
 
 /** Runs the chain on a loaded copy of `logits`; `observe` sees the candidates after each stage. */
 function runChain(
   scratch: CandidateScratch, logits: Float32Array, history: readonly number[], params: SamplingParams,
-  observe?: (stage: SamplingStage, c: Candidates) => void,
+  processors: readonly LogitsProcessor[], observe?: (stage: SamplingStage, c: Candidates) => void,
 ): Candidates {
   let c = scratch.load(logits);
+  applyProcessors(c, processors);
+  if (processors.length > 0) observe?.('processors', c);
   applyPenalties(c, history, params, scratch.counts);
   observe?.('penalties', c);
   c = applyTopK(c, effectiveTopK(params), scratch);
@@ -355,7 +363,8 @@ export class Sampler {
   private readonly rng: Rng;
   private committed: RngState;
 
-  constructor(params: Partial<SamplingParams>, readonly vocabSize: number) {
+  /** `processors` run in order before the chain; `accept` passes the chosen token on to them. */
+  constructor(params: Partial<SamplingParams>, readonly vocabSize: number, private readonly processors: readonly LogitsProcessor[] = []) {
     if (!Number.isSafeInteger(vocabSize) || vocabSize <= 0) throw new SamplingError(`bad vocabulary size ${vocabSize}`);
     this.params = resolveSamplingParams({ seed: randomSeed(), ...withoutUndefined(params) });
     this.scratch = new CandidateScratch(vocabSize);
@@ -365,7 +374,7 @@ export class Sampler {
 
   /** The next token for `logits` ([vocab]); `history` is the sequence so far (prompt and generated). */
   sample(logits: Float32Array, history: readonly number[]): number {
-    const c = runChain(this.scratch, logits, history, this.params);
+    const c = runChain(this.scratch, logits, history, this.params, this.processors);
     this.rng.restore(this.committed);
     if (c.count === 1) return c.ids[0]; // no randomness needed (greedy, or the filters left one token)
     return drawCandidate(c, this.rng.nextFloat());
@@ -377,6 +386,7 @@ export class Sampler {
       throw new SamplingError(`accepted token ${token} is not below the vocabulary size ${this.vocabSize}`);
     }
     this.committed = this.rng.state();
+    for (const processor of this.processors) processor.accept(token);
   }
 
   state(): RngState {
@@ -449,7 +459,7 @@ export function explainSampling(
   logits: Float32Array, params: Partial<SamplingParams>, history: readonly number[], k: number,
 ): ExplainedStage[] {
   const stages: ExplainedStage[] = [];
-  runChain(new CandidateScratch(logits.length), logits, history, resolveSamplingParams(params), (stage, c) => {
+  runChain(new CandidateScratch(logits.length), logits, history, resolveSamplingParams(params), [], (stage, c) => {
     stages.push({ stage, kept: c.count, top: topOf(c.logits, c.ids, c.count, k) });
   });
   return stages;

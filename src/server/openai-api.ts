@@ -13,6 +13,8 @@ import { ContextLengthError } from '../engine/engine.js';
 import { ApiError, invalidRequest, notFound } from './errors.js';
 import type { ServerMetrics } from './metrics.js';
 import { parseChatRequest, parseCompletionRequest, type GenerationParams, type PromptInput } from './params.js';
+import { logitsProcessorsFor } from './output-params.js';
+import { chatTooling, toolCallChoices } from './tool-calling.js';
 
 /** The model behind the server: its public name, tokenizer and chat template. */
 export interface ServedModel {
@@ -40,14 +42,19 @@ export async function handleCompletions(ctx: ApiContext, body: unknown, res: Ser
   const request = parseCompletionRequest(body);
   checkModel(ctx, request.model);
   const prompts = request.prompts.map((p) => promptTokens(ctx.model.tokenizer, p));
-  await run(ctx, COMPLETION_FLAVOR, request, prompts, res, arrival);
+  // echo: each choice opens with its prompt's text (as given, or the token ids decoded)
+  const echoes = request.echo ? request.prompts.map((p) => ('text' in p ? p.text : ctx.model.tokenizer.decode(p.tokens))) : undefined;
+  await run(ctx, COMPLETION_FLAVOR, request, prompts, res, arrival, echoes);
 }
 
 export async function handleChatCompletions(ctx: ApiContext, body: unknown, res: ServerResponse, arrival: number): Promise<void> {
   const request = parseChatRequest(body);
   checkModel(ctx, request.model);
-  const prompt = chatPromptTokens(ctx.model.tokenizer, ctx.model.chatTemplate.render(request.messages));
-  await run(ctx, CHAT_FLAVOR, request, [prompt], res, arrival);
+  const tooling = chatTooling(ctx.model.chatTemplate, request.messages, request.tools, request.output.grammar);
+  const prompt = chatPromptTokens(ctx.model.tokenizer, tooling.prompt);
+  const output = { ...request.output, grammar: tooling.grammar ?? request.output.grammar };
+  const flavor = tooling.family ? { ...CHAT_FLAVOR, ...toolCallChoices(tooling.family, tooling.forced) } : CHAT_FLAVOR;
+  await run(ctx, flavor, { ...request, output }, [prompt], res, arrival);
 }
 
 export function checkModel(ctx: ApiContext, name: string | undefined): void {
@@ -93,9 +100,11 @@ interface Flavor {
 
 async function run(
   ctx: ApiContext, flavor: Flavor, request: GenerationParams, prompts: number[][], res: ServerResponse, arrival: number,
+  echoes?: string[],
 ): Promise<void> {
   const { engine, model } = ctx;
   const { maxTokens } = request;
+  const logitsProcessors = logitsProcessorsFor(request.output, model.tokenizer);
   for (const prompt of prompts) {
     // at least one token must fit after the prompt
     if (prompt.length + (maxTokens ?? 1) > engine.maxModelLength) {
@@ -123,6 +132,8 @@ async function run(
         // the sampled token's own log-probability comes with its top list, so ask for at least one
         topLogprobs: request.topLogprobs === null ? 0 : Math.max(1, request.topLogprobs),
         ignoreEos: request.ignoreEos,
+        // a grammar keeps its end within the tokens the completion may generate
+        logitsProcessors: logitsProcessors && (() => logitsProcessors(maxTokens ?? engine.maxModelLength - prompt.length)),
       },
       signal: controller.signal,
     }));
@@ -139,6 +150,12 @@ async function run(
   const usageField = request.includeUsage ? { usage: null } : {};
   const sendChoice = (choice: object) => stream?.send({ ...header, choices: [choice], ...usageField });
   if (flavor.opening) choices.forEach((_, i) => sendChoice(flavor.opening!(i)));
+  if (echoes) {
+    choices.forEach((choice, i) => {
+      choice.text = echoes[Math.floor(i / n)];
+      sendChoice(flavor.chunkChoice(i, choice.text, null, null));
+    });
+  }
 
   const onDelta = (choiceIndex: number, delta: CompletionDelta) => {
     const choice = choices[choiceIndex];

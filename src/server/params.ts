@@ -7,6 +7,8 @@
 import type { ChatMessage } from '../generate/chat-template.js';
 import type { SamplingParams } from '../generate/sampler.js';
 import { invalidRequest } from './errors.js';
+import { readLogitBias, readOutputGrammar, type OutputConstraints } from './output-params.js';
+import { readMessageToolCalls, readTools, type ToolRequest } from './tool-params.js';
 
 /** most completions one request may ask for (each holds its own KV blocks while it runs) */
 export const MAX_N = 16;
@@ -32,14 +34,19 @@ export interface GenerationParams {
   ignoreEos: boolean;
   /** top log-probabilities per token; null when the client asked for no log-probabilities */
   topLogprobs: number | null;
+  output: OutputConstraints;
 }
 
 export interface CompletionRequest extends GenerationParams {
   prompts: PromptInput[];
+  /** each choice's text begins with its prompt */
+  echo: boolean;
 }
 
 export interface ChatRequest extends GenerationParams {
   messages: ChatMessage[];
+  /** undefined: no tools */
+  tools: ToolRequest | undefined;
 }
 
 const OPENAI_DEFAULTS: Partial<SamplingParams> = { temperature: 1, top_p: 1, top_k: 0, min_p: 0, repeat_penalty: 1, presence_penalty: 0, frequency_penalty: 0 };
@@ -48,13 +55,14 @@ export function parseCompletionRequest(body: unknown): CompletionRequest {
   const fields = new Fields(body);
   const params = readGenerationParams(fields);
   const logprobs = fields.integer('logprobs', 0, MAX_TOP_LOGPROBS);
-  fields.only('echo', false, 'echo is not supported');
+  const echo = fields.boolean('echo') ?? false;
+  if (echo && logprobs !== undefined) throw invalidRequest('echo with logprobs is not supported (the prompt\'s log-probabilities are not computed)', 'echo');
   fields.only('suffix', null, 'suffix is not supported');
   const bestOf = fields.integer('best_of', 1, MAX_N);
   if (bestOf !== undefined && bestOf !== params.n) throw invalidRequest('best_of other than n is not supported', 'best_of');
   const prompts = readPrompts(fields.value('prompt'), 'prompt');
   fields.rejectUnknown();
-  return { ...params, topLogprobs: logprobs ?? null, prompts };
+  return { ...params, topLogprobs: logprobs ?? null, prompts, echo };
 }
 
 export function parseChatRequest(body: unknown): ChatRequest {
@@ -67,12 +75,10 @@ export function parseChatRequest(body: unknown): ChatRequest {
   if (maxCompletionTokens !== undefined && params.maxTokens !== undefined && maxCompletionTokens !== params.maxTokens) {
     throw invalidRequest('max_tokens and max_completion_tokens differ; give one', 'max_completion_tokens');
   }
-  fields.only('response_format', { type: 'text' }, 'only response_format {"type":"text"} is supported');
-  fields.only('tools', null, 'tools are not supported');
-  fields.only('tool_choice', 'none', 'tool_choice other than "none" is not supported');
+  const tools = readTools(fields.value('tools'), fields.value('tool_choice'), fields.value('parallel_tool_calls'));
   const messages = readMessages(fields.value('messages'));
   fields.rejectUnknown();
-  return { ...params, maxTokens: params.maxTokens ?? maxCompletionTokens, topLogprobs: logprobs ? (top ?? 0) : null, messages };
+  return { ...params, maxTokens: params.maxTokens ?? maxCompletionTokens, topLogprobs: logprobs ? (top ?? 0) : null, messages, tools };
 }
 
 export interface EmbeddingRequest {
@@ -124,7 +130,6 @@ function readGenerationParams(fields: Fields): Omit<GenerationParams, 'topLogpro
       seed: fields.integer('seed', Number.MIN_SAFE_INTEGER),
     }),
   };
-  fields.only('logit_bias', {}, 'logit_bias is not supported');
   fields.string('user'); // accepted and unused, as an end-user id is only for the client's records
   return {
     model,
@@ -135,6 +140,7 @@ function readGenerationParams(fields: Fields): Omit<GenerationParams, 'topLogpro
     maxTokens: fields.integer('max_tokens', 1),
     sampling,
     ignoreEos: fields.boolean('ignore_eos') ?? false,
+    output: { logitBias: readLogitBias(fields.value('logit_bias')), grammar: readOutputGrammar(fields.value('response_format'), fields.value('grammar')) },
   };
 }
 
@@ -167,9 +173,12 @@ function readTokenIds(ids: unknown[], param: string): number[] {
   return ids as number[];
 }
 
-const ROLES = new Set(['system', 'developer', 'user', 'assistant']);
+const ROLES = new Set(['system', 'developer', 'user', 'assistant', 'tool']);
 
-/** messages: [{role, content}] where content is a string or an array of {type: "text", text} parts */
+/**
+ * messages: [{role, content}] where content is a string or an array of {type: "text", text} parts; an assistant's
+ * content may be null beside its tool_calls, and a tool message names the call it answers (tool_call_id)
+ */
 function readMessages(value: unknown): ChatMessage[] {
   if (!Array.isArray(value) || value.length === 0) throw invalidRequest('messages must be a non-empty array', 'messages');
   return value.map((message, i) => {
@@ -178,11 +187,15 @@ function readMessages(value: unknown): ChatMessage[] {
     if (role === undefined || !ROLES.has(role)) {
       throw invalidRequest(`messages[${i}].role must be one of ${[...ROLES].join(', ')}`, `messages[${i}].role`);
     }
-    const content = readContent(fields.value('content'), `messages[${i}].content`);
+    const toolCalls = role === 'assistant' ? readMessageToolCalls(fields.value('tool_calls'), `messages[${i}].tool_calls`) : undefined;
+    const rawContent = fields.value('content');
+    const content = toolCalls && (rawContent === null || rawContent === undefined) ? '' : readContent(rawContent, `messages[${i}].content`);
+    const toolCallId = role === 'tool' ? fields.string('tool_call_id') : undefined;
+    if (role === 'tool' && toolCallId === undefined) throw invalidRequest(`messages[${i}].tool_call_id is required in a tool message`, `messages[${i}].tool_call_id`);
     fields.string('name');
     fields.rejectUnknown();
     // templates know "system"; "developer" is OpenAI's newer name for it
-    return { role: role === 'developer' ? 'system' : role, content };
+    return { role: role === 'developer' ? 'system' : role, content, ...(toolCalls ? { tool_calls: toolCalls } : {}), ...(toolCallId ? { tool_call_id: toolCallId } : {}) };
   });
 }
 

@@ -60,7 +60,7 @@ test('every invalid parameter is a 400 naming it', async () => {
     [{ presence_penalty: 2.5 }, 'presence_penalty'], [{ frequency_penalty: -3 }, 'frequency_penalty'],
     [{ logprobs: 50 }, 'logprobs'], [{ logprobs: true }, 'logprobs'], [{ stream: 'yes' }, 'stream'],
     [{ stream_options: { include_usage: true } }, 'stream_options'], [{ stream: true, stream_options: { include_usage: 1 } }, 'stream_options.include_usage'],
-    [{ echo: true }, 'echo'], [{ logit_bias: { 5: 10 } }, 'logit_bias'], [{ bogus: 1 }, 'bogus'],
+    [{ echo: true, logprobs: 2 }, 'echo'], [{ logit_bias: { 5: 101 } }, 'logit_bias'], [{ bogus: 1 }, 'bogus'],
     [{ prompt: undefined }, 'prompt'], [{ prompt: {} }, 'prompt'], [{ prompt: [[]] }, 'prompt'], [{ prompt: [1, -1] }, 'prompt'],
     [{ prompt: [1, 99999] }, 'prompt'], [{ prompt: ['a', 1] }, 'prompt'],
   ];
@@ -74,7 +74,7 @@ test('every invalid parameter is a 400 naming it', async () => {
     [{ messages: [] }, 'messages'], [{ messages: 'hi' }, 'messages'], [{ messages: [{ role: 'wizard', content: 'x' }] }, 'messages[0].role'],
     [{ messages: [{ role: 'user', content: 5 }] }, 'messages[0].content'], [{ messages: [{ role: 'user', content: [{ type: 'image_url' }] }] }, 'messages[0].content'],
     [{ top_logprobs: 2 }, 'top_logprobs'], [{ logprobs: 1 }, 'logprobs'], [{ max_tokens: 4, max_completion_tokens: 5 }, 'max_completion_tokens'],
-    [{ tools: [{ type: 'function' }] }, 'tools'], [{ response_format: { type: 'json_object' } }, 'response_format'],
+    [{ tools: [{ type: 'function' }] }, 'tools'], [{ response_format: { type: 'xml' } }, 'response_format'],
   ];
   for (const [extra, param] of chatCases) {
     const answer = await call('/v1/chat/completions', chat(extra));

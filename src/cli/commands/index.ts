@@ -23,5 +23,6 @@ import { dpoCommand } from './dpo.js';
 import { qatCommand } from './qat.js';
 import { convertCommand } from './convert.js';
 import { ragCommand } from './rag.js';
+import { agentCommand } from './agent.js';
 
-export const COMMANDS: MakeCommand[] = [runCommand, chatCommand, serveCommand, evalCommand, perplexityCommand, embedCommand, ragCommand, tokenizeCommand, tokenizerCommand, infoCommand, estimateCommand, trainCommand, finetuneCommand, distillCommand, dpoCommand, qatCommand, convertCommand, quantizeCommand, quantReportCommand, imatrixCommand, benchCommand, inspectCommand];
+export const COMMANDS: MakeCommand[] = [runCommand, chatCommand, serveCommand, agentCommand, evalCommand, perplexityCommand, embedCommand, ragCommand, tokenizeCommand, tokenizerCommand, infoCommand, estimateCommand, trainCommand, finetuneCommand, distillCommand, dpoCommand, qatCommand, convertCommand, quantizeCommand, quantReportCommand, imatrixCommand, benchCommand, inspectCommand];

@@ -8,6 +8,7 @@ import { collect, ctxOption, DEFAULT_MODEL_DESCRIPTION, integer } from '../optio
 import { chooseContext, trainedContext, warnIfCut } from '../context.js';
 import { modelPath } from '../default-model.js';
 import { loadOptions, samplingParams, withModelLoading, withPromptAdapter, withSampling } from './model-options.js';
+import { outputGrammar } from './grammar-options.js';
 
 export function runCommand(): CommandUnknownOpts {
   const command = new Command('run')
@@ -20,10 +21,13 @@ export function runCommand(): CommandUnknownOpts {
     .addOption(ctxOption())
     .option('--no-bos', 'do not add BOS/EOS tokens')
     .option('--ignore-eos', 'go on past end-of-sequence tokens until -n or the context ends')
+    .option('--grammar <file>', 'hold the output to a GBNF grammar (llama.cpp syntax)')
+    .option('--json-schema <file>', 'hold the output to a JSON schema (OpenAI\'s strict subset)')
     .option('--json', 'print {"prompt_tokens","tokens","text"} instead of streaming');
   return withPromptAdapter(withModelLoading(withSampling(command))).action(async (modelArg, o) => {
     const path = modelPath(modelArg);
     const model = Model.load(path, loadOptions(o));
+    const grammar = outputGrammar(model.tokenizer, o);
     const promptTokens = model.tokenizer.encode(o.prompt, { addSpecial: o.bos, parseSpecial: true });
     // a prompt adapter's virtual tokens take positions before the prompt
     const prefix = model.promptPrefix.length;
@@ -32,7 +36,8 @@ export function runCommand(): CommandUnknownOpts {
     warnIfCut(ctx, prefix + promptTokens.length, o.nPredict, trained);
     // one sequence: its cache holds what it can use, generation ends where the context does
     const engine = new LLMEngine(model, { maxNumSeqs: 1, maxModelLength: Math.min(ctx, prefix + promptTokens.length + o.nPredict), enablePrefixCaching: false });
-    const stream = engine.submit({ prompt: promptTokens, params: { sampling: samplingParams(o), maxTokens: o.nPredict, stop: o.stop, ignoreEos: o.ignoreEos } });
+    const logitsProcessors = grammar && (() => [grammar.processor(o.nPredict)]);
+    const stream = engine.submit({ prompt: promptTokens, params: { sampling: samplingParams(o), maxTokens: o.nPredict, stop: o.stop, ignoreEos: o.ignoreEos, logitsProcessors } });
     const [result] = await collectCompletions(stream, 1, o.json ? undefined : (delta) => process.stdout.write(delta.text));
     await engine.close();
     if (o.json) {
