@@ -52,6 +52,7 @@ export interface RequestMetrics {
 
 export interface EngineStats {
   running: number;
+  /** sequences waiting, counting the n completions of each prompt */
   waiting: number;
   kvBlocksUsed: number;
   kvBlocksFree: number;
@@ -106,5 +107,22 @@ export interface ServingEngine {
   readonly embeddingLength: number;
   /** context length per sequence */
   readonly maxModelLength: number;
+  /** the inspector's view of the model and its KV blocks, where the engine offers one */
+  readonly inspector?: EngineInspector;
   close(): Promise<void>;
+}
+
+/** A traced generation for the inspector page: `maxTokens` tokens after the prompt's text. */
+export interface TraceRequest {
+  prompt: string;
+  maxTokens: number;
+  sampling: Partial<SamplingParams>;
+}
+
+/** The inspector page's access to the engine (src/inspect/routes.ts implements it where the engine runs). */
+export interface EngineInspector {
+  /** the served model's trace (InspectTrace) on the reference kernels, within the server's limits */
+  trace(request: TraceRequest): Promise<unknown>;
+  /** the running sequences with their KV block tables and block owners */
+  blocks(): Promise<unknown>;
 }
