@@ -23,7 +23,7 @@ export function serveCommand(): CommandUnknownOpts {
     .addOption(new Option('--port <port>', 'port to listen on (0 picks a free one)').argParser(integer(0, 65535)).default(8080))
     .option('--api-key <key>', 'require "Authorization: Bearer KEY" on every request')
     .option('--open-health', 'answer /health without the API key (for probes)')
-    .addOption(new Option('--cors <origin...>', 'allow cross-site requests from these origins (default: none)'))
+    .addOption(new Option('--cors <origin>', 'allow cross-site requests from this origin (repeatable; default: none)').argParser(collect))
     .addOption(new Option('--allowed-hosts <host>', 'accept this Host header besides the bound address (repeatable; against DNS rebinding)').argParser(collect))
     .addOption(ctxOption(`context length per sequence (default: the model's trained context, at most ${SERVE_CONTEXT_CAP})`))
     .addOption(new Option('--max-seqs <n>', 'sequences generated together at most').argParser(integer(1)).default(16))
