@@ -1,4 +1,4 @@
-// The server that bench/serve.ts measures: `kiln serve`'s own LLMEngine and KilnServer in a process of their own,
+// The server that bench/serve.ts measures: `kiln serve`'s own engine (in its worker thread) and KilnServer in a process of their own,
 // with the engine settings the CLI does not expose (prefix caching off, the batch token budget). Listens on
 // 127.0.0.1 (a free port), prints one JSON line {"url", "pid", "vocab", "ctx"} on stdout once listening, and
 // stops on SIGTERM or SIGINT.
@@ -8,8 +8,8 @@
 import { basename } from 'node:path';
 import { Command, Option } from '@commander-js/extra-typings';
 import { integer } from '../src/cli/options.js';
-import { Model } from '../src/generate/model.js';
-import { LLMEngine } from '../src/engine/engine.js';
+import { readGGUFHeader } from '../src/gguf/reader.js';
+import { EngineClient } from '../src/engine/engine-client.js';
 import { KilnServer } from '../src/server/server.js';
 import { servedModel } from '../src/server/openai-api.js';
 
@@ -22,16 +22,13 @@ const program = new Command('serve-server')
   .parse();
 const [path] = program.processedArgs;
 const o = program.opts();
-const model = Model.load(path);
-const engine = new LLMEngine(model, {
-  maxNumSeqs: o.maxSeqs,
-  maxModelLength: o.ctx,
-  maxNumBatchedTokens: o.maxBatchedTokens,
-  enablePrefixCaching: o.prefixCaching,
+const engine = await EngineClient.start({
+  path,
+  engine: { maxNumSeqs: o.maxSeqs, maxModelLength: o.ctx, maxNumBatchedTokens: o.maxBatchedTokens, enablePrefixCaching: o.prefixCaching },
 });
-const server = new KilnServer({ engine, model: servedModel(model, basename(path).replace(/\.gguf$/i, '')) });
+const server = new KilnServer({ engine, model: servedModel(readGGUFHeader(path), basename(path).replace(/\.gguf$/i, '')) });
 const address = await server.listen(0, '127.0.0.1');
-console.log(JSON.stringify({ url: `http://127.0.0.1:${address.port}`, pid: process.pid, vocab: model.vocabSize, ctx: engine.maxModelLength }));
+console.log(JSON.stringify({ url: `http://127.0.0.1:${address.port}`, pid: process.pid, vocab: engine.limits.vocabSize, ctx: engine.maxModelLength }));
 await new Promise<void>((resolve) => {
   process.once('SIGINT', resolve);
   process.once('SIGTERM', resolve);

@@ -4,7 +4,6 @@
 import { ChatTemplate, chatPromptTokens, type ChatMessage } from '../generate/chat-template.js';
 import type { Model } from '../generate/model.js';
 import { parseToolCalls, prepareToolChat, type ToolSpec } from '../generate/tool-calls.js';
-import { grammarVocabulary } from '../grammar/vocab-mask.js';
 import { LLMEngine, ContextLengthError } from '../engine/engine.js';
 import { collectCompletions } from '../engine/llm.js';
 import type { SamplingParams } from '../generate/sampler.js';
@@ -40,13 +39,12 @@ export class LocalChatModel implements ChatModel {
     const prompt = chatPromptTokens(tokenizer, chat.prompt);
     const budget = Math.min(request.maxTokens, this.contextLength - prompt.length);
     if (budget < 1) throw new ContextLengthError(prompt.length, request.maxTokens, this.contextLength);
-    const vocabulary = chat.grammar === undefined ? undefined : grammarVocabulary(tokenizer, chat.grammar);
     const stream = this.engine.submit({
       prompt,
       params: {
         sampling: { temperature: 0.7, ...this.options.sampling, ...(request.seed === undefined ? {} : { seed: request.seed }) },
         maxTokens: budget,
-        logitsProcessors: vocabulary && (() => [vocabulary.processor(budget)]),
+        output: chat.grammar === undefined ? undefined : { grammar: chat.grammar },
       },
     });
     const [out] = await collectCompletions(stream, 1);

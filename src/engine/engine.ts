@@ -10,6 +10,7 @@ import type { KVCache } from '../generate/kv-cache.js';
 import { DEFAULT_BLOCK_SIZE } from '../generate/kv-cache.js';
 import type { ForwardBatch } from '../generate/inference-ops.js';
 import { Sampler, SamplingError, logSoftmax, topLogprobs } from '../generate/sampler.js';
+import { outputProcessors } from '../generate/output-constraints.js';
 import { StopMatcher, StopStringError } from '../generate/stop.js';
 import { StreamDecoder } from '../tokenizer/index.js';
 import { defaultPooling, POOLINGS } from '../generate/embed.js';
@@ -82,7 +83,7 @@ export class EngineClosedError extends Error {
 const now = (): number => (performance.timeOrigin + performance.now()) / 1000;
 
 /** Deltas of one request, waiting for its consumer. */
-class DeltaQueue {
+export class DeltaQueue {
   private readonly items: CompletionDelta[] = [];
   private done = false;
   private error: unknown;
@@ -196,7 +197,7 @@ export class LLMEngine implements ServingEngine {
     if (this.closed) throw new EngineClosedError();
     this.model.requireLanguageModelHead();
     const id = this.requestId(request.id);
-    const params = this.checkParams(request);
+    const params = resolveParams(request, this.limits);
     const metrics: RequestMetrics = { arrivalTime: now(), promptTokens: request.prompt.length, completionTokens: 0, cachedPromptTokens: 0 };
     const req = new Request(id, params, metrics, request.onDelta);
     // a prompt adapter's virtual tokens stand before the prompt
@@ -223,7 +224,7 @@ export class LLMEngine implements ServingEngine {
   embed(request: EmbedRequest): Promise<EmbeddingResult> {
     if (this.closed) throw new EngineClosedError();
     const id = this.requestId(request.id);
-    const tokens = this.checkInput(request.tokens);
+    const tokens = checkInput(request.tokens, this.limits);
     const pooling = request.pooling ?? defaultPooling(this.model);
     if (!POOLINGS.includes(pooling)) throw new InvalidRequestError(`pooling must be one of ${POOLINGS.join(', ')}, got ${pooling}`);
     const metrics: RequestMetrics = { arrivalTime: now(), promptTokens: tokens.length, completionTokens: 0, cachedPromptTokens: 0 };
@@ -233,6 +234,10 @@ export class LLMEngine implements ServingEngine {
     seq.detach = this.follow(request.signal, id);
     this.wake();
     return seq.result;
+  }
+
+  get limits(): EngineLimits {
+    return { vocabSize: this.model.vocabSize, promptPrefixLength: this.model.promptPrefix.length, maxModelLength: this.maxModelLength, maxNumSeqs: this.maxNumSeqs };
   }
 
   get generates(): boolean { return this.model.generates; }
@@ -270,7 +275,7 @@ export class LLMEngine implements ServingEngine {
     const usage = this.blocks.usage();
     return {
       running: this.scheduler.running.length,
-      waiting: this.scheduler.waiting.length,
+      waiting: this.scheduler.waitingWidth,
       kvBlocksUsed: usage.used,
       kvBlocksFree: usage.free,
       kvBlocksTotal: usage.total,
@@ -469,48 +474,57 @@ export class LLMEngine implements ServingEngine {
   private samplerFor(req: Request, index: number): Sampler {
     const { seed } = req.params.sampling;
     // completion i of a seeded request draws from seed + i, so n = 1 output equals completion 0 of n > 1
-    const processors = req.params.logitsProcessors?.() ?? [];
+    const processors = [...outputProcessors(req.params.output, this.model.tokenizer, req.params.maxTokens), ...(req.params.logitsProcessors?.() ?? [])];
     return new Sampler({ ...req.params.sampling, seed: seed === undefined ? undefined : seed + index }, this.model.vocabSize, processors);
   }
+}
 
-  /** an input to embed: token ids of the vocabulary, within the context */
-  private checkInput(tokens: readonly number[]): number[] {
-    const vocab = this.model.vocabSize;
-    if (!Array.isArray(tokens) || tokens.length === 0) throw new InvalidRequestError('the input to embed has no tokens');
-    const bad = tokens.find((token) => !Number.isInteger(token) || token < 0 || token >= vocab);
-    if (bad !== undefined) throw new InvalidRequestError(`input token ${bad} is not an id below ${vocab}`);
-    if (tokens.length > this.maxModelLength) throw new InvalidRequestError(`the input has ${tokens.length} tokens; the context holds ${this.maxModelLength}`);
-    return [...tokens];
-  }
+/** What a request is checked against, on whichever side of a thread boundary it is submitted. */
+export interface EngineLimits {
+  vocabSize: number;
+  /** a prompt adapter's virtual tokens before every prompt */
+  promptPrefixLength: number;
+  maxModelLength: number;
+  maxNumSeqs: number;
+}
 
-  private checkParams(request: SubmitRequest): ResolvedParams {
-    const { prompt, params } = request;
-    const vocab = this.model.vocabSize;
-    if (!Array.isArray(prompt) || prompt.length === 0) throw new InvalidRequestError('the prompt has no tokens');
-    for (const token of prompt) {
-      if (!Number.isInteger(token) || token < 0 || token >= vocab) throw new InvalidRequestError(`prompt token ${token} is not an id below ${vocab}`);
-    }
-    // a prompt adapter's virtual tokens stand before the prompt
-    const virtual = this.model.promptPrefix.length;
-    if (virtual + prompt.length >= this.maxModelLength) throw new ContextLengthError(virtual + prompt.length, undefined, this.maxModelLength);
-    const n = params.n ?? 1;
-    if (!Number.isSafeInteger(n) || n < 1 || n > this.maxNumSeqs) throw new InvalidRequestError(`n must be an integer from 1 to ${this.maxNumSeqs}, got ${n}`);
-    // without maxTokens the context bounds the completion
-    const maxTokens = params.maxTokens ?? this.maxModelLength - virtual - prompt.length;
-    if (!Number.isSafeInteger(maxTokens) || maxTokens < 1) throw new InvalidRequestError(`maxTokens must be a positive integer, got ${maxTokens}`);
-    const topLogprobs = params.topLogprobs ?? 0;
-    if (!Number.isSafeInteger(topLogprobs) || topLogprobs < 0 || topLogprobs > vocab) {
-      throw new InvalidRequestError(`topLogprobs must be an integer from 0 to ${vocab}, got ${topLogprobs}`);
-    }
-    try {
-      new Sampler(params.sampling, vocab);
-      new StopMatcher(params.stop ?? []);
-    } catch (error) {
-      if (error instanceof SamplingError || error instanceof StopStringError) throw new InvalidRequestError(error.message);
-      throw error;
-    }
-    return { ...params, maxTokens, n, topLogprobs, ignoreEos: params.ignoreEos ?? false };
+/** an input to embed: token ids of the vocabulary, within the context */
+export function checkInput(tokens: readonly number[], limits: EngineLimits): number[] {
+  const vocab = limits.vocabSize;
+  if (!Array.isArray(tokens) || tokens.length === 0) throw new InvalidRequestError('the input to embed has no tokens');
+  const bad = tokens.find((token) => !Number.isInteger(token) || token < 0 || token >= vocab);
+  if (bad !== undefined) throw new InvalidRequestError(`input token ${bad} is not an id below ${vocab}`);
+  if (tokens.length > limits.maxModelLength) throw new InvalidRequestError(`the input has ${tokens.length} tokens; the context holds ${limits.maxModelLength}`);
+  return [...tokens];
+}
+
+/** A request's parameters with their defaults, or InvalidRequestError (nothing queued). */
+export function resolveParams(request: SubmitRequest, limits: EngineLimits): ResolvedParams {
+  const { prompt, params } = request;
+  const vocab = limits.vocabSize;
+  if (!Array.isArray(prompt) || prompt.length === 0) throw new InvalidRequestError('the prompt has no tokens');
+  for (const token of prompt) {
+    if (!Number.isInteger(token) || token < 0 || token >= vocab) throw new InvalidRequestError(`prompt token ${token} is not an id below ${vocab}`);
   }
+  const virtual = limits.promptPrefixLength;
+  if (virtual + prompt.length >= limits.maxModelLength) throw new ContextLengthError(virtual + prompt.length, undefined, limits.maxModelLength);
+  const n = params.n ?? 1;
+  if (!Number.isSafeInteger(n) || n < 1 || n > limits.maxNumSeqs) throw new InvalidRequestError(`n must be an integer from 1 to ${limits.maxNumSeqs}, got ${n}`);
+  // without maxTokens the context bounds the completion
+  const maxTokens = params.maxTokens ?? limits.maxModelLength - virtual - prompt.length;
+  if (!Number.isSafeInteger(maxTokens) || maxTokens < 1) throw new InvalidRequestError(`maxTokens must be a positive integer, got ${maxTokens}`);
+  const topLogprobs = params.topLogprobs ?? 0;
+  if (!Number.isSafeInteger(topLogprobs) || topLogprobs < 0 || topLogprobs > vocab) {
+    throw new InvalidRequestError(`topLogprobs must be an integer from 0 to ${vocab}, got ${topLogprobs}`);
+  }
+  try {
+    new Sampler(params.sampling, vocab);
+    new StopMatcher(params.stop ?? []);
+  } catch (error) {
+    if (error instanceof SamplingError || error instanceof StopStringError) throw new InvalidRequestError(error.message);
+    throw error;
+  }
+  return { ...params, maxTokens, n, topLogprobs, ignoreEos: params.ignoreEos ?? false };
 }
 
 /**

@@ -123,6 +123,11 @@ export class Scheduler<S extends SchedulableSequence> {
     return this.running.reduce((sum, seq) => sum + seq.width, 0);
   }
 
+  /** sequences waiting, counting the completions a prompt will fork (n) */
+  get waitingWidth(): number {
+    return this.waiting.reduce((sum, seq) => sum + seq.width, 0);
+  }
+
   private preempt(seq: S): void {
     this.blocks.free(seq.blocks);
     this.waiting.unshift(seq);

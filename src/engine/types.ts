@@ -3,6 +3,7 @@
 
 import type { SamplingParams } from '../generate/sampler.js';
 import type { LogitsProcessor } from '../generate/logits-processor.js';
+import type { OutputConstraints } from '../generate/output-constraints.js';
 import type { Pooling } from '../models/hparams.js';
 
 export interface RequestParams {
@@ -16,7 +17,9 @@ export interface RequestParams {
   topLogprobs?: number;
   /** generate past end-of-generation tokens (default false) */
   ignoreEos?: boolean;
-  /** makes each completion's logits processors (logit bias, grammar), run in order before the sampling chain */
+  /** logit bias and a grammar (plain data, so it crosses to the engine's worker): the first logits processors */
+  output?: OutputConstraints;
+  /** makes each completion's further logits processors, run in order before the sampling chain (in-process engines only) */
   logitsProcessors?: () => LogitsProcessor[];
 }
 
@@ -55,6 +58,7 @@ export interface RequestMetrics {
 
 export interface EngineStats {
   running: number;
+  /** sequences waiting, counting the n completions of each prompt */
   waiting: number;
   kvBlocksUsed: number;
   kvBlocksFree: number;
@@ -109,5 +113,22 @@ export interface ServingEngine {
   readonly embeddingLength: number;
   /** context length per sequence */
   readonly maxModelLength: number;
+  /** the inspector's view of the model and its KV blocks, where the engine offers one */
+  readonly inspector?: EngineInspector;
   close(): Promise<void>;
+}
+
+/** A traced generation for the inspector page: `maxTokens` tokens after the prompt's text. */
+export interface TraceRequest {
+  prompt: string;
+  maxTokens: number;
+  sampling: Partial<SamplingParams>;
+}
+
+/** The inspector page's access to the engine (src/inspect/routes.ts implements it where the engine runs). */
+export interface EngineInspector {
+  /** the served model's trace (InspectTrace) on the reference kernels, within the server's limits */
+  trace(request: TraceRequest): Promise<unknown>;
+  /** the running sequences with their KV block tables and block owners */
+  blocks(): Promise<unknown>;
 }

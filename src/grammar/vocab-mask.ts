@@ -126,8 +126,8 @@ export class GrammarVocabulary {
   /** masks computed (not taken from the cache), for kiln bench --grammar */
   masksComputed = 0;
 
-  constructor(readonly trie: TokenTrie, grammarText: string) {
-    this.automaton = new GrammarAutomaton(compileGrammar(grammarText));
+  constructor(readonly trie: TokenTrie, readonly text: string) {
+    this.automaton = new GrammarAutomaton(compileGrammar(text));
     this.words = Math.ceil(trie.vocabSize / 32);
   }
 

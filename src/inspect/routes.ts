@@ -4,28 +4,35 @@
 //   GET  /inspect/api/blocks   the engine's running sequences with their KV block tables and block owners
 //   GET  /estimate             web/estimate.html
 //   POST /estimate/api         {model, ctx, batch, mode, …} → Estimate
-// The server adds these to its route table; errors in a request's content are thrown as 400 ApiErrors.
-
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { ServingEngine } from '../engine/types.js';
-import { LLMEngine } from '../engine/engine.js';
+// The server adds these to its routes; errors in a request's content are thrown as 400 ApiErrors. Traces and block
+// tables come from the engine's inspector (`localInspector`, run where the engine runs: in `kiln serve`'s worker).
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { EngineInspector, ServingEngine, TraceRequest } from '../engine/types.js';
+import type { LLMEngine } from '../engine/engine.js';
 import type { Model } from '../generate/model.js';
 import type { SamplingParams } from '../generate/sampler.js';
 import { invalidRequest } from '../server/errors.js';
-import { sendJson } from '../server/openai-api.js';
+import type { ServedModel } from '../server/openai-api.js';
 import { estimateMemory, type EstimateSpec } from '../estimate/estimate.js';
 import {
   modelFromConfig, modelFromGGUF, modelFromParamCount, modelFromShape, parseParamCount, shapeFromFlags,
   type ModelDescription, type ShapeFlags,
 } from '../estimate/model.js';
-import { inspectableModel, traceGeneration } from './trace.js';
+import { InspectError, inspectableModel, traceGeneration, type InspectTrace } from './trace.js';
 import { readPage, type PageName } from './page.js';
 
-export type RouteHandler = (req: IncomingMessage, res: ServerResponse) => Promise<void> | void;
-export type ReadJson = (req: IncomingMessage) => Promise<unknown>;
+export interface Route {
+  method: 'GET' | 'POST';
+  url: string;
+  handler: (request: FastifyRequest, reply: FastifyReply) => unknown;
+}
 
-/** Tokens one inspector request may generate (a trace runs on the reference kernels, on the server's thread). */
+/** Tokens one inspector request may generate (a trace runs on the reference kernels, between the engine's steps). */
 export const MAX_INSPECT_TOKENS = 64;
+/** Positions (prompt and generated tokens) one trace may hold. */
+export const MAX_INSPECT_POSITIONS = 256;
+/** Attention weights one trace may return (layers × heads × T(T+1)/2): about 10 MB of JSON. */
+export const MAX_INSPECT_ATTENTION = 1_000_000;
 
 /** Errors of the estimator and inspector that describe a bad request rather than a server fault. */
 const CLIENT_ERRORS = new Set(['InspectError', 'EstimateError', 'ModelSpecError', 'UnknownStorageTypeError', 'SamplingError', 'TokenizerError']);
@@ -43,7 +50,7 @@ function object(value: unknown, what: string): Record<string, unknown> {
 function optionalNumber(body: Record<string, unknown>, key: string): number | undefined {
   const v = body[key];
   if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'number') throw invalidRequest(`"${key}" must be a number`, key);
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw invalidRequest(`"${key}" must be a finite number`, key);
   return v;
 }
 
@@ -54,23 +61,22 @@ function optionalString(body: Record<string, unknown>, key: string): string | un
   return v;
 }
 
-function sendPage(res: ServerResponse, name: PageName, cache: Map<PageName, Buffer>): void {
+function sendPage(reply: FastifyReply, name: PageName, cache: Map<PageName, Buffer>): void {
   let page = cache.get(name);
   if (!page) cache.set(name, (page = Buffer.from(readPage(name))));
-  res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8', 'Content-Length': page.length });
-  res.end(page);
+  reply.type('text/html; charset=utf-8').send(page);
 }
 
-function servedEngine(engine: ServingEngine): LLMEngine {
-  if (!(engine instanceof LLMEngine)) throw invalidRequest('this server\'s engine exposes no model to inspect');
-  return engine;
+function inspectorOf(engine: ServingEngine): EngineInspector {
+  if (!engine.inspector) throw invalidRequest('this server\'s engine exposes no model to inspect');
+  return engine.inspector;
 }
 
 // ---- inspector ----
 
 const SAMPLING_KEYS = ['temperature', 'top_k', 'top_p', 'min_p', 'repeat_penalty', 'repeat_last_n', 'presence_penalty', 'frequency_penalty', 'seed'] as const;
 
-function inspectRequest(body: unknown): { prompt: string; n: number; sampling: Partial<SamplingParams> } {
+function inspectRequest(body: unknown): TraceRequest {
   const b = object(body, 'the request body');
   const prompt = b.prompt;
   if (typeof prompt !== 'string' || prompt.length === 0) throw invalidRequest('"prompt" must be a non-empty string', 'prompt');
@@ -82,7 +88,31 @@ function inspectRequest(body: unknown): { prompt: string; n: number; sampling: P
     const v = optionalNumber(given, key);
     if (v !== undefined) sampling[key] = v;
   }
-  return { prompt, n, sampling };
+  return { prompt, maxTokens: n, sampling };
+}
+
+/**
+ * The inspector of an engine in this thread: traces run on the served model's reference-kernel copy (made on first
+ * use) within the limits above, checked before any work.
+ */
+export function localInspector(engine: LLMEngine): EngineInspector {
+  let traced: Model | undefined;
+  return {
+    async trace({ prompt, maxTokens, sampling }: TraceRequest): Promise<InspectTrace> {
+      const { hparams, tokenizer } = engine.model;
+      const positions = tokenizer.encode(prompt, { addSpecial: true, parseSpecial: false }).length + maxTokens;
+      const attention = hparams.blockCount * hparams.headCount * positions * (positions + 1) / 2;
+      if (positions > MAX_INSPECT_POSITIONS || attention > MAX_INSPECT_ATTENTION) {
+        throw new InspectError(`a trace of ${positions} positions (prompt and generated) is too large to serve: ` +
+          `at most ${MAX_INSPECT_POSITIONS} positions and ${MAX_INSPECT_ATTENTION} attention weights; shorten the prompt or lower n`);
+      }
+      traced ??= inspectableModel(engine.model);
+      return traceGeneration(traced, prompt, { maxTokens, sampling });
+    },
+    async blocks() {
+      return blockState(engine);
+    },
+  };
 }
 
 /** The engine's running sequences with their block tables, and how many sequences hold each block. */
@@ -117,12 +147,9 @@ function shapeFlags(value: unknown): ShapeFlags {
 }
 
 /** The model to estimate: the served one, a config.json object, a parameter count (with an optional shape), or a shape. */
-function estimateModel(value: unknown, engine: ServingEngine): ModelDescription {
+function estimateModel(value: unknown, served: ServedModel): ModelDescription {
   const m = object(value ?? { served: true }, '"model"');
-  if (m.served === true) {
-    const model: Model = servedEngine(engine).model;
-    return modelFromGGUF(model.file.header, 'served model');
-  }
+  if (m.served === true) return modelFromGGUF(served.header, 'served model');
   if (m.config !== undefined) return modelFromConfig(m.config, 'config.json');
   const shape = m.shape === undefined ? undefined : shapeFlags(m.shape);
   if (m.params !== undefined) {
@@ -133,14 +160,14 @@ function estimateModel(value: unknown, engine: ServingEngine): ModelDescription 
   throw invalidRequest('"model" needs one of: served, config, params, shape', 'model');
 }
 
-function estimateRequest(body: unknown, engine: ServingEngine): EstimateSpec {
+function estimateRequest(body: unknown, served: ServedModel): EstimateSpec {
   const b = object(body, 'the request body');
   const bool = (key: string) => {
     if (b[key] !== undefined && typeof b[key] !== 'boolean') throw invalidRequest(`"${key}" must be a boolean`, key);
     return b[key] as boolean | undefined;
   };
   return {
-    model: estimateModel(b.model, engine),
+    model: estimateModel(b.model, served),
     mode: optionalString(b, 'mode') as EstimateSpec['mode'],
     ctx: optionalNumber(b, 'ctx'),
     batch: optionalNumber(b, 'batch'),
@@ -159,26 +186,21 @@ function estimateRequest(body: unknown, engine: ServingEngine): EstimateSpec {
   };
 }
 
-/** The routes, path → method → handler, for the server's table. */
-export function inspectRoutes(engine: ServingEngine, readJson: ReadJson): [string, Map<string, RouteHandler>][] {
+/** The routes, for the server's table. */
+export function inspectRoutes(engine: ServingEngine, served: ServedModel): Route[] {
   const pages = new Map<PageName, Buffer>();
-  let traced: Model | undefined; // the served model on the reference backend, made on first use
-  const guard = (handler: RouteHandler): RouteHandler => async (req, res) => {
+  const guard = (handler: Route['handler']): Route['handler'] => async (request, reply) => {
     try {
-      await handler(req, res);
+      return await handler(request, reply);
     } catch (e) {
       throw asClientError(e);
     }
   };
   return [
-    ['/inspect', new Map([['GET', (_req, res) => sendPage(res, 'inspect', pages)]])],
-    ['/inspect/api', new Map([['POST', guard(async (req, res) => {
-      const { prompt, n, sampling } = inspectRequest(await readJson(req));
-      traced ??= inspectableModel(servedEngine(engine).model);
-      sendJson(res, 200, traceGeneration(traced, prompt, { maxTokens: n, sampling }));
-    })]])],
-    ['/inspect/api/blocks', new Map([['GET', (_req, res) => sendJson(res, 200, blockState(servedEngine(engine)))]])],
-    ['/estimate', new Map([['GET', (_req, res) => sendPage(res, 'estimate', pages)]])],
-    ['/estimate/api', new Map([['POST', guard(async (req, res) => sendJson(res, 200, estimateMemory(estimateRequest(await readJson(req), engine))))]])],
+    { method: 'GET', url: '/inspect', handler: (_request, reply) => sendPage(reply, 'inspect', pages) },
+    { method: 'POST', url: '/inspect/api', handler: guard(async (request) => inspectorOf(engine).trace(inspectRequest(request.body))) },
+    { method: 'GET', url: '/inspect/api/blocks', handler: () => inspectorOf(engine).blocks() },
+    { method: 'GET', url: '/estimate', handler: (_request, reply) => sendPage(reply, 'estimate', pages) },
+    { method: 'POST', url: '/estimate/api', handler: guard(async (request) => estimateMemory(estimateRequest(request.body, served))) },
   ];
 }

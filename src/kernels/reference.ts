@@ -15,7 +15,7 @@ export function f32View(w: WeightTensor): Float32Array {
   if (w.type !== GGMLType.F32) throw new Error(`tensor "${w.name}" is ${typeInfo(w.type).name}, expected F32`);
   const { data } = w;
   if (data.byteOffset % 4 === 0) return new Float32Array(data.buffer, data.byteOffset, data.byteLength / 4);
-  return new Float32Array(data.slice().buffer);
+  return new Float32Array(new Uint8Array(data).buffer); // a copy (a Buffer's slice() is a view)
 }
 
 function matmulF32(out: Float32Array, x: Float32Array, w: Float32Array, nTokens: number, nIn: number, nOut: number): void {

@@ -2,15 +2,16 @@
 // engine runs (src/engine/embedding.ts); the vectors come back as JSON numbers or, with encoding_format "base64",
 // as the base64 of their little-endian float32 bytes (what the official clients ask for by default).
 
-import type { ServerResponse } from 'node:http';
+import type { FastifyReply } from 'fastify';
 import type { EmbeddingResult } from '../engine/types.js';
 import { invalidRequest } from './errors.js';
-import { checkModel, promptTokens, refuseWhenBusy, sendJson, type ApiContext } from './openai-api.js';
-import { parseEmbeddingRequest } from './params.js';
+import { checkModel, promptTokens, refuseWhenBusy, type ApiContext } from './openai-api.js';
+import { embeddingRequest, type EmbeddingBody } from './params.js';
 
-export async function handleEmbeddings(ctx: ApiContext, body: unknown, res: ServerResponse): Promise<void> {
+export async function handleEmbeddings(ctx: ApiContext, body: EmbeddingBody, reply: FastifyReply): Promise<void> {
+  const res = reply.raw;
   const { engine, model } = ctx;
-  const request = parseEmbeddingRequest(body, engine.embeddingLength);
+  const request = embeddingRequest(body, engine.embeddingLength);
   checkModel(ctx, request.model);
   const inputs = request.inputs.map((input) => promptTokens(model.tokenizer, input, 'input'));
   const tooLong = inputs.findIndex((tokens) => tokens.length > engine.maxModelLength);
@@ -20,7 +21,7 @@ export async function handleEmbeddings(ctx: ApiContext, body: unknown, res: Serv
       'input', 'context_length_exceeded',
     );
   }
-  refuseWhenBusy(ctx);
+  refuseWhenBusy(ctx, inputs.length);
 
   // a client that goes away aborts its inputs still waiting in the engine
   const controller = new AbortController();
@@ -36,7 +37,7 @@ export async function handleEmbeddings(ctx: ApiContext, body: unknown, res: Serv
     throw e;
   }
   const promptTokenCount = inputs.reduce((sum, tokens) => sum + tokens.length, 0);
-  sendJson(res, 200, {
+  reply.send({
     object: 'list',
     data: results.map((r, index) => ({ object: 'embedding', index, embedding: request.base64 ? base64Float32(r.embedding) : Array.from(r.embedding) })),
     model: model.name,

@@ -4,57 +4,64 @@
 // each endpoint is a `Flavor` over one shared runner that streams (SSE) or answers once at the end.
 
 import { randomUUID } from 'node:crypto';
-import type { ServerResponse } from 'node:http';
+import type { OutgoingHttpHeaders } from 'node:http';
+import type { FastifyReply } from 'fastify';
 import { ChatTemplate, chatPromptTokens } from '../generate/chat-template.js';
-import type { Model } from '../generate/model.js';
-import type { Tokenizer } from '../tokenizer/index.js';
+import type { GGUFHeader } from '../gguf/types.js';
+import { Tokenizer } from '../tokenizer/index.js';
 import type { CompletionDelta, FinishReason, ServingEngine, TokenLogprobs } from '../engine/types.js';
 import { ContextLengthError } from '../engine/engine.js';
 import { ApiError, invalidRequest, notFound } from './errors.js';
 import type { ServerMetrics } from './metrics.js';
-import { parseChatRequest, parseCompletionRequest, type GenerationParams, type PromptInput } from './params.js';
-import { logitsProcessorsFor } from './output-params.js';
+import { chatRequest, completionRequest, type ChatBody, type CompletionBody, type GenerationParams, type PromptInput } from './params.js';
+import { checkedOutput } from './output-params.js';
 import { chatTooling, toolCallChoices } from './tool-calling.js';
 
-/** The model behind the server: its public name, tokenizer and chat template. */
+/** The model behind the server: its public name, GGUF header, tokenizer and chat template. */
 export interface ServedModel {
   name: string;
+  header: GGUFHeader;
   tokenizer: Tokenizer;
   chatTemplate: ChatTemplate;
 }
 
-/** A loaded model as the server presents it, with the chat template from its metadata (or ChatML). */
-export function servedModel(model: Model, name: string): ServedModel {
-  return { name, tokenizer: model.tokenizer, chatTemplate: ChatTemplate.forModel(model.file.metadata, model.tokenizer) };
+/** A model's file as the server presents it, with the chat template from its metadata (or ChatML): no weights needed. */
+export function servedModel(header: GGUFHeader, name: string): ServedModel {
+  const tokenizer = Tokenizer.fromMetadata(header.metadata);
+  return { name, header, tokenizer, chatTemplate: ChatTemplate.forModel(header.metadata, tokenizer) };
 }
 
 export interface ApiContext {
   engine: ServingEngine;
   model: ServedModel;
   metrics: ServerMetrics;
-  /** requests waiting in the engine beyond which new ones get 429 */
+  /** sequences (prompts × n) waiting in the engine beyond which new requests get 429 */
   maxWaiting: number;
+  /** sequences (prompts × n) one request may ask for */
+  maxRequestSequences: number;
 }
 
 // Without max_tokens a completion runs until an end-of-generation token or the context is full (vLLM's default).
 
-export async function handleCompletions(ctx: ApiContext, body: unknown, res: ServerResponse, arrival: number): Promise<void> {
-  const request = parseCompletionRequest(body);
+export async function handleCompletions(ctx: ApiContext, body: CompletionBody, reply: FastifyReply, arrival: number): Promise<void> {
+  const request = completionRequest(body);
   checkModel(ctx, request.model);
+  checkSequences(ctx, request.prompts.length * request.n, 'prompt');
   const prompts = request.prompts.map((p) => promptTokens(ctx.model.tokenizer, p));
   // echo: each choice opens with its prompt's text (as given, or the token ids decoded)
   const echoes = request.echo ? request.prompts.map((p) => ('text' in p ? p.text : ctx.model.tokenizer.decode(p.tokens))) : undefined;
-  await run(ctx, COMPLETION_FLAVOR, request, prompts, res, arrival, echoes);
+  await run(ctx, COMPLETION_FLAVOR, request, prompts, reply, arrival, echoes);
 }
 
-export async function handleChatCompletions(ctx: ApiContext, body: unknown, res: ServerResponse, arrival: number): Promise<void> {
-  const request = parseChatRequest(body);
+export async function handleChatCompletions(ctx: ApiContext, body: ChatBody, reply: FastifyReply, arrival: number): Promise<void> {
+  const request = chatRequest(body);
   checkModel(ctx, request.model);
+  checkSequences(ctx, request.n, 'n');
   const tooling = chatTooling(ctx.model.chatTemplate, request.messages, request.tools, request.output.grammar);
   const prompt = chatPromptTokens(ctx.model.tokenizer, tooling.prompt);
   const output = { ...request.output, grammar: tooling.grammar ?? request.output.grammar };
   const flavor = tooling.family ? { ...CHAT_FLAVOR, ...toolCallChoices(tooling.family, tooling.forced) } : CHAT_FLAVOR;
-  await run(ctx, flavor, { ...request, output }, [prompt], res, arrival);
+  await run(ctx, flavor, { ...request, output }, [prompt], reply, arrival);
 }
 
 export function checkModel(ctx: ApiContext, name: string | undefined): void {
@@ -99,19 +106,20 @@ interface Flavor {
 }
 
 async function run(
-  ctx: ApiContext, flavor: Flavor, request: GenerationParams, prompts: number[][], res: ServerResponse, arrival: number,
+  ctx: ApiContext, flavor: Flavor, request: GenerationParams, prompts: number[][], reply: FastifyReply, arrival: number,
   echoes?: string[],
 ): Promise<void> {
+  const res = reply.raw;
   const { engine, model } = ctx;
   const { maxTokens } = request;
-  const logitsProcessors = logitsProcessorsFor(request.output, model.tokenizer);
+  const output = checkedOutput(request.output, model.tokenizer);
   for (const prompt of prompts) {
     // at least one token must fit after the prompt
     if (prompt.length + (maxTokens ?? 1) > engine.maxModelLength) {
       throw contextLengthExceeded(new ContextLengthError(prompt.length, maxTokens, engine.maxModelLength), flavor.promptParam);
     }
   }
-  refuseWhenBusy(ctx);
+  refuseWhenBusy(ctx, prompts.length * request.n);
 
   // a client that goes away aborts its engine requests, whose blocks are then freed in the engine's next step
   const controller = new AbortController();
@@ -132,8 +140,7 @@ async function run(
         // the sampled token's own log-probability comes with its top list, so ask for at least one
         topLogprobs: request.topLogprobs === null ? 0 : Math.max(1, request.topLogprobs),
         ignoreEos: request.ignoreEos,
-        // a grammar keeps its end within the tokens the completion may generate
-        logitsProcessors: logitsProcessors && (() => logitsProcessors(maxTokens ?? engine.maxModelLength - prompt.length)),
+        output,
       },
       signal: controller.signal,
     }));
@@ -145,7 +152,7 @@ async function run(
   const id = `${flavor.idPrefix}-${randomUUID().replaceAll('-', '')}`;
   const created = Math.floor(Date.now() / 1000);
   const choices: Choice[] = Array.from({ length: prompts.length * n }, () => ({ text: '', tokens: 0, logprobs: [], textOffset: 0, finishReason: undefined }));
-  const stream = request.stream ? new SseWriter(res) : undefined;
+  const stream = request.stream ? new SseWriter(reply) : undefined;
   const header = { id, object: flavor.chunkObject, created, model: model.name };
   const usageField = request.includeUsage ? { usage: null } : {};
   const sendChoice = (choice: object) => stream?.send({ ...header, choices: [choice], ...usageField });
@@ -220,7 +227,7 @@ async function run(
     return;
   }
   const logprobsOf = (c: Choice) => (request.topLogprobs === null ? null : flavor.logprobs(model.tokenizer, c.logprobs, c));
-  sendJson(res, 200, {
+  reply.send({
     id, object: flavor.object, created, model: model.name,
     choices: choices.map((c, i) => flavor.choice(i, c.text, logprobsOf(c), openAiFinishReason(c.finishReason ?? 'length'))),
     usage,
@@ -233,10 +240,21 @@ function contextLengthExceeded(e: ContextLengthError, promptParam: string): ApiE
   return invalidRequest(`${e.message}; ${advice}`, param, 'context_length_exceeded');
 }
 
-/** 429 while maxWaiting requests wait in the engine */
-export function refuseWhenBusy(ctx: ApiContext): void {
-  if (ctx.engine.stats().waiting >= ctx.maxWaiting) {
-    throw new ApiError(429, `the server is busy (${ctx.maxWaiting} requests waiting); retry later`, 'rate_limit_error', null, 'queue_full');
+/** 400 for a request of more sequences (prompts × n) than one request may ask for, before any work */
+export function checkSequences(ctx: ApiContext, sequences: number, param: string): void {
+  if (sequences > ctx.maxRequestSequences) {
+    throw invalidRequest(`this request asks for ${sequences} sequences (prompts × n); at most ${ctx.maxRequestSequences} are allowed per request`, param, 'too_many_sequences');
+  }
+}
+
+/**
+ * 429 when `sequences` more would wait beyond maxWaiting sequences in the engine. An empty queue takes any request
+ * that passed checkSequences, so that a request is never refused for its own size alone.
+ */
+export function refuseWhenBusy(ctx: ApiContext, sequences: number): void {
+  const { waiting } = ctx.engine.stats();
+  if (waiting > 0 && waiting + sequences > ctx.maxWaiting) {
+    throw new ApiError(429, `the server is busy (${waiting} sequences waiting, at most ${ctx.maxWaiting}); retry later`, 'rate_limit_error', null, 'queue_full');
   }
 }
 
@@ -299,22 +317,21 @@ const CHAT_FLAVOR: Flavor = {
 // ---------------------------------------------------------------------------------------------------------
 // Writing responses
 
-export function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  const json = JSON.stringify(body);
-  res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(json) });
-  res.end(json);
-}
-
 export function errorBody(e: unknown): ReturnType<ApiError['toJSON']> {
   const error = e instanceof ApiError ? e : new ApiError(500, (e as Error).message ?? String(e), 'server_error');
   return error.toJSON();
 }
 
-/** Server-sent events: `data: <json>\n\n` per chunk, closed by `data: [DONE]`. */
+/** Server-sent events: `data: <json>\n\n` per chunk, closed by `data: [DONE]`. Written to the socket past fastify. */
 class SseWriter {
-  constructor(private readonly res: ServerResponse) {
-    res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache', Connection: 'keep-alive' });
-    res.flushHeaders();
+  private readonly res: FastifyReply['raw'];
+
+  constructor(reply: FastifyReply) {
+    reply.hijack();
+    this.res = reply.raw;
+    // headers set on the reply so far (CORS) go out with the stream's
+    this.res.writeHead(200, { ...(reply.getHeaders() as OutgoingHttpHeaders), 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache', Connection: 'keep-alive' });
+    this.res.flushHeaders();
   }
 
   send(chunk: unknown): void {

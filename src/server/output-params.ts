@@ -1,9 +1,9 @@
 // Request fields that shape the output rather than sample it — logit_bias, response_format ({"type": "text"},
 // "json_object", or "json_schema" with its schema) and kiln's own `grammar` (GBNF text), on both endpoints — and
-// turning them into the engine's per-completion logits processors (bias first, then the grammar's mask). Kept
-// apart from params.ts's field-by-field reading so that the generation handlers only call `logitsProcessorsFor`.
+// checking them into the engine's output constraints (bias first, then the grammar's mask). Kept
+// apart from params.ts's schemas so that the generation handlers only call `checkedOutput`.
 
-import { LogitBias, type LogitsProcessor } from '../generate/logits-processor.js';
+import type { OutputConstraints } from '../generate/output-constraints.js';
 import { GrammarError } from '../grammar/gbnf.js';
 import { jsonObjectGrammar, jsonSchemaToGrammar, SchemaError } from '../grammar/json-schema.js';
 import { grammarVocabulary } from '../grammar/vocab-mask.js';
@@ -84,33 +84,28 @@ export function schemaGrammar(schema: unknown, param: string): string {
 }
 
 /** What shapes a request's output, as read from its fields. */
-export interface OutputConstraints {
+export interface RequestedOutput {
   logitBias: Map<number, number> | undefined;
   grammar: OutputGrammar | undefined;
 }
 
 /**
- * The factory of each completion's processors (bias first, then the grammar), given the tokens the completion may
- * generate at most; undefined when there are none. The grammar is compiled for the vocabulary here (a 400 if it
- * does not compile), before anything is submitted.
+ * The engine's output constraints for a request, checked against the vocabulary here — bias ids inside it, the
+ * grammar compiled (a 400 if it does not compile) — before anything is submitted; undefined when there are none.
  */
-export function logitsProcessorsFor(constraints: OutputConstraints, tokenizer: Tokenizer): ((budget: number) => LogitsProcessor[]) | undefined {
-  const { logitBias, grammar } = constraints;
+export function checkedOutput(requested: RequestedOutput, tokenizer: Tokenizer): OutputConstraints | undefined {
+  const { logitBias, grammar } = requested;
   const vocabSize = tokenizer.vocabSize;
   if (logitBias) {
     const outside = [...logitBias.keys()].find((id) => id >= vocabSize);
     if (outside !== undefined) throw invalidRequest(`logit_bias token ${outside} is outside the vocabulary (size ${vocabSize})`, 'logit_bias');
   }
-  let vocabulary;
   try {
-    vocabulary = grammar && grammarVocabulary(tokenizer, grammar.gbnf);
+    if (grammar) grammarVocabulary(tokenizer, grammar.gbnf);
   } catch (e) {
     if (e instanceof GrammarError) throw invalidRequest(`the grammar does not compile: ${e.message}`, grammar!.param);
     throw e;
   }
-  if (!logitBias && !vocabulary) return undefined;
-  return (budget) => [
-    ...(logitBias ? [new LogitBias(logitBias, vocabSize)] : []),
-    ...(vocabulary ? [vocabulary.processor(budget)] : []),
-  ];
+  if (!logitBias && !grammar) return undefined;
+  return { ...(logitBias ? { logitBias: [...logitBias] } : {}), ...(grammar ? { grammar: grammar.gbnf } : {}) };
 }

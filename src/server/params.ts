@@ -1,13 +1,15 @@
-// Request bodies of /v1/completions, /v1/chat/completions and /v1/embeddings, checked field by field (type and range) and turned
-// into plain typed requests. Anything wrong is a 400 naming the parameter; unknown parameters are rejected
-// rather than silently ignored, so a client never believes a setting took effect when it did not.
+// Request bodies of /v1/completions, /v1/chat/completions and /v1/embeddings: one JSON schema per endpoint (checked
+// by the HTTP framework before the handler runs: types, ranges, no unknown parameters), then the few checks that
+// span fields, and the typed request the handlers use. null counts as absent, as in OpenAI's API. A schema error
+// becomes a 400 naming the parameter (`schemaError`). Non-finite numbers (1e400 parses as Infinity) fail every
+// schema: ajv's numbers are finite.
 //
 // Sampling defaults are OpenAI's (temperature 1, top_p 1, no top-k / min-p), not the CLI's llama.cpp defaults.
 
 import type { ChatMessage } from '../generate/chat-template.js';
 import type { SamplingParams } from '../generate/sampler.js';
-import { invalidRequest } from './errors.js';
-import { readLogitBias, readOutputGrammar, type OutputConstraints } from './output-params.js';
+import { ApiError, invalidRequest } from './errors.js';
+import { readLogitBias, readOutputGrammar, type RequestedOutput } from './output-params.js';
 import { readMessageToolCalls, readTools, type ToolRequest } from './tool-params.js';
 
 /** most completions one request may ask for (each holds its own KV blocks while it runs) */
@@ -17,6 +19,163 @@ export const MAX_TOP_LOGPROBS = 20;
 const MAX_STOP_STRINGS = 16;
 /** most inputs one embeddings request may hold (OpenAI's limit) */
 export const MAX_EMBEDDING_INPUTS = 2048;
+
+// ---- schemas ----
+
+type Schema = Record<string, unknown>;
+
+const nullable = (type: string, extra: Schema = {}): Schema => ({ type: [type, 'null'], ...extra });
+const number = (minimum: number, maximum: number): Schema => nullable('number', { minimum, maximum });
+const integer = (minimum: number, maximum = Number.MAX_SAFE_INTEGER): Schema => nullable('integer', { minimum, maximum });
+const tokenIds: Schema = { type: 'array', minItems: 1, items: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER } };
+
+/** prompt (or input): a string, an array of strings, an array of token ids, or an array of token-id arrays */
+function promptSchema(param: string, nonEmptyText: boolean, maxItems?: number): Schema {
+  const text = nonEmptyText ? { type: 'string', minLength: 1 } : { type: 'string' };
+  const list = (items: Schema) => ({ type: 'array', minItems: 1, ...(maxItems ? { maxItems } : {}), items });
+  return {
+    description: `${param} must be a string, an array of strings, an array of token ids or an array of token-id arrays` +
+      (nonEmptyText ? ' (no empty strings)' : '') + (maxItems ? `, with at most ${maxItems} items` : ''),
+    anyOf: [text, list(text), tokenIds, list(tokenIds)],
+  };
+}
+
+/** A parameter accepted only with the value that changes nothing; `message` says so when it has another. */
+const only = (allowed: Schema, message: string): Schema => ({ description: message, anyOf: [{ type: 'null' }, allowed] });
+
+const GENERATION_PROPERTIES: Record<string, Schema> = {
+  model: nullable('string'),
+  stream: nullable('boolean'),
+  stream_options: nullable('object', { properties: { include_usage: nullable('boolean') }, additionalProperties: false }),
+  temperature: number(0, 2),
+  top_p: number(0, 1),
+  top_k: integer(-1),
+  min_p: number(0, 1),
+  repetition_penalty: nullable('number', { exclusiveMinimum: 0, maximum: 10 }),
+  presence_penalty: number(-2, 2),
+  frequency_penalty: number(-2, 2),
+  seed: integer(Number.MIN_SAFE_INTEGER),
+  // read by output-params.ts, which names what is wrong inside them
+  logit_bias: {},
+  response_format: {},
+  grammar: {},
+  user: nullable('string'), // accepted and unused: an end-user id is only for the client's records
+  n: integer(1, MAX_N),
+  stop: {
+    description: `stop must be a non-empty string or an array of at most ${MAX_STOP_STRINGS} non-empty strings`,
+    anyOf: [{ type: 'null' }, { type: 'string', minLength: 1 }, { type: 'array', maxItems: MAX_STOP_STRINGS, items: { type: 'string', minLength: 1 } }],
+  },
+  max_tokens: integer(1),
+  ignore_eos: nullable('boolean'),
+};
+
+export const COMPLETION_SCHEMA: Schema = {
+  type: 'object',
+  required: ['prompt'],
+  additionalProperties: false,
+  properties: {
+    ...GENERATION_PROPERTIES,
+    prompt: promptSchema('prompt', false),
+    logprobs: integer(0, MAX_TOP_LOGPROBS),
+    echo: nullable('boolean'),
+    suffix: only({ not: {} }, 'suffix is not supported'),
+    best_of: integer(1, MAX_N),
+  },
+};
+
+const ROLES = ['system', 'developer', 'user', 'assistant', 'tool'];
+
+const MESSAGE_SCHEMA: Schema = {
+  type: 'object',
+  required: ['role'],
+  additionalProperties: false,
+  properties: {
+    role: { enum: ROLES },
+    content: {
+      description: 'content must be a string or an array of {"type": "text", "text": ...} parts',
+      anyOf: [
+        { type: 'null' },
+        { type: 'string' },
+        { type: 'array', items: { type: 'object', required: ['type', 'text'], additionalProperties: false, properties: { type: { const: 'text' }, text: { type: 'string' } } } },
+      ],
+    },
+    name: nullable('string'),
+    tool_calls: {}, // an assistant's calls: read by tool-params.ts
+    tool_call_id: nullable('string'),
+  },
+};
+
+export const CHAT_SCHEMA: Schema = {
+  type: 'object',
+  required: ['messages'],
+  additionalProperties: false,
+  properties: {
+    ...GENERATION_PROPERTIES,
+    messages: { type: 'array', minItems: 1, items: MESSAGE_SCHEMA },
+    logprobs: nullable('boolean'),
+    top_logprobs: integer(0, MAX_TOP_LOGPROBS),
+    max_completion_tokens: integer(1),
+    // read by tool-params.ts
+    tools: {},
+    tool_choice: {},
+    parallel_tool_calls: {},
+  },
+};
+
+export const EMBEDDING_SCHEMA: Schema = {
+  type: 'object',
+  required: ['input'],
+  additionalProperties: false,
+  properties: {
+    model: nullable('string'),
+    input: promptSchema('input', true, MAX_EMBEDDING_INPUTS),
+    encoding_format: { enum: ['float', 'base64', null] },
+    dimensions: integer(1),
+    user: nullable('string'),
+  },
+};
+
+/** One error of ajv (the fields kiln reads; `parentSchema` is there with ajv's `verbose` option). */
+export interface SchemaError {
+  keyword: string;
+  instancePath: string;
+  message?: string;
+  params: Record<string, unknown>;
+  parentSchema?: Schema;
+  data?: unknown;
+}
+
+const SIZE_MESSAGES: Record<string, (param: string, limit: number, data: unknown) => string> = {
+  minLength: (param) => `${param} must not be an empty string`,
+  minItems: (param) => `${param} must not be empty`,
+  maxItems: (param, limit, data) => `${param} holds at most ${limit} items, got ${(data as unknown[]).length}`,
+};
+
+/**
+ * The 400 for a body that fails its schema. ajv stops at the first error; under anyOf the last one is the anyOf's
+ * own, at the field itself, whose schema's description says what the field may be.
+ */
+export function schemaError(errors: readonly SchemaError[]): ApiError {
+  const error = errors[errors.length - 1];
+  // /messages/0/role → messages[0].role; a prompt's or stop's own items are named by the field
+  let param = error.instancePath.split('/').slice(1).map((key) => (/^\d+$/.test(key) ? `[${key}]` : `.${key}`)).join('').replace(/^\./, '');
+  if (error.keyword === 'required') param = param ? `${param}.${error.params.missingProperty}` : String(error.params.missingProperty);
+  if (error.keyword === 'additionalProperties') {
+    const name = param ? `${param}.${error.params.additionalProperty}` : String(error.params.additionalProperty);
+    return invalidRequest(`unrecognized parameter: ${name}`, name);
+  }
+  param = param.replace(/(\[\d+\])+$/, '');
+  if (param === '') return invalidRequest('the request body must be a JSON object');
+  // a value of the right shape that breaks a size limit is told so; other anyOf failures get the field's description
+  const sized = errors.find((e) => e.instancePath === error.instancePath && e.keyword in SIZE_MESSAGES);
+  if (sized) return invalidRequest(SIZE_MESSAGES[sized.keyword](param, sized.params.limit as number, sized.data), param);
+  const description = error.parentSchema?.description;
+  if (typeof description === 'string') return invalidRequest(description, param);
+  const allowed = error.keyword === 'enum' ? ` (${(error.params.allowedValues as unknown[]).filter((v) => v !== null).map((v) => JSON.stringify(v)).join(', ')})` : '';
+  return invalidRequest(`${param} ${error.message ?? 'is invalid'}${allowed}`, param);
+}
+
+// ---- typed requests ----
 
 /** A prompt as the client sent it: text to tokenize, or token ids. */
 export type PromptInput = { text: string } | { tokens: number[] };
@@ -34,12 +193,13 @@ export interface GenerationParams {
   ignoreEos: boolean;
   /** top log-probabilities per token; null when the client asked for no log-probabilities */
   topLogprobs: number | null;
-  output: OutputConstraints;
+  /** logit_bias and the grammar (response_format or grammar) */
+  output: RequestedOutput;
 }
 
 export interface CompletionRequest extends GenerationParams {
   prompts: PromptInput[];
-  /** each choice's text begins with its prompt */
+  /** each choice opens with its prompt */
   echo: boolean;
 }
 
@@ -49,36 +209,88 @@ export interface ChatRequest extends GenerationParams {
   tools: ToolRequest | undefined;
 }
 
-const OPENAI_DEFAULTS: Partial<SamplingParams> = { temperature: 1, top_p: 1, top_k: 0, min_p: 0, repeat_penalty: 1, presence_penalty: 0, frequency_penalty: 0 };
+type Prompt = string | string[] | number[] | number[][];
 
-export function parseCompletionRequest(body: unknown): CompletionRequest {
-  const fields = new Fields(body);
-  const params = readGenerationParams(fields);
-  const logprobs = fields.integer('logprobs', 0, MAX_TOP_LOGPROBS);
-  const echo = fields.boolean('echo') ?? false;
-  if (echo && logprobs !== undefined) throw invalidRequest('echo with logprobs is not supported (the prompt\'s log-probabilities are not computed)', 'echo');
-  fields.only('suffix', null, 'suffix is not supported');
-  const bestOf = fields.integer('best_of', 1, MAX_N);
-  if (bestOf !== undefined && bestOf !== params.n) throw invalidRequest('best_of other than n is not supported', 'best_of');
-  const prompts = readPrompts(fields.value('prompt'), 'prompt');
-  fields.rejectUnknown();
-  return { ...params, topLogprobs: logprobs ?? null, prompts, echo };
+/** The generation fields of a body its schema accepted (null: absent). */
+interface GenerationBody {
+  model?: string | null;
+  stream?: boolean | null;
+  stream_options?: { include_usage?: boolean | null } | null;
+  temperature?: number | null;
+  top_p?: number | null;
+  top_k?: number | null;
+  min_p?: number | null;
+  repetition_penalty?: number | null;
+  presence_penalty?: number | null;
+  frequency_penalty?: number | null;
+  seed?: number | null;
+  n?: number | null;
+  stop?: string | string[] | null;
+  max_tokens?: number | null;
+  ignore_eos?: boolean | null;
+  logit_bias?: unknown;
+  response_format?: unknown;
+  grammar?: unknown;
 }
 
-export function parseChatRequest(body: unknown): ChatRequest {
-  const fields = new Fields(body);
-  const params = readGenerationParams(fields);
-  const logprobs = fields.boolean('logprobs') ?? false;
-  const top = fields.integer('top_logprobs', 0, MAX_TOP_LOGPROBS);
-  if (top !== undefined && !logprobs) throw invalidRequest('top_logprobs needs logprobs: true', 'top_logprobs');
-  const maxCompletionTokens = fields.integer('max_completion_tokens', 1);
+export interface CompletionBody extends GenerationBody {
+  prompt: Prompt;
+  logprobs?: number | null;
+  echo?: boolean | null;
+  best_of?: number | null;
+}
+
+export interface ChatBody extends GenerationBody {
+  messages: { role: string; content?: string | { type: 'text'; text: string }[] | null; tool_calls?: unknown; tool_call_id?: string | null }[];
+  logprobs?: boolean | null;
+  top_logprobs?: number | null;
+  max_completion_tokens?: number | null;
+  tools?: unknown;
+  tool_choice?: unknown;
+  parallel_tool_calls?: unknown;
+}
+
+export interface EmbeddingBody {
+  model?: string | null;
+  input: Prompt;
+  encoding_format?: 'float' | 'base64' | null;
+  dimensions?: number | null;
+}
+
+const OPENAI_DEFAULTS: Partial<SamplingParams> = { temperature: 1, top_p: 1, top_k: 0, min_p: 0, repeat_penalty: 1, presence_penalty: 0, frequency_penalty: 0 };
+
+export function completionRequest(body: CompletionBody): CompletionRequest {
+  const params = generationParams(body);
+  if (body.best_of != null && body.best_of !== params.n) throw invalidRequest('best_of other than n is not supported', 'best_of');
+  const echo = body.echo ?? false;
+  if (echo && body.logprobs != null) throw invalidRequest('echo with logprobs is not supported (the prompt\'s log-probabilities are not computed)', 'echo');
+  return { ...params, topLogprobs: body.logprobs ?? null, prompts: promptInputs(body.prompt), echo };
+}
+
+export function chatRequest(body: ChatBody): ChatRequest {
+  const params = generationParams(body);
+  const logprobs = body.logprobs ?? false;
+  if (body.top_logprobs != null && !logprobs) throw invalidRequest('top_logprobs needs logprobs: true', 'top_logprobs');
+  const maxCompletionTokens = body.max_completion_tokens ?? undefined;
   if (maxCompletionTokens !== undefined && params.maxTokens !== undefined && maxCompletionTokens !== params.maxTokens) {
     throw invalidRequest('max_tokens and max_completion_tokens differ; give one', 'max_completion_tokens');
   }
-  const tools = readTools(fields.value('tools'), fields.value('tool_choice'), fields.value('parallel_tool_calls'));
-  const messages = readMessages(fields.value('messages'));
-  fields.rejectUnknown();
-  return { ...params, maxTokens: params.maxTokens ?? maxCompletionTokens, topLogprobs: logprobs ? (top ?? 0) : null, messages, tools };
+  const tools = readTools(body.tools, body.tool_choice, body.parallel_tool_calls);
+  return { ...params, maxTokens: params.maxTokens ?? maxCompletionTokens, topLogprobs: logprobs ? (body.top_logprobs ?? 0) : null, messages: body.messages.map(chatMessage), tools };
+}
+
+/** An assistant's content may be null beside its tool_calls; a tool message names the call it answers. */
+function chatMessage({ role, content, tool_calls, tool_call_id }: ChatBody['messages'][number], i: number): ChatMessage {
+  const toolCalls = role === 'assistant' ? readMessageToolCalls(tool_calls, `messages[${i}].tool_calls`) : undefined;
+  if (content == null && !toolCalls) throw invalidRequest(`messages[${i}].content is required`, `messages[${i}].content`);
+  if (role === 'tool' && tool_call_id == null) throw invalidRequest(`messages[${i}].tool_call_id is required in a tool message`, `messages[${i}].tool_call_id`);
+  return {
+    // templates know "system"; "developer" is OpenAI's newer name for it
+    role: role === 'developer' ? 'system' : role,
+    content: content == null ? '' : typeof content === 'string' ? content : content.map((part) => part.text).join(''),
+    ...(toolCalls ? { tool_calls: toolCalls } : {}),
+    ...(role === 'tool' ? { tool_call_id: tool_call_id! } : {}),
+  };
 }
 
 export interface EmbeddingRequest {
@@ -89,197 +301,48 @@ export interface EmbeddingRequest {
 }
 
 /** An embeddings request for a model whose embeddings have `dimensions` values. */
-export function parseEmbeddingRequest(body: unknown, dimensions: number): EmbeddingRequest {
-  const fields = new Fields(body);
-  const model = fields.string('model');
-  const inputs = readPrompts(fields.value('input'), 'input');
-  if (inputs.length > MAX_EMBEDDING_INPUTS) throw invalidRequest(`input holds at most ${MAX_EMBEDDING_INPUTS} items, got ${inputs.length}`, 'input');
-  if (inputs.some((input) => 'text' in input && input.text === '')) throw invalidRequest('input must not be an empty string', 'input');
-  const format = fields.string('encoding_format') ?? 'float';
-  if (format !== 'float' && format !== 'base64') throw invalidRequest(`encoding_format must be "float" or "base64", got "${format}"`, 'encoding_format');
-  const asked = fields.integer('dimensions', 1);
-  if (asked !== undefined && asked !== dimensions) {
-    throw invalidRequest(`this model's embeddings have ${dimensions} dimensions and cannot be shortened; dimensions ${asked} is not supported`, 'dimensions');
+export function embeddingRequest(body: EmbeddingBody, dimensions: number): EmbeddingRequest {
+  if (body.dimensions != null && body.dimensions !== dimensions) {
+    throw invalidRequest(`this model's embeddings have ${dimensions} dimensions and cannot be shortened; dimensions ${body.dimensions} is not supported`, 'dimensions');
   }
-  fields.string('user'); // accepted and unused, as in the generation endpoints
-  fields.rejectUnknown();
-  return { model, inputs, base64: format === 'base64' };
+  return { model: body.model ?? undefined, inputs: promptInputs(body.input), base64: body.encoding_format === 'base64' };
 }
 
-function readGenerationParams(fields: Fields): Omit<GenerationParams, 'topLogprobs'> {
-  const model = fields.string('model');
-  const stream = fields.boolean('stream') ?? false;
-  const streamOptions = fields.value('stream_options');
-  let includeUsage = false;
-  if (streamOptions !== undefined && streamOptions !== null) {
-    if (!stream) throw invalidRequest('stream_options is only allowed with stream: true', 'stream_options');
-    const options = new Fields(streamOptions, 'stream_options');
-    includeUsage = options.boolean('include_usage') ?? false;
-    options.rejectUnknown();
-  }
+function generationParams(body: GenerationBody): Omit<GenerationParams, 'topLogprobs'> {
+  const stream = body.stream ?? false;
+  if (body.stream_options != null && !stream) throw invalidRequest('stream_options is only allowed with stream: true', 'stream_options');
   const sampling: Partial<SamplingParams> = {
     ...OPENAI_DEFAULTS,
     ...defined({
-      temperature: fields.number('temperature', 0, 2),
-      top_p: fields.number('top_p', 0, 1),
-      top_k: fields.integer('top_k', -1),
-      min_p: fields.number('min_p', 0, 1),
-      repeat_penalty: fields.number('repetition_penalty', Number.MIN_VALUE, 10),
-      presence_penalty: fields.number('presence_penalty', -2, 2),
-      frequency_penalty: fields.number('frequency_penalty', -2, 2),
-      seed: fields.integer('seed', Number.MIN_SAFE_INTEGER),
+      temperature: body.temperature,
+      top_p: body.top_p,
+      top_k: body.top_k,
+      min_p: body.min_p,
+      repeat_penalty: body.repetition_penalty,
+      presence_penalty: body.presence_penalty,
+      frequency_penalty: body.frequency_penalty,
+      seed: body.seed,
     }),
   };
-  fields.string('user'); // accepted and unused, as an end-user id is only for the client's records
   return {
-    model,
+    model: body.model ?? undefined,
     stream,
-    includeUsage,
-    n: fields.integer('n', 1, MAX_N) ?? 1,
-    stop: readStop(fields.value('stop')),
-    maxTokens: fields.integer('max_tokens', 1),
+    includeUsage: body.stream_options?.include_usage ?? false,
+    n: body.n ?? 1,
+    stop: body.stop == null ? [] : typeof body.stop === 'string' ? [body.stop] : body.stop,
+    maxTokens: body.max_tokens ?? undefined,
     sampling,
-    ignoreEos: fields.boolean('ignore_eos') ?? false,
-    output: { logitBias: readLogitBias(fields.value('logit_bias')), grammar: readOutputGrammar(fields.value('response_format'), fields.value('grammar')) },
+    ignoreEos: body.ignore_eos ?? false,
+    output: { logitBias: readLogitBias(body.logit_bias), grammar: readOutputGrammar(body.response_format, body.grammar) },
   };
 }
 
-function readStop(value: unknown): string[] {
-  if (value === undefined || value === null) return [];
-  const list = typeof value === 'string' ? [value] : value;
-  if (!Array.isArray(list) || !list.every((s) => typeof s === 'string' && s.length > 0)) {
-    throw invalidRequest('stop must be a non-empty string or an array of non-empty strings', 'stop');
-  }
-  if (list.length > MAX_STOP_STRINGS) throw invalidRequest(`stop holds at most ${MAX_STOP_STRINGS} strings, got ${list.length}`, 'stop');
-  return list;
+function promptInputs(prompt: Prompt): PromptInput[] {
+  if (typeof prompt === 'string') return [{ text: prompt }];
+  if (prompt.every((p) => typeof p === 'number')) return [{ tokens: prompt as number[] }];
+  return (prompt as (string | number[])[]).map((p) => (typeof p === 'string' ? { text: p } : { tokens: p }));
 }
 
-/** prompt (or input): a string, an array of strings, an array of token ids, or an array of token-id arrays */
-function readPrompts(value: unknown, param: string): PromptInput[] {
-  if (value === undefined || value === null) throw invalidRequest(`${param} is required`, param);
-  if (typeof value === 'string') return [{ text: value }];
-  if (Array.isArray(value) && value.length === 0) throw invalidRequest(`${param} must not be empty`, param);
-  const wrong = () => invalidRequest(`${param} must be a string, an array of strings, an array of token ids or an array of token-id arrays`, param);
-  if (!Array.isArray(value)) throw wrong();
-  if (value.every((v) => typeof v === 'number')) return [{ tokens: readTokenIds(value, param) }];
-  if (value.every((v) => typeof v === 'string')) return value.map((text: string) => ({ text }));
-  if (value.every((v) => Array.isArray(v))) return value.map((ids: unknown[]) => ({ tokens: readTokenIds(ids, param) }));
-  throw wrong();
-}
-
-function readTokenIds(ids: unknown[], param: string): number[] {
-  if (ids.length === 0) throw invalidRequest(`a token-id ${param} must not be empty`, param);
-  if (!ids.every((id) => Number.isInteger(id) && (id as number) >= 0)) throw invalidRequest('token ids must be non-negative integers', param);
-  return ids as number[];
-}
-
-const ROLES = new Set(['system', 'developer', 'user', 'assistant', 'tool']);
-
-/**
- * messages: [{role, content}] where content is a string or an array of {type: "text", text} parts; an assistant's
- * content may be null beside its tool_calls, and a tool message names the call it answers (tool_call_id)
- */
-function readMessages(value: unknown): ChatMessage[] {
-  if (!Array.isArray(value) || value.length === 0) throw invalidRequest('messages must be a non-empty array', 'messages');
-  return value.map((message, i) => {
-    const fields = new Fields(message, `messages[${i}]`);
-    const role = fields.string('role');
-    if (role === undefined || !ROLES.has(role)) {
-      throw invalidRequest(`messages[${i}].role must be one of ${[...ROLES].join(', ')}`, `messages[${i}].role`);
-    }
-    const toolCalls = role === 'assistant' ? readMessageToolCalls(fields.value('tool_calls'), `messages[${i}].tool_calls`) : undefined;
-    const rawContent = fields.value('content');
-    const content = toolCalls && (rawContent === null || rawContent === undefined) ? '' : readContent(rawContent, `messages[${i}].content`);
-    const toolCallId = role === 'tool' ? fields.string('tool_call_id') : undefined;
-    if (role === 'tool' && toolCallId === undefined) throw invalidRequest(`messages[${i}].tool_call_id is required in a tool message`, `messages[${i}].tool_call_id`);
-    fields.string('name');
-    fields.rejectUnknown();
-    // templates know "system"; "developer" is OpenAI's newer name for it
-    return { role: role === 'developer' ? 'system' : role, content, ...(toolCalls ? { tool_calls: toolCalls } : {}), ...(toolCallId ? { tool_call_id: toolCallId } : {}) };
-  });
-}
-
-function readContent(value: unknown, param: string): string {
-  if (typeof value === 'string') return value;
-  const parts = Array.isArray(value) ? value : [];
-  const texts = parts.map((part) => (part && typeof part === 'object' && part.type === 'text' && typeof part.text === 'string' ? part.text : undefined));
-  if (!Array.isArray(value) || texts.includes(undefined)) {
-    throw invalidRequest(`${param} must be a string or an array of {"type": "text", "text": ...} parts`, param);
-  }
-  return texts.join('');
-}
-
-function defined<T extends object>(object: T): Partial<T> {
-  return Object.fromEntries(Object.entries(object).filter(([, v]) => v !== undefined)) as Partial<T>;
-}
-
-/**
- * Typed reads of one JSON object's fields; null counts as absent. Remembers which fields were read so that
- * `rejectUnknown` can name the first one nobody asked for.
- */
-class Fields {
-  private readonly object: Record<string, unknown>;
-  private readonly seen = new Set<string>();
-
-  constructor(value: unknown, private readonly path = '') {
-    if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-      throw invalidRequest(path ? `${path} must be an object` : 'the request body must be a JSON object', path || null);
-    }
-    this.object = value as Record<string, unknown>;
-  }
-
-  value(name: string): unknown {
-    this.seen.add(name);
-    return this.object[name];
-  }
-
-  number(name: string, min = -Infinity, max = Infinity): number | undefined {
-    const v = this.value(name);
-    if (v === undefined || v === null) return undefined;
-    if (typeof v !== 'number' || !Number.isFinite(v)) throw invalidRequest(`${this.param(name)} must be a number`, this.param(name));
-    if (v < min || v > max) throw invalidRequest(`${this.param(name)} must be in [${min}, ${max}], got ${v}`, this.param(name));
-    return v;
-  }
-
-  integer(name: string, min = Number.MIN_SAFE_INTEGER, max = Number.MAX_SAFE_INTEGER): number | undefined {
-    const v = this.value(name);
-    if (v === undefined || v === null) return undefined;
-    if (!Number.isSafeInteger(v)) throw invalidRequest(`${this.param(name)} must be an integer`, this.param(name));
-    const n = v as number;
-    if (n < min || n > max) {
-      const range = max === Number.MAX_SAFE_INTEGER ? `≥ ${min}` : `in [${min}, ${max}]`;
-      throw invalidRequest(`${this.param(name)} must be an integer ${range}, got ${n}`, this.param(name));
-    }
-    return n;
-  }
-
-  boolean(name: string): boolean | undefined {
-    const v = this.value(name);
-    if (v === undefined || v === null) return undefined;
-    if (typeof v !== 'boolean') throw invalidRequest(`${this.param(name)} must be a boolean`, this.param(name));
-    return v;
-  }
-
-  string(name: string): string | undefined {
-    const v = this.value(name);
-    if (v === undefined || v === null) return undefined;
-    if (typeof v !== 'string') throw invalidRequest(`${this.param(name)} must be a string`, this.param(name));
-    return v;
-  }
-
-  /** A parameter the server accepts only with the value that changes nothing (or absent). */
-  only(name: string, allowed: unknown, message: string): void {
-    const v = this.value(name);
-    if (v === undefined || v === null || JSON.stringify(v) === JSON.stringify(allowed)) return;
-    throw invalidRequest(message, this.param(name));
-  }
-
-  rejectUnknown(): void {
-    const unknown = Object.keys(this.object).find((key) => !this.seen.has(key));
-    if (unknown !== undefined) throw invalidRequest(`unrecognized parameter: ${this.param(unknown)}`, this.param(unknown));
-  }
-
-  private param(name: string): string {
-    return this.path ? `${this.path}.${name}` : name;
-  }
+function defined<T extends object>(object: T): { [K in keyof T]?: NonNullable<T[K]> } {
+  return Object.fromEntries(Object.entries(object).filter(([, v]) => v !== undefined && v !== null)) as { [K in keyof T]?: NonNullable<T[K]> };
 }

@@ -6,7 +6,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { Model } from '../../src/generate/model.js';
 import { sharedPath } from '../shared.js';
 import type { CompletionCreateParamsNonStreaming } from 'openai/resources/completions';
 import { kiln } from '../helpers/cli.js';
@@ -36,7 +35,7 @@ for (const [file, referenceFile] of decoders) {
     const run = JSON.parse((await ok('run', path, '-p', reference.prompt, '-n', String(n), '--temp', '0', '--ignore-eos', '--json')).stdout);
     assert.deepEqual(run.tokens, reference.greedy.slice(0, n));
 
-    const served = await startServer({}, {}, { model: Model.load(path), name: file });
+    const served = await startServer({}, {}, { path, name: file });
     try {
       const completion = await served.client.completions.create({
         model: file, prompt: reference.prompt, max_tokens: n, temperature: 0, ignore_eos: true,

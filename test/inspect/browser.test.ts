@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { Model } from '../../src/generate/model.js';
-import { LLMEngine } from '../../src/engine/engine.js';
+import { EngineClient } from '../../src/engine/engine-client.js';
 import { ReferenceBackend } from '../../src/kernels/reference.js';
 import { KilnServer } from '../../src/server/server.js';
 import { servedModel } from '../../src/server/openai-api.js';
@@ -138,8 +138,8 @@ test('kiln inspect\'s page for a mixture of experts: the router table', { skip, 
 
 test('served /inspect runs a trace and shows live KV blocks; /estimate draws its chart', { skip, timeout: 600_000 }, async (t) => {
   const model = Model.load(STORIES);
-  const engine = new LLMEngine(model, { maxModelLength: 256 });
-  const server = new KilnServer({ engine, model: servedModel(model, 'stories260K') });
+  const engine = await EngineClient.start({ path: STORIES, engine: { maxModelLength: 256 } });
+  const server = new KilnServer({ engine, model: servedModel(model.file.header, 'stories260K') });
   const { port } = await server.listen(0);
   const base = `http://127.0.0.1:${port}`;
   // keep a request with two completions (sharing their prompt's blocks) running while the page watches

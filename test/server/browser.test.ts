@@ -8,7 +8,6 @@ import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Locator, type Page } from 'playwright-core';
-import { Model } from '../../src/generate/model.js';
 import { chatPromptTokens, type ChatMessage } from '../../src/generate/chat-template.js';
 import { servedModel } from '../../src/server/openai-api.js';
 import { defaultModelPath } from '../../src/cli/default-model.js';
@@ -87,7 +86,7 @@ test('web chat: type a message, read the streamed answer, take a screenshot', TI
 });
 
 test('web chat on the default model with the default settings: two messages get answers', TIMEOUT, async () => {
-  const server = await startServer({}, {}, { model: Model.load(defaultModelPath()), name: 'kiln-brown' });
+  const server = await startServer({}, {}, { path: defaultModelPath(), name: 'kiln-brown' });
   await withChatPage(server, 'kiln-brown', async (page) => {
     const requests = recordRequests(page);
     for (const [i, message] of ['Hello, how are you?', 'Tell me about the weather.'].entries()) {
@@ -108,7 +107,7 @@ test('web chat: a conversation that outgrows the context drops its oldest turn, 
   const first = 'Tell me a story about a cat.';
   const second = 'Lily had a big red ball and she liked to play with it in the park every day with Tom.';
   // the two messages alone overflow the context, the second one alone leaves room to answer
-  const { chatTemplate, tokenizer } = servedModel(loadModel(), MODEL_NAME);
+  const { chatTemplate, tokenizer } = servedModel(loadModel().file.header, MODEL_NAME);
   const size = (messages: ChatMessage[]) => chatPromptTokens(tokenizer, chatTemplate.render(messages)).length;
   const user = (content: string): ChatMessage => ({ role: 'user', content });
   assert.ok(size([user(first), user(second)]) >= context && size([user(second)]) < context - 4);

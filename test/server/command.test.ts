@@ -45,7 +45,7 @@ test('kiln serve MODEL --port 0: serves on 127.0.0.1, stops on SIGTERM with stat
     assert.deepEqual(await fetch(`${started.url}/health`).then((r) => r.json()), { status: 'ok' });
     const models = (await fetch(`${started.url}/v1/models`).then((r) => r.json())) as { data: { id: string; max_model_len: number }[] };
     assert.deepEqual(models.data.map((m) => [m.id, m.max_model_len]), [['stories260K', 128]]);
-    const completion = await fetch(`${started.url}/v1/completions`, { method: 'POST', body: JSON.stringify({ prompt: 'Once', max_tokens: 3 }) });
+    const completion = await fetch(`${started.url}/v1/completions`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ prompt: 'Once', max_tokens: 3 }) });
     assert.equal(completion.status, 200);
   } finally {
     await stop(started.child);

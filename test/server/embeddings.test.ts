@@ -12,12 +12,13 @@ import { sharedPath } from '../shared.js';
 import { loadModel, MODEL_NAME, startServer, type TestServer } from './helpers.js';
 
 const BERT = 'bert-f16';
-const bert = Model.load(sharedPath('conformance', 'models', `${BERT}.gguf`));
+const BERT_PATH = sharedPath('conformance', 'models', `${BERT}.gguf`);
+const bert = Model.load(BERT_PATH);
 const ref = JSON.parse(readFileSync(sharedPath('conformance', 'reference', `${BERT}.embd.json`), 'utf8')) as { texts: string[]; tokens: number[][]; embeddings: number[][] };
 
 let encoder: TestServer, decoder: TestServer;
 before(async () => {
-  [encoder, decoder] = await Promise.all([startServer({}, {}, { model: bert, name: BERT }), startServer()]);
+  [encoder, decoder] = await Promise.all([startServer({}, {}, { path: BERT_PATH, name: BERT }), startServer()]);
 });
 after(async () => {
   await Promise.all([encoder.close(), decoder.close()]);

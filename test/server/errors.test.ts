@@ -150,7 +150,7 @@ test('body too large: 413 (by Content-Length and when streamed in chunks)', asyn
   await assertServing();
 });
 
-test('API key: missing or wrong → 401, right → 200; /health needs none', async () => {
+test('API key: missing or wrong → 401, right → 200', async () => {
   const keyed = await startServer({}, { apiKey: 'sekret' });
   try {
     const models = (headers: Record<string, string>) =>
@@ -161,7 +161,8 @@ test('API key: missing or wrong → 401, right → 200; /health needs none', asy
     assert.equal((await models({ Authorization: 'Bearer wrong' })).status, 401);
     assert.equal((await models({ Authorization: 'Bearer sekretX' })).status, 401);
     assert.equal((await models({ Authorization: 'Bearer sekret' })).status, 200);
-    assert.equal((await fetch(`${keyed.baseURL}/health`)).status, 200);
+    // every route needs the key, /health too unless openHealth allows probes without it (below)
+    assert.equal((await fetch(`${keyed.baseURL}/health`)).status, 401);
     const completion = await keyed.client.completions.create({ model: MODEL_NAME, prompt: 'Hi', max_tokens: 2 });
     assert.equal(completion.usage?.completion_tokens, 2);
   } finally {
@@ -230,7 +231,7 @@ test('/health and /metrics in Prometheus text format', async () => {
     assert.deepEqual((await fetch(`${fresh.baseURL}/health`).then((r) => r.json())), { status: 'ok' });
     const a = await fresh.client.completions.create({ model: MODEL_NAME, prompt: 'Once upon a time', max_tokens: 5, temperature: 0 });
     const b = await fresh.client.chat.completions.create({ model: MODEL_NAME, messages: [{ role: 'user', content: 'Hi' }], max_tokens: 3, temperature: 0 });
-    await fetch(`${fresh.baseURL}/v1/completions`, { method: 'POST', body: '{' });
+    await fetch(`${fresh.baseURL}/v1/completions`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{' });
     const res = await fetch(`${fresh.baseURL}/metrics`);
     assert.match(res.headers.get('content-type')!, /^text\/plain; version=0\.0\.4/);
     const text = await res.text();

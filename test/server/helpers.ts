@@ -1,11 +1,13 @@
-// A real server for the server tests: stories260K (or a model given) on LLMEngine, listening on an ephemeral port of
-// 127.0.0.1.
+// A real server for the server tests: stories260K (or a model given) on the engine in its worker thread, as
+// `kiln serve` runs it, listening on an ephemeral port of 127.0.0.1.
 
 import { setTimeout } from 'node:timers/promises';
 import OpenAI from 'openai';
 import { Model } from '../../src/generate/model.js';
-import { LLMEngine, type EngineOptions } from '../../src/engine/engine.js';
+import type { EngineOptions } from '../../src/engine/engine.js';
+import { EngineClient } from '../../src/engine/engine-client.js';
 import type { CompletionDelta, EmbedRequest, FinishReason, ServingEngine, SubmitRequest } from '../../src/engine/types.js';
+import { readGGUFHeader } from '../../src/gguf/reader.js';
 import { KilnServer, type ServerOptions } from '../../src/server/server.js';
 import { servedModel } from '../../src/server/openai-api.js';
 import { sharedPath } from '../shared.js';
@@ -23,11 +25,12 @@ export class RecordingEngine implements ServingEngine {
   /** request id → finish reasons of its completions, in arrival order */
   readonly finishes = new Map<string, FinishReason[]>();
 
-  constructor(readonly inner: LLMEngine) {}
+  constructor(readonly inner: EngineClient) {}
 
   get maxModelLength(): number { return this.inner.maxModelLength; }
   get generates(): boolean { return this.inner.generates; }
   get embeddingLength(): number { return this.inner.embeddingLength; }
+  get inspector() { return this.inner.inspector; }
   embed(request: EmbedRequest) { return this.inner.embed(request); }
   stats() { return this.inner.stats(); }
   abort(id: string): void { this.inner.abort(id); }
@@ -60,10 +63,10 @@ export interface TestServer {
 
 export async function startServer(
   engineOptions: EngineOptions = {}, serverOptions: Partial<Omit<ServerOptions, 'engine' | 'model'>> = {},
-  served: { model: Model; name: string } = { model: loadModel(), name: MODEL_NAME },
+  served: { path: string; name: string } = { path: MODEL_PATH, name: MODEL_NAME },
 ): Promise<TestServer> {
-  const engine = new RecordingEngine(new LLMEngine(served.model, { maxModelLength: 256, ...engineOptions }));
-  const server = new KilnServer({ engine, model: servedModel(served.model, served.name), ...serverOptions });
+  const engine = new RecordingEngine(await EngineClient.start({ path: served.path, engine: { maxModelLength: 256, ...engineOptions } }));
+  const server = new KilnServer({ engine, model: servedModel(readGGUFHeader(served.path), served.name), ...serverOptions });
   const { port } = await server.listen(0, '127.0.0.1');
   const baseURL = `http://127.0.0.1:${port}`;
   // a loaded machine may take long to answer: the test's own timeout guards against a hang

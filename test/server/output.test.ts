@@ -2,7 +2,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { MODEL_NAME, startServer, type TestServer } from './helpers.js';
+import { loadModel, MODEL_NAME, startServer, type TestServer } from './helpers.js';
 
 let s: TestServer;
 before(async () => { s = await startServer(); });
@@ -13,14 +13,14 @@ const PROMPT = 'Once upon a time';
 test('logit_bias: +100 forces a token, −100 bans the greedy choice', async () => {
   const plain = await s.client.completions.create({ model: MODEL_NAME, prompt: PROMPT, max_tokens: 1, temperature: 0, logprobs: 1 });
   const greedyText = plain.choices[0].logprobs!.tokens![0];
-  const greedyId = s.engine.inner.model.tokenizer.encode(PROMPT + greedyText, { addSpecial: true }).at(-1)!;
+  const greedyId = loadModel().tokenizer.encode(PROMPT + greedyText, { addSpecial: true }).at(-1)!;
   const banned = await s.client.completions.create({
     model: MODEL_NAME, prompt: PROMPT, max_tokens: 1, temperature: 0, logprobs: 1, logit_bias: { [greedyId]: -100 },
   });
   assert.notEqual(banned.choices[0].logprobs!.tokens![0], greedyText);
 
   const forced = 100; // "e" in stories260K's vocabulary, say: any id will do
-  const tokenizer = s.engine.inner.model.tokenizer;
+  const tokenizer = loadModel().tokenizer;
   const piece = new TextDecoder().decode(tokenizer.decodeToken(forced));
   const completion = await s.client.completions.create({ model: MODEL_NAME, prompt: PROMPT, max_tokens: 5, temperature: 0, logit_bias: { [forced]: 100 } });
   assert.equal(completion.choices[0].text, piece.repeat(5));

@@ -7,7 +7,6 @@ import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import { z } from 'zod';
 import { zodResponseFormat } from 'openai/helpers/zod';
-import { Model } from '../../src/generate/model.js';
 import { sharedPath } from '../shared.js';
 import { startServer } from './helpers.js';
 
@@ -28,7 +27,7 @@ const MODELS = [
 for (const path of MODELS) {
   const name = path.split('/').pop()!.replace(/\.gguf$/, '');
   test(`${name}: chat.completions.parse with a zod schema validates, streamed or not; json_object parses`, async () => {
-    const s = await startServer({ maxModelLength: 512 }, {}, { model: Model.load(path), name });
+    const s = await startServer({ maxModelLength: 512 }, {}, { path, name });
     try {
       const messages = [{ role: 'user' as const, content: 'Describe a person as JSON.' }];
       const parsed = await s.client.chat.completions.parse({

@@ -10,7 +10,8 @@ import { LLMEngine } from '../../src/engine/engine.js';
 import { ChatTemplate } from '../../src/generate/chat-template.js';
 import { KilnServer } from '../../src/server/server.js';
 import { servedModel } from '../../src/server/openai-api.js';
-import { loadModel, MODEL_NAME, startServer, type TestServer } from './helpers.js';
+import { readGGUFHeader } from '../../src/gguf/reader.js';
+import { loadModel, MODEL_NAME, MODEL_PATH, startServer, type TestServer } from './helpers.js';
 import { HERMES_TEMPLATE } from '../helpers/templates.js';
 
 const Weather = z.object({ city: z.string(), unit: z.enum(['c', 'f']) }).strict();
@@ -28,7 +29,7 @@ before(async () => {
   plain = await startServer({ maxModelLength: 1536 });
   const model = loadModel();
   const engine = new LLMEngine(model, { maxModelLength: 1536 });
-  const server = new KilnServer({ engine, model: { ...servedModel(model, MODEL_NAME), chatTemplate: new ChatTemplate(HERMES_TEMPLATE, '', '') } });
+  const server = new KilnServer({ engine, model: { ...servedModel(readGGUFHeader(MODEL_PATH), MODEL_NAME), chatTemplate: new ChatTemplate(HERMES_TEMPLATE, '', '') } });
   const { port } = await server.listen(0);
   hermes = { client: new OpenAI({ baseURL: `http://127.0.0.1:${port}/v1`, apiKey: 'x', maxRetries: 0, timeout: 600_000 }), async close() { await server.close(); await engine.close(); } };
 });

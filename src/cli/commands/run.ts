@@ -36,8 +36,8 @@ export function runCommand(): CommandUnknownOpts {
     warnIfCut(ctx, prefix + promptTokens.length, o.nPredict, trained);
     // one sequence: its cache holds what it can use, generation ends where the context does
     const engine = new LLMEngine(model, { maxNumSeqs: 1, maxModelLength: Math.min(ctx, prefix + promptTokens.length + o.nPredict), enablePrefixCaching: false });
-    const logitsProcessors = grammar && (() => [grammar.processor(o.nPredict)]);
-    const stream = engine.submit({ prompt: promptTokens, params: { sampling: samplingParams(o), maxTokens: o.nPredict, stop: o.stop, ignoreEos: o.ignoreEos, logitsProcessors } });
+    const output = grammar && { grammar: grammar.text };
+    const stream = engine.submit({ prompt: promptTokens, params: { sampling: samplingParams(o), maxTokens: o.nPredict, stop: o.stop, ignoreEos: o.ignoreEos, output } });
     const [result] = await collectCompletions(stream, 1, o.json ? undefined : (delta) => process.stdout.write(delta.text));
     await engine.close();
     if (o.json) {

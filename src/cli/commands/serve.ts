@@ -2,16 +2,16 @@
 
 import { basename } from 'node:path';
 import { Command, Option, type CommandUnknownOpts } from '@commander-js/extra-typings';
-import { Model } from '../../generate/model.js';
-import { LLMEngine } from '../../engine/engine.js';
+import { readGGUFHeader } from '../../gguf/reader.js';
+import { EngineClient } from '../../engine/engine-client.js';
 import { KilnServer } from '../../server/server.js';
 import { servedModel } from '../../server/openai-api.js';
 import { modelPath } from '../default-model.js';
-import { ctxOption, DEFAULT_MODEL_DESCRIPTION, integer } from '../options.js';
-import { chooseContext, trainedContext } from '../context.js';
-import { loadOptions, withModelLoading, withPromptAdapter } from './model-options.js';
+import { collect, ctxOption, DEFAULT_MODEL_DESCRIPTION, integer } from '../options.js';
+import { trainedContext, warnBeyondTrained } from '../context.js';
+import { withModelLoading, withPromptAdapter } from './model-options.js';
 
-/** Contexts beyond this are asked for with -c: the KV cache holds --max-seqs of them. */
+/** Contexts beyond this are asked for with -c: the KV cache holds --max-seqs of them (the engine's defaultMaxModelLength). */
 const SERVE_CONTEXT_CAP = 2048;
 
 export function serveCommand(): CommandUnknownOpts {
@@ -21,21 +21,32 @@ export function serveCommand(): CommandUnknownOpts {
     .argument('[MODEL]', DEFAULT_MODEL_DESCRIPTION)
     .option('--host <address>', 'address to bind (0.0.0.0 exposes the server to the network)', '127.0.0.1')
     .addOption(new Option('--port <port>', 'port to listen on (0 picks a free one)').argParser(integer(0, 65535)).default(8080))
-    .option('--api-key <key>', 'require "Authorization: Bearer KEY" on /v1/* requests')
+    .option('--api-key <key>', 'require "Authorization: Bearer KEY" on every request')
+    .option('--open-health', 'answer /health without the API key (for probes)')
+    .addOption(new Option('--cors <origin>', 'allow cross-site requests from this origin (repeatable; default: none)').argParser(collect))
+    .addOption(new Option('--allowed-hosts <host>', 'accept this Host header besides the bound address (repeatable; against DNS rebinding)').argParser(collect))
     .addOption(ctxOption(`context length per sequence (default: the model's trained context, at most ${SERVE_CONTEXT_CAP})`))
     .addOption(new Option('--max-seqs <n>', 'sequences generated together at most').argParser(integer(1)).default(16))
-    .addOption(new Option('--max-waiting <n>', 'requests waiting for a slot before new ones get 429').argParser(integer(1)).default(64));
+    .addOption(new Option('--max-waiting <n>', 'sequences (prompts × n) waiting for a slot before new requests get 429').argParser(integer(1)).default(64))
+    .addOption(new Option('--max-request-seqs <n>', 'sequences (prompts × n) one request may ask for').argParser(integer(1)).default(64));
   return withPromptAdapter(withModelLoading(command)).action(async (modelArg, o) => {
     const path = modelPath(modelArg);
-    const model = Model.load(path, loadOptions(o));
-    const trained = trainedContext(path, model.hparams.contextLength);
-    const ctx = chooseContext(trained, o.ctx, { cap: SERVE_CONTEXT_CAP });
-    const engine = new LLMEngine(model, { maxNumSeqs: o.maxSeqs, maxModelLength: ctx });
+    const header = readGGUFHeader(path);
+    // the model loads in the engine's worker thread; this thread only tokenizes, validates and streams
+    const engine = await EngineClient.start({
+      path, threads: o.threads, lora: (o.lora ?? []).map((lora) => ({ path: lora, scale: o.loraScale })), promptAdapter: o.promptAdapter,
+      engine: { maxNumSeqs: o.maxSeqs, maxModelLength: o.ctx }, // without -c the engine's default: the trained context, at most 2048
+    });
+    const ctx = engine.maxModelLength;
+    if (o.ctx !== undefined) warnBeyondTrained(trainedContext(path, engine.trainedContext), o.ctx, `-c ${o.ctx}`);
     const name = basename(path).replace(/\.gguf$/i, '');
-    const server = new KilnServer({ engine, model: servedModel(model, name), apiKey: o.apiKey, maxWaiting: o.maxWaiting });
+    const server = new KilnServer({
+      engine, model: servedModel(header, name), apiKey: o.apiKey, openHealth: o.openHealth, maxWaiting: o.maxWaiting,
+      maxRequestSequences: o.maxRequestSeqs, corsOrigins: o.cors, allowedHosts: o.allowedHosts,
+    });
     const address = await server.listen(o.port, o.host);
     const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-    const capped = o.ctx === undefined && ctx < model.hparams.contextLength ? `, of ${model.hparams.contextLength} trained: -c raises it` : '';
+    const capped = o.ctx === undefined && ctx < engine.trainedContext ? `, of ${engine.trainedContext} trained: -c raises it` : '';
     console.error(`kiln serve: ${name} (context ${ctx}${capped}) at http://${host}:${address.port}/ — API at /v1, Ctrl-C stops`);
     const reason = await stopRequested();
     console.error(`kiln serve: ${reason}; stopping (requests in flight are aborted)`);

@@ -79,5 +79,6 @@ export function dotF32(w: Uint8Array, wAt: number, a: Uint8Array, aAt: number, n
 function float32Row(bytes: Uint8Array, at: number, n: number): [Float32Array, number] {
   const alias = float32Alias(bytes, at);
   if (alias) return [alias, (bytes.byteOffset + at) / 4];
-  return [new Float32Array(bytes.slice(at, at + 4 * n).buffer), 0];
+  // new Uint8Array(view) copies; a Buffer's slice() would be a view whose .buffer is the whole pool
+  return [new Float32Array(new Uint8Array(bytes.subarray(at, at + 4 * n)).buffer), 0];
 }
