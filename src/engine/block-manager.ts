@@ -10,7 +10,7 @@
 // least-recently-freed first when the pool runs dry. Writing into a block that another sequence also
 // holds first copies it (copy-on-write); n > 1 completions share their prompt's blocks this way.
 
-import { createHash } from 'node:crypto';
+import { platform } from '../platform/index.js';
 import { BlockPool, OutOfBlocksError, SequenceBlocks, type KVCache } from '../generate/kv-cache.js';
 
 /** A sequence's blocks, with the prefix-cache hashes of its full blocks. */
@@ -30,9 +30,7 @@ export interface BlockUsage {
 }
 
 function chainHash(parent: string, tokens: readonly number[]): string {
-  const hash = createHash('sha256').update(parent);
-  hash.update(new Uint8Array(Int32Array.from(tokens).buffer));
-  return hash.digest('base64');
+  return platform.sha256([new TextEncoder().encode(parent), new Uint8Array(Int32Array.from(tokens).buffer)]);
 }
 
 export class BlockManager {

@@ -17,6 +17,7 @@ import { getString, MetadataError } from '../gguf/metadata.js';
 import { loadLoraAdapters, type LoraDelta, type LoraSpec } from './lora-adapter.js';
 import { PromptTunedOps, readPromptAdapter, type PromptAdapter } from './prompt-adapter.js';
 import { checkIsModel } from '../gguf/adapter-kind.js';
+import type { FileSource } from '../platform/index.js';
 
 export interface LoadOptions {
   backend?: Backend;
@@ -58,12 +59,12 @@ export class Model {
     this.bound = this.architecture.bind<WeightTensor>(this.hparams, checkedSource(arch, (name) => file.optionalTensor(name), dequantizeTensor));
   }
 
-  /** Loads a GGUF file, or a Hugging Face folder (read as the GGUF llama.cpp's converter would make of it). */
-  static load(path: string, options: LoadOptions = {}): Model {
+  /** Loads a GGUF file (a path, or a Blob in a page), or a Hugging Face folder (read as the GGUF llama.cpp's converter would make of it). */
+  static load(source: FileSource, options: LoadOptions = {}): Model {
     const backend: Backend = options.backend ?? createBackend();
     // a backend may place the weights where it computes on them (the WASM backend reads them into its memories)
     const place = backend.placeTensors?.bind(backend) ?? placeInMemory;
-    const model = new Model(loadModelFile(path, place), backend);
+    const model = new Model(loadModelFile(source, place), backend);
     if (options.lora?.length) model.lora = loadLoraAdapters(options.lora, model.file);
     if (options.promptAdapter) model.promptAdapter = readPromptAdapter(loadGGUF(options.promptAdapter), model.hparams.arch, model.hparams.embeddingLength);
     return model;

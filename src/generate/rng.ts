@@ -2,8 +2,6 @@
 // through SplitMix64 so that any integer seed, including 0 and negatives, gives a well-mixed state.
 // The state is four plain numbers, so a preempted sequence can save it and resume the same stream.
 
-import { randomBytes } from 'node:crypto';
-
 /** The full generator state: four unsigned 32-bit words, not all zero. */
 export type RngState = readonly [number, number, number, number];
 
@@ -14,9 +12,9 @@ export class RngError extends Error {
   }
 }
 
-/** A fresh seed from the operating system's entropy, for requests that give none. */
+/** A fresh seed from the operating system's entropy, for requests that give none (Web Crypto: Node and pages alike). */
 export function randomSeed(): number {
-  return randomBytes(4).readUInt32LE(0);
+  return crypto.getRandomValues(new Uint32Array(1))[0];
 }
 
 const MASK64 = (1n << 64n) - 1n;

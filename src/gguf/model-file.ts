@@ -1,8 +1,9 @@
 // A GGUF file opened for use: its header plus the bytes of every tensor, kept in their stored (block) format.
 
-import { openSync, readSync, closeSync } from 'node:fs';
-import { readGGUFHeader, parseGGUF } from './reader.js';
-import { GGUFError, type GGUFHeader, type GGUFTensorInfo } from './types.js';
+import { readHeader, parseGGUF, readFully } from './reader.js';
+import { platform, type FileSource } from '../platform/index.js';
+import { sourceName } from '../platform/platform.js';
+import { type GGUFHeader, type GGUFTensorInfo } from './types.js';
 import type { WeightTensor } from '../tensor/tensor.js';
 
 export class MissingTensorError extends Error {
@@ -54,23 +55,14 @@ export const placeInMemory: TensorPlacer = (path, header, read) => {
   return new GGUFModelFile(path, header, data);
 };
 
-/** Reads `length` bytes at `position` of the open file `fd` into `into` at `at`. */
-export function readFully(fd: number, into: Uint8Array, at: number, length: number, position: number, path: string): void {
-  for (let done = 0; done < length;) {
-    const n = readSync(fd, into, at + done, Math.min(length - done, 1 << 30), position + done);
-    if (n === 0) throw new GGUFError('TRUNCATED', `${path} ended while reading tensor data`);
-    done += n;
-  }
-}
-
-/** Opens a GGUF file and reads its tensor data into memory (or where `place` puts it). */
-export function loadGGUF(path: string, place: TensorPlacer = placeInMemory): GGUFModelFile {
-  const header = readGGUFHeader(path);
-  const fd = openSync(path, 'r');
+/** Opens a GGUF file (a path, or a Blob in a page) and reads its tensor data into memory (or where `place` puts it). */
+export function loadGGUF(source: FileSource, place: TensorPlacer = placeInMemory): GGUFModelFile {
+  const file = platform.openFile(source);
   try {
-    return place(path, header, (info, into, at) => readFully(fd, into, at, info.nBytes, header.dataOffset + info.offset, path));
+    const header = readHeader(file);
+    return place(sourceName(source), header, (info, into, at) => readFully(file, into, at, info.nBytes, header.dataOffset + info.offset));
   } finally {
-    closeSync(fd);
+    file.close();
   }
 }
 

@@ -1,7 +1,7 @@
 // Reads a GGUF header (metadata and tensor infos) from a file or a byte array, checking every number
 // against the bytes that are actually there before allocating anything from it.
 
-import { openSync, readSync, fstatSync, closeSync } from 'node:fs';
+import { platform, type FileSource, type RandomAccessFile } from '../platform/index.js';
 import { GGMLType, isKnownType, typeInfo, typeName } from '../tensor/ggml-type.js';
 import {
   GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC, GGUF_MAX_ARRAY_NESTING, GGUF_MAX_DIMS, GGUFError, GGUFValueType,
@@ -20,27 +20,22 @@ class MemorySource implements ByteSource {
   read(position: number, length: number): Uint8Array { return this.bytes.subarray(position, position + length); }
 }
 
-class FileSource implements ByteSource {
-  readonly size: number;
-  constructor(private readonly fd: number, private readonly path: string) {
-    const stat = fstatSync(fd);
-    if (!stat.isFile()) throw new GGUFError('IO', `${path} is not a regular file`);
-    this.size = stat.size;
-  }
+class FileBytes implements ByteSource {
+  constructor(private readonly file: RandomAccessFile) {}
+  get size(): number { return this.file.size; }
   read(position: number, length: number): Uint8Array {
-    const out = Buffer.allocUnsafe(length);
-    let done = 0;
-    while (done < length) {
-      let n: number;
-      try {
-        n = readSync(this.fd, out, done, length - done, position + done);
-      } catch (e) {
-        throw new GGUFError('IO', `cannot read ${this.path}: ${(e as Error).message}`);
-      }
-      if (n === 0) throw new GGUFError('TRUNCATED', `${this.path} ended at offset ${position + done} while being read`);
-      done += n;
-    }
+    const out = new Uint8Array(length);
+    readFully(this.file, out, 0, length, position);
     return out;
+  }
+}
+
+/** Reads `length` bytes at `position` of `file` into `into` at `at`, refusing a file that ends first. */
+export function readFully(file: RandomAccessFile, into: Uint8Array, at: number, length: number, position: number): void {
+  for (let done = 0; done < length;) {
+    const n = file.read(into, at + done, length - done, position + done);
+    if (n === 0) throw new GGUFError('TRUNCATED', `${file.name} ended at offset ${position + done} while being read`);
+    done += n;
   }
 }
 
@@ -266,17 +261,17 @@ export function parseGGUF(bytes: Uint8Array): GGUFHeader {
   return parse(new MemorySource(bytes));
 }
 
-/** Reads the header of a GGUF file on disk without reading its tensor data. */
-export function readGGUFHeader(path: string): GGUFHeader {
-  let fd: number;
+/** Reads the header of a GGUF file (a path, or a Blob in a page) without reading its tensor data. */
+export function readGGUFHeader(source: FileSource): GGUFHeader {
+  const file = platform.openFile(source);
   try {
-    fd = openSync(path, 'r');
-  } catch (e) {
-    throw new GGUFError('IO', `cannot open ${path}: ${(e as Error).message}`);
-  }
-  try {
-    return parse(new FileSource(fd, path));
+    return readHeader(file);
   } finally {
-    closeSync(fd);
+    file.close();
   }
+}
+
+/** Reads the header of a file already open. */
+export function readHeader(file: RandomAccessFile): GGUFHeader {
+  return parse(new FileBytes(file));
 }

@@ -4,11 +4,12 @@
 // Every tensor is checked against the shape the config implies before any weight is read; weights are read straight
 // to where the backend keeps them and rewritten in place where Hugging Face lays them out differently (layout.ts).
 
-import { closeSync, existsSync, openSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { loadGGUF, placeInMemory, readFully, type TensorPlacer, GGUFModelFile } from '../gguf/model-file.js';
+import { loadGGUF, placeInMemory, type TensorPlacer, GGUFModelFile } from '../gguf/model-file.js';
 import { metaString, metaU32 } from '../gguf/writer.js';
-import { readGGUFHeader, tensorSize } from '../gguf/reader.js';
+import { readFully, readGGUFHeader, tensorSize } from '../gguf/reader.js';
+import { platform, type FileSource, type RandomAccessFile } from '../platform/index.js';
 import type { Metadata } from '../gguf/metadata.js';
 import { GGUF_DEFAULT_ALIGNMENT, type GGUFHeader, type GGUFTensorInfo, type GGUFValue } from '../gguf/types.js';
 import { ARCHITECTURES } from '../models/registry.js';
@@ -247,26 +248,26 @@ function ggufInfos(tensors: readonly HFTensor[]): GGUFTensorInfo[] {
 
 /** Reads a checkpoint tensor (in GGUF's layout) into `into` at `at`; `fn` runs with that reader (files closed after). */
 export function withTensorReader<T>(fn: (read: (t: HFTensor, into: Uint8Array, at: number) => void) => T): T {
-  const fds = new Map<string, number>();
+  const files = new Map<string, RandomAccessFile>();
   try {
     return fn((t, into, at) => {
       let offset = at;
       for (const part of t.parts) {
-        let fd = fds.get(part.file);
-        if (fd === undefined) fds.set(part.file, (fd = openSync(part.file, 'r')));
-        readFully(fd, into, offset, part.end - part.begin, part.begin, part.file);
+        let file = files.get(part.file);
+        if (file === undefined) files.set(part.file, (file = platform.openFile(part.file)));
+        readFully(file, into, offset, part.end - part.begin, part.begin);
         offset += part.end - part.begin;
       }
       if (t.change) changeLayout(into.subarray(at, at + t.nBytes), t.type, t.shape, t.change);
     });
   } finally {
-    for (const fd of fds.values()) closeSync(fd);
+    for (const file of files.values()) file.close();
   }
 }
 
-/** A GGUF file, or a Hugging Face folder read as one: the model at `path` with its weights placed by `place`. */
-export function loadModelFile(path: string, place: TensorPlacer = placeInMemory): GGUFModelFile {
-  return isHFFolder(path) ? loadHFModel(path, place) : loadGGUF(path, place);
+/** A GGUF file (a path, or a Blob in a page), or a Hugging Face folder read as one, its weights placed by `place`. */
+export function loadModelFile(source: FileSource, place: TensorPlacer = placeInMemory): GGUFModelFile {
+  return typeof source === 'string' && isHFFolder(source) ? loadHFModel(source, place) : loadGGUF(source, place);
 }
 
 /** Loads a Hugging Face folder as a model file in GGUF's vocabulary, its weights placed by `place`. */

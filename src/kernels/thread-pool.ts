@@ -63,10 +63,11 @@ export class ThreadPool {
     this.state = new Int32Array(control, 0, 16);
     this.args = new Float64Array(control, 64, MAX_ARGS);
     this.state[JOINED] = CLOSED;
-    const script = pathToFileURL(join(packageRoot(), 'wasm', 'pool-worker.mjs'));
+    // found only where there are workers to start (a page's single thread has no package root)
+    const script = threads > 1 ? pathToFileURL(join(packageRoot(), 'wasm', 'pool-worker.mjs')) : undefined;
     for (let index = 1; index < threads; index++) {
       const { port1, port2 } = new MessageChannel();
-      const worker = new Worker(script, {
+      const worker = new Worker(script!, {
         workerData: { control, module, port: port2, functions: POOLED_KERNELS, index, spinMs: SPIN_MS, maxArgs: MAX_ARGS },
         transferList: [port2],
       });

@@ -1,10 +1,10 @@
 // Finds and compiles the WebAssembly kernels built by wasm/build.mjs (build/kernels-simd.wasm and
 // build/kernels-relaxed.wasm) and decides whether this runtime can use the relaxed-SIMD build.
 
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { setFlagsFromString } from 'node:v8';
+import { platform } from '../platform/index.js';
 
 export class KernelBuildMissingError extends Error {
   constructor(path: string) {
@@ -22,12 +22,6 @@ export function packageRoot(): string {
     dir = up;
   }
   return dir;
-}
-
-function readBuild(name: string): Uint8Array {
-  const path = join(packageRoot(), 'build', name);
-  if (!existsSync(path)) throw new KernelBuildMissingError(path);
-  return readFileSync(path);
 }
 
 export interface KernelModule {
@@ -88,12 +82,10 @@ function relaxedWorks(relaxed: WebAssembly.Module, simd: WebAssembly.Module): bo
 
 /** The kernels to use: the relaxed-SIMD build where it validates and computes exactly, else plain SIMD128. */
 export function kernelModule(preferRelaxed = true): KernelModule {
-  if (!cache.simd) cache.simd = { module: new WebAssembly.Module(readBuild('kernels-simd.wasm')), relaxed: false };
+  if (!cache.simd) cache.simd = { module: new WebAssembly.Module(platform.kernelBinary('kernels-simd.wasm')), relaxed: false };
   if (!preferRelaxed) return cache.simd;
   if (cache.relaxed === undefined) {
-    // Node 20's V8 ships relaxed SIMD behind a flag; it only affects modules compiled after this call
-    setFlagsFromString('--experimental-wasm-relaxed-simd');
-    const bytes = readBuild('kernels-relaxed.wasm');
+    const bytes = platform.kernelBinary('kernels-relaxed.wasm');
     const module = WebAssembly.validate(bytes) ? new WebAssembly.Module(bytes) : undefined;
     cache.relaxed = module && relaxedWorks(module, cache.simd.module) ? { module, relaxed: true } : null;
   }

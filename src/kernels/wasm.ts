@@ -4,7 +4,7 @@
 // (rope, add) stay in TypeScript, shared with the reference backend. Weights loaded through
 // `placeTensors` live in the memories already (no copy per op); any other weight is copied in once, on first use.
 
-import { availableParallelism } from 'node:os';
+import { platform } from '../platform/index.js';
 import type { AttentionCacheView, AttentionShape, Backend, RopeParams } from './backend.js';
 import { halfTimesFloat, ReferenceBackend } from './reference.js';
 import type { RopeAngles } from './rope.js';
@@ -151,7 +151,7 @@ export class WasmBackend implements Backend {
 
   constructor(options: WasmBackendOptions = {}) {
     this.kernels = kernelModule(options.relaxed ?? true);
-    this.threads = Math.max(1, Math.floor(options.threads ?? availableParallelism()));
+    this.threads = Math.max(1, Math.floor(options.threads ?? platform.cores()));
     this.maxScratch = options.maxScratchBytes ?? 128 * 1024 * 1024;
     this.name = this.kernels.relaxed ? 'wasm-relaxed-simd' : 'wasm-simd';
     this.pool = sharedPool(this.threads, this.kernels.module);

@@ -127,6 +127,13 @@ export class KilnServer {
         await handler(this.ctx, request.body as B, reply, performance.now() - reply.elapsedTime);
       };
     this.route('GET', '/', (_request, reply) => this.sendChatPage(reply));
+    // the in-page engine: cross-origin isolated (COOP/COEP), as a page must be for its workers to share memory
+    this.route('GET', '/local', (_request, reply) => sendIsolated(reply, join(packageRoot(), 'web', 'local.html')));
+    this.route('GET', '/local/:asset', (request, reply) => {
+      const { asset } = request.params as { asset: string };
+      if (!LOCAL_ASSETS.includes(asset)) throw notFound(`no file ${JSON.stringify(asset.slice(0, 100))} in /local`, 'not_found');
+      sendIsolated(reply, join(packageRoot(), 'build', 'web', asset));
+    });
     this.route('GET', '/health', (_request, reply) => reply.send({ status: 'ok' }));
     this.route('GET', '/metrics', (_request, reply) => {
       reply.type('text/plain; version=0.0.4; charset=utf-8').send(this.metrics.render(engine.stats()));
@@ -222,6 +229,16 @@ export class KilnServer {
     this.chatPage ??= readFileSync(join(packageRoot(), 'web', 'chat.html'));
     reply.type('text/html; charset=utf-8').send(this.chatPage);
   }
+}
+
+/** The files of the in-page engine (web/build.mjs writes them to build/web). */
+const LOCAL_ASSETS = ['engine-worker.js', 'kernels-simd.wasm', 'kernels-relaxed.wasm'];
+const CONTENT_TYPES: Record<string, string> = { html: 'text/html; charset=utf-8', js: 'text/javascript; charset=utf-8', wasm: 'application/wasm' };
+
+/** A file with the headers that make its page cross-origin isolated (SharedArrayBuffer and shared WebAssembly memory). */
+function sendIsolated(reply: FastifyReply, path: string): void {
+  reply.header('Cross-Origin-Opener-Policy', 'same-origin').header('Cross-Origin-Embedder-Policy', 'require-corp')
+    .type(CONTENT_TYPES[path.slice(path.lastIndexOf('.') + 1)]).send(readFileSync(path));
 }
 
 /** The name in a Host header, without its port: "[::1]:8080" → "[::1]". */

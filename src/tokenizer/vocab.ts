@@ -209,7 +209,7 @@ export function loadVocab(meta: Metadata): Vocab {
 
   const specialTokens: number[] = [];
   for (let id = 0; id < n; id++) if (attrs[id] & (Attr.CONTROL | Attr.USER_DEFINED | Attr.UNKNOWN)) specialTokens.push(id);
-  const byteLength = new Map(specialTokens.map((id) => [id, Buffer.byteLength(tokens[id], 'utf8')]));
+  const byteLength = new Map(specialTokens.map((id) => [id, new TextEncoder().encode(tokens[id]).length]));
   specialTokens.sort((a, b) => byteLength.get(b)! - byteLength.get(a)! || a - b);
 
   // llama.cpp: Phi-3's special tokens swallow the whitespace after them, except <unk>, <s> and <|endoftext|>

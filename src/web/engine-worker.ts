@@ -1,0 +1,56 @@
+// The engine in a page's Web Worker (bundled by web/build.mjs with the browser platform): the page sends the File
+// the user chose and the fetched kernels; the worker loads the model in one thread and then serves it through the
+// same protocol as `kiln serve`'s worker thread (engine-host.ts), plus 'generate', which tokenizes text here.
+
+import { Model } from '../generate/model.js';
+import { WasmBackend } from '../kernels/wasm.js';
+import { errorOf, hostEngine } from '../engine/engine-host.js';
+import type { ClientMessage, WorkerMessage } from '../engine/engine-client.js';
+import type { RequestParams } from '../engine/types.js';
+import { installKernels, watchReads } from '../platform/browser.js';
+
+/** page → worker: first 'load', then the engine's messages or 'generate' (a text prompt) */
+export type PageMessage =
+  | { type: 'load'; file: Blob; kernels: Record<string, Uint8Array> }
+  | { type: 'generate'; id: string; text: string; params: RequestParams }
+  | ClientMessage;
+
+/** worker → page: load progress and the engine's messages ('ready' once loaded) */
+export type PageReply =
+  | { type: 'progress'; done: number; total: number }
+  | { type: 'load-failed'; error: { name: string; message: string } }
+  | { type: 'loaded'; architecture: string; backend: string; threads: number; parameters: number }
+  | { type: 'prompt'; id: string; tokens: number[] }
+  | WorkerMessage;
+
+declare const self: { postMessage(message: PageReply): void; onmessage: ((event: { data: PageMessage }) => void) | null; close(): void };
+
+let model: Model | undefined;
+let handle: ((message: ClientMessage) => void) | undefined;
+
+function load(file: Blob, kernels: Record<string, Uint8Array>): void {
+  installKernels(kernels);
+  watchReads((done, total) => self.postMessage({ type: 'progress', done, total }));
+  // one thread: the kernel pool's Web Workers are not wired yet
+  const backend = new WasmBackend({ threads: 1 });
+  model = Model.load(file, { backend });
+  const parameters = model.file.tensorInfos.reduce((sum, t) => sum + t.nElements, 0);
+  self.postMessage({ type: 'loaded', architecture: model.hparams.arch, backend: backend.name, threads: backend.threads, parameters });
+  handle = hostEngine(model, { maxNumSeqs: 1 }, { post: (message) => self.postMessage(message), close: () => self.close() });
+}
+
+self.onmessage = ({ data }) => {
+  if (data.type === 'load') {
+    try {
+      load(data.file, data.kernels);
+    } catch (e) {
+      self.postMessage({ type: 'load-failed', error: errorOf(e) });
+    }
+  } else if (data.type === 'generate') {
+    const tokens = model!.tokenizer.encode(data.text, { addSpecial: true, parseSpecial: true });
+    self.postMessage({ type: 'prompt', id: data.id, tokens });
+    handle!({ type: 'submit', id: data.id, prompt: tokens, params: data.params });
+  } else {
+    handle!(data);
+  }
+};
