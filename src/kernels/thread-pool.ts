@@ -59,7 +59,8 @@ export class ThreadPool {
 
   /** threads in all, the calling thread included */
   constructor(readonly threads: number, module: WebAssembly.Module) {
-    const control = new SharedArrayBuffer(64 + MAX_ARGS * 8);
+    // shared only where there are workers: a page that is not cross-origin isolated has no SharedArrayBuffer
+    const control = threads > 1 ? new SharedArrayBuffer(64 + MAX_ARGS * 8) : new ArrayBuffer(64 + MAX_ARGS * 8);
     this.state = new Int32Array(control, 0, 16);
     this.args = new Float64Array(control, 64, MAX_ARGS);
     this.state[JOINED] = CLOSED;

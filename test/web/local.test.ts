@@ -1,16 +1,19 @@
 // The engine in a web page (web/local.html served by `kiln serve` at /local, the bundle of web/build.mjs) in headless
 // Chromium (Debian's /usr/bin/chromium, driven by playwright-core): stories260K chosen through the file input
 // continues a prompt greedily with the same tokens and text as `kiln run`; a file that is not GGUF gets the reader's
-// typed error in the page.
+// typed error in the page; served without COOP/COEP (no SharedArrayBuffer), the page says so and still runs.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Page } from 'playwright-core';
 import { MODEL_PATH, startServer, type TestServer } from '../server/helpers.js';
 import { kiln } from '../helpers/cli.js';
+import { packageRoot } from '../../src/kernels/wasm-module.js';
 
 const CHROMIUM = process.env.KILN_CHROMIUM ?? '/usr/bin/chromium';
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
@@ -18,17 +21,29 @@ const skip = existsSync(CHROMIUM) ? false : `no Chromium at ${CHROMIUM} (install
 // waits end with the test (its timeout guards against a hang), not with a guess at how fast a loaded machine is
 const TIMEOUT = { skip, timeout: 600_000 };
 
-/** Opens /local of a fresh server in a fresh browser profile and runs `use` on it. */
-async function withLocalPage(use: (page: Page, dir: string) => Promise<void>): Promise<void> {
-  const server: TestServer = await startServer();
+/** A plain static server of the page and its files, without the cross-origin isolation headers. */
+async function startPlainServer(): Promise<{ baseURL: string; close(): Promise<void> }> {
+  const server = createServer((request, response) => {
+    const path = request.url === '/local' ? join(packageRoot(), 'web', 'local.html') : join(packageRoot(), 'build', 'web', (request.url ?? '').replace(/^\/local\//, ''));
+    if (!existsSync(path)) return response.writeHead(404).end();
+    response.writeHead(200, { 'Content-Type': path.endsWith('.js') ? 'text/javascript' : path.endsWith('.wasm') ? 'application/wasm' : 'text/html' }).end(readFileSync(path));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { baseURL: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, close: () => new Promise((resolve) => server.close(() => resolve())) };
+}
+
+/** Opens /local of a fresh server (kiln serve's, or a plain one) in a fresh browser profile and runs `use` on it. */
+async function withLocalPage(use: (page: Page, dir: string) => Promise<void>, isolated = true): Promise<void> {
+  const server: { baseURL: string; close(): Promise<void> } = isolated ? await startServer() : await startPlainServer();
   const dir = mkdtempSync(join(tmpdir(), 'kiln-local-'));
   const context = await chromium.launchPersistentContext(join(dir, 'profile'), { executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, timeout: 0 });
   context.setDefaultTimeout(0);
   try {
     const page = await context.newPage();
     const response = await page.goto(server.baseURL + '/local');
-    assert.equal(response?.headers()['cross-origin-opener-policy'], 'same-origin');
-    assert.equal(response?.headers()['cross-origin-embedder-policy'], 'require-corp');
+    assert.equal(response?.headers()['cross-origin-opener-policy'], isolated ? 'same-origin' : undefined);
+    assert.equal(response?.headers()['cross-origin-embedder-policy'], isolated ? 'require-corp' : undefined);
+    assert.equal(await page.evaluate(() => (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated), isolated);
     await use(page, dir);
   } finally {
     await context.close();
@@ -37,27 +52,43 @@ async function withLocalPage(use: (page: Page, dir: string) => Promise<void>): P
   }
 }
 
+/** Loads stories260K through the file input and continues "Once upon a time" greedily for 40 tokens; the output. */
+async function continueGreedily(page: Page) {
+  await page.setInputFiles('#model-file', MODEL_PATH);
+  // loaded, or refused (then the assertion on #error shows why)
+  await page.locator('#model-status[data-ready="true"], #error:not(:empty)').first().waitFor();
+  assert.equal(await page.locator('#error').innerText(), '');
+  assert.match(await page.locator('#model-status').innerText(), /^stories260K\.gguf: llama, 0\.29 M parameters, wasm-(relaxed-)?simd, 1 thread$/);
+  assert.equal(await page.locator('#load-progress').evaluate((bar) => (bar as unknown as { value: number }).value), 1);
+  await page.fill('#prompt', 'Once upon a time');
+  await page.fill('#max-tokens', '40');
+  await page.fill('#temperature', '0');
+  await page.click('#generate');
+  const output = page.locator('#output[data-done="true"]');
+  await output.waitFor();
+  return { tokens: JSON.parse((await output.getAttribute('data-tokens'))!) as number[], text: await output.innerText() };
+}
+
+/** `kiln run`'s greedy continuation of the same prompt */
+async function kilnRun() {
+  return JSON.parse((await kiln('run', MODEL_PATH, '-p', 'Once upon a time', '-n', '40', '--temp', '0', '--json')).stdout) as { tokens: number[]; text: string };
+}
+
 test('in-page engine: stories260K from the file input continues greedily as `kiln run` does, token for token', TIMEOUT, async () => {
-  const expected = JSON.parse((await kiln('run', MODEL_PATH, '-p', 'Once upon a time', '-n', '40', '--temp', '0', '--json')).stdout) as { tokens: number[]; text: string };
+  const expected = await kilnRun();
   await withLocalPage(async (page) => {
-    assert.equal(await page.evaluate(() => (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated), true);
-    await page.setInputFiles('#model-file', MODEL_PATH);
-    // loaded, or refused (then the assertion on #error shows why)
-    await page.locator('#model-status[data-ready="true"], #error:not(:empty)').first().waitFor();
-    assert.equal(await page.locator('#error').innerText(), '');
-    assert.match(await page.locator('#model-status').innerText(), /^stories260K\.gguf: llama, 0\.29 M parameters, wasm-(relaxed-)?simd, 1 thread$/);
-    assert.equal(await page.locator('#load-progress').evaluate((bar) => (bar as unknown as { value: number }).value), 1);
-    await page.fill('#prompt', 'Once upon a time');
-    await page.fill('#max-tokens', '40');
-    await page.fill('#temperature', '0');
-    await page.click('#generate');
-    const output = page.locator('#output[data-done="true"]');
-    await output.waitFor();
-    assert.deepEqual(JSON.parse((await output.getAttribute('data-tokens'))!), expected.tokens);
-    assert.equal(await output.innerText(), expected.text);
+    assert.deepEqual(await continueGreedily(page), { tokens: expected.tokens, text: expected.text });
     assert.match(await page.locator('#speed').innerText(), /^[\d.]+ tokens\/s$/);
     assert.equal(await page.locator('#error').innerText(), '');
   });
+});
+
+test('in-page engine: without cross-origin isolation the page says so and runs in one thread, as `kiln run` does', TIMEOUT, async () => {
+  const expected = await kilnRun();
+  await withLocalPage(async (page) => {
+    assert.match(await page.locator('#isolation').innerText(), /^Not cross-origin isolated .* one thread\.$/);
+    assert.deepEqual(await continueGreedily(page), { tokens: expected.tokens, text: expected.text });
+  }, false);
 });
 
 test('in-page engine: a file that is not GGUF is refused with the reader\'s typed error, shown in the page', TIMEOUT, async () => {
