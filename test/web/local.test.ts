@@ -1,7 +1,7 @@
 // The engine in a web page (web/local.html served by `kiln serve` at /local, the bundle of web/build.mjs) in headless
 // Chromium (Debian's /usr/bin/chromium, driven by playwright-core): stories260K chosen through the file input
-// continues a prompt greedily with the same tokens and text as `kiln run`; a file that is not GGUF gets the reader's
-// typed error in the page; served without COOP/COEP (no SharedArrayBuffer), the page says so and still runs.
+// continues a prompt greedily with the same tokens and text as `kiln run`; a file that is not GGUF, or a truncated one,
+// gets the reader's typed error in the page; served without COOP/COEP (no SharedArrayBuffer), the page says so and still runs.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,6 +14,8 @@ import { chromium, type Page } from 'playwright-core';
 import { MODEL_PATH, startServer, type TestServer } from '../server/helpers.js';
 import { kiln } from '../helpers/cli.js';
 import { packageRoot } from '../../src/kernels/wasm-module.js';
+import { readGGUFHeader } from '../../src/gguf/reader.js';
+import { GGUFError } from '../../src/gguf/types.js';
 
 const CHROMIUM = process.env.KILN_CHROMIUM ?? '/usr/bin/chromium';
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
@@ -91,13 +93,27 @@ test('in-page engine: without cross-origin isolation the page says so and runs i
   }, false);
 });
 
-test('in-page engine: a file that is not GGUF is refused with the reader\'s typed error, shown in the page', TIMEOUT, async () => {
+test('in-page engine: a file that is not GGUF, or a truncated one, gets the error Node gives it, shown in the page', TIMEOUT, async () => {
   await withLocalPage(async (page, dir) => {
-    const notGGUF = join(dir, 'notes.gguf');
+    const notGGUF = join(dir, 'notes.gguf'), truncated = join(dir, 'truncated.gguf');
     writeFileSync(notGGUF, 'these are plain notes, not a model');
-    await page.setInputFiles('#model-file', notGGUF);
-    await page.locator('#error', { hasText: 'GGUFError' }).waitFor();
-    assert.equal(await page.locator('#error').innerText(), 'GGUFError: not a GGUF file: magic is 0x73656874, expected "GGUF"');
-    assert.equal(await page.locator('#generate').isDisabled(), true);
+    writeFileSync(truncated, readFileSync(MODEL_PATH).subarray(0, 4096));
+    for (const file of [notGGUF, truncated]) {
+      const nodeError = (() => {
+        try {
+          readGGUFHeader(file);
+        } catch (e) {
+          return e as Error;
+        }
+        assert.fail(`${file} was read`);
+      })();
+      assert.ok(nodeError instanceof GGUFError);
+      await page.setInputFiles('#model-file', file);
+      // the previous file's error stays until this one's replaces it
+      const shown = page.locator('#error', { hasText: nodeError.message });
+      await shown.waitFor();
+      assert.equal(await shown.innerText(), `GGUFError: ${nodeError.message}`);
+      assert.equal(await page.locator('#generate').isDisabled(), true);
+    }
   });
 });
