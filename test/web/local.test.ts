@@ -1,7 +1,8 @@
 // The engine in a web page (web/local.html served by `kiln serve` at /local, the bundle of web/build.mjs) in headless
 // Chromium (Debian's /usr/bin/chromium, driven by playwright-core): stories260K chosen through the file input
 // continues a prompt greedily with the same tokens and text as `kiln run`; a file that is not GGUF, or a truncated one,
-// gets the reader's typed error in the page; served without COOP/COEP (no SharedArrayBuffer), the page says so and still runs.
+// gets the reader's typed error in the page; served without COOP/COEP (no SharedArrayBuffer), the page says so and still
+// runs; kiln serve's /local serves the page's files with the isolation headers and nothing else.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -116,4 +117,22 @@ test('in-page engine: a file that is not GGUF, or a truncated one, gets the erro
       assert.equal(await page.locator('#generate').isDisabled(), true);
     }
   });
+});
+
+test('kiln serve /local: the page\'s files with the isolation headers, nothing else', async () => {
+  const server = await startServer();
+  try {
+    for (const [name, type] of [['engine-worker.js', 'text/javascript; charset=utf-8'], ['kernels-simd.wasm', 'application/wasm']]) {
+      const response = await fetch(`${server.baseURL}/local/${name}`);
+      assert.equal(response.status, 200);
+      assert.equal(response.headers.get('content-type'), type);
+      assert.equal(response.headers.get('cross-origin-embedder-policy'), 'require-corp');
+      assert.deepEqual(new Uint8Array(await response.arrayBuffer()), new Uint8Array(readFileSync(join(packageRoot(), 'build', 'web', name))));
+    }
+    for (const name of ['package.json', 'engine-worker.js.map', '..%2Fpackage.json']) {
+      assert.equal((await fetch(`${server.baseURL}/local/${name}`)).status, 404, name);
+    }
+  } finally {
+    await server.close();
+  }
 });
