@@ -1,4 +1,4 @@
-// The GBNF engine on llama.cpp's example grammars: sentences accepted and rejected whole, the vocabulary mask
+// The GBNF engine on grammars in llama.cpp's syntax (test/grammar/grammars: a JSON object, arithmetic, a list, chess): sentences accepted and rejected whole, the vocabulary mask
 // equal to checking every token by itself, and random JSON documents accepted token by token.
 
 import { test } from 'node:test';
