@@ -4,9 +4,8 @@
 // apart from params.ts's schemas so that the generation handlers only call `checkedOutput`.
 
 import type { OutputConstraints } from '../generate/output-constraints.js';
-import { GrammarError } from '../grammar/gbnf.js';
+import { compileGrammar, GrammarError } from '../grammar/gbnf.js';
 import { jsonObjectGrammar, jsonSchemaToGrammar, SchemaError } from '../grammar/json-schema.js';
-import { grammarVocabulary } from '../grammar/vocab-mask.js';
 import type { Tokenizer } from '../tokenizer/index.js';
 import { invalidRequest } from './errors.js';
 
@@ -101,7 +100,8 @@ export function checkedOutput(requested: RequestedOutput, tokenizer: Tokenizer):
     if (outside !== undefined) throw invalidRequest(`logit_bias token ${outside} is outside the vocabulary (size ${vocabSize})`, 'logit_bias');
   }
   try {
-    if (grammar) grammarVocabulary(tokenizer, grammar.gbnf);
+    // compiled only: the vocabulary's token trie is built where the engine runs, not on the HTTP thread
+    if (grammar) compileGrammar(grammar.gbnf);
   } catch (e) {
     if (e instanceof GrammarError) throw invalidRequest(`the grammar does not compile: ${e.message}`, grammar!.param);
     throw e;
