@@ -1,6 +1,7 @@
 // kiln as a dependency, as a new user gets it: `npm pack` of a clean copy of the sources (its prepare script builds
-// the WebAssembly kernels and the JavaScript), `npm install` of the tarball into a fresh app, offline, and the
-// README's TypeScript example run there with `node app.mjs` and type-checked against the packed declarations.
+// the WebAssembly kernels and the JavaScript), `npm install` of the tarball into a fresh app (from npm's cache, the
+// registry only for metadata a fresh machine's cache lacks), and the README's TypeScript example run there with
+// `node app.mjs` and type-checked against the packed declarations.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,7 +16,7 @@ import { defaultModelPath } from '../../src/cli/default-model.js';
 
 const run = promisify(execFile);
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const npm = (cwd: string, ...args: string[]) => run('npm', [...args, '--offline', '--no-audit', '--no-fund'], { cwd, encoding: 'utf8' });
+const npm = (cwd: string, ...args: string[]) => run('npm', [...args, '--prefer-offline', '--no-audit', '--no-fund'], { cwd, encoding: 'utf8' });
 
 /** The README's example: the TypeScript block of its "From TypeScript" section. */
 function readmeExample(): string {
