@@ -65,7 +65,7 @@ export function halfTimesFloat(type: GGMLType, nIn: number): boolean {
   return type === GGMLType.F16 && nIn % 16 === 0;
 }
 
-// constants of expF64 (the same as wasm/kernels.ts expF64x2)
+// constants of expF64 (the same as wasm/kernels/elementwise.ts expF64x2)
 const EXP_ROUND = 6755399441055744; // 1.5·2^52: adding it rounds to an integer
 const LOG2E = 1.4426950408889634;
 const LN2_HI = 0.6931471803691238; // ln 2 to 32 bits: n·LN2_HI is exact for the n that occur

@@ -92,7 +92,7 @@ export function kernelModule(preferRelaxed = true): KernelModule {
   return cache.relaxed ?? cache.simd;
 }
 
-/** The functions exported by wasm/kernels.ts (addresses are byte offsets into the shared memory). */
+/** The functions exported by wasm/kernels/index.ts (addresses are byte offsets into the shared memory). */
 export interface KernelExports {
   /** one activation row in the layout the kernels for weight type `type` read */
   quantize_row(type: number, x: number, out: number, n: number): void;
@@ -106,7 +106,7 @@ export interface KernelExports {
     nList: number, wideKeys: number, wideValues: number, spans: number, blocks: number, nBlocks: number, nHeads: number,
     nKvHeads: number, headDim: number, valueDim: number, headsPerJob: number, maxQueries: number, maxLength: number,
     scale: number, capInverse: number, cap: number, counter: number, scratch: number): void;
-  /** out = op(x, y) for the element-wise ops numbered in wasm/kernels.ts (ElementwiseOp in wasm.ts) */
+  /** out = op(x, y) for the element-wise ops numbered in wasm/kernels/elementwise.ts (ElementwiseOp in wasm.ts) */
   elementwise(op: number, x: number, y: number, out: number, n: number, a: number, b: number, counter: number, chunk: number, scratch: number): void;
   rmsnorm(x: number, weight: number, out: number, nTokens: number, dim: number, eps: number): void;
   layernorm(x: number, weight: number, bias: number, out: number, nTokens: number, dim: number, eps: number, counter: number, chunk: number, scratch: number): void;

@@ -1,5 +1,5 @@
 // The WebAssembly backend: matrix products, attention, the activations (swiglu, gelu, geglu), soft-cap and (for
-// batches) layernorm, rmsnorm and scale run as kernels (wasm/kernels.ts, SIMD128) over shared memories, all but
+// batches) layernorm, rmsnorm and scale run as kernels (wasm/kernels/, SIMD128) over shared memories, all but
 // rmsnorm and scale split across a pool of threads where the work is large enough; the lightest element-wise ops
 // (rope, add) stay in TypeScript, shared with the reference backend. Weights loaded through
 // `placeTensors` live in the memories already (no copy per op); any other weight is copied in once, on first use.
@@ -19,7 +19,7 @@ import { expertSlice, type WeightTensor } from '../tensor/tensor.js';
 import { GGMLType, typeInfo } from '../tensor/ggml-type.js';
 import { fp16ToFp32, fp32ToFp16 } from '../tensor/float16.js';
 
-/** How the kernels for a weight type take their activations (quantized inside the matmul job; layouts in wasm/kernels.ts). */
+/** How the kernels for a weight type take their activations (quantized inside the matmul job; layouts in wasm/kernels/quantize.ts). */
 interface ActivationFormat {
   rowBytes(nIn: number): number;
   /** kernels need nIn to be a multiple of this */
@@ -66,7 +66,7 @@ const releaseOnCollect = new FinalizationRegistry(releaseArenas);
  */
 const LIGHT_KERNEL_MIN = 2048;
 
-/** The element-wise kernel's ops (wasm/kernels.ts `elementwise`). */
+/** The element-wise kernel's ops (wasm/kernels/elementwise.ts `elementwise`). */
 enum ElementwiseOp { Swiglu = 0, Gelu = 1, Geglu = 2, Softcap = 3, Scale = 4 }
 
 /**
@@ -146,7 +146,7 @@ export class WasmBackend implements Backend {
    */
   private readonly correctionTables = new WeakMap<Arena, Map<number, number>>();
   private readonly scalar = new ReferenceBackend();
-  /** whether the first memory holds the gelu table (wasm/kernels.ts GELU_TABLE), written on the first gelu */
+  /** whether the first memory holds the gelu table (wasm/kernels/common.ts GELU_TABLE), written on the first gelu */
   private geluTableReady = false;
 
   constructor(options: WasmBackendOptions = {}) {
@@ -204,7 +204,7 @@ export class WasmBackend implements Backend {
   }
 
   /**
-   * The correction lists of an F16 weight (wasm/kernels.ts f16_corrections), made on its first decode: single tokens
+   * The correction lists of an F16 weight (wasm/kernels/matmul.ts f16_corrections), made on its first decode: single tokens
    * read F16 rows with an integer exponent rebase instead of a multiply, and the lists take back what that adds for
    * zeros and subnormals. 0 (the exact, slower kernel) where the lists would be long (more than one value in 16:
    * mostly zeros), where rows are too long for the lists' 21-bit slots, or where the weight's memory is full.
@@ -323,7 +323,7 @@ export class WasmBackend implements Backend {
     }
   }
 
-  /** One kernel call of `multiply`: products whose weights all live in `arena` at `placements` (see wasm/kernels.ts matmul). */
+  /** One kernel call of `multiply`: products whose weights all live in `arena` at `placements` (see wasm/kernels/matmul.ts matmul). */
   private multiplyInArena(
     arena: Arena, x: Float32Array, nRows: number, products: Product[], placements: Placement[][], outs: Float32Array[],
     map: RowMap | undefined, biases: Float32Array[] | undefined, format: ActivationFormat,

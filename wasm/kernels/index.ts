@@ -1,0 +1,22 @@
+// kiln's CPU kernels in AssemblyScript, compiled to WebAssembly SIMD128 (and a relaxed-SIMD variant) over a shared,
+// imported memory. Every function takes byte addresses into that memory; the TypeScript side (src/kernels/wasm.ts)
+// places weights, activations and outputs there and splits the work across threads.
+//
+// Matrix products follow ggml: activations are quantized once per matmul to the weight type's vec_dot_type
+// (Q8_0, Q8_1, Q8_K, or rounded to f16/bf16), then every weight row is dotted with every activation row using
+// integer block sums (exact), scaled and accumulated in f32.
+//
+// Activation layouts written by the quantize_* functions, one row per token:
+//   Q8_0 (values split from scales; see quantizeQ8Blocks) / Q8_1 / Q8_K: the reference quantizer's values exactly;
+//   F16 / F32: f32 values; BF16: f32 values rounded to bf16 first; each group of 8 stored as the even elements
+//   then the odd ones, the order in which the 16-bit weight kernels widen them.
+//
+// This file is the module's entry (wasm/build.mjs compiles it); the kernels live one family per file beside it:
+// common, simd, quantize, dot-legacy, dot-kquants, dot-float, tiles, matmul, attention, elementwise, norm.
+
+export { gelu_table, init_tables, reserved_end } from './common';
+export { quantize_row } from './quantize';
+export { f16_corrections, matmul } from './matmul';
+export { attention } from './attention';
+export { elementwise } from './elementwise';
+export { rmsnorm, layernorm } from './norm';
