@@ -94,6 +94,16 @@ export class Arena {
     return at;
   }
 
+  /** Where the weights end now: a mark that `releaseWeights` frees back to (training's activations come and go). */
+  weightsMark(): number {
+    return this.weightsTop;
+  }
+
+  /** Frees the weights reserved after `mark` (and the scratch). Only between ops. */
+  releaseWeights(mark: number): void {
+    this.weightsTop = this.scratchTop = mark;
+  }
+
   /** Reserves `bytes` of scratch for the op in progress; released by `releaseScratch`. */
   scratch(bytes: number): number {
     const at = alignUp(this.scratchTop, ALIGN);

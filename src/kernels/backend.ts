@@ -139,3 +139,39 @@ export interface Backend {
   /** x[t, i] += bias[i] for every row */
   addBias(x: Float32Array, bias: Float32Array, nTokens: number, dim: number): void;
 }
+
+/**
+ * The kernels training needs beyond a forward pass (src/train/autograd.ts), the backward of each op beside its
+ * forward: activations and parameters come from `allocFloats`, so that a backend computes on them where they are.
+ * The forward ops that inference has (rmsnorm, rope, swiglu) are Backend's own.
+ */
+export interface TrainingBackend extends Backend {
+  /** `n` floats, zeroed unless `zero` is false, valid until `releaseFloats` to a mark taken before them */
+  allocFloats(n: number, zero?: boolean): Float32Array;
+  floatsMark(): number;
+  releaseFloats(mark: number): void;
+
+  /**
+   * c[m, n] = op(a)·op(b), or c += op(a)·op(b) when `accumulate`: op(a) = a [m, k], or aᵀ of a [k, m] with `transA`;
+   * op(b) = b [k, n], or bᵀ of b [n, k] with `transB` (not both transposed)
+   */
+  gemm(c: Float32Array, a: Float32Array, b: Float32Array, m: number, n: number, k: number, transA: boolean, transB: boolean, accumulate: boolean): void;
+
+  /** rmsnorm's gradients, added: with r the row's scale and u = g ⊙ weight, dx += r·u − x·r³/dim·Σ(u ⊙ x), dweight += Σ_rows g ⊙ x·r */
+  rmsnormBackward(dx: Float32Array, dweight: Float32Array, g: Float32Array, x: Float32Array, weight: Float32Array, nTokens: number, dim: number, eps: number): void;
+
+  /** swiglu's gradients, added: dgate += g·up·σ(gate)·(1 + gate·(1 − σ(gate))), dup += g·silu(gate) */
+  swigluBackward(dgate: Float32Array, dup: Float32Array, g: Float32Array, gate: Float32Array, up: Float32Array, n: number): void;
+
+  /**
+   * Causal attention within each of nSeq sequences of seqLen consecutive rows (no cache, every row's output):
+   * out[s, h] = Σ_{j ≤ s} P[s, j]·v[j, h'], P = softmax_j(scale · q[s, h]·k[j, h']), h' = h / (nHeads / nKvHeads).
+   * q, out [n, nHeads·headDim]; k, v [n, nKvHeads·headDim]; probs [nSeq, nHeads, seqLen, seqLen] receives P (kept
+   * for the backward pass; entries above the diagonal are not written).
+   */
+  attentionForward(out: Float32Array, probs: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, nSeq: number, seqLen: number, shape: AttentionShape): void;
+
+  /** attentionForward's gradients from g = d/d out, added into dq, dk, dv: dS = scale · P ⊙ (g·vᵀ − Σ_j P·(g·vᵀ)) */
+  attentionBackward(dq: Float32Array, dk: Float32Array, dv: Float32Array, g: Float32Array, probs: Float32Array, q: Float32Array,
+    k: Float32Array, v: Float32Array, nSeq: number, seqLen: number, shape: AttentionShape): void;
+}

@@ -48,6 +48,13 @@ export function softcap(x: number, cap: number): number {
   return f(f(Math.tanh(f(x * f(1 / cap)))) * f(cap));
 }
 
+/** RMS norm's scale of one row: 1/sqrt(mean(x²) + eps), the squares summed in f64, the mean and scale rounded to f32 */
+export function rmsScale(x: Float32Array, offset: number, dim: number, eps: number): number {
+  let sumSq = 0;
+  for (let i = 0; i < dim; i++) sumSq += x[offset + i] * x[offset + i];
+  return Math.fround(1 / Math.sqrt(Math.fround(sumSq / dim) + eps));
+}
+
 /**
  * LayerNorm statistics of one row as ggml_norm computes them: the mean summed in f64, the centred values' squares
  * (each an f32 product) summed in f64, scale = 1/sqrt(var + eps) in f32. Returns [mean, scale].

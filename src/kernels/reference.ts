@@ -8,7 +8,7 @@ import type { RopeAngles } from './rope.js';
 import { expertSlice, type WeightTensor } from '../tensor/tensor.js';
 import { GGMLType, typeInfo } from '../tensor/ggml-type.js';
 import { activationRowBytes, dequantizeRow, fp16ToFp32, fp32ToFp16, quantizeRowForDot, vecDot, vecDotType } from '../tensor/index.js';
-import { gelu, geluHalfTable, layerNormStats, softcap } from './formulas.js';
+import { gelu, geluHalfTable, layerNormStats, rmsScale, softcap } from './formulas.js';
 
 /** A Float32Array over an F32 tensor's bytes (copied only if the bytes are not 4-byte aligned). */
 export function f32View(w: WeightTensor): Float32Array {
@@ -139,9 +139,7 @@ export class ReferenceBackend implements Backend {
   rmsnorm(out: Float32Array, x: Float32Array, weight: Float32Array, nTokens: number, dim: number, eps: number): void {
     for (let t = 0; t < nTokens; t++) {
       const o = t * dim;
-      let sumSq = 0;
-      for (let i = 0; i < dim; i++) sumSq += x[o + i] * x[o + i];
-      const scale = Math.fround(1 / Math.sqrt(Math.fround(sumSq / dim) + eps));
+      const scale = rmsScale(x, o, dim, eps);
       for (let i = 0; i < dim; i++) out[o + i] = Math.fround(x[o + i] * scale) * weight[i];
     }
   }

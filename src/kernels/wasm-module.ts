@@ -110,6 +110,15 @@ export interface KernelExports {
   elementwise(op: number, x: number, y: number, out: number, n: number, a: number, b: number, counter: number, chunk: number, scratch: number): void;
   rmsnorm(x: number, weight: number, out: number, nTokens: number, dim: number, eps: number): void;
   layernorm(x: number, weight: number, bias: number, out: number, nTokens: number, dim: number, eps: number, counter: number, chunk: number, scratch: number): void;
+  /** training (wasm/kernels/gemm.ts, attention-train.ts): C[m, n] (+)= A·B with A [m, k] or, `transposed`, [k, m] */
+  gemm(c: number, a: number, b: number, m: number, n: number, k: number, transposed: boolean, accumulate: boolean, counter: number, scratch: number): void;
+  transpose(out: number, x: number, rows: number, cols: number): void;
+  zero(at: number, bytes: number): void;
+  attention_forward(q: number, k: number, v: number, out: number, probs: number, nSeq: number, seqLen: number, nHeads: number,
+    nKvHeads: number, headDim: number, scale: number, counter: number, scratch: number): void;
+  attention_backward(g: number, q: number, k: number, v: number, probs: number, dq: number, dk: number, dv: number, nSeq: number,
+    seqLen: number, nHeads: number, nKvHeads: number, headDim: number, scale: number, counter: number, scratch: number): void;
+  swiglu_backward(g: number, gate: number, up: number, dgate: number, dup: number, n: number, counter: number, chunk: number, scratch: number): void;
   /** the address of the gelu table the backend fills (65536 f32) */
   gelu_table(): number;
   reserved_end(): number;

@@ -134,7 +134,7 @@ export class WasmBackend implements Backend {
   readonly threads: number;
   private readonly maxScratch: number;
   private readonly kernels: KernelModule;
-  private readonly pool: ThreadPool;
+  protected readonly pool: ThreadPool;
   private readonly arenas: Arena[] = [];
   /** the pool indices of this backend's arenas (shared with the collection callback, which must not hold `this`) */
   private readonly arenaIndices: number[] = [];

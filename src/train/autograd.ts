@@ -4,12 +4,13 @@
 // theirs; `backward` runs those closures from the output back in reverse topological order.
 // A Param is a Var that is a trainable tensor: its gradient buffer lives as long as it does and accumulates over
 // backward passes until the optimizer clears it. Params keep GGUF's dims (a linear weight [nIn, nOut] is nOut rows
-// of nIn). All buffers come from `allocFloats` (the matmul kernel's memory): activations live until the caller
+// of nIn). The arithmetic is the training backend's (./backend.ts: forward and backward kernels of each op side by
+// side, src/kernels). All buffers come from `allocFloats` (that backend's memory): activations live until the caller
 // releases them, so Params must be made before the mark a training step releases to.
 
 import type { AttentionShape, RopeParams } from '../kernels/backend.js';
 import type { RopeAngles } from '../kernels/rope.js';
-import { allocFloats, matmul, transpose } from './matmul.js';
+import { allocFloats, trainingBackend } from './backend.js';
 import { geluDerivative, geluF32, layerNormStats, softcap as softcapValue } from '../kernels/formulas.js';
 
 export class Var {
@@ -124,10 +125,8 @@ export function embedding(table: Var, tokens: Int32Array): Var {
 export function linearValues(x: Var, w: Var): Float32Array {
   const n = x.rows, nIn = x.cols, nOut = w.rows;
   if (w.cols !== nIn) throw new RangeError(`linear: input has ${nIn} columns, weight expects ${w.cols}`);
-  const wT = allocFloats(nIn * nOut, false); // [nIn, nOut]
-  transpose(wT, w.value, nOut, nIn);
   const out = allocFloats(n * nOut, false);
-  matmul(out, x.value, wT, n, nIn, nOut);
+  trainingBackend().gemm(out, x.value, w.value, n, nOut, nIn, false, true, false);
   return out;
 }
 
@@ -139,10 +138,15 @@ export function linear(x: Var, w: Var, bias?: Var): Var {
   const parents = bias ? [x, w, bias] : [x, w];
   return result(n, nOut, parents, (g) => {
     // dx += g·W (g [n, nOut], W [nOut, nIn]); dW += gᵀ·x; dbias += Σ_rows g
-    matmul(x.gradient(), g, w.value, n, nOut, nIn, true);
-    matmul(w.gradient(), g, x.value, nOut, n, nIn, true, true);
+    linearInputGradient(x, w, g);
+    trainingBackend().gemm(w.gradient(), g, x.value, nOut, nIn, n, true, false, true);
     if (bias) sumRows(bias.gradient(), g, n, nOut);
   }, out);
+}
+
+/** dx += g·W for x·Wᵀ: g [n, nOut], W nOut rows of nIn */
+export function linearInputGradient(x: Var, w: Var, g: Float32Array): void {
+  trainingBackend().gemm(x.gradient(), g, w.value, x.rows, x.cols, w.rows, false, false, true);
 }
 
 function addRowVector(x: Float32Array, v: Float32Array, rows: number, cols: number): void {
@@ -156,177 +160,54 @@ function sumRows(into: Float32Array, x: Float32Array, rows: number, cols: number
 
 /** y = x · r ⊙ weight with r = 1/sqrt(mean(x²) + eps) per row */
 export function rmsnorm(x: Var, weight: Var, eps: number): Var {
-  const n = x.rows, d = x.cols;
+  const n = x.rows, d = x.cols, kernels = trainingBackend();
   const out = allocFloats(n * d, false);
-  const inv = new Float32Array(n); // r per row
-  const xv = x.value, w = weight.value;
-  for (let t = 0; t < n; t++) {
-    const o = t * d;
-    let sumSq = 0;
-    for (let i = 0; i < d; i++) sumSq += xv[o + i] * xv[o + i];
-    const r = 1 / Math.sqrt(sumSq / d + eps);
-    inv[t] = r;
-    for (let i = 0; i < d; i++) out[o + i] = xv[o + i] * r * w[i];
-  }
-  return result(n, d, [x, weight], (g) => {
-    // with u = g ⊙ weight: dx = r·u − x · r³/d · Σ(u ⊙ x); dweight += Σ_rows g ⊙ x · r
-    const dx = x.gradient(), dw = weight.gradient();
-    for (let t = 0; t < n; t++) {
-      const o = t * d, r = inv[t];
-      let dot = 0;
-      for (let i = 0; i < d; i++) dot += g[o + i] * w[i] * xv[o + i];
-      const k = (r * r * r * dot) / d;
-      for (let i = 0; i < d; i++) {
-        dx[o + i] += r * g[o + i] * w[i] - k * xv[o + i];
-        dw[i] += g[o + i] * xv[o + i] * r;
-      }
-    }
-  }, out);
+  kernels.rmsnorm(out, x.value, weight.value, n, d, eps);
+  return result(n, d, [x, weight], (g) => kernels.rmsnormBackward(x.gradient(), weight.gradient(), g, x.value, weight.value, n, d, eps), out);
 }
 
-/** rotates src into dst pair by pair by +θ (direction 1) or −θ (direction −1), accumulating when `add` */
-function rotate(dst: Float32Array, src: Float32Array, n: number, nHeads: number, headDim: number, p: RopeParams,
-  angles: RopeAngles, direction: number, add: boolean): void {
-  const half = p.nDims / 2, width = nHeads * headDim, first = p.offset ?? 0;
-  if (!add) dst.set(src.subarray(0, n * width)); // dims outside the rotated ones pass through
-  for (let t = 0; t < n; t++) {
-    for (let i = 0; i < half; i++) {
-      const cos = angles.cos[t * half + i], sin = direction * angles.sin[t * half + i];
-      for (let h = 0; h < nHeads; h++) {
-        const base = t * width + h * headDim + first;
-        // pair (a, b): NEOX rotates dims i and i + nDims/2, normal rope dims 2i and 2i+1
-        const a = base + (p.neox ? i : 2 * i), b = base + (p.neox ? i + half : 2 * i + 1);
-        const x0 = src[a], x1 = src[b];
-        if (add) {
-          dst[a] += x0 * cos - x1 * sin;
-          dst[b] += x0 * sin + x1 * cos;
-        } else {
-          dst[a] = x0 * cos - x1 * sin;
-          dst[b] = x0 * sin + x1 * cos;
-        }
-      }
-    }
-  }
-  if (add) {
-    // pass-through dims: gradient flows unchanged
-    for (let t = 0; t < n; t++) {
-      for (let h = 0; h < nHeads; h++) {
-        for (let d = 0; d < headDim; d++) {
-          if (d < first || d >= first + p.nDims) dst[t * width + h * headDim + d] += src[t * width + h * headDim + d];
-        }
-      }
-    }
-  }
-}
+/** angles with sin negated: the rotation by −θ */
+const reversed = new WeakMap<RopeAngles, RopeAngles>();
 
 /** rotary embedding of each head of x [n, nHeads·headDim], rows rotated by `angles` (see ropeAngles) */
 export function rope(x: Var, nHeads: number, headDim: number, angles: RopeAngles, p: RopeParams): Var {
-  const n = x.rows;
+  const n = x.rows, kernels = trainingBackend();
   const out = allocFloats(x.value.length, false);
-  rotate(out, x.value, n, nHeads, headDim, p, angles, 1, false);
-  // the rotation is orthogonal: its gradient is the rotation by −θ
-  return result(n, x.cols, [x], (g) => rotate(x.gradient(), g, n, nHeads, headDim, p, angles, -1, true), out);
-}
-
-/** Copies head columns [col, col + width) of rows [row0, row0 + count) of x (row length stride) into dst [count, width]. */
-function gatherHead(dst: Float32Array, x: Float32Array, stride: number, row0: number, count: number, col: number, width: number): void {
-  for (let s = 0; s < count; s++) dst.set(x.subarray((row0 + s) * stride + col, (row0 + s) * stride + col + width), s * width);
-}
-
-/** The inverse of gatherHead, adding: x[row0 + s, col + d] += src[s, d]. */
-function scatterAddHead(x: Float32Array, src: Float32Array, stride: number, row0: number, count: number, col: number, width: number): void {
-  for (let s = 0; s < count; s++) {
-    const o = (row0 + s) * stride + col;
-    for (let d = 0; d < width; d++) x[o + d] += src[s * width + d];
-  }
+  out.set(x.value);
+  kernels.rope(out, n, nHeads, headDim, angles, p);
+  return result(n, x.cols, [x], (g) => {
+    // the rotation is orthogonal: its gradient is the rotation by −θ (dims outside the rotated ones pass through)
+    let back = reversed.get(angles);
+    if (!back) reversed.set(angles, (back = { cos: angles.cos, sin: angles.sin.map((v) => -v) }));
+    const dx = allocFloats(g.length, false);
+    dx.set(g);
+    kernels.rope(dx, n, nHeads, headDim, back, p);
+    kernels.addInPlace(x.gradient(), dx, dx.length);
+  }, out);
 }
 
 /**
  * Causal grouped-query attention within each of `nSeq` sequences of `seqLen` consecutive rows:
  * out[s, h] = Σ_{j ≤ s} softmax_j(scale · q[s, h]·k[j, h']) · v[j, h'], h' = h / (nHeads / nKvHeads).
- * q [n, nHeads·headDim], k and v [n, nKvHeads·headDim]. Per sequence and head the products are matmuls
- * over the head's rows gathered into contiguous [seqLen, headDim] blocks.
+ * q [n, nHeads·headDim], k and v [n, nKvHeads·headDim].
  */
 export function attention(q: Var, k: Var, v: Var, shape: AttentionShape, nSeq: number, seqLen: number): Var {
-  const { nHeads, nKvHeads, headDim: hd, scale } = shape;
-  const n = q.rows, S = seqLen, qw = nHeads * hd, kw = nKvHeads * hd, group = nHeads / nKvHeads;
-  if (n !== nSeq * S) throw new RangeError(`attention: ${n} rows are not ${nSeq} sequences of ${S}`);
-  const out = allocFloats(n * qw);
-  // probs [nSeq, nHeads, S, S]: the softmax weights, kept for the backward pass (upper triangle 0)
-  const probs = allocFloats(nSeq * nHeads * S * S);
-  const qh = allocFloats(S * hd), kh = allocFloats(S * hd), kT = allocFloats(hd * S), vh = allocFloats(S * hd), oh = allocFloats(S * hd, false);
-  for (let b = 0; b < nSeq; b++) {
-    for (let h = 0; h < nHeads; h++) {
-      const kCol = Math.floor(h / group) * hd;
-      const P = probs.subarray((b * nHeads + h) * S * S, (b * nHeads + h + 1) * S * S);
-      gatherHead(qh, q.value, qw, b * S, S, h * hd, hd);
-      gatherHead(kh, k.value, kw, b * S, S, kCol, hd);
-      gatherHead(vh, v.value, kw, b * S, S, kCol, hd);
-      transpose(kT, kh, S, hd);
-      matmul(P, qh, kT, S, hd, S); // q·kᵀ
-      // causal softmax of scale · q·kᵀ, row s over j ≤ s
-      for (let s = 0; s < S; s++) {
-        const row = s * S;
-        let max = -Infinity;
-        for (let j = 0; j <= s; j++) max = Math.max(max, P[row + j] * scale);
-        let sum = 0;
-        for (let j = 0; j <= s; j++) sum += P[row + j] = Math.exp(P[row + j] * scale - max);
-        for (let j = 0; j <= s; j++) P[row + j] /= sum;
-        P.fill(0, row + s + 1, row + S);
-      }
-      matmul(oh, P, vh, S, S, hd); // P·v
-      scatterAddHead(out, oh, qw, b * S, S, h * hd, hd);
-    }
-  }
-  return result(n, qw, [q, k, v], (g) => {
-    // dP = g·vᵀ; dv += Pᵀ·g; dS = scale · P ⊙ (dP − Σ_j P·dP); dq += dS·k; dk += dSᵀ·q
-    const dq = q.gradient(), dk = k.gradient(), dv = v.gradient();
-    const gh = allocFloats(S * hd), vT = allocFloats(hd * S), dP = allocFloats(S * S, false), dh = allocFloats(S * hd, false);
-    for (let b = 0; b < nSeq; b++) {
-      for (let h = 0; h < nHeads; h++) {
-        const kCol = Math.floor(h / group) * hd;
-        const P = probs.subarray((b * nHeads + h) * S * S, (b * nHeads + h + 1) * S * S);
-        gatherHead(gh, g, qw, b * S, S, h * hd, hd);
-        gatherHead(qh, q.value, qw, b * S, S, h * hd, hd);
-        gatherHead(kh, k.value, kw, b * S, S, kCol, hd);
-        gatherHead(vh, v.value, kw, b * S, S, kCol, hd);
-        transpose(vT, vh, S, hd);
-        matmul(dP, gh, vT, S, hd, S);
-        matmul(dh, P, gh, S, S, hd, false, true); // Pᵀ·g
-        scatterAddHead(dv, dh, kw, b * S, S, kCol, hd);
-        for (let s = 0; s < S; s++) {
-          const row = s * S;
-          let dot = 0;
-          for (let j = 0; j <= s; j++) dot += P[row + j] * dP[row + j];
-          for (let j = 0; j < S; j++) dP[row + j] = scale * P[row + j] * (dP[row + j] - dot); // now dS
-        }
-        matmul(dh, dP, kh, S, S, hd);
-        scatterAddHead(dq, dh, qw, b * S, S, h * hd, hd);
-        matmul(dh, dP, qh, S, S, hd, false, true); // dSᵀ·q
-        scatterAddHead(dk, dh, kw, b * S, S, kCol, hd);
-      }
-    }
-  }, out);
+  const n = q.rows, kernels = trainingBackend();
+  if (n !== nSeq * seqLen) throw new RangeError(`attention: ${n} rows are not ${nSeq} sequences of ${seqLen}`);
+  const out = allocFloats(n * shape.nHeads * shape.headDim, false);
+  // the softmax weights [nSeq, nHeads, seqLen, seqLen], kept for the backward pass
+  const probs = allocFloats(nSeq * shape.nHeads * seqLen * seqLen, false);
+  kernels.attentionForward(out, probs, q.value, k.value, v.value, nSeq, seqLen, shape);
+  return result(n, q.cols, [q, k, v], (g) =>
+    kernels.attentionBackward(q.gradient(), k.gradient(), v.gradient(), g, probs, q.value, k.value, v.value, nSeq, seqLen, shape), out);
 }
 
 /** silu(gate) ⊙ up, silu(x) = x·σ(x) */
 export function swiglu(gate: Var, up: Var): Var {
-  const n = gate.value.length, gv = gate.value, uv = up.value;
+  const n = gate.value.length, kernels = trainingBackend();
   const out = allocFloats(n, false);
-  const sigmoid = allocFloats(n, false); // σ(gate), kept for the backward pass
-  for (let i = 0; i < n; i++) {
-    const sig = (sigmoid[i] = 1 / (1 + Math.exp(-gv[i])));
-    out[i] = gv[i] * sig * uv[i];
-  }
-  return result(gate.rows, gate.cols, [gate, up], (g) => {
-    // d silu(x)/dx = σ(x)·(1 + x·(1 − σ(x)))
-    const dg = gate.gradient(), du = up.gradient();
-    for (let i = 0; i < n; i++) {
-      const x = gv[i], sig = sigmoid[i];
-      dg[i] += g[i] * uv[i] * sig * (1 + x * (1 - sig));
-      du[i] += g[i] * x * sig;
-    }
-  }, out);
+  kernels.swiglu(out, gate.value, up.value, n);
+  return result(gate.rows, gate.cols, [gate, up], (g) => kernels.swigluBackward(gate.gradient(), up.gradient(), g, gate.value, up.value, n), out);
 }
 
 export function add(a: Var, b: Var): Var {

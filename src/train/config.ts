@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { availableParallelism } from 'node:os';
 import { checkShape, type ModelShape } from './llama-model.js';
-import { MAX_MATMUL_THREADS } from './matmul.js';
+import { MAX_TRAINING_THREADS } from './backend.js';
 
 export interface TrainConfig {
   /** model shape; `vocab` defaults to the tokenizer's size */
@@ -39,7 +39,7 @@ export interface TrainConfig {
   evalTokens: number;
   /** checkpoint every checkpointInterval steps (and at the end) */
   checkpointInterval: number;
-  /** matmul threads (default every core, at most MAX_MATMUL_THREADS) */
+  /** matmul threads (default every core, at most MAX_TRAINING_THREADS) */
   threads: number;
   /** the GGUF to write; the checkpoint and loss curve go next to it */
   output: string;
@@ -123,7 +123,7 @@ export function parseTrainConfig(doc: unknown, baseDir: string): TrainConfig {
     evalInterval,
     evalTokens: n('evalTokens', { int: true, min: 1, fallback: DEFAULTS.evalTokens }),
     checkpointInterval: n('checkpointInterval', { int: true, min: 1, fallback: evalInterval }),
-    threads: n('threads', { int: true, min: 1, max: MAX_MATMUL_THREADS, fallback: Math.min(availableParallelism(), MAX_MATMUL_THREADS) }),
+    threads: n('threads', { int: true, min: 1, max: MAX_TRAINING_THREADS, fallback: Math.min(availableParallelism(), MAX_TRAINING_THREADS) }),
     output: resolve(baseDir, string(doc, 'output')),
   };
 }

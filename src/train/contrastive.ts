@@ -7,7 +7,7 @@
 
 import { Rng } from '../generate/rng.js';
 import { Var, backward, crossEntropy, gatherRows, linear, scale } from './autograd.js';
-import { allocFloats, floatsMark, releaseFloats, setMatmulThreads } from './matmul.js';
+import { allocFloats, floatsMark, releaseFloats, setTrainingThreads } from './backend.js';
 import { AdamW, clipGradNorm, learningRate } from './optim.js';
 import { TrainOps } from './train-ops.js';
 import { weightedSum } from './distill.js';
@@ -89,7 +89,7 @@ export function contrastiveLoss(model: TrainModel, pairs: readonly [number[], nu
  * `batch(rng)` draws; returns the loss of each step.
  */
 export function trainContrastive(model: TrainModel, batch: (rng: Rng, size: number) => [number[], number[]][], o: ContrastiveOptions): number[] {
-  setMatmulThreads(o.threads);
+  setTrainingThreads(o.threads);
   const rng = new Rng(o.seed);
   const optimizer = new AdamW(model.params, { beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: o.weightDecay });
   const schedule = { lr: o.lr, minLr: o.lr / 10, warmupSteps: o.warmup, totalSteps: o.steps };

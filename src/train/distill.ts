@@ -10,7 +10,7 @@ import { dirname } from 'node:path';
 import { writeGGUF } from '../gguf/writer.js';
 import { Rng } from '../generate/rng.js';
 import { Param, Var, backward, crossEntropy, klDivergence, linear } from './autograd.js';
-import { allocFloats, floatsMark, releaseFloats, setMatmulThreads } from './matmul.js';
+import { allocFloats, floatsMark, releaseFloats, setTrainingThreads } from './backend.js';
 import { AdamW, clipGradNorm, learningRate } from './optim.js';
 import { createModel, logitsOf, modelGGUF, type TrainModel } from './llama-model.js';
 import { TrainOps } from './train-ops.js';
@@ -67,7 +67,7 @@ export function checkDistillOptions(o: DistillOptions): void {
 /** Trains the student `cfg` describes against `teacher` and writes it to cfg.output. */
 export async function distill(teacher: TrainModel, cfg: TrainConfig, options: DistillOptions): Promise<DistillResult> {
   checkDistillOptions(options);
-  setMatmulThreads(cfg.threads);
+  setTrainingThreads(cfg.threads);
   const corpus = loadCorpus(cfg);
   const vocab = cfg.model.vocab ?? corpus.tokenizer.vocab.length;
   if (vocab !== teacher.shape.vocab) throw new TrainConfigError(`the student's vocabulary (${vocab}) differs from the teacher's (${teacher.shape.vocab})`);

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { Rng } from '../generate/rng.js';
 import type { Tokenizer } from '../tokenizer/index.js';
 import { Var, backward, tokenLogprobs } from './autograd.js';
-import { allocFloats, floatsMark, releaseFloats } from './matmul.js';
+import { allocFloats, floatsMark, releaseFloats } from './backend.js';
 import { AdamW, clipGradNorm } from './optim.js';
 import { forwardLogits, type TrainModel } from './llama-model.js';
 

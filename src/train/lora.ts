@@ -9,8 +9,8 @@ import type { Rng } from '../generate/rng.js';
 import { GGMLType } from '../tensor/ggml-type.js';
 import type { GGUFValue } from '../gguf/types.js';
 import { metaF32, metaString, type GGUFWriteInput } from '../gguf/writer.js';
-import { add, linear, linearValues, Param, Var } from './autograd.js';
-import { allocFloats, matmul } from './matmul.js';
+import { add, linear, linearInputGradient, linearValues, Param, Var } from './autograd.js';
+import { allocFloats, trainingBackend } from './backend.js';
 import { TrainOps } from './train-ops.js';
 import { logitsOf, type TrainModel } from './llama-model.js';
 import type { GGUFModelFile } from '../gguf/model-file.js';
@@ -96,8 +96,8 @@ export function createLora(model: TrainModel, config: LoraConfig, rng: Rng): Lor
 
 /** x·Wᵀ for a frozen W (nOut rows of nIn): the gradient flows to x only */
 function frozenLinear(x: Var, w: Var): Var {
-  const n = x.rows, nIn = x.cols, nOut = w.rows;
-  return new Var(linearValues(x, w), n, nOut, [x], (g) => matmul(x.gradient(), g, w.value, n, nOut, nIn, true)); // dx += g·W
+  const n = x.rows, nOut = w.rows;
+  return new Var(linearValues(x, w), n, nOut, [x], (g) => linearInputGradient(x, w, g)); // dx += g·W
 }
 
 /** s · x with each value dropped with probability p and the kept ones scaled by 1/(1 − p) (no rng: no dropout) */
@@ -164,7 +164,7 @@ export function mergedWeights(model: TrainModel, adapter: LoraAdapter): Map<stri
   for (const [name, { a, b }] of adapter.pairs) {
     const w = byName.get(name)!, nIn = w.cols, nOut = w.rows, r = a.rows;
     const delta = new Float32Array(nOut * nIn); // B·A: [nOut, r]·[r, nIn]
-    matmul(delta, b.value, a.value, nOut, r, nIn);
+    trainingBackend().gemm(delta, b.value, a.value, nOut, nIn, r, false, false, false);
     merged.set(name, Float32Array.from(w.value, (v, i) => v + adapter.scale * delta[i]));
   }
   return merged;

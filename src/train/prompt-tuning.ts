@@ -3,7 +3,7 @@
 // rows (virtual tokens at positions 0..k−1) whose output keeps only the real tokens' rows.
 
 import { embedding, gatherRows, Param, Var } from './autograd.js';
-import { allocFloats } from './matmul.js';
+import { allocFloats } from './backend.js';
 import { TrainOps } from './train-ops.js';
 import type { Rng } from '../generate/rng.js';
 import { logitsOf, type TrainModel } from './llama-model.js';

@@ -10,7 +10,7 @@ import type { Model } from '../generate/model.js';
 import { Rng } from '../generate/rng.js';
 import { evaluate as evaluateInference, logProbability } from '../generate/generate.js';
 import { backward, crossEntropy, type Param } from './autograd.js';
-import { floatsMark, releaseFloats } from './matmul.js';
+import { floatsMark, releaseFloats } from './backend.js';
 import { AdamW, clipGradNorm, learningRate } from './optim.js';
 import { forwardLogits, type TrainModel } from './llama-model.js';
 import { windows } from './trainer.js';

@@ -11,7 +11,7 @@ import { Rng } from '../generate/rng.js';
 import { ChatTemplate, type ChatMessage } from '../generate/chat-template.js';
 import type { Tokenizer } from '../tokenizer/index.js';
 import { backward, crossEntropy, tokenLogprobs, type Param, type Var } from './autograd.js';
-import { floatsMark, releaseFloats } from './matmul.js';
+import { floatsMark, releaseFloats } from './backend.js';
 import { AdamW, clipGradNorm, learningRate } from './optim.js';
 import { forwardLogits, type TrainModel } from './llama-model.js';
 import { loraForwardLogits, type LoraAdapter } from './lora.js';

@@ -13,7 +13,7 @@ import { Rng } from '../generate/rng.js';
 import { Tokenizer } from '../tokenizer/index.js';
 import { writeModel, type ModelFormat } from '../hf/export.js';
 import { backward, crossEntropy } from './autograd.js';
-import { floatsMark, releaseFloats, setMatmulThreads } from './matmul.js';
+import { floatsMark, releaseFloats, setTrainingThreads } from './backend.js';
 import { AdamW, clipGradNorm, learningRate } from './optim.js';
 import { byteTokenizer, createModel, forwardLogits, modelGGUF, tokenizerMetadata, type ModelShape, type TrainModel } from './llama-model.js';
 import { readHFTokenizerJson } from '../tokenizer/hf-tokenizer-json.js';
@@ -130,7 +130,7 @@ function sameShape(a: ModelShape, b: ModelShape): boolean {
 
 export async function train(cfg: TrainConfig, options: TrainOptions = {}): Promise<TrainResult> {
   const started = performance.now();
-  setMatmulThreads(cfg.threads);
+  setTrainingThreads(cfg.threads);
   const paths = runPaths(cfg.output);
   mkdirSync(dirname(cfg.output), { recursive: true });
   const corpus = loadCorpus(cfg);

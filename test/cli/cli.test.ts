@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import type { CommandUnknownOpts } from '@commander-js/extra-typings';
 import { kilnProgram } from '../../src/cli/main.js';
-import { MAX_MATMUL_THREADS } from '../../src/train/matmul.js';
+import { MAX_TRAINING_THREADS } from '../../src/train/backend.js';
 import { kiln } from '../helpers/cli.js';
 
 const VERSION = (JSON.parse(readFileSync('package.json', 'utf8')) as { version: string }).version;
@@ -77,7 +77,7 @@ test('-o/--output, -t/--threads and -c/--ctx mean the same in every command; thr
   }
   const cores = availableParallelism();
   for (const name of ['run', 'chat', 'serve', 'eval', 'perplexity', 'bench']) assert.equal(threads.get(name), cores, name);
-  for (const name of ['finetune', 'dpo', 'qat']) assert.equal(threads.get(name), Math.min(cores, MAX_MATMUL_THREADS), name);
+  for (const name of ['finetune', 'dpo', 'qat']) assert.equal(threads.get(name), Math.min(cores, MAX_TRAINING_THREADS), name);
   // train and distill: the configuration's threads, which default to every core (src/train/config.ts)
   for (const name of ['train', 'distill']) assert.ok(threads.has(name) && threads.get(name) === undefined, name);
 });

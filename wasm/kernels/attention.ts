@@ -17,7 +17,7 @@ import { laneSums4, madd, widenF16 } from './simd';
 }
 
 /** Σ a_d·b_d over n f32 values (n a multiple of 4). */
-@inline function dotF32Plain(a: usize, b: usize, n: i32): f32 {
+@inline export function dotF32Plain(a: usize, b: usize, n: i32): f32 {
   let acc = f32x4.splat(0);
   for (let d = 0; d < n; d += 4) acc = madd(v128.load(a + (<usize>d << 2)), v128.load(b + (<usize>d << 2)), acc);
   return hsum(acc);
@@ -28,7 +28,7 @@ import { laneSums4, madd, widenF16 } from './simd';
  * about 1e-7, within an ulp or two of expf), times 2^n through the exponent bits; below −87 the result would be
  * subnormal and is taken at −87 (≈ 1.6e-38; softmax weights that small round to 0 in f16 anyway).
  */
-@inline function expNonPositive(x: v128): v128 {
+@inline export function expNonPositive(x: v128): v128 {
   const clamped = f32x4.max(x, f32x4.splat(-87));
   const n = f32x4.nearest(f32x4.mul(clamped, f32x4.splat(1.4426950408889634)));
   // ln 2 in two parts, so that n·ln2 is subtracted without rounding error

@@ -147,3 +147,37 @@ export function elementwise(op: i32, x: usize, y: usize, out: usize, n: i32, a: 
 }
 
 // what rowSumsPair adds up: x² in f64 (rmsnorm), x, or (x − mean)² with the difference and its square rounded to f32 (layernorm)
+
+/** f32 values p[0], p[1] (or p[0] twice) widened to f64 lanes */
+@inline function pairAt(p: usize, two: bool): v128 {
+  return f64x2.promote_low_f32x4(two ? v128.load64_zero(p) : v128.load32_splat(p));
+}
+
+/**
+ * Gradients of out = silu(gate)·up, added: dgate += g·up·σ·(1 + gate·(1 − σ)), dup += g·silu(gate), σ = σ(gate) in
+ * f64 (the forward's e^), each rounded once to f32; chunks of `chunk` values claimed from the counter.
+ */
+export function swiglu_backward(g: usize, gate: usize, up: usize, dgate: usize, dup: usize, n: i32, counter: usize, chunk: i32, scratch: usize): void {
+  while (true) {
+    const i0 = atomic.add<i32>(counter, chunk);
+    if (i0 >= n) break;
+    const i1 = min(n, i0 + chunk);
+    for (let i = i0; i < i1; i += 2) {
+      // two values a step (f64 lanes); an odd last value is computed in both lanes
+      const at = <usize>i << 2, two = i + 1 < i1;
+      const x = pairAt(gate + at, two), u = pairAt(up + at, two), gv = pairAt(g + at, two);
+      const sig = f64x2.div(f64x2.splat(1), f64x2.add(f64x2.splat(1), expF64x2(f64x2.neg(x))));
+      const silu = f64x2.mul(x, sig);
+      const dsilu = f64x2.mul(sig, f64x2.add(f64x2.splat(1), f64x2.mul(x, f64x2.sub(f64x2.splat(1), sig))));
+      const dg = f32x4.add(v128.load64_zero(dgate + at), f32x4.demote_f64x2_zero(f64x2.mul(f64x2.mul(gv, u), dsilu)));
+      const du = f32x4.add(v128.load64_zero(dup + at), f32x4.demote_f64x2_zero(f64x2.mul(gv, silu)));
+      if (two) {
+        v128.store64_lane(dgate + at, dg, 0);
+        v128.store64_lane(dup + at, du, 0);
+      } else {
+        v128.store32_lane(dgate + at, dg, 0);
+        v128.store32_lane(dup + at, du, 0);
+      }
+    }
+  }
+}

@@ -12,11 +12,14 @@
 //   then the odd ones, the order in which the 16-bit weight kernels widen them.
 //
 // This file is the module's entry (wasm/build.mjs compiles it); the kernels live one family per file beside it:
-// common, simd, quantize, dot-legacy, dot-kquants, dot-float, tiles, matmul, attention, elementwise, norm.
+// common, simd, quantize, dot-legacy, dot-kquants, dot-float, tiles, matmul, attention, elementwise, norm; training's
+// f32 products (gemm) and causal attention forward/backward (attention-train).
 
 export { gelu_table, init_tables, reserved_end } from './common';
 export { quantize_row } from './quantize';
 export { f16_corrections, matmul } from './matmul';
 export { attention } from './attention';
-export { elementwise } from './elementwise';
+export { elementwise, swiglu_backward } from './elementwise';
+export { gemm, transpose, zero } from './gemm';
+export { attention_forward, attention_backward } from './attention-train';
 export { rmsnorm, layernorm } from './norm';

@@ -7,7 +7,7 @@ import { Command, Option, type CommandUnknownOpts } from '@commander-js/extra-ty
 import { openModelForTraining, writeLike } from '../../train/load-model.js';
 import { preferenceStats, readPreferences, tokenizePairs, trainDpo, type TokenizedPair } from '../../train/dpo.js';
 import type { TrainModel } from '../../train/llama-model.js';
-import { MAX_MATMUL_THREADS, setMatmulThreads } from '../../train/matmul.js';
+import { MAX_TRAINING_THREADS, setTrainingThreads } from '../../train/backend.js';
 import { decimal, integer, MODEL_DESCRIPTION, outputOption, renamedOption, threadsOption } from '../options.js';
 import { modelPath } from '../default-model.js';
 import { showTrainingSteps, withProgress } from '../progress.js';
@@ -25,10 +25,10 @@ export function dpoCommand(): CommandUnknownOpts {
     .addOption(new Option('--batch <n>', 'pairs per step').argParser(integer(1)).default(8))
     .addOption(new Option('--lr <lr>', 'AdamW learning rate').argParser(decimal).default(1e-4))
     .addOption(new Option('--seed <s>', 'seed of the batch order').argParser(integer()).default(1))
-    .addOption(threadsOption(MAX_MATMUL_THREADS))
+    .addOption(threadsOption(MAX_TRAINING_THREADS))
     .addOption(renamedOption('--model <file>', 'give the model as the first argument: kiln dpo MODEL.gguf --data pairs.jsonl -o out.gguf'))
     .action(async (modelArg, o) => {
-      setMatmulThreads(o.threads);
+      setTrainingThreads(o.threads);
       const path = modelPath(modelArg);
       const policy = openModelForTraining(path);
       const reference = openModelForTraining(o.reference === undefined ? path : modelPath(o.reference));

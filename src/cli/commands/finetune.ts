@@ -14,7 +14,7 @@ import { loadTrainModel, ggufWithTensors } from '../../train/load-gguf-params.js
 import { createLora, DEFAULT_LORA, loraAdapterGGUF, loraParamCount, mergedWeights } from '../../train/lora.js';
 import { createPromptTuning, promptTuningGGUF } from '../../train/prompt-tuning.js';
 import { evaluateSft, fullTuning, loraTuning, promptTuning, readSftExamples, sft, type Tuning } from '../../train/sft.js';
-import { MAX_MATMUL_THREADS, setMatmulThreads } from '../../train/matmul.js';
+import { MAX_TRAINING_THREADS, setTrainingThreads } from '../../train/backend.js';
 import { commaList, decimal, integer, MODEL_DESCRIPTION, outputOption, threadsOption, UsageError } from '../options.js';
 import { modelPath } from '../default-model.js';
 import { showTrainingSteps, withProgress } from '../progress.js';
@@ -41,7 +41,7 @@ export function finetuneCommand(): CommandUnknownOpts {
     .addOption(new Option('--batch <n>', 'examples per step').argParser(integer(1)).default(8))
     .addOption(new Option('--max-tokens <n>', 'cut examples to this many tokens (default: the model context)').argParser(integer(2)))
     .addOption(new Option('--seed <s>', 'random seed').argParser(integer()).default(1))
-    .addOption(threadsOption(MAX_MATMUL_THREADS))
+    .addOption(threadsOption(MAX_TRAINING_THREADS))
     .action(async (modelArg, o) => {
       const lora = o.lora ?? false, promptTokens = o.promptTokens;
       if (lora && promptTokens !== undefined) throw new UsageError('--lora and --prompt-tokens are separate methods; choose one');
@@ -49,7 +49,7 @@ export function finetuneCommand(): CommandUnknownOpts {
       const format = o.format as ModelFormat;
       if (format === 'hf' && (promptTokens !== undefined || (lora && !o.merge))) throw new UsageError('--format hf writes a whole model: full fine-tuning or --lora --merge');
       const { steps, batch: batchSize, seed, output } = o;
-      setMatmulThreads(o.threads);
+      setTrainingThreads(o.threads);
 
       const file = loadModelFile(modelPath(modelArg));
       const model = loadTrainModel(file);

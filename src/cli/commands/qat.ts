@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { Command, Option, type CommandUnknownOpts } from '@commander-js/extra-typings';
 import { openModelForTraining, writeLike } from '../../train/load-model.js';
 import { exportTypeOf, trainQat } from '../../train/qat.js';
-import { MAX_MATMUL_THREADS, setMatmulThreads } from '../../train/matmul.js';
+import { MAX_TRAINING_THREADS, setTrainingThreads } from '../../train/backend.js';
 import { defaultTypeOf, fileTypeFromName } from '../../quant/mix.js';
 import { decimal, integer, outputOption, renamedOption, threadsOption, UsageError } from '../options.js';
 import { modelPath } from '../default-model.js';
@@ -24,10 +24,10 @@ export function qatCommand(): CommandUnknownOpts {
     .addOption(new Option('--seq-len <n>', 'tokens per sequence (default: the model context, at most 64)').argParser(integer(1)))
     .addOption(new Option('--lr <lr>', 'peak learning rate, cosine to a tenth').argParser(decimal).default(1e-4))
     .addOption(new Option('--seed <s>', 'seed of the window sampler').argParser(integer()).default(1))
-    .addOption(threadsOption(MAX_MATMUL_THREADS))
+    .addOption(threadsOption(MAX_TRAINING_THREADS))
     .addOption(renamedOption('--model <file>', 'give the model as the first argument: kiln qat MODEL.gguf --corpus text.txt --type Q4_0 -o out.gguf'))
     .action(async (modelArg, o) => {
-      setMatmulThreads(o.threads);
+      setTrainingThreads(o.threads);
       const ftype = fileTypeFromName(o.type), type = defaultTypeOf(ftype);
       const loaded = openModelForTraining(modelPath(modelArg));
       const seqLen = o.seqLen ?? Math.min(64, loaded.model.shape.ctx);

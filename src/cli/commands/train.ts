@@ -4,7 +4,7 @@
 import { Command, Option, type OptionValues, type CommandUnknownOpts } from '@commander-js/extra-typings';
 import { readTrainConfig, type TrainConfig } from '../../train/config.js';
 import { train } from '../../train/trainer.js';
-import { MAX_MATMUL_THREADS } from '../../train/matmul.js';
+import { MAX_TRAINING_THREADS } from '../../train/backend.js';
 import { integer, outputOption, threadsOption } from '../options.js';
 import { MODEL_FORMATS, type ModelFormat } from '../../hf/export.js';
 import { duration, showTrainingSteps, withProgress } from '../progress.js';
@@ -18,7 +18,7 @@ export type ConfigOverrides = {
 /** The options of every command that runs a training configuration (train, distill): -t and -o override its threads and output. */
 export function withConfigOverrides<A extends unknown[], O extends OptionValues, G extends OptionValues>(command: Command<A, O, G>): Command<A, O & ConfigOverrides, G> {
   return command
-    .addOption(threadsOption(MAX_MATMUL_THREADS).default(undefined, 'the configuration\'s threads, else every core'))
+    .addOption(threadsOption(MAX_TRAINING_THREADS).default(undefined, 'the configuration\'s threads, else every core'))
     .addOption(outputOption('the GGUF to write (default: the configuration\'s output)')) as unknown as Command<A, O & ConfigOverrides, G>; // restated: see GROUP_TYPES in model-options.ts
 }
 

@@ -1,0 +1,110 @@
+// The reference backend's training kernels (backend.ts TrainingBackend): plain TypeScript, the oracle the WASM
+// training kernels are checked against. Memory is ordinary Float32Arrays (the garbage collector frees them).
+
+import type { AttentionShape, TrainingBackend } from './backend.js';
+import { expF64, ReferenceBackend } from './reference.js';
+import { rmsScale } from './formulas.js';
+
+export class ReferenceTrainingBackend extends ReferenceBackend implements TrainingBackend {
+  allocFloats(n: number): Float32Array {
+    return new Float32Array(n);
+  }
+
+  floatsMark(): number {
+    return 0;
+  }
+
+  releaseFloats(): void {}
+
+  gemm(c: Float32Array, a: Float32Array, b: Float32Array, m: number, n: number, k: number, transA: boolean, transB: boolean, accumulate: boolean): void {
+    for (let i = 0; i < m; i++) {
+      for (let j = 0; j < n; j++) {
+        let sum = 0;
+        for (let p = 0; p < k; p++) sum += a[transA ? p * m + i : i * k + p] * b[transB ? j * k + p : p * n + j];
+        c[i * n + j] = Math.fround((accumulate ? c[i * n + j] : 0) + sum);
+      }
+    }
+  }
+
+  rmsnormBackward(dx: Float32Array, dweight: Float32Array, g: Float32Array, x: Float32Array, weight: Float32Array, nTokens: number, dim: number, eps: number): void {
+    for (let t = 0; t < nTokens; t++) {
+      const o = t * dim, r = rmsScale(x, o, dim, eps);
+      let dot = 0;
+      for (let i = 0; i < dim; i++) dot += g[o + i] * weight[i] * x[o + i];
+      const k = (r * r * r * dot) / dim;
+      for (let i = 0; i < dim; i++) {
+        dx[o + i] += r * g[o + i] * weight[i] - k * x[o + i];
+        dweight[i] += g[o + i] * x[o + i] * r;
+      }
+    }
+  }
+
+  swigluBackward(dgate: Float32Array, dup: Float32Array, g: Float32Array, gate: Float32Array, up: Float32Array, n: number): void {
+    for (let i = 0; i < n; i++) {
+      const x = gate[i], sig = 1 / (1 + expF64(-x));
+      dgate[i] += g[i] * up[i] * sig * (1 + x * (1 - sig));
+      dup[i] += g[i] * x * sig;
+    }
+  }
+
+  attentionForward(out: Float32Array, probs: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, nSeq: number, S: number, shape: AttentionShape): void {
+    const { nHeads, nKvHeads, headDim: hd, scale } = shape;
+    const qw = nHeads * hd, kw = nKvHeads * hd, group = nHeads / nKvHeads;
+    for (let b = 0; b < nSeq; b++) {
+      for (let h = 0; h < nHeads; h++) {
+        const kCol = Math.floor(h / group) * hd, P = (b * nHeads + h) * S * S;
+        for (let s = 0; s < S; s++) {
+          const row = P + s * S, qs = (b * S + s) * qw + h * hd;
+          let max = -Infinity;
+          for (let j = 0; j <= s; j++) {
+            const kj = (b * S + j) * kw + kCol;
+            let dot = 0;
+            for (let d = 0; d < hd; d++) dot += q[qs + d] * k[kj + d];
+            max = Math.max(max, (probs[row + j] = Math.fround(dot) * scale));
+          }
+          let sum = 0;
+          for (let j = 0; j <= s; j++) sum += probs[row + j] = Math.exp(probs[row + j] - max);
+          for (let j = 0; j <= s; j++) probs[row + j] /= sum;
+          for (let d = 0; d < hd; d++) {
+            let acc = 0;
+            for (let j = 0; j <= s; j++) acc += probs[row + j] * v[(b * S + j) * kw + kCol + d];
+            out[qs + d] = acc;
+          }
+        }
+      }
+    }
+  }
+
+  attentionBackward(dq: Float32Array, dk: Float32Array, dv: Float32Array, g: Float32Array, probs: Float32Array, q: Float32Array,
+    k: Float32Array, v: Float32Array, nSeq: number, S: number, shape: AttentionShape): void {
+    const { nHeads, nKvHeads, headDim: hd, scale } = shape;
+    const qw = nHeads * hd, kw = nKvHeads * hd, group = nHeads / nKvHeads;
+    const dP = new Float64Array(S);
+    for (let b = 0; b < nSeq; b++) {
+      for (let h = 0; h < nHeads; h++) {
+        const kCol = Math.floor(h / group) * hd, P = (b * nHeads + h) * S * S;
+        for (let s = 0; s < S; s++) {
+          const row = P + s * S, qs = (b * S + s) * qw + h * hd;
+          let dot = 0;
+          for (let j = 0; j <= s; j++) {
+            const kj = (b * S + j) * kw + kCol;
+            let dp = 0;
+            for (let d = 0; d < hd; d++) {
+              dp += g[qs + d] * v[kj + d];
+              dv[kj + d] += probs[row + j] * g[qs + d];
+            }
+            dP[j] = dp;
+            dot += probs[row + j] * dp;
+          }
+          for (let j = 0; j <= s; j++) {
+            const kj = (b * S + j) * kw + kCol, ds = scale * probs[row + j] * (dP[j] - dot);
+            for (let d = 0; d < hd; d++) {
+              dq[qs + d] += ds * k[kj + d];
+              dk[kj + d] += ds * q[qs + d];
+            }
+          }
+        }
+      }
+    }
+  }
+}

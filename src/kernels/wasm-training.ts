@@ -1,0 +1,125 @@
+// The WebAssembly backend's training kernels (backend.ts TrainingBackend), on the same module, memories and thread
+// pool as inference: training's tensors are allocated in the backend's first memory (below its scratch, released
+// back to a mark after each step), so products and attention read and write them in place; an operand from elsewhere
+// is copied into scratch for the op. Kernels: wasm/kernels/gemm.ts, attention-train.ts, elementwise.ts.
+
+import type { AttentionShape, TrainingBackend } from './backend.js';
+import { COUNTER, arenaOf, type Arena } from './arena.js';
+import type { PooledKernel } from './thread-pool.js';
+import { ReferenceTrainingBackend } from './reference-training.js';
+import { WasmBackend, type WasmBackendOptions } from './wasm.js';
+
+/** Multiply-adds below which a product runs on the calling thread alone (waking the pool costs more). */
+const POOLED_GEMM_MIN = 1 << 17;
+/** Values below which swiglu's backward runs on the calling thread alone. */
+const POOLED_SWIGLU_MIN = 12288;
+
+export class WasmTrainingBackend extends WasmBackend implements TrainingBackend {
+  private readonly reference = new ReferenceTrainingBackend();
+
+  constructor(options: WasmBackendOptions = {}) {
+    super(options);
+  }
+
+  /** the memory training's tensors live in */
+  private get arena(): Arena {
+    return this.memories[0];
+  }
+
+  allocFloats(n: number, zero = true): Float32Array {
+    const arena = this.arena, at = arena.allocWeights(4 * n);
+    if (zero) arena.exports.zero(at, 4 * n);
+    return arena.floats().subarray(at / 4, at / 4 + n);
+  }
+
+  floatsMark(): number {
+    return this.arena.weightsMark();
+  }
+
+  releaseFloats(mark: number): void {
+    this.arena.releaseWeights(mark);
+  }
+
+  /** x's byte address in the training memory: where it is, or a copy of its first n values in scratch */
+  private address(x: Float32Array, n: number): number {
+    if (arenaOf(x) === this.arena) return x.byteOffset;
+    const at = this.arena.scratch(4 * n);
+    this.arena.floats().set(x.subarray(0, n), at / 4);
+    return at;
+  }
+
+  /** runs `body` with addresses of `outputs` in the training memory, copying back those that were not there */
+  private withOutputs(outputs: [Float32Array, number][], body: (at: number[]) => void): void {
+    const arena = this.arena;
+    try {
+      const at = outputs.map(([x, n]) => this.address(x, n));
+      body(at);
+      const f32 = arena.floats();
+      outputs.forEach(([x, n], i) => { if (arenaOf(x) !== arena) x.set(f32.subarray(at[i] / 4, at[i] / 4 + n)); });
+    } finally {
+      arena.releaseScratch();
+    }
+  }
+
+  /**
+   * kernel `name`(...args, counter, ...after, scratch) on the pool, or on this thread alone when `pooled` is false;
+   * the counter starts at 0, each thread gets `scratchStride` bytes of scratch
+   */
+  private runKernel(name: PooledKernel, args: number[], after: number[], pooled: boolean, scratchStride = 0): void {
+    const arena = this.arena;
+    arena.ints()[COUNTER / 4] = 0;
+    const scratch = scratchStride > 0 ? arena.scratch(scratchStride * this.threads) : 0;
+    if (pooled && this.threads > 1) this.pool.run(arena.exports, arena.index, name, [...args, COUNTER, ...after], scratch, scratchStride);
+    else (arena.exports[name] as (...a: number[]) => void)(...args, COUNTER, ...after, scratch);
+  }
+
+  gemm(c: Float32Array, a: Float32Array, b: Float32Array, m: number, n: number, k: number, transA: boolean, transB: boolean, accumulate: boolean): void {
+    if (transA && transB) throw new RangeError('gemm: aᵀ·bᵀ is not supported');
+    if (m === 0 || n === 0) return;
+    this.withOutputs([[c, m * n]], ([cAt]) => {
+      const arena = this.arena;
+      const aAt = this.address(a, m * k);
+      let bAt = this.address(b, k * n);
+      if (transB) {
+        // b [n, k] → bᵀ [k, n] in scratch
+        const t = arena.scratch(4 * k * n);
+        arena.exports.transpose(t, bAt, n, k);
+        bAt = t;
+      }
+      this.runKernel('gemm', [cAt, aAt, bAt, m, n, k, transA ? 1 : 0, accumulate ? 1 : 0], [], m * n * k >= POOLED_GEMM_MIN);
+    });
+  }
+
+  rmsnormBackward(dx: Float32Array, dweight: Float32Array, g: Float32Array, x: Float32Array, weight: Float32Array, nTokens: number, dim: number, eps: number): void {
+    this.reference.rmsnormBackward(dx, dweight, g, x, weight, nTokens, dim, eps);
+  }
+
+  swigluBackward(dgate: Float32Array, dup: Float32Array, g: Float32Array, gate: Float32Array, up: Float32Array, n: number): void {
+    this.withOutputs([[dgate, n], [dup, n]], ([dgAt, duAt]) => {
+      const chunk = 256 * Math.max(1, Math.ceil(n / (this.threads * 8 * 256)));
+      this.runKernel('swiglu_backward', [this.address(g, n), this.address(gate, n), this.address(up, n), dgAt, duAt, n], [chunk], n >= POOLED_SWIGLU_MIN);
+    });
+  }
+
+  attentionForward(out: Float32Array, probs: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, nSeq: number, seqLen: number, shape: AttentionShape): void {
+    const { nHeads, nKvHeads, headDim } = shape;
+    if (headDim % 4 !== 0) return this.reference.attentionForward(out, probs, q, k, v, nSeq, seqLen, shape);
+    const n = nSeq * seqLen, kw = nKvHeads * headDim;
+    this.withOutputs([[out, n * nHeads * headDim], [probs, nSeq * nHeads * seqLen * seqLen]], ([outAt, probsAt]) => {
+      this.runKernel('attention_forward', [this.address(q, n * nHeads * headDim), this.address(k, n * kw), this.address(v, n * kw), outAt, probsAt,
+        nSeq, seqLen, nHeads, nKvHeads, headDim, shape.scale], [], true);
+    });
+  }
+
+  attentionBackward(dq: Float32Array, dk: Float32Array, dv: Float32Array, g: Float32Array, probs: Float32Array, q: Float32Array,
+    k: Float32Array, v: Float32Array, nSeq: number, seqLen: number, shape: AttentionShape): void {
+    const { nHeads, nKvHeads, headDim } = shape;
+    if (headDim % 4 !== 0) return this.reference.attentionBackward(dq, dk, dv, g, probs, q, k, v, nSeq, seqLen, shape);
+    const n = nSeq * seqLen, qn = n * nHeads * headDim, kn = n * nKvHeads * headDim;
+    this.withOutputs([[dq, qn], [dk, kn], [dv, kn]], ([dqAt, dkAt, dvAt]) => {
+      this.runKernel('attention_backward', [this.address(g, qn), this.address(q, qn), this.address(k, kn), this.address(v, kn),
+        this.address(probs, nSeq * nHeads * seqLen * seqLen), dqAt, dkAt, dvAt, nSeq, seqLen, nHeads, nKvHeads, headDim, shape.scale],
+      [], true, Math.ceil((4 * seqLen) / 64) * 64);
+    });
+  }
+}
