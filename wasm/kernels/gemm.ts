@@ -9,16 +9,18 @@ import { madd } from './simd';
 
 const TILE_ROWS = 4;
 const TILE_COLS = 8;
-/** row tiles a thread claims at a time: a chunk's rows of A stay in cache while B's column strips stream by */
-const CHUNK_TILES = 4;
+/** row tiles a thread claims at a time: each column strip of B is read from L1 by all of them */
+const CHUNK_TILES = 8;
+/** p runs over k in blocks of this many: a block of a strip of B (KC × TILE_COLS values) stays in L1 */
+const KC = 256;
 
 /** A[i, p] for the layouts above: a + 4·(i·k + p) row-major, a + 4·(p·m + i) transposed */
 @inline function aAt(a: usize, i: i32, p: i32, m: i32, k: i32, transposed: bool): usize {
   return a + ((transposed ? <usize>p * m + i : <usize>i * k + p) << 2);
 }
 
-/** C tile rows [i, i + TILE_ROWS) × columns [j, j + TILE_COLS): all of k */
-@inline function tile(c: usize, a: usize, b: usize, i: i32, j: i32, m: i32, n: i32, k: i32, transposed: bool, accumulate: bool): void {
+/** C tile rows [i, i + TILE_ROWS) × columns [j, j + TILE_COLS): p in [p0, p1) */
+@inline function tile(c: usize, a: usize, b: usize, i: i32, j: i32, m: i32, n: i32, k: i32, p0: i32, p1: i32, transposed: bool, accumulate: bool): void {
   const rowC = <usize>n << 2;
   const pc = c + <usize>i * rowC + (<usize>j << 2);
   let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c10 = f32x4.splat(0), c11 = f32x4.splat(0);
@@ -29,12 +31,12 @@ const CHUNK_TILES = 4;
     c20 = v128.load(pc + 2 * rowC); c21 = v128.load(pc + 2 * rowC, 16);
     c30 = v128.load(pc + 3 * rowC); c31 = v128.load(pc + 3 * rowC, 16);
   }
-  let pb = b + (<usize>j << 2);
+  let pb = b + <usize>p0 * rowC + (<usize>j << 2);
   if (transposed) {
     // A's four rows at p are four consecutive values
-    let pa = aAt(a, i, 0, m, k, true);
+    let pa = aAt(a, i, p0, m, k, true);
     const rowA = <usize>m << 2;
-    for (let p = 0; p < k; p++) {
+    for (let p = p0; p < p1; p++) {
       const b0 = v128.load(pb), b1 = v128.load(pb, 16), av = v128.load(pa);
       let s = i32x4.shuffle(av, av, 0, 0, 0, 0);
       c00 = madd(s, b0, c00); c01 = madd(s, b1, c01);
@@ -48,9 +50,9 @@ const CHUNK_TILES = 4;
       pb += rowC;
     }
   } else {
-    let pa = aAt(a, i, 0, m, k, false);
+    let pa = aAt(a, i, p0, m, k, false);
     const rowA = <usize>k << 2;
-    for (let p = 0; p < k; p++) {
+    for (let p = p0; p < p1; p++) {
       const b0 = v128.load(pb), b1 = v128.load(pb, 16);
       let s = v128.load32_splat(pa);
       c00 = madd(s, b0, c00); c01 = madd(s, b1, c01);
@@ -84,9 +86,15 @@ const CHUNK_TILES = 4;
 
 @inline function rows(c: usize, a: usize, b: usize, i0: i32, i1: i32, m: i32, n: i32, k: i32, transposed: bool, accumulate: bool): void {
   const nTiled = n - n % TILE_COLS, iTiled = i0 + (i1 - i0) / TILE_ROWS * TILE_ROWS;
-  // column strips outer: a strip of B (k × TILE_COLS) stays in L1 for the chunk's row tiles
-  for (let j = 0; j < nTiled; j += TILE_COLS) {
-    for (let i = i0; i < iTiled; i += TILE_ROWS) tile(c, a, b, i, j, m, n, k, transposed, accumulate);
+  // blocks of k outer, then column strips: a block of a strip of B stays in L1 for the chunk's row tiles
+  for (let p0 = 0; p0 < k; p0 += KC) {
+    const p1 = min(k, p0 + KC);
+    for (let j = 0; j < nTiled; j += TILE_COLS) {
+      for (let i = i0; i < iTiled; i += TILE_ROWS) {
+        if (accumulate || p0 > 0) tile(c, a, b, i, j, m, n, k, p0, p1, transposed, true);
+        else tile(c, a, b, i, j, m, n, k, p0, p1, transposed, false);
+      }
+    }
   }
   edge(c, a, b, i0, iTiled, nTiled, n, m, n, k, transposed, accumulate);
   edge(c, a, b, iTiled, i1, 0, n, m, n, k, transposed, accumulate);

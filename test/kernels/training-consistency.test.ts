@@ -1,0 +1,105 @@
+// Training's WASM kernels (src/kernels/wasm-training.ts) against the reference backend's (reference-training.ts):
+// products in every transposition, accumulating or not, at odd and tile-sized shapes, operands inside and outside the
+// training memory; rmsnorm, swiglu and attention backward; 1 and 2 threads, plain SIMD and relaxed SIMD.
+// (The backward kernels against finite differences: test/train/gradcheck.test.ts.)
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { WasmTrainingBackend } from '../../src/kernels/wasm-training.js';
+import { ReferenceTrainingBackend } from '../../src/kernels/reference-training.js';
+import { kernelModule } from '../../src/kernels/wasm-module.js';
+import { mulberry32 } from '../helpers/random.js';
+
+const reference = new ReferenceTrainingBackend();
+const variants = [
+  { relaxed: false, threads: 1 },
+  { relaxed: false, threads: 2 },
+  ...(kernelModule(true).relaxed ? [{ relaxed: true, threads: 1 }, { relaxed: true, threads: 2 }] : []),
+].map((v) => ({ ...v, backend: new WasmTrainingBackend(v) }));
+
+/** n uniform values in [−1, 1): in the backend's training memory, or (inMemory false) an ordinary array */
+function randoms(backend: WasmTrainingBackend, n: number, next: () => number, inMemory = true): Float32Array {
+  const x = inMemory ? backend.allocFloats(n, false) : new Float32Array(n);
+  for (let i = 0; i < n; i++) x[i] = next() * 2 - 1;
+  return x;
+}
+
+/** |got − want| ≤ tol·(1 + |want|) everywhere */
+function close(got: Float32Array, want: Float32Array, tol: number, what: string): void {
+  assert.equal(got.length, want.length, what);
+  for (let i = 0; i < want.length; i++) {
+    assert.ok(Math.abs(got[i] - want[i]) <= tol * (1 + Math.abs(want[i])), `${what} at ${i}: ${got[i]} vs ${want[i]}`);
+  }
+}
+
+for (const { relaxed, threads, backend } of variants) {
+  const name = `${relaxed ? 'relaxed' : 'simd'}, ${threads} thread${threads > 1 ? 's' : ''}`;
+
+  test(`gemm matches the reference: A·B, Aᵀ·B, A·Bᵀ, accumulating or not, odd and tile-sized shapes (${name})`, () => {
+    const next = mulberry32(7);
+    // [m, n, k]: single values, edges in both directions, whole tiles, a k longer than one block, a pooled size
+    for (const [m, n, k] of [[1, 1, 1], [3, 5, 7], [4, 8, 3], [9, 17, 20], [64, 32, 24], [37, 70, 300], [130, 96, 64]]) {
+      for (const [transA, transB] of [[false, false], [true, false], [false, true]]) {
+        for (const accumulate of [false, true]) {
+          const mark = backend.floatsMark();
+          const inMemory = m % 2 === 1; // odd shapes: operands from outside the memory, copied in and out
+          const a = randoms(backend, m * k, next, inMemory), b = randoms(backend, k * n, next, inMemory);
+          const c = randoms(backend, m * n, next, inMemory), want = Float32Array.from(c);
+          backend.gemm(c, a, b, m, n, k, transA, transB, accumulate);
+          reference.gemm(want, a, b, m, n, k, transA, transB, accumulate);
+          close(c, want, 2e-6 * Math.sqrt(k), `[${m}, ${n}, ${k}] Aᵀ ${transA} Bᵀ ${transB} += ${accumulate}`);
+          backend.releaseFloats(mark);
+        }
+      }
+    }
+  });
+
+  test(`swiglu and rmsnorm backward match the reference (${name})`, () => {
+    const next = mulberry32(11);
+    const mark = backend.floatsMark();
+    for (const n of [1, 7, 20000]) {
+      const [g, gate, up] = [0, 1, 2].map(() => randoms(backend, n, next));
+      gate.forEach((v, i) => { gate[i] = 8 * v; }); // σ saturating on both sides
+      const [dg, du] = [0, 1].map(() => randoms(backend, n, next));
+      const [wantG, wantU] = [Float32Array.from(dg), Float32Array.from(du)];
+      backend.swigluBackward(dg, du, g, gate, up, n);
+      reference.swigluBackward(wantG, wantU, g, gate, up, n);
+      close(dg, wantG, 1e-6, `dgate n=${n}`);
+      close(du, wantU, 1e-6, `dup n=${n}`);
+    }
+    const [nTokens, dim] = [5, 12];
+    const [g, x, w, dx, dw] = [nTokens * dim, nTokens * dim, dim, nTokens * dim, dim].map((n) => randoms(backend, n, next));
+    const [wantX, wantW] = [Float32Array.from(dx), Float32Array.from(dw)];
+    backend.rmsnormBackward(dx, dw, g, x, w, nTokens, dim, 1e-5);
+    reference.rmsnormBackward(wantX, wantW, g, x, w, nTokens, dim, 1e-5);
+    close(dx, wantX, 1e-5, 'rmsnorm dx');
+    close(dw, wantW, 1e-5, 'rmsnorm dweight');
+    backend.releaseFloats(mark);
+  });
+
+  test(`causal attention forward and backward match the reference: GQA, head widths, sequences (${name})`, () => {
+    const next = mulberry32(13);
+    for (const [nHeads, nKvHeads, headDim, nSeq, seqLen] of [[2, 2, 4, 1, 1], [4, 2, 8, 2, 9], [6, 2, 12, 3, 17], [2, 1, 6, 2, 5]]) {
+      const mark = backend.floatsMark();
+      const shape = { nHeads, nKvHeads, headDim, scale: 1 / Math.sqrt(headDim) };
+      const n = nSeq * seqLen, qn = n * nHeads * headDim, kn = n * nKvHeads * headDim;
+      const [q, k, v, g] = [qn, kn, kn, qn].map((size) => randoms(backend, size, next));
+      const pn = nSeq * nHeads * seqLen * seqLen;
+      const [out, probs] = [backend.allocFloats(qn), backend.allocFloats(pn)];
+      const [wantOut, wantProbs] = [new Float32Array(qn), new Float32Array(pn)];
+      backend.attentionForward(out, probs, q, k, v, nSeq, seqLen, shape);
+      reference.attentionForward(wantOut, wantProbs, q, k, v, nSeq, seqLen, shape);
+      const what = `heads ${nHeads}/${nKvHeads} × ${headDim}, ${nSeq} × ${seqLen}`;
+      close(out, wantOut, 1e-5, `${what}: out`);
+      close(probs, wantProbs, 1e-5, `${what}: probs`);
+      const [dq, dk, dv] = [qn, kn, kn].map((size) => randoms(backend, size, next));
+      const [wantQ, wantK, wantV] = [Float32Array.from(dq), Float32Array.from(dk), Float32Array.from(dv)];
+      backend.attentionBackward(dq, dk, dv, g, probs, q, k, v, nSeq, seqLen, shape);
+      reference.attentionBackward(wantQ, wantK, wantV, g, wantProbs, q, k, v, nSeq, seqLen, shape);
+      close(dq, wantQ, 1e-5, `${what}: dq`);
+      close(dk, wantK, 1e-5, `${what}: dk`);
+      close(dv, wantV, 1e-5, `${what}: dv`);
+      backend.releaseFloats(mark);
+    }
+  });
+}
