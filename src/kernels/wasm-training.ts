@@ -7,12 +7,12 @@ import type { AttentionShape, TrainingBackend } from './backend.js';
 import { COUNTER, arenaOf, type Arena } from './arena.js';
 import type { PooledKernel } from './thread-pool.js';
 import { ReferenceTrainingBackend } from './reference-training.js';
-import { WasmBackend, type WasmBackendOptions } from './wasm.js';
+import { ElementwiseOp, WasmBackend, type WasmBackendOptions } from './wasm.js';
 
 /** Multiply-adds below which a product runs on the calling thread alone (waking the pool costs more). */
 const POOLED_GEMM_MIN = 1 << 17;
-/** Values below which swiglu's backward runs on the calling thread alone. */
-const POOLED_SWIGLU_MIN = 12288;
+/** Values below which an element-wise op (swiglu, rmsnorm backward) runs on the calling thread alone. */
+const POOLED_ELEMENTWISE_MIN = 12288;
 
 export class WasmTrainingBackend extends WasmBackend implements TrainingBackend {
   private readonly reference = new ReferenceTrainingBackend();
@@ -63,14 +63,36 @@ export class WasmTrainingBackend extends WasmBackend implements TrainingBackend 
 
   /**
    * kernel `name`(...args, counter, ...after, scratch) on the pool, or on this thread alone when `pooled` is false;
-   * the counter starts at 0, each thread gets `scratchStride` bytes of scratch
+   * the counter starts at 0, each thread gets `scratchStride` zeroed bytes of scratch. Returns the scratch's address.
    */
-  private runKernel(name: PooledKernel, args: number[], after: number[], pooled: boolean, scratchStride = 0): void {
+  private runKernel(name: PooledKernel, args: number[], after: number[], pooled: boolean, scratchStride = 0): number {
     const arena = this.arena;
     arena.ints()[COUNTER / 4] = 0;
     const scratch = scratchStride > 0 ? arena.scratch(scratchStride * this.threads) : 0;
+    if (scratch) arena.exports.zero(scratch, scratchStride * this.threads);
     if (pooled && this.threads > 1) this.pool.run(arena.exports, arena.index, name, [...args, COUNTER, ...after], scratch, scratchStride);
     else (arena.exports[name] as (...a: number[]) => void)(...args, COUNTER, ...after, scratch);
+    return scratch;
+  }
+
+  /** a chunk of about 1/8 of a thread's share of n units, a multiple of `multiple` */
+  private chunk(n: number, multiple: number): number {
+    return multiple * Math.max(1, Math.ceil(n / (this.threads * 8 * multiple)));
+  }
+
+  /** whether every view lies in the training memory (element-wise ops then run in place, without copies) */
+  private inMemory(...views: Float32Array[]): boolean {
+    return views.every((v) => arenaOf(v) === this.arena);
+  }
+
+  override rmsnorm(out: Float32Array, x: Float32Array, weight: Float32Array, nTokens: number, dim: number, eps: number): void {
+    if (!this.inMemory(out, x, weight)) return super.rmsnorm(out, x, weight, nTokens, dim, eps);
+    this.arena.exports.rmsnorm(x.byteOffset, weight.byteOffset, out.byteOffset, nTokens, dim, eps);
+  }
+
+  override swiglu(out: Float32Array, gate: Float32Array, up: Float32Array, n: number): void {
+    if (!this.inMemory(out, gate, up)) return super.swiglu(out, gate, up, n);
+    this.runKernel('elementwise', [ElementwiseOp.Swiglu, gate.byteOffset, up.byteOffset, out.byteOffset, n, 0, 0], [this.chunk(n, 256)], n >= POOLED_ELEMENTWISE_MIN);
   }
 
   gemm(c: Float32Array, a: Float32Array, b: Float32Array, m: number, n: number, k: number, transA: boolean, transB: boolean, accumulate: boolean): void {
@@ -91,13 +113,23 @@ export class WasmTrainingBackend extends WasmBackend implements TrainingBackend 
   }
 
   rmsnormBackward(dx: Float32Array, dweight: Float32Array, g: Float32Array, x: Float32Array, weight: Float32Array, nTokens: number, dim: number, eps: number): void {
-    this.reference.rmsnormBackward(dx, dweight, g, x, weight, nTokens, dim, eps);
+    const n = nTokens * dim;
+    this.withOutputs([[dx, n]], ([dxAt]) => {
+      // each thread sums its rows' part of dweight in its scratch; they are added up here
+      const stride = Math.ceil((4 * dim) / 64) * 64;
+      const parts = this.runKernel('rmsnorm_backward', [this.address(g, n), this.address(x, n), this.address(weight, dim), dxAt, nTokens, dim, eps],
+        [this.chunk(nTokens, 1)], n >= POOLED_ELEMENTWISE_MIN, stride);
+      const f32 = this.arena.floats();
+      for (let t = 0; t < this.threads; t++) {
+        const part = (parts + t * stride) / 4;
+        for (let i = 0; i < dim; i++) dweight[i] += f32[part + i];
+      }
+    });
   }
 
   swigluBackward(dgate: Float32Array, dup: Float32Array, g: Float32Array, gate: Float32Array, up: Float32Array, n: number): void {
     this.withOutputs([[dgate, n], [dup, n]], ([dgAt, duAt]) => {
-      const chunk = 256 * Math.max(1, Math.ceil(n / (this.threads * 8 * 256)));
-      this.runKernel('swiglu_backward', [this.address(g, n), this.address(gate, n), this.address(up, n), dgAt, duAt, n], [chunk], n >= POOLED_SWIGLU_MIN);
+      this.runKernel('swiglu_backward', [this.address(g, n), this.address(gate, n), this.address(up, n), dgAt, duAt, n], [this.chunk(n, 256)], n >= POOLED_ELEMENTWISE_MIN);
     });
   }
 

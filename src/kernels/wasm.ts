@@ -67,7 +67,7 @@ const releaseOnCollect = new FinalizationRegistry(releaseArenas);
 const LIGHT_KERNEL_MIN = 2048;
 
 /** The element-wise kernel's ops (wasm/kernels/elementwise.ts `elementwise`). */
-enum ElementwiseOp { Swiglu = 0, Gelu = 1, Geglu = 2, Softcap = 3, Scale = 4 }
+export enum ElementwiseOp { Swiglu = 0, Gelu = 1, Geglu = 2, Softcap = 3, Scale = 4 }
 
 /**
  * Values from which an op's work is shared by the pool (below, waking the threads would cost more than it saves):

@@ -54,12 +54,17 @@ for (const { relaxed, threads, backend } of variants) {
     }
   });
 
-  test(`swiglu and rmsnorm backward match the reference (${name})`, () => {
+  test(`swiglu and rmsnorm, forward in place and backward, match the reference (${name})`, () => {
     const next = mulberry32(11);
     const mark = backend.floatsMark();
     for (const n of [1, 7, 20000]) {
       const [g, gate, up] = [0, 1, 2].map(() => randoms(backend, n, next));
       gate.forEach((v, i) => { gate[i] = 8 * v; }); // σ saturating on both sides
+      // the forward, in place in the training memory: the reference's bits
+      const [out, want] = [backend.allocFloats(n), new Float32Array(n)];
+      backend.swiglu(out, gate, up, n);
+      reference.swiglu(want, gate, up, n);
+      assert.deepEqual(out, want, `swiglu n=${n}`);
       const [dg, du] = [0, 1].map(() => randoms(backend, n, next));
       const [wantG, wantU] = [Float32Array.from(dg), Float32Array.from(du)];
       backend.swigluBackward(dg, du, g, gate, up, n);
@@ -67,13 +72,19 @@ for (const { relaxed, threads, backend } of variants) {
       close(dg, wantG, 1e-6, `dgate n=${n}`);
       close(du, wantU, 1e-6, `dup n=${n}`);
     }
-    const [nTokens, dim] = [5, 12];
-    const [g, x, w, dx, dw] = [nTokens * dim, nTokens * dim, dim, nTokens * dim, dim].map((n) => randoms(backend, n, next));
-    const [wantX, wantW] = [Float32Array.from(dx), Float32Array.from(dw)];
-    backend.rmsnormBackward(dx, dw, g, x, w, nTokens, dim, 1e-5);
-    reference.rmsnormBackward(wantX, wantW, g, x, w, nTokens, dim, 1e-5);
-    close(dx, wantX, 1e-5, 'rmsnorm dx');
-    close(dw, wantW, 1e-5, 'rmsnorm dweight');
+    // rows of a width with an odd tail, and enough of them to be shared by the threads
+    for (const [nTokens, dim] of [[5, 13], [300, 64]]) {
+      const [g, x, w, dx, dw] = [nTokens * dim, nTokens * dim, dim, nTokens * dim, dim].map((n) => randoms(backend, n, next));
+      const [out, want] = [backend.allocFloats(nTokens * dim), new Float32Array(nTokens * dim)];
+      backend.rmsnorm(out, x, w, nTokens, dim, 1e-5);
+      reference.rmsnorm(want, x, w, nTokens, dim, 1e-5);
+      assert.deepEqual(out, want, `rmsnorm [${nTokens}, ${dim}]`);
+      const [wantX, wantW] = [Float32Array.from(dx), Float32Array.from(dw)];
+      backend.rmsnormBackward(dx, dw, g, x, w, nTokens, dim, 1e-5);
+      reference.rmsnormBackward(wantX, wantW, g, x, w, nTokens, dim, 1e-5);
+      close(dx, wantX, 1e-5, `rmsnorm dx [${nTokens}, ${dim}]`);
+      close(dw, wantW, 1e-5 * Math.sqrt(nTokens), `rmsnorm dweight [${nTokens}, ${dim}]`);
+    }
     backend.releaseFloats(mark);
   });
 

@@ -22,4 +22,4 @@ export { attention } from './attention';
 export { elementwise, swiglu_backward } from './elementwise';
 export { gemm, transpose, zero } from './gemm';
 export { attention_forward, attention_backward } from './attention-train';
-export { rmsnorm, layernorm } from './norm';
+export { rmsnorm, rmsnorm_backward, layernorm } from './norm';

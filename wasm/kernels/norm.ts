@@ -67,6 +67,47 @@ export function rmsnorm(x: usize, weight: usize, out: usize, nTokens: i32, dim: 
   }
 }
 
+/**
+ * rmsnorm's gradients (training), added: with r a row's scale (as rmsnorm computes it) and u = g ⊙ weight,
+ * dx += r·u − x·r³/dim·Σ(u ⊙ x); this thread's Σ_rows g ⊙ x·r is added into `scratch` (dim floats, zeroed by the
+ * caller, which sums the threads' parts into dweight). Rows in chunks of `chunk` claimed from the counter.
+ */
+export function rmsnorm_backward(g: usize, x: usize, weight: usize, dx: usize, nTokens: i32, dim: i32, eps: f64, counter: usize, chunk: i32, scratch: usize): void {
+  const rowBytes = <usize>dim << 2;
+  const dim4 = dim & ~3;
+  while (true) {
+    const t0 = atomic.add<i32>(counter, chunk);
+    if (t0 >= nTokens) break;
+    const t1 = min(nTokens, t0 + chunk);
+    for (let t = t0; t < t1; t++) {
+      const xr = x + <usize>t * rowBytes, gr = g + <usize>t * rowBytes, dxr = dx + <usize>t * rowBytes;
+      const r = rmsScale(f64x2.extract_lane(rowSumsPair(xr, xr, dim, SQUARES, 0, 0), 0), dim, eps);
+      let dots = f32x4.splat(0);
+      let i = 0;
+      for (; i < dim4; i += 4) {
+        const at = <usize>i << 2;
+        dots = f32x4.add(dots, f32x4.mul(f32x4.mul(v128.load(gr + at), v128.load(weight + at)), v128.load(xr + at)));
+      }
+      let dot = f32x4.extract_lane(dots, 0) + f32x4.extract_lane(dots, 1) + f32x4.extract_lane(dots, 2) + f32x4.extract_lane(dots, 3);
+      for (; i < dim; i++) dot += load<f32>(gr + (<usize>i << 2)) * load<f32>(weight + (<usize>i << 2)) * load<f32>(xr + (<usize>i << 2));
+      const k: f32 = r * r * r * dot / <f32>dim;
+      const vr = f32x4.splat(r), vk = f32x4.splat(k);
+      for (i = 0; i < dim4; i += 4) {
+        const at = <usize>i << 2;
+        const gv = v128.load(gr + at), xv = v128.load(xr + at);
+        v128.store(dxr + at, f32x4.add(v128.load(dxr + at), f32x4.sub(f32x4.mul(f32x4.mul(vr, gv), v128.load(weight + at)), f32x4.mul(vk, xv))));
+        v128.store(scratch + at, f32x4.add(v128.load(scratch + at), f32x4.mul(f32x4.mul(gv, xv), vr)));
+      }
+      for (; i < dim; i++) {
+        const at = <usize>i << 2;
+        const gv = load<f32>(gr + at), xv = load<f32>(xr + at);
+        store<f32>(dxr + at, load<f32>(dxr + at) + (r * gv * load<f32>(weight + at) - k * xv));
+        store<f32>(scratch + at, load<f32>(scratch + at) + gv * xv * r);
+      }
+    }
+  }
+}
+
 /** out = ((x − mean)·scale)·weight + bias over a row of n values, each step rounded to f32 (as formulas.ts layerNormStats' callers). */
 @inline function normalizeRow(x: usize, weight: usize, bias: usize, out: usize, n: i32, mean: f32, scale: f32): void {
   const vm = f32x4.splat(mean), vs = f32x4.splat(scale);
