@@ -151,7 +151,7 @@ export class WasmTrainingBackend extends WasmBackend implements TrainingBackend 
     this.withOutputs([[dq, qn], [dk, kn], [dv, kn]], ([dqAt, dkAt, dvAt]) => {
       this.runKernel('attention_backward', [this.address(g, qn), this.address(q, qn), this.address(k, kn), this.address(v, kn),
         this.address(probs, nSeq * nHeads * seqLen * seqLen), dqAt, dkAt, dvAt, nSeq, seqLen, nHeads, nKvHeads, headDim, shape.scale],
-      [], true, Math.ceil((4 * seqLen) / 64) * 64);
+      [], true, Math.ceil((4 * seqLen * seqLen) / 64) * 64);
     });
   }
 }
