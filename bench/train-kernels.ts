@@ -83,3 +83,24 @@ for (const threads of [1, 2]) {
     console.log(`${threads} thread${threads > 1 ? 's' : ''} ${name}: ${((2 * m * n * k) / (best * 1e6)).toFixed(1)} GFLOP/s (best of 20)`);
   }
 }
+
+// causal attention of a training step, forward and backward: shakespeare-char's (16 × 64, 4 heads × 32) and the
+// dim-288 one's (8 × 256, 4 heads × 72); flops: q·kᵀ and P·v over the causal half, twice that backward
+for (const threads of [1, 2]) {
+  const backend = new WasmTrainingBackend({ threads });
+  for (const [nSeq, S, nHeads, hd] of [[16, 64, 4, 32], [8, 256, 4, 72]]) {
+    const n = nSeq * S, qn = n * nHeads * hd, shape = { nHeads, nKvHeads: nHeads, headDim: hd, scale: 1 / Math.sqrt(hd) };
+    const [q, k, v, g, out, dq, dk, dv] = [0, 0, 0, 0, 0, 0, 0, 0].map(() => backend.allocFloats(qn).fill(0.1));
+    const probs = backend.allocFloats(nSeq * nHeads * S * S);
+    const flops = 2 * 2 * nSeq * nHeads * (S * (S + 1) / 2) * hd;
+    let [forward, back] = [Infinity, Infinity];
+    for (let r = 0; r < 5; r++) {
+      const t0 = performance.now();
+      backend.attentionForward(out, probs, q, k, v, nSeq, S, shape);
+      const t1 = performance.now();
+      backend.attentionBackward(dq, dk, dv, g, probs, q, k, v, nSeq, S, shape);
+      [forward, back] = [Math.min(forward, t1 - t0), Math.min(back, performance.now() - t1)];
+    }
+    console.log(`${threads} thread${threads > 1 ? 's' : ''} attention ${nSeq}×${S}, ${nHeads}×${hd}: forward ${(flops / (forward * 1e6)).toFixed(1)}, backward ${(2 * flops / (back * 1e6)).toFixed(1)} GFLOP/s (best of 5)`);
+  }
+}

@@ -11,7 +11,7 @@
 import type { AttentionShape, RopeParams } from '../kernels/backend.js';
 import type { RopeAngles } from '../kernels/rope.js';
 import { allocFloats, trainingBackend } from './backend.js';
-import { geluDerivative, geluF32, layerNormStats, softcap as softcapValue } from '../kernels/formulas.js';
+import { geluDerivative, geluF32, layerNormStats } from '../kernels/formulas.js';
 
 export class Var {
   grad: Float32Array | null = null;
@@ -240,30 +240,26 @@ export function columns(x: Var, start: number, width: number): Var {
 export function layernorm(x: Var, weight: Var, bias: Var, eps: number): Var {
   const n = x.rows, d = x.cols, xv = x.value, w = weight.value;
   const out = allocFloats(n * d, false);
-  const xhat = allocFloats(n * d, false); // (x − mean)·r, kept for the backward pass
-  const inv = new Float32Array(n);
-  for (let t = 0; t < n; t++) {
-    const o = t * d;
-    const [mean, r] = layerNormStats(xv, o, d, eps);
-    inv[t] = r;
-    for (let i = 0; i < d; i++) out[o + i] = (xhat[o + i] = (xv[o + i] - mean) * r) * w[i] + bias.value[i];
-  }
+  trainingBackend().layernorm(out, xv, w, bias.value, n, d, eps);
   return result(n, d, [x, weight, bias], (g) => {
-    // with u = g ⊙ weight: dx = r·(u − mean(u) − x̂·mean(u ⊙ x̂)); dweight += Σ g ⊙ x̂; dbias += Σ g
+    // with u = g ⊙ weight and x̂ = (x − mean)·r: dx = r·(u − mean(u) − x̂·mean(u ⊙ x̂)); dweight += Σ g ⊙ x̂; dbias += Σ g
     const dx = x.gradient(), dw = weight.gradient(), db = bias.gradient();
+    const xhat = new Float32Array(d);
     for (let t = 0; t < n; t++) {
       const o = t * d;
+      const [mean, r] = layerNormStats(xv, o, d, eps);
+      for (let i = 0; i < d; i++) xhat[i] = (xv[o + i] - mean) * r;
       let meanU = 0, meanUX = 0;
       for (let i = 0; i < d; i++) {
         const u = g[o + i] * w[i];
         meanU += u;
-        meanUX += u * xhat[o + i];
-        dw[i] += g[o + i] * xhat[o + i];
+        meanUX += u * xhat[i];
+        dw[i] += g[o + i] * xhat[i];
         db[i] += g[o + i];
       }
       meanU /= d;
       meanUX /= d;
-      for (let i = 0; i < d; i++) dx[o + i] += inv[t] * (g[o + i] * w[i] - meanU - xhat[o + i] * meanUX);
+      for (let i = 0; i < d; i++) dx[o + i] += r * (g[o + i] * w[i] - meanU - xhat[i] * meanUX);
     }
   }, out);
 }
@@ -287,7 +283,8 @@ export function gelu(x: Var, up?: Var): Var {
 export function softcap(x: Var, cap: number): Var {
   const n = x.value.length, xv = x.value;
   const out = allocFloats(n, false);
-  for (let i = 0; i < n; i++) out[i] = softcapValue(xv[i], cap);
+  out.set(xv);
+  trainingBackend().softcap(out, n, cap);
   return result(x.rows, x.cols, [x], (g) => {
     // d/dx c·tanh(x/c) = 1 − tanh²(x/c)
     const dx = x.gradient();
@@ -302,7 +299,8 @@ export function softcap(x: Var, cap: number): Var {
 export function scale(x: Var, s: number): Var {
   const n = x.value.length, xv = x.value;
   const out = allocFloats(n, false);
-  for (let i = 0; i < n; i++) out[i] = xv[i] * s;
+  out.set(xv);
+  trainingBackend().scale(out, n, s);
   return result(x.rows, x.cols, [x], (g) => {
     const dx = x.gradient();
     for (let i = 0; i < n; i++) dx[i] += g[i] * s;
