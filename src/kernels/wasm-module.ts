@@ -118,7 +118,7 @@ export interface KernelExports {
     nKvHeads: number, headDim: number, scale: number, counter: number, scratch: number): void;
   attention_backward(g: number, q: number, k: number, v: number, probs: number, dq: number, dk: number, dv: number, nSeq: number,
     seqLen: number, nHeads: number, nKvHeads: number, headDim: number, scale: number, counter: number, scratch: number): void;
-  rmsnorm_backward(g: number, x: number, weight: number, dx: number, nTokens: number, dim: number, eps: number, counter: number, chunk: number, scratch: number): void;
+  rmsnorm_backward(g: number, x: number, weight: number, dx: number, partials: number, nTokens: number, dim: number, eps: number, counter: number, chunk: number, scratch: number): void;
   swiglu_backward(g: number, gate: number, up: number, dgate: number, dup: number, n: number, counter: number, chunk: number, scratch: number): void;
   /** the address of the gelu table the backend fills (65536 f32) */
   gelu_table(): number;

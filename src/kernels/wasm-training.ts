@@ -11,6 +11,8 @@ import { ElementwiseOp, WasmBackend, type WasmBackendOptions } from './wasm.js';
 
 /** Multiply-adds below which a product runs on the calling thread alone (waking the pool costs more). */
 const POOLED_GEMM_MIN = 1 << 17;
+/** Rows of rmsnorm's backward a thread claims at a time (fixed: dweight's sums must not depend on the threads). */
+const RMSNORM_CHUNK = 32;
 /** Values below which an element-wise op (swiglu, rmsnorm backward) runs on the calling thread alone. */
 const POOLED_ELEMENTWISE_MIN = 12288;
 
@@ -113,16 +115,16 @@ export class WasmTrainingBackend extends WasmBackend implements TrainingBackend 
   }
 
   rmsnormBackward(dx: Float32Array, dweight: Float32Array, g: Float32Array, x: Float32Array, weight: Float32Array, nTokens: number, dim: number, eps: number): void {
-    const n = nTokens * dim;
+    const n = nTokens * dim, chunks = Math.ceil(nTokens / RMSNORM_CHUNK);
     this.withOutputs([[dx, n]], ([dxAt]) => {
-      // each thread sums its rows' part of dweight in its scratch; they are added up here
-      const stride = Math.ceil((4 * dim) / 64) * 64;
-      const parts = this.runKernel('rmsnorm_backward', [this.address(g, n), this.address(x, n), this.address(weight, dim), dxAt, nTokens, dim, eps],
-        [this.chunk(nTokens, 1)], n >= POOLED_ELEMENTWISE_MIN, stride);
+      // each chunk of rows sums its part of dweight; they are added up here in chunk order
+      const parts = this.arena.scratch(4 * chunks * dim);
+      this.arena.exports.zero(parts, 4 * chunks * dim);
+      this.runKernel('rmsnorm_backward', [this.address(g, n), this.address(x, n), this.address(weight, dim), dxAt, parts, nTokens, dim, eps],
+        [RMSNORM_CHUNK], n >= POOLED_ELEMENTWISE_MIN);
       const f32 = this.arena.floats();
-      for (let t = 0; t < this.threads; t++) {
-        const part = (parts + t * stride) / 4;
-        for (let i = 0; i < dim; i++) dweight[i] += f32[part + i];
+      for (let c = 0; c < chunks; c++) {
+        for (let i = 0; i < dim; i++) dweight[i] += f32[parts / 4 + c * dim + i];
       }
     });
   }

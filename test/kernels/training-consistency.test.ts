@@ -114,3 +114,28 @@ for (const { relaxed, threads, backend } of variants) {
     }
   });
 }
+
+test('the training kernels give the same bits on 1 and 2 threads (training runs are reproducible at any thread count)', () => {
+  const [one, two] = variants.filter((v) => !v.relaxed).map((v) => v.backend);
+  const next = mulberry32(17);
+  const [nTokens, dim, nHeads, headDim, nSeq, seqLen] = [400, 64, 4, 16, 4, 100];
+  const inputs = [nTokens * dim, nTokens * dim, dim, dim * 96, nTokens * 96].map((n) => Float32Array.from({ length: n }, () => next() * 2 - 1));
+  const run = (backend: WasmTrainingBackend): Float32Array[] => {
+    const [g, x, w, wide, y] = inputs.map((v) => {
+      const inMemory = backend.allocFloats(v.length, false);
+      inMemory.set(v);
+      return inMemory;
+    });
+    const [dx, dw, c] = [backend.allocFloats(nTokens * dim), backend.allocFloats(dim), backend.allocFloats(nTokens * 96)];
+    backend.rmsnormBackward(dx, dw, g, x, w, nTokens, dim, 1e-5);
+    backend.gemm(c, x, wide, nTokens, 96, dim, false, false, false);
+    backend.gemm(c, y, wide, nTokens, 96, 96, false, false, true);
+    const shape = { nHeads, nKvHeads: 2, headDim, scale: 0.25 };
+    const [out, probs, dq, dk, dv] = [dim * nTokens, nSeq * nHeads * seqLen * seqLen, dim * nTokens, dim * nTokens / 2, dim * nTokens / 2].map((n) => backend.allocFloats(n));
+    backend.attentionForward(out, probs, x, g.subarray(0, nTokens * dim / 2), y.subarray(0, nTokens * dim / 2), nSeq, seqLen, shape);
+    backend.attentionBackward(dq, dk, dv, g, probs, x, g.subarray(0, nTokens * dim / 2), y.subarray(0, nTokens * dim / 2), nSeq, seqLen, shape);
+    return [dx, dw, c, out, dq, dk, dv].map((v) => Float32Array.from(v));
+  };
+  const [a, b] = [run(one), run(two)];
+  a.forEach((v, i) => assert.deepEqual(v, b[i], `result ${i}`));
+});

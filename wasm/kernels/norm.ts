@@ -68,17 +68,19 @@ export function rmsnorm(x: usize, weight: usize, out: usize, nTokens: i32, dim: 
 }
 
 /**
- * rmsnorm's gradients (training), added: with r a row's scale (as rmsnorm computes it) and u = g ⊙ weight,
- * dx += r·u − x·r³/dim·Σ(u ⊙ x); this thread's Σ_rows g ⊙ x·r is added into `scratch` (dim floats, zeroed by the
- * caller, which sums the threads' parts into dweight). Rows in chunks of `chunk` claimed from the counter.
+ * rmsnorm's gradients (training): with r a row's scale (as rmsnorm computes it) and u = g ⊙ weight,
+ * dx += r·u − x·r³/dim·Σ(u ⊙ x), added; row chunk c's part of dweight, Σ_rows g ⊙ x·r, into partials [c, dim]
+ * (zeroed by the caller, which adds the parts up in chunk order: the same sums whichever thread took a chunk).
+ * Rows in chunks of `chunk` claimed from the counter. (`scratch`: unused.)
  */
-export function rmsnorm_backward(g: usize, x: usize, weight: usize, dx: usize, nTokens: i32, dim: i32, eps: f64, counter: usize, chunk: i32, scratch: usize): void {
+export function rmsnorm_backward(g: usize, x: usize, weight: usize, dx: usize, partials: usize, nTokens: i32, dim: i32, eps: f64, counter: usize, chunk: i32, scratch: usize): void {
   const rowBytes = <usize>dim << 2;
   const dim4 = dim & ~3;
   while (true) {
     const t0 = atomic.add<i32>(counter, chunk);
     if (t0 >= nTokens) break;
     const t1 = min(nTokens, t0 + chunk);
+    const part = partials + <usize>(t0 / chunk) * rowBytes;
     for (let t = t0; t < t1; t++) {
       const xr = x + <usize>t * rowBytes, gr = g + <usize>t * rowBytes, dxr = dx + <usize>t * rowBytes;
       const r = rmsScale(f64x2.extract_lane(rowSumsPair(xr, xr, dim, SQUARES, 0, 0), 0), dim, eps);
@@ -96,13 +98,13 @@ export function rmsnorm_backward(g: usize, x: usize, weight: usize, dx: usize, n
         const at = <usize>i << 2;
         const gv = v128.load(gr + at), xv = v128.load(xr + at);
         v128.store(dxr + at, f32x4.add(v128.load(dxr + at), f32x4.sub(f32x4.mul(f32x4.mul(vr, gv), v128.load(weight + at)), f32x4.mul(vk, xv))));
-        v128.store(scratch + at, f32x4.add(v128.load(scratch + at), f32x4.mul(f32x4.mul(gv, xv), vr)));
+        v128.store(part + at, f32x4.add(v128.load(part + at), f32x4.mul(f32x4.mul(gv, xv), vr)));
       }
       for (; i < dim; i++) {
         const at = <usize>i << 2;
         const gv = load<f32>(gr + at), xv = load<f32>(xr + at);
         store<f32>(dxr + at, load<f32>(dxr + at) + (r * gv * load<f32>(weight + at) - k * xv));
-        store<f32>(scratch + at, load<f32>(scratch + at) + gv * xv * r);
+        store<f32>(part + at, load<f32>(part + at) + gv * xv * r);
       }
     }
   }
