@@ -65,11 +65,9 @@ import { madd } from './simd';
 export function attention_forward(q: usize, k: usize, v: usize, out: usize, probs: usize, nSeq: i32, S: i32, nHeads: i32,
   nKvHeads: i32, hd: i32, scale: f32, counter: usize, scratch: usize): void {
   const group = nHeads / nKvHeads, qRow = <usize>(nHeads * hd) << 2, kRow = <usize>(nKvHeads * hd) << 2, hdBytes = <usize>hd << 2;
-  while (true) {
-    const job = atomic.add<i32>(counter, 1);
-    if (job >= nSeq * nKvHeads) break;
-    const b = job / nKvHeads, kvh = job % nKvHeads;
-    const kvOffset = <usize>b * S * kRow + <usize>kvh * hdBytes;
+  for (let job = atomic.add<i32>(counter, 1); job < nSeq * nKvHeads; job = atomic.add<i32>(counter, 1)) {
+    // sequence b, kv head kvh: its rows of k and v start at kvOffset; query head h's weights at P
+    const b = job / nKvHeads, kvh = job % nKvHeads, kvOffset = <usize>b * S * kRow + <usize>kvh * hdBytes;
     for (let h = kvh * group; h < (kvh + 1) * group; h++) {
       const P = probs + ((<usize>(b * nHeads + h) * S * S) << 2);
       for (let s = 0; s < S; s++) {
@@ -109,11 +107,9 @@ export function attention_backward(g: usize, q: usize, k: usize, v: usize, probs
   nSeq: i32, S: i32, nHeads: i32, nKvHeads: i32, hd: i32, scale: f32, counter: usize, scratch: usize): void {
   const group = nHeads / nKvHeads, qRow = <usize>(nHeads * hd) << 2, kRow = <usize>(nKvHeads * hd) << 2, hdBytes = <usize>hd << 2;
   const dS = scratch, sRow = <usize>S << 2;
-  while (true) {
-    const job = atomic.add<i32>(counter, 1);
-    if (job >= nSeq * nKvHeads) break;
-    const b = job / nKvHeads, kvh = job % nKvHeads;
-    const kvOffset = <usize>b * S * kRow + <usize>kvh * hdBytes;
+  for (let job = atomic.add<i32>(counter, 1); job < nSeq * nKvHeads; job = atomic.add<i32>(counter, 1)) {
+    // sequence b, kv head kvh: its rows of k and v start at kvOffset; query head h's weights at P
+    const b = job / nKvHeads, kvh = job % nKvHeads, kvOffset = <usize>b * S * kRow + <usize>kvh * hdBytes;
     for (let h = kvh * group; h < (kvh + 1) * group; h++) {
       const P = probs + ((<usize>(b * nHeads + h) * S * S) << 2);
       const qBase = <usize>b * S * qRow + <usize>h * hdBytes;
