@@ -232,7 +232,7 @@ export class KilnServer {
 }
 
 /** The files of the in-page engine (web/build.mjs writes them to build/web). */
-const LOCAL_ASSETS = ['engine-worker.js', 'kernels-simd.wasm', 'kernels-relaxed.wasm'];
+const LOCAL_ASSETS = ['engine-worker.js', 'pool-worker.js', 'kernels-simd.wasm', 'kernels-relaxed.wasm'];
 const CONTENT_TYPES: Record<string, string> = { html: 'text/html; charset=utf-8', js: 'text/javascript; charset=utf-8', wasm: 'application/wasm' };
 
 /** A file with the headers that make its page cross-origin isolated (SharedArrayBuffer and shared WebAssembly memory). */

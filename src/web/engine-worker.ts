@@ -1,5 +1,6 @@
 // The engine in a page's Web Worker (bundled by web/build.mjs with the browser platform): the page sends the File
-// the user chose and the fetched kernels; the worker loads the model in one thread and then serves it through the
+// the user chose, the fetched kernels and the thread count; the worker starts the kernel threads (Web Workers sharing
+// its WebAssembly memories), loads the model and then serves it through the
 // same protocol as `kiln serve`'s worker thread (engine-host.ts), plus 'generate', which tokenizes text here.
 
 import { Model } from '../generate/model.js';
@@ -11,7 +12,7 @@ import { installKernels, watchReads } from '../platform/browser.js';
 
 /** page → worker: first 'load', then the engine's messages or 'generate' (a text prompt) */
 export type PageMessage =
-  | { type: 'load'; file: Blob; kernels: Record<string, Uint8Array> }
+  | { type: 'load'; file: Blob; kernels: Record<string, Uint8Array>; threads: number }
   | { type: 'generate'; id: string; text: string; params: RequestParams }
   | ClientMessage;
 
@@ -28,11 +29,10 @@ declare const self: { postMessage(message: PageReply): void; onmessage: ((event:
 let model: Model | undefined;
 let handle: ((message: ClientMessage) => void) | undefined;
 
-function load(file: Blob, kernels: Record<string, Uint8Array>): void {
+async function load(file: Blob, kernels: Record<string, Uint8Array>, threads: number): Promise<void> {
   installKernels(kernels);
   watchReads((done, total) => self.postMessage({ type: 'progress', done, total }));
-  // one thread: the kernel pool's Web Workers are not wired yet
-  const backend = new WasmBackend({ threads: 1 });
+  const backend = await WasmBackend.start({ threads });
   model = Model.load(file, { backend });
   const parameters = model.file.tensorInfos.reduce((sum, t) => sum + t.nElements, 0);
   self.postMessage({ type: 'loaded', architecture: model.hparams.arch, backend: backend.name, threads: backend.threads, parameters });
@@ -41,11 +41,7 @@ function load(file: Blob, kernels: Record<string, Uint8Array>): void {
 
 self.onmessage = ({ data }) => {
   if (data.type === 'load') {
-    try {
-      load(data.file, data.kernels);
-    } catch (e) {
-      self.postMessage({ type: 'load-failed', error: errorOf(e) });
-    }
+    load(data.file, data.kernels, data.threads).catch((e) => self.postMessage({ type: 'load-failed', error: errorOf(e) }));
   } else if (data.type === 'generate') {
     const tokens = model!.tokenizer.encode(data.text, { addSpecial: true, parseSpecial: true });
     self.postMessage({ type: 'prompt', id: data.id, tokens });

@@ -55,13 +55,14 @@ async function withLocalPage(use: (page: Page, dir: string) => Promise<void>, is
   }
 }
 
-/** Loads stories260K through the file input and continues "Once upon a time" greedily for 40 tokens; the output. */
-async function continueGreedily(page: Page) {
+/** Loads stories260K through the file input in `threads` threads and continues "Once upon a time" greedily for 40 tokens; the output. */
+async function continueGreedily(page: Page, threads: number) {
+  if (threads > 1) await page.fill('#threads', String(threads));
   await page.setInputFiles('#model-file', MODEL_PATH);
   // loaded, or refused (then the assertion on #error shows why)
   await page.locator('#model-status[data-ready="true"], #error:not(:empty)').first().waitFor();
   assert.equal(await page.locator('#error').innerText(), '');
-  assert.match(await page.locator('#model-status').innerText(), /^stories260K\.gguf: llama, 0\.29 M parameters, wasm-(relaxed-)?simd, 1 thread$/);
+  assert.match(await page.locator('#model-status').innerText(), new RegExp(`^stories260K\\.gguf: llama, 0\\.29 M parameters, wasm-(relaxed-)?simd, ${threads === 1 ? '1 thread' : `${threads} threads`}$`));
   assert.equal(await page.locator('#load-progress').evaluate((bar) => (bar as unknown as { value: number }).value), 1);
   await page.fill('#prompt', 'Once upon a time');
   await page.fill('#max-tokens', '40');
@@ -77,10 +78,13 @@ async function kilnRun() {
   return JSON.parse((await kiln('run', MODEL_PATH, '-p', 'Once upon a time', '-n', '40', '--temp', '0', '--json')).stdout) as { tokens: number[]; text: string };
 }
 
-test('in-page engine: stories260K from the file input continues greedily as `kiln run` does, token for token', TIMEOUT, async () => {
+test('in-page engine: stories260K from the file input, in two kernel threads (Web Workers), continues greedily as `kiln run` does, token for token', TIMEOUT, async () => {
   const expected = await kilnRun();
   await withLocalPage(async (page) => {
-    assert.deepEqual(await continueGreedily(page), { tokens: expected.tokens, text: expected.text });
+    assert.equal(await page.locator('#threads').isDisabled(), false);
+    assert.deepEqual(await continueGreedily(page, 2), { tokens: expected.tokens, text: expected.text });
+    // the engine's worker and its one kernel thread
+    assert.equal(page.workers().length, 2);
     assert.match(await page.locator('#speed').innerText(), /^[\d.]+ tokens\/s$/);
     assert.equal(await page.locator('#error').innerText(), '');
   });
@@ -90,7 +94,9 @@ test('in-page engine: without cross-origin isolation the page says so and runs i
   const expected = await kilnRun();
   await withLocalPage(async (page) => {
     assert.match(await page.locator('#isolation').innerText(), /^Not cross-origin isolated .* one thread\.$/);
-    assert.deepEqual(await continueGreedily(page), { tokens: expected.tokens, text: expected.text });
+    assert.equal(await page.locator('#threads').isDisabled(), true);
+    assert.deepEqual(await continueGreedily(page, 1), { tokens: expected.tokens, text: expected.text });
+    assert.equal(page.workers().length, 1);
   }, false);
 });
 
@@ -122,7 +128,7 @@ test('in-page engine: a file that is not GGUF, or a truncated one, gets the erro
 test('kiln serve /local: the page\'s files with the isolation headers, nothing else', async () => {
   const server = await startServer();
   try {
-    for (const [name, type] of [['engine-worker.js', 'text/javascript; charset=utf-8'], ['kernels-simd.wasm', 'application/wasm']]) {
+    for (const [name, type] of [['engine-worker.js', 'text/javascript; charset=utf-8'], ['pool-worker.js', 'text/javascript; charset=utf-8'], ['kernels-simd.wasm', 'application/wasm']]) {
       const response = await fetch(`${server.baseURL}/local/${name}`);
       assert.equal(response.status, 200);
       assert.equal(response.headers.get('content-type'), type);
