@@ -10,9 +10,10 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { chromium, type Page } from 'playwright-core';
 import { MODEL_PATH, startServer, type TestServer } from '../server/helpers.js';
+import { sharedPath } from '../shared.js';
 import { kiln } from '../helpers/cli.js';
 import { packageRoot } from '../../src/kernels/wasm-module.js';
 import { readGGUFHeader } from '../../src/gguf/reader.js';
@@ -55,14 +56,21 @@ async function withLocalPage(use: (page: Page, dir: string) => Promise<void>, is
   }
 }
 
-/** Loads stories260K through the file input in `threads` threads and continues "Once upon a time" greedily for 40 tokens; the output. */
-async function continueGreedily(page: Page, threads: number) {
-  if (threads > 1) await page.fill('#threads', String(threads));
-  await page.setInputFiles('#model-file', MODEL_PATH);
+const CONFORMANCE_MODEL = sharedPath('conformance', 'models', 'kq-Q4_K_M.gguf');
+
+/**
+ * Loads `model` through the file input in `threads` threads and continues "Once upon a time" greedily for 40 tokens;
+ * the output. `described` is the model's part of the status line (after the file name).
+ */
+async function continueGreedily(page: Page, model: string, described: string, threads: number) {
+  // (without cross-origin isolation the field is fixed at one thread)
+  if (await page.locator('#threads').isEnabled()) await page.fill('#threads', String(threads));
+  await page.setInputFiles('#model-file', model);
   // loaded, or refused (then the assertion on #error shows why)
   await page.locator('#model-status[data-ready="true"], #error:not(:empty)').first().waitFor();
   assert.equal(await page.locator('#error').innerText(), '');
-  assert.match(await page.locator('#model-status').innerText(), new RegExp(`^stories260K\\.gguf: llama, 0\\.29 M parameters, wasm-(relaxed-)?simd, ${threads === 1 ? '1 thread' : `${threads} threads`}$`));
+  const status = new RegExp(`^${basename(model).replaceAll('.', '\\.')}: ${described}, ${threads === 1 ? '1 thread' : `${threads} threads`}$`);
+  assert.match(await page.locator('#model-status').innerText(), status);
   assert.equal(await page.locator('#load-progress').evaluate((bar) => (bar as unknown as { value: number }).value), 1);
   await page.fill('#prompt', 'Once upon a time');
   await page.fill('#max-tokens', '40');
@@ -74,28 +82,35 @@ async function continueGreedily(page: Page, threads: number) {
 }
 
 /** `kiln run`'s greedy continuation of the same prompt */
-async function kilnRun() {
-  return JSON.parse((await kiln('run', MODEL_PATH, '-p', 'Once upon a time', '-n', '40', '--temp', '0', '--json')).stdout) as { tokens: number[]; text: string };
+async function kilnRun(model: string) {
+  const { tokens, text } = JSON.parse((await kiln('run', model, '-p', 'Once upon a time', '-n', '40', '--temp', '0', '--json')).stdout) as { tokens: number[]; text: string };
+  return { tokens, text };
 }
 
-test('in-page engine: stories260K from the file input, in two kernel threads (Web Workers), continues greedily as `kiln run` does, token for token', TIMEOUT, async () => {
-  const expected = await kilnRun();
+/** the status line's description of stories260K and of the conformance model (regular expressions) */
+const STORIES = 'llama, 0\\.29 M parameters, wasm-(relaxed-)?simd';
+const CONFORMANCE = 'llama, [\\d.]+ M parameters, wasm-(relaxed-)?simd';
+
+test('in-page engine: stories260K and a quantized conformance model (kq-Q4_K_M) from the file input, in two kernel threads (Web Workers), continue greedily as `kiln run` does, token for token', TIMEOUT, async () => {
+  const [stories, conformance] = [await kilnRun(MODEL_PATH), await kilnRun(CONFORMANCE_MODEL)];
   await withLocalPage(async (page) => {
     assert.equal(await page.locator('#threads').isDisabled(), false);
-    assert.deepEqual(await continueGreedily(page, 2), { tokens: expected.tokens, text: expected.text });
+    assert.deepEqual(await continueGreedily(page, MODEL_PATH, STORIES, 2), stories);
     // the engine's worker and its one kernel thread
     assert.equal(page.workers().length, 2);
     assert.match(await page.locator('#speed').innerText(), /^[\d.]+ tokens\/s$/);
+    assert.equal(conformance.tokens.length, 40);
+    assert.deepEqual(await continueGreedily(page, CONFORMANCE_MODEL, CONFORMANCE, 2), conformance);
     assert.equal(await page.locator('#error').innerText(), '');
   });
 });
 
 test('in-page engine: without cross-origin isolation the page says so and runs in one thread, as `kiln run` does', TIMEOUT, async () => {
-  const expected = await kilnRun();
+  const expected = await kilnRun(MODEL_PATH);
   await withLocalPage(async (page) => {
     assert.match(await page.locator('#isolation').innerText(), /^Not cross-origin isolated .* one thread\.$/);
     assert.equal(await page.locator('#threads').isDisabled(), true);
-    assert.deepEqual(await continueGreedily(page, 1), { tokens: expected.tokens, text: expected.text });
+    assert.deepEqual(await continueGreedily(page, MODEL_PATH, STORIES, 1), expected);
     assert.equal(page.workers().length, 1);
   }, false);
 });
