@@ -9,10 +9,13 @@ import { errorOf, hostEngine } from '../engine/engine-host.js';
 import type { ClientMessage, WorkerMessage } from '../engine/engine-client.js';
 import type { RequestParams } from '../engine/types.js';
 import { installKernels, watchReads } from '../platform/browser.js';
+import { readGGUFHeader } from '../gguf/reader.js';
+import { modelFromGGUF } from '../estimate/model.js';
+import { checkPageMemory, type PageLimit } from './page-memory.js';
 
 /** page → worker: first 'load', then the engine's messages or 'generate' (a text prompt) */
 export type PageMessage =
-  | { type: 'load'; file: Blob; kernels: Record<string, Uint8Array>; threads: number }
+  | { type: 'load'; file: Blob; kernels: Record<string, Uint8Array>; threads: number; context: number; limit?: PageLimit }
   | { type: 'generate'; id: string; text: string; params: RequestParams }
   | ClientMessage;
 
@@ -20,7 +23,7 @@ export type PageMessage =
 export type PageReply =
   | { type: 'progress'; done: number; total: number }
   | { type: 'load-failed'; error: { name: string; message: string } }
-  | { type: 'loaded'; architecture: string; backend: string; threads: number; parameters: number }
+  | { type: 'loaded'; architecture: string; backend: string; threads: number; parameters: number; context: number; needs: number }
   | { type: 'prompt'; id: string; tokens: number[] }
   | WorkerMessage;
 
@@ -29,19 +32,27 @@ declare const self: { postMessage(message: PageReply): void; onmessage: ((event:
 let model: Model | undefined;
 let handle: ((message: ClientMessage) => void) | undefined;
 
-async function load(file: Blob, kernels: Record<string, Uint8Array>, threads: number): Promise<void> {
+/**
+ * Loads the model in `threads` threads with a context of `asked` positions at most (the trained context if shorter),
+ * once its header shows that the page can hold it within `limit`.
+ */
+async function load({ file, kernels, threads, context: asked, limit }: Extract<PageMessage, { type: 'load' }>): Promise<void> {
   installKernels(kernels);
   watchReads((done, total) => self.postMessage({ type: 'progress', done, total }));
+  const name = (file as Blob & { name?: string }).name ?? 'the model';
+  const header = readGGUFHeader(file);
+  const context = Math.min(asked, modelFromGGUF(header).shape.ctxTrain ?? asked);
+  const { total: needs } = checkPageMemory(header, name, context, limit);
   const backend = await WasmBackend.start({ threads });
   model = Model.load(file, { backend });
   const parameters = model.file.tensorInfos.reduce((sum, t) => sum + t.nElements, 0);
-  self.postMessage({ type: 'loaded', architecture: model.hparams.arch, backend: backend.name, threads: backend.threads, parameters });
-  handle = hostEngine(model, { maxNumSeqs: 1 }, { post: (message) => self.postMessage(message), close: () => self.close() });
+  self.postMessage({ type: 'loaded', architecture: model.hparams.arch, backend: backend.name, threads: backend.threads, parameters, context, needs });
+  handle = hostEngine(model, { maxNumSeqs: 1, maxModelLength: context }, { post: (message) => self.postMessage(message), close: () => self.close() });
 }
 
 self.onmessage = ({ data }) => {
   if (data.type === 'load') {
-    load(data.file, data.kernels, data.threads).catch((e) => self.postMessage({ type: 'load-failed', error: errorOf(e) }));
+    load(data).catch((e) => self.postMessage({ type: 'load-failed', error: errorOf(e) }));
   } else if (data.type === 'generate') {
     const tokens = model!.tokenizer.encode(data.text, { addSpecial: true, parseSpecial: true });
     self.postMessage({ type: 'prompt', id: data.id, tokens });

@@ -1,8 +1,10 @@
 // The engine in a web page (web/local.html served by `kiln serve` at /local, the bundle of web/build.mjs) in headless
-// Chromium (Debian's /usr/bin/chromium, driven by playwright-core): stories260K chosen through the file input
-// continues a prompt greedily with the same tokens and text as `kiln run`; a file that is not GGUF, or a truncated one,
-// gets the reader's typed error in the page; served without COOP/COEP (no SharedArrayBuffer), the page says so and still
-// runs; kiln serve's /local serves the page's files with the isolation headers and nothing else.
+// Chromium (Debian's /usr/bin/chromium, driven by playwright-core; .ci/run installs it): stories260K and a quantized
+// conformance model chosen through the file input, run in two kernel threads (Web Workers), continue a prompt greedily
+// with the same tokens and text as `kiln run`; a file that is not GGUF, or a truncated one, gets the reader's typed
+// error in the page, and a model above the page's memory limit is refused from its header; served without COOP/COEP
+// (no SharedArrayBuffer), the page says so and runs in one thread; kiln serve's /local serves the page's files with
+// the isolation headers and nothing else.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -18,6 +20,7 @@ import { kiln } from '../helpers/cli.js';
 import { packageRoot } from '../../src/kernels/wasm-module.js';
 import { readGGUFHeader } from '../../src/gguf/reader.js';
 import { GGUFError } from '../../src/gguf/types.js';
+import { checkPageMemory } from '../../src/web/page-memory.js';
 
 const CHROMIUM = process.env.KILN_CHROMIUM ?? '/usr/bin/chromium';
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
@@ -115,7 +118,7 @@ test('in-page engine: without cross-origin isolation the page says so and runs i
   }, false);
 });
 
-test('in-page engine: a file that is not GGUF, or a truncated one, gets the error Node gives it, shown in the page', TIMEOUT, async () => {
+test('in-page engine: a file that is not GGUF, or a truncated one, gets the error Node gives it, and a model above the page\'s memory limit is refused before loading, shown in the page', TIMEOUT, async () => {
   await withLocalPage(async (page, dir) => {
     const notGGUF = join(dir, 'notes.gguf'), truncated = join(dir, 'truncated.gguf');
     writeFileSync(notGGUF, 'these are plain notes, not a model');
@@ -137,6 +140,22 @@ test('in-page engine: a file that is not GGUF, or a truncated one, gets the erro
       assert.equal(await shown.innerText(), `GGUFError: ${nodeError.message}`);
       assert.equal(await page.locator('#generate').isDisabled(), true);
     }
+    // a model above the page's memory limit (a setting of the page, lowered here below what stories260K needs) is
+    // refused from its header, with the figures Node computes, before its tensors are read
+    await page.fill('#memory-limit', '0.005');
+    await page.fill('#context', '512');
+    await page.setInputFiles('#model-file', MODEL_PATH);
+    let expected = '';
+    try {
+      checkPageMemory(readGGUFHeader(MODEL_PATH), 'stories260K.gguf', 512, { bytes: 0.005 * 2 ** 30, source: 'the memory limit set in this page' });
+    } catch (e) {
+      expected = `PageMemoryError: ${(e as Error).message}`;
+    }
+    assert.match(expected, /^PageMemoryError: stories260K\.gguf cannot run in this page: it needs [\d.]+ MiB at a context of 512 /);
+    await page.locator('#error', { hasText: 'PageMemoryError' }).waitFor();
+    assert.equal(await page.locator('#error').innerText(), expected);
+    assert.ok(await page.locator('#load-progress').evaluate((bar) => (bar as unknown as { value: number }).value) < 1);
+    assert.equal(await page.locator('#generate').isDisabled(), true);
   });
 });
 
