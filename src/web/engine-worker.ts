@@ -1,7 +1,8 @@
 // The engine in a page's Web Worker (bundled by web/build.mjs with the browser platform): the page sends the File
 // the user chose, the fetched kernels and the thread count; the worker starts the kernel threads (Web Workers sharing
 // its WebAssembly memories), loads the model and then serves it through the
-// same protocol as `kiln serve`'s worker thread (engine-host.ts), plus 'generate', which tokenizes text here.
+// same protocol as `kiln serve`'s worker thread (engine-host.ts), plus 'generate', which tokenizes text here, and
+// 'inspect', the inspector page's trace request checked as kiln serve's /inspect/api checks it.
 
 import { Model } from '../generate/model.js';
 import { WasmBackend } from '../kernels/wasm.js';
@@ -12,11 +13,14 @@ import { installKernels, watchReads } from '../platform/browser.js';
 import { readGGUFHeader } from '../gguf/reader.js';
 import { modelFromGGUF } from '../estimate/model.js';
 import { checkPageMemory, type PageLimit } from './page-memory.js';
+import { inspectRequest } from '../inspect/routes.js';
 
 /** page → worker: first 'load', then the engine's messages or 'generate' (a text prompt) */
 export type PageMessage =
   | { type: 'load'; file: Blob; kernels: Record<string, Uint8Array>; threads: number; context: number; limit?: PageLimit }
   | { type: 'generate'; id: string; text: string; params: RequestParams }
+  /** the inspector page's trace request ({prompt, n, sampling}), checked as kiln serve checks it */
+  | { type: 'inspect'; call: number; body: unknown }
   | ClientMessage;
 
 /** worker → page: load progress and the engine's messages ('ready' once loaded) */
@@ -57,6 +61,12 @@ self.onmessage = ({ data }) => {
     const tokens = model!.tokenizer.encode(data.text, { addSpecial: true, parseSpecial: true });
     self.postMessage({ type: 'prompt', id: data.id, tokens });
     handle!({ type: 'submit', id: data.id, prompt: tokens, params: data.params });
+  } else if (data.type === 'inspect') {
+    try {
+      handle!({ type: 'call', call: data.call, method: 'trace', request: inspectRequest(data.body) });
+    } catch (e) {
+      self.postMessage({ type: 'answer', call: data.call, error: errorOf(e) });
+    }
   } else {
     handle!(data);
   }

@@ -4,7 +4,7 @@
 // with the same tokens and text as `kiln run`; a file that is not GGUF, or a truncated one, gets the reader's typed
 // error in the page, and a model above the page's memory limit is refused from its header; served without COOP/COEP
 // (no SharedArrayBuffer), the page says so and runs in one thread; kiln serve's /local serves the page's files with
-// the isolation headers and nothing else.
+// the isolation headers and nothing else; the inspector in the page's frame traces the page's model.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -21,6 +21,7 @@ import { packageRoot } from '../../src/kernels/wasm-module.js';
 import { readGGUFHeader } from '../../src/gguf/reader.js';
 import { GGUFError } from '../../src/gguf/types.js';
 import { checkPageMemory } from '../../src/web/page-memory.js';
+import { modelFromGGUF } from '../../src/estimate/model.js';
 
 const CHROMIUM = process.env.KILN_CHROMIUM ?? '/usr/bin/chromium';
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
@@ -108,6 +109,44 @@ test('in-page engine: stories260K and a quantized conformance model (kq-Q4_K_M) 
   });
 });
 
+test('in-page inspector: the inspector\'s frame traces the page\'s model through its engine: the prompt\'s tokens, probabilities that sum to at most 1, an attention grid of every position', TIMEOUT, async () => {
+  const run = JSON.parse((await kiln('run', MODEL_PATH, '-p', 'Once upon a time', '-n', '4', '--temp', '0', '--json')).stdout) as { prompt_tokens: number[]; tokens: number[] };
+  const { nLayer, nHead } = modelFromGGUF(readGGUFHeader(MODEL_PATH)).shape;
+  await withLocalPage(async (page) => {
+    await page.setInputFiles('#model-file', MODEL_PATH);
+    await page.locator('#model-status[data-ready="true"], #error:not(:empty)').first().waitFor();
+    const inspector = page.frameLocator('#inspector');
+    assert.equal(await inspector.locator('#model-summary').innerText(), 'the model in this page');
+    await inspector.locator('#prompt').fill('Once upon a time');
+    await inspector.locator('#n').fill('4');
+    await inspector.locator('#temperature').fill('0');
+    await inspector.locator('#run').click();
+    await inspector.locator('#run-status', { hasText: /^done|error/ }).waitFor();
+    assert.equal(await inspector.locator('#run-status').innerText(), `done: ${run.prompt_tokens.length + 4} tokens`);
+    // 1: the prompt's tokens as kiln tokenizes it, then the greedy continuation
+    const ids = (await inspector.locator('#tokens .tok .id').allInnerTexts()).map(Number);
+    assert.deepEqual(ids, [...run.prompt_tokens, ...run.tokens]);
+    assert.equal(await inspector.locator('#tokens .tok.generated').count(), 4);
+    // 2: the first step's full distribution: the most likely candidates, their probabilities falling and adding up to ≤ 1
+    const titles = await inspector.locator('#stages .stage').first().locator('.cand').evaluateAll((rows) => rows.map((r) => (r as unknown as { title: string }).title));
+    const probs = titles.map((t) => Number(/ p (\S+)$/.exec(t)![1]));
+    assert.equal(probs.length, 10);
+    assert.ok(probs.every((p, i) => p > 0 && (i === 0 || p <= probs[i - 1])), titles.join('; '));
+    assert.ok(probs.reduce((a, b) => a + b) <= 1 + 1e-9, titles.join('; '));
+    assert.match(titles[0], new RegExp(`^id ${run.tokens[0]} `));
+    // 3: a layer and head choice for every layer and head, and a T×T grid whose first cell (position 0 sees only itself) is full weight
+    assert.equal(await inspector.locator('#layer option').count(), nLayer);
+    assert.equal(await inspector.locator('#head option').count(), nHead + 1);
+    const T = run.prompt_tokens.length + 4;
+    const cell = Math.max(6, Math.min(26, Math.floor(640 / T))), margin = cell >= 12 ? 90 : 4;
+    const grid = await inspector.locator('#attention-canvas').evaluate((canvas, at) => {
+      const c = canvas as unknown as { width: number; height: number; getContext(kind: '2d'): { getImageData(x: number, y: number, w: number, h: number): { data: Uint8ClampedArray } } };
+      return { width: c.width, height: c.height, first: [...c.getContext('2d').getImageData(at, at, 1, 1).data] };
+    }, margin + Math.floor(cell / 2));
+    assert.deepEqual(grid, { width: margin + T * cell + 4, height: margin + T * cell + 4, first: [194, 65, 12, 255] });
+  });
+});
+
 test('in-page engine: without cross-origin isolation the page says so and runs in one thread, as `kiln run` does', TIMEOUT, async () => {
   const expected = await kilnRun(MODEL_PATH);
   await withLocalPage(async (page) => {
@@ -169,6 +208,9 @@ test('kiln serve /local: the page\'s files with the isolation headers, nothing e
       assert.equal(response.headers.get('cross-origin-embedder-policy'), 'require-corp');
       assert.deepEqual(new Uint8Array(await response.arrayBuffer()), new Uint8Array(readFileSync(join(packageRoot(), 'build', 'web', name))));
     }
+    const inspector = await fetch(`${server.baseURL}/local/inspect`);
+    assert.equal(inspector.headers.get('cross-origin-embedder-policy'), 'require-corp');
+    assert.equal(await inspector.text(), readFileSync(join(packageRoot(), 'web', 'inspect.html'), 'utf8'));
     for (const name of ['package.json', 'engine-worker.js.map', '..%2Fpackage.json']) {
       assert.equal((await fetch(`${server.baseURL}/local/${name}`)).status, 404, name);
     }
