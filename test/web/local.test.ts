@@ -4,7 +4,8 @@
 // with the same tokens and text as `kiln run`; a file that is not GGUF, or a truncated one, gets the reader's typed
 // error in the page, and a model above the page's memory limit is refused from its header; served without COOP/COEP
 // (no SharedArrayBuffer), the page says so and runs in one thread; kiln serve's /local serves the page's files with
-// the isolation headers and nothing else; the inspector in the page's frame traces the page's model.
+// the isolation headers and nothing else; the inspector in the page's frame traces the page's model; a two-turn chat
+// through the model's template streams the answers Node gives.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -22,6 +23,11 @@ import { readGGUFHeader } from '../../src/gguf/reader.js';
 import { GGUFError } from '../../src/gguf/types.js';
 import { checkPageMemory } from '../../src/web/page-memory.js';
 import { modelFromGGUF } from '../../src/estimate/model.js';
+import { loadGGUF } from '../../src/gguf/model-file.js';
+import { metaString, serializeGGUF } from '../../src/gguf/writer.js';
+import { Model } from '../../src/generate/model.js';
+import { generate } from '../../src/generate/generate.js';
+import { ChatTemplate, chatPromptTokens, type ChatMessage } from '../../src/generate/chat-template.js';
 
 const CHROMIUM = process.env.KILN_CHROMIUM ?? '/usr/bin/chromium';
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
@@ -145,6 +151,52 @@ test('in-page inspector: the inspector\'s frame traces the page\'s model through
     }, margin + Math.floor(cell / 2));
     assert.deepEqual(grid, { width: margin + T * cell + 4, height: margin + T * cell + 4, first: [194, 65, 12, 255] });
   });
+});
+
+/** A turn-based template of our own (stories260K has none), so that the page's chat goes through the model's template. */
+const TURNS_TEMPLATE = "{% for m in messages %}{% if loop.first %}{{ bos_token }}{% endif %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}{% if add_generation_prompt %}assistant:{% endif %}";
+
+test('in-page chat: two turns through the model\'s chat template stream the answers Node gives the same conversation, token for token', TIMEOUT, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kiln-chat-'));
+  try {
+    const source = loadGGUF(MODEL_PATH);
+    const metadata = new Map(source.metadata);
+    metadata.set('tokenizer.chat_template', metaString(TURNS_TEMPLATE));
+    const path = join(dir, 'stories-chat.gguf');
+    writeFileSync(path, serializeGGUF({ metadata, tensors: source.tensorInfos.map((info) => ({ ...source.tensor(info.name), dims: info.dims })) }));
+    // Node: the conversation as `kiln chat` renders and answers it
+    const model = Model.load(path);
+    const template = ChatTemplate.forModel(model.file.metadata, model.tokenizer);
+    const messages: ChatMessage[] = [];
+    const answers: { tokens: number[]; text: string }[] = [];
+    for (const content of ['Once upon a time', 'What did the cat do?']) {
+      messages.push({ role: 'user', content });
+      const { tokens, text } = generate(model, chatPromptTokens(model.tokenizer, template.render(messages)), { maxTokens: 16, sampling: { temperature: 0 } });
+      assert.ok(tokens.length > 0);
+      messages.push({ role: 'assistant', content: text });
+      answers.push({ tokens, text });
+    }
+    await withLocalPage(async (page) => {
+      await page.setInputFiles('#model-file', path);
+      await page.locator('#model-status[data-ready="true"], #error:not(:empty)').first().waitFor();
+      await page.check('#chat-mode');
+      await page.fill('#max-tokens', '16');
+      await page.fill('#temperature', '0');
+      for (const [turn, content] of ['Once upon a time', 'What did the cat do?'].entries()) {
+        await page.fill('#prompt', content);
+        await page.click('#generate');
+        const output = page.locator('#output[data-done="true"]');
+        await output.waitFor();
+        assert.deepEqual({ tokens: JSON.parse((await output.getAttribute('data-tokens'))!), text: await output.innerText() }, answers[turn]);
+        assert.match(await page.locator('#speed').innerText(), /^[\d.]+ tokens\/s$/);
+      }
+      assert.equal(await page.locator('#error').innerText(), '');
+      const turns = await page.locator('#transcript .turn').evaluateAll((divs) => divs.map((d) => ({ role: (d as unknown as { dataset: { role: string } }).dataset.role, content: d.textContent })));
+      assert.deepEqual(turns, messages);
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('in-page engine: without cross-origin isolation the page says so and runs in one thread, as `kiln run` does', TIMEOUT, async () => {
