@@ -10,12 +10,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { chromium, type Page } from 'playwright-core';
 import { MODEL_PATH, startServer, type TestServer } from '../server/helpers.js';
+import { serveLocalPage } from './static-server.js';
 import { sharedPath } from '../shared.js';
 import { kiln } from '../helpers/cli.js';
 import { packageRoot } from '../../src/kernels/wasm-module.js';
@@ -35,20 +34,9 @@ const skip = existsSync(CHROMIUM) ? false : `no Chromium at ${CHROMIUM} (install
 // waits end with the test (its timeout guards against a hang), not with a guess at how fast a loaded machine is
 const TIMEOUT = { skip, timeout: 600_000 };
 
-/** A plain static server of the page and its files, without the cross-origin isolation headers. */
-async function startPlainServer(): Promise<{ baseURL: string; close(): Promise<void> }> {
-  const server = createServer((request, response) => {
-    const path = request.url === '/local' ? join(packageRoot(), 'web', 'local.html') : join(packageRoot(), 'build', 'web', (request.url ?? '').replace(/^\/local\//, ''));
-    if (!existsSync(path)) return response.writeHead(404).end();
-    response.writeHead(200, { 'Content-Type': path.endsWith('.js') ? 'text/javascript' : path.endsWith('.wasm') ? 'application/wasm' : 'text/html' }).end(readFileSync(path));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { baseURL: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, close: () => new Promise((resolve) => server.close(() => resolve())) };
-}
-
 /** Opens /local of a fresh server (kiln serve's, or a plain one) in a fresh browser profile and runs `use` on it. */
 async function withLocalPage(use: (page: Page, dir: string) => Promise<void>, isolated = true): Promise<void> {
-  const server: { baseURL: string; close(): Promise<void> } = isolated ? await startServer() : await startPlainServer();
+  const server: { baseURL: string; close(): Promise<void> } = isolated ? await startServer() : await serveLocalPage(false);
   const dir = mkdtempSync(join(tmpdir(), 'kiln-local-'));
   const context = await chromium.launchPersistentContext(join(dir, 'profile'), { executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, timeout: 0 });
   context.setDefaultTimeout(0);
