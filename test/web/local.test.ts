@@ -115,7 +115,8 @@ test('in-page inspector: the inspector\'s frame traces the page\'s model through
     await inspector.locator('#n').fill('4');
     await inspector.locator('#temperature').fill('0');
     await inspector.locator('#run').click();
-    await inspector.locator('#run-status', { hasText: /^done|error/ }).waitFor();
+    // the button is disabled while the trace runs (from the click on), whatever its outcome
+    await inspector.locator('#run:not([disabled])').waitFor();
     assert.equal(await inspector.locator('#run-status').innerText(), `done: ${run.prompt_tokens.length + 4} tokens`);
     // 1: the prompt's tokens as kiln tokenizes it, then the greedy continuation
     const ids = (await inspector.locator('#tokens .tok .id').allInnerTexts()).map(Number);
