@@ -1,5 +1,6 @@
 // Bundles the engine for a web page (esbuild): src/web/engine-worker.ts with the browser platform in place of Node's
-// (src/platform/node.ts → browser.ts) into build/web/engine-worker.js, next to the kernels it fetches.
+// (src/platform/node.ts → browser.ts) into build/web/engine-worker.js, next to the kernels it fetches and the kernel
+// thread's script (wasm/pool-worker.mjs, plain JavaScript that runs as it is).
 // Node built-ins reached only by Node's code paths (CLI, Hugging Face folders, the kernel pool's worker_threads)
 // become empty modules: the page never calls them.
 
@@ -34,3 +35,4 @@ await build({
   plugins: [browserPlatform],
 });
 for (const name of ['kernels-simd.wasm', 'kernels-relaxed.wasm']) copyFileSync(join(root, 'build', name), join(out, name));
+copyFileSync(join(root, 'wasm', 'pool-worker.mjs'), join(out, 'pool-worker.js'));

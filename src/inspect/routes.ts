@@ -76,7 +76,8 @@ function inspectorOf(engine: ServingEngine): EngineInspector {
 
 const SAMPLING_KEYS = ['temperature', 'top_k', 'top_p', 'min_p', 'repeat_penalty', 'repeat_last_n', 'presence_penalty', 'frequency_penalty', 'seed'] as const;
 
-function inspectRequest(body: unknown): TraceRequest {
+/** A trace request from the inspector page's JSON ({prompt, n, sampling}), checked (400s for bad content). */
+export function inspectRequest(body: unknown): TraceRequest {
   const b = object(body, 'the request body');
   const prompt = b.prompt;
   if (typeof prompt !== 'string' || prompt.length === 0) throw invalidRequest('"prompt" must be a non-empty string', 'prompt');

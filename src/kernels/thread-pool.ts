@@ -1,4 +1,5 @@
-// A persistent pool of kernel threads (worker_threads) over shared WebAssembly memories. The calling thread is
+// A persistent pool of kernel threads over shared WebAssembly memories (Node's worker_threads or a page's Web Workers,
+// started through the platform seam: wasm/pool-worker.mjs runs in both). The calling thread is
 // thread 0 and works too; workers 1…n−1 wait on a shared control block. A job names an arena (memory), a kernel and
 // its arguments; every thread calls the kernel with the same arguments and the kernel claims work from an atomic
 // counter in the memory, so the split adapts to threads that start late. When the calling thread has finished its
@@ -6,25 +7,24 @@
 // (a busy machine) costs nothing. Workers spin briefly before sleeping so the many small jobs of a decode step do
 // not each pay a wake-up; they are unref'd and never keep the process alive.
 
-import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
-import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { platform, type KernelThread } from '../platform/index.js';
 import type { KernelExports } from './wasm-module.js';
-import { packageRoot } from './wasm-module.js';
 
 /** The pooled kernels, by index in the control block. */
 export const POOLED_KERNELS = ['matmul', 'attention', 'elementwise', 'layernorm', 'gemm', 'attention_forward', 'attention_backward', 'swiglu_backward', 'rmsnorm_backward'] as const;
 export type PooledKernel = (typeof POOLED_KERNELS)[number];
 
 // control block: i32 [generation, pending (control jobs), arena, function, number of args, joined (kernel jobs),
-// control number (of the last control job), failed], f64 args from byte 64. joined counts the workers inside the
-// current kernel job, plus CLOSED once it is closed; failed is set by a worker whose kernel threw (its message
-// follows on the worker's port).
-const GENERATION = 0, PENDING = 1, ARENA = 2, FUNCTION = 3, NARGS = 4, JOINED = 5, CONTROL = 6, FAILED = 7;
+// control number (of the last control job), failed, failure length], f64 args from byte 64, then FAILURE_BYTES of the
+// failure message (UTF-8). joined counts the workers inside the current kernel job, plus CLOSED once it is closed;
+// failed is set by the first worker whose kernel threw, which writes its message (a page's thread cannot take a
+// message synchronously, so it goes through the block).
+const GENERATION = 0, PENDING = 1, ARENA = 2, FUNCTION = 3, NARGS = 4, JOINED = 5, CONTROL = 6, FAILED = 7, FAILURE_LENGTH = 8;
 const ADOPT = -2, RELEASE = -3;
 const CLOSED = 1 << 30;
 /** f64 argument slots of a job (a kernel's arguments, its scratch address and stride) */
 const MAX_ARGS = 26;
+const FAILURE_BYTES = 512;
 /**
  * Milliseconds a thread busy-waits before it sleeps: longer than the gaps between the jobs of a forward pass, so that
  * workers stay awake through one (waking a sleeping thread costs tens of microseconds in a virtual machine).
@@ -52,36 +52,38 @@ export function sharedPool(threads: number, module: WebAssembly.Module): ThreadP
 export class ThreadPool {
   private readonly state: Int32Array;
   private readonly args: Float64Array;
-  private readonly workers: Worker[] = [];
-  private readonly ports: MessagePort[] = [];
+  private readonly failure: Uint8Array;
+  private readonly workers: KernelThread[] = [];
   /** memories adopted so far (the next one's index) */
   private adopted = 0;
 
   /** threads in all, the calling thread included */
   constructor(readonly threads: number, module: WebAssembly.Module) {
     // shared only where there are workers: a page that is not cross-origin isolated has no SharedArrayBuffer
-    const control = threads > 1 ? new SharedArrayBuffer(64 + MAX_ARGS * 8) : new ArrayBuffer(64 + MAX_ARGS * 8);
+    const bytes = 64 + MAX_ARGS * 8 + FAILURE_BYTES;
+    const control = threads > 1 ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes);
     this.state = new Int32Array(control, 0, 16);
     this.args = new Float64Array(control, 64, MAX_ARGS);
+    this.failure = new Uint8Array(control, 64 + MAX_ARGS * 8);
     this.state[JOINED] = CLOSED;
-    // found only where there are workers to start (a page's single thread has no package root)
-    const script = threads > 1 ? pathToFileURL(join(packageRoot(), 'wasm', 'pool-worker.mjs')) : undefined;
     for (let index = 1; index < threads; index++) {
-      const { port1, port2 } = new MessageChannel();
-      const worker = new Worker(script!, {
-        workerData: { control, module, port: port2, functions: POOLED_KERNELS, index, spinMs: SPIN_MS, maxArgs: MAX_ARGS },
-        transferList: [port2],
-      });
-      worker.unref();
-      port1.unref();
+      const worker = platform.startKernelThread();
+      worker.post({ control, module, functions: POOLED_KERNELS, index, spinMs: SPIN_MS, maxArgs: MAX_ARGS });
       this.workers.push(worker);
-      this.ports.push(port1);
     }
+  }
+
+  /**
+   * Resolves once every worker runs. Await it before the first job where workers start only after their maker
+   * yields to its event loop (a page); in Node they start on their own.
+   */
+  async started(): Promise<void> {
+    await Promise.all(this.workers.map((worker) => worker.started));
   }
 
   /** Gives every worker its own instance of the kernels over `memory`; returns the arena's index in this pool. */
   adopt(memory: WebAssembly.Memory): number {
-    for (const port of this.ports) port.postMessage(memory);
+    for (const worker of this.workers) worker.post(memory);
     this.control(ADOPT, 0);
     return this.adopted++;
   }
@@ -135,14 +137,13 @@ export class ThreadPool {
     if (workerFailure !== undefined) throw new ThreadPoolError(`a kernel thread failed: ${workerFailure}`);
   }
 
-  /** The messages of workers whose kernel threw during the last job (clearing the flag), or undefined. */
+  /** The message of the first worker whose kernel threw during the last job (clearing the flag), or undefined. */
   private takeWorkerFailure(): string | undefined {
-    if (Atomics.exchange(this.state, FAILED, 0) === 0) return undefined;
-    const messages: string[] = [];
-    for (const port of this.ports) {
-      for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port)) messages.push(String(m.message));
-    }
-    return messages.join('; ') || 'unknown error';
+    if (Atomics.load(this.state, FAILED) === 0) return undefined;
+    // decoded from a copy: TextDecoder refuses views of shared memory
+    const message = new TextDecoder().decode(this.failure.slice(0, this.state[FAILURE_LENGTH]));
+    Atomics.store(this.state, FAILED, 0);
+    return message || 'unknown error';
   }
 
   private waitUntil(slot: number, value: number): void {

@@ -129,6 +129,8 @@ interface Placement {
   address: number;
 }
 
+const threadsOf = (options: WasmBackendOptions) => Math.max(1, Math.floor(options.threads ?? platform.cores()));
+
 export class WasmBackend implements Backend {
   readonly name: string;
   readonly threads: number;
@@ -151,13 +153,22 @@ export class WasmBackend implements Backend {
 
   constructor(options: WasmBackendOptions = {}) {
     this.kernels = kernelModule(options.relaxed ?? true);
-    this.threads = Math.max(1, Math.floor(options.threads ?? platform.cores()));
+    this.threads = threadsOf(options);
     this.maxScratch = options.maxScratchBytes ?? 128 * 1024 * 1024;
     this.name = this.kernels.relaxed ? 'wasm-relaxed-simd' : 'wasm-simd';
     this.pool = sharedPool(this.threads, this.kernels.module);
     this.newArena();
     // when the backend is collected, the pool's workers let go of its memories too
     releaseOnCollect.register(this, { pool: this.pool, indices: this.arenaIndices }, this);
+  }
+
+  /**
+   * A backend whose kernel threads already run: in a page, workers start only once their maker yields to its event
+   * loop, and the constructor's first memory waits for every thread to adopt it.
+   */
+  static async start(options: WasmBackendOptions = {}): Promise<WasmBackend> {
+    await sharedPool(threadsOf(options), kernelModule(options.relaxed ?? true).module).started();
+    return new WasmBackend(options);
   }
 
   /** A fresh memory, known to every thread. */

@@ -1,6 +1,7 @@
 // The platform in a web page's worker: a Blob read in slices with FileReaderSync (dedicated workers only, so the
 // GGUF reader stays synchronous), SHA-256 from @noble/hashes (Web Crypto's digest is asynchronous only), the
-// kernels fetched by the page before loading (installKernels), and navigator.hardwareConcurrency.
+// kernels fetched by the page before loading (installKernels), kernel threads as module Web Workers running
+// pool-worker.js beside the engine's bundle, and navigator.hardwareConcurrency.
 
 import { sha256 } from '@noble/hashes/sha2';
 import { GGUFError } from '../gguf/types.js';
@@ -9,6 +10,12 @@ import { PlatformError, type FileSource, type Platform, type RandomAccessFile } 
 
 declare const FileReaderSync: { new(): { readAsArrayBuffer(blob: Blob): ArrayBuffer } };
 declare const navigator: { hardwareConcurrency?: number };
+declare const location: { href: string };
+declare class Worker {
+  constructor(url: URL, options: { type: 'module' });
+  postMessage(message: unknown, transfer: unknown[]): void;
+  onerror: ((event: { message?: string }) => void) | null;
+}
 
 const kernels = new Map<string, Uint8Array>();
 /** told the bytes read so far of each file opened, after every read */
@@ -72,6 +79,18 @@ export const platform: Platform = {
     const bytes = kernels.get(name);
     if (!bytes) throw new KernelBuildMissingError(name);
     return bytes;
+  },
+  startKernelThread() {
+    const worker = new Worker(new URL('pool-worker.js', location.href), { type: 'module' });
+    // the thread's messages go through a channel: posted on the worker itself, they wait for this thread to yield
+    const { port1, port2 } = new MessageChannel();
+    worker.postMessage(port2, [port2]);
+    // it says 'started' once running; until its maker yields, a page's worker does not even load
+    const started = new Promise<void>((resolve, reject) => {
+      (port1 as unknown as { onmessage: () => void }).onmessage = () => resolve();
+      worker.onerror = (event) => reject(new PlatformError(`a kernel thread did not start: ${event.message ?? 'pool-worker.js failed to load'}`));
+    });
+    return { post: (message) => port1.postMessage(message), started };
   },
   cores: () => navigator.hardwareConcurrency ?? 1,
 };

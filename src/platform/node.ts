@@ -1,10 +1,13 @@
-// The platform in Node: files through node:fs, hashing through node:crypto, the kernels from build/.
+// The platform in Node: files through node:fs, hashing through node:crypto, the kernels from build/, kernel threads
+// as worker_threads.
 
 import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
+import { Worker } from 'node:worker_threads';
 import { GGUFError } from '../gguf/types.js';
 import { KernelBuildMissingError, packageRoot } from '../kernels/wasm-module.js';
 import { PlatformError, type FileSource, type Platform, type RandomAccessFile } from './platform.js';
@@ -51,6 +54,12 @@ export const platform: Platform = {
     // Node 20's V8 ships relaxed SIMD behind a flag; it only affects modules compiled after this call
     if (name.includes('relaxed')) setFlagsFromString('--experimental-wasm-relaxed-simd');
     return readFileSync(path);
+  },
+  startKernelThread() {
+    const worker = new Worker(pathToFileURL(join(packageRoot(), 'wasm', 'pool-worker.mjs')));
+    worker.unref();
+    // a worker thread starts on its own, whatever its maker does
+    return { post: (message) => worker.postMessage(message), started: Promise.resolve() };
   },
   cores: () => availableParallelism(),
 };

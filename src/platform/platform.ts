@@ -1,5 +1,5 @@
 // What differs between Node and a web page, behind one small interface: reading a model file in slices, hashing
-// prefix-cache keys, the kernels' WebAssembly build, the core count. Everything above it is shared. node.ts is
+// prefix-cache keys, the kernels' WebAssembly build, starting kernel threads, the core count. Everything above it is shared. node.ts is
 // the implementation by default; the browser bundle (web/build.mjs) puts browser.ts in its place.
 
 /** A file opened for reading at any offset: a path on disk (Node) or a Blob the user chose (browser). */
@@ -12,6 +12,14 @@ export interface RandomAccessFile {
   close(): void;
 }
 
+/** A kernel thread of the pool (src/kernels/thread-pool.ts) running wasm/pool-worker.mjs. */
+export interface KernelThread {
+  /** a message to the thread: first the pool's setup, then memories to adopt */
+  post(message: unknown): void;
+  /** resolves once the thread runs without its maker yielding to its event loop; rejects if it cannot start */
+  readonly started: Promise<void>;
+}
+
 /** Where a model comes from: a path, or (in a page) the File the user chose. */
 export type FileSource = string | Blob;
 
@@ -21,6 +29,8 @@ export interface Platform {
   sha256(parts: readonly Uint8Array[]): string;
   /** the kernels' WebAssembly build by file name (kernels-simd.wasm, kernels-relaxed.wasm) */
   kernelBinary(name: string): Uint8Array;
+  /** a new kernel thread (worker_threads in Node, a Web Worker in a page) that never keeps the process alive */
+  startKernelThread(): KernelThread;
   /** threads worth running by default */
   cores(): number;
 }

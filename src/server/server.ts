@@ -129,6 +129,8 @@ export class KilnServer {
     this.route('GET', '/', (_request, reply) => this.sendChatPage(reply));
     // the in-page engine: cross-origin isolated (COOP/COEP), as a page must be for its workers to share memory
     this.route('GET', '/local', (_request, reply) => sendIsolated(reply, join(packageRoot(), 'web', 'local.html')));
+    // the inspector in /local's frame, on the page's model
+    this.route('GET', '/local/inspect', (_request, reply) => sendIsolated(reply, join(packageRoot(), 'web', 'inspect.html')));
     this.route('GET', '/local/:asset', (request, reply) => {
       const { asset } = request.params as { asset: string };
       if (!LOCAL_ASSETS.includes(asset)) throw notFound(`no file ${JSON.stringify(asset.slice(0, 100))} in /local`, 'not_found');
@@ -232,7 +234,7 @@ export class KilnServer {
 }
 
 /** The files of the in-page engine (web/build.mjs writes them to build/web). */
-const LOCAL_ASSETS = ['engine-worker.js', 'kernels-simd.wasm', 'kernels-relaxed.wasm'];
+const LOCAL_ASSETS = ['engine-worker.js', 'pool-worker.js', 'kernels-simd.wasm', 'kernels-relaxed.wasm'];
 const CONTENT_TYPES: Record<string, string> = { html: 'text/html; charset=utf-8', js: 'text/javascript; charset=utf-8', wasm: 'application/wasm' };
 
 /** A file with the headers that make its page cross-origin isolated (SharedArrayBuffer and shared WebAssembly memory). */
