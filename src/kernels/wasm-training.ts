@@ -7,7 +7,7 @@ import type { AttentionShape, TrainingBackend } from './backend.js';
 import { COUNTER, arenaOf, type Arena } from './arena.js';
 import type { PooledKernel } from './thread-pool.js';
 import { ReferenceTrainingBackend } from './reference-training.js';
-import { ElementwiseOp, WasmBackend, type WasmBackendOptions } from './wasm.js';
+import { ElementwiseOp, WasmBackend } from './wasm.js';
 
 /** Multiply-adds below which a product runs on the calling thread alone (waking the pool costs more). */
 const POOLED_GEMM_MIN = 1 << 17;
@@ -18,10 +18,6 @@ const POOLED_ELEMENTWISE_MIN = 12288;
 
 export class WasmTrainingBackend extends WasmBackend implements TrainingBackend {
   private readonly reference = new ReferenceTrainingBackend();
-
-  constructor(options: WasmBackendOptions = {}) {
-    super(options);
-  }
 
   /** the memory training's tensors live in */
   private get arena(): Arena {
