@@ -123,8 +123,9 @@ for (const { relaxed, threads, backend } of variants) {
     for (const type of ALL_TYPES) {
       const [a, b, c] = rowLengths(type);
       // (nIn, nOut, nTokens): single row, single token, odd row counts, a batch crossing the 32-token tile, a 4-token tile
-      // and one more, one token times rows in four streams per chunk and tail rows
-      for (const [nIn, nOut, nTokens] of [[a, 1, 1], [b, 5, 2], [c, 33, 35], [a, 7, 3], [b, 6, 5], [b, 71, 1]]) {
+      // and one more, one token times rows in four streams per chunk and tail rows, a batch crossing the 128-token tile
+      // of widened and packed rows
+      for (const [nIn, nOut, nTokens] of [[a, 1, 1], [b, 5, 2], [c, 33, 35], [a, 7, 3], [b, 6, 5], [b, 71, 1], [a, 9, 131]]) {
         const w = randomWeight(type, nIn, nOut, rnd);
         const x = floats(nIn * nTokens, rnd, 2);
         const actual = new Float32Array(nOut * nTokens).fill(NaN);
