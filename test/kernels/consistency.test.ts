@@ -388,11 +388,14 @@ test('activation quantizers match the reference bit for bit (Q8_0 in both split 
   const { backend } = variants[0];
   const arena = backend.memories[0];
   const n = 512, nb = n / 32;
-  // a zero block, a block of ties (amax 127: x·127/amax = x lands on .5), and random blocks
+  // a zero block, a block of ties (amax 127: x·127/amax = x lands on .5), and random blocks (|x| < 3)
   const x = floats(n, rnd, 3);
   x.fill(0, 0, 32);
   x[32] = 127;
   for (let j = 33; j < 64; j++) x[j] = (j % 2 ? 1 : -1) * ((j % 7) + 0.5);
+  // Q8_K's second super-block: its largest magnitude twice, negative first (the first one gives d its sign)
+  x[301] = -5;
+  x[402] = 5;
   /** the kernels' layout for weights of type `weight`, as written by quantize_row */
   const quantized = (weight: GGMLType, bytes: number): Uint8Array => {
     try {
