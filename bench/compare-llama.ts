@@ -162,7 +162,8 @@ const bandwidthAfter = bandwidth();
 const fmt = (xs: number[]) => (xs.length ? median(xs).toFixed(1) : '—');
 console.log(`# ${new Date().toISOString()}, ${threads} threads, load average ${loadAverage()}; llama.cpp ${llamaBin}`);
 console.log(`# read bandwidth (bench/read-bandwidth.mjs ${threads}): ${bandwidthBefore} GB/s before, ${bandwidthAfter} GB/s after`);
-console.log(`# bench: medians of ${rounds} alternating rounds (-p ${prompt} -n ${generate}); serving: medians of ${serveRounds} rounds, random workload, ${outputTokens}-token completions`);
+console.log(`# bench: medians of ${rounds} alternating rounds (-p ${prompt} -n ${generate})` +
+  (opts['no-serve'] ? '' : `; serving: medians of ${serveRounds} rounds, random workload, ${outputTokens}-token completions`));
 console.log('| test | model | kiln | llama.cpp | ratio | target | met |');
 console.log('| --- | --- | ---: | ---: | ---: | ---: | --- |');
 for (const r of rows) {
