@@ -3,8 +3,10 @@
 // GB/s of weight bytes. Compare the streaming figure with `node bench/read-bandwidth.mjs`; the in-cache figure is the
 // kernel's compute rate, which bounds the streaming one. With one thread (the calling one) a rate is per second of
 // the process's CPU time, which a busy machine's time slicing does not change. `--base DIR` (another kiln checkout,
-// built) runs its kernels in the same process, alternating with these, and prints the ratio.
-//   npx tsx bench/decode-kernels.ts [--types Q4_K,Q4_0,...] [-t 1] [--mib 64] [--base ../kiln-before]
+// built) runs its kernels in the same process, alternating with these, and prints the ratio. `--tokens N` multiplies
+// N tokens at once (prefill, batched decode) and reports G multiply-adds/s instead, in cache (the 2048 × 1024 matrix)
+// and for the ffn shape.
+//   npx tsx bench/decode-kernels.ts [--types Q4_K,Q4_0,...] [-t 1] [--mib 64] [--tokens 512] [--base ../kiln-before]
 import { parseArgs } from 'node:util';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -20,10 +22,11 @@ const { values } = parseArgs({
     mib: { type: 'string', default: '64' },
     runs: { type: 'string', short: 'r', default: '7' },
     base: { type: 'string' },
+    tokens: { type: 'string', default: '1' },
   },
 });
 const nIn = 2048, nOut = 5632;
-const threads = Number(values.threads);
+const threads = Number(values.threads), nTokens = Number(values.tokens);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 
 interface Engine { label: string; backend: WasmBackend }
@@ -42,19 +45,22 @@ function weight(type: GGMLType, rows: number): WeightTensor {
   return { name: 'w', type, dims: [nIn, rows], data };
 }
 
-/** GB/s of weight bytes of each engine over `calls` decode products cycling through `ws`, runs alternating. */
+/**
+ * Each engine's rate over `calls` products of nTokens tokens cycling through `ws`, runs alternating: GB/s of weight
+ * bytes for one token, G multiply-adds/s for more.
+ */
 function rates(ws: WeightTensor[], calls: number): number[] {
-  const x = Float32Array.from({ length: nIn }, () => Math.random() * 2 - 1);
-  const outs = ws.map((w) => new Float32Array(w.dims[1]));
+  const x = Float32Array.from({ length: nIn * nTokens }, () => Math.random() * 2 - 1);
+  const outs = ws.map((w) => new Float32Array(w.dims[1] * nTokens));
   const runs = engines.map(() => [] as number[]);
-  for (const { backend } of engines) for (let i = 0; i < ws.length; i++) backend.matmul(outs[i], x, ws[i], 1); // placed, warm
+  for (const { backend } of engines) for (let i = 0; i < ws.length; i++) backend.matmul(outs[i], x, ws[i], nTokens); // placed, warm
   for (let r = 0; r < Number(values.runs); r++) {
     engines.forEach(({ backend }, e) => {
       const [start, cpuStart] = [performance.now(), process.cpuUsage()];
-      for (let i = 0; i < calls; i++) backend.matmul(outs[i % ws.length], x, ws[i % ws.length], 1);
+      for (let i = 0; i < calls; i++) backend.matmul(outs[i % ws.length], x, ws[i % ws.length], nTokens);
       const cpu = process.cpuUsage(cpuStart);
       const seconds = threads === 1 ? (cpu.user + cpu.system) / 1e6 : (performance.now() - start) / 1000;
-      runs[e].push((calls * ws[0].data.length) / seconds / 1e9);
+      runs[e].push((calls * (nTokens === 1 ? ws[0].data.length : nIn * ws[0].dims[1] * nTokens)) / seconds / 1e9);
     });
   }
   return runs.map(median);
@@ -64,9 +70,14 @@ const show = (r: number[]) => r.map((v, e) => `${engines[e].label} ${v.toFixed(2
 for (const name of values.types.split(',')) {
   const type = GGMLType[name as keyof typeof GGMLType];
   const big = weight(type, nOut);
+  const bits = (8 * typeInfo(type).typeSize) / typeInfo(type).blockSize;
+  if (nTokens > 1) {
+    const calls = Math.max(2, Math.ceil(2e9 / (nIn * nOut * nTokens)));
+    console.log(`${name.padEnd(5)} ${bits.toFixed(3)} bits/weight, ${threads} thread(s), ${nTokens} tokens, G multiply-adds/s: ${nIn} → ${nOut} ${show(rates([big], calls))}; in cache ${show(rates([weight(type, 1024)], calls))}`);
+    continue;
+  }
   const count = Math.max(2, Math.ceil((Number(values.mib) * 2 ** 20) / big.data.length));
   const stream = Array.from({ length: count }, () => ({ ...big, data: big.data.slice() }));
-  const bits = (8 * typeInfo(type).typeSize) / typeInfo(type).blockSize;
   console.log(`${name.padEnd(5)} ${bits.toFixed(3)} bits/weight, ${threads} thread(s), GB/s: from memory ${show(rates(stream, count))}; in cache ${show(rates([weight(type, 1024)], 200))}`);
 }
 for (const { backend } of engines) backend.close();

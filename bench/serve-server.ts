@@ -3,7 +3,7 @@
 // 127.0.0.1 (a free port), prints one JSON line {"url", "pid", "vocab", "ctx"} on stdout once listening, and
 // stops on SIGTERM or SIGINT.
 //
-//   node --import tsx bench/serve-server.ts MODEL [--max-seqs N] [--ctx N] [--max-batched-tokens N] [--no-prefix-caching]
+//   node --import tsx bench/serve-server.ts MODEL [--max-seqs N] [--ctx N] [--max-batched-tokens N] [--no-prefix-caching] [--threads N]
 
 import { basename } from 'node:path';
 import { Command, Option } from '@commander-js/extra-typings';
@@ -19,11 +19,13 @@ const program = new Command('serve-server')
   .addOption(new Option('--ctx <n>', 'context length per sequence').argParser(integer(1)))
   .addOption(new Option('--max-batched-tokens <n>', 'tokens in one step at most').argParser(integer(1)))
   .option('--no-prefix-caching', 'recompute every prompt')
+  .addOption(new Option('--threads <n>', 'threads of the WASM backend').argParser(integer(1)))
   .parse();
 const [path] = program.processedArgs;
 const o = program.opts();
 const engine = await EngineClient.start({
   path,
+  threads: o.threads,
   engine: { maxNumSeqs: o.maxSeqs, maxModelLength: o.ctx, maxNumBatchedTokens: o.maxBatchedTokens, enablePrefixCaching: o.prefixCaching },
 });
 const server = new KilnServer({ engine, model: servedModel(readGGUFHeader(path), basename(path).replace(/\.gguf$/i, '')) });

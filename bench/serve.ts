@@ -1,7 +1,7 @@
 // Serving benchmark: closed-loop clients stream completions from a `kiln serve` on 127.0.0.1 and time them.
 //
 //   npx tsx bench/serve.ts MODEL [--workload random|shared-prefix] [--clients 1,8,32] [--requests N | --duration S]
-//       [--repeat R] [--max-seqs 32] [--ctx 2048] [--prefix-caching on,off] [--seed 1] [--json]
+//       [--repeat R] [--max-seqs 32] [--ctx 2048] [--prefix-caching on,off] [--threads N] [--seed 1] [--json]
 //   npx tsx bench/serve.ts MODEL --soak 600 --clients 64 --disconnect-rate 0.1
 //   npx tsx bench/serve.ts --url http://127.0.0.1:8080 [--server-pid PID] [--vocab 32000] ...
 //
@@ -239,9 +239,10 @@ interface Server {
   stop(): Promise<void>;
 }
 
-async function startServer(model: string, settings: { maxSeqs: number; ctx: number; maxBatchedTokens?: number; prefixCaching: boolean }): Promise<Server> {
+async function startServer(model: string, settings: { maxSeqs: number; ctx: number; maxBatchedTokens?: number; prefixCaching: boolean; threads?: number }): Promise<Server> {
   const args = ['--import', 'tsx', join(REPO, 'bench', 'serve-server.ts'), model, '--max-seqs', String(settings.maxSeqs), '--ctx', String(settings.ctx)];
   if (settings.maxBatchedTokens !== undefined) args.push('--max-batched-tokens', String(settings.maxBatchedTokens));
+  if (settings.threads !== undefined) args.push('--threads', String(settings.threads));
   if (!settings.prefixCaching) args.push('--no-prefix-caching');
   const child = spawn(process.execPath, args, { cwd: REPO, stdio: ['ignore', 'pipe', 'inherit'] });
   const killOnExit = () => child.kill('SIGKILL');
@@ -442,6 +443,7 @@ function program() {
     .addOption(new Option('--max-seqs <n>', 'server: sequences generated together at most').argParser(integer(1)).default(32))
     .addOption(new Option('--ctx <n>', 'server: context length per sequence').argParser(integer(1)).default(2048))
     .addOption(new Option('--max-batched-tokens <n>', 'server: tokens in one step at most (engine default 512)').argParser(integer(1)))
+    .addOption(new Option('--threads <n>', 'server: threads of the WASM backend (default: its own choice)').argParser(integer(1)))
     .option('--prefix-caching <list>', 'server: on, off or on,off (default on; shared-prefix on,off)')
     .addOption(new Option('--seed <s>', 'workload seed').argParser(integer()).default(1))
     .addOption(new Option('--prompt-median <n>', 'random: median prompt tokens').argParser(decimal).default(100))
@@ -474,7 +476,7 @@ interface Settings {
 function openServer({ url, model, prefixCaching, flags }: Settings): Promise<Server> {
   if (url) return Promise.resolve({ url, pid: flags.serverPid, vocab: flags.vocab, stop: async () => {} });
   return startServer(model, {
-    maxSeqs: flags.maxSeqs, ctx: flags.ctx, maxBatchedTokens: flags.maxBatchedTokens, prefixCaching: prefixCaching === 'on',
+    maxSeqs: flags.maxSeqs, ctx: flags.ctx, maxBatchedTokens: flags.maxBatchedTokens, prefixCaching: prefixCaching === 'on', threads: flags.threads,
   });
 }
 

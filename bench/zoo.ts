@@ -11,21 +11,13 @@
 // --kiln-base: another kiln checkout (built, e.g. the commit before a change) runs as a third engine in the same
 // rounds; the table adds its figures and kiln / kiln-base.
 
-import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { readGGUFHeader } from '../src/gguf/reader.js';
 import { findArchitecture } from '../src/models/registry.js';
+import { alternate, benchCommand, figure, loadAverage, median, ratioOf, type Alternation, type Engine, type Test } from './alternating.js';
 import { makeModel, ZOO } from './make-models.js';
-
-type Engine = 'kiln' | 'kiln-base' | 'llama.cpp';
-
-interface Test {
-  /** pp512, tg64, … */
-  name: string;
-  samples: Record<Engine, number[]>;
-}
 
 interface Measured {
   model: string;
@@ -50,76 +42,19 @@ const { values: opts } = parseArgs({
   },
 });
 const [prompt, generate, rounds, threads] = [opts['n-prompt'], opts['n-gen'], opts.repetitions, opts.threads].map(Number);
-const llamaBin = resolve(opts['llama-bench']);
-const root = resolve(import.meta.dirname, '..');
 const baseRoot = opts['kiln-base'] && resolve(opts['kiln-base']);
-const engines: Engine[] = baseRoot ? ['kiln', 'kiln-base', 'llama.cpp'] : ['kiln', 'llama.cpp'];
+const alternation: Alternation = {
+  engines: baseRoot ? ['kiln', 'kiln-base', 'llama.cpp'] : ['kiln', 'llama.cpp'], rounds, threads, llamaBin: resolve(opts['llama-bench']), baseRoot,
+};
 
-/** The command line of one repetition of `engine` on `model`. */
-function command(engine: Engine, model: string, p: number, n: number): { file: string; args: string[] } {
-  const common = ['-p', String(p), '-n', String(n), '-r', '1', '-t', String(threads)];
-  if (engine !== 'llama.cpp') return { file: process.execPath, args: ['--import', 'tsx', 'src/cli/run-dev.ts', 'bench', model, ...common, '--json'] };
-  return { file: join(llamaBin, 'llama-bench'), args: ['-m', model, ...common, '-o', 'json', ...(n === 0 ? ['-embd', '1'] : [])] };
-}
-
-/** One repetition: tokens/s by test name, or the reason it failed. */
-function runOnce(engine: Engine, model: string, p: number, n: number): Map<string, number> | string {
-  const { file, args } = command(engine, model, p, n);
-  const run = spawnSync(file, args, {
-    cwd: engine === 'kiln-base' ? baseRoot : root, encoding: 'utf8', timeout: 30 * 60_000, maxBuffer: 1 << 26,
-    env: { ...process.env, LD_LIBRARY_PATH: [llamaBin, process.env.LD_LIBRARY_PATH].filter(Boolean).join(':') },
-  });
-  if (run.status !== 0) {
-    const lines = `${run.stderr ?? ''}${run.error?.message ?? ''}`.trim().split('\n');
-    return lines.find((l) => /error/i.test(l))?.trim() ?? lines.pop() ?? `exit ${run.status}`;
-  }
-  if (engine !== 'llama.cpp') {
-    const { results } = JSON.parse(run.stdout) as { results: { test: string; median: number }[] };
-    return new Map(results.map((r) => [r.test, r.median]));
-  }
-  const rows = JSON.parse(run.stdout) as { n_prompt: number; n_gen: number; avg_ts: number }[];
-  return new Map(rows.map((r) => [r.n_gen > 0 ? `tg${r.n_gen}` : `pp${r.n_prompt}`, r.avg_ts]));
-}
-
-function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-}
-
-const loadAverage = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
-
-/** Alternating rounds of both engines on one model file. */
+/** Alternating rounds of the engines on one model file. */
 function measure(path: string, type: string): Measured {
   const meta = readGGUFHeader(path).metadata;
   const hp = findArchitecture(String(meta.get('general.architecture')?.value)).hparams(meta);
   const p = Math.min(prompt, hp.contextLength);
   const n = hp.causal ? Math.min(generate, hp.contextLength - p) : 0;
-  const result: Measured = { model: path.split('/').pop()!.replace(/\.gguf$/, ''), arch: hp.arch, type, tests: [], failed: {} };
-  for (let round = 0; round < rounds; round++) {
-    // the first engine alternates (of three: each goes first, second and third in turn)
-    const order = engines.map((_, i) => engines[(i + round) % engines.length]);
-    for (const engine of order) {
-      if (result.failed[engine]) continue;
-      const figures = runOnce(engine, path, p, n);
-      if (typeof figures === 'string') {
-        result.failed[engine] = figures;
-        console.error(`  ${engine} failed on ${result.model}: ${figures}`);
-        continue;
-      }
-      for (const [name, tps] of figures) {
-        let test = result.tests.find((t) => t.name === name);
-        if (!test) result.tests.push(test = { name, samples: { kiln: [], 'kiln-base': [], 'llama.cpp': [] } });
-        test.samples[engine].push(tps);
-      }
-      console.error(`  ${result.model} round ${round + 1}/${rounds} ${engine}: ${[...figures].map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ')}  (load ${loadAverage()})`);
-    }
-  }
-  return result;
+  return { model: path.split('/').pop()!.replace(/\.gguf$/, ''), arch: hp.arch, type, ...alternate(alternation, path, p, n) };
 }
-
-const spread = (xs: number[], m: number) => Math.max(...xs.map((x) => Math.abs(x - m)));
-const figure = (xs: number[]) => (xs.length ? `${median(xs).toFixed(1)} ± ${spread(xs, median(xs)).toFixed(1)}` : '—');
-const ratioOf = (t: Test) => (t.samples.kiln.length && t.samples['llama.cpp'].length ? median(t.samples.kiln) / median(t.samples['llama.cpp']) : undefined);
 
 function table(all: Measured[]): string {
   const lines = [
@@ -149,11 +84,11 @@ const specs = opts.arch.split(',').map((arch) => {
 });
 if (!specs.includes(ZOO[0])) specs.unshift(ZOO[0]); // the baseline every ratio is compared with
 
-const { file: kilnFile, args: kilnArgs } = command('kiln', 'MODEL', prompt, generate);
-const { file: llamaFile, args: llamaArgs } = command('llama.cpp', 'MODEL', prompt, generate);
+const { file: kilnFile, args: kilnArgs } = benchCommand(alternation, 'kiln', 'MODEL', prompt, generate);
+const { file: llamaFile, args: llamaArgs } = benchCommand(alternation, 'llama.cpp', 'MODEL', prompt, generate);
 console.log(`# ${new Date().toISOString()}, load average ${loadAverage()}; ${rounds} alternating rounds per model, each engine -r 1`);
 console.log(`# kiln:      ${[kilnFile, ...kilnArgs].join(' ')}${baseRoot ? ` (kiln-base: the same in ${baseRoot})` : ''}`);
-console.log(`# llama.cpp: LD_LIBRARY_PATH=${llamaBin} ${[llamaFile, ...llamaArgs].join(' ')}   (encoders: -n 0 -embd 1)\n`);
+console.log(`# llama.cpp: LD_LIBRARY_PATH=${alternation.llamaBin} ${[llamaFile, ...llamaArgs].join(' ')}   (encoders: -n 0 -embd 1)\n`);
 const measured: Measured[] = [];
 for (const type of opts.type.split(',')) {
   for (const spec of specs) {

@@ -72,25 +72,37 @@ export class Scheduler<S extends SchedulableSequence> {
     return this.waiting.length > 0 || this.running.length > 0;
   }
 
-  /** This step's chunks (their blocks ready to be written), running sequences first. */
+  /**
+   * This step's chunks (their blocks ready to be written): running sequences first, and of those the decoding ones
+   * (one token each) before the chunks of prompts still being prefilled, so that a long prompt never delays the
+   * decodes (vLLM's chunked prefill). Waiting sequences fill what is left of the token budget.
+   */
   schedule(): ScheduledChunk<S>[] {
     let budget = this.limits.maxNumBatchedTokens;
     const chunks: ScheduledChunk<S>[] = [];
+    const scheduled = new Set<S>();
     let preempted = false;
-    for (let i = 0; i < this.running.length && budget > 0; i++) {
-      const seq = this.running[i];
+    const decoding = (seq: S) => seq.tokens.length - seq.blocks.length <= 1;
+    const order = [...this.running.filter(decoding), ...this.running.filter((seq) => !decoding(seq))];
+    for (const seq of order) {
+      if (budget <= 0) break;
+      if (!scheduled.has(seq) && !this.running.includes(seq)) continue; // preempted for an earlier one
       const start = seq.blocks.length;
       const count = Math.min(seq.tokens.length - start, budget);
       let preemptedItself = false;
       while (!preemptedItself && !this.blocks.canWrite(seq.blocks, start + count)) {
-        const victim = this.running.pop() as S; // newest; never one already scheduled (those come before i)
+        // the newest running sequence not scheduled yet (at worst this one)
+        let v = this.running.length - 1;
+        while (scheduled.has(this.running[v])) v--;
+        const [victim] = this.running.splice(v, 1);
         this.preempt(victim);
         preempted = true;
         preemptedItself = victim === seq;
       }
-      if (preemptedItself) break;
+      if (preemptedItself) continue;
       this.blocks.prepareWrite(seq.blocks, start + count);
       chunks.push({ seq, start, count });
+      scheduled.add(seq);
       budget -= count;
     }
     // admit waiting sequences only when nothing had to be preempted (vLLM's rule: memory is short)

@@ -37,6 +37,8 @@ const Q8_1_ACT: ActivationFormat = { rowBytes: (n) => (n / 32) * 36, multiple: 3
 const Q8_K_ACT: ActivationFormat = { rowBytes: (n) => (n / 256) * 292, multiple: 256 };
 // Q4_K weights: for several tokens each thread packs four weight rows (1312 bytes per super-block, then 16 + 16)
 const Q8_K_PACKED_ACT: ActivationFormat = { ...Q8_K_ACT, threadScratch: (n) => (n / 256) * 1312 + 32 };
+// Q6_K weights likewise (1424 bytes per super-block, then 16 and four rows unpacked, 4·368)
+const Q8_K_PACKED6_ACT: ActivationFormat = { ...Q8_K_ACT, threadScratch: (n) => (n / 256) * 1424 + 1488 };
 // F16 weights meet unrounded f32 activations (as the reference does, after llama.cpp's F16×F32 path); BF16 ones
 // bf16-rounded. For many tokens each thread widens two weight rows to f32.
 const FLOAT_ACT: ActivationFormat = { rowBytes: (n) => 4 * n, multiple: 8, threadScratch: (n) => 8 * n };
@@ -44,7 +46,7 @@ const FLOAT_ACT: ActivationFormat = { rowBytes: (n) => 4 * n, multiple: 8, threa
 const ACTIVATIONS = new Map<GGMLType, ActivationFormat>([
   [GGMLType.Q4_0, Q8_0_SUMS_ACT], [GGMLType.Q5_0, Q8_0_SUMS_ACT], [GGMLType.Q8_0, Q8_0_SPLIT_ACT], [GGMLType.IQ4_NL, Q8_0_SPLIT_ACT],
   [GGMLType.Q4_1, Q8_1_ACT], [GGMLType.Q5_1, Q8_1_ACT],
-  [GGMLType.Q2_K, Q8_K_ACT], [GGMLType.Q3_K, Q8_K_ACT], [GGMLType.Q4_K, Q8_K_PACKED_ACT], [GGMLType.Q5_K, Q8_K_ACT], [GGMLType.Q6_K, Q8_K_ACT],
+  [GGMLType.Q2_K, Q8_K_ACT], [GGMLType.Q3_K, Q8_K_ACT], [GGMLType.Q4_K, Q8_K_PACKED_ACT], [GGMLType.Q5_K, Q8_K_ACT], [GGMLType.Q6_K, Q8_K_PACKED6_ACT],
   [GGMLType.IQ4_XS, Q8_K_ACT],
   [GGMLType.F32, FLOAT_ACT], [GGMLType.F16, FLOAT_ACT], [GGMLType.BF16, FLOAT_ACT],
 ]);

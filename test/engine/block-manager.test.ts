@@ -230,3 +230,26 @@ test('block accounting stays exact over thousands of random admit/grow/fork/fini
   assert.equal(usage.free, nBlocks);
   assert.equal(manager.pool.freeCount + usage.cached, nBlocks);
 });
+
+test('decodes are scheduled before prompt chunks, whatever their order among the running sequences', () => {
+  const manager = new BlockManager(tinyCache(64, 4));
+  const scheduler = new Scheduler<FakeSequence>(manager, { maxNumSeqs: 4, maxNumBatchedTokens: 8 });
+  const sequence = (tokens: number[], id: number, blocks = new BlockTable(4)): FakeSequence => ({ tokens, blocks, id, forks: 0, width: 1 });
+  const step = () => {
+    const chunks = scheduler.schedule();
+    for (const { seq, start, count } of chunks) compute(manager, seq.blocks, seq.tokens, start + count);
+    return chunks.map(({ seq, count }) => [seq.id, count]);
+  };
+  const a = sequence([1, 2, 3], 0);
+  scheduler.add(a);
+  assert.deepEqual(step(), [[0, 3]]);
+  a.tokens.push(4);
+  const b = sequence(Array.from({ length: 30 }, (_, i) => i % 10), 1);
+  scheduler.add(b);
+  assert.deepEqual(step(), [[0, 1], [1, 7]]);
+  a.tokens.push(5);
+  // a decoding sequence that joined after b (a fork of a) goes before b's next chunk
+  const child = sequence([...a.tokens], 2, manager.fork(a.blocks));
+  scheduler.addRunning(child);
+  assert.deepEqual(step(), [[0, 1], [2, 1], [1, 6]]);
+});

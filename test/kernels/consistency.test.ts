@@ -123,8 +123,9 @@ for (const { relaxed, threads, backend } of variants) {
     for (const type of ALL_TYPES) {
       const [a, b, c] = rowLengths(type);
       // (nIn, nOut, nTokens): single row, single token, odd row counts, a batch crossing the 32-token tile, a 4-token tile
-      // and one more, one token times rows in four streams per chunk and tail rows
-      for (const [nIn, nOut, nTokens] of [[a, 1, 1], [b, 5, 2], [c, 33, 35], [a, 7, 3], [b, 6, 5], [b, 71, 1]]) {
+      // and one more, one token times rows in four streams per chunk and tail rows, a batch crossing the 128-token tile
+      // of widened and packed rows
+      for (const [nIn, nOut, nTokens] of [[a, 1, 1], [b, 5, 2], [c, 33, 35], [a, 7, 3], [b, 6, 5], [b, 71, 1], [a, 9, 131]]) {
         const w = randomWeight(type, nIn, nOut, rnd);
         const x = floats(nIn * nTokens, rnd, 2);
         const actual = new Float32Array(nOut * nTokens).fill(NaN);
@@ -387,11 +388,14 @@ test('activation quantizers match the reference bit for bit (Q8_0 in both split 
   const { backend } = variants[0];
   const arena = backend.memories[0];
   const n = 512, nb = n / 32;
-  // a zero block, a block of ties (amax 127: x·127/amax = x lands on .5), and random blocks
+  // a zero block, a block of ties (amax 127: x·127/amax = x lands on .5), and random blocks (|x| < 3)
   const x = floats(n, rnd, 3);
   x.fill(0, 0, 32);
   x[32] = 127;
   for (let j = 33; j < 64; j++) x[j] = (j % 2 ? 1 : -1) * ((j % 7) + 0.5);
+  // Q8_K's second super-block: its largest magnitude twice, negative first (the first one gives d its sign)
+  x[301] = -5;
+  x[402] = 5;
   /** the kernels' layout for weights of type `weight`, as written by quantize_row */
   const quantized = (weight: GGMLType, bytes: number): Uint8Array => {
     try {

@@ -30,7 +30,9 @@ import { laneSums4, madd, widenF16 } from './simd';
  */
 @inline export function expNonPositive(x: v128): v128 {
   const clamped = f32x4.max(x, f32x4.splat(-87));
-  const n = f32x4.nearest(f32x4.mul(clamped, f32x4.splat(1.4426950408889634)));
+  // n = nearest-even(x·log2 e), as f32 and (the bits of rounded − 1.5·2^23, see roundToInt) as i32
+  const rounded = f32x4.add(f32x4.mul(clamped, f32x4.splat(1.4426950408889634)), f32x4.splat(12582912));
+  const n = f32x4.sub(rounded, f32x4.splat(12582912));
   // ln 2 in two parts, so that n·ln2 is subtracted without rounding error
   const r = f32x4.sub(f32x4.sub(clamped, f32x4.mul(n, f32x4.splat(0.693145751953125))), f32x4.mul(n, f32x4.splat(1.428606765330187e-6)));
   let p = f32x4.splat(<f32>1 / 720);
@@ -40,7 +42,7 @@ import { laneSums4, madd, widenF16 } from './simd';
   p = madd(p, r, f32x4.splat(0.5));
   p = madd(p, r, f32x4.splat(1));
   p = madd(p, r, f32x4.splat(1));
-  return i32x4.add(p, i32x4.shl(i32x4.trunc_sat_f32x4_s(n), 23));
+  return i32x4.add(p, i32x4.shl(i32x4.sub(rounded, i32x4.splat(0x4b400000)), 23));
 }
 
 /** Four non-negative f32 values rounded to the nearest f16 value (ties to even), as f32; f16 subnormals below 2^−14. */

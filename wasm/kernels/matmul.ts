@@ -174,10 +174,10 @@ function dotRowsInStreams(type: i32, w: usize, rb: usize, x: usize, n: i32, scra
 
 /**
  * Rows r0 … r1 − 1 of one weight (nOut rows of wRowBytes at w) · nTokens quantized activation rows at act →
- * out [nTokens, nOut] f32. Tokens are visited in tiles of 32 so a tile's activations stay in cache while a chunk of
- * rows is streamed past them. Within a tile, Q8_0 and IQ4_NL widen four rows at a time to int16 (wideTokens4) from
+ * out [nTokens, nOut] f32. Tokens are visited in tiles of 32 (widened or packed rows: TILE_TOKENS) so a tile's
+ * activations stay in cache while a chunk of rows is streamed past them. Within a tile, Q8_0 and IQ4_NL widen four rows at a time to int16 (wideTokens4) from
  * WIDE_TOKENS tokens on; in the relaxed build Q4_0 and Q5_0 pack four rows (packedToken) from PACKED_TOKENS on, Q4_K
- * from PACKED_K_TOKENS. Fewer tokens of Q8_0, Q4_0, Q5_0, IQ4_NL go four rows at a time (rows4), and so does one token
+ * and Q6_K from PACKED_K_TOKENS. Fewer tokens of Q8_0, Q4_0, Q5_0, IQ4_NL go four rows at a time (rows4), and so does one token
  * of Q2_K…Q6_K (rows4K) and of F16/BF16 (rows4Half, via dotRowsInStreams); otherwise types with a tile kernel (Q4_K,
  * Q5_K, Q6_K, IQ4_XS) decode each weight block once for 4 tokens, and the rest multiply row by token. Float weights for
  * many tokens take tiles of 64 tokens and widened row pairs (gemmF32).
@@ -189,7 +189,7 @@ function multiplyRows(
   const outStride = <usize>nOut << 2;
   const wide = widens(type, nTokens);
   // (the SIMD128 build's int8 products through int16 make packing slower than the 4-row kernels)
-  const packed = RELAXED && ((type == Q4_0 || type == Q5_0) && nTokens >= PACKED_TOKENS || type == Q4_K && nTokens >= PACKED_K_TOKENS);
+  const packed = RELAXED && ((type == Q4_0 || type == Q5_0) && nTokens >= PACKED_TOKENS || (type == Q4_K || type == Q6_K) && nTokens >= PACKED_K_TOKENS);
   if (nTokens > 1 && (type == F32 || type == F16 || type == BF16)) {
     // per tile of 64 tokens (their activations stay in L2), each pair of rows is widened into scratch once
     const w1At = scratch + (<usize>nIn << 2);
@@ -207,8 +207,9 @@ function multiplyRows(
     }
     return;
   }
-  for (let t0 = 0; t0 < nTokens; t0 += 32) {
-    const t1 = min(nTokens, t0 + 32);
+  const tile = wide || packed ? TILE_TOKENS : 32;
+  for (let t0 = 0; t0 < nTokens; t0 += tile) {
+    const t1 = min(nTokens, t0 + tile);
     if (wide || packed) {
       // four adjacent rows at a time, whose outputs are adjacent too; the last (length mod 4) rows one at a time
       const groups = (r1 - r0) >> 2;
@@ -258,6 +259,13 @@ function multiplyRows(
   }
 }
 
+/**
+ * Tokens per tile of widened or packed rows: each tile widens or packs every row again, so longer tiles widen less
+ * often (128 rows of activations, ≤ 3.2 KB each at nIn 1536, stay in L2). 32 → 128: Q8_0/Q4_K pp512 products
+ * about 1.02–1.04× (bench/decode-kernels.ts --tokens 512).
+ */
+const TILE_TOKENS: i32 = 128;
+
 /** i32 fields of a product (see matmul): its activation rows, then per weight its address, lists, output and bias. */
 const PRODUCT_FIRST = 0, PRODUCT_TOKENS = 1, PRODUCT_WEIGHTS = 2, WEIGHT_FIELDS = 4;
 
@@ -282,7 +290,7 @@ function addBiasColumns(out: usize, nOut: i32, nTokens: i32, bias: usize, r0: i3
  * from the counter at counter + 4 and counting finished ones at counter + 8; once all are done they claim chunks of
  * `chunk` rows (a multiple of 4) of one weight of one product from the counter at `counter`.
  * scratch: the thread's own, 512 bytes (float weights: 8·nIn; Q8_0, IQ4_NL: 8.5·nIn + 128; Q4_0, Q5_0: 4.5·nIn + 16;
- * Q4_K: 5.125·nIn + 32).
+ * Q4_K: 5.125·nIn + 32; Q6_K: 5.5625·nIn + 1488).
  */
 export function matmul(
   type: i32, wRowBytes: i32, x: usize, act: usize, actRowBytes: i32, nIn: i32, nOut: i32, nTokens: i32,

@@ -30,10 +30,10 @@ export function quantizeQ8Blocks(x: usize, out: usize, n: i32, layout: i32): voi
     let q32 = i32x4.splat(0);
     for (let half = 0; half < 2; half++) {
       const at = x + (<usize>half << 6);
-      const a0 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(at), scale)));
-      const a1 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(at + 16), scale)));
-      const a2 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(at + 32), scale)));
-      const a3 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(at + 48), scale)));
+      const a0 = roundToInt(f32x4.mul(v128.load(at), scale));
+      const a1 = roundToInt(f32x4.mul(v128.load(at + 16), scale));
+      const a2 = roundToInt(f32x4.mul(v128.load(at + 32), scale));
+      const a3 = roundToInt(f32x4.mul(v128.load(at + 48), scale));
       q32 = i32x4.add(q32, i32x4.add(i32x4.add(a0, a1), i32x4.add(a2, a3)));
       const q01 = i16x8.narrow_i32x4_s(a0, a1), q23 = i16x8.narrow_i32x4_s(a2, a3);
       if (layout == Q8_0_WIDE) {
@@ -60,28 +60,42 @@ export function quantizeQ8Blocks(x: usize, out: usize, n: i32, layout: i32): voi
   }
 }
 
-/** Q8_K (292-byte super-blocks): iscale = −127/max (max = value of largest magnitude), q = min(127, nearest-even(iscale·x)). */
+/**
+ * nearest-even(v) as i32 lanes, for |v| < 2^22: adding 1.5·2^23 rounds v to an integer (ties to even, the default
+ * rounding) in the low mantissa bits. The same values as i32x4.trunc_sat_f32x4_s(f32x4.nearest(v)) in 3 instructions
+ * where V8 emits about 8.
+ */
+@inline export function roundToInt(v: v128): v128 {
+  return i32x4.sub(f32x4.add(v, f32x4.splat(12582912)), i32x4.splat(0x4b400000));
+}
+
+/**
+ * Q8_K (292-byte super-blocks): iscale = −127/max (max = value of largest magnitude, the first one on ties),
+ * q = min(127, nearest-even(iscale·x)); then d = 1/iscale and the sums of 16 q (bsums).
+ */
 function quantizeQ8K(x: usize, out: usize, n: i32): void {
   for (let b = 0; b < n / 256; b++) {
-    let amax: f32 = 0;
-    let maxValue: f32 = 0;
-    for (let j = 0; j < 256; j++) {
-      const v = load<f32>(x + (<usize>j << 2));
-      if (abs(v) > amax) { amax = abs(v); maxValue = v; }
-    }
+    // pmax skips NaN, as the scalar comparison abs(v) > amax does
+    let top = f32x4.splat(0);
+    for (let j = 0; j < 256; j += 4) top = f32x4.pmax(top, f32x4.abs(v128.load(x + (<usize>j << 2))));
+    const amax = max(max(f32x4.extract_lane(top, 0), f32x4.extract_lane(top, 1)), max(f32x4.extract_lane(top, 2), f32x4.extract_lane(top, 3)));
     if (amax == 0) {
       memory.fill(out, 0, 292);
     } else {
-      const iscale: f32 = <f32>-127 / maxValue;
-      for (let g = 0; g < 16; g++) {
-        let bsum = 0;
-        for (let i = 0; i < 16; i++) {
-          const j = g * 16 + i;
-          const q = min(127, <i32>nearest<f32>(iscale * load<f32>(x + (<usize>j << 2))));
-          store<i8>(out + 4 + j, <i8>q);
-          bsum += q;
-        }
-        store<i16>(out + 260 + (<usize>g << 1), <i16>bsum);
+      // the first value of that magnitude (its sign decides iscale's)
+      let j = 0, lanes = 0;
+      for (; (lanes = i32x4.bitmask(f32x4.eq(f32x4.abs(v128.load(x + (<usize>j << 2))), f32x4.splat(amax)))) == 0; j += 4) {}
+      const iscale: f32 = <f32>-127 / load<f32>(x + (<usize>(j + ctz(lanes)) << 2));
+      const scale = f32x4.splat(iscale), top127 = i32x4.splat(127);
+      for (let g: usize = 0; g < 16; g++) {
+        const at = x + (g << 6);
+        const q0 = i32x4.min_s(roundToInt(f32x4.mul(v128.load(at), scale)), top127);
+        const q1 = i32x4.min_s(roundToInt(f32x4.mul(v128.load(at, 16), scale)), top127);
+        const q2 = i32x4.min_s(roundToInt(f32x4.mul(v128.load(at, 32), scale)), top127);
+        const q3 = i32x4.min_s(roundToInt(f32x4.mul(v128.load(at, 48), scale)), top127);
+        v128.store(out + 4 + (g << 4), i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(q0, q1), i16x8.narrow_i32x4_s(q2, q3)));
+        const sum = i32x4.add(i32x4.add(q0, q1), i32x4.add(q2, q3));
+        store<i16>(out + 260 + (g << 1), <i16>(i32x4.extract_lane(sum, 0) + i32x4.extract_lane(sum, 1) + i32x4.extract_lane(sum, 2) + i32x4.extract_lane(sum, 3)));
       }
       store<f32>(out, <f32>1 / iscale);
     }

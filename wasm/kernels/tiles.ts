@@ -1,7 +1,7 @@
-// Prefill kernels, several tokens per weight row: Q8_0/IQ4_NL rows widened to int16, Q4_0/Q5_0/Q4_K rows packed,
+// Prefill kernels, several tokens per weight row: Q8_0/IQ4_NL rows widened to int16, Q4_0/Q5_0/Q4_K/Q6_K rows packed,
 // 4-token tiles of the K-quants and IQ4_XS, and the f32 GEMM of float weights.
 
-import { F16, F32, Q4_0, Q4_K, Q5_0, Q5_K, Q8_0, RELAXED, hsum, loadF16 } from './common';
+import { F16, F32, Q4_0, Q4_K, Q5_0, Q5_K, Q6_K, Q8_0, RELAXED, hsum, loadF16 } from './common';
 import { dotUnsigned, highNibbles, iq4Levels, iq4Magnitudes, iq4Negative, lowNibbles, madd, nibbles, scales4, storeRows, widenF16 } from './simd';
 import { nibbleValuesHigh, nibbleValuesLow } from './dot-legacy';
 import { iq4_XSScale, iq4_XSSubBlock, kPair, minsDotBsums, q5_KFifth, scalesMinsK4 } from './dot-kquants';
@@ -238,19 +238,84 @@ function packedTokenQ4_K(packed: usize, nb: i32, x: usize, out: usize, laneStrid
   storeRows(out, acc, laneStride);
 }
 
+// Q6_K the same way, per super-block (PACKED_6_BLOCK bytes): 64 vectors of value quads (unsigned 0…63; sub-block g's
+// quads u = 0…3 at 4·g + u), then per sub-block g the rows' scales as int16 pairs [sc_r0,g (twice), sc_r1,g (twice), …]
+// (P6_SC), per pair of sub-blocks j the rows' 32·scale of sub-blocks 2j and 2j+1 as int16 pairs (P6_C: the −32 offset
+// times the token's two bsums, splat), and the rows' d as f32x4. A sub-block's pair sums are added in int16 two quads
+// at a time (|Σ| ≤ 4·127·63 < 2^15) and multiplied by the scales through i32x4.dot_i16x8_s, as in q6_KTokenBlock.
+const PACKED_6_BLOCK: usize = 1424, P6_SC: usize = 1024, P6_C: usize = 1280, P6_D: usize = 1408;
+/** Bytes of unpackQ6_K's layout per row (the rows are unpacked there before they are interleaved). */
+const UNPACKED_6: usize = 368;
+
+/** Q6_K rows at w, w + rb, w + 2·rb, w + 3·rb (nb super-blocks each; rb 0: one row, repeated) → dst, packed as above. */
+function packRows4Q6_K(w: usize, rb: usize, nb: i32, dst: usize, unpacked: usize): void {
+  const u1 = unpacked + UNPACKED_6, u2 = u1 + UNPACKED_6, u3 = u2 + UNPACKED_6;
+  for (let b = 0; b < nb; b++) {
+    unpackQ6_K(w, unpacked);
+    unpackQ6_K(w + rb, u1);
+    unpackQ6_K(w + 2 * rb, u2);
+    unpackQ6_K(w + 3 * rb, u3);
+    for (let g: usize = 0; g < 16; g++) {
+      const q = UQ + (g << 4), sc = US + (g << 2);
+      storeLanesTransposed(v128.load(unpacked + q), v128.load(u1 + q), v128.load(u2 + q), v128.load(u3 + q), dst + (g << 6));
+      store<u32>(dst + P6_SC + (g << 4), load<u32>(unpacked + sc));
+      store<u32>(dst + P6_SC + (g << 4), load<u32>(u1 + sc), 4);
+      store<u32>(dst + P6_SC + (g << 4), load<u32>(u2 + sc), 8);
+      store<u32>(dst + P6_SC + (g << 4), load<u32>(u3 + sc), 12);
+    }
+    for (let j: usize = 0; j < 8; j++) {
+      const c = UC + (j << 2); // c_2j, c_2j+1 (int16 each)
+      store<u32>(dst + P6_C + (j << 4), load<u32>(unpacked + c));
+      store<u32>(dst + P6_C + (j << 4), load<u32>(u1 + c), 4);
+      store<u32>(dst + P6_C + (j << 4), load<u32>(u2 + c), 8);
+      store<u32>(dst + P6_C + (j << 4), load<u32>(u3 + c), 12);
+    }
+    v128.store(dst + P6_D, f32x4.replace_lane(f32x4.replace_lane(f32x4.replace_lane(f32x4.splat(load<f32>(unpacked + UD)), 1, load<f32>(u1 + UD)), 2, load<f32>(u2 + UD)), 3, load<f32>(u3 + UD)));
+    w += 210;
+    dst += PACKED_6_BLOCK;
+  }
+}
+
+/** The four rows' int16 pair sums over two value quads (vectors at w) with a token's quads (int8 at x). */
+@inline function quads2(w: usize, x: usize): v128 {
+  return i16x8.add(pairSums(v128.load32_splat(x), v128.load(w)), pairSums(v128.load32_splat(x, 4), v128.load(w, 16)));
+}
+
+/** Four packed Q6_K rows (nb super-blocks) · one token's Q8_K row at x → out, as packedToken (order: 16 bytes). */
+function packedTokenQ6_K(packed: usize, nb: i32, x: usize, out: usize, laneStride: usize, order: usize): void {
+  let acc = f32x4.splat(0);
+  for (let b = 0; b < nb; b++) {
+    let isum = i32x4.splat(0);
+    for (let g: usize = 0; g < 16; g++) {
+      const w = packed + (g << 6), xq = x + 4 + (g << 4), sc = v128.load(packed + P6_SC + (g << 4));
+      isum = i32x4.add(isum, i32x4.add(i32x4.dot_i16x8_s(quads2(w, xq), sc), i32x4.dot_i16x8_s(quads2(w + 32, xq + 8), sc)));
+      v128.store(order, isum);
+    }
+    let corr = i32x4.splat(0);
+    for (let j: usize = 0; j < 8; j++) corr = i32x4.add(corr, i32x4.dot_i16x8_s(v128.load(packed + P6_C + (j << 4)), v128.load32_splat(x + 260 + (j << 2))));
+    acc = madd(f32x4.convert_i32x4_s(i32x4.sub(isum, corr)), f32x4.mul(v128.load(packed + P6_D), f32x4.splat(load<f32>(x))), acc);
+    packed += PACKED_6_BLOCK;
+    x += 292;
+  }
+  storeRows(out, acc, laneStride);
+}
+
 /**
- * Four Q4_0/Q5_0/Q4_K rows (rb apart; rb 0: one row) · tokens t0…t1−1 of act (Q8_0_SUMS; Q4_K: Q8_K), the rows packed
- * into scratch first.
+ * Four Q4_0/Q5_0/Q4_K/Q6_K rows (rb apart; rb 0: one row) · tokens t0…t1−1 of act (Q8_0_SUMS; the K-quants: Q8_K), the
+ * rows packed into scratch first: [packed rows | 16 bytes (order) | Q4_K: 16 bytes, Q6_K: 4 unpacked rows].
  */
 @inline export function packedRowsTokens(type: i32, row: usize, rb: usize, act: usize, actStride: usize, nIn: i32, out: usize, outStride: usize, laneStride: usize, t0: i32, t1: i32, scratch: usize): void {
-  const nb = type == Q4_K ? nIn >> 8 : nIn >> 5;
-  const order = scratch + <usize>nb * (type == Q4_K ? PACKED_K_BLOCK : PACKED_BLOCK);
+  const kQuant = type == Q4_K || type == Q6_K;
+  const nb = kQuant ? nIn >> 8 : nIn >> 5;
+  const order = scratch + <usize>nb * (type == Q4_K ? PACKED_K_BLOCK : type == Q6_K ? PACKED_6_BLOCK : PACKED_BLOCK);
   if (type == Q4_K) packRows4Q4_K(row, rb, nb, scratch, order);
+  else if (type == Q6_K) packRows4Q6_K(row, rb, nb, scratch, order + 16);
   else packRows4(type, row, rb, nb, scratch);
   for (let t = t0; t < t1; t++) {
     const x = act + <usize>t * actStride, o = out + <usize>t * outStride;
     if (type == Q4_0) packedTokenQ4_0(scratch, nb, x, o, laneStride, order);
     else if (type == Q5_0) packedTokenQ5_0(scratch, nb, x, o, laneStride, order);
+    else if (type == Q6_K) packedTokenQ6_K(scratch, nb, x, o, laneStride, order);
     else packedTokenQ4_K(scratch, nb, x, o, laneStride, order);
   }
 }
