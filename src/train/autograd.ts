@@ -11,7 +11,7 @@
 import type { AttentionShape, RopeParams } from '../kernels/backend.js';
 import type { RopeAngles } from '../kernels/rope.js';
 import { allocFloats, trainingBackend } from './backend.js';
-import { geluDerivative, geluF32, layerNormStats } from '../kernels/formulas.js';
+import { expSum, geluDerivative, geluF32, layerNormStats } from '../kernels/formulas.js';
 
 export class Var {
   grad: Float32Array | null = null;
@@ -378,16 +378,13 @@ export function combineExperts(weights: Var, choice: ExpertChoice, tokensOf: num
 
 // ---- losses and log-probabilities ----
 
-/** softmax of each row of x / temperature, in float64: [rows, cols] */
+/** softmax of each row of x / temperature, in float64 (formulas.ts expSum): [rows, cols] */
 function softmaxRows(x: Float32Array, rows: number, cols: number, temperature: number): Float64Array {
   const out = new Float64Array(rows * cols);
   for (let r = 0; r < rows; r++) {
-    const o = r * cols;
-    let max = -Infinity;
-    for (let c = 0; c < cols; c++) max = Math.max(max, x[o + c] / temperature);
-    let sum = 0;
-    for (let c = 0; c < cols; c++) sum += out[o + c] = Math.exp(x[o + c] / temperature - max);
-    for (let c = 0; c < cols; c++) out[o + c] /= sum;
+    const row = out.subarray(r * cols, (r + 1) * cols);
+    const [, sum] = expSum(x, r * cols, cols, row, temperature);
+    for (let c = 0; c < cols; c++) row[c] /= sum;
   }
   return out;
 }
