@@ -7,6 +7,7 @@ import type { ForwardBatch, ForwardObserver } from './inference-ops.js';
 import type { SamplingParams } from './sampler.js';
 import { LLMEngine } from '../engine/engine.js';
 import type { FinishReason } from '../engine/types.js';
+import { expSum } from '../kernels/formulas.js';
 
 export class ContextOverflowError extends Error {
   constructor(readonly needed: number, readonly contextLength: number) {
@@ -66,10 +67,7 @@ export function evaluate(model: Model, tokens: readonly number[]): Float32Array 
 
 /** log p(target) under softmax(logits), in float64 */
 export function logProbability(logits: Float32Array, offset: number, nVocab: number, target: number): number {
-  let max = -Infinity;
-  for (let i = 0; i < nVocab; i++) max = Math.max(max, logits[offset + i]);
-  let sum = 0;
-  for (let i = 0; i < nVocab; i++) sum += Math.exp(logits[offset + i] - max);
+  const [max, sum] = expSum(logits, offset, nVocab);
   return logits[offset + target] - max - Math.log(sum);
 }
 

@@ -7,6 +7,7 @@
 
 import { Rng, RngError, randomSeed, type RngState } from './rng.js';
 import type { LogitsProcessor } from './logits-processor.js';
+import { logSumExp } from '../kernels/formulas.js';
 
 export interface SamplingParams {
   /** logits are divided by this; ≤ 0 means greedy (argmax) */
@@ -120,16 +121,6 @@ class CandidateScratch {
   }
 }
 
-/** log Σ exp(values[i]) over the first `count` values, computed stably (max subtracted first). */
-function logSumExp(values: Float32Array, count: number): number {
-  let max = -Infinity;
-  for (let i = 0; i < count; i++) if (values[i] > max) max = values[i];
-  if (max === -Infinity) return -Infinity;
-  let sum = 0;
-  for (let i = 0; i < count; i++) sum += Math.exp(values[i] - max);
-  return max + Math.log(sum);
-}
-
 /**
  * Writes the k best of the first `count` (logit, id) pairs into outIds/outLogits, best first, without
  * touching the source. `ids` null means the id of entry i is i. A min-heap of size k holds the best seen
@@ -235,7 +226,7 @@ function applyTopK(c: Candidates, k: number, scratch: CandidateScratch): Candida
  */
 function applyTopP(c: Candidates, p: number, scratch: CandidateScratch): Candidates {
   if (p >= 1 || c.count <= 1) return c;
-  const logZ = logSumExp(c.logits, c.count);
+  const logZ = logSumExp(c.logits, 0, c.count);
   if (!c.sorted) {
     keepAtLeast(c, nucleusLowerBound(c, p, logZ, scratch.massByDistance));
     c = keepBest(c, c.count, scratch);
@@ -337,7 +328,7 @@ function runChain(
 
 /** Picks the candidate where the cumulative softmax first exceeds u ∈ [0, 1). */
 function drawCandidate(c: Candidates, u: number): number {
-  const logZ = logSumExp(c.logits, c.count);
+  const logZ = logSumExp(c.logits, 0, c.count);
   let cumulative = 0;
   let lastPossible = 0;
   for (let i = 0; i < c.count; i++) {
@@ -414,7 +405,7 @@ export interface TokenLogprob {
 
 /** log softmax of `logits` ([vocab] → new [vocab]). */
 export function logSoftmax(logits: Float32Array): Float32Array {
-  const logZ = logSumExp(logits, logits.length);
+  const logZ = logSumExp(logits, 0, logits.length);
   const out = new Float32Array(logits.length);
   for (let i = 0; i < logits.length; i++) out[i] = logits[i] - logZ;
   return out;
@@ -430,7 +421,7 @@ function topOf(logits: Float32Array, ids: Int32Array | null, count: number, k: n
   const n = Math.min(k, count);
   const outIds = new Int32Array(n), outLogits = new Float32Array(n);
   selectTop(logits, ids, count, n, outIds, outLogits);
-  const logZ = logSumExp(logits, count);
+  const logZ = logSumExp(logits, 0, count);
   return Array.from(outIds, (token, i) => {
     const logprob = outLogits[i] - logZ;
     return { token, logit: outLogits[i], logprob, prob: Math.exp(logprob) };

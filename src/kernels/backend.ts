@@ -140,6 +140,31 @@ export interface Backend {
   addBias(x: Float32Array, bias: Float32Array, nTokens: number, dim: number): void;
 }
 
+/** Values per chunk of the optimizer's kernels: the squared norm is summed per chunk, the chunks added in order. */
+export const OPTIMIZER_CHUNK = 8192;
+
+/** One trainable tensor for the optimizer: its values, gradient and AdamW moments (same length). */
+export interface OptimizerTensor {
+  value: Float32Array;
+  grad: Float32Array;
+  m: Float32Array;
+  v: Float32Array;
+  /** whether weight decay applies (matrices, not norm weights or biases) */
+  decayed: boolean;
+}
+
+/** One AdamW step's numbers: c1 = 1 − β1^t and c2 = 1 − β2^t are the bias corrections, `scale` the clipping factor. */
+export interface AdamWStep {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  c1: number;
+  c2: number;
+  scale: number;
+}
+
 /**
  * The kernels training needs beyond a forward pass (src/train/autograd.ts), the backward of each op beside its
  * forward: activations and parameters come from `allocFloats`, so that a backend computes on them where they are.
@@ -159,6 +184,22 @@ export interface TrainingBackend extends Backend {
 
   /** rmsnorm's gradients, added: with r the row's scale and u = g ⊙ weight, dx += r·u − x·r³/dim·Σ(u ⊙ x), dweight += Σ_rows g ⊙ x·r */
   rmsnormBackward(dx: Float32Array, dweight: Float32Array, g: Float32Array, x: Float32Array, weight: Float32Array, nTokens: number, dim: number, eps: number): void;
+
+  /** rope's gradient, added: dx += g rotated by −θ (the rotation is orthogonal), dims outside the rotated ones passed through */
+  ropeBackward(dx: Float32Array, g: Float32Array, nTokens: number, nHeads: number, headDim: number, angles: RopeAngles, params: RopeParams): void;
+
+  /**
+   * Σ g² over the tensors' gradients in f64, deterministic at any thread count: each tensor in chunks of
+   * OPTIMIZER_CHUNK values, a chunk's values 4i + k summed in lane k, then (s0 + s2) + (s1 + s3), then its last
+   * count % 4 values in order; the chunks added in order.
+   */
+  sumSquares(tensors: OptimizerTensor[]): number;
+
+  /**
+   * AdamW (decoupled decay, bias-corrected), each gradient first scaled by step.scale and rounded to f32:
+   * m = β1·m + (1 − β1)·g, v = β2·v + (1 − β2)·g·g (rounded to f32), w −= lr·(m/c1)/(sqrt(v/c2) + eps) + lr·λ·w in f64.
+   */
+  adamw(tensors: OptimizerTensor[], step: AdamWStep): void;
 
   /** swiglu's gradients, added: dgate += g·up·σ(gate)·(1 + gate·(1 − σ(gate))), dup += g·silu(gate) */
   swigluBackward(dgate: Float32Array, dup: Float32Array, g: Float32Array, gate: Float32Array, up: Float32Array, n: number): void;

@@ -1,5 +1,6 @@
 // Scalar formulas shared by the reference backend and training's autograd, each written once, in llama.cpp's
-// float32 arithmetic (Math.fround marks every f32 rounding ggml makes), so that kiln reproduces its values.
+// float32 arithmetic (Math.fround marks every f32 rounding ggml makes), so that kiln reproduces its values; and the
+// f64 softmax that losses, perplexity, KL divergence and sampling share.
 
 import { fp16ToFp32, fp32ToFp16 } from '../tensor/float16.js';
 
@@ -70,4 +71,27 @@ export function layerNormStats(x: Float32Array, offset: number, dim: number, eps
     sum2 += f(v * v);
   }
   return [mean, f(1 / f(Math.sqrt(f(f(sum2 / dim) + f(eps)))))];
+}
+
+/**
+ * The f64 softmax of x[offset .. offset + n) / temperature, unnormalized: returns [max, sum] with max the largest
+ * x_i / T and sum = Σ e^(x_i/T − max); each e^(x_i/T − max) goes to out[i] where `out` is given. So softmax_i =
+ * e^(x_i/T − max) / sum and ln Σ e^(x_i/T) = max + ln sum.
+ */
+export function expSum(x: Float32Array, offset: number, n: number, out?: Float64Array, temperature = 1): [number, number] {
+  let max = -Infinity;
+  for (let i = 0; i < n; i++) max = Math.max(max, x[offset + i] / temperature);
+  let sum = 0;
+  for (let i = 0; i < n; i++) {
+    const e = Math.exp(x[offset + i] / temperature - max);
+    if (out) out[i] = e;
+    sum += e;
+  }
+  return [max, sum];
+}
+
+/** ln Σ e^x_i over x[offset .. offset + n) in f64, stably (max + ln Σ e^(x_i − max)); −∞ when every x_i is −∞ */
+export function logSumExp(x: Float32Array, offset: number, n: number): number {
+  const [max, sum] = expSum(x, offset, n);
+  return max === -Infinity ? -Infinity : max + Math.log(sum);
 }

@@ -1,9 +1,13 @@
 // The reference backend's training kernels (backend.ts TrainingBackend): plain TypeScript, the oracle the WASM
 // training kernels are checked against. Memory is ordinary Float32Arrays (the garbage collector frees them).
 
-import type { AttentionShape, TrainingBackend } from './backend.js';
+import { OPTIMIZER_CHUNK, type AdamWStep, type AttentionShape, type OptimizerTensor, type RopeParams, type TrainingBackend } from './backend.js';
 import { expF64, ReferenceBackend } from './reference.js';
+import type { RopeAngles } from './rope.js';
 import { rmsScale } from './formulas.js';
+
+/** angles with sin negated: the rotation by −θ */
+const reversed = new WeakMap<RopeAngles, RopeAngles>();
 
 export class ReferenceTrainingBackend extends ReferenceBackend implements TrainingBackend {
   allocFloats(n: number): Float32Array {
@@ -35,6 +39,42 @@ export class ReferenceTrainingBackend extends ReferenceBackend implements Traini
       for (let i = 0; i < dim; i++) {
         dx[o + i] += r * g[o + i] * weight[i] - k * x[o + i];
         dweight[i] += g[o + i] * x[o + i] * r;
+      }
+    }
+  }
+
+  ropeBackward(dx: Float32Array, g: Float32Array, nTokens: number, nHeads: number, headDim: number, angles: RopeAngles, p: RopeParams): void {
+    let back = reversed.get(angles);
+    if (!back) reversed.set(angles, (back = { cos: angles.cos, sin: angles.sin.map((v) => -v) }));
+    const n = nTokens * nHeads * headDim, rotated = g.slice(0, n);
+    this.rope(rotated, nTokens, nHeads, headDim, back, p);
+    this.addInPlace(dx, rotated, n);
+  }
+
+  sumSquares(tensors: OptimizerTensor[]): number {
+    let total = 0;
+    for (const { grad } of tensors) {
+      for (let start = 0; start < grad.length; start += OPTIMIZER_CHUNK) {
+        const end = Math.min(grad.length, start + OPTIMIZER_CHUNK), lanes = [0, 0, 0, 0];
+        let i = start;
+        for (; i + 4 <= end; i += 4) for (let k = 0; k < 4; k++) lanes[k] += grad[i + k] * grad[i + k];
+        let sum = lanes[0] + lanes[2] + (lanes[1] + lanes[3]);
+        for (; i < end; i++) sum += grad[i] * grad[i];
+        total += sum;
+      }
+    }
+    return total;
+  }
+
+  adamw(tensors: OptimizerTensor[], { lr, beta1, beta2, eps, weightDecay, c1, c2, scale }: AdamWStep): void {
+    const g = new Float32Array(1);
+    for (const { value: w, grad, m, v, decayed } of tensors) {
+      const decay = decayed ? lr * weightDecay : 0;
+      for (let j = 0; j < w.length; j++) {
+        g[0] = grad[j] * scale;
+        m[j] = beta1 * m[j] + (1 - beta1) * g[0];
+        v[j] = beta2 * v[j] + (1 - beta2) * g[0] * g[0];
+        w[j] -= (lr * (m[j] / c1)) / (Math.sqrt(v[j] / c2) + eps) + decay * w[j];
       }
     }
   }

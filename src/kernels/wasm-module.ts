@@ -120,6 +120,13 @@ export interface KernelExports {
     seqLen: number, nHeads: number, nKvHeads: number, headDim: number, scale: number, counter: number, scratch: number): void;
   rmsnorm_backward(g: number, x: number, weight: number, dx: number, partials: number, nTokens: number, dim: number, eps: number, counter: number, chunk: number, scratch: number): void;
   swiglu_backward(g: number, gate: number, up: number, dgate: number, dup: number, n: number, counter: number, chunk: number, scratch: number): void;
+  /** rotary embedding of rows of x into out (inference in place; training's backward by −θ, accumulated): wasm/kernels/rope.ts */
+  rope(x: number, out: number, nTokens: number, nHeads: number, headDim: number, cos: number, sin: number, nDims: number, neox: boolean,
+    offset: number, inverse: boolean, accumulate: boolean, counter: number, chunk: number, scratch: number): void;
+  /** the optimizer step over a chunk table i32 [grad, value, m, v, count, decayed] (wasm/kernels/optim.ts) */
+  sum_squares(table: number, nChunks: number, partials: number, counter: number, scratch: number): void;
+  adamw(table: number, nChunks: number, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, c1: number, c2: number,
+    scale: number, counter: number, scratch: number): void;
   /** the address of the gelu table the backend fills (65536 f32) */
   gelu_table(): number;
   reserved_end(): number;

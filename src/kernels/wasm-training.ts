@@ -1,9 +1,11 @@
 // The WebAssembly backend's training kernels (backend.ts TrainingBackend), on the same module, memories and thread
 // pool as inference: training's tensors are allocated in the backend's first memory (below its scratch, released
 // back to a mark after each step), so products and attention read and write them in place; an operand from elsewhere
-// is copied into scratch for the op. Kernels: wasm/kernels/gemm.ts, attention-train.ts, elementwise.ts.
+// is copied into scratch for the op. Kernels: wasm/kernels/gemm.ts, attention-train.ts, elementwise.ts, rope.ts,
+// optim.ts.
 
-import type { AttentionShape, TrainingBackend } from './backend.js';
+import { OPTIMIZER_CHUNK, type AdamWStep, type AttentionShape, type OptimizerTensor, type RopeParams, type TrainingBackend } from './backend.js';
+import type { RopeAngles } from './rope.js';
 import { COUNTER, arenaOf, type Arena } from './arena.js';
 import type { PooledKernel } from './thread-pool.js';
 import { ReferenceTrainingBackend } from './reference-training.js';
@@ -15,6 +17,10 @@ const POOLED_GEMM_MIN = 1 << 17;
 const RMSNORM_CHUNK = 32;
 /** Values below which an element-wise op (swiglu, rmsnorm backward) runs on the calling thread alone. */
 const POOLED_ELEMENTWISE_MIN = 12288;
+/** Values below which an add (a load, an add, a store) runs on the calling thread alone. */
+const POOLED_ADD_MIN = 65536;
+/** Optimizer values below which the step runs on the calling thread alone. */
+const POOLED_OPTIMIZER_MIN = 65536;
 
 export class WasmTrainingBackend extends WasmBackend implements TrainingBackend {
   private readonly reference = new ReferenceTrainingBackend();
@@ -91,6 +97,59 @@ export class WasmTrainingBackend extends WasmBackend implements TrainingBackend 
   override swiglu(out: Float32Array, gate: Float32Array, up: Float32Array, n: number): void {
     if (!this.inMemory(out, gate, up)) return super.swiglu(out, gate, up, n);
     this.runKernel('elementwise', [ElementwiseOp.Swiglu, gate.byteOffset, up.byteOffset, out.byteOffset, n, 0, 0], [this.chunk(n, 256)], n >= POOLED_ELEMENTWISE_MIN);
+  }
+
+  override addInPlace(a: Float32Array, b: Float32Array, n: number): void {
+    if (!this.inMemory(a, b)) return super.addInPlace(a, b, n);
+    this.runKernel('elementwise', [ElementwiseOp.Add, a.byteOffset, b.byteOffset, a.byteOffset, n, 0, 0], [this.chunk(n, 256)], n >= POOLED_ADD_MIN);
+  }
+
+  override rope(x: Float32Array, nTokens: number, nHeads: number, headDim: number, angles: RopeAngles, params: RopeParams): void {
+    if (!this.inMemory(x)) return super.rope(x, nTokens, nHeads, headDim, angles, params);
+    this.withOutputs([], () => this.ropeRows(this.arena, x.byteOffset, x.byteOffset, nTokens, nHeads, headDim, angles, params, false, false));
+  }
+
+  ropeBackward(dx: Float32Array, g: Float32Array, nTokens: number, nHeads: number, headDim: number, angles: RopeAngles, params: RopeParams): void {
+    const n = nTokens * nHeads * headDim;
+    this.withOutputs([[dx, n]], ([dxAt]) => this.ropeRows(this.arena, this.address(g, n), dxAt, nTokens, nHeads, headDim, angles, params, true, true));
+  }
+
+  /** the optimizer kernels' chunk table in scratch, i32 [grad, value, m, v, count, decayed] per chunk (wasm/kernels/optim.ts) */
+  private chunkTable(tensors: OptimizerTensor[]): { table: number; nChunks: number; values: number } {
+    const rows: number[] = [];
+    let values = 0;
+    for (const t of tensors) {
+      for (let start = 0; start < t.grad.length; start += OPTIMIZER_CHUNK) {
+        rows.push(t.grad.byteOffset + 4 * start, t.value.byteOffset + 4 * start, t.m.byteOffset + 4 * start, t.v.byteOffset + 4 * start,
+          Math.min(OPTIMIZER_CHUNK, t.grad.length - start), t.decayed ? 1 : 0);
+      }
+      values += t.grad.length;
+    }
+    const table = this.arena.scratch(4 * rows.length);
+    this.arena.ints().set(rows, table / 4);
+    return { table, nChunks: rows.length / 6, values };
+  }
+
+  sumSquares(tensors: OptimizerTensor[]): number {
+    if (!tensors.every((t) => this.inMemory(t.grad))) return this.reference.sumSquares(tensors);
+    let total = 0;
+    this.withOutputs([], () => {
+      const { table, nChunks, values } = this.chunkTable(tensors);
+      const partials = this.arena.scratch(8 * nChunks);
+      this.runKernel('sum_squares', [table, nChunks, partials], [], values >= POOLED_OPTIMIZER_MIN);
+      // the chunks' sums added in order: the same norm at any thread count
+      for (const part of new Float64Array(this.arena.bytes().buffer, partials, nChunks)) total += part;
+    });
+    return total;
+  }
+
+  adamw(tensors: OptimizerTensor[], step: AdamWStep): void {
+    if (!tensors.every((t) => this.inMemory(t.value, t.grad, t.m, t.v))) return this.reference.adamw(tensors, step);
+    const { lr, beta1, beta2, eps, weightDecay, c1, c2, scale } = step;
+    this.withOutputs([], () => {
+      const { table, nChunks, values } = this.chunkTable(tensors);
+      this.runKernel('adamw', [table, nChunks, lr, beta1, beta2, eps, weightDecay, c1, c2, scale], [], values >= POOLED_OPTIMIZER_MIN);
+    });
   }
 
   gemm(c: Float32Array, a: Float32Array, b: Float32Array, m: number, n: number, k: number, transA: boolean, transB: boolean, accumulate: boolean): void {

@@ -1,7 +1,7 @@
 // The WebAssembly backend: matrix products, attention, the activations (swiglu, gelu, geglu), soft-cap and (for
-// batches) layernorm, rmsnorm and scale run as kernels (wasm/kernels/, SIMD128) over shared memories, all but
-// rmsnorm and scale split across a pool of threads where the work is large enough; the lightest element-wise ops
-// (rope, add) stay in TypeScript, shared with the reference backend. Weights loaded through
+// batches) layernorm, rmsnorm, rope and scale run as kernels (wasm/kernels/, SIMD128) over shared memories, all but
+// rmsnorm and scale split across a pool of threads where the work is large enough; add stays in TypeScript, shared
+// with the reference backend (training's memory adds with a kernel, wasm-training.ts). Weights loaded through
 // `placeTensors` live in the memories already (no copy per op); any other weight is copied in once, on first use.
 
 import { platform } from '../platform/index.js';
@@ -69,16 +69,16 @@ const releaseOnCollect = new FinalizationRegistry(releaseArenas);
 const LIGHT_KERNEL_MIN = 2048;
 
 /** The element-wise kernel's ops (wasm/kernels/elementwise.ts `elementwise`). */
-export enum ElementwiseOp { Swiglu = 0, Gelu = 1, Geglu = 2, Softcap = 3, Scale = 4 }
+export enum ElementwiseOp { Swiglu = 0, Gelu = 1, Geglu = 2, Softcap = 3, Scale = 4, Add = 5 }
 
 /**
  * Values from which an op's work is shared by the pool (below, waking the threads would cost more than it saves):
  * by what one value costs (swiglu, soft-cap: an f64 exponential; gelu: four table loads a vector; layernorm: two f64
  * sums in order); scale never (a multiply: copying dominates).
  */
-const POOLED_MIN: Record<ElementwiseOp | 'layernorm', number> = {
+const POOLED_MIN: Record<ElementwiseOp | 'layernorm' | 'rope', number> = {
   [ElementwiseOp.Swiglu]: 12288, [ElementwiseOp.Softcap]: 12288, [ElementwiseOp.Gelu]: 32768, [ElementwiseOp.Geglu]: 32768,
-  [ElementwiseOp.Scale]: Infinity, layernorm: 16384,
+  [ElementwiseOp.Scale]: Infinity, [ElementwiseOp.Add]: 65536, layernorm: 16384, rope: 32768,
 };
 
 /**
@@ -529,7 +529,24 @@ export class WasmBackend implements Backend {
   }
 
   rope(x: Float32Array, nTokens: number, nHeads: number, headDim: number, angles: RopeAngles, params: RopeParams): void {
-    this.scalar.rope(x, nTokens, nHeads, headDim, angles, params);
+    const n = nTokens * nHeads * headDim;
+    if (n < LIGHT_KERNEL_MIN) return this.scalar.rope(x, nTokens, nHeads, headDim, angles, params);
+    this.elementwise(x, [x.subarray(0, n)], ([xAt], arena) => this.ropeRows(arena, xAt, xAt, nTokens, nHeads, headDim, angles, params, false, false));
+  }
+
+  /**
+   * The rope kernel (wasm/kernels/rope.ts) from rows at xAt into rows at outAt of `arena`, with the angles copied into
+   * its scratch (the caller releases it): by −θ with `inverse`, added to out with `accumulate`.
+   */
+  protected ropeRows(arena: Arena, xAt: number, outAt: number, nTokens: number, nHeads: number, headDim: number, angles: RopeAngles,
+    p: RopeParams, inverse: boolean, accumulate: boolean): void {
+    const count = (nTokens * p.nDims) / 2;
+    const cosAt = arena.scratch(8 * count), sinAt = arena.scratch(8 * count);
+    const f64 = new Float64Array(arena.bytes().buffer);
+    f64.set(angles.cos.subarray(0, count), cosAt / 8);
+    f64.set(angles.sin.subarray(0, count), sinAt / 8);
+    const args = [xAt, outAt, nTokens, nHeads, headDim, cosAt, sinAt, p.nDims, p.neox ? 1 : 0, p.offset ?? 0, inverse ? 1 : 0, accumulate ? 1 : 0];
+    this.claimed(arena, 'rope', args, nTokens, Math.ceil(POOLED_MIN.rope / (nHeads * headDim)), 1);
   }
 
   /**
@@ -537,7 +554,7 @@ export class WasmBackend implements Backend {
    * thread (one chunk) below `pooledMin` units, else on the pool in about 8 chunks per thread, each a multiple of
    * `minChunk`.
    */
-  private claimed(arena: Arena, kernel: 'elementwise' | 'layernorm', args: number[], n: number, pooledMin: number, minChunk: number): void {
+  private claimed(arena: Arena, kernel: 'elementwise' | 'layernorm' | 'rope', args: number[], n: number, pooledMin: number, minChunk: number): void {
     new Int32Array(arena.bytes().buffer, COUNTER, 1)[0] = 0;
     if (n < pooledMin || this.threads === 1) return (arena.exports[kernel] as (...a: number[]) => void)(...args, COUNTER, n, 0);
     this.pool.run(arena.exports, arena.index, kernel, [...args, COUNTER, minChunk * Math.ceil(n / (this.threads * 8 * minChunk))], 0, 0);

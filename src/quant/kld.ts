@@ -9,6 +9,7 @@
 
 import { closeSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
 import { firstScored } from '../generate/generate.js';
+import { logSumExp } from '../kernels/formulas.js';
 
 export class LogitsFileError extends Error {
   constructor(message: string) {
@@ -127,11 +128,7 @@ export class LogitsReader {
 
 /** ln softmax(x[offset .. offset+n)) into out[0..n), in float64. */
 function logSoftmax(x: Float32Array, offset: number, n: number, out: Float64Array): void {
-  let max = -Infinity;
-  for (let i = 0; i < n; i++) max = Math.max(max, x[offset + i]);
-  let sum = 0;
-  for (let i = 0; i < n; i++) sum += Math.exp(x[offset + i] - max);
-  const logSum = Math.log(sum) + max;
+  const logSum = logSumExp(x, offset, n);
   for (let i = 0; i < n; i++) out[i] = x[offset + i] - logSum;
 }
 

@@ -11,7 +11,7 @@
 import type { AttentionShape, RopeParams } from '../kernels/backend.js';
 import type { RopeAngles } from '../kernels/rope.js';
 import { allocFloats, trainingBackend } from './backend.js';
-import { geluDerivative, geluF32, layerNormStats } from '../kernels/formulas.js';
+import { expSum, geluDerivative, geluF32, layerNormStats } from '../kernels/formulas.js';
 
 export class Var {
   grad: Float32Array | null = null;
@@ -166,24 +166,13 @@ export function rmsnorm(x: Var, weight: Var, eps: number): Var {
   return result(n, d, [x, weight], (g) => kernels.rmsnormBackward(x.gradient(), weight.gradient(), g, x.value, weight.value, n, d, eps), out);
 }
 
-/** angles with sin negated: the rotation by −θ */
-const reversed = new WeakMap<RopeAngles, RopeAngles>();
-
 /** rotary embedding of each head of x [n, nHeads·headDim], rows rotated by `angles` (see ropeAngles) */
 export function rope(x: Var, nHeads: number, headDim: number, angles: RopeAngles, p: RopeParams): Var {
   const n = x.rows, kernels = trainingBackend();
   const out = allocFloats(x.value.length, false);
   out.set(x.value);
   kernels.rope(out, n, nHeads, headDim, angles, p);
-  return result(n, x.cols, [x], (g) => {
-    // the rotation is orthogonal: its gradient is the rotation by −θ (dims outside the rotated ones pass through)
-    let back = reversed.get(angles);
-    if (!back) reversed.set(angles, (back = { cos: angles.cos, sin: angles.sin.map((v) => -v) }));
-    const dx = allocFloats(g.length, false);
-    dx.set(g);
-    kernels.rope(dx, n, nHeads, headDim, back, p);
-    kernels.addInPlace(x.gradient(), dx, dx.length);
-  }, out);
+  return result(n, x.cols, [x], (g) => kernels.ropeBackward(x.gradient(), g, n, nHeads, headDim, angles, p), out);
 }
 
 /**
@@ -210,17 +199,16 @@ export function swiglu(gate: Var, up: Var): Var {
   return result(gate.rows, gate.cols, [gate, up], (g) => kernels.swigluBackward(gate.gradient(), up.gradient(), g, gate.value, up.value, n), out);
 }
 
+/** a + b (residual connections): the sum and both gradients added by the backend's kernel, in its memory */
 export function add(a: Var, b: Var): Var {
-  const n = a.value.length, av = a.value, bv = b.value;
+  const n = a.value.length, kernels = trainingBackend();
   if (b.value.length !== n) throw new RangeError(`add: ${n} values vs ${b.value.length}`);
   const out = allocFloats(n, false);
-  for (let i = 0; i < n; i++) out[i] = av[i] + bv[i];
+  out.set(a.value);
+  kernels.addInPlace(out, b.value, n);
   return result(a.rows, a.cols, [a, b], (g) => {
-    const da = a.gradient(), db = b.gradient();
-    for (let i = 0; i < n; i++) {
-      da[i] += g[i];
-      db[i] += g[i];
-    }
+    kernels.addInPlace(a.gradient(), g, n);
+    kernels.addInPlace(b.gradient(), g, n);
   }, out);
 }
 
@@ -390,16 +378,13 @@ export function combineExperts(weights: Var, choice: ExpertChoice, tokensOf: num
 
 // ---- losses and log-probabilities ----
 
-/** softmax of each row of x / temperature, in float64: [rows, cols] */
+/** softmax of each row of x / temperature, in float64 (formulas.ts expSum): [rows, cols] */
 function softmaxRows(x: Float32Array, rows: number, cols: number, temperature: number): Float64Array {
   const out = new Float64Array(rows * cols);
   for (let r = 0; r < rows; r++) {
-    const o = r * cols;
-    let max = -Infinity;
-    for (let c = 0; c < cols; c++) max = Math.max(max, x[o + c] / temperature);
-    let sum = 0;
-    for (let c = 0; c < cols; c++) sum += out[o + c] = Math.exp(x[o + c] / temperature - max);
-    for (let c = 0; c < cols; c++) out[o + c] /= sum;
+    const row = out.subarray(r * cols, (r + 1) * cols);
+    const [, sum] = expSum(x, r * cols, cols, row, temperature);
+    for (let c = 0; c < cols; c++) row[c] /= sum;
   }
   return out;
 }

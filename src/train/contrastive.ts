@@ -8,7 +8,7 @@
 import { Rng } from '../generate/rng.js';
 import { Var, backward, crossEntropy, gatherRows, linear, scale } from './autograd.js';
 import { allocFloats, floatsMark, releaseFloats, setTrainingThreads } from './backend.js';
-import { AdamW, clipGradNorm, learningRate } from './optim.js';
+import { AdamW, learningRate } from './optim.js';
 import { TrainOps } from './train-ops.js';
 import { weightedSum } from './distill.js';
 import type { TrainModel } from './llama-model.js';
@@ -100,8 +100,7 @@ export function trainContrastive(model: TrainModel, batch: (rng: Rng, size: numb
     backward(loss);
     losses.push(loss.value[0]);
     releaseFloats(mark);
-    clipGradNorm(model.params, 1);
-    optimizer.step(learningRate(step, schedule));
+    optimizer.step(learningRate(step, schedule), 1);
     optimizer.zeroGrad();
     o.onProgress?.({ step: step + 1, steps: o.steps, loss: losses[step] });
   }

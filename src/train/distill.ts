@@ -11,7 +11,7 @@ import { writeGGUF } from '../gguf/writer.js';
 import { Rng } from '../generate/rng.js';
 import { Param, Var, backward, crossEntropy, klDivergence, linear } from './autograd.js';
 import { allocFloats, floatsMark, releaseFloats, setTrainingThreads } from './backend.js';
-import { AdamW, clipGradNorm, learningRate } from './optim.js';
+import { AdamW, learningRate } from './optim.js';
 import { createModel, logitsOf, modelGGUF, type TrainModel } from './llama-model.js';
 import { TrainOps } from './train-ops.js';
 import { allWindows, evaluate, loadCorpus, spreadWindows, windows } from './trainer.js';
@@ -102,8 +102,7 @@ export async function distill(teacher: TrainModel, cfg: TrainConfig, options: Di
       loss += l.value[0] / cfg.accumulation;
       releaseFloats(mark);
     }
-    if (cfg.gradClip > 0) clipGradNorm(trained, cfg.gradClip);
-    optimizer.step(learningRate(step, schedule));
+    optimizer.step(learningRate(step, schedule), cfg.gradClip);
     optimizer.zeroGrad();
     step++;
     history.train.push({ step, loss });

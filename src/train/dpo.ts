@@ -9,7 +9,7 @@ import { Rng } from '../generate/rng.js';
 import type { Tokenizer } from '../tokenizer/index.js';
 import { Var, backward, tokenLogprobs } from './autograd.js';
 import { allocFloats, floatsMark, releaseFloats } from './backend.js';
-import { AdamW, clipGradNorm } from './optim.js';
+import { AdamW } from './optim.js';
 import { forwardLogits, type TrainModel } from './llama-model.js';
 
 export class PreferenceDataError extends Error {
@@ -182,8 +182,7 @@ export function trainDpo(policy: TrainModel, reference: TrainModel, pairs: reado
     backward(loss);
     const value = loss.value[0];
     releaseFloats(mark);
-    if (o.gradClip > 0) clipGradNorm(policy.params, o.gradClip);
-    optimizer.step(o.lr);
+    optimizer.step(o.lr, o.gradClip);
     optimizer.zeroGrad();
     o.onStep?.(step + 1, value);
   }

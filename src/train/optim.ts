@@ -1,8 +1,11 @@
 // Optimization: AdamW with decoupled weight decay and bias correction (Loshchilov & Hutter), global-norm gradient
-// clipping, and a linear-warmup + cosine-decay learning-rate schedule. Gradients accumulate in each Param's `grad`
-// across backward passes (gradient accumulation) until `zeroGrad`.
+// clipping folded into its step (as llm.c), and a linear-warmup + cosine-decay learning-rate schedule. Gradients
+// accumulate in each Param's `grad` across backward passes (gradient accumulation) until `zeroGrad`. The arithmetic
+// is the training backend's (sumSquares, adamw: pooled kernels over the params where they live).
 
+import type { OptimizerTensor } from '../kernels/backend.js';
 import type { Param } from './autograd.js';
+import { allocFloats, trainingBackend } from './backend.js';
 
 export interface AdamWOptions {
   beta1: number;
@@ -25,34 +28,31 @@ export interface AdamWState {
 
 export class AdamW {
   private state: AdamWState;
+  /** each param with its moments, as the backend's optimizer kernels take them */
+  private readonly tensors: OptimizerTensor[];
 
+  /** the moments live in the training backend's memory: make the optimizer before a step's mark, as the params */
   constructor(readonly params: readonly Param[], readonly options: AdamWOptions = DEFAULT_ADAMW) {
-    this.state = {
-      t: 0,
-      m: params.map((p) => new Float32Array(p.value.length)),
-      v: params.map((p) => new Float32Array(p.value.length)),
-    };
+    this.state = { t: 0, m: params.map((p) => allocFloats(p.value.length)), v: params.map((p) => allocFloats(p.value.length)) };
+    this.tensors = params.map((p, i) => ({ value: p.value, grad: p.grad, m: this.state.m[i], v: this.state.v[i], decayed: p.dims.length > 1 }));
   }
 
   get stepsTaken(): number {
     return this.state.t;
   }
 
-  /** One update with learning rate `lr` from the params' accumulated gradients. */
-  step(lr: number): void {
+  /**
+   * One update with learning rate `lr` from the params' accumulated gradients; with maxNorm > 0 the gradients are
+   * first scaled so that their global L2 norm is at most maxNorm. Returns that norm before clipping (0 without).
+   */
+  step(lr: number, maxNorm = 0): number {
     const { beta1, beta2, eps, weightDecay } = this.options;
     const t = ++this.state.t;
-    const c1 = 1 - Math.pow(beta1, t), c2 = 1 - Math.pow(beta2, t); // bias corrections
-    this.params.forEach((p, i) => {
-      const m = this.state.m[i], v = this.state.v[i], g = p.grad, w = p.value;
-      const decay = p.dims.length > 1 ? lr * weightDecay : 0;
-      for (let j = 0; j < w.length; j++) {
-        m[j] = beta1 * m[j] + (1 - beta1) * g[j];
-        v[j] = beta2 * v[j] + (1 - beta2) * g[j] * g[j];
-        // w ← w − lr · (m̂ / (sqrt(v̂) + eps)) − lr · λ · w
-        w[j] -= lr * (m[j] / c1) / (Math.sqrt(v[j] / c2) + eps) + decay * w[j];
-      }
-    });
+    const kernels = trainingBackend();
+    const norm = maxNorm > 0 ? Math.sqrt(kernels.sumSquares(this.tensors)) : 0;
+    const scale = norm > maxNorm ? maxNorm / (norm + 1e-6) : 1;
+    kernels.adamw(this.tensors, { lr, beta1, beta2, eps, weightDecay, c1: 1 - Math.pow(beta1, t), c2: 1 - Math.pow(beta2, t), scale });
+    return norm;
   }
 
   zeroGrad(): void {
@@ -68,23 +68,11 @@ export class AdamW {
     if (state.m.length !== sizes.length || state.m.some((m, i) => m.length !== sizes[i] || state.v[i]?.length !== sizes[i])) {
       throw new RangeError('optimizer state does not match the model parameters');
     }
-    this.state = state;
+    // copied into the moments' buffers, which the kernels know
+    this.state.t = state.t;
+    state.m.forEach((m, i) => this.state.m[i].set(m));
+    state.v.forEach((v, i) => this.state.v[i].set(v));
   }
-}
-
-/** Scales all gradients so their global L2 norm is at most maxNorm; returns the norm before clipping. */
-export function clipGradNorm(params: readonly Param[], maxNorm: number): number {
-  let sumSq = 0;
-  for (const p of params) {
-    const g = p.grad;
-    for (let j = 0; j < g.length; j++) sumSq += g[j] * g[j];
-  }
-  const norm = Math.sqrt(sumSq);
-  if (norm > maxNorm) {
-    const scale = maxNorm / (norm + 1e-6);
-    for (const p of params) for (let j = 0; j < p.grad.length; j++) p.grad[j] *= scale;
-  }
-  return norm;
 }
 
 export interface Schedule {

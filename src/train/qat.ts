@@ -11,7 +11,7 @@ import { Rng } from '../generate/rng.js';
 import { evaluate as evaluateInference, logProbability } from '../generate/generate.js';
 import { backward, crossEntropy, type Param } from './autograd.js';
 import { floatsMark, releaseFloats } from './backend.js';
-import { AdamW, clipGradNorm, learningRate } from './optim.js';
+import { AdamW, learningRate } from './optim.js';
 import { forwardLogits, type TrainModel } from './llama-model.js';
 import { windows } from './trainer.js';
 
@@ -88,8 +88,7 @@ export function trainQat(model: TrainModel, data: Int32Array, o: QatOptions): vo
     fake.restore();
     const value = loss.value[0];
     releaseFloats(mark);
-    if (o.gradClip > 0) clipGradNorm(model.params, o.gradClip);
-    optimizer.step(learningRate(step, schedule));
+    optimizer.step(learningRate(step, schedule), o.gradClip);
     optimizer.zeroGrad();
     o.onStep?.(step + 1, value);
   }

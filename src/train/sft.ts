@@ -12,7 +12,7 @@ import { ChatTemplate, type ChatMessage } from '../generate/chat-template.js';
 import type { Tokenizer } from '../tokenizer/index.js';
 import { backward, crossEntropy, tokenLogprobs, type Param, type Var } from './autograd.js';
 import { floatsMark, releaseFloats } from './backend.js';
-import { AdamW, clipGradNorm, learningRate } from './optim.js';
+import { AdamW, learningRate } from './optim.js';
 import { forwardLogits, type TrainModel } from './llama-model.js';
 import { loraForwardLogits, type LoraAdapter } from './lora.js';
 import { promptTuningLogits, type PromptTuning } from './prompt-tuning.js';
@@ -200,8 +200,7 @@ export function sft(tuning: Tuning, examples: readonly SftExample[], o: SftOptio
     backward(loss);
     losses.push(loss.value[0]);
     releaseFloats(mark);
-    if (o.gradClip > 0) clipGradNorm(tuning.params, o.gradClip);
-    optimizer.step(learningRate(step, schedule));
+    optimizer.step(learningRate(step, schedule), o.gradClip);
     optimizer.zeroGrad();
     o.onStep?.(step + 1, losses[step]);
   }

@@ -14,7 +14,7 @@ import { Tokenizer } from '../tokenizer/index.js';
 import { writeModel, type ModelFormat } from '../hf/export.js';
 import { backward, crossEntropy } from './autograd.js';
 import { floatsMark, releaseFloats, setTrainingThreads } from './backend.js';
-import { AdamW, clipGradNorm, learningRate } from './optim.js';
+import { AdamW, learningRate } from './optim.js';
 import { byteTokenizer, createModel, forwardLogits, modelGGUF, tokenizerMetadata, type ModelShape, type TrainModel } from './llama-model.js';
 import { readHFTokenizerJson } from '../tokenizer/hf-tokenizer-json.js';
 import type { TrainedBPE } from './bpe-trainer.js';
@@ -178,8 +178,7 @@ export async function train(cfg: TrainConfig, options: TrainOptions = {}): Promi
       loss += l.value[0] / cfg.accumulation;
       releaseFloats(mark);
     }
-    if (cfg.gradClip > 0) clipGradNorm(model.params, cfg.gradClip);
-    optimizer.step(learningRate(step, schedule));
+    optimizer.step(learningRate(step, schedule), cfg.gradClip);
     optimizer.zeroGrad();
     step++;
     history.train.push({ step, loss });

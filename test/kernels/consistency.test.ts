@@ -448,9 +448,14 @@ test('element-wise ops and embedding agree with the reference', () => {
   const extremes = long.slice();
   extremes.set([-200, -90, -87.5, 88.5, 100, 0, -0, 1e-30, -1e-30, 3.4e38, -3.4e38], 1001);
   const rope = { nDims: 16, freqBase: 10000, freqScale: 1, neox: false };
+  // 70 rows for the rope kernel (from 2048 values): normal, and NEOX over the middle 8 dims of 16 (the rest unrotated)
+  const ropeRows = floats(70 * 64, rnd), positions = Int32Array.from({ length: 70 }, (_, t) => 3 * t);
+  const neox = { nDims: 8, offset: 4, freqBase: 500, freqScale: 0.5, neox: true };
   const pairs: [(b: WasmBackend | ReferenceBackend) => Float32Array, string][] = [
     [(b) => { const o = new Float32Array(x.length); b.rmsnorm(o, x, weight, nTokens, dim, 1e-5); return o; }, 'rmsnorm'],
     [(b) => { const o = x.slice(); b.rope(o, nTokens, 4, 16, ropeAngles(Int32Array.of(0, 5, 9), rope), rope); return o; }, 'rope'],
+    [(b) => { const o = ropeRows.slice(); b.rope(o, 70, 4, 16, ropeAngles(positions, rope), rope); return o; }, 'rope (kernel)'],
+    [(b) => { const o = ropeRows.slice(); b.rope(o, 70, 4, 16, ropeAngles(positions, neox), neox); return o; }, 'rope (kernel, NEOX, offset)'],
     [(b) => { const o = new Float32Array(dim); b.swiglu(o, gate, weight, dim); return o; }, 'swiglu'],
     [(b) => { const o = new Float32Array(long.length); b.rmsnorm(o, long, longWeight, 5, 2602, 1e-6); return o; }, 'rmsnorm (kernel)'],
     // values from −12 to 12, and the exponential's clamped range

@@ -1,6 +1,7 @@
 // Training's WASM kernels (src/kernels/wasm-training.ts) against the reference backend's (reference-training.ts):
 // products in every transposition, accumulating or not, at odd and tile-sized shapes, operands inside and outside the
-// training memory; rmsnorm, swiglu and attention backward; 1 and 2 threads, plain SIMD and relaxed SIMD.
+// training memory; rmsnorm, swiglu and attention backward; rope forward and backward, adds, the optimizer step (bit for
+// bit); 1 and 2 threads, plain SIMD and relaxed SIMD.
 // (The backward kernels against finite differences: test/train/gradcheck.test.ts.)
 
 import { test } from 'node:test';
@@ -9,6 +10,8 @@ import { WasmTrainingBackend } from '../../src/kernels/wasm-training.js';
 import { ReferenceTrainingBackend } from '../../src/kernels/reference-training.js';
 import { kernelModule } from '../../src/kernels/wasm-module.js';
 import { mulberry32 } from '../helpers/random.js';
+import { ropeAngles } from '../../src/kernels/rope.js';
+import type { OptimizerTensor, RopeParams } from '../../src/kernels/backend.js';
 
 const reference = new ReferenceTrainingBackend();
 const variants = [
@@ -85,6 +88,54 @@ for (const { relaxed, threads, backend } of variants) {
       close(dx, wantX, 1e-5, `rmsnorm dx [${nTokens}, ${dim}]`);
       close(dw, wantW, 1e-5 * Math.sqrt(nTokens), `rmsnorm dweight [${nTokens}, ${dim}]`);
     }
+    backend.releaseFloats(mark);
+  });
+
+  test(`rope forward and backward, adds and the optimizer step give the reference's bits (${name})`, () => {
+    const next = mulberry32(19);
+    const mark = backend.floatsMark();
+    // [rows, heads, head width, params]: few rows (one thread), many (pooled), NEOX over part of a head (pass-through dims)
+    const cases: [number, number, number, RopeParams][] = [
+      [3, 2, 8, { nDims: 8, freqBase: 10000, freqScale: 1, neox: false }],
+      [600, 4, 16, { nDims: 16, freqBase: 10000, freqScale: 1, neox: false }],
+      [130, 3, 12, { nDims: 6, offset: 4, freqBase: 500, freqScale: 0.25, neox: true }],
+    ];
+    for (const [nTokens, nHeads, headDim, p] of cases) {
+      const n = nTokens * nHeads * headDim, what = `rope [${nTokens}, ${nHeads} × ${headDim}]${p.neox ? ' NEOX' : ''}`;
+      const angles = ropeAngles(Int32Array.from({ length: nTokens }, (_, t) => (7 * t) % 50), p);
+      const [x, g, dx] = [0, 1, 2].map(() => randoms(backend, n, next));
+      const want = Float32Array.from(x);
+      backend.rope(x, nTokens, nHeads, headDim, angles, p);
+      reference.rope(want, nTokens, nHeads, headDim, angles, p);
+      assert.deepEqual(x, want, what);
+      const wantDx = Float32Array.from(dx);
+      backend.ropeBackward(dx, g, nTokens, nHeads, headDim, angles, p);
+      reference.ropeBackward(wantDx, g, nTokens, nHeads, headDim, angles, p);
+      assert.deepEqual(dx, wantDx, `${what} backward`);
+    }
+    for (const n of [5, 100003]) {
+      const [a, b] = [0, 1].map(() => randoms(backend, n, next));
+      const want = Float32Array.from(a);
+      backend.addInPlace(a, b, n);
+      reference.addInPlace(want, b, n);
+      assert.deepEqual(a, want, `add n=${n}`);
+    }
+    // tensors of odd sizes, one longer than a chunk, decayed or not; gradients of mixed magnitudes
+    const tensors: OptimizerTensor[] = [[3, false], [8197, true], [70001, true]].map(([n, decayed]) => {
+      const [value, grad, m] = [0, 1, 2].map(() => randoms(backend, n as number, next));
+      const v = backend.allocFloats(n as number);
+      grad.forEach((x, i) => { grad[i] = x * 10 ** ((i % 7) - 3); });
+      v.forEach((_, i) => { v[i] = grad[i] * grad[i]; });
+      return { value, grad, m, v, decayed: decayed as boolean };
+    });
+    const copies = tensors.map((t) => ({ ...t, value: t.value.slice(), m: t.m.slice(), v: t.v.slice() }));
+    assert.equal(backend.sumSquares(tensors), reference.sumSquares(copies), 'Σ g²');
+    const step = { lr: 3e-3, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.1, c1: 1 - 0.9 ** 3, c2: 1 - 0.99 ** 3, scale: 0.37 };
+    backend.adamw(tensors, step);
+    reference.adamw(copies, step);
+    tensors.forEach((t, i) => {
+      for (const key of ['value', 'm', 'v'] as const) assert.deepEqual(t[key], copies[i][key], `adamw ${key} of tensor ${i}`);
+    });
     backend.releaseFloats(mark);
   });
 

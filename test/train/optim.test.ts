@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Rng } from '../../src/generate/rng.js';
 import { Param, backward, crossEntropy } from '../../src/train/autograd.js';
-import { AdamW, clipGradNorm, learningRate } from '../../src/train/optim.js';
+import { AdamW, learningRate } from '../../src/train/optim.js';
 import { createModel, forwardLogits } from '../../src/train/llama-model.js';
 
 test('AdamW: two steps match the formulas (bias correction, decoupled decay, norms not decayed)', () => {
@@ -36,14 +36,26 @@ test('AdamW: two steps match the formulas (bias correction, decoupled decay, nor
   assert.ok(w.grad.every((g) => g === 0));
 });
 
-test('global-norm clipping scales all gradients together', () => {
-  const a = new Param('a', [1]), b = new Param('b', [1]);
-  a.grad[0] = 3;
-  b.grad[0] = 4;
-  assert.equal(clipGradNorm([a, b], 1), 5);
-  assert.ok(Math.abs(a.grad[0] - 0.6) < 1e-6 && Math.abs(b.grad[0] - 0.8) < 1e-6);
-  assert.ok(Math.abs(clipGradNorm([a, b], 10) - 1) < 1e-6); // under the limit: unchanged
-  assert.ok(Math.abs(a.grad[0] - 0.6) < 1e-6);
+test('global-norm clipping scales all gradients together before the update', () => {
+  const make = () => [new Param('a', [1]), new Param('b', [1])];
+  const [a, b] = make(), [c, d] = make();
+  const clipped = new AdamW([a, b]), direct = new AdamW([c, d]);
+  const update = (opt: AdamW, ga: number, gb: number, p: Param[], maxNorm: number) => {
+    p[0].grad[0] = ga;
+    p[1].grad[0] = gb;
+    const norm = opt.step(0.1, maxNorm);
+    opt.zeroGrad();
+    return norm;
+  };
+  // norm 5 clipped to 1: the update of gradients 0.6 and 0.8 (scaled by 1 / (5 + 1e-6), rounded to f32)
+  assert.equal(update(clipped, 3, 4, [a, b], 1), 5);
+  update(direct, Math.fround(3 * (1 / (5 + 1e-6))), Math.fround(4 * (1 / (5 + 1e-6))), [c, d], 0);
+  assert.deepEqual([a.value[0], b.value[0]], [c.value[0], d.value[0]]);
+  // under the limit: unchanged
+  assert.ok(Math.abs(update(clipped, 0.6, 0.8, [a, b], 10) - 1) < 1e-6);
+  update(direct, 0.6, 0.8, [c, d], 0);
+  assert.deepEqual([a.value[0], b.value[0]], [c.value[0], d.value[0]]);
+  assert.notEqual(a.value[0], 0);
 });
 
 test('warmup then cosine decay', () => {

@@ -1,4 +1,4 @@
-// Element-wise ops (swiglu, gelu, geglu, softcap, scale) and the f64 exp/tanh they share with attention.
+// Element-wise ops (swiglu, gelu, geglu, softcap, scale, add) and the f64 exp/tanh they share with attention.
 
 import { GELU_TABLE } from './common';
 
@@ -52,12 +52,12 @@ const LN2_LO: f64 = 1.9082149292705877e-10; // ln 2 − LN2_HI
 }
 
 /** f32 lanes 2, 3 of v widened to f64 (lanes 0, 1: f64x2.promote_low_f32x4). */
-@inline function promoteHigh(v: v128): v128 {
+@inline export function promoteHigh(v: v128): v128 {
   return f64x2.promote_low_f32x4(i8x16.shuffle(v, v, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7));
 }
 
 /** Four f32 lanes from two f64x2 (low: lanes 0, 1; high: lanes 2, 3), each rounded once. */
-@inline function demotePairs(low: v128, high: v128): v128 {
+@inline export function demotePairs(low: v128, high: v128): v128 {
   return i8x16.shuffle(f32x4.demote_f64x2_zero(low), f32x4.demote_f64x2_zero(high), 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
 }
 
@@ -100,8 +100,9 @@ const LN2_LO: f64 = 1.9082149292705877e-10; // ln 2 − LN2_HI
   return demotePairs(swigluF64x2(f64x2.promote_low_f32x4(g), f64x2.promote_low_f32x4(u)), swigluF64x2(promoteHigh(g), promoteHigh(u)));
 }
 
-// the element-wise ops of `elementwise`: out = swiglu(x, y), gelu(x), gelu(x)·y, c·tanh(x/c) (a = 1/c, b = c), a·x
-const SWIGLU = 0, GELU = 1, GEGLU = 2, SOFTCAP = 3, SCALE = 4;
+// the element-wise ops of `elementwise`: out = swiglu(x, y), gelu(x), gelu(x)·y, c·tanh(x/c) (a = 1/c, b = c), a·x,
+// x + y (training's residual adds and gradient accumulations)
+const SWIGLU = 0, GELU = 1, GEGLU = 2, SOFTCAP = 3, SCALE = 4, ADD = 5;
 
 @inline function opF32x4(op: i32, x: v128, y: v128, a: f32, b: f32): v128 {
   switch (op) {
@@ -109,13 +110,14 @@ const SWIGLU = 0, GELU = 1, GEGLU = 2, SOFTCAP = 3, SCALE = 4;
     case GELU: return geluF32x4(x);
     case GEGLU: return f32x4.mul(geluF32x4(x), y);
     case SOFTCAP: return softcapF32x4(x, a, b);
+    case ADD: return f32x4.add(x, y);
     default: return f32x4.mul(x, f32x4.splat(a));
   }
 }
 
 /** out[i] = op(x[i], y[i]) for i0 ≤ i < i1: four values at a time, the last ones one by one. */
 @inline function opValues(op: i32, x: usize, y: usize, out: usize, i0: i32, i1: i32, a: f32, b: f32): void {
-  const binary = op == SWIGLU || op == GEGLU;
+  const binary = op == SWIGLU || op == GEGLU || op == ADD;
   let i = i0;
   for (; i + 4 <= i1; i += 4) {
     const at = <usize>i << 2;
@@ -128,7 +130,7 @@ const SWIGLU = 0, GELU = 1, GEGLU = 2, SOFTCAP = 3, SCALE = 4;
 }
 
 /**
- * out[i] = op(x[i], y[i]) (the ops above; y only for SWIGLU and GEGLU) for chunks of `chunk` values claimed from the
+ * out[i] = op(x[i], y[i]) (the ops above; y only for SWIGLU, GEGLU and ADD) for chunks of `chunk` values claimed from the
  * counter. (`scratch`: the pooled kernels' per-thread area, unused.)
  */
 export function elementwise(op: i32, x: usize, y: usize, out: usize, n: i32, a: f32, b: f32, counter: usize, chunk: i32, scratch: usize): void {
@@ -141,6 +143,7 @@ export function elementwise(op: i32, x: usize, y: usize, out: usize, n: i32, a: 
       case GELU: opValues(GELU, x, y, out, i0, i1, a, b); break;
       case GEGLU: opValues(GEGLU, x, y, out, i0, i1, a, b); break;
       case SOFTCAP: opValues(SOFTCAP, x, y, out, i0, i1, a, b); break;
+      case ADD: opValues(ADD, x, y, out, i0, i1, a, b); break;
       default: opValues(SCALE, x, y, out, i0, i1, a, b); break;
     }
   }

@@ -13,7 +13,8 @@
 //
 // This file is the module's entry (wasm/build.mjs compiles it); the kernels live one family per file beside it:
 // common, simd, quantize, dot-legacy, dot-kquants, dot-float, tiles, matmul, attention, elementwise, norm; training's
-// f32 products (gemm) and causal attention forward/backward (attention-train).
+// f32 products (gemm), causal attention forward/backward (attention-train) and the optimizer step (optim); rope
+// serves both.
 
 export { gelu_table, init_tables, reserved_end } from './common';
 export { quantize_row } from './quantize';
@@ -23,3 +24,5 @@ export { elementwise, swiglu_backward } from './elementwise';
 export { gemm, transpose, zero } from './gemm';
 export { attention_forward, attention_backward } from './attention-train';
 export { rmsnorm, rmsnorm_backward, layernorm } from './norm';
+export { rope } from './rope';
+export { adamw, sum_squares } from './optim';
