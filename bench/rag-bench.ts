@@ -2,13 +2,14 @@
 //   latency  — `Rag.search` (hybrid: query embedding, HNSW and full-text queries, fusion) p50/p99 over the questions
 //              of bench/rag-questions.json, on a store of --chunks chunks (default 10,000: corpus text, random unit
 //              vectors of the embedding model's width), embedded (PGlite folder) and over the wire (pglite-socket)
-//   hnsw     — pgvector HNSW recall@10 against exact k-NN on --n random unit vectors of 384 dimensions (default 100,000)
-//   npx tsx bench/rag-bench.ts latency|hnsw [--chunks N] [--n N] [--queries N]
+//   hnsw     — pgvector HNSW recall@10 against exact k-NN on --n random unit vectors of 384 dimensions (default 100,000),
+//              for index shapes --m M,… --ef-construction E,… (default: the store's) and query-time --ef-search S,…
+//   npx tsx bench/rag-bench.ts latency|hnsw [--chunks N] [--n N] [--queries N] [--m …] [--ef-construction …] [--ef-search …]
 
 import { readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Rag, type SearchOptions } from '../src/rag/rag.js';
-import { RagStore, vectorLiteral } from '../src/rag/store.js';
+import { HNSW_INDEX, RagStore, vectorLiteral } from '../src/rag/store.js';
 import { defaultModelPath } from '../src/cli/default-model.js';
 import { normalizeL2 } from '../src/generate/embed.js';
 import { Rng } from '../src/generate/rng.js';
@@ -70,43 +71,64 @@ async function latency(): Promise<void> {
   await server.stop();
 }
 
+/**
+ * HNSW recall@10 against exact k-NN: --n random unit vectors of 384 dimensions into one table, then for each
+ * index shape (--m and --ef-construction, comma-separated lists, one index after another on the same rows) the
+ * build time and, for each --ef-search value, recall and query latency p50/p99 over --queries random queries.
+ */
 async function hnsw(): Promise<void> {
   const n = option('--n', 100_000), queries = option('--queries', 100), dim = 384, k = 10;
+  const list = (name: string, fallback: string) => (rest.includes(name) ? rest[rest.indexOf(name) + 1] : fallback).split(',').map(Number);
+  const shapes = list('--m', String(HNSW_INDEX.m)).flatMap((m) => list('--ef-construction', String(HNSW_INDEX.efConstruction)).map((efConstruction) => ({ m, efConstruction })));
+  const efSearches = list('--ef-search', '40,100,200,400,1000');
   const db = join(WORK, 'hnsw-store');
   rmSync(db, { recursive: true, force: true });
   const store = await RagStore.open(db);
   const sql = store.sql;
   try {
     await sql.exec(`CREATE TABLE bench_vectors (id integer PRIMARY KEY, embedding vector(${dim}) NOT NULL)`);
-    const vectors: Float32Array[] = [];
+    const vectors = new Float32Array(n * dim); // [n, dim]
     let started = performance.now();
     for (let first = 0; first < n; first += 1000) {
-      const batch = Array.from({ length: Math.min(1000, n - first) }, () => randomUnit(dim));
-      vectors.push(...batch);
-      await sql.query('INSERT INTO bench_vectors SELECT $2::int + o::int - 1, v::vector FROM unnest($1::text[]) WITH ORDINALITY AS u(v, o)',
-        [batch.map(vectorLiteral), first]);
+      const batch = Array.from({ length: Math.min(1000, n - first) }, (_, j) => {
+        const v = randomUnit(dim);
+        vectors.set(v, (first + j) * dim);
+        return vectorLiteral(v);
+      });
+      await sql.query('INSERT INTO bench_vectors SELECT $2::int + o::int - 1, v::vector FROM unnest($1::text[]) WITH ORDINALITY AS u(v, o)', [batch, first]);
     }
     console.log(`inserted ${n} vectors of ${dim} dimensions in ${((performance.now() - started) / 1000).toFixed(1)} s`);
-    started = performance.now();
-    await sql.exec("SET maintenance_work_mem = '512MB'; CREATE INDEX ON bench_vectors USING hnsw (embedding vector_cosine_ops)");
-    console.log(`HNSW index (m 16, ef_construction 64) built in ${((performance.now() - started) / 1000).toFixed(1)} s`);
     const qs = Array.from({ length: queries }, () => randomUnit(dim));
-    const exact = qs.map((q) => vectors.map((v, id) => ({ id, s: v.reduce((acc, x, i) => acc + x * q[i], 0) })).sort((a, b) => b.s - a.s).slice(0, k).map((e) => e.id));
-    for (const ef of [40, 100, 200, 400, 1000]) {
-      let overlap = 0;
-      const times: number[] = [];
-      for (let i = 0; i < queries; i++) {
-        const t = performance.now();
-        const rows = await sql.transaction(async (tx) => {
-          await tx.exec(`SET LOCAL hnsw.ef_search = ${ef}`);
-          return tx.query<{ id: number }>('SELECT id FROM bench_vectors ORDER BY embedding <=> $1::vector LIMIT $2', [vectorLiteral(qs[i]), k]);
-        });
-        times.push(performance.now() - t);
-        const truth = new Set(exact[i]);
-        overlap += rows.filter((r) => truth.has(r.id)).length;
+    const exact = qs.map((q) => {
+      const scores = new Float32Array(n);
+      for (let id = 0; id < n; id++) {
+        let s = 0;
+        for (let i = 0; i < dim; i++) s += vectors[id * dim + i] * q[i];
+        scores[id] = s;
       }
-      times.sort((a, b) => a - b);
-      console.log(`ef_search ${ef}: recall@${k} ${(overlap / (queries * k)).toFixed(4)} over ${queries} queries, p50 ${percentile(times, 0.5).toFixed(1)} ms`);
+      return new Set(Array.from(scores.keys()).sort((a, b) => scores[b] - scores[a]).slice(0, k));
+    });
+    for (const { m, efConstruction } of shapes) {
+      started = performance.now();
+      await sql.exec(`DROP INDEX IF EXISTS bench_hnsw; SET maintenance_work_mem = '1GB';
+        CREATE INDEX bench_hnsw ON bench_vectors USING hnsw (embedding vector_cosine_ops) WITH (m = ${m}, ef_construction = ${efConstruction})`);
+      console.log(`m ${m}, ef_construction ${efConstruction}: HNSW index built in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+      for (const ef of efSearches) {
+        let overlap = 0;
+        const times: number[] = [];
+        for (let i = 0; i < queries; i++) {
+          const t = performance.now();
+          const rows = await sql.transaction(async (tx) => {
+            await tx.exec(`SET LOCAL hnsw.ef_search = ${ef}`);
+            return tx.query<{ id: number }>('SELECT id FROM bench_vectors ORDER BY embedding <=> $1::vector LIMIT $2', [vectorLiteral(qs[i]), k]);
+          });
+          times.push(performance.now() - t);
+          overlap += rows.filter((r) => exact[i].has(r.id)).length;
+        }
+        times.sort((a, b) => a - b);
+        console.log(`  ef_search ${ef}: recall@${k} ${(overlap / (queries * k)).toFixed(4)} over ${queries} queries, `
+          + `p50 ${percentile(times, 0.5).toFixed(1)} ms, p99 ${percentile(times, 0.99).toFixed(1)} ms`);
+      }
     }
   } finally {
     await store.close();

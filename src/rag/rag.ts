@@ -37,9 +37,10 @@ export interface Source {
   path: string;
   /** the chunk's number within its file, from 0 */
   chunk: number;
-  /** character range [start, end) of the file's text */
+  /** character range [start, end) of the file (its decoded text; for HTML, the markup `text` was extracted from) */
   start: number;
   end: number;
+  /** the chunk's text, as the prompt gave it: cut short at a word when the prompt had no room for all of it */
   text: string;
   score: number;
 }
@@ -143,7 +144,8 @@ export class Rag {
 
 /**
  * The prompt: numbered sources, then the question. Sources go in best first while the prompt stays within
- * `budget` tokens; the last one that fits only in part is cut at a word (its range shrinks with it).
+ * `budget` tokens; the last one that fits only in part is cut at a word (its range stays the chunk's: a cut text
+ * of an HTML file has no range of its own).
  */
 export function answerPrompt(question: string, hits: readonly ChunkHit[], countTokens: (text: string) => number, budget: number): { prompt: string; sources: Source[] } {
   const sources: Source[] = [];
@@ -155,7 +157,6 @@ export function answerPrompt(question: string, hits: readonly ChunkHit[], countT
     while (words.length > 0 && countTokens(render([...sources, source])) > budget) {
       words = words.slice(0, Math.floor(words.length * 0.8));
       source.text = words.join('').trimEnd();
-      source.end = source.start + source.text.length;
     }
     if (words.length === 0) break;
     sources.push(source);

@@ -25,7 +25,7 @@ export class EmbedModelMismatchError extends Error {
 }
 
 export interface ChunkRow {
-  /** character range [start, end) in the file's text */
+  /** character range [start, end) of the file (its decoded text; for HTML, the markup the chunk's text came from) */
   start: number;
   end: number;
   text: string;
@@ -50,11 +50,16 @@ export interface ChunkHit {
   score: number;
 }
 
+/** the HNSW index's shape (pgvector's m and ef_construction) and the query-time candidate list (hnsw.ef_search) */
+export const HNSW_INDEX = { m: 16, efConstruction: 64, efSearch: 40 };
+
 /** Schema versions, each the SQL that takes a store from the version before to it. */
 const MIGRATIONS: string[] = [
   `CREATE EXTENSION IF NOT EXISTS vector;
    CREATE TABLE kiln_rag_meta (key text PRIMARY KEY, value text NOT NULL);
    CREATE TABLE kiln_rag_files (id serial PRIMARY KEY, path text UNIQUE NOT NULL, hash text NOT NULL, chunks integer NOT NULL);`,
+  // an HTML chunk's range was one of the extracted text, now it is one of the file: such files are indexed again
+  `DELETE FROM kiln_rag_files WHERE path ~* '\\.html?$';`,
 ];
 
 /** the text-search configuration of the tsvector and of queries */
