@@ -25,6 +25,12 @@ const option = (name: string, fallback: number) => {
 const rng = new Rng(42);
 const randomUnit = (dim: number) => normalizeL2(Float32Array.from({ length: dim }, () => rng.nextFloat() * 2 - 1));
 
+/** seconds since `wall` (performance.now()) and CPU seconds of this process since `cpu` (process.cpuUsage()): the machine is shared */
+const elapsed = (wall: number, cpu: NodeJS.CpuUsage) => {
+  const used = process.cpuUsage(cpu);
+  return `${((performance.now() - wall) / 1000).toFixed(1)} s (${((used.user + used.system) / 1e6).toFixed(1)} s CPU)`;
+};
+
 const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
 
 /** A store of `n` chunks: 500-character slices of the corpora, random vectors, 100 chunks a file. */
@@ -88,7 +94,7 @@ async function hnsw(): Promise<void> {
   try {
     await sql.exec(`CREATE TABLE bench_vectors (id integer PRIMARY KEY, embedding vector(${dim}) NOT NULL)`);
     const vectors = new Float32Array(n * dim); // [n, dim]
-    let started = performance.now();
+    let started = performance.now(), cpu = process.cpuUsage();
     for (let first = 0; first < n; first += 1000) {
       const batch = Array.from({ length: Math.min(1000, n - first) }, (_, j) => {
         const v = randomUnit(dim);
@@ -97,7 +103,7 @@ async function hnsw(): Promise<void> {
       });
       await sql.query('INSERT INTO bench_vectors SELECT $2::int + o::int - 1, v::vector FROM unnest($1::text[]) WITH ORDINALITY AS u(v, o)', [batch, first]);
     }
-    console.log(`inserted ${n} vectors of ${dim} dimensions in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    console.log(`inserted ${n} vectors of ${dim} dimensions in ${elapsed(started, cpu)}`);
     const qs = Array.from({ length: queries }, () => randomUnit(dim));
     const exact = qs.map((q) => {
       const scores = new Float32Array(n);
@@ -110,9 +116,10 @@ async function hnsw(): Promise<void> {
     });
     for (const { m, efConstruction } of shapes) {
       started = performance.now();
+      cpu = process.cpuUsage();
       await sql.exec(`DROP INDEX IF EXISTS bench_hnsw; SET maintenance_work_mem = '1GB';
         CREATE INDEX bench_hnsw ON bench_vectors USING hnsw (embedding vector_cosine_ops) WITH (m = ${m}, ef_construction = ${efConstruction})`);
-      console.log(`m ${m}, ef_construction ${efConstruction}: HNSW index built in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+      console.log(`m ${m}, ef_construction ${efConstruction}: HNSW index built in ${elapsed(started, cpu)}`);
       for (const ef of efSearches) {
         let overlap = 0;
         const times: number[] = [];
