@@ -1,7 +1,7 @@
 // Retrieval evaluation of `kiln rag`: the questions of bench/rag-questions.json (written by hand from corpora in
 // ../shared/data/text; each names the file and an exact phrase of it that answers it) against a store of those
 // files, for each embedding model given: recall@5 of lexical (full-text) only, vector only and hybrid (weighted RRF)
-// search, and hybrid's recall at several vector weights on the odd- and the even-numbered questions apart (a weight
+// search, and hybrid's recall at several vector weights on the questions at odd and at even places apart (a weight
 // chosen on one half is judged on the other). A question counts as found when one of the top 5 chunks is from its
 // file and overlaps an occurrence of the phrase. Models: the default embedding model and a random-weight model of
 // the same shape and tokenizer (mean pooling), made here. Each model's store is kept under tmp/rag-eval.
@@ -92,5 +92,5 @@ for (const model of models) {
   }
 }
 console.log(table.join('\n'));
-console.log(`\nhybrid, questions found by vector weight: odd-numbered (${Math.floor(answers.length / 2)}) / even-numbered (${Math.ceil(answers.length / 2)})`);
+console.log(`\nhybrid, questions found by vector weight: of those at odd (${Math.floor(answers.length / 2)}) / even (${Math.ceil(answers.length / 2)}) places in the file, counting from 0`);
 console.log(sweep.join('\n'));

@@ -115,7 +115,7 @@ export class RagStore {
           embedding vector(${model.dim}) NOT NULL,
           tsv tsvector GENERATED ALWAYS AS (to_tsvector('${TS_CONFIG}', text)) STORED);
         CREATE INDEX kiln_rag_chunks_file ON kiln_rag_chunks (file_id);
-        CREATE INDEX kiln_rag_chunks_hnsw ON kiln_rag_chunks USING hnsw (embedding vector_cosine_ops);
+        CREATE INDEX kiln_rag_chunks_hnsw ON kiln_rag_chunks USING hnsw (embedding vector_cosine_ops) WITH (m = ${HNSW_INDEX.m}, ef_construction = ${HNSW_INDEX.efConstruction});
         CREATE INDEX kiln_rag_chunks_tsv ON kiln_rag_chunks USING gin (tsv);`);
       await setMeta(tx, 'embed_model', model.name);
       await setMeta(tx, 'embed_dim', String(model.dim));
@@ -157,9 +157,9 @@ export class RagStore {
 
   /**
    * The k chunks nearest `query` by cosine distance, through the HNSW index (score: cosine similarity);
-   * `efSearch` widens the index's candidate list (pgvector's hnsw.ef_search, default 40).
+   * `efSearch` is the index's candidate list (pgvector's hnsw.ef_search, at least k).
    */
-  async nearest(query: Float32Array, k: number, efSearch = Math.max(40, k)): Promise<ChunkHit[]> {
+  async nearest(query: Float32Array, k: number, efSearch = Math.max(HNSW_INDEX.efSearch, k)): Promise<ChunkHit[]> {
     return this.sql.transaction(async (tx) => {
       await tx.exec(`SET LOCAL hnsw.ef_search = ${Math.min(1000, Math.trunc(efSearch))}`);
       return hits(await tx.query<RawHit>(`${HIT_COLUMNS}, 1 - (c.embedding <=> $1::vector) AS score ${HIT_FROM}
