@@ -3,8 +3,9 @@
 //              of bench/rag-questions.json, on a store of --chunks chunks (default 10,000: corpus text, random unit
 //              vectors of the embedding model's width), embedded (PGlite folder) and over the wire (pglite-socket)
 //   hnsw     — pgvector HNSW recall@10 against exact k-NN on --n random unit vectors of 384 dimensions (default 100,000),
-//              for index shapes --m M,… --ef-construction E,… (default: the store's) and query-time --ef-search S,…
-//   npx tsx bench/rag-bench.ts latency|hnsw [--chunks N] [--n N] [--queries N] [--m …] [--ef-construction …] [--ef-search …]
+//              for index shapes --m M,… --ef-construction E,… (default: the store's) and query-time --ef-search S,…,
+//              plain and as iterative scans of --scan T,… tuples; --reuse queries the last run's table and index
+//   npx tsx bench/rag-bench.ts latency|hnsw [--chunks N] [--n N] [--queries N] [--m …] [--ef-construction …] [--ef-search …] [--scan …] [--reuse]
 
 import { readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -23,7 +24,7 @@ const option = (name: string, fallback: number) => {
   return at >= 0 ? Number(rest[at + 1]) : fallback;
 };
 const rng = new Rng(42);
-const randomUnit = (dim: number) => normalizeL2(Float32Array.from({ length: dim }, () => rng.nextFloat() * 2 - 1));
+const randomUnit = (dim: number, from = rng) => normalizeL2(Float32Array.from({ length: dim }, () => from.nextFloat() * 2 - 1));
 
 /** seconds since `wall` (performance.now()) and CPU seconds of this process since `cpu` (process.cpuUsage()): the machine is shared */
 const elapsed = (wall: number, cpu: NodeJS.CpuUsage) => {
@@ -81,60 +82,90 @@ async function latency(): Promise<void> {
  * HNSW recall@10 against exact k-NN: --n random unit vectors of 384 dimensions into one table, then for each
  * index shape (--m and --ef-construction, comma-separated lists, one index after another on the same rows) the
  * build time and, for each --ef-search value, recall and query latency p50/p99 over --queries random queries.
+ * --scan T,…: also each query as an iterative scan (pgvector 0.8's hnsw.iterative_scan, relaxed order) that takes
+ * the T nearest tuples the index finds, searching on past ef_search, and keeps the 10 nearest of them exactly.
+ * --reuse: the table and index the last run left (a build of 100k vectors takes many CPU minutes) instead.
  */
 async function hnsw(): Promise<void> {
   const n = option('--n', 100_000), queries = option('--queries', 100), dim = 384, k = 10;
   const list = (name: string, fallback: string) => (rest.includes(name) ? rest[rest.indexOf(name) + 1] : fallback).split(',').map(Number);
+  const reuse = rest.includes('--reuse');
   const shapes = list('--m', String(HNSW_INDEX.m)).flatMap((m) => list('--ef-construction', String(HNSW_INDEX.efConstruction)).map((efConstruction) => ({ m, efConstruction })));
   const efSearches = list('--ef-search', '40,100,200,400,1000');
+  const scans = rest.includes('--scan') ? list('--scan', '') : [];
   const db = join(WORK, 'hnsw-store');
-  rmSync(db, { recursive: true, force: true });
+  if (!reuse) rmSync(db, { recursive: true, force: true });
   const store = await RagStore.open(db);
   const sql = store.sql;
   try {
-    await sql.exec(`CREATE TABLE bench_vectors (id integer PRIMARY KEY, embedding vector(${dim}) NOT NULL)`);
-    const vectors = new Float32Array(n * dim); // [n, dim]
+    let vectors: Float32Array; // [n, dim]
     let started = performance.now(), cpu = process.cpuUsage();
-    for (let first = 0; first < n; first += 1000) {
-      const batch = Array.from({ length: Math.min(1000, n - first) }, (_, j) => {
-        const v = randomUnit(dim);
-        vectors.set(v, (first + j) * dim);
-        return vectorLiteral(v);
-      });
-      await sql.query('INSERT INTO bench_vectors SELECT $2::int + o::int - 1, v::vector FROM unnest($1::text[]) WITH ORDINALITY AS u(v, o)', [batch, first]);
+    if (reuse) {
+      const rows = await sql.query<{ embedding: string }>('SELECT embedding::text AS embedding FROM bench_vectors ORDER BY id');
+      vectors = new Float32Array(rows.length * dim);
+      rows.forEach((r, id) => vectors.set(JSON.parse(r.embedding) as number[], id * dim));
+      console.log(`reusing ${rows.length} vectors of ${dim} dimensions`);
+    } else {
+      await sql.exec(`CREATE TABLE bench_vectors (id integer PRIMARY KEY, embedding vector(${dim}) NOT NULL)`);
+      vectors = new Float32Array(n * dim);
+      for (let first = 0; first < n; first += 1000) {
+        const batch = Array.from({ length: Math.min(1000, n - first) }, (_, j) => {
+          const v = randomUnit(dim);
+          vectors.set(v, (first + j) * dim);
+          return vectorLiteral(v);
+        });
+        await sql.query('INSERT INTO bench_vectors SELECT $2::int + o::int - 1, v::vector FROM unnest($1::text[]) WITH ORDINALITY AS u(v, o)', [batch, first]);
+      }
+      console.log(`inserted ${n} vectors of ${dim} dimensions in ${elapsed(started, cpu)}`);
     }
-    console.log(`inserted ${n} vectors of ${dim} dimensions in ${elapsed(started, cpu)}`);
-    const qs = Array.from({ length: queries }, () => randomUnit(dim));
+    const count = vectors.length / dim;
+    const queryRng = new Rng(7); // the queries are the same whether the rows are new or reused
+    const qs = Array.from({ length: queries }, () => randomUnit(dim, queryRng));
     const exact = qs.map((q) => {
-      const scores = new Float32Array(n);
-      for (let id = 0; id < n; id++) {
+      const scores = new Float32Array(count);
+      for (let id = 0; id < count; id++) {
         let s = 0;
         for (let i = 0; i < dim; i++) s += vectors[id * dim + i] * q[i];
         scores[id] = s;
       }
       return new Set(Array.from(scores.keys()).sort((a, b) => scores[b] - scores[a]).slice(0, k));
     });
-    for (const { m, efConstruction } of shapes) {
-      started = performance.now();
-      cpu = process.cpuUsage();
-      await sql.exec(`DROP INDEX IF EXISTS bench_hnsw; SET maintenance_work_mem = '1GB';
-        CREATE INDEX bench_hnsw ON bench_vectors USING hnsw (embedding vector_cosine_ops) WITH (m = ${m}, ef_construction = ${efConstruction})`);
-      console.log(`m ${m}, ef_construction ${efConstruction}: HNSW index built in ${elapsed(started, cpu)}`);
+    /** recall@k and latency over the queries, each run by `search` inside its own transaction */
+    const measure = async (label: string, settings: string, search: string, params: (q: Float32Array) => unknown[]) => {
+      let overlap = 0;
+      const times: number[] = [];
+      for (let i = 0; i < queries; i++) {
+        const t = performance.now();
+        const rows = await sql.transaction(async (tx) => {
+          await tx.exec(settings);
+          return tx.query<{ id: number }>(search, params(qs[i]));
+        });
+        times.push(performance.now() - t);
+        overlap += rows.filter((r) => exact[i].has(r.id)).length;
+      }
+      times.sort((a, b) => a - b);
+      console.log(`  ${label}: recall@${k} ${(overlap / (queries * k)).toFixed(4)} over ${queries} queries, `
+        + `p50 ${percentile(times, 0.5).toFixed(1)} ms, p99 ${percentile(times, 0.99).toFixed(1)} ms`);
+    };
+    for (const shape of reuse ? [undefined] : shapes) {
+      if (shape === undefined) {
+        const [{ options }] = await sql.query<{ options: string[] }>("SELECT reloptions AS options FROM pg_class WHERE relname = 'bench_hnsw'");
+        console.log(`the index left by the last run: ${options.join(', ')}`);
+      } else {
+        started = performance.now();
+        cpu = process.cpuUsage();
+        await sql.exec(`DROP INDEX IF EXISTS bench_hnsw; SET maintenance_work_mem = '1GB';
+          CREATE INDEX bench_hnsw ON bench_vectors USING hnsw (embedding vector_cosine_ops) WITH (m = ${shape.m}, ef_construction = ${shape.efConstruction})`);
+        console.log(`m ${shape.m}, ef_construction ${shape.efConstruction}: HNSW index built in ${elapsed(started, cpu)}`);
+      }
       for (const ef of efSearches) {
-        let overlap = 0;
-        const times: number[] = [];
-        for (let i = 0; i < queries; i++) {
-          const t = performance.now();
-          const rows = await sql.transaction(async (tx) => {
-            await tx.exec(`SET LOCAL hnsw.ef_search = ${ef}`);
-            return tx.query<{ id: number }>('SELECT id FROM bench_vectors ORDER BY embedding <=> $1::vector LIMIT $2', [vectorLiteral(qs[i]), k]);
-          });
-          times.push(performance.now() - t);
-          overlap += rows.filter((r) => exact[i].has(r.id)).length;
+        await measure(`ef_search ${ef}`, `SET LOCAL hnsw.ef_search = ${ef}`, 'SELECT id FROM bench_vectors ORDER BY embedding <=> $1::vector LIMIT $2', (q) => [vectorLiteral(q), k]);
+        for (const tuples of scans) {
+          await measure(`ef_search ${ef}, iterative scan of ${tuples} tuples`,
+            `SET LOCAL hnsw.ef_search = ${ef}; SET LOCAL hnsw.iterative_scan = relaxed_order; SET LOCAL hnsw.max_scan_tuples = ${tuples}`,
+            `WITH near AS MATERIALIZED (SELECT id, embedding <=> $1::vector AS d FROM bench_vectors ORDER BY d LIMIT $3) SELECT id FROM near ORDER BY d LIMIT $2`,
+            (q) => [vectorLiteral(q), k, tuples]);
         }
-        times.sort((a, b) => a - b);
-        console.log(`  ef_search ${ef}: recall@${k} ${(overlap / (queries * k)).toFixed(4)} over ${queries} queries, `
-          + `p50 ${percentile(times, 0.5).toFixed(1)} ms, p99 ${percentile(times, 0.99).toFixed(1)} ms`);
       }
     }
   } finally {
