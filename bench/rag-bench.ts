@@ -4,8 +4,8 @@
 //              vectors of the embedding model's width), embedded (PGlite folder) and over the wire (pglite-socket)
 //   hnsw     — pgvector HNSW recall@10 against exact k-NN on --n random unit vectors of 384 dimensions (default 100,000),
 //              for index shapes --m M,… --ef-construction E,… (default: the store's) and query-time --ef-search S,…,
-//              plain and as iterative scans of --scan T,… tuples; --reuse queries the last run's table and index
-//   npx tsx bench/rag-bench.ts latency|hnsw [--chunks N] [--n N] [--queries N] [--m …] [--ef-construction …] [--ef-search …] [--scan …] [--reuse]
+//              --reuse: the last run's rows (and its index, without --m)
+//   npx tsx bench/rag-bench.ts latency|hnsw [--chunks N] [--n N] [--queries N] [--m …] [--ef-construction …] [--ef-search …] [--reuse]
 
 import { readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -82,9 +82,7 @@ async function latency(): Promise<void> {
  * HNSW recall@10 against exact k-NN: --n random unit vectors of 384 dimensions into one table, then for each
  * index shape (--m and --ef-construction, comma-separated lists, one index after another on the same rows) the
  * build time and, for each --ef-search value, recall and query latency p50/p99 over --queries random queries.
- * --scan T,…: also each query as an iterative scan (pgvector 0.8's hnsw.iterative_scan, relaxed order) that takes
- * the T nearest tuples the index finds, searching on past ef_search, and keeps the 10 nearest of them exactly.
- * --reuse: the table and index the last run left (a build of 100k vectors takes many CPU minutes) instead.
+ * --reuse: the rows the last run left (inserting 100k vectors takes minutes), and its index unless --m is given.
  */
 async function hnsw(): Promise<void> {
   const n = option('--n', 100_000), queries = option('--queries', 100), dim = 384, k = 10;
@@ -92,7 +90,6 @@ async function hnsw(): Promise<void> {
   const reuse = rest.includes('--reuse');
   const shapes = list('--m', String(HNSW_INDEX.m)).flatMap((m) => list('--ef-construction', String(HNSW_INDEX.efConstruction)).map((efConstruction) => ({ m, efConstruction })));
   const efSearches = list('--ef-search', '40,100,200,400,1000');
-  const scans = rest.includes('--scan') ? list('--scan', '') : [];
   const db = join(WORK, 'hnsw-store');
   if (!reuse) rmSync(db, { recursive: true, force: true });
   const store = await RagStore.open(db);
@@ -147,7 +144,7 @@ async function hnsw(): Promise<void> {
       console.log(`  ${label}: recall@${k} ${(overlap / (queries * k)).toFixed(4)} over ${queries} queries, `
         + `p50 ${percentile(times, 0.5).toFixed(1)} ms, p99 ${percentile(times, 0.99).toFixed(1)} ms`);
     };
-    for (const shape of reuse ? [undefined] : shapes) {
+    for (const shape of reuse && !rest.includes('--m') ? [undefined] : shapes) {
       if (shape === undefined) {
         const [{ options }] = await sql.query<{ options: string[] }>("SELECT reloptions AS options FROM pg_class WHERE relname = 'bench_hnsw'");
         console.log(`the index left by the last run: ${options.join(', ')}`);
@@ -160,12 +157,6 @@ async function hnsw(): Promise<void> {
       }
       for (const ef of efSearches) {
         await measure(`ef_search ${ef}`, `SET LOCAL hnsw.ef_search = ${ef}`, 'SELECT id FROM bench_vectors ORDER BY embedding <=> $1::vector LIMIT $2', (q) => [vectorLiteral(q), k]);
-        for (const tuples of scans) {
-          await measure(`ef_search ${ef}, iterative scan of ${tuples} tuples`,
-            `SET LOCAL hnsw.ef_search = ${ef}; SET LOCAL hnsw.iterative_scan = relaxed_order; SET LOCAL hnsw.max_scan_tuples = ${tuples}`,
-            `WITH near AS MATERIALIZED (SELECT id, embedding <=> $1::vector AS d FROM bench_vectors ORDER BY d LIMIT $3) SELECT id FROM near ORDER BY d LIMIT $2`,
-            (q) => [vectorLiteral(q), k, tuples]);
-        }
       }
     }
   } finally {
