@@ -1,14 +1,16 @@
 // Retrieval evaluation of `kiln rag`: the questions of bench/rag-questions.json (written by hand from corpora in
 // ../shared/data/text; each names the file and an exact phrase of it that answers it) against a store of those
-// files, for each embedding model given: recall@5 of lexical (full-text) only, vector only and hybrid (RRF) search.
-// A question counts as found when one of the top 5 chunks is from its file and overlaps an occurrence of the phrase.
-// Models: the default embedding model, the default chat model (its own last-token pooling) and a random-weight
-// model of the same shape and tokenizer (mean pooling), made here.
-//   npx tsx bench/rag-eval.ts [--k 5] [MODEL.gguf …]
+// files, for each embedding model given: recall@5 of lexical (full-text) only, vector only and hybrid (weighted RRF)
+// search, and hybrid's recall at several vector weights on the questions at odd and at even places apart (a weight
+// chosen on one half is judged on the other). A question counts as found when one of the top 5 chunks is from its
+// file and overlaps an occurrence of the phrase. Models: the default embedding model and a random-weight model of
+// the same shape and tokenizer (mean pooling), made here. Each model's store is kept under tmp/rag-eval.
+//   npx tsx bench/rag-eval.ts [--k 5] [MODEL.gguf | random …]
 
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { Rag, type SearchMode } from '../src/rag/rag.js';
+import { DEFAULT_VECTOR_WEIGHT, Rag, type SearchOptions } from '../src/rag/rag.js';
 import { defaultModelPath } from '../src/cli/default-model.js';
 import { metaString, metaU32 } from '../src/gguf/writer.js';
 import { openModelForTraining, writeLike } from '../src/train/load-model.js';
@@ -52,29 +54,43 @@ const answers = questions.map((q) => ({ ...q, path: docPath(q.file), ranges: occ
 const missing = answers.filter((q) => q.ranges.length === 0);
 if (missing.length > 0) throw new Error(`answers not in their files: ${missing.map((q) => q.a).join('; ')}`);
 
-const models = args.length > 0 ? args : [defaultModelPath('embed'), defaultModelPath('chat'), await randomModel()];
-console.log(`${questions.length} questions, ${FILES.length} files, recall@${K}`);
-console.log(`| embedding model | chunks | index chunks/s | lexical | vector | hybrid | hybrid + rerank |`);
-console.log('|---|---|---|---|---|---|---|');
+const models = await Promise.all((args.length > 0 ? args : [defaultModelPath('embed'), 'random']).map((m) => (m === 'random' ? randomModel() : m)));
+/** hybrid's vector weights tried, each reported on the odd- and the even-numbered questions apart */
+const WEIGHTS = [0, 0.05, 0.1, 0.2, 0.5, 1];
+console.log(`${questions.length} questions, ${FILES.length} files, recall@${K}; hybrid and rerank at the default vector weight ${DEFAULT_VECTOR_WEIGHT}`);
+const table = ['| embedding model | chunks | index chunks/s | lexical | vector | hybrid | hybrid + rerank |', '|---|---|---|---|---|---|---|'];
+const sweep = [`| embedding model | ${WEIGHTS.map((w) => `w ${w}`).join(' | ')} |`, `|---|${WEIGHTS.map(() => '---|').join('')}`];
 for (const model of models) {
-  const db = join(WORK, `store-${model.split('/').pop()}`);
-  rmSync(db, { recursive: true, force: true });
-  rmSync(`${db}.lock`, { force: true });
+  // one store per model file (by its hash), kept: a second run embeds nothing
+  const db = join(WORK, `store-${createHash('sha256').update(readFileSync(model)).digest('hex').slice(0, 12)}`);
   const rag = await Rag.open({ db, embedModel: model });
   try {
     const started = performance.now();
     const report = await rag.index(FILES.map(docPath));
-    const rate = report.chunks / ((performance.now() - started) / 1000);
-    const recall = async (mode: SearchMode, rerank = false) => {
-      let found = 0;
-      for (const q of answers) {
-        const hits = await rag.search(q.q, { k: K, mode, rerank });
-        if (hits.some((h) => h.path === q.path && q.ranges.some(([s, e]) => h.start < e && s < h.end))) found++;
+    const rate = report.indexed.length > 0 ? (report.chunks / ((performance.now() - started) / 1000)).toFixed(1) : '(kept)';
+    /** questions found, of those whose index has parity `half` (all when undefined) */
+    const found = async (options: SearchOptions, half?: number) => {
+      let n = 0;
+      for (const [i, q] of answers.entries()) {
+        if (half !== undefined && i % 2 !== half) continue;
+        const hits = await rag.search(q.q, { k: K, ...options });
+        if (hits.some((h) => h.path === q.path && q.ranges.some(([s, e]) => h.start < e && s < h.end))) n++;
       }
-      return `${(found / answers.length).toFixed(3)} (${found})`;
+      return n;
     };
-    console.log(`| ${rag.embedder.id.name} | ${report.chunks} | ${rate.toFixed(1)} | ${await recall('lexical')} | ${await recall('vector')} | ${await recall('hybrid')} | ${await recall('hybrid', true)} |`);
+    const recall = async (options: SearchOptions) => {
+      const n = await found(options);
+      return `${(n / answers.length).toFixed(3)} (${n})`;
+    };
+    table.push(`| ${rag.embedder.id.name} | ${await rag.store.chunkCount()} | ${rate} | ${await recall({ mode: 'lexical' })} | ${await recall({ mode: 'vector' })} | `
+      + `${await recall({ mode: 'hybrid' })} | ${await recall({ mode: 'hybrid', rerank: true })} |`);
+    const cells: string[] = [];
+    for (const vectorWeight of WEIGHTS) cells.push(`${await found({ vectorWeight }, 1)} / ${await found({ vectorWeight }, 0)}`);
+    sweep.push(`| ${rag.embedder.id.name} | ${cells.join(' | ')} |`);
   } finally {
     await rag.close();
   }
 }
+console.log(table.join('\n'));
+console.log(`\nhybrid, questions found by vector weight: of those at odd (${Math.floor(answers.length / 2)}) / even (${Math.ceil(answers.length / 2)}) places in the file, counting from 0`);
+console.log(sweep.join('\n'));

@@ -1,6 +1,7 @@
 // Text out of a file, and that text cut into chunks of about `size` tokens, each overlapping the one before by
-// about `overlap` tokens. Chunks are cut between words, so each is a character range [start, end) of the text
-// that a citation can point at; a word's token count comes from the embedding model's tokenizer.
+// about `overlap` tokens. Chunks are cut between words, so each is a character range [start, end) of the text,
+// which ExtractedText maps to the range of the file a citation points at; a word's token count comes from the
+// embedding model's tokenizer.
 
 import { extname } from 'node:path';
 
@@ -13,8 +14,18 @@ export class NotTextError extends Error {
   }
 }
 
+/**
+ * A file's text, and where its characters came from: `source(start, end)` is the range of the file's own
+ * (decoded) characters that text[start, end) was extracted from — the same range for plain text, the markup
+ * around it for HTML. Citations point into the file, so a reader can find them there.
+ */
+export interface ExtractedText {
+  text: string;
+  source(start: number, end: number): [number, number];
+}
+
 /** The text of a file's bytes: UTF-8 decoded (a NotTextError if binary or undecodable), HTML reduced to its text. */
-export function extractText(path: string, bytes: Uint8Array): string {
+export function extractText(path: string, bytes: Uint8Array): ExtractedText {
   const ext = extname(path).toLowerCase();
   if (!TEXT_EXTENSIONS.includes(ext)) throw new NotTextError(path, `not a text file kiln indexes (${TEXT_EXTENSIONS.join(', ')})`);
   if (bytes.subarray(0, 8192).includes(0)) throw new NotTextError(path, 'binary (it holds NUL bytes)');
@@ -24,28 +35,51 @@ export function extractText(path: string, bytes: Uint8Array): string {
   } catch {
     throw new NotTextError(path, 'not valid UTF-8');
   }
-  return ext === '.html' || ext === '.htm' ? htmlText(text) : text;
+  return ext === '.html' || ext === '.htm' ? htmlText(text) : { text, source: (start, end) => [start, end] };
 }
 
 const ENTITIES: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'", nbsp: ' ' };
 
-/** An HTML document's visible text: scripts, styles and comments dropped, block ends as newlines, entities decoded. */
-export function htmlText(html: string): string {
-  return html
-    .replace(/<!--[\s\S]*?-->/g, '')
-    .replace(/<(script|style|head)\b[\s\S]*?<\/\1\s*>/gi, '')
-    .replace(/<\/?(p|div|br|li|h[1-6]|tr|section|article|pre|blockquote)\b[^>]*>/gi, '\n')
-    .replace(/<[^>]*>/g, '')
-    .replace(/&(#x[0-9a-f]+|#[0-9]+|[a-z]+);/gi, (m, name: string) => {
-      if (name[0] === '#') {
-        const code = name[1] === 'x' || name[1] === 'X' ? parseInt(name.slice(2), 16) : Number(name.slice(1));
-        return code > 0 && code <= 0x10ffff ? String.fromCodePoint(code) : m;
-      }
-      return ENTITIES[name.toLowerCase()] ?? m;
-    })
-    .replace(/[ \t]+\n/g, '\n')
-    .replace(/\n{3,}/g, '\n\n')
-    .trim();
+/** in one left-to-right scan: a comment, a script/style/head element, a block tag, any other tag, an entity */
+const MARKUP = /<!--[\s\S]*?-->|<(script|style|head)\b[\s\S]*?<\/\1\s*>|<\/?(p|div|br|li|h[1-6]|tr|section|article|pre|blockquote)\b[^>]*>|<[^>]*>|&(#x[0-9a-f]+|#[0-9]+|[a-z]+);/gi;
+
+function decodeEntity(entity: string, name: string): string {
+  if (name[0] === '#') {
+    const code = name[1] === 'x' || name[1] === 'X' ? parseInt(name.slice(2), 16) : Number(name.slice(1));
+    return code > 0 && code <= 0x10ffff ? String.fromCodePoint(code) : entity;
+  }
+  return ENTITIES[name.toLowerCase()] ?? entity;
+}
+
+/**
+ * An HTML document's visible text: scripts, styles and comments dropped, block tags as newlines, entities
+ * decoded, spaces before a newline dropped, at most one blank line in a row, trimmed. Each character of the text
+ * remembers the range of the document it came from (a block tag's newline: the tag; a decoded character: its entity).
+ */
+export function htmlText(html: string): ExtractedText {
+  const chars: string[] = [], from: number[] = [], to: number[] = [];
+  const emit = (c: string, start: number, end: number): void => {
+    if (c === '\n') {
+      while (chars.length > 0 && (chars.at(-1) === ' ' || chars.at(-1) === '\t')) { chars.pop(); from.pop(); to.pop(); }
+      if (chars.length >= 2 && chars.at(-1) === '\n' && chars.at(-2) === '\n') return;
+    }
+    chars.push(c); from.push(start); to.push(end);
+  };
+  const plain = (start: number, end: number): void => {
+    for (let i = start; i < end; i++) emit(html[i], i, i + 1);
+  };
+  let at = 0;
+  for (const m of html.matchAll(MARKUP)) {
+    plain(at, m.index);
+    at = m.index + m[0].length;
+    if (m[2] !== undefined) emit('\n', m.index, at);
+    else if (m[3] !== undefined) for (const c of decodeEntity(m[0], m[3]).split('')) emit(c, m.index, at);
+  }
+  plain(at, html.length);
+  let first = 0, last = chars.length;
+  while (first < last && /\s/.test(chars[first])) first++;
+  while (last > first && /\s/.test(chars[last - 1])) last--;
+  return { text: chars.slice(first, last).join(''), source: (start, end) => [from[first + start], to[first + end - 1]] };
 }
 
 export interface ChunkOptions {

@@ -108,8 +108,11 @@ export async function indexPaths(store: RagStore, embedder: Embedder, paths: rea
       report.unchanged++;
     } else {
       try {
-        const text = extractText(path, bytes);
-        pending.push({ path, hash, chunks: chunkText(text, (word) => embedder.countTokens(word), { size, overlap: Math.min(chunking.overlap, size - 1) }) });
+        const extracted = extractText(path, bytes);
+        // the text is embedded; the range stored is the file's
+        const chunks = chunkText(extracted.text, (word) => embedder.countTokens(word), { size, overlap: Math.min(chunking.overlap, size - 1) })
+          .map((c) => { const [start, end] = extracted.source(c.start, c.end); return { ...c, start, end }; });
+        pending.push({ path, hash, chunks });
       } catch (e) {
         if (!(e instanceof NotTextError)) throw e;
         skip(path, e.reason);

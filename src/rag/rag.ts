@@ -1,5 +1,5 @@
 // `Rag`: a store, the embedding model its vectors come from, and the three things done with them — index files,
-// search (hybrid: vector nearest neighbours and full-text rank fused by reciprocal-rank fusion, optionally
+// search (hybrid: vector nearest neighbours and full-text rank fused by weighted reciprocal-rank fusion, optionally
 // re-ranked by exact cosine similarity to the query), and answer a question from the top chunks with numbered
 // citations that map to file, chunk and character range.
 
@@ -16,8 +16,21 @@ export const DEFAULT_DB = join('.kiln', 'rag');
 
 export const DEFAULT_CHUNKING: ChunkOptions = { size: 128, overlap: 32 };
 
-/** reciprocal-rank fusion's constant (Cormack et al. 2009): score = Σ 1 / (RRF_K + rank) */
+/** reciprocal-rank fusion's constant (Cormack et al. 2009): score = Σ weight / (RRF_K + rank) */
 export const RRF_K = 60;
+
+/**
+ * The vector ranking's weight in the fusion, the full-text ranking's being 1. RRF with equal weights lets a chunk
+ * that merely appears in both candidate lists (50 deep each) outrank the full-text top hit, which is right for two
+ * retrievers of similar quality and wrong for kiln's small embedding model, whose vector ranking is near chance
+ * (bench/rag-eval.ts). At 0.05 a vector rank is worth at most 0.05 / 61 ≈ 0.0008, the gap between full-text ranks
+ * 1 and 4 (1/61 − 1/64): the vectors can move a chunk a few places in the full-text order, and a chunk only the
+ * vectors found stays below every full-text candidate (≥ 1/110), so a weak model cannot bury the full-text answer.
+ * 0.05 is the largest weight that does not lose to full text alone on the odd-numbered evaluation questions (0.1
+ * lost one); on the even-numbered ones, held out, it ties full text. A stronger embedding model earns a larger
+ * --vector-weight.
+ */
+export const DEFAULT_VECTOR_WEIGHT = 0.05;
 
 export type SearchMode = 'hybrid' | 'vector' | 'lexical';
 
@@ -29,6 +42,8 @@ export interface SearchOptions {
   rerank?: boolean;
   /** candidates each ranking gives to the fusion (default max(50, 4k)) */
   candidates?: number;
+  /** the vector ranking's weight in hybrid fusion against full text's 1 (default DEFAULT_VECTOR_WEIGHT) */
+  vectorWeight?: number;
 }
 
 export interface Source {
@@ -37,9 +52,10 @@ export interface Source {
   path: string;
   /** the chunk's number within its file, from 0 */
   chunk: number;
-  /** character range [start, end) of the file's text */
+  /** character range [start, end) of the file (its decoded text; for HTML, the markup `text` was extracted from) */
   start: number;
   end: number;
+  /** the chunk's text, as the prompt gave it: cut short at a word when the prompt had no room for all of it */
   text: string;
   score: number;
 }
@@ -62,13 +78,13 @@ export class EmptyQueryError extends Error {
   }
 }
 
-/** Fuses rankings by reciprocal rank: each chunk scores Σ 1 / (RRF_K + its 1-based rank in each list). */
-export function reciprocalRankFusion(rankings: readonly ChunkHit[][]): ChunkHit[] {
+/** Fuses rankings by weighted reciprocal rank: each chunk scores Σ weight / (RRF_K + its 1-based rank in each list). */
+export function reciprocalRankFusion(rankings: readonly ChunkHit[][], weights: readonly number[] = rankings.map(() => 1)): ChunkHit[] {
   const fused = new Map<number, ChunkHit>();
-  for (const ranking of rankings) {
+  for (const [r, ranking] of rankings.entries()) {
     ranking.forEach((hit, i) => {
       const entry = fused.get(hit.id) ?? { ...hit, score: 0 };
-      entry.score += 1 / (RRF_K + i + 1);
+      entry.score += weights[r] / (RRF_K + i + 1);
       fused.set(hit.id, entry);
     });
   }
@@ -103,8 +119,9 @@ export class Rag {
     return indexPaths(this.store, this.embedder, paths, chunking, reindex, events);
   }
 
-  async search(query: string, { k = 5, mode = 'hybrid', rerank = false, candidates = Math.max(50, 4 * k) }: SearchOptions = {}): Promise<ChunkHit[]> {
+  async search(query: string, { k = 5, mode = 'hybrid', rerank = false, candidates = Math.max(50, 4 * k), vectorWeight = DEFAULT_VECTOR_WEIGHT }: SearchOptions = {}): Promise<ChunkHit[]> {
     if (query.trim() === '') throw new EmptyQueryError();
+    if (!(vectorWeight >= 0 && vectorWeight < Infinity)) throw new RangeError(`the vector weight must be a number ≥ 0, not ${vectorWeight}`);
     this.store.checkModel(this.embedder.id);
     if (mode === 'lexical' && !rerank) return this.store.fullText(query, k);
     const [queryVector] = await this.embedder.embed([query]);
@@ -112,7 +129,7 @@ export class Rag {
     const rankings = mode === 'lexical' ? [await this.store.fullText(query, candidates)]
       : mode === 'vector' ? [await this.store.nearest(queryVector, candidates)]
       : [await this.store.nearest(queryVector, candidates), await this.store.fullText(query, candidates)];
-    const fused = reciprocalRankFusion(rankings);
+    const fused = reciprocalRankFusion(rankings, mode === 'hybrid' ? [vectorWeight, 1] : [1]);
     if (!rerank) return fused.slice(0, k);
     const top = fused.slice(0, candidates);
     const vectors = await this.store.embeddings(top.map((h) => h.id));
@@ -143,7 +160,8 @@ export class Rag {
 
 /**
  * The prompt: numbered sources, then the question. Sources go in best first while the prompt stays within
- * `budget` tokens; the last one that fits only in part is cut at a word (its range shrinks with it).
+ * `budget` tokens; the last one that fits only in part is cut at a word (its range stays the chunk's: a cut text
+ * of an HTML file has no range of its own).
  */
 export function answerPrompt(question: string, hits: readonly ChunkHit[], countTokens: (text: string) => number, budget: number): { prompt: string; sources: Source[] } {
   const sources: Source[] = [];
@@ -155,7 +173,6 @@ export function answerPrompt(question: string, hits: readonly ChunkHit[], countT
     while (words.length > 0 && countTokens(render([...sources, source])) > budget) {
       words = words.slice(0, Math.floor(words.length * 0.8));
       source.text = words.join('').trimEnd();
-      source.end = source.start + source.text.length;
     }
     if (words.length === 0) break;
     sources.push(source);

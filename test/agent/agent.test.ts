@@ -6,29 +6,13 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Agent, type AgentTool, type ChatModel, type ChatModelReply, type ChatModelRequest } from '../../src/agent/agent.js';
+import { Agent, type AgentTool } from '../../src/agent/agent.js';
 import { LocalChatModel } from '../../src/agent/local-model.js';
 import { calculatorTool, evaluate, fetchKilnTool, readFileTool } from '../../src/agent/builtin-tools.js';
-import type { ChatMessage } from '../../src/generate/chat-template.js';
 import { Model } from '../../src/generate/model.js';
 import { sharedPath } from '../shared.js';
 import { kiln } from '../helpers/cli.js';
-
-/** Replies in order, recording every request it got. */
-class ScriptedModel implements ChatModel {
-  readonly requests: ChatModelRequest[] = [];
-  constructor(private readonly replies: (Partial<ChatModelReply> & { call?: [string, object][] })[], readonly contextLength?: number) {}
-  async complete(request: ChatModelRequest): Promise<ChatModelReply> {
-    this.requests.push(structuredClone(request));
-    const next = this.replies.shift() ?? { content: 'out of script' };
-    const toolCalls = (next.call ?? []).map(([name, args], i) => ({ id: `call_${this.requests.length}_${i}`, name, arguments: JSON.stringify(args) }));
-    return { content: next.content ?? '', toolCalls, tokens: next.tokens ?? 10 };
-  }
-  /** a token per 4 characters */
-  measure(messages: ChatMessage[]): number {
-    return Math.ceil(messages.reduce((n, m) => n + m.content.length + 8, 0) / 4);
-  }
-}
+import { ScriptedModel } from '../helpers/scripted-model.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'kiln-agent-'));
 mkdirSync(join(dir, 'notes'));

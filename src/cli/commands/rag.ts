@@ -4,10 +4,10 @@
 
 import { relative } from 'node:path';
 import { Command, Option, type CommandUnknownOpts } from '@commander-js/extra-typings';
-import { integer } from '../options.js';
+import { decimal, integer } from '../options.js';
 import { defaultModelPath, modelPath } from '../default-model.js';
 import { Progress } from '../progress.js';
-import { DEFAULT_CHUNKING, DEFAULT_DB, Rag, type SearchMode } from '../../rag/rag.js';
+import { DEFAULT_CHUNKING, DEFAULT_DB, DEFAULT_VECTOR_WEIGHT, Rag, type SearchMode } from '../../rag/rag.js';
 
 const shown = (path: string): string => relative(process.cwd(), path) || path;
 
@@ -57,6 +57,7 @@ function searchOptions<O extends { db: string; embed?: string }>(command: Comman
     .addOption(new Option('-k <n>', 'chunks to return').argParser(integer(1, 1000)).default(k))
     .addOption(new Option('--mode <mode>', 'vector and full-text fused, or one of them').choices(['hybrid', 'vector', 'lexical'] as const).default('hybrid' as const))
     .option('--rerank', 're-order the fused candidates by exact cosine similarity to the query')
+    .addOption(new Option('--vector-weight <w>', `the vector ranking's weight in hybrid fusion, full text's being 1 (default ${DEFAULT_VECTOR_WEIGHT}: the default embedding model is weak)`).argParser(decimal))
     .option('--json', 'print JSON');
 }
 
@@ -65,7 +66,7 @@ function searchCommand(): CommandUnknownOpts {
     .summary('the chunks that best match a query (vector + full-text, fused by reciprocal rank)')
     .argument('<QUERY>', 'what to look for'), 5)
     .action(async (query, o) => withRag(o, async (rag) => {
-      const hits = await rag.search(query, { k: o.k, mode: o.mode as SearchMode, rerank: o.rerank });
+      const hits = await rag.search(query, { k: o.k, mode: o.mode as SearchMode, rerank: o.rerank, vectorWeight: o.vectorWeight });
       if (o.json) {
         console.log(JSON.stringify(hits.map((h) => ({ path: h.path, chunk: h.ordinal, start: h.start, end: h.end, text: h.text, score: h.score }))));
         return;
@@ -83,7 +84,7 @@ function askCommand(): CommandUnknownOpts {
     .addOption(new Option('--seed <n>', 'sampling seed').argParser(integer(0)).default(1)), 3)
     .action(async (question, o) => withRag(o, async (rag) => {
       const { answer, sources } = await rag.ask(question, {
-        model: modelPath(o.model), k: o.k, mode: o.mode as SearchMode, rerank: o.rerank,
+        model: modelPath(o.model), k: o.k, mode: o.mode as SearchMode, rerank: o.rerank, vectorWeight: o.vectorWeight,
         sampling: { max_tokens: o.nPredict, seed: o.seed },
       });
       if (o.json) {
