@@ -4,7 +4,8 @@
 //  - serving: bench/serve.ts against `kiln serve` (its own server, bench/serve-server.ts) and against `llama-server`
 //    (--url), alternating per round, at each client count: output tokens/s and TPOT p50, medians of the rounds;
 //  - the machine's read bandwidth (bench/read-bandwidth.mjs) before and after, for the decode figures' context.
-// Needs llama.cpp's binaries (../shared/peers/llama.cpp/bin-native, else bin); nothing in kiln depends on them.
+// Needs llama.cpp's binaries (../shared/peers/llama.cpp/bin, which loads the best ggml CPU variant for this CPU, else
+// bin-native, built for one AVX-512 machine: check both with one llama-bench run); nothing in kiln depends on them.
 //
 //   npx tsx bench/compare-llama.ts [--models bench/models] [--shapes smollm2-135M,tinyllama-1.1B]
 //       [--types Q8_0,Q4_0,Q4_K_M,F16,BF16,Q2_K,Q3_K_M,Q5_K_M,Q6_K] [-p 512] [-n 64] [-r 5] [-t 2]
@@ -38,7 +39,7 @@ const { values: opts } = parseArgs({
   },
 });
 const root = resolve(import.meta.dirname, '..');
-const llamaBin = resolve(opts.llama ?? [join(root, '../shared/peers/llama.cpp/bin-native'), join(root, '../shared/peers/llama.cpp/bin')].find((d) => existsSync(join(d, 'llama-bench'))) ?? '');
+const llamaBin = resolve(opts.llama ?? [join(root, '../shared/peers/llama.cpp/bin'), join(root, '../shared/peers/llama.cpp/bin-native')].find((d) => existsSync(join(d, 'llama-bench'))) ?? '');
 if (!existsSync(join(llamaBin, 'llama-bench'))) {
   console.error(`compare-llama: no llama-bench in ${llamaBin || '../shared/peers/llama.cpp/bin{-native,}'} (give --llama DIR)`);
   process.exit(2);
