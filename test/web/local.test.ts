@@ -175,8 +175,10 @@ test('in-page chat: two turns through the model\'s chat template stream the answ
         await page.fill('#prompt', content);
         await page.click('#generate');
         const output = page.locator('#output[data-done="true"]');
-        await output.waitFor();
-        assert.deepEqual({ tokens: JSON.parse((await output.getAttribute('data-tokens'))!), text: await output.innerText() }, answers[turn]);
+        await output.waitFor({ state: 'attached' }); // hidden in chat mode
+        const answer = page.locator('#transcript .turn[data-role="assistant"]').last();
+        assert.deepEqual({ tokens: JSON.parse((await output.getAttribute('data-tokens'))!), text: await answer.textContent() }, answers[turn]);
+        assert.equal(await output.isVisible(), false); // the answer shows once, in the transcript
         assert.match(await page.locator('#speed').innerText(), /^[\d.]+ tokens\/s$/);
       }
       assert.equal(await page.locator('#error').innerText(), '');
