@@ -28,11 +28,12 @@ interface ActivationFormat {
   threadScratch?(nIn: number): number;
 }
 
-// Q8_0 with f32 scales and block sums for Q4_0, Q5_0 weights (for several tokens each thread packs four weight rows:
-// 144 bytes per block, then 16); Q8_0 and IQ4_NL weights: with signs split off (one token) or as int16 (several; each
-// thread widens four weight rows to int16: 272 bytes per block, then 128 bytes of sums), both 68 bytes per block
-const Q8_0_SUMS_ACT: ActivationFormat = { rowBytes: (n) => (n / 32) * 40, multiple: 32, threadScratch: (n) => (n / 32) * 144 + 16 };
-const Q8_0_SPLIT_ACT: ActivationFormat = { rowBytes: (n) => (n / 32) * 68, multiple: 32, threadScratch: (n) => (n / 32) * 272 + 128 };
+// Q8_0 with f32 scales and block sums for Q4_0, Q5_0 weights (for several tokens each thread packs eight weight rows:
+// 288 bytes per block, then 128 bytes of sums); Q8_0 and IQ4_NL weights: with signs split off (one token) or as int16
+// (several; each thread widens eight weight rows to int16: 544 bytes per block, then 128 bytes of sums), both 68 bytes
+// per block
+const Q8_0_SUMS_ACT: ActivationFormat = { rowBytes: (n) => (n / 32) * 40, multiple: 32, threadScratch: (n) => (n / 32) * 288 + 128 };
+const Q8_0_SPLIT_ACT: ActivationFormat = { rowBytes: (n) => (n / 32) * 68, multiple: 32, threadScratch: (n) => (n / 32) * 544 + 128 };
 const Q8_1_ACT: ActivationFormat = { rowBytes: (n) => (n / 32) * 36, multiple: 32 };
 const Q8_K_ACT: ActivationFormat = { rowBytes: (n) => (n / 256) * 292, multiple: 256 };
 // Q4_K weights: for several tokens each thread packs four weight rows (1312 bytes per super-block, then 16 + 16)
@@ -378,11 +379,13 @@ export class WasmBackend implements Backend {
         }
       }
       i32[COUNTER / 4] = i32[COUNTER / 4 + 1] = i32[COUNTER / 4 + 2] = 0; // chunks claimed, rows claimed, rows quantized
-      // chunks of a multiple of 4 rows, at most a weight's: 8 per thread for many tokens (small enough that threads
-      // finish together), 2 when each product has one (a claim moves the counter's cache line between cores, which
-      // costs more than unequal shares there, and longer chunks give the decode kernels' streams longer runs of rows)
+      // chunks of a multiple of 4 rows (8 for many tokens: the tiles take eight rows), at most a weight's: 8 per thread
+      // for many tokens (small enough that threads finish together), 2 when each product has one (a claim moves the
+      // counter's cache line between cores, which costs more than unequal shares there, and longer chunks give the
+      // decode kernels' streams longer runs of rows)
       const perThread = nRows === nProducts ? 2 : 8;
-      const chunk = 4 * Math.min(Math.ceil(nOut / 4), Math.max(1, Math.ceil((nOut * nWeights * nProducts) / (this.threads * perThread * 4))));
+      const unit = nRows === nProducts ? 4 : 8;
+      const chunk = unit * Math.min(Math.ceil(nOut / unit), Math.max(1, Math.ceil((nOut * nWeights * nProducts) / (this.threads * perThread * unit))));
       const args = [w.type, wRowBytes, xAt, actAt, actRowBytes, nIn, nOut, nRows, tableAt, nProducts, nWeights, COUNTER, chunk];
       if (nIn * nOut * nRows * nWeights < POOLED_MATMUL_MIN) {
         arena.exports.matmul(w.type, wRowBytes, xAt, actAt, actRowBytes, nIn, nOut, nRows, tableAt, nProducts, nWeights, COUNTER, chunk, threadScratch);

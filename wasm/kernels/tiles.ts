@@ -320,6 +320,120 @@ function packedTokenQ6_K(packed: usize, nb: i32, x: usize, out: usize, laneStrid
   }
 }
 
+// ---- eight rows × four tokens in registers (Q8_0, IQ4_NL widened; Q4_0 packed) ---------------------------------
+//
+// Two 4-row layouts (rows r…r+3 at a, r+4…r+7 at b, made as above) are read side by side: each token pair (quad) that
+// is splat feeds both layouts' vectors and each weight vector feeds four tokens, so a step issues 8 integer dots for 6
+// loads (wideTokens4 and packedToken: 1 dot per 2 loads, the sums kept in memory). The eight integer sums of a block
+// (2 layouts × 4 tokens) stay in registers; the f32 sums at acc (token t: rows r… at 32t, rows r+4… at 32t + 16) are
+// loaded and stored once per block. A step loads 6 vectors, so V8 keeps them and the 8 sums in registers.
+
+/** Zeroes the eight f32 sums at acc. */
+@inline function zeroSums8(acc: usize): void {
+  const zero = f32x4.splat(0);
+  for (let k: usize = 0; k < 128; k += 16) v128.store(acc + k, zero);
+}
+
+/** The nt tokens' eight row sums at acc → out + t·outStride (eight adjacent outputs each). */
+@inline function storeSums8(acc: usize, out: usize, outStride: usize, nt: i32): void {
+  for (let t = 0; t < nt; t++) {
+    const o = out + <usize>t * outStride, a = acc + (<usize>t << 5);
+    v128.store(o, v128.load(a));
+    v128.store(o, v128.load(a, 16), 16);
+  }
+}
+
+/** acc (two f32x4 sums of one token) += (d_w · d_x)·s for a block's integer sums sa (rows r…), sb (rows r+4…). */
+@inline function scaleInto8(acc: usize, sa: v128, sb: v128, da: v128, db: v128, dx: v128): void {
+  v128.store(acc, madd(f32x4.convert_i32x4_s(sa), f32x4.mul(da, dx), v128.load(acc)));
+  v128.store(acc, madd(f32x4.convert_i32x4_s(sb), f32x4.mul(db, dx), v128.load(acc, 16)), 16);
+}
+
+/** Widened rows at a and b (nb blocks each) · four tokens' Q8_0_WIDE rows x0…x3 → out (first nt tokens); acc: 128 bytes. */
+function wideTokens8x4(a: usize, b: usize, nb: i32, x0: usize, x1: usize, x2: usize, x3: usize, out: usize, outStride: usize, nt: i32, acc: usize): void {
+  const dAt = <usize>nb << 6; // the tokens' d [nb] f32 follow their values
+  zeroSums8(acc);
+  for (let blk = 0; blk < nb; blk++) {
+    const wa = a + <usize>blk * WIDE_BLOCK, wb = b + <usize>blk * WIDE_BLOCK, xb = <usize>blk << 6;
+    let s0 = i32x4.splat(0), s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0, s6 = s0, s7 = s0;
+    for (let p: usize = 0; p < 64; p += 4) { // value pair p/4: vector 4p of each layout, int16 pair at xb + p
+      const va = v128.load(wa + (p << 2)), vb = v128.load(wb + (p << 2));
+      let q = v128.load32_splat(x0 + xb + p);
+      s0 = i32x4.add(s0, i32x4.dot_i16x8_s(va, q)); s1 = i32x4.add(s1, i32x4.dot_i16x8_s(vb, q));
+      q = v128.load32_splat(x1 + xb + p);
+      s2 = i32x4.add(s2, i32x4.dot_i16x8_s(va, q)); s3 = i32x4.add(s3, i32x4.dot_i16x8_s(vb, q));
+      q = v128.load32_splat(x2 + xb + p);
+      s4 = i32x4.add(s4, i32x4.dot_i16x8_s(va, q)); s5 = i32x4.add(s5, i32x4.dot_i16x8_s(vb, q));
+      q = v128.load32_splat(x3 + xb + p);
+      s6 = i32x4.add(s6, i32x4.dot_i16x8_s(va, q)); s7 = i32x4.add(s7, i32x4.dot_i16x8_s(vb, q));
+    }
+    const da = v128.load(wa + 256), db = v128.load(wb + 256), d = dAt + (<usize>blk << 2);
+    scaleInto8(acc, s0, s1, da, db, v128.load32_splat(x0 + d));
+    scaleInto8(acc + 32, s2, s3, da, db, v128.load32_splat(x1 + d));
+    scaleInto8(acc + 64, s4, s5, da, db, v128.load32_splat(x2 + d));
+    scaleInto8(acc + 96, s6, s7, da, db, v128.load32_splat(x3 + d));
+  }
+  storeSums8(acc, out, outStride, nt);
+}
+
+/** Eight adjacent Q8_0 or IQ4_NL rows (at row, rb apart) · tokens t0…t1−1 of act (Q8_0_WIDE), widened into scratch first. */
+@inline export function wide8RowsTokens(type: i32, row: usize, rb: usize, act: usize, actStride: usize, nb: i32, out: usize, outStride: usize, t0: i32, t1: i32, scratch: usize): void {
+  const b = scratch + <usize>nb * WIDE_BLOCK, acc = b + <usize>nb * WIDE_BLOCK;
+  widenRows4(type, row, rb, nb, scratch);
+  widenRows4(type, row + 4 * rb, rb, nb, b);
+  for (let t = t0; t < t1; t += 4) {
+    const nt = min(4, t1 - t), x = act + <usize>t * actStride;
+    wideTokens8x4(scratch, b, nb, x, tileRow(x, actStride, 1, nt), tileRow(x, actStride, 2, nt), tileRow(x, actStride, 3, nt), out + <usize>t * outStride, outStride, nt, acc);
+  }
+}
+
+/** acc (two f32x4 sums of one token, its Q8_0_SUMS row at x) += (d_w · d_x)·(Σ q·x − 8·Σx) for a Q4_0 block's pair sums sa, sb. */
+@inline function q4_0Into8(acc: usize, sa: v128, sb: v128, da: v128, db: v128, x: usize, d: usize, sum: usize): void {
+  const offset = i32x4.splat(load<i32>(x + sum) << 3), dx = v128.load32_splat(x + d);
+  scaleInto8(acc, i32x4.sub(i32x4.extadd_pairwise_i16x8_s(sa), offset), i32x4.sub(i32x4.extadd_pairwise_i16x8_s(sb), offset), da, db, dx);
+}
+
+/**
+ * Packed Q4_0 rows at a and b (nb blocks each) · four tokens' Q8_0_SUMS rows x0…x3 → out (first nt tokens); acc: 128
+ * bytes. A block's pair sums add up in int16 (16 products per lane, |Σ| ≤ 16·127·15 < 2^15).
+ */
+function packedTokens8x4Q4_0(a: usize, b: usize, nb: i32, x0: usize, x1: usize, x2: usize, x3: usize, out: usize, outStride: usize, nt: i32, acc: usize): void {
+  const dAt = <usize>nb << 5, sumAt = dAt + (<usize>nb << 2); // the tokens' d [nb] f32, then Σq [nb] i32
+  zeroSums8(acc);
+  for (let blk = 0; blk < nb; blk++) {
+    const wa = a + <usize>blk * PACKED_BLOCK, wb = b + <usize>blk * PACKED_BLOCK, xb = <usize>blk << 5;
+    let s0 = i16x8.splat(0), s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0, s6 = s0, s7 = s0;
+    for (let j: usize = 0; j < 32; j += 4) { // values j…j+3: vector 4j of each layout, the token's quad at xb + j
+      const va = v128.load(wa + (j << 2)), vb = v128.load(wb + (j << 2));
+      let q = v128.load32_splat(x0 + xb + j);
+      s0 = i16x8.add(s0, pairSums(q, va)); s1 = i16x8.add(s1, pairSums(q, vb));
+      q = v128.load32_splat(x1 + xb + j);
+      s2 = i16x8.add(s2, pairSums(q, va)); s3 = i16x8.add(s3, pairSums(q, vb));
+      q = v128.load32_splat(x2 + xb + j);
+      s4 = i16x8.add(s4, pairSums(q, va)); s5 = i16x8.add(s5, pairSums(q, vb));
+      q = v128.load32_splat(x3 + xb + j);
+      s6 = i16x8.add(s6, pairSums(q, va)); s7 = i16x8.add(s7, pairSums(q, vb));
+    }
+    const da = v128.load(wa + 128), db = v128.load(wb + 128), d = dAt + (<usize>blk << 2), sum = sumAt + (<usize>blk << 2);
+    q4_0Into8(acc, s0, s1, da, db, x0, d, sum);
+    q4_0Into8(acc + 32, s2, s3, da, db, x1, d, sum);
+    q4_0Into8(acc + 64, s4, s5, da, db, x2, d, sum);
+    q4_0Into8(acc + 96, s6, s7, da, db, x3, d, sum);
+  }
+  storeSums8(acc, out, outStride, nt);
+}
+
+/** Eight adjacent Q4_0 rows (at row, rb apart) · tokens t0…t1−1 of act (Q8_0_SUMS), packed into scratch first. */
+@inline export function packed8RowsTokensQ4_0(row: usize, rb: usize, act: usize, actStride: usize, nb: i32, out: usize, outStride: usize, t0: i32, t1: i32, scratch: usize): void {
+  const b = scratch + <usize>nb * PACKED_BLOCK, acc = b + <usize>nb * PACKED_BLOCK;
+  packRows4(Q4_0, row, rb, nb, scratch);
+  packRows4(Q4_0, row + 4 * rb, rb, nb, b);
+  for (let t = t0; t < t1; t += 4) {
+    const nt = min(4, t1 - t), x = act + <usize>t * actStride;
+    packedTokens8x4Q4_0(scratch, b, nb, x, tileRow(x, actStride, 1, nt), tileRow(x, actStride, 2, nt), tileRow(x, actStride, 3, nt), out + <usize>t * outStride, outStride, nt, acc);
+  }
+}
+
 // ---- 4-token tiles: each weight block is decoded once and multiplied with four activation rows ----------------
 
 /**
