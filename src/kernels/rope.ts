@@ -27,7 +27,16 @@ export function ropeAngles(positions: Int32Array, p: RopeParams): RopeAngles {
   const [low, high] = y ? yarnRange(p, y) : [0, 0];
   // YaRN scales cos and sin by attn_factor · (1 + 0.1·ln(1/freqScale)) when it mixes frequencies
   const magnitude = y ? y.attnFactor * (y.extFactor !== 0 ? 1 + 0.1 * Math.log(1 / p.freqScale) : 1) : 1;
+  // rows at a position seen before copy its angles (a training batch repeats every position once per sequence)
+  const firstRow = new Map<number, number>();
   for (let t = 0; t < n; t++) {
+    const seen = firstRow.get(positions[t]);
+    if (seen !== undefined) {
+      cos.copyWithin(t * half, seen * half, (seen + 1) * half);
+      sin.copyWithin(t * half, seen * half, (seen + 1) * half);
+      continue;
+    }
+    firstRow.set(positions[t], t);
     for (let i = 0; i < half; i++) {
       // θ = pos · base^(−2i/nDims), optionally divided by a per-pair factor (llama3), interpolated by freqScale
       let extrapolated = positions[t] * Math.pow(p.freqBase, (-2 * i) / p.nDims);

@@ -36,8 +36,8 @@ const Q8_0_SUMS_ACT: ActivationFormat = { rowBytes: (n) => (n / 32) * 40, multip
 const Q8_0_SPLIT_ACT: ActivationFormat = { rowBytes: (n) => (n / 32) * 68, multiple: 32, threadScratch: (n) => (n / 32) * 544 + 128 };
 const Q8_1_ACT: ActivationFormat = { rowBytes: (n) => (n / 32) * 36, multiple: 32 };
 const Q8_K_ACT: ActivationFormat = { rowBytes: (n) => (n / 256) * 292, multiple: 256 };
-// Q4_K weights: for several tokens each thread packs four weight rows (1312 bytes per super-block, then 16 + 16)
-const Q8_K_PACKED_ACT: ActivationFormat = { ...Q8_K_ACT, threadScratch: (n) => (n / 256) * 1312 + 32 };
+// Q4_K weights: for several tokens each thread packs eight weight rows (2624 bytes per super-block, then 256 bytes of sums)
+const Q8_K_PACKED_ACT: ActivationFormat = { ...Q8_K_ACT, threadScratch: (n) => (n / 256) * 2624 + 256 };
 // Q6_K weights likewise (1424 bytes per super-block, then 16 and four rows unpacked, 4·368)
 const Q8_K_PACKED6_ACT: ActivationFormat = { ...Q8_K_ACT, threadScratch: (n) => (n / 256) * 1424 + 1488 };
 // F16 weights meet unrounded f32 activations (as the reference does, after llama.cpp's F16×F32 path); BF16 ones

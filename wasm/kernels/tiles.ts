@@ -238,6 +238,75 @@ function packedTokenQ4_K(packed: usize, nb: i32, x: usize, out: usize, laneStrid
   storeRows(out, acc, laneStride);
 }
 
+/**
+ * Packed Q4_K rows at a and b (nb super-blocks each) · four tokens' Q8_K rows x0…x3 → out (first nt tokens), as
+ * packedTokens8x4Q4_0 per sub-block: its pair sums add up in int16 in registers, then times the rows' scales into the
+ * i32 sums at acc + 128 (8 × i32x4, as the f32 ones); the mins times the tokens' bsums once per super-block. acc: 256 bytes.
+ */
+function packedTokens8x4Q4_K(a: usize, b: usize, nb: i32, x0: usize, x1: usize, x2: usize, x3: usize, out: usize, outStride: usize, nt: i32, acc: usize): void {
+  const isums = acc + 128;
+  zeroSums8(acc);
+  for (let blk = 0; blk < nb; blk++) {
+    const pa = a + <usize>blk * PACKED_K_BLOCK, pb = b + <usize>blk * PACKED_K_BLOCK, xb = <usize>blk * 292;
+    zeroSums8(isums);
+    for (let j: usize = 0; j < 8; j++) { // sub-block j: vectors 8j…8j+7, the tokens' values 32j… at xb + 4
+      let s0 = i16x8.splat(0), s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0, s6 = s0, s7 = s0;
+      for (let u: usize = 0; u < 32; u += 4) {
+        const va = v128.load(pa + (j << 7) + (u << 2)), vb = v128.load(pb + (j << 7) + (u << 2)), xq = xb + 4 + (j << 5) + u;
+        let q = v128.load32_splat(x0 + xq);
+        s0 = i16x8.add(s0, pairSums(q, va)); s1 = i16x8.add(s1, pairSums(q, vb));
+        q = v128.load32_splat(x1 + xq);
+        s2 = i16x8.add(s2, pairSums(q, va)); s3 = i16x8.add(s3, pairSums(q, vb));
+        q = v128.load32_splat(x2 + xq);
+        s4 = i16x8.add(s4, pairSums(q, va)); s5 = i16x8.add(s5, pairSums(q, vb));
+        q = v128.load32_splat(x3 + xq);
+        s6 = i16x8.add(s6, pairSums(q, va)); s7 = i16x8.add(s7, pairSums(q, vb));
+      }
+      const scA = v128.load(pa + PK_SC + (j << 4)), scB = v128.load(pb + PK_SC + (j << 4));
+      v128.store(isums, i32x4.add(v128.load(isums), i32x4.dot_i16x8_s(s0, scA)));
+      v128.store(isums, i32x4.add(v128.load(isums, 16), i32x4.dot_i16x8_s(s1, scB)), 16);
+      v128.store(isums, i32x4.add(v128.load(isums, 32), i32x4.dot_i16x8_s(s2, scA)), 32);
+      v128.store(isums, i32x4.add(v128.load(isums, 48), i32x4.dot_i16x8_s(s3, scB)), 48);
+      v128.store(isums, i32x4.add(v128.load(isums, 64), i32x4.dot_i16x8_s(s4, scA)), 64);
+      v128.store(isums, i32x4.add(v128.load(isums, 80), i32x4.dot_i16x8_s(s5, scB)), 80);
+      v128.store(isums, i32x4.add(v128.load(isums, 96), i32x4.dot_i16x8_s(s6, scA)), 96);
+      v128.store(isums, i32x4.add(v128.load(isums, 112), i32x4.dot_i16x8_s(s7, scB)), 112);
+    }
+    q4_KInto8(acc, isums, pa, pb, x0 + xb);
+    q4_KInto8(acc + 32, isums + 32, pa, pb, x1 + xb);
+    q4_KInto8(acc + 64, isums + 64, pa, pb, x2 + xb);
+    q4_KInto8(acc + 96, isums + 96, pa, pb, x3 + xb);
+  }
+  storeSums8(acc, out, outStride, nt);
+}
+
+/**
+ * acc (two f32x4 sums of one token, its Q8_K super-block at x) += d_w·d_x·Σ sc·q·x − dmin_w·d_x·Σ m·bsum for the
+ * super-block of packed rows at pa (rows r…) and pb (rows r+4…), their scaled integer sums at isums (two i32x4).
+ */
+@inline function q4_KInto8(acc: usize, isums: usize, pa: usize, pb: usize, x: usize): void {
+  let mA = i32x4.splat(0), mB = mA;
+  for (let j: usize = 0; j < 8; j++) {
+    const bsums = v128.load32_splat(x + 260 + (j << 2));
+    mA = i32x4.add(mA, i32x4.dot_i16x8_s(v128.load(pa + PK_MN + (j << 4)), bsums));
+    mB = i32x4.add(mB, i32x4.dot_i16x8_s(v128.load(pb + PK_MN + (j << 4)), bsums));
+  }
+  const dx = v128.load32_splat(x);
+  v128.store(acc, f32x4.sub(madd(f32x4.convert_i32x4_s(v128.load(isums)), f32x4.mul(v128.load(pa + PK_D), dx), v128.load(acc)), f32x4.mul(f32x4.convert_i32x4_s(mA), f32x4.mul(v128.load(pa + PK_DMIN), dx))));
+  v128.store(acc, f32x4.sub(madd(f32x4.convert_i32x4_s(v128.load(isums, 16)), f32x4.mul(v128.load(pb + PK_D), dx), v128.load(acc, 16)), f32x4.mul(f32x4.convert_i32x4_s(mB), f32x4.mul(v128.load(pb + PK_DMIN), dx))), 16);
+}
+
+/** Eight adjacent Q4_K rows (at row, rb apart) · tokens t0…t1−1 of act (Q8_K), packed into scratch first. */
+@inline export function packed8RowsTokensQ4_K(row: usize, rb: usize, act: usize, actStride: usize, nb: i32, out: usize, outStride: usize, t0: i32, t1: i32, scratch: usize): void {
+  const b = scratch + <usize>nb * PACKED_K_BLOCK, acc = b + <usize>nb * PACKED_K_BLOCK;
+  packRows4Q4_K(row, rb, nb, scratch, acc);
+  packRows4Q4_K(row + 4 * rb, rb, nb, b, acc);
+  for (let t = t0; t < t1; t += 4) {
+    const nt = min(4, t1 - t), x = act + <usize>t * actStride;
+    packedTokens8x4Q4_K(scratch, b, nb, x, tileRow(x, actStride, 1, nt), tileRow(x, actStride, 2, nt), tileRow(x, actStride, 3, nt), out + <usize>t * outStride, outStride, nt, acc);
+  }
+}
+
 // Q6_K the same way, per super-block (PACKED_6_BLOCK bytes): 64 vectors of value quads (unsigned 0…63; sub-block g's
 // quads u = 0…3 at 4·g + u), then per sub-block g the rows' scales as int16 pairs [sc_r0,g (twice), sc_r1,g (twice), …]
 // (P6_SC), per pair of sub-blocks j the rows' 32·scale of sub-blocks 2j and 2j+1 as int16 pairs (P6_C: the −32 offset
