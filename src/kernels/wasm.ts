@@ -29,10 +29,10 @@ interface ActivationFormat {
 }
 
 // Q8_0 with f32 scales and block sums for Q4_0, Q5_0 weights (for several tokens each thread packs eight weight rows:
-// 288 bytes per block, then 128 bytes of sums); Q8_0 and IQ4_NL weights: with signs split off (one token) or as int16
+// 288 bytes per block, then 256 bytes of sums); Q8_0 and IQ4_NL weights: with signs split off (one token) or as int16
 // (several; each thread widens eight weight rows to int16: 544 bytes per block, then 128 bytes of sums), both 68 bytes
 // per block
-const Q8_0_SUMS_ACT: ActivationFormat = { rowBytes: (n) => (n / 32) * 40, multiple: 32, threadScratch: (n) => (n / 32) * 288 + 128 };
+const Q8_0_SUMS_ACT: ActivationFormat = { rowBytes: (n) => (n / 32) * 40, multiple: 32, threadScratch: (n) => (n / 32) * 288 + 256 };
 const Q8_0_SPLIT_ACT: ActivationFormat = { rowBytes: (n) => (n / 32) * 68, multiple: 32, threadScratch: (n) => (n / 32) * 544 + 128 };
 const Q8_1_ACT: ActivationFormat = { rowBytes: (n) => (n / 32) * 36, multiple: 32 };
 const Q8_K_ACT: ActivationFormat = { rowBytes: (n) => (n / 256) * 292, multiple: 256 };

@@ -6,7 +6,7 @@ import { Q8_0_WIDE, quantizeQ8Blocks, quantize_row } from './quantize';
 import { dotQ4_1, dotQ5_1, rows4Of } from './dot-legacy';
 import { dotIQ4_XS, dotQ2_K, dotQ3_K, dotQ4_K, dotQ5_K, dotQ6_K, rows4Q2_K, rows4Q3_K, rows4Q4_K, rows4Q5_K, rows4Q6_K } from './dot-kquants';
 import { dotBF16, dotF16, dotF16Rebased, dotF32, rows4BF16, rows4F16, rows4F16Rebased } from './dot-float';
-import { PACKED_K_TOKENS, PACKED_TOKENS, WIDE_TOKENS, gemmF32, packed8RowsTokensQ4_0, packed8RowsTokensQ4_K, packedRowsTokens, tileIQ4_XS, tileQ4_K, tileQ5_K, tileQ6_K, tileRow, wide8RowsTokens, wideRowsTokens, widenRow } from './tiles';
+import { PACKED_K_TOKENS, PACKED_TOKENS, WIDE_TOKENS, gemmF32, packed8RowsTokens, packed8RowsTokensQ4_K, packedRowsTokens, tileIQ4_XS, tileQ4_K, tileQ5_K, tileQ6_K, tileRow, wide8RowsTokens, wideRowsTokens, widenRow } from './tiles';
 
 /** One weight row · one activation row of n values. */
 @inline function dotRow(type: i32, w: usize, x: usize, n: i32, scratch: usize): f32 {
@@ -211,13 +211,13 @@ function multiplyRows(
   for (let t0 = 0; t0 < nTokens; t0 += tile) {
     const t1 = min(nTokens, t0 + tile);
     if (wide || packed) {
-      // eight adjacent rows at a time (Q8_0, IQ4_NL, Q4_0, Q4_K), else four, whose outputs are adjacent too; the last
+      // eight adjacent rows at a time (all but Q6_K), else four, whose outputs are adjacent too; the last
       // (length mod 4) rows one at a time
       for (let r = r0; r < r1;) {
         const row = w + <usize>r * wRowBytes, o = out + (<usize>r << 2);
-        if (r + 8 <= r1 && (wide || type == Q4_0 || type == Q4_K)) {
+        if (r + 8 <= r1 && type != Q6_K) {
           if (wide) wide8RowsTokens(type, row, wRowBytes, act, actStride, nIn >> 5, o, outStride, t0, t1, scratch);
-          else if (type == Q4_0) packed8RowsTokensQ4_0(row, wRowBytes, act, actStride, nIn >> 5, o, outStride, t0, t1, scratch);
+          else if (type != Q4_K) packed8RowsTokens(type, row, wRowBytes, act, actStride, nIn >> 5, o, outStride, t0, t1, scratch);
           else packed8RowsTokensQ4_K(row, wRowBytes, act, actStride, nIn >> 8, o, outStride, t0, t1, scratch);
           r += 8;
           continue;
@@ -297,7 +297,7 @@ function addBiasColumns(out: usize, nOut: i32, nTokens: i32, bias: usize, r0: i3
  * First the threads quantize the rows of x [nTokens, nIn] f32 into act [nTokens rows of actRowBytes], claiming rows
  * from the counter at counter + 4 and counting finished ones at counter + 8; once all are done they claim chunks of
  * `chunk` rows (a multiple of 4) of one weight of one product from the counter at `counter`.
- * scratch: the thread's own, 512 bytes (float weights: 8·nIn; Q8_0, IQ4_NL: 17·nIn + 128; Q4_0, Q5_0: 9·nIn + 128;
+ * scratch: the thread's own, 512 bytes (float weights: 8·nIn; Q8_0, IQ4_NL: 17·nIn + 128; Q4_0, Q5_0: 9·nIn + 256;
  * Q4_K: 10.25·nIn + 256; Q6_K: 5.5625·nIn + 1488).
  */
 export function matmul(

@@ -240,7 +240,7 @@ function packedTokenQ4_K(packed: usize, nb: i32, x: usize, out: usize, laneStrid
 
 /**
  * Packed Q4_K rows at a and b (nb super-blocks each) · four tokens' Q8_K rows x0…x3 → out (first nt tokens), as
- * packedTokens8x4Q4_0 per sub-block: its pair sums add up in int16 in registers, then times the rows' scales into the
+ * packedTokens8x4 per sub-block: its pair sums add up in int16 in registers, then times the rows' scales into the
  * i32 sums at acc + 128 (8 × i32x4, as the f32 ones); the mins times the tokens' bsums once per super-block. acc: 256 bytes.
  */
 function packedTokens8x4Q4_K(a: usize, b: usize, nb: i32, x0: usize, x1: usize, x2: usize, x3: usize, out: usize, outStride: usize, nt: i32, acc: usize): void {
@@ -456,50 +456,82 @@ function wideTokens8x4(a: usize, b: usize, nb: i32, x0: usize, x1: usize, x2: us
   }
 }
 
-/** acc (two f32x4 sums of one token, its Q8_0_SUMS row at x) += (d_w · d_x)·(Σ q·x − 8·Σx) for a Q4_0 block's pair sums sa, sb. */
-@inline function q4_0Into8(acc: usize, sa: v128, sb: v128, da: v128, db: v128, x: usize, d: usize, sum: usize): void {
-  const offset = i32x4.splat(load<i32>(x + sum) << 3), dx = v128.load32_splat(x + d);
-  scaleInto8(acc, i32x4.sub(i32x4.extadd_pairwise_i16x8_s(sa), offset), i32x4.sub(i32x4.extadd_pairwise_i16x8_s(sb), offset), da, db, dx);
+/**
+ * acc (two f32x4 sums of one token, its Q8_0_SUMS row at x) += (d_w · d_x)·(Σ q·x − offset·Σx) for a Q4_0 (offset 8)
+ * or Q5_0 (16) block: its pair sums sa, sb (int16) plus, for Q5_0, the first half's sums (i32) at isums.
+ */
+@inline function nibbleInto8(type: i32, acc: usize, sa: v128, sb: v128, isums: usize, da: v128, db: v128, x: usize, d: usize, sum: usize): void {
+  const offset = i32x4.splat(load<i32>(x + sum) << (type == Q4_0 ? 3 : 4)), dx = v128.load32_splat(x + d);
+  let qa = i32x4.extadd_pairwise_i16x8_s(sa), qb = i32x4.extadd_pairwise_i16x8_s(sb);
+  if (type == Q5_0) {
+    qa = i32x4.add(qa, v128.load(isums));
+    qb = i32x4.add(qb, v128.load(isums, 16));
+  }
+  scaleInto8(acc, i32x4.sub(qa, offset), i32x4.sub(qb, offset), da, db, dx);
+}
+
+/** The first half's pair sums sa, sb (int16) of a Q5_0 block → isums (two i32x4). */
+@inline function keepHalf8(isums: usize, sa: v128, sb: v128): void {
+  v128.store(isums, i32x4.extadd_pairwise_i16x8_s(sa));
+  v128.store(isums, i32x4.extadd_pairwise_i16x8_s(sb), 16);
 }
 
 /**
- * Packed Q4_0 rows at a and b (nb blocks each) · four tokens' Q8_0_SUMS rows x0…x3 → out (first nt tokens); acc: 128
- * bytes. A block's pair sums add up in int16 (16 products per lane, |Σ| ≤ 16·127·15 < 2^15).
+ * Packed Q4_0 or Q5_0 rows at a and b (nb blocks each) · four tokens' Q8_0_SUMS rows x0…x3 → out (first nt tokens);
+ * acc: 256 bytes (f32 sums, then Q5_0's half-block sums). Pair sums add up in int16 over `span` values: a Q4_0 block
+ * (16 products per lane, |Σ| ≤ 16·127·15 < 2^15), half a Q5_0 one (8·127·31).
  */
-function packedTokens8x4Q4_0(a: usize, b: usize, nb: i32, x0: usize, x1: usize, x2: usize, x3: usize, out: usize, outStride: usize, nt: i32, acc: usize): void {
+@inline function packedTokens8x4(type: i32, a: usize, b: usize, nb: i32, x0: usize, x1: usize, x2: usize, x3: usize, out: usize, outStride: usize, nt: i32, acc: usize): void {
   const dAt = <usize>nb << 5, sumAt = dAt + (<usize>nb << 2); // the tokens' d [nb] f32, then Σq [nb] i32
+  const blockBytes: usize = PACKED_BLOCK, span: usize = type == Q4_0 ? 32 : 16, isums = acc + 128;
   zeroSums8(acc);
   for (let blk = 0; blk < nb; blk++) {
-    const wa = a + <usize>blk * PACKED_BLOCK, wb = b + <usize>blk * PACKED_BLOCK, xb = <usize>blk << 5;
-    let s0 = i16x8.splat(0), s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0, s6 = s0, s7 = s0;
-    for (let j: usize = 0; j < 32; j += 4) { // values j…j+3: vector 4j of each layout, the token's quad at xb + j
-      const va = v128.load(wa + (j << 2)), vb = v128.load(wb + (j << 2));
-      let q = v128.load32_splat(x0 + xb + j);
-      s0 = i16x8.add(s0, pairSums(q, va)); s1 = i16x8.add(s1, pairSums(q, vb));
-      q = v128.load32_splat(x1 + xb + j);
-      s2 = i16x8.add(s2, pairSums(q, va)); s3 = i16x8.add(s3, pairSums(q, vb));
-      q = v128.load32_splat(x2 + xb + j);
-      s4 = i16x8.add(s4, pairSums(q, va)); s5 = i16x8.add(s5, pairSums(q, vb));
-      q = v128.load32_splat(x3 + xb + j);
-      s6 = i16x8.add(s6, pairSums(q, va)); s7 = i16x8.add(s7, pairSums(q, vb));
+    const wa = a + <usize>blk * blockBytes, wb = b + <usize>blk * blockBytes, xb = <usize>blk << 5;
+    for (let h: usize = 0; h < 32; h += span) {
+      let s0 = i16x8.splat(0), s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0, s6 = s0, s7 = s0;
+      for (let j = h; j < h + span; j += 4) { // values j…j+3: vector 4j of each layout, the token's quad at xb + j
+        const va = v128.load(wa + (j << 2)), vb = v128.load(wb + (j << 2));
+        let q = v128.load32_splat(x0 + xb + j);
+        s0 = i16x8.add(s0, pairSums(q, va)); s1 = i16x8.add(s1, pairSums(q, vb));
+        q = v128.load32_splat(x1 + xb + j);
+        s2 = i16x8.add(s2, pairSums(q, va)); s3 = i16x8.add(s3, pairSums(q, vb));
+        q = v128.load32_splat(x2 + xb + j);
+        s4 = i16x8.add(s4, pairSums(q, va)); s5 = i16x8.add(s5, pairSums(q, vb));
+        q = v128.load32_splat(x3 + xb + j);
+        s6 = i16x8.add(s6, pairSums(q, va)); s7 = i16x8.add(s7, pairSums(q, vb));
+      }
+      if (h + span < 32) { // Q5_0's first half
+        keepHalf8(isums, s0, s1); keepHalf8(isums + 32, s2, s3); keepHalf8(isums + 64, s4, s5); keepHalf8(isums + 96, s6, s7);
+        continue;
+      }
+      const da = v128.load(wa + 128), db = v128.load(wb + 128), d = dAt + (<usize>blk << 2), sum = sumAt + (<usize>blk << 2);
+      nibbleInto8(type, acc, s0, s1, isums, da, db, x0, d, sum);
+      nibbleInto8(type, acc + 32, s2, s3, isums + 32, da, db, x1, d, sum);
+      nibbleInto8(type, acc + 64, s4, s5, isums + 64, da, db, x2, d, sum);
+      nibbleInto8(type, acc + 96, s6, s7, isums + 96, da, db, x3, d, sum);
     }
-    const da = v128.load(wa + 128), db = v128.load(wb + 128), d = dAt + (<usize>blk << 2), sum = sumAt + (<usize>blk << 2);
-    q4_0Into8(acc, s0, s1, da, db, x0, d, sum);
-    q4_0Into8(acc + 32, s2, s3, da, db, x1, d, sum);
-    q4_0Into8(acc + 64, s4, s5, da, db, x2, d, sum);
-    q4_0Into8(acc + 96, s6, s7, da, db, x3, d, sum);
   }
   storeSums8(acc, out, outStride, nt);
 }
 
-/** Eight adjacent Q4_0 rows (at row, rb apart) · tokens t0…t1−1 of act (Q8_0_SUMS), packed into scratch first. */
-@inline export function packed8RowsTokensQ4_0(row: usize, rb: usize, act: usize, actStride: usize, nb: i32, out: usize, outStride: usize, t0: i32, t1: i32, scratch: usize): void {
+function packedTokens8x4Q4_0(a: usize, b: usize, nb: i32, x0: usize, x1: usize, x2: usize, x3: usize, out: usize, outStride: usize, nt: i32, acc: usize): void {
+  packedTokens8x4(Q4_0, a, b, nb, x0, x1, x2, x3, out, outStride, nt, acc);
+}
+
+function packedTokens8x4Q5_0(a: usize, b: usize, nb: i32, x0: usize, x1: usize, x2: usize, x3: usize, out: usize, outStride: usize, nt: i32, acc: usize): void {
+  packedTokens8x4(Q5_0, a, b, nb, x0, x1, x2, x3, out, outStride, nt, acc);
+}
+
+/** Eight adjacent Q4_0 or Q5_0 rows (at row, rb apart) · tokens t0…t1−1 of act (Q8_0_SUMS), packed into scratch first. */
+@inline export function packed8RowsTokens(type: i32, row: usize, rb: usize, act: usize, actStride: usize, nb: i32, out: usize, outStride: usize, t0: i32, t1: i32, scratch: usize): void {
   const b = scratch + <usize>nb * PACKED_BLOCK, acc = b + <usize>nb * PACKED_BLOCK;
-  packRows4(Q4_0, row, rb, nb, scratch);
-  packRows4(Q4_0, row + 4 * rb, rb, nb, b);
+  packRows4(type, row, rb, nb, scratch);
+  packRows4(type, row + 4 * rb, rb, nb, b);
   for (let t = t0; t < t1; t += 4) {
-    const nt = min(4, t1 - t), x = act + <usize>t * actStride;
-    packedTokens8x4Q4_0(scratch, b, nb, x, tileRow(x, actStride, 1, nt), tileRow(x, actStride, 2, nt), tileRow(x, actStride, 3, nt), out + <usize>t * outStride, outStride, nt, acc);
+    const nt = min(4, t1 - t), x = act + <usize>t * actStride, o = out + <usize>t * outStride;
+    const x1 = tileRow(x, actStride, 1, nt), x2 = tileRow(x, actStride, 2, nt), x3 = tileRow(x, actStride, 3, nt);
+    if (type == Q4_0) packedTokens8x4Q4_0(scratch, b, nb, x, x1, x2, x3, o, outStride, nt, acc);
+    else packedTokens8x4Q5_0(scratch, b, nb, x, x1, x2, x3, o, outStride, nt, acc);
   }
 }
 
