@@ -20,7 +20,8 @@ export interface GatedFFN<W> {
 
 /** down · (silu(gate · x) ⊙ up · x) */
 export function swigluFFN<T, W>(ops: ModelOps<T, W>, x: T, ffn: GatedFFN<W>): T {
-  return ops.linear(ops.swiglu(ops.linear(x, ffn.gate), ops.linear(x, ffn.up)), ffn.down);
+  const [gate, up] = ops.linears(x, [ffn.gate, ffn.up]);
+  return ops.linear(ops.swiglu(gate, up), ffn.down);
 }
 
 /** the gated FFN tensors blk.N.{gate,up,down}{suffix}.weight */

@@ -85,8 +85,8 @@ export function llamaForward<T, W>(ops: ModelOps<T, W>, hp: LlamaHParams, weight
     // self-attention
     const h = ops.rmsnorm(x, layer.attnNorm, hp.rmsEps);
     const q = ops.rope(ops.linear(h, layer.wq, layer.bq), hp.headCount, hp.keyLength, rope);   // [n, nHead·headDim]
-    const k = ops.rope(ops.linear(h, layer.wk, layer.bk), hp.headCountKv, hp.keyLength, rope); // [n, nKvHead·headDim]
-    const v = ops.linear(h, layer.wv, layer.bv);                                                // [n, nKvHead·valueDim]
+    const [kh, v] = ops.linears(h, [layer.wk, layer.wv], [layer.bk, layer.bv]);                // [n, nKvHead·headDim], [n, nKvHead·valueDim]
+    const k = ops.rope(kh, hp.headCountKv, hp.keyLength, rope);
     const attn = ops.attention(l, q, k, v, shape);                                              // [n, nHead·valueDim]
     x = ops.add(x, ops.linear(attn, layer.wo));
     // feed-forward

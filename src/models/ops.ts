@@ -51,6 +51,11 @@ export interface ModelOps<T, W> {
    * `widths` (a fused qkv or gate-up weight) → [n, widths[i]] each; the same as columns of linear(x, w, bias)
    */
   linearSplit(x: T, w: W, widths: readonly number[], bias?: W): T[];
+  /**
+   * x·W_iᵀ (+ bias_i) for several weights of one input (a layer's k and v, gate and up) → [n, nOut_i] each; the same
+   * as linear for each, where weights of one type and shape can share a pass (one quantization of x, one job)
+   */
+  linears(x: T, ws: readonly W[], biases?: readonly (W | undefined)[]): T[];
   /** columns [start, start + width) of x [n, cols] → [n, width] */
   columns(x: T, start: number, width: number): T;
   /** RMSNorm then scale by weight: x / sqrt(mean(x²) + eps) ⊙ weight */

@@ -40,6 +40,10 @@ export class TrainOps implements ModelOps<Var, Param> {
     return linear(x, w, bias);
   }
 
+  linears(x: Var, ws: readonly Param[], biases?: readonly (Param | undefined)[]): Var[] {
+    return ws.map((w, i) => linear(x, w, biases?.[i]));
+  }
+
   linearSplit(x: Var, w: Param, widths: readonly number[], bias?: Param): Var[] {
     const y = linear(x, w, bias);
     let start = 0;
