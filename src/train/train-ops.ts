@@ -41,7 +41,7 @@ export class TrainOps implements ModelOps<Var, Param> {
   }
 
   linears(x: Var, ws: readonly Param[], biases?: readonly (Param | undefined)[]): Var[] {
-    return ws.map((w, i) => linear(x, w, biases?.[i]));
+    return ws.map((w, i) => this.linear(x, w, biases?.[i]));
   }
 
   linearSplit(x: Var, w: Param, widths: readonly number[], bias?: Param): Var[] {
