@@ -164,13 +164,13 @@ export class InferenceOps implements ModelOps<Act, WeightTensor> {
 
   linears(x: Act, ws: readonly WeightTensor[], biases?: readonly (WeightTensor | undefined)[]): Act[] {
     // weights of one type and shape (and no adapter), all with biases or none, in one pass; else one by one
-    const [first] = ws;
-    const shared = this.backend.matmulMany && (biases ?? []).every((b) => (b === undefined) === (biases![0] === undefined)) &&
-      ws.every((w) => w.type === first.type && w.dims.length === 2 && w.dims[0] === first.dims[0] && w.dims[1] === first.dims[1] && !this.lora?.has(w.name));
+    const [first] = ws, biased = biases?.[0] !== undefined;
+    const shared = this.backend.matmulMany && ws.every((w, i) => (biases?.[i] !== undefined) === biased && w.type === first.type &&
+      w.dims.length === 2 && w.dims[0] === first.dims[0] && w.dims[1] === first.dims[1] && !this.lora?.has(w.name));
     if (!shared) return ws.map((w, i) => this.linear(x, w, biases?.[i]));
     if (x.cols !== first.dims[0]) throw new Error(`linear: input has ${x.cols} columns, ${first.name} expects ${first.dims[0]}`);
     const outs = ws.map((w) => this.act(x.rows, w.dims[1]));
-    const floatBiases = biases?.[0] ? biases.map((b) => floats(b!)) : undefined;
+    const floatBiases = biased ? biases!.map((b) => floats(b!)) : undefined;
     this.backend.matmulMany!(outs.map((o) => o.data), x.data, ws as WeightTensor[], x.rows, floatBiases);
     return outs;
   }

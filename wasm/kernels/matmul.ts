@@ -6,7 +6,7 @@ import { Q8_0_WIDE, quantizeQ8Blocks, quantize_row } from './quantize';
 import { dotQ4_1, dotQ5_1, rows4Of } from './dot-legacy';
 import { dotIQ4_XS, dotQ2_K, dotQ3_K, dotQ4_K, dotQ5_K, dotQ6_K, rows4Q2_K, rows4Q3_K, rows4Q4_K, rows4Q5_K, rows4Q6_K } from './dot-kquants';
 import { dotBF16, dotF16, dotF16Rebased, dotF32, rows4BF16, rows4F16, rows4F16Rebased } from './dot-float';
-import { PACKED_K_TOKENS, PACKED_TOKENS, WIDE_TOKENS, gemmF32, packed8RowsTokens, packed8RowsTokensQ4_K, packedRowsTokens, tileIQ4_XS, tileQ4_K, tileQ5_K, tileQ6_K, tileRow, wide8RowsTokens, wideRowsTokens, widenRow } from './tiles';
+import { PACKED_K_TOKENS, PACKED_TOKENS, WIDE_TOKENS, gemmF32, packedRowsTokens, rows8Tokens, tileIQ4_XS, tileQ4_K, tileQ5_K, tileQ6_K, tileRow, wideRowsTokens, widenRow } from './tiles';
 
 /** One weight row · one activation row of n values. */
 @inline function dotRow(type: i32, w: usize, x: usize, n: i32, scratch: usize): f32 {
@@ -216,9 +216,7 @@ function multiplyRows(
       for (let r = r0; r < r1;) {
         const row = w + <usize>r * wRowBytes, o = out + (<usize>r << 2);
         if (r + 8 <= r1 && type != Q6_K) {
-          if (wide) wide8RowsTokens(type, row, wRowBytes, act, actStride, nIn >> 5, o, outStride, t0, t1, scratch);
-          else if (type != Q4_K) packed8RowsTokens(type, row, wRowBytes, act, actStride, nIn >> 5, o, outStride, t0, t1, scratch);
-          else packed8RowsTokensQ4_K(row, wRowBytes, act, actStride, nIn >> 8, o, outStride, t0, t1, scratch);
+          rows8Tokens(type, row, wRowBytes, act, actStride, nIn, o, outStride, t0, t1, scratch);
           r += 8;
           continue;
         }

@@ -1,7 +1,7 @@
 // Prefill kernels, several tokens per weight row: Q8_0/IQ4_NL rows widened to int16, Q4_0/Q5_0/Q4_K/Q6_K rows packed,
 // 4-token tiles of the K-quants and IQ4_XS, and the f32 GEMM of float weights.
 
-import { F16, F32, Q4_0, Q4_K, Q5_0, Q5_K, Q6_K, Q8_0, RELAXED, hsum, loadF16 } from './common';
+import { F16, F32, IQ4_NL, Q4_0, Q4_K, Q5_0, Q5_K, Q6_K, Q8_0, RELAXED, hsum, loadF16 } from './common';
 import { dotUnsigned, highNibbles, iq4Levels, iq4Magnitudes, iq4Negative, lowNibbles, madd, nibbles, scales4, storeRows, widenF16 } from './simd';
 import { nibbleValuesHigh, nibbleValuesLow } from './dot-legacy';
 import { iq4_XSScale, iq4_XSSubBlock, kPair, minsDotBsums, q5_KFifth, scalesMinsK4 } from './dot-kquants';
@@ -296,17 +296,6 @@ function packedTokens8x4Q4_K(a: usize, b: usize, nb: i32, x0: usize, x1: usize, 
   v128.store(acc, f32x4.sub(madd(f32x4.convert_i32x4_s(v128.load(isums, 16)), f32x4.mul(v128.load(pb + PK_D), dx), v128.load(acc, 16)), f32x4.mul(f32x4.convert_i32x4_s(mB), f32x4.mul(v128.load(pb + PK_DMIN), dx))), 16);
 }
 
-/** Eight adjacent Q4_K rows (at row, rb apart) · tokens t0…t1−1 of act (Q8_K), packed into scratch first. */
-@inline export function packed8RowsTokensQ4_K(row: usize, rb: usize, act: usize, actStride: usize, nb: i32, out: usize, outStride: usize, t0: i32, t1: i32, scratch: usize): void {
-  const b = scratch + <usize>nb * PACKED_K_BLOCK, acc = b + <usize>nb * PACKED_K_BLOCK;
-  packRows4Q4_K(row, rb, nb, scratch, acc);
-  packRows4Q4_K(row + 4 * rb, rb, nb, b, acc);
-  for (let t = t0; t < t1; t += 4) {
-    const nt = min(4, t1 - t), x = act + <usize>t * actStride;
-    packedTokens8x4Q4_K(scratch, b, nb, x, tileRow(x, actStride, 1, nt), tileRow(x, actStride, 2, nt), tileRow(x, actStride, 3, nt), out + <usize>t * outStride, outStride, nt, acc);
-  }
-}
-
 // Q6_K the same way, per super-block (PACKED_6_BLOCK bytes): 64 vectors of value quads (unsigned 0…63; sub-block g's
 // quads u = 0…3 at 4·g + u), then per sub-block g the rows' scales as int16 pairs [sc_r0,g (twice), sc_r1,g (twice), …]
 // (P6_SC), per pair of sub-blocks j the rows' 32·scale of sub-blocks 2j and 2j+1 as int16 pairs (P6_C: the −32 offset
@@ -445,17 +434,6 @@ function wideTokens8x4(a: usize, b: usize, nb: i32, x0: usize, x1: usize, x2: us
   storeSums8(acc, out, outStride, nt);
 }
 
-/** Eight adjacent Q8_0 or IQ4_NL rows (at row, rb apart) · tokens t0…t1−1 of act (Q8_0_WIDE), widened into scratch first. */
-@inline export function wide8RowsTokens(type: i32, row: usize, rb: usize, act: usize, actStride: usize, nb: i32, out: usize, outStride: usize, t0: i32, t1: i32, scratch: usize): void {
-  const b = scratch + <usize>nb * WIDE_BLOCK, acc = b + <usize>nb * WIDE_BLOCK;
-  widenRows4(type, row, rb, nb, scratch);
-  widenRows4(type, row + 4 * rb, rb, nb, b);
-  for (let t = t0; t < t1; t += 4) {
-    const nt = min(4, t1 - t), x = act + <usize>t * actStride;
-    wideTokens8x4(scratch, b, nb, x, tileRow(x, actStride, 1, nt), tileRow(x, actStride, 2, nt), tileRow(x, actStride, 3, nt), out + <usize>t * outStride, outStride, nt, acc);
-  }
-}
-
 /**
  * acc (two f32x4 sums of one token, its Q8_0_SUMS row at x) += (d_w · d_x)·(Σ q·x − offset·Σx) for a Q4_0 (offset 8)
  * or Q5_0 (16) block: its pair sums sa, sb (int16) plus, for Q5_0, the first half's sums (i32) at isums.
@@ -483,10 +461,10 @@ function wideTokens8x4(a: usize, b: usize, nb: i32, x0: usize, x1: usize, x2: us
  */
 @inline function packedTokens8x4(type: i32, a: usize, b: usize, nb: i32, x0: usize, x1: usize, x2: usize, x3: usize, out: usize, outStride: usize, nt: i32, acc: usize): void {
   const dAt = <usize>nb << 5, sumAt = dAt + (<usize>nb << 2); // the tokens' d [nb] f32, then Σq [nb] i32
-  const blockBytes: usize = PACKED_BLOCK, span: usize = type == Q4_0 ? 32 : 16, isums = acc + 128;
+  const span: usize = type == Q4_0 ? 32 : 16, isums = acc + 128;
   zeroSums8(acc);
   for (let blk = 0; blk < nb; blk++) {
-    const wa = a + <usize>blk * blockBytes, wb = b + <usize>blk * blockBytes, xb = <usize>blk << 5;
+    const wa = a + <usize>blk * PACKED_BLOCK, wb = b + <usize>blk * PACKED_BLOCK, xb = <usize>blk << 5;
     for (let h: usize = 0; h < 32; h += span) {
       let s0 = i16x8.splat(0), s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0, s6 = s0, s7 = s0;
       for (let j = h; j < h + span; j += 4) { // values j…j+3: vector 4j of each layout, the token's quad at xb + j
@@ -522,15 +500,32 @@ function packedTokens8x4Q5_0(a: usize, b: usize, nb: i32, x0: usize, x1: usize, 
   packedTokens8x4(Q5_0, a, b, nb, x0, x1, x2, x3, out, outStride, nt, acc);
 }
 
-/** Eight adjacent Q4_0 or Q5_0 rows (at row, rb apart) · tokens t0…t1−1 of act (Q8_0_SUMS), packed into scratch first. */
-@inline export function packed8RowsTokens(type: i32, row: usize, rb: usize, act: usize, actStride: usize, nb: i32, out: usize, outStride: usize, t0: i32, t1: i32, scratch: usize): void {
-  const b = scratch + <usize>nb * PACKED_BLOCK, acc = b + <usize>nb * PACKED_BLOCK;
-  packRows4(type, row, rb, nb, scratch);
-  packRows4(type, row + 4 * rb, rb, nb, b);
+/**
+ * Eight adjacent rows (at row, rb apart) · tokens t0…t1−1 of act: Q8_0 and IQ4_NL widened (activations Q8_0_WIDE),
+ * Q4_0 and Q5_0 packed (Q8_0_SUMS), Q4_K packed (Q8_K). Both 4-row layouts are made in scratch first, then the tokens
+ * go four at a time; scratch: the two layouts, then 256 bytes of sums.
+ */
+@inline export function rows8Tokens(type: i32, row: usize, rb: usize, act: usize, actStride: usize, nIn: i32, out: usize, outStride: usize, t0: i32, t1: i32, scratch: usize): void {
+  const wide = type == Q8_0 || type == IQ4_NL, q4K = type == Q4_K;
+  const nb = q4K ? nIn >> 8 : nIn >> 5;
+  const layoutBytes = <usize>nb * (wide ? WIDE_BLOCK : q4K ? PACKED_K_BLOCK : PACKED_BLOCK);
+  const b = scratch + layoutBytes, acc = b + layoutBytes;
+  if (wide) {
+    widenRows4(type, row, rb, nb, scratch);
+    widenRows4(type, row + 4 * rb, rb, nb, b);
+  } else if (q4K) {
+    packRows4Q4_K(row, rb, nb, scratch, acc);
+    packRows4Q4_K(row + 4 * rb, rb, nb, b, acc);
+  } else {
+    packRows4(type, row, rb, nb, scratch);
+    packRows4(type, row + 4 * rb, rb, nb, b);
+  }
   for (let t = t0; t < t1; t += 4) {
     const nt = min(4, t1 - t), x = act + <usize>t * actStride, o = out + <usize>t * outStride;
     const x1 = tileRow(x, actStride, 1, nt), x2 = tileRow(x, actStride, 2, nt), x3 = tileRow(x, actStride, 3, nt);
-    if (type == Q4_0) packedTokens8x4Q4_0(scratch, b, nb, x, x1, x2, x3, o, outStride, nt, acc);
+    if (wide) wideTokens8x4(scratch, b, nb, x, x1, x2, x3, o, outStride, nt, acc);
+    else if (q4K) packedTokens8x4Q4_K(scratch, b, nb, x, x1, x2, x3, o, outStride, nt, acc);
+    else if (type == Q4_0) packedTokens8x4Q4_0(scratch, b, nb, x, x1, x2, x3, o, outStride, nt, acc);
     else packedTokens8x4Q5_0(scratch, b, nb, x, x1, x2, x3, o, outStride, nt, acc);
   }
 }
