@@ -415,22 +415,23 @@ test('activation quantizers match the reference bit for bit (Q8_0 in both split 
   // Q8_1 and Q8_K are stored as ggml stores them
   assert.deepEqual(quantized(GGMLType.Q4_1, activationRowBytes(GGMLType.Q8_1, n)), reference(GGMLType.Q8_1), 'Q8_1 bytes');
   assert.deepEqual(quantized(GGMLType.Q4_K, activationRowBytes(GGMLType.Q8_K, n)), reference(GGMLType.Q8_K), 'Q8_K bytes');
-  // Q8_0 blocks [d f16, q[32]] against the split layouts: q | d f32 | Σq (Q4_0, Q5_0) and |q|, signs | d f32 (Q8_0)
+  // Q8_0 blocks [d f16, q[32]] against the split layouts: q | d f32 | block offsets (Q4_0, Q5_0: the int16 pair
+  // −8·Σ q_j over j mod 4 ∈ {0, 1} and over {2, 3}) and |q|, signs | d f32 (Q8_0)
   const q8_0 = reference(GGMLType.Q8_0);
   const refD = (b: number) => fp16ToFp32(q8_0[34 * b] | (q8_0[34 * b + 1] << 8));
   const refQ = (b: number, j: number) => (q8_0[34 * b + 2 + j] << 24) >> 24;
   const sums = quantized(GGMLType.Q4_0, 40 * nb);
   const signs = quantized(GGMLType.Q8_0, 68 * nb);
-  const sumsD = new Float32Array(sums.buffer, 32 * nb, nb), sumsQ = new Int32Array(sums.buffer, 36 * nb, nb);
+  const sumsD = new Float32Array(sums.buffer, 32 * nb, nb), offsets = new Int16Array(sums.buffer, 36 * nb, 2 * nb);
   const signsD = new Float32Array(signs.buffer, 64 * nb, nb);
   for (let b = 0; b < nb; b++) {
-    let sum = 0;
+    const halves = [0, 0];
     for (let j = 0; j < 32; j++) {
-      sum += refQ(b, j);
+      halves[(j >> 1) & 1] += refQ(b, j);
       assert.equal((sums[32 * b + j] << 24) >> 24, refQ(b, j), `sums layout q[${b}, ${j}]`);
       assert.equal(signs[64 * b + 32 + j] ? -signs[64 * b + j] : signs[64 * b + j], refQ(b, j), `signs layout q[${b}, ${j}]`);
     }
-    assert.equal(sumsQ[b], sum, `Σq of block ${b}`);
+    assert.deepEqual([offsets[2 * b], offsets[2 * b + 1]], [0 - 8 * halves[0], 0 - 8 * halves[1]], `offsets of block ${b}`);
     assert.equal(sumsD[b], refD(b), `sums layout d of block ${b}`);
     assert.equal(signsD[b], refD(b), `signs layout d of block ${b}`);
   }

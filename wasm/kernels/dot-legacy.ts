@@ -96,15 +96,24 @@ export function dotQ5_1(w: usize, x: usize, nb: i32): f32 {
 }
 
 /**
- * acc + (d_w · d_x)·Σ (q − offset)·x for one token (its block at x) and a Q4_0 (offset 8) or Q5_0 (offset 16) block
- * of four rows whose values (q, 0…31) were extracted once for all tokens (lowK, highK for row k):
- * Σ q·x − offset·Σx, in integers (activations in the Q8_0_SUMS layout).
+ * −offset·Σx in every i32 lane for a Q4_0 (offset 8) or Q5_0 (16) block, from the token's block offsets at p
+ * (Q8_0_SUMS: the int16 pair of −8·Σx over the two halves of each value quad).
  */
-@inline function nibbleToken(type: i32, acc: v128, x: usize, xSum: i32, dw: v128, dx: f32,
+@inline export function blockOffset(type: i32, p: usize): v128 {
+  const offset = i32x4.extadd_pairwise_i16x8_s(v128.load32_splat(p));
+  return type == Q4_0 ? offset : i32x4.shl(offset, 1);
+}
+
+/**
+ * acc + (d_w · d_x)·Σ (q − offset)·x for one token (its block at x, its block offsets at o) and a Q4_0 (offset 8)
+ * or Q5_0 (offset 16) block of four rows whose values (q, 0…31) were extracted once for all tokens (lowK, highK for
+ * row k): Σ q·x − offset·Σx, in integers (activations in the Q8_0_SUMS layout).
+ */
+@inline function nibbleToken(type: i32, acc: v128, x: usize, o: usize, dw: v128, dx: f32,
   low0: v128, high0: v128, low1: v128, high1: v128, low2: v128, high2: v128, low3: v128, high3: v128): v128 {
   const x0 = v128.load(x), x1 = v128.load(x + 16);
   const sums = rowSums4(dotUnsigned2(x0, low0, x1, high0), dotUnsigned2(x0, low1, x1, high1), dotUnsigned2(x0, low2, x1, high2), dotUnsigned2(x0, low3, x1, high3));
-  const s = i32x4.sub(sums, i32x4.splat(xSum << (type == Q4_0 ? 3 : 4)));
+  const s = i32x4.add(sums, blockOffset(type, o));
   return madd(f32x4.convert_i32x4_s(s), f32x4.mul(dw, f32x4.splat(dx)), acc);
 }
 
@@ -115,7 +124,7 @@ export function dotQ5_1(w: usize, x: usize, nb: i32): f32 {
 @inline function rows4(type: i32, w: usize, rb: usize, x: usize, xStride: usize, nb: i32, out: usize, outStride: usize, nt: i32, laneStride: usize): void {
   const blockBytes: usize = type == Q8_0 ? 34 : type == Q5_0 ? 22 : 18;
   const qBytes: usize = type == Q8_0 || type == IQ4_NL ? 64 : 32; // activation bytes per block
-  const dAt = x + <usize>nb * qBytes, sumAt = dAt + (<usize>nb << 2); // the activation's d [nb] f32 (and Σq [nb] i32)
+  const dAt = x + <usize>nb * qBytes, sumAt = dAt + (<usize>nb << 2); // the activation's d [nb] f32 (and offsets [nb] i32)
   let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
   for (let b = 0; b < nb; b++) {
     const dw = scales4(w, rb);
@@ -142,11 +151,11 @@ export function dotQ5_1(w: usize, x: usize, nb: i32): f32 {
       const l1 = nibbleValuesLow(type, w + rb), h1 = nibbleValuesHigh(type, w + rb);
       const l2 = nibbleValuesLow(type, w + 2 * rb), h2 = nibbleValuesHigh(type, w + 2 * rb);
       const l3 = nibbleValuesLow(type, w + 3 * rb), h3 = nibbleValuesHigh(type, w + 3 * rb);
-      a0 = nibbleToken(type, a0, xb, load<i32>(sb), dw, load<f32>(db), l0, h0, l1, h1, l2, h2, l3, h3);
+      a0 = nibbleToken(type, a0, xb, sb, dw, load<f32>(db), l0, h0, l1, h1, l2, h2, l3, h3);
       if (nt == 4) {
-        a1 = nibbleToken(type, a1, xb + xStride, load<i32>(sb + xStride), dw, load<f32>(db + xStride), l0, h0, l1, h1, l2, h2, l3, h3);
-        a2 = nibbleToken(type, a2, xb + 2 * xStride, load<i32>(sb + 2 * xStride), dw, load<f32>(db + 2 * xStride), l0, h0, l1, h1, l2, h2, l3, h3);
-        a3 = nibbleToken(type, a3, xb + 3 * xStride, load<i32>(sb + 3 * xStride), dw, load<f32>(db + 3 * xStride), l0, h0, l1, h1, l2, h2, l3, h3);
+        a1 = nibbleToken(type, a1, xb + xStride, sb + xStride, dw, load<f32>(db + xStride), l0, h0, l1, h1, l2, h2, l3, h3);
+        a2 = nibbleToken(type, a2, xb + 2 * xStride, sb + 2 * xStride, dw, load<f32>(db + 2 * xStride), l0, h0, l1, h1, l2, h2, l3, h3);
+        a3 = nibbleToken(type, a3, xb + 3 * xStride, sb + 3 * xStride, dw, load<f32>(db + 3 * xStride), l0, h0, l1, h1, l2, h2, l3, h3);
       }
     }
     w += blockBytes;

@@ -6,7 +6,9 @@ import { BF16, F16, F32, IQ4_NL, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, f16, toBf16, toF1
 
 // Q8_0 and Q8_1 share one quantizer (d = amax/127, q = nearest-even(x·127/amax)) and differ in how a row is stored:
 //   Q8_1: ggml's 36-byte blocks [d f16, d·Σq f16, q[32]];
-//   Q8_0_SUMS (for Q4_0 and Q5_0 weights): q [nb, 32] int8 | d [nb] f32 (the f16-rounded d) | Σq [nb] i32;
+//   Q8_0_SUMS (for Q4_0 and Q5_0 weights): q [nb, 32] int8 | d [nb] f32 (the f16-rounded d) | offsets [nb] i32,
+//     a block's offsets: the int16 pair (−8·Σ q_i over i mod 4 ∈ {0, 1}, −8·Σ q_i over i mod 4 ∈ {2, 3}), the
+//     −8·Σx of Σ (q_w − 8)·x split as the packed kernels' int16 lanes are (see packedTokens8x4);
 //   Q8_0_SIGNS (for Q8_0 and IQ4_NL weights): per block |q| [32] then sign masks [32] (0xff where q < 0) | d [nb] f32;
 //   Q8_0_WIDE (for Q8_0 and IQ4_NL weights times several tokens): q [nb, 32] int16 | d [nb] f32.
 // SUMS and SIGNS feed the 4-row kernels: scales as f32 vectors, and the activations' signs moved onto the weights
@@ -25,7 +27,7 @@ export function quantizeQ8Blocks(x: usize, out: usize, n: i32, layout: i32): voi
     const id: f32 = a != 0 ? <f32>127 / a : 0;
     const block: usize = layout == Q8_1_LAYOUT ? out + 36 * <usize>b : out + (<usize>b << blockShift);
     const qs: usize = layout == Q8_1_LAYOUT ? block + 4 : block;
-    // q = nearest-even(x·id) for 32 values, narrowed to two vectors of 16 int8; Σq from the i32 lanes
+    // q = nearest-even(x·id) for 32 values, narrowed to two vectors of 16 int8; Σq from the i32 lanes (lane k: i mod 4 = k)
     const scale = f32x4.splat(id);
     let q32 = i32x4.splat(0);
     for (let half = 0; half < 2; half++) {
@@ -55,7 +57,10 @@ export function quantizeQ8Blocks(x: usize, out: usize, n: i32, layout: i32): voi
       store<u16>(block + 2, <u16>toF16(d * <f32>sum));
     }
     if (layout >= Q8_0_SUMS) store<f32>(tail + (<usize>b << 2), f16(toF16(d)));
-    if (layout == Q8_0_SUMS) store<i32>(tail + (<usize>nb << 2) + (<usize>b << 2), sum);
+    if (layout == Q8_0_SUMS) {
+      const low = -8 * (i32x4.extract_lane(q32, 0) + i32x4.extract_lane(q32, 1)), high = -8 * (i32x4.extract_lane(q32, 2) + i32x4.extract_lane(q32, 3));
+      store<i32>(tail + (<usize>nb << 2) + (<usize>b << 2), (low & 0xffff) | high << 16);
+    }
     x += 128;
   }
 }

@@ -3,7 +3,7 @@
 
 import { F16, F32, IQ4_NL, Q4_0, Q4_K, Q5_0, Q5_K, Q6_K, Q8_0, RELAXED, hsum, loadF16 } from './common';
 import { dotUnsigned, highNibbles, iq4Levels, iq4Magnitudes, iq4Negative, lowNibbles, madd, nibbles, scales4, storeRows, widenF16 } from './simd';
-import { nibbleValuesHigh, nibbleValuesLow } from './dot-legacy';
+import { blockOffset, nibbleValuesHigh, nibbleValuesLow } from './dot-legacy';
 import { iq4_XSScale, iq4_XSSubBlock, kPair, minsDotBsums, q5_KFifth, scalesMinsK4 } from './dot-kquants';
 
 // ---- Q8_0 and IQ4_NL times several tokens: four rows widened to int16 once per token tile ------------------------
@@ -122,7 +122,7 @@ function wideTokens4(wide: usize, nb: i32, x: usize, x1: usize, x2: usize, x3: u
 // then the rows' d as f32x4 (PACKED_BLOCK bytes per block). The int8 dot of vector v with a token's quad
 // (x_4v … x_4v+3) splat to all lanes gives each row's two pair sums in int16. Added up in int16 over half a block (8
 // products per lane, |Σ| ≤ 8·127·31 < 2^15; Q4_0 over a whole block, 16·127·15) and widened once, lanes 2k, 2k+1 hold
-// row k's Σ q·x. Then, as in nibbleToken, Σ (q − offset)·x = Σ q·x − offset·Σx, exactly.
+// row k's Σ q·x. Then, as in nibbleToken, Σ (q − offset)·x = Σ q·x − offset·Σx, exactly (the token's block offsets).
 
 const PACKED_BLOCK: usize = 144;
 /** The fewest tokens for which matmul packs Q4_0/Q5_0 rows (fewer go through the 4-row kernels; relaxed build only). */
@@ -159,7 +159,7 @@ function packRows4(type: i32, w: usize, rb: usize, nb: i32, dst: usize): void {
  * engine does not load the second half's values up front (which spills registers).
  */
 @inline function packedToken(type: i32, packed: usize, nb: i32, x: usize, out: usize, laneStride: usize, order: usize): void {
-  let d = x + (<usize>nb << 5); // the token's d [nb] f32, then Σq [nb] i32
+  let d = x + (<usize>nb << 5); // the token's d [nb] f32, then its block offsets [nb] i32
   const end = d;
   let acc = f32x4.splat(0);
   for (; x < end; x += 32) {
@@ -167,7 +167,7 @@ function packRows4(type: i32, w: usize, rb: usize, nb: i32, dst: usize): void {
     v128.store(order, low);
     const high = quads4(packed + 64, x + 16); // values 16–31
     const qx = type == Q4_0 ? i32x4.extadd_pairwise_i16x8_s(i16x8.add(low, high)) : i32x4.add(i32x4.extadd_pairwise_i16x8_s(low), i32x4.extadd_pairwise_i16x8_s(high));
-    const s = i32x4.sub(qx, i32x4.splat(load<i32>(d + (<usize>nb << 2)) << (type == Q4_0 ? 3 : 4)));
+    const s = i32x4.add(qx, blockOffset(type, d + (<usize>nb << 2)));
     acc = madd(f32x4.convert_i32x4_s(s), f32x4.mul(v128.load(packed + 128), f32x4.splat(load<f32>(d))), acc);
     packed += PACKED_BLOCK;
     d += 4;
@@ -249,17 +249,19 @@ function packedTokens8x4Q4_K(a: usize, b: usize, nb: i32, x0: usize, x1: usize, 
   for (let blk = 0; blk < nb; blk++) {
     const pa = a + <usize>blk * PACKED_K_BLOCK, pb = b + <usize>blk * PACKED_K_BLOCK, xb = <usize>blk * 292;
     zeroSums8(isums);
+    // running pointers (see packedTokens8x4) through the vectors of both layouts and the tokens' values
+    let va0 = pa, vb0 = pb, p0 = x0 + xb + 4, p1 = x1 + xb + 4, p2 = x2 + xb + 4, p3 = x3 + xb + 4;
     for (let j: usize = 0; j < 8; j++) { // sub-block j: vectors 8j…8j+7, the tokens' values 32j… at xb + 4
       let s0 = i16x8.splat(0), s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0, s6 = s0, s7 = s0;
-      for (let u: usize = 0; u < 32; u += 4) {
-        const va = v128.load(pa + (j << 7) + (u << 2)), vb = v128.load(pb + (j << 7) + (u << 2)), xq = xb + 4 + (j << 5) + u;
-        let q = v128.load32_splat(x0 + xq);
+      for (const end = p0 + 32; p0 < end; va0 += 16, vb0 += 16, p0 += 4, p1 += 4, p2 += 4, p3 += 4) {
+        const va = v128.load(va0), vb = v128.load(vb0);
+        let q = v128.load32_splat(p0);
         s0 = i16x8.add(s0, pairSums(q, va)); s1 = i16x8.add(s1, pairSums(q, vb));
-        q = v128.load32_splat(x1 + xq);
+        q = v128.load32_splat(p1);
         s2 = i16x8.add(s2, pairSums(q, va)); s3 = i16x8.add(s3, pairSums(q, vb));
-        q = v128.load32_splat(x2 + xq);
+        q = v128.load32_splat(p2);
         s4 = i16x8.add(s4, pairSums(q, va)); s5 = i16x8.add(s5, pairSums(q, vb));
-        q = v128.load32_splat(x3 + xq);
+        q = v128.load32_splat(p3);
         s6 = i16x8.add(s6, pairSums(q, va)); s7 = i16x8.add(s7, pairSums(q, vb));
       }
       const scA = v128.load(pa + PK_SC + (j << 4)), scB = v128.load(pb + PK_SC + (j << 4));
@@ -414,15 +416,17 @@ function wideTokens8x4(a: usize, b: usize, nb: i32, x0: usize, x1: usize, x2: us
   for (let blk = 0; blk < nb; blk++) {
     const wa = a + <usize>blk * WIDE_BLOCK, wb = b + <usize>blk * WIDE_BLOCK, xb = <usize>blk << 6;
     let s0 = i32x4.splat(0), s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0, s6 = s0, s7 = s0;
-    for (let p: usize = 0; p < 64; p += 4) { // value pair p/4: vector 4p of each layout, int16 pair at xb + p
-      const va = v128.load(wa + (p << 2)), vb = v128.load(wb + (p << 2));
-      let q = v128.load32_splat(x0 + xb + p);
+    // value pair k: vector k of each layout, each token's int16 pair at xb + 4k (running pointers, see packedTokens8x4)
+    let pa = wa, pb = wb, p0 = x0 + xb, p1 = x1 + xb, p2 = x2 + xb, p3 = x3 + xb;
+    for (const end = p0 + 64; p0 < end; pa += 16, pb += 16, p0 += 4, p1 += 4, p2 += 4, p3 += 4) {
+      const va = v128.load(pa), vb = v128.load(pb);
+      let q = v128.load32_splat(p0);
       s0 = i32x4.add(s0, i32x4.dot_i16x8_s(va, q)); s1 = i32x4.add(s1, i32x4.dot_i16x8_s(vb, q));
-      q = v128.load32_splat(x1 + xb + p);
+      q = v128.load32_splat(p1);
       s2 = i32x4.add(s2, i32x4.dot_i16x8_s(va, q)); s3 = i32x4.add(s3, i32x4.dot_i16x8_s(vb, q));
-      q = v128.load32_splat(x2 + xb + p);
+      q = v128.load32_splat(p2);
       s4 = i32x4.add(s4, i32x4.dot_i16x8_s(va, q)); s5 = i32x4.add(s5, i32x4.dot_i16x8_s(vb, q));
-      q = v128.load32_splat(x3 + xb + p);
+      q = v128.load32_splat(p3);
       s6 = i32x4.add(s6, i32x4.dot_i16x8_s(va, q)); s7 = i32x4.add(s7, i32x4.dot_i16x8_s(vb, q));
     }
     const da = v128.load(wa + 256), db = v128.load(wb + 256), d = dAt + (<usize>blk << 2);
@@ -435,17 +439,20 @@ function wideTokens8x4(a: usize, b: usize, nb: i32, x0: usize, x1: usize, x2: us
 }
 
 /**
- * acc (two f32x4 sums of one token, its Q8_0_SUMS row at x) += (d_w · d_x)·(Σ q·x − offset·Σx) for a Q4_0 (offset 8)
- * or Q5_0 (16) block: its pair sums sa, sb (int16) plus, for Q5_0, the first half's sums (i32) at isums.
+ * acc (two f32x4 sums of one token, its Q8_0_SUMS row at x) += (d_w · d_x)·Σ (q − offset)·x for a Q4_0 (offset 8)
+ * or Q5_0 (16) block: its int16 pair sums sa, sb — Q4_0's began at the token's block offsets, so they are
+ * Σ (q − 8)·x already; Q5_0's are Σ q·x of the second half, to which the first half's (i32 at isums) and
+ * −16·Σx are added.
  */
-@inline function nibbleInto8(type: i32, acc: usize, sa: v128, sb: v128, isums: usize, da: v128, db: v128, x: usize, d: usize, sum: usize): void {
-  const offset = i32x4.splat(load<i32>(x + sum) << (type == Q4_0 ? 3 : 4)), dx = v128.load32_splat(x + d);
+@inline function nibbleInto8(type: i32, acc: usize, sa: v128, sb: v128, isums: usize, da: v128, db: v128, x: usize, d: usize, offsets: usize): void {
+  const dx = v128.load32_splat(x + d);
   let qa = i32x4.extadd_pairwise_i16x8_s(sa), qb = i32x4.extadd_pairwise_i16x8_s(sb);
   if (type == Q5_0) {
-    qa = i32x4.add(qa, v128.load(isums));
-    qb = i32x4.add(qb, v128.load(isums, 16));
+    const offset = blockOffset(Q5_0, x + offsets);
+    qa = i32x4.add(i32x4.add(qa, v128.load(isums)), offset);
+    qb = i32x4.add(i32x4.add(qb, v128.load(isums, 16)), offset);
   }
-  scaleInto8(acc, i32x4.sub(qa, offset), i32x4.sub(qb, offset), da, db, dx);
+  scaleInto8(acc, qa, qb, da, db, dx);
 }
 
 /** The first half's pair sums sa, sb (int16) of a Q5_0 block → isums (two i32x4). */
@@ -456,37 +463,47 @@ function wideTokens8x4(a: usize, b: usize, nb: i32, x0: usize, x1: usize, x2: us
 
 /**
  * Packed Q4_0 or Q5_0 rows at a and b (nb blocks each) · four tokens' Q8_0_SUMS rows x0…x3 → out (first nt tokens);
- * acc: 256 bytes (f32 sums, then Q5_0's half-block sums). Pair sums add up in int16 over `span` values: a Q4_0 block
- * (16 products per lane, |Σ| ≤ 16·127·15 < 2^15), half a Q5_0 one (8·127·31).
+ * acc: 256 bytes (f32 sums, then Q5_0's half-block sums). Pair sums add up in int16 over `span` values: half a Q5_0
+ * block (8·127·31 < 2^15); a Q4_0 block starting from the token's block offsets (−8·Σx of the lane's 16 values), so
+ * that a lane ends at Σ (q − 8)·x of its 16 products, |Σ| ≤ 16·8·127 < 2^15 — int16 adds wrap, and a sum that ends in
+ * range is exact whatever its partial sums did.
  */
 @inline function packedTokens8x4(type: i32, a: usize, b: usize, nb: i32, x0: usize, x1: usize, x2: usize, x3: usize, out: usize, outStride: usize, nt: i32, acc: usize): void {
-  const dAt = <usize>nb << 5, sumAt = dAt + (<usize>nb << 2); // the tokens' d [nb] f32, then Σq [nb] i32
+  const dAt = <usize>nb << 5, offsetAt = dAt + (<usize>nb << 2); // the tokens' d [nb] f32, then block offsets [nb] i32
   const span: usize = type == Q4_0 ? 32 : 16, isums = acc + 128;
   zeroSums8(acc);
   for (let blk = 0; blk < nb; blk++) {
-    const wa = a + <usize>blk * PACKED_BLOCK, wb = b + <usize>blk * PACKED_BLOCK, xb = <usize>blk << 5;
+    const wa = a + <usize>blk * PACKED_BLOCK, wb = b + <usize>blk * PACKED_BLOCK, xb = <usize>blk << 5, offsets = offsetAt + (<usize>blk << 2);
     for (let h: usize = 0; h < 32; h += span) {
-      let s0 = i16x8.splat(0), s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0, s6 = s0, s7 = s0;
-      for (let j = h; j < h + span; j += 4) { // values j…j+3: vector 4j of each layout, the token's quad at xb + j
-        const va = v128.load(wa + (j << 2)), vb = v128.load(wb + (j << 2));
-        let q = v128.load32_splat(x0 + xb + j);
+      let s0 = i16x8.splat(0), s2 = s0, s4 = s0, s6 = s0;
+      if (type == Q4_0) {
+        s0 = v128.load32_splat(x0 + offsets); s2 = v128.load32_splat(x1 + offsets);
+        s4 = v128.load32_splat(x2 + offsets); s6 = v128.load32_splat(x3 + offsets);
+      }
+      let s1 = s0, s3 = s2, s5 = s4, s7 = s6;
+      // values j…j+3 (j from h in steps of 4): vector j/4 of each layout, each token's quad at xb + j; running
+      // pointers, since V8 adds a base and an index in a separate instruction per load
+      let pa = wa + (h << 2), pb = wb + (h << 2), p0 = x0 + xb + h, p1 = x1 + xb + h, p2 = x2 + xb + h, p3 = x3 + xb + h;
+      for (const end = p0 + span; p0 < end; pa += 16, pb += 16, p0 += 4, p1 += 4, p2 += 4, p3 += 4) {
+        const va = v128.load(pa), vb = v128.load(pb);
+        let q = v128.load32_splat(p0);
         s0 = i16x8.add(s0, pairSums(q, va)); s1 = i16x8.add(s1, pairSums(q, vb));
-        q = v128.load32_splat(x1 + xb + j);
+        q = v128.load32_splat(p1);
         s2 = i16x8.add(s2, pairSums(q, va)); s3 = i16x8.add(s3, pairSums(q, vb));
-        q = v128.load32_splat(x2 + xb + j);
+        q = v128.load32_splat(p2);
         s4 = i16x8.add(s4, pairSums(q, va)); s5 = i16x8.add(s5, pairSums(q, vb));
-        q = v128.load32_splat(x3 + xb + j);
+        q = v128.load32_splat(p3);
         s6 = i16x8.add(s6, pairSums(q, va)); s7 = i16x8.add(s7, pairSums(q, vb));
       }
       if (h + span < 32) { // Q5_0's first half
         keepHalf8(isums, s0, s1); keepHalf8(isums + 32, s2, s3); keepHalf8(isums + 64, s4, s5); keepHalf8(isums + 96, s6, s7);
         continue;
       }
-      const da = v128.load(wa + 128), db = v128.load(wb + 128), d = dAt + (<usize>blk << 2), sum = sumAt + (<usize>blk << 2);
-      nibbleInto8(type, acc, s0, s1, isums, da, db, x0, d, sum);
-      nibbleInto8(type, acc + 32, s2, s3, isums + 32, da, db, x1, d, sum);
-      nibbleInto8(type, acc + 64, s4, s5, isums + 64, da, db, x2, d, sum);
-      nibbleInto8(type, acc + 96, s6, s7, isums + 96, da, db, x3, d, sum);
+      const da = v128.load(wa + 128), db = v128.load(wb + 128), d = dAt + (<usize>blk << 2);
+      nibbleInto8(type, acc, s0, s1, isums, da, db, x0, d, offsets);
+      nibbleInto8(type, acc + 32, s2, s3, isums + 32, da, db, x1, d, offsets);
+      nibbleInto8(type, acc + 64, s4, s5, isums + 64, da, db, x2, d, offsets);
+      nibbleInto8(type, acc + 96, s6, s7, isums + 96, da, db, x3, d, offsets);
     }
   }
   storeSums8(acc, out, outStride, nt);
