@@ -1,7 +1,7 @@
 // Kernels of the 32-value block types: Q4_1 and Q5_1 row dots, and the 4-row kernels of Q8_0, Q4_0, Q5_0 and IQ4_NL.
 
-import { IQ4_NL, Q4_0, Q5_0, Q8_0, hsum, loadF16 } from './common';
-import { dotUnsigned, dotUnsigned2, highNibbles, iq4Levels, lowNibbles, madd, rowSums4, scales4, storeRows } from './simd';
+import { IQ4_NL, Q4_0, Q5_0, Q8_0, RELAXED, hsum, loadF16 } from './common';
+import { dotUnsigned, dotUnsigned2, f16Adjust, f16Mask, highNibbles, iq4Levels, lowNibbles, madd, nibbleMask, pairSums2, rowSums4, scales4, storeRows } from './simd';
 
 // ---- row dot products: one weight row (nb blocks at w) · one activation row (at x) ----------------------------
 
@@ -84,15 +84,18 @@ export function dotQ5_1(w: usize, x: usize, nb: i32): f32 {
   return madd(f32x4.convert_i32x4_s(s), f32x4.mul(dw, f32x4.splat(dx)), acc);
 }
 
-/** The 32 unsigned values of a Q4_0 (nibbles) or Q5_0 (nibble | fifth bit << 4) weight block at w: values 0–15, 16–31. */
-@inline export function nibbleValuesLow(type: i32, w: usize): v128 {
-  if (type == Q4_0) return lowNibbles(v128.load(w + 2));
-  return v128.or(lowNibbles(v128.load(w + 6)), fifthBits(load<u32>(w + 2), false));
+/**
+ * The 32 unsigned values of a Q4_0 (nibbles) or Q5_0 (nibble | fifth bit << 4) weight block at w: values 0–15, 16–31
+ * (mask: the low nibbles', as lowNibbles).
+ */
+@inline export function nibbleValuesLow(type: i32, w: usize, mask: v128 = i8x16.splat(0x0f)): v128 {
+  if (type == Q4_0) return lowNibbles(v128.load(w + 2), mask);
+  return v128.or(lowNibbles(v128.load(w + 6), mask), fifthBits(load<u32>(w + 2), false));
 }
 
-@inline export function nibbleValuesHigh(type: i32, w: usize): v128 {
-  if (type == Q4_0) return highNibbles(v128.load(w + 2));
-  return v128.or(highNibbles(v128.load(w + 6)), fifthBits(load<u32>(w + 2), true));
+@inline export function nibbleValuesHigh(type: i32, w: usize, mask: v128 = i8x16.splat(0x0f)): v128 {
+  if (type == Q4_0) return highNibbles(v128.load(w + 2), mask);
+  return v128.or(highNibbles(v128.load(w + 6), mask), fifthBits(load<u32>(w + 2), true));
 }
 
 /**
@@ -105,6 +108,20 @@ export function dotQ5_1(w: usize, x: usize, nb: i32): f32 {
 }
 
 /**
+ * [Σ (q − offset)·x of row 0, …, row 3] for one block: rK the row's int16 pair sums over the block (relaxed build;
+ * lane i: values 2i, 2i+1, 16 + 2i, 17 + 2i), offsets the token's block offsets (Q8_0_SUMS) times offset/8 in both
+ * int16 halves of every i32 lane. The rows' lanes are folded together in int16 — lanes of even i into the low half
+ * of row k's i32 lane, odd i into the high half, the halves the block offsets are made for — and widened once. int16
+ * adds wrap, and each half ends at a sum of 16 products (q − offset)·x, |Σ| ≤ 16·16·127 < 2^15, so it is exact.
+ */
+@inline function foldRows4(r0: v128, r1: v128, r2: v128, r3: v128, offsets: v128): v128 {
+  const t01 = i16x8.add(v128.shuffle<i32>(r0, r1, 0, 4, 1, 5), v128.shuffle<i32>(r0, r1, 2, 6, 3, 7));
+  const t23 = i16x8.add(v128.shuffle<i32>(r2, r3, 0, 4, 1, 5), v128.shuffle<i32>(r2, r3, 2, 6, 3, 7));
+  const u = i16x8.add(v128.shuffle<i64>(t01, t23, 0, 2), v128.shuffle<i64>(t01, t23, 1, 3));
+  return i32x4.extadd_pairwise_i16x8_s(i16x8.add(u, offsets));
+}
+
+/**
  * acc + (d_w · d_x)·Σ (q − offset)·x for one token (its block at x, its block offsets at o) and a Q4_0 (offset 8)
  * or Q5_0 (offset 16) block of four rows whose values (q, 0…31) were extracted once for all tokens (lowK, highK for
  * row k): Σ q·x − offset·Σx, in integers (activations in the Q8_0_SUMS layout).
@@ -112,8 +129,14 @@ export function dotQ5_1(w: usize, x: usize, nb: i32): f32 {
 @inline function nibbleToken(type: i32, acc: v128, x: usize, o: usize, dw: v128, dx: f32,
   low0: v128, high0: v128, low1: v128, high1: v128, low2: v128, high2: v128, low3: v128, high3: v128): v128 {
   const x0 = v128.load(x), x1 = v128.load(x + 16);
-  const sums = rowSums4(dotUnsigned2(x0, low0, x1, high0), dotUnsigned2(x0, low1, x1, high1), dotUnsigned2(x0, low2, x1, high2), dotUnsigned2(x0, low3, x1, high3));
-  const s = i32x4.add(sums, blockOffset(type, o));
+  let s: v128;
+  if (RELAXED) {
+    const offsets = type == Q4_0 ? v128.load32_splat(o) : i16x8.shl(v128.load32_splat(o), 1);
+    s = foldRows4(pairSums2(x0, low0, x1, high0), pairSums2(x0, low1, x1, high1), pairSums2(x0, low2, x1, high2), pairSums2(x0, low3, x1, high3), offsets);
+  } else {
+    const sums = rowSums4(dotUnsigned2(x0, low0, x1, high0), dotUnsigned2(x0, low1, x1, high1), dotUnsigned2(x0, low2, x1, high2), dotUnsigned2(x0, low3, x1, high3));
+    s = i32x4.add(sums, blockOffset(type, o));
+  }
   return madd(f32x4.convert_i32x4_s(s), f32x4.mul(dw, f32x4.splat(dx)), acc);
 }
 
@@ -126,8 +149,9 @@ export function dotQ5_1(w: usize, x: usize, nb: i32): f32 {
   const qBytes: usize = type == Q8_0 || type == IQ4_NL ? 64 : 32; // activation bytes per block
   const dAt = x + <usize>nb * qBytes, sumAt = dAt + (<usize>nb << 2); // the activation's d [nb] f32 (and offsets [nb] i32)
   let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
+  const nibbles = nibbleMask(), widenMask = f16Mask(), widenAdjust = f16Adjust(); // in registers (see CONSTANTS)
   for (let b = 0; b < nb; b++) {
-    const dw = scales4(w, rb);
+    const dw = scales4(w, rb, widenMask, widenAdjust);
     const xb = x + <usize>b * qBytes, db = dAt + (<usize>b << 2), sb = sumAt + (<usize>b << 2);
     if (type == Q8_0) {
       a0 = q8_0Token(a0, w, rb, xb, dw, load<f32>(db));
@@ -147,10 +171,10 @@ export function dotQ5_1(w: usize, x: usize, nb: i32): f32 {
         a3 = levelsToken(a3, xb + 3 * xStride, dw, load<f32>(db + 3 * xStride), l0, h0, l1, h1, l2, h2, l3, h3);
       }
     } else {
-      const l0 = nibbleValuesLow(type, w), h0 = nibbleValuesHigh(type, w);
-      const l1 = nibbleValuesLow(type, w + rb), h1 = nibbleValuesHigh(type, w + rb);
-      const l2 = nibbleValuesLow(type, w + 2 * rb), h2 = nibbleValuesHigh(type, w + 2 * rb);
-      const l3 = nibbleValuesLow(type, w + 3 * rb), h3 = nibbleValuesHigh(type, w + 3 * rb);
+      const l0 = nibbleValuesLow(type, w, nibbles), h0 = nibbleValuesHigh(type, w, nibbles);
+      const l1 = nibbleValuesLow(type, w + rb, nibbles), h1 = nibbleValuesHigh(type, w + rb, nibbles);
+      const l2 = nibbleValuesLow(type, w + 2 * rb, nibbles), h2 = nibbleValuesHigh(type, w + 2 * rb, nibbles);
+      const l3 = nibbleValuesLow(type, w + 3 * rb, nibbles), h3 = nibbleValuesHigh(type, w + 3 * rb, nibbles);
       a0 = nibbleToken(type, a0, xb, sb, dw, load<f32>(db), l0, h0, l1, h1, l2, h2, l3, h3);
       if (nt == 4) {
         a1 = nibbleToken(type, a1, xb + xStride, sb + xStride, dw, load<f32>(db + xStride), l0, h0, l1, h1, l2, h2, l3, h3);

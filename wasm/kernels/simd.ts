@@ -8,8 +8,14 @@ import { F16_EXP_ADJUST, RELAXED } from './common';
 /** i32x4 partial sums of Σ x_i·q_i over two pairs of 16 lanes: x signed int8, q unsigned 0…31. */
 @inline export function dotUnsigned2(x0: v128, q0: v128, x1: v128, q1: v128): v128 {
   // relaxed: the int16 pair sums of both halves fit int16 together (|Σ| ≤ 4·127·31 < 2^15)
-  if (RELAXED) return i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(x0, q0), i16x8.relaxed_dot_i8x16_i7x16_s(x1, q1)));
+  if (RELAXED) return i32x4.extadd_pairwise_i16x8_s(pairSums2(x0, q0, x1, q1));
   return i32x4.add(dotUnsigned(x0, q0), dotUnsigned(x1, q1));
+}
+
+/** int16 pair sums of x0·q0 + x1·q1 (x signed int8, q unsigned 0…31; relaxed build only): |lane| ≤ 4·127·31 < 2^15. */
+@inline export function pairSums2(x0: v128, q0: v128, x1: v128, q1: v128): v128 {
+  if (RELAXED) return i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(x0, q0), i16x8.relaxed_dot_i8x16_i7x16_s(x1, q1));
+  return unreachable();
 }
 
 /** i32x4 partial sums of Σ x_i·q_i over 16 lanes: x signed int8, q unsigned 0…127. */
@@ -27,18 +33,42 @@ import { F16_EXP_ADJUST, RELAXED } from './common';
   return i32x4.mul(dotUnsigned(x, q), i32x4.shr_s(scale, 16));
 }
 
+// ---- constants held in registers ---------------------------------------------------------------------------
+// V8 does not keep a v128.const in a register through a loop: it builds it again (three instructions) at every use.
+// A loop that uses one loads it from here before the loop (a load is not rebuilt) and passes it to the helpers
+// below, whose default is the constant itself.
+const CONSTANTS = memory.data<u32>([
+  0x0f0f0f0f, 0x0f0f0f0f, 0x0f0f0f0f, 0x0f0f0f0f, // low nibbles
+  0x8fffe000, 0x8fffe000, 0x8fffe000, 0x8fffe000, // widenF16's mask
+  0x77800000, 0x77800000, 0x77800000, 0x77800000, // F16_EXP_ADJUST
+], 16);
+
+/** i8x16.splat(0x0f), loaded (see CONSTANTS). */
+@inline export function nibbleMask(): v128 {
+  return v128.load(CONSTANTS);
+}
+
+/** widenF16's two constants, loaded (see CONSTANTS). */
+@inline export function f16Mask(): v128 {
+  return v128.load(CONSTANTS, 16);
+}
+
+@inline export function f16Adjust(): v128 {
+  return v128.load(CONSTANTS, 32);
+}
+
 const LOW_NIBBLES = i8x16.splat(0x0f);
 
 @inline export function nibbles(v: v128, high: bool): v128 {
   return high ? highNibbles(v) : lowNibbles(v);
 }
 
-@inline export function lowNibbles(v: v128): v128 {
-  return v128.and(v, LOW_NIBBLES);
+@inline export function lowNibbles(v: v128, mask: v128 = LOW_NIBBLES): v128 {
+  return v128.and(v, mask);
 }
 
-@inline export function highNibbles(v: v128): v128 {
-  return v128.and(i16x8.shr_u(v, 4), LOW_NIBBLES);
+@inline export function highNibbles(v: v128, mask: v128 = LOW_NIBBLES): v128 {
+  return v128.and(i16x8.shr_u(v, 4), mask);
 }
 
 /** The 16 levels the 4-bit indices of IQ4_NL and IQ4_XS select (ggml's kvalues_iq4nl). */
@@ -73,8 +103,8 @@ const IQ4_MAGNITUDES = i8x16(127, 104, 83, 65, 49, 35, 22, 10, 1, 13, 25, 38, 53
  * Four f32 lanes of 16-bit floats: `bits` holds the pattern in the top half of each i32 lane (sign at bit 31).
  * f16: shift exponent and mantissa down by 3 (sign copies fill bits 28–30, masked off), then rescale by 2^112.
  */
-@inline export function widenF16(bits: v128): v128 {
-  return f32x4.mul(v128.and(i32x4.shr_s(bits, 3), i32x4.splat(0x8fffe000)), f32x4.splat(F16_EXP_ADJUST));
+@inline export function widenF16(bits: v128, mask: v128 = i32x4.splat(0x8fffe000), adjust: v128 = f32x4.splat(F16_EXP_ADJUST)): v128 {
+  return f32x4.mul(v128.and(i32x4.shr_s(bits, 3), mask), adjust);
 }
 
 /** acc + a·b (fused where the relaxed build allows). */
@@ -98,13 +128,13 @@ const IQ4_MAGNITUDES = i8x16(127, 104, 83, 65, 49, 35, 22, 10, 1, 13, 25, 38, 53
   return laneSums4(s0, s1, s2, s3, false);
 }
 
-/** f32 of the four f16 values at p, p + stride, p + 2·stride, p + 3·stride. */
-@inline export function scales4(p: usize, stride: usize): v128 {
+/** f32 of the four f16 values at p, p + stride, p + 2·stride, p + 3·stride (mask, adjust: widenF16's). */
+@inline export function scales4(p: usize, stride: usize, mask: v128 = i32x4.splat(0x8fffe000), adjust: v128 = f32x4.splat(F16_EXP_ADJUST)): v128 {
   let v = i16x8.splat(<i16>load<u16>(p));
   v = v128.load16_lane(p + stride, v, 1);
   v = v128.load16_lane(p + 2 * stride, v, 2);
   v = v128.load16_lane(p + 3 * stride, v, 3);
-  return widenF16(i32x4.shl(i32x4.extend_low_i16x8_u(v), 16));
+  return widenF16(i32x4.shl(i32x4.extend_low_i16x8_u(v), 16), mask, adjust);
 }
 
 /** The four rows' values of one token, row k's at out + k·laneStride (laneStride 0: a single row, lane 0). */
