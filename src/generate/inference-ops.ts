@@ -116,6 +116,15 @@ export class InferenceOps implements ModelOps<Act, WeightTensor> {
   /** where small activations come from, and how much of it is taken */
   private slab = new Float32Array(0);
   private slabUsed = 0;
+  /**
+   * Large activations: those made since the last endLayer, the one it kept (the layer's output), and the free ones
+   * by length, which the next layer takes before it makes new ones. A typed array of megabytes made afresh costs more
+   * than its use: its memory comes new from the system and every page faults as it is zeroed (SmolLM2's 512-token
+   * prefill spent 12% of its time writing matrix products into new arrays).
+   */
+  private layerActs: Float32Array[] = [];
+  private keptActs: Float32Array[] = [];
+  private readonly freeActs = new Map<number, Float32Array[]>();
 
   constructor(
     private readonly backend: Backend,
@@ -128,10 +137,17 @@ export class InferenceOps implements ModelOps<Act, WeightTensor> {
     this.n = batch.tokens.length;
   }
 
-  /** zeroed activations: small ones are views of a shared slab (a typed array of its own costs a microsecond) */
+  /**
+   * zeroed activations: small ones are views of a shared slab (a typed array of its own costs a microsecond), large
+   * ones free since an earlier layer or new
+   */
   private act(rows: number, cols: number): Act {
     const n = rows * cols;
-    if (n > SLAB_ITEM_MAX) return { data: new Float32Array(n), rows, cols };
+    if (n > SLAB_ITEM_MAX) {
+      const data = this.freeActs.get(n)?.pop()?.fill(0) ?? new Float32Array(n);
+      this.layerActs.push(data);
+      return { data, rows, cols };
+    }
     if (this.slabUsed + n > this.slab.length) {
       this.slab = new Float32Array(SLAB_FLOATS);
       this.slabUsed = 0;
@@ -382,5 +398,23 @@ export class InferenceOps implements ModelOps<Act, WeightTensor> {
 
   outputRows(x: Act): Act {
     return this.batch.outputRows.length === x.rows ? x : selectRows(x, this.batch.outputRows);
+  }
+
+  endLayer(x: Act): Act {
+    // the large activations of this layer and the previous layer's output are free, but those holding x; what is
+    // made after the last layer (the pass's outputs) is never freed
+    const kept: Float32Array[] = [];
+    for (const data of [...this.keptActs, ...this.layerActs]) {
+      if (data.buffer === x.data.buffer) {
+        kept.push(data);
+        continue;
+      }
+      let free = this.freeActs.get(data.length);
+      if (!free) this.freeActs.set(data.length, (free = []));
+      free.push(data);
+    }
+    this.keptActs = kept;
+    this.layerActs = [];
+    return x;
   }
 }

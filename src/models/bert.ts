@@ -70,6 +70,7 @@ function bind<W>(hp: BertHParams, t: TensorSource<W>): BoundModel<W> {
         x = ops.layernorm(ops.add(ops.linear(attn, b.output.w, b.output.b), x), b.attnOutputNorm.weight, b.attnOutputNorm.bias, eps);
         const ffn = ops.linear(ops.gelu(ops.linear(x, b.up.w, b.up.b)), b.down.w, b.down.b);
         x = ops.layernorm(ops.add(ffn, x), b.layerOutputNorm.weight, b.layerOutputNorm.bias, eps);
+        x = ops.endLayer(x);
       });
       return { hidden: ops.outputRows(x) }; // [nOut, dim]
     },

@@ -134,6 +134,7 @@ function bind<W>(hp: DeepSeek2HParams, t: TensorSource<W>): BoundModel<W> {
         x = ops.add(x, ops.linear(ops.latentAttention(l, q, latent, kRope, b.kvB, shape), b.wo));
         const f = ops.rmsnorm(x, b.ffnNorm, eps);
         x = ops.add(x, b.ffn ? swigluFFN(ops, f, b.ffn) : ops.add(ops.mixtureOfExperts(l, f, b.experts!), swigluFFN(ops, f, b.shared!)));
+        x = ops.endLayer(x);
       });
       const hidden = ops.rmsnorm(ops.outputRows(x), outputNorm, eps); // [nOut, dim]
       return { hidden, head: (h: T) => ops.linear(h, output) };

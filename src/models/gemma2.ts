@@ -86,6 +86,7 @@ function bind<W>(hp: Gemma2HParams, t: TensorSource<W>): BoundModel<W> {
         const f = ops.rmsnorm(x, b.ffnNorm, eps);
         const ffn = ops.linear(ops.geglu(ops.linear(f, b.ffn.gate), ops.linear(f, b.ffn.up)), b.ffn.down);
         x = ops.add(x, ops.rmsnorm(ffn, b.postFfnNorm, eps));
+        x = ops.endLayer(x);
       });
       const hidden = ops.rmsnorm(ops.outputRows(x), outputNorm, eps); // [nOut, dim]
       const head = (h: T) => {

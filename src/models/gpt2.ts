@@ -80,6 +80,7 @@ function bind<W>(hp: GPT2HParams, t: TensorSource<W>): BoundModel<W> {
         x = ops.add(x, ops.linear(attn, b.output.w, b.output.b));
         const f = ops.layernorm(x, b.ffnNorm.weight, b.ffnNorm.bias, eps);
         x = ops.add(x, ops.linear(ops.gelu(ops.linear(f, b.up.w, b.up.b)), b.down.w, b.down.b));
+        x = ops.endLayer(x);
       });
       const hidden = ops.layernorm(ops.outputRows(x), outputNorm.weight, outputNorm.bias, eps); // [nOut, dim]
       return { hidden, head: (h: T) => ops.linear(h, output) };

@@ -92,6 +92,7 @@ export function llamaForward<T, W>(ops: ModelOps<T, W>, hp: LlamaHParams, weight
     // feed-forward
     const f = ops.rmsnorm(x, layer.ffnNorm, hp.rmsEps);
     x = ops.add(x, layer.experts ? ops.mixtureOfExperts(l, f, layer.experts) : swigluFFN(ops, f, layer.ffn!));
+    x = ops.endLayer(x);
   }
   const hidden = ops.rmsnorm(ops.outputRows(x), weights.outputNorm, hp.rmsEps); // [nOut, dim]
   return { hidden, head: (h: T) => ops.linear(h, weights.output) }; // → [rows, nVocab]

@@ -90,6 +90,11 @@ export interface ModelOps<T, W> {
   mixtureOfExperts(layer: number, x: T, experts: ExpertWeights<W>): T;
   /** only the rows whose outputs are wanted (e.g. the last token of each sequence) */
   outputRows(x: T): T;
+  /**
+   * The end of a layer (→ x): of the activations made since the last call (or the pass's start), only x is used
+   * again, so an implementation may reuse the others' memory for the next layer's; the training tape keeps them all.
+   */
+  endLayer(x: T): T;
 }
 
 /** Router probabilities → chosen experts and their weights, as llama.cpp's build_moe_ffn does. */

@@ -71,6 +71,7 @@ function bind<W>(hp: Phi3HParams, t: TensorSource<W>): BoundModel<W> {
         x = ops.add(x, ops.linear(ops.attention(l, qh, kh, vs, shape, mask), b.wo));
         const [gate, up] = ops.linearSplit(ops.rmsnorm(x, b.ffnNorm, eps), b.gateUp, [nFF, nFF]); // [n, nFF] each
         x = ops.add(x, ops.linear(ops.swiglu(gate, up), b.down));
+        x = ops.endLayer(x);
       });
       const hidden = ops.rmsnorm(ops.outputRows(x), outputNorm, eps); // [nOut, dim]
       return { hidden, head: (h: T) => ops.linear(h, output) };
