@@ -17,7 +17,7 @@ function lastLogits(tokens: number[], chunk: number): Float32Array {
   const cache = model.createCache(tokens.length);
   const seq = new SequenceBlocks(cache.blockSize);
   new BlockPool(cache.nBlocks).ensureCapacity(seq, tokens.length);
-  let logits = new Float32Array(0);
+  let logits: Float32Array = new Float32Array(0);
   for (let start = 0; start < tokens.length; start += chunk) {
     const ids = tokens.slice(start, start + chunk);
     logits = model.forward(cache, {
