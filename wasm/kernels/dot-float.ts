@@ -1,7 +1,7 @@
 // Row dots and 4-row kernels of float weights (F16, BF16, F32).
 
 import { hsum } from './common';
-import { laneSums4, madd, storeRows, widenF16 } from './simd';
+import { f16Adjust, f16Mask, f16Rebase, highHalves, laneSums4, madd, storeRows, widenF16 } from './simd';
 
 /**
  * Four f32 lanes of f16 patterns (as for widenF16) without the multiply: the exponent is rebased by an integer add.
@@ -10,16 +10,26 @@ import { laneSums4, madd, storeRows, widenF16 } from './simd';
  * row's correction list takes that back off (f16_corrections). Subnormal operands would send widenF16's multiply down
  * the CPU's slow denormal path (random-like weights hold ~0.2% of them), so decode uses this one.
  */
-@inline function widenF16Rebased(bits: v128): v128 {
-  return i32x4.add(v128.and(i32x4.shr_s(bits, 3), i32x4.splat(0x8fffe000)), i32x4.splat(0x38000000));
+@inline function widenF16Rebased(bits: v128, mask: v128 = i32x4.splat(0x8fffe000), rebase: v128 = i32x4.splat(0x38000000)): v128 {
+  return i32x4.add(v128.and(i32x4.shr_s(bits, 3), mask), rebase);
 }
 
 // how dotHalf turns 16-bit weights into f32
 const HALF_BF16 = 0, HALF_F16 = 1, HALF_F16_REBASED = 2;
 
-@inline function widenHalf(bits: v128, widening: i32): v128 {
-  if (widening == HALF_F16) return widenF16(bits);
-  if (widening == HALF_F16_REBASED) return widenF16Rebased(bits);
+/** A widening's two constants, loaded into registers before a loop (see simd.ts CONSTANTS; BF16 uses c0 only). */
+@inline function halfConstant0(widening: i32): v128 {
+  return widening == HALF_BF16 ? highHalves() : f16Mask();
+}
+
+@inline function halfConstant1(widening: i32): v128 {
+  return widening == HALF_F16 ? f16Adjust() : f16Rebase();
+}
+
+/** bits widened to f32 lanes (c0, c1: the widening's constants) */
+@inline function widenHalf(bits: v128, widening: i32, c0: v128, c1: v128): v128 {
+  if (widening == HALF_F16) return widenF16(bits, c0, c1);
+  if (widening == HALF_F16_REBASED) return widenF16Rebased(bits, c0, c1);
   return bits;
 }
 
@@ -30,31 +40,32 @@ const HALF_BF16 = 0, HALF_F16 = 1, HALF_F16_REBASED = 2;
  */
 const READ_AHEAD: usize = 384;
 
-/** The odd values of 8 halves in the top of each i32 lane (f16 widening masks the even ones off by itself). */
-@inline function oddHalves(v: v128, widening: i32): v128 {
-  return widening == HALF_BF16 ? v128.and(v, i32x4.splat(0xffff0000)) : v;
+/** The odd values of 8 halves in the top of each i32 lane (f16 widening masks the even ones off by itself; BF16: c0 the mask). */
+@inline function oddHalves(v: v128, widening: i32, c0: v128): v128 {
+  return widening == HALF_BF16 ? v128.and(v, c0) : v;
 }
 
 /** F16 or BF16 · f32 activations in the 8-group even/odd order: each i32 of weights holds an even and an odd value. */
 @inline function dotHalf(w: usize, x: usize, n: i32, widening: i32): f32 {
   // four independent accumulators: 16 values per step keep the adds' latency hidden
   let acc0 = f32x4.splat(0), acc1 = f32x4.splat(0), acc2 = f32x4.splat(0), acc3 = f32x4.splat(0);
+  const c0 = halfConstant0(widening), c1 = halfConstant1(widening);
   let touched: u32 = 0;
   let i = 0;
   for (; i + 16 <= n; i += 16) {
     const v = v128.load(w), u = v128.load(w + 16);
     touched += load<u8>(w + READ_AHEAD);
-    acc0 = madd(widenHalf(i32x4.shl(v, 16), widening), v128.load(x), acc0);
-    acc1 = madd(widenHalf(oddHalves(v, widening), widening), v128.load(x + 16), acc1);
-    acc2 = madd(widenHalf(i32x4.shl(u, 16), widening), v128.load(x + 32), acc2);
-    acc3 = madd(widenHalf(oddHalves(u, widening), widening), v128.load(x + 48), acc3);
+    acc0 = madd(widenHalf(i32x4.shl(v, 16), widening, c0, c1), v128.load(x), acc0);
+    acc1 = madd(widenHalf(oddHalves(v, widening, c0), widening, c0, c1), v128.load(x + 16), acc1);
+    acc2 = madd(widenHalf(i32x4.shl(u, 16), widening, c0, c1), v128.load(x + 32), acc2);
+    acc3 = madd(widenHalf(oddHalves(u, widening, c0), widening, c0, c1), v128.load(x + 48), acc3);
     w += 32;
     x += 64;
   }
   if (i < n) {
     const v = v128.load(w);
-    acc0 = madd(widenHalf(i32x4.shl(v, 16), widening), v128.load(x), acc0);
-    acc1 = madd(widenHalf(oddHalves(v, widening), widening), v128.load(x + 16), acc1);
+    acc0 = madd(widenHalf(i32x4.shl(v, 16), widening, c0, c1), v128.load(x), acc0);
+    acc1 = madd(widenHalf(oddHalves(v, widening, c0), widening, c0, c1), v128.load(x + 16), acc1);
   }
   readAheadSink += touched;
   return hsum(f32x4.add(f32x4.add(acc0, acc1), f32x4.add(acc2, acc3)));
@@ -68,14 +79,15 @@ const READ_AHEAD: usize = 384;
 @inline function rows4Half(w: usize, rb: usize, x: usize, n: i32, out: usize, laneStride: usize, widening: i32): void {
   let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
   let touched: u32 = 0;
+  const c0 = halfConstant0(widening), c1 = halfConstant1(widening);
   for (let i = 0; i < n; i += 8) {
     const x0 = v128.load(x), x1 = v128.load(x + 16);
     const v0 = v128.load(w), v1 = v128.load(w + rb), v2 = v128.load(w + 2 * rb), v3 = v128.load(w + 3 * rb);
     touched += load<u8>(w + READ_AHEAD) + load<u8>(w + rb + READ_AHEAD) + load<u8>(w + 2 * rb + READ_AHEAD) + load<u8>(w + 3 * rb + READ_AHEAD);
-    a0 = madd(widenHalf(oddHalves(v0, widening), widening), x1, madd(widenHalf(i32x4.shl(v0, 16), widening), x0, a0));
-    a1 = madd(widenHalf(oddHalves(v1, widening), widening), x1, madd(widenHalf(i32x4.shl(v1, 16), widening), x0, a1));
-    a2 = madd(widenHalf(oddHalves(v2, widening), widening), x1, madd(widenHalf(i32x4.shl(v2, 16), widening), x0, a2));
-    a3 = madd(widenHalf(oddHalves(v3, widening), widening), x1, madd(widenHalf(i32x4.shl(v3, 16), widening), x0, a3));
+    a0 = madd(widenHalf(oddHalves(v0, widening, c0), widening, c0, c1), x1, madd(widenHalf(i32x4.shl(v0, 16), widening, c0, c1), x0, a0));
+    a1 = madd(widenHalf(oddHalves(v1, widening, c0), widening, c0, c1), x1, madd(widenHalf(i32x4.shl(v1, 16), widening, c0, c1), x0, a1));
+    a2 = madd(widenHalf(oddHalves(v2, widening, c0), widening, c0, c1), x1, madd(widenHalf(i32x4.shl(v2, 16), widening, c0, c1), x0, a2));
+    a3 = madd(widenHalf(oddHalves(v3, widening, c0), widening, c0, c1), x1, madd(widenHalf(i32x4.shl(v3, 16), widening, c0, c1), x0, a3));
     w += 16;
     x += 32;
   }

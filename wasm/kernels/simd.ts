@@ -41,6 +41,8 @@ const CONSTANTS = memory.data<u32>([
   0x0f0f0f0f, 0x0f0f0f0f, 0x0f0f0f0f, 0x0f0f0f0f, // low nibbles
   0x8fffe000, 0x8fffe000, 0x8fffe000, 0x8fffe000, // widenF16's mask
   0x77800000, 0x77800000, 0x77800000, 0x77800000, // F16_EXP_ADJUST
+  0x38000000, 0x38000000, 0x38000000, 0x38000000, // the f16 → f32 exponent rebase (dot-float.ts widenF16Rebased)
+  0xffff0000, 0xffff0000, 0xffff0000, 0xffff0000, // the high halves of i32 lanes
 ], 16);
 
 /** i8x16.splat(0x0f), loaded (see CONSTANTS). */
@@ -55,6 +57,16 @@ const CONSTANTS = memory.data<u32>([
 
 @inline export function f16Adjust(): v128 {
   return v128.load(CONSTANTS, 32);
+}
+
+/** i32x4.splat(0x38000000), loaded (see CONSTANTS). */
+@inline export function f16Rebase(): v128 {
+  return v128.load(CONSTANTS, 48);
+}
+
+/** i32x4.splat(0xffff0000), loaded (see CONSTANTS). */
+@inline export function highHalves(): v128 {
+  return v128.load(CONSTANTS, 64);
 }
 
 const LOW_NIBBLES = i8x16.splat(0x0f);
