@@ -238,48 +238,16 @@ function packedTokenQ4_K(packed: usize, nb: i32, x: usize, out: usize, laneStrid
   storeRows(out, acc, laneStride);
 }
 
-/**
- * Packed Q4_K rows at a and b (nb super-blocks each) · four tokens' Q8_K rows x0…x3 → out (first nt tokens), as
- * packedTokens8x4 per sub-block: its pair sums add up in int16 in registers, then times the rows' scales into the
- * i32 sums at acc + 128 (8 × i32x4, as the f32 ones); the mins times the tokens' bsums once per super-block. acc: 256 bytes.
- */
-function packedTokens8x4Q4_K(a: usize, b: usize, nb: i32, x0: usize, x1: usize, x2: usize, x3: usize, out: usize, outStride: usize, nt: i32, acc: usize): void {
-  const isums = acc + 128;
-  zeroSums8(acc);
-  for (let blk = 0; blk < nb; blk++) {
-    const pa = a + <usize>blk * PACKED_K_BLOCK, pb = b + <usize>blk * PACKED_K_BLOCK, xb = <usize>blk * 292;
-    zeroSums8(isums);
-    // running pointers (see packedTokens8x4) through the vectors of both layouts and the tokens' values
-    let va0 = pa, vb0 = pb, p0 = x0 + xb + 4, p1 = x1 + xb + 4, p2 = x2 + xb + 4, p3 = x3 + xb + 4;
-    for (let j: usize = 0; j < 8; j++) { // sub-block j: vectors 8j…8j+7, the tokens' values 32j… at xb + 4
-      let s0 = i16x8.splat(0), s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0, s6 = s0, s7 = s0;
-      for (const end = p0 + 32; p0 < end; va0 += 16, vb0 += 16, p0 += 4, p1 += 4, p2 += 4, p3 += 4) {
-        const va = v128.load(va0), vb = v128.load(vb0);
-        let q = v128.load32_splat(p0);
-        s0 = i16x8.add(s0, pairSums(q, va)); s1 = i16x8.add(s1, pairSums(q, vb));
-        q = v128.load32_splat(p1);
-        s2 = i16x8.add(s2, pairSums(q, va)); s3 = i16x8.add(s3, pairSums(q, vb));
-        q = v128.load32_splat(p2);
-        s4 = i16x8.add(s4, pairSums(q, va)); s5 = i16x8.add(s5, pairSums(q, vb));
-        q = v128.load32_splat(p3);
-        s6 = i16x8.add(s6, pairSums(q, va)); s7 = i16x8.add(s7, pairSums(q, vb));
-      }
-      const scA = v128.load(pa + PK_SC + (j << 4)), scB = v128.load(pb + PK_SC + (j << 4));
-      v128.store(isums, i32x4.add(v128.load(isums), i32x4.dot_i16x8_s(s0, scA)));
-      v128.store(isums, i32x4.add(v128.load(isums, 16), i32x4.dot_i16x8_s(s1, scB)), 16);
-      v128.store(isums, i32x4.add(v128.load(isums, 32), i32x4.dot_i16x8_s(s2, scA)), 32);
-      v128.store(isums, i32x4.add(v128.load(isums, 48), i32x4.dot_i16x8_s(s3, scB)), 48);
-      v128.store(isums, i32x4.add(v128.load(isums, 64), i32x4.dot_i16x8_s(s4, scA)), 64);
-      v128.store(isums, i32x4.add(v128.load(isums, 80), i32x4.dot_i16x8_s(s5, scB)), 80);
-      v128.store(isums, i32x4.add(v128.load(isums, 96), i32x4.dot_i16x8_s(s6, scA)), 96);
-      v128.store(isums, i32x4.add(v128.load(isums, 112), i32x4.dot_i16x8_s(s7, scB)), 112);
-    }
-    q4_KInto8(acc, isums, pa, pb, x0 + xb);
-    q4_KInto8(acc + 32, isums + 32, pa, pb, x1 + xb);
-    q4_KInto8(acc + 64, isums + 64, pa, pb, x2 + xb);
-    q4_KInto8(acc + 96, isums + 96, pa, pb, x3 + xb);
-  }
-  storeSums8(acc, out, outStride, nt);
+/** The i32 sums at isums (8 × i32x4, as the f32 ones at acc) += a Q4_K sub-block's int16 pair sums sK times its scales sc (the rows r…, r+4…). */
+@inline function q4_KScaleInto8(isums: usize, scA: v128, scB: v128, s0: v128, s1: v128, s2: v128, s3: v128, s4: v128, s5: v128, s6: v128, s7: v128): void {
+  v128.store(isums, i32x4.add(v128.load(isums), i32x4.dot_i16x8_s(s0, scA)));
+  v128.store(isums, i32x4.add(v128.load(isums, 16), i32x4.dot_i16x8_s(s1, scB)), 16);
+  v128.store(isums, i32x4.add(v128.load(isums, 32), i32x4.dot_i16x8_s(s2, scA)), 32);
+  v128.store(isums, i32x4.add(v128.load(isums, 48), i32x4.dot_i16x8_s(s3, scB)), 48);
+  v128.store(isums, i32x4.add(v128.load(isums, 64), i32x4.dot_i16x8_s(s4, scA)), 64);
+  v128.store(isums, i32x4.add(v128.load(isums, 80), i32x4.dot_i16x8_s(s5, scB)), 80);
+  v128.store(isums, i32x4.add(v128.load(isums, 96), i32x4.dot_i16x8_s(s6, scA)), 96);
+  v128.store(isums, i32x4.add(v128.load(isums, 112), i32x4.dot_i16x8_s(s7, scB)), 112);
 }
 
 /**
@@ -462,28 +430,35 @@ function wideTokens8x4(a: usize, b: usize, nb: i32, x0: usize, x1: usize, x2: us
 }
 
 /**
- * Packed Q4_0 or Q5_0 rows at a and b (nb blocks each) · four tokens' Q8_0_SUMS rows x0…x3 → out (first nt tokens);
- * acc: 256 bytes (f32 sums, then Q5_0's half-block sums). Pair sums add up in int16 over `span` values: half a Q5_0
- * block (8·127·31 < 2^15); a Q4_0 block starting from the token's block offsets (−8·Σx of the lane's 16 values), so
- * that a lane ends at Σ (q − 8)·x of its 16 products, |Σ| ≤ 16·8·127 < 2^15 — int16 adds wrap, and a sum that ends in
- * range is exact whatever its partial sums did.
+ * Packed Q4_0, Q5_0 or Q4_K rows at a and b (nb blocks each) · four tokens' rows x0…x3 (Q8_0_SUMS; Q4_K: Q8_K) → out
+ * (first nt tokens); acc: 256 bytes (f32 sums, then Q5_0's half-block sums or Q4_K's scaled sub-block sums). Pair sums
+ * add up in int16 in registers over `span` values, then go into the sums in memory: half a Q5_0 block (8·127·31 <
+ * 2^15); a Q4_K sub-block (16·127·15), times the rows' scales into i32 sums, the mins times the tokens' bsums once per
+ * super-block; a Q4_0 block starting from the token's block offsets (−8·Σx of the lane's 16 values), so that a lane
+ * ends at Σ (q − 8)·x of its 16 products, |Σ| ≤ 16·8·127 < 2^15 — int16 adds wrap, and a sum that ends in range is
+ * exact whatever its partial sums did.
  */
 @inline function packedTokens8x4(type: i32, a: usize, b: usize, nb: i32, x0: usize, x1: usize, x2: usize, x3: usize, out: usize, outStride: usize, nt: i32, acc: usize): void {
-  const dAt = <usize>nb << 5, offsetAt = dAt + (<usize>nb << 2); // the tokens' d [nb] f32, then block offsets [nb] i32
-  const span: usize = type == Q4_0 ? 32 : 16, isums = acc + 128;
+  const q4K = type == Q4_K;
+  const blockBytes: usize = q4K ? PACKED_K_BLOCK : PACKED_BLOCK, values: usize = q4K ? 256 : 32;
+  const dAt = <usize>nb << 5, offsetAt = dAt + (<usize>nb << 2); // Q4_0/Q5_0: the tokens' d [nb] f32, then block offsets [nb] i32
+  const span: usize = type == Q5_0 ? 16 : 32, isums = acc + 128;
   zeroSums8(acc);
   for (let blk = 0; blk < nb; blk++) {
-    const wa = a + <usize>blk * PACKED_BLOCK, wb = b + <usize>blk * PACKED_BLOCK, xb = <usize>blk << 5, offsets = offsetAt + (<usize>blk << 2);
-    for (let h: usize = 0; h < 32; h += span) {
+    const wa = a + <usize>blk * blockBytes, wb = b + <usize>blk * blockBytes;
+    const xb: usize = q4K ? <usize>blk * 292 : <usize>blk << 5, offsets = offsetAt + (<usize>blk << 2);
+    if (q4K) zeroSums8(isums);
+    // values j…j+3: vector j/4 of each layout, each token's quad at xb + j (Q4_K: after its d); running pointers,
+    // since V8 adds a base and an index in a separate instruction per load
+    const xv = q4K ? xb + 4 : xb;
+    for (let h: usize = 0; h < values; h += span) {
+      let pa = wa + (h << 2), pb = wb + (h << 2), p0 = x0 + xv + h, p1 = x1 + xv + h, p2 = x2 + xv + h, p3 = x3 + xv + h;
       let s0 = i16x8.splat(0), s2 = s0, s4 = s0, s6 = s0;
       if (type == Q4_0) {
         s0 = v128.load32_splat(x0 + offsets); s2 = v128.load32_splat(x1 + offsets);
         s4 = v128.load32_splat(x2 + offsets); s6 = v128.load32_splat(x3 + offsets);
       }
       let s1 = s0, s3 = s2, s5 = s4, s7 = s6;
-      // values j…j+3 (j from h in steps of 4): vector j/4 of each layout, each token's quad at xb + j; running
-      // pointers, since V8 adds a base and an index in a separate instruction per load
-      let pa = wa + (h << 2), pb = wb + (h << 2), p0 = x0 + xb + h, p1 = x1 + xb + h, p2 = x2 + xb + h, p3 = x3 + xb + h;
       for (const end = p0 + span; p0 < end; pa += 16, pb += 16, p0 += 4, p1 += 4, p2 += 4, p3 += 4) {
         const va = v128.load(pa), vb = v128.load(pb);
         let q = v128.load32_splat(p0);
@@ -495,6 +470,11 @@ function wideTokens8x4(a: usize, b: usize, nb: i32, x0: usize, x1: usize, x2: us
         q = v128.load32_splat(p3);
         s6 = i16x8.add(s6, pairSums(q, va)); s7 = i16x8.add(s7, pairSums(q, vb));
       }
+      if (q4K) { // sub-block h/32
+        const sc = PK_SC + (h >> 1);
+        q4_KScaleInto8(isums, v128.load(wa + sc), v128.load(wb + sc), s0, s1, s2, s3, s4, s5, s6, s7);
+        continue;
+      }
       if (h + span < 32) { // Q5_0's first half
         keepHalf8(isums, s0, s1); keepHalf8(isums + 32, s2, s3); keepHalf8(isums + 64, s4, s5); keepHalf8(isums + 96, s6, s7);
         continue;
@@ -504,6 +484,12 @@ function wideTokens8x4(a: usize, b: usize, nb: i32, x0: usize, x1: usize, x2: us
       nibbleInto8(type, acc + 32, s2, s3, isums + 32, da, db, x1, d, offsets);
       nibbleInto8(type, acc + 64, s4, s5, isums + 64, da, db, x2, d, offsets);
       nibbleInto8(type, acc + 96, s6, s7, isums + 96, da, db, x3, d, offsets);
+    }
+    if (q4K) {
+      q4_KInto8(acc, isums, wa, wb, x0 + xb);
+      q4_KInto8(acc + 32, isums + 32, wa, wb, x1 + xb);
+      q4_KInto8(acc + 64, isums + 64, wa, wb, x2 + xb);
+      q4_KInto8(acc + 96, isums + 96, wa, wb, x3 + xb);
     }
   }
   storeSums8(acc, out, outStride, nt);
@@ -515,6 +501,10 @@ function packedTokens8x4Q4_0(a: usize, b: usize, nb: i32, x0: usize, x1: usize, 
 
 function packedTokens8x4Q5_0(a: usize, b: usize, nb: i32, x0: usize, x1: usize, x2: usize, x3: usize, out: usize, outStride: usize, nt: i32, acc: usize): void {
   packedTokens8x4(Q5_0, a, b, nb, x0, x1, x2, x3, out, outStride, nt, acc);
+}
+
+function packedTokens8x4Q4_K(a: usize, b: usize, nb: i32, x0: usize, x1: usize, x2: usize, x3: usize, out: usize, outStride: usize, nt: i32, acc: usize): void {
+  packedTokens8x4(Q4_K, a, b, nb, x0, x1, x2, x3, out, outStride, nt, acc);
 }
 
 /**
