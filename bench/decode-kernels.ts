@@ -6,7 +6,8 @@
 // built) runs its kernels in the same process, alternating with these, and prints the ratio. `--tokens N` multiplies
 // N tokens at once (prefill, batched decode) and reports G multiply-adds/s instead, in cache (the 2048 × 1024 matrix)
 // and for the ffn shape.
-//   npx tsx bench/decode-kernels.ts [--types Q4_K,Q4_0,...] [-t 1] [--mib 64] [--tokens 512] [--base ../kiln-before]
+//   npx tsx bench/decode-kernels.ts [--types Q4_K,Q4_0,...] [-t 1] [--mib 64] [--tokens 512] [--magnitude 0.01]
+//                                   [--base ../kiln-before]
 import { parseArgs } from 'node:util';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -23,6 +24,7 @@ const { values } = parseArgs({
     runs: { type: 'string', short: 'r', default: '7' },
     base: { type: 'string' },
     tokens: { type: 'string', default: '1' },
+    magnitude: { type: 'string', default: '1' },
   },
 });
 const nIn = 2048, nOut = 5632;
@@ -36,10 +38,13 @@ if (values.base) {
   engines.push({ label: 'base', backend: new module.WasmBackend({ threads }) as WasmBackend });
 }
 
-/** A random nIn × rows weight of `type`: one quantized 256-row slab repeated (the bytes, not the values, matter here). */
+/**
+ * A random nIn × rows weight of `type` (values uniform in ±magnitude): one quantized 256-row slab repeated. The bytes
+ * matter, and so does whether the block scales are subnormal f16 (`--magnitude 0.01`: as a trained model's Q6_K).
+ */
 function weight(type: GGMLType, rows: number): WeightTensor {
-  const slab = 256;
-  const bytes = quantizeRows(type, Float32Array.from({ length: nIn * slab }, () => Math.random() * 2 - 1), nIn, slab);
+  const slab = 256, magnitude = Number(values.magnitude);
+  const bytes = quantizeRows(type, Float32Array.from({ length: nIn * slab }, () => (Math.random() * 2 - 1) * magnitude), nIn, slab);
   const data = new Uint8Array(bytes.length * (rows / slab));
   for (let i = 0; i < rows / slab; i++) data.set(bytes, i * bytes.length);
   return { name: 'w', type, dims: [nIn, rows], data };

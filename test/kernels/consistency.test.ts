@@ -98,8 +98,35 @@ function randomWeight(type: GGMLType, nIn: number, nOut: number, rnd: () => numb
   return { name: `w.${typeName(type)}`, type, dims: [nIn, nOut], data: quantizeRows(type, floats(nIn * nOut, rnd), nIn, nOut) };
 }
 
+/** Byte offsets of each block's first f16 scale (d) in the block types. */
+const SCALE_AT = new Map<GGMLType, number>([
+  [GGMLType.Q4_0, 0], [GGMLType.Q4_1, 0], [GGMLType.Q5_0, 0], [GGMLType.Q5_1, 0], [GGMLType.Q8_0, 0], [GGMLType.IQ4_NL, 0],
+  [GGMLType.Q2_K, 80], [GGMLType.Q3_K, 108], [GGMLType.Q4_K, 0], [GGMLType.Q5_K, 0], [GGMLType.Q6_K, 208], [GGMLType.IQ4_XS, 0],
+]);
+const BLOCK_TYPES = [...SCALE_AT.keys()];
+
+/**
+ * A random weight whose values are small enough that every block's d is a subnormal f16 (and none is zero): the
+ * largest of a few magnitudes that gives that for `type`.
+ */
+function smallWeight(type: GGMLType, nIn: number, nOut: number, rnd: () => number): WeightTensor {
+  const values = floats(nIn * nOut, rnd);
+  const blockBytes = typeInfo(type).typeSize, at = SCALE_AT.get(type)!;
+  for (const magnitude of [1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 3e-5]) {
+    const data = quantizeRows(type, values.map((v) => v * magnitude), nIn, nOut);
+    const view = new DataView(data.buffer, data.byteOffset, data.length);
+    let allSubnormal = true;
+    for (let b = 0; b < data.length && allSubnormal; b += blockBytes) {
+      const d = view.getUint16(b + at, true) & 0x7fff;
+      allSubnormal = d !== 0 && d < 0x0400;
+    }
+    if (allSubnormal) return { name: `w.${typeName(type)}.small`, type, dims: [nIn, nOut], data };
+  }
+  throw new Error(`no magnitude gives ${typeName(type)} subnormal scales`);
+}
+
 /** |wasm − reference| must stay within float32 accumulation error: 2e-5 · Σ|w·x| per output. */
-function assertMatmulClose(actual: Float32Array, expected: Float32Array, w: WeightTensor, x: Float32Array, nTokens: number, label: string): void {
+function assertMatmulClose(actual: Float32Array, expected: Float32Array, w: WeightTensor, x: Float32Array, nTokens: number, label: string, floor = 1e-6): void {
   const [nIn, nOut] = w.dims;
   const row = new Float32Array(nIn);
   const rowBytes = w.data.length / nOut;
@@ -110,7 +137,7 @@ function assertMatmulClose(actual: Float32Array, expected: Float32Array, w: Weig
       for (let c = 0; c < nIn; c++) magnitude += Math.abs(row[c] * x[t * nIn + c]);
       const i = t * nOut + r;
       const diff = Math.abs(actual[i] - expected[i]);
-      assert.ok(diff <= 2e-5 * magnitude + 1e-6, `${label}: out[${t}, ${r}] = ${actual[i]}, reference ${expected[i]} (|w·x| ${magnitude})`);
+      assert.ok(diff <= 2e-5 * magnitude + floor, `${label}: out[${t}, ${r}] = ${actual[i]}, reference ${expected[i]} (|w·x| ${magnitude})`);
     }
   }
 }
@@ -199,6 +226,23 @@ for (const { relaxed, threads, backend } of variants) {
         check('a row per slot, sorted', slots, perSlot, [gate], experts.slice().sort());
       }
       assert.throws(() => backend.matmulExperts([new Float32Array(nOut)], floats(nIn, rnd), 1, [gate], Int32Array.of(nExpert)), RangeError);
+    }
+  });
+
+  test(`block scales that are subnormal f16 (small weights) give the reference's products, one token and many (${name})`, () => {
+    // scales4 and the tiles read block scales through the f16 table: a kernel that rebased exponents without a
+    // correction would be off by 2^−15 on every such block (a Q6_K d of weights near 0.01 is subnormal)
+    const rnd = random(13 + threads);
+    for (const type of BLOCK_TYPES) {
+      const nIn = typeInfo(type).blockSize === 256 ? 512 : 96;
+      for (const [nOut, nTokens] of [[9, 1], [13, 35], [16, 131]]) {
+        const w = smallWeight(type, nIn, nOut, rnd);
+        const x = floats(nIn * nTokens, rnd, 2);
+        const actual = new Float32Array(nOut * nTokens).fill(NaN), expected = new Float32Array(nOut * nTokens);
+        backend.matmul(actual, x, w, nTokens);
+        reference.matmul(expected, x, w, nTokens);
+        assertMatmulClose(actual, expected, w, x, nTokens, `${typeName(type)} with subnormal scales, ${nTokens} tokens`, 0);
+      }
     }
   });
 

@@ -1,7 +1,7 @@
 // Kernels of the 32-value block types: Q4_1 and Q5_1 row dots, and the 4-row kernels of Q8_0, Q4_0, Q5_0 and IQ4_NL.
 
 import { IQ4_NL, Q4_0, Q5_0, Q8_0, RELAXED, hsum, loadF16 } from './common';
-import { dotUnsigned, dotUnsigned2, f16Adjust, f16Mask, highNibbles, iq4Levels, lowNibbles, madd, nibbleMask, pairSums2, rowSums4, scales4, storeRows } from './simd';
+import { dotUnsigned, dotUnsigned2, highNibbles, iq4Levels, lowNibbles, madd, nibbleMask, pairSums2, rowSums4, scales4, storeRows } from './simd';
 
 // ---- row dot products: one weight row (nb blocks at w) · one activation row (at x) ----------------------------
 
@@ -149,9 +149,9 @@ export function dotQ5_1(w: usize, x: usize, nb: i32): f32 {
   const qBytes: usize = type == Q8_0 || type == IQ4_NL ? 64 : 32; // activation bytes per block
   const dAt = x + <usize>nb * qBytes, sumAt = dAt + (<usize>nb << 2); // the activation's d [nb] f32 (and offsets [nb] i32)
   let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
-  const nibbles = nibbleMask(), widenMask = f16Mask(), widenAdjust = f16Adjust(); // in registers (see CONSTANTS)
+  const nibbles = nibbleMask(); // in a register (see CONSTANTS)
   for (let b = 0; b < nb; b++) {
-    const dw = scales4(w, rb, widenMask, widenAdjust);
+    const dw = scales4(w, rb);
     const xb = x + <usize>b * qBytes, db = dAt + (<usize>b << 2), sb = sumAt + (<usize>b << 2);
     if (type == Q8_0) {
       a0 = q8_0Token(a0, w, rb, xb, dw, load<f32>(db));

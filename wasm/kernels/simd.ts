@@ -1,7 +1,7 @@
 // SIMD building blocks shared by the kernel families: int8 × uint8 dot steps, nibble unpacking, IQ4 levels,
 // f16 widening and madd, and the 4-row helpers (lane sums, f16 scales of four rows, storing four rows' results).
 
-import { F16_EXP_ADJUST, RELAXED } from './common';
+import { F16_EXP_ADJUST, RELAXED, loadF16 } from './common';
 
 // ---- SIMD integer dot products --------------------------------------------------------------------------------
 
@@ -140,13 +140,17 @@ const IQ4_MAGNITUDES = i8x16(127, 104, 83, 65, 49, 35, 22, 10, 1, 13, 25, 38, 53
   return laneSums4(s0, s1, s2, s3, false);
 }
 
-/** f32 of the four f16 values at p, p + stride, p + 2·stride, p + 3·stride (mask, adjust: widenF16's). */
-@inline export function scales4(p: usize, stride: usize, mask: v128 = i32x4.splat(0x8fffe000), adjust: v128 = f32x4.splat(F16_EXP_ADJUST)): v128 {
-  let v = i16x8.splat(<i16>load<u16>(p));
-  v = v128.load16_lane(p + stride, v, 1);
-  v = v128.load16_lane(p + 2 * stride, v, 2);
-  v = v128.load16_lane(p + 3 * stride, v, 3);
-  return widenF16(i32x4.shl(i32x4.extend_low_i16x8_u(v), 16), mask, adjust);
+/**
+ * f32 of the four f16 values at p, p + stride, p + 2·stride, p + 3·stride, by F16_TABLE: widenF16's multiply takes a
+ * subnormal f32 operand for every subnormal f16, and x86 multiplies those through a microcode assist (hundreds of
+ * cycles). Block scales are often subnormal f16 (a Q6_K d of weights near 0.01; Q4_K's dmin), where the assist made
+ * a decode product up to 1.8× slower.
+ */
+@inline export function scales4(p: usize, stride: usize): v128 {
+  let v = f32x4.splat(loadF16(p));
+  v = f32x4.replace_lane(v, 1, loadF16(p + stride));
+  v = f32x4.replace_lane(v, 2, loadF16(p + 2 * stride));
+  return f32x4.replace_lane(v, 3, loadF16(p + 3 * stride));
 }
 
 /** The four rows' values of one token, row k's at out + k·laneStride (laneStride 0: a single row, lane 0). */
