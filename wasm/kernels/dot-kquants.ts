@@ -68,11 +68,10 @@ import { dotUnsigned, dotUnsignedScaled, flipSigns, highNibbles, iq4Magnitudes, 
   let lowA = lowNibbles(qa), lowB = lowNibbles(qb), highA = highNibbles(qa), highB = highNibbles(qb);
   if (type == Q5_K) {
     const qha = v128.load(w + 16), qhb = v128.load(w + 32);
-    const lowBit = i8x16.splat(<i8>(<i32>1 << (2 * pair))), highBit = i8x16.splat(<i8>(<i32>2 << (2 * pair)));
-    lowA = v128.or(lowA, q5_KFifth(qha, lowBit));
-    lowB = v128.or(lowB, q5_KFifth(qhb, lowBit));
-    highA = v128.or(highA, q5_KFifth(qha, highBit));
-    highB = v128.or(highB, q5_KFifth(qhb, highBit));
+    lowA = v128.or(lowA, q5_KFifth(qha, 2 * pair));
+    lowB = v128.or(lowB, q5_KFifth(qhb, 2 * pair));
+    highA = v128.or(highA, q5_KFifth(qha, 2 * pair + 1));
+    highB = v128.or(highB, q5_KFifth(qhb, 2 * pair + 1));
   }
   return kPair(isum, x + 4 + 64 * pair, lowA, lowB, highA, highB, scaleLow, scaleHigh);
 }
@@ -96,9 +95,12 @@ import { dotUnsigned, dotUnsignedScaled, flipSigns, highNibbles, iq4Magnitudes, 
   return isum;
 }
 
-/** 0x10 in the bytes of a Q5_K block's qh (16 bytes) that have `bit` set: the fifth bit of those values. */
-@inline export function q5_KFifth(qh: v128, bit: v128): v128 {
-  return v128.and(i8x16.ne(v128.and(qh, bit), i8x16.splat(0)), i8x16.splat(0x10));
+/**
+ * Bit k (0…7) of each byte of a Q5_K block's qh (16 bytes) moved to 0x10: the fifth bit of those values. One int16
+ * shift, as hmaskFour: bit 4 of either byte of a lane comes from bit k of the same byte.
+ */
+@inline export function q5_KFifth(qh: v128, k: i32): v128 {
+  return v128.and(k <= 4 ? i16x8.shl(qh, 4 - k) : i16x8.shr_u(qh, k - 4), i8x16.splat(0x10));
 }
 
 /**

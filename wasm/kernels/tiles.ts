@@ -620,11 +620,10 @@ export function gemmF32(w0: usize, w1: usize, x: usize, x1: usize, x2: usize, x3
       const qa = v128.load(w + qs + 32 * pair), qb = v128.load(w + qs + 16 + 32 * pair);
       let lowA = lowNibbles(qa), lowB = lowNibbles(qb), highA = highNibbles(qa), highB = highNibbles(qb);
       if (type == Q5_K) {
-        const lowBit = i8x16.splat(<i8>(<i32>1 << (2 * pair))), highBit = i8x16.splat(<i8>(<i32>2 << (2 * pair)));
-        lowA = v128.or(lowA, q5_KFifth(qha, lowBit));
-        lowB = v128.or(lowB, q5_KFifth(qhb, lowBit));
-        highA = v128.or(highA, q5_KFifth(qha, highBit));
-        highB = v128.or(highB, q5_KFifth(qhb, highBit));
+        lowA = v128.or(lowA, q5_KFifth(qha, 2 * pair));
+        lowB = v128.or(lowB, q5_KFifth(qhb, 2 * pair));
+        highA = v128.or(highA, q5_KFifth(qha, 2 * pair + 1));
+        highB = v128.or(highB, q5_KFifth(qhb, 2 * pair + 1));
       }
       const sLow = i16x8.splat(load<u8>(scratch + 2 * pair)), sHigh = i16x8.splat(load<u8>(scratch + 2 * pair + 1));
       const xo = o + 4 + 64 * pair;
