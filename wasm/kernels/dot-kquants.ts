@@ -1,7 +1,7 @@
 // Row dots and 4-row kernels of the K-quants (Q2_K … Q6_K) and IQ4_XS, one token at a time.
 
 import { Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, RELAXED, hsum, loadF16 } from './common';
-import { dotUnsigned, dotUnsignedScaled, flipSigns, highNibbles, iq4Magnitudes, iq4Negative, lowNibbles, madd, rowSums4, scales4, storeRows } from './simd';
+import { dotUnsigned, dotUnsignedScaled, flipSigns, highNibbles, iq4Magnitudes, iq4Negative, lowNibbles, madd, rowSums4, scales4, shiftLanes, storeRows } from './simd';
 
 /**
  * The 8 6-bit scales and 8 6-bit mins of a Q4_K/Q5_K super-block (12 packed bytes at p, get_scale_min_k4's layout)
@@ -100,7 +100,7 @@ import { dotUnsigned, dotUnsignedScaled, flipSigns, highNibbles, iq4Magnitudes, 
  * shift, as hmaskFour: bit 4 of either byte of a lane comes from bit k of the same byte.
  */
 @inline export function q5_KFifth(qh: v128, k: i32): v128 {
-  return v128.and(k <= 4 ? i16x8.shl(qh, 4 - k) : i16x8.shr_u(qh, k - 4), i8x16.splat(0x10));
+  return v128.and(shiftLanes(qh, 4 - k), i8x16.splat(0x10));
 }
 
 /**
@@ -204,7 +204,7 @@ export function rows4Q3_K(w: usize, rb: usize, x: usize, nb: i32, out: usize, la
  */
 @inline function twoBitGroups(type: i32, isum: v128, w: usize, x: usize, h: i32, g: i32, sa: v128, sb: v128): v128 {
   const three = i8x16.splat(3), q = w + (type == Q3_K ? 32 : 16) + 32 * h, xq = x + 4 + 128 * h + 32 * g;
-  let a = v128.and(i16x8.shr_u(v128.load(q), 2 * g), three), b = v128.and(i16x8.shr_u(v128.load(q + 16), 2 * g), three);
+  let a = v128.and(shiftLanes(v128.load(q), -2 * g), three), b = v128.and(shiftLanes(v128.load(q + 16), -2 * g), three);
   if (type == Q3_K) {
     a = v128.or(a, hmaskFour(v128.load(w), 4 * h + g));
     b = v128.or(b, hmaskFour(v128.load(w + 16), 4 * h + g));
@@ -217,7 +217,7 @@ export function rows4Q3_K(w: usize, rb: usize, x: usize, nb: i32, out: usize, la
  * by an int16 shift (bit 2 of either byte of a lane comes from the same byte) and masked.
  */
 @inline function hmaskFour(m: v128, k: i32): v128 {
-  return v128.and(k >= 2 ? i16x8.shr_u(m, k - 2) : i16x8.shl(m, 2 - k), i8x16.splat(4));
+  return v128.and(shiftLanes(m, 2 - k), i8x16.splat(4));
 }
 
 /** isum + Σ s·q·x over half h of a Q2_K or Q3_K super-block; s8: the scales of its groups 8h…8h+7 as int16. */

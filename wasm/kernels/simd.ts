@@ -33,6 +33,14 @@ import { F16_EXP_ADJUST, RELAXED, loadF16 } from './common';
   return i32x4.mul(dotUnsigned(x, q), i32x4.shr_s(scale, 16));
 }
 
+/**
+ * v's int16 lanes shifted left by s bits (s > 0), right by −s (s < 0, logical), or v itself (s a constant where
+ * inlined: V8 emits a shift by 0 as an instruction).
+ */
+@inline export function shiftLanes(v: v128, s: i32): v128 {
+  return s > 0 ? i16x8.shl(v, s) : s < 0 ? i16x8.shr_u(v, -s) : v;
+}
+
 // ---- constants held in registers ---------------------------------------------------------------------------
 // V8 does not keep a v128.const in a register through a loop: it builds it again (three instructions) at every use.
 // A loop that uses one loads it from here before the loop (a load is not rebuilt) and passes it to the helpers
