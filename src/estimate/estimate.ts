@@ -4,6 +4,7 @@
 
 import type { GGUFHeader } from '../gguf/types.js';
 import { deviceFits, type DeviceFit } from './devices.js';
+import { SLAB_ITEM_MAX } from '../generate/inference-ops.js';
 import { modelFromGGUF, type ModelDescription, type ModelShape, type ModelTensor } from './model.js';
 import {
   BF16, F16, F32, NF4, bitsPerWeight, kvStorageType, parseWeightType, storageBytes, storageType,
@@ -278,34 +279,55 @@ export interface BlockWidths {
 /** roles whose output a block splits into parts (column copies) */
 const SPLIT_OUTPUTS = new Set(['attn_qkv', 'attn_kv_a_mqa']);
 
-function widthsOf(tensors: readonly ModelTensor[], expertsUsed: number): BlockWidths {
+/**
+ * The widths per token of the f32 arrays kiln's ops return in one block, in the order they are made: each norm's,
+ * each matrix's output (twice where the block splits it into parts), the feed-forward activation (ffn_down's input)
+ * and the attention output.
+ */
+function kilnOutputWidths(tensors: readonly ModelTensor[], expertsUsed: number): number[] {
   const byRole = (role: string) => tensors.find((t) => t.role === role);
   const [up, down] = [byRole('ffn_up'), byRole('ffn_down')];
   // phi3's ffn_up holds the gate rows too: twice ffn_down's input, and no ffn_gate
   const fusedGateUp = up !== undefined && down !== undefined && !byRole('ffn_gate') && up.nOut === 2 * down.nIn;
-  const w: BlockWidths = { kilnValues: 0, ffnInputs: 0, attention: 0, widestMatmul: 0 };
+  const widths: number[] = [];
   for (const t of tensors) {
     if (t.isVector) {
-      if (t.role.endsWith('_norm')) w.kilnValues += t.nIn;
+      if (t.role.endsWith('_norm')) widths.push(t.nIn);
       continue;
     }
     const used = t.count > 1 ? expertsUsed : 1;
     const out = t.nOut * used;
-    w.kilnValues += SPLIT_OUTPUTS.has(t.role) || (t === up && fusedGateUp) ? 2 * out : out;
+    widths.push(out);
+    if (SPLIT_OUTPUTS.has(t.role) || (t === up && fusedGateUp)) widths.push(out);
+    if (/^ffn_down(_exps|_shexp)?$/.test(t.role)) widths.push(t.nIn * used);
+  }
+  const attention = byRole('attn_output')?.nIn;
+  if (attention !== undefined) widths.push(attention);
+  return widths;
+}
+
+function widthsOf(tensors: readonly ModelTensor[], expertsUsed: number): BlockWidths {
+  const w: BlockWidths = { kilnValues: sum(kilnOutputWidths(tensors, expertsUsed)), ffnInputs: 0, attention: 0, widestMatmul: 0 };
+  for (const t of tensors) {
+    if (t.isVector) continue;
+    const out = t.nOut * (t.count > 1 ? expertsUsed : 1);
     if (t.role === 'attn_output') w.attention = t.nIn;
-    if (/^ffn_down(_exps|_shexp)?$/.test(t.role)) w.kilnValues += t.nIn * used;
     if (/^ffn_(gate|up)(_exps|_shexp)?$/.test(t.role)) w.ffnInputs += out;
     if (t.count === 1) w.widestMatmul = Math.max(w.widestMatmul, 2 * t.nIn + t.nOut);
   }
-  w.kilnValues += w.attention;
   return w;
+}
+
+/** Each block's tensors. */
+function blockTensors(model: ModelDescription): ModelTensor[][] {
+  const blocks: ModelTensor[][] = Array.from({ length: model.shape.nLayer }, () => []);
+  for (const t of model.tensors) blocks[t.layer]?.push(t);
+  return blocks;
 }
 
 /** Each block's widths (blocks differ: deepseek2's first is dense, the others mixtures of experts). */
 export function blockWidths(model: ModelDescription): BlockWidths[] {
-  const blocks: ModelTensor[][] = Array.from({ length: model.shape.nLayer }, () => []);
-  for (const t of model.tensors) blocks[t.layer]?.push(t);
-  return blocks.map((tensors) => widthsOf(tensors, Math.max(1, model.shape.nExpertUsed)));
+  return blockTensors(model).map((tensors) => widthsOf(tensors, Math.max(1, model.shape.nExpertUsed)));
 }
 
 const maxOf = (blocks: readonly BlockWidths[], key: keyof BlockWidths) => Math.max(0, ...blocks.map((b) => b[key]));
@@ -409,19 +431,25 @@ function kvCacheTerm(model: ModelDescription, s: Settings, split: Split): Term {
 export const V8_EXTERNAL_SOFT_LIMIT = 64 * MiB;
 
 /**
- * kiln's compute memory for one step of T = min(ubatch, batch·ctx) tokens. Every op returns a fresh f32 array:
- * per layer 4·T·(the values its ops return per token, BlockWidths.kilnValues: 4·dim + q + k + v + attention out +
- * 3·ffn·used for llama's norm, q, k, v, attention, output projection, ffn norm, gate, up, swiglu, down). Arrays of
- * finished layers are garbage that V8 frees only after about V8_EXTERNAL_SOFT_LIMIT of new ArrayBuffer memory, so
- * resident activations are min(Σ layers, that limit). On top: the WebAssembly scratch of the largest op, which
- * stays committed (x, its activation copy and the output of the widest matmul, 4·T·(2·n_in + n_out), or
- * attention's gathered f16 cache rows plus q and its output), and one output row per sequence (logits, or an
- * encoder's hidden states).
+ * kiln's compute memory for one step of T = min(ubatch, batch·ctx) tokens. Every op returns an f32 array of T rows
+ * (kilnOutputWidths; BlockWidths.kilnValues is their sum per token). Arrays over SLAB_ITEM_MAX values are handed from
+ * layer to layer (InferenceOps.endLayer): one block's worth is resident, plus the previous layer's output it keeps.
+ * Smaller ones are views of slabs that become garbage, and so do an earlier step's arrays when a prompt takes several
+ * steps; V8 frees garbage only after about V8_EXTERNAL_SOFT_LIMIT of new ArrayBuffer memory, so it adds up to that. On top: the WebAssembly scratch of the largest op, which stays
+ * committed (x, its activation copy and the output of the widest matmul, 4·T·(2·n_in + n_out), or attention's
+ * gathered f16 cache rows plus q and its output), and one output row per sequence (logits, or an encoder's hidden
+ * states).
  */
 export function kilnComputeBytes(model: ModelDescription, ctx: number, batch: number, ubatch: number): number {
   const T = Math.min(ubatch, batch * ctx), { shape } = model;
   const blocks = blockWidths(model);
-  const activations = Math.min(4 * T * blocks.reduce((n, b) => n + b.kilnValues, 0), V8_EXTERNAL_SOFT_LIMIT);
+  const outputs = blockTensors(model).map((tensors) => kilnOutputWidths(tensors, Math.max(1, shape.nExpertUsed)));
+  const handedOn = Math.max(0, ...outputs.map((widths) => sum(widths.filter((w) => T * w > SLAB_ITEM_MAX))));
+  const kept = T * shape.dim > SLAB_ITEM_MAX ? shape.dim : 0;
+  const inSlabs = sum(outputs.map((widths) => sum(widths.filter((w) => T * w <= SLAB_ITEM_MAX))));
+  // each step of a prompt makes its own arrays; the earlier steps' are garbage until V8 collects
+  const steps = Math.ceil((batch * ctx) / T), perStep = 4 * T * (handedOn + kept);
+  const activations = perStep + Math.min((steps - 1) * perStep + steps * 4 * T * inSlabs, V8_EXTERNAL_SOFT_LIMIT);
   const matmulScratch = 4 * T * maxOf(blocks, 'widestMatmul');
   const q = shape.nHead * shape.keyLength;
   const attentionScratch = 2 * Math.min(batch * ctx, T * ctx) * cacheRowWidth(model) + 4 * T * (q + maxOf(blocks, 'attention'));
@@ -444,8 +472,9 @@ function kilnComputeTerm(model: ModelDescription, s: Settings, split: Split): Te
   const bytes = kilnComputeBytes(model, s.ctx, s.batch, s.ubatch);
   return {
     id: 'activations', label: 'compute buffers (kiln)', bytes, perDevice: bytes / split.tp,
-    formula: `min(${model.shape.nLayer} layers × 4 B·T·${widthRange(blockWidths(model), 'kilnValues')} values their ops return per token ` +
-      `(matmul outputs, norms, attention, activations), V8's 64 MiB GC threshold) + largest wasm op scratch + 4 B·${outputFormula(model, s.batch)}, ` +
+    formula: `4 B·T·${widthRange(blockWidths(model), 'kilnValues')} values the ops of one layer return per token (matmul outputs, norms, ` +
+      `attention, activations; arrays over ${SLAB_ITEM_MAX} values are handed from layer to layer, plus the kept layer output; smaller ` +
+      `ones over the ${model.shape.nLayer} layers, and earlier steps' arrays, add up to at most V8's 64 MiB GC threshold) + largest wasm op scratch + 4 B·${outputFormula(model, s.batch)}, ` +
       `T = min(ubatch ${s.ubatch}, batch·ctx) = ${T} tokens per step`,
   };
 }

@@ -103,8 +103,12 @@ export function selectRows(x: Act, rows: readonly number[]): Act {
   return { data, rows: rows.length, cols: x.cols };
 }
 
-/** Floats of one activation slab, and the most one activation takes of it (a decode step's activations are small). */
-const SLAB_FLOATS = 16384, SLAB_ITEM_MAX = 4096;
+/**
+ * Floats of one activation slab, and the most one activation takes of it (a decode step's activations are small;
+ * larger ones are handed from layer to layer, see endLayer).
+ */
+const SLAB_FLOATS = 16384;
+export const SLAB_ITEM_MAX = 4096;
 
 export class InferenceOps implements ModelOps<Act, WeightTensor> {
   private readonly n: number;

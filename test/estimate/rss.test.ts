@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { llamaSpec, makeModel } from '../../bench/make-models.js';
 import { readGGUFHeader } from '../../src/gguf/reader.js';
-import { estimateInference, kilnComputeBytes, V8_EXTERNAL_SOFT_LIMIT } from '../../src/estimate/estimate.js';
+import { estimateInference, kilnComputeBytes } from '../../src/estimate/estimate.js';
 import { modelFromShape } from '../../src/estimate/model.js';
 import { sharedPath } from '../shared.js';
 
@@ -58,11 +58,15 @@ test('kiln\'s compute buffers: the terms of kilnComputeBytes', () => {
     arch: 'llama', nLayer: 8, dim: 512, nHead: 8, nKvHead: 8, keyLength: 64, valueLength: 64, ffn: 1408, vocab: 8000,
     tiedEmbeddings: false, nExpert: 0, nExpertUsed: 0, norm: 'rms', qkvBias: false,
   });
-  // T = 512: one layer allocates 4·512·(4·512 + 4·512 + 3·1408) = 17,039,360 B; 8 layers exceed V8's 64 MiB, so 64 MiB;
-  // widest matmul scratch 4·512·(2·1408 + 512) = 6,815,744 B; logits 4·8000
-  assert.equal(kilnComputeBytes(model, 512, 1, 512), V8_EXTERNAL_SOFT_LIMIT + 6_815_744 + 32_000);
-  // T = 16: 8 layers of 4·16·8320 B stay under the GC threshold; attention's gathered keys/values 2·16·1024 + q/out 4·16·1024
-  assert.equal(kilnComputeBytes(model, 16, 1, 512), 8 * 4 * 16 * 8320 + Math.max(4 * 16 * 3328, 2 * 16 * 1024 + 4 * 16 * 1024) + 32_000);
+  // T = 512: every array of a layer is over SLAB_ITEM_MAX values, one layer's are resident: 4·512·(4·512 + 4·512 +
+  // 3·1408) = 17,039,360 B, plus the kept layer output 4·512·512; widest matmul scratch 4·512·(2·1408 + 512) =
+  // 6,815,744 B; logits 4·8000
+  assert.equal(kilnComputeBytes(model, 512, 1, 512), 17_039_360 + 1_048_576 + 6_815_744 + 32_000);
+  // T = 16: still all over 4096 values (16·512); attention's gathered keys/values 2·16·1024 + q/out 4·16·1024
+  assert.equal(kilnComputeBytes(model, 16, 1, 512), 4 * 16 * 8320 + 4 * 16 * 512 + Math.max(4 * 16 * 3328, 2 * 16 * 1024 + 4 * 16 * 1024) + 32_000);
+  // T = 4: gate, up and the swiglu activation (1408 wide: 5632 values) are handed on; the 512-wide ones (4096 values)
+  // live in slabs, all 8 layers' of them; the layer output (2048 values) too
+  assert.equal(kilnComputeBytes(model, 4, 1, 512), 4 * 4 * 3 * 1408 + 8 * 4 * 4 * (8320 - 3 * 1408) + Math.max(4 * 4 * 3328, 2 * 4 * 1024 + 4 * 4 * 1024) + 32_000);
 });
 
 const CONFIGS = [

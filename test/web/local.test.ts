@@ -224,12 +224,12 @@ test('in-page engine: a file that is not GGUF, or a truncated one, gets the erro
     }
     // a model above the page's memory limit (a setting of the page, lowered here below what stories260K needs) is
     // refused from its header, with the figures Node computes, before its tensors are read
-    await page.fill('#memory-limit', '0.005');
+    await page.fill('#memory-limit', '0.001');
     await page.fill('#context', '512');
     await page.setInputFiles('#model-file', MODEL_PATH);
     let expected = '';
     try {
-      checkPageMemory(readGGUFHeader(MODEL_PATH), 'stories260K.gguf', 512, { bytes: 0.005 * 2 ** 30, source: 'the memory limit set in this page' });
+      checkPageMemory(readGGUFHeader(MODEL_PATH), 'stories260K.gguf', 512, { bytes: 0.001 * 2 ** 30, source: 'the memory limit set in this page' });
     } catch (e) {
       expected = `PageMemoryError: ${(e as Error).message}`;
     }
