@@ -435,10 +435,10 @@ export const V8_EXTERNAL_SOFT_LIMIT = 64 * MiB;
  * (kilnOutputWidths; BlockWidths.kilnValues is their sum per token). Arrays over SLAB_ITEM_MAX values are handed from
  * layer to layer (InferenceOps.endLayer): one block's worth is resident, plus the previous layer's output it keeps.
  * Smaller ones are views of slabs that become garbage, and so do an earlier step's arrays when a prompt takes several
- * steps; V8 frees garbage only after about V8_EXTERNAL_SOFT_LIMIT of new ArrayBuffer memory, so it adds up to that. On top: the WebAssembly scratch of the largest op, which stays
- * committed (x, its activation copy and the output of the widest matmul, 4·T·(2·n_in + n_out), or attention's
- * gathered f16 cache rows plus q and its output), and one output row per sequence (logits, or an encoder's hidden
- * states).
+ * steps; V8 frees garbage only after about V8_EXTERNAL_SOFT_LIMIT of new ArrayBuffer memory, so it adds up to that.
+ * On top: the WebAssembly scratch of the largest op, which stays committed (x, its activation copy and the output of
+ * the widest matmul, 4·T·(2·n_in + n_out), or attention's gathered f16 cache rows plus q and its output), and one
+ * output row per sequence (logits, or an encoder's hidden states).
  */
 export function kilnComputeBytes(model: ModelDescription, ctx: number, batch: number, ubatch: number): number {
   const T = Math.min(ubatch, batch * ctx), { shape } = model;
