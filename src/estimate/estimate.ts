@@ -516,8 +516,8 @@ function checkKilnTraining(shape: ModelShape, s: Settings): void {
  *   weightsT   each linear's transposed weight copy: dim·(q + k + v) + attn·dim + 3·dim·ffn
  *   attention  probabilities nSeq·heads·S² kept for backward; per-head gathers 5·S·hd (forward) + 3·S·hd + S² (backward)
  * Outside the blocks: embedding rows and final norm with their gradients 4·n·dim, logits and their gradient 2·n·V,
- * the output's transposed weight dim·V. Beside the WebAssembly memory, on the JS heap: the loss's softmax in f64
- * 8·n·V, rope's cos and sin in f64 8·n·hd, and each norm's 1/rms, 4·n·(2·L + 1).
+ * the output's transposed weight dim·V, the loss's softmax in f64 (8 B) 8·n·V. Beside the WebAssembly memory, on the
+ * JS heap: rope's cos and sin in f64 8·n·hd, and each norm's 1/rms, 4·n·(2·L + 1).
  */
 export function kilnTrainingStepBytes(shape: ModelShape, seqLen: number, nSeq: number): TermPart[] {
   const n = nSeq * seqLen, S = seqLen, L = shape.nLayer, hd = shape.keyLength;
@@ -532,7 +532,8 @@ export function kilnTrainingStepBytes(shape: ModelShape, seqLen: number, nSeq: n
     { label: 'activation gradients (f32)', bytes: 4 * gradients },
     { label: 'transposed weight copies (f32)', bytes: 4 * weightsT },
     { label: 'attention probabilities + head scratch (f32)', bytes: 4 * attention },
-    { label: 'loss softmax (f64), rope angles (f64), 1/rms (JS heap)', bytes: 8 * n * V + 8 * n * hd + 4 * n * (2 * L + 1) },
+    { label: 'loss softmax (f64)', bytes: 8 * n * V },
+    { label: 'rope angles (f64), 1/rms (JS heap)', bytes: 8 * n * hd + 4 * n * (2 * L + 1) },
   ];
 }
 

@@ -201,6 +201,16 @@ export interface TrainingBackend extends Backend {
    */
   adamw(tensors: OptimizerTensor[], step: AdamWStep): void;
 
+  /**
+   * The softmax of each row r of logits [rows, cols] whose target (targets[r]) is not negative, in f64 into probs
+   * [rows, cols] (other rows untouched): m = max_c x_c, e_c = expF64(x_c − m) (reference.ts), s = Σ_c e_c (even c and odd c in two sums added
+   * at the end, an odd last value after them), p_c = e_c / s.
+   */
+  crossEntropyForward(logits: Float32Array, targets: Int32Array, rows: number, cols: number, probs: Float64Array): void;
+
+  /** The cross-entropy's gradient times k, added: dlogits[r, c] += k·p_c (f64, rounded once), then dlogits[r, t] −= k */
+  crossEntropyBackward(dlogits: Float32Array, probs: Float64Array, targets: Int32Array, rows: number, cols: number, k: number): void;
+
   /** swiglu's gradients, added: dgate += g·up·σ(gate)·(1 + gate·(1 − σ(gate))), dup += g·silu(gate) */
   swigluBackward(dgate: Float32Array, dup: Float32Array, g: Float32Array, gate: Float32Array, up: Float32Array, n: number): void;
 

@@ -79,6 +79,30 @@ export class ReferenceTrainingBackend extends ReferenceBackend implements Traini
     }
   }
 
+  crossEntropyForward(logits: Float32Array, targets: Int32Array, rows: number, cols: number, probs: Float64Array): void {
+    for (let r = 0; r < rows; r++) {
+      if (targets[r] < 0) continue;
+      const x = logits.subarray(r * cols, (r + 1) * cols), p = probs.subarray(r * cols, (r + 1) * cols);
+      let m = -Infinity;
+      for (let c = 0; c < cols; c++) m = Math.max(m, x[c]);
+      const lanes = [0, 0];
+      let c = 0;
+      for (; c + 2 <= cols; c += 2) for (let lane = 0; lane < 2; lane++) lanes[lane] += (p[c + lane] = expF64(x[c + lane] - m));
+      let s = lanes[0] + lanes[1];
+      if (c < cols) s += (p[c] = expF64(x[c] - m));
+      for (c = 0; c < cols; c++) p[c] /= s;
+    }
+  }
+
+  crossEntropyBackward(dlogits: Float32Array, probs: Float64Array, targets: Int32Array, rows: number, cols: number, k: number): void {
+    for (let r = 0; r < rows; r++) {
+      const t = targets[r], at = r * cols;
+      if (t < 0) continue;
+      for (let c = 0; c < cols; c++) dlogits[at + c] += k * probs[at + c];
+      dlogits[at + t] -= k;
+    }
+  }
+
   swigluBackward(dgate: Float32Array, dup: Float32Array, g: Float32Array, gate: Float32Array, up: Float32Array, n: number): void {
     for (let i = 0; i < n; i++) {
       const x = gate[i], sig = 1 / (1 + expF64(-x));

@@ -11,7 +11,7 @@ import { platform, type KernelThread } from '../platform/index.js';
 import type { KernelExports } from './wasm-module.js';
 
 /** The pooled kernels, by index in the control block. */
-export const POOLED_KERNELS = ['matmul', 'attention', 'elementwise', 'layernorm', 'gemm', 'attention_forward', 'attention_backward', 'swiglu_backward', 'rmsnorm_backward', 'rope', 'sum_squares', 'adamw'] as const;
+export const POOLED_KERNELS = ['matmul', 'attention', 'elementwise', 'layernorm', 'gemm', 'attention_forward', 'attention_backward', 'swiglu_backward', 'rmsnorm_backward', 'rope', 'sum_squares', 'adamw', 'cross_entropy_forward', 'cross_entropy_backward'] as const;
 export type PooledKernel = (typeof POOLED_KERNELS)[number];
 
 // control block: i32 [generation, pending (control jobs), arena, function, number of args, joined (kernel jobs),

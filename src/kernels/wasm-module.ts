@@ -127,6 +127,9 @@ export interface KernelExports {
   sum_squares(table: number, nChunks: number, partials: number, counter: number, scratch: number): void;
   adamw(table: number, nChunks: number, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, c1: number, c2: number,
     scale: number, counter: number, scratch: number): void;
+  /** training's softmax cross-entropy, forward and backward (wasm/kernels/loss.ts) */
+  cross_entropy_forward(logits: number, targets: number, rows: number, cols: number, probs: number, counter: number, chunk: number, scratch: number): void;
+  cross_entropy_backward(dlogits: number, probs: number, targets: number, rows: number, cols: number, k: number, counter: number, chunk: number, scratch: number): void;
   /** the address of the gelu table the backend fills (65536 f32) */
   gelu_table(): number;
   reserved_end(): number;

@@ -2,7 +2,7 @@
 // pool as inference: training's tensors are allocated in the backend's first memory (below its scratch, released
 // back to a mark after each step), so products and attention read and write them in place; an operand from elsewhere
 // is copied into scratch for the op. Kernels: wasm/kernels/gemm.ts, attention-train.ts, elementwise.ts, rope.ts,
-// optim.ts.
+// loss.ts, optim.ts.
 
 import { OPTIMIZER_CHUNK, type AdamWStep, type AttentionShape, type OptimizerTensor, type RopeParams, type TrainingBackend } from './backend.js';
 import type { RopeAngles } from './rope.js';
@@ -19,6 +19,8 @@ const RMSNORM_CHUNK = 32;
 const POOLED_ELEMENTWISE_MIN = 12288;
 /** Values below which an add (a load, an add, a store) runs on the calling thread alone. */
 const POOLED_ADD_MIN = 65536;
+/** Logits (rows × vocabulary) below which the loss runs on the calling thread alone (an f64 exponential each). */
+const POOLED_LOSS_MIN = 12288;
 /** Optimizer values below which the step runs on the calling thread alone. */
 const POOLED_OPTIMIZER_MIN = 65536;
 
@@ -182,6 +184,30 @@ export class WasmTrainingBackend extends WasmBackend implements TrainingBackend 
         for (let i = 0; i < dim; i++) dweight[i] += f32[parts / 4 + c * dim + i];
       }
     });
+  }
+
+  crossEntropyForward(logits: Float32Array, targets: Int32Array, rows: number, cols: number, probs: Float64Array): void {
+    const n = rows * cols, inMemory = arenaOf(probs) === this.arena;
+    this.withOutputs([], () => {
+      const probsAt = inMemory ? probs.byteOffset : this.scratchCopy(probs); // masked rows stay as they are
+      this.runKernel('cross_entropy_forward', [this.address(logits, n), this.scratchCopy(targets), rows, cols, probsAt], [this.chunk(rows, 1)], n >= POOLED_LOSS_MIN);
+      if (!inMemory) probs.set(new Float64Array(this.arena.bytes().buffer, probsAt, n));
+    });
+  }
+
+  crossEntropyBackward(dlogits: Float32Array, probs: Float64Array, targets: Int32Array, rows: number, cols: number, k: number): void {
+    const n = rows * cols;
+    this.withOutputs([[dlogits, n]], ([dlogitsAt]) => {
+      const probsAt = arenaOf(probs) === this.arena ? probs.byteOffset : this.scratchCopy(probs);
+      this.runKernel('cross_entropy_backward', [dlogitsAt, probsAt, this.scratchCopy(targets), rows, cols, k], [this.chunk(rows, 1)], n >= POOLED_LOSS_MIN);
+    });
+  }
+
+  /** a copy of `values` in scratch: its address */
+  private scratchCopy(values: Int32Array | Float64Array): number {
+    const at = this.arena.scratch(values.byteLength);
+    new Uint8Array(this.arena.bytes().buffer, at, values.byteLength).set(new Uint8Array(values.buffer, values.byteOffset, values.byteLength));
+    return at;
   }
 
   swigluBackward(dgate: Float32Array, dup: Float32Array, g: Float32Array, gate: Float32Array, up: Float32Array, n: number): void {

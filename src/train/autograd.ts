@@ -402,8 +402,10 @@ function checkTargets(logits: Var, targets: Int32Array): void {
  */
 export function crossEntropy(logits: Var, targets: Int32Array): Var {
   checkTargets(logits, targets);
-  const n = logits.rows, V = logits.cols;
-  const probs = softmaxRows(logits.value, n, V, 1);
+  const n = logits.rows, V = logits.cols, kernels = trainingBackend();
+  // the softmax in f64, in the backend's memory (kept for the backward pass)
+  const buffer = allocFloats(2 * n * V, false), probs = new Float64Array(buffer.buffer, buffer.byteOffset, n * V);
+  kernels.crossEntropyForward(logits.value, targets, n, V, probs);
   let total = 0, count = 0;
   for (let t = 0; t < n; t++) {
     if (targets[t] < 0) continue;
@@ -414,12 +416,7 @@ export function crossEntropy(logits: Var, targets: Int32Array): Var {
   out[0] = count > 0 ? total / count : 0;
   return result(1, 1, [logits], (g) => {
     // d/dlogits = (softmax − onehot(target)) / count
-    const dl = logits.gradient(), k = g[0] / count;
-    for (let t = 0; t < n; t++) {
-      if (targets[t] < 0) continue;
-      for (let c = 0; c < V; c++) dl[t * V + c] += k * probs[t * V + c];
-      dl[t * V + targets[t]] -= k;
-    }
+    if (count > 0) kernels.crossEntropyBackward(logits.gradient(), probs, targets, n, V, g[0] / count);
   }, out);
 }
 

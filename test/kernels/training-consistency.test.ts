@@ -139,6 +139,29 @@ for (const { relaxed, threads, backend } of variants) {
     backend.releaseFloats(mark);
   });
 
+  test(`the cross-entropy's softmax and gradient give the reference's bits: masked rows, odd widths, pooled (${name})`, () => {
+    const next = mulberry32(23);
+    const mark = backend.floatsMark();
+    // [rows, vocabulary, in training memory]: one thread, an odd width, pooled (rows × vocabulary ≥ 12288), operands from elsewhere
+    for (const [rows, cols, inMemory] of [[3, 8, true], [7, 33, true], [96, 257, true], [64, 300, false]] as const) {
+      const logits = randoms(backend, rows * cols, next, inMemory);
+      for (let i = 0; i < rows * cols; i += 7) logits[i] *= 40; // wide spreads: exponents far below the maximum
+      const targets = Int32Array.from({ length: rows }, (_, r) => (r % 5 === 3 ? -1 : Math.floor(next() * cols)));
+      const buffer = inMemory ? backend.allocFloats(2 * rows * cols) : new Float32Array(2 * rows * cols);
+      const probs = new Float64Array(buffer.buffer, buffer.byteOffset, rows * cols), want = new Float64Array(rows * cols);
+      backend.crossEntropyForward(logits, targets, rows, cols, probs);
+      reference.crossEntropyForward(logits, targets, rows, cols, want);
+      assert.deepEqual(probs, want, `softmax [${rows}, ${cols}]`);
+      // each unmasked row sums to 1
+      for (let r = 0; r < rows; r++) if (targets[r] >= 0) assert.ok(Math.abs(want.subarray(r * cols, (r + 1) * cols).reduce((a, b) => a + b) - 1) < 1e-12);
+      const dl = randoms(backend, rows * cols, next, inMemory), wantDl = Float32Array.from(dl);
+      backend.crossEntropyBackward(dl, probs, targets, rows, cols, 0.37);
+      reference.crossEntropyBackward(wantDl, want, targets, rows, cols, 0.37);
+      assert.deepEqual(dl, wantDl, `gradient [${rows}, ${cols}]`);
+    }
+    backend.releaseFloats(mark);
+  });
+
   test(`causal attention forward and backward match the reference: GQA, head widths, sequences (${name})`, () => {
     const next = mulberry32(13);
     for (const [nHeads, nKvHeads, headDim, nSeq, seqLen] of [[2, 2, 4, 1, 1], [4, 2, 8, 2, 9], [6, 2, 12, 3, 17], [2, 1, 6, 2, 5]]) {

@@ -13,7 +13,7 @@ const LOG2E: f64 = 1.4426950408889634;
 const LN2_HI: f64 = 0.6931471803691238; // ln 2 to 32 bits
 const LN2_LO: f64 = 1.9082149292705877e-10; // ln 2 − LN2_HI
 
-@inline function expF64x2(t: v128): v128 {
+@inline export function expF64x2(t: v128): v128 {
   t = f64x2.pmin(f64x2.pmax(t, f64x2.splat(-708)), f64x2.splat(709)); // NaN stays NaN
   const z = f64x2.add(f64x2.mul(t, f64x2.splat(LOG2E)), f64x2.splat(EXP_ROUND));
   const n = f64x2.sub(z, f64x2.splat(EXP_ROUND));
@@ -152,7 +152,7 @@ export function elementwise(op: i32, x: usize, y: usize, out: usize, n: i32, a: 
 // what rowSumsPair adds up: x² in f64 (rmsnorm), x, or (x − mean)² with the difference and its square rounded to f32 (layernorm)
 
 /** f32 values p[0], p[1] (or p[0] twice) widened to f64 lanes */
-@inline function pairAt(p: usize, two: bool): v128 {
+@inline export function pairAt(p: usize, two: bool): v128 {
   return f64x2.promote_low_f32x4(two ? v128.load64_zero(p) : v128.load32_splat(p));
 }
 

@@ -13,8 +13,8 @@
 //
 // This file is the module's entry (wasm/build.mjs compiles it); the kernels live one family per file beside it:
 // common, simd, quantize, dot-legacy, dot-kquants, dot-float, tiles, matmul, attention, elementwise, norm; training's
-// f32 products (gemm), causal attention forward/backward (attention-train) and the optimizer step (optim); rope
-// serves both.
+// f32 products (gemm), causal attention forward/backward (attention-train), the loss (loss) and the optimizer step
+// (optim); rope serves both.
 
 export { gelu_table, init_tables, reserved_end } from './common';
 export { quantize_row } from './quantize';
@@ -26,3 +26,4 @@ export { attention_forward, attention_backward } from './attention-train';
 export { rmsnorm, rmsnorm_backward, layernorm } from './norm';
 export { rope } from './rope';
 export { adamw, sum_squares } from './optim';
+export { cross_entropy_forward, cross_entropy_backward } from './loss';
