@@ -9,7 +9,7 @@ import type { RopeAngles } from './rope.js';
 import { COUNTER, arenaOf, type Arena } from './arena.js';
 import type { PooledKernel } from './thread-pool.js';
 import { ReferenceTrainingBackend } from './reference-training.js';
-import { ElementwiseOp, WasmBackend } from './wasm.js';
+import { ElementwiseOp, POOLED_MIN, WasmBackend } from './wasm.js';
 
 /** Multiply-adds below which a product runs on the calling thread alone (waking the pool costs more). */
 const POOLED_GEMM_MIN = 1 << 17;
@@ -34,7 +34,8 @@ export class WasmTrainingBackend extends WasmBackend implements TrainingBackend 
 
   allocFloats(n: number, zero = true): Float32Array {
     const arena = this.arena, at = arena.allocWeights(4 * n);
-    if (zero) arena.exports.zero(at, 4 * n);
+    if (zero && n >= POOLED_MIN[ElementwiseOp.Zero]) this.runKernel('elementwise', [ElementwiseOp.Zero, 0, 0, at, n, 0, 0], [this.chunk(n, 1024)], true);
+    else if (zero) arena.exports.zero(at, 4 * n);
     return arena.floats().subarray(at / 4, at / 4 + n);
   }
 

@@ -70,16 +70,16 @@ const releaseOnCollect = new FinalizationRegistry(releaseArenas);
 const LIGHT_KERNEL_MIN = 2048;
 
 /** The element-wise kernel's ops (wasm/kernels/elementwise.ts `elementwise`). */
-export enum ElementwiseOp { Swiglu = 0, Gelu = 1, Geglu = 2, Softcap = 3, Scale = 4, Add = 5 }
+export enum ElementwiseOp { Swiglu = 0, Gelu = 1, Geglu = 2, Softcap = 3, Scale = 4, Add = 5, Zero = 6 }
 
 /**
  * Values from which an op's work is shared by the pool (below, waking the threads would cost more than it saves):
  * by what one value costs (swiglu, soft-cap: an f64 exponential; gelu: four table loads a vector; layernorm: two f64
- * sums in order); scale never (a multiply: copying dominates).
+ * sums in order); scale never (a multiply: copying dominates); zero (training's new gradient buffers) from 256 KiB.
  */
-const POOLED_MIN: Record<ElementwiseOp | 'layernorm' | 'rope', number> = {
+export const POOLED_MIN: Record<ElementwiseOp | 'layernorm' | 'rope', number> = {
   [ElementwiseOp.Swiglu]: 12288, [ElementwiseOp.Softcap]: 12288, [ElementwiseOp.Gelu]: 32768, [ElementwiseOp.Geglu]: 32768,
-  [ElementwiseOp.Scale]: Infinity, [ElementwiseOp.Add]: 65536, layernorm: 16384, rope: 32768,
+  [ElementwiseOp.Scale]: Infinity, [ElementwiseOp.Add]: 65536, [ElementwiseOp.Zero]: 65536, layernorm: 16384, rope: 32768,
 };
 
 /**

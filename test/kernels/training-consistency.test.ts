@@ -139,6 +139,17 @@ for (const { relaxed, threads, backend } of variants) {
     backend.releaseFloats(mark);
   });
 
+  test(`new buffers come zeroed over what an earlier step left: small ones and pooled ones (${name})`, () => {
+    const mark = backend.floatsMark();
+    for (const n of [1000, 65536, 300001]) {
+      backend.allocFloats(n, false).fill(Number.NaN);
+      backend.releaseFloats(mark);
+      const zeroed = backend.allocFloats(n);
+      assert.equal(zeroed.findIndex((v) => !Object.is(v, 0)), -1, `${n} floats`);
+      backend.releaseFloats(mark);
+    }
+  });
+
   test(`the cross-entropy's softmax and gradient give the reference's bits: masked rows, odd widths, pooled (${name})`, () => {
     const next = mulberry32(23);
     const mark = backend.floatsMark();

@@ -101,8 +101,8 @@ const LN2_LO: f64 = 1.9082149292705877e-10; // ln 2 − LN2_HI
 }
 
 // the element-wise ops of `elementwise`: out = swiglu(x, y), gelu(x), gelu(x)·y, c·tanh(x/c) (a = 1/c, b = c), a·x,
-// x + y (training's residual adds and gradient accumulations)
-const SWIGLU = 0, GELU = 1, GEGLU = 2, SOFTCAP = 3, SCALE = 4, ADD = 5;
+// x + y (training's residual adds and gradient accumulations), 0 (training's gradient buffers)
+const SWIGLU = 0, GELU = 1, GEGLU = 2, SOFTCAP = 3, SCALE = 4, ADD = 5, ZERO = 6;
 
 @inline function opF32x4(op: i32, x: v128, y: v128, a: f32, b: f32): v128 {
   switch (op) {
@@ -130,8 +130,8 @@ const SWIGLU = 0, GELU = 1, GEGLU = 2, SOFTCAP = 3, SCALE = 4, ADD = 5;
 }
 
 /**
- * out[i] = op(x[i], y[i]) (the ops above; y only for SWIGLU, GEGLU and ADD) for chunks of `chunk` values claimed from the
- * counter. (`scratch`: the pooled kernels' per-thread area, unused.)
+ * out[i] = op(x[i], y[i]) (the ops above; y only for SWIGLU, GEGLU and ADD, neither for ZERO) for chunks of `chunk` values
+ * claimed from the counter. (`scratch`: the pooled kernels' per-thread area, unused.)
  */
 export function elementwise(op: i32, x: usize, y: usize, out: usize, n: i32, a: f32, b: f32, counter: usize, chunk: i32, scratch: usize): void {
   while (true) {
@@ -144,6 +144,7 @@ export function elementwise(op: i32, x: usize, y: usize, out: usize, n: i32, a: 
       case GEGLU: opValues(GEGLU, x, y, out, i0, i1, a, b); break;
       case SOFTCAP: opValues(SOFTCAP, x, y, out, i0, i1, a, b); break;
       case ADD: opValues(ADD, x, y, out, i0, i1, a, b); break;
+      case ZERO: memory.fill(out + (<usize>i0 << 2), 0, <usize>(i1 - i0) << 2); break;
       default: opValues(SCALE, x, y, out, i0, i1, a, b); break;
     }
   }
