@@ -85,10 +85,12 @@ export class ReferenceTrainingBackend extends ReferenceBackend implements Traini
       const x = logits.subarray(r * cols, (r + 1) * cols), p = probs.subarray(r * cols, (r + 1) * cols);
       let m = -Infinity;
       for (let c = 0; c < cols; c++) m = Math.max(m, x[c]);
-      const lanes = [0, 0];
-      let c = 0;
-      for (; c + 2 <= cols; c += 2) for (let lane = 0; lane < 2; lane++) lanes[lane] += (p[c + lane] = expF64(x[c + lane] - m));
-      let s = lanes[0] + lanes[1];
+      let even = 0, odd = 0, c = 0;
+      for (; c + 2 <= cols; c += 2) {
+        even += p[c] = expF64(x[c] - m);
+        odd += p[c + 1] = expF64(x[c + 1] - m);
+      }
+      let s = even + odd;
       if (c < cols) s += (p[c] = expF64(x[c] - m));
       for (c = 0; c < cols; c++) p[c] /= s;
     }

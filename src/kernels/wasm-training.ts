@@ -48,10 +48,10 @@ export class WasmTrainingBackend extends WasmBackend implements TrainingBackend 
   }
 
   /** x's byte address in the training memory: where it is, or a copy of its first n values in scratch */
-  private address(x: Float32Array, n: number): number {
+  private address(x: Float32Array | Float64Array | Int32Array, n = x.length): number {
     if (arenaOf(x) === this.arena) return x.byteOffset;
-    const at = this.arena.scratch(4 * n);
-    this.arena.floats().set(x.subarray(0, n), at / 4);
+    const bytes = n * x.BYTES_PER_ELEMENT, at = this.arena.scratch(bytes);
+    new Uint8Array(this.arena.bytes().buffer, at, bytes).set(new Uint8Array(x.buffer, x.byteOffset, bytes));
     return at;
   }
 
@@ -188,27 +188,19 @@ export class WasmTrainingBackend extends WasmBackend implements TrainingBackend 
   }
 
   crossEntropyForward(logits: Float32Array, targets: Int32Array, rows: number, cols: number, probs: Float64Array): void {
-    const n = rows * cols, inMemory = arenaOf(probs) === this.arena;
+    const n = rows * cols;
     this.withOutputs([], () => {
-      const probsAt = inMemory ? probs.byteOffset : this.scratchCopy(probs); // masked rows stay as they are
-      this.runKernel('cross_entropy_forward', [this.address(logits, n), this.scratchCopy(targets), rows, cols, probsAt], [this.chunk(rows, 1)], n >= POOLED_LOSS_MIN);
-      if (!inMemory) probs.set(new Float64Array(this.arena.bytes().buffer, probsAt, n));
+      const probsAt = this.address(probs); // a copy in: masked rows stay as they are
+      this.runKernel('cross_entropy_forward', [this.address(logits, n), this.address(targets), rows, cols, probsAt], [this.chunk(rows, 1)], n >= POOLED_LOSS_MIN);
+      if (arenaOf(probs) !== this.arena) probs.set(new Float64Array(this.arena.bytes().buffer, probsAt, n));
     });
   }
 
   crossEntropyBackward(dlogits: Float32Array, probs: Float64Array, targets: Int32Array, rows: number, cols: number, k: number): void {
     const n = rows * cols;
     this.withOutputs([[dlogits, n]], ([dlogitsAt]) => {
-      const probsAt = arenaOf(probs) === this.arena ? probs.byteOffset : this.scratchCopy(probs);
-      this.runKernel('cross_entropy_backward', [dlogitsAt, probsAt, this.scratchCopy(targets), rows, cols, k], [this.chunk(rows, 1)], n >= POOLED_LOSS_MIN);
+      this.runKernel('cross_entropy_backward', [dlogitsAt, this.address(probs, n), this.address(targets), rows, cols, k], [this.chunk(rows, 1)], n >= POOLED_LOSS_MIN);
     });
-  }
-
-  /** a copy of `values` in scratch: its address */
-  private scratchCopy(values: Int32Array | Float64Array): number {
-    const at = this.arena.scratch(values.byteLength);
-    new Uint8Array(this.arena.bytes().buffer, at, values.byteLength).set(new Uint8Array(values.buffer, values.byteOffset, values.byteLength));
-    return at;
   }
 
   swigluBackward(dgate: Float32Array, dup: Float32Array, g: Float32Array, gate: Float32Array, up: Float32Array, n: number): void {
